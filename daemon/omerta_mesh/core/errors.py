@@ -1,0 +1,72 @@
+"""Errors of the core and the named reasons for silently dropping remote input.
+
+Two kinds of failure, as in h11:
+
+* ``UsageError``: *our* caller misused the API (unknown peer, message too large, ...). Raised.
+* Remote input that is malformed, forged, replayed or over a limit is never raised out of the core. It is
+  dropped, and the drop is counted under a ``DropReason``. Parsers raise ``WireError`` internally; the
+  receive path catches it and turns it into a counted drop.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class MeshError(Exception):
+    """Base class of every error the core raises to its caller."""
+
+
+class UsageError(MeshError):
+    """The caller used the API wrongly; the message says what to do instead."""
+
+
+class WireError(MeshError):
+    """A datagram or frame could not be parsed. Never escapes the receive path."""
+
+    def __init__(self, reason: "DropReason", detail: str = "") -> None:
+        super().__init__(f"{reason.value}: {detail}" if detail else reason.value)
+        self.reason = reason
+        self.detail = detail
+
+
+class InviteError(UsageError):
+    """An invite string is malformed, mistyped or of an unknown version."""
+
+
+class DropReason(enum.Enum):
+    """Why a piece of remote input was dropped. Each value is a counter name."""
+
+    TRUNCATED = "truncated"
+    OVERSIZED = "oversized"
+    UNKNOWN_TYPE = "unknown_type"
+    BAD_RESERVED = "bad_reserved"
+    BAD_MAC1 = "bad_mac1"
+    BAD_MAC2 = "bad_mac2"
+    COOKIE_REQUIRED = "cookie_required"
+    BAD_COOKIE_REPLY = "bad_cookie_reply"
+    RATE_LIMITED = "rate_limited"
+    HANDSHAKE_FAILED = "handshake_failed"
+    HANDSHAKE_REPLAY = "handshake_replay"
+    HANDSHAKE_UNEXPECTED = "handshake_unexpected"
+    HANDSHAKE_TIE_BREAK = "handshake_tie_break"
+    UNKNOWN_RECEIVER = "unknown_receiver"
+    DECRYPT_FAILED = "decrypt_failed"
+    REPLAYED = "replayed"
+    SESSION_EXPIRED = "session_expired"
+    BAD_FRAME = "bad_frame"
+    UNKNOWN_FRAME = "unknown_frame"
+    FRAGMENT_INVALID = "fragment_invalid"
+    REASSEMBLY_LIMIT = "reassembly_limit"
+    RELIABLE_WINDOW = "reliable_window"
+    UNKNOWN_PEER = "unknown_peer"
+    SELF = "self"
+    NOT_MEMBER = "not_member"
+    RECORD_INVALID = "record_invalid"
+    RECORD_STALE = "record_stale"
+    GOSSIP_LIMIT = "gossip_limit"
+    RELAY_QUOTA = "relay_quota"
+    RELAY_UNKNOWN = "relay_unknown"
+    PUNCH_UNKNOWN = "punch_unknown"
+    OBSERVATION_INVALID = "observation_invalid"
+    NO_CHANNEL_LISTENER = "no_channel_listener"

@@ -1,0 +1,133 @@
+"""Events the core reports to its driver: frozen dataclasses named in the past tense.
+
+Each names the network and the peer it concerns. ``Mesh.next_event()`` pops them in order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .ids import NetworkId, NodeId
+
+Address = tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkJoined(Event):
+    network: NetworkId
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkLeft(Event):
+    network: NetworkId
+
+
+@dataclass(frozen=True, slots=True)
+class PeerConnected(Event):
+    """A first session with this peer was established (or re-established after it was lost)."""
+
+    network: NetworkId
+    peer: NodeId
+    endpoint: Address
+    initiator: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRekeyed(Event):
+    network: NetworkId
+    peer: NodeId
+
+
+@dataclass(frozen=True, slots=True)
+class PeerRestarted(Event):
+    """The peer's incarnation changed: it restarted, and undelivered messages to it were failed."""
+
+    network: NetworkId
+    peer: NodeId
+
+
+@dataclass(frozen=True, slots=True)
+class PeerDisconnected(Event):
+    network: NetworkId
+    peer: NodeId
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class HandshakeFailed(Event):
+    network: NetworkId
+    peer: NodeId
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointChanged(Event):
+    """An authenticated packet came from a new address: the peer roamed (or its NAT rebound)."""
+
+    network: NetworkId
+    peer: NodeId
+    old: Address | None
+    new: Address
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelMessage(Event):
+    network: NetworkId
+    peer: NodeId
+    channel: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class RequestReceived(Event):
+    network: NetworkId
+    peer: NodeId
+    channel: str
+    request_id: int
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseReceived(Event):
+    network: NetworkId
+    peer: NodeId
+    request_id: int
+    ok: bool
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class RequestTimedOut(Event):
+    network: NetworkId
+    peer: NodeId
+    request_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class MessageDelivered(Event):
+    network: NetworkId
+    peer: NodeId
+    message_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class MessageFailed(Event):
+    network: NetworkId
+    peer: NodeId
+    message_id: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class PongReceived(Event):
+    network: NetworkId
+    peer: NodeId
+    probe_id: int
+    rtt: float
+    endpoint: Address

@@ -1,0 +1,557 @@
+"""Mesh: the one sans-I/O core object a driver feeds.
+
+Inputs:  ``receive_datagram(data, src, local, now)``, ``handle_timer(now)``, and commands (``join``,
+         ``add_peer``, ``send``, ``request``, ``respond``, ``ping``, ``leave``, ``close``).
+Outputs: ``datagrams_to_send()`` -> [(dst, local, bytes)], ``next_event()`` -> Event | None,
+         ``next_deadline()`` -> float | None.
+
+The driver calls ``datagrams_to_send`` and ``next_deadline`` after every input, sends what it got, and arms
+one timer. Nothing here touches a socket or a clock; ``now`` is monotonic seconds supplied by the caller,
+and ``wall_offset`` (wall clock minus monotonic clock) only stamps handshake initiations.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from . import events as ev
+from .audit import EncryptionAudit
+from .channels import PendingRequests, ReassemblyBudget, make_header, split_message
+from .config import DEFAULT_CONFIG, CoreConfig
+from .counters import Counters
+from .entropy import Entropy, SystemEntropy
+from .errors import DropReason, UsageError, WireError
+from .ids import NetworkId, NodeId
+from .keys import Identity
+from .network import Network
+from .peers.peer import Peer
+from .peers.table import PeerTable
+from .session.handshakes import Completed, Handshakes
+from .session.session import Session
+from .timers import DeadlineQueue
+from .wire import frames as fw
+from .wire.invite import Invite, decode_invite, encode_invite
+from .wire.packet import TRANSPORT_HEADER, TRANSPORT_OVERHEAD, PacketType, packet_type
+
+Address = tuple[str, int]
+RELAY_HEADROOM = 64  # bytes kept free in every datagram for a relay header (connectivity work)
+PERSISTENT_KEEPALIVE = 25.0
+
+
+class Mesh:
+    def __init__(
+        self,
+        identity: Identity,
+        *,
+        config: CoreConfig = DEFAULT_CONFIG,
+        entropy: Entropy | None = None,
+        wall_offset: float = 0.0,
+        audit: bool = False,
+        strict_audit: bool = False,
+    ) -> None:
+        self.identity = identity
+        self.node_id = identity.node_id
+        self.cfg = config
+        self.entropy = entropy or SystemEntropy()
+        self.wall_offset = wall_offset
+        self.incarnation = int.from_bytes(self.entropy.random_bytes(8), "little")
+        self.counters = Counters()
+        self.networks: dict[bytes, Network] = {}
+        self.table = PeerTable(self.entropy, config.max_peers_per_network)
+        self.hs = Handshakes(identity, config, self.entropy, self.counters, self.table, self.incarnation)
+        self.budget = ReassemblyBudget(config.reassembly_per_peer_bytes, config.reassembly_total_bytes)
+        self.requests = PendingRequests(config.max_pending_requests)
+        self._timers = DeadlineQueue()
+        self._out: list[tuple[Address, Address | None, bytes]] = []
+        self._tun_out: list[bytes] = []
+        self._events: deque[ev.Event] = deque()
+        self._next_msg_id = 1
+        self._next_probe = 1
+        self._probes: dict[int, tuple[Peer, float]] = {}
+        self._remote_sessions: dict[int, list[Session]] = {}
+        self.last_internal_error: str | None = None
+        self.chunk_size = config.max_datagram - TRANSPORT_OVERHEAD - RELAY_HEADROOM - fw.DATA_HEADER_LEN
+        self.audit = EncryptionAudit(self._sessions_by_remote, strict=strict_audit) if (audit or strict_audit) else None
+
+    # ================================================================== outputs
+    def datagrams_to_send(self) -> list[tuple[Address, Address | None, bytes]]:
+        out, self._out = self._out, []
+        if self.audit is not None:
+            audit = self.audit
+            kept = []
+            for item in out:
+                if audit.check(item[0], item[2]):
+                    kept.append(item)
+                else:
+                    self.counters.inc("audit.violations")
+            out = kept
+        return out
+
+    def tun_packets_to_write(self) -> list[bytes]:
+        out, self._tun_out = self._tun_out, []
+        return out
+
+    def next_event(self) -> ev.Event | None:
+        return self._events.popleft() if self._events else None
+
+    def next_deadline(self) -> float | None:
+        return self._timers.next_deadline()
+
+    def _event(self, e: ev.Event) -> None:
+        if len(self._events) >= self.cfg.max_events:
+            self._events.popleft()
+            self.counters.inc("events.dropped")
+        self._events.append(e)
+
+    def _send_raw(self, peer: Peer, data: bytes, dst: Address | None = None) -> None:
+        target = dst or peer.endpoint
+        if target is None:
+            return
+        self._out.append((target, peer.local, data))
+        peer.stats.bytes_out += len(data)
+        peer.stats.packets_out += 1
+
+    def _sessions_by_remote(self, remote_index: int) -> list[Session]:
+        return self._remote_sessions.get(remote_index, [])
+
+    # ================================================================== networks
+    def create_network(self, name: str, now: float) -> Network:
+        net = Network.create(self.entropy, name)
+        self.add_network(net, now)
+        return net
+
+    def add_network(self, net: Network, now: float) -> None:
+        if net.id.raw in self.networks:
+            return
+        self.networks[net.id.raw] = net
+        self.hs.add_network(net)
+        self._event(ev.NetworkJoined(net.id, net.name))
+
+    def network(self, network_id: NetworkId) -> Network:
+        net = self.networks.get(network_id.raw)
+        if net is None:
+            raise UsageError(f"not a member of network {network_id}; join it with an invite first")
+        return net
+
+    def invite(self, network_id: NetworkId, endpoints: list[Address]) -> str:
+        net = self.network(network_id)
+        return encode_invite(Invite(net.key, self.node_id, net.name, tuple(endpoints)))
+
+    def join(self, invite_text: str, now: float) -> Network:
+        inv = decode_invite(invite_text)
+        net = Network(inv.network_key, inv.name)
+        self.add_network(net, now)
+        if inv.inviter != self.node_id:
+            self.add_peer(net.id, inv.inviter, list(inv.endpoints), now)
+        return net
+
+    def leave(self, network_id: NetworkId, now: float) -> None:
+        net = self.network(network_id)
+        for peer in self.table.in_network(net.id):
+            self._drop_peer(peer, now, "left the network", tell=True)
+        self.hs.remove_network(net)
+        del self.networks[net.id.raw]
+        self._event(ev.NetworkLeft(net.id))
+
+    # ================================================================== peers
+    def add_peer(self, network_id: NetworkId, node: NodeId, endpoints: list[Address], now: float) -> Peer:
+        """Make a peer known (with candidate endpoints) and start talking to it."""
+        net = self.network(network_id)
+        if node == self.node_id:
+            raise UsageError("that node id is this node's own")
+        x = self.hs.x25519_of(node.raw)
+        if x is None:
+            raise UsageError(f"{node} is not a valid node id (not an Ed25519 public key)")
+        peer = self._peer(net, node, x)
+        for ep in reversed(endpoints):
+            peer.add_endpoint(ep)
+        peer.wanted = True
+        if peer.current is None and peer.pending is None:
+            self._initiate(peer, now)
+        return peer
+
+    def _peer(self, net: Network, node: NodeId, x25519: bytes) -> Peer:
+        peer = self.table.get(net.id, node)
+        if peer is None:
+            peer = self.table.add(Peer(net, node, x25519, self.cfg, self.budget))
+        return peer
+
+    def _get_or_admit(self, net: Network, node: NodeId, x25519: bytes) -> Peer | None:
+        try:
+            return self._peer(net, node, x25519)
+        except UsageError:
+            return None
+
+    def peers(self, network_id: NetworkId | None = None) -> list[Peer]:
+        return self.table.in_network(network_id) if network_id else list(self.table)
+
+    def find_peer(self, node: NodeId, network_id: NetworkId | None = None) -> Peer:
+        if network_id is not None:
+            peer = self.table.get(network_id, node)
+            if peer is None:
+                raise UsageError(f"peer {node.short()} is not known in network {network_id}")
+            return peer
+        cands = self.table.by_node(node)
+        if not cands:
+            raise UsageError(f"peer {node.short()} is not known in any network; join with an invite or add it")
+        cands.sort(key=lambda p: (p.current is None, p.network.id.raw))
+        return cands[0]
+
+    def _drop_peer(self, peer: Peer, now: float, reason: str, tell: bool) -> None:
+        if tell and peer.current is not None:
+            self._send_frame(peer, fw.encode_close(), now)
+        self._fail_stream(peer, peer.stream.reset(), reason)
+        peer.assembler.reset()
+        self.hs.abandon(peer)
+        self._forget_sessions(peer, peer.clear_sessions())
+        if peer.connected:
+            peer.connected = False
+            self._event(ev.PeerDisconnected(peer.network.id, peer.node, reason))
+        self.table.remove(peer)
+        self._timers.cancel(("peer", peer.key))
+
+    # ================================================================== handshakes and timers
+    def _initiate(self, peer: Peer, now: float) -> None:
+        if not peer.endpoints and peer.endpoint is None:
+            return
+        if peer.handshake_started_at is None:
+            peer.handshake_started_at = now
+            peer.handshake_attempts = 0
+        peer.handshake_attempts += 1
+        dgram = self.hs.initiate(peer, now, now + self.wall_offset)
+        targets = [peer.endpoint] if peer.endpoint and peer.handshake_attempts % 3 else []
+        targets += [e for e in peer.endpoints if e not in targets]
+        for ep in targets:
+            self._send_raw(peer, dgram, ep)
+        self._arm(peer, now)
+
+    def _retry_at(self, peer: Peer) -> float | None:
+        if peer.pending is None:
+            return None
+        return peer.pending.sent_at + self.cfg.rekey_timeout
+
+    def _peer_deadline(self, peer: Peer) -> float | None:
+        cands = [self._retry_at(peer), peer.stream.next_deadline()]
+        cur = peer.current
+        if cur is not None:
+            limit = self.cfg.rekey_after_time if cur.initiator else self.cfg.reject_after_time - 2 * self.cfg.rekey_timeout
+            if peer.pending is None:
+                cands.append(cur.created_at + limit)
+            cands.append(cur.created_at + self.cfg.reject_after_time)
+            if peer.connected:
+                cands.append(cur.last_sent_at + PERSISTENT_KEEPALIVE)
+        for s in (peer.previous, peer.next):
+            if s is not None:
+                cands.append(s.created_at + self.cfg.reject_after_time)
+        live = [c for c in cands if c is not None]
+        return min(live) if live else None
+
+    def _arm(self, peer: Peer, now: float) -> None:
+        at = self._peer_deadline(peer)
+        key = ("peer", peer.key)
+        if at is None:
+            self._timers.cancel(key)
+        else:
+            self._timers.set(key, max(at, now))
+
+    def handle_timer(self, now: float) -> None:
+        due = list(self._timers.pop_due(now))
+        for key in due:
+            if key == ("requests",):
+                continue
+            peer = self.table.get(NetworkId(key[1][0]), NodeId(key[1][1]))
+            if peer is not None:
+                self._service(peer, now)
+        for cid, peer in self.requests.expired(now):
+            self._event(ev.RequestTimedOut(peer.network.id, peer.node, cid))
+        nxt = self.requests.deadlines.next_deadline()
+        if nxt is not None:
+            self._timers.set(("requests",), nxt)
+
+    def _service(self, peer: Peer, now: float) -> None:
+        cfg = self.cfg
+        # expire old sessions
+        expired = [s for s in peer.sessions() if s.age(now) >= cfg.reject_after_time]
+        if expired:
+            for s in expired:
+                if peer.current is s:
+                    peer.current = None
+                elif peer.previous is s:
+                    peer.previous = None
+                else:
+                    peer.next = None
+            self._forget_sessions(peer, [s.local_index for s in expired])
+            if peer.current is None and peer.next is None and peer.connected:
+                peer.connected = False
+                self._event(ev.PeerDisconnected(peer.network.id, peer.node, "session expired"))
+        # handshake retransmission / give up
+        if peer.pending is not None and now >= peer.pending.sent_at + cfg.rekey_timeout:
+            started = peer.handshake_started_at or now
+            if now - started >= cfg.rekey_attempt_time:
+                self.hs.abandon(peer)
+                peer.handshake_started_at = None
+                self._event(ev.HandshakeFailed(peer.network.id, peer.node, "no answer to handshake initiations"))
+                self._fail_stream(peer, peer.stream.reset(), "peer unreachable")
+            else:
+                self._initiate(peer, now)
+        # rekey
+        cur = peer.current
+        if cur is not None and peer.pending is None:
+            limit = cfg.rekey_after_time if cur.initiator else cfg.reject_after_time - 2 * cfg.rekey_timeout
+            if cur.age(now) >= limit:
+                self._initiate(peer, now)
+        elif cur is None and peer.pending is None and (peer.wanted or peer.stream.queued_frames()):
+            if peer.handshake_started_at is None or now - peer.handshake_started_at < cfg.rekey_attempt_time:
+                self._initiate(peer, now)
+        # reliable stream: retransmissions, give-up, delayed acks
+        resend, failed = peer.stream.on_timeout(now)
+        if failed:
+            self._fail_stream(peer, failed, "not acknowledged in time")
+        for f in resend:
+            self._send_frame(peer, f, now)
+        self._pump(peer, now)
+        # persistent keepalive holds NAT mappings open
+        cur = peer.sendable_session(now)
+        if cur is not None and peer.connected and now - cur.last_sent_at >= PERSISTENT_KEEPALIVE:
+            self._send_frame(peer, fw.KEEPALIVE_FRAME, now)
+        self._arm(peer, now)
+
+    def _forget_sessions(self, peer: Peer, indexes: list[int]) -> None:
+        self.table.release(*indexes)
+        for lst in self._remote_sessions.values():
+            lst[:] = [s for s in lst if s.local_index not in indexes]
+        for k in [k for k, v in self._remote_sessions.items() if not v]:
+            del self._remote_sessions[k]
+
+    def _handshake_done(self, done: Completed, now: float) -> None:
+        peer, session = done.peer, done.session
+        self._remote_sessions.setdefault(session.remote_index, []).append(session)
+        peer.handshake_started_at = None
+        if done.reply is not None:
+            self._send_raw(peer, done.reply, done.src)
+        self._set_endpoint(peer, done.src)
+        if done.restarted:
+            self._fail_stream(peer, peer.stream.reset(), "peer restarted")
+            peer.assembler.reset()
+            self._event(ev.PeerRestarted(peer.network.id, peer.node))
+        if not peer.connected:
+            peer.connected = True
+            self._event(ev.PeerConnected(peer.network.id, peer.node, done.src, session.initiator))
+        else:
+            self._event(ev.SessionRekeyed(peer.network.id, peer.node))
+        if session.initiator:
+            # confirm the session to the responder at once (it may not send until it hears from us)
+            self._send_frame(peer, fw.KEEPALIVE_FRAME, now)
+            self._pump(peer, now)
+        self._arm(peer, now)
+
+    def _set_endpoint(self, peer: Peer, src: Address) -> None:
+        if peer.endpoint != src:
+            old = peer.endpoint
+            peer.endpoint = src
+            peer.add_endpoint(src)
+            if old is not None:
+                self._event(ev.EndpointChanged(peer.network.id, peer.node, old, src))
+
+    # ================================================================== receive path
+    def receive_datagram(self, data: bytes, src: Address, local: Address | None, now: float) -> None:
+        self.counters.inc("rx.datagrams")
+        try:
+            if data[:1] == b"\x04":
+                self._receive_transport(data, src, local, now)
+                return
+            t = packet_type(data)
+        except WireError as e:
+            self.counters.drop(e.reason)
+            return
+        except Exception as e:  # a bug, never the sender's fault: count it and keep serving
+            self.counters.inc("drop.internal_error")
+            self.last_internal_error = repr(e)
+            return
+        if t is PacketType.HANDSHAKE_INIT:
+            done = self.hs.on_initiation(data, src, now, self.networks, self._get_or_admit, lambda d, p: self._out.append((d, local, p)))
+        elif t is PacketType.HANDSHAKE_RESP:
+            done = self.hs.on_response(data, src, now)
+        elif t is PacketType.COOKIE_REPLY:
+            self.hs.on_cookie_reply(data, now)
+            return
+        else:
+            self.counters.drop(DropReason.UNKNOWN_TYPE)
+            return
+        if done is not None:
+            done.peer.local = local
+            done.peer.stats.bytes_in += len(data)
+            self._handshake_done(done, now)
+
+    def _receive_transport(self, data: bytes, src: Address, local: Address | None, now: float) -> None:
+        if len(data) < TRANSPORT_OVERHEAD:
+            raise WireError(DropReason.TRUNCATED, "transport")
+        _, ver, receiver, counter = TRANSPORT_HEADER.unpack_from(data)
+        if ver != 1 or data[2] or data[3]:
+            raise WireError(DropReason.BAD_RESERVED)
+        found = self.table.lookup(receiver)
+        if found is None or found[1] is None:
+            raise WireError(DropReason.UNKNOWN_RECEIVER)
+        peer, session = found
+        if session.age(now) >= self.cfg.reject_after_time:
+            raise WireError(DropReason.SESSION_EXPIRED)
+        plain = session.decrypt(data, counter, now)
+        if isinstance(plain, DropReason):
+            raise WireError(plain)
+        if session is peer.next:
+            self._forget_sessions(peer, peer.confirm_next())
+        st = peer.stats
+        st.bytes_in += len(data)
+        st.packets_in += 1
+        peer.local = local
+        self._set_endpoint(peer, src)
+        if plain:
+            self._receive_frame(peer, plain, now)
+        self._arm(peer, now)
+
+    def _receive_frame(self, peer: Peer, frame: bytes, now: float) -> None:
+        t = frame[0]
+        if t == fw.FrameType.DATA:
+            self._receive_data(peer, fw.decode_data(frame), now)
+        elif t == fw.FrameType.ACK:
+            a = fw.decode_ack(frame)
+            delivered, resend = peer.stream.on_ack(a.next_seq, a.sack, now)
+            for f in resend:
+                self._send_frame(peer, f, now)
+            for mid in delivered:
+                self._event(ev.MessageDelivered(peer.network.id, peer.node, mid))
+            self._pump(peer, now)
+        elif t == fw.FrameType.KEEPALIVE:
+            pass
+        elif t == fw.FrameType.PING:
+            p = fw.decode_probe(frame)
+            self._send_frame(peer, fw.encode_probe(p.probe_id, pong=True), now)
+        elif t == fw.FrameType.PONG:
+            p = fw.decode_probe(frame)
+            sent = self._probes.pop(p.probe_id, None)
+            if sent is not None and sent[0] is peer and peer.endpoint is not None:
+                self._event(ev.PongReceived(peer.network.id, peer.node, p.probe_id, now - sent[1], peer.endpoint))
+        elif t == fw.FrameType.IP:
+            self._tun_out.append(frame[1:])
+        elif t == fw.FrameType.CLOSE:
+            self._forget_sessions(peer, peer.clear_sessions())
+            self.hs.abandon(peer)
+            peer.wanted = False
+            if peer.connected:
+                peer.connected = False
+                self._event(ev.PeerDisconnected(peer.network.id, peer.node, "peer closed the session"))
+        else:
+            fw.frame_type(frame)  # raises UNKNOWN_FRAME for types we do not know
+            self.counters.drop(DropReason.UNKNOWN_FRAME)
+
+    def _receive_data(self, peer: Peer, frame: fw.DataFrame, now: float) -> None:
+        for f in peer.stream.on_data(frame, now):
+            if f.reset:
+                peer.assembler.reset()
+            try:
+                msg = peer.assembler.feed(f)
+            except WireError as e:
+                self.counters.drop(e.reason)
+                continue
+            if msg is None:
+                continue
+            h = msg.header
+            net, node = peer.network.id, peer.node
+            if h.kind is fw.MessageKind.MESSAGE:
+                self._event(ev.ChannelMessage(net, node, h.channel, msg.body))
+            elif h.kind is fw.MessageKind.REQUEST:
+                self._event(ev.RequestReceived(net, node, h.channel, h.corr_id, msg.body))
+            elif self.requests.close(h.corr_id, peer):
+                self._event(ev.ResponseReceived(net, node, h.corr_id, h.status == 0, msg.body))
+            else:
+                self.counters.inc("rx.unmatched_responses")
+        ack = peer.stream.ack_due(now)
+        if ack is not None:
+            self._send_frame(peer, ack, now)
+
+    # ================================================================== send path
+    def _send_frame(self, peer: Peer, frame: bytes, now: float) -> bool:
+        s = peer.sendable_session(now)
+        if s is None:
+            return False
+        self._send_raw(peer, s.encrypt(frame, now))
+        return True
+
+    def _pump(self, peer: Peer, now: float) -> None:
+        """Send what the peer's stream allows, starting a handshake if there is no session."""
+        if peer.sendable_session(now) is None:
+            if peer.pending is None and peer.stream.queued_frames():
+                self._initiate(peer, now)
+            return
+        for f in peer.stream.frames_to_send(now):
+            self._send_frame(peer, f, now)
+        ack = peer.stream.ack_due(now)
+        if ack is not None:
+            self._send_frame(peer, ack, now)
+
+    def _fail_stream(self, peer: Peer, msg_ids: list[int], reason: str) -> None:
+        for mid in msg_ids:
+            self._event(ev.MessageFailed(peer.network.id, peer.node, mid, reason))
+        for cid in self.requests.fail_peer(peer):
+            self._event(ev.RequestTimedOut(peer.network.id, peer.node, cid))
+
+    def _enqueue(self, peer: Peer, header: fw.MessageHeader, body: bytes, now: float) -> int:
+        mid = self._next_msg_id
+        self._next_msg_id += 1
+        peer.stream.enqueue(header.kind, split_message(header, body, self.chunk_size), mid)
+        peer.wanted = True
+        self._pump(peer, now)
+        self._arm(peer, now)
+        return mid
+
+    def send(self, node: NodeId, channel: str, data: bytes, now: float, network: NetworkId | None = None) -> int:
+        """Queue a channel message for reliable, in-order delivery. Returns its message id."""
+        peer = self.find_peer(node, network)
+        header = make_header(fw.MessageKind.MESSAGE, channel, data, self.cfg.max_message)
+        return self._enqueue(peer, header, data, now)
+
+    def can_send(self, node: NodeId, size: int, network: NetworkId | None = None) -> bool:
+        peer = self.find_peer(node, network)
+        return peer.stream.has_room(1 + size // self.chunk_size)
+
+    def request(self, node: NodeId, channel: str, data: bytes, now: float, network: NetworkId | None = None, timeout: float | None = None) -> int:
+        """Send a request; a ResponseReceived or RequestTimedOut event with the returned id follows."""
+        peer = self.find_peer(node, network)
+        make_header(fw.MessageKind.REQUEST, channel, data, self.cfg.max_message)
+        cid = self.requests.open(peer, now + (timeout or self.cfg.request_timeout))
+        header = make_header(fw.MessageKind.REQUEST, channel, data, self.cfg.max_message, corr_id=cid)
+        try:
+            self._enqueue(peer, header, data, now)
+        except UsageError:
+            self.requests.close(cid, peer)
+            raise
+        self._timers.set(("requests",), self.requests.deadlines.next_deadline() or now)
+        return cid
+
+    def respond(self, node: NodeId, request_id: int, data: bytes, now: float, network: NetworkId | None = None, ok: bool = True) -> int:
+        peer = self.find_peer(node, network)
+        header = make_header(fw.MessageKind.RESPONSE, "response", data, self.cfg.max_message, corr_id=request_id, status=0 if ok else 1)
+        return self._enqueue(peer, header, data, now)
+
+    def ping(self, node: NodeId, now: float, network: NetworkId | None = None) -> int:
+        """Send an authenticated probe; a PongReceived event carries the RTT."""
+        peer = self.find_peer(node, network)
+        pid = self._next_probe
+        self._next_probe = (self._next_probe % 0xFFFFFFFF) + 1
+        if len(self._probes) > 1024:
+            self._probes.pop(next(iter(self._probes)))
+        self._probes[pid] = (peer, now)
+        if not self._send_frame(peer, fw.encode_probe(pid), now):
+            self._probes.pop(pid, None)
+            raise UsageError(f"no session with {node.short()} yet; wait for it to connect")
+        return pid
+
+    def send_ip(self, node: NodeId, packet: bytes, now: float, network: NetworkId | None = None) -> bool:
+        peer = self.find_peer(node, network)
+        return self._send_frame(peer, b"\x01" + packet, now)
+
+    def close(self, now: float) -> None:
+        """Tell every connected peer we are leaving (the daemon calls this on shutdown)."""
+        for peer in self.table:
+            if peer.current is not None:
+                self._send_frame(peer, fw.encode_close(), now)

@@ -1,0 +1,126 @@
+"""A peer within one network: its sessions, endpoints, handshake progress and message stream.
+
+Sessions rotate WireGuard-style through three slots:
+
+* ``next``: a session we completed as *responder*, not yet confirmed by a packet from the initiator;
+* ``current``: the one we send on;
+* ``previous``: the one before, kept so packets still in flight under it are not lost across a rekey.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..channels import Assembler, ReassemblyBudget
+from ..config import CoreConfig
+from ..ids import NodeId
+from ..network import Network
+from ..session.reliable import ReliableStream
+from ..session.session import Session
+
+Address = tuple[str, int]
+
+
+@dataclass(slots=True)
+class PendingInitiation:
+    """Our outgoing handshake: the Noise state and what we need to match the response."""
+
+    local_index: int
+    noise: object  # InitiatorHandshake
+    datagram: bytes
+    mac1: bytes
+    sent_at: float
+
+
+@dataclass(slots=True)
+class PeerStats:
+    bytes_in: int = 0
+    bytes_out: int = 0
+    packets_in: int = 0
+    packets_out: int = 0
+    handshakes: int = 0
+    last_handshake_at: float | None = None
+
+
+@dataclass(eq=False)
+class Peer:
+    network: Network
+    node: NodeId
+    static_x25519: bytes
+    config: CoreConfig
+    budget: ReassemblyBudget
+    endpoints: list[Address] = field(default_factory=list)  # candidates, most recent first
+    endpoint: Address | None = None  # where authenticated packets last came from
+    local: Address | None = None  # our socket that talks to it
+    previous: Session | None = None
+    current: Session | None = None
+    next: Session | None = None
+    pending: PendingInitiation | None = None
+    handshake_started_at: float | None = None
+    handshake_attempts: int = 0
+    greatest_timestamp: bytes = b""
+    remote_incarnation: int | None = None
+    cookie: bytes | None = None
+    cookie_at: float = float("-inf")
+    connected: bool = False
+    wanted: bool = False  # someone asked to talk to it: keep the session up
+    stats: PeerStats = field(default_factory=PeerStats)
+    stream: ReliableStream = field(init=False)
+    assembler: Assembler = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.stream = ReliableStream(self.config)
+        self.assembler = Assembler(self.budget, self.config.max_message)
+
+    @property
+    def key(self) -> tuple[bytes, bytes]:
+        return (self.network.id.raw, self.node.raw)
+
+    def add_endpoint(self, ep: Address) -> None:
+        if ep in self.endpoints:
+            self.endpoints.remove(ep)
+        self.endpoints.insert(0, ep)
+        del self.endpoints[self.config.max_endpoints_per_peer :]
+
+    def sendable_session(self, now: float) -> Session | None:
+        s = self.current
+        if s is None or s.age(now) >= self.config.reject_after_time:
+            return None
+        if s.send_counter >= self.config.reject_after_messages:
+            return None
+        return s
+
+    def sessions(self) -> list[Session]:
+        return [s for s in (self.current, self.previous, self.next) if s is not None]
+
+    def install(self, session: Session) -> list[int]:
+        """Put a fresh session in place. Returns the local indexes of sessions that were dropped."""
+        dropped: list[int] = []
+        if session.initiator:
+            if self.next is not None:
+                dropped.append(self.next.local_index)
+                self.next = None
+            if self.previous is not None:
+                dropped.append(self.previous.local_index)
+            self.previous = self.current
+            self.current = session
+        else:
+            if self.next is not None:
+                dropped.append(self.next.local_index)
+            self.next = session
+        return dropped
+
+    def confirm_next(self) -> list[int]:
+        """The initiator used our ``next`` session: it becomes current."""
+        dropped: list[int] = []
+        if self.previous is not None:
+            dropped.append(self.previous.local_index)
+        self.previous = self.current
+        self.current = self.next
+        self.next = None
+        return dropped
+
+    def clear_sessions(self) -> list[int]:
+        idx = [s.local_index for s in self.sessions()]
+        self.previous = self.current = self.next = None
+        return idx

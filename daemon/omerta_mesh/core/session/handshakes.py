@@ -1,0 +1,263 @@
+"""The handshake engine: builds and answers Noise_IKpsk2 handshakes wrapped in mac1/mac2.
+
+It decides nothing about *when* to handshake (that is the mesh's timer logic) and never raises on remote
+input: each refusal is counted under a ``DropReason`` and ``None`` is returned.
+
+Responder order of checks, cheapest first: length and header; mac1 under each of our networks' keys (a
+non-member fails here, before any Diffie-Hellman); cookie (mac2) when under load; the per-source rate limit
+when under load; then Noise (two DH); the claimed identity against the static key Noise authenticated; the
+timestamp against the greatest seen from that peer (replay); and the simultaneous-initiation tie-break.
+"""
+
+from __future__ import annotations
+
+import hmac
+import struct
+from dataclasses import dataclass
+from typing import Callable, Mapping
+
+from ..config import CoreConfig
+from ..counters import Counters
+from ..entropy import Entropy
+from ..errors import DropReason, WireError
+from ..ids import NodeId
+from ..keys import Identity, ed25519_public_to_x25519
+from ..network import Network
+from ..noise.cookie import CookieJar, RateLimiter, open_cookie
+from ..noise.handshake import InitiatorHandshake, ResponderHandshake
+from ..noise.symmetric import NoiseError
+from ..peers.peer import PendingInitiation, Peer
+from ..peers.table import PeerTable
+from ..wire import handshake as hw
+from .session import Session
+
+PROLOGUE = b"omerta-mesh/1"
+Address = tuple[str, int]
+_INC = struct.Struct("<Q")
+
+
+@dataclass(slots=True)
+class Completed:
+    """A handshake finished: ``session`` is installed on ``peer``; ``reply`` (if any) goes to ``src``."""
+
+    peer: Peer
+    session: Session
+    reply: bytes | None
+    src: Address
+    restarted: bool  # the peer's incarnation changed since we last knew it
+    first: bool  # the peer had no session before
+
+
+class Handshakes:
+    def __init__(
+        self,
+        identity: Identity,
+        config: CoreConfig,
+        entropy: Entropy,
+        counters: Counters,
+        table: PeerTable,
+        incarnation: int,
+    ) -> None:
+        self.identity = identity
+        self.cfg = config
+        self.entropy = entropy
+        self.counters = counters
+        self.table = table
+        self.incarnation = incarnation
+        self.cookies = CookieJar(config, entropy)
+        self.limiter = RateLimiter(config.handshake_rate_per_source, config.handshake_burst_per_source, config.rate_limit_table_size)
+        self._x_cache: dict[bytes, bytes] = {}
+        self._s_priv = identity.x25519_private
+        self._mac1_keys: dict[bytes, bytes] = {}  # network id -> mac1 key for messages to us
+
+    def add_network(self, net: Network) -> None:
+        self._mac1_keys[net.id.raw] = net.mac1_key(self.identity.public)
+
+    def remove_network(self, net: Network) -> None:
+        self._mac1_keys.pop(net.id.raw, None)
+
+    def x25519_of(self, ed_public: bytes) -> bytes | None:
+        x = self._x_cache.get(ed_public)
+        if x is None:
+            try:
+                x = ed25519_public_to_x25519(ed_public)
+            except ValueError:
+                return None
+            if len(self._x_cache) > 8192:
+                self._x_cache.clear()
+            self._x_cache[ed_public] = x
+        return x
+
+    # ------------------------------------------------------------------ initiator
+    def initiate(self, peer: Peer, now: float, wall: float) -> bytes:
+        """Start (or restart) our handshake with ``peer``; returns the initiation datagram."""
+        if peer.pending is not None:
+            self.table.release(peer.pending.local_index)
+        noise = InitiatorHandshake(self._s_priv, peer.static_x25519, peer.network.key, PROLOGUE, self.entropy.random_bytes(32))
+        payload = self.identity.public + hw.encode_timestamp(wall) + _INC.pack(self.incarnation)
+        msg1 = noise.write_message_1(payload)
+        idx = self.table.new_index(peer)
+        cookie = peer.cookie if now - peer.cookie_at < self.cfg.cookie_secret_lifetime else None
+        dgram, mac1 = hw.encode_init(idx, msg1, peer.network.mac1_key(peer.node.raw), cookie)
+        peer.pending = PendingInitiation(idx, noise, dgram, mac1, now)
+        self.counters.inc("handshake.initiations_sent")
+        return dgram
+
+    def abandon(self, peer: Peer) -> None:
+        if peer.pending is not None:
+            self.table.release(peer.pending.local_index)
+            peer.pending = None
+
+    def on_response(self, data: bytes, src: Address, now: float) -> Completed | None:
+        try:
+            resp = hw.decode_resp(data)
+        except WireError as e:
+            self.counters.drop(e.reason)
+            return None
+        found = self.table.lookup(resp.receiver)
+        if found is None or found[1] is not None or found[0].pending is None:
+            self.counters.drop(DropReason.UNKNOWN_RECEIVER)
+            return None
+        peer = found[0]
+        pending = peer.pending
+        assert pending is not None
+        if not hw.mac_ok(self._mac1_keys.get(peer.network.id.raw, b""), resp.mac1_input, resp.mac1):
+            self.counters.drop(DropReason.BAD_MAC1)
+            return None
+        noise: InitiatorHandshake = pending.noise  # type: ignore[assignment]
+        try:
+            payload = noise.read_message_2(resp.noise)
+        except NoiseError:
+            self.counters.drop(DropReason.HANDSHAKE_FAILED)
+            self.abandon(peer)  # a failed Noise state cannot be reused
+            return None
+        (incarnation,) = _INC.unpack(payload)
+        send_key, recv_key = noise.split()
+        peer.pending = None
+        session = Session(
+            local_index=pending.local_index,
+            remote_index=resp.sender,
+            send_key=send_key,
+            recv_key=recv_key,
+            initiator=True,
+            created_at=now,
+            replay_window=self.cfg.replay_window,
+        )
+        return self._complete(peer, session, None, src, incarnation, now)
+
+    def on_cookie_reply(self, data: bytes, now: float) -> None:
+        try:
+            reply = hw.decode_cookie_reply(data)
+        except WireError as e:
+            self.counters.drop(e.reason)
+            return
+        found = self.table.lookup(reply.receiver)
+        if found is None or found[0].pending is None or found[1] is not None:
+            self.counters.drop(DropReason.UNKNOWN_RECEIVER)
+            return
+        peer = found[0]
+        key = peer.network.cookie_key(peer.node.raw)
+        cookie = open_cookie(key, reply.nonce, reply.encrypted_cookie, peer.pending.mac1)  # type: ignore[union-attr]
+        if cookie is None:
+            self.counters.drop(DropReason.BAD_COOKIE_REPLY)
+            return
+        peer.cookie, peer.cookie_at = cookie, now
+        self.counters.inc("handshake.cookies_received")
+
+    # ------------------------------------------------------------------ responder
+    def on_initiation(
+        self,
+        data: bytes,
+        src: Address,
+        now: float,
+        networks: Mapping[bytes, Network],
+        get_peer: Callable[[Network, NodeId, bytes], Peer | None],
+        send: Callable[[Address, bytes], None],
+    ) -> Completed | None:
+        try:
+            init = hw.decode_init(data)
+        except WireError as e:
+            self.counters.drop(e.reason)
+            return None
+        mac1_input = init.mac1_input
+        net = None
+        for nid, key in self._mac1_keys.items():
+            if hw.mac_ok(key, mac1_input, init.mac1):
+                net = networks.get(nid)
+                break
+        if net is None:
+            self.counters.drop(DropReason.BAD_MAC1)
+            return None
+        cj = self.cookies
+        cj.note_initiation(now)
+        if cj.under_load(now):
+            cookie = cj.cookie(src, now)
+            if not hmac.compare_digest(hw.mac(cookie, init.mac2_input), init.mac2):
+                nonce, sealed = cj.seal(net.cookie_key(self.identity.public), cookie, init.mac1)
+                send(src, hw.encode_cookie_reply(init.sender, nonce, sealed))
+                self.counters.drop(DropReason.COOKIE_REQUIRED)
+                return None
+            if not self.limiter.allow(src[0], now):
+                self.counters.drop(DropReason.RATE_LIMITED)
+                return None
+        self.counters.inc("handshake.dh_performed")  # from here on the initiation costs Diffie-Hellman
+        noise = ResponderHandshake(self._s_priv, net.key, PROLOGUE, self.entropy.random_bytes(32))
+        try:
+            payload = noise.read_message_1(init.noise)
+        except NoiseError:
+            self.counters.drop(DropReason.HANDSHAKE_FAILED)
+            return None
+        ed_pub = payload[:32]
+        timestamp = payload[32 : 32 + hw.TIMESTAMP_LEN]
+        (incarnation,) = _INC.unpack(payload[32 + hw.TIMESTAMP_LEN :])
+        x = self.x25519_of(ed_pub)
+        if x is None or not hmac.compare_digest(x, noise.remote_static):
+            self.counters.drop(DropReason.HANDSHAKE_FAILED)
+            return None
+        node = NodeId(ed_pub)
+        if node == self.identity.node_id:
+            self.counters.drop(DropReason.SELF)
+            return None
+        peer = get_peer(net, node, x)
+        if peer is None:
+            self.counters.drop(DropReason.UNKNOWN_PEER)
+            return None
+        if timestamp <= peer.greatest_timestamp:
+            self.counters.drop(DropReason.HANDSHAKE_REPLAY)
+            return None
+        if peer.pending is not None:
+            # Both sides initiated at once. The larger node id stays initiator; the smaller answers.
+            if self.identity.public > node.raw:
+                self.counters.drop(DropReason.HANDSHAKE_TIE_BREAK)
+                return None
+            self.abandon(peer)
+        peer.greatest_timestamp = timestamp
+        msg2 = noise.write_message_2(_INC.pack(self.incarnation))
+        send_key, recv_key = noise.split()
+        idx = self.table.new_index(peer)
+        session = Session(
+            local_index=idx,
+            remote_index=init.sender,
+            send_key=send_key,
+            recv_key=recv_key,
+            initiator=False,
+            created_at=now,
+            replay_window=self.cfg.replay_window,
+        )
+        cookie = peer.cookie if now - peer.cookie_at < self.cfg.cookie_secret_lifetime else None
+        reply, _ = hw.encode_resp(idx, init.sender, msg2, net.mac1_key(node.raw), cookie)
+        self.counters.inc("handshake.responses_sent")
+        return self._complete(peer, session, reply, src, incarnation, now)
+
+    def _complete(self, peer: Peer, session: Session, reply: bytes | None, src: Address, incarnation: int, now: float) -> Completed:
+        restarted = peer.remote_incarnation is not None and peer.remote_incarnation != incarnation
+        first = peer.current is None and peer.next is None
+        if restarted:
+            self.table.release(*peer.clear_sessions())
+        peer.remote_incarnation = incarnation
+        self.table.release(*peer.install(session))
+        self.table.bind_index(session.local_index, peer, session)
+        peer.stats.handshakes += 1
+        peer.stats.last_handshake_at = now
+        self.counters.inc("handshake.completed")
+        return Completed(peer, session, reply, src, restarted, first or restarted)

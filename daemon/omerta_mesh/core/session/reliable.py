@@ -1,0 +1,280 @@
+"""Reliable, in-order delivery of DATA frames between two peers (sans-I/O).
+
+Channel messages, requests and responses travel as DATA frames numbered by a 64-bit sequence number that
+never repeats within a stream. The receiver delivers them in order and acknowledges with ACK frames
+(cumulative ``next`` plus a 64-bit selective-ack bitmap). The sender keeps at most ``window`` frames in
+flight, retransmits on a timeout computed as in RFC 6298 (Karn's rule: only frames sent once give RTT
+samples), retransmits holes the selective acks reveal, and backs off exponentially.
+
+Memory is bounded on both sides: the sender's queue by ``reliable_send_queue`` frames (``QueueFull`` is
+raised past it, so callers apply back-pressure), the receiver's out-of-order buffer by the window.
+
+If a frame stays unacknowledged for ``reliable_give_up`` seconds, the stream gives up: every queued and
+in-flight message fails, and the next frame carries the RESET flag so the receiver skips the gap. A peer
+that restarted (a new incarnation seen in a handshake) resets the stream on both sides via ``reset()``.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from ..config import CoreConfig
+from ..errors import UsageError
+from ..wire.frames import DataFrame, MessageKind, encode_ack, encode_data
+
+SACK_BITS = 64
+
+
+class QueueFull(UsageError):
+    """The peer's send queue is full: wait for acknowledgements before sending more."""
+
+
+@dataclass(slots=True)
+class _Pending:
+    first: bool
+    last: bool
+    kind: MessageKind
+    chunk: bytes
+    msg_id: int
+
+
+@dataclass(slots=True)
+class _InFlight:
+    frame: bytes
+    msg_id: int
+    last: bool
+    first_sent_at: float
+    sent_at: float
+    retransmitted: bool = False
+    sacked: bool = False
+
+
+@dataclass(slots=True)
+class ReliableStats:
+    frames_sent: int = 0
+    retransmits: int = 0
+    frames_received: int = 0
+    duplicates: int = 0
+    out_of_window: int = 0
+    give_ups: int = 0
+
+
+@dataclass(slots=True)
+class _Receiver:
+    next_seq: int = 0
+    buf: dict[int, DataFrame] = field(default_factory=dict)
+    unacked: int = 0
+    ack_at: float | None = None
+
+
+class ReliableStream:
+    def __init__(self, config: CoreConfig) -> None:
+        self.cfg = config
+        self.window = config.reliable_window
+        self.stats = ReliableStats()
+        self._init_state()
+
+    def _init_state(self) -> None:
+        # sender
+        self._next_seq = 0
+        self._acked_below = 0
+        self._queue: deque[_Pending] = deque()
+        self._inflight: dict[int, _InFlight] = {}
+        self._msg_ends: deque[tuple[int, int]] = deque()  # (last seq, msg id) in order
+        self._reset_next = False
+        self.srtt: float | None = None
+        self.rttvar = 0.0
+        self.rto = self.cfg.reliable_initial_rto
+        self.rto_at: float | None = None
+        # receiver
+        self._rx = _Receiver()
+
+    # ---------------------------------------------------------------- sender side
+    def queued_frames(self) -> int:
+        return len(self._queue) + len(self._inflight)
+
+    def has_room(self, frames: int = 1) -> bool:
+        return len(self._queue) + frames <= self.cfg.reliable_send_queue
+
+    def enqueue(self, kind: MessageKind, chunks: list[bytes], msg_id: int) -> None:
+        """Queue a message already split into chunks (the first carries the message header)."""
+        if not self.has_room(len(chunks)):
+            raise QueueFull(f"send queue full ({len(self._queue)} frames waiting); wait for delivery and retry")
+        n = len(chunks)
+        for i, chunk in enumerate(chunks):
+            self._queue.append(_Pending(i == 0, i == n - 1, kind, chunk, msg_id))
+
+    def frames_to_send(self, now: float) -> list[bytes]:
+        """New frames the window allows; arms the retransmission timer."""
+        out: list[bytes] = []
+        limit = self._acked_below + self.window
+        while self._queue and self._next_seq < limit:
+            p = self._queue.popleft()
+            seq = self._next_seq
+            self._next_seq += 1
+            frame = encode_data(seq, p.first, p.last, p.kind, p.chunk, reset=self._reset_next)
+            self._reset_next = False
+            self._inflight[seq] = _InFlight(frame, p.msg_id, p.last, now, now)
+            if p.last:
+                self._msg_ends.append((seq, p.msg_id))
+            out.append(frame)
+        if out:
+            self.stats.frames_sent += len(out)
+            if self.rto_at is None:
+                self.rto_at = now + self.rto
+        return out
+
+    def on_ack(self, next_seq: int, sack: int, now: float) -> tuple[list[int], list[bytes]]:
+        """Apply an ACK. Returns (ids of messages now fully delivered, frames to retransmit at once)."""
+        if next_seq > self._next_seq:
+            return [], []  # acknowledges frames never sent: bogus, ignore
+        advanced = next_seq > self._acked_below
+        sample: float | None = None
+        for seq in range(self._acked_below, next_seq):
+            f = self._inflight.pop(seq, None)
+            if f is not None and not f.retransmitted:
+                sample = now - f.sent_at
+        if advanced:
+            self._acked_below = next_seq
+        highest_sacked = -1
+        bits = sack
+        i = 0
+        while bits:
+            if bits & 1:
+                seq = next_seq + 1 + i
+                f = self._inflight.get(seq)
+                if f is not None and not f.sacked:
+                    f.sacked = True
+                    if not f.retransmitted:
+                        sample = now - f.sent_at
+                highest_sacked = seq
+            bits >>= 1
+            i += 1
+        if sample is not None:
+            self._rtt_sample(sample)
+        delivered: list[int] = []
+        ends = self._msg_ends
+        while ends and ends[0][0] < self._acked_below:
+            delivered.append(ends.popleft()[1])
+        if advanced:
+            self.rto_at = (now + self.rto) if self._inflight else None
+        # fast retransmit: holes below a selectively acked frame that have had time to arrive
+        resend: list[bytes] = []
+        if highest_sacked >= 0:
+            srtt = self.srtt if self.srtt is not None else self.rto
+            for seq in range(next_seq, highest_sacked):
+                f = self._inflight.get(seq)
+                if f is not None and not f.sacked and now - f.sent_at > srtt * 1.25:
+                    f.sent_at = now
+                    f.retransmitted = True
+                    resend.append(f.frame)
+            self.stats.retransmits += len(resend)
+        return delivered, resend
+
+    def _rtt_sample(self, r: float) -> None:
+        if self.srtt is None:
+            self.srtt, self.rttvar = r, r / 2
+        else:
+            self.rttvar = 0.75 * self.rttvar + 0.25 * abs(self.srtt - r)
+            self.srtt = 0.875 * self.srtt + 0.125 * r
+        self.rto = min(self.cfg.reliable_max_rto, max(self.cfg.reliable_min_rto, self.srtt + 4 * self.rttvar))
+
+    def on_timeout(self, now: float) -> tuple[list[bytes], list[int]]:
+        """The retransmission timer fired. Returns (frames to resend, ids of messages that failed)."""
+        if self.rto_at is None or now < self.rto_at:
+            return [], []
+        if not self._inflight:
+            self.rto_at = None
+            return [], []
+        oldest = min(self._inflight)
+        if now - self._inflight[oldest].first_sent_at >= self.cfg.reliable_give_up:
+            return [], self._give_up()
+        resend = []
+        for f in self._inflight.values():
+            if not f.sacked and now - f.sent_at >= self.rto * 0.5:
+                f.sent_at = now
+                f.retransmitted = True
+                resend.append(f.frame)
+        self.stats.retransmits += len(resend)
+        self.rto = min(self.cfg.reliable_max_rto, self.rto * 2)
+        self.rto_at = now + self.rto
+        return resend, []
+
+    def _give_up(self) -> list[int]:
+        failed = list(dict.fromkeys([f.msg_id for f in self._inflight.values()] + [p.msg_id for p in self._queue]))
+        self.stats.give_ups += 1
+        self._inflight.clear()
+        self._queue.clear()
+        self._msg_ends.clear()
+        self._acked_below = self._next_seq
+        self._reset_next = True
+        self.rto_at = None
+        self.rto = self.cfg.reliable_initial_rto
+        return failed
+
+    def reset(self) -> list[int]:
+        """The peer restarted: forget both directions. Returns ids of messages that failed."""
+        failed = list(dict.fromkeys([f.msg_id for f in self._inflight.values()] + [p.msg_id for p in self._queue]))
+        self._init_state()
+        return failed
+
+    # ---------------------------------------------------------------- receiver side
+    def on_data(self, frame: DataFrame, now: float) -> list[DataFrame]:
+        """Accept a DATA frame; return the frames now deliverable in order."""
+        rx = self._rx
+        seq = frame.seq
+        if frame.reset and seq > rx.next_seq:
+            rx.buf = {s: f for s, f in rx.buf.items() if s >= seq}
+            rx.next_seq = seq
+        if seq < rx.next_seq or seq in rx.buf:
+            self.stats.duplicates += 1
+            rx.ack_at = now  # our ack was probably lost: answer at once
+            return []
+        if seq >= rx.next_seq + self.window:
+            self.stats.out_of_window += 1
+            return []
+        self.stats.frames_received += 1
+        rx.unacked += 1
+        if seq != rx.next_seq:
+            rx.buf[seq] = frame
+            rx.ack_at = now  # a hole: tell the sender now
+            return []
+        out = [frame]
+        nxt = seq + 1
+        while nxt in rx.buf:
+            out.append(rx.buf.pop(nxt))
+            nxt += 1
+        rx.next_seq = nxt
+        if rx.unacked >= 16:
+            rx.ack_at = now
+        elif rx.ack_at is None:
+            rx.ack_at = now + self.cfg.reliable_ack_delay
+        return out
+
+    def ack_due(self, now: float) -> bytes | None:
+        rx = self._rx
+        if rx.ack_at is None or now < rx.ack_at:
+            return None
+        rx.ack_at = None
+        rx.unacked = 0
+        sack = 0
+        base = rx.next_seq + 1
+        for s in rx.buf:
+            off = s - base
+            if 0 <= off < SACK_BITS:
+                sack |= 1 << off
+        return encode_ack(rx.next_seq, sack)
+
+    # ---------------------------------------------------------------- timers
+    def next_deadline(self) -> float | None:
+        a, b = self.rto_at, self._rx.ack_at
+        if a is None:
+            return b
+        if b is None:
+            return a
+        return a if a < b else b
+
+    @property
+    def receive_next(self) -> int:
+        return self._rx.next_seq

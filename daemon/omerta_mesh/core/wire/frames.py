@@ -1,0 +1,184 @@
+"""In-session frames: the plaintext inside a transport datagram. One frame per datagram.
+
+Every frame starts with a one-byte type::
+
+    KEEPALIVE (0x00)  | 0x00 |                                      (no body; holds NAT mappings open)
+    IP        (0x01)  | 0x01 | IPv4/IPv6 packet ...                 (TUN mode)
+    DATA      (0x02)  | 0x02 | seq (u64 LE) | flags (u8) | chunk ...  (reliable, in order, acknowledged)
+    ACK       (0x03)  | 0x03 | next expected seq (u64 LE) | selective-ack bitmap (u64 LE) |
+    PING      (0x04)  | 0x04 | probe id (u32 LE) | padding ...      (path probe; answered by PONG)
+    PONG      (0x05)  | 0x05 | probe id (u32 LE) |
+    CLOSE     (0x06)  | 0x06 | reason (u8) |                        (the sender is leaving; drop the session)
+    CONTROL   (0x10)  | 0x10 | control type (u8) | body ...         (gossip, NAT traversal; see control.py)
+
+DATA flags: bit 0 FIRST (this chunk starts a message), bit 1 LAST (this chunk ends it), bit 2 RESET (the
+sender gave up on earlier frames: the receiver discards what it holds and continues from this seq, which
+is only ever larger than before); bits 4-5 are the
+message kind (0 channel message, 1 request, 2 response). A message is split into chunks that travel as
+consecutive DATA frames; since DATA is delivered in order, reassembly is concatenation. The FIRST chunk
+begins with the message header::
+
+    | total length (u32 LE) | correlation id (u32 LE) | status (u8) | channel length (u8) | channel (UTF-8) |
+
+Selective-ack bitmap: bit i set means seq ``next + 1 + i`` arrived.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from dataclasses import dataclass
+
+from ..errors import DropReason, WireError
+
+
+class FrameType(enum.IntEnum):
+    KEEPALIVE = 0x00
+    IP = 0x01
+    DATA = 0x02
+    ACK = 0x03
+    PING = 0x04
+    PONG = 0x05
+    CLOSE = 0x06
+    CONTROL = 0x10
+
+
+class MessageKind(enum.IntEnum):
+    MESSAGE = 0
+    REQUEST = 1
+    RESPONSE = 2
+
+
+FLAG_FIRST = 0x01
+FLAG_LAST = 0x02
+FLAG_RESET = 0x04
+_KIND_SHIFT = 4
+
+_DATA = struct.Struct("<BQB")
+_ACK = struct.Struct("<BQQ")
+_PROBE = struct.Struct("<BI")
+_MSGHDR = struct.Struct("<IIBB")
+DATA_HEADER_LEN = _DATA.size  # 10
+MAX_CHANNEL = 64
+
+KEEPALIVE_FRAME = bytes((FrameType.KEEPALIVE,))
+
+
+@dataclass(frozen=True, slots=True)
+class DataFrame:
+    seq: int
+    first: bool
+    last: bool
+    kind: MessageKind
+    chunk: bytes
+    reset: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AckFrame:
+    next_seq: int
+    sack: int
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeFrame:
+    pong: bool
+    probe_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class MessageHeader:
+    kind: MessageKind
+    total_len: int
+    corr_id: int
+    status: int
+    channel: str
+
+    def encode(self) -> bytes:
+        ch = self.channel.encode()
+        return _MSGHDR.pack(self.total_len, self.corr_id, self.status, len(ch)) + ch
+
+
+def check_channel(name: str) -> bytes:
+    """The UTF-8 form of a valid channel name, or ValueError saying what is wrong."""
+    if not isinstance(name, str) or not name:
+        raise ValueError("a channel name is a non-empty string")
+    raw = name.encode("utf-8")
+    if len(raw) > MAX_CHANNEL:
+        raise ValueError(f"channel name longer than {MAX_CHANNEL} bytes")
+    if any(c < 0x20 or c == 0x7F for c in raw):
+        raise ValueError("channel name contains control characters")
+    return raw
+
+
+def encode_data(seq: int, first: bool, last: bool, kind: MessageKind, chunk: bytes, reset: bool = False) -> bytes:
+    flags = (FLAG_FIRST if first else 0) | (FLAG_LAST if last else 0) | (FLAG_RESET if reset else 0)
+    flags |= int(kind) << _KIND_SHIFT
+    return _DATA.pack(FrameType.DATA, seq, flags) + chunk
+
+
+def encode_ack(next_seq: int, sack: int) -> bytes:
+    return _ACK.pack(FrameType.ACK, next_seq, sack)
+
+
+def encode_probe(probe_id: int, pong: bool = False, pad: int = 0) -> bytes:
+    return _PROBE.pack(FrameType.PONG if pong else FrameType.PING, probe_id) + bytes(pad)
+
+
+def encode_close(reason: int = 0) -> bytes:
+    return bytes((FrameType.CLOSE, reason))
+
+
+def decode_data(frame: bytes) -> DataFrame:
+    if len(frame) < DATA_HEADER_LEN:
+        raise WireError(DropReason.BAD_FRAME, "DATA shorter than its header")
+    _, seq, flags = _DATA.unpack_from(frame)
+    kind_v = (flags >> _KIND_SHIFT) & 0x3
+    if flags & ~(FLAG_FIRST | FLAG_LAST | FLAG_RESET | (0x3 << _KIND_SHIFT)) or kind_v > 2:
+        raise WireError(DropReason.BAD_FRAME, f"DATA flags {flags:#x}")
+    first, last, reset = bool(flags & FLAG_FIRST), bool(flags & FLAG_LAST), bool(flags & FLAG_RESET)
+    return DataFrame(seq, first, last, MessageKind(kind_v), frame[DATA_HEADER_LEN:], reset)
+
+
+def decode_ack(frame: bytes) -> AckFrame:
+    if len(frame) != _ACK.size:
+        raise WireError(DropReason.BAD_FRAME, "ACK of wrong length")
+    _, nxt, sack = _ACK.unpack(frame)
+    return AckFrame(nxt, sack)
+
+
+def decode_probe(frame: bytes) -> ProbeFrame:
+    if len(frame) < _PROBE.size:
+        raise WireError(DropReason.BAD_FRAME, "probe too short")
+    t, pid = _PROBE.unpack_from(frame)
+    return ProbeFrame(t == FrameType.PONG, pid)
+
+
+def decode_message_header(kind: MessageKind, chunk: bytes, max_message: int) -> tuple[MessageHeader, bytes]:
+    """Split the FIRST chunk of a message into its header and the first bytes of the body."""
+    if len(chunk) < _MSGHDR.size:
+        raise WireError(DropReason.BAD_FRAME, "message header truncated")
+    total, corr, status, clen = _MSGHDR.unpack_from(chunk)
+    end = _MSGHDR.size + clen
+    if clen == 0 or clen > MAX_CHANNEL or len(chunk) < end:
+        raise WireError(DropReason.BAD_FRAME, "bad channel length")
+    try:
+        channel = chunk[_MSGHDR.size : end].decode("utf-8")
+        check_channel(channel)
+    except (UnicodeDecodeError, ValueError) as e:
+        raise WireError(DropReason.BAD_FRAME, f"bad channel name: {e}") from None
+    if total > max_message:
+        raise WireError(DropReason.OVERSIZED, f"message of {total} bytes")
+    body = chunk[end:]
+    if len(body) > total:
+        raise WireError(DropReason.BAD_FRAME, "first chunk longer than the message")
+    return MessageHeader(kind, total, corr, status, channel), body
+
+
+def frame_type(frame: bytes) -> FrameType:
+    if not frame:
+        raise WireError(DropReason.BAD_FRAME, "empty frame")
+    try:
+        return FrameType(frame[0])
+    except ValueError:
+        raise WireError(DropReason.UNKNOWN_FRAME, f"frame type {frame[0]:#x}") from None

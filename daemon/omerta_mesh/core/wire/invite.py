@@ -1,0 +1,93 @@
+"""Invite strings: how a network key, the inviter's node id and its endpoints travel between people.
+
+Text form: ``omerta1-`` followed by lowercase unpadded base32 of::
+
+    | version (u8) = 1 | network key (32) | inviter node id (32) |
+    | name length (u8) | network name (UTF-8, <= 64) |
+    | endpoint count (u8, <= 16) | endpoints: family (u8: 4 or 6) | address (4 or 16) | port (u16 BE) | ...
+    | checksum (4) = BLAKE2s-32 of everything before it |
+
+The checksum catches typos and truncation, so a mangled invite is refused with a clear message instead of
+joining a network that does not exist. Anyone holding an invite can join: treat it as a secret.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import struct
+from dataclasses import dataclass
+
+from ..errors import InviteError
+from ..ids import NodeId, b32decode, b32encode
+
+PREFIX = "omerta1-"
+INVITE_VERSION = 1
+MAX_ENDPOINTS = 16
+MAX_NAME = 64
+
+
+@dataclass(frozen=True)
+class Invite:
+    network_key: bytes
+    inviter: NodeId
+    name: str
+    endpoints: tuple[tuple[str, int], ...]
+
+
+def _checksum(data: bytes) -> bytes:
+    return hashlib.blake2s(data, digest_size=4, person=b"ominvite").digest()
+
+
+def encode_invite(invite: Invite) -> str:
+    name = invite.name.encode("utf-8")[:MAX_NAME]
+    out = bytearray((INVITE_VERSION,))
+    out += invite.network_key + invite.inviter.raw + bytes((len(name),)) + name
+    eps = invite.endpoints[:MAX_ENDPOINTS]
+    out.append(len(eps))
+    for host, port in eps:
+        ip = ipaddress.ip_address(host)
+        out.append(ip.version)
+        out += ip.packed + struct.pack(">H", port)
+    out += _checksum(bytes(out))
+    return PREFIX + b32encode(bytes(out))
+
+
+def decode_invite(text: str) -> Invite:
+    t = "".join(text.split()).lower()
+    if not t.startswith(PREFIX):
+        if t.startswith("omerta") and "-" in t:
+            raise InviteError(f"invite version {t.split('-', 1)[0]!r} is not supported; upgrade omerta-mesh")
+        raise InviteError("not an omerta invite: it should start with 'omerta1-'")
+    try:
+        raw = b32decode(t[len(PREFIX):])
+    except ValueError:
+        raise InviteError("invite contains characters that are not base32: it was mistyped; copy it again") from None
+    if len(raw) < 1 + 32 + 32 + 1 + 1 + 4:
+        raise InviteError("invite is too short: it was truncated; copy the whole string")
+    body, check = raw[:-4], raw[-4:]
+    if _checksum(body) != check:
+        raise InviteError("invite checksum does not match: it was mistyped or truncated; copy it again")
+    if body[0] != INVITE_VERSION:
+        raise InviteError(f"invite version {body[0]} is not supported; upgrade omerta-mesh")
+    try:
+        key = body[1:33]
+        inviter = NodeId(body[33:65])
+        nlen = body[65]
+        pos = 66 + nlen
+        name = body[66:pos].decode("utf-8")
+        count = body[pos]
+        pos += 1
+        eps = []
+        for _ in range(count):
+            fam = body[pos]
+            alen = {4: 4, 6: 16}[fam]
+            addr = str(ipaddress.ip_address(body[pos + 1 : pos + 1 + alen]))
+            (port,) = struct.unpack_from(">H", body, pos + 1 + alen)
+            eps.append((addr, port))
+            pos += 1 + alen + 2
+        if pos != len(body) or count > MAX_ENDPOINTS or len(key) != 32:
+            raise ValueError("length")
+    except (IndexError, KeyError, ValueError, struct.error, UnicodeDecodeError):
+        raise InviteError("invite is malformed although its checksum matches; ask for a new invite") from None
+    return Invite(key, inviter, name, tuple(eps))
