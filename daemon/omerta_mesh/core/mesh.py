@@ -271,7 +271,7 @@ class Mesh:
     def _service(self, peer: Peer, now: float) -> None:
         cfg = self.cfg
         # expire old sessions
-        expired = [s for s in peer.sessions() if s.age(now) >= cfg.reject_after_time]
+        expired = [s for s in peer.sessions() if s.older_than(cfg.reject_after_time, now)]
         if expired:
             for s in expired:
                 if peer.current is s:
@@ -287,7 +287,7 @@ class Mesh:
         # handshake retransmission / give up
         if peer.pending is not None and now >= peer.pending.sent_at + cfg.rekey_timeout:
             started = peer.handshake_started_at or now
-            if now - started >= cfg.rekey_attempt_time:
+            if now >= started + cfg.rekey_attempt_time:
                 self.hs.abandon(peer)
                 peer.handshake_started_at = None
                 self._event(ev.HandshakeFailed(peer.network.id, peer.node, "no answer to handshake initiations"))
@@ -298,7 +298,7 @@ class Mesh:
         cur = peer.current
         if cur is not None and peer.pending is None:
             limit = cfg.rekey_after_time if cur.initiator else cfg.reject_after_time - 2 * cfg.rekey_timeout
-            if cur.age(now) >= limit:
+            if cur.older_than(limit, now):
                 self._initiate(peer, now)
         elif cur is None and peer.pending is None and (peer.wanted or peer.stream.queued_frames()):
             if peer.handshake_started_at is None or now - peer.handshake_started_at < cfg.rekey_attempt_time:
@@ -312,7 +312,7 @@ class Mesh:
         self._pump(peer, now)
         # persistent keepalive holds NAT mappings open
         cur = peer.sendable_session(now)
-        if cur is not None and peer.connected and now - cur.last_sent_at >= PERSISTENT_KEEPALIVE:
+        if cur is not None and peer.connected and now >= cur.last_sent_at + PERSISTENT_KEEPALIVE:
             self._send_frame(peer, fw.KEEPALIVE_FRAME, now)
         self._arm(peer, now)
 
@@ -393,7 +393,7 @@ class Mesh:
         if found is None or found[1] is None:
             raise WireError(DropReason.UNKNOWN_RECEIVER)
         peer, session = found
-        if session.age(now) >= self.cfg.reject_after_time:
+        if session.older_than(self.cfg.reject_after_time, now):
             raise WireError(DropReason.SESSION_EXPIRED)
         plain = session.decrypt(data, counter, now)
         if isinstance(plain, DropReason):

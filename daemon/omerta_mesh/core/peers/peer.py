@@ -83,8 +83,10 @@ class Peer:
         del self.endpoints[self.config.max_endpoints_per_peer :]
 
     def sendable_session(self, now: float) -> Session | None:
-        s = self.current
-        if s is None or s.age(now) >= self.config.reject_after_time:
+        # A responder whose first session is not yet confirmed may use it: the initiator installed the
+        # same keys when it read our response (if that was lost, the packet is simply dropped there).
+        s = self.current or self.next
+        if s is None or s.older_than(self.config.reject_after_time, now):
             return None
         if s.send_counter >= self.config.reject_after_messages:
             return None

@@ -188,7 +188,7 @@ class ReliableStream:
             self.rto_at = None
             return [], []
         oldest = min(self._inflight)
-        if now - self._inflight[oldest].first_sent_at >= self.cfg.reliable_give_up:
+        if now >= self._inflight[oldest].first_sent_at + self.cfg.reliable_give_up:
             return [], self._give_up()
         resend = []
         for f in self._inflight.values():

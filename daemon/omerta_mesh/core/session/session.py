@@ -63,6 +63,10 @@ class Session:
     def age(self, now: float) -> float:
         return now - self.created_at
 
+    def older_than(self, limit: float, now: float) -> bool:
+        """Written as a deadline comparison so it agrees exactly with the deadline ``created_at + limit``."""
+        return now >= self.created_at + limit
+
     def encrypt(self, plaintext: bytes, now: float) -> bytes:
         """A transport datagram carrying ``plaintext``; advances the send counter."""
         counter = self.send_counter

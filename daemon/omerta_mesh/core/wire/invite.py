@@ -25,6 +25,7 @@ PREFIX = "omerta1-"
 INVITE_VERSION = 1
 MAX_ENDPOINTS = 16
 MAX_NAME = 64
+_B32_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz234567=")
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,8 @@ def _checksum(data: bytes) -> bytes:
 
 
 def encode_invite(invite: Invite) -> str:
-    name = invite.name.encode("utf-8")[:MAX_NAME]
+    # cut an over-long name on a character boundary (a cut inside a character would not decode)
+    name = invite.name.encode("utf-8")[:MAX_NAME].decode("utf-8", "ignore").encode("utf-8")
     out = bytearray((INVITE_VERSION,))
     out += invite.network_key + invite.inviter.raw + bytes((len(name),)) + name
     eps = invite.endpoints[:MAX_ENDPOINTS]
@@ -59,10 +61,13 @@ def decode_invite(text: str) -> Invite:
         if t.startswith("omerta") and "-" in t:
             raise InviteError(f"invite version {t.split('-', 1)[0]!r} is not supported; upgrade omerta-mesh")
         raise InviteError("not an omerta invite: it should start with 'omerta1-'")
+    text32 = t[len(PREFIX) :]
+    if not set(text32) <= _B32_CHARS:
+        raise InviteError("invite contains characters that are not base32: it was mistyped; copy it again")
     try:
-        raw = b32decode(t[len(PREFIX):])
-    except ValueError:
-        raise InviteError("invite contains characters that are not base32: it was mistyped; copy it again") from None
+        raw = b32decode(text32)
+    except ValueError:  # only base32 characters, but a length no encoding has
+        raise InviteError("invite has an impossible length: it was truncated or mistyped; copy the whole string again") from None
     if len(raw) < 1 + 32 + 32 + 1 + 1 + 4:
         raise InviteError("invite is too short: it was truncated; copy the whole string")
     body, check = raw[:-4], raw[-4:]

@@ -1,0 +1,102 @@
+"""The asyncio driver: feeds the sans-I/O Mesh from real sockets and one loop timer.
+
+After every input (a drained batch of datagrams, a timer, a command) the driver calls ``flush()``, which
+is aioquic's ``transmit()``: send every datagram the core hands out, pass its events on, then re-arm the
+single ``loop.call_at`` handle from ``next_deadline()``. The driver holds no protocol logic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Callable
+
+from ..core.audit import AuditViolation
+from ..core.events import Event
+from ..core.mesh import Mesh
+from .udp import Address, UdpEndpoints
+
+log = logging.getLogger("omerta_mesh.driver")
+
+
+class Driver:
+    def __init__(self, mesh: Mesh, loop: asyncio.AbstractEventLoop, on_event: Callable[[Event], None]) -> None:
+        self.mesh = mesh
+        self.loop = loop
+        self.on_event = on_event
+        self.udp = UdpEndpoints(loop, self._on_datagram, self.flush)
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self.audit_failure: AuditViolation | None = None
+        self._audit_seen = 0
+        self.closed = False
+
+    @staticmethod
+    def wall_offset(loop: asyncio.AbstractEventLoop) -> float:
+        return time.time() - loop.time()
+
+    def now(self) -> float:
+        return self.loop.time()
+
+    def _on_datagram(self, data: bytes, src: Address, local: Address) -> None:
+        self.mesh.receive_datagram(data, src, local, self.loop.time())
+
+    def flush(self) -> None:
+        if self.closed:
+            return
+        mesh = self.mesh
+        for _ in range(64):  # event handlers may issue commands that produce more output
+            self._send_out()
+            e = mesh.next_event()
+            if e is None:
+                break
+            while e is not None:
+                self.on_event(e)
+                e = mesh.next_event()
+        self._rearm()
+
+    def _send_out(self) -> None:
+        mesh = self.mesh
+        try:
+            out = mesh.datagrams_to_send()
+        except AuditViolation as e:  # strict audit: stop before anything else leaves
+            log.critical("encryption audit violation: %s", e)
+            self.audit_failure = e
+            self.close()
+            raise
+        audit = mesh.audit
+        if audit is not None and len(audit.violations) > self._audit_seen:
+            for v in audit.violations[self._audit_seen :]:
+                log.error("encryption audit: dropped %d bytes to %s:%d: %s", v.size, v.dst[0], v.dst[1], v.reason)
+            self._audit_seen = len(audit.violations)
+        send = self.udp.sendto
+        for dst, local, data in out:
+            send(data, dst, local)
+
+    def _rearm(self) -> None:
+        at = self.mesh.next_deadline()
+        if at == self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = at
+        if at is not None:
+            self._timer = self.loop.call_at(at, self._fire)
+
+    def _fire(self) -> None:
+        at = self._timer_at
+        self._timer = None
+        self._timer_at = None
+        now = self.loop.time()
+        self.mesh.handle_timer(max(at or now, now))
+        self.flush()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+        self.udp.close()

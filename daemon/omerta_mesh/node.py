@@ -1,0 +1,326 @@
+"""MeshNode: the mesh as an asyncio library, no daemon needed.
+
+    async with MeshNode(port=0, host="127.0.0.1") as node:
+        net = node.create_network("home")
+        invite = node.invite(net.id)
+        ...
+        await node.send(peer_id, "chat", b"hello")
+        async for msg in node.messages("chat"):
+            print(msg.peer, msg.data)
+
+It owns one ``Mesh`` core and one ``Driver``; every method is a thin call into the core followed by a
+flush. Waiting (for a connection, for send-queue room, for a response) is done with futures resolved
+from the core's events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from typing import AsyncIterator, Awaitable, Callable
+
+from .core import events as ev
+from .core.config import DEFAULT_CONFIG, CoreConfig
+from .core.entropy import Entropy
+from .core.errors import MeshError, UsageError
+from .core.ids import NetworkId, NodeId
+from .core.keys import Identity
+from .core.mesh import Mesh
+from .core.network import Network
+from .core.session.reliable import QueueFull
+from .io.driver import Driver
+
+Address = tuple[str, int]
+Handler = Callable[[NodeId, bytes], Awaitable[bytes]]
+QUEUE_LIMIT = 10_000
+
+
+class RequestFailed(MeshError):
+    """The peer answered the request with an error, or the request timed out."""
+
+
+class DeliveryFailed(MeshError):
+    """A message could not be delivered (the peer vanished or restarted)."""
+
+
+class MeshNode:
+    def __init__(
+        self,
+        identity: Identity | None = None,
+        *,
+        host: str = "0.0.0.0",
+        port: int = 0,
+        ipv6: bool = False,
+        config: CoreConfig = DEFAULT_CONFIG,
+        audit: bool = False,
+        strict_audit: bool = False,
+        entropy: Entropy | None = None,
+        advertise: list[Address] | None = None,
+    ) -> None:
+        self._identity = identity
+        self._host, self._port, self._ipv6 = host, port, ipv6
+        self._config = config
+        self._audit, self._strict = audit, strict_audit
+        self._entropy = entropy
+        self._advertise = advertise
+        self.mesh: Mesh | None = None
+        self.driver: Driver | None = None
+        self._event_queues: list[asyncio.Queue[ev.Event]] = []
+        self._channel_queues: dict[str, list[asyncio.Queue[ev.ChannelMessage]]] = defaultdict(list)
+        self._handlers: dict[str, Handler] = {}
+        self._waiters: dict[tuple[str, int], asyncio.Future] = {}
+        self._connected: dict[bytes, asyncio.Event] = defaultdict(asyncio.Event)
+        self._room = asyncio.Event()
+        self._tasks: set[asyncio.Task] = set()
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> "MeshNode":
+        loop = asyncio.get_running_loop()
+        identity = self._identity or Identity.generate(self._entropy or _system_entropy())
+        self.mesh = Mesh(
+            identity,
+            config=self._config,
+            entropy=self._entropy,
+            wall_offset=Driver.wall_offset(loop),
+            audit=self._audit,
+            strict_audit=self._strict,
+        )
+        self.driver = Driver(self.mesh, loop, self._on_event)
+        self.driver.udp.bind(self._host, self._port)
+        if self._ipv6:
+            self.driver.udp.bind("::" if self._host in ("0.0.0.0", "") else "::1", self.port)
+        self.driver.flush()
+        return self
+
+    async def __aenter__(self) -> "MeshNode":
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self.driver is None or self.driver.closed:
+            return
+        assert self.mesh is not None
+        self.mesh.close(self.driver.now())
+        self.driver.flush()
+        self.driver.close()
+        for t in list(self._tasks):
+            t.cancel()
+        for fut in self._waiters.values():
+            if not fut.done():
+                fut.set_exception(MeshError("node closed"))
+
+    @property
+    def _m(self) -> Mesh:
+        if self.mesh is None:
+            raise UsageError("the node is not started: use `async with MeshNode(...)` or `await node.start()`")
+        return self.mesh
+
+    def _flush(self) -> None:
+        assert self.driver is not None
+        self.driver.flush()
+
+    def _now(self) -> float:
+        assert self.driver is not None
+        return self.driver.now()
+
+    @property
+    def node_id(self) -> NodeId:
+        return self._m.node_id
+
+    @property
+    def port(self) -> int:
+        assert self.driver is not None
+        return self.driver.udp.addresses[0][1]
+
+    @property
+    def endpoints(self) -> list[Address]:
+        """Where other nodes can reach this one (advertised in invites)."""
+        if self._advertise:
+            return list(self._advertise)
+        assert self.driver is not None
+        out = []
+        for host, port in self.driver.udp.addresses:
+            if host in ("0.0.0.0", "::"):
+                host = "127.0.0.1" if host == "0.0.0.0" else "::1"
+            out.append((host, port))
+        return out
+
+    # ------------------------------------------------------------------ networks and peers
+    def create_network(self, name: str = "") -> Network:
+        net = self._m.create_network(name, self._now())
+        self._flush()
+        return net
+
+    def add_network(self, net: Network) -> None:
+        self._m.add_network(net, self._now())
+        self._flush()
+
+    def invite(self, network: NetworkId, endpoints: list[Address] | None = None) -> str:
+        return self._m.invite(network, endpoints or self.endpoints)
+
+    async def join(self, invite: str, timeout: float | None = 10.0) -> Network:
+        """Join by invite; with a timeout, wait until the inviter answered."""
+        net = self._m.join(invite, self._now())
+        self._flush()
+        if timeout:
+            from .core.wire.invite import decode_invite
+
+            await self.wait_connected(decode_invite(invite).inviter, timeout)
+        return net
+
+    def leave(self, network: NetworkId) -> None:
+        self._m.leave(network, self._now())
+        self._flush()
+
+    def add_peer(self, network: NetworkId, node: NodeId, endpoints: list[Address]) -> None:
+        self._m.add_peer(network, node, endpoints, self._now())
+        self._flush()
+
+    def is_connected(self, node: NodeId) -> bool:
+        return any(p.connected for p in self._m.table.by_node(node))
+
+    async def wait_connected(self, node: NodeId, timeout: float = 10.0) -> None:
+        if self.is_connected(node):
+            return
+        try:
+            await asyncio.wait_for(self._connected[node.raw].wait(), timeout)
+        except asyncio.TimeoutError:
+            raise TimeoutError(f"no session with {node.short()} after {timeout:g} s: is it running and reachable?") from None
+
+    # ------------------------------------------------------------------ messages
+    async def send(self, peer: NodeId, channel: str, data: bytes, network: NetworkId | None = None, wait: bool = False) -> int:
+        """Queue a message (waiting for send-queue room if needed); with ``wait``, until acknowledged."""
+        while True:
+            try:
+                mid = self._m.send(peer, channel, data, self._now(), network)
+                break
+            except QueueFull:
+                self._room.clear()
+                self._flush()
+                await self._room.wait()
+        fut = self._future("msg", mid) if wait else None
+        self._flush()
+        if fut is not None:
+            await fut
+        return mid
+
+    async def request(self, peer: NodeId, channel: str, data: bytes, timeout: float = 10.0, network: NetworkId | None = None) -> bytes:
+        rid = self._m.request(peer, channel, data, self._now(), network, timeout)
+        fut = self._future("req", rid)
+        self._flush()
+        return await fut
+
+    async def ping(self, peer: NodeId, timeout: float = 5.0, network: NetworkId | None = None) -> float:
+        pid = self._m.ping(peer, self._now(), network)
+        fut = self._future("ping", pid)
+        self._flush()
+        try:
+            return await asyncio.wait_for(fut, timeout)
+        except asyncio.TimeoutError:
+            self._waiters.pop(("ping", pid), None)
+            raise TimeoutError(f"no answer from {peer.short()} within {timeout:g} s") from None
+
+    def serve(self, channel: str, handler: Handler) -> None:
+        """Answer requests on ``channel`` with ``await handler(peer, data)``; an exception answers an error."""
+        self._handlers[channel] = handler
+
+    async def messages(self, channel: str) -> AsyncIterator[ev.ChannelMessage]:
+        q: asyncio.Queue[ev.ChannelMessage] = asyncio.Queue(QUEUE_LIMIT)
+        self._channel_queues[channel].append(q)
+        try:
+            while True:
+                yield await q.get()
+        finally:
+            self._channel_queues[channel].remove(q)
+
+    def subscribe(self, channel: str) -> asyncio.Queue[ev.ChannelMessage]:
+        """A queue that receives every message on ``channel`` from now on (bounded; overflow is dropped)."""
+        q: asyncio.Queue[ev.ChannelMessage] = asyncio.Queue(QUEUE_LIMIT * 10)
+        self._channel_queues[channel].append(q)
+        return q
+
+    async def events(self) -> AsyncIterator[ev.Event]:
+        q: asyncio.Queue[ev.Event] = asyncio.Queue(QUEUE_LIMIT)
+        self._event_queues.append(q)
+        try:
+            while True:
+                yield await q.get()
+        finally:
+            self._event_queues.remove(q)
+
+    # ------------------------------------------------------------------ events from the core
+    def _future(self, kind: str, ident: int) -> asyncio.Future:
+        fut = asyncio.get_running_loop().create_future()
+        self._waiters[(kind, ident)] = fut
+        return fut
+
+    def _resolve(self, kind: str, ident: int, value: object = None, error: Exception | None = None) -> None:
+        fut = self._waiters.pop((kind, ident), None)
+        if fut is None or fut.done():
+            return
+        if error is not None:
+            fut.set_exception(error)
+        else:
+            fut.set_result(value)
+
+    def _on_event(self, e: ev.Event) -> None:
+        for q in self._event_queues:
+            _offer(q, e)
+        if isinstance(e, ev.ChannelMessage):
+            for q in self._channel_queues.get(e.channel, ()):
+                _offer(q, e)
+        elif isinstance(e, ev.PeerConnected):
+            self._connected[e.peer.raw].set()
+        elif isinstance(e, ev.PeerDisconnected):
+            self._connected[e.peer.raw].clear()
+        elif isinstance(e, ev.MessageDelivered):
+            self._resolve("msg", e.message_id)
+            self._room.set()
+        elif isinstance(e, ev.MessageFailed):
+            self._resolve("msg", e.message_id, error=DeliveryFailed(f"message to {e.peer.short()} failed: {e.reason}"))
+            self._room.set()
+        elif isinstance(e, ev.ResponseReceived):
+            if e.ok:
+                self._resolve("req", e.request_id, e.data)
+            else:
+                self._resolve("req", e.request_id, error=RequestFailed(e.data.decode("utf-8", "replace")))
+        elif isinstance(e, ev.RequestTimedOut):
+            self._resolve("req", e.request_id, error=RequestFailed(f"request to {e.peer.short()} timed out"))
+        elif isinstance(e, ev.PongReceived):
+            self._resolve("ping", e.probe_id, e.rtt)
+        elif isinstance(e, ev.RequestReceived):
+            handler = self._handlers.get(e.channel)
+            if handler is None:
+                self._m.respond(e.peer, e.request_id, f"no handler for channel {e.channel!r}".encode(), self._now(), e.network, ok=False)
+            else:
+                t = asyncio.get_running_loop().create_task(self._answer(handler, e))
+                self._tasks.add(t)
+                t.add_done_callback(self._tasks.discard)
+
+    async def _answer(self, handler: Handler, e: ev.RequestReceived) -> None:
+        try:
+            body, ok = await handler(e.peer, e.data), True
+        except Exception as exc:  # the handler's failure is the requester's answer
+            body, ok = f"{type(exc).__name__}: {exc}".encode(), False
+        if self.driver is None or self.driver.closed:
+            return
+        try:
+            self._m.respond(e.peer, e.request_id, body, self._now(), e.network, ok=ok)
+        except UsageError:
+            return
+        self._flush()
+
+
+def _offer(q: asyncio.Queue, item: object) -> None:
+    try:
+        q.put_nowait(item)
+    except asyncio.QueueFull:
+        pass
+
+
+def _system_entropy() -> Entropy:
+    from .core.entropy import SystemEntropy
+
+    return SystemEntropy()
