@@ -29,6 +29,7 @@ from .core.mesh import Mesh
 from .core.network import Network
 from .core.session.reliable import QueueFull
 from .io.driver import Driver
+from .io.store import StateStore
 
 Address = tuple[str, int]
 Handler = Callable[[NodeId, bytes], Awaitable[bytes]]
@@ -56,6 +57,7 @@ class MeshNode:
         strict_audit: bool = False,
         entropy: Entropy | None = None,
         advertise: list[Address] | None = None,
+        state_dir: str | None = None,
     ) -> None:
         self._identity = identity
         self._host, self._port, self._ipv6 = host, port, ipv6
@@ -63,6 +65,7 @@ class MeshNode:
         self._audit, self._strict = audit, strict_audit
         self._entropy = entropy
         self._advertise = advertise
+        self.store = StateStore(state_dir) if state_dir else None
         self.mesh: Mesh | None = None
         self.driver: Driver | None = None
         self._event_queues: list[asyncio.Queue[ev.Event]] = []
@@ -76,6 +79,8 @@ class MeshNode:
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> "MeshNode":
         loop = asyncio.get_running_loop()
+        if self._identity is None and self.store is not None:
+            self._identity = self.store.load_identity(self._entropy)
         identity = self._identity or Identity.generate(self._entropy or _system_entropy())
         self.mesh = Mesh(
             identity,
@@ -89,8 +94,40 @@ class MeshNode:
         self.driver.udp.bind(self._host, self._port)
         if self._ipv6:
             self.driver.udp.bind("::" if self._host in ("0.0.0.0", "") else "::1", self.port)
+        if self.store is not None:
+            self._restore()
         self.driver.flush()
         return self
+
+    # ------------------------------------------------------------------ persistence
+    def _restore(self) -> None:
+        assert self.store is not None and self.mesh is not None
+        now = self._now()
+        for net in self.store.load_networks():
+            self.mesh.add_network(net, now)
+        for p in self.store.load_peers().get("peers", []):
+            try:
+                nid, node = NetworkId.parse(p["network"]), NodeId.parse(p["node"])
+                eps = [(str(h), int(port)) for h, port in p["endpoints"]][: self._config.max_endpoints_per_peer]
+                if nid.raw in self.mesh.networks and eps:
+                    self.mesh.add_peer(nid, node, eps, now)
+            except (KeyError, TypeError, ValueError, UsageError):
+                continue  # a damaged cache entry only costs a reconnect through the invite
+
+    def _save_networks(self) -> None:
+        if self.store is not None:
+            self.store.save_networks(list(self._m.networks.values()))
+
+    def save_peers(self) -> None:
+        """Write the peer cache (endpoints of known peers) so a restart reconnects without the invite."""
+        if self.store is None:
+            return
+        peers = []
+        for p in self._m.table:
+            eps = ([p.endpoint] if p.endpoint else []) + [e for e in p.endpoints if e != p.endpoint]
+            if eps:
+                peers.append({"network": str(p.network.id), "node": str(p.node), "endpoints": [list(e) for e in eps]})
+        self.store.save_peers({"peers": peers})
 
     async def __aenter__(self) -> "MeshNode":
         return await self.start()
@@ -102,6 +139,7 @@ class MeshNode:
         if self.driver is None or self.driver.closed:
             return
         assert self.mesh is not None
+        self.save_peers()
         self.mesh.close(self.driver.now())
         self.driver.flush()
         self.driver.close()
@@ -150,11 +188,13 @@ class MeshNode:
     # ------------------------------------------------------------------ networks and peers
     def create_network(self, name: str = "") -> Network:
         net = self._m.create_network(name, self._now())
+        self._save_networks()
         self._flush()
         return net
 
     def add_network(self, net: Network) -> None:
         self._m.add_network(net, self._now())
+        self._save_networks()
         self._flush()
 
     def invite(self, network: NetworkId, endpoints: list[Address] | None = None) -> str:
@@ -163,6 +203,7 @@ class MeshNode:
     async def join(self, invite: str, timeout: float | None = 10.0) -> Network:
         """Join by invite; with a timeout, wait until the inviter answered."""
         net = self._m.join(invite, self._now())
+        self._save_networks()
         self._flush()
         if timeout:
             from .core.wire.invite import decode_invite
@@ -172,6 +213,8 @@ class MeshNode:
 
     def leave(self, network: NetworkId) -> None:
         self._m.leave(network, self._now())
+        self._save_networks()
+        self.save_peers()
         self._flush()
 
     def add_peer(self, network: NetworkId, node: NodeId, endpoints: list[Address]) -> None:
@@ -273,6 +316,7 @@ class MeshNode:
                 _offer(q, e)
         elif isinstance(e, ev.PeerConnected):
             self._connected[e.peer.raw].set()
+            self.save_peers()
         elif isinstance(e, ev.PeerDisconnected):
             self._connected[e.peer.raw].clear()
         elif isinstance(e, ev.MessageDelivered):
