@@ -121,7 +121,9 @@ def test_non_member_cannot_handshake_and_costs_no_dh() -> None:
     assert p.b.counters["handshake.responses_sent"] == 0
     assert [dst for dst, _, _ in p.b.datagrams_to_send()] == []  # not even a cookie reply
     assert all(peer.node != c.node_id for peer in p.b.peers())
-    assert c.next_event() is not None and not any(isinstance(e, ev.PeerConnected) for e in iter(c.next_event, None))
+    c_events = list(iter(c.next_event, None))
+    assert any(isinstance(e, ev.NetworkJoined) for e in c_events)
+    assert not any(isinstance(e, ev.PeerConnected) for e in c_events)
 
 
 # ------------------------------------------------------------------------------------ replay and forgery
@@ -202,6 +204,28 @@ def test_rekey_under_continuous_traffic_loses_nothing() -> None:
         # state stays bounded however many rekeys happened: at most previous/current/next (+ a handshake)
         assert m.table.index_count() <= 4
         assert sum(len(v) for v in m._remote_sessions.values()) <= 3
+
+
+def live_session_objects(m: Mesh) -> int:
+    return sum(len(v) for v in m._remote_sessions.values())
+
+
+def test_lost_responses_do_not_leak_sessions() -> None:
+    """Regression: each retried initiation whose response was lost replaced the responder's unconfirmed
+    ``next`` session, and the replaced one stayed in the mesh's remote-index map (and passed the audit)
+    forever: remote-triggered unbounded growth."""
+    p = Pair("lost-responses")
+    net = p.a.create_network("test", p.now)
+    p.drop = lambda m, d: m is p.a and d[0] == PacketType.HANDSHAKE_RESP
+    p.b.join(p.a.invite(net.id, [A_ADDR]), p.now)
+    p.advance(p.now + 30)
+    assert p.a.counters["handshake.responses_sent"] >= 6
+    assert live_session_objects(p.a) == 1 and p.a.table.index_count() == 1
+    p.drop = lambda m, d: False
+    p.advance(p.now + 10)
+    assert p.of(p.a, ev.PeerConnected) and p.of(p.b, ev.PeerConnected)
+    for m in (p.a, p.b):
+        assert live_session_objects(m) == len(m.peers()[0].sessions()) == 1
 
 
 # ------------------------------------------------------------------------------------ simultaneous initiation
@@ -304,6 +328,9 @@ def test_peer_restart_is_detected_and_messages_flow_again() -> None:
     assert received(p, new_b) == [b"after"]
     assert received(p, p.a) == [b"hello again"]
     assert not p.of(new_b, ev.MessageFailed)
+    # the sessions with the old incarnation are gone, not just unused
+    assert live_session_objects(p.a) == len(p.a.peers()[0].sessions())
+    assert p.a.table.index_count() == len(p.a.peers()[0].sessions())
 
 
 # ------------------------------------------------------------------------------------ expiry

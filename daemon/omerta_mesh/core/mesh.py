@@ -69,6 +69,9 @@ class Mesh:
         self._next_probe = 1
         self._probes: dict[int, tuple[Peer, float]] = {}
         self._remote_sessions: dict[int, list[Session]] = {}
+        # sessions forgotten since the last datagrams_to_send(): packets already queued under them (a CLOSE
+        # sent by leave(), say) must still pass the audit
+        self._retired: list[Session] = []
         self.last_internal_error: str | None = None
         self.chunk_size = config.max_datagram - TRANSPORT_OVERHEAD - RELAY_HEADROOM - fw.DATA_HEADER_LEN
         self.audit = EncryptionAudit(self._sessions_by_remote, strict=strict_audit) if (audit or strict_audit) else None
@@ -85,6 +88,7 @@ class Mesh:
                 else:
                     self.counters.inc("audit.violations")
             out = kept
+        self._retired.clear()
         return out
 
     def tun_packets_to_write(self) -> list[bytes]:
@@ -112,7 +116,10 @@ class Mesh:
         peer.stats.packets_out += 1
 
     def _sessions_by_remote(self, remote_index: int) -> list[Session]:
-        return self._remote_sessions.get(remote_index, [])
+        live = self._remote_sessions.get(remote_index, [])
+        if not self._retired:
+            return live
+        return live + [s for s in self._retired if s.remote_index == remote_index]
 
     # ================================================================== networks
     def create_network(self, name: str, now: float) -> Network:
@@ -319,12 +326,16 @@ class Mesh:
     def _forget_sessions(self, peer: Peer, indexes: list[int]) -> None:
         self.table.release(*indexes)
         for lst in self._remote_sessions.values():
+            if self.audit is not None:
+                self._retired += [s for s in lst if s.local_index in indexes]
             lst[:] = [s for s in lst if s.local_index not in indexes]
         for k in [k for k, v in self._remote_sessions.items() if not v]:
             del self._remote_sessions[k]
 
     def _handshake_done(self, done: Completed, now: float) -> None:
         peer, session = done.peer, done.session
+        if done.dropped:
+            self._forget_sessions(peer, [s.local_index for s in done.dropped])
         self._remote_sessions.setdefault(session.remote_index, []).append(session)
         peer.handshake_started_at = None
         if done.reply is not None:
@@ -342,7 +353,8 @@ class Mesh:
         if session.initiator:
             # confirm the session to the responder at once (it may not send until it hears from us)
             self._send_frame(peer, fw.KEEPALIVE_FRAME, now)
-            self._pump(peer, now)
+        # either side may have messages queued while there was no session: send them now, not at the next timer
+        self._pump(peer, now)
         self._arm(peer, now)
 
     def _set_endpoint(self, peer: Peer, src: Address) -> None:
@@ -359,15 +371,16 @@ class Mesh:
         try:
             if data[:1] == b"\x04":
                 self._receive_transport(data, src, local, now)
-                return
-            t = packet_type(data)
+            else:
+                self._receive_handshake(data, src, local, now)
         except WireError as e:
             self.counters.drop(e.reason)
-            return
         except Exception as e:  # a bug, never the sender's fault: count it and keep serving
             self.counters.inc("drop.internal_error")
             self.last_internal_error = repr(e)
-            return
+
+    def _receive_handshake(self, data: bytes, src: Address, local: Address | None, now: float) -> None:
+        t = packet_type(data)
         if t is PacketType.HANDSHAKE_INIT:
             done = self.hs.on_initiation(data, src, now, self.networks, self._get_or_admit, lambda d, p: self._out.append((d, local, p)))
         elif t is PacketType.HANDSHAKE_RESP:
@@ -376,8 +389,7 @@ class Mesh:
             self.hs.on_cookie_reply(data, now)
             return
         else:
-            self.counters.drop(DropReason.UNKNOWN_TYPE)
-            return
+            raise WireError(DropReason.UNKNOWN_TYPE, t.name)
         if done is not None:
             done.peer.local = local
             done.peer.stats.bytes_in += len(data)

@@ -46,6 +46,7 @@ class Completed:
     src: Address
     restarted: bool  # the peer's incarnation changed since we last knew it
     first: bool  # the peer had no session before
+    dropped: list[Session]  # sessions this handshake pushed out of the peer's slots (the caller forgets them)
 
 
 class Handshakes:
@@ -228,7 +229,11 @@ class Handshakes:
         if peer.pending is not None:
             # Both sides initiated at once. The larger node id stays initiator; the smaller answers.
             if self.identity.public > node.raw:
+                # Our initiation may be going to an address the peer no longer has (it restarted on
+                # another port, say): send it to where the peer's came from too, so the race resolves.
                 self.counters.drop(DropReason.HANDSHAKE_TIE_BREAK)
+                peer.add_endpoint(src)
+                send(src, peer.pending.datagram)
                 return None
             self.abandon(peer)
         peer.greatest_timestamp = timestamp
@@ -252,6 +257,7 @@ class Handshakes:
     def _complete(self, peer: Peer, session: Session, reply: bytes | None, src: Address, incarnation: int, now: float) -> Completed:
         restarted = peer.remote_incarnation is not None and peer.remote_incarnation != incarnation
         first = peer.current is None and peer.next is None
+        before = peer.sessions()
         if restarted:
             self.table.release(*peer.clear_sessions())
         peer.remote_incarnation = incarnation
@@ -260,4 +266,6 @@ class Handshakes:
         peer.stats.handshakes += 1
         peer.stats.last_handshake_at = now
         self.counters.inc("handshake.completed")
-        return Completed(peer, session, reply, src, restarted, first or restarted)
+        live = peer.sessions()
+        dropped = [s for s in before if all(s is not x for x in live)]
+        return Completed(peer, session, reply, src, restarted, first or restarted, dropped)

@@ -1,0 +1,95 @@
+"""PeerRecordStore: the signed records of one network, with the rules for replacing and expiring them.
+
+* Only a record whose signature verifies under its own node id gets here (``wire.records.decode_record``).
+* A higher sequence number replaces a lower one; an equal or lower one is refused as stale.
+* An expired record is refused, and stored ones age out (``expire``).
+* The store is bounded (``max_records``): when full, a new node's record is refused (counted).
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+from typing import Iterator
+
+from ..errors import DropReason
+from ..ids import NodeId
+from ..wire.records import PeerRecord
+
+PREFIX_LEN = 8
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    accepted: bool
+    reason: DropReason | None = None
+    new_node: bool = False
+
+
+class PeerRecordStore:
+    def __init__(self, max_records: int) -> None:
+        self.max_records = max_records
+        self._by_id: dict[bytes, PeerRecord] = {}
+        self._sorted: list[bytes] = []  # node ids, sorted (for digest windows)
+        self._by_prefix: dict[bytes, bytes] = {}
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def __iter__(self) -> Iterator[PeerRecord]:
+        return iter(list(self._by_id.values()))
+
+    def get(self, node: NodeId | bytes) -> PeerRecord | None:
+        return self._by_id.get(node.raw if isinstance(node, NodeId) else node)
+
+    def by_prefix(self, prefix: bytes) -> PeerRecord | None:
+        nid = self._by_prefix.get(prefix)
+        return self._by_id.get(nid) if nid else None
+
+    def offer(self, rec: PeerRecord, wall: float) -> Offer:
+        if rec.expired(wall):
+            return Offer(False, DropReason.RECORD_STALE)
+        key = rec.node.raw
+        old = self._by_id.get(key)
+        if old is not None:
+            if rec.seq <= old.seq:
+                return Offer(False, DropReason.RECORD_STALE)
+            self._by_id[key] = rec
+            return Offer(True)
+        if len(self._by_id) >= self.max_records:
+            return Offer(False, DropReason.GOSSIP_LIMIT)
+        self._by_id[key] = rec
+        bisect.insort(self._sorted, key)
+        self._by_prefix[key[:PREFIX_LEN]] = key
+        return Offer(True, new_node=True)
+
+    def remove(self, node: bytes) -> None:
+        if self._by_id.pop(node, None) is not None:
+            i = bisect.bisect_left(self._sorted, node)
+            if i < len(self._sorted) and self._sorted[i] == node:
+                self._sorted.pop(i)
+            self._by_prefix.pop(node[:PREFIX_LEN], None)
+
+    def expire(self, wall: float) -> list[PeerRecord]:
+        gone = [r for r in self._by_id.values() if r.expired(wall)]
+        for r in gone:
+            self.remove(r.node.raw)
+        return gone
+
+    def window(self, start: bytes, count: int) -> tuple[list[PeerRecord], bytes, bool]:
+        """Up to ``count`` records with ids >= start (in id order); returns (records, next start, wrapped)."""
+        i = bisect.bisect_left(self._sorted, start)
+        ids = self._sorted[i : i + count]
+        wrapped = i + count >= len(self._sorted)
+        nxt = b"" if wrapped else self._sorted[i + count]
+        return [self._by_id[k] for k in ids], nxt, wrapped
+
+    def in_range(self, lo: bytes, hi: bytes | None) -> list[PeerRecord]:
+        """Records with lo <= id prefix, and id prefix <= hi when hi is given (prefix comparison)."""
+        i = bisect.bisect_left(self._sorted, lo)
+        out = []
+        for k in self._sorted[i:]:
+            if hi is not None and k[:PREFIX_LEN] > hi:
+                break
+            out.append(self._by_id[k])
+        return out
