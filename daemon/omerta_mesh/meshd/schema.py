@@ -1,0 +1,374 @@
+"""The one API schema: a request and a result dataclass per DaemonAPI method, and their JSON form.
+
+Request fields may be ``str``, ``int``, ``float``, ``bool``, ``str | None`` or ``list[str]``; each carries a
+doc string and optional bounds in its metadata (``arg(...)``). ``decode_request`` checks a JSON-RPC params
+value against a request class and raises ``ApiError(INVALID_PARAMS)`` saying which parameter is wrong
+and what was expected. Results are plain dataclasses; ``to_json`` turns them into JSON-ready dicts.
+``docs/api.md`` is generated from these classes (``docs/gen_api.py``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import typing
+from dataclasses import MISSING, dataclass, field
+from typing import Any
+
+from .errors import ApiError, Code
+
+MAX_STR = 4096
+
+
+def arg(default: Any = MISSING, *, doc: str, lo: float | None = None, hi: float | None = None, max_len: int = MAX_STR) -> Any:
+    meta = {"doc": doc, "lo": lo, "hi": hi, "max_len": max_len}
+    if default is MISSING:
+        return field(metadata=meta)
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+# ====================================================================== requests
+@dataclass
+class Empty:
+    """No parameters."""
+
+
+@dataclass
+class PeersListRequest:
+    network: str | None = arg(None, doc="only peers of this network (id)")
+
+
+@dataclass
+class PeerRequest:
+    peer: str = arg(doc="peer name, full node id or unique id prefix (8+ characters)")
+    network: str | None = arg(None, doc="the network, when the peer is in several")
+
+
+@dataclass
+class PingRequest:
+    peer: str = arg(doc="peer name, full node id or unique id prefix (8+ characters)")
+    count: int = arg(1, doc="number of probes", lo=1, hi=100)
+    interval: float = arg(1.0, doc="seconds between probes", lo=0.01, hi=60)
+    timeout: float = arg(5.0, doc="seconds to wait for each answer", lo=0.05, hi=60)
+    network: str | None = arg(None, doc="the network, when the peer is in several")
+    progress: str | None = arg(None, doc="JSON-RPC only: a token; each probe's result is sent as a `progress` notification carrying it")
+
+
+@dataclass
+class NetworkCreateRequest:
+    name: str = arg("", doc="a name for people (carried in invites)", max_len=64)
+
+
+@dataclass
+class NetworkJoinRequest:
+    invite: str = arg(doc="the invite string (omerta1-...)")
+    wait: float = arg(10.0, doc="seconds to wait for the inviter to answer (0: do not wait)", lo=0, hi=120)
+
+
+@dataclass
+class NetworkRequest:
+    network: str = arg(doc="network id")
+
+
+@dataclass
+class ChannelSendRequest:
+    peer: str = arg(doc="peer name, full node id or unique id prefix (8+ characters)")
+    channel: str = arg(doc="channel name", max_len=64)
+    data: str = arg(doc="the message, as text or base64 (see encoding)", max_len=1_500_000)
+    encoding: str = arg("utf-8", doc="`utf-8` or `base64`")
+    network: str | None = arg(None, doc="the network, when the peer is in several")
+    wait: bool = arg(False, doc="wait until the peer acknowledged the message")
+    timeout: float = arg(10.0, doc="seconds to wait for room and acknowledgement", lo=0.05, hi=120)
+
+
+@dataclass
+class ChannelReceiveRequest:
+    channel: str = arg(doc="channel name", max_len=64)
+    timeout: float = arg(0.0, doc="seconds to wait for a first message (0: return at once)", lo=0, hi=60)
+    max: int = arg(100, doc="at most this many messages", lo=1, hi=1000)
+    encoding: str = arg("utf-8", doc="`utf-8` (undecodable bytes replaced) or `base64`")
+
+
+@dataclass
+class SubscriptionRequest:
+    subscription: int = arg(doc="the id events.subscribe returned", lo=0, hi=2**53)
+
+
+# ====================================================================== results
+@dataclass
+class NetworkInfo:
+    network: str
+    name: str
+    peers: int
+    connected: int
+
+
+@dataclass
+class PeerCounts:
+    total: int
+    connected: int
+    direct: int
+    relayed: int
+
+
+@dataclass
+class NatVerdict:
+    status: str  # "unknown" until NAT classification lands; then "classified"
+    reason: str
+    mapping: str = "unknown"
+    filtering: str = "unknown"
+    port_delta: int | None = None
+    public_endpoints: list[str] = field(default_factory=list)
+    local_endpoints: list[str] = field(default_factory=list)
+    evidence: list[str] = field(default_factory=list)
+
+
+@dataclass
+class FeatureInfo:
+    enabled: bool
+    active: bool
+    detail: str
+
+
+@dataclass
+class StatusResult:
+    node_id: str
+    name: str
+    version: str
+    api_version: int
+    api_revision: int
+    uptime_s: float
+    listen: list[str]
+    endpoints: list[str]
+    networks: list[NetworkInfo]
+    peers: PeerCounts
+    nat: NatVerdict
+    relay: FeatureInfo
+    audit: FeatureInfo
+    counters: dict[str, int]
+    status_text: str
+
+
+@dataclass
+class PeerInfo:
+    name: str
+    node_id: str
+    short_id: str
+    network: str
+    network_name: str
+    endpoint: str | None
+    path: str | None  # "direct"; connectivity work adds "punched" and "relay via <name>"
+    rtt_ms: float | None
+    last_handshake_s: float | None  # seconds since the last completed handshake
+    bytes_in: int
+    bytes_out: int
+    connected: bool
+
+
+@dataclass
+class PeersListResult:
+    peers: list[PeerInfo]
+
+
+@dataclass
+class SessionInfo:
+    slot: str
+    age_s: float
+    initiator: bool
+    packets_sent: int
+
+
+@dataclass
+class PeerDetail(PeerInfo):
+    endpoints: list[str] = field(default_factory=list)
+    packets_in: int = 0
+    packets_out: int = 0
+    handshakes: int = 0
+    handshake_in_progress: bool = False
+    sessions: list[SessionInfo] = field(default_factory=list)
+
+
+@dataclass
+class PeerGetResult:
+    node_id: str
+    name: str
+    networks: list[PeerDetail]
+
+
+@dataclass
+class PingProbe:
+    seq: int
+    ok: bool
+    rtt_ms: float | None
+    endpoint: str | None
+    path: str | None
+    error: str | None
+
+
+@dataclass
+class PingResult:
+    peer: str
+    node_id: str
+    network: str
+    sent: int
+    received: int
+    loss: float
+    rtt_min_ms: float | None
+    rtt_avg_ms: float | None
+    rtt_max_ms: float | None
+    probes: list[PingProbe]
+
+
+@dataclass
+class NetworkCreateResult:
+    network: str
+    name: str
+    invite: str
+
+
+@dataclass
+class NetworkJoinResult:
+    network: str
+    name: str
+    inviter: str
+    connected: bool
+
+
+@dataclass
+class NetworkLeaveResult:
+    network: str
+    left: bool
+
+
+@dataclass
+class NetworkListResult:
+    networks: list[NetworkInfo]
+
+
+@dataclass
+class NetworkInviteResult:
+    network: str
+    invite: str
+    endpoints: list[str]
+
+
+@dataclass
+class ChannelSendResult:
+    message_id: int
+    bytes: int
+    delivered: bool | None  # None when not waited for
+
+
+@dataclass
+class ChannelMessageInfo:
+    peer: str
+    node_id: str
+    network: str
+    channel: str
+    data: str
+    encoding: str
+    size: int
+
+
+@dataclass
+class ChannelReceiveResult:
+    messages: list[ChannelMessageInfo]
+    dropped: int  # messages lost to the bounded inbox since the last receive
+
+
+@dataclass
+class SubscribeResult:
+    subscription: int
+    seq: int  # the snapshot is as of this event sequence number; deltas follow with larger ones
+    snapshot: dict[str, Any]
+
+
+@dataclass
+class OkResult:
+    ok: bool
+
+
+@dataclass
+class ReloadResult:
+    changed: list[str]
+    restart_required: list[str]
+
+
+# ====================================================================== codec
+def to_json(obj: Any) -> Any:
+    return dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else obj
+
+
+def request_fields(cls: type) -> list[tuple[dataclasses.Field, Any]]:
+    hints = typing.get_type_hints(cls)
+    return [(f, hints[f.name]) for f in dataclasses.fields(cls)]
+
+
+def type_name(tp: Any) -> str:
+    if tp is bool:
+        return "boolean"
+    if tp is int:
+        return "integer"
+    if tp is float:
+        return "number"
+    if tp is str:
+        return "string"
+    if tp == (str | None):
+        return "string or null"
+    if tp == list[str]:
+        return "array of strings"
+    raise TypeError(f"unsupported request field type {tp!r}")
+
+
+def _bad(msg: str) -> ApiError:
+    return ApiError(Code.INVALID_PARAMS, msg)
+
+
+def _check(name: str, tp: Any, value: Any, meta: dict) -> Any:
+    want = type_name(tp)
+    if tp is bool:
+        ok = isinstance(value, bool)
+    elif tp is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif tp is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        value = float(value) if ok else value
+    elif tp is str or tp == (str | None):
+        ok = isinstance(value, str) or (value is None and tp != str)
+        if isinstance(value, str) and len(value) > meta["max_len"]:
+            raise _bad(f"parameter {name!r} is too long ({len(value)} characters, at most {meta['max_len']})")
+    else:  # list[str]
+        ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+    if not ok:
+        raise _bad(f"parameter {name!r} must be a {want}, not {type(value).__name__}")
+    lo, hi = meta["lo"], meta["hi"]
+    if lo is not None and value < lo or hi is not None and value > hi:
+        raise _bad(f"parameter {name!r} must be between {lo:g} and {hi:g}, not {value!r}")
+    return value
+
+
+def decode_request(cls: type, params: Any) -> Any:
+    """Build ``cls`` from JSON-RPC params (an object by name, or an array in field order)."""
+    fields = request_fields(cls)
+    if params is None:
+        params = {}
+    if isinstance(params, list):
+        if len(params) > len(fields):
+            raise _bad(f"too many parameters: {len(params)} given, the method takes {len(fields)}")
+        params = {f.name: v for (f, _), v in zip(fields, params)}
+    if not isinstance(params, dict):
+        raise _bad("params must be an object (by name) or an array")
+    known = {f.name for f, _ in fields}
+    unknown = sorted(set(params) - known)
+    if unknown:
+        expected = ", ".join(sorted(known)) or "none"
+        raise _bad(f"unknown parameter {unknown[0]!r}; this method takes: {expected}")
+    kwargs = {}
+    for f, tp in fields:
+        if f.name in params:
+            kwargs[f.name] = _check(f.name, tp, params[f.name], dict(f.metadata))
+        elif f.default is MISSING and f.default_factory is MISSING:
+            raise _bad(f"missing required parameter {f.name!r} ({type_name(tp)}: {f.metadata['doc']})")
+    return cls(**kwargs)
