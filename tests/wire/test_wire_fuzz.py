@@ -139,9 +139,19 @@ def test_ack_round_trip(next_seq, sack) -> None:
 @given(pid=U32, pong=st.booleans(), pad=st.integers(0, 64))
 def test_probe_round_trip(pid, pong, pad) -> None:
     raw = fw.encode_probe(pid, pong=pong, pad=pad)
-    assert len(raw) == 5 + pad
+    assert len(raw) == (5 if pong else 5 + pad)  # only a PING is padded
     assert fw.frame_type(raw) is (fw.FrameType.PONG if pong else fw.FrameType.PING)
     assert fw.decode_probe(raw) == fw.ProbeFrame(pong, pid)
+
+
+@FUZZ
+@given(pid=U32, v6=st.booleans(), port=st.integers(0, 65535), raw_ip=st.binary(min_size=16, max_size=16))
+def test_pong_carries_the_observed_source(pid, v6, port, raw_ip) -> None:
+    import ipaddress
+
+    ip = str(ipaddress.IPv6Address(raw_ip)) if v6 else str(ipaddress.IPv4Address(raw_ip[:4]))
+    raw = fw.encode_probe(pid, pong=True, observed=(ip, port))
+    assert fw.decode_probe(raw) == fw.ProbeFrame(True, pid, (ip, port))
 
 
 CHANNELS = st.text(st.characters(min_codepoint=0x20, blacklist_categories=("Cs",), blacklist_characters="\x7f"), min_size=1, max_size=16)

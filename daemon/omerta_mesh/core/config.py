@@ -44,6 +44,32 @@ class CoreConfig:
     max_endpoints_per_peer: int = 8
     initiation_attempts: int = 18  # ~90 s at rekey_timeout
 
+    # --- link health (core/links.py) -----------------------------------------------------------------------
+    heartbeat_active: float = 1.5  # probe interval on the current path while traffic flows
+    heartbeat_idle: float = 25.0  # ... and while idle (holds NAT mappings open)
+    active_window: float = 10.0  # traffic within this long counts as active
+    trust_window: float = 4.0  # a path is up while a probe was answered within this long
+    probe_timeout: float = 2.0  # an unanswered probe counts as lost after this long
+    max_paths_per_peer: int = 16
+    max_probes_in_flight: int = 4096
+    upgrade_interval: float = 20.0  # while relayed, try to go direct this often
+    punch_schedule: tuple[float, ...] = (0.0, 0.2, 0.5, 1.0, 2.0, 3.5, 5.0)
+    punch_prediction: int = 64  # at most this many predicted ports per punch attempt
+    # --- relays ---------------------------------------------------------------------------------------------
+    relay: bool = False  # offer to relay for others (public or endpoint-independent nodes only)
+    relay_rate: float = 4_000_000.0  # bytes per second per client
+    relay_burst: float = 8_000_000.0
+    relay_max_pairs: int = 64  # distinct destinations per client
+    relay_clients: int = 1024
+    # --- discovery (core/gossip.py) ----------------------------------------------------------------------
+    gossip_interval: float = 1.0
+    gossip_digest_entries: int = 256
+    gossip_budget: int = 16_384  # bytes of records sent per exchange
+    gossip_push: int = 8  # recently learnt records pushed per round
+    record_lifetime: float = 3600.0
+    record_refresh: float = 900.0
+    neighbours: int = 6  # sessions each node keeps for gossip beyond those in use
+
     def with_(self, **changes: object) -> "CoreConfig":
         return replace(self, **changes)  # type: ignore[arg-type]
 

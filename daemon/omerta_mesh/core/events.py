@@ -131,3 +131,31 @@ class PongReceived(Event):
     probe_id: int
     rtt: float
     endpoint: Address
+
+
+@dataclass(frozen=True, slots=True)
+class PathChanged(Event):
+    """The peer is now reached another way: ``kind`` is direct, punched, relay or none."""
+
+    network: NetworkId
+    peer: NodeId
+    old: Address | None
+    new: Address | None
+    kind: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class PeerDiscovered(Event):
+    """Gossip brought a new member's signed record."""
+
+    network: NetworkId
+    peer: NodeId
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class NatChanged(Event):
+    """Our NAT verdict changed (see ``Mesh.nat_verdict()`` for the evidence)."""
+
+    label: str

@@ -23,7 +23,10 @@ from .entropy import Entropy, SystemEntropy
 from .errors import DropReason, UsageError, WireError
 from .ids import NetworkId, NodeId
 from .keys import Identity
+from .links import ByteRateLimiter, LinkMixin
+from .nat.classify import NatObserver, NatVerdict
 from .network import Network
+from .peers.paths import is_relay
 from .peers.peer import Peer
 from .peers.table import PeerTable
 from .session.handshakes import Completed, Handshakes
@@ -34,11 +37,10 @@ from .wire.invite import Invite, decode_invite, encode_invite
 from .wire.packet import TRANSPORT_HEADER, TRANSPORT_OVERHEAD, PacketType, packet_type
 
 Address = tuple[str, int]
-RELAY_HEADROOM = 64  # bytes kept free in every datagram for a relay header (connectivity work)
-PERSISTENT_KEEPALIVE = 25.0
+RELAY_HEADROOM = 72  # bytes kept free in every datagram for the relay frame and outer transport header
 
 
-class Mesh:
+class Mesh(LinkMixin):
     def __init__(
         self,
         identity: Identity,
@@ -67,12 +69,18 @@ class Mesh:
         self._events: deque[ev.Event] = deque()
         self._next_msg_id = 1
         self._next_probe = 1
-        self._probes: dict[int, tuple[Peer, float]] = {}
+        self._probes: dict[int, tuple[Peer, float, Address, bool]] = {}
         self._remote_sessions: dict[int, list[Session]] = {}
         # sessions forgotten since the last datagrams_to_send(): packets already queued under them (a CLOSE
         # sent by leave(), say) must still pass the audit
         self._retired: list[Session] = []
         self.last_internal_error: str | None = None
+        self.nat = NatObserver()
+        self._nat_label = "unknown"
+        self._relay_pairs: dict[tuple[bytes, bytes], set] = {}
+        self._relay_limiter = ByteRateLimiter(config.relay_rate, int(config.relay_burst), config.relay_clients)
+        self.local_endpoints: list[Address] = []  # our sockets' addresses (the driver fills these in)
+        self.local_ips: frozenset[str] = frozenset()
         self.chunk_size = config.max_datagram - TRANSPORT_OVERHEAD - RELAY_HEADROOM - fw.DATA_HEADER_LEN
         self.audit = EncryptionAudit(self._sessions_by_remote, strict=strict_audit) if (audit or strict_audit) else None
 
@@ -107,11 +115,15 @@ class Mesh:
             self.counters.inc("events.dropped")
         self._events.append(e)
 
-    def _send_raw(self, peer: Peer, data: bytes, dst: Address | None = None) -> None:
+    def _send_raw(self, peer: Peer, data: bytes, dst: Address | None, now: float, local: Address | None = None) -> None:
         target = dst or peer.endpoint
         if target is None:
             return
-        self._out.append((target, peer.local, data))
+        if is_relay(target):
+            if not self._send_via_relay(peer, target, data, now):
+                return
+        else:
+            self._out.append((target, local or peer.local, data))
         peer.stats.bytes_out += len(data)
         peer.stats.packets_out += 1
 
@@ -228,8 +240,9 @@ class Mesh:
         dgram = self.hs.initiate(peer, now, now + self.wall_offset)
         targets = [peer.endpoint] if peer.endpoint and peer.handshake_attempts % 3 else []
         targets += [e for e in peer.endpoints if e not in targets]
+        targets += [a for a in peer.paths if is_relay(a) and a not in targets]
         for ep in targets:
-            self._send_raw(peer, dgram, ep)
+            self._send_raw(peer, dgram, ep, now)
         self._arm(peer, now)
 
     def _retry_at(self, peer: Peer) -> float | None:
@@ -245,8 +258,7 @@ class Mesh:
             if peer.pending is None:
                 cands.append(cur.created_at + limit)
             cands.append(cur.created_at + self.cfg.reject_after_time)
-            if peer.connected:
-                cands.append(cur.last_sent_at + PERSISTENT_KEEPALIVE)
+        cands += self._link_deadline(peer)
         for s in (peer.previous, peer.next):
             if s is not None:
                 cands.append(s.created_at + self.cfg.reject_after_time)
@@ -317,10 +329,8 @@ class Mesh:
         for f in resend:
             self._send_frame(peer, f, now)
         self._pump(peer, now)
-        # persistent keepalive holds NAT mappings open
-        cur = peer.sendable_session(now)
-        if cur is not None and peer.connected and now >= cur.last_sent_at + PERSISTENT_KEEPALIVE:
-            self._send_frame(peer, fw.KEEPALIVE_FRAME, now)
+        # heartbeats (which also hold NAT mappings open), punch bursts, path decisions
+        self._heartbeat(peer, now)
         self._arm(peer, now)
 
     def _forget_sessions(self, peer: Peer, indexes: list[int]) -> None:
@@ -339,8 +349,10 @@ class Mesh:
         self._remote_sessions.setdefault(session.remote_index, []).append(session)
         peer.handshake_started_at = None
         if done.reply is not None:
-            self._send_raw(peer, done.reply, done.src)
-        self._set_endpoint(peer, done.src)
+            self._send_raw(peer, done.reply, done.src, now)
+        self._heard(peer, done.src, now)
+        if peer.probe_at is None:
+            peer.probe_at = now + self.cfg.heartbeat_active
         if done.restarted:
             self._fail_stream(peer, peer.stream.reset(), "peer restarted")
             peer.assembler.reset()
@@ -356,14 +368,6 @@ class Mesh:
         # either side may have messages queued while there was no session: send them now, not at the next timer
         self._pump(peer, now)
         self._arm(peer, now)
-
-    def _set_endpoint(self, peer: Peer, src: Address) -> None:
-        if peer.endpoint != src:
-            old = peer.endpoint
-            peer.endpoint = src
-            peer.add_endpoint(src)
-            if old is not None:
-                self._event(ev.EndpointChanged(peer.network.id, peer.node, old, src))
 
     # ================================================================== receive path
     def receive_datagram(self, data: bytes, src: Address, local: Address | None, now: float) -> None:
@@ -416,12 +420,13 @@ class Mesh:
         st.bytes_in += len(data)
         st.packets_in += 1
         peer.local = local
-        self._set_endpoint(peer, src)
+        if plain[:1] != b"\x05":  # a PONG proves the path round trip itself (_on_pong)
+            self._heard(peer, src, now)
         if plain:
-            self._receive_frame(peer, plain, now)
+            self._receive_frame(peer, plain, src, local, now)
         self._arm(peer, now)
 
-    def _receive_frame(self, peer: Peer, frame: bytes, now: float) -> None:
+    def _receive_frame(self, peer: Peer, frame: bytes, src: Address, local: Address | None, now: float) -> None:
         t = frame[0]
         if t == fw.FrameType.DATA:
             self._receive_data(peer, fw.decode_data(frame), now)
@@ -436,14 +441,15 @@ class Mesh:
         elif t == fw.FrameType.KEEPALIVE:
             pass
         elif t == fw.FrameType.PING:
-            p = fw.decode_probe(frame)
-            self._send_frame(peer, fw.encode_probe(p.probe_id, pong=True), now)
+            self._on_ping(peer, fw.decode_probe(frame).probe_id, src, local, now)
         elif t == fw.FrameType.PONG:
-            p = fw.decode_probe(frame)
-            sent = self._probes.pop(p.probe_id, None)
-            if sent is not None and sent[0] is peer and peer.endpoint is not None:
-                self._event(ev.PongReceived(peer.network.id, peer.node, p.probe_id, now - sent[1], peer.endpoint))
+            self._on_pong(peer, fw.decode_probe(frame), src, local, now)
+        elif t == fw.FrameType.RELAY:
+            self._on_relay(peer, frame, now)
+        elif t == fw.FrameType.RELAYED:
+            self._on_relayed(peer, frame, local, now)
         elif t == fw.FrameType.IP:
+            peer.last_active = now
             self._tun_out.append(frame[1:])
         elif t == fw.FrameType.CLOSE:
             self._forget_sessions(peer, peer.clear_sessions())
@@ -469,6 +475,13 @@ class Mesh:
                 continue
             h = msg.header
             net, node = peer.network.id, peer.node
+            if h.kind is fw.MessageKind.CONTROL:
+                try:
+                    self._on_control(peer, h.channel, msg.body, now)
+                except WireError as e:
+                    self.counters.drop(e.reason)
+                continue
+            peer.last_active = now
             if h.kind is fw.MessageKind.MESSAGE:
                 self._event(ev.ChannelMessage(net, node, h.channel, msg.body))
             elif h.kind is fw.MessageKind.REQUEST:
@@ -486,8 +499,33 @@ class Mesh:
         s = peer.sendable_session(now)
         if s is None:
             return False
-        self._send_raw(peer, s.encrypt(frame, now))
+        self._send_raw(peer, s.encrypt(frame, now), None, now)
         return True
+
+    def _send_control(self, peer: Peer, name: str, body: bytes, now: float) -> None:
+        """A reliable control message (gossip, punching); never shown to applications."""
+        header = make_header(fw.MessageKind.CONTROL, name, body, self.cfg.max_message)
+        try:
+            self._enqueue(peer, header, body, now, wanted=False)
+        except UsageError:
+            self.counters.inc("control.queue_full")
+
+    def _on_control(self, peer: Peer, name: str, body: bytes, now: float) -> None:
+        if name == "punch.candidates":
+            self._on_candidates(peer, body, now)
+        else:
+            self.counters.drop(DropReason.UNKNOWN_FRAME)
+
+    # ================================================================== NAT
+    def nat_verdict(self) -> NatVerdict:
+        main = self.local_endpoints[0] if self.local_endpoints else None
+        return self.nat.verdict(main, self.local_ips)
+
+    def _nat_changed(self, now: float) -> None:
+        label = self.nat_verdict().label
+        if label != self._nat_label:
+            self._nat_label = label
+            self._event(ev.NatChanged(label))
 
     def _pump(self, peer: Peer, now: float) -> None:
         """Send what the peer's stream allows, starting a handshake if there is no session."""
@@ -507,11 +545,13 @@ class Mesh:
         for cid in self.requests.fail_peer(peer):
             self._event(ev.RequestTimedOut(peer.network.id, peer.node, cid))
 
-    def _enqueue(self, peer: Peer, header: fw.MessageHeader, body: bytes, now: float) -> int:
+    def _enqueue(self, peer: Peer, header: fw.MessageHeader, body: bytes, now: float, wanted: bool = True) -> int:
         mid = self._next_msg_id
         self._next_msg_id += 1
         peer.stream.enqueue(header.kind, split_message(header, body, self.chunk_size), mid)
-        peer.wanted = True
+        if wanted:
+            peer.wanted = True
+            peer.last_active = now
         self._pump(peer, now)
         self._arm(peer, now)
         return mid
@@ -546,15 +586,10 @@ class Mesh:
         return self._enqueue(peer, header, data, now)
 
     def ping(self, node: NodeId, now: float, network: NetworkId | None = None) -> int:
-        """Send an authenticated probe; a PongReceived event carries the RTT."""
+        """Send an authenticated probe on the current path; a PongReceived event carries the RTT and path."""
         peer = self.find_peer(node, network)
-        pid = self._next_probe
-        self._next_probe = (self._next_probe % 0xFFFFFFFF) + 1
-        if len(self._probes) > 1024:
-            self._probes.pop(next(iter(self._probes)))
-        self._probes[pid] = (peer, now)
-        if not self._send_frame(peer, fw.encode_probe(pid), now):
-            self._probes.pop(pid, None)
+        pid = self._probe(peer, peer.endpoint, now, user=True) if peer.endpoint is not None else None
+        if pid is None:
             raise UsageError(f"no session with {node.short()} yet; wait for it to connect")
         return pid
 

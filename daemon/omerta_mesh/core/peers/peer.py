@@ -17,6 +17,7 @@ from ..ids import NodeId
 from ..network import Network
 from ..session.reliable import ReliableStream
 from ..session.session import Session
+from .paths import Path
 
 Address = tuple[str, int]
 
@@ -65,6 +66,16 @@ class Peer:
     connected: bool = False
     wanted: bool = False  # someone asked to talk to it: keep the session up
     stats: PeerStats = field(default_factory=PeerStats)
+    # --- paths and link health (core/links.py)
+    paths: dict[Address, Path] = field(default_factory=dict)
+    path_reason: str = ""
+    probe_at: float | None = None  # next heartbeat probe
+    last_active: float = float("-inf")  # last application traffic either way
+    relays: tuple[bytes, ...] = ()  # node ids of the relays this peer says it is reachable through
+    punch_targets: list[Address] = field(default_factory=list)
+    punch_at: list[float] = field(default_factory=list)  # remaining burst times
+    upgrade_at: float | None = None  # next attempt to move a relayed peer to a direct path
+    name: str = ""
     stream: ReliableStream = field(init=False)
     assembler: Assembler = field(init=False)
 

@@ -7,25 +7,34 @@ Every frame starts with a one-byte type::
     DATA      (0x02)  | 0x02 | seq (u64 LE) | flags (u8) | chunk ...  (reliable, in order, acknowledged)
     ACK       (0x03)  | 0x03 | next expected seq (u64 LE) | selective-ack bitmap (u64 LE) |
     PING      (0x04)  | 0x04 | probe id (u32 LE) | padding ...      (path probe; answered by PONG)
-    PONG      (0x05)  | 0x05 | probe id (u32 LE) |
+    PONG      (0x05)  | 0x05 | probe id (u32 LE) | observed source: family (u8) | address | port (u16 BE) |
     CLOSE     (0x06)  | 0x06 | reason (u8) |                        (the sender is leaving; drop the session)
+    RELAY     (0x07)  | 0x07 | destination node id (32) | datagram ... (to a relay: forward this datagram)
+    RELAYED   (0x08)  | 0x08 | source node id (32) | datagram ...    (from a relay: a datagram forwarded to you)
     CONTROL   (0x10)  | 0x10 | control type (u8) | body ...         (gossip, NAT traversal; see control.py)
 
 DATA flags: bit 0 FIRST (this chunk starts a message), bit 1 LAST (this chunk ends it), bit 2 RESET (the
 sender gave up on earlier frames: the receiver discards what it holds and continues from this seq, which
 is only ever larger than before); bits 4-5 are the
-message kind (0 channel message, 1 request, 2 response). A message is split into chunks that travel as
+message kind (0 channel message, 1 request, 2 response, 3 control: see control.py; never shown to
+applications). A message is split into chunks that travel as
 consecutive DATA frames; since DATA is delivered in order, reassembly is concatenation. The FIRST chunk
 begins with the message header::
 
     | total length (u32 LE) | correlation id (u32 LE) | status (u8) | channel length (u8) | channel (UTF-8) |
 
 Selective-ack bitmap: bit i set means seq ``next + 1 + i`` arrived.
+
+PING and PONG are path probes: they are sent on a chosen path (a direct address or a relay) and do not move
+the peer's endpoint by themselves; the PONG tells the pinger the source address its PING arrived from, which
+is how a node learns its NAT mappings. A relayed datagram is the complete end-to-end transport or handshake
+datagram between the two peers, so the relay learns only the two node ids and the size.
 """
 
 from __future__ import annotations
 
 import enum
+import ipaddress
 import struct
 from dataclasses import dataclass
 
@@ -40,6 +49,8 @@ class FrameType(enum.IntEnum):
     PING = 0x04
     PONG = 0x05
     CLOSE = 0x06
+    RELAY = 0x07
+    RELAYED = 0x08
     CONTROL = 0x10
 
 
@@ -47,6 +58,7 @@ class MessageKind(enum.IntEnum):
     MESSAGE = 0
     REQUEST = 1
     RESPONSE = 2
+    CONTROL = 3
 
 
 FLAG_FIRST = 0x01
@@ -84,6 +96,7 @@ class AckFrame:
 class ProbeFrame:
     pong: bool
     probe_id: int
+    observed: tuple[str, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,8 +134,22 @@ def encode_ack(next_seq: int, sack: int) -> bytes:
     return _ACK.pack(FrameType.ACK, next_seq, sack)
 
 
-def encode_probe(probe_id: int, pong: bool = False, pad: int = 0) -> bytes:
-    return _PROBE.pack(FrameType.PONG if pong else FrameType.PING, probe_id) + bytes(pad)
+def encode_probe(probe_id: int, pong: bool = False, pad: int = 0, observed: tuple[str, int] | None = None) -> bytes:
+    head = _PROBE.pack(FrameType.PONG if pong else FrameType.PING, probe_id)
+    if pong and observed is not None and not observed[0].startswith("relay:"):
+        ip = ipaddress.ip_address(observed[0])
+        return head + bytes((ip.version,)) + ip.packed + struct.pack(">H", observed[1])
+    return head if pong else head + bytes(pad)  # only a PING is padded (to probe the path MTU)
+
+
+def encode_relay(node_raw: bytes, datagram: bytes, relayed: bool = False) -> bytes:
+    return bytes((FrameType.RELAYED if relayed else FrameType.RELAY,)) + node_raw + datagram
+
+
+def decode_relay(frame: bytes) -> tuple[bytes, bytes]:
+    if len(frame) < 33 + 4:
+        raise WireError(DropReason.BAD_FRAME, "relay frame too short")
+    return frame[1:33], frame[33:]
 
 
 def encode_close(reason: int = 0) -> bytes:
@@ -134,7 +161,7 @@ def decode_data(frame: bytes) -> DataFrame:
         raise WireError(DropReason.BAD_FRAME, "DATA shorter than its header")
     _, seq, flags = _DATA.unpack_from(frame)
     kind_v = (flags >> _KIND_SHIFT) & 0x3
-    if flags & ~(FLAG_FIRST | FLAG_LAST | FLAG_RESET | (0x3 << _KIND_SHIFT)) or kind_v > 2:
+    if flags & ~(FLAG_FIRST | FLAG_LAST | FLAG_RESET | (0x3 << _KIND_SHIFT)):
         raise WireError(DropReason.BAD_FRAME, f"DATA flags {flags:#x}")
     first, last, reset = bool(flags & FLAG_FIRST), bool(flags & FLAG_LAST), bool(flags & FLAG_RESET)
     return DataFrame(seq, first, last, MessageKind(kind_v), frame[DATA_HEADER_LEN:], reset)
@@ -151,7 +178,16 @@ def decode_probe(frame: bytes) -> ProbeFrame:
     if len(frame) < _PROBE.size:
         raise WireError(DropReason.BAD_FRAME, "probe too short")
     t, pid = _PROBE.unpack_from(frame)
-    return ProbeFrame(t == FrameType.PONG, pid)
+    observed = None
+    if t == FrameType.PONG and len(frame) > _PROBE.size:
+        fam = frame[_PROBE.size]
+        alen = {4: 4, 6: 16}.get(fam)
+        if alen is None or len(frame) != _PROBE.size + 1 + alen + 2:
+            raise WireError(DropReason.BAD_FRAME, "PONG with a malformed observed address")
+        ip = str(ipaddress.ip_address(frame[_PROBE.size + 1 : _PROBE.size + 1 + alen]))
+        (port,) = struct.unpack_from(">H", frame, _PROBE.size + 1 + alen)
+        observed = (ip, port)
+    return ProbeFrame(t == FrameType.PONG, pid, observed)
 
 
 def decode_message_header(kind: MessageKind, chunk: bytes, max_message: int) -> tuple[MessageHeader, bytes]:

@@ -1,0 +1,279 @@
+"""Links: paths, probes, relaying and hole punching (a mixin of ``Mesh``).
+
+* Every peer has paths (``peers/paths.py``): direct addresses and relays. The session is path-agnostic,
+  so switching paths is only a matter of where the next datagram goes.
+* Heartbeat probes (PING/PONG) on the current path every ``heartbeat_active`` seconds while traffic
+  flows, ``heartbeat_idle`` otherwise; they measure RTT, jitter and loss and keep NAT mappings open. A
+  PONG tells us the address our PING came from: that is how NAT mappings are observed.
+* After every piece of evidence the pure policy ``paths.choose`` picks the path. A direct path that stops
+  answering for the trust window loses to a relay; a relayed peer keeps trying to go direct.
+* Relaying: a RELAY frame asks a relay-capable peer to forward an end-to-end datagram to another member; it
+  arrives as RELAYED. The relay sees node ids and sizes only, and enforces per-client quotas.
+* Hole punching: peers on a relayed (or no) path exchange candidate endpoints (``punch.candidates``:
+  local addresses, observed mappings, predicted ports for sequential symmetric NATs) and both probe all of
+  them on a short schedule, so each side's NAT opens for the other.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from . import events as ev
+from .errors import DropReason, WireError
+from .ids import NodeId
+from .nat.classify import Mapping, Observation
+from .noise.cookie import RateLimiter
+from .peers.paths import Address, Path, PathState, choose, is_relay, path_state, relay_address, relay_node_text
+from .peers.peer import Peer
+from .wire import control as cw
+from .wire import frames as fw
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .mesh import Mesh
+
+
+class LinkMixin:
+    # ------------------------------------------------------------------ paths
+    def _path(self: "Mesh", peer: Peer, addr: Address, now: float) -> Path:
+        p = peer.paths.get(addr)
+        if p is None:
+            if len(peer.paths) >= self.cfg.max_paths_per_peer:
+                victims = [q for q in peer.paths.values() if q.addr != peer.endpoint]
+                oldest = min(victims, key=lambda q: (max(q.last_rx or 0, q.last_pong or 0, q.created_at), q.addr))
+                del peer.paths[oldest.addr]
+            p = peer.paths[addr] = Path(addr, now)
+        return p
+
+    def _heard(self: "Mesh", peer: Peer, src: Address, now: float) -> None:
+        """An authenticated packet from the peer arrived via ``src``."""
+        p = peer.paths.get(src)
+        new = p is None
+        p = self._path(peer, src, now)
+        p.last_rx = now
+        if new or (src != peer.endpoint and (p.last_pong is None or now >= p.last_pong + self.cfg.heartbeat_active)):
+            self._probe(peer, src, now)  # confirm the new path at once (roaming, punching)
+        if peer.endpoint is None:
+            self._switch(peer, src, "first path heard from", now)
+        else:
+            self._reselect(peer, now)
+
+    def _relay_up(self: "Mesh", peer: Peer, now: float) -> dict[Address, bool]:
+        out = {}
+        for addr in peer.paths:
+            if is_relay(addr):
+                r = self._relay_peer(peer, addr)
+                out[addr] = r is not None and r.connected and r.endpoint is not None and not is_relay(r.endpoint) and (
+                    r.endpoint not in r.paths or path_state(r.paths[r.endpoint], now, self.cfg.trust_window) in (PathState.UP, PathState.UNKNOWN))
+        return out
+
+    def _reselect(self: "Mesh", peer: Peer, now: float) -> None:
+        c = choose(peer.paths, peer.endpoint, now, self.cfg.trust_window, self._relay_up(peer, now))
+        if c.addr is not None and c.addr != peer.endpoint:
+            self._switch(peer, c.addr, c.reason, now)
+        else:
+            peer.path_reason = c.reason
+
+    def _switch(self: "Mesh", peer: Peer, addr: Address, reason: str, now: float) -> None:
+        old = peer.endpoint
+        peer.endpoint = addr
+        peer.path_reason = reason
+        if not is_relay(addr):
+            peer.add_endpoint(addr)
+        self._event(ev.PathChanged(peer.network.id, peer.node, old, addr, self.path_kind(peer), reason))
+        if is_relay(addr) and peer.current is not None:
+            peer.upgrade_at = now  # relayed: start trying to go direct at once
+        elif not is_relay(addr):
+            peer.upgrade_at = None
+            peer.punch_at.clear()
+
+    def path_kind(self: "Mesh", peer: Peer) -> str:
+        """"direct", "punched" (direct after a punch), "relay", or "none"."""
+        if peer.endpoint is None:
+            return "none"
+        if is_relay(peer.endpoint):
+            return "relay"
+        return "punched" if peer.endpoint in peer.punch_targets else "direct"
+
+    def relay_name(self: "Mesh", peer: Peer) -> str | None:
+        return relay_node_text(peer.endpoint) if is_relay(peer.endpoint) else None
+
+    # ------------------------------------------------------------------ probes
+    def _probe(self: "Mesh", peer: Peer, addr: Address, now: float, user: bool = False, local: Address | None = None) -> int | None:
+        s = peer.sendable_session(now)
+        if s is None:
+            return None
+        pid = self._next_probe
+        self._next_probe = (self._next_probe % 0xFFFFFFFF) + 1
+        if len(self._probes) >= self.cfg.max_probes_in_flight:
+            self._probes.pop(next(iter(self._probes)))
+        self._probes[pid] = (peer, now, addr, user)
+        p = self._path(peer, addr, now) if not addr in peer.punch_targets or addr in peer.paths else None
+        if p is not None:
+            p.pending[pid] = now
+            p.last_ping = now
+        self._send_raw(peer, s.encrypt(fw.encode_probe(pid), now), addr, local)
+        return pid
+
+    def _on_ping(self: "Mesh", peer: Peer, pid: int, src: Address, local: Address | None, now: float) -> None:
+        s = peer.sendable_session(now)
+        if s is not None:
+            self._send_raw(peer, s.encrypt(fw.encode_probe(pid, pong=True, observed=src), now), src, local)
+
+    def _on_pong(self: "Mesh", peer: Peer, probe: fw.ProbeFrame, src: Address, local: Address | None, now: float) -> None:
+        sent = self._probes.pop(probe.probe_id, None)
+        if sent is None or sent[0] is not peer:
+            self.counters.inc("rx.unmatched_pongs")
+            return
+        _, sent_at, addr, user = sent
+        rtt = now - sent_at
+        p = self._path(peer, src, now)
+        p.pending.pop(probe.probe_id, None)
+        p.outcomes.append(True)
+        p.rtt_sample(rtt)
+        p.last_pong = now
+        p.lost_since_pong = 0
+        if probe.observed is not None and not is_relay(src) and local is not None:
+            o = Observation(local, src, probe.observed, peer.node.short(), now)
+            if self.nat.observe(o):
+                self._nat_changed(now)
+        if user:
+            self._event(ev.PongReceived(peer.network.id, peer.node, probe.probe_id, rtt, src))
+        self._reselect(peer, now)
+
+    def _heartbeat(self: "Mesh", peer: Peer, now: float) -> None:
+        """Due probes for one peer: the heartbeat on the current path, punch bursts, upgrade attempts."""
+        cfg = self.cfg
+        if peer.sendable_session(now) is None:
+            peer.probe_at = None
+            return
+        for path in peer.paths.values():
+            path.expire_probes(now, cfg.probe_timeout)
+        if peer.probe_at is not None and now >= peer.probe_at and peer.endpoint is not None:
+            self._probe(peer, peer.endpoint, now)
+            active = now < peer.last_active + cfg.active_window or peer.stream.queued_frames() > 0
+            # while traffic flows, keep the other direct paths measured too, for fast failover
+            if active:
+                for addr, path in list(peer.paths.items()):
+                    if addr != peer.endpoint and not is_relay(addr) and path.last_pong is not None:
+                        self._probe(peer, addr, now)
+            peer.probe_at = now + (cfg.heartbeat_active if active else cfg.heartbeat_idle)
+        if peer.probe_at is None:
+            peer.probe_at = now + cfg.heartbeat_active
+        while peer.punch_at and now >= peer.punch_at[0]:
+            peer.punch_at.pop(0)
+            for addr in peer.punch_targets:
+                self._probe(peer, addr, now)
+        if peer.upgrade_at is not None and now >= peer.upgrade_at:
+            peer.upgrade_at = now + cfg.upgrade_interval
+            if is_relay(peer.endpoint):
+                self._send_candidates(peer, now, reply=True)
+        self._reselect(peer, now)
+
+    def _link_deadline(self: "Mesh", peer: Peer) -> list[float]:
+        out = []
+        if peer.probe_at is not None:
+            out.append(peer.probe_at)
+        if peer.punch_at:
+            out.append(peer.punch_at[0])
+        if peer.upgrade_at is not None:
+            out.append(peer.upgrade_at)
+        for path in peer.paths.values():  # re-decide when a probe goes unanswered
+            exp = path.next_expiry(self.cfg.probe_timeout)
+            if exp is not None:
+                out.append(exp)
+        return out
+
+    # ------------------------------------------------------------------ relays
+    def _relay_peer(self: "Mesh", peer: Peer, addr: Address) -> Peer | None:
+        try:
+            node = NodeId.parse(relay_node_text(addr))
+        except Exception:
+            return None
+        return self.table.get(peer.network.id, node)
+
+    def _send_via_relay(self: "Mesh", peer: Peer, addr: Address, data: bytes, now: float) -> bool:
+        r = self._relay_peer(peer, addr)
+        if r is None or r is peer:
+            self.counters.inc("relay.no_relay_session")
+            return False
+        return self._send_frame(r, fw.encode_relay(peer.node.raw, data), now)
+
+    def _on_relay(self: "Mesh", client: Peer, frame: bytes, now: float) -> None:
+        """We are asked to forward a datagram from ``client`` to another member."""
+        dst_raw, inner = fw.decode_relay(frame)
+        if not self.cfg.relay:
+            raise WireError(DropReason.RELAY_UNKNOWN, "this node does not relay")
+        dst = self.table.get(client.network.id, NodeId(dst_raw))
+        if dst is None or dst is client or dst.sendable_session(now) is None:
+            raise WireError(DropReason.RELAY_UNKNOWN, "no session with the destination")
+        pairs = self._relay_pairs.setdefault(client.key, set())
+        if dst.key not in pairs:
+            if len(pairs) >= self.cfg.relay_max_pairs:
+                raise WireError(DropReason.RELAY_QUOTA, "too many destinations")
+            pairs.add(dst.key)
+        if not self._relay_limiter.allow_bytes(client.node.text(), len(inner), now):
+            raise WireError(DropReason.RELAY_QUOTA, "over the byte rate")
+        self.counters.inc("relay.forwarded")
+        self.counters.inc("relay.bytes", len(inner))
+        self._send_frame(dst, fw.encode_relay(client.node.raw, inner, relayed=True), now)
+
+    def _on_relayed(self: "Mesh", relay: Peer, frame: bytes, local: Address | None, now: float) -> None:
+        _src_raw, inner = fw.decode_relay(frame)
+        self.counters.inc("relay.received")
+        self.receive_datagram(inner, relay_address(relay.node.text()), local, now)
+
+    def _offer_relays(self: "Mesh", peer: Peer, relays: tuple[bytes, ...], now: float) -> None:
+        """Add relay paths to ``peer`` through relays we have sessions with."""
+        peer.relays = relays
+        for rid in relays:
+            if rid == self.node_id.raw or rid == peer.node.raw:
+                continue
+            r = self.table.get(peer.network.id, NodeId(rid))
+            if r is not None and r.connected:
+                addr = relay_address(NodeId(rid).text())
+                if addr not in peer.paths:
+                    self._path(peer, addr, now)
+
+    # ------------------------------------------------------------------ hole punching
+    def _own_candidates(self: "Mesh") -> tuple[list[Address], int, int]:
+        v = self.nat_verdict()
+        eps: list[Address] = list(dict.fromkeys(list(v.public) + list(self.local_endpoints)))
+        predicted: list[Address] = []
+        if v.mapping in (Mapping.ADM, Mapping.APDM) and v.allocation == "sequential" and v.public:
+            host, port = v.public[0]
+            step = v.port_delta or 1
+            for k in range(1, self.cfg.punch_prediction + 1):
+                q = port + k * step
+                if 1024 <= q <= 65535:
+                    predicted.append((host, q))
+        return eps + predicted, int(v.mapping), v.port_delta
+
+    def _send_candidates(self: "Mesh", peer: Peer, now: float, reply: bool) -> None:
+        eps, mapping, delta = self._own_candidates()
+        body = cw.encode_candidates(cw.Candidates(reply, mapping, delta, eps[: self.cfg.punch_prediction + 16]))
+        self._send_control(peer, "punch.candidates", body, now)
+
+    def _on_candidates(self: "Mesh", peer: Peer, body: bytes, now: float) -> None:
+        c = cw.decode_candidates(body)
+        targets = [e for e in c.endpoints if not is_relay(e)][: self.cfg.punch_prediction + 16]
+        peer.punch_targets = targets
+        peer.punch_at = [now + d for d in self.cfg.punch_schedule]
+        self.counters.inc("punch.attempts")
+        if c.reply:
+            self._send_candidates(peer, now, reply=False)
+        self._heartbeat(peer, now)
+
+
+class ByteRateLimiter(RateLimiter):
+    """Token buckets of bytes per client for relaying."""
+
+    def allow_bytes(self, key: str, n: int, now: float) -> bool:
+        tokens, at = self._buckets.pop(key, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - at) * self.rate)
+        ok = tokens >= n
+        if ok:
+            tokens -= n
+        self._buckets[key] = (tokens, now)
+        if len(self._buckets) > self.table_size:
+            self._buckets.popitem(last=False)
+        return ok

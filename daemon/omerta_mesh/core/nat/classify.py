@@ -1,0 +1,195 @@
+"""NAT classification from evidence: what peers saw our packets come from, and which unsolicited probes
+reached us. Every verdict keeps its evidence and a confidence, because "why am I relayed?" deserves an
+answer a person can check.
+
+Observations (``Observation``) come from PONG frames: we sent a probe from local socket L to destination
+D, and the peer reports the source address M it saw (our mapping). From them:
+
+* mapping: all destinations see the same M for one socket -> endpoint-independent (EIM); destinations on
+  one IP see one M but different IPs see different ones -> address-dependent (ADM); different ports of
+  one IP already see different ones -> address-and-port-dependent (APDM). M equal to L -> no NAT.
+* port allocation (for dependent mappings): the mapped ports in the order the mappings were made; equal
+  steps -> sequential with that delta (predictable), otherwise random. M's port equal to L's -> preserving.
+
+Filtering comes from ``FilterTest`` results: our second socket sent to peer P only; then P (from another
+port) and Q (from another address) sent unsolicited probes to that socket's mapping. Q's arriving ->
+endpoint-independent filtering (EIF); only P's -> address-dependent (ADF); neither -> address-and-port-
+dependent (APDF).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from dataclasses import dataclass, field
+
+Address = tuple[str, int]
+
+
+class Mapping(enum.IntEnum):
+    UNKNOWN = 0
+    NONE = 1  # not behind a NAT
+    EIM = 2
+    ADM = 3
+    APDM = 4
+
+
+class Filtering(enum.IntEnum):
+    UNKNOWN = 0
+    NONE = 1
+    EIF = 2
+    ADF = 3
+    APDF = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    local: Address
+    dst: Address
+    mapped: Address
+    reporter: str  # the peer's short node id
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class FilterTest:
+    kind: str  # "other-port" (same peer, another port) or "other-address" (another peer)
+    reporter: str
+    arrived: bool
+    at: float
+
+
+@dataclass(frozen=True)
+class NatVerdict:
+    mapping: Mapping
+    filtering: Filtering
+    allocation: str  # "preserving", "sequential", "random", "unknown"
+    port_delta: int
+    public: tuple[Address, ...]
+    confidence: float
+    evidence: tuple[str, ...] = field(default=())
+
+    @property
+    def label(self) -> str:
+        if self.mapping is Mapping.NONE:
+            return "public"
+        if self.mapping is Mapping.EIM:
+            return {Filtering.EIF: "full-cone", Filtering.ADF: "restricted", Filtering.APDF: "port-restricted"}.get(self.filtering, "cone")
+        if self.mapping in (Mapping.ADM, Mapping.APDM):
+            return "symmetric-" + (self.allocation if self.allocation in ("sequential", "random") else "unknown")
+        return "unknown"
+
+    def to_dict(self) -> dict:
+        return {
+            "type": self.label,
+            "mapping": self.mapping.name.lower(),
+            "filtering": self.filtering.name.lower(),
+            "allocation": self.allocation,
+            "port_delta": self.port_delta,
+            "public_endpoints": [f"{h}:{p}" for h, p in self.public],
+            "confidence": round(self.confidence, 2),
+            "evidence": list(self.evidence),
+        }
+
+
+class NatObserver:
+    """Collects observations and filter tests (bounded) and classifies on demand."""
+
+    def __init__(self, limit: int = 256) -> None:
+        self.observations: deque[Observation] = deque(maxlen=limit)
+        self.filter_tests: deque[FilterTest] = deque(maxlen=32)
+
+    def observe(self, o: Observation) -> bool:
+        """Record an observation; True if it tells something new (a new destination or mapping)."""
+        new = not any(x.local == o.local and x.dst == o.dst and x.mapped == o.mapped for x in self.observations)
+        if new:
+            self.observations.append(o)
+        return new
+
+    def latest_mapping(self, local: Address) -> Address | None:
+        for o in reversed(self.observations):
+            if o.local == local:
+                return o.mapped
+        return None
+
+    def verdict(self, main_local: Address | None = None, local_ips: frozenset[str] = frozenset()) -> NatVerdict:
+        return classify(list(self.observations), list(self.filter_tests), main_local, local_ips)
+
+
+def classify(obs: list[Observation], tests: list[FilterTest], main_local: Address | None = None, local_ips: frozenset[str] = frozenset()) -> NatVerdict:
+    """``local_ips``: this host's own addresses (a socket bound to a wildcard address does not know which
+    one a packet left from)."""
+    if main_local is not None:
+        obs_main = [o for o in obs if o.local == main_local] or obs
+    else:
+        obs_main = obs
+    ev: list[str] = [f"{o.reporter} at {o.dst[0]}:{o.dst[1]} saw {o.mapped[0]}:{o.mapped[1]} (from local {o.local[0]}:{o.local[1]})" for o in obs_main[-12:]]
+    public = tuple(dict.fromkeys(o.mapped for o in reversed(obs_main)))[:4]
+    if not obs_main:
+        return NatVerdict(Mapping.UNKNOWN, Filtering.UNKNOWN, "unknown", 0, (), 0.0, ("no peer has reported our address yet",))
+    dests_ips = {o.dst[0] for o in obs_main}
+    if all(o.mapped == o.local or (o.mapped[1] == o.local[1] and o.mapped[0] in local_ips) for o in obs_main):
+        conf = min(1.0, len(dests_ips) / 2)
+        return NatVerdict(Mapping.NONE, Filtering.NONE, "preserving", 0, public, conf, tuple(ev + ["every peer saw our own address: no NAT"]))
+    # mapping behaviour: for each destination, the (latest) mapped address
+    by_dst: dict[Address, Address] = {}
+    for o in obs_main:
+        by_dst[o.dst] = o.mapped
+    mapped_set = set(by_dst.values())
+    if len(mapped_set) == 1:
+        mapping = Mapping.EIM if len(by_dst) >= 2 else Mapping.UNKNOWN
+        ev.append(f"{len(by_dst)} destinations ({len(dests_ips)} addresses) saw one mapping")
+    else:
+        same_ip_differs = False
+        by_ip: dict[str, set[Address]] = {}
+        for d, m in by_dst.items():
+            by_ip.setdefault(d[0], set()).add(m)
+        same_ip_differs = any(len(ms) > 1 for ms in by_ip.values())
+        same_ip_same = any(len(ms) == 1 and sum(1 for d in by_dst if d[0] == ip) > 1 for ip, ms in by_ip.items())
+        if same_ip_differs:
+            mapping = Mapping.APDM
+            ev.append("two ports of one address saw different mappings: address-and-port-dependent")
+        elif same_ip_same:
+            mapping = Mapping.ADM
+            ev.append("ports of one address share a mapping but addresses differ: address-dependent")
+        else:
+            mapping = Mapping.APDM  # different addresses differ; the stricter reading predicts better
+            ev.append("different addresses saw different mappings (dependent mapping)")
+    # allocation
+    allocation, delta = "unknown", 0
+    if mapping is Mapping.EIM:
+        loc = obs_main[-1].local
+        allocation = "preserving" if any(o.mapped[1] == loc[1] for o in obs_main) else "unknown"
+    elif mapping in (Mapping.ADM, Mapping.APDM):
+        firsts: list[int] = []
+        seen: set[Address] = set()
+        for o in obs_main:  # order of first appearance of each mapping
+            if o.mapped not in seen:
+                seen.add(o.mapped)
+                firsts.append(o.mapped[1])
+        steps = [b - a for a, b in zip(firsts, firsts[1:])]
+        if len(steps) >= 1 and all(s == steps[0] for s in steps) and 0 < abs(steps[0]) <= 16:
+            allocation, delta = "sequential", steps[0]
+            ev.append(f"new mappings step by {delta:+d} ports: predictable")
+        elif len(steps) >= 1 and sum(1 for s in steps if 0 < abs(s) <= 16) >= max(1, (2 * len(steps)) // 3):
+            small = [s for s in steps if 0 < abs(s) <= 16]
+            delta = max(set(small), key=small.count)
+            allocation = "sequential"
+            ev.append(f"new mappings mostly step by {delta:+d} ports")
+        elif steps:
+            allocation = "random"
+            ev.append("new mappings' ports show no pattern: random allocation")
+    # filtering
+    filtering = Filtering.UNKNOWN
+    other_addr = [t for t in tests if t.kind == "other-address"]
+    other_port = [t for t in tests if t.kind == "other-port"]
+    if any(t.arrived for t in other_addr):
+        filtering = Filtering.EIF
+    elif any(t.arrived for t in other_port):
+        filtering = Filtering.ADF
+    elif other_port and other_addr:
+        filtering = Filtering.APDF
+    for t in tests[-6:]:
+        ev.append(f"unsolicited probe from {t.reporter} ({t.kind}) {'arrived' if t.arrived else 'was filtered'}")
+    conf = min(1.0, (len(by_dst) / 3) * (0.6 if filtering is Filtering.UNKNOWN else 1.0))
+    return NatVerdict(mapping, filtering, allocation, delta, public, conf, tuple(ev))

@@ -1,0 +1,134 @@
+"""Paths to a peer and the pure decision of which one to use.
+
+A path is a way to reach a peer's session: a direct address (``("203.0.113.7", 41641)``) or a relay
+(``relay_address(relay_node)``, a pseudo-address ``("relay:<node id>", 0)``). Sessions are not bound to a
+path: the same session's packets may travel any of them, which is what makes failover and roaming cheap.
+
+Evidence per path, with timestamps: the last authenticated packet received on it, the last probe answered
+on it, round-trip time (smoothed, with jitter) and the loss over the last probes. From the evidence:
+
+* UP: a probe was answered and none has been lost since (an idle path is probed rarely, and stays up
+  until a probe goes unanswered); DEGRADED if it loses more than a quarter of its probes;
+* DOWN: a probe sent after the last answer went unanswered (the trust window is the heartbeat plus the
+  probe timeout, about 3.5 s on an active path);
+* UNKNOWN: never answered.
+
+``choose`` is the whole path policy, a pure function tested with tables: the best UP direct path (lowest
+RTT, with hysteresis so equal paths do not flap), else a relay whose own path is UP, else the path that was
+heard from last (roaming: the endpoint follows authenticated traffic).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from dataclasses import dataclass, field
+
+Address = tuple[str, int]
+RELAY_PREFIX = "relay:"
+LOSS_WINDOW = 16
+FRESHNESS = 1.0  # seconds: how much staler than the freshest path a path may be and still be chosen
+
+
+class PathState(enum.Enum):
+    UP = "up"
+    DEGRADED = "degraded"
+    DOWN = "down"
+    UNKNOWN = "unknown"
+
+
+def relay_address(relay_node_text: str) -> Address:
+    return (RELAY_PREFIX + relay_node_text, 0)
+
+
+def is_relay(addr: Address | None) -> bool:
+    return addr is not None and addr[0].startswith(RELAY_PREFIX)
+
+
+def relay_node_text(addr: Address) -> str:
+    return addr[0][len(RELAY_PREFIX) :]
+
+
+@dataclass(slots=True)
+class Path:
+    addr: Address
+    created_at: float
+    last_rx: float | None = None
+    last_pong: float | None = None
+    last_ping: float | None = None
+    srtt: float | None = None
+    rttvar: float = 0.0
+    outcomes: deque = field(default_factory=lambda: deque(maxlen=LOSS_WINDOW))  # True answered, False lost
+    pending: dict[int, float] = field(default_factory=dict)  # probe id -> sent at
+    lost_since_pong: int = 0  # probes that went unanswered since the last answer
+
+    @property
+    def relay(self) -> bool:
+        return is_relay(self.addr)
+
+    def rtt_sample(self, rtt: float) -> None:
+        if self.srtt is None:
+            self.srtt, self.rttvar = rtt, rtt / 2
+        else:
+            self.rttvar = 0.75 * self.rttvar + 0.25 * abs(self.srtt - rtt)
+            self.srtt = 0.875 * self.srtt + 0.125 * rtt
+
+    @property
+    def loss(self) -> float:
+        return 0.0 if not self.outcomes else self.outcomes.count(False) / len(self.outcomes)
+
+    def expire_probes(self, now: float, timeout: float) -> None:
+        for pid, at in list(self.pending.items()):
+            if now >= at + timeout:
+                del self.pending[pid]
+                self.outcomes.append(False)
+                self.lost_since_pong += 1
+
+    def next_expiry(self, timeout: float) -> float | None:
+        return min(self.pending.values()) + timeout if self.pending else None
+
+
+def evidence(p: Path) -> float:
+    """When the path last proved itself: an authenticated packet or an answered probe."""
+    return max(p.last_rx if p.last_rx is not None else float("-inf"), p.last_pong if p.last_pong is not None else float("-inf"))
+
+
+def path_state(p: Path, now: float, trust: float) -> PathState:
+    if p.last_pong is None:
+        return PathState.DOWN if p.lost_since_pong else PathState.UNKNOWN
+    if p.lost_since_pong:
+        return PathState.DOWN
+    return PathState.DEGRADED if p.loss > 0.25 else PathState.UP
+
+
+@dataclass(frozen=True, slots=True)
+class PathChoice:
+    addr: Address | None
+    reason: str
+
+
+def choose(paths: dict[Address, Path], current: Address | None, now: float, trust: float, relay_up: dict[Address, bool]) -> PathChoice:
+    """Which path to send on. ``relay_up`` says, per relay path, whether our own path to that relay is UP."""
+    direct_up = [p for p in paths.values() if not p.relay and path_state(p, now, trust) is PathState.UP]
+    if direct_up:
+        # Only paths heard from about as recently as the freshest one compete: a path that went quiet
+        # while another carries the peer's traffic is where the peer used to be (roaming).
+        freshest = max(evidence(p) for p in direct_up)
+        fresh = [p for p in direct_up if evidence(p) >= freshest - FRESHNESS]
+        best = min(fresh, key=lambda p: (p.srtt if p.srtt is not None else 1e9, p.addr))
+        cur = paths.get(current) if current is not None else None
+        if cur is not None and cur in fresh and cur is not best:
+            if (cur.srtt or 0.0) <= 1.5 * (best.srtt or 0.0) + 0.002:  # hysteresis: equal paths do not flap
+                return PathChoice(cur.addr, "direct path up")
+        return PathChoice(best.addr, "direct path up")
+    relays = [p for p in paths.values() if p.relay and relay_up.get(p.addr, False)]
+    if relays:
+        if current is not None and current in paths and paths[current].relay and relay_up.get(current, False):
+            return PathChoice(current, "no direct path answers; relayed")
+        best_r = min(relays, key=lambda p: (p.srtt if p.srtt is not None else 1e9, p.addr))
+        return PathChoice(best_r.addr, "no direct path answers; relayed")
+    heard = [p for p in paths.values() if p.last_rx is not None or p.last_pong is not None]
+    if heard:
+        last = max(heard, key=lambda p: (max(p.last_rx or 0.0, p.last_pong or 0.0), p.addr))
+        return PathChoice(last.addr, "last path heard from")
+    return PathChoice(current, "no evidence yet")

@@ -1,0 +1,381 @@
+"""DaemonAPI: every operation a client can ask of omerta-meshd, each one method, declared once.
+
+Each method takes its request dataclass and a ``CallContext`` and returns its result dataclass; the
+``@api_method`` declaration gives its JSON-RPC name and access level (``registry.py``). ``call`` is the one
+entry point both IPC faces use: it checks access (once, before anything else), decodes the params, runs the
+method, and turns every failure into an ``ApiError`` — core ``UsageError`` messages are written for users
+and are passed on; anything unexpected is logged in full and answered with ``INTERNAL`` only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
+
+from ..core import events as ev
+from ..core.errors import InviteError, UsageError
+from ..core.ids import MIN_PREFIX, NetworkId, NodeId, resolve_node
+from ..core.network import Network
+from ..core.wire.invite import decode_invite
+from ..node import DeliveryFailed, MeshNode
+from . import schema as s
+from . import views
+from .config import DaemonConfig
+from .errors import ApiError, Code, internal
+from .events import EventHub, Subscription, core_event_json
+from .registry import READ, WRITE, MethodSpec, api_method, spec_map
+
+log = logging.getLogger("omerta_mesh.meshd.api")
+
+INBOX_BYTES = 16 << 20
+INBOX_MESSAGES = 4096
+MAX_INBOXES = 64
+
+
+@dataclass
+class CallContext:
+    """Who calls, through which face, and the face's hooks for streams and subscriptions."""
+
+    caller: Any  # auth.Caller
+    face: str  # "jsonrpc", "dbus" or "internal"
+    progress: Callable[[str, dict], None] | None = None  # (token, value) -> a progress notification
+    attach: Callable[[Subscription], None] | None = None  # start forwarding a subscription's events
+    detach: Callable[[int], bool] | None = None  # end one of this caller's subscriptions
+    shared_subscription: int | None = None  # D-Bus: the signal emitter's subscription
+
+
+class Inbox:
+    """Messages received on one channel, waiting for channel.receive; bounded in count and bytes."""
+
+    def __init__(self) -> None:
+        self.items: deque[ev.ChannelMessage] = deque()
+        self.bytes = 0
+        self.dropped = 0
+        self.wake = asyncio.Event()
+
+    def put(self, m: ev.ChannelMessage) -> None:
+        self.items.append(m)
+        self.bytes += len(m.data)
+        while len(self.items) > INBOX_MESSAGES or self.bytes > INBOX_BYTES:
+            old = self.items.popleft()
+            self.bytes -= len(old.data)
+            self.dropped += 1
+        self.wake.set()
+
+
+@dataclass
+class DaemonHooks:
+    reload: Callable[[], Awaitable[s.ReloadResult]] | None = None
+    shutdown: Callable[[], None] | None = None
+    status_changed: list[Callable[[], None]] = field(default_factory=list)
+
+
+class DaemonAPI:
+    def __init__(self, node: MeshNode, config: DaemonConfig, hub: EventHub, *, name: str, version: str, endpoints: Callable[[], list[tuple[str, int]]]) -> None:
+        self.node = node
+        self.config = config
+        self.hub = hub
+        self.name = name
+        self.version = version
+        self.endpoints = endpoints
+        self.hooks = DaemonHooks()
+        self.started = time.monotonic()
+        self.stopping = False
+        self.names: dict[str, NodeId] = config.name_map()
+        self.rtt: dict[tuple[bytes, bytes], float] = {}
+        self.inboxes: dict[str, Inbox] = {}
+        self.specs = spec_map(type(self))
+        self.counter_sources: list[Callable[[], dict[str, int]]] = []  # the faces' refusal counters
+
+    # ================================================================== the one entry point
+    async def call(self, method: str, params: Any, ctx: CallContext) -> Any:
+        spec = self.specs.get(method)
+        if spec is None:
+            raise ApiError(Code.METHOD_NOT_FOUND, f"no method {method!r}")
+        return s.to_json(await self.call_spec(spec, params, ctx))
+
+    async def call_spec(self, spec: MethodSpec, params: Any, ctx: CallContext) -> Any:
+        if spec.access is WRITE and not ctx.caller.may_write:
+            raise ApiError(Code.PERMISSION_DENIED, f"{spec.name} changes the daemon's state; {ctx.caller.describe()} may only read")
+        if self.stopping:
+            raise ApiError(Code.SHUTTING_DOWN, "omerta-meshd is shutting down")
+        req = s.decode_request(spec.request, params)
+        try:
+            return await getattr(self, spec.attr)(req, ctx)
+        except ApiError:
+            raise
+        except InviteError as e:
+            raise ApiError(Code.INVITE_INVALID, str(e)) from None
+        except UsageError as e:
+            raise ApiError(Code.REFUSED, str(e)) from None
+        except (TimeoutError, asyncio.TimeoutError):
+            raise ApiError(Code.TIMEOUT, f"{spec.name} timed out") from None
+        except DeliveryFailed as e:
+            raise ApiError(Code.DELIVERY_FAILED, str(e)) from None
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("%s failed", spec.name, extra={"METHOD": spec.name})
+            raise internal() from None
+
+    # ================================================================== core events
+    async def pump_events(self) -> None:
+        """Consume the node's event stream for the daemon's lifetime (start before node.start())."""
+        async for e in self.node.events():
+            try:
+                self.on_core_event(e)
+            except Exception:  # one bad event must not stop the stream
+                log.exception("handling %s failed", type(e).__name__)
+
+    def on_core_event(self, e: ev.Event) -> None:
+        if isinstance(e, ev.ChannelMessage):
+            box = self.inboxes.get(e.channel)
+            if box is not None:
+                box.put(e)
+            return
+        if isinstance(e, ev.PongReceived):
+            self.rtt[(e.network.raw, e.peer.raw)] = e.rtt
+        mapped = core_event_json(e, self.name_of)
+        if mapped is not None:
+            self.hub.publish(mapped[0], **mapped[1])
+        if isinstance(e, (ev.PeerConnected, ev.PeerDisconnected, ev.NetworkJoined, ev.NetworkLeft, ev.HandshakeFailed)):
+            self.changed()
+
+    def changed(self) -> None:
+        for cb in self.hooks.status_changed:
+            cb()
+
+    # ================================================================== helpers
+    def name_of(self, node: NodeId) -> str:
+        for n, nid in self.names.items():
+            if nid == node:
+                return n
+        return node.short()
+
+    def resolve_peer(self, query: str) -> NodeId:
+        known = {p.node for p in self.node.mesh.table} if self.node.mesh else set()
+        q = query.strip().lower()
+        if q not in self.names and len(q) >= MIN_PREFIX and sum(1 for n in known if n.text().startswith(q)) > 1:
+            raise ApiError(Code.PEER_AMBIGUOUS, f"{query!r} matches several peers")
+        try:
+            node = resolve_node(query, known | set(self.names.values()), self.names)
+        except UsageError as e:
+            raise ApiError(Code.PEER_NOT_FOUND, str(e)) from None
+        if node not in known:
+            raise ApiError(Code.PEER_NOT_FOUND, f"{query!r} ({node.short()}) is not a peer in any of this node's networks")
+        return node
+
+    def resolve_network(self, text: str) -> Network:
+        nets = list(self.node.mesh.networks.values())
+        t = text.strip().lower()
+        exact = [n for n in nets if str(n.id) == t] or [n for n in nets if n.name == text.strip()]
+        if not exact and len(t) >= 4:
+            exact = [n for n in nets if str(n.id).startswith(t)]
+        if len(exact) == 1:
+            return exact[0]
+        if len(exact) > 1:
+            raise ApiError(Code.NETWORK_NOT_FOUND, f"{text!r} matches {len(exact)} networks; use the network id")
+        raise ApiError(Code.NETWORK_NOT_FOUND, f"this node is not in a network {text!r}")
+
+    def _net_id(self, text: str | None) -> NetworkId | None:
+        return self.resolve_network(text).id if text else None
+
+    def endpoint_strings(self) -> list[str]:
+        return [views.ep(e) or "" for e in self.endpoints()]
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "status": s.to_json(views.status(self)),
+            "peers": [s.to_json(p) for p in views.peer_infos(self, None)],
+        }
+
+    # ================================================================== read methods
+    @api_method("status.get", READ, s.Empty, s.StatusResult)
+    async def status_get(self, req: s.Empty, ctx: CallContext) -> s.StatusResult:
+        """This node: id, name, networks, endpoints, NAT verdict, peer counts, uptime, counters."""
+        return views.status(self)
+
+    @api_method("peers.list", READ, s.PeersListRequest, s.PeersListResult)
+    async def peers_list(self, req: s.PeersListRequest, ctx: CallContext) -> s.PeersListResult:
+        """Every known peer with its path, endpoint, RTT, last handshake and traffic."""
+        return s.PeersListResult(views.peer_infos(self, self._net_id(req.network)))
+
+    @api_method("peers.get", READ, s.PeerRequest, s.PeerGetResult)
+    async def peers_get(self, req: s.PeerRequest, ctx: CallContext) -> s.PeerGetResult:
+        """One peer in detail: per network, its candidate endpoints, sessions and counters."""
+        node = self.resolve_peer(req.peer)
+        net = self._net_id(req.network)
+        details = [views.peer_detail(self, p) for p in self.node.mesh.table.by_node(node) if net is None or p.network.id == net]
+        if not details:
+            raise ApiError(Code.PEER_NOT_FOUND, f"{node.short()} is not a peer in network {req.network}")
+        return s.PeerGetResult(str(node), self.name_of(node), details)
+
+    @api_method("ping", READ, s.PingRequest, s.PingResult, streams=True)
+    async def ping(self, req: s.PingRequest, ctx: CallContext) -> s.PingResult:
+        """Mesh-level ping: authenticated probes inside the session; says which path answered and the RTT."""
+        node = self.resolve_peer(req.peer)
+        net = self._net_id(req.network)
+        try:
+            peer = self.node.mesh.find_peer(node, net)
+        except UsageError as e:
+            raise ApiError(Code.PEER_NOT_FOUND, str(e)) from None
+        if not peer.connected:
+            raise ApiError(Code.NOT_CONNECTED, f"no session with {self.name_of(node)} yet")
+        probes: list[s.PingProbe] = []
+        for seq in range(1, req.count + 1):
+            if seq > 1:
+                await asyncio.sleep(req.interval)
+            try:
+                rtt = await self.node.ping(node, timeout=req.timeout, network=peer.network.id)
+                probe = s.PingProbe(seq, True, round(rtt * 1000, 3), views.ep(peer.endpoint), "direct", None)
+            except TimeoutError:
+                probe = s.PingProbe(seq, False, None, None, None, f"no answer within {req.timeout:g} s")
+            except UsageError as e:
+                probe = s.PingProbe(seq, False, None, None, None, str(e))
+            probes.append(probe)
+            if req.progress is not None and ctx.progress is not None:
+                ctx.progress(req.progress, s.to_json(probe))
+        rtts = [p.rtt_ms for p in probes if p.rtt_ms is not None]
+        return s.PingResult(
+            peer=self.name_of(node), node_id=str(node), network=str(peer.network.id), sent=len(probes), received=len(rtts),
+            loss=round(1 - len(rtts) / len(probes), 4),
+            rtt_min_ms=min(rtts) if rtts else None, rtt_avg_ms=round(sum(rtts) / len(rtts), 3) if rtts else None,
+            rtt_max_ms=max(rtts) if rtts else None, probes=probes,
+        )
+
+    @api_method("netcheck.run", READ, s.Empty, s.NatVerdict)
+    async def netcheck_run(self, req: s.Empty, ctx: CallContext) -> s.NatVerdict:
+        """The NAT verdict with its evidence (honestly "unknown" until NAT classification exists)."""
+        return views.nat_verdict(self)
+
+    @api_method("network.list", READ, s.Empty, s.NetworkListResult)
+    async def network_list(self, req: s.Empty, ctx: CallContext) -> s.NetworkListResult:
+        """The networks this node is in, with peer counts (never their keys)."""
+        return s.NetworkListResult(views.networks(self))
+
+    @api_method("events.subscribe", READ, s.Empty, s.SubscribeResult)
+    async def events_subscribe(self, req: s.Empty, ctx: CallContext) -> s.SubscribeResult:
+        """A snapshot (status and peers) stamped with a sequence number, then every later event as a delta."""
+        snap = self.snapshot()
+        if ctx.attach is not None:
+            sub = self.hub.subscribe()
+            ctx.attach(sub)
+            return s.SubscribeResult(sub.id, self.hub.seq, snap)
+        if ctx.shared_subscription is not None:  # D-Bus: deltas are the Events signal
+            return s.SubscribeResult(ctx.shared_subscription, self.hub.seq, snap)
+        raise ApiError(Code.REFUSED, "this connection cannot carry events")
+
+    @api_method("events.unsubscribe", READ, s.SubscriptionRequest, s.OkResult)
+    async def events_unsubscribe(self, req: s.SubscriptionRequest, ctx: CallContext) -> s.OkResult:
+        """End a subscription made on this connection."""
+        if ctx.detach is None or not ctx.detach(req.subscription):
+            fix = "on D-Bus, remove the match rule for the Events signal instead" if ctx.face == "dbus" else None
+            raise ApiError(Code.SUBSCRIPTION_NOT_FOUND, f"no subscription {req.subscription} on this connection", fix)
+        return s.OkResult(True)
+
+    # ================================================================== write methods
+    @api_method("network.create", WRITE, s.NetworkCreateRequest, s.NetworkCreateResult)
+    async def network_create(self, req: s.NetworkCreateRequest, ctx: CallContext) -> s.NetworkCreateResult:
+        """Create a network (a fresh random key) and return its id and an invite."""
+        net = self.node.create_network(req.name)
+        return s.NetworkCreateResult(str(net.id), net.name, self.node.invite(net.id, self.endpoints()))
+
+    @api_method("network.join", WRITE, s.NetworkJoinRequest, s.NetworkJoinResult)
+    async def network_join(self, req: s.NetworkJoinRequest, ctx: CallContext) -> s.NetworkJoinResult:
+        """Join a network with an invite; optionally wait until the inviter answered."""
+        inv = decode_invite(req.invite)
+        net = await self.node.join(req.invite, timeout=None)
+        connected = inv.inviter == self.node.node_id or self.node.is_connected(inv.inviter)
+        if req.wait > 0 and not connected:
+            try:
+                await self.node.wait_connected(inv.inviter, req.wait)
+                connected = True
+            except TimeoutError:
+                connected = False
+        return s.NetworkJoinResult(str(net.id), net.name, str(inv.inviter), connected)
+
+    @api_method("network.leave", WRITE, s.NetworkRequest, s.NetworkLeaveResult)
+    async def network_leave(self, req: s.NetworkRequest, ctx: CallContext) -> s.NetworkLeaveResult:
+        """Leave a network: its peers are told, its key is forgotten."""
+        net = self.resolve_network(req.network)
+        self.node.leave(net.id)
+        return s.NetworkLeaveResult(str(net.id), True)
+
+    @api_method("network.invite", WRITE, s.NetworkRequest, s.NetworkInviteResult)
+    async def network_invite(self, req: s.NetworkRequest, ctx: CallContext) -> s.NetworkInviteResult:
+        """An invite for a network (it carries the network key: write access only)."""
+        net = self.resolve_network(req.network)
+        eps = self.endpoints()
+        return s.NetworkInviteResult(str(net.id), self.node.invite(net.id, eps), [views.ep(e) or "" for e in eps])
+
+    @api_method("channel.send", WRITE, s.ChannelSendRequest, s.ChannelSendResult)
+    async def channel_send(self, req: s.ChannelSendRequest, ctx: CallContext) -> s.ChannelSendResult:
+        """Send a message to a peer on a named channel; optionally wait for its acknowledgement."""
+        data = _decode_data(req.data, req.encoding)
+        if len(data) > self.node.mesh.cfg.max_message:
+            raise ApiError(Code.INVALID_PARAMS, f"message is {len(data)} bytes; the limit is {self.node.mesh.cfg.max_message}")
+        node = self.resolve_peer(req.peer)
+        mid = await asyncio.wait_for(self.node.send(node, req.channel, data, self._net_id(req.network), wait=req.wait), req.timeout)
+        return s.ChannelSendResult(mid, len(data), True if req.wait else None)
+
+    @api_method("channel.receive", WRITE, s.ChannelReceiveRequest, s.ChannelReceiveResult)
+    async def channel_receive(self, req: s.ChannelReceiveRequest, ctx: CallContext) -> s.ChannelReceiveResult:
+        """Messages received on a channel since it was first read (the daemon buffers a bounded inbox)."""
+        if req.encoding not in ("utf-8", "base64"):
+            raise ApiError(Code.INVALID_PARAMS, f"encoding {req.encoding!r}: use utf-8 or base64")
+        box = self.inboxes.get(req.channel)
+        if box is None:
+            if len(self.inboxes) >= MAX_INBOXES:
+                raise ApiError(Code.REFUSED, f"{MAX_INBOXES} channels are already being received", "restart the daemon to drop unused inboxes")
+            box = self.inboxes[req.channel] = Inbox()
+        if not box.items and req.timeout > 0:
+            box.wake.clear()
+            try:
+                await asyncio.wait_for(box.wake.wait(), req.timeout)
+            except (TimeoutError, asyncio.TimeoutError):
+                pass
+        out = []
+        while box.items and len(out) < req.max:
+            m = box.items.popleft()
+            box.bytes -= len(m.data)
+            out.append(views.channel_message(self, m, req.encoding))
+        dropped, box.dropped = box.dropped, 0
+        return s.ChannelReceiveResult(out, dropped)
+
+    @api_method("daemon.reload", WRITE, s.Empty, s.ReloadResult)
+    async def daemon_reload(self, req: s.Empty, ctx: CallContext) -> s.ReloadResult:
+        """Read the configuration file again (as SIGHUP does); says what changed and what needs a restart."""
+        if self.hooks.reload is None:
+            raise ApiError(Code.REFUSED, "this daemon cannot reload")
+        return await self.hooks.reload()
+
+    @api_method("daemon.shutdown", WRITE, s.Empty, s.OkResult)
+    async def daemon_shutdown(self, req: s.Empty, ctx: CallContext) -> s.OkResult:
+        """Stop the daemon gracefully (peers are told, state is saved), after answering."""
+        if self.hooks.shutdown is None:
+            raise ApiError(Code.REFUSED, "this daemon cannot be stopped through the API")
+        asyncio.get_running_loop().call_later(0.05, self.hooks.shutdown)
+        return s.OkResult(True)
+
+    # ================================================================== configuration
+    def apply_config(self, config: DaemonConfig) -> None:
+        self.config = config
+        self.names = config.name_map()
+        self.hub.queue_limit = config.api.subscriber_queue
+
+
+def _decode_data(data: str, encoding: str) -> bytes:
+    if encoding == "utf-8":
+        return data.encode("utf-8", "surrogatepass")
+    if encoding == "base64":
+        try:
+            return base64.b64decode(data, validate=True)
+        except (binascii.Error, ValueError):
+            raise ApiError(Code.INVALID_PARAMS, "parameter 'data' is not valid base64") from None
+    raise ApiError(Code.INVALID_PARAMS, f"encoding {encoding!r}: use utf-8 or base64")

@@ -1,0 +1,71 @@
+"""Who is calling: peer credentials of a Unix-socket client, and what it may do.
+
+``SO_PEERCRED`` gives the client's pid, uid and gid as of ``connect()``; ``SO_PEERGROUPS`` (option 59,
+Linux 4.13+) its supplementary groups. Root and members of the daemon's group (``api.group``, default
+``omerta``) may call write methods; everyone may call read methods. The socket file is 0666 so that anyone
+can connect: the credentials decide, not the file mode (as Tailscale's safesocket does).
+"""
+
+from __future__ import annotations
+
+import errno
+import grp
+import logging
+import socket
+import struct
+from dataclasses import dataclass
+
+log = logging.getLogger("omerta_mesh.meshd.auth")
+
+SO_PEERGROUPS = getattr(socket, "SO_PEERGROUPS", 59)
+_UCRED = struct.Struct("3i")
+
+
+@dataclass(frozen=True)
+class Caller:
+    pid: int
+    uid: int
+    gid: int
+    groups: tuple[int, ...]
+    may_write: bool
+    via: str = "unix"
+
+    @classmethod
+    def internal(cls) -> "Caller":
+        """The daemon itself (signals) or a D-Bus caller, whom the bus policy already admitted."""
+        return cls(0, 0, 0, (), True, "internal")
+
+    def describe(self) -> str:
+        return f"uid={self.uid} pid={self.pid}"
+
+
+def group_id(name: str) -> int | None:
+    """The gid of the write group, or None (then only root may write) with a warning saying the fix."""
+    if not name:
+        return None
+    try:
+        return grp.getgrnam(name).gr_gid
+    except KeyError:
+        log.warning("group %r does not exist: only root may change state; create it with systemd-sysusers or groupadd %s", name, name)
+        return None
+
+
+def peer_groups(sock: socket.socket) -> tuple[int, ...]:
+    size = 256
+    while size <= 65536 * 4:
+        try:
+            raw = sock.getsockopt(socket.SOL_SOCKET, SO_PEERGROUPS, size * 4)
+        except OSError as e:
+            if e.errno == errno.ERANGE:
+                size *= 4
+                continue
+            return ()  # kernel without SO_PEERGROUPS: the primary gid still counts
+        return struct.unpack(f"{len(raw) // 4}I", raw[: len(raw) // 4 * 4])
+    return ()
+
+
+def caller_of(sock: socket.socket, write_gid: int | None) -> Caller:
+    pid, uid, gid = _UCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size))
+    groups = peer_groups(sock)
+    may_write = uid == 0 or (write_gid is not None and (gid == write_gid or write_gid in groups))
+    return Caller(pid, uid, gid, tuple(groups), may_write)

@@ -1,0 +1,245 @@
+"""The daemon's configuration: a TOML file (``/etc/omerta/meshd.toml``) over an embedded default.
+
+``DEFAULT_TOML`` below *is* the default configuration and its documentation; with no file at all the
+daemon runs on it. A file only needs the keys it changes. Unknown sections or keys, and values of the wrong
+type, are refused with the file, the key and what was expected, so a typo never silently does nothing.
+
+On SIGHUP (or ``daemon.reload``) the file is read again. Settings marked *live* below take effect at once;
+the others are reported as needing a restart.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..core.ids import NodeId
+from ..core.errors import UsageError
+
+DEFAULT_TOML = """\
+# omerta-meshd configuration. Every key is optional; the values shown are the defaults.
+
+[node]
+name = ""                 # this node's name in status ("" = the host name)
+listen = "0.0.0.0"        # UDP address to bind
+port = 51888              # UDP port (0 = any free port)
+ipv6 = false              # also bind the IPv6 wildcard on the same port
+advertise = []            # endpoints put in invites, "host:port"; empty = this host's addresses
+bootstrap = []            # "NODEID@HOST:PORT": peers to contact in every network at start
+relay = false             # offer to relay for others (relaying arrives with the connectivity work)
+audit_encryption = false  # check each outgoing datagram is a well-formed encrypted packet
+strict_audit = false      # stop the daemon on an audit violation
+
+[api]
+socket = ""               # JSON-RPC socket ("" = <runtime directory>/meshd.sock)
+group = "omerta"          # live: members may call write methods (root always may)
+max_connections = 64      # live: concurrent JSON-RPC clients
+max_frame = 4194304       # live: bytes per JSON-RPC frame
+max_inflight = 32         # live: requests processed at once per connection
+max_batch = 64            # live: requests per JSON-RPC batch
+subscriber_queue = 1024   # live: events queued per subscriber before it is cut off
+
+[dbus]
+enabled = "auto"          # true, false, or "auto" (use the system bus when there is one)
+address = ""              # a bus address to use instead of the system bus
+signal_rate = 20          # live: Events signals per second at most (events are coalesced into them)
+signal_batch = 256        # live: events per Events signal at most
+
+[log]
+level = "info"            # live: debug, info, warning, error
+
+[names]                   # live: local names for peers, name = "<node id>"
+"""
+
+LIVE = {
+    "api.group", "api.max_connections", "api.max_frame", "api.max_inflight", "api.max_batch",
+    "api.subscriber_queue", "dbus.signal_rate", "dbus.signal_batch", "log.level", "names",
+}
+LEVELS = ("debug", "info", "warning", "error")
+
+
+class ConfigError(Exception):
+    """The configuration is unusable; the message names the file, the key and the fix."""
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    name: str
+    listen: str
+    port: int
+    ipv6: bool
+    advertise: list[str]
+    bootstrap: list[str]
+    relay: bool
+    audit_encryption: bool
+    strict_audit: bool
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    socket: str
+    group: str
+    max_connections: int
+    max_frame: int
+    max_inflight: int
+    max_batch: int
+    subscriber_queue: int
+
+
+@dataclass(frozen=True)
+class DbusConfig:
+    enabled: bool | str
+    address: str
+    signal_rate: int
+    signal_batch: int
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    level: str
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    node: NodeConfig
+    api: ApiConfig
+    dbus: DbusConfig
+    log: LogConfig
+    names: dict[str, str] = field(default_factory=dict)
+    source: str = "<embedded default>"
+
+    def flat(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for sec in ("node", "api", "dbus", "log"):
+            for k, v in dataclasses.asdict(getattr(self, sec)).items():
+                out[f"{sec}.{k}"] = v
+        out["names"] = dict(self.names)
+        return out
+
+    def with_(self, section: str, **changes: Any) -> "DaemonConfig":
+        return dataclasses.replace(self, **{section: dataclasses.replace(getattr(self, section), **changes)})
+
+    def name_map(self) -> dict[str, NodeId]:
+        return {k: NodeId.parse(v) for k, v in self.names.items()}
+
+
+_SECTIONS = {"node": NodeConfig, "api": ApiConfig, "dbus": DbusConfig, "log": LogConfig}
+_DEFAULTS: dict[str, Any] = tomllib.loads(DEFAULT_TOML)
+
+
+def _type_ok(default: Any, value: Any, key: str) -> bool:
+    if key == "dbus.enabled":
+        return isinstance(value, bool) or value == "auto"
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, int):
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    if isinstance(default, list):
+        return isinstance(value, list) and all(isinstance(v, str) for v in value)
+    return isinstance(value, type(default))
+
+
+def parse_endpoint(text: str) -> tuple[str, int]:
+    """``host:port`` or ``[v6]:port`` -> (host, port); ValueError with what was expected."""
+    host, sep, port = text.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{text!r} is not HOST:PORT")
+    return host, int(port)
+
+
+def parse_bootstrap(text: str) -> tuple[NodeId, tuple[str, int]]:
+    node, sep, ep = text.partition("@")
+    if not sep:
+        raise ValueError(f"{text!r} is not NODEID@HOST:PORT")
+    try:
+        return NodeId.parse(node), parse_endpoint(ep)
+    except UsageError as e:
+        raise ValueError(str(e)) from None
+
+
+def build(doc: dict[str, Any], source: str) -> DaemonConfig:
+    def bad(msg: str) -> ConfigError:
+        return ConfigError(f"{source}: {msg}")
+
+    sections: dict[str, Any] = {}
+    for sec, cls in _SECTIONS.items():
+        merged = dict(_DEFAULTS[sec])
+        given = doc.get(sec, {})
+        if not isinstance(given, dict):
+            raise bad(f"[{sec}] must be a table")
+        for k, v in given.items():
+            key = f"{sec}.{k}"
+            if k not in merged:
+                raise bad(f"unknown key {key!r}; known keys in [{sec}]: {', '.join(sorted(merged))}")
+            if not _type_ok(merged[k], v, key):
+                raise bad(f"{key} = {v!r} has the wrong type; the default is {merged[k]!r}")
+            merged[k] = v
+        sections[sec] = cls(**merged)
+    for sec in doc:
+        if sec not in _SECTIONS and sec != "names":
+            raise bad(f"unknown section [{sec}]; known: {', '.join([*_SECTIONS, 'names'])}")
+    names = doc.get("names", {})
+    if not isinstance(names, dict) or not all(isinstance(v, str) for v in names.values()):
+        raise bad('[names] maps names to node ids: alice = "<node id>"')
+    cfg = DaemonConfig(names=dict(names), source=source, **sections)
+    _validate(cfg, bad)
+    return cfg
+
+
+def _validate(cfg: DaemonConfig, bad: Any) -> None:
+    if cfg.node.port > 65535:
+        raise bad(f"node.port = {cfg.node.port} is not a UDP port (0-65535)")
+    if cfg.log.level not in LEVELS:
+        raise bad(f"log.level = {cfg.log.level!r}; use one of {', '.join(LEVELS)}")
+    for key, lo in (("max_connections", 1), ("max_frame", 1024), ("max_inflight", 1), ("max_batch", 1), ("subscriber_queue", 8)):
+        if getattr(cfg.api, key) < lo:
+            raise bad(f"api.{key} must be at least {lo}")
+    if cfg.dbus.signal_rate < 1 or cfg.dbus.signal_batch < 1:
+        raise bad("dbus.signal_rate and dbus.signal_batch must be at least 1")
+    for ep in cfg.node.advertise:
+        try:
+            parse_endpoint(ep)
+        except ValueError as e:
+            raise bad(f"node.advertise: {e}") from None
+    for b in cfg.node.bootstrap:
+        try:
+            parse_bootstrap(b)
+        except ValueError as e:
+            raise bad(f"node.bootstrap: {e}") from None
+    for name, nid in cfg.names.items():
+        try:
+            NodeId.parse(nid)
+        except UsageError:
+            raise bad(f"names.{name} = {nid!r} is not a node id (52 base32 characters)") from None
+
+
+def default() -> DaemonConfig:
+    return build({}, "<embedded default>")
+
+
+def load(path: Path | None) -> DaemonConfig:
+    """The configuration from ``path`` over the defaults; the embedded default when ``path`` is None."""
+    if path is None:
+        return default()
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file; create it (every key is optional) or drop --config to use the defaults") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot read it ({e})") from None
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML ({e})") from None
+    return build(doc, str(path))
+
+
+def diff(old: DaemonConfig, new: DaemonConfig) -> tuple[list[str], list[str]]:
+    """(changed keys applied live, changed keys needing a restart)."""
+    a, b = old.flat(), new.flat()
+    changed = sorted(k for k in b if a.get(k) != b[k])
+    return [k for k in changed if k in LIVE], [k for k in changed if k not in LIVE]

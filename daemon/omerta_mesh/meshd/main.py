@@ -1,0 +1,326 @@
+"""omerta-meshd: parse arguments, build the daemon's objects, run until told to stop.
+
+Start-up order: configuration and logging; the state directory (locked) and runtime directory; the mesh
+node (UDP sockets, identity, networks and peer cache restored); the JSON-RPC socket; D-Bus; then
+``READY=1``. SIGHUP reloads the configuration (as ``daemon.reload`` does); SIGTERM and SIGINT stop
+gracefully: subscribers are told, peers are told (close frames), the peer cache is saved, sockets removed.
+The daemon always runs in the foreground (systemd or the user supervises it); ``--foreground`` is
+accepted so that scripts can say so.
+
+Exit status: 0 after a clean stop, 1 when the daemon could not start or run, 2 for a bad configuration
+or command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import logging
+import os
+import signal
+import socket
+import sys
+from importlib import metadata
+from typing import Any
+
+from ..core.errors import UsageError
+from ..io.store import StateError
+from ..io.udp import BindError
+from ..node import MeshNode
+from . import config as config_mod
+from . import paths as paths_mod
+from . import systemd, views
+from .api import DaemonAPI
+from .auth import group_id
+from .config import ConfigError, DaemonConfig
+from .errors import ApiError, Code
+from .events import EventHub
+from .rpc_server import RpcServer
+from .schema import ReloadResult
+from .state import StateDirError, prepare_runtime, prepare_state
+
+log = logging.getLogger("omerta_mesh.meshd")
+STATUS_REFRESH = 10.0
+
+
+def version() -> str:
+    try:
+        return metadata.version("omerta-mesh")
+    except metadata.PackageNotFoundError:
+        return "0.1.0+src"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="omerta-meshd", description="omerta-mesh daemon: the mesh, its JSON-RPC socket and D-Bus service.")
+    p.add_argument("--foreground", action="store_true", help="run in the foreground (the only mode; accepted for clarity)")
+    p.add_argument("--config", help="configuration file (default /etc/omerta/meshd.toml, else the embedded default)")
+    p.add_argument("--state-dir", help="state directory (default $STATE_DIRECTORY or /var/lib/omerta)")
+    p.add_argument("--runtime-dir", help="runtime directory (default $RUNTIME_DIRECTORY or /run/omerta)")
+    p.add_argument("--socket", help="JSON-RPC socket path (default <runtime dir>/meshd.sock)")
+    p.add_argument("--listen", help="UDP address to bind (node.listen)")
+    p.add_argument("--port", type=int, help="UDP port, 0 for any (node.port)")
+    p.add_argument("--bootstrap", action="append", default=[], metavar="ID@HOST:PORT", help="a peer to contact in every network (repeatable)")
+    p.add_argument("--relay", action="store_true", help="offer to relay for others (node.relay)")
+    p.add_argument("--audit-encryption", action="store_true", help="check every outgoing datagram is encrypted (node.audit_encryption)")
+    p.add_argument("--log-level", choices=config_mod.LEVELS, help="log level (log.level)")
+    p.add_argument("--no-dbus", action="store_true", help="do not offer the D-Bus service")
+    p.add_argument("--dbus-address", help="a D-Bus address to use instead of the system bus")
+    p.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto", help="event loop: uvloop when installed (auto), or the given one")
+    p.add_argument("--print-default-config", action="store_true", help="print the embedded default configuration and exit")
+    p.add_argument("--version", action="version", version=f"omerta-meshd {version()}")
+    return p.parse_args(argv)
+
+
+def apply_flags(cfg: DaemonConfig, a: argparse.Namespace) -> DaemonConfig:
+    node: dict[str, Any] = {}
+    if a.listen is not None:
+        node["listen"] = a.listen
+    if a.port is not None:
+        node["port"] = a.port
+    if a.bootstrap:
+        node["bootstrap"] = [*cfg.node.bootstrap, *a.bootstrap]
+    if a.relay:
+        node["relay"] = True
+    if a.audit_encryption:
+        node["audit_encryption"] = True
+    if node:
+        cfg = cfg.with_("node", **node)
+    if a.log_level:
+        cfg = cfg.with_("log", level=a.log_level)
+    if a.no_dbus:
+        cfg = cfg.with_("dbus", enabled=False)
+    if a.dbus_address:
+        cfg = cfg.with_("dbus", enabled=True, address=a.dbus_address)
+    config_mod._validate(cfg, lambda m: ConfigError(f"command line: {m}"))
+    return cfg
+
+
+def merge_live(old: DaemonConfig, new: DaemonConfig, live: list[str]) -> DaemonConfig:
+    """``old`` with the live-changeable settings taken from ``new`` (the rest waits for a restart)."""
+    out = old
+    for key in live:
+        if key == "names":
+            out = dataclasses.replace(out, names=dict(new.names))
+        else:
+            sec, k = key.split(".")
+            out = out.with_(sec, **{k: getattr(getattr(new, sec), k)})
+    return dataclasses.replace(out, source=new.source)
+
+
+def primary_ipv4() -> str | None:
+    """The address this host would use towards the Internet (no packet is sent), if it has a route."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.connect(("192.0.2.1", 9))
+        addr = s.getsockname()[0]
+        return None if addr.startswith("127.") else addr
+    except OSError:
+        return None
+    finally:
+        s.close()
+
+
+class Daemon:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.paths = paths_mod.resolve(args.config, args.state_dir, args.runtime_dir, args.socket)
+        self.config = apply_flags(config_mod.load(self.paths.config), args)
+        self.notifier = systemd.Notifier()
+        self.stop_event = asyncio.Event()
+        self.write_gid: int | None = None
+        self.dbus: Any = None
+        self.tasks: list[asyncio.Task] = []
+        self._status_due = False
+
+    def endpoints(self) -> list[tuple[str, int]]:
+        if self.config.node.advertise:
+            return [config_mod.parse_endpoint(e) for e in self.config.node.advertise]
+        out: list[tuple[str, int]] = []
+        for host, port in self.node.driver.udp.addresses if self.node.driver else []:
+            if host == "0.0.0.0":
+                primary = primary_ipv4()
+                out += [(primary, port)] if primary else []
+                out.append(("127.0.0.1", port))
+            elif host == "::":
+                out.append(("::1", port))
+            else:
+                out.append((host, port))
+        return out
+
+    async def start(self) -> None:
+        cfg = self.config
+        self.lock = prepare_state(self.paths.state)
+        prepare_runtime(self.paths.runtime)
+        self.write_gid = group_id(cfg.api.group)
+        self.node = MeshNode(
+            host=cfg.node.listen, port=cfg.node.port, ipv6=cfg.node.ipv6, audit=cfg.node.audit_encryption,
+            strict_audit=cfg.node.strict_audit, state_dir=str(self.paths.state),
+        )
+        self.hub = EventHub(cfg.api.subscriber_queue)
+        name = cfg.node.name or socket.gethostname()
+        self.api = DaemonAPI(self.node, cfg, self.hub, name=name, version=version(), endpoints=self.endpoints)
+        self.api.hooks.reload = self.reload
+        self.api.hooks.shutdown = self.stop
+        self.api.hooks.status_changed.append(self._status_changed)
+        loop = asyncio.get_running_loop()
+        self.tasks.append(loop.create_task(self.api.pump_events()))
+        await asyncio.sleep(0)  # the pump is subscribed before the node reports its first events
+        await self.node.start()
+        self._bootstrap()
+        self.server = RpcServer(self.api, self.paths.socket(cfg.api.socket), lambda: self.write_gid)
+        await self.server.start()
+        await self._start_dbus()
+        log.info("omerta-meshd %s: node %s on UDP %s, API on %s", version(), self.node.node_id.short(),
+                 ", ".join(views.ep(a) or "" for a in self.node.driver.udp.addresses), self.server.path,
+                 extra={"NODE_ID": str(self.node.node_id)})
+        self.notifier.ready(views.status_text(self.api))
+        if self.notifier.watchdog_interval:
+            self.tasks.append(loop.create_task(self._watchdog(self.notifier.watchdog_interval)))
+        self.tasks.append(loop.create_task(self._refresh_status()))
+
+    def _bootstrap(self) -> None:
+        for text in self.config.node.bootstrap:
+            node, ep = config_mod.parse_bootstrap(text)
+            for net in list(self.node.mesh.networks.values()):
+                try:
+                    self.node.add_peer(net.id, node, [ep])
+                except UsageError as e:
+                    log.warning("bootstrap %s in network %s: %s", text, net.id, e)
+
+    async def _start_dbus(self) -> None:
+        cfg = self.config.dbus
+        if cfg.enabled is False:
+            return
+        if cfg.enabled == "auto" and not cfg.address and not os.path.exists("/run/dbus/system_bus_socket") and "DBUS_SYSTEM_BUS_ADDRESS" not in os.environ:
+            log.info("no system bus: the D-Bus service is off (JSON-RPC serves every method)")
+            return
+        from .dbus_service import DbusService
+
+        svc = DbusService(self.api, cfg.address)
+        try:
+            await svc.start()
+        except Exception as e:
+            await svc.close()
+            if cfg.enabled is True:
+                raise RuntimeError(f"D-Bus service failed to start: {e}; install packaging/dbus/org.omerta.Mesh1.conf or set dbus.enabled = false") from None
+            log.warning("D-Bus service not offered: %s (JSON-RPC serves every method)", e)
+            return
+        self.dbus = svc
+
+    # ---- status, watchdog
+    def _status_changed(self) -> None:
+        if not self._status_due:
+            self._status_due = True
+            asyncio.get_running_loop().call_later(0.2, self._push_status)
+
+    def _push_status(self) -> None:
+        self._status_due = False
+        self.notifier.status(views.status_text(self.api))
+
+    async def _refresh_status(self) -> None:
+        while True:
+            await asyncio.sleep(STATUS_REFRESH)
+            self._push_status()
+
+    async def _watchdog(self, interval: float) -> None:
+        while True:
+            if self.node.driver is not None and not self.node.driver.closed:
+                self.notifier.watchdog()
+            await asyncio.sleep(interval)
+
+    # ---- reload, stop
+    async def reload(self) -> ReloadResult:
+        self.notifier.reloading()
+        a = self.args
+        self.paths = paths_mod.resolve(a.config, a.state_dir, a.runtime_dir, a.socket)  # a config file may have appeared
+        try:
+            new = apply_flags(config_mod.load(self.paths.config), self.args)
+        except ConfigError as e:
+            log.error("reload refused: %s", e)
+            self.notifier.reloaded(views.status_text(self.api))
+            raise ApiError(Code.CONFIG_INVALID, str(e)) from None
+        live, restart = config_mod.diff(self.config, new)
+        self.config = merge_live(self.config, new, live)
+        self.api.apply_config(self.config)
+        systemd.set_level(self.config.log.level)
+        self.write_gid = group_id(self.config.api.group)
+        self.hub.publish("daemon.reloaded", changed=live, restart_required=restart)
+        log.info("configuration reloaded from %s: changed %s%s", self.config.source, ", ".join(live) or "nothing",
+                 f"; needs a restart: {', '.join(restart)}" if restart else "")
+        self.notifier.reloaded(views.status_text(self.api))
+        return ReloadResult(live, restart)
+
+    def _on_sighup(self) -> None:
+        async def go() -> None:
+            try:
+                await self.reload()
+            except ApiError:
+                pass  # logged; the previous configuration stays
+
+        self.tasks.append(asyncio.get_running_loop().create_task(go()))
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop)
+        loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
+        await self.start()
+        await self.stop_event.wait()
+        await self.shutdown()
+        return 0
+
+    async def shutdown(self) -> None:
+        log.info("stopping: telling peers and saving state")
+        self.api.stopping = True
+        self.notifier.stopping()
+        self.hub.publish("daemon.stopping")
+        self.hub.close_all("daemon stopping")
+        await asyncio.sleep(0.05)  # let forwarders hand out the last events
+        await self.server.close()
+        if self.dbus is not None:
+            await self.dbus.close()
+        await self.node.close()
+        for t in self.tasks:
+            t.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        self.lock.release()
+        self.notifier.close()
+
+
+async def amain(args: argparse.Namespace) -> int:
+    try:
+        d = Daemon(args)
+    except ConfigError as e:
+        print(f"omerta-meshd: {e}", file=sys.stderr)
+        return 2
+    systemd.setup_logging(d.config.log.level)
+    try:
+        return await d.run()
+    except (StateDirError, StateError, BindError, OSError, RuntimeError) as e:
+        log.error("cannot start: %s", e)
+        return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.print_default_config:
+        print(config_mod.DEFAULT_TOML, end="")
+        return 0
+    if args.loop != "asyncio":
+        try:
+            import uvloop  # type: ignore[import-not-found]
+        except ImportError:
+            if args.loop == "uvloop":
+                print("omerta-meshd: --loop uvloop: uvloop is not installed (pip install 'omerta-mesh[speed]')", file=sys.stderr)
+                return 2
+        else:
+            return uvloop.run(amain(args))
+    return asyncio.run(amain(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""The method registry: each DaemonAPI operation declared once, with its name, access level and types.
+
+``@api_method("peers.list", READ, PeersListRequest, PeersListResult)`` marks a DaemonAPI coroutine; both
+IPC faces are generated from ``methods()``: JSON-RPC uses the dotted name, D-Bus the CamelCase of it
+(``peers.list`` -> ``PeersList``) on ``org.omerta.Mesh1`` for read methods and ``org.omerta.Mesh1.Admin``
+for write methods, so the bus policy can admit everyone to the first and only the group to the second.
+"""
+
+from __future__ import annotations
+
+import enum
+import inspect
+from dataclasses import dataclass
+from typing import Any, Callable
+
+API_VERSION = 1
+API_REVISION = 1  # counts additive changes within API_VERSION
+
+DBUS_NAME = "org.omerta.Mesh1"
+DBUS_PATH = "/org/omerta/Mesh1"
+DBUS_IFACE = "org.omerta.Mesh1"
+DBUS_ADMIN_IFACE = "org.omerta.Mesh1.Admin"
+
+
+class Access(enum.Enum):
+    READ = "read"
+    WRITE = "write"
+
+
+READ, WRITE = Access.READ, Access.WRITE
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    name: str
+    access: Access
+    request: type
+    result: type
+    doc: str
+    attr: str
+    streams: bool = False
+
+    @property
+    def dbus_name(self) -> str:
+        return dbus_member(self.name)
+
+    @property
+    def dbus_interface(self) -> str:
+        return DBUS_IFACE if self.access is READ else DBUS_ADMIN_IFACE
+
+
+def dbus_member(dotted: str) -> str:
+    return "".join(w[:1].upper() + w[1:] for part in dotted.split(".") for w in part.split("_"))
+
+
+def api_method(name: str, access: Access, request: type, result: type, streams: bool = False) -> Callable[[Callable], Callable]:
+    def mark(fn: Callable) -> Callable:
+        doc = inspect.cleandoc(fn.__doc__ or "").split("\n\n")[0].replace("\n", " ")
+        fn.__api_spec__ = MethodSpec(name, access, request, result, doc, fn.__name__, streams)  # type: ignore[attr-defined]
+        return fn
+
+    return mark
+
+
+def methods(api_cls: type) -> list[MethodSpec]:
+    specs = [getattr(v, "__api_spec__") for v in vars(api_cls).values() if hasattr(v, "__api_spec__")]
+    return sorted(specs, key=lambda s: s.name)
+
+
+def spec_map(api_cls: type) -> dict[str, MethodSpec]:
+    return {s.name: s for s in methods(api_cls)}
+
+
+def bound(api: Any, spec: MethodSpec) -> Callable:
+    return getattr(api, spec.attr)

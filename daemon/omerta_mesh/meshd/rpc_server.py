@@ -1,0 +1,329 @@
+"""JSON-RPC 2.0 on a Unix socket: length-prefixed frames, jsonrpcserver dispatch, notifications.
+
+Framing (docs/api.md): every message in either direction is one frame, a 4-byte big-endian unsigned
+length followed by that many bytes of UTF-8 JSON: a request, a batch (array), a response, or a
+notification from the daemon. A frame longer than ``api.max_frame`` is answered with ``FRAME_TOO_LARGE``
+and the connection is closed (the stream cannot be resynchronised); a frame that is not JSON gets a parse
+error and the connection goes on.
+
+Daemon-to-client notifications: ``events.event`` and ``events.closed`` for subscriptions, ``progress`` for
+streamed results of a request that passed a ``progress`` token.
+
+The caller's credentials are read once per connection (``auth.caller_of``) and ``DaemonAPI.call_spec``
+checks the method's access level before anything else. Limits: connections (``api.max_connections``,
+plus a few reserved for callers who may write), frame size, requests in flight per connection (the reader
+stops reading while they are all busy), batch size, and events queued per subscriber (a slow subscriber is
+cut off; the daemon never waits for a client).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import logging
+import os
+import socket
+import warnings
+from pathlib import Path
+from typing import Any, Callable
+
+with warnings.catch_warnings():  # jsonrpcserver 5 uses importlib.resources.read_text, deprecated in 3.11
+    warnings.filterwarnings("ignore", r"(read_text|open_text) is deprecated", DeprecationWarning)
+    from jsonrpcserver import Error, Success
+    from jsonrpcserver.async_main import dispatch_to_serializable
+
+from . import auth
+from .api import CallContext, DaemonAPI
+from .errors import DEFAULT_FIX, ApiError, Code, internal
+from .events import Subscription, SubscriptionClosed
+from .registry import MethodSpec
+from .schema import to_json
+
+log = logging.getLogger("omerta_mesh.meshd.rpc")
+
+HEADER = 4
+RESERVED_FOR_WRITERS = 8
+CUTOFF_WRITE_TIMEOUT = 5.0
+HALF_CLOSE_WAIT = 120.0  # longest a request may still run after its client closed its sending side
+_MESSAGES = {  # jsonrpcserver's generic messages -> ours
+    Code.PARSE_ERROR: "the frame is not valid JSON",
+    Code.INVALID_REQUEST: "not a valid JSON-RPC 2.0 request",
+    Code.INVALID_PARAMS: "invalid parameters",
+}
+
+
+def frame(obj: Any) -> bytes:
+    data = json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return len(data).to_bytes(HEADER, "big") + data
+
+
+def error_obj(e: ApiError, req_id: Any = None) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "error": {"code": int(e.code), "message": e.message, "data": e.data()}, "id": req_id}
+
+
+def _sanitize_one(resp: dict[str, Any]) -> dict[str, Any]:
+    """Every error leaves in our shape: {code, message, data: {name, fix[, detail]}}, never internals."""
+    err = resp.get("error")
+    if not isinstance(err, dict):
+        return resp
+    data = err.get("data")
+    if isinstance(data, dict) and "fix" in data:
+        return resp
+    try:
+        code = Code(err.get("code"))
+    except ValueError:
+        code = Code.INTERNAL
+    if code is Code.INTERNAL or code not in (Code.PARSE_ERROR, Code.INVALID_REQUEST, Code.METHOD_NOT_FOUND, Code.INVALID_PARAMS):
+        log.error("dispatch error not mapped by a method: %r", err)
+        e = internal()
+        return {**resp, "error": {"code": int(e.code), "message": e.message, "data": e.data()}}
+    detail = str(data)[:200] if data is not None else None
+    msg = f"no method {detail!r}" if code is Code.METHOD_NOT_FOUND else _MESSAGES.get(code, err.get("message", ""))
+    new = {"name": code.name, "fix": DEFAULT_FIX[code]}
+    if detail and code is not Code.METHOD_NOT_FOUND:
+        new["detail"] = detail
+    return {**resp, "error": {"code": int(code), "message": msg, "data": new}}
+
+
+def sanitize(resp: Any) -> Any:
+    if isinstance(resp, list):
+        return [_sanitize_one(r) for r in resp]
+    return _sanitize_one(resp) if isinstance(resp, dict) else resp
+
+
+class Connection:
+    def __init__(self, server: "RpcServer", reader: asyncio.StreamReader, writer: asyncio.StreamWriter, caller: auth.Caller) -> None:
+        self.server = server
+        self.reader, self.writer = reader, writer
+        self.caller = caller
+        self.subs: dict[int, Subscription] = {}
+        self.forwarders: dict[int, asyncio.Task] = {}
+        self.pending: list[Subscription] = []
+        self.tasks: set[asyncio.Task] = set()
+        self.closed = False
+        self.ctx = CallContext(caller, "jsonrpc", progress=self.progress, attach=self.attach, detach=self.detach)
+
+    # ---- output
+    def send(self, obj: Any) -> None:
+        if self.closed or self.writer.is_closing():
+            return
+        self.writer.write(frame(obj))
+
+    def notify(self, method: str, params: dict[str, Any]) -> None:
+        self.send({"jsonrpc": "2.0", "method": method, "params": params})
+
+    def progress(self, token: str, value: dict[str, Any]) -> None:
+        self.notify("progress", {"token": token, "value": value})
+
+    # ---- subscriptions
+    def attach(self, sub: Subscription) -> None:
+        self.subs[sub.id] = sub
+        self.pending.append(sub)  # forwarding starts once the subscribe response is written
+
+    def detach(self, sid: int) -> bool:
+        sub = self.subs.pop(sid, None)
+        if sub is None:
+            return False
+        sub.close("unsubscribed")
+        t = self.forwarders.pop(sid, None)
+        if t is not None:
+            t.cancel()
+        return True
+
+    def _start_pending(self) -> None:
+        for sub in self.pending:
+            if sub.closed is None and not self.closed:
+                self.forwarders[sub.id] = asyncio.get_running_loop().create_task(self._forward(sub))
+        self.pending.clear()
+
+    async def _forward(self, sub: Subscription) -> None:
+        try:
+            while True:
+                for item in await sub.get():
+                    self.notify("events.event", {"subscription": sub.id, "event": item})
+                await self.writer.drain()
+        except SubscriptionClosed as e:
+            if e.reason == "unsubscribed" or self.closed:
+                return
+            code = Code.SUBSCRIBER_TOO_SLOW if "slow" in e.reason else Code.SHUTTING_DOWN
+            self.server.stats["subscribers_cut_off" if code is Code.SUBSCRIBER_TOO_SLOW else "subscriptions_ended"] += 1
+            log.info("subscription %d of %s ended: %s", sub.id, self.caller.describe(), e.reason)
+            self.notify("events.closed", {"subscription": sub.id, "code": int(code), "reason": e.reason, "fix": DEFAULT_FIX[code]})
+            try:
+                await asyncio.wait_for(self.writer.drain(), CUTOFF_WRITE_TIMEOUT)
+            except (asyncio.TimeoutError, TimeoutError, ConnectionError):
+                self.abort()
+        except (ConnectionError, asyncio.CancelledError):
+            return
+        finally:
+            self.subs.pop(sub.id, None)
+            self.forwarders.pop(sub.id, None)
+
+    # ---- input
+    async def serve(self) -> None:
+        cfg = self.server.limits()
+        inflight = asyncio.Semaphore(cfg.max_inflight)
+        try:
+            while not self.closed:
+                head = await self.reader.readexactly(HEADER)
+                n = int.from_bytes(head, "big")
+                if n > self.server.limits().max_frame:
+                    self.server.stats["frames_too_large"] += 1
+                    log.debug("refused frame: size=%d limit=%d caller=%s", n, self.server.limits().max_frame, self.caller.describe())
+                    self.send(error_obj(ApiError(Code.FRAME_TOO_LARGE, f"frame of {n} bytes; the limit is {self.server.limits().max_frame}")))
+                    await asyncio.wait_for(self.writer.drain(), CUTOFF_WRITE_TIMEOUT)
+                    return
+                body = await self.reader.readexactly(n)
+                await inflight.acquire()
+                t = asyncio.get_running_loop().create_task(self._handle(body))
+                self.tasks.add(t)
+                t.add_done_callback(lambda t: (self.tasks.discard(t), inflight.release()))
+        except asyncio.IncompleteReadError as e:
+            if not e.partial and self.tasks:  # a clean end of input (shutdown(SHUT_WR)): answer what was asked
+                await asyncio.wait(set(self.tasks), timeout=HALF_CLOSE_WAIT)
+        except (ConnectionError, asyncio.TimeoutError, TimeoutError):
+            return  # the client went away (or would not read): nothing to answer
+        finally:
+            self.close()
+
+    async def _handle(self, body: bytes) -> None:
+        try:
+            resp = await self.server.dispatch(body, self)
+            if resp is not None:
+                self.send(resp)
+            self._start_pending()
+            await self.writer.drain()
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        except Exception:  # never let one request take the connection down silently
+            log.exception("handling a request failed")
+
+    def abort(self) -> None:
+        if not self.closed:
+            self.writer.transport.abort()
+        self.close()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        for sid in list(self.subs):
+            self.detach(sid)
+        for t in list(self.tasks):
+            t.cancel()
+        self.writer.close()
+        self.server.connections.discard(self)
+
+
+class RpcServer:
+    def __init__(self, api: DaemonAPI, path: Path, write_gid: Callable[[], int | None]) -> None:
+        self.api = api
+        self.path = Path(path)
+        self.write_gid = write_gid
+        self.connections: set[Connection] = set()
+        self.serving: set[asyncio.Task] = set()
+        self.stats: collections.Counter[str] = collections.Counter()
+        self.methods = {spec.name: self._method(spec) for spec in api.specs.values()}
+        if hasattr(api, "counter_sources"):
+            api.counter_sources.append(lambda: {f"rpc.{k}": v for k, v in sorted(self.stats.items())} | {"rpc.clients": len(self.connections)})
+        self._server: asyncio.AbstractServer | None = None
+
+    def limits(self) -> Any:
+        return self.api.config.api
+
+    def _method(self, spec: MethodSpec) -> Callable:
+        api = self.api
+
+        async def method(conn: Connection, /, *args: Any, **kwargs: Any) -> Any:
+            try:
+                result = await api.call_spec(spec, list(args) if args else kwargs, conn.ctx)
+            except ApiError as e:
+                if e.code is Code.PERMISSION_DENIED:
+                    conn.server.stats["permission_denied"] += 1
+                    log.info("refused %s to %s: write access needed", spec.name, conn.caller.describe())
+                return Error(int(e.code), e.message, e.data())
+            return Success(to_json(result))
+
+        method.__name__ = spec.attr
+        return method
+
+    async def dispatch(self, body: bytes, conn: Connection) -> Any:
+        try:
+            doc = json.loads(body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError) as e:
+            self.stats["parse_errors"] += 1
+            log.debug("refused frame: not JSON (%s) caller=%s", type(e).__name__, conn.caller.describe())
+            return error_obj(ApiError(Code.PARSE_ERROR, "the frame is not valid UTF-8 JSON"))
+        if isinstance(doc, list) and len(doc) > self.limits().max_batch:
+            self.stats["batches_too_large"] += 1
+            return error_obj(ApiError(Code.INVALID_REQUEST, f"a batch of {len(doc)} requests; at most {self.limits().max_batch}"))
+        self.stats["requests"] += len(doc) if isinstance(doc, list) else 1
+        resp = await dispatch_to_serializable(body.decode("utf-8"), methods=self.methods, context=conn, deserializer=lambda _t: doc)
+        return sanitize(resp)
+
+    # ---- lifecycle
+    async def start(self) -> None:
+        self._claim_path()
+        self._server = await asyncio.start_unix_server(self._accept, path=str(self.path))
+        os.chmod(self.path, 0o666)  # anyone may connect; credentials decide what they may do
+
+    def _claim_path(self) -> None:
+        if not self.path.exists() and not self.path.is_symlink():
+            return
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.settimeout(1.0)
+            probe.connect(str(self.path))
+        except OSError:
+            self.path.unlink()  # stale: nobody answers there
+            return
+        finally:
+            probe.close()
+        raise OSError(f"another omerta-meshd already answers on {self.path}; stop it first or use another --socket")
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        sock = writer.get_extra_info("socket")
+        try:
+            caller = auth.caller_of(sock, self.write_gid())
+        except OSError:
+            writer.close()
+            return
+        limit = self.limits().max_connections
+        if len(self.connections) >= limit + (RESERVED_FOR_WRITERS if caller.may_write else 0):
+            self.stats["connections_refused"] += 1
+            log.info("refused connection from %s: %d connections open", caller.describe(), len(self.connections))
+            writer.write(frame(error_obj(ApiError(Code.BUSY, f"{len(self.connections)} clients are connected; the limit is {limit}"))))
+            try:
+                await asyncio.wait_for(writer.drain(), 1.0)
+            except (asyncio.TimeoutError, TimeoutError, ConnectionError):
+                pass
+            writer.close()
+            return
+        conn = Connection(self, reader, writer, caller)
+        self.connections.add(conn)
+        self.serving.add(asyncio.current_task())  # type: ignore[arg-type]
+        self.stats["connections"] += 1
+        try:
+            await conn.serve()
+        finally:
+            self.serving.discard(asyncio.current_task())  # type: ignore[arg-type]
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for conn in list(self.connections):
+            try:
+                await asyncio.wait_for(conn.writer.drain(), 0.5)
+                conn.close()
+            except Exception:  # a client that does not read: drop it without waiting
+                conn.abort()
+        if self.serving:
+            _, pending = await asyncio.wait(list(self.serving), timeout=1.0)
+            for t in pending:
+                t.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        try:
+            self.path.unlink()
+        except FileNotFoundError:
+            pass

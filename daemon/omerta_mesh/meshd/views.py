@@ -1,0 +1,133 @@
+"""Read-only views of the running node as API result dataclasses (status, peers, networks, NAT).
+
+Pure functions of the DaemonAPI's state; they never change anything. "now" for ages is the driver's loop
+clock, the same monotonic clock the core's timestamps use.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from typing import TYPE_CHECKING
+
+from ..core import events as ev
+from ..core.peers.peer import Peer
+from . import schema as s
+from .registry import API_REVISION, API_VERSION
+
+if TYPE_CHECKING:
+    from ..core.ids import NetworkId
+    from .api import DaemonAPI
+
+
+def ep(a: tuple[str, int] | None) -> str | None:
+    if a is None:
+        return None
+    return f"[{a[0]}]:{a[1]}" if ":" in a[0] else f"{a[0]}:{a[1]}"
+
+
+def _now(api: "DaemonAPI") -> float:
+    d = api.node.driver
+    return d.now() if d is not None else 0.0
+
+
+def path_of(peer: Peer) -> str | None:
+    # Only direct paths exist so far; the connectivity work adds "punched" and "relay via <name>".
+    return "direct" if peer.connected else None
+
+
+def peer_info(api: "DaemonAPI", p: Peer, cls: type = s.PeerInfo, **extra: object) -> s.PeerInfo:
+    now = _now(api)
+    hs = p.stats.last_handshake_at
+    rtt = api.rtt.get(p.key)
+    return cls(
+        name=api.name_of(p.node), node_id=str(p.node), short_id=p.node.short(), network=str(p.network.id),
+        network_name=p.network.name, endpoint=ep(p.endpoint), path=path_of(p),
+        rtt_ms=round(rtt * 1000, 3) if rtt is not None else None,
+        last_handshake_s=round(now - hs, 3) if hs is not None else None,
+        bytes_in=p.stats.bytes_in, bytes_out=p.stats.bytes_out, connected=p.connected, **extra,
+    )
+
+
+def peer_infos(api: "DaemonAPI", network: "NetworkId | None") -> list[s.PeerInfo]:
+    peers = api.node.mesh.peers(network)
+    peers.sort(key=lambda p: (api.name_of(p.node), p.network.id.raw))
+    return [peer_info(api, p) for p in peers]
+
+
+def peer_detail(api: "DaemonAPI", p: Peer) -> s.PeerDetail:
+    now = _now(api)
+    sessions = [
+        s.SessionInfo(slot, round(sess.age(now), 3), sess.initiator, sess.send_counter)
+        for slot, sess in (("current", p.current), ("previous", p.previous), ("next", p.next)) if sess is not None
+    ]
+    return peer_info(  # type: ignore[return-value]
+        api, p, s.PeerDetail,
+        endpoints=[ep(e) or "" for e in p.endpoints], packets_in=p.stats.packets_in, packets_out=p.stats.packets_out,
+        handshakes=p.stats.handshakes, handshake_in_progress=p.pending is not None, sessions=sessions,
+    )
+
+
+def networks(api: "DaemonAPI") -> list[s.NetworkInfo]:
+    mesh = api.node.mesh
+    out = []
+    for net in mesh.networks.values():
+        peers = mesh.peers(net.id)
+        out.append(s.NetworkInfo(str(net.id), net.name, len(peers), sum(1 for p in peers if p.connected)))
+    return sorted(out, key=lambda n: (n.name, n.network))
+
+
+def peer_counts(api: "DaemonAPI") -> s.PeerCounts:
+    peers = list(api.node.mesh.table)
+    connected = [p for p in peers if p.connected]
+    direct = sum(1 for p in connected if path_of(p) == "direct")
+    return s.PeerCounts(len(peers), len(connected), direct, len(connected) - direct)
+
+
+def status_text(api: "DaemonAPI") -> str:
+    if api.stopping:
+        return "stopping: telling peers and saving state"
+    nets = len(api.node.mesh.networks)
+    if nets == 0:
+        return "no networks: create one with `omertactl network create` or join with an invite"
+    c = peer_counts(api)
+    text = f"{c.connected} peer{'s' if c.connected != 1 else ''}: {c.direct} direct, {c.relayed} relayed"
+    waiting = c.total - c.connected
+    if waiting:
+        text += f", {waiting} connecting"
+    return text + f" ({nets} network{'s' if nets != 1 else ''})"
+
+
+def nat_verdict(api: "DaemonAPI") -> s.NatVerdict:
+    return s.NatVerdict(
+        status="unknown",
+        reason="NAT classification is not implemented yet (it comes with the connectivity work); no verdict is guessed",
+        local_endpoints=api.endpoint_strings(),
+    )
+
+
+def status(api: "DaemonAPI") -> s.StatusResult:
+    node = api.node
+    cfg = api.config.node
+    audit = node.mesh.audit
+    counters = node.mesh.counters.snapshot()
+    if node.driver is not None:
+        st = node.driver.udp.stats
+        counters.update({"udp.received": st.received, "udp.sent": st.sent, "udp.errors": st.send_errors})
+    counters.update({"events.published": api.hub.published, "events.subscribers_cut_off": api.hub.cut_off})
+    for source in api.counter_sources:
+        counters.update(source())
+    return s.StatusResult(
+        node_id=str(node.node_id), name=api.name, version=api.version, api_version=API_VERSION, api_revision=API_REVISION,
+        uptime_s=round(time.monotonic() - api.started, 3),
+        listen=[ep(a) or "" for a in (node.driver.udp.addresses if node.driver else [])],
+        endpoints=api.endpoint_strings(), networks=networks(api), peers=peer_counts(api), nat=nat_verdict(api),
+        relay=s.FeatureInfo(cfg.relay, False, "relaying is not implemented yet (connectivity work); the setting is kept" if cfg.relay else "off"),
+        audit=s.FeatureInfo(audit is not None, audit is not None, f"{counters.get('audit.violations', 0)} violations" if audit is not None else "off"),
+        counters=counters, status_text=status_text(api),
+    )
+
+
+def channel_message(api: "DaemonAPI", m: ev.ChannelMessage, encoding: str) -> s.ChannelMessageInfo:
+    data = base64.b64encode(m.data).decode() if encoding == "base64" else m.data.decode("utf-8", "replace")
+    return s.ChannelMessageInfo(api.name_of(m.peer), str(m.peer), str(m.network), m.channel, data, encoding, len(m.data))

@@ -1,0 +1,128 @@
+"""Two real daemons in two temp dirs on loopback: join one network, see each other, and every JSON-RPC
+method of the registry is called over the real socket."""
+
+from __future__ import annotations
+
+import base64
+import time
+
+import pytest
+
+from meshd.rpcclient import RpcClient, RpcError
+from omerta_mesh.meshd.api import DaemonAPI
+from omerta_mesh.meshd.registry import methods
+
+
+class Recorder:
+    """Calls methods over a daemon's socket and records which ones succeeded."""
+
+    def __init__(self, client: RpcClient, seen: set[str]) -> None:
+        self.client, self.seen = client, seen
+
+    def __call__(self, method: str, **params: object) -> dict:
+        result = self.client.call(method, **params)
+        self.seen.add(method)
+        return result
+
+
+def wait_until(pred, timeout: float = 10.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.mark.parametrize("loop", ["auto", "asyncio"])  # auto: uvloop when installed
+def test_two_daemons_join_and_every_method_works_over_the_socket(daemon_factory, loop: str) -> None:
+    a = daemon_factory("a", extra=["--loop", loop, "--audit-encryption"]).start()
+    b = daemon_factory("b", extra=["--loop", loop]).start()
+    seen: set[str] = set()
+    ca, cb = a.client(), b.client()
+    A, B = Recorder(ca, seen), Recorder(cb, seen)
+
+    # B subscribes first: snapshot, then deltas with larger seq numbers
+    sub = B("events.subscribe")
+    assert sub["snapshot"]["peers"] == [] and sub["snapshot"]["status"]["networks"] == []
+
+    net = A("network.create", name="home")
+    assert net["invite"].startswith("omerta1-") and net["name"] == "home"
+    joined = B("network.join", invite=net["invite"], wait=10)
+    assert joined == {"network": net["network"], "name": "home", "inviter": A("status.get")["node_id"], "connected": True}
+
+    a_id, b_id = A("status.get")["node_id"], B("status.get")["node_id"]
+    wait_until(lambda: any(p["connected"] for p in A("peers.list")["peers"]), what="A to see B connected")
+    [pa] = A("peers.list")["peers"]
+    [pb] = B("peers.list", network=net["network"])["peers"]
+    assert pa["node_id"] == b_id and pb["node_id"] == a_id
+    assert pa["path"] == pb["path"] == "direct" and pa["connected"] and pb["connected"]
+    assert pb["endpoint"] is not None and pb["last_handshake_s"] is not None and pb["bytes_out"] > 0
+    assert pb["name"] == a_id[:12]  # no name configured: the short id
+
+    # events: network.joined then peer.connected, with increasing seq after the snapshot's
+    evs = []
+    while not any(e["type"] == "peer.connected" for e in evs):
+        n = cb.next_notification("events.event")
+        assert n["params"]["subscription"] == sub["subscription"]
+        evs.append(n["params"]["event"])
+    assert [e["type"] for e in evs][:1] == ["network.joined"]
+    assert all(e["seq"] > sub["seq"] for e in evs) and [e["seq"] for e in evs] == sorted(e["seq"] for e in evs)
+    assert next(e for e in evs if e["type"] == "peer.connected")["node_id"] == a_id
+    assert B("events.unsubscribe", subscription=sub["subscription"]) == {"ok": True}
+    with pytest.raises(RpcError) as ei:
+        cb.call("events.unsubscribe", subscription=sub["subscription"])
+    assert ei.value.name == "SUBSCRIPTION_NOT_FOUND"
+
+    # ping with streamed progress: one notification per probe, before the response
+    rid = 99
+    cb.send_obj({"jsonrpc": "2.0", "id": rid, "method": "ping", "params": {"peer": a_id[:10], "count": 3, "interval": 0.05, "progress": "tok"}})
+    progress = [cb.next_notification("progress") for _ in range(3)]
+    resp = cb.wait_response(rid)
+    seen.add("ping")
+    assert [p["params"]["token"] for p in progress] == ["tok"] * 3
+    assert [p["params"]["value"]["seq"] for p in progress] == [1, 2, 3]
+    res = resp["result"]
+    assert res["sent"] == 3 and res["received"] == 3 and res["loss"] == 0 and res["rtt_min_ms"] >= 0
+    assert res["probes"] == [p["params"]["value"] for p in progress] and res["node_id"] == a_id
+    assert B("peers.list")["peers"][0]["rtt_ms"] is not None  # RTT from the pings
+
+    detail = B("peers.get", peer=a_id)
+    assert detail["node_id"] == a_id and detail["networks"][0]["sessions"] and detail["networks"][0]["endpoints"]
+
+    # channels: B opens its inbox, A sends (text and binary), B receives
+    assert B("channel.receive", channel="chat")["messages"] == []
+    sent = A("channel.send", peer=b_id, channel="chat", data="hello B", wait=True)
+    assert sent["delivered"] is True and sent["bytes"] == 7
+    A("channel.send", peer=b_id[:8], channel="chat", data=base64.b64encode(b"\x00\xffbin").decode(), encoding="base64", wait=True)
+    got = B("channel.receive", channel="chat", timeout=5, encoding="base64")["messages"]
+    assert [base64.b64decode(m["data"]) for m in got] == [b"hello B", b"\x00\xffbin"]
+    assert got[0]["node_id"] == a_id and got[0]["channel"] == "chat"
+
+    assert A("netcheck.run")["status"] == "unknown"
+    st = A("status.get")
+    assert st["audit"]["enabled"] and st["counters"].get("audit.violations", 0) == 0 and st["counters"]["udp.sent"] > 0
+    assert st["peers"] == {"total": 1, "connected": 1, "direct": 1, "relayed": 0}
+    assert st["status_text"] == "1 peer: 1 direct, 0 relayed (1 network)"
+    assert [n["network"] for n in B("network.list")["networks"]] == [net["network"]]
+    inv = B("network.invite", network="home")
+    assert inv["invite"].startswith("omerta1-") and inv["network"] == net["network"]
+    assert A("daemon.reload") == {"changed": [], "restart_required": []}
+
+    # leave: B leaves; A is told and sees B disconnect
+    other = B("network.create", name="spare")
+    assert B("network.leave", network=other["network"]) == {"network": other["network"], "left": True}
+    assert B("network.leave", network=net["network"])["left"]
+    wait_until(lambda: not any(p["connected"] for p in A("peers.list")["peers"]), what="A to see B leave")
+    assert B("peers.list")["peers"] == []
+
+    assert A("daemon.shutdown") == {"ok": True}
+    assert a.proc.wait(10) == 0
+    assert B("daemon.shutdown") == {"ok": True}
+    assert b.proc.wait(10) == 0
+    ca.close()
+    cb.close()
+    assert "Traceback" not in a.log_text() + b.log_text()
+
+    registry = {s.name for s in methods(DaemonAPI)}
+    assert registry - seen == set(), f"methods not exercised over the socket: {registry - seen}"
