@@ -29,6 +29,7 @@ from .core.mesh import Mesh
 from .core.network import Network
 from .core.session.reliable import QueueFull
 from .io.driver import Driver
+from .io.netlink import local_addresses
 from .io.store import StateStore
 
 Address = tuple[str, int]
@@ -58,6 +59,7 @@ class MeshNode:
         entropy: Entropy | None = None,
         advertise: list[Address] | None = None,
         state_dir: str | None = None,
+        name: str = "",
     ) -> None:
         self._identity = identity
         self._host, self._port, self._ipv6 = host, port, ipv6
@@ -66,6 +68,7 @@ class MeshNode:
         self._entropy = entropy
         self._advertise = advertise
         self.store = StateStore(state_dir) if state_dir else None
+        self._name = name
         self.mesh: Mesh | None = None
         self.driver: Driver | None = None
         self._event_queues: list[asyncio.Queue[ev.Event]] = []
@@ -89,15 +92,34 @@ class MeshNode:
             wall_offset=Driver.wall_offset(loop),
             audit=self._audit,
             strict_audit=self._strict,
+            name=self._name,
         )
         self.driver = Driver(self.mesh, loop, self._on_event)
         self.driver.udp.bind(self._host, self._port)
         if self._ipv6:
             self.driver.udp.bind("::" if self._host in ("0.0.0.0", "") else "::1", self.port)
+        await self._learn_addresses()
         if self.store is not None:
             self._restore()
         self.driver.flush()
         return self
+
+    async def _learn_addresses(self) -> None:
+        """Tell the core where its sockets are reachable locally (LAN candidates, NAT evidence)."""
+        assert self.driver is not None and self.mesh is not None
+        bound = self.driver.udp.addresses
+        wildcard = any(h in ("0.0.0.0", "::") for h, _ in bound)
+        ips = await local_addresses() if wildcard else []
+        eps: list[Address] = []
+        for host, port in bound:
+            if host == "0.0.0.0":
+                eps += [(ip, port) for ip in ips if ":" not in ip] or [("127.0.0.1", port)]
+            elif host == "::":
+                eps += [(ip, port) for ip in ips if ":" in ip] or [("::1", port)]
+            else:
+                eps.append((host, port))
+        self.mesh.local_endpoints = list(self._advertise or []) + [e for e in eps if e not in (self._advertise or [])]
+        self.mesh.local_ips = frozenset(ips) | {h for h, _ in eps}
 
     # ------------------------------------------------------------------ persistence
     def _restore(self) -> None:
@@ -178,12 +200,8 @@ class MeshNode:
         if self._advertise:
             return list(self._advertise)
         assert self.driver is not None
-        out = []
-        for host, port in self.driver.udp.addresses:
-            if host in ("0.0.0.0", "::"):
-                host = "127.0.0.1" if host == "0.0.0.0" else "::1"
-            out.append((host, port))
-        return out
+        assert self.mesh is not None
+        return list(self.mesh.local_endpoints)
 
     # ------------------------------------------------------------------ networks and peers
     def create_network(self, name: str = "") -> Network:

@@ -143,11 +143,13 @@ class LinkMixin:
     def _heartbeat(self: "Mesh", peer: Peer, now: float) -> None:
         """Due probes for one peer: the heartbeat on the current path, punch bursts, upgrade attempts."""
         cfg = self.cfg
-        if peer.sendable_session(now) is None:
-            peer.probe_at = None
-            return
         for path in peer.paths.values():
             path.expire_probes(now, cfg.probe_timeout)
+        if peer.sendable_session(now) is None:
+            peer.probe_at = None
+            peer.punch_at.clear()
+            peer.upgrade_at = None
+            return
         if peer.probe_at is not None and now >= peer.probe_at and peer.endpoint is not None:
             self._probe(peer, peer.endpoint, now)
             active = now < peer.last_active + cfg.active_window or peer.stream.queued_frames() > 0

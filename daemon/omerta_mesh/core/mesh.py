@@ -23,6 +23,7 @@ from .entropy import Entropy, SystemEntropy
 from .errors import DropReason, UsageError, WireError
 from .ids import NetworkId, NodeId
 from .keys import Identity
+from .gossip import GossipMixin
 from .links import ByteRateLimiter, LinkMixin
 from .nat.classify import NatObserver, NatVerdict
 from .network import Network
@@ -40,7 +41,7 @@ Address = tuple[str, int]
 RELAY_HEADROOM = 72  # bytes kept free in every datagram for the relay frame and outer transport header
 
 
-class Mesh(LinkMixin):
+class Mesh(LinkMixin, GossipMixin):
     def __init__(
         self,
         identity: Identity,
@@ -50,6 +51,7 @@ class Mesh(LinkMixin):
         wall_offset: float = 0.0,
         audit: bool = False,
         strict_audit: bool = False,
+        name: str = "",
     ) -> None:
         self.identity = identity
         self.node_id = identity.node_id
@@ -75,12 +77,16 @@ class Mesh(LinkMixin):
         # sent by leave(), say) must still pass the audit
         self._retired: list[Session] = []
         self.last_internal_error: str | None = None
+        self._last_now = 0.0
+        self._control_ids: set[int] = set()
         self.nat = NatObserver()
         self._nat_label = "unknown"
         self._relay_pairs: dict[tuple[bytes, bytes], set] = {}
         self._relay_limiter = ByteRateLimiter(config.relay_rate, int(config.relay_burst), config.relay_clients)
         self.local_endpoints: list[Address] = []  # our sockets' addresses (the driver fills these in)
         self.local_ips: frozenset[str] = frozenset()
+        self.name = name
+        self._gossip_init()
         self.chunk_size = config.max_datagram - TRANSPORT_OVERHEAD - RELAY_HEADROOM - fw.DATA_HEADER_LEN
         self.audit = EncryptionAudit(self._sessions_by_remote, strict=strict_audit) if (audit or strict_audit) else None
 
@@ -144,6 +150,9 @@ class Mesh(LinkMixin):
             return
         self.networks[net.id.raw] = net
         self.hs.add_network(net)
+        self._refresh_own(net, now, force=True)
+        if self._timers.get(("gossip",)) is None:
+            self._timers.set(("gossip",), now + self.cfg.gossip_interval * self.entropy.uniform(0.1, 1.0))
         self._event(ev.NetworkJoined(net.id, net.name))
 
     def network(self, network_id: NetworkId) -> Network:
@@ -170,10 +179,11 @@ class Mesh(LinkMixin):
             self._drop_peer(peer, now, "left the network", tell=True)
         self.hs.remove_network(net)
         del self.networks[net.id.raw]
+        self._gossip.pop(net.id.raw, None)
         self._event(ev.NetworkLeft(net.id))
 
     # ================================================================== peers
-    def add_peer(self, network_id: NetworkId, node: NodeId, endpoints: list[Address], now: float) -> Peer:
+    def add_peer(self, network_id: NetworkId, node: NodeId, endpoints: list[Address], now: float, wanted: bool = True) -> Peer:
         """Make a peer known (with candidate endpoints) and start talking to it."""
         net = self.network(network_id)
         if node == self.node_id:
@@ -184,7 +194,7 @@ class Mesh(LinkMixin):
         peer = self._peer(net, node, x)
         for ep in reversed(endpoints):
             peer.add_endpoint(ep)
-        peer.wanted = True
+        peer.wanted = peer.wanted or wanted
         if peer.current is None and peer.pending is None:
             self._initiate(peer, now)
         return peer
@@ -207,11 +217,20 @@ class Mesh(LinkMixin):
     def find_peer(self, node: NodeId, network_id: NetworkId | None = None) -> Peer:
         if network_id is not None:
             peer = self.table.get(network_id, node)
+            rec = self.record_of(network_id, node) if peer is None else None
+            if rec is not None:
+                peer = self._connect_record(self.network(network_id), rec, self._last_now)
             if peer is None:
                 raise UsageError(f"peer {node.short()} is not known in network {network_id}")
             return peer
         cands = self.table.by_node(node)
         if not cands:
+            for net in self.networks.values():  # known by gossip: open a session on demand
+                rec = self.record_of(net.id, node)
+                if rec is not None and (rec.endpoints or rec.relays):
+                    peer = self._connect_record(net, rec, self._last_now)
+                    if peer is not None:
+                        return peer
             raise UsageError(f"peer {node.short()} is not known in any network; join with an invite or add it")
         cands.sort(key=lambda p: (p.current is None, p.network.id.raw))
         return cands[0]
@@ -274,9 +293,13 @@ class Mesh(LinkMixin):
             self._timers.set(key, max(at, now))
 
     def handle_timer(self, now: float) -> None:
+        self._last_now = now
         due = list(self._timers.pop_due(now))
         for key in due:
             if key == ("requests",):
+                continue
+            if key == ("gossip",):
+                self._gossip_round(now)
                 continue
             peer = self.table.get(NetworkId(key[1][0]), NodeId(key[1][1]))
             if peer is not None:
@@ -360,6 +383,7 @@ class Mesh(LinkMixin):
         if not peer.connected:
             peer.connected = True
             self._event(ev.PeerConnected(peer.network.id, peer.node, done.src, session.initiator))
+            self._send_sync(peer.network, peer, now)  # a newcomer learns the network at once
         else:
             self._event(ev.SessionRekeyed(peer.network.id, peer.node))
         if session.initiator:
@@ -371,6 +395,7 @@ class Mesh(LinkMixin):
 
     # ================================================================== receive path
     def receive_datagram(self, data: bytes, src: Address, local: Address | None, now: float) -> None:
+        self._last_now = now
         self.counters.inc("rx.datagrams")
         try:
             if data[:1] == b"\x04":
@@ -436,7 +461,10 @@ class Mesh(LinkMixin):
             for f in resend:
                 self._send_frame(peer, f, now)
             for mid in delivered:
-                self._event(ev.MessageDelivered(peer.network.id, peer.node, mid))
+                if mid in self._control_ids:
+                    self._control_ids.discard(mid)
+                else:
+                    self._event(ev.MessageDelivered(peer.network.id, peer.node, mid))
             self._pump(peer, now)
         elif t == fw.FrameType.KEEPALIVE:
             pass
@@ -455,6 +483,8 @@ class Mesh(LinkMixin):
             self._forget_sessions(peer, peer.clear_sessions())
             self.hs.abandon(peer)
             peer.wanted = False
+            self._fail_stream(peer, peer.stream.reset(), "peer closed the session")
+            peer.assembler.reset()
             if peer.connected:
                 peer.connected = False
                 self._event(ev.PeerDisconnected(peer.network.id, peer.node, "peer closed the session"))
@@ -513,6 +543,8 @@ class Mesh(LinkMixin):
     def _on_control(self, peer: Peer, name: str, body: bytes, now: float) -> None:
         if name == "punch.candidates":
             self._on_candidates(peer, body, now)
+        elif name.startswith("gossip."):
+            self._on_gossip(peer, name, body, now)
         else:
             self.counters.drop(DropReason.UNKNOWN_FRAME)
 
@@ -530,6 +562,7 @@ class Mesh(LinkMixin):
     def _pump(self, peer: Peer, now: float) -> None:
         """Send what the peer's stream allows, starting a handshake if there is no session."""
         if peer.sendable_session(now) is None:
+            peer.stream.cancel_ack()
             if peer.pending is None and peer.stream.queued_frames():
                 self._initiate(peer, now)
             return
@@ -541,7 +574,10 @@ class Mesh(LinkMixin):
 
     def _fail_stream(self, peer: Peer, msg_ids: list[int], reason: str) -> None:
         for mid in msg_ids:
-            self._event(ev.MessageFailed(peer.network.id, peer.node, mid, reason))
+            if mid in self._control_ids:
+                self._control_ids.discard(mid)
+            else:
+                self._event(ev.MessageFailed(peer.network.id, peer.node, mid, reason))
         for cid in self.requests.fail_peer(peer):
             self._event(ev.RequestTimedOut(peer.network.id, peer.node, cid))
 
@@ -552,6 +588,8 @@ class Mesh(LinkMixin):
         if wanted:
             peer.wanted = True
             peer.last_active = now
+        else:
+            self._control_ids.add(mid)  # internal: no delivery events for applications
         self._pump(peer, now)
         self._arm(peer, now)
         return mid

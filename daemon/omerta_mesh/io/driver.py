@@ -32,15 +32,17 @@ class Driver:
         self._audit_seen = 0
         self.closed = False
 
+    # The core's clock is time.monotonic(), not loop.time(): uvloop's loop.time() has millisecond steps,
+    # too coarse for RTTs on a LAN. Timers are armed relative to it with call_later.
     @staticmethod
-    def wall_offset(loop: asyncio.AbstractEventLoop) -> float:
-        return time.time() - loop.time()
+    def wall_offset(loop: asyncio.AbstractEventLoop | None = None) -> float:
+        return time.time() - time.monotonic()
 
     def now(self) -> float:
-        return self.loop.time()
+        return time.monotonic()
 
     def _on_datagram(self, data: bytes, src: Address, local: Address) -> None:
-        self.mesh.receive_datagram(data, src, local, self.loop.time())
+        self.mesh.receive_datagram(data, src, local, time.monotonic())
 
     def flush(self) -> None:
         if self.closed:
@@ -83,13 +85,13 @@ class Driver:
             self._timer = None
         self._timer_at = at
         if at is not None:
-            self._timer = self.loop.call_at(at, self._fire)
+            self._timer = self.loop.call_later(max(0.0, at - time.monotonic()), self._fire)
 
     def _fire(self) -> None:
         at = self._timer_at
         self._timer = None
         self._timer_at = None
-        now = self.loop.time()
+        now = time.monotonic()
         self.mesh.handle_timer(max(at or now, now))
         self.flush()
 

@@ -52,6 +52,8 @@ class PeerRecordStore:
         key = rec.node.raw
         old = self._by_id.get(key)
         if old is not None:
+            if rec.seq == old.seq and rec.raw == old.raw:
+                return Offer(False)  # a duplicate: gossip's normal redundancy, not an offence
             if rec.seq <= old.seq:
                 return Offer(False, DropReason.RECORD_STALE)
             self._by_id[key] = rec

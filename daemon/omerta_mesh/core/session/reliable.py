@@ -252,6 +252,10 @@ class ReliableStream:
             rx.ack_at = now + self.cfg.reliable_ack_delay
         return out
 
+    def cancel_ack(self) -> None:
+        """No session to send an ACK on: forget it (the sender retransmits, and we ack then)."""
+        self._rx.ack_at = None
+
     def ack_due(self, now: float) -> bytes | None:
         rx = self._rx
         if rx.ack_at is None or now < rx.ack_at:

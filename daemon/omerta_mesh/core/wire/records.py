@@ -6,6 +6,7 @@ Layout (version 1)::
     | flags (u8): bit 0 relay-capable | mapping (u8) | filtering (u8) | port delta (i16 LE) |
     | name length (u8) | name (UTF-8, <= 32) |
     | endpoint count (u8, <= 8) | endpoints: family (u8: 4 or 6) | address (4 or 16) | port (u16 BE) | ...
+    | relay count (u8, <= 2) | relay node ids (32 each): relays this node keeps sessions with |
     | signature (64) |
 
 The Ed25519 signature (by the node id's key) covers the bytes above it *prefixed by the 10-byte network id*,
@@ -30,11 +31,14 @@ from ..keys import Identity, verify_signature
 RECORD_VERSION = 1
 MAX_NAME = 32
 MAX_ENDPOINTS = 8
+MAX_RELAYS = 2
 SIG_LEN = 64
 FLAG_RELAY = 0x01
 _HEAD = struct.Struct("<B32sQIBBBhB")
-MIN_RECORD = _HEAD.size + 1 + SIG_LEN
-MAX_RECORD = _HEAD.size + MAX_NAME + 1 + MAX_ENDPOINTS * 19 + SIG_LEN
+MIN_RECORD = _HEAD.size + 2 + SIG_LEN
+MAX_RECORD = _HEAD.size + MAX_NAME + 1 + MAX_ENDPOINTS * 19 + 1 + MAX_RELAYS * 32 + SIG_LEN
+_VERIFIED: dict[bytes, "PeerRecord"] = {}  # memo of verified records (pure: same bytes, same answer)
+_VERIFIED_MAX = 65536
 
 Address = tuple[str, int]
 
@@ -50,6 +54,7 @@ class PeerRecord:
     mapping: int = 0
     filtering: int = 0
     port_delta: int = 0
+    relays: tuple[bytes, ...] = ()
     raw: bytes = field(default=b"", compare=False, repr=False)
 
     def expired(self, wall: float) -> bool:
@@ -67,6 +72,10 @@ def _body(rec: PeerRecord) -> bytes:
         ip = ipaddress.ip_address(host)
         out.append(ip.version)
         out += ip.packed + struct.pack(">H", port)
+    relays = rec.relays[:MAX_RELAYS]
+    out.append(len(relays))
+    for r in relays:
+        out += r
     return bytes(out)
 
 
@@ -76,13 +85,17 @@ def sign_record(identity: Identity, network: NetworkId, rec: PeerRecord) -> Peer
         raise ValueError("a node signs only its own record")
     body = _body(rec)
     raw = body + identity.sign(network.raw + body)
-    return PeerRecord(rec.node, rec.seq, rec.expires, rec.endpoints[:MAX_ENDPOINTS], rec.name, rec.relay, rec.mapping, rec.filtering, rec.port_delta, raw)
+    return PeerRecord(rec.node, rec.seq, rec.expires, rec.endpoints[:MAX_ENDPOINTS], rec.name, rec.relay, rec.mapping, rec.filtering, rec.port_delta, rec.relays[:MAX_RELAYS], raw)
 
 
 def decode_record(data: bytes, network: NetworkId) -> PeerRecord:
     """Parse and verify a record. Raises WireError (RECORD_INVALID) for anything malformed or unsigned."""
     if len(data) < MIN_RECORD or len(data) > MAX_RECORD:
         raise WireError(DropReason.RECORD_INVALID, f"record of {len(data)} bytes")
+    memo_key = network.raw + data
+    hit = _VERIFIED.get(memo_key)
+    if hit is not None:
+        return hit
     try:
         ver, node, seq, expires, flags, mapping, filtering, delta, nlen = _HEAD.unpack_from(data)
         if ver != RECORD_VERSION or nlen > MAX_NAME or flags & ~FLAG_RELAY or mapping > 4 or filtering > 4:
@@ -102,6 +115,12 @@ def decode_record(data: bytes, network: NetworkId) -> PeerRecord:
             (port,) = struct.unpack_from(">H", data, pos + 1 + alen)
             eps.append((addr, port))
             pos += 1 + alen + 2
+        rcount = data[pos]
+        pos += 1
+        if rcount > MAX_RELAYS:
+            raise ValueError("relays")
+        relays = tuple(data[pos + 32 * i : pos + 32 * (i + 1)] for i in range(rcount))
+        pos += 32 * rcount
         if pos + SIG_LEN != len(data):
             raise ValueError("length")
     except (ValueError, KeyError, IndexError, struct.error, UnicodeDecodeError) as e:
@@ -109,4 +128,8 @@ def decode_record(data: bytes, network: NetworkId) -> PeerRecord:
     body, sig = data[:pos], data[pos:]
     if not verify_signature(node, network.raw + body, sig):
         raise WireError(DropReason.RECORD_INVALID, "signature does not verify under the record's node id")
-    return PeerRecord(NodeId(node), seq, expires, tuple(eps), name, bool(flags & FLAG_RELAY), mapping, filtering, delta, bytes(data))
+    rec = PeerRecord(NodeId(node), seq, expires, tuple(eps), name, bool(flags & FLAG_RELAY), mapping, filtering, delta, relays, bytes(data))
+    if len(_VERIFIED) >= _VERIFIED_MAX:
+        _VERIFIED.clear()
+    _VERIFIED[memo_key] = rec
+    return rec
