@@ -64,7 +64,8 @@ class CoreConfig:
     # --- discovery (core/gossip.py) ----------------------------------------------------------------------
     gossip_interval: float = 1.0
     gossip_digest_entries: int = 256
-    gossip_budget: int = 16_384  # bytes of records sent per exchange
+    gossip_budget: int = 32_768  # bytes of records sent per exchange
+    gossip_round_budget: int = 98_304  # gossip bytes a node sends per network per round, all peers together
     gossip_push: int = 8  # recently learnt records pushed per round
     record_lifetime: float = 3600.0
     record_refresh: float = 900.0

@@ -35,11 +35,12 @@ if TYPE_CHECKING:  # pragma: no cover
 
 HOT = 32  # recently learnt records remembered per network for pushing
 PUSHES = 3  # rounds a newly learnt record is pushed in
+MIN_SHARE = 2048  # bytes every gossip request is answered with, even when the round's budget is spent
 _TOP = b"\xff" * PREFIX_LEN
 
 
 class _NetGossip:
-    __slots__ = ("store", "cursor", "hot", "own", "own_key")
+    __slots__ = ("store", "cursor", "hot", "own", "own_key", "spent")
 
     def __init__(self, max_records: int) -> None:
         self.store = PeerRecordStore(max_records)
@@ -47,6 +48,7 @@ class _NetGossip:
         self.hot: deque[list] = deque(maxlen=HOT)  # [node id, pushes left]
         self.own: PeerRecord | None = None
         self.own_key: tuple | None = None
+        self.spent = 0  # gossip bytes sent this round
 
 
 class GossipMixin:
@@ -100,6 +102,7 @@ class GossipMixin:
         wall = now + self.wall_offset
         for net in list(self.networks.values()):
             g = self._gossip_net(net)
+            g.spent = 0
             for gone in g.store.expire(wall):
                 self.counters.inc("gossip.expired")
             self._refresh_own(net, now)
@@ -127,6 +130,7 @@ class GossipMixin:
             if item[1] <= 0:
                 g.hot.remove(item)
         body = cw.encode_sync(cw.GossipSync(lo, hi, wrapped, entries, push))
+        g.spent += len(body)
         self.counters.inc("gossip.sync_sent")
         self.counters.inc("gossip.bytes_sent", len(body))
         self._send_control(peer, "gossip.sync", body, now)
@@ -195,13 +199,25 @@ class GossipMixin:
         self.counters.inc("gossip.records_accepted", accepted)
         return accepted
 
-    def _budgeted(self: "Mesh", recs: list[PeerRecord]) -> list[bytes]:
+    def _budgeted(self: "Mesh", g: _NetGossip, recs: list[PeerRecord]) -> list[bytes]:
+        """As many records as this exchange's and this round's byte budgets allow."""
+        room = min(self.cfg.gossip_budget, self.cfg.gossip_round_budget - g.spent)
+        if room < MIN_SHARE:
+            # Over this round's budget: still answer everyone a little, with records drawn at random, so a
+            # newcomer whose only peer is a busy member learns of others (and connects to them) at once.
+            room = MIN_SHARE
+            recs = list(recs)
+            for i in range(len(recs) - 1, 0, -1):
+                j = self.entropy.randbelow(i + 1)
+                recs[i], recs[j] = recs[j], recs[i]
         out, used = [], 0
         for r in recs:
-            if used + len(r.raw) > self.cfg.gossip_budget:
+            if used + len(r.raw) > room:
+                self.counters.inc("gossip.budget_exhausted")
                 break
             out.append(r.raw)
             used += len(r.raw)
+        g.spent += used
         return out
 
     def _on_gossip(self: "Mesh", peer: Peer, name: str, body: bytes, now: float) -> None:
@@ -214,15 +230,18 @@ class GossipMixin:
             theirs = dict(m.entries)
             mine = g.store.in_range(m.lo, None if m.wrapped else m.hi)
             missing = [r for r in mine if theirs.get(r.node.raw[:PREFIX_LEN], -1) < r.seq and r.node != peer.node]
-            if missing:
-                self._send_control(peer, "gossip.records", cw.encode_record_list(self._budgeted(missing)), now)
+            blobs = self._budgeted(g, missing) if missing else []
+            if blobs:
+                self._send_control(peer, "gossip.records", cw.encode_record_list(blobs), now)
             wants = []
             for prefix, seq in m.entries:
                 r = g.store.by_prefix(prefix)
                 if (r is None or r.seq < seq) and prefix != self.node_id.raw[:PREFIX_LEN]:
                     wants.append(prefix)
-            if wants:
-                self._send_control(peer, "gossip.want", cw.encode_want(wants[: self.cfg.gossip_digest_entries]), now)
+            if wants and g.spent < self.cfg.gossip_round_budget:
+                body = cw.encode_want(wants[: self.cfg.gossip_digest_entries])
+                g.spent += len(body)
+                self._send_control(peer, "gossip.want", body, now)
         elif name == "gossip.records":
             self._accept_records(peer, cw.decode_record_list(body), now)
         elif name == "gossip.want":
@@ -230,7 +249,8 @@ class GossipMixin:
             if len(prefixes) > 4 * self.cfg.gossip_digest_entries:
                 raise WireError(DropReason.GOSSIP_LIMIT, "want list too long")
             recs = [r for p in prefixes if (r := g.store.by_prefix(p)) is not None]
-            if recs:
-                self._send_control(peer, "gossip.records", cw.encode_record_list(self._budgeted(recs)), now)
+            blobs = self._budgeted(g, recs) if recs else []
+            if blobs:
+                self._send_control(peer, "gossip.records", cw.encode_record_list(blobs), now)
         else:
             raise WireError(DropReason.UNKNOWN_FRAME, name)

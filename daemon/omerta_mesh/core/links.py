@@ -111,13 +111,13 @@ class LinkMixin:
         if p is not None:
             p.pending[pid] = now
             p.last_ping = now
-        self._send_raw(peer, s.encrypt(fw.encode_probe(pid), now), addr, local)
+        self._send_raw(peer, s.encrypt(fw.encode_probe(pid), now), addr, now, local)
         return pid
 
     def _on_ping(self: "Mesh", peer: Peer, pid: int, src: Address, local: Address | None, now: float) -> None:
         s = peer.sendable_session(now)
         if s is not None:
-            self._send_raw(peer, s.encrypt(fw.encode_probe(pid, pong=True, observed=src), now), src, local)
+            self._send_raw(peer, s.encrypt(fw.encode_probe(pid, pong=True, observed=src), now), src, now, local)
 
     def _on_pong(self: "Mesh", peer: Peer, probe: fw.ProbeFrame, src: Address, local: Address | None, now: float) -> None:
         sent = self._probes.pop(probe.probe_id, None)
@@ -170,6 +170,13 @@ class LinkMixin:
             if is_relay(peer.endpoint):
                 self._send_candidates(peer, now, reply=True)
         self._reselect(peer, now)
+
+    def _mark_active(self: "Mesh", peer: Peer, now: float) -> None:
+        """Application traffic: heartbeats speed up so a dead path is noticed within seconds."""
+        peer.last_active = now
+        soon = now + self.cfg.heartbeat_active
+        if peer.probe_at is not None and peer.probe_at > soon:
+            peer.probe_at = soon
 
     def _link_deadline(self: "Mesh", peer: Peer) -> list[float]:
         out = []
@@ -244,6 +251,8 @@ class LinkMixin:
         if v.mapping in (Mapping.ADM, Mapping.APDM) and v.allocation == "sequential" and v.public:
             host, port = v.public[0]
             step = v.port_delta or 1
+            if abs(step) <= 2:  # other flows take ports in between: scan the next ports one by one
+                step = 1 if step > 0 else -1
             for k in range(1, self.cfg.punch_prediction + 1):
                 q = port + k * step
                 if 1024 <= q <= 65535:

@@ -383,7 +383,8 @@ class Mesh(LinkMixin, GossipMixin):
         if not peer.connected:
             peer.connected = True
             self._event(ev.PeerConnected(peer.network.id, peer.node, done.src, session.initiator))
-            self._send_sync(peer.network, peer, now)  # a newcomer learns the network at once
+            if self._gossip_net(peer.network).spent < self.cfg.gossip_round_budget:
+                self._send_sync(peer.network, peer, now)  # a newcomer learns the network at once
         else:
             self._event(ev.SessionRekeyed(peer.network.id, peer.node))
         if session.initiator:
@@ -411,7 +412,7 @@ class Mesh(LinkMixin, GossipMixin):
     def _receive_handshake(self, data: bytes, src: Address, local: Address | None, now: float) -> None:
         t = packet_type(data)
         if t is PacketType.HANDSHAKE_INIT:
-            done = self.hs.on_initiation(data, src, now, self.networks, self._get_or_admit, lambda d, p: self._out.append((d, local, p)))
+            done = self.hs.on_initiation(data, src, now, self.networks, self._get_or_admit, lambda d, p: self._reply_to(d, p, local), lambda peer, d, p: self._tie_break_resend(peer, d, p, now))
         elif t is PacketType.HANDSHAKE_RESP:
             done = self.hs.on_response(data, src, now)
         elif t is PacketType.COOKIE_REPLY:
@@ -423,6 +424,18 @@ class Mesh(LinkMixin, GossipMixin):
             done.peer.local = local
             done.peer.stats.bytes_in += len(data)
             self._handshake_done(done, now)
+
+    def _reply_to(self, dst: Address, data: bytes, local: Address | None) -> None:
+        """A reply to a sender we do not know yet (a cookie reply)."""
+        if is_relay(dst):
+            self.counters.inc("handshake.cookie_to_relay_dropped")  # relayed senders stay unanswered under load
+            return
+        self._out.append((dst, local, data))
+
+    def _tie_break_resend(self, peer: Peer, dst: Address, data: bytes, now: float) -> None:
+        if not is_relay(dst):
+            peer.add_endpoint(dst)
+        self._send_raw(peer, data, dst, now)
 
     def _receive_transport(self, data: bytes, src: Address, local: Address | None, now: float) -> None:
         if len(data) < TRANSPORT_OVERHEAD:
@@ -477,7 +490,7 @@ class Mesh(LinkMixin, GossipMixin):
         elif t == fw.FrameType.RELAYED:
             self._on_relayed(peer, frame, local, now)
         elif t == fw.FrameType.IP:
-            peer.last_active = now
+            self._mark_active(peer, now)
             self._tun_out.append(frame[1:])
         elif t == fw.FrameType.CLOSE:
             self._forget_sessions(peer, peer.clear_sessions())
@@ -511,7 +524,7 @@ class Mesh(LinkMixin, GossipMixin):
                 except WireError as e:
                     self.counters.drop(e.reason)
                 continue
-            peer.last_active = now
+            self._mark_active(peer, now)
             if h.kind is fw.MessageKind.MESSAGE:
                 self._event(ev.ChannelMessage(net, node, h.channel, msg.body))
             elif h.kind is fw.MessageKind.REQUEST:
@@ -535,6 +548,7 @@ class Mesh(LinkMixin, GossipMixin):
     def _send_control(self, peer: Peer, name: str, body: bytes, now: float) -> None:
         """A reliable control message (gossip, punching); never shown to applications."""
         header = make_header(fw.MessageKind.CONTROL, name, body, self.cfg.max_message)
+        self.counters.inc("control.bytes." + name.split(".", 1)[0], len(body))
         try:
             self._enqueue(peer, header, body, now, wanted=False)
         except UsageError:
@@ -587,7 +601,7 @@ class Mesh(LinkMixin, GossipMixin):
         peer.stream.enqueue(header.kind, split_message(header, body, self.chunk_size), mid)
         if wanted:
             peer.wanted = True
-            peer.last_active = now
+            self._mark_active(peer, now)
         else:
             self._control_ids.add(mid)  # internal: no delivery events for applications
         self._pump(peer, now)

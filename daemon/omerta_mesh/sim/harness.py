@@ -75,13 +75,16 @@ class SimMesh:
     def add_nat(self, name: str, kind: str = "port-restricted", link: LinkSpec | None = None, **overrides: object) -> NatBox:
         return self.internet.add_nat(name, kind, link=link, **overrides)
 
-    def add_node(self, name: str, nat: NatBox | None = None, link: LinkSpec | None = None, port: int | None = None) -> SimNode:
+    def add_node(self, name: str, nat: NatBox | None = None, link: LinkSpec | None = None, port: int | None = None, relay: bool = False) -> SimNode:
         ent = self.entropy.fork(name)
-        mesh = Mesh(Identity.generate(ent.fork("identity")), config=self.config, entropy=ent, strict_audit=self.strict_audit)
+        cfg = self.config.with_(relay=True) if relay else self.config
+        mesh = Mesh(Identity.generate(ent.fork("identity")), config=cfg, entropy=ent, strict_audit=self.strict_audit, name=name)
         host = self.internet.add_host(name, behind=nat, link=link)
         if port is None:
             port = self._next_port
             self._next_port += 1
+        mesh.local_endpoints = [host.address(port)]
+        mesh.local_ips = frozenset({host.ip})
         host.bind(port, mesh)
         node = SimNode(name, mesh, host, port, nat)
         self.nodes[name] = node
@@ -134,6 +137,16 @@ class SimMesh:
     def missing_pairs(self, net: Network) -> list[tuple[str, str]]:
         ns = list(self.nodes.values())
         return [(a.name, b.name) for a in ns for b in ns if a is not b and not self.connected(a, b, net)]
+
+    def join(self, node: SimNode, via: SimNode, net: Network) -> None:
+        """``node`` joins ``net`` with an invite from ``via`` (carrying ``via``'s reachable address)."""
+        invite = via.mesh.invite(net.id, [via.reachable])
+        node.mesh.join(invite, self.now)
+        self.internet.pump(node.mesh)
+
+    def path_kind(self, a: SimNode, b: SimNode, net: Network) -> str:
+        p = a.mesh.table.get(net.id, b.mesh.node_id)
+        return a.mesh.path_kind(p) if p is not None else "none"
 
     def send(self, a: SimNode, b: SimNode, channel: str, data: bytes) -> int:
         mid = a.mesh.send(b.mesh.node_id, channel, data, self.now)

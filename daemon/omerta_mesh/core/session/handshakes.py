@@ -174,6 +174,7 @@ class Handshakes:
         networks: Mapping[bytes, Network],
         get_peer: Callable[[Network, NodeId, bytes], Peer | None],
         send: Callable[[Address, bytes], None],
+        send_peer: Callable[[Peer, Address, bytes], None] | None = None,
     ) -> Completed | None:
         try:
             init = hw.decode_init(data)
@@ -232,8 +233,8 @@ class Handshakes:
                 # Our initiation may be going to an address the peer no longer has (it restarted on
                 # another port, say): send it to where the peer's came from too, so the race resolves.
                 self.counters.drop(DropReason.HANDSHAKE_TIE_BREAK)
-                peer.add_endpoint(src)
-                send(src, peer.pending.datagram)
+                if send_peer is not None:
+                    send_peer(peer, src, peer.pending.datagram)
                 return None
             self.abandon(peer)
         peer.greatest_timestamp = timestamp
