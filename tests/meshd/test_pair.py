@@ -99,7 +99,10 @@ def test_two_daemons_join_and_every_method_works_over_the_socket(daemon_factory,
     assert [base64.b64decode(m["data"]) for m in got] == [b"hello B", b"\x00\xffbin"]
     assert got[0]["node_id"] == a_id and got[0]["channel"] == "chat"
 
-    assert A("netcheck.run")["status"] == "unknown"
+    nc = A("netcheck.run")
+    # B saw A's packets come from A's own loopback address: no NAT, with that as the evidence
+    assert nc["status"] == "classified" and nc["mapping"] == "none", nc
+    assert any(e.startswith("127.0.0.1:") for e in nc["public_endpoints"]) and nc["evidence"], nc
     st = A("status.get")
     assert st["audit"]["enabled"] and st["counters"].get("audit.violations", 0) == 0 and st["counters"]["udp.sent"] > 0
     assert st["peers"] == {"total": 1, "connected": 1, "direct": 1, "relayed": 0}

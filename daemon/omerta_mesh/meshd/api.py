@@ -233,7 +233,7 @@ class DaemonAPI:
                 await asyncio.sleep(req.interval)
             try:
                 rtt = await self.node.ping(node, timeout=req.timeout, network=peer.network.id)
-                probe = s.PingProbe(seq, True, round(rtt * 1000, 3), views.ep(peer.endpoint), "direct", None)
+                probe = s.PingProbe(seq, True, round(rtt * 1000, 3), views.ep(peer.endpoint), views.path_of(self, peer), None)
             except TimeoutError:
                 probe = s.PingProbe(seq, False, None, None, None, f"no answer within {req.timeout:g} s")
             except UsageError as e:

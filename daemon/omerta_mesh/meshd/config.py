@@ -29,7 +29,7 @@ port = 51888              # UDP port (0 = any free port)
 ipv6 = false              # also bind the IPv6 wildcard on the same port
 advertise = []            # endpoints put in invites, "host:port"; empty = this host's addresses
 bootstrap = []            # "NODEID@HOST:PORT": peers to contact in every network at start
-relay = false             # offer to relay for others (relaying arrives with the connectivity work)
+relay = false             # offer to relay end-to-end encrypted traffic for members that cannot meet directly
 audit_encryption = false  # check each outgoing datagram is a well-formed encrypted packet
 strict_audit = false      # stop the daemon on an audit violation
 

@@ -24,6 +24,7 @@ import sys
 from importlib import metadata
 from typing import Any
 
+from ..core.config import DEFAULT_CONFIG
 from ..core.errors import UsageError
 from ..io.store import StateError
 from ..io.udp import BindError
@@ -153,12 +154,13 @@ class Daemon:
         self.lock = prepare_state(self.paths.state)
         prepare_runtime(self.paths.runtime)
         self.write_gid = group_id(cfg.api.group)
+        name = cfg.node.name or socket.gethostname()
         self.node = MeshNode(
             host=cfg.node.listen, port=cfg.node.port, ipv6=cfg.node.ipv6, audit=cfg.node.audit_encryption,
             strict_audit=cfg.node.strict_audit, state_dir=str(self.paths.state),
+            config=DEFAULT_CONFIG.with_(relay=cfg.node.relay), name=name[:32],
         )
         self.hub = EventHub(cfg.api.subscriber_queue)
-        name = cfg.node.name or socket.gethostname()
         self.api = DaemonAPI(self.node, cfg, self.hub, name=name, version=version(), endpoints=self.endpoints)
         self.api.hooks.reload = self.reload
         self.api.hooks.shutdown = self.stop

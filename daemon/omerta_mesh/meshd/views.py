@@ -31,9 +31,21 @@ def _now(api: "DaemonAPI") -> float:
     return d.now() if d is not None else 0.0
 
 
-def path_of(peer: Peer) -> str | None:
-    # Only direct paths exist so far; the connectivity work adds "punched" and "relay via <name>".
-    return "direct" if peer.connected else None
+def path_of(api: "DaemonAPI", peer: Peer) -> str | None:
+    """"direct", "punched", "relay via NAME", or None when there is no session."""
+    if not peer.connected:
+        return None
+    mesh = api.node.mesh
+    kind = mesh.path_kind(peer)
+    if kind == "relay":
+        relay = mesh.relay_name(peer)
+        try:
+            from ..core.ids import NodeId
+
+            return f"relay via {api.name_of(NodeId.parse(relay))}" if relay else "relay"
+        except Exception:
+            return "relay"
+    return None if kind == "none" else kind
 
 
 def peer_info(api: "DaemonAPI", p: Peer, cls: type = s.PeerInfo, **extra: object) -> s.PeerInfo:
@@ -42,7 +54,8 @@ def peer_info(api: "DaemonAPI", p: Peer, cls: type = s.PeerInfo, **extra: object
     rtt = api.rtt.get(p.key)
     return cls(
         name=api.name_of(p.node), node_id=str(p.node), short_id=p.node.short(), network=str(p.network.id),
-        network_name=p.network.name, endpoint=ep(p.endpoint), path=path_of(p),
+        network_name=p.network.name, endpoint=ep(p.endpoint) if p.endpoint and not p.endpoint[0].startswith("relay:") else None,
+        path=path_of(api, p),
         rtt_ms=round(rtt * 1000, 3) if rtt is not None else None,
         last_handshake_s=round(now - hs, 3) if hs is not None else None,
         bytes_in=p.stats.bytes_in, bytes_out=p.stats.bytes_out, connected=p.connected, **extra,
@@ -80,7 +93,7 @@ def networks(api: "DaemonAPI") -> list[s.NetworkInfo]:
 def peer_counts(api: "DaemonAPI") -> s.PeerCounts:
     peers = list(api.node.mesh.table)
     connected = [p for p in peers if p.connected]
-    direct = sum(1 for p in connected if path_of(p) == "direct")
+    direct = sum(1 for p in connected if path_of(api, p) in ("direct", "punched"))
     return s.PeerCounts(len(peers), len(connected), direct, len(connected) - direct)
 
 
@@ -99,10 +112,16 @@ def status_text(api: "DaemonAPI") -> str:
 
 
 def nat_verdict(api: "DaemonAPI") -> s.NatVerdict:
+    v = api.node.mesh.nat_verdict()
+    d = v.to_dict()
+    if not v.public:
+        status, reason = "unknown", "no peer has reported our address yet: connect to at least two peers"
+    else:
+        status, reason = "classified", f"{d['type']} (confidence {d['confidence']})"
     return s.NatVerdict(
-        status="unknown",
-        reason="NAT classification is not implemented yet (it comes with the connectivity work); no verdict is guessed",
-        local_endpoints=api.endpoint_strings(),
+        status=status, reason=reason, mapping=d["mapping"], filtering=d["filtering"],
+        port_delta=v.port_delta if d["allocation"] == "sequential" else None,
+        public_endpoints=d["public_endpoints"], local_endpoints=api.endpoint_strings(), evidence=d["evidence"],
     )
 
 
@@ -122,7 +141,7 @@ def status(api: "DaemonAPI") -> s.StatusResult:
         uptime_s=round(time.monotonic() - api.started, 3),
         listen=[ep(a) or "" for a in (node.driver.udp.addresses if node.driver else [])],
         endpoints=api.endpoint_strings(), networks=networks(api), peers=peer_counts(api), nat=nat_verdict(api),
-        relay=s.FeatureInfo(cfg.relay, False, "relaying is not implemented yet (connectivity work); the setting is kept" if cfg.relay else "off"),
+        relay=s.FeatureInfo(cfg.relay, node.mesh.cfg.relay, f"{counters.get('relay.forwarded', 0)} datagrams forwarded" if node.mesh.cfg.relay else "off"),
         audit=s.FeatureInfo(audit is not None, audit is not None, f"{counters.get('audit.violations', 0)} violations" if audit is not None else "off"),
         counters=counters, status_text=status_text(api),
     )
