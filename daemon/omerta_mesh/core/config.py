@@ -67,6 +67,8 @@ class CoreConfig:
     gossip_budget: int = 32_768  # bytes of records sent per exchange
     gossip_round_budget: int = 98_304  # gossip bytes a node sends per network per round, all peers together
     gossip_push: int = 8  # recently learnt records pushed per round
+    gossip_fanout: int = 2  # members synced with per round
+    gossip_answers: int = 256  # syncs answered per round; more are left for other members to answer
     record_lifetime: float = 3600.0
     record_refresh: float = 900.0
     neighbours: int = 6  # sessions each node keeps for gossip beyond those in use

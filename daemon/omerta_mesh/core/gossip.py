@@ -40,7 +40,7 @@ _TOP = b"\xff" * PREFIX_LEN
 
 
 class _NetGossip:
-    __slots__ = ("store", "cursor", "hot", "own", "own_key", "spent")
+    __slots__ = ("store", "cursor", "hot", "own", "own_key", "spent", "answered")
 
     def __init__(self, max_records: int) -> None:
         self.store = PeerRecordStore(max_records)
@@ -49,6 +49,7 @@ class _NetGossip:
         self.own: PeerRecord | None = None
         self.own_key: tuple | None = None
         self.spent = 0  # gossip bytes sent this round
+        self.answered = 0  # syncs answered this round
 
 
 class GossipMixin:
@@ -103,14 +104,15 @@ class GossipMixin:
         for net in list(self.networks.values()):
             g = self._gossip_net(net)
             g.spent = 0
+            g.answered = 0
             for gone in g.store.expire(wall):
                 self.counters.inc("gossip.expired")
             self._refresh_own(net, now)
             peers = [p for p in self.table.in_network(net.id) if p.connected and p.sendable_session(now) is not None]
-            if peers:
-                target = peers[self.entropy.randbelow(len(peers))]
+            for _ in range(min(self.cfg.gossip_fanout, len(peers))):
+                target = peers.pop(self.entropy.randbelow(len(peers)))
                 self._send_sync(net, target, now)
-            self._maintain_neighbours(net, peers, now)
+            self._maintain_neighbours(net, now)
         jitter = self.entropy.uniform(0.9, 1.1)
         self._timers.set(("gossip",), now + self.cfg.gossip_interval * jitter)
 
@@ -135,7 +137,7 @@ class GossipMixin:
         self.counters.inc("gossip.bytes_sent", len(body))
         self._send_control(peer, "gossip.sync", body, now)
 
-    def _maintain_neighbours(self: "Mesh", net: Network, connected: list[Peer], now: float) -> None:
+    def _maintain_neighbours(self: "Mesh", net: Network, now: float) -> None:
         g = self._gossip_net(net)
         have = {p.node.raw for p in self.table.in_network(net.id) if p.connected or p.pending is not None}
         want = self.cfg.neighbours - len(have)
@@ -227,6 +229,10 @@ class GossipMixin:
             if len(m.entries) > 4 * self.cfg.gossip_digest_entries or len(m.records) > 4 * self.cfg.gossip_push:
                 raise WireError(DropReason.GOSSIP_LIMIT, "sync larger than any honest node sends")
             self._accept_records(peer, m.records, now)
+            if g.answered >= self.cfg.gossip_answers:
+                self.counters.inc("gossip.busy")  # the requester's other peers answer it
+                return
+            g.answered += 1
             theirs = dict(m.entries)
             mine = g.store.in_range(m.lo, None if m.wrapped else m.hi)
             missing = [r for r in mine if theirs.get(r.node.raw[:PREFIX_LEN], -1) < r.seq and r.node != peer.node]

@@ -159,7 +159,10 @@ class DaemonAPI:
         return node.short()
 
     def resolve_peer(self, query: str) -> NodeId:
-        known = {p.node for p in self.node.mesh.table} if self.node.mesh else set()
+        mesh = self.node.mesh
+        known = {p.node for p in mesh.table} if mesh else set()
+        if mesh:  # members known by gossip only: the core opens a session on demand
+            known |= {r.node for net in mesh.networks.values() for r in mesh.records(net.id) if r.node != mesh.node_id}
         q = query.strip().lower()
         if q not in self.names and len(q) >= MIN_PREFIX and sum(1 for n in known if n.text().startswith(q)) > 1:
             raise ApiError(Code.PEER_AMBIGUOUS, f"{query!r} matches several peers")

@@ -1,0 +1,1 @@
+"""omertactl: the command-line client of omerta-meshd (one module per command group)."""

@@ -1,0 +1,91 @@
+"""omertactl: the command-line client of omerta-meshd.
+
+The root parser holds the global options (--socket, --json, --timeout) and one subcommand per command
+group; each group's module registers its parsers and a ``run(ctx, args) -> exit code``. Every error
+becomes two lines (cause, fix) on stderr and an exit code from ``errors``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .. import errors
+from . import channels, completion, events, netcheck, network, peers, ping, status
+from .common import Ctx, add_common
+
+DESCRIPTION = """\
+Control and inspect omerta-meshd, the omerta mesh VPN daemon, through its local socket.
+Anyone may read (status, peers, ping, ...); changing state (network, send, listen) needs root or
+membership of the omerta group."""
+
+EPILOG = f"""\
+{errors.EXIT_CODES_HELP}
+environment:
+  OMERTA_SOCKET   the daemon's socket when --socket is not given (default /run/omerta/meshd.sock)
+
+getting started:
+  omertactl network create home       on the first machine; prints an invite
+  omertactl network join omerta1-...  on each other machine
+  omertactl peers                     who is there, by which path, how fast
+  omertactl monitor                   live view (also installed as omerta-top)
+
+Run `omertactl COMMAND --help` for a command's options and examples.
+"""
+
+
+def build_parser(prog: str = "omertactl") -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog=prog, description=DESCRIPTION, epilog=EPILOG,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common(root, suppress=False)
+    common = argparse.ArgumentParser(add_help=False)
+    add_common(common, suppress=True)
+    sub = root.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+    status.register(sub, common)
+    peers.register(sub, common)
+    ping.register(sub, common)
+    netcheck.register(sub, common)
+    network.register(sub, common)
+    channels.register(sub, common)
+    events.register(sub, common)
+    _register_monitor(sub, common)
+    completion.register(sub, common)
+    root.set_defaults(root_parser=root)
+    return root
+
+
+def _register_monitor(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    from ..tui import app
+
+    p = sub.add_parser("monitor", parents=[common], help="live view of peers, paths, RTT, throughput and events",
+                       description=app.DESCRIPTION, epilog=app.EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    app.add_arguments(p)
+    p.set_defaults(func=lambda ctx, args: app.run(args))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "func", None) is None:
+        parser.print_help(sys.stderr)
+        return errors.USAGE
+    ctx = Ctx(args)
+    try:
+        return int(args.func(ctx, args) or 0)
+    except errors.ClientError as e:
+        errors.show(e, parser.prog, sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # `omertactl events | head`: the reader left; that is not an error
+        try:
+            sys.stdout = None  # type: ignore[assignment]
+        except Exception:
+            pass
+        return 0
+    finally:
+        ctx.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""omertactl peers / peer PEER: the peer table (peers.list) and one peer in detail (peers.get)."""
+
+from __future__ import annotations
+
+import argparse
+
+from .. import output
+from ..errors import ClientError
+from .common import Ctx
+
+PEER_HELP = "a peer name, a full node id, or a unique prefix of 4+ characters of one"
+LIST_EXAMPLES = """\
+columns: NAME, ID (short node id), PATH (direct, punched, relay via NAME), ENDPOINT, RTT (last mesh
+ping), LOSS, NAT, HANDSHAKE (time since the last handshake), IN/OUT (bytes). A value the daemon does not
+report is shown as "-".
+
+examples:
+  omertactl peers
+  omertactl peers --network home
+  omertactl peers bob                 same as `omertactl peer bob`
+  omertactl peers --json              the peers.list result, unchanged
+"""
+DETAIL_EXAMPLES = """\
+Shows, per network, the path and why it was chosen (for a relayed peer: the NAT verdicts with their
+evidence), candidate endpoints, RTT, handshakes, sessions and traffic.
+
+examples:
+  omertactl peer bob
+  omertactl peer 3fk2q                a unique id prefix
+  omertactl peer bob --json           the peers.get result, unchanged
+"""
+
+
+def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    fmt = argparse.RawDescriptionHelpFormatter
+    p = sub.add_parser("peers", parents=[common], help="the peer table: path, endpoint, RTT, traffic",
+                       description="List every known peer with its path, endpoint, RTT, last handshake and traffic.",
+                       epilog=LIST_EXAMPLES, formatter_class=fmt)
+    p.add_argument("peer", nargs="?", metavar="PEER", help="show this peer in detail instead (" + PEER_HELP + ")")
+    p.add_argument("--network", metavar="NETWORK", help="only peers of this network (name or id)")
+    p.set_defaults(func=run_list)
+    d = sub.add_parser("peer", parents=[common], help="one peer in detail, including why its path is what it is",
+                       description="Show one peer in detail.", epilog=DETAIL_EXAMPLES, formatter_class=fmt)
+    d.add_argument("peer", metavar="PEER", help=PEER_HELP)
+    d.add_argument("--network", metavar="NETWORK", help="the network, when the peer is in several")
+    d.set_defaults(func=run_detail)
+
+
+def run_list(ctx: Ctx, args: argparse.Namespace) -> int:
+    if args.peer:
+        return run_detail(ctx, args)
+    res = ctx.call("peers.list", {"network": args.network})
+    ctx.emit(res, lambda r: output.peers_table(r["peers"]))
+    return 0
+
+
+def run_detail(ctx: Ctx, args: argparse.Namespace) -> int:
+    node = ctx.peer_id(args.peer, args.network)
+    detail = ctx.call("peers.get", {"peer": node, "network": args.network})
+    if ctx.json:
+        output.print_json(detail, ctx.out)
+        return 0
+    try:
+        own_nat = ctx.call("netcheck.run")
+    except ClientError:
+        own_nat = None
+    ctx.console.print(output.peer_detail_view(detail, own_nat))
+    return 0

@@ -1,0 +1,54 @@
+"""omertactl ping PEER: mesh-level ping inside the session; each answer says which path carried it."""
+
+from __future__ import annotations
+
+import argparse
+
+from .. import output
+from ..errors import TIMEOUT
+from .common import Ctx
+from .peers import PEER_HELP
+
+EXAMPLES = """\
+Each probe is an authenticated message inside the peer's session; the answer names the path (direct,
+punched, relay via NAME) and endpoint it came back on. Exits 0 if any probe was answered, 6 if none was.
+
+examples:
+  omertactl ping bob
+  omertactl ping bob -c 5 -i 0.2
+  omertactl ping bob --json           the ping result, unchanged (after the last probe)
+"""
+
+
+def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("ping", parents=[common], help="mesh ping: which path answered and the RTT",
+                       description="Ping a peer through the mesh and say which path answered and how long it took.",
+                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("peer", metavar="PEER", help=PEER_HELP)
+    p.add_argument("-c", "--count", type=int, default=1, metavar="N", help="number of probes (1-100, default 1)")
+    p.add_argument("-i", "--interval", type=float, default=1.0, metavar="SECONDS", help="between probes (default 1)")
+    p.add_argument("-W", "--wait", type=float, default=5.0, metavar="SECONDS", help="wait this long for each answer (default 5)")
+    p.add_argument("--network", metavar="NETWORK", help="the network, when the peer is in several")
+    p.set_defaults(func=run)
+
+
+def run(ctx: Ctx, args: argparse.Namespace) -> int:
+    node = ctx.peer_id(args.peer, args.network)
+    params = {"peer": node, "count": args.count, "interval": args.interval, "timeout": args.wait}
+    if args.network:
+        params["network"] = args.network
+    budget = args.count * (args.interval + args.wait) + ctx.timeout
+    if ctx.json:
+        res = ctx.client.call("ping", params, timeout=budget)
+        output.print_json(res, ctx.out)
+    else:
+        label = node[:12] if node != args.peer else args.peer
+        ctx.console.print(f"PING {args.peer} ({label}) through the mesh: {args.count} probe{'s' if args.count != 1 else ''}")
+
+        def progress(probe: dict) -> None:
+            ctx.console.print(output.ping_probe_line(probe, args.peer))
+            ctx.out.flush()
+
+        res = ctx.client.call_streamed("ping", params, progress, timeout=budget)
+        ctx.console.print(output.ping_summary(res))
+    return 0 if res.get("received") else TIMEOUT

@@ -1,0 +1,149 @@
+"""Client-side errors: what went wrong, what fixes it, and the exit code a script can test.
+
+Every failure a client shows is a ``ClientError`` with a one-line ``message`` (the cause) and a ``fix``
+(the command or step that helps). Errors from the daemon keep its stable ``name`` (``PEER_NOT_FOUND``...)
+and its fix; the exit code is mapped from that name, so scripts need not parse text.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TextIO
+
+# ---------------------------------------------------------------------- exit codes
+OK = 0
+ERROR = 1  # anything else the daemon refused or failed
+USAGE = 2  # bad command line or parameters
+DAEMON_DOWN = 3  # no daemon answers on the socket (or it is shutting down)
+PERMISSION = 4  # the socket or the method needs root or the omerta group
+NOT_FOUND = 5  # no such peer or network, or a peer prefix that matches several
+TIMEOUT = 6  # timed out, or the peer is not connected
+
+EXIT_CODES_HELP = """\
+exit codes:
+  0  success
+  1  error (the message says what went wrong and how to fix it)
+  2  usage error (bad arguments or parameters)
+  3  the daemon is not running (no omerta-meshd answers on the socket)
+  4  permission denied (needs root or membership of the omerta group)
+  5  peer or network not found, or a peer prefix matching several peers
+  6  timeout, or the peer is not connected
+"""
+
+# The daemon's error names (docs/api.md, "Error codes") -> exit code; names not listed exit with ERROR.
+EXIT_BY_NAME = {
+    "INVALID_PARAMS": USAGE,
+    "PERMISSION_DENIED": PERMISSION,
+    "PEER_NOT_FOUND": NOT_FOUND,
+    "PEER_AMBIGUOUS": NOT_FOUND,
+    "NETWORK_NOT_FOUND": NOT_FOUND,
+    "NOT_CONNECTED": TIMEOUT,
+    "TIMEOUT": TIMEOUT,
+    "SHUTTING_DOWN": DAEMON_DOWN,
+}
+# The same by numeric code, for an error object that carries no data.name.
+NAME_BY_CODE = {
+    -32602: "INVALID_PARAMS", 1001: "PERMISSION_DENIED", 1002: "PEER_NOT_FOUND", 1003: "PEER_AMBIGUOUS",
+    1004: "NETWORK_NOT_FOUND", 1006: "NOT_CONNECTED", 1007: "TIMEOUT", 1011: "SHUTTING_DOWN",
+}
+# A prefix for the message, so the first words say what kind of failure it is.
+PREFIX_BY_NAME = {
+    "PERMISSION_DENIED": "permission denied",
+    "PEER_NOT_FOUND": "unknown peer",
+    "PEER_AMBIGUOUS": "ambiguous peer",
+    "NETWORK_NOT_FOUND": "unknown network",
+    "NOT_CONNECTED": "not connected",
+    "TIMEOUT": "timeout",
+    "SHUTTING_DOWN": "daemon stopping",
+}
+
+START_FIX = "start it with `systemctl start omerta-meshd` (or `omerta-meshd --foreground`); for another daemon pass --socket or set OMERTA_SOCKET"
+GROUP_FIX = "add yourself to the omerta group (`sudo usermod -aG omerta $USER`, then log in again), or run as root"
+
+
+class ClientError(Exception):
+    """A failure to show the user: ``message`` (cause), ``fix`` (what to do) and the process exit code."""
+
+    exit_code = ERROR
+    name = "ERROR"
+
+    def __init__(self, message: str, fix: str = "", exit_code: int | None = None, name: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fix = fix
+        if exit_code is not None:
+            self.exit_code = exit_code
+        if name is not None:
+            self.name = name
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class DaemonNotRunning(ClientError):
+    exit_code = DAEMON_DOWN
+    name = "DAEMON_NOT_RUNNING"
+
+    def __init__(self, socket_path: str, why: str = "") -> None:
+        detail = f" ({why})" if why else ""
+        super().__init__(f"daemon not running: nothing answers on {socket_path}{detail}", START_FIX)
+
+
+class SocketPermissionDenied(ClientError):
+    exit_code = PERMISSION
+    name = "PERMISSION_DENIED"
+
+    def __init__(self, socket_path: str) -> None:
+        super().__init__(f"permission denied: cannot open {socket_path}", GROUP_FIX)
+
+
+class Timeout(ClientError):
+    exit_code = TIMEOUT
+    name = "TIMEOUT"
+
+
+class UsageError(ClientError):
+    exit_code = USAGE
+    name = "USAGE"
+
+
+class PeerNotFound(ClientError):
+    exit_code = NOT_FOUND
+    name = "PEER_NOT_FOUND"
+
+
+class PeerAmbiguous(ClientError):
+    exit_code = NOT_FOUND
+    name = "PEER_AMBIGUOUS"
+
+    def __init__(self, query: str, candidates: list[tuple[str, str]]) -> None:
+        listing = ", ".join(f"{name} ({short})" if name != short else short for name, short in candidates)
+        super().__init__(f"ambiguous peer: {query!r} matches {len(candidates)} peers: {listing}",
+                         "type more characters of the node id, or use the peer's name")
+        self.candidates = candidates
+
+
+class RpcError(ClientError):
+    """An error object the daemon answered with: ``code``, ``message``, ``data`` {name, fix}."""
+
+    def __init__(self, error: dict[str, Any]) -> None:
+        self.error = error
+        self.code = error.get("code")
+        data = error.get("data") if isinstance(error.get("data"), dict) else {}
+        name = str(data.get("name") or NAME_BY_CODE.get(self.code, "ERROR"))  # type: ignore[arg-type]
+        message = str(error.get("message", "the daemon refused the request"))
+        prefix = PREFIX_BY_NAME.get(name)
+        text = f"{prefix}: {message}" if prefix and not message.lower().startswith(prefix) else message
+        super().__init__(text, str(data.get("fix") or ""), EXIT_BY_NAME.get(name, ERROR), name)
+        self.daemon_message = message
+
+
+def exit_code_for(name: str) -> int:
+    return EXIT_BY_NAME.get(name, ERROR)
+
+
+def show(err: ClientError, prog: str, stream: TextIO) -> None:
+    """Print the error as two lines on ``stream``: the cause, then the fix."""
+    stream.write(f"{prog}: {err.message}\n")
+    if err.fix:
+        stream.write(f"  fix: {err.fix}\n")
+    stream.flush()

@@ -1,0 +1,328 @@
+"""Output for people (rich tables and panels) and for programs (``--json``: the API result, unchanged).
+
+Every renderer takes the API result dict exactly as the daemon returned it and returns a rich renderable,
+so it can be printed to a terminal or to ``Console(record=True, width=...)`` in tests. A value the API
+does not report is shown as "-"; nothing is made up.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Any, Iterable, TextIO
+
+from rich.console import Console, Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+Json = dict[str, Any]
+DASH = "-"
+
+
+# ---------------------------------------------------------------------- consoles and JSON
+def console(file: TextIO | None = None, stderr: bool = False) -> Console:
+    """A console for command output; when not a terminal, wide enough that tables do not wrap."""
+    stream = file or (sys.stderr if stderr else sys.stdout)
+    width = None
+    if not stream.isatty() and not os.environ.get("COLUMNS"):
+        width = 200
+    return Console(file=stream, width=width, highlight=False, soft_wrap=False)
+
+
+def print_json(obj: Any, file: TextIO | None = None, lines: bool = False) -> None:
+    """The API result as JSON: indented, or one document per line for streams (``lines``)."""
+    out = file or sys.stdout
+    out.write(json.dumps(obj, separators=(",", ":")) if lines else json.dumps(obj, indent=2))
+    out.write("\n")
+    out.flush()
+
+
+# ---------------------------------------------------------------------- small formatters
+def ms(v: float | None) -> str:
+    if v is None:
+        return DASH
+    return f"{v:.2f} ms" if v < 10 else f"{v:.1f} ms" if v < 100 else f"{v:.0f} ms"
+
+
+def size(n: int | float | None) -> str:
+    if n is None:
+        return DASH
+    n = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return DASH  # unreachable
+
+
+def rate(bps: float | None) -> str:
+    return DASH if bps is None else f"{size(bps)}/s"
+
+
+def duration(s: float | None) -> str:
+    if s is None:
+        return DASH
+    s = max(0.0, float(s))
+    if s < 60:
+        return f"{s:.0f}s" if s >= 10 else f"{s:.1f}s"
+    if s < 3600:
+        return f"{int(s // 60)}m{int(s % 60):02d}s"
+    if s < 86400:
+        return f"{int(s // 3600)}h{int(s % 3600 // 60):02d}m"
+    return f"{int(s // 86400)}d{int(s % 86400 // 3600):02d}h"
+
+
+def ago(s: float | None) -> str:
+    return DASH if s is None else f"{duration(s)} ago"
+
+
+def pct(fraction: float | None) -> str:
+    return DASH if fraction is None else f"{fraction * 100:.0f}%"
+
+
+def text_or_dash(v: Any) -> str:
+    return DASH if v is None or v == "" else str(v)
+
+
+def path_text(peer: Json) -> Text:
+    """The path column: direct (green), punched (cyan), relay via NAME (yellow), or not connected."""
+    path = peer.get("path")
+    if not peer.get("connected"):
+        return Text("not connected", style="dim")
+    if not path:
+        return Text("connecting", style="dim")
+    style = "green" if path == "direct" else "cyan" if path == "punched" else "yellow" if path.startswith("relay") else ""
+    return Text(path, style=style)
+
+
+def nat_summary(nat: Json | None) -> str:
+    """One line for a NatVerdict: its reason when classified, else that it is unknown and why."""
+    if not nat:
+        return DASH
+    if nat.get("status") == "classified":
+        return str(nat.get("reason") or f"mapping {nat.get('mapping')}, filtering {nat.get('filtering')}")
+    return f"unknown ({nat.get('reason', 'not classified yet')})"
+
+
+def peer_nat(peer: Json) -> str:
+    """A peer's NAT type, if the API reports one (PeerInfo has no such field in API revision 1)."""
+    nat = peer.get("nat")
+    if isinstance(nat, dict):
+        return nat_summary(nat)
+    return text_or_dash(nat)
+
+
+def peer_loss(peer: Json) -> str:
+    """Loss as the API reports it (PeerInfo has no loss field in API revision 1; ping results do)."""
+    v = peer.get("loss")
+    return pct(v) if isinstance(v, (int, float)) else DASH
+
+
+# ---------------------------------------------------------------------- status
+def status_view(st: Json, verbose: bool = False) -> RenderableType:
+    head = Table.grid(padding=(0, 2))
+    head.add_column(style="bold")
+    head.add_column()
+    head.add_row("node", f"{st.get('name', DASH)}  {st.get('node_id', DASH)}")
+    head.add_row("state", str(st.get("status_text", DASH)))
+    head.add_row("version", f"{st.get('version', DASH)} (API {st.get('api_version', '?')}.{st.get('api_revision', '?')})")
+    head.add_row("uptime", duration(st.get("uptime_s")))
+    head.add_row("listening", ", ".join(st.get("listen") or []) or DASH)
+    head.add_row("endpoints", ", ".join(st.get("endpoints") or []) or DASH)
+    head.add_row("NAT", nat_summary(st.get("nat")))
+    pc = st.get("peers") or {}
+    head.add_row("peers", f"{pc.get('connected', 0)}/{pc.get('total', 0)} connected: {pc.get('direct', 0)} direct, {pc.get('relayed', 0)} relayed")
+    for key in ("relay", "audit"):
+        f = st.get(key) or {}
+        state = "active" if f.get("active") else "enabled" if f.get("enabled") else "off"
+        head.add_row(key, f"{state}" + (f" ({f['detail']})" if f.get("detail") and f.get("detail") != "off" else ""))
+    parts: list[RenderableType] = [head, Text(""), networks_table(st.get("networks") or [])]
+    if verbose:
+        counters = Table(title="counters", title_justify="left", box=None, padding=(0, 2), pad_edge=False)
+        counters.add_column("counter")
+        counters.add_column("value", justify="right")
+        for k, v in sorted((st.get("counters") or {}).items()):
+            counters.add_row(k, str(v))
+        parts += [Text(""), counters]
+    return Group(*parts)
+
+
+def networks_table(nets: list[Json]) -> RenderableType:
+    if not nets:
+        return Text("no networks: create one with `omertactl network create NAME` or join one with `omertactl network join INVITE`")
+    t = Table(box=None, padding=(0, 2), pad_edge=False, header_style="bold")
+    for col in ("NETWORK", "ID", "PEERS", "CONNECTED"):
+        t.add_column(col, no_wrap=True, justify="right" if col in ("PEERS", "CONNECTED") else "left")
+    for n in nets:
+        t.add_row(n.get("name") or DASH, n.get("network", DASH), str(n.get("peers", 0)), str(n.get("connected", 0)))
+    return t
+
+
+# ---------------------------------------------------------------------- peers
+PEER_COLUMNS = ("NAME", "ID", "NETWORK", "PATH", "ENDPOINT", "RTT", "LOSS", "NAT", "HANDSHAKE", "IN", "OUT")
+
+
+def peers_table(peers: list[Json], show_network: bool | None = None) -> RenderableType:
+    if not peers:
+        return Text("no peers yet: share an invite (`omertactl network invite NETWORK`) and join it on another machine")
+    if show_network is None:
+        show_network = len({p.get("network") for p in peers}) > 1
+    t = Table(box=None, padding=(0, 2), pad_edge=False, header_style="bold")
+    for col in PEER_COLUMNS:
+        if col == "NETWORK" and not show_network:
+            continue
+        t.add_column(col, no_wrap=True, justify="right" if col in ("RTT", "LOSS", "IN", "OUT") else "left")
+    for p in peers:
+        row: list[Any] = [p.get("name") or DASH, p.get("short_id") or (p.get("node_id") or "")[:12]]
+        if show_network:
+            row.append(p.get("network_name") or p.get("network") or DASH)
+        row += [path_text(p), text_or_dash(p.get("endpoint")), ms(p.get("rtt_ms")), peer_loss(p), peer_nat(p),
+                ago(p.get("last_handshake_s")), size(p.get("bytes_in")), size(p.get("bytes_out"))]
+        t.add_row(*row, style=None if p.get("connected") else "dim")
+    return t
+
+
+def _kv(rows: Iterable[tuple[str, Any]]) -> Table:
+    g = Table.grid(padding=(0, 2))
+    g.add_column(style="bold", no_wrap=True)
+    g.add_column()
+    for k, v in rows:
+        g.add_row(k, v if isinstance(v, Text) else str(v))
+    return g
+
+
+def nat_lines(title: str, nat: Json | None) -> RenderableType:
+    """A NAT verdict with its evidence, or a plain statement that it is not reported."""
+    if not nat:
+        return Text(f"{title}: not reported by the daemon", style="dim")
+    rows = [(title, nat_summary(nat)), ("  mapping", nat.get("mapping", DASH)), ("  filtering", nat.get("filtering", DASH))]
+    if nat.get("port_delta") is not None:
+        rows.append(("  port delta", nat["port_delta"]))
+    if nat.get("public_endpoints"):
+        rows.append(("  public", ", ".join(nat["public_endpoints"])))
+    ev = nat.get("evidence") or []
+    rows.append(("  evidence", "\n".join(f"- {e}" for e in ev) if ev else "none yet"))
+    return _kv(rows)
+
+
+def peer_detail_view(detail: Json, own_nat: Json | None = None) -> RenderableType:
+    """``peers.get`` result: one block per network, and why the path is what it is."""
+    parts: list[RenderableType] = [Text(f"{detail.get('name', DASH)}  {detail.get('node_id', DASH)}", style="bold")]
+    for d in detail.get("networks") or []:
+        rows: list[tuple[str, Any]] = [
+            ("network", f"{d.get('network_name') or DASH} ({d.get('network', DASH)})"),
+            ("state", "connected" if d.get("connected") else "handshaking" if d.get("handshake_in_progress") else "not connected"),
+            ("path", path_text(d)),
+            ("endpoint", text_or_dash(d.get("endpoint"))),
+            ("candidates", ", ".join(d.get("endpoints") or []) or DASH),
+            ("RTT", ms(d.get("rtt_ms")) + ("" if d.get("rtt_ms") is not None else " (no ping yet: `omertactl ping PEER`)")),
+            ("loss", peer_loss(d)),
+            ("last handshake", ago(d.get("last_handshake_s"))),
+            ("handshakes", d.get("handshakes", DASH)),
+            ("traffic", f"in {size(d.get('bytes_in'))} ({d.get('packets_in', DASH)} packets), out {size(d.get('bytes_out'))} ({d.get('packets_out', DASH)} packets)"),
+        ]
+        sessions = d.get("sessions") or []
+        rows.append(("sessions", "\n".join(
+            f"{x.get('slot')}: {duration(x.get('age_s'))} old, {'initiator' if x.get('initiator') else 'responder'}, {x.get('packets_sent')} sent"
+            for x in sessions) or "none"))
+        parts += [Text(""), _kv(rows), Text(""), why_path(d, own_nat)]
+    return Group(*parts)
+
+
+def why_path(d: Json, own_nat: Json | None) -> RenderableType:
+    """Why the peer is on this path: the path reason if reported, and both NAT verdicts with evidence."""
+    path = d.get("path") or ""
+    if path.startswith("relay"):
+        head = f"why relayed: no direct or punched path to this peer answered, so traffic goes {path}"
+    elif path == "punched":
+        head = "why punched: a direct path opened only after coordinated hole punching (a NAT filters unsolicited packets)"
+    elif path == "direct":
+        head = "why direct: the peer answers on one of its own endpoints, without hole punching or a relay"
+    else:
+        head = "no path yet: no session with this peer"
+    reason = d.get("path_reason")
+    parts: list[RenderableType] = [Text(head, style="bold")]
+    if reason:
+        parts.append(Text(f"path decision: {reason}"))
+    parts.append(nat_lines("this node's NAT", own_nat))
+    peer = d.get("nat") if isinstance(d.get("nat"), dict) else None
+    parts.append(nat_lines("peer's NAT", peer) if peer else Text("peer's NAT: - (the daemon API does not report peers' NAT verdicts)", style="dim"))
+    return Group(*parts)
+
+
+# ---------------------------------------------------------------------- ping, netcheck
+def ping_probe_line(probe: Json, peer: str) -> Text:
+    if probe.get("ok"):
+        via = probe.get("path") or DASH
+        at = f" {probe['endpoint']}" if probe.get("endpoint") else ""
+        return Text(f"pong from {peer} via {via}{at}: seq={probe.get('seq')} time={ms(probe.get('rtt_ms'))}")
+    return Text(f"no pong from {peer}: seq={probe.get('seq')} {probe.get('error') or 'no answer'}", style="red")
+
+
+def ping_summary(res: Json) -> Text:
+    short = (res.get("node_id") or "")[:12]
+    who = res.get("peer") if res.get("peer") == short else f"{res.get('peer')} ({short})"
+    line = f"--- {who} ping statistics ---\n"
+    line += f"{res.get('sent', 0)} probes sent, {res.get('received', 0)} answered, {pct(res.get('loss'))} loss"
+    if res.get("rtt_avg_ms") is not None:
+        line += f", rtt min/avg/max = {res['rtt_min_ms']:.3f}/{res['rtt_avg_ms']:.3f}/{res['rtt_max_ms']:.3f} ms"
+    paths = sorted({p.get("path") for p in res.get("probes") or [] if p.get("ok") and p.get("path")})
+    if paths:
+        line += f"\nanswered via {', '.join(paths)}"
+    return Text(line)
+
+
+def netcheck_view(nc: Json) -> RenderableType:
+    rows: list[tuple[str, Any]] = [
+        ("NAT", nat_summary(nc)),
+        ("mapping", nc.get("mapping", DASH)),
+        ("filtering", nc.get("filtering", DASH)),
+        ("port delta", text_or_dash(nc.get("port_delta"))),
+        ("public endpoints", ", ".join(nc.get("public_endpoints") or []) or DASH),
+        ("local endpoints", ", ".join(nc.get("local_endpoints") or []) or DASH),
+        ("evidence", "\n".join(f"- {e}" for e in nc.get("evidence") or []) or "none yet"),
+    ]
+    relays = nc.get("relays")
+    if isinstance(relays, list) and relays:
+        rows.append(("relay latency", "\n".join(f"{r.get('name', DASH)}: {ms(r.get('rtt_ms'))}" for r in relays)))
+    else:
+        rows.append(("relay latency", Text("- (not reported by the daemon)", style="dim")))
+    return _kv(rows)
+
+
+# ---------------------------------------------------------------------- events
+def describe_event(e: Json) -> str:
+    """One line for an event: who, what, and the detail that matters for its type."""
+    kind = str(e.get("type", "?"))
+    who = e.get("name") or (e.get("node_id") or "")[:12]
+    detail = ""
+    if kind == "peer.connected":
+        detail = f"at {e.get('endpoint', DASH)}"
+    elif kind in ("peer.disconnected", "peer.handshake_failed", "message.failed"):
+        detail = str(e.get("reason", ""))
+    elif kind == "peer.endpoint_changed":
+        detail = f"{e.get('old') or DASH} -> {e.get('new') or DASH}"
+    elif kind == "peer.path_changed":
+        detail = f"{e.get('kind', DASH)} {e.get('new') or ''} ({e.get('reason', '')})".replace("  ", " ")
+    elif kind == "peer.pong":
+        detail = f"{ms(e.get('rtt_ms'))} via {e.get('endpoint', DASH)}"
+    elif kind in ("network.joined", "network.left"):
+        who = e.get("name") or e.get("network", "")
+        detail = str(e.get("network", "")) if e.get("name") else ""
+    elif kind == "nat.changed":
+        detail = str(e.get("label", ""))
+    else:
+        detail = " ".join(f"{k}={v}" for k, v in e.items() if k not in ("type", "seq", "time", "node_id", "name", "network"))
+    return " ".join(x for x in (kind, str(who), detail) if x).strip()
+
+
+def clock(t: float | None) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(t)) if t else "--:--:--"
+
+
+def event_line(e: Json) -> Text:
+    kind = str(e.get("type", ""))
+    style = "green" if kind in ("peer.connected", "network.joined") else "red" if kind in ("peer.disconnected", "peer.handshake_failed", "message.failed") else "yellow" if kind == "peer.path_changed" else ""
+    return Text(f"{clock(e.get('time'))} #{e.get('seq', '?')} {describe_event(e)}", style=style)

@@ -1,0 +1,361 @@
+"""JSON-RPC client for omerta-meshd's Unix socket: synchronous (``Client``) and asyncio (``AsyncClient``).
+
+Framing (docs/api.md): every message is a 4-byte big-endian length, then that many bytes of UTF-8 JSON.
+Both clients:
+
+* ``call(method, params)`` returns the ``result`` unchanged, or raises ``errors.RpcError`` carrying the
+  daemon's code, message and fix;
+* ``call_streamed(method, params, on_progress)`` passes a ``progress`` token and hands each ``progress``
+  notification's value to ``on_progress`` before the result arrives (``ping``);
+* ``subscribe()`` returns the ``events.subscribe`` result (the snapshot); later ``events.event``
+  notifications come out of ``next_event``; an ``events.closed`` notification raises a ``ClientError``.
+
+Connection failures become ``DaemonNotRunning`` (no socket, nobody listening) or
+``SocketPermissionDenied`` (the file or directory is closed to this user), so callers map them to exit
+codes without looking at errno.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import itertools
+import json
+import os
+import socket
+import time
+from collections import deque
+from typing import Any, Callable
+
+from .errors import ClientError, DaemonNotRunning, RpcError, SocketPermissionDenied, Timeout, DAEMON_DOWN
+
+DEFAULT_SOCKET = "/run/omerta/meshd.sock"
+HEADER = 4
+MAX_FRAME = 64 << 20  # refuse absurd frames instead of allocating them
+DEFAULT_TIMEOUT = 30.0
+
+Json = dict[str, Any]
+Progress = Callable[[Json], None]
+
+
+def default_socket() -> str:
+    """``$OMERTA_SOCKET`` if set, else the system daemon's socket."""
+    return os.environ.get("OMERTA_SOCKET") or DEFAULT_SOCKET
+
+
+def encode_frame(obj: Any) -> bytes:
+    body = json.dumps(obj, separators=(",", ":")).encode("utf-8")
+    return len(body).to_bytes(HEADER, "big") + body
+
+
+def connect_error(path: str, e: OSError) -> ClientError:
+    """The user-facing error for a failed ``connect()`` on the daemon's socket."""
+    if e.errno in (errno.EACCES, errno.EPERM):
+        return SocketPermissionDenied(path)
+    if e.errno in (errno.ENOENT, errno.ENOTDIR):
+        return DaemonNotRunning(path, "no such socket")
+    if e.errno == errno.ECONNREFUSED:
+        return DaemonNotRunning(path, "connection refused: a stale socket")
+    return ClientError(f"cannot connect to {path}: {e.strerror or e}", "check the --socket path and that omerta-meshd runs", DAEMON_DOWN)
+
+
+def lost(path: str) -> ClientError:
+    return ClientError(f"the daemon closed the connection on {path}", "it may have stopped: see `journalctl -u omerta-meshd`", DAEMON_DOWN, "DAEMON_NOT_RUNNING")
+
+
+class _Router:
+    """What both clients do with an incoming message: responses by id, progress by token, events queued."""
+
+    def __init__(self) -> None:
+        self.responses: dict[Any, Json] = {}
+        self.progress: dict[str, Progress] = {}
+        self.events: deque[Json | ClientError] = deque()
+        self.subscriptions: set[int] = set()
+
+    def route(self, msg: Any) -> ClientError | None:
+        """File one message; returns an error the daemon sent without an id (BUSY, FRAME_TOO_LARGE)."""
+        if isinstance(msg, list):
+            for m in msg:
+                self.route(m)
+            return None
+        if not isinstance(msg, dict):
+            return None
+        method = msg.get("method")
+        if method is not None and "id" not in msg:
+            params = msg.get("params") or {}
+            if method == "progress":
+                cb = self.progress.get(params.get("token"))
+                if cb is not None:
+                    cb(params.get("value") or {})
+            elif method == "events.event":
+                self.events.append(params.get("event") or {})
+            elif method == "events.closed":
+                self.subscriptions.discard(params.get("subscription"))
+                self.events.append(ClientError(
+                    f"the daemon ended the event subscription: {params.get('reason', 'closed')}",
+                    str(params.get("fix") or "subscribe again"), DAEMON_DOWN if params.get("code") == 1011 else 1,
+                    "SUBSCRIPTION_CLOSED"))
+            return None
+        if msg.get("id") is None and "error" in msg:
+            return RpcError(msg["error"])
+        self.responses[msg.get("id")] = msg
+        return None
+
+
+def _result(resp: Json) -> Any:
+    if "error" in resp:
+        raise RpcError(resp["error"])
+    return resp.get("result")
+
+
+# ====================================================================== synchronous
+class Client:
+    """A blocking client on one connection. Use as a context manager, or call ``close()``."""
+
+    def __init__(self, path: str | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.path = path or default_socket()
+        self.timeout = timeout
+        self._ids = itertools.count(1)
+        self._router = _Router()
+        self._buf = bytearray()
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            self.sock.settimeout(min(timeout, 10.0))
+            self.sock.connect(self.path)
+        except OSError as e:
+            self.sock.close()
+            raise connect_error(self.path, e) from None
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    # ---- wire
+    def _send(self, obj: Any) -> None:
+        try:
+            self.sock.sendall(encode_frame(obj))
+        except OSError:
+            raise lost(self.path) from None
+
+    def _take_frame(self) -> Any | None:
+        if len(self._buf) < HEADER:
+            return None
+        n = int.from_bytes(self._buf[:HEADER], "big")
+        if n > MAX_FRAME:
+            raise ClientError(f"the daemon sent a frame of {n} bytes", "check that --socket points at omerta-meshd")
+        if len(self._buf) < HEADER + n:
+            return None
+        body = bytes(self._buf[HEADER:HEADER + n])
+        del self._buf[:HEADER + n]
+        try:
+            return json.loads(body)
+        except ValueError:
+            raise ClientError("the daemon sent a frame that is not JSON", "check that --socket points at omerta-meshd") from None
+
+    def _pump(self, deadline: float | None) -> None:
+        """Read and route at least one message (or raise Timeout at the deadline)."""
+        while True:
+            msg = self._take_frame()
+            if msg is not None:
+                err = self._router.route(msg)
+                if err is not None:
+                    raise err
+                return
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise Timeout("the daemon did not answer in time", "retry, or pass a longer --timeout")
+            self.sock.settimeout(left)
+            try:
+                chunk = self.sock.recv(65536)
+            except socket.timeout:
+                raise Timeout("the daemon did not answer in time", "retry, or pass a longer --timeout") from None
+            except OSError:
+                raise lost(self.path) from None
+            if not chunk:
+                raise lost(self.path)
+            self._buf += chunk
+
+    # ---- calls
+    def request(self, method: str, params: Json | None = None) -> int:
+        rid = next(self._ids)
+        req: Json = {"jsonrpc": "2.0", "method": method, "id": rid}
+        if params:
+            req["params"] = params
+        self._send(req)
+        return rid
+
+    def wait(self, rid: int, timeout: float | None = None) -> Any:
+        t = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + t
+        while rid not in self._router.responses:
+            self._pump(deadline)
+        return _result(self._router.responses.pop(rid))
+
+    def call(self, method: str, params: Json | None = None, *, timeout: float | None = None) -> Any:
+        return self.wait(self.request(method, params), timeout)
+
+    def call_streamed(self, method: str, params: Json, on_progress: Progress, *, timeout: float | None = None) -> Any:
+        token = f"{method}-{os.getpid()}-{next(self._ids)}"
+        self._router.progress[token] = on_progress
+        try:
+            return self.call(method, {**params, "progress": token}, timeout=timeout)
+        finally:
+            self._router.progress.pop(token, None)
+
+    # ---- events
+    def subscribe(self) -> Json:
+        result = self.call("events.subscribe")
+        self._router.subscriptions.add(result["subscription"])
+        return result
+
+    def next_event(self, timeout: float | None = None) -> Json | None:
+        """The next event, or None after ``timeout`` seconds (None: wait forever)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._router.events:
+            try:
+                self._pump(deadline)
+            except Timeout:
+                return None
+        item = self._router.events.popleft()
+        if isinstance(item, ClientError):
+            raise item
+        return item
+
+
+# ====================================================================== asyncio
+class AsyncClient:
+    """The asyncio twin of ``Client``: ``await AsyncClient.connect(path)``, then calls and events."""
+
+    def __init__(self, path: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, timeout: float) -> None:
+        self.path = path
+        self.timeout = timeout
+        self.reader, self.writer = reader, writer
+        self._ids = itertools.count(1)
+        self._router = _Router()
+        self._waiters: dict[int, asyncio.Future] = {}
+        self._event_wake = asyncio.Event()
+        self._lost: ClientError | None = None
+        self._task = asyncio.get_running_loop().create_task(self._read_loop())
+
+    @classmethod
+    async def connect(cls, path: str | None = None, timeout: float = DEFAULT_TIMEOUT) -> "AsyncClient":
+        path = path or default_socket()
+        try:
+            reader, writer = await asyncio.wait_for(asyncio.open_unix_connection(path, limit=MAX_FRAME), min(timeout, 10.0))
+        except OSError as e:
+            raise connect_error(path, e) from None
+        except (asyncio.TimeoutError, TimeoutError):
+            raise Timeout(f"connecting to {path} timed out", "check that omerta-meshd is healthy") from None
+        return cls(path, reader, writer, timeout)
+
+    async def __aenter__(self) -> "AsyncClient":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        self._task.cancel()
+        try:
+            await self._task
+        except (asyncio.CancelledError, Exception):
+            pass
+        self.writer.close()
+        try:
+            await self.writer.wait_closed()
+        except (OSError, ConnectionError):
+            pass
+
+    async def _read_loop(self) -> None:
+        try:
+            while True:
+                head = await self.reader.readexactly(HEADER)
+                n = int.from_bytes(head, "big")
+                if n > MAX_FRAME:
+                    raise ClientError(f"the daemon sent a frame of {n} bytes", "check that --socket points at omerta-meshd")
+                msg = json.loads(await self.reader.readexactly(n))
+                err = self._router.route(msg)
+                if err is not None:
+                    raise err
+                for rid in [r for r in self._router.responses if r in self._waiters]:
+                    fut = self._waiters.pop(rid)
+                    if not fut.done():
+                        fut.set_result(self._router.responses.pop(rid))
+                if self._router.events:
+                    self._event_wake.set()
+        except asyncio.CancelledError:
+            self._fail(lost(self.path))
+            raise
+        except ClientError as e:
+            self._fail(e)
+        except (asyncio.IncompleteReadError, ConnectionError, OSError, ValueError):
+            self._fail(lost(self.path))
+
+    def _fail(self, err: ClientError) -> None:
+        self._lost = err
+        for fut in self._waiters.values():
+            if not fut.done():
+                fut.set_exception(err)
+        self._waiters.clear()
+        self._event_wake.set()
+
+    async def call(self, method: str, params: Json | None = None, *, timeout: float | None = None) -> Any:
+        if self._lost is not None:
+            raise self._lost
+        rid = next(self._ids)
+        req: Json = {"jsonrpc": "2.0", "method": method, "id": rid}
+        if params:
+            req["params"] = params
+        fut: asyncio.Future = asyncio.get_running_loop().create_future()
+        self._waiters[rid] = fut
+        try:
+            self.writer.write(encode_frame(req))
+            await self.writer.drain()
+            resp = await asyncio.wait_for(fut, self.timeout if timeout is None else timeout)
+        except (asyncio.TimeoutError, TimeoutError):
+            raise Timeout(f"the daemon did not answer {method} in time", "retry, or pass a longer timeout") from None
+        except (ConnectionError, OSError):
+            raise lost(self.path) from None
+        finally:
+            self._waiters.pop(rid, None)
+        return _result(resp)
+
+    async def call_streamed(self, method: str, params: Json, on_progress: Progress, *, timeout: float | None = None) -> Any:
+        token = f"{method}-{os.getpid()}-{next(self._ids)}"
+        self._router.progress[token] = on_progress
+        try:
+            return await self.call(method, {**params, "progress": token}, timeout=timeout)
+        finally:
+            self._router.progress.pop(token, None)
+
+    async def subscribe(self) -> Json:
+        result = await self.call("events.subscribe")
+        self._router.subscriptions.add(result["subscription"])
+        return result
+
+    async def next_event(self, timeout: float | None = None) -> Json | None:
+        """The next event, or None after ``timeout`` seconds; raises once the subscription or link ends."""
+        deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
+        while not self._router.events:
+            if self._lost is not None:
+                raise self._lost
+            self._event_wake.clear()
+            left = None if deadline is None else deadline - asyncio.get_running_loop().time()
+            if left is not None and left <= 0:
+                return None
+            try:
+                await asyncio.wait_for(self._event_wake.wait(), left)
+            except (asyncio.TimeoutError, TimeoutError):
+                return None
+        item = self._router.events.popleft()
+        if isinstance(item, ClientError):
+            raise item
+        return item

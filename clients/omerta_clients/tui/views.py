@@ -1,0 +1,123 @@
+"""Rendering of the monitor's model: header (this node, NAT), peer table with path, RTT sparkline and
+throughput, the selected peer's detail pane, and the event log. Functions of the model only."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from rich.console import Group, RenderableType
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from .. import output
+from .model import Model, PeerRow
+
+BLOCKS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: Iterable[float], width: int = 20) -> str:
+    """The last ``width`` values as block characters scaled between their min and max."""
+    vals = [float(v) for v in values][-width:]
+    if not vals:
+        return ""
+    lo, hi = min(vals), max(vals)
+    if hi - lo < 1e-9:
+        return BLOCKS[0 if hi == 0 else 3] * len(vals)
+    top = len(BLOCKS) - 1
+    return "".join(BLOCKS[round((v - lo) / (hi - lo) * top)] for v in vals)
+
+
+def header(m: Model) -> RenderableType:
+    st = m.status
+    pc = st.get("peers") or {}
+    nat = output.nat_summary(st.get("nat")) if st.get("nat") else "-"
+    if m.nat_label and m.nat_label not in nat:
+        nat = f"{m.nat_label} (changed; was {nat})"
+    t = Text()
+    t.append("omerta-top ", style="bold")
+    t.append(f"{st.get('name', '-')} ", style="bold cyan")
+    t.append(f"{(st.get('node_id') or '')[:12]}  ")
+    t.append(f"{st.get('status_text', '')}\n")
+    nets = ", ".join(n.get("name") or n.get("network", "")[:8] for n in st.get("networks") or []) or "none"
+    t.append(f"NAT: {nat}   networks: {nets}   peers: {pc.get('connected', 0)}/{pc.get('total', 0)} connected   "
+             f"up {output.duration(st.get('uptime_s'))}   event #{m.seq}")
+    if m.error:
+        t.append(f"\n{m.error}", style="bold red")
+    return t
+
+
+def peer_table(m: Model, spark: int = 20) -> RenderableType:
+    rows = m.rows()
+    if not rows:
+        return Text("no peers yet: join a network (`omertactl network join INVITE`) or give out an invite", style="dim")
+    sel = m.selected_row()
+    show_net = len({r.network for r in rows}) > 1
+    t = Table(box=None, padding=(0, 1), pad_edge=False, header_style="bold", expand=False)
+    t.add_column("", width=1)
+    t.add_column("PEER", no_wrap=True)
+    t.add_column("ID", no_wrap=True)
+    if show_net:
+        t.add_column("NETWORK", no_wrap=True)
+    t.add_column("PATH", no_wrap=True)
+    t.add_column("ENDPOINT", no_wrap=True)
+    t.add_column("RTT", justify="right", no_wrap=True)
+    t.add_column("RTT HISTORY", no_wrap=True, min_width=spark)
+    t.add_column("IN", justify="right", no_wrap=True)
+    t.add_column("OUT", justify="right", no_wrap=True)
+    t.add_column("THROUGHPUT", no_wrap=True, min_width=spark // 2)
+    t.add_column("LOSS", justify="right", no_wrap=True)
+    for r in rows:
+        chosen = sel is not None and r.key == sel.key
+        cells: list[RenderableType | str] = ["›" if chosen else " ", r.label, r.short_id or r.node_id[:12]]
+        if show_net:
+            cells.append(r.network_name or r.network[:8])
+        cells += [output.path_text({"connected": r.connected, "path": r.path}), output.text_or_dash(r.endpoint),
+                  output.ms(r.rtt_ms), Text(sparkline(r.rtts, spark), style="cyan"),
+                  output.rate(r.rate_in), output.rate(r.rate_out), Text(sparkline(r.rates, spark // 2), style="magenta"),
+                  output.pct(r.loss)]
+        t.add_row(*cells, style="reverse" if chosen else None if r.connected else "dim")
+    return t
+
+
+def detail(r: PeerRow | None) -> RenderableType:
+    if r is None:
+        return Text("")
+    rtts = list(r.rtts)
+    stats = f"min {output.ms(min(rtts))}  avg {output.ms(sum(rtts) / len(rtts))}  max {output.ms(max(rtts))}  ({len(rtts)} samples)" if rtts else "no samples yet"
+    g = Table.grid(padding=(0, 2))
+    g.add_column(style="bold", no_wrap=True)
+    g.add_column()
+    g.add_row("node", f"{r.node_id}")
+    g.add_row("network", f"{r.network_name or '-'} ({r.network})")
+    g.add_row("path", Text.assemble(output.path_text({"connected": r.connected, "path": r.path}),
+                                    f"   why: {r.path_reason}" if r.path_reason else ""))
+    g.add_row("endpoint", output.text_or_dash(r.endpoint))
+    g.add_row("RTT", f"{output.ms(r.rtt_ms)}   {stats}")
+    g.add_row("loss", f"{output.pct(r.loss)} of {r.pings_sent} pings" if r.pings_sent else "-")
+    g.add_row("traffic", f"in {output.size(r.bytes_in)} ({output.rate(r.rate_in)}), out {output.size(r.bytes_out)} ({output.rate(r.rate_out)})")
+    g.add_row("handshake", output.ago(r.last_handshake_s))
+    if r.last_error:
+        g.add_row("last ping", Text(r.last_error, style="red"))
+    return Panel(g, title=f"{r.label}", title_align="left", border_style="blue")
+
+
+def event_log(m: Model, lines: int) -> RenderableType:
+    items = list(m.log)[-max(1, lines):]
+    if not items:
+        return Text("no events yet", style="dim")
+    return Group(*(output.event_line(e) for e in items))
+
+
+def render(m: Model, width: int = 120, height: int = 40, footer: str = "") -> RenderableType:
+    """The whole screen for a terminal of ``width`` x ``height``; the event log gets the rows left over."""
+    spark = max(8, min(30, (width - 110) // 1 + 16))
+    rows = len(m.peers)
+    used = 3 + (rows + 2 if rows else 2) + (11 if rows else 0) + 3
+    log_lines = max(3, height - used)
+    parts: list[RenderableType] = [header(m), Text(""), peer_table(m, spark)]
+    if rows:
+        parts.append(detail(m.selected_row()))
+    parts += [Text("events", style="bold"), event_log(m, log_lines),
+              Text(footer or "q quit   ↑/↓ or j/k select a peer", style="dim")]
+    return Group(*parts)
