@@ -34,39 +34,16 @@ NAT test request (``nat.test``, reliable)::  | nonce (u32 LE) | kind (u8): 1 fro
 
 from __future__ import annotations
 
-import ipaddress
 import struct
 from dataclasses import dataclass
 
 from ..errors import DropReason, WireError
+from .endpoints import decode_endpoints, encode_endpoints
 
 Address = tuple[str, int]
 PREFIX = 8
 _ENTRY = struct.Struct("<8sQ")
 _U16 = struct.Struct("<H")
-
-
-def encode_endpoints(eps: list[Address] | tuple[Address, ...]) -> bytes:
-    out = bytearray((len(eps),))
-    for host, port in eps:
-        ip = ipaddress.ip_address(host)
-        out.append(ip.version)
-        out += ip.packed + struct.pack(">H", port)
-    return bytes(out)
-
-
-def decode_endpoints(data: bytes, pos: int, limit: int = 255) -> tuple[list[Address], int]:
-    count = data[pos]
-    pos += 1
-    if count > limit:
-        raise ValueError("too many endpoints")
-    eps = []
-    for _ in range(count):
-        fam = data[pos]
-        alen = {4: 4, 6: 16}[fam]
-        eps.append((str(ipaddress.ip_address(data[pos + 1 : pos + 1 + alen])), struct.unpack_from(">H", data, pos + 1 + alen)[0]))
-        pos += 1 + alen + 2
-    return eps, pos
 
 
 def _records(blobs: list[bytes]) -> bytes:

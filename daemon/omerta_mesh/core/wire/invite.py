@@ -14,12 +14,12 @@ joining a network that does not exist. Anyone holding an invite can join: treat 
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import struct
 from dataclasses import dataclass
 
 from ..errors import InviteError
 from ..ids import NodeId, b32decode, b32encode
+from .endpoints import decode_endpoints, encode_endpoints
 
 PREFIX = "omerta1-"
 INVITE_VERSION = 1
@@ -45,12 +45,7 @@ def encode_invite(invite: Invite) -> str:
     name = invite.name.encode("utf-8")[:MAX_NAME].decode("utf-8", "ignore").encode("utf-8")
     out = bytearray((INVITE_VERSION,))
     out += invite.network_key + invite.inviter.raw + bytes((len(name),)) + name
-    eps = invite.endpoints[:MAX_ENDPOINTS]
-    out.append(len(eps))
-    for host, port in eps:
-        ip = ipaddress.ip_address(host)
-        out.append(ip.version)
-        out += ip.packed + struct.pack(">H", port)
+    out += encode_endpoints(invite.endpoints[:MAX_ENDPOINTS])
     out += _checksum(bytes(out))
     return PREFIX + b32encode(bytes(out))
 
@@ -81,17 +76,8 @@ def decode_invite(text: str) -> Invite:
         nlen = body[65]
         pos = 66 + nlen
         name = body[66:pos].decode("utf-8")
-        count = body[pos]
-        pos += 1
-        eps = []
-        for _ in range(count):
-            fam = body[pos]
-            alen = {4: 4, 6: 16}[fam]
-            addr = str(ipaddress.ip_address(body[pos + 1 : pos + 1 + alen]))
-            (port,) = struct.unpack_from(">H", body, pos + 1 + alen)
-            eps.append((addr, port))
-            pos += 1 + alen + 2
-        if pos != len(body) or count > MAX_ENDPOINTS or len(key) != 32:
+        eps, pos = decode_endpoints(body, pos, MAX_ENDPOINTS)
+        if pos != len(body) or len(key) != 32:
             raise ValueError("length")
     except (IndexError, KeyError, ValueError, struct.error, UnicodeDecodeError):
         raise InviteError("invite is malformed although its checksum matches; ask for a new invite") from None

@@ -20,13 +20,13 @@ node's traffic. A higher sequence number replaces a lower one; an expired record
 
 from __future__ import annotations
 
-import ipaddress
 import struct
 from dataclasses import dataclass, field
 
 from ..errors import DropReason, WireError
 from ..ids import NetworkId, NodeId
 from ..keys import Identity, verify_signature
+from .endpoints import decode_endpoints, encode_endpoints
 
 RECORD_VERSION = 1
 MAX_NAME = 32
@@ -66,12 +66,7 @@ def _body(rec: PeerRecord) -> bytes:
     flags = FLAG_RELAY if rec.relay else 0
     out = bytearray(_HEAD.pack(RECORD_VERSION, rec.node.raw, rec.seq, rec.expires, flags, rec.mapping, rec.filtering, max(-32768, min(32767, rec.port_delta)), len(name)))
     out += name
-    eps = rec.endpoints[:MAX_ENDPOINTS]
-    out.append(len(eps))
-    for host, port in eps:
-        ip = ipaddress.ip_address(host)
-        out.append(ip.version)
-        out += ip.packed + struct.pack(">H", port)
+    out += encode_endpoints(rec.endpoints[:MAX_ENDPOINTS])
     relays = rec.relays[:MAX_RELAYS]
     out.append(len(relays))
     for r in relays:
@@ -103,18 +98,7 @@ def decode_record(data: bytes, network: NetworkId) -> PeerRecord:
         pos = _HEAD.size
         name = data[pos : pos + nlen].decode("utf-8")
         pos += nlen
-        count = data[pos]
-        pos += 1
-        if count > MAX_ENDPOINTS:
-            raise ValueError("endpoints")
-        eps = []
-        for _ in range(count):
-            fam = data[pos]
-            alen = {4: 4, 6: 16}[fam]
-            addr = str(ipaddress.ip_address(data[pos + 1 : pos + 1 + alen]))
-            (port,) = struct.unpack_from(">H", data, pos + 1 + alen)
-            eps.append((addr, port))
-            pos += 1 + alen + 2
+        eps, pos = decode_endpoints(data, pos, MAX_ENDPOINTS)
         rcount = data[pos]
         pos += 1
         if rcount > MAX_RELAYS:
