@@ -204,3 +204,46 @@ class Mesh3:
     def close(self) -> None:
         for d in self.nodes.values():
             d.close()
+
+
+class Lines:
+    """Lines of a subprocess stream, read by a thread so a test can wait for one with a timeout."""
+
+    def __init__(self, stream: Any) -> None:
+        import queue
+        import threading
+
+        self.q: "queue.Queue[str]" = queue.Queue()
+        self.seen: list[str] = []
+        self.t = threading.Thread(target=self._pump, args=(stream,), daemon=True)
+        self.t.start()
+
+    def _pump(self, stream: Any) -> None:
+        for line in stream:
+            self.q.put(line)
+        self.q.put("")  # end of stream
+
+    def next(self, timeout: float = 15.0) -> str:
+        import queue
+
+        try:
+            line = self.q.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"no line within {timeout} s; so far: {self.seen}") from None
+        self.seen.append(line)
+        return line
+
+    def until(self, needle: str, timeout: float = 15.0) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            line = self.next(max(0.01, deadline - time.monotonic()))
+            if needle in line:
+                return line
+            if line == "":
+                raise AssertionError(f"stream ended without {needle!r}: {self.seen}")
+
+    def rest(self, timeout: float = 20.0) -> str:
+        self.t.join(timeout)
+        while not self.q.empty():
+            self.seen.append(self.q.get())
+        return "".join(self.seen)

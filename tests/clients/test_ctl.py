@@ -6,20 +6,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import select
 import subprocess
 import socket
 
 import pytest
 
-from clients.ctlharness import CLIENT_ENV, SHARED, check_event, check_result, ctl, ctl_cmd, wait_until
-
-
-def read_line(p: subprocess.Popen, stream: str = "stdout", timeout: float = 15.0) -> str:
-    f = getattr(p, stream)
-    ready, _, _ = select.select([f], [], [], timeout)
-    assert ready, f"no line on {stream} within {timeout} s"
-    return f.readline()
+from clients.ctlharness import CLIENT_ENV, SHARED, Lines, check_event, check_result, ctl, ctl_cmd
 
 
 # ---------------------------------------------------------------------- read commands
@@ -101,18 +93,18 @@ def test_send_and_listen(mesh3) -> None:
     listen_json = subprocess.Popen(ctl_cmd(mesh3.sock("carol"), "--json", "listen", "chat", "-n", "1", "--for", "20"),
                                    env=CLIENT_ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        assert "listening on channel chat" in read_line(listen, "stderr")
-        assert "listening on channel chat" in read_line(listen_json, "stderr")
+        Lines(listen.stderr).until("listening on channel chat")
+        Lines(listen_json.stderr).until("listening on channel chat")
         s = ctl(mesh3.sock("alice"), "send", "bob", "chat", "hello bob")
         assert s.rc == 0 and "sent 9 bytes to bob on channel chat" in s.out and "delivered" in s.out, s.err
         j = check_result("channel.send", ctl(mesh3.sock("alice"), "send", "--json", mesh3.ids["bob"][:8], "chat", "-", stdin="from stdin").json())
         assert j["delivered"] is True and j["bytes"] == 10
         assert ctl(mesh3.sock("alice"), "send", "carol", "chat", "hi carol", "--no-wait").rc == 0
-        out, err = listen.communicate(timeout=20)
-        assert listen.returncode == 0, err
+        out, _ = listen.communicate(timeout=20)
+        assert listen.returncode == 0
         assert re.search(r"alice: hello bob$", out, re.M) and re.search(r"alice: from stdin$", out, re.M), out
-        out, err = listen_json.communicate(timeout=20)
-        assert listen_json.returncode == 0, err
+        out, _ = listen_json.communicate(timeout=20)
+        assert listen_json.returncode == 0
         (res,) = [check_result("channel.receive", json.loads(x)) for x in out.splitlines()]
         assert [(m["peer"], m["data"]) for m in res["messages"]] == [("alice", "hi carol")]
     finally:
@@ -130,19 +122,18 @@ def test_events_snapshot_then_deltas(mesh3) -> None:
     js = subprocess.Popen(ctl_cmd(mesh3.sock("alice"), "events", "--json", "-n", "1", "--for", "20"), env=CLIENT_ENV,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        first = json.loads(read_line(js))
-        sub = check_result("events.subscribe", first)
+        js_lines, human_lines = Lines(js.stdout), Lines(human.stdout)
+        sub = check_result("events.subscribe", json.loads(js_lines.next()))
         assert {p["name"] for p in sub["snapshot"]["peers"]} == {"bob", "carol"}
-        lines = []
-        wait_until(lambda: lines.append(read_line(human)) or "events (Ctrl-C to stop)" in lines[-1], what="the human stream")
-        assert any("bob" in x for x in lines) and any("carol" in x for x in lines)  # the snapshot's peer table
+        human_lines.until("events (Ctrl-C to stop)")
+        snapshot = "".join(human_lines.seen)
+        assert "bob" in snapshot and "carol" in snapshot and "alice" in snapshot  # who we are and the peer table
         assert ctl(mesh3.sock("alice"), "ping", "carol").rc == 0  # makes a peer.pong event
-        out, err = js.communicate(timeout=20)
-        assert js.returncode == 0, err
-        (ev,) = [json.loads(x) for x in out.splitlines()]
+        ev = json.loads(js_lines.next())
         assert check_event(ev)["type"] == "peer.pong" and ev["name"] == "carol" and ev["seq"] > sub["seq"]
-        out, err = human.communicate(timeout=20)
-        assert human.returncode == 0, err
+        assert js.wait(20) == 0 and js_lines.next() == ""  # -n 1: one event, then the end
+        assert human.wait(20) == 0
+        out = human_lines.rest()
         assert re.search(r"#\d+ peer\.pong carol \d+\.\d+ ms via 127\.0\.0\.1:\d+", out), out
     finally:
         for p in (human, js):

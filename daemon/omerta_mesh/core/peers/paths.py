@@ -24,6 +24,8 @@ import enum
 from collections import deque
 from dataclasses import dataclass, field
 
+from ..rtt import smooth
+
 Address = tuple[str, int]
 RELAY_PREFIX = "relay:"
 LOSS_WINDOW = 16
@@ -67,11 +69,7 @@ class Path:
         return is_relay(self.addr)
 
     def rtt_sample(self, rtt: float) -> None:
-        if self.srtt is None:
-            self.srtt, self.rttvar = rtt, rtt / 2
-        else:
-            self.rttvar = 0.75 * self.rttvar + 0.25 * abs(self.srtt - rtt)
-            self.srtt = 0.875 * self.srtt + 0.125 * rtt
+        self.srtt, self.rttvar = smooth(self.srtt, self.rttvar, rtt)
 
     @property
     def loss(self) -> float:

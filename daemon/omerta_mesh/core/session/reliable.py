@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from ..config import CoreConfig
 from ..errors import UsageError
+from ..rtt import smooth
 from ..wire.frames import DataFrame, MessageKind, encode_ack, encode_data
 
 SACK_BITS = 64
@@ -173,11 +174,7 @@ class ReliableStream:
         return delivered, resend
 
     def _rtt_sample(self, r: float) -> None:
-        if self.srtt is None:
-            self.srtt, self.rttvar = r, r / 2
-        else:
-            self.rttvar = 0.75 * self.rttvar + 0.25 * abs(self.srtt - r)
-            self.srtt = 0.875 * self.srtt + 0.125 * r
+        self.srtt, self.rttvar = smooth(self.srtt, self.rttvar, r)
         self.rto = min(self.cfg.reliable_max_rto, max(self.cfg.reliable_min_rto, self.srtt + 4 * self.rttvar))
 
     def on_timeout(self, now: float) -> tuple[list[bytes], list[int]]:
