@@ -4,6 +4,7 @@ JSON value matches the API schema's result dataclass exactly."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -15,7 +16,7 @@ import types
 import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Iterator, Union
 
 from meshd.harness import DaemonProc
 from omerta_mesh.core.keys import Identity, encode_identity
@@ -51,14 +52,66 @@ def ctl_cmd(sock: str | Path | None, *args: str) -> list[str]:
     return cmd + list(args)
 
 
+# When the interpreter is not reachable for another user (e.g. pyenv under a 0700 /root), omertactl starts as
+# root, loads its modules and renders once (rich imports some modules lazily), then drops to the user
+# before it parses its arguments or connects: the daemon sees only that user's credentials.
+AS_USER = """\
+import io, os, pwd, sys
+from rich.console import Console
+from omerta_clients import output
+from omerta_clients.ctl import main as m
+from omerta_clients.tui import app as _app
+m.build_parser().format_help()
+from omerta_clients.errors import show, PeerNotFound
+c = Console(file=io.StringIO(), width=100)
+c.print(output.ping_probe_line({"ok": True, "seq": 1, "rtt_ms": 1.0, "path": "direct", "endpoint": "h:1"}, "p"))
+c.print(output.ping_summary({"peer": "p", "sent": 1, "received": 1, "loss": 0.0, "rtt_min_ms": 1.0, "rtt_avg_ms": 1.0, "rtt_max_ms": 1.0, "probes": []}))
+c.print(output.peers_table([{"name": "p", "node_id": "x", "connected": True, "path": "direct"}]))
+show(PeerNotFound("warm-up", "fix"), "omertactl", io.StringIO())
+pw = pwd.getpwnam(sys.argv[1])
+os.setgroups([]); os.setgid(pw.pw_gid); os.setuid(pw.pw_uid); os.chdir("/")
+sys.argv = ["omertactl", *sys.argv[2:]]
+sys.exit(m.main())
+"""
+_direct_ok: dict[str, bool] = {}
+
+
+def _can_exec_as(user: str) -> bool:
+    if user not in _direct_ok:
+        try:
+            r = subprocess.run([sys.executable, "-c", "import rich, omerta_clients"], user=user, group="nogroup",
+                               extra_groups=[], cwd="/", env=CLIENT_ENV, capture_output=True)
+            _direct_ok[user] = r.returncode == 0
+        except OSError:
+            _direct_ok[user] = False
+    return _direct_ok[user]
+
+
 def ctl(sock: str | Path | None, *args: str, user: str | None = None, env: dict | None = None, timeout: float = 60,
         stdin: str | None = None) -> Run:
-    kw: dict[str, Any] = {}
-    if user is not None:
+    """Run omertactl (as ``user`` if given) and collect its exit code and output."""
+    cmd, kw = ctl_cmd(sock, *args), {}
+    if user is not None and _can_exec_as(user):
         kw = {"user": user, "group": "nogroup", "extra_groups": [], "cwd": "/"}
-    r = subprocess.run(ctl_cmd(sock, *args), capture_output=True, text=True, timeout=timeout, env=env or CLIENT_ENV,
-                       input=stdin, **kw)
+    elif user is not None:
+        cmd = [sys.executable, "-c", AS_USER, user, *cmd[3:]]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env or CLIENT_ENV, input=stdin, **kw)
     return Run(r.returncode, r.stdout, r.stderr)
+
+
+@contextlib.contextmanager
+def ctl_popen(sock: str | Path | None, *args: str) -> Iterator[subprocess.Popen]:
+    """omertactl running in the background (pipes for stdout and stderr); killed and reaped at the end."""
+    p = subprocess.Popen(ctl_cmd(sock, *args), env=CLIENT_ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        yield p
+    finally:
+        if p.poll() is None:
+            p.kill()
+        p.wait()
+        time.sleep(0.05)  # let line-reader threads see the end of the streams
+        p.stdout.close()  # type: ignore[union-attr]
+        p.stderr.close()  # type: ignore[union-attr]
 
 
 def wait_until(pred, timeout: float = 15.0, what: str = "condition", step: float = 0.05) -> None:
@@ -219,8 +272,11 @@ class Lines:
         self.t.start()
 
     def _pump(self, stream: Any) -> None:
-        for line in stream:
-            self.q.put(line)
+        try:
+            for line in stream:
+                self.q.put(line)
+        except (ValueError, OSError):  # closed under us at the end of a test
+            pass
         self.q.put("")  # end of stream
 
     def next(self, timeout: float = 15.0) -> str:

@@ -11,7 +11,7 @@ import socket
 
 import pytest
 
-from clients.ctlharness import CLIENT_ENV, SHARED, Lines, check_event, check_result, ctl, ctl_cmd
+from clients.ctlharness import CLIENT_ENV, SHARED, Lines, check_event, check_result, ctl, ctl_cmd, ctl_popen, wait_until
 
 
 # ---------------------------------------------------------------------- read commands
@@ -88,11 +88,9 @@ def test_netcheck(mesh3) -> None:
 
 # ---------------------------------------------------------------------- channels and events
 def test_send_and_listen(mesh3) -> None:
-    listen = subprocess.Popen(ctl_cmd(mesh3.sock("bob"), "listen", "chat", "-n", "2", "--for", "20"), env=CLIENT_ENV,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    listen_json = subprocess.Popen(ctl_cmd(mesh3.sock("carol"), "--json", "listen", "chat", "-n", "1", "--for", "20"),
-                                   env=CLIENT_ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
+    with ctl_popen(mesh3.sock("bob"), "listen", "chat", "-n", "2", "--for", "20") as listen, \
+            ctl_popen(mesh3.sock("carol"), "--json", "listen", "chat", "-n", "1", "--for", "20") as listen_json:
+        out, out_json = Lines(listen.stdout), Lines(listen_json.stdout)
         Lines(listen.stderr).until("listening on channel chat")
         Lines(listen_json.stderr).until("listening on channel chat")
         s = ctl(mesh3.sock("alice"), "send", "bob", "chat", "hello bob")
@@ -100,46 +98,32 @@ def test_send_and_listen(mesh3) -> None:
         j = check_result("channel.send", ctl(mesh3.sock("alice"), "send", "--json", mesh3.ids["bob"][:8], "chat", "-", stdin="from stdin").json())
         assert j["delivered"] is True and j["bytes"] == 10
         assert ctl(mesh3.sock("alice"), "send", "carol", "chat", "hi carol", "--no-wait").rc == 0
-        out, _ = listen.communicate(timeout=20)
-        assert listen.returncode == 0
-        assert re.search(r"alice: hello bob$", out, re.M) and re.search(r"alice: from stdin$", out, re.M), out
-        out, _ = listen_json.communicate(timeout=20)
-        assert listen_json.returncode == 0
-        (res,) = [check_result("channel.receive", json.loads(x)) for x in out.splitlines()]
+        assert listen.wait(20) == 0 and listen_json.wait(20) == 0
+        text = out.rest()
+        assert re.search(r"alice: hello bob$", text, re.M) and re.search(r"alice: from stdin$", text, re.M), text
+        (res,) = [check_result("channel.receive", json.loads(x)) for x in out_json.rest().splitlines()]
         assert [(m["peer"], m["data"]) for m in res["messages"]] == [("alice", "hi carol")]
-    finally:
-        for p in (listen, listen_json):
-            if p.poll() is None:
-                p.kill()
-                p.communicate()
     nothing = ctl(mesh3.sock("bob"), "listen", "quiet", "-n", "1", "--for", "0.3")
     assert nothing.rc == 6 and nothing.out == ""  # asked for a message, none came: a timeout
 
 
 def test_events_snapshot_then_deltas(mesh3) -> None:
-    human = subprocess.Popen(ctl_cmd(mesh3.sock("alice"), "events", "-n", "1", "--for", "20"), env=CLIENT_ENV,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    js = subprocess.Popen(ctl_cmd(mesh3.sock("alice"), "events", "--json", "-n", "1", "--for", "20"), env=CLIENT_ENV,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
+    with ctl_popen(mesh3.sock("alice"), "events", "-n", "2", "--for", "20") as human, \
+            ctl_popen(mesh3.sock("alice"), "events", "--json", "-n", "2", "--for", "20") as js:
         js_lines, human_lines = Lines(js.stdout), Lines(human.stdout)
         sub = check_result("events.subscribe", json.loads(js_lines.next()))
         assert {p["name"] for p in sub["snapshot"]["peers"]} == {"bob", "carol"}
         human_lines.until("events (Ctrl-C to stop)")
         snapshot = "".join(human_lines.seen)
         assert "bob" in snapshot and "carol" in snapshot and "alice" in snapshot  # who we are and the peer table
-        assert ctl(mesh3.sock("alice"), "ping", "carol").rc == 0  # makes a peer.pong event
-        ev = json.loads(js_lines.next())
-        assert check_event(ev)["type"] == "peer.pong" and ev["name"] == "carol" and ev["seq"] > sub["seq"]
-        assert js.wait(20) == 0 and js_lines.next() == ""  # -n 1: one event, then the end
-        assert human.wait(20) == 0
-        out = human_lines.rest()
-        assert re.search(r"#\d+ peer\.pong carol \d+\.\d+ ms via 127\.0\.0\.1:\d+", out), out
-    finally:
-        for p in (human, js):
-            if p.poll() is None:
-                p.kill()
-                p.communicate()
+        assert ctl(mesh3.sock("alice"), "ping", "carol", "-c", "2", "-i", "0.05").rc == 0  # two peer.pong events
+        assert js.wait(20) == 0 and human.wait(20) == 0  # -n 2: two events, then exit 0
+        evs = [check_event(json.loads(x)) for x in js_lines.rest().splitlines()[1:]]
+        assert len(evs) == 2 and all(e["seq"] > sub["seq"] for e in evs)
+        assert any(e["type"] == "peer.pong" and e["name"] == "carol" for e in evs), evs
+        assert re.search(r"#\d+ peer\.pong carol \d+\.\d+ ms via 127\.0\.0\.1:\d+", human_lines.rest()), human_lines.seen
+    quiet = ctl(mesh3.sock("alice"), "events", "--for", "0.2")
+    assert quiet.rc == 0 and "events (Ctrl-C to stop)" in quiet.out
 
 
 # ---------------------------------------------------------------------- networks (fresh daemons)

@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 HOT = 32  # recently learnt records remembered per network for pushing
 PUSHES = 3  # rounds a newly learnt record is pushed in
+NEWCOMER = 16  # a requester knowing fewer records than this is always answered (it may have no one else)
 MIN_SHARE = 2048  # bytes every gossip request is answered with, even when the round's budget is spent
 _TOP = b"\xff" * PREFIX_LEN
 
@@ -229,7 +230,7 @@ class GossipMixin:
             if len(m.entries) > 4 * self.cfg.gossip_digest_entries or len(m.records) > 4 * self.cfg.gossip_push:
                 raise WireError(DropReason.GOSSIP_LIMIT, "sync larger than any honest node sends")
             self._accept_records(peer, m.records, now)
-            if g.answered >= self.cfg.gossip_answers:
+            if g.answered >= self.cfg.gossip_answers and len(m.entries) >= NEWCOMER:
                 self.counters.inc("gossip.busy")  # the requester's other peers answer it
                 return
             g.answered += 1
