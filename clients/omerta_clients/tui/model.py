@@ -23,6 +23,7 @@ Key = tuple[str, str]  # (node id, network id): a peer in two networks is two ro
 
 HISTORY = 60  # samples kept per sparkline
 LOG_LINES = 200  # events kept for the log
+QUIET = {"peer.pong"}  # folded into the RTT column, kept out of the log (the monitor's own pings make them)
 
 
 @dataclass
@@ -174,8 +175,9 @@ class Model:
             return False
         self.seq = max(self.seq, seq)
         self.events_applied += 1
-        self.log.append(e)
         kind = e.get("type")
+        if kind not in QUIET:
+            self.log.append(e)
         handler = getattr(self, "_on_" + str(kind).replace(".", "_"), None)
         if handler is not None:
             handler(e)

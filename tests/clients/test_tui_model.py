@@ -1,0 +1,129 @@
+"""The monitor's pure model: a snapshot, then deltas folded in order; polls, pings, keys; and the views
+rendered to a recording console."""
+
+from __future__ import annotations
+
+from rich.console import Console
+
+from omerta_clients.tui import views
+from omerta_clients.tui.model import Model, parse_keys
+
+NET = "n" * 16
+BOB, CAROL, DAVE = "b" * 52, "c" * 52, "d" * 52
+
+
+def peer(node: str, name: str, **kw: object) -> dict:
+    base = {"name": name, "node_id": node, "short_id": node[:12], "network": NET, "network_name": "home",
+            "endpoint": "127.0.0.1:1000", "path": "direct", "rtt_ms": None, "last_handshake_s": 1.0,
+            "bytes_in": 100, "bytes_out": 200, "connected": True}
+    return {**base, **kw}
+
+
+def snapshot(seq: int = 10) -> dict:
+    status = {"node_id": "a" * 52, "name": "alice", "status_text": "2 peers", "networks": [{"network": NET, "name": "home", "peers": 2, "connected": 2}],
+              "peers": {"total": 2, "connected": 2, "direct": 2, "relayed": 0},
+              "nat": {"status": "classified", "reason": "public (confidence 0.5)", "mapping": "none", "filtering": "none"}}
+    return {"subscription": 1, "seq": seq, "snapshot": {"status": status, "peers": [peer(BOB, "bob", rtt_ms=1.5), peer(CAROL, "carol")]}}
+
+
+def ev(seq: int, type_: str, node: str | None = None, **kw: object) -> dict:
+    e = {"type": type_, "seq": seq, "time": 1700000000.0 + seq, "network": NET, **kw}
+    if node:
+        e |= {"node_id": node, "name": {BOB: "bob", CAROL: "carol", DAVE: "dave"}[node]}
+    return e
+
+
+def test_snapshot_then_deltas_in_order_and_old_events_ignored() -> None:
+    m = Model()
+    m.apply_subscribe(snapshot(seq=10))
+    assert [r.label for r in m.rows()] == ["bob", "carol"] and m.peers[(BOB, NET)].rtt_ms == 1.5
+    assert not m.apply_event(ev(10, "peer.disconnected", BOB, reason="x"))  # already in the snapshot
+    assert m.peers[(BOB, NET)].connected
+    assert m.apply_event(ev(11, "peer.pong", CAROL, rtt_ms=2.0, endpoint="127.0.0.1:1001"))
+    assert m.apply_event(ev(12, "peer.pong", CAROL, rtt_ms=4.0, endpoint="127.0.0.1:1001"))
+    assert not m.apply_event(ev(12, "peer.pong", CAROL, rtt_ms=9.0))  # a repeat changes nothing
+    carol = m.peers[(CAROL, NET)]
+    assert carol.rtt_ms == 4.0 and list(carol.rtts) == [2.0, 4.0] and m.seq == 12
+    m.apply_event(ev(13, "peer.discovered", DAVE))
+    m.apply_event(ev(14, "peer.connected", DAVE, endpoint="127.0.0.1:1002", initiator=True))
+    assert m.peers[(DAVE, NET)].connected and m.peers[(DAVE, NET)].endpoint == "127.0.0.1:1002"
+    assert m.peers[(DAVE, NET)].network_name == "home"
+    m.apply_event(ev(15, "peer.path_changed", DAVE, old="127.0.0.1:1002", new="relay:x", kind="relay", reason="direct path lost"))
+    assert m.peers[(DAVE, NET)].path == "relay" and m.peers[(DAVE, NET)].path_reason == "direct path lost"
+    m.apply_peers([peer(BOB, "bob"), peer(CAROL, "carol"), peer(DAVE, "dave", path="relay via bob")], now=100.0)
+    m.apply_event(ev(16, "peer.path_changed", DAVE, old=None, new="relay:x", kind="relay", reason="still relayed"))
+    assert m.peers[(DAVE, NET)].path == "relay via bob"  # the event names no relay: the polled name stays
+    m.apply_event(ev(17, "peer.path_changed", DAVE, old="relay:x", new="127.0.0.1:1009", kind="punched", reason="punch ok"))
+    assert m.peers[(DAVE, NET)].path == "punched" and m.peers[(DAVE, NET)].endpoint == "127.0.0.1:1009"
+    m.apply_event(ev(18, "peer.endpoint_changed", DAVE, old="127.0.0.1:1009", new="127.0.0.1:2000"))
+    assert m.peers[(DAVE, NET)].endpoint == "127.0.0.1:2000"
+    m.apply_event(ev(19, "peer.disconnected", DAVE, reason="timeout"))
+    dave = m.peers[(DAVE, NET)]
+    assert not dave.connected and dave.path is None and [r.label for r in m.rows()][-1] == "dave"  # offline last
+    m.apply_event(ev(20, "nat.changed", label="endpoint-independent"))
+    assert m.nat_label == "endpoint-independent"
+    m.apply_event(ev(21, "network.left"))
+    assert m.peers == {} and m.status["networks"] == []
+    m.apply_event(ev(22, "network.joined", name="lab"))
+    assert [n["name"] for n in m.status["networks"]] == ["lab"]
+    assert [e["seq"] for e in m.log] == list(range(13, 23))  # pongs stay out of the log; the rest is in
+    m.apply_event(ev(23, "daemon.stopping"))
+    assert m.error == "the daemon is stopping"
+
+
+def test_polls_give_throughput_and_pings_give_loss() -> None:
+    m = Model()
+    m.apply_subscribe(snapshot())
+    m.apply_peers([peer(BOB, "bob", bytes_in=1000, bytes_out=0), peer(CAROL, "carol")], now=10.0)
+    bob = m.peers[(BOB, NET)]
+    assert bob.rate_in is None  # one poll: no rate yet
+    m.apply_peers([peer(BOB, "bob", bytes_in=3000, bytes_out=500), peer(CAROL, "carol")], now=12.0)
+    assert bob.rate_in == 1000.0 and bob.rate_out == 250.0 and list(bob.rates) == [1250.0]
+    m.apply_ping((BOB, NET), {"sent": 1, "received": 1})
+    m.apply_ping((BOB, NET), {"sent": 1, "received": 0})
+    m.apply_ping((BOB, NET), None, "not connected")
+    assert bob.loss == 0.5 and bob.last_error == "not connected" and m.peers[(CAROL, NET)].loss is None
+    m.apply_peers([peer(BOB, "bob", bytes_in=3000, bytes_out=500)], now=13.0)  # carol is gone from the table
+    assert list(m.peers) == [(BOB, NET)]
+    again = snapshot(seq=50)  # a re-subscription keeps what was drawn
+    m.apply_subscribe(again)
+    assert list(m.peers[(BOB, NET)].rates) == [1250.0, 0.0] and m.peers[(BOB, NET)].pings_sent == 2 and m.seq == 50
+
+
+def test_keys_select_and_quit() -> None:
+    assert parse_keys(b"jk\x1b[A\x1b[Bq") == ["down", "up", "up", "down", "quit"]
+    assert parse_keys(b"\x1bOB\x1b[1;5Cx\x03") == ["down", "quit"]  # SS3 arrows; unknown CSI and keys skipped
+    m = Model()
+    assert m.key("down") and m.selected_row() is None  # no peers: nothing to select
+    m.apply_subscribe(snapshot())
+    assert m.selected_row().label == "bob"
+    for k, want in [("down", "carol"), ("down", "carol"), ("up", "bob"), ("up", "bob"), ("end", "carol"), ("home", "bob")]:
+        assert m.key(k)
+        assert m.selected_row().label == want, k
+    assert m.key("quit") is False
+
+
+def test_sparkline() -> None:
+    assert views.sparkline([]) == ""
+    assert views.sparkline([1, 2, 3, 4, 5, 6, 7, 8]) == "▁▂▃▄▅▆▇█"
+    assert views.sparkline([5, 5, 5]) == "▄▄▄" and views.sparkline([0, 0]) == "▁▁"
+    assert len(views.sparkline(range(100), width=10)) == 10
+
+
+def test_screen_renders_peers_detail_and_log() -> None:
+    m = Model()
+    m.apply_subscribe(snapshot())
+    m.apply_event(ev(11, "peer.pong", CAROL, rtt_ms=2.25, endpoint="127.0.0.1:1001"))
+    m.apply_event(ev(12, "peer.handshake_failed", DAVE, reason="cookie"))
+    m.key("down")
+    c = Console(record=True, width=160, file=open("/dev/null", "w"))
+    c.print(views.render(m, 160, 45))
+    c.file.close()
+    text = c.export_text()
+    lines = text.splitlines()
+    assert "alice" in lines[0] and "public (confidence 0.5)" in lines[1]
+    bob = next(x for x in lines if " bob " in x and "direct" in x)
+    carol = next(x for x in lines if "carol" in x and "direct" in x)
+    assert "1.50 ms" in bob and "2.25 ms" in carol and carol.startswith("›")  # the selected row is marked
+    assert "╭─ carol" in text and "c" * 52 in text  # the detail pane shows the selected peer
+    assert "peer.handshake_failed dave cookie" in text
