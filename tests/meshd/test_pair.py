@@ -89,6 +89,12 @@ def test_two_daemons_join_and_every_method_works_over_the_socket(daemon_factory,
 
     detail = B("peers.get", peer=a_id)
     assert detail["node_id"] == a_id and detail["networks"][0]["sessions"] and detail["networks"][0]["endpoints"]
+    d0 = detail["networks"][0]
+    # the path with its evidence, and why it is what it is (both NAT verdicts)
+    [current] = [x for x in d0["paths"] if x["current"]]
+    assert current["kind"] == "direct" and current["state"] == "up" and current["rtt_ms"] is not None
+    assert d0["path"] in ("direct", "punched") and d0["why"] and d0["own_nat"]["evidence"]
+    assert d0["peer_nat"]["type"] in ("public", "unknown")  # from A's signed record (it may predate A's verdict)
 
     # channels: B opens its inbox, A sends (text and binary), B receives
     assert B("channel.receive", channel="chat")["messages"] == []

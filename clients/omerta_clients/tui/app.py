@@ -162,6 +162,11 @@ class Monitor:
         self.dirty.set()
 
     def frame(self) -> object:
+        if self.console.is_terminal:  # follow the real terminal (resizes; $COLUMNS may be stale)
+            try:
+                self.console.size = os.get_terminal_size(self.console.file.fileno())  # type: ignore[assignment]
+            except (OSError, ValueError, AttributeError):
+                pass
         w, h = self.console.size
         return views.render(self.model, w, h)
 

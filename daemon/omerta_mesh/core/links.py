@@ -242,6 +242,9 @@ class LinkMixin:
                 addr = relay_address(NodeId(rid).text())
                 if addr not in peer.paths:
                     self._path(peer, addr, now)
+                    if peer.pending is not None and peer.current is None:
+                        # the initiation already sent direct (a NAT may drop it) goes via the relay too
+                        self._send_raw(peer, peer.pending.datagram, addr, now)
 
     # ------------------------------------------------------------------ hole punching
     def _own_candidates(self: "Mesh") -> tuple[list[Address], int, int]:

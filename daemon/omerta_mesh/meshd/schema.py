@@ -159,12 +159,14 @@ class PeerInfo:
     network: str
     network_name: str
     endpoint: str | None
-    path: str | None  # "direct"; connectivity work adds "punched" and "relay via <name>"
+    path: str | None  # "direct", "punched", "relay via <name>", or null without a session
     rtt_ms: float | None
     last_handshake_s: float | None  # seconds since the last completed handshake
     bytes_in: int
     bytes_out: int
     connected: bool
+    loss: float | None = None  # share of the last probes on the current path that went unanswered
+    nat: str | None = None  # the peer's NAT type, as its signed record states it
 
 
 @dataclass
@@ -182,6 +184,11 @@ class SessionInfo:
 
 @dataclass
 class PeerDetail(PeerInfo):
+    path_reason: str = ""
+    why: str = ""  # both NAT verdicts in words: why the path is what it is
+    own_nat: dict = field(default_factory=dict)
+    peer_nat: dict = field(default_factory=dict)
+    paths: list[dict] = field(default_factory=list)
     endpoints: list[str] = field(default_factory=list)
     packets_in: int = 0
     packets_out: int = 0

@@ -11,6 +11,8 @@ import time
 from typing import TYPE_CHECKING
 
 from ..core import events as ev
+from ..core.nat.classify import explain_pair, verdict_from_record
+from ..core.peers.paths import path_state
 from ..core.peers.peer import Peer
 from . import schema as s
 from .registry import API_REVISION, API_VERSION
@@ -52,6 +54,12 @@ def peer_info(api: "DaemonAPI", p: Peer, cls: type = s.PeerInfo, **extra: object
     now = _now(api)
     hs = p.stats.last_handshake_at
     rtt = api.rtt.get(p.key)
+    cur = p.paths.get(p.endpoint) if p.endpoint is not None else None
+    if cur is not None and cur.srtt is not None and rtt is None:
+        rtt = cur.srtt
+    rec = api.node.mesh.record_of(p.network.id, p.node)
+    extra.setdefault("loss", round(cur.loss, 3) if cur is not None and cur.outcomes else None)
+    extra.setdefault("nat", verdict_from_record(rec.mapping, rec.filtering, rec.port_delta).label if rec else None)
     return cls(
         name=api.name_of(p.node), node_id=str(p.node), short_id=p.node.short(), network=str(p.network.id),
         network_name=p.network.name, endpoint=ep(p.endpoint) if p.endpoint and not p.endpoint[0].startswith("relay:") else None,
@@ -68,14 +76,34 @@ def peer_infos(api: "DaemonAPI", network: "NetworkId | None") -> list[s.PeerInfo
     return [peer_info(api, p) for p in peers]
 
 
+def _paths(p: Peer, now: float) -> list[dict]:
+    out = []
+    for addr, path in sorted(p.paths.items()):
+        out.append({
+            "path": addr[0] if addr[0].startswith("relay:") else ep(addr),
+            "kind": "relay" if path.relay else "direct",
+            "state": path_state(path, now, 0.0).value,
+            "current": addr == p.endpoint,
+            "rtt_ms": round(path.srtt * 1000, 3) if path.srtt is not None else None,
+            "loss": round(path.loss, 3),
+            "last_answer_s": round(now - path.last_pong, 3) if path.last_pong is not None else None,
+        })
+    return out
+
+
 def peer_detail(api: "DaemonAPI", p: Peer) -> s.PeerDetail:
     now = _now(api)
+    own = api.node.mesh.nat_verdict()
+    rec = api.node.mesh.record_of(p.network.id, p.node)
+    theirs = verdict_from_record(rec.mapping, rec.filtering, rec.port_delta) if rec else None
     sessions = [
         s.SessionInfo(slot, round(sess.age(now), 3), sess.initiator, sess.send_counter)
         for slot, sess in (("current", p.current), ("previous", p.previous), ("next", p.next)) if sess is not None
     ]
     return peer_info(  # type: ignore[return-value]
         api, p, s.PeerDetail,
+        path_reason=p.path_reason, why=explain_pair(own, theirs) if theirs else "no signed record from this peer yet",
+        own_nat=own.to_dict(), peer_nat=theirs.to_dict() if theirs else {}, paths=_paths(p, now),
         endpoints=[ep(e) or "" for e in p.endpoints], packets_in=p.stats.packets_in, packets_out=p.stats.packets_out,
         handshakes=p.stats.handshakes, handshake_in_progress=p.pending is not None, sessions=sessions,
     )

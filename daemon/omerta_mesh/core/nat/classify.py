@@ -193,3 +193,32 @@ def classify(obs: list[Observation], tests: list[FilterTest], main_local: Addres
         ev.append(f"unsolicited probe from {t.reporter} ({t.kind}) {'arrived' if t.arrived else 'was filtered'}")
     conf = min(1.0, (len(by_dst) / 3) * (0.6 if filtering is Filtering.UNKNOWN else 1.0))
     return NatVerdict(mapping, filtering, allocation, delta, public, conf, tuple(ev))
+
+
+def verdict_from_record(mapping: int, filtering: int, port_delta: int) -> NatVerdict:
+    """A peer's NAT as its signed record states it (its evidence stays with the peer)."""
+    m = Mapping(mapping) if mapping in Mapping._value2member_map_ else Mapping.UNKNOWN
+    f = Filtering(filtering) if filtering in Filtering._value2member_map_ else Filtering.UNKNOWN
+    alloc = "sequential" if port_delta else ("unknown" if m in (Mapping.ADM, Mapping.APDM) else "preserving")
+    return NatVerdict(m, f, alloc, port_delta, (), 0.0, ("as stated in the peer's signed record",))
+
+
+def explain_pair(ours: NatVerdict, theirs: NatVerdict) -> str:
+    """Why two nodes can or cannot meet directly, in words, from both NAT verdicts."""
+    sym = lambda v: v.mapping in (Mapping.ADM, Mapping.APDM)  # noqa: E731
+    open_ = lambda v: v.mapping is Mapping.NONE or (v.mapping is Mapping.EIM and v.filtering is Filtering.EIF)  # noqa: E731
+    a, b = ours.label, theirs.label
+    if open_(ours) or open_(theirs):
+        return f"{a} and {b}: one side accepts unsolicited packets, so a direct path should work"
+    if sym(ours) and sym(theirs):
+        return f"{a} and {b}: both NATs pick a new port for every destination, so neither side can aim at the other; relayed"
+    if sym(ours) or sym(theirs):
+        s, o = (ours, theirs) if sym(ours) else (theirs, ours)
+        if o.filtering is Filtering.ADF:
+            return f"{a} and {b}: the cone side filters by address only, so the symmetric side's new port gets through"
+        if s.allocation == "sequential":
+            return f"{a} and {b}: the symmetric NAT allocates ports in steps of {s.port_delta:+d}; reachable by port prediction"
+        if o.filtering is Filtering.UNKNOWN:
+            return f"{a} and {b}: the cone side's filtering is not measured; a symmetric NAT with random ports needs address-only filtering on the other side"
+        return f"{a} and {b}: the symmetric NAT's ports are random and the other side filters by port, so no hole can be aimed; relayed"
+    return f"{a} and {b}: both keep one mapping per socket, so simultaneous probes open both NATs (hole punching)"
