@@ -14,7 +14,8 @@ on it, round-trip time (smoothed, with jitter) and the loss over the last probes
 * UNKNOWN: never answered.
 
 ``choose`` is the whole path policy, a pure function tested with tables: the best UP direct path (lowest
-RTT, with hysteresis so equal paths do not flap), else a relay whose own path is UP, else the path that was
+RTT, with hysteresis so equal paths do not flap), else a relay whose own path is UP (one that answers our
+probes through it, if any does), else the path that was
 heard from last (roaming: the endpoint follows authenticated traffic).
 """
 
@@ -121,11 +122,13 @@ def choose(paths: dict[Address, Path], current: Address | None, now: float, trus
         return PathChoice(best.addr, "direct path up")
     relays = [p for p in paths.values() if p.relay and relay_up.get(p.addr, False)]
     if relays:
-        if current is not None and current in paths and paths[current].relay and relay_up.get(current, False):
+        # a relay path whose probes go unanswered (the relay crashed, or lost the peer) loses to another relay
+        live = [p for p in relays if path_state(p, now, trust) is not PathState.DOWN] or relays
+        if current is not None and current in paths and any(p is paths[current] for p in live):
             return PathChoice(current, "no direct path answers; relayed")
-        best_r = min(relays, key=lambda p: (p.srtt if p.srtt is not None else 1e9, p.addr))
+        best_r = min(live, key=lambda p: (p.srtt if p.srtt is not None else 1e9, p.addr))
         return PathChoice(best_r.addr, "no direct path answers; relayed")
-    heard = [p for p in paths.values() if p.last_rx is not None or p.last_pong is not None]
+    heard = [p for p in paths.values() if (p.last_rx is not None or p.last_pong is not None) and (not p.relay or relay_up.get(p.addr, False))]
     if heard:
         last = max(heard, key=lambda p: (max(p.last_rx or 0.0, p.last_pong or 0.0), p.addr))
         return PathChoice(last.addr, "last path heard from")
