@@ -13,6 +13,7 @@ import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "docs"))
 sys.path.insert(0, str(ROOT / "daemon"))
 
 INTRO = """# omerta-meshd local API (version {version}, revision {revision})
@@ -157,15 +158,9 @@ def _shape(cls: type, schema: object) -> str:
 
 
 def main() -> int:
-    target = ROOT / "docs" / "api.md"
-    text = render()
-    if "--check" in sys.argv:
-        if not target.exists() or target.read_text() != text:
-            print("docs/api.md is out of date: run python3 docs/gen_api.py")
-            return 1
-        return 0
-    target.write_text(text)
-    return 0
+    from docgen import write_or_check
+
+    return write_or_check(ROOT / "docs" / "api.md", render(), "gen_api.py")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "docs"))
 sys.path.insert(0, str(ROOT / "daemon"))
 
 MODULES = [
@@ -42,15 +43,9 @@ def render() -> str:
 
 
 def main() -> int:
-    target = ROOT / "docs" / "protocol.md"
-    text = render()
-    if "--check" in sys.argv:
-        if not target.exists() or target.read_text() != text:
-            print("docs/protocol.md is out of date: run python3 docs/gen_protocol.py")
-            return 1
-        return 0
-    target.write_text(text)
-    return 0
+    from docgen import write_or_check
+
+    return write_or_check(ROOT / "docs" / "protocol.md", render(), "gen_protocol.py")
 
 
 if __name__ == "__main__":
