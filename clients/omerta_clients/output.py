@@ -98,24 +98,26 @@ def path_text(peer: Json) -> Text:
 
 
 def nat_summary(nat: Json | None) -> str:
-    """One line for a NatVerdict: its reason when classified, else that it is unknown and why."""
+    """One line for a NAT verdict: the API's NatVerdict (status, reason) or a classifier verdict as
+    peers.get carries it (type, confidence)."""
     if not nat:
         return DASH
+    if "type" in nat:
+        conf = f" (confidence {nat['confidence']})" if nat.get("confidence") is not None else ""
+        return f"{nat['type']}{conf}"
     if nat.get("status") == "classified":
         return str(nat.get("reason") or f"mapping {nat.get('mapping')}, filtering {nat.get('filtering')}")
     return f"unknown ({nat.get('reason', 'not classified yet')})"
 
 
 def peer_nat(peer: Json) -> str:
-    """A peer's NAT type, if the API reports one (PeerInfo has no such field in API revision 1)."""
+    """The peer's NAT type as its signed record states it (PeerInfo.nat), or "-"."""
     nat = peer.get("nat")
-    if isinstance(nat, dict):
-        return nat_summary(nat)
-    return text_or_dash(nat)
+    return nat_summary(nat) if isinstance(nat, dict) else text_or_dash(nat)
 
 
 def peer_loss(peer: Json) -> str:
-    """Loss as the API reports it (PeerInfo has no loss field in API revision 1; ping results do)."""
+    """Loss on the peer's current path as the daemon measures it (PeerInfo.loss), or "-"."""
     v = peer.get("loss")
     return pct(v) if isinstance(v, (int, float)) else DASH
 
@@ -193,11 +195,13 @@ def _kv(rows: Iterable[tuple[str, Any]]) -> Table:
     return g
 
 
-def nat_lines(title: str, nat: Json | None) -> RenderableType:
-    """A NAT verdict with its evidence, or a plain statement that it is not reported."""
+def nat_lines(title: str, nat: Json | None, missing: str = "not reported by the daemon") -> RenderableType:
+    """A NAT verdict with its evidence, or a plain statement of why there is none."""
     if not nat:
-        return Text(f"{title}: not reported by the daemon", style="dim")
+        return Text(f"{title}: {missing}", style="dim")
     rows = [(title, nat_summary(nat)), ("  mapping", nat.get("mapping", DASH)), ("  filtering", nat.get("filtering", DASH))]
+    if nat.get("allocation"):
+        rows.append(("  allocation", nat["allocation"]))
     if nat.get("port_delta") is not None:
         rows.append(("  port delta", nat["port_delta"]))
     if nat.get("public_endpoints"):
@@ -207,8 +211,20 @@ def nat_lines(title: str, nat: Json | None) -> RenderableType:
     return _kv(rows)
 
 
+def paths_table(paths: list[Json]) -> RenderableType:
+    """peers.get's candidate paths with their probe evidence; the current one is marked with *."""
+    t = Table(box=None, padding=(0, 2), pad_edge=False, header_style="bold")
+    for col in ("", "PATH", "KIND", "STATE", "RTT", "LOSS", "LAST ANSWER"):
+        t.add_column(col, no_wrap=True, justify="right" if col in ("RTT", "LOSS") else "left")
+    for p in paths:
+        t.add_row("*" if p.get("current") else "", text_or_dash(p.get("path")), text_or_dash(p.get("kind")),
+                  text_or_dash(p.get("state")), ms(p.get("rtt_ms")), pct(p.get("loss")), ago(p.get("last_answer_s")))
+    return t
+
+
 def peer_detail_view(detail: Json, own_nat: Json | None = None) -> RenderableType:
-    """``peers.get`` result: one block per network, and why the path is what it is."""
+    """``peers.get`` result: one block per network, and why the path is what it is. ``own_nat`` (from
+    netcheck) is only used when the detail does not carry this node's verdict itself."""
     parts: list[RenderableType] = [Text(f"{detail.get('name', DASH)}  {detail.get('node_id', DASH)}", style="bold")]
     for d in detail.get("networks") or []:
         rows: list[tuple[str, Any]] = [
@@ -217,8 +233,9 @@ def peer_detail_view(detail: Json, own_nat: Json | None = None) -> RenderableTyp
             ("path", path_text(d)),
             ("endpoint", text_or_dash(d.get("endpoint"))),
             ("candidates", ", ".join(d.get("endpoints") or []) or DASH),
-            ("RTT", ms(d.get("rtt_ms")) + ("" if d.get("rtt_ms") is not None else " (no ping yet: `omertactl ping PEER`)")),
+            ("RTT", ms(d.get("rtt_ms")) + ("" if d.get("rtt_ms") is not None else " (no measurement yet: `omertactl ping PEER`)")),
             ("loss", peer_loss(d)),
+            ("NAT", peer_nat(d)),
             ("last handshake", ago(d.get("last_handshake_s"))),
             ("handshakes", d.get("handshakes", DASH)),
             ("traffic", f"in {size(d.get('bytes_in'))} ({d.get('packets_in', DASH)} packets), out {size(d.get('bytes_out'))} ({d.get('packets_out', DASH)} packets)"),
@@ -227,28 +244,36 @@ def peer_detail_view(detail: Json, own_nat: Json | None = None) -> RenderableTyp
         rows.append(("sessions", "\n".join(
             f"{x.get('slot')}: {duration(x.get('age_s'))} old, {'initiator' if x.get('initiator') else 'responder'}, {x.get('packets_sent')} sent"
             for x in sessions) or "none"))
-        parts += [Text(""), _kv(rows), Text(""), why_path(d, own_nat)]
+        parts += [Text(""), _kv(rows)]
+        if d.get("paths"):
+            parts += [Text(""), paths_table(d["paths"])]
+        parts += [Text(""), why_path(d, own_nat)]
     return Group(*parts)
 
 
-def why_path(d: Json, own_nat: Json | None) -> RenderableType:
-    """Why the peer is on this path: the path reason if reported, and both NAT verdicts with evidence."""
+def why_path(d: Json, own_nat: Json | None = None) -> RenderableType:
+    """Why the peer is on this path: the daemon's explanation and path decision, and both NAT verdicts
+    with their evidence."""
     path = d.get("path") or ""
     if path.startswith("relay"):
-        head = f"why relayed: no direct or punched path to this peer answered, so traffic goes {path}"
+        head = f"why relayed: no direct or punched path to this peer answers, so traffic goes {path}"
     elif path == "punched":
-        head = "why punched: a direct path opened only after coordinated hole punching (a NAT filters unsolicited packets)"
+        head = "why punched: a direct path opened only after coordinated hole punching"
     elif path == "direct":
         head = "why direct: the peer answers on one of its own endpoints, without hole punching or a relay"
     else:
         head = "no path yet: no session with this peer"
-    reason = d.get("path_reason")
     parts: list[RenderableType] = [Text(head, style="bold")]
-    if reason:
-        parts.append(Text(f"path decision: {reason}"))
-    parts.append(nat_lines("this node's NAT", own_nat))
-    peer = d.get("nat") if isinstance(d.get("nat"), dict) else None
-    parts.append(nat_lines("peer's NAT", peer) if peer else Text("peer's NAT: - (the daemon API does not report peers' NAT verdicts)", style="dim"))
+    if d.get("why"):
+        parts.append(Text(f"NAT pair: {d['why']}"))
+    if d.get("path_reason"):
+        parts.append(Text(f"path decision: {d['path_reason']}"))
+    own = d.get("own_nat") if isinstance(d.get("own_nat"), dict) and d.get("own_nat") else own_nat
+    parts.append(nat_lines("this node's NAT", own))
+    if "peer_nat" in d:
+        parts.append(nat_lines("peer's NAT", d.get("peer_nat"), "unknown (no signed record from this peer yet)"))
+    else:
+        parts.append(Text("peer's NAT: - (not reported by the daemon)", style="dim"))
     return Group(*parts)
 
 
@@ -265,7 +290,8 @@ def ping_summary(res: Json) -> Text:
     short = (res.get("node_id") or "")[:12]
     who = res.get("peer") if res.get("peer") == short else f"{res.get('peer')} ({short})"
     line = f"--- {who} ping statistics ---\n"
-    line += f"{res.get('sent', 0)} probes sent, {res.get('received', 0)} answered, {pct(res.get('loss'))} loss"
+    sent = res.get("sent", 0)
+    line += f"{sent} probe{'' if sent == 1 else 's'} sent, {res.get('received', 0)} answered, {pct(res.get('loss'))} loss"
     if res.get("rtt_avg_ms") is not None:
         line += f", rtt min/avg/max = {res['rtt_min_ms']:.3f}/{res['rtt_avg_ms']:.3f}/{res['rtt_max_ms']:.3f} ms"
     paths = sorted({p.get("path") for p in res.get("probes") or [] if p.get("ok") and p.get("path")})

@@ -319,14 +319,16 @@ class AsyncClient:
         try:
             self.writer.write(encode_frame(req))
             await self.writer.drain()
-            resp = await asyncio.wait_for(fut, self.timeout if timeout is None else timeout)
-        except (asyncio.TimeoutError, TimeoutError):
-            raise Timeout(f"the daemon did not answer {method} in time", "retry, or pass a longer timeout") from None
+            # asyncio.wait, not wait_for: wait_for can swallow a cancellation that races the answer
+            # (Python < 3.12), and a loop around call() would then never stop
+            done, _ = await asyncio.wait({fut}, timeout=self.timeout if timeout is None else timeout)
         except (ConnectionError, OSError):
             raise lost(self.path) from None
         finally:
             self._waiters.pop(rid, None)
-        return _result(resp)
+        if not done:
+            raise Timeout(f"the daemon did not answer {method} in time", "retry, or pass a longer timeout")
+        return _result(fut.result())
 
     async def call_streamed(self, method: str, params: Json, on_progress: Progress, *, timeout: float | None = None) -> Any:
         token = f"{method}-{os.getpid()}-{next(self._ids)}"
@@ -351,10 +353,11 @@ class AsyncClient:
             left = None if deadline is None else deadline - asyncio.get_running_loop().time()
             if left is not None and left <= 0:
                 return None
+            waiter = asyncio.ensure_future(self._event_wake.wait())
             try:
-                await asyncio.wait_for(self._event_wake.wait(), left)
-            except (asyncio.TimeoutError, TimeoutError):
-                return None
+                await asyncio.wait({waiter}, timeout=left)
+            finally:
+                waiter.cancel()
         item = self._router.events.popleft()
         if isinstance(item, ClientError):
             raise item

@@ -159,7 +159,9 @@ def conforms(value: Any, tp: Any, where: str = "$") -> None:
             assert isinstance(k, str)
             conforms(v, vt, f"{where}.{k}")
         return
-    if tp is type(None):
+    if tp is dict or tp is list:  # an open object or list (e.g. PeerDetail.own_nat, paths)
+        assert isinstance(value, tp), f"{where}: expected {tp.__name__}, got {value!r}"
+    elif tp is type(None):
         assert value is None, f"{where}: expected null, got {value!r}"
     elif tp is float:
         assert isinstance(value, (int, float)) and not isinstance(value, bool), f"{where}: expected a number, got {value!r}"

@@ -8,6 +8,7 @@ becomes two lines (cause, fix) on stderr and an exit code from ``errors``.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from .. import errors
@@ -78,10 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # `omertactl events | head`: the reader left; that is not an error
-        try:
-            sys.stdout = None  # type: ignore[assignment]
-        except Exception:
-            pass
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
         return 0
     finally:
         ctx.close()

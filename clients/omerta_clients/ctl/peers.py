@@ -10,9 +10,9 @@ from .common import Ctx
 
 PEER_HELP = "a peer name, a full node id, or a unique prefix of 4+ characters of one"
 LIST_EXAMPLES = """\
-columns: NAME, ID (short node id), PATH (direct, punched, relay via NAME), ENDPOINT, RTT (last mesh
-ping), LOSS, NAT, HANDSHAKE (time since the last handshake), IN/OUT (bytes). A value the daemon does not
-report is shown as "-".
+columns: NAME, ID (short node id), PATH (direct, punched, relay via NAME), ENDPOINT, RTT (smoothed, from
+probes and pings), LOSS (on the current path), NAT (the peer's type, from its signed record), HANDSHAKE
+(time since the last one), IN/OUT (bytes). A value the daemon does not report is shown as "-".
 
 examples:
   omertactl peers
@@ -60,9 +60,11 @@ def run_detail(ctx: Ctx, args: argparse.Namespace) -> int:
     if ctx.json:
         output.print_json(detail, ctx.out)
         return 0
-    try:
-        own_nat = ctx.call("netcheck.run")
-    except ClientError:
-        own_nat = None
+    own_nat = None
+    if any(not d.get("own_nat") for d in detail.get("networks") or []):  # an older daemon: ask netcheck
+        try:
+            own_nat = ctx.call("netcheck.run")
+        except ClientError:
+            pass
     ctx.console.print(output.peer_detail_view(detail, own_nat))
     return 0

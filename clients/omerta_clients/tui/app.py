@@ -105,7 +105,7 @@ class Monitor:
                 finally:
                     for t in helpers:
                         t.cancel()
-                    await asyncio.gather(*helpers, return_exceptions=True)
+                    await asyncio.wait(helpers, timeout=2.0)
             except ClientError as e:
                 self.model.error = f"{e.message} — retrying every {RETRY:g} s ({e.fix})" if e.fix else e.message
                 self.changed()
@@ -118,8 +118,17 @@ class Monitor:
     async def poller(self, client: AsyncClient) -> None:
         n = 0
         loop = asyncio.get_running_loop()
-        while True:
+        while not self.done.is_set() and client is self.client:
             self.model.apply_peers((await client.call("peers.list"))["peers"], loop.time())
+            sel = self.model.selected_row()
+            if sel is not None:  # the detail pane explains the selected peer's path
+                try:
+                    d = await client.call("peers.get", {"peer": sel.node_id, "network": sel.network})
+                    for entry in d.get("networks") or []:
+                        self.model.apply_detail(sel.key, entry)
+                except ClientError as e:
+                    if e.exit_code != errors.NOT_FOUND:
+                        raise
             if n % 5 == 0:
                 self.model.apply_status(await client.call("status.get"))
             n += 1
@@ -141,7 +150,7 @@ class Monitor:
                 else:
                     raise
 
-        while True:
+        while not self.done.is_set() and client is self.client:
             keys = [r.key for r in self.model.rows() if r.connected]
             if keys:
                 await asyncio.gather(*(one(k) for k in keys))
@@ -189,16 +198,19 @@ class Monitor:
             tasks = [asyncio.create_task(self.session(first)), asyncio.create_task(self.painter(live))]
             if self.keys_fd is not None:
                 loop.add_reader(self.keys_fd, self.on_keys)
+            waiter = asyncio.ensure_future(self.done.wait())
             try:
-                await asyncio.wait_for(self.done.wait(), self.max_seconds)
-            except (asyncio.TimeoutError, TimeoutError):
-                self.exit_code = errors.TIMEOUT
+                done, _ = await asyncio.wait({waiter}, timeout=self.max_seconds)
+                if not done:
+                    self.exit_code = errors.TIMEOUT
             finally:
+                waiter.cancel()
+                self.done.set()  # the helpers' loops end on their own even if a cancellation got lost
                 if self.keys_fd is not None:
                     loop.remove_reader(self.keys_fd)
                 for t in tasks:
                     t.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
+                await asyncio.wait(tasks, timeout=3.0)
                 live.update(self.frame())
         return self.exit_code
 

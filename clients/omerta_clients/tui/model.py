@@ -46,6 +46,10 @@ class PeerRow:
     rates: deque = field(default_factory=lambda: deque(maxlen=HISTORY))  # in + out, bytes per second
     pings_sent: int = 0
     pings_answered: int = 0
+    api_loss: float | None = None  # the daemon's loss on the current path (PeerInfo.loss)
+    nat: str | None = None  # the peer's NAT type from its signed record (PeerInfo.nat)
+    why: str | None = None  # peers.get: both NAT verdicts in words
+    own_nat: str | None = None  # peers.get: this node's verdict, one line
     path_reason: str | None = None
     last_error: str | None = None
     polled_at: float | None = None
@@ -59,17 +63,24 @@ class PeerRow:
         return self.name or self.short_id or self.node_id[:12]
 
     @property
-    def loss(self) -> float | None:
+    def ping_loss(self) -> float | None:
         """Fraction of the monitor's pings that went unanswered (None before the first one)."""
         if not self.pings_sent:
             return None
         return 1 - self.pings_answered / self.pings_sent
 
+    @property
+    def loss(self) -> float | None:
+        """The daemon's measure when it gives one, else what the monitor's own pings saw."""
+        return self.api_loss if self.api_loss is not None else self.ping_loss
+
     def update_info(self, p: Json) -> None:
         """Take the fields of a PeerInfo (snapshot or poll)."""
-        for f in ("name", "short_id", "network_name", "endpoint", "path", "connected", "last_handshake_s"):
+        for f in ("name", "short_id", "network_name", "endpoint", "path", "connected", "last_handshake_s", "nat"):
             if f in p:
                 setattr(self, f, p[f])
+        if "loss" in p:
+            self.api_loss = p["loss"]
         if p.get("rtt_ms") is not None and self.rtt_ms is None:
             self.rtt_ms = p["rtt_ms"]
             self.rtts.append(p["rtt_ms"])
@@ -213,6 +224,17 @@ class Model:
             row.last_error = None
         else:
             row.last_error = error
+
+    def apply_detail(self, key: Key, d: Json) -> None:
+        """One network entry of a ``peers.get`` result for the selected peer: why its path is what it is."""
+        row = self.peers.get(key)
+        if row is None:
+            return
+        row.update_info(d)
+        row.why = d.get("why") or None
+        row.path_reason = d.get("path_reason") or row.path_reason
+        own = d.get("own_nat") or {}
+        row.own_nat = f"{own['type']} (confidence {own.get('confidence')})" if own.get("type") else None
 
     # ---- event handlers
     def _row(self, e: Json) -> PeerRow:

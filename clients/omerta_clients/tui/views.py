@@ -67,6 +67,7 @@ def peer_table(m: Model, spark: int = 20) -> RenderableType:
     t.add_column("OUT", justify="right", no_wrap=True)
     t.add_column("THROUGHPUT", no_wrap=True, min_width=spark // 2)
     t.add_column("LOSS", justify="right", no_wrap=True)
+    t.add_column("NAT", no_wrap=True)
     for r in rows:
         chosen = sel is not None and r.key == sel.key
         cells: list[RenderableType | str] = ["›" if chosen else " ", r.label, r.short_id or r.node_id[:12]]
@@ -75,7 +76,7 @@ def peer_table(m: Model, spark: int = 20) -> RenderableType:
         cells += [output.path_text({"connected": r.connected, "path": r.path}), output.text_or_dash(r.endpoint),
                   output.ms(r.rtt_ms), Text(sparkline(r.rtts, spark), style="cyan"),
                   output.rate(r.rate_in), output.rate(r.rate_out), Text(sparkline(r.rates, spark // 2), style="magenta"),
-                  output.pct(r.loss)]
+                  output.pct(r.loss), output.text_or_dash(r.nat)]
         t.add_row(*cells, style="reverse" if chosen else None if r.connected else "dim")
     return t
 
@@ -91,10 +92,14 @@ def detail(r: PeerRow | None) -> RenderableType:
     g.add_row("node", f"{r.node_id}")
     g.add_row("network", f"{r.network_name or '-'} ({r.network})")
     g.add_row("path", Text.assemble(output.path_text({"connected": r.connected, "path": r.path}),
-                                    f"   why: {r.path_reason}" if r.path_reason else ""))
+                                    f"   ({r.path_reason})" if r.path_reason else ""))
+    if r.why:
+        g.add_row("why", r.why)
+    g.add_row("NAT", f"peer {output.text_or_dash(r.nat)}; this node {r.own_nat or '-'}")
     g.add_row("endpoint", output.text_or_dash(r.endpoint))
     g.add_row("RTT", f"{output.ms(r.rtt_ms)}   {stats}")
-    g.add_row("loss", f"{output.pct(r.loss)} of {r.pings_sent} pings" if r.pings_sent else "-")
+    pings = f"{r.pings_answered}/{r.pings_sent} monitor pings answered" if r.pings_sent else "no monitor pings yet"
+    g.add_row("loss", f"{output.pct(r.api_loss)} on the current path (daemon); {pings}" if r.api_loss is not None else f"{output.pct(r.ping_loss)}; {pings}")
     g.add_row("traffic", f"in {output.size(r.bytes_in)} ({output.rate(r.rate_in)}), out {output.size(r.bytes_out)} ({output.rate(r.rate_out)})")
     g.add_row("handshake", output.ago(r.last_handshake_s))
     if r.last_error:

@@ -1,0 +1,57 @@
+"""Renderings that loopback daemons cannot produce (they always meet directly): a relayed peer's detail
+explains the path with both NAT verdicts and their evidence. The input is checked against the schema."""
+
+from __future__ import annotations
+
+import io
+
+from rich.console import Console
+
+from clients.ctlharness import check_result
+from omerta_clients import output
+
+SYM = {"type": "symmetric-random", "mapping": "apdm", "filtering": "apdf", "allocation": "random", "port_delta": None,
+       "public_endpoints": ["198.51.100.7:40001", "198.51.100.7:40873"], "confidence": 0.9,
+       "evidence": ["bob saw 198.51.100.7:40001", "carol saw 198.51.100.7:40873: a new port per destination"]}
+THEIRS = {**SYM, "public_endpoints": [], "confidence": 0.0, "evidence": ["as stated in the peer's signed record"]}
+RELAYED = {
+    "node_id": "d" * 52, "name": "dave", "networks": [{
+        "name": "dave", "node_id": "d" * 52, "short_id": "d" * 12, "network": "n" * 16, "network_name": "home",
+        "endpoint": None, "path": "relay via carol", "rtt_ms": 41.5, "last_handshake_s": 12.0, "bytes_in": 2048,
+        "bytes_out": 4096, "connected": True, "loss": 0.05, "nat": "symmetric-random",
+        "path_reason": "no direct path answered; relay up",
+        "why": "symmetric-random and symmetric-random: both NATs pick a new port for every destination, so neither side can aim at the other; relayed",
+        "own_nat": SYM, "peer_nat": THEIRS,
+        "paths": [{"path": "relay:" + "c" * 52, "kind": "relay", "state": "up", "current": True, "rtt_ms": 41.5, "loss": 0.05, "last_answer_s": 0.4},
+                  {"path": "203.0.113.9:51888", "kind": "direct", "state": "down", "current": False, "rtt_ms": None, "loss": 1.0, "last_answer_s": None}],
+        "endpoints": ["203.0.113.9:51888"], "packets_in": 20, "packets_out": 30, "handshakes": 2,
+        "handshake_in_progress": False, "sessions": [{"slot": "current", "age_s": 12.0, "initiator": True, "packets_sent": 30}],
+    }],
+}
+
+
+def render(renderable) -> str:
+    c = Console(record=True, width=140, file=io.StringIO())
+    c.print(renderable)
+    return c.export_text()
+
+
+def test_relayed_peer_detail_explains_why_with_both_nat_verdicts() -> None:
+    text = render(output.peer_detail_view(check_result("peers.get", RELAYED)))
+    assert "why relayed" in text and "relay via carol" in text
+    assert "both NATs pick a new port for every destination" in text and "no direct path answered" in text
+    assert "this node's NAT  symmetric-random (confidence 0.9)" in text and "carol saw 198.51.100.7:40873" in text
+    assert "peer's NAT" in text and "as stated in the peer's signed record" in text
+    assert "5%" in text and "41.5 ms" in text and "203.0.113.9:51888" in text  # loss, RTT, the dead direct path
+
+
+def test_peer_table_for_relayed_and_offline_peers() -> None:
+    peers = [{k: v for k, v in RELAYED["networks"][0].items() if k in (
+        "name", "node_id", "short_id", "network", "network_name", "endpoint", "path", "rtt_ms", "last_handshake_s",
+        "bytes_in", "bytes_out", "connected", "loss", "nat")}]
+    peers.append({**peers[0], "name": "erin", "node_id": "e" * 52, "short_id": "e" * 12, "connected": False, "path": None,
+                  "rtt_ms": None, "loss": None, "nat": None, "last_handshake_s": None})
+    check_result("peers.list", {"peers": peers})
+    lines = render(output.peers_table(peers)).splitlines()
+    assert lines[1].split()[:5] == ["dave", "d" * 12, "relay", "via", "carol"] and "symmetric-random" in lines[1]
+    assert lines[2].split()[:4] == ["erin", "e" * 12, "not", "connected"] and lines[2].count(" - ") >= 3
