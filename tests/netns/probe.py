@@ -54,7 +54,7 @@ def recv_json(s: socket.socket, timeout: float) -> tuple[dict | None, tuple[str,
         return {"raw": data.decode(errors="replace")}, src
 
 
-def echo(s: socket.socket, target: tuple[str, int], token: str, tries: int = 8, wait: float = 0.25):
+def echo(s: socket.socket, target: tuple[str, int], token: str, tries: int = 24, wait: float = 0.25):
     """Ask a server which source it sees; retransmits; returns [ip, port] or None."""
     for _ in range(tries):
         s.sendto(json.dumps({"cmd": "echo", "token": token}).encode(), target)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -140,8 +141,18 @@ class Meshd:
             self.mail.setdefault(ch, [])
             self.mail[ch] += self.call("channel.receive", channel=ch)["messages"]
 
-    def send(self, to: "Meshd", channel: str, data: str) -> None:
-        self.call("channel.send", peer=to.id, channel=channel, data=data)
+    def send(self, to: "Meshd", channel: str, data: str, known_within: float = 10.0) -> float:
+        """Send by node id; a member not known yet (gossip has not brought its record) is retried until
+        ``known_within``. Returns when the daemon accepted the message (time.monotonic())."""
+        deadline = time.monotonic() + known_within
+        while True:
+            try:
+                self.call("channel.send", peer=to.id, channel=channel, data=data)
+                return time.monotonic()
+            except RpcError as e:
+                if e.name != "PEER_NOT_FOUND" or time.monotonic() >= deadline:
+                    raise
+            time.sleep(0.05)
 
     def wait_message(self, channel: str, match: Callable[[dict], bool], timeout: float) -> dict | None:
         """The first buffered or arriving message on ``channel`` that ``match``es (event-driven: the daemon
@@ -230,7 +241,6 @@ def wait_classified(daemons: dict[Meshd, str], timeout: float) -> dict[str, str]
 
 
 # ------------------------------------------------------------------------------------------ matrix
-@pytest.mark.slow
 def test_nat_matrix_direct_wherever_possible_relayed_otherwise(lab: Lab, tmp_path: Path, capsys) -> None:
     """All 36 ordered pairs in one network: a relay R and a second public observer S, and for every kind
     one sender A and one receiver B, each behind a NAT router of its own."""
@@ -253,14 +263,15 @@ def test_nat_matrix_direct_wherever_possible_relayed_otherwise(lab: Lab, tmp_pat
         for kb in KINDS:
             a, b = A[ka], B[kb]
             tag = f"{ka}>{kb}"
-            t0 = time.monotonic()
-            a.send(b, "m", tag)
+            pre = a.peer(b)  # gossip may already have opened a session (neighbours), as in the simulator
+            warm = "session" if pre and pre["connected"] else "gossip" if pre is None else "pending"
+            t0 = a.send(b, "m", tag)  # when the daemon took it (a member gossip has not brought yet is retried)
             got = b.wait_message("m", lambda m, a=a, tag=tag: m["data"] == tag and m["node_id"] == a.id, 10)
             first = time.monotonic() - t0 if got else None
             t1 = time.monotonic()
             b.send(a, "m", "re:" + tag)
             back = a.wait_message("m", lambda m, b=b, tag=tag: m["data"] == "re:" + tag and m["node_id"] == b.id, 10)
-            results[(ka, kb)] = {"first": first, "back": time.monotonic() - t1 if back else None, "at": time.monotonic()}
+            results[(ka, kb)] = {"warm": warm, "first": first, "back": time.monotonic() - t1 if back else None, "at": time.monotonic()}
 
     # paths settle: punching (schedule up to 5 s) and upgrade attempts; read each pair ~10 s after its start
     last = max(r["at"] for r in results.values())
@@ -274,7 +285,7 @@ def test_nat_matrix_direct_wherever_possible_relayed_otherwise(lab: Lab, tmp_pat
         want = design(ka, kb)
         first = "-" if r["first"] is None else f"{r['first']:.2f}s"
         backs = "-" if r["back"] is None else f"{r['back']:.2f}s"
-        row = f"{ka:21} {kb:21} {want:7} {ab or '-':18} {ba or '-':18} {first:>7} {backs:>7}"
+        row = f"{ka:21} {kb:21} {want:7} {ab or '-':21} {ba or '-':21} {r['warm']:8} {first:>7} {backs:>7}"
         rows.append(row)
         if r["first"] is None or r["first"] > 5.0 or r["back"] is None or path_class(ab) != want or path_class(ba) != want:
             wrong.append(row)
@@ -282,9 +293,237 @@ def test_nat_matrix_direct_wherever_possible_relayed_otherwise(lab: Lab, tmp_pat
     with capsys.disabled():
         print(f"\nNAT matrix on real kernels (setup {setup:.1f} s, total {total:.1f} s); verdicts: "
               + ", ".join(f"{d.name}={kind_of[d]}:{verdicts.get(d.name, '?').split('/')[0]}" for d in everyone))
-        print(f"{'A':21} {'B':21} {'design':7} {'A->B path':18} {'B->A path':18} {'first':>7} {'reply':>7}")
+        print(f"{'A':21} {'B':21} {'design':7} {'A->B path':21} {'B->A path':21} {'before':8} {'first':>7} {'reply':>7}")
         print("\n".join(rows))
     for d in everyone:
         assert d.alive(), f"{d} died:\n{d.log()}"
         assert d.call("status.get")["counters"].get("drop.internal_error", 0) == 0, d
     assert wrong == [], "pairs not as designed:\n" + "\n".join(wrong) + "\nverdicts: " + str(verdicts)
+
+
+# ------------------------------------------------------------------------------------------ streams
+class Stream:
+    """Messages ``0, 1, 2, ...`` from ``a`` to ``b`` on ``channel`` every ``interval`` seconds (a sender
+    thread), and their arrival times at ``b`` (a receiver thread), each on its own JSON-RPC connection."""
+
+    def __init__(self, a: Meshd, b: Meshd, channel: str = "stream", interval: float = 0.1) -> None:
+        self.a, self.b, self.channel, self.interval = a, b, channel, interval
+        self.sent: list[float] = []  # send time of each sequence number
+        self.got: dict[int, float] = {}  # arrival time of each sequence number
+        self.order: list[int] = []
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._stop_sending = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def __enter__(self) -> "Stream":
+        self.b.call("channel.receive", channel=self.channel)  # open the inbox before the first message
+        for fn in (self._receive, self._send):
+            t = threading.Thread(target=fn, daemon=True)
+            t.start()
+            self._threads.append(t)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop_sending.set()
+        self._stop.set()
+        for t in self._threads:
+            t.join(10)
+
+    def _send(self) -> None:
+        try:
+            with RpcClient(str(self.a.socket), 15) as c:
+                i = 0
+                while not self._stop_sending.is_set():
+                    t = time.monotonic()
+                    c.call("channel.send", peer=self.b.id, channel=self.channel, data=str(i))
+                    self.sent.append(t)
+                    i += 1
+                    self._stop_sending.wait(max(0.0, t + self.interval - time.monotonic()))
+        except Exception as e:  # reported by check()
+            self.errors.append(f"sender: {e!r}")
+
+    def _receive(self) -> None:
+        try:
+            with RpcClient(str(self.b.socket), 15) as c:
+                while not self._stop.is_set():
+                    msgs = c.call("channel.receive", channel=self.channel, timeout=0.3, max=1000)["messages"]
+                    now = time.monotonic()
+                    for m in msgs:
+                        seq = int(m["data"])
+                        self.got.setdefault(seq, now)
+                        self.order.append(seq)
+        except Exception as e:
+            if not self._stop.is_set():
+                self.errors.append(f"receiver: {e!r}")
+
+    def resumed_after(self, t: float) -> float | None:
+        """Seconds from ``t`` until the first message sent at or after ``t`` arrived (None: none yet)."""
+        seqs = [i for i, s in enumerate(list(self.sent)) if s >= t and i in self.got]
+        return min(self.got[i] for i in seqs) - t if seqs else None
+
+    def wait_resumed(self, t: float, timeout: float) -> float | None:
+        got = wait_for(lambda: (r := self.resumed_after(t)) is not None and (r,), timeout, 0.05)
+        return got[0] if got else None
+
+    def max_gap(self, t0: float, t1: float) -> float:
+        """The longest time without an arrival between ``t0`` and ``t1``."""
+        times = sorted([t0, t1] + [v for v in self.got.values() if t0 <= v <= t1])
+        return max(b - a for a, b in zip(times, times[1:]))
+
+    def finish(self, timeout: float = 10.0) -> None:
+        """Stop sending; wait until everything sent has arrived; check it arrived once each, in order."""
+        self._stop_sending.set()
+        self._threads[1].join(10)
+        wait_for(lambda: len(self.got) >= len(self.sent), timeout, 0.1)
+        self._stop.set()
+        self._threads[0].join(10)
+        assert not self.errors, self.errors
+        missing = [i for i in range(len(self.sent)) if i not in self.got]
+        assert not missing, f"{len(missing)} of {len(self.sent)} messages never arrived: {missing[:20]}"
+        assert self.order == sorted(self.order) and len(self.order) == len(set(self.order)), "out of order or duplicated"
+
+
+def pair_mesh(lab: Lab, tmp_path: Path, ka: str, kb: str, *, s_relay: bool = False) -> tuple[Meshd, Meshd, Meshd, Meshd]:
+    """R (public relay), S (public; a relay too with ``s_relay``), A behind ``ka``, B behind ``kb``, in one
+    network made by R."""
+    R = Meshd(lab, lab.add_public_host("r"), tmp_path, "R", relay=True)
+    S = Meshd(lab, lab.add_public_host("s"), tmp_path, "S", relay=s_relay)
+    A = Meshd(lab, host_of(lab, "a", ka), tmp_path, "A")
+    B = Meshd(lab, host_of(lab, "b", kb), tmp_path, "B")
+    start_all([R, S, A, B])
+    form_network(R, [S, A, B])
+    return R, S, A, B
+
+
+def say(capsys, text: str) -> None:
+    with capsys.disabled():
+        print(text)
+
+
+def connect(a: Meshd, b: Meshd, want: tuple[str, ...] = DIRECT, timeout: float = 15.0) -> str:
+    """A first message a -> b, then wait until a's path to b is one of ``want``."""
+    a.listen("hello")
+    b.listen("hello")
+    a.send(b, "hello", "hi")
+    assert b.wait_message("hello", lambda m: m["node_id"] == a.id, 10), f"{a} -> {b}: nothing arrived"
+    p = wait_for(lambda: (x := a.path_to(b)) in want and x, timeout)
+    assert p, f"{a}'s path to {b} is {a.path_to(b)}, not one of {want}; {b}'s is {b.path_to(a)}"
+    return p
+
+
+# ------------------------------------------------------------------------------------------ failover
+def test_failover_to_a_relay_and_back_and_to_another_relay_when_one_dies(lab: Lab, tmp_path: Path, capsys) -> None:
+    t_start = time.monotonic()
+    R, S, A, B = pair_mesh(lab, tmp_path, "full-cone", "full-cone", s_relay=True)
+    na, nb = A.host.nat, B.host.nat
+    relay_name = {R.id[:12]: "R", S.id[:12]: "S"}
+    connect(A, B)
+    out = []
+    with Stream(A, B) as st:
+        assert st.wait_resumed(time.monotonic(), 5) is not None, "the stream does not flow"
+        # the direct path dies: heartbeats (1.5 s while active) notice, the relay takes over
+        t_cut = time.monotonic()
+        lab.block(na, nb)
+        relayed = wait_for(lambda: (p := A.path_to(B)) and p.startswith("relay") and p, 8, 0.05)
+        t_sw = time.monotonic() - t_cut
+        assert relayed and t_sw <= 5.0, f"A's path to B is {A.path_to(B)} {t_sw:.1f} s after the cut"
+        resumed = st.wait_resumed(time.monotonic(), 3)
+        assert resumed is not None and resumed <= 1.0, f"messages did not resume on the relay ({resumed})"
+        gap = st.max_gap(t_cut, time.monotonic())
+        assert gap <= 5.5, f"no message arrived for {gap:.1f} s around the failover"
+        b_side = wait_for(lambda: (p := B.path_to(A)) and p.startswith("relay") and p, 5, 0.1)
+        out.append(f"cut: A->B {relayed} after {t_sw:.2f} s (B->A {b_side}), longest gap in arrivals {gap:.2f} s")
+        # the direct path heals: the relayed peer keeps probing it and goes back
+        t_heal = time.monotonic()
+        lab.unblock(na, nb)
+        back = wait_for(lambda: (p := A.path_to(B)) in DIRECT and p, 30, 0.1)
+        assert back, f"A's path to B is still {A.path_to(B)} 30 s after the block was lifted"
+        out.append(f"healed: A->B {back} after {time.monotonic() - t_heal:.2f} s")
+        # cut again, then the relay in use crashes (SIGKILL): the other relay-capable member takes over
+        t_cut = time.monotonic()
+        lab.block(na, nb)
+        first = wait_for(lambda: (p := A.path_to(B)) and p.startswith("relay") and p, 8, 0.05)
+        assert first, f"A's path to B is {A.path_to(B)} after the second cut"
+        dead, alive = (R, S) if relay_name.get(first.split()[-1]) == "R" else (S, R)
+        t_kill = time.monotonic()
+        os.killpg(dead.proc.pid, signal.SIGKILL)
+        dead.proc.wait()
+        moved = wait_for(lambda: (p := A.path_to(B)) and p.startswith("relay") and p.split()[-1] == alive.id[:12] and p, 15, 0.1)
+        t_mv = time.monotonic() - t_kill
+        assert moved, f"A's path to B is {A.path_to(B)} {t_mv:.1f} s after relay {dead.name} died"
+        resumed = st.wait_resumed(time.monotonic(), 3)
+        assert resumed is not None and resumed <= 1.0, f"messages did not resume via {alive.name} ({resumed})"
+        out.append(f"relay {dead.name} killed: A->B moved to relay via {alive.name} after {t_mv:.2f} s")
+        # with one relay dead, the healed direct path comes back and stays
+        t_heal = time.monotonic()
+        lab.unblock(na, nb)
+        back = wait_for(lambda: (p := A.path_to(B)) in DIRECT and p, 30, 0.1)
+        assert back, f"A's path to B is still {A.path_to(B)} 30 s after the block was lifted"
+        out.append(f"healed with {dead.name} dead: A->B {back} after {time.monotonic() - t_heal:.2f} s")
+        steady = [A.path_to(B) for _ in range(10) if time.sleep(0.3) is None]
+        assert all(p in DIRECT for p in steady), f"the direct path did not stay: {steady}"
+        st.finish()
+    say(capsys, f"\nfailover (full-cone x full-cone, relays R and S, {len(st.sent)} messages, none lost, in order, "
+                f"{time.monotonic() - t_start:.1f} s):\n  " + "\n  ".join(out))
+
+
+# ------------------------------------------------------------------------------------------ roaming
+def test_roaming_messages_resume_within_two_seconds(lab: Lab, tmp_path: Path, capsys) -> None:
+    """A (public) streams to B (behind a port-restricted NAT). B's host gets a new LAN address (a new NAT
+    mapping), then B's router a new public address (every mapping gone, as after a DHCP renumbering)."""
+    t_start = time.monotonic()
+    R, S, A, B = pair_mesh(lab, tmp_path, "public", "port-restricted")
+    connect(A, B)
+    hs = A.peer(B)["last_handshake_s"]
+    out = []
+    with Stream(A, B) as st:
+        assert st.wait_resumed(time.monotonic(), 5) is not None, "the stream does not flow"
+        for what, node in (("B's LAN address", B.host), ("B's router's public address", B.host.nat)):
+            old = A.peer(B)["endpoint"]
+            t_roam = time.monotonic()
+            new_ip = lab.set_address(node)
+            resumed = st.wait_resumed(t_roam, 10)
+            assert resumed is not None and resumed <= 2.0, f"after {what} changed, messages resumed after {resumed} s"
+            moved = wait_for(lambda: (e := A.peer(B)["endpoint"]) != old and e, 5)
+            out.append(f"{what} -> {new_ip}: resumed after {resumed:.2f} s; A sees B at {moved} (was {old}), "
+                       f"path {A.path_to(B)}")
+            assert moved and moved.startswith(B.host.public_ip + ":"), f"A still sends to {A.peer(B)['endpoint']}"
+            time.sleep(1.0)
+            assert st.wait_resumed(time.monotonic() - 0.5, 3) is not None, "the stream stopped again"
+        st.finish()
+    assert A.peer(B)["last_handshake_s"] >= hs, "a new handshake was needed: the session did not survive the moves"
+    say(capsys, f"\nroaming (public -> port-restricted, {len(st.sent)} messages, none lost, in order, "
+                f"{time.monotonic() - t_start:.1f} s):\n  " + "\n  ".join(out))
+
+
+# ------------------------------------------------------------------------------------------ restart
+def test_restart_reconnects_from_the_peer_cache_without_an_invite(lab: Lab, tmp_path: Path, capsys) -> None:
+    t_start = time.monotonic()
+    R, S, A, B = pair_mesh(lab, tmp_path, "port-restricted", "restricted")
+    connect(A, B)
+    B.listen("after")
+    assert B.stop() == 0, f"B did not stop cleanly:\n{B.log()}"
+    assert wait_for(lambda: not (p := A.peer(B)) or not p["connected"], 5), "A still thinks B is connected"
+    cache = B.state / "peers.json"
+    t_restart = time.monotonic()
+    B.start()  # the same state directory, no invite, no bootstrap
+    B.wait_ready()
+    t_ready = time.monotonic() - t_restart
+    back = wait_for(lambda: (p := A.peer(B)) and p["connected"] and p, 15)
+    t_conn = time.monotonic() - t_restart
+    assert back, f"A does not see B again {t_conn:.1f} s after B restarted:\n{B.log()}"
+    assert {n["network"] for n in B.call("network.list")["networks"]} == {n["network"] for n in A.call("network.list")["networks"]}
+    B.listen("after")
+    A.listen("after")
+    t0 = A.send(B, "after", "welcome back")
+    assert B.wait_message("after", lambda m: m["data"] == "welcome back" and m["node_id"] == A.id, 10), "A -> B after the restart"
+    t_msg = time.monotonic() - t0
+    B.send(A, "after", "thanks")
+    assert A.wait_message("after", lambda m: m["data"] == "thanks" and m["node_id"] == B.id, 10), "B -> A after the restart"
+    path = wait_for(lambda: (p := A.path_to(B)) in DIRECT and p, 15)
+    assert path, f"A's path to B after the restart is {A.path_to(B)} (port-restricted x restricted punches)"
+    say(capsys, f"\nrestart (port-restricted A, restricted B; B stopped with SIGTERM, started on its state dir"
+                f"{' (peer cache ' + cache.name + ')' if cache.exists() else ''}): ready {t_ready:.2f} s, "
+                f"A sees B connected {t_conn:.2f} s after the restart, first message {t_msg:.2f} s, path {path} "
+                f"({time.monotonic() - t_start:.1f} s)")

@@ -31,6 +31,9 @@ from .wire import frames as fw
 if TYPE_CHECKING:  # pragma: no cover
     from .mesh import Mesh
 
+MAPPING_IDLE = 30.0  # seconds without sending after which a NAT may have forgotten a mapping (Linux: 30 s)
+MAX_DESTINATIONS = 4096
+
 
 class LinkMixin:
     # ------------------------------------------------------------------ paths
@@ -247,23 +250,65 @@ class LinkMixin:
                         self._send_raw(peer, peer.pending.datagram, addr, now)
 
     # ------------------------------------------------------------------ hole punching
-    def _own_candidates(self: "Mesh") -> tuple[list[Address], int, int]:
+    def _note_destination(self: "Mesh", dst: Address, now: float) -> None:
+        """Remember the order in which we first sent to each direct address (a NAT mapping each, behind a
+        symmetric NAT): ``_own_candidates`` places unreported mappings with it."""
+        d = self._destinations.get(dst)
+        if d is None or now - d[1] > MAPPING_IDLE:  # new, or idle long enough for the NAT to forget it
+            self._destinations.pop(dst, None)
+            self._destinations[dst] = (self._destination_count, now)
+            self._destination_count += 1
+            if len(self._destinations) > MAX_DESTINATIONS:
+                del self._destinations[next(iter(self._destinations))]
+        elif now - d[1] > 1.0:
+            self._destinations[dst] = (d[0], now)
+
+    def _own_candidates(self: "Mesh", peer: Peer | None = None) -> tuple[list[Address], int, int]:
         v = self.nat_verdict()
         eps: list[Address] = list(dict.fromkeys(list(v.public) + list(self.local_endpoints)))
-        predicted: list[Address] = []
+        predicted: list[int] = []
         if v.mapping in (Mapping.ADM, Mapping.APDM) and v.allocation == "sequential" and v.public:
             host, port = v.public[0]
+            n = self.cfg.punch_prediction
             step = v.port_delta or 1
             if abs(step) <= 2:  # other flows take ports in between: scan the next ports one by one
                 step = 1 if step > 0 else -1
-            for k in range(1, self.cfg.punch_prediction + 1):
-                q = port + k * step
-                if 1024 <= q <= 65535:
-                    predicted.append((host, q))
-        return eps + predicted, int(v.mapping), v.port_delta
+            # A sequential NAT gives each new destination the next port. We know the order in which we first
+            # sent to each destination, and peers reported the mappings of some of them: those place the
+            # others, such as the one towards this peer, made by our first (unanswered) handshake before
+            # any punch, or by probes to other peers since the last report.
+            refs: dict[int, int] = {}
+            for o in list(self.nat.observations)[-64:]:
+                d = self._destinations.get(o.dst)
+                if o.mapped[0] == host and d is not None:
+                    refs[d[0]] = o.mapped[1]
+            if refs:
+                # the direction from the reports in sending order (peers report in any order)
+                order = sorted(refs)
+                slopes = sorted((refs[b] - refs[a]) / (b - a) for a, b in zip(order, order[1:]))
+                unit = (1 if slopes[len(slopes) // 2] > 0 else -1) if slopes else (1 if step > 0 else -1)
+
+                def place(i: int) -> int:
+                    r = min(refs, key=lambda r: (abs(r - i), -r))
+                    return refs[r] + (i - r) * unit
+
+                theirs: list[Address] = []
+                if peer is not None:
+                    rec = self.record_of(peer.network.id, peer.node)
+                    theirs = [*peer.endpoints, *peer.punch_targets, *(rec.endpoints if rec else ()), *peer.paths]
+                towards = sorted({d[0] for a in theirs if not is_relay(a) and (d := self._destinations.get(a)) is not None})
+                for i in towards:
+                    q = place(i)
+                    predicted += [q, q + unit, q - unit, q + 2 * unit, q - 2 * unit]
+                nxt = place(self._destination_count)  # where a mapping made now lands
+                predicted += [nxt + k * unit for k in range(n)]
+            else:
+                predicted = [port + k * step for k in range(1, n + 1)]
+        eps += [(v.public[0][0], q) for q in dict.fromkeys(predicted) if 1024 <= q <= 65535 and (v.public[0][0], q) not in eps]
+        return eps, int(v.mapping), v.port_delta
 
     def _send_candidates(self: "Mesh", peer: Peer, now: float, reply: bool) -> None:
-        eps, mapping, delta = self._own_candidates()
+        eps, mapping, delta = self._own_candidates(peer)
         body = cw.encode_candidates(cw.Candidates(reply, mapping, delta, eps[: self.cfg.punch_prediction + 16]))
         self._send_control(peer, "punch.candidates", body, now)
 

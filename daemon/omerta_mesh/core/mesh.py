@@ -80,6 +80,8 @@ class Mesh(LinkMixin, GossipMixin):
         self._last_now = 0.0
         self._control_ids: set[int] = set()
         self.nat = NatObserver()
+        self._destinations: dict[Address, tuple[int, float]] = {}  # direct address -> (first-send order, last sent)
+        self._destination_count = 0
         self._nat_label = "unknown"
         self._relay_pairs: dict[tuple[bytes, bytes], set] = {}
         self._relay_limiter = ByteRateLimiter(config.relay_rate, int(config.relay_burst), config.relay_clients)
@@ -130,6 +132,7 @@ class Mesh(LinkMixin, GossipMixin):
                 return
         else:
             self._out.append((target, local or peer.local, data))
+            self._note_destination(target, now)
         peer.stats.bytes_out += len(data)
         peer.stats.packets_out += 1
 
@@ -572,6 +575,12 @@ class Mesh(LinkMixin, GossipMixin):
         if label != self._nat_label:
             self._nat_label = label
             self._event(ev.NatChanged(label))
+            # what we now know of our NAT (a port allocation to predict, say) may open paths that failed:
+            # relayed peers exchange candidates again at once rather than at their next upgrade attempt
+            for peer in self.table:
+                if is_relay(peer.endpoint) and peer.current is not None:
+                    peer.upgrade_at = now
+                    self._arm(peer, now)
 
     def _pump(self, peer: Peer, now: float) -> None:
         """Send what the peer's stream allows, starting a handshake if there is no session."""
