@@ -37,7 +37,7 @@ def wait_until(pred, timeout: float = 10.0, what: str = "condition") -> None:
 @pytest.mark.parametrize("loop", ["auto", "asyncio"])  # auto: uvloop when installed
 def test_two_daemons_join_and_every_method_works_over_the_socket(daemon_factory, loop: str) -> None:
     a = daemon_factory("a", extra=["--loop", loop, "--audit-encryption"]).start()
-    b = daemon_factory("b", extra=["--loop", loop]).start()
+    b = daemon_factory("b", extra=["--loop", loop, "--relay"]).start()
     seen: set[str] = set()
     ca, cb = a.client(), b.client()
     A, B = Recorder(ca, seen), Recorder(cb, seen)
@@ -105,6 +105,11 @@ def test_two_daemons_join_and_every_method_works_over_the_socket(daemon_factory,
     assert [base64.b64decode(m["data"]) for m in got] == [b"hello B", b"\x00\xffbin"]
     assert got[0]["node_id"] == a_id and got[0]["channel"] == "chat"
 
+    # B offers to relay: A's netcheck lists it with the RTT of A's path to it
+    relays = A("netcheck.run")["relays"]
+    assert [r["node_id"] for r in relays] == [b_id] and relays[0]["connected"], relays
+    assert relays[0]["rtt_ms"] is not None and relays[0]["rtt_ms"] >= 0
+    assert B("status.get")["relay"]["enabled"] is True
     nc = A("netcheck.run")
     # B saw A's packets come from A's own loopback address: no NAT, with that as the evidence
     assert nc["status"] == "classified" and nc["mapping"] == "none", nc

@@ -23,7 +23,7 @@ from .errors import DropReason, WireError
 from .ids import NodeId
 from .nat.classify import Mapping, Observation
 from .noise.cookie import RateLimiter
-from .peers.paths import Address, Path, PathState, choose, is_relay, path_state, relay_address, relay_node_text
+from .peers.paths import Address, Path, PathState, choose, evidence, is_relay, path_state, relay_address, relay_node_text
 from .peers.peer import Peer
 from .wire import control as cw
 from .wire import frames as fw
@@ -83,6 +83,13 @@ class LinkMixin:
         if not is_relay(addr):
             peer.add_endpoint(addr)
         self._event(ev.PathChanged(peer.network.id, peer.node, old, addr, self.path_kind(peer), reason))
+        gone = peer.paths.get(old) if old is not None else None
+        if gone is not None and (path_state(gone, now, self.cfg.trust_window) is PathState.DOWN
+                                 or evidence(gone) < now - self.cfg.heartbeat_active):
+            # failover or roaming: frames in flight went into the dead path; resend them now on this one
+            # rather than after a retransmission timer backed off on the dead path
+            for f in peer.stream.resend_all(now):
+                self._send_frame(peer, f, now)
         if is_relay(addr) and peer.current is not None:
             peer.upgrade_at = now  # relayed: start trying to go direct at once
         elif not is_relay(addr):

@@ -123,6 +123,7 @@ class NatVerdict:
     public_endpoints: list[str] = field(default_factory=list)
     local_endpoints: list[str] = field(default_factory=list)
     evidence: list[str] = field(default_factory=list)
+    relays: list[dict] = field(default_factory=list)  # relay-capable members: name, node_id, rtt_ms, connected
 
 
 @dataclass

@@ -150,7 +150,26 @@ def nat_verdict(api: "DaemonAPI") -> s.NatVerdict:
         status=status, reason=reason, mapping=d["mapping"], filtering=d["filtering"],
         port_delta=v.port_delta if d["allocation"] == "sequential" else None,
         public_endpoints=d["public_endpoints"], local_endpoints=api.endpoint_strings(), evidence=d["evidence"],
+        relays=relay_latencies(api),
     )
+
+
+def relay_latencies(api: "DaemonAPI") -> list[dict]:
+    """Relay-capable members (by their signed records) and the RTT of our path to each."""
+    mesh = api.node.mesh
+    out = []
+    for net in mesh.networks.values():
+        for rec in mesh.records(net.id):
+            if not rec.relay or rec.node == mesh.node_id:
+                continue
+            p = mesh.table.get(net.id, rec.node)
+            cur = p.paths.get(p.endpoint) if p is not None and p.endpoint is not None else None
+            out.append({
+                "name": api.name_of(rec.node), "node_id": str(rec.node), "network": str(net.id),
+                "connected": bool(p and p.connected),
+                "rtt_ms": round(cur.srtt * 1000, 3) if cur is not None and cur.srtt is not None else None,
+            })
+    return sorted(out, key=lambda r: (r["rtt_ms"] is None, r["rtt_ms"] or 0.0, r["name"]))
 
 
 def status(api: "DaemonAPI") -> s.StatusResult:

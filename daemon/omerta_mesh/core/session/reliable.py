@@ -198,6 +198,21 @@ class ReliableStream:
         self.rto_at = now + self.rto
         return resend, []
 
+    def resend_all(self, now: float) -> list[bytes]:
+        """The path changed because the old one died: what is in flight was lost with it. The frames to
+        send again at once, with the retransmission timer started afresh (its backoff was the dead path's)."""
+        resend = []
+        for f in self._inflight.values():
+            if not f.sacked:
+                f.sent_at = now
+                f.retransmitted = True
+                resend.append(f.frame)
+        self.stats.retransmits += len(resend)
+        if self._inflight:
+            self.rto = max(self.cfg.reliable_min_rto, min(self.rto, self.cfg.reliable_initial_rto))
+            self.rto_at = now + self.rto
+        return resend
+
     def _give_up(self) -> list[int]:
         failed = list(dict.fromkeys([f.msg_id for f in self._inflight.values()] + [p.msg_id for p in self._queue]))
         self.stats.give_ups += 1
