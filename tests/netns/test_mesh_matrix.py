@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from nat_design import KINDS, design
 
 from meshd.harness import open_dirs
 from meshd.rpcclient import RpcClient, RpcError
@@ -36,25 +37,7 @@ from netns.lab import Host, Lab
 pytestmark = pytest.mark.root
 
 PORT = 51888
-KINDS = ["public", "full-cone", "restricted", "port-restricted", "symmetric-sequential", "symmetric-random"]
 DIRECT = ("direct", "punched")
-
-
-def design(a: str, b: str) -> str:
-    """What the design predicts for a pair: "direct" (possibly after a punch) or "relay". The same table as
-    tests/sim/test_connectivity.py::design."""
-    pair = {a, b}
-    if pair & {"public", "full-cone"}:
-        return "direct"
-    sym = {k for k in pair if k.startswith("symmetric")}
-    if not sym:
-        return "direct"  # restricted / port-restricted cones punch
-    if a.startswith("symmetric") and b.startswith("symmetric"):
-        return "relay"
-    other = (pair - sym).pop()
-    if other == "restricted":
-        return "direct"  # address-dependent filtering opens for any port of the symmetric side
-    return "direct" if sym == {"symmetric-sequential"} else "relay"  # port prediction, or nothing
 
 
 def expected_nat(kind: str) -> str:

@@ -3,29 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from nat_design import KINDS, design
 
 from omerta_mesh.core import events as ev
 from omerta_mesh.sim.harness import SimMesh, SimNode
 from omerta_mesh.sim.network import LinkSpec
 
-KINDS = ["public", "full-cone", "restricted", "port-restricted", "symmetric-sequential", "symmetric-random"]
-
-
-def design(a: str, b: str) -> str:
-    """What the design predicts for a pair: "direct" (possibly after a punch) or "relay"."""
-    pair = {a, b}
-    if pair & {"public", "full-cone"}:
-        return "direct"
-    sym = {k for k in pair if k.startswith("symmetric")}
-    if not sym:
-        return "direct"  # restricted / port-restricted cones punch
-    if len(sym) == 2 or (a.startswith("symmetric") and b.startswith("symmetric")):
-        return "relay"
-    other = (pair - sym).pop()
-    if other == "restricted":
-        return "direct"  # address-dependent filtering opens for any port of the symmetric side
-    # port-restricted: only a predictable (sequential) symmetric NAT can be met, by port prediction
-    return "direct" if sym == {"symmetric-sequential"} else "relay"
 
 
 def lab(ka: str, kb: str, seed: int = 1) -> tuple[SimMesh, SimNode, SimNode, SimNode, object]:

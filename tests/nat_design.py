@@ -1,0 +1,21 @@
+"""The connectivity design, as one table both the simulator and the real NAT lab are checked against."""
+
+from __future__ import annotations
+
+KINDS = ["public", "full-cone", "restricted", "port-restricted", "symmetric-sequential", "symmetric-random"]
+
+
+def design(a: str, b: str) -> str:
+    """What the design predicts for a pair of NAT kinds: "direct" (possibly after a punch) or "relay"."""
+    pair = {a, b}
+    if pair & {"public", "full-cone"}:
+        return "direct"  # one side accepts unsolicited packets
+    sym = {k for k in pair if k.startswith("symmetric")}
+    if not sym:
+        return "direct"  # restricted / port-restricted cones punch
+    if a.startswith("symmetric") and b.startswith("symmetric"):
+        return "relay"  # both pick a new port per destination: neither can aim at the other
+    other = (pair - sym).pop()
+    if other == "restricted":
+        return "direct"  # address-dependent filtering opens for any port of the symmetric side
+    return "direct" if sym == {"symmetric-sequential"} else "relay"  # port prediction, or nothing to aim at
