@@ -6,7 +6,9 @@ it through its JSON-RPC socket only, as a user would:
 
 * the NAT matrix: every pair of {public, full-cone, restricted, port-restricted, symmetric-sequential,
   symmetric-random}; both directions deliver, the first message within 5 s, and the path is direct (or
-  punched) wherever the design says a direct path is possible, relayed otherwise;
+  punched) wherever the design says a direct path is possible, relayed otherwise. All 36 pairs share one
+  network (a relay, a second public observer, and per kind a sender and a receiver, each behind a router
+  of its own), so the daemons start once and the pairs run one after another;
 * failover: a direct path that dies moves to the relay within 5 s, and back when it heals; a relay that
   dies is replaced by another relay-capable member;
 * roaming: a peer whose address changes mid-stream is followed within 2 s, without user action;
@@ -113,8 +115,10 @@ class Meshd:
         except (AttributeError, OSError):
             return ""
 
-    def call(self, method: str, timeout: float = 15.0, **params: Any) -> Any:
-        with RpcClient(str(self.socket), timeout) as c:
+    def call(self, method: str, **params: Any) -> Any:
+        """One JSON-RPC call on a fresh connection (params by name, ``timeout`` included)."""
+        wait = float(params.get("timeout", 0) or 0) if method == "channel.receive" else 0.0
+        with RpcClient(str(self.socket), 15.0 + wait) as c:
             return c.call(method, **params)
 
     # ---- messages
@@ -150,12 +154,6 @@ class Meshd:
             if left <= 0:
                 return None
             box += self.call("channel.receive", channel=channel, timeout=min(left, 1.0))["messages"]
-
-    def drain(self, channel: str) -> list[dict]:
-        box = self.mail.setdefault(channel, [])
-        box += self.call("channel.receive", channel=channel, max=1000)["messages"]
-        out, box[:] = list(box), []
-        return out
 
     # ---- peers
     def peer(self, other: "Meshd") -> dict | None:
@@ -276,6 +274,8 @@ def test_nat_matrix_direct_wherever_possible_relayed_otherwise(lab: Lab, tmp_pat
     with capsys.disabled():
         print(f"\nNAT matrix on real kernels (setup {setup:.1f} s, total {total:.1f} s); verdicts: "
               + ", ".join(f"{d.name}={kind_of[d]}:{verdicts.get(d.name, '?').split('/')[0]}" for d in everyone))
+        print("before: what A had with B when it sent (gossip: only B's record, the session opened on demand; "
+              "session: a neighbour session already); first/reply: time to the first message each way")
         print(f"{'A':21} {'B':21} {'design':7} {'A->B path':21} {'B->A path':21} {'before':8} {'first':>7} {'reply':>7}")
         print("\n".join(rows))
     for d in everyone:

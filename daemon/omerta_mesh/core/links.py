@@ -23,7 +23,7 @@ from .errors import DropReason, WireError
 from .ids import NodeId
 from .nat.classify import Mapping, Observation
 from .noise.cookie import RateLimiter
-from .peers.paths import Address, Path, PathState, choose, evidence, is_relay, path_state, relay_address, relay_node_text
+from .peers.paths import FRESHNESS, Address, Path, PathState, choose, evidence, is_relay, path_state, relay_address, relay_node_text
 from .peers.peer import Peer
 from .wire import control as cw
 from .wire import frames as fw
@@ -59,6 +59,13 @@ class LinkMixin:
             self._switch(peer, src, "first path heard from", now)
         else:
             self._reselect(peer, now)
+            cur = peer.paths.get(peer.endpoint)
+            if cur is not None and src != peer.endpoint and not is_relay(src) and peer.probe_at is not None:
+                # the peer's traffic comes another way (roaming): decide again the moment the current path
+                # stops counting as fresh, not at whatever heartbeat or retransmission comes next
+                at = evidence(cur) + FRESHNESS
+                if now < at < peer.probe_at:
+                    peer.probe_at = at
 
     def _relay_up(self: "Mesh", peer: Peer, now: float) -> dict[Address, bool]:
         out = {}
