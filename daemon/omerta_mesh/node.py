@@ -16,6 +16,7 @@ from the core's events.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import defaultdict
 from typing import AsyncIterator, Awaitable, Callable
 
@@ -30,11 +31,13 @@ from .core.network import Network
 from .core.session.reliable import QueueFull
 from .io.driver import Driver
 from .io.netlink import local_addresses
+from .io.netmon import AddressMonitor
 from .io.store import StateStore
 
 Address = tuple[str, int]
 Handler = Callable[[NodeId, bytes], Awaitable[bytes]]
 QUEUE_LIMIT = 10_000
+log = logging.getLogger("omerta_mesh.node")
 
 
 class RequestFailed(MeshError):
@@ -60,6 +63,7 @@ class MeshNode:
         advertise: list[Address] | None = None,
         state_dir: str | None = None,
         name: str = "",
+        watch_addresses: bool = True,
     ) -> None:
         self._identity = identity
         self._host, self._port, self._ipv6 = host, port, ipv6
@@ -69,6 +73,8 @@ class MeshNode:
         self._advertise = advertise
         self.store = StateStore(state_dir) if state_dir else None
         self._name = name
+        self._watch = watch_addresses  # follow local address changes (only when bound to a wildcard)
+        self._netmon: AddressMonitor | None = None
         self.mesh: Mesh | None = None
         self.driver: Driver | None = None
         self._event_queues: list[asyncio.Queue[ev.Event]] = []
@@ -98,6 +104,12 @@ class MeshNode:
         self.driver.udp.bind(self._host, self._port)
         if self._ipv6:
             self.driver.udp.bind("::" if self._host in ("0.0.0.0", "") else "::1", self.port)
+        if self._config.nat_tests:
+            try:  # a second socket for NAT filtering tests; without it filtering stays "unknown"
+                self.mesh.probe_local = self.driver.udp.bind(self._host, 0, probe=True)
+            except OSError as e:
+                log.warning("no second UDP socket for NAT tests (%s): filtering will be reported unknown", e)
+        self._watch_addresses()  # before the first read, so no change falls in between
         await self._learn_addresses()
         if self.store is not None:
             self._restore()
@@ -106,10 +118,36 @@ class MeshNode:
 
     async def _learn_addresses(self) -> None:
         """Tell the core where its sockets are reachable locally (LAN candidates, NAT evidence)."""
-        assert self.driver is not None and self.mesh is not None
+        assert self.mesh is not None
+        self.mesh.local_endpoints, self.mesh.local_ips = await self._read_addresses()
+
+    def _bound_to_wildcard(self) -> bool:
+        assert self.driver is not None
+        return any(h in ("0.0.0.0", "::") for h, _ in self.driver.udp.addresses)
+
+    def _watch_addresses(self) -> None:
+        if self._watch and self._netmon is None and self._bound_to_wildcard():
+            mon = AddressMonitor(self._addresses_changed)
+            self._netmon = mon if mon.start() else None
+
+    async def _addresses_changed(self) -> None:
+        """The netlink monitor saw a change: re-read the addresses and let the core re-announce them."""
+        try:
+            eps, ips = await self._read_addresses(strict=True)
+        except OSError as e:  # keep what we had rather than advertise nothing
+            log.warning("could not re-read local addresses: %s", e)
+            return
+        if self.driver is None or self.driver.closed or self.mesh is None:
+            return
+        if self.mesh.local_addresses_changed(eps, ips, self._now()):
+            log.info("local addresses changed: now %s", ", ".join(f"{h}:{p}" for h, p in eps))
+        self.driver.flush()
+
+    async def _read_addresses(self, strict: bool = False) -> tuple[list[Address], frozenset[str]]:
+        """Our sockets' local endpoints (advertised ones first) and the host's IPs."""
+        assert self.driver is not None
         bound = self.driver.udp.addresses
-        wildcard = any(h in ("0.0.0.0", "::") for h, _ in bound)
-        ips = await local_addresses() if wildcard else []
+        ips = await local_addresses(strict=strict) if self._bound_to_wildcard() else []
         eps: list[Address] = []
         for host, port in bound:
             if host == "0.0.0.0":
@@ -118,8 +156,8 @@ class MeshNode:
                 eps += [(ip, port) for ip in ips if ":" in ip] or [("::1", port)]
             else:
                 eps.append((host, port))
-        self.mesh.local_endpoints = list(self._advertise or []) + [e for e in eps if e not in (self._advertise or [])]
-        self.mesh.local_ips = frozenset(ips) | {h for h, _ in eps}
+        endpoints = list(self._advertise or []) + [e for e in eps if e not in (self._advertise or [])]
+        return endpoints, frozenset(ips) | {h for h, _ in eps}
 
     # ------------------------------------------------------------------ persistence
     def _restore(self) -> None:
@@ -158,6 +196,9 @@ class MeshNode:
         await self.close()
 
     async def close(self) -> None:
+        if self._netmon is not None:
+            self._netmon.stop()
+            self._netmon = None
         if self.driver is None or self.driver.closed:
             return
         assert self.mesh is not None

@@ -110,7 +110,7 @@ FUZZ = settings(max_examples=300, deadline=None)
 @FUZZ
 @given(st.binary(max_size=600))
 def test_record_and_control_parsers_only_raise_wire_errors(data: bytes) -> None:
-    for parse in (lambda d: decode_record(d, NET), cw.decode_sync, cw.decode_record_list, cw.decode_want, cw.decode_candidates, cw.decode_nat_test, fw.decode_relay):
+    for parse in (lambda d: decode_record(d, NET), cw.decode_sync, cw.decode_record_list, cw.decode_want, cw.decode_candidates, cw.decode_nat_test, cw.decode_nat_ack, fw.decode_relay):
         try:
             parse(data)
         except WireError:

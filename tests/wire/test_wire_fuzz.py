@@ -32,6 +32,7 @@ BYTE_PARSERS = [
     fw.decode_data,
     fw.decode_ack,
     fw.decode_probe,
+    fw.decode_natprobe,
     fw.frame_type,
 ]
 HEADERS = [bytes((t, pw.VERSION, 0, 0)) for t in pw.PacketType]
@@ -152,6 +153,22 @@ def test_pong_carries_the_observed_source(pid, v6, port, raw_ip) -> None:
     ip = str(ipaddress.IPv6Address(raw_ip)) if v6 else str(ipaddress.IPv4Address(raw_ip[:4]))
     raw = fw.encode_probe(pid, pong=True, observed=(ip, port))
     assert fw.decode_probe(raw) == fw.ProbeFrame(True, pid, (ip, port))
+
+
+@FUZZ
+@given(op=st.sampled_from(list(fw.NatOp)), nonce=U32, v6=st.booleans(), port=st.integers(0, 65535), raw_ip=st.binary(min_size=16, max_size=16))
+def test_natprobe_round_trip(op, nonce, v6, port, raw_ip) -> None:
+    import ipaddress
+
+    ip = str(ipaddress.IPv6Address(raw_ip)) if v6 else str(ipaddress.IPv4Address(raw_ip[:4]))
+    observed = (ip, port) if op is fw.NatOp.BOUND else None
+    raw = fw.encode_natprobe(op, nonce, observed)
+    assert fw.frame_type(raw) is fw.FrameType.NATPROBE
+    assert fw.decode_natprobe(raw) == fw.NatProbeFrame(op, nonce, observed)
+    with pytest.raises(WireError):
+        fw.decode_natprobe(raw + b"\x00")  # trailing bytes
+    with pytest.raises(WireError):  # BOUND needs exactly one address, the others none
+        fw.decode_natprobe(fw.encode_natprobe(op, nonce, None if observed else (ip, port)))
 
 
 CHANNELS = st.text(st.characters(min_codepoint=0x20, blacklist_categories=("Cs",), blacklist_characters="\x7f"), min_size=1, max_size=16)

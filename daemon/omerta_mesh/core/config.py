@@ -61,6 +61,13 @@ class CoreConfig:
     relay_burst: float = 8_000_000.0
     relay_max_pairs: int = 64  # distinct destinations per client
     relay_clients: int = 1024
+    # --- NAT tests (core/nat/probing.py) ------------------------------------------------------------------
+    nat_tests: bool = True  # measure filtering and hairpinning (a second UDP socket, two peers)
+    nat_test_first: float = 3.0  # first test this long after the first direct session
+    nat_test_interval: float = 600.0  # then this often, and again whenever our public mapping changes
+    nat_test_retry: float = 15.0  # when no suitable peers are connected yet
+    nat_test_wait: float = 2.0  # after a peer confirms it sent an unsolicited probe, wait this long for it
+    nat_test_answers: float = 0.2  # tests answered per second per asking peer (burst 4)
     # --- discovery (core/gossip.py) ----------------------------------------------------------------------
     gossip_interval: float = 1.0
     gossip_digest_entries: int = 256

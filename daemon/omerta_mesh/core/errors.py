@@ -69,4 +69,5 @@ class DropReason(enum.Enum):
     RELAY_UNKNOWN = "relay_unknown"
     PUNCH_UNKNOWN = "punch_unknown"
     OBSERVATION_INVALID = "observation_invalid"
+    NAT_UNEXPECTED = "nat_unexpected"  # a NAT test answer we did not ask for, or a test aimed elsewhere
     NO_CHANNEL_LISTENER = "no_channel_listener"

@@ -10,6 +10,10 @@ it learnt most recently (push). The receiver answers with the records of that sl
 most ``gossip_budget`` bytes) and asks for those it lacks itself (``gossip.want``). Push spreads news in
 O(log N) rounds; the moving digest is the anti-entropy that lets a node that was away catch up.
 
+When the host's addresses change (the driver's netlink monitor, ``io/netmon.py``), ``local_addresses_changed``
+re-signs the record at once and sends it straight to every connected member, rather than leaving it to the
+next rounds' pushes, and probes every connected peer's current path so it hears us from the new source.
+
 A node keeps sessions with ``neighbours`` members besides those it talks to, chosen at random from the
 records it holds, and with at least one relay-capable member when it is not publicly reachable.
 """
@@ -25,7 +29,7 @@ from .errors import DropReason, UsageError, WireError
 from .ids import NetworkId, NodeId
 from .nat.classify import Mapping
 from .network import Network
-from .peers.paths import is_relay
+from .peers.paths import Address, is_relay
 from .peers.peer import Peer
 from .wire import control as cw
 from .wire.records import PeerRecord, decode_record, sign_record
@@ -98,6 +102,54 @@ class GossipMixin:
         g.store.offer(g.own, wall)
         g.hot.append([self.node_id.raw, PUSHES])
         return True
+
+    def local_addresses_changed(self: "Mesh", endpoints: list[Address], ips: frozenset[str], now: float) -> bool:
+        """The host's addresses changed: advertise the new ones at once. Returns whether anything changed.
+
+        Re-signs our record in every network and sends it to every connected member (who push it on by
+        gossip), forgets NAT observations of an address family that lost an address, and probes every
+        connected peer's current path, so the peer hears us from our new source
+        address (and switches its path to it) and its PONG reports our new mapping. Relayed peers exchange
+        punch candidates again: a new address may open a direct path.
+        """
+        endpoints, ips = list(endpoints), frozenset(ips)
+        if endpoints == self.local_endpoints and ips == self.local_ips:
+            return False
+        gone = {":" in ip for ip in self.local_ips - ips}  # families that lost an address (True: IPv6)
+        self.local_endpoints, self.local_ips = endpoints, ips
+        self.counters.inc("local.address_changes")
+        if gone:
+            # we may have moved: what peers saw of that family's mappings is stale (a record would keep
+            # advertising the old public address). The probes below bring fresh reports within an RTT.
+            obs = self.nat.observations
+            keep = [o for o in obs if (":" in o.dst[0]) not in gone]
+            obs.clear()
+            obs.extend(keep)
+        self._nat_changed(now)  # the verdict depends on our addresses (a public one means no NAT)
+        for net in self.networks.values():
+            self._refresh_own(net, now, force=True)
+            self._push_own(net, now)
+        for peer in list(self.table):
+            if not peer.connected or peer.endpoint is None or peer.sendable_session(now) is None:
+                continue
+            if is_relay(peer.endpoint):
+                peer.upgrade_at = now
+            else:
+                self._probe(peer, peer.endpoint, now)
+            self._arm(peer, now)
+        return True
+
+    def _push_own(self: "Mesh", net: Network, now: float) -> None:
+        """Send our own record to every connected member of ``net`` now (one record each)."""
+        g = self._gossip_net(net)
+        if g.own is None:
+            return
+        body = cw.encode_record_list([g.own.raw])
+        for peer in self.table.in_network(net.id):
+            if peer.connected and peer.sendable_session(now) is not None:
+                g.spent += len(body)
+                self.counters.inc("gossip.own_pushed")
+                self._send_control(peer, "gossip.records", body, now)
 
     # ------------------------------------------------------------------ rounds
     def _gossip_round(self: "Mesh", now: float) -> None:

@@ -294,7 +294,7 @@ class LinkMixin:
             refs: dict[int, int] = {}
             for o in list(self.nat.observations)[-64:]:
                 d = self._destinations.get(o.dst)
-                if o.mapped[0] == host and d is not None:
+                if o.mapped[0] == host and d is not None and not self._on_probe_socket(o.local):
                     refs[d[0]] = o.mapped[1]
             if refs:
                 # the direction from the reports in sending order (peers report in any order)

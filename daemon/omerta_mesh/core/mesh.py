@@ -26,6 +26,7 @@ from .keys import Identity
 from .gossip import GossipMixin
 from .links import ByteRateLimiter, LinkMixin
 from .nat.classify import NatObserver, NatVerdict
+from .nat.probing import NatProbeMixin
 from .network import Network
 from .peers.paths import is_relay
 from .peers.peer import Peer
@@ -41,7 +42,7 @@ Address = tuple[str, int]
 RELAY_HEADROOM = 72  # bytes kept free in every datagram for the relay frame and outer transport header
 
 
-class Mesh(LinkMixin, GossipMixin):
+class Mesh(LinkMixin, GossipMixin, NatProbeMixin):
     def __init__(
         self,
         identity: Identity,
@@ -89,6 +90,7 @@ class Mesh(LinkMixin, GossipMixin):
         self.local_ips: frozenset[str] = frozenset()
         self.name = name
         self._gossip_init()
+        self._natprobe_init()
         self.chunk_size = config.max_datagram - TRANSPORT_OVERHEAD - RELAY_HEADROOM - fw.DATA_HEADER_LEN
         self.audit = EncryptionAudit(self._sessions_by_remote, strict=strict_audit) if (audit or strict_audit) else None
 
@@ -304,6 +306,9 @@ class Mesh(LinkMixin, GossipMixin):
             if key == ("gossip",):
                 self._gossip_round(now)
                 continue
+            if key == ("nat",):
+                self._nat_timer(now)
+                continue
             peer = self.table.get(NetworkId(key[1][0]), NodeId(key[1][1]))
             if peer is not None:
                 self._service(peer, now)
@@ -446,6 +451,8 @@ class Mesh(LinkMixin, GossipMixin):
         _, ver, receiver, counter = TRANSPORT_HEADER.unpack_from(data)
         if ver != 1 or data[2] or data[3]:
             raise WireError(DropReason.BAD_RESERVED)
+        if self._hairpin_tags and self._hairpin_back(data, now):
+            return
         found = self.table.lookup(receiver)
         if found is None or found[1] is None:
             raise WireError(DropReason.UNKNOWN_RECEIVER)
@@ -460,6 +467,9 @@ class Mesh(LinkMixin, GossipMixin):
         st = peer.stats
         st.bytes_in += len(data)
         st.packets_in += 1
+        if plain[:1] == b"\x09":  # NAT tests: never moves the peer's endpoint or socket
+            self._on_natprobe(peer, plain, src, local, now)
+            return
         peer.local = local
         if plain[:1] != b"\x05":  # a PONG proves the path round trip itself (_on_pong)
             self._heard(peer, src, now)
@@ -562,15 +572,20 @@ class Mesh(LinkMixin, GossipMixin):
             self._on_candidates(peer, body, now)
         elif name.startswith("gossip."):
             self._on_gossip(peer, name, body, now)
+        elif name == "nat.test":
+            self._on_nat_test(peer, body, now)
+        elif name == "nat.ack":
+            self._on_nat_ack(peer, body, now)
         else:
             self.counters.drop(DropReason.UNKNOWN_FRAME)
 
     # ================================================================== NAT
     def nat_verdict(self) -> NatVerdict:
         main = self.local_endpoints[0] if self.local_endpoints else None
-        return self.nat.verdict(main, self.local_ips)
+        return self.nat.verdict(main, self.local_ips, self.probe_local)
 
     def _nat_changed(self, now: float) -> None:
+        self._nat_schedule(now)
         label = self.nat_verdict().label
         if label != self._nat_label:
             self._nat_label = label

@@ -59,10 +59,13 @@ class UdpEndpoints:
         self.on_datagram = on_datagram
         self.on_batch = on_batch
         self.socks: list[tuple[socket.socket, Address]] = []
+        self.probe_sockets: list[Address] = []  # second sockets for NAT tests: never advertised
         self.stats = UdpStats()
         self._buf = bytearray(MAX_DATAGRAM)
 
-    def bind(self, host: str, port: int) -> Address:
+    def bind(self, host: str, port: int, probe: bool = False) -> Address:
+        """Bind a UDP socket. ``probe``: a second socket the core uses only for NAT filtering tests (an
+        ephemeral port; not one of ``addresses``)."""
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
@@ -82,12 +85,14 @@ class UdpEndpoints:
             raise BindError(e.errno, f"cannot bind UDP {host}:{port}: {e.strerror}") from None
         local = _norm(sock.getsockname())
         self.socks.append((sock, local))
+        if probe:
+            self.probe_sockets.append(local)
         self.loop.add_reader(sock.fileno(), self._drain, sock, local)
         return local
 
     @property
     def addresses(self) -> list[Address]:
-        return [a for _, a in self.socks]
+        return [a for _, a in self.socks if a not in self.probe_sockets]
 
     def _drain(self, sock: socket.socket, local: Address) -> None:
         buf = self._buf
@@ -113,7 +118,7 @@ class UdpEndpoints:
         for sock, addr in self.socks:
             if local is not None and addr == local and (":" in addr[0]) == v6:
                 return sock
-            if chosen is None and (":" in addr[0]) == v6:
+            if chosen is None and (":" in addr[0]) == v6 and addr not in self.probe_sockets:
                 chosen = sock
         return chosen
 
@@ -147,3 +152,4 @@ class UdpEndpoints:
                 pass
             sock.close()
         self.socks.clear()
+        self.probe_sockets.clear()

@@ -118,8 +118,9 @@ class NatVerdict:
     status: str  # "unknown" until NAT classification lands; then "classified"
     reason: str
     mapping: str = "unknown"
-    filtering: str = "unknown"
+    filtering: str = "unknown"  # "none", "eif", "adf", "apdf" (measured with unsolicited probes)
     port_delta: int | None = None
+    hairpinning: bool | None = None  # None: not measured (no NAT, or a dependent mapping)
     public_endpoints: list[str] = field(default_factory=list)
     local_endpoints: list[str] = field(default_factory=list)
     evidence: list[str] = field(default_factory=list)

@@ -148,7 +148,7 @@ def nat_verdict(api: "DaemonAPI") -> s.NatVerdict:
         status, reason = "classified", f"{d['type']} (confidence {d['confidence']})"
     return s.NatVerdict(
         status=status, reason=reason, mapping=d["mapping"], filtering=d["filtering"],
-        port_delta=v.port_delta if d["allocation"] == "sequential" else None,
+        port_delta=v.port_delta if d["allocation"] == "sequential" else None, hairpinning=v.hairpin,
         public_endpoints=d["public_endpoints"], local_endpoints=api.endpoint_strings(), evidence=d["evidence"],
         relays=relay_latencies(api),
     )

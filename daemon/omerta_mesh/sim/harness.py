@@ -29,6 +29,7 @@ from .trace import format_failure
 
 Address = tuple[str, int]
 BASE_PORT = 40000
+PROBE_PORT_OFFSET = 10000  # the second socket's port: main port + this
 
 
 @dataclass(eq=False)
@@ -75,7 +76,7 @@ class SimMesh:
     def add_nat(self, name: str, kind: str = "port-restricted", link: LinkSpec | None = None, **overrides: object) -> NatBox:
         return self.internet.add_nat(name, kind, link=link, **overrides)
 
-    def add_node(self, name: str, nat: NatBox | None = None, link: LinkSpec | None = None, port: int | None = None, relay: bool = False) -> SimNode:
+    def add_node(self, name: str, nat: NatBox | None = None, link: LinkSpec | None = None, port: int | None = None, relay: bool = False, probe: bool = True) -> SimNode:
         ent = self.entropy.fork(name)
         cfg = self.config.with_(relay=True) if relay else self.config
         mesh = Mesh(Identity.generate(ent.fork("identity")), config=cfg, entropy=ent, strict_audit=self.strict_audit, name=name)
@@ -86,6 +87,8 @@ class SimMesh:
         mesh.local_endpoints = [host.address(port)]
         mesh.local_ips = frozenset({host.ip})
         host.bind(port, mesh)
+        if probe and cfg.nat_tests:  # the second socket for NAT filtering tests, as the real driver binds
+            mesh.probe_local = host.bind(port + PROBE_PORT_OFFSET if port + PROBE_PORT_OFFSET < 65536 else port - PROBE_PORT_OFFSET, mesh)
         node = SimNode(name, mesh, host, port, nat)
         self.nodes[name] = node
         return node

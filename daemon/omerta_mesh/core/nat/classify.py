@@ -11,10 +11,13 @@ D, and the peer reports the source address M it saw (our mapping). From them:
 * port allocation (for dependent mappings): the mapped ports in the order the mappings were made; equal
   steps -> sequential with that delta (predictable), otherwise random. M's port equal to L's -> preserving.
 
-Filtering comes from ``FilterTest`` results: our second socket sent to peer P only; then P (from another
-port) and Q (from another address) sent unsolicited probes to that socket's mapping. Q's arriving ->
-endpoint-independent filtering (EIF); only P's -> address-dependent (ADF); neither -> address-and-port-
-dependent (APDF).
+Filtering comes from ``FilterTest`` results (``probing.py`` runs them): our second socket sent to peer P
+only; then P (from another port) and Q (from another address) sent unsolicited probes to that socket's
+mapping. The latest result of each kind decides: Q's arrived -> endpoint-independent filtering (EIF); P's
+filtered -> address-and-port-dependent (APDF, whatever Q's did); P's arrived but Q's filtered ->
+address-dependent (ADF). P's arrival alone (no second peer yet) leaves it unknown.
+
+Hairpinning: a packet we sent to our own public mapping came back to us (or did not) within the wait.
 """
 
 from __future__ import annotations
@@ -68,6 +71,7 @@ class NatVerdict:
     public: tuple[Address, ...]
     confidence: float
     evidence: tuple[str, ...] = field(default=())
+    hairpin: bool | None = None  # None: not measured
 
     @property
     def label(self) -> str:
@@ -89,6 +93,7 @@ class NatVerdict:
             "public_endpoints": [f"{h}:{p}" for h, p in self.public],
             "confidence": round(self.confidence, 2),
             "evidence": list(self.evidence),
+            "hairpinning": self.hairpin,
         }
 
 
@@ -98,9 +103,18 @@ class NatObserver:
     def __init__(self, limit: int = 256) -> None:
         self.observations: deque[Observation] = deque(maxlen=limit)
         self.filter_tests: deque[FilterTest] = deque(maxlen=32)
+        self.hairpin: tuple[bool, float] | None = None  # (came back, when)
 
     def observe(self, o: Observation) -> bool:
-        """Record an observation; True if it tells something new (a new destination or mapping)."""
+        """Record an observation; True if it tells something new (a new destination or mapping).
+
+        A mapping on another public address than the socket's latest one means we are behind another NAT
+        now (we moved, or the NAT was renumbered): what we measured of the old one no longer applies."""
+        last = next((x for x in reversed(self.observations) if x.local[1] == o.local[1]), None)
+        if last is not None and last.mapped[0] != o.mapped[0]:
+            self.observations = deque((x for x in self.observations if x.mapped[0] == o.mapped[0]), maxlen=self.observations.maxlen)
+            self.filter_tests.clear()
+            self.hairpin = None
         new = not any(x.local == o.local and x.dst == o.dst and x.mapped == o.mapped for x in self.observations)
         if new:
             self.observations.append(o)
@@ -112,15 +126,27 @@ class NatObserver:
                 return o.mapped
         return None
 
-    def verdict(self, main_local: Address | None = None, local_ips: frozenset[str] = frozenset()) -> NatVerdict:
-        return classify(list(self.observations), list(self.filter_tests), main_local, local_ips)
+    def verdict(self, main_local: Address | None = None, local_ips: frozenset[str] = frozenset(), probe_local: Address | None = None) -> NatVerdict:
+        obs = list(self.observations)
+        second = [o for o in obs if o.local[1] == probe_local[1]] if probe_local is not None else []
+        main = [o for o in obs if o not in second]
+        v = classify(main, list(self.filter_tests), main_local, local_ips)
+        ev = list(v.evidence)
+        if second:
+            o = second[-1]
+            ev.append(f"second port: {o.reporter} at {o.dst[0]}:{o.dst[1]} saw {o.mapped[0]}:{o.mapped[1]} (from local port {o.local[1]})")
+        hp = None
+        if self.hairpin is not None and v.mapping not in (Mapping.NONE, Mapping.UNKNOWN):
+            hp = self.hairpin[0]
+            ev.append("a packet to our own public address " + ("came back: the NAT hairpins" if hp else "did not come back: no hairpinning"))
+        return NatVerdict(v.mapping, v.filtering, v.allocation, v.port_delta, v.public, v.confidence, tuple(ev), hp)
 
 
 def classify(obs: list[Observation], tests: list[FilterTest], main_local: Address | None = None, local_ips: frozenset[str] = frozenset()) -> NatVerdict:
     """``local_ips``: this host's own addresses (a socket bound to a wildcard address does not know which
     one a packet left from)."""
-    if main_local is not None:
-        obs_main = [o for o in obs if o.local == main_local] or obs
+    if main_local is not None:  # the main socket's (by port: a wildcard-bound socket reports 0.0.0.0)
+        obs_main = [o for o in obs if o.local[1] == main_local[1]] or obs
     else:
         obs_main = obs
     ev: list[str] = [f"{o.reporter} at {o.dst[0]}:{o.dst[1]} saw {o.mapped[0]}:{o.mapped[1]} (from local {o.local[0]}:{o.local[1]})" for o in obs_main[-12:]]
@@ -181,14 +207,14 @@ def classify(obs: list[Observation], tests: list[FilterTest], main_local: Addres
             ev.append("new mappings' ports show no pattern: random allocation")
     # filtering
     filtering = Filtering.UNKNOWN
-    other_addr = [t for t in tests if t.kind == "other-address"]
-    other_port = [t for t in tests if t.kind == "other-port"]
-    if any(t.arrived for t in other_addr):
+    addr_t = next((t for t in reversed(tests) if t.kind == "other-address"), None)
+    port_t = next((t for t in reversed(tests) if t.kind == "other-port"), None)
+    if addr_t is not None and addr_t.arrived:
         filtering = Filtering.EIF
-    elif any(t.arrived for t in other_port):
-        filtering = Filtering.ADF
-    elif other_port and other_addr:
+    elif port_t is not None and not port_t.arrived:
         filtering = Filtering.APDF
+    elif port_t is not None and addr_t is not None:
+        filtering = Filtering.ADF
     for t in tests[-6:]:
         ev.append(f"unsolicited probe from {t.reporter} ({t.kind}) {'arrived' if t.arrived else 'was filtered'}")
     conf = min(1.0, (len(by_dst) / 3) * (0.6 if filtering is Filtering.UNKNOWN else 1.0))

@@ -75,6 +75,7 @@ class Peer:
     punch_targets: list[Address] = field(default_factory=list)
     punch_at: list[float] = field(default_factory=list)  # remaining burst times
     upgrade_at: float | None = None  # next attempt to move a relayed peer to a direct path
+    nat_seen: Address | None = None  # where its last NAT BIND came from (its second socket's mapping)
     name: str = ""
     stream: ReliableStream = field(init=False)
     assembler: Assembler = field(init=False)

@@ -28,12 +28,18 @@ Call-me-maybe (``punch.candidates``, reliable, end-to-end between the two peers,
 
 NAT test request (``nat.test``, reliable)::  | nonce (u32 LE) | kind (u8): 1 from second port, 2 from you | endpoint |
 
-  Ask a peer to send an unsolicited probe to ``endpoint`` (our mapping as another peer saw it); whether it
-  arrives tells our NAT's filtering behaviour.
+  Ask a peer to send an unsolicited probe (a NATPROBE TEST frame, frames.py) to ``endpoint`` (our probe
+  socket's mapping as another peer saw it); whether it arrives tells our NAT's filtering behaviour.
+
+NAT test answer (``nat.ack``, reliable)::  | nonce (u32 LE) | status (u8): 0 sent, 1 cannot, 2 refused |
+
+  Sent after the probe: "cannot" when the peer has no second socket, "refused" over its rate limit. Only a
+  test answered "sent" whose probe then does not arrive counts as filtered.
 """
 
 from __future__ import annotations
 
+import enum
 import struct
 from dataclasses import dataclass
 
@@ -174,3 +180,23 @@ def decode_nat_test(data: bytes) -> NatTest:
     except (ValueError, KeyError, IndexError, struct.error) as e:
         raise WireError(DropReason.BAD_FRAME, f"nat.test: {e}") from None
     return NatTest(nonce, kind, eps[0])
+
+
+class NatAck(enum.IntEnum):
+    SENT = 0
+    CANNOT = 1
+    REFUSED = 2
+
+
+_NAT_ACK = struct.Struct("<IB")
+
+
+def encode_nat_ack(nonce: int, status: NatAck) -> bytes:
+    return _NAT_ACK.pack(nonce, status)
+
+
+def decode_nat_ack(data: bytes) -> tuple[int, NatAck]:
+    if len(data) != _NAT_ACK.size or data[4] not in NatAck._value2member_map_:
+        raise WireError(DropReason.BAD_FRAME, "nat.ack layout")
+    nonce, status = _NAT_ACK.unpack(data)
+    return nonce, NatAck(status)

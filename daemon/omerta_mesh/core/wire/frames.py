@@ -11,6 +11,7 @@ Every frame starts with a one-byte type::
     CLOSE     (0x06)  | 0x06 | reason (u8) |                        (the sender is leaving; drop the session)
     RELAY     (0x07)  | 0x07 | destination node id (32) | datagram ... (to a relay: forward this datagram)
     RELAYED   (0x08)  | 0x08 | source node id (32) | datagram ...    (from a relay: a datagram forwarded to you)
+    NATPROBE  (0x09)  | 0x09 | op (u8) | nonce (u32 LE) | endpoints (see endpoints.py) |  (NAT tests)
     CONTROL   (0x10)  | 0x10 | control type (u8) | body ...         (gossip, NAT traversal; see control.py)
 
 DATA flags: bit 0 FIRST (this chunk starts a message), bit 1 LAST (this chunk ends it), bit 2 RESET (the
@@ -29,6 +30,11 @@ PING and PONG are path probes: they are sent on a chosen path (a direct address 
 the peer's endpoint by themselves; the PONG tells the pinger the source address its PING arrived from, which
 is how a node learns its NAT mappings. A relayed datagram is the complete end-to-end transport or handshake
 datagram between the two peers, so the relay learns only the two node ids and the size.
+
+NATPROBE frames measure our NAT's filtering; they never move a peer's endpoint or socket. op 1 BIND is sent
+from our second (probe) socket: the peer answers op 2 BOUND with the source address it saw (no endpoints in
+BIND, exactly one in BOUND). op 3 TEST is an unsolicited probe a peer sends to our probe socket's mapping
+when we ask it to (``nat.test``, control.py); whether it arrives tells how our NAT filters.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ import struct
 from dataclasses import dataclass
 
 from ..errors import DropReason, WireError
+from .endpoints import decode_endpoints, encode_endpoints
 
 
 class FrameType(enum.IntEnum):
@@ -51,6 +58,7 @@ class FrameType(enum.IntEnum):
     CLOSE = 0x06
     RELAY = 0x07
     RELAYED = 0x08
+    NATPROBE = 0x09
     CONTROL = 0x10
 
 
@@ -140,6 +148,37 @@ def encode_probe(probe_id: int, pong: bool = False, pad: int = 0, observed: tupl
         ip = ipaddress.ip_address(observed[0])
         return head + bytes((ip.version,)) + ip.packed + struct.pack(">H", observed[1])
     return head if pong else head + bytes(pad)  # only a PING is padded (to probe the path MTU)
+
+
+class NatOp(enum.IntEnum):
+    BIND = 1
+    BOUND = 2
+    TEST = 3
+
+
+_NATPROBE = struct.Struct("<BBI")
+
+
+@dataclass(frozen=True, slots=True)
+class NatProbeFrame:
+    op: NatOp
+    nonce: int
+    observed: tuple[str, int] | None = None
+
+
+def encode_natprobe(op: NatOp, nonce: int, observed: tuple[str, int] | None = None) -> bytes:
+    return _NATPROBE.pack(FrameType.NATPROBE, op, nonce) + encode_endpoints([observed] if observed else [])
+
+
+def decode_natprobe(frame: bytes) -> NatProbeFrame:
+    try:
+        _, op, nonce = _NATPROBE.unpack_from(frame)
+        eps, pos = decode_endpoints(frame, _NATPROBE.size, limit=1)
+        if pos != len(frame) or op not in NatOp._value2member_map_ or len(eps) != (1 if op == NatOp.BOUND else 0):
+            raise ValueError("layout")
+    except (ValueError, KeyError, IndexError, struct.error) as e:
+        raise WireError(DropReason.BAD_FRAME, f"NATPROBE: {e}") from None
+    return NatProbeFrame(NatOp(op), nonce, eps[0] if eps else None)
 
 
 def encode_relay(node_raw: bytes, datagram: bytes, relayed: bool = False) -> bytes:

@@ -1,0 +1,262 @@
+"""NAT filtering and hairpinning tests (a mixin of ``Mesh``).
+
+Mapping behaviour comes for free from heartbeat PONGs (``links.py``). Filtering needs unsolicited packets,
+so a round runs this exchange (RFC 5780's tests, carried inside our sessions so nothing is spoofable):
+
+1. From our second socket (``probe_local``, an ephemeral port the driver binds) we send a NATPROBE BIND to
+   peer P on a direct path; P answers BOUND with the address it saw: our second socket's mapping M2, which
+   only P's main port may have reached so far. It is also "a probe from a second port" for the verdict.
+2. We ask P (``nat.test`` kind 1) to send a NATPROBE TEST to M2 from *its* second socket (same address,
+   other port), and Q, a peer at another address (kind 2), to send one from its main socket. Each answers
+   ``nat.ack`` once sent; a TEST that arrives is a pass, one confirmed sent but not arrived within
+   ``nat_test_wait`` is filtered. ``classify`` turns the two results into EIF / ADF / APDF.
+3. Hairpinning (endpoint-independent mappings only): we send a packet sealed for P from our main socket to
+   our own public address; if the NAT hairpins, it comes back to us and we recognise its tag.
+
+NATPROBE frames never move a peer's endpoint or socket (``Mesh._receive_transport`` hands them here before
+path bookkeeping). A peer answers tests at a limited rate and only towards addresses it already reaches the
+asker at, so the mesh cannot be used to aim packets at third parties. A round runs ``nat_test_first`` after
+the mapping is first known, then every ``nat_test_interval`` and whenever our public address changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ..errors import DropReason, WireError
+from ..noise.cookie import RateLimiter
+from ..peers.paths import is_relay
+from ..peers.peer import Peer
+from ..wire import control as cw
+from ..wire import frames as fw
+from .classify import FilterTest, Mapping, Observation
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..mesh import Mesh
+
+Address = tuple[str, int]
+KINDS = {1: "other-port", 2: "other-address"}
+MAX_PENDING = 16
+GIVE_UP = 30.0  # a test never acknowledged is forgotten after this long
+
+
+@dataclass(slots=True)
+class _Pending:
+    kind: str  # "bind", "other-port", "other-address", "hairpin"
+    peer: Peer
+    started: float
+    due: float | None  # when a missing answer counts (None: waiting for the peer's nat.ack)
+
+
+class NatProbeMixin:
+    def _natprobe_init(self: "Mesh") -> None:
+        self.probe_local: Address | None = None  # our second socket (the driver sets it)
+        self._nat_pending: dict[int, _Pending] = {}
+        self._hairpin_tags: dict[bytes, int] = {}
+        self._nat_test_at: float | None = None
+        self._nat_tested_key: tuple | None = None
+        self._nat_partial = 0  # rounds in a row without a second peer at another address
+        self._nat_answers = RateLimiter(self.cfg.nat_test_answers, 4, 1024)
+
+    # ------------------------------------------------------------------ scheduling
+    def _nat_schedule(self: "Mesh", now: float) -> None:
+        """After a new observation: test when the mapping is first known or our public address changed."""
+        if not self.cfg.nat_tests or self.probe_local is None:
+            return
+        v = self.nat_verdict()
+        if v.mapping is Mapping.NONE or not v.public:  # public, or no report yet: nothing to measure
+            return
+        key = v.public[0] if v.mapping is Mapping.EIM else (v.public[0][0],)  # symmetric: a new port per peer
+        if key != self._nat_tested_key:
+            self._nat_tested_key = key
+            at = now + self.cfg.nat_test_first
+            if self._nat_test_at is None or at < self._nat_test_at:
+                self._nat_test_at = at
+                self._nat_arm()
+
+    def _nat_arm(self: "Mesh") -> None:
+        dues = [p.due if p.due is not None else p.started + GIVE_UP for p in self._nat_pending.values()]
+        if self._nat_test_at is not None:
+            dues.append(self._nat_test_at)
+        if dues:
+            self._timers.set(("nat",), min(dues))
+        else:
+            self._timers.cancel(("nat",))
+
+    def _nat_timer(self: "Mesh", now: float) -> None:
+        for nonce, p in list(self._nat_pending.items()):
+            if p.due is not None and now >= p.due:
+                del self._nat_pending[nonce]
+                self._nat_result(p, False, now)
+            elif now >= p.started + GIVE_UP:
+                del self._nat_pending[nonce]
+                self.counters.inc("nat.test_unanswered")
+        if self._nat_test_at is not None and now >= self._nat_test_at:
+            self._nat_round(now)
+        self._nat_arm()
+
+    def _direct_peers(self: "Mesh", now: float, family_of: Address) -> list[Peer]:
+        v6 = ":" in family_of[0]
+        out = [p for p in self.table if p.connected and p.endpoint is not None and not is_relay(p.endpoint)
+               and (":" in p.endpoint[0]) == v6 and p.sendable_session(now) is not None]
+        # peers without a NAT first (their answers cross fewer boxes), then the nearest
+        return sorted(out, key=lambda p: (not self._is_public(p), self._srtt(p), p.node.raw))
+
+    @staticmethod
+    def _srtt(p: Peer) -> float:
+        path = p.paths.get(p.endpoint) if p.endpoint is not None else None
+        return path.srtt if path is not None and path.srtt is not None else 9.0
+
+    def _is_public(self: "Mesh", peer: Peer) -> bool:
+        rec = self.record_of(peer.network.id, peer.node)
+        return rec is not None and rec.mapping == Mapping.NONE
+
+    def _nonce(self: "Mesh") -> int:
+        while True:
+            n = int.from_bytes(self.entropy.random_bytes(4), "little")
+            if n and n not in self._nat_pending:
+                return n
+
+    def _nat_round(self: "Mesh", now: float) -> None:
+        assert self.probe_local is not None
+        self._nat_test_at = None
+        v = self.nat_verdict()
+        if v.mapping is Mapping.NONE or not v.public or len(self._nat_pending) >= MAX_PENDING:
+            return
+        ours = {ip for ip, _ in v.public}
+        peers = [p for p in self._direct_peers(now, self.probe_local) if p.endpoint[0] not in ours]
+        if not peers:
+            self._nat_test_at = now + self.cfg.nat_test_retry
+            return
+        self._nat_test_at = now + self.cfg.nat_test_interval
+        p = peers[0]
+        nonce = self._nonce()
+        self._nat_pending[nonce] = _Pending("bind", p, now, now + 2 * self.cfg.probe_timeout)
+        self._seal_to(p, fw.encode_natprobe(fw.NatOp.BIND, nonce), p.endpoint, self.probe_local, now)
+        self._destination_count += 1  # the second socket's new mapping takes a port of a sequential NAT
+        self.counters.inc("nat.rounds")
+        if v.mapping is Mapping.EIM:
+            h = self._nonce()
+            self._nat_pending[h] = _Pending("hairpin", p, now, now + self.cfg.nat_test_wait)
+            data = self._seal_to(p, fw.encode_natprobe(fw.NatOp.TEST, h), v.public[0], p.local, now)
+            if data is not None:
+                self._hairpin_tags[data[-16:]] = h
+
+    def _seal_to(self: "Mesh", peer: Peer, frame: bytes, dst: Address, local: Address | None, now: float) -> bytes | None:
+        """Send one frame to ``dst`` from ``local``, bypassing path choice (tests aim at exact addresses)."""
+        s = peer.sendable_session(now)
+        if s is None:
+            return None
+        data = s.encrypt(frame, now)
+        self._out.append((dst, local, data))
+        if not self._on_probe_socket(local):
+            self._note_destination(dst, now)
+        return data
+
+    def _on_probe_socket(self: "Mesh", local: Address | None) -> bool:
+        # by port: a wildcard-bound socket reports 0.0.0.0, and a host that moved reports its new address
+        return local is not None and self.probe_local is not None and local[1] == self.probe_local[1]
+
+    def _nat_result(self: "Mesh", p: _Pending, arrived: bool, now: float) -> None:
+        if p.kind == "hairpin":
+            self._hairpin_tags = {t: n for t, n in self._hairpin_tags.items() if n in self._nat_pending}
+            self.nat.hairpin = (arrived, now)
+        elif p.kind == "bind":
+            self.counters.inc("nat.bind_lost")
+            self._nat_test_at = now + self.cfg.nat_test_retry
+            return
+        else:
+            self.nat.filter_tests.append(FilterTest(p.kind, p.peer.node.short(), arrived, now))
+        self.counters.inc("nat.tests_passed" if arrived else "nat.tests_filtered")
+        self._nat_changed(now)
+
+    # ------------------------------------------------------------------ receiving
+    def _hairpin_back(self: "Mesh", data: bytes, now: float) -> bool:
+        """A datagram that is our own hairpin probe coming back (checked before session lookup)."""
+        nonce = self._hairpin_tags.pop(data[-16:], None)
+        if nonce is None:
+            return False
+        p = self._nat_pending.pop(nonce, None)
+        if p is not None:
+            self._nat_result(p, True, now)
+            self._nat_arm()
+        return True
+
+    def _on_natprobe(self: "Mesh", peer: Peer, frame: bytes, src: Address, local: Address | None, now: float) -> None:
+        f = fw.decode_natprobe(frame)
+        if f.op is fw.NatOp.BIND:
+            if is_relay(src):
+                raise WireError(DropReason.NAT_UNEXPECTED, "NAT bind through a relay")
+            if not self._nat_answers.allow("b" + peer.node.text(), now):
+                raise WireError(DropReason.RATE_LIMITED, "NAT bind")
+            peer.nat_seen = src  # where the peer's second socket is: the only place kind 1 tests may go
+            self._seal_to(peer, fw.encode_natprobe(fw.NatOp.BOUND, f.nonce, src), src, local, now)
+            return
+        p = self._nat_pending.get(f.nonce)
+        if f.op is fw.NatOp.BOUND:
+            if p is None or p.kind != "bind" or p.peer is not peer or not self._on_probe_socket(local) or f.observed is None:
+                raise WireError(DropReason.NAT_UNEXPECTED, "BOUND")
+            del self._nat_pending[f.nonce]
+            if self.nat.observe(Observation(local, src, f.observed, peer.node.short(), now)):
+                self._nat_changed(now)
+            self._ask_filter_tests(peer, f.observed, now)
+        else:  # TEST
+            if p is None or p.kind not in ("other-port", "other-address"):
+                raise WireError(DropReason.NAT_UNEXPECTED, "TEST")
+            del self._nat_pending[f.nonce]
+            self._nat_result(p, True, now)
+        self._nat_arm()
+
+    def _ask_filter_tests(self: "Mesh", p: Peer, m2: Address, now: float) -> None:
+        q = self._other_address_peer(p, m2, now)
+        if q is None:  # half a test: try again soon (backing off) in case a peer elsewhere turns up
+            self._nat_partial += 1
+            self._nat_test_at = now + min(self.cfg.nat_test_interval, self.cfg.nat_test_retry * 2 ** min(self._nat_partial, 10))
+        else:
+            self._nat_partial = 0
+        for kind, who in ((1, p), (2, q)):
+            if who is None:
+                continue
+            nonce = self._nonce()
+            self._nat_pending[nonce] = _Pending(KINDS[kind], who, now, None)
+            self._send_control(who, "nat.test", cw.encode_nat_test(cw.NatTest(nonce, kind, m2)), now)
+
+    def _other_address_peer(self: "Mesh", p: Peer, m2: Address, now: float) -> Peer | None:
+        assert p.endpoint is not None
+        for q in self._direct_peers(now, m2):
+            if q is not p and q.endpoint is not None and q.endpoint[0] not in (p.endpoint[0], m2[0]):
+                return q
+        return None
+
+    def _on_nat_test(self: "Mesh", asker: Peer, body: bytes, now: float) -> None:
+        t = cw.decode_nat_test(body)
+        status = cw.NatAck.SENT
+        # only towards where we already reach the asker: its second socket (kind 1, seen in its BIND) or
+        # its NAT's address (kind 2); anything else would make us a reflector aimed by someone else
+        reachable = {a[0] for a in asker.paths if not is_relay(a)}
+        allowed = t.endpoint == asker.nat_seen if t.kind == 1 else t.endpoint[0] in reachable
+        if not allowed or not self._nat_answers.allow("t" + asker.node.text(), now):
+            status = cw.NatAck.REFUSED
+            self.counters.drop(DropReason.RATE_LIMITED if allowed else DropReason.NAT_UNEXPECTED)
+        elif t.kind == 1 and self.probe_local is None:
+            status = cw.NatAck.CANNOT
+        else:
+            local = self.probe_local if t.kind == 1 else asker.local
+            if self._seal_to(asker, fw.encode_natprobe(fw.NatOp.TEST, t.nonce), t.endpoint, local, now) is None:
+                status = cw.NatAck.CANNOT
+            else:
+                self.counters.inc("nat.tests_sent")
+        self._send_control(asker, "nat.ack", cw.encode_nat_ack(t.nonce, status), now)
+
+    def _on_nat_ack(self: "Mesh", peer: Peer, body: bytes, now: float) -> None:
+        nonce, status = cw.decode_nat_ack(body)
+        p = self._nat_pending.get(nonce)
+        if p is None or p.peer is not peer:
+            return  # the probe arrived first (the usual case), or the test was given up
+        if status is cw.NatAck.SENT:
+            p.due = now + self.cfg.nat_test_wait
+        else:
+            del self._nat_pending[nonce]
+            self.counters.inc("nat.tests_declined")
+        self._nat_arm()
