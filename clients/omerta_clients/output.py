@@ -333,6 +333,8 @@ def describe_event(e: Json) -> str:
         detail = f"{e.get('old') or DASH} -> {e.get('new') or DASH}"
     elif kind == "peer.path_changed":
         detail = f"{e.get('kind', DASH)} {e.get('new') or ''} ({e.get('reason', '')})".replace("  ", " ")
+    elif kind == "peer.punch_finished":
+        detail = (f"direct at {e.get('endpoint')}" if e.get("ok") else f"failed, still relayed; retry in {e.get('retry_in', 0):.0f} s") + f" (attempt {e.get('attempt')}, {e.get('elapsed', 0):.1f} s)"
     elif kind == "peer.pong":
         detail = f"{ms(e.get('rtt_ms'))} via {e.get('endpoint', DASH)}"
     elif kind in ("network.joined", "network.left"):

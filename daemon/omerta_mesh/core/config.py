@@ -52,7 +52,8 @@ class CoreConfig:
     probe_timeout: float = 2.0  # an unanswered probe counts as lost after this long
     max_paths_per_peer: int = 16
     max_probes_in_flight: int = 4096
-    upgrade_interval: float = 20.0  # while relayed, try to go direct this often
+    upgrade_interval: float = 20.0  # while relayed, try to go direct after this long, then backing off
+    upgrade_max_interval: float = 320.0  # ... doubling after each failed attempt up to this
     punch_schedule: tuple[float, ...] = (0.0, 0.2, 0.5, 1.0, 2.0, 3.5, 5.0)
     punch_prediction: int = 64  # at most this many predicted ports per punch attempt
     # --- relays ---------------------------------------------------------------------------------------------

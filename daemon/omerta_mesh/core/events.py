@@ -146,6 +146,20 @@ class PathChanged(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class PunchFinished(Event):
+    """A hole-punching attempt with a relayed peer ended: ``ok`` with the direct ``endpoint`` it opened, or
+    not (the peer stays relayed and the next attempt comes in ``retry_in`` seconds, backing off)."""
+
+    network: NetworkId
+    peer: NodeId
+    ok: bool
+    endpoint: Address | None
+    attempt: int
+    elapsed: float
+    retry_in: float | None
+
+
+@dataclass(frozen=True, slots=True)
 class PeerDiscovered(Event):
     """Gossip brought a new member's signed record."""
 

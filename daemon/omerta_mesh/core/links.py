@@ -102,6 +102,11 @@ class LinkMixin:
         elif not is_relay(addr):
             peer.upgrade_at = None
             peer.punch_at.clear()
+            if peer.punch_started is not None:
+                self._event(ev.PunchFinished(peer.network.id, peer.node, True, addr, peer.punch_attempts + 1, now - peer.punch_started, None))
+                self.counters.inc("punch.succeeded")
+            peer.punch_started = peer.punch_deadline = None
+            peer.punch_attempts = 0
 
     def path_kind(self: "Mesh", peer: Peer) -> str:
         """"direct", "punched" (direct after a punch), "relay", or "none"."""
@@ -182,6 +187,8 @@ class LinkMixin:
             peer.punch_at.pop(0)
             for addr in peer.punch_targets:
                 self._probe(peer, addr, now)
+        if peer.punch_deadline is not None and now >= peer.punch_deadline and peer.punch_started is not None:
+            self._punch_failed(peer, now)
         if peer.upgrade_at is not None and now >= peer.upgrade_at:
             peer.upgrade_at = now + cfg.upgrade_interval
             if is_relay(peer.endpoint):
@@ -203,6 +210,8 @@ class LinkMixin:
             out.append(peer.punch_at[0])
         if peer.upgrade_at is not None:
             out.append(peer.upgrade_at)
+        if peer.punch_deadline is not None:
+            out.append(peer.punch_deadline)
         for path in peer.paths.values():  # re-decide when a probe goes unanswered
             exp = path.next_expiry(self.cfg.probe_timeout)
             if exp is not None:
@@ -332,9 +341,22 @@ class LinkMixin:
         peer.punch_targets = targets
         peer.punch_at = [now + d for d in self.cfg.punch_schedule]
         self.counters.inc("punch.attempts")
+        if peer.endpoint is None or is_relay(peer.endpoint):  # an attempt to go direct: it will end in an event
+            peer.punch_started = now if peer.punch_started is None else peer.punch_started
+            peer.punch_deadline = peer.punch_at[-1] + self.cfg.probe_timeout
         if c.reply:
             self._send_candidates(peer, now, reply=False)
         self._heartbeat(peer, now)
+
+    def _punch_failed(self: "Mesh", peer: Peer, now: float) -> None:
+        """The burst schedule ended and no direct path answered: stay relayed, try again later, backing off."""
+        assert peer.punch_started is not None
+        peer.punch_attempts += 1
+        retry = min(self.cfg.upgrade_max_interval, self.cfg.upgrade_interval * 2 ** (peer.punch_attempts - 1))
+        peer.upgrade_at = now + retry
+        self._event(ev.PunchFinished(peer.network.id, peer.node, False, None, peer.punch_attempts, now - peer.punch_started, retry))
+        self.counters.inc("punch.failed")
+        peer.punch_started = peer.punch_deadline = None
 
 
 class ByteRateLimiter(RateLimiter):

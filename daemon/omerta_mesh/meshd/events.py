@@ -123,6 +123,7 @@ CORE_EVENTS = {
     "HandshakeFailed": "peer.handshake_failed",
     "EndpointChanged": "peer.endpoint_changed",
     "PathChanged": "peer.path_changed",
+    "PunchFinished": "peer.punch_finished",
     "PeerDiscovered": "peer.discovered",
     "PongReceived": "peer.pong",
     "MessageFailed": "message.failed",
