@@ -121,10 +121,7 @@ class GossipMixin:
         if gone:
             # we may have moved: what peers saw of that family's mappings is stale (a record would keep
             # advertising the old public address). The probes below bring fresh reports within an RTT.
-            obs = self.nat.observations
-            keep = [o for o in obs if (":" in o.dst[0]) not in gone]
-            obs.clear()
-            obs.extend(keep)
+            self.nat.forget(gone)
         self._nat_changed(now)  # the verdict depends on our addresses (a public one means no NAT)
         for net in self.networks.values():
             self._refresh_own(net, now, force=True)

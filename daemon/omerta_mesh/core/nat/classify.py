@@ -120,6 +120,15 @@ class NatObserver:
             self.observations.append(o)
         return new
 
+    def forget(self, families: set[bool]) -> None:
+        """Drop observations towards these families (True: IPv6) and what was measured with them: we lost
+        our addresses there, so we may be behind another NAT now."""
+        kept = [o for o in self.observations if (":" in o.dst[0]) not in families]
+        if len(kept) != len(self.observations):
+            self.observations = deque(kept, maxlen=self.observations.maxlen)
+            self.filter_tests.clear()
+            self.hairpin = None
+
     def latest_mapping(self, local: Address) -> Address | None:
         for o in reversed(self.observations):
             if o.local == local:
