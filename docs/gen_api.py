@@ -75,6 +75,14 @@ members left out. Errors are `org.omerta.Mesh1.Error.<CamelName>` with the text 
   `dbus.signal_rate` signals per second); `EventsDropped(t)` counts events dropped when a burst outran the
   bus. `EventsSubscribe` returns the snapshot with its `seq`; later events have larger `seq` values.
 * Streamed results (`ping` progress) are JSON-RPC only; D-Bus returns the final result.
+* The bus may come and go: if it is not there when the daemon starts, or the connection is lost (the bus
+  daemon restarted), the daemon keeps serving JSON-RPC and tries again after 0.5 s, 1 s, 2 s ... up to every
+  30 s; then it exports the object and owns the name again. Listeners should watch `NameOwnerChanged` and
+  call `EventsSubscribe` again for a fresh snapshot; events published while the face was down are counted
+  in the next `EventsDropped`. `status.get` reports the face as `dbus` (`active` false while it is down,
+  with the reason and the next try in `detail`) and counts `dbus.disconnects` and `dbus.reconnects`.
+  With `dbus.enabled = true` the daemon refuses to start only if the bus is there but will not let it own
+  the name (the policy file is missing).
 
 ## Events
 

@@ -87,6 +87,7 @@ class DaemonAPI:
         self.hooks = DaemonHooks()
         self.started = time.monotonic()
         self.stopping = False
+        self.dbus_face: Any = None  # the DbusService, when the daemon offers D-Bus (its state is in status)
         self.names: dict[str, NodeId] = config.name_map()
         self.rtt: dict[tuple[bytes, bytes], float] = {}
         self.inboxes: dict[str, Inbox] = {}

@@ -43,7 +43,7 @@ max_batch = 64            # live: requests per JSON-RPC batch
 subscriber_queue = 1024   # live: events queued per subscriber before it is cut off
 
 [dbus]
-enabled = "auto"          # true, false, or "auto" (use the system bus when there is one)
+enabled = "auto"          # true, false, or "auto" (use the system bus whenever it is there; retried)
 address = ""              # a bus address to use instead of the system bus
 signal_rate = 20          # live: Events signals per second at most (events are coalesced into them)
 signal_batch = 256        # live: events per Events signal at most

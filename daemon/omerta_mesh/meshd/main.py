@@ -1,9 +1,10 @@
 """omerta-meshd: parse arguments, build the daemon's objects, run until told to stop.
 
 Start-up order: configuration and logging; the state directory (locked) and runtime directory; the mesh
-node (UDP sockets, identity, networks and peer cache restored); the JSON-RPC socket; D-Bus; then
-``READY=1``. SIGHUP reloads the configuration (as ``daemon.reload`` does); SIGTERM and SIGINT stop
-gracefully: subscribers are told, peers are told (close frames), the peer cache is saved, sockets removed.
+node (UDP sockets, identity, networks and peer cache restored); the JSON-RPC socket; D-Bus (a bus that is
+not there yet is retried in the background, as is one that goes away later); then ``READY=1``. SIGHUP
+reloads the configuration (as ``daemon.reload`` does); SIGTERM and SIGINT stop gracefully: subscribers
+are told, peers are told (close frames), the peer cache is saved, sockets removed.
 The daemon always runs in the foreground (systemd or the user supervises it); ``--foreground`` is
 accepted so that scripts can say so.
 
@@ -17,7 +18,6 @@ import argparse
 import asyncio
 import dataclasses
 import logging
-import os
 import signal
 import socket
 import sys
@@ -131,6 +131,9 @@ class Daemon:
         self.stop_event = asyncio.Event()
         self.write_gid: int | None = None
         self.dbus: Any = None
+        self.server: RpcServer | None = None
+        self.node: MeshNode | None = None
+        self.lock: Any = None
         self.tasks: list[asyncio.Task] = []
         self._status_due = False
 
@@ -191,23 +194,20 @@ class Daemon:
                     log.warning("bootstrap %s in network %s: %s", text, net.id, e)
 
     async def _start_dbus(self) -> None:
+        """Offer the D-Bus face unless ``dbus.enabled = false``. A bus that is not there (yet) is retried in
+        the background, so the daemon starts without it; only a bus that refuses the name to a required
+        face (``dbus.enabled = true``) stops the start."""
         cfg = self.config.dbus
         if cfg.enabled is False:
             return
-        if cfg.enabled == "auto" and not cfg.address and not os.path.exists("/run/dbus/system_bus_socket") and "DBUS_SYSTEM_BUS_ADDRESS" not in os.environ:
-            log.info("no system bus: the D-Bus service is off (JSON-RPC serves every method)")
-            return
-        from .dbus_service import DbusService
+        from .dbus_service import DbusService, NameRefused
 
-        svc = DbusService(self.api, cfg.address)
+        svc = DbusService(self.api, cfg.address, required=cfg.enabled is True)
         try:
             await svc.start()
-        except Exception as e:
+        except NameRefused as e:
             await svc.close()
-            if cfg.enabled is True:
-                raise RuntimeError(f"D-Bus service failed to start: {e}; install packaging/dbus/org.omerta.Mesh1.conf or set dbus.enabled = false") from None
-            log.warning("D-Bus service not offered: %s (JSON-RPC serves every method)", e)
-            return
+            raise RuntimeError(f"D-Bus service failed to start: {e}; install packaging/dbus/org.omerta.Mesh1.conf or set dbus.enabled = false") from None
         self.dbus = svc
 
     # ---- status, watchdog
@@ -270,10 +270,31 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop)
         loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
-        await self.start()
+        try:
+            await self.start()
+        except BaseException:
+            await self._abort_start()
+            raise
         await self.stop_event.wait()
         await self.shutdown()
         return 0
+
+    async def _abort_start(self) -> None:
+        """A start that failed half-way: close what it opened (sockets, tasks, the lock) so the process
+        exits with the error instead of lingering with an open API socket."""
+        for closer in (self.server.close if self.server else None, self.dbus.close if self.dbus else None,
+                       self.node.close if self.node else None):
+            if closer is not None:
+                try:
+                    await closer()
+                except Exception as e:  # already failing: report, keep closing the rest
+                    log.debug("closing after a failed start: %s", e)
+        for t in self.tasks:
+            t.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        if self.lock is not None:
+            self.lock.release()
+        self.notifier.close()
 
     async def shutdown(self) -> None:
         log.info("stopping: telling peers and saving state")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 API_VERSION = 1
-API_REVISION = 1  # counts additive changes within API_VERSION
+API_REVISION = 2  # counts additive changes within API_VERSION (2: status.dbus, netcheck hairpinning, peer.punch_finished)
 
 DBUS_NAME = "org.omerta.Mesh1"
 DBUS_PATH = "/org/omerta/Mesh1"

@@ -149,6 +149,7 @@ class StatusResult:
     nat: NatVerdict
     relay: FeatureInfo
     audit: FeatureInfo
+    dbus: FeatureInfo  # active while the D-Bus face is connected; otherwise detail says why and when it retries
     counters: dict[str, int]
     status_text: str
 

@@ -172,6 +172,12 @@ def relay_latencies(api: "DaemonAPI") -> list[dict]:
     return sorted(out, key=lambda r: (r["rtt_ms"] is None, r["rtt_ms"] or 0.0, r["name"]))
 
 
+def dbus_feature(api: "DaemonAPI") -> s.FeatureInfo:
+    """The D-Bus face: up, or why not and when it tries again; off when ``dbus.enabled = false``."""
+    face = api.dbus_face
+    return face.feature(time.monotonic()) if face is not None else s.FeatureInfo(False, False, "off")
+
+
 def status(api: "DaemonAPI") -> s.StatusResult:
     node = api.node
     cfg = api.config.node
@@ -190,6 +196,7 @@ def status(api: "DaemonAPI") -> s.StatusResult:
         endpoints=api.endpoint_strings(), networks=networks(api), peers=peer_counts(api), nat=nat_verdict(api),
         relay=s.FeatureInfo(cfg.relay, node.mesh.cfg.relay, f"{counters.get('relay.forwarded', 0)} datagrams forwarded" if node.mesh.cfg.relay else "off"),
         audit=s.FeatureInfo(audit is not None, audit is not None, f"{counters.get('audit.violations', 0)} violations" if audit is not None else "off"),
+        dbus=dbus_feature(api),
         counters=counters, status_text=status_text(api),
     )
 
