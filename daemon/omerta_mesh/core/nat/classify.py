@@ -110,9 +110,10 @@ class NatObserver:
 
         A mapping on another public address than the socket's latest one means we are behind another NAT
         now (we moved, or the NAT was renumbered): what we measured of the old one no longer applies."""
-        last = next((x for x in reversed(self.observations) if x.local[1] == o.local[1]), None)
+        v6 = ":" in o.mapped[0]  # IPv4 and IPv6 sockets share a port number: compare within one family
+        last = next((x for x in reversed(self.observations) if x.local[1] == o.local[1] and (":" in x.mapped[0]) == v6), None)
         if last is not None and last.mapped[0] != o.mapped[0]:
-            self.observations = deque((x for x in self.observations if x.mapped[0] == o.mapped[0]), maxlen=self.observations.maxlen)
+            self.observations = deque((x for x in self.observations if x.mapped[0] == o.mapped[0] or (":" in x.mapped[0]) != v6), maxlen=self.observations.maxlen)
             self.filter_tests.clear()
             self.hairpin = None
         new = not any(x.local == o.local and x.dst == o.dst and x.mapped == o.mapped for x in self.observations)
