@@ -143,3 +143,30 @@ def test_a_flood_of_test_requests_is_rate_limited() -> None:
     sm.run_for(3)
     assert p.mesh.counters["drop.rate_limited"] >= 30
     assert p.mesh.counters["nat.tests_sent"] <= 8
+
+
+def test_loss_never_makes_a_wrong_verdict() -> None:
+    """5% loss on the NAT'd host's link and on its NAT's uplink: a lost BIND or probe may leave filtering
+    unknown for a while, but never reads as a filter that is not there (copies, a sticky P, and no Q our
+    second socket ever sent to)."""
+    from omerta_mesh.sim.network import LinkSpec
+
+    wrong, unknown, total = [], 0, 0
+    for seed in range(1, 7):
+        for kind, want in EXPECTED.items():
+            sm = SimMesh(seed=seed)
+            pubs = [sm.add_node(f"p{i}") for i in range(2)]
+            lossy = LinkSpec(loss=0.05)
+            x = sm.add_node("x", nat=sm.add_nat("nat", kind, link=lossy), link=lossy)
+            net = sm.create_network(pubs[0], "lab", members=[pubs[0]])
+            for n in pubs[1:] + [x]:
+                sm.join(n, pubs[0], net)
+            sm.run_for(40)
+            got = x.mesh.nat_verdict().filtering
+            total += 1
+            if got is Filtering.UNKNOWN:
+                unknown += 1
+            elif got is not want:
+                wrong.append((seed, kind, got.name))
+    assert wrong == []
+    assert unknown <= total // 10, f"{unknown} of {total} still unmeasured after 40 s"

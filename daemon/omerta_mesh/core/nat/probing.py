@@ -21,6 +21,7 @@ the mapping is first known, then every ``nat_test_interval`` and whenever our pu
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -38,6 +39,8 @@ if TYPE_CHECKING:  # pragma: no cover
 Address = tuple[str, int]
 KINDS = {1: "other-port", 2: "other-address"}
 MAX_PENDING = 16
+PROBE_MEMORY = 1800.0  # seconds a NAT may keep our second socket's filter state for an address
+TEST_COPIES = 2  # copies of each BIND and unsolicited probe: one lost datagram must not decide a test
 GIVE_UP = 30.0  # a test never acknowledged is forgotten after this long
 
 
@@ -57,6 +60,9 @@ class NatProbeMixin:
         self._nat_test_at: float | None = None
         self._nat_tested_key: tuple | None = None
         self._nat_partial = 0  # rounds in a row without a second peer at another address
+        self._nat_last_p: tuple[bytes, bytes] | None = None  # the peer the last BIND went to
+        self._probe_sent: dict[str, float] = {}  # addresses our second socket sent to, and when
+        self._nat_done: deque[int] = deque(maxlen=16)  # tests passed lately (their extra copies are expected)
         self._nat_answers = RateLimiter(self.cfg.nat_test_answers, 4, 1024)
 
     # ------------------------------------------------------------------ scheduling
@@ -130,10 +136,17 @@ class NatProbeMixin:
             self._nat_test_at = now + self.cfg.nat_test_retry
             return
         self._nat_test_at = now + self.cfg.nat_test_interval
-        p = peers[0]
+        # the same P as before when we can: our second socket's mapping may still remember every address it
+        # sent to, and a Q among them would pass the other-address test through any filter
+        p = next((q for q in peers if q.key == self._nat_last_p), peers[0])
+        self._nat_last_p = p.key
+        self._probe_sent[p.endpoint[0]] = now
+        if len(self._probe_sent) > 64:
+            del self._probe_sent[min(self._probe_sent, key=self._probe_sent.__getitem__)]
         nonce = self._nonce()
         self._nat_pending[nonce] = _Pending("bind", p, now, now + 2 * self.cfg.probe_timeout)
-        self._seal_to(p, fw.encode_natprobe(fw.NatOp.BIND, nonce), p.endpoint, self.probe_local, now)
+        for _ in range(TEST_COPIES):
+            self._seal_to(p, fw.encode_natprobe(fw.NatOp.BIND, nonce), p.endpoint, self.probe_local, now)
         self._destination_count += 1  # the second socket's new mapping takes a port of a sequential NAT
         self.counters.inc("nat.rounds")
         if v.mapping is Mapping.EIM:
@@ -194,10 +207,14 @@ class NatProbeMixin:
             self._seal_to(peer, fw.encode_natprobe(fw.NatOp.BOUND, f.nonce, src), src, local, now)
             return
         p = self._nat_pending.get(f.nonce)
+        if p is None and f.nonce in self._nat_done:
+            self.counters.inc("nat.copies")  # the extra copy of a BOUND or TEST already taken
+            return
         if f.op is fw.NatOp.BOUND:
             if p is None or p.kind != "bind" or p.peer is not peer or not self._on_probe_socket(local) or f.observed is None:
                 raise WireError(DropReason.NAT_UNEXPECTED, "BOUND")
             del self._nat_pending[f.nonce]
+            self._nat_done.append(f.nonce)
             if self.nat.observe(Observation(local, src, f.observed, peer.node.short(), now)):
                 self._nat_changed(now)
             self._ask_filter_tests(peer, f.observed, now)
@@ -205,6 +222,7 @@ class NatProbeMixin:
             if p is None or p.kind not in ("other-port", "other-address"):
                 raise WireError(DropReason.NAT_UNEXPECTED, "TEST")
             del self._nat_pending[f.nonce]
+            self._nat_done.append(f.nonce)
             self._nat_result(p, True, now)
         self._nat_arm()
 
@@ -225,8 +243,11 @@ class NatProbeMixin:
     def _other_address_peer(self: "Mesh", p: Peer, m2: Address, now: float) -> Peer | None:
         assert p.endpoint is not None
         for q in self._direct_peers(now, m2):
-            if q is not p and q.endpoint is not None and q.endpoint[0] not in (p.endpoint[0], m2[0]):
-                return q
+            if q is p or q.endpoint is None or q.endpoint[0] in (p.endpoint[0], m2[0]):
+                continue
+            if now - self._probe_sent.get(q.endpoint[0], -PROBE_MEMORY) < PROBE_MEMORY:
+                continue  # our second socket sent there: its packets would pass an address filter
+            return q
         return None
 
     def _on_nat_test(self: "Mesh", asker: Peer, body: bytes, now: float) -> None:
@@ -243,7 +264,9 @@ class NatProbeMixin:
             status = cw.NatAck.CANNOT
         else:
             local = self.probe_local if t.kind == 1 else asker.local
-            if self._seal_to(asker, fw.encode_natprobe(fw.NatOp.TEST, t.nonce), t.endpoint, local, now) is None:
+            frame = fw.encode_natprobe(fw.NatOp.TEST, t.nonce)
+            # TEST_COPIES copies: one lost datagram must not read as "filtered"
+            if any(self._seal_to(asker, frame, t.endpoint, local, now) is None for _ in range(TEST_COPIES)):
                 status = cw.NatAck.CANNOT
             else:
                 self.counters.inc("nat.tests_sent")
