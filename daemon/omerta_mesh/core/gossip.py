@@ -3,8 +3,8 @@
 Each node signs a record about itself per network (``wire/records.py``) and re-signs it with a higher
 sequence number whenever its endpoints, NAT verdict or relays change, and before it expires.
 
-Every ``gossip_interval`` seconds, per network, a node picks one random connected member and sends it a
-``gossip.sync``: a digest of one slice of its id-sorted store (at most ``gossip_digest_entries`` entries,
+Every ``gossip_interval`` seconds, per network, a node picks ``gossip_fanout`` random connected members and
+sends each a ``gossip.sync``: a digest of one slice of its id-sorted store (at most ``gossip_digest_entries`` entries,
 the slice moving on each round, so a digest is bounded whatever the network's size) plus the few records
 it learnt most recently (push). The receiver answers with the records of that slice the sender lacks (at
 most ``gossip_budget`` bytes) and asks for those it lacks itself (``gossip.want``). Push spreads news in
@@ -60,7 +60,6 @@ class _NetGossip:
 class GossipMixin:
     def _gossip_init(self: "Mesh") -> None:
         self._gossip: dict[bytes, _NetGossip] = {}
-        self.name = getattr(self, "name", "")
 
     def _gossip_net(self: "Mesh", net: Network) -> _NetGossip:
         g = self._gossip.get(net.id.raw)

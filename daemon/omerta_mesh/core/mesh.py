@@ -585,8 +585,9 @@ class Mesh(LinkMixin, GossipMixin, NatProbeMixin):
         return self.nat.verdict(main, self.local_ips, self.probe_local)
 
     def _nat_changed(self, now: float) -> None:
-        self._nat_schedule(now)
-        label = self.nat_verdict().label
+        v = self.nat_verdict()
+        self._nat_schedule(v, now)
+        label = v.label
         if label != self._nat_label:
             self._nat_label = label
             self._event(ev.NatChanged(label))

@@ -138,8 +138,9 @@ class NatObserver:
 
     def verdict(self, main_local: Address | None = None, local_ips: frozenset[str] = frozenset(), probe_local: Address | None = None) -> NatVerdict:
         obs = list(self.observations)
-        second = [o for o in obs if o.local[1] == probe_local[1]] if probe_local is not None else []
-        main = [o for o in obs if o not in second]
+        port = probe_local[1] if probe_local is not None else None
+        second = [o for o in obs if o.local[1] == port]
+        main = [o for o in obs if o.local[1] != port]
         v = classify(main, list(self.filter_tests), main_local, local_ips)
         ev = list(v.evidence)
         if second:

@@ -31,7 +31,7 @@ from ..peers.paths import is_relay
 from ..peers.peer import Peer
 from ..wire import control as cw
 from ..wire import frames as fw
-from .classify import FilterTest, Mapping, Observation
+from .classify import FilterTest, Mapping, NatVerdict, Observation
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..mesh import Mesh
@@ -66,11 +66,11 @@ class NatProbeMixin:
         self._nat_answers = RateLimiter(self.cfg.nat_test_answers, 4, 1024)
 
     # ------------------------------------------------------------------ scheduling
-    def _nat_schedule(self: "Mesh", now: float) -> None:
-        """After a new observation: test when the mapping is first known or our public address changed."""
+    def _nat_schedule(self: "Mesh", v: NatVerdict, now: float) -> None:
+        """After new evidence (verdict ``v``): test when the mapping is first known or our public address
+        changed."""
         if not self.cfg.nat_tests or self.probe_local is None:
             return
-        v = self.nat_verdict()
         if v.mapping is Mapping.NONE or not v.public:  # public, or no report yet: nothing to measure
             return
         key = v.public[0] if v.mapping is Mapping.EIM else (v.public[0][0],)  # symmetric: a new port per peer
