@@ -57,10 +57,12 @@ class LinkMixin:
             self._probe(peer, src, now)  # confirm the new path at once (roaming, punching)
         if peer.endpoint is None:
             self._switch(peer, src, "first path heard from", now)
-        else:
+        elif src != peer.endpoint:
+            # (a packet on the current path only makes it fresher: it cannot lose the choice, so the
+            # per-packet path skips the decision; the heartbeat timer decides on that path's silence)
             self._reselect(peer, now)
             cur = peer.paths.get(peer.endpoint)
-            if cur is not None and src != peer.endpoint and not is_relay(src) and peer.probe_at is not None:
+            if cur is not None and not is_relay(src) and peer.probe_at is not None:
                 # the peer's traffic comes another way (roaming): decide again the moment the current path
                 # stops counting as fresh, not at whatever heartbeat or retransmission comes next
                 at = evidence(cur) + FRESHNESS
