@@ -113,14 +113,13 @@ Each event is an object with `type`, `seq` (1, 2, ... per daemon run) and `time`
 def render() -> str:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
+        from omerta_mesh.meshd import config as config_mod
         from omerta_mesh.meshd import schema
         from omerta_mesh.meshd.api import DaemonAPI
-        from omerta_mesh.meshd.config import DEFAULT_TOML
         from omerta_mesh.meshd.dbus_codec import arg_signature
         from omerta_mesh.meshd.errors import DEFAULT_FIX, Code
         from omerta_mesh.meshd.events import EVENT_TYPES
         from omerta_mesh.meshd.registry import API_REVISION, API_VERSION, methods
-    import tomllib
 
     specs = methods(DaemonAPI)
     table = "\n".join(f"| `{s.name}` | `{s.dbus_name}` | {s.access.value} | {s.doc} |" for s in specs)
@@ -140,21 +139,21 @@ def render() -> str:
                 lines.append(f"| `{f.name}` | {schema.type_name(tp)} | `{arg_signature(tp)}` | {default} | {f.metadata['doc']} |")
         else:
             lines.append("No parameters.")
-        lines += ["", f"Result: `{s.result.__name__}` {{{_shape(s.result, schema)}}}", ""]
+        lines += ["", f"Result: `{s.result.__name__}` {{{_shape(s.result)}}}", ""]
         details.append("\n".join(lines))
     requests = {sp.request for sp in specs} | {schema.Empty}
     results = {sp.result for sp in specs}
     nested = [c for c in vars(schema).values() if dataclasses.is_dataclass(c) and isinstance(c, type)
               and c not in requests and c not in results and c.__module__ == schema.__name__]
-    types = "\n".join(f"* `{c.__name__}` {{{_shape(c, schema)}}}" for c in sorted(nested, key=lambda c: c.__name__))
+    types = "\n".join(f"* `{c.__name__}` {{{_shape(c)}}}" for c in sorted(nested, key=lambda c: c.__name__))
     errors = "\n".join(f"| {int(c)} | `{c.name}` | {DEFAULT_FIX[c]} |" for c in Code)
     events = "\n".join(f"* `{t}`" for t in EVENT_TYPES)
-    queue = tomllib.loads(DEFAULT_TOML)["api"]["subscriber_queue"]
+    queue = config_mod.default().api.subscriber_queue
     return INTRO.format(version=API_VERSION, revision=API_REVISION, table=table, details="\n".join(details).rstrip(),
                         errors=errors, events=events, queue=queue, types=types)
 
 
-def _shape(cls: type, schema: object) -> str:
+def _shape(cls: type) -> str:
     hints = typing.get_type_hints(cls)
     parts = []
     for f in dataclasses.fields(cls):

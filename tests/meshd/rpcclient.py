@@ -63,16 +63,19 @@ class RpcClient:
         return json.loads(self._recv_exact(n))
 
     # ---- calls
+    def _keep(self, msg: Any) -> None:
+        """File a message read while waiting for another: a notification, a response, or a batch of them."""
+        if isinstance(msg, list):
+            for m in msg:
+                self.responses[m.get("id")] = m
+        elif "method" in msg and "id" not in msg:
+            self.notifications.append(msg)
+        else:
+            self.responses[msg.get("id")] = msg
+
     def wait_response(self, req_id: Any) -> dict[str, Any]:
         while req_id not in self.responses:
-            msg = self.read()
-            if isinstance(msg, list):
-                for m in msg:
-                    self.responses[m.get("id")] = m
-            elif "method" in msg and "id" not in msg:
-                self.notifications.append(msg)
-            else:
-                self.responses[msg.get("id")] = msg
+            self._keep(self.read())
         return self.responses.pop(req_id)
 
     def call_raw(self, method: str, params: Any = None) -> dict[str, Any]:
@@ -95,9 +98,6 @@ class RpcClient:
                 return self.notifications.pop(i)
         while True:
             msg = self.read()
-            if "method" in msg and "id" not in msg and (method is None or msg["method"] == method):
+            if isinstance(msg, dict) and "method" in msg and "id" not in msg and (method is None or msg["method"] == method):
                 return msg
-            if "method" in msg and "id" not in msg:
-                self.notifications.append(msg)
-            else:
-                self.responses[msg.get("id")] = msg
+            self._keep(msg)

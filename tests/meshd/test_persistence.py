@@ -50,7 +50,6 @@ async def main():
     await node.start()
     node.create_network("first")
     print(json.dumps({{"node_id": str(node.node_id)}}), flush=True)
-    real_replace = os.replace
     def crash(src, dst):  # the temp file is written and fsynced; die before the rename
         os._exit(137)
     os.replace = crash

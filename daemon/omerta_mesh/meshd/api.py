@@ -68,6 +68,11 @@ class Inbox:
             self.dropped += 1
         self.wake.set()
 
+    def take(self, n: int) -> list[ev.ChannelMessage]:
+        out = [self.items.popleft() for _ in range(min(n, len(self.items)))]
+        self.bytes -= sum(len(m.data) for m in out)
+        return out
+
 
 @dataclass
 class DaemonHooks:
@@ -164,13 +169,13 @@ class DaemonAPI:
         known = {p.node for p in mesh.table} if mesh else set()
         if mesh:  # members known by gossip only: the core opens a session on demand
             known |= {r.node for net in mesh.networks.values() for r in mesh.records(net.id) if r.node != mesh.node_id}
-        q = query.strip().lower()
-        if q not in self.names and len(q) >= MIN_PREFIX and sum(1 for n in known if n.text().startswith(q)) > 1:
-            raise ApiError(Code.PEER_AMBIGUOUS, f"{query!r} matches several peers")
+        candidates = known | set(self.names.values())
         try:
-            node = resolve_node(query, known | set(self.names.values()), self.names)
-        except UsageError as e:
-            raise ApiError(Code.PEER_NOT_FOUND, str(e)) from None
+            node = resolve_node(query, candidates, self.names)
+        except UsageError as e:  # resolve_node's message names the candidates of an ambiguous prefix
+            q = query.strip().lower()
+            several = len(q) >= MIN_PREFIX and sum(1 for n in candidates if n.text().startswith(q)) > 1
+            raise ApiError(Code.PEER_AMBIGUOUS if several else Code.PEER_NOT_FOUND, str(e)) from None
         if node not in known:
             raise ApiError(Code.PEER_NOT_FOUND, f"{query!r} ({node.short()}) is not a peer in any of this node's networks")
         return node
@@ -344,11 +349,7 @@ class DaemonAPI:
                 await asyncio.wait_for(box.wake.wait(), req.timeout)
             except (TimeoutError, asyncio.TimeoutError):
                 pass
-        out = []
-        while box.items and len(out) < req.max:
-            m = box.items.popleft()
-            box.bytes -= len(m.data)
-            out.append(views.channel_message(self, m, req.encoding))
+        out = [views.channel_message(self, m, req.encoding) for m in box.take(req.max)]
         dropped, box.dropped = box.dropped, 0
         return s.ChannelReceiveResult(out, dropped)
 

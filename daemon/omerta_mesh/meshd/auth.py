@@ -28,12 +28,11 @@ class Caller:
     gid: int
     groups: tuple[int, ...]
     may_write: bool
-    via: str = "unix"
 
     @classmethod
     def internal(cls) -> "Caller":
         """The daemon itself (signals) or a D-Bus caller, whom the bus policy already admitted."""
-        return cls(0, 0, 0, (), True, "internal")
+        return cls(0, 0, 0, (), True)
 
     def describe(self) -> str:
         return f"uid={self.uid} pid={self.pid}"
@@ -68,4 +67,4 @@ def caller_of(sock: socket.socket, write_gid: int | None) -> Caller:
     pid, uid, gid = _UCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size))
     groups = peer_groups(sock)
     may_write = uid == 0 or (write_gid is not None and (gid == write_gid or write_gid in groups))
-    return Caller(pid, uid, gid, tuple(groups), may_write)
+    return Caller(pid, uid, gid, groups, may_write)

@@ -173,7 +173,7 @@ class DbusService:
         self.where = address or "the system bus"
         self.bus: MessageBus | None = None
         self.sub = api.hub.subscribe(limit=EMITTER_QUEUE, drop_oldest=True)
-        self.ctx = CallContext(Caller(0, 0, 0, (), True, "dbus"), "dbus", shared_subscription=self.sub.id)
+        self.ctx = CallContext(Caller.internal(), "dbus", shared_subscription=self.sub.id)
         read_cls, admin_cls = interface_classes(list(api.specs.values()))
         self.read = read_cls(DBUS_IFACE, self)
         self.admin = admin_cls(DBUS_ADMIN_IFACE, self)

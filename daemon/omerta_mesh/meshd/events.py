@@ -21,6 +21,7 @@ from typing import Any, Callable
 
 from ..core import events as ev
 from ..core.ids import NetworkId, NodeId
+from .views import ep
 
 Json = dict[str, Any]
 
@@ -90,9 +91,6 @@ class EventHub:
         self._subs[sub.id] = sub
         return sub
 
-    def get(self, sid: int) -> Subscription | None:
-        return self._subs.get(sid)
-
     @property
     def subscribers(self) -> int:
         return len(self._subs)
@@ -133,17 +131,11 @@ DAEMON_EVENTS = ["daemon.reloaded", "daemon.stopping"]
 EVENT_TYPES = [*CORE_EVENTS.values(), *DAEMON_EVENTS]
 
 
-def _ep(a: tuple[str, int] | None) -> str | None:
-    if a is None:
-        return None
-    return f"[{a[0]}]:{a[1]}" if ":" in a[0] else f"{a[0]}:{a[1]}"
-
-
 def _value(v: Any) -> Any:
     if isinstance(v, (NodeId, NetworkId)):
         return str(v)
     if isinstance(v, tuple) and len(v) == 2 and isinstance(v[0], str) and isinstance(v[1], int):
-        return _ep(v)  # type: ignore[arg-type]
+        return ep(v)  # type: ignore[arg-type]
     if isinstance(v, (bytes, bytearray)):
         return None  # payloads never go into the event stream
     return v

@@ -109,19 +109,6 @@ def merge_live(old: DaemonConfig, new: DaemonConfig, live: list[str]) -> DaemonC
     return dataclasses.replace(out, source=new.source)
 
 
-def primary_ipv4() -> str | None:
-    """The address this host would use towards the Internet (no packet is sent), if it has a route."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        s.connect(("192.0.2.1", 9))
-        addr = s.getsockname()[0]
-        return None if addr.startswith("127.") else addr
-    except OSError:
-        return None
-    finally:
-        s.close()
-
-
 class Daemon:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
@@ -138,19 +125,10 @@ class Daemon:
         self._status_due = False
 
     def endpoints(self) -> list[tuple[str, int]]:
+        """Endpoints for invites: ``node.advertise``, else the node's own (kept current by its address monitor)."""
         if self.config.node.advertise:
             return [config_mod.parse_endpoint(e) for e in self.config.node.advertise]
-        out: list[tuple[str, int]] = []
-        for host, port in self.node.driver.udp.addresses if self.node.driver else []:
-            if host == "0.0.0.0":
-                primary = primary_ipv4()
-                out += [(primary, port)] if primary else []
-                out.append(("127.0.0.1", port))
-            elif host == "::":
-                out.append(("::1", port))
-            else:
-                out.append((host, port))
-        return out
+        return self.node.endpoints
 
     async def start(self) -> None:
         cfg = self.config

@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import inspect
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Callable
 
 API_VERSION = 1
 API_REVISION = 2  # counts additive changes within API_VERSION (2: status.dbus, netcheck hairpinning, peer.punch_finished)
@@ -44,10 +44,6 @@ class MethodSpec:
     def dbus_name(self) -> str:
         return dbus_member(self.name)
 
-    @property
-    def dbus_interface(self) -> str:
-        return DBUS_IFACE if self.access is READ else DBUS_ADMIN_IFACE
-
 
 def dbus_member(dotted: str) -> str:
     return "".join(w[:1].upper() + w[1:] for part in dotted.split(".") for w in part.split("_"))
@@ -69,7 +65,3 @@ def methods(api_cls: type) -> list[MethodSpec]:
 
 def spec_map(api_cls: type) -> dict[str, MethodSpec]:
     return {s.name: s for s in methods(api_cls)}
-
-
-def bound(api: Any, spec: MethodSpec) -> Callable:
-    return getattr(api, spec.attr)

@@ -76,8 +76,7 @@ def _sanitize_one(resp: dict[str, Any]) -> dict[str, Any]:
         code = Code.INTERNAL
     if code is Code.INTERNAL or code not in (Code.PARSE_ERROR, Code.INVALID_REQUEST, Code.METHOD_NOT_FOUND, Code.INVALID_PARAMS):
         log.error("dispatch error not mapped by a method: %r", err)
-        e = internal()
-        return {**resp, "error": {"code": int(e.code), "message": e.message, "data": e.data()}}
+        return error_obj(internal(), resp.get("id"))
     detail = str(data)[:200] if data is not None else None
     msg = f"no method {detail!r}" if code is Code.METHOD_NOT_FOUND else _MESSAGES.get(code, err.get("message", ""))
     new = {"name": code.name, "fix": DEFAULT_FIX[code]}
@@ -168,10 +167,11 @@ class Connection:
             while not self.closed:
                 head = await self.reader.readexactly(HEADER)
                 n = int.from_bytes(head, "big")
-                if n > self.server.limits().max_frame:
+                limit = self.server.limits().max_frame  # read per frame: a reload changes it
+                if n > limit:
                     self.server.stats["frames_too_large"] += 1
-                    log.debug("refused frame: size=%d limit=%d caller=%s", n, self.server.limits().max_frame, self.caller.describe())
-                    self.send(error_obj(ApiError(Code.FRAME_TOO_LARGE, f"frame of {n} bytes; the limit is {self.server.limits().max_frame}")))
+                    log.debug("refused frame: size=%d limit=%d caller=%s", n, limit, self.caller.describe())
+                    self.send(error_obj(ApiError(Code.FRAME_TOO_LARGE, f"frame of {n} bytes; the limit is {limit}")))
                     await asyncio.wait_for(self.writer.drain(), CUTOFF_WRITE_TIMEOUT)
                     return
                 body = await self.reader.readexactly(n)
@@ -225,8 +225,7 @@ class RpcServer:
         self.serving: set[asyncio.Task] = set()
         self.stats: collections.Counter[str] = collections.Counter()
         self.methods = {spec.name: self._method(spec) for spec in api.specs.values()}
-        if hasattr(api, "counter_sources"):
-            api.counter_sources.append(lambda: {f"rpc.{k}": v for k, v in sorted(self.stats.items())} | {"rpc.clients": len(self.connections)})
+        api.counter_sources.append(lambda: {f"rpc.{k}": v for k, v in sorted(self.stats.items())} | {"rpc.clients": len(self.connections)})
         self._server: asyncio.AbstractServer | None = None
 
     def limits(self) -> Any:
@@ -250,7 +249,8 @@ class RpcServer:
 
     async def dispatch(self, body: bytes, conn: Connection) -> Any:
         try:
-            doc = json.loads(body.decode("utf-8"))
+            text = body.decode("utf-8")
+            doc = json.loads(text)
         except (UnicodeDecodeError, ValueError, RecursionError) as e:
             self.stats["parse_errors"] += 1
             log.debug("refused frame: not JSON (%s) caller=%s", type(e).__name__, conn.caller.describe())
@@ -259,7 +259,7 @@ class RpcServer:
             self.stats["batches_too_large"] += 1
             return error_obj(ApiError(Code.INVALID_REQUEST, f"a batch of {len(doc)} requests; at most {self.limits().max_batch}"))
         self.stats["requests"] += len(doc) if isinstance(doc, list) else 1
-        resp = await dispatch_to_serializable(body.decode("utf-8"), methods=self.methods, context=conn, deserializer=lambda _t: doc)
+        resp = await dispatch_to_serializable(text, methods=self.methods, context=conn, deserializer=lambda _t: doc)
         return sanitize(resp)
 
     # ---- lifecycle

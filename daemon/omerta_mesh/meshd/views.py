@@ -11,8 +11,10 @@ import time
 from typing import TYPE_CHECKING
 
 from ..core import events as ev
-from ..core.nat.classify import explain_pair, verdict_from_record
-from ..core.peers.paths import path_state
+from ..core.errors import UsageError
+from ..core.ids import NodeId
+from ..core.nat.classify import NatVerdict, explain_pair, verdict_from_record
+from ..core.peers.paths import is_relay, path_state
 from ..core.peers.peer import Peer
 from . import schema as s
 from .registry import API_REVISION, API_VERSION
@@ -42,12 +44,16 @@ def path_of(api: "DaemonAPI", peer: Peer) -> str | None:
     if kind == "relay":
         relay = mesh.relay_name(peer)
         try:
-            from ..core.ids import NodeId
-
             return f"relay via {api.name_of(NodeId.parse(relay))}" if relay else "relay"
-        except Exception:
+        except UsageError:
             return "relay"
     return None if kind == "none" else kind
+
+
+def their_nat(api: "DaemonAPI", p: Peer) -> NatVerdict | None:
+    """The peer's NAT as its signed record states it; None without a record."""
+    rec = api.node.mesh.record_of(p.network.id, p.node)
+    return verdict_from_record(rec.mapping, rec.filtering, rec.port_delta) if rec else None
 
 
 def peer_info(api: "DaemonAPI", p: Peer, cls: type = s.PeerInfo, **extra: object) -> s.PeerInfo:
@@ -57,16 +63,15 @@ def peer_info(api: "DaemonAPI", p: Peer, cls: type = s.PeerInfo, **extra: object
     cur = p.paths.get(p.endpoint) if p.endpoint is not None else None
     if cur is not None and cur.srtt is not None and rtt is None:
         rtt = cur.srtt
-    rec = api.node.mesh.record_of(p.network.id, p.node)
-    extra.setdefault("loss", round(cur.loss, 3) if cur is not None and cur.outcomes else None)
-    extra.setdefault("nat", verdict_from_record(rec.mapping, rec.filtering, rec.port_delta).label if rec else None)
+    theirs = their_nat(api, p)
     return cls(
         name=api.name_of(p.node), node_id=str(p.node), short_id=p.node.short(), network=str(p.network.id),
-        network_name=p.network.name, endpoint=ep(p.endpoint) if p.endpoint and not p.endpoint[0].startswith("relay:") else None,
+        network_name=p.network.name, endpoint=ep(p.endpoint) if p.endpoint and not is_relay(p.endpoint) else None,
         path=path_of(api, p),
         rtt_ms=round(rtt * 1000, 3) if rtt is not None else None,
         last_handshake_s=round(now - hs, 3) if hs is not None else None,
-        bytes_in=p.stats.bytes_in, bytes_out=p.stats.bytes_out, connected=p.connected, **extra,
+        bytes_in=p.stats.bytes_in, bytes_out=p.stats.bytes_out, connected=p.connected,
+        loss=round(cur.loss, 3) if cur is not None and cur.outcomes else None, nat=theirs.label if theirs else None, **extra,
     )
 
 
@@ -80,7 +85,7 @@ def _paths(p: Peer, now: float) -> list[dict]:
     out = []
     for addr, path in sorted(p.paths.items()):
         out.append({
-            "path": addr[0] if addr[0].startswith("relay:") else ep(addr),
+            "path": addr[0] if path.relay else ep(addr),
             "kind": "relay" if path.relay else "direct",
             "state": path_state(path, now, 0.0).value,
             "current": addr == p.endpoint,
@@ -94,8 +99,7 @@ def _paths(p: Peer, now: float) -> list[dict]:
 def peer_detail(api: "DaemonAPI", p: Peer) -> s.PeerDetail:
     now = _now(api)
     own = api.node.mesh.nat_verdict()
-    rec = api.node.mesh.record_of(p.network.id, p.node)
-    theirs = verdict_from_record(rec.mapping, rec.filtering, rec.port_delta) if rec else None
+    theirs = their_nat(api, p)
     sessions = [
         s.SessionInfo(slot, round(sess.age(now), 3), sess.initiator, sess.send_counter)
         for slot, sess in (("current", p.current), ("previous", p.previous), ("next", p.next)) if sess is not None
@@ -121,7 +125,7 @@ def networks(api: "DaemonAPI") -> list[s.NetworkInfo]:
 def peer_counts(api: "DaemonAPI") -> s.PeerCounts:
     peers = list(api.node.mesh.table)
     connected = [p for p in peers if p.connected]
-    direct = sum(1 for p in connected if path_of(api, p) in ("direct", "punched"))
+    direct = sum(1 for p in connected if api.node.mesh.path_kind(p) in ("direct", "punched"))
     return s.PeerCounts(len(peers), len(connected), direct, len(connected) - direct)
 
 
