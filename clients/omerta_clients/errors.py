@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any, TextIO
 
 # ---------------------------------------------------------------------- exit codes
-OK = 0
 ERROR = 1  # anything else the daemon refused or failed
 USAGE = 2  # bad command line or parameters
 DAEMON_DOWN = 3  # no daemon answers on the socket (or it is shutting down)
@@ -29,32 +28,20 @@ exit codes:
   6  timeout, or the peer is not connected
 """
 
-# The daemon's error names (docs/api.md, "Error codes") -> exit code; names not listed exit with ERROR.
-EXIT_BY_NAME = {
-    "INVALID_PARAMS": USAGE,
-    "PERMISSION_DENIED": PERMISSION,
-    "PEER_NOT_FOUND": NOT_FOUND,
-    "PEER_AMBIGUOUS": NOT_FOUND,
-    "NETWORK_NOT_FOUND": NOT_FOUND,
-    "NOT_CONNECTED": TIMEOUT,
-    "TIMEOUT": TIMEOUT,
-    "SHUTTING_DOWN": DAEMON_DOWN,
+# The daemon's error names (docs/api.md, "Error codes"): numeric code, exit code, and a prefix for the
+# message so its first words say what kind of failure it is. Names not listed exit with ERROR.
+DAEMON_ERRORS: dict[str, tuple[int, int, str | None]] = {
+    "INVALID_PARAMS": (-32602, USAGE, None),
+    "PERMISSION_DENIED": (1001, PERMISSION, "permission denied"),
+    "PEER_NOT_FOUND": (1002, NOT_FOUND, "unknown peer"),
+    "PEER_AMBIGUOUS": (1003, NOT_FOUND, "ambiguous peer"),
+    "NETWORK_NOT_FOUND": (1004, NOT_FOUND, "unknown network"),
+    "NOT_CONNECTED": (1006, TIMEOUT, "not connected"),
+    "TIMEOUT": (1007, TIMEOUT, "timeout"),
+    "SHUTTING_DOWN": (1011, DAEMON_DOWN, "daemon stopping"),
 }
-# The same by numeric code, for an error object that carries no data.name.
-NAME_BY_CODE = {
-    -32602: "INVALID_PARAMS", 1001: "PERMISSION_DENIED", 1002: "PEER_NOT_FOUND", 1003: "PEER_AMBIGUOUS",
-    1004: "NETWORK_NOT_FOUND", 1006: "NOT_CONNECTED", 1007: "TIMEOUT", 1011: "SHUTTING_DOWN",
-}
-# A prefix for the message, so the first words say what kind of failure it is.
-PREFIX_BY_NAME = {
-    "PERMISSION_DENIED": "permission denied",
-    "PEER_NOT_FOUND": "unknown peer",
-    "PEER_AMBIGUOUS": "ambiguous peer",
-    "NETWORK_NOT_FOUND": "unknown network",
-    "NOT_CONNECTED": "not connected",
-    "TIMEOUT": "timeout",
-    "SHUTTING_DOWN": "daemon stopping",
-}
+# The name by numeric code, for an error object that carries no data.name.
+NAME_BY_CODE = {code: name for name, (code, _, _) in DAEMON_ERRORS.items()}
 
 START_FIX = "start it with `systemctl start omerta-meshd` (or `omerta-meshd --foreground`); for another daemon pass --socket or set OMERTA_SOCKET"
 GROUP_FIX = "add yourself to the omerta group (`sudo usermod -aG omerta $USER`, then log in again), or run as root"
@@ -101,11 +88,6 @@ class Timeout(ClientError):
     name = "TIMEOUT"
 
 
-class UsageError(ClientError):
-    exit_code = USAGE
-    name = "USAGE"
-
-
 class PeerNotFound(ClientError):
     exit_code = NOT_FOUND
     name = "PEER_NOT_FOUND"
@@ -131,14 +113,10 @@ class RpcError(ClientError):
         data = error.get("data") if isinstance(error.get("data"), dict) else {}
         name = str(data.get("name") or NAME_BY_CODE.get(self.code, "ERROR"))  # type: ignore[arg-type]
         message = str(error.get("message", "the daemon refused the request"))
-        prefix = PREFIX_BY_NAME.get(name)
+        _, exit_code, prefix = DAEMON_ERRORS.get(name, (0, ERROR, None))
         text = f"{prefix}: {message}" if prefix and not message.lower().startswith(prefix) else message
-        super().__init__(text, str(data.get("fix") or ""), EXIT_BY_NAME.get(name, ERROR), name)
+        super().__init__(text, str(data.get("fix") or ""), exit_code, name)
         self.daemon_message = message
-
-
-def exit_code_for(name: str) -> int:
-    return EXIT_BY_NAME.get(name, ERROR)
 
 
 def show(err: ClientError, prog: str, stream: TextIO) -> None:

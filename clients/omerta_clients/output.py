@@ -22,9 +22,9 @@ DASH = "-"
 
 
 # ---------------------------------------------------------------------- consoles and JSON
-def console(file: TextIO | None = None, stderr: bool = False) -> Console:
+def console(file: TextIO | None = None) -> Console:
     """A console for command output; when not a terminal, wide enough that tables do not wrap."""
-    stream = file or (sys.stderr if stderr else sys.stdout)
+    stream = file or sys.stdout
     width = None
     if not stream.isatty() and not os.environ.get("COLUMNS"):
         width = 200
@@ -50,11 +50,11 @@ def size(n: int | float | None) -> str:
     if n is None:
         return DASH
     n = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
-    return DASH  # unreachable
+    return f"{n:.1f} TiB"
 
 
 def rate(bps: float | None) -> str:
@@ -112,14 +112,12 @@ def nat_summary(nat: Json | None) -> str:
 
 def peer_nat(peer: Json) -> str:
     """The peer's NAT type as its signed record states it (PeerInfo.nat), or "-"."""
-    nat = peer.get("nat")
-    return nat_summary(nat) if isinstance(nat, dict) else text_or_dash(nat)
+    return text_or_dash(peer.get("nat"))
 
 
 def peer_loss(peer: Json) -> str:
     """Loss on the peer's current path as the daemon measures it (PeerInfo.loss), or "-"."""
-    v = peer.get("loss")
-    return pct(v) if isinstance(v, (int, float)) else DASH
+    return pct(peer.get("loss"))
 
 
 # ---------------------------------------------------------------------- status
@@ -222,9 +220,8 @@ def paths_table(paths: list[Json]) -> RenderableType:
     return t
 
 
-def peer_detail_view(detail: Json, own_nat: Json | None = None) -> RenderableType:
-    """``peers.get`` result: one block per network, and why the path is what it is. ``own_nat`` (from
-    netcheck) is only used when the detail does not carry this node's verdict itself."""
+def peer_detail_view(detail: Json) -> RenderableType:
+    """``peers.get`` result: one block per network, and why the path is what it is."""
     parts: list[RenderableType] = [Text(f"{detail.get('name', DASH)}  {detail.get('node_id', DASH)}", style="bold")]
     for d in detail.get("networks") or []:
         rows: list[tuple[str, Any]] = [
@@ -247,11 +244,11 @@ def peer_detail_view(detail: Json, own_nat: Json | None = None) -> RenderableTyp
         parts += [Text(""), _kv(rows)]
         if d.get("paths"):
             parts += [Text(""), paths_table(d["paths"])]
-        parts += [Text(""), why_path(d, own_nat)]
+        parts += [Text(""), why_path(d)]
     return Group(*parts)
 
 
-def why_path(d: Json, own_nat: Json | None = None) -> RenderableType:
+def why_path(d: Json) -> RenderableType:
     """Why the peer is on this path: the daemon's explanation and path decision, and both NAT verdicts
     with their evidence."""
     path = d.get("path") or ""
@@ -268,12 +265,8 @@ def why_path(d: Json, own_nat: Json | None = None) -> RenderableType:
         parts.append(Text(f"NAT pair: {d['why']}"))
     if d.get("path_reason"):
         parts.append(Text(f"path decision: {d['path_reason']}"))
-    own = d.get("own_nat") if isinstance(d.get("own_nat"), dict) and d.get("own_nat") else own_nat
-    parts.append(nat_lines("this node's NAT", own))
-    if "peer_nat" in d:
-        parts.append(nat_lines("peer's NAT", d.get("peer_nat"), "unknown (no signed record from this peer yet)"))
-    else:
-        parts.append(Text("peer's NAT: - (not reported by the daemon)", style="dim"))
+    parts.append(nat_lines("this node's NAT", d.get("own_nat")))
+    parts.append(nat_lines("peer's NAT", d.get("peer_nat"), "unknown (no signed record from this peer yet)"))
     return Group(*parts)
 
 

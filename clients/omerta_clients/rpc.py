@@ -18,6 +18,7 @@ codes without looking at errno.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import itertools
 import json
@@ -25,7 +26,7 @@ import os
 import socket
 import time
 from collections import deque
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from .errors import ClientError, DaemonNotRunning, RpcError, SocketPermissionDenied, Timeout, DAEMON_DOWN
 
@@ -59,18 +60,45 @@ def connect_error(path: str, e: OSError) -> ClientError:
     return ClientError(f"cannot connect to {path}: {e.strerror or e}", "check the --socket path and that omerta-meshd runs", DAEMON_DOWN)
 
 
+def frame_length(head: bytes) -> int:
+    """The body length a frame header announces (refusing absurd ones)."""
+    n = int.from_bytes(head[:HEADER], "big")
+    if n > MAX_FRAME:
+        raise ClientError(f"the daemon sent a frame of {n} bytes", "check that --socket points at omerta-meshd")
+    return n
+
+
 def lost(path: str) -> ClientError:
     return ClientError(f"the daemon closed the connection on {path}", "it may have stopped: see `journalctl -u omerta-meshd`", DAEMON_DOWN, "DAEMON_NOT_RUNNING")
 
 
 class _Router:
-    """What both clients do with an incoming message: responses by id, progress by token, events queued."""
+    """What both clients share: request ids and frames out; responses by id, progress by token, events
+    queued in."""
 
     def __init__(self) -> None:
+        self.ids = itertools.count(1)
         self.responses: dict[Any, Json] = {}
         self.progress: dict[str, Progress] = {}
         self.events: deque[Json | ClientError] = deque()
-        self.subscriptions: set[int] = set()
+
+    def request(self, method: str, params: Json | None) -> tuple[int, bytes]:
+        """A fresh request id and the frame that carries the request."""
+        rid = next(self.ids)
+        req: Json = {"jsonrpc": "2.0", "method": method, "id": rid}
+        if params:
+            req["params"] = params
+        return rid, encode_frame(req)
+
+    @contextlib.contextmanager
+    def streaming(self, method: str, params: Json, on_progress: Progress) -> Iterator[Json]:
+        """``params`` with a fresh progress token whose notifications go to ``on_progress`` meanwhile."""
+        token = f"{method}-{os.getpid()}-{next(self.ids)}"
+        self.progress[token] = on_progress
+        try:
+            yield {**params, "progress": token}
+        finally:
+            self.progress.pop(token, None)
 
     def route(self, msg: Any) -> ClientError | None:
         """File one message; returns an error the daemon sent without an id (BUSY, FRAME_TOO_LARGE)."""
@@ -90,7 +118,6 @@ class _Router:
             elif method == "events.event":
                 self.events.append(params.get("event") or {})
             elif method == "events.closed":
-                self.subscriptions.discard(params.get("subscription"))
                 self.events.append(ClientError(
                     f"the daemon ended the event subscription: {params.get('reason', 'closed')}",
                     str(params.get("fix") or "subscribe again"), DAEMON_DOWN if params.get("code") == 1011 else 1,
@@ -115,7 +142,6 @@ class Client:
     def __init__(self, path: str | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
         self.path = path or default_socket()
         self.timeout = timeout
-        self._ids = itertools.count(1)
         self._router = _Router()
         self._buf = bytearray()
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -135,22 +161,17 @@ class Client:
     def close(self) -> None:
         self.sock.close()
 
-    def fileno(self) -> int:
-        return self.sock.fileno()
-
     # ---- wire
-    def _send(self, obj: Any) -> None:
+    def _send(self, frame: bytes) -> None:
         try:
-            self.sock.sendall(encode_frame(obj))
+            self.sock.sendall(frame)
         except OSError:
             raise lost(self.path) from None
 
     def _take_frame(self) -> Any | None:
         if len(self._buf) < HEADER:
             return None
-        n = int.from_bytes(self._buf[:HEADER], "big")
-        if n > MAX_FRAME:
-            raise ClientError(f"the daemon sent a frame of {n} bytes", "check that --socket points at omerta-meshd")
+        n = frame_length(self._buf)
         if len(self._buf) < HEADER + n:
             return None
         body = bytes(self._buf[HEADER:HEADER + n])
@@ -185,11 +206,8 @@ class Client:
 
     # ---- calls
     def request(self, method: str, params: Json | None = None) -> int:
-        rid = next(self._ids)
-        req: Json = {"jsonrpc": "2.0", "method": method, "id": rid}
-        if params:
-            req["params"] = params
-        self._send(req)
+        rid, frame = self._router.request(method, params)
+        self._send(frame)
         return rid
 
     def wait(self, rid: int, timeout: float | None = None) -> Any:
@@ -203,18 +221,12 @@ class Client:
         return self.wait(self.request(method, params), timeout)
 
     def call_streamed(self, method: str, params: Json, on_progress: Progress, *, timeout: float | None = None) -> Any:
-        token = f"{method}-{os.getpid()}-{next(self._ids)}"
-        self._router.progress[token] = on_progress
-        try:
-            return self.call(method, {**params, "progress": token}, timeout=timeout)
-        finally:
-            self._router.progress.pop(token, None)
+        with self._router.streaming(method, params, on_progress) as streamed:
+            return self.call(method, streamed, timeout=timeout)
 
     # ---- events
     def subscribe(self) -> Json:
-        result = self.call("events.subscribe")
-        self._router.subscriptions.add(result["subscription"])
-        return result
+        return self.call("events.subscribe")
 
     def next_event(self, timeout: float | None = None) -> Json | None:
         """The next event, or None after ``timeout`` seconds (None: wait forever)."""
@@ -238,7 +250,6 @@ class AsyncClient:
         self.path = path
         self.timeout = timeout
         self.reader, self.writer = reader, writer
-        self._ids = itertools.count(1)
         self._router = _Router()
         self._waiters: dict[int, asyncio.Future] = {}
         self._event_wake = asyncio.Event()
@@ -277,10 +288,7 @@ class AsyncClient:
     async def _read_loop(self) -> None:
         try:
             while True:
-                head = await self.reader.readexactly(HEADER)
-                n = int.from_bytes(head, "big")
-                if n > MAX_FRAME:
-                    raise ClientError(f"the daemon sent a frame of {n} bytes", "check that --socket points at omerta-meshd")
+                n = frame_length(await self.reader.readexactly(HEADER))
                 msg = json.loads(await self.reader.readexactly(n))
                 err = self._router.route(msg)
                 if err is not None:
@@ -310,14 +318,11 @@ class AsyncClient:
     async def call(self, method: str, params: Json | None = None, *, timeout: float | None = None) -> Any:
         if self._lost is not None:
             raise self._lost
-        rid = next(self._ids)
-        req: Json = {"jsonrpc": "2.0", "method": method, "id": rid}
-        if params:
-            req["params"] = params
+        rid, frame = self._router.request(method, params)
         fut: asyncio.Future = asyncio.get_running_loop().create_future()
         self._waiters[rid] = fut
         try:
-            self.writer.write(encode_frame(req))
+            self.writer.write(frame)
             await self.writer.drain()
             # asyncio.wait, not wait_for: wait_for can swallow a cancellation that races the answer
             # (Python < 3.12), and a loop around call() would then never stop
@@ -331,17 +336,11 @@ class AsyncClient:
         return _result(fut.result())
 
     async def call_streamed(self, method: str, params: Json, on_progress: Progress, *, timeout: float | None = None) -> Any:
-        token = f"{method}-{os.getpid()}-{next(self._ids)}"
-        self._router.progress[token] = on_progress
-        try:
-            return await self.call(method, {**params, "progress": token}, timeout=timeout)
-        finally:
-            self._router.progress.pop(token, None)
+        with self._router.streaming(method, params, on_progress) as streamed:
+            return await self.call(method, streamed, timeout=timeout)
 
     async def subscribe(self) -> Json:
-        result = await self.call("events.subscribe")
-        self._router.subscriptions.add(result["subscription"])
-        return result
+        return await self.call("events.subscribe")
 
     async def next_event(self, timeout: float | None = None) -> Json | None:
         """The next event, or None after ``timeout`` seconds; raises once the subscription or link ends."""

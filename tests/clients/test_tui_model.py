@@ -116,6 +116,7 @@ def test_screen_renders_peers_detail_and_log() -> None:
     m.apply_event(ev(11, "peer.pong", CAROL, rtt_ms=2.25, endpoint="127.0.0.1:1001"))
     m.apply_event(ev(12, "peer.handshake_failed", DAVE, reason="cookie"))
     m.key("down")
+    m.apply_detail((CAROL, NET), {"own_nat": {"type": "cone", "confidence": 0.5}, "why": "both public"})
     c = Console(record=True, width=160, file=open("/dev/null", "w"))
     c.print(views.render(m, 160, 45))
     c.file.close()
@@ -126,4 +127,5 @@ def test_screen_renders_peers_detail_and_log() -> None:
     carol = next(x for x in lines if "carol" in x and "direct" in x)
     assert "1.50 ms" in bob and "2.25 ms" in carol and carol.startswith("›")  # the selected row is marked
     assert "╭─ carol" in text and "c" * 52 in text  # the detail pane shows the selected peer
+    assert "this node cone (confidence 0.5)" in text and "both public" in text  # from peers.get
     assert "peer.handshake_failed dave cookie" in text

@@ -58,11 +58,8 @@ def run_send(ctx: Ctx, args: argparse.Namespace) -> int:
     params = {"peer": node, "channel": args.channel, "data": text, "network": args.network,
               "wait": not args.no_wait, "timeout": args.wait_timeout}
     res = ctx.call("channel.send", params, timeout=args.wait_timeout + ctx.timeout)
-    if ctx.json:
-        output.print_json(res, ctx.out)
-    else:
-        state = "delivered" if res.get("delivered") else "queued (not waiting for the acknowledgement)" if res.get("delivered") is None else "not acknowledged"
-        ctx.say(f"sent {res['bytes']} bytes to {args.peer} on channel {args.channel} (message {res['message_id']}): {state}")
+    state = "delivered" if res.get("delivered") else "queued (not waiting for the acknowledgement)" if res.get("delivered") is None else "not acknowledged"
+    ctx.emit_text(res, lambda r: f"sent {r['bytes']} bytes to {args.peer} on channel {args.channel} (message {r['message_id']}): {state}")
     return 0
 
 

@@ -10,7 +10,7 @@ from rich.console import RenderableType
 
 from .. import output
 from ..errors import PeerAmbiguous, PeerNotFound
-from ..rpc import Client
+from ..rpc import Client, default_socket
 
 Json = dict[str, Any]
 MIN_PREFIX = 4  # a node id prefix shorter than this is never taken as one (names may be that short)
@@ -79,6 +79,13 @@ class Ctx:
         else:
             self.console.print(render(result))
 
+    def emit_text(self, result: Any, text: Callable[[Any], str]) -> None:
+        """``--json``: the API result unchanged; otherwise ``text(result)`` as plain, unwrapped lines."""
+        if self.json:
+            output.print_json(result, self.out)
+        else:
+            self.say(text(result))
+
     def say(self, text: str) -> None:
         """A plain line on stdout that must not be wrapped (invites, ids)."""
         self.out.write(text + "\n")
@@ -105,10 +112,13 @@ class Ctx:
 
 def add_common(p: argparse.ArgumentParser, suppress: bool) -> None:
     """The global options; on subcommands they default to SUPPRESS so `omertactl peers --json` works too."""
-    from ..rpc import default_socket
-
     d = (lambda v: argparse.SUPPRESS) if suppress else (lambda v: v)
-    p.add_argument("--socket", metavar="PATH", default=d(default_socket()),
-                   help="the daemon's socket (default $OMERTA_SOCKET or /run/omerta/meshd.sock)")
+    add_socket(p, d(default_socket()))
     p.add_argument("--json", action="store_true", default=d(False), help="print the API result as JSON, unchanged")
     p.add_argument("--timeout", type=float, metavar="SECONDS", default=d(30.0), help="seconds to wait for the daemon (default 30)")
+
+
+def add_socket(p: argparse.ArgumentParser, default: str) -> None:
+    """--socket, shared by omertactl and omerta-top."""
+    p.add_argument("--socket", metavar="PATH", default=default,
+                   help="the daemon's socket (default $OMERTA_SOCKET or /run/omerta/meshd.sock)")

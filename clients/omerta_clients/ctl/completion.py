@@ -7,12 +7,8 @@ from __future__ import annotations
 import argparse
 
 from ..errors import ClientError
+from ..tui import app
 from .common import Ctx
-
-PEER_COMMANDS = {"peer", "peers", "ping", "send"}
-NETWORK_SUBCOMMANDS = {"leave", "invite"}
-VALUE_OPTIONS = {"--socket", "--timeout", "--network", "-c", "--count", "-i", "--interval", "-W", "--wait",
-                 "-n", "--for", "--wait-timeout", "--ping-interval", "--refresh"}
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -38,8 +34,20 @@ def _subparsers(p: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser
     return {}
 
 
+def _first_argument(p: argparse.ArgumentParser) -> str | None:
+    """The metavar of the first positional argument (PEER, NETWORK...), or None."""
+    return next((a.metavar for a in p._actions if not a.option_strings and not isinstance(a, argparse._SubParsersAction)), None)
+
+
+def _value_options(p: argparse.ArgumentParser) -> set[str]:
+    """Every option of ``p`` and its subcommands that takes a value."""
+    opts = {o for a in p._actions if a.nargs != 0 for o in a.option_strings}
+    return opts.union(*(_value_options(sp) for sp in _subparsers(p).values()))
+
+
 def bash_script(root: argparse.ArgumentParser) -> str:
     cmds = _subparsers(root)
+    top = app.build_parser()
     cases = []
     for name, p in sorted(cmds.items()):
         subs = _subparsers(p)
@@ -47,16 +55,16 @@ def bash_script(root: argparse.ArgumentParser) -> str:
         if subs:
             sub_cases = "\n".join(
                 f'        {s}) words="{" ".join(_options(sp))}"'
-                + ('; [[ $cur != -* && $npos -eq 0 ]] && words="$words $(_omertactl_names networks)"' if s in NETWORK_SUBCOMMANDS else "")
+                + ('; [[ $cur != -* && $npos -eq 0 ]] && words="$words $(_omertactl_names networks)"' if _first_argument(sp) == "NETWORK" else "")
                 + ";;" for s, sp in sorted(subs.items()))
             cases.append(f'    {name})\n      case "$sub" in\n        "") words="{" ".join(sorted(subs))} {opts}";;\n{sub_cases}\n      esac;;')
-        elif name in PEER_COMMANDS:
+        elif _first_argument(p) == "PEER":
             cases.append(f'    {name}) words="{opts}"; [[ $cur != -* && $npos -eq 0 ]] && words="$words $(_omertactl_names peers)";;')
         elif name == "completion":
             cases.append(f'    {name}) words="bash peers networks {opts}";;')
         else:
             cases.append(f'    {name}) words="{opts}";;')
-    value_opts = "|".join(sorted(VALUE_OPTIONS))
+    value_opts = "|".join(sorted(_value_options(root) | _value_options(top)))
     return f"""\
 # bash completion for omertactl and omerta-top
 # load it with:  source <(omertactl completion bash)
@@ -92,7 +100,7 @@ _omertactl() {{
   COMPREPLY=($(compgen -W "$words" -- "$cur"))
 }}
 complete -F _omertactl omertactl
-complete -W "--socket --ping-interval --refresh --help" omerta-top
+complete -W "{" ".join(_options(top))}" omerta-top
 """
 
 

@@ -50,14 +50,11 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 
 def run_create(ctx: Ctx, args: argparse.Namespace) -> int:
-    res = ctx.call("network.create", {"name": args.name})
-    if ctx.json:
-        output.print_json(res, ctx.out)
-        return 0
-    ctx.say(f"created network {res['name'] or '(unnamed)'} ({res['network']})")
-    ctx.say("invite (it carries the network key: give it only to machines that should join):")
-    ctx.say(res["invite"])
-    ctx.say(f"on another machine: omertactl network join {res['invite']}")
+    ctx.emit_text(ctx.call("network.create", {"name": args.name}), lambda r: "\n".join((
+        f"created network {r['name'] or '(unnamed)'} ({r['network']})",
+        "invite (it carries the network key: give it only to machines that should join):",
+        r["invite"],
+        f"on another machine: omertactl network join {r['invite']}")))
     return 0
 
 
@@ -77,11 +74,8 @@ def run_join(ctx: Ctx, args: argparse.Namespace) -> int:
 
 
 def run_leave(ctx: Ctx, args: argparse.Namespace) -> int:
-    res = ctx.call("network.leave", {"network": args.network})
-    if ctx.json:
-        output.print_json(res, ctx.out)
-    else:
-        ctx.say(f"left network {args.network} ({res['network']})" if res["left"] else f"was not in network {args.network}")
+    ctx.emit_text(ctx.call("network.leave", {"network": args.network}),
+                  lambda r: f"left network {args.network} ({r['network']})" if r["left"] else f"was not in network {args.network}")
     return 0
 
 
@@ -91,9 +85,5 @@ def run_list(ctx: Ctx, args: argparse.Namespace) -> int:
 
 
 def run_invite(ctx: Ctx, args: argparse.Namespace) -> int:
-    res = ctx.call("network.invite", {"network": args.network})
-    if ctx.json:
-        output.print_json(res, ctx.out)
-    else:
-        ctx.say(res["invite"])
+    ctx.emit_text(ctx.call("network.invite", {"network": args.network}), lambda r: r["invite"])
     return 0

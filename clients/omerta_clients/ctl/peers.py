@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 
 from .. import output
-from ..errors import ClientError
 from .common import Ctx
 
 PEER_HELP = "a peer name, a full node id, or a unique prefix of 4+ characters of one"
@@ -57,14 +56,5 @@ def run_list(ctx: Ctx, args: argparse.Namespace) -> int:
 def run_detail(ctx: Ctx, args: argparse.Namespace) -> int:
     node = ctx.peer_id(args.peer, args.network)
     detail = ctx.call("peers.get", {"peer": node, "network": args.network})
-    if ctx.json:
-        output.print_json(detail, ctx.out)
-        return 0
-    own_nat = None
-    if any(not d.get("own_nat") for d in detail.get("networks") or []):  # an older daemon: ask netcheck
-        try:
-            own_nat = ctx.call("netcheck.run")
-        except ClientError:
-            pass
-    ctx.console.print(output.peer_detail_view(detail, own_nat))
+    ctx.emit(detail, output.peer_detail_view)
     return 0

@@ -27,6 +27,7 @@ from rich.live import Live
 
 from .. import errors
 from ..errors import ClientError
+from ..ctl.common import add_socket
 from ..rpc import AsyncClient, default_socket
 from . import views
 from .model import Model, parse_keys
@@ -224,12 +225,16 @@ def run(args: argparse.Namespace, console: Console | None = None) -> int:
         return asyncio.run(mon.run())
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="omerta-top", description=DESCRIPTION, epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--socket", metavar="PATH", default=default_socket(),
-                   help="the daemon's socket (default $OMERTA_SOCKET or /run/omerta/meshd.sock)")
+    add_socket(p, default_socket())
     add_arguments(p)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = build_parser()
     args = p.parse_args(argv)
     try:
         return run(args)

@@ -49,7 +49,7 @@ class PeerRow:
     api_loss: float | None = None  # the daemon's loss on the current path (PeerInfo.loss)
     nat: str | None = None  # the peer's NAT type from its signed record (PeerInfo.nat)
     why: str | None = None  # peers.get: both NAT verdicts in words
-    own_nat: str | None = None  # peers.get: this node's verdict, one line
+    own_nat: Json | None = None  # peers.get: this node's verdict
     path_reason: str | None = None
     last_error: str | None = None
     polled_at: float | None = None
@@ -135,7 +135,6 @@ class Model:
         self.nat_label: str | None = None
         self.error: str | None = None  # the link to the daemon, when it is down
         self.snapshots = 0
-        self.events_applied = 0
 
     # ---- ordering and selection
     def rows(self) -> list[PeerRow]:
@@ -185,7 +184,6 @@ class Model:
         if seq and seq <= self.seq:
             return False
         self.seq = max(self.seq, seq)
-        self.events_applied += 1
         kind = e.get("type")
         if kind not in QUIET:
             self.log.append(e)
@@ -233,8 +231,7 @@ class Model:
         row.update_info(d)
         row.why = d.get("why") or None
         row.path_reason = d.get("path_reason") or row.path_reason
-        own = d.get("own_nat") or {}
-        row.own_nat = f"{own['type']} (confidence {own.get('confidence')})" if own.get("type") else None
+        row.own_nat = d.get("own_nat") or None
 
     # ---- event handlers
     def _row(self, e: Json) -> PeerRow:
@@ -275,8 +272,7 @@ class Model:
     def _on_peer_restarted(self, e: Json) -> None:
         self._row(e).last_handshake_s = 0.0
 
-    def _on_peer_rekeyed(self, e: Json) -> None:
-        self._row(e).last_handshake_s = 0.0
+    _on_peer_rekeyed = _on_peer_restarted
 
     def _on_peer_endpoint_changed(self, e: Json) -> None:
         self._row(e).endpoint = e.get("new") or None

@@ -31,7 +31,7 @@ def sparkline(values: Iterable[float], width: int = 20) -> str:
 def header(m: Model) -> RenderableType:
     st = m.status
     pc = st.get("peers") or {}
-    nat = output.nat_summary(st.get("nat")) if st.get("nat") else "-"
+    nat = output.nat_summary(st.get("nat"))
     if m.nat_label and m.nat_label not in nat:
         nat = f"{m.nat_label} (changed; was {nat})"
     t = Text()
@@ -95,7 +95,7 @@ def detail(r: PeerRow | None) -> RenderableType:
                                     f"   ({r.path_reason})" if r.path_reason else ""))
     if r.why:
         g.add_row("why", r.why)
-    g.add_row("NAT", f"peer {output.text_or_dash(r.nat)}; this node {r.own_nat or '-'}")
+    g.add_row("NAT", f"peer {output.text_or_dash(r.nat)}; this node {output.nat_summary(r.own_nat)}")
     g.add_row("endpoint", output.text_or_dash(r.endpoint))
     g.add_row("RTT", f"{output.ms(r.rtt_ms)}   {stats}")
     pings = f"{r.pings_answered}/{r.pings_sent} monitor pings answered" if r.pings_sent else "no monitor pings yet"
@@ -114,9 +114,9 @@ def event_log(m: Model, lines: int) -> RenderableType:
     return Group(*(output.event_line(e) for e in items))
 
 
-def render(m: Model, width: int = 120, height: int = 40, footer: str = "") -> RenderableType:
+def render(m: Model, width: int = 120, height: int = 40) -> RenderableType:
     """The whole screen for a terminal of ``width`` x ``height``; the event log gets the rows left over."""
-    spark = max(8, min(30, (width - 110) // 1 + 16))
+    spark = max(8, min(30, width - 94))
     rows = len(m.peers)
     used = 3 + (rows + 2 if rows else 2) + (11 if rows else 0) + 3
     log_lines = max(3, height - used)
@@ -124,5 +124,5 @@ def render(m: Model, width: int = 120, height: int = 40, footer: str = "") -> Re
     if rows:
         parts.append(detail(m.selected_row()))
     parts += [Text("events", style="bold"), event_log(m, log_lines),
-              Text(footer or "q quit   ↑/↓ or j/k select a peer", style="dim")]
+              Text("q quit   ↑/↓ or j/k select a peer", style="dim")]
     return Group(*parts)
