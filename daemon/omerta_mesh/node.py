@@ -95,7 +95,7 @@ class MeshNode:
             identity,
             config=self._config,
             entropy=self._entropy,
-            wall_offset=Driver.wall_offset(loop),
+            wall_offset=Driver.wall_offset(),
             audit=self._audit,
             strict_audit=self._strict,
             name=self._name,

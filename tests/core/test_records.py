@@ -80,16 +80,22 @@ def test_forged_and_oversized_gossip_is_refused_and_counted_on_a_live_pair() -> 
     p.connect()
     peer_b_at_a = p.a.find_peer(p.b.node_id)
     net = p.net.id
-    forged = bytearray(sign_record(p.a.identity, net, PeerRecord(p.a.node_id, 10**15, 2**31, (("203.0.113.66", 1),))).raw)
-    forged[1:33] = p.b.identity.public  # A claims to speak for B
-    body = cw.encode_record_list([bytes(forged)])
+    forged = []
+    for victim in (p.b.identity, MALLORY):  # A claims to speak for B, and for a third member
+        raw = bytearray(sign_record(p.a.identity, net, PeerRecord(p.a.node_id, 10**15, 2**31, (("203.0.113.66", 1),))).raw)
+        raw[1:33] = victim.public
+        forged.append(bytes(raw))
+    body = cw.encode_record_list(forged)
     p.a._send_control(peer_b_at_a, "gossip.records", body, p.now)
     flood = cw.encode_sync(cw.GossipSync(b"\0" * 8, b"\xff" * 8, True, [(bytes(8), 1)] * 5000, []))
     p.a._send_control(peer_b_at_a, "gossip.sync", flood, p.now)
     p.advance(p.now + 1)
-    assert p.b.counters["drop.record_invalid"] >= 1
+    assert p.b.counters["drop.record_invalid"] >= 2
     assert p.b.counters["drop.gossip_limit"] >= 1
     assert p.b.record_of(net, p.b.node_id).endpoints != (("203.0.113.66", 1),)
+    # B never stores its own record from others anyway; a forgery naming anyone else would be kept if the
+    # signature check let it through
+    assert p.b.record_of(net, MALLORY.node_id) is None
     assert p.b.counters["drop.internal_error"] == 0
 
 

@@ -8,7 +8,7 @@ import socket
 import pytest
 
 from omerta_mesh.core.errors import InviteError, UsageError
-from omerta_mesh.io.udp import BindError
+from omerta_mesh.io.udp import BindError, UdpEndpoints
 from omerta_mesh.node import MeshNode, RequestFailed
 
 
@@ -133,3 +133,22 @@ async def test_node_must_be_started() -> None:
     n = MeshNode(host="127.0.0.1")
     with pytest.raises(UsageError, match="not started"):
         n.create_network("x")
+
+
+async def test_the_nat_probe_socket_is_never_advertised_nor_a_default_sender() -> None:
+    udp = UdpEndpoints(asyncio.get_running_loop(), lambda data, src, local: None, lambda: None)
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        rx.bind(("127.0.0.1", 0))
+        rx.settimeout(2)
+        probe = udp.bind("127.0.0.1", 0, probe=True)  # bound first: still not the default
+        main = udp.bind("127.0.0.1", 0)
+        assert udp.addresses == [main]
+        # no local given, the probe socket's, one we do not have: main, probe, main
+        for local in (None, probe, ("127.0.0.1", 1)):
+            assert udp.sendto(b"x", rx.getsockname(), local)
+        assert [rx.recvfrom(64)[1][1] for _ in range(3)] == [main[1], probe[1], main[1]]
+        assert not udp.sendto(b"x", ("::1", 9), probe)  # no IPv6 socket: refused, not sent from IPv4
+    finally:
+        rx.close()
+        udp.close()

@@ -412,6 +412,15 @@ def test_failover_to_a_relay_and_back_and_to_another_relay_when_one_dies(lab: La
     relay_name = {R.id[:12]: "R", S.id[:12]: "S"}
     connect(A, B)
     out = []
+
+    def heal() -> str:
+        """Lift the A-B block; A's path to B must go back to direct within 30 s."""
+        t_heal = time.monotonic()
+        lab.unblock(na, nb)
+        back = wait_for(lambda: (p := A.path_to(B)) in DIRECT and p, 30, 0.1)
+        assert back, f"A's path to B is still {A.path_to(B)} 30 s after the block was lifted"
+        return f"A->B {back} after {time.monotonic() - t_heal:.2f} s"
+
     with Stream(A, B) as st:
         assert st.wait_resumed(time.monotonic(), 5) is not None, "the stream does not flow"
         # the direct path dies: heartbeats (1.5 s while active) notice, the relay takes over
@@ -427,11 +436,7 @@ def test_failover_to_a_relay_and_back_and_to_another_relay_when_one_dies(lab: La
         b_side = wait_for(lambda: (p := B.path_to(A)) and p.startswith("relay") and p, 5, 0.1)
         out.append(f"cut: A->B {relayed} after {t_sw:.2f} s (B->A {b_side}), longest gap in arrivals {gap:.2f} s")
         # the direct path heals: the relayed peer keeps probing it and goes back
-        t_heal = time.monotonic()
-        lab.unblock(na, nb)
-        back = wait_for(lambda: (p := A.path_to(B)) in DIRECT and p, 30, 0.1)
-        assert back, f"A's path to B is still {A.path_to(B)} 30 s after the block was lifted"
-        out.append(f"healed: A->B {back} after {time.monotonic() - t_heal:.2f} s")
+        out.append("healed: " + heal())
         # cut again, then the relay in use crashes (SIGKILL): the other relay-capable member takes over
         t_cut = time.monotonic()
         lab.block(na, nb)
@@ -448,11 +453,7 @@ def test_failover_to_a_relay_and_back_and_to_another_relay_when_one_dies(lab: La
         assert resumed is not None and resumed <= 1.0, f"messages did not resume via {alive.name} ({resumed})"
         out.append(f"relay {dead.name} killed: A->B moved to relay via {alive.name} after {t_mv:.2f} s")
         # with one relay dead, the healed direct path comes back and stays
-        t_heal = time.monotonic()
-        lab.unblock(na, nb)
-        back = wait_for(lambda: (p := A.path_to(B)) in DIRECT and p, 30, 0.1)
-        assert back, f"A's path to B is still {A.path_to(B)} 30 s after the block was lifted"
-        out.append(f"healed with {dead.name} dead: A->B {back} after {time.monotonic() - t_heal:.2f} s")
+        out.append(f"healed with {dead.name} dead: " + heal())
         steady = [A.path_to(B) for _ in range(10) if time.sleep(0.3) is None]
         assert all(p in DIRECT for p in steady), f"the direct path did not stay: {steady}"
         st.finish()
@@ -498,6 +499,7 @@ def test_restart_reconnects_from_the_peer_cache_without_an_invite(lab: Lab, tmp_
     assert B.stop() == 0, f"B did not stop cleanly:\n{B.log()}"
     assert wait_for(lambda: not (p := A.peer(B)) or not p["connected"], 5), "A still thinks B is connected"
     cache = B.state / "peers.json"
+    assert cache.exists() and A.id in cache.read_text(), f"B's graceful stop did not cache A:\n{B.log()}"
     t_restart = time.monotonic()
     B.start()  # the same state directory, no invite, no bootstrap
     B.wait_ready()
@@ -516,6 +518,6 @@ def test_restart_reconnects_from_the_peer_cache_without_an_invite(lab: Lab, tmp_
     path = wait_for(lambda: (p := A.path_to(B)) in DIRECT and p, 15)
     assert path, f"A's path to B after the restart is {A.path_to(B)} (port-restricted x restricted punches)"
     say(capsys, f"\nrestart (port-restricted A, restricted B; B stopped with SIGTERM, started on its state dir"
-                f"{' (peer cache ' + cache.name + ')' if cache.exists() else ''}): ready {t_ready:.2f} s, "
+                f" (peer cache {cache.name})): ready {t_ready:.2f} s, "
                 f"A sees B connected {t_conn:.2f} s after the restart, first message {t_msg:.2f} s, path {path} "
                 f"({time.monotonic() - t_start:.1f} s)")

@@ -6,15 +6,16 @@ import pytest
 from nat_design import KINDS, design
 
 from omerta_mesh.core import events as ev
+from omerta_mesh.core.config import DEFAULT_CONFIG, CoreConfig
 from omerta_mesh.core.errors import DropReason
 from omerta_mesh.sim.harness import SimMesh, SimNode
 from omerta_mesh.sim.network import LinkSpec
 
 
 
-def lab(ka: str, kb: str, seed: int = 1) -> tuple[SimMesh, SimNode, SimNode, SimNode, object]:
+def lab(ka: str, kb: str, seed: int = 1, config: CoreConfig = DEFAULT_CONFIG) -> tuple[SimMesh, SimNode, SimNode, SimNode, object]:
     """A relay and a second public member (two observers for NAT classification), A and B behind NATs."""
-    sm = SimMesh(seed=seed)
+    sm = SimMesh(seed=seed, config=config)
     relay = sm.add_node("relay", relay=True)
     helper = sm.add_node("helper")
 
@@ -83,17 +84,11 @@ def test_failover_to_relay_within_five_seconds_and_back_to_direct() -> None:
     assert first_message(sm, a, b) is not None
     sm.run_for(5)
     assert sm.path_kind(a, b, net) in ("direct", "punched")
-    # a steady stream from a to b
-    got_at: list[float] = []
-
-    def stream(seconds: float) -> None:
-        end = sm.now + seconds
-        while sm.now < end:
-            sm.send(a, b, "stream", b"tick")
-            sm.run_for(0.1)
-        got_at.extend(sm.now for _ in b.of(ev.ChannelMessage))
-
-    stream(2)
+    end = sm.now + 2  # a steady stream from a to b, flowing before the cut
+    while sm.now < end:
+        sm.send(a, b, "stream", b"tick")
+        sm.run_for(0.1)
+    assert any(m.data == b"tick" for m in b.of(ev.ChannelMessage))
     cut_at = sm.now
     sm.internet.block(a.nat.ip, b.nat.ip)
     switched = None
@@ -103,7 +98,7 @@ def test_failover_to_relay_within_five_seconds_and_back_to_direct() -> None:
         if switched is None and sm.path_kind(a, b, net) == "relay":
             switched = sm.now - cut_at
     assert switched is not None and switched <= 5.0, f"failover took {switched}\n{sm.failure(60)}"
-    n_before = len([m for m in b.of(ev.ChannelMessage)])
+    n_before = len(b.of(ev.ChannelMessage))
     sm.send(a, b, "stream", b"during")
     sm.run_for(1)
     assert any(m.data == b"during" for m in b.of(ev.ChannelMessage)[n_before:])
@@ -183,17 +178,7 @@ def test_thousand_nodes_converge_within_bounded_rounds_and_bytes() -> None:
 
 
 def test_relay_enforces_its_per_client_byte_quota() -> None:
-    from omerta_mesh.core.config import CoreConfig
-
-    sm = SimMesh(seed=9, config=CoreConfig(relay_rate=20_000.0, relay_burst=40_000.0))
-    relay = sm.add_node("relay", relay=True)
-    helper = sm.add_node("helper")
-    a = sm.add_node("a", nat=sm.add_nat("na", "symmetric-random"))
-    b = sm.add_node("b", nat=sm.add_nat("nb", "symmetric-random"))
-    net = relay.mesh.create_network("q", sm.now)
-    for n in (helper, a, b):
-        sm.join(n, relay, net)
-    sm.run_for(8)
+    sm, relay, a, b, net = lab("symmetric-random", "symmetric-random", seed=9, config=CoreConfig(relay_rate=20_000.0, relay_burst=40_000.0))
     assert first_message(sm, a, b) is not None
     for _ in range(5):
         sm.send(a, b, "bulk", bytes(100_000))

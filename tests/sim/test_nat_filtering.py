@@ -8,6 +8,7 @@ from omerta_mesh.core.nat.classify import Filtering
 from omerta_mesh.core.wire import control as cw
 from omerta_mesh.core.wire import frames as fw
 from omerta_mesh.sim.harness import SimMesh, SimNode
+from omerta_mesh.sim.network import LinkSpec
 from omerta_mesh.sim.trace import TraceEvent
 
 EXPECTED = {
@@ -19,15 +20,16 @@ EXPECTED = {
 }
 
 
-def behind(kind: str, *, observers: int = 2, hairpin: bool = False, seed: int = 1) -> tuple[SimMesh, SimNode, list[SimNode]]:
-    """X behind a ``kind`` NAT, joined to ``observers`` public members (each at its own address)."""
+def behind(kind: str, *, observers: int = 2, hairpin: bool = False, seed: int = 1, link: LinkSpec | None = None, settle: float = 15) -> tuple[SimMesh, SimNode, list[SimNode]]:
+    """X behind a ``kind`` NAT, joined to ``observers`` public members (each at its own address); ``link``
+    for X's link and its NAT's uplink."""
     sm = SimMesh(seed=seed)
     pubs = [sm.add_node(f"p{i}") for i in range(observers)]
-    x = sm.add_node("x", nat=sm.add_nat("nat", kind, hairpin=hairpin))
+    x = sm.add_node("x", nat=sm.add_nat("nat", kind, link=link, hairpin=hairpin), link=link)
     net = sm.create_network(pubs[0], "lab", members=[pubs[0]])
     for n in pubs[1:] + [x]:
         sm.join(n, pubs[0], net)
-    sm.run_for(15)
+    sm.run_for(settle)
     return sm, x, pubs
 
 
@@ -149,19 +151,10 @@ def test_loss_never_makes_a_wrong_verdict() -> None:
     """5% loss on the NAT'd host's link and on its NAT's uplink: a lost BIND or probe may leave filtering
     unknown for a while, but never reads as a filter that is not there (copies, a sticky P, and no Q our
     second socket ever sent to)."""
-    from omerta_mesh.sim.network import LinkSpec
-
     wrong, unknown, total = [], 0, 0
     for seed in range(1, 7):
         for kind, want in EXPECTED.items():
-            sm = SimMesh(seed=seed)
-            pubs = [sm.add_node(f"p{i}") for i in range(2)]
-            lossy = LinkSpec(loss=0.05)
-            x = sm.add_node("x", nat=sm.add_nat("nat", kind, link=lossy), link=lossy)
-            net = sm.create_network(pubs[0], "lab", members=[pubs[0]])
-            for n in pubs[1:] + [x]:
-                sm.join(n, pubs[0], net)
-            sm.run_for(40)
+            _, x, _ = behind(kind, seed=seed, link=LinkSpec(loss=0.05), settle=40)
             got = x.mesh.nat_verdict().filtering
             total += 1
             if got is Filtering.UNKNOWN:

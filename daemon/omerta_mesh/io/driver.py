@@ -2,7 +2,7 @@
 
 After every input (a drained batch of datagrams, a timer, a command) the driver calls ``flush()``, which
 is aioquic's ``transmit()``: send every datagram the core hands out, pass its events on, then re-arm the
-single ``loop.call_at`` handle from ``next_deadline()``. The driver holds no protocol logic.
+single loop timer handle from ``next_deadline()``. The driver holds no protocol logic.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ class Driver:
     # The core's clock is time.monotonic(), not loop.time(): uvloop's loop.time() has millisecond steps,
     # too coarse for RTTs on a LAN. Timers are armed relative to it with call_later.
     @staticmethod
-    def wall_offset(loop: asyncio.AbstractEventLoop | None = None) -> float:
+    def wall_offset() -> float:
         return time.time() - time.monotonic()
 
     def now(self) -> float:

@@ -27,10 +27,11 @@ import logging
 import socket
 from typing import Awaitable, Callable
 
+from .netlink import IFF_RUNNING  # up and operational (carrier, or a virtual link that does not report one)
+
 log = logging.getLogger("omerta_mesh.netmon")
 
 Callback = Callable[[], Awaitable[None] | None]
-IFF_RUNNING = 0x40  # up and operational (carrier, or a virtual link that does not report one)
 READS_PER_WAKEUP = 64  # datagrams read before yielding to the loop (a flood cannot starve the node)
 RCVBUF = 1 << 20
 
@@ -56,7 +57,7 @@ class AddressMonitor:
         self._link_up: dict[int, bool] = {}  # ifindex -> running, for the links we heard of
         self._first: float | None = None  # time of the first event of the current burst
         self._timer: asyncio.TimerHandle | None = None
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Future | None = None
         self._again = False
 
     @property
@@ -178,10 +179,10 @@ class AddressMonitor:
             return
         if inspect.isawaitable(result):
             assert self._loop is not None
-            self._task = self._loop.create_task(_wrap(result))
+            self._task = asyncio.ensure_future(result, loop=self._loop)
             self._task.add_done_callback(self._done)
 
-    def _done(self, task: asyncio.Task) -> None:
+    def _done(self, task: asyncio.Future) -> None:
         if not task.cancelled() and task.exception() is not None:
             log.error("address change handler failed", exc_info=task.exception())
         if self._task is task:
@@ -189,10 +190,6 @@ class AddressMonitor:
         if self._again and self._sock is not None:
             self._again = False
             self._fire()
-
-
-async def _wrap(aw: Awaitable[None]) -> None:
-    await aw
 
 
 def _open(groups: int) -> socket.socket:

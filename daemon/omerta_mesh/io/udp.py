@@ -60,6 +60,10 @@ class UdpEndpoints:
         self.on_batch = on_batch
         self.socks: list[tuple[socket.socket, Address]] = []
         self.probe_sockets: list[Address] = []  # second sockets for NAT tests: never advertised
+        # chosen at bind time, so a send does one dict lookup: the socket bound to each local address, and
+        # per family (is IPv6) the first main socket, for datagrams whose local socket is not given
+        self._by_local: dict[Address, socket.socket] = {}
+        self._default: dict[bool, socket.socket] = {}
         self.stats = UdpStats()
         self._buf = bytearray(MAX_DATAGRAM)
 
@@ -85,8 +89,11 @@ class UdpEndpoints:
             raise BindError(e.errno, f"cannot bind UDP {host}:{port}: {e.strerror}") from None
         local = _norm(sock.getsockname())
         self.socks.append((sock, local))
+        self._by_local[local] = sock
         if probe:
             self.probe_sockets.append(local)
+        else:
+            self._default.setdefault(":" in local[0], sock)
         self.loop.add_reader(sock.fileno(), self._drain, sock, local)
         return local
 
@@ -114,13 +121,11 @@ class UdpEndpoints:
 
     def _sock_for(self, dst: Address, local: Address | None) -> socket.socket | None:
         v6 = ":" in dst[0]
-        chosen = None
-        for sock, addr in self.socks:
-            if local is not None and addr == local and (":" in addr[0]) == v6:
+        if local is not None and (":" in local[0]) == v6:
+            sock = self._by_local.get(local)
+            if sock is not None:
                 return sock
-            if chosen is None and (":" in addr[0]) == v6 and addr not in self.probe_sockets:
-                chosen = sock
-        return chosen
+        return self._default.get(v6)
 
     def sendto(self, data: bytes, dst: Address, local: Address | None) -> bool:
         sock = self._sock_for(dst, local)
@@ -153,3 +158,5 @@ class UdpEndpoints:
             sock.close()
         self.socks.clear()
         self.probe_sockets.clear()
+        self._by_local.clear()
+        self._default.clear()

@@ -36,29 +36,20 @@ def converge(n: int, seed: int = 1, max_rounds: int = 60, config: CoreConfig = D
         nodes.append(node)
     interval = config.gossip_interval
     # everyone joins in the same second; count gossip rounds from when every node has its first session
-    joined = lambda: all(any(p.connected for p in x.mesh.table) for x in nodes)  # noqa: E731
-    join_deadline = sm.now + 60
-    while not joined() and sm.now < join_deadline:
+    t_join = sm.now
+    while not all(any(p.connected for p in x.mesh.table) for x in nodes) and sm.now < t_join + 60:
         sm.internet.run_for(0.5)
-    join_seconds = sm.now - (join_deadline - 60)
+    join_seconds = sm.now - t_join
     start = sm.now
-    rounds = 0
-    max_bytes, total, samples = 0, 0, 0
-
-    def gossip_bytes(node) -> int:
-        c = node.mesh.counters
-        return c["control.bytes.gossip"]
-
-    before = [gossip_bytes(x) for x in nodes]
-    while rounds < max_rounds:
+    rounds, max_bytes, total, converged = 0, 0, 0, False
+    before = [x.mesh.counters["control.bytes.gossip"] for x in nodes]
+    while rounds < max_rounds and not converged:
         sm.internet.run_for(interval)
         rounds += 1
-        after = [gossip_bytes(x) for x in nodes]
+        after = [x.mesh.counters["control.bytes.gossip"] for x in nodes]
         deltas = [b - a for a, b in zip(before, after)]
         before = after
         max_bytes = max(max_bytes, max(deltas))
         total += sum(deltas)
-        samples += len(deltas)
-        if all(len(x.mesh.records(net.id)) == n for x in nodes):
-            return ConvergenceResult(n, True, rounds, max_bytes, total / samples, sm.now - start, join_seconds)
-    return ConvergenceResult(n, False, rounds, max_bytes, total / max(1, samples), sm.now - start, join_seconds)
+        converged = all(len(x.mesh.records(net.id)) == n for x in nodes)
+    return ConvergenceResult(n, converged, rounds, max_bytes, total / max(1, rounds * n), sm.now - start, join_seconds)
