@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import socket
+import stat
 import warnings
 from pathlib import Path
 from typing import Any, Callable
@@ -227,6 +228,7 @@ class RpcServer:
         self.methods = {spec.name: self._method(spec) for spec in api.specs.values()}
         api.counter_sources.append(lambda: {f"rpc.{k}": v for k, v in sorted(self.stats.items())} | {"rpc.clients": len(self.connections)})
         self._server: asyncio.AbstractServer | None = None
+        self._inode: int | None = None  # the socket file we created; only that one is ours to remove
 
     def limits(self) -> Any:
         return self.api.config.api
@@ -266,11 +268,17 @@ class RpcServer:
     async def start(self) -> None:
         self._claim_path()
         self._server = await asyncio.start_unix_server(self._accept, path=str(self.path))
+        self._inode = os.stat(self.path).st_ino
         os.chmod(self.path, 0o666)  # anyone may connect; credentials decide what they may do
 
     def _claim_path(self) -> None:
-        if not self.path.exists() and not self.path.is_symlink():
+        """Take the socket path if it is free or holds a stale socket; refuse anything else untouched."""
+        try:
+            st = os.lstat(self.path)
+        except FileNotFoundError:
             return
+        if not stat.S_ISSOCK(st.st_mode):
+            raise OSError(f"{self.path} exists and is not a socket; remove it or pass another --socket")
         probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             probe.settimeout(1.0)
@@ -323,7 +331,16 @@ class RpcServer:
             for t in pending:
                 t.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        self._remove_own_socket()
+
+    def _remove_own_socket(self) -> None:
+        """Unlink the socket file only if it is the one this server created: a start refused because
+        another daemon answers there (or a file someone put there since) is left alone."""
+        if self._inode is None:
+            return
         try:
-            self.path.unlink()
+            if os.lstat(self.path).st_ino == self._inode:
+                self.path.unlink()
         except FileNotFoundError:
             pass
+        self._inode = None
