@@ -1,4 +1,4 @@
-"""Fixtures for the netns NAT lab: ``lab`` builds real namespaces and nftables NAT routers (see lab.py)."""
+"""Fixtures for the netns NAT lab: ``lab`` builds real namespaces and nftables NAT routers (see lab.py, labns.py, labnat.py)."""
 
 from __future__ import annotations
 

@@ -20,7 +20,6 @@ Topology (IPv4)::
 
 from __future__ import annotations
 
-import atexit
 import ipaddress
 import itertools
 import json
@@ -34,30 +33,41 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
+
+from netns.labnat import INET_RULESET, KINDS, MAPPING_TIMEOUT, SEQ_BASE, SEQ_SIZE, NatVerificationError, nat_ruleset
+from netns.labns import (
+    _NS_INIT,
+    ENV_MARK,
+    NETNS_DIR,
+    PUBLIC_GW,
+    PUBLIC_NET,
+    Host,
+    LabError,
+    Nat,
+    Node,
+    _kill,
+    _sh,
+    destroy_namespaces,
+    lab_namespaces,
+    marked_processes,
+    requirements_missing,
+    run_prefix,
+    sweep,
+    sweep_stale,
+)
+
+__all__ = [
+    "ENV_MARK", "INET_RULESET", "KINDS", "MAPPING_TIMEOUT", "NETNS_DIR", "PROBE_PORTS", "PUBLIC_GW", "PUBLIC_NET",
+    "SEQ_BASE", "SEQ_SIZE", "Host", "Lab", "LabError", "Nat", "NatVerificationError", "Node", "destroy_namespaces",
+    "lab_namespaces", "marked_processes", "nat_ruleset", "requirements_missing", "run_prefix", "sweep", "sweep_stale",
+]
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 PROBE = HERE / "probe.py"
 LINKEMU = HERE / "linkemu.py"
-NETNS_DIR = Path("/run/netns")
-ENV_MARK = "OMERTA_LAB"
-
-PUBLIC_NET = ipaddress.IPv4Network("203.0.113.0/24")
-PUBLIC_GW = "203.0.113.1"
 PROBE_PORTS = (3478, 3479)
-SEQ_BASE, SEQ_SIZE = 20000, 1024
-MAPPING_TIMEOUT = "2m"  # RFC 4787 REQ-5: at least 2 minutes
-
-#: claimed kind -> (mapping, filtering, port allocation) that ``verify`` must observe
-KINDS: dict[str, tuple[str, str, str]] = {
-    "full-cone": ("EIM", "EIF", "preserve"),
-    "restricted": ("EIM", "ADF", "preserve"),
-    "port-restricted": ("EIM", "APDF", "preserve"),
-    "symmetric-random": ("APDM", "APDF", "random"),
-    "symmetric-sequential": ("APDM", "APDF", "sequential"),
-}
 
 _COUNTER = itertools.count(1)
 _NAME = re.compile(r"^[a-z0-9_][a-z0-9_.-]{0,31}$")
@@ -67,285 +77,6 @@ def _mac() -> str:
     """A random locally administered unicast MAC (bridges get one so it stays put when ports change)."""
     return "02:" + ":".join(f"{random.randrange(256):02x}" for _ in range(5))
 
-
-class LabError(RuntimeError):
-    """A lab command failed."""
-
-
-class NatVerificationError(AssertionError):
-    """A NAT router did not behave as the kind it claims."""
-
-
-def run_prefix(pid: int | None = None) -> str:
-    """Prefix of every namespace made by this process (``om-<pid>-``)."""
-    return f"om-{os.getpid() if pid is None else pid}-"
-
-
-def _sh(argv: list[str], *, input: str | None = None, check: bool = True, timeout: float = 30):
-    r = subprocess.run(argv, input=input, capture_output=True, text=True, timeout=timeout)
-    if check and r.returncode != 0:
-        raise LabError(f"{' '.join(argv)} failed ({r.returncode}): {r.stderr.strip() or r.stdout.strip()}")
-    return r
-
-
-_missing_cache: list[str | None] = []
-
-
-def requirements_missing() -> str | None:
-    """Why the lab cannot run here (None when it can). Cached per process."""
-    if _missing_cache:
-        return _missing_cache[0]
-    why = None
-    if os.geteuid() != 0:
-        why = "the netns lab needs root (network namespaces, nftables); CI runs as root"
-    elif missing := [t for t in ("ip", "nft") if shutil.which(t) is None]:
-        why = f"the netns lab needs {' and '.join(missing)} (apt-get install iproute2 nftables)"
-    else:
-        ns = f"{run_prefix()}0-check"
-        r = _sh(["ip", "netns", "add", ns], check=False)
-        if r.returncode != 0:
-            why = f"cannot create network namespaces here: {r.stderr.strip()}"
-        else:
-            r = _sh(["ip", "netns", "exec", ns, "nft", "add", "table", "ip", "t"], check=False)
-            _sh(["ip", "netns", "del", ns], check=False)
-            if r.returncode != 0:
-                why = f"nftables does not work in a namespace here: {r.stderr.strip()}"
-    _missing_cache.append(why)
-    return why
-
-
-# ------------------------------------------------------------------------------------------- nodes
-@dataclass(eq=False)
-class Host:
-    name: str
-    ns: str
-    ip: str
-    nat: Nat | None = None
-    iface: str = "eth0"
-    port: str = ""  # the veth end in the switch namespace
-    switch_ns: str = ""
-    master: str = ""  # the bridge the port belongs to
-
-    @property
-    def public_ip(self) -> str:
-        return self.nat.wan_ip if self.nat else self.ip
-
-    @property
-    def gateway(self) -> str:
-        return self.nat.lan_ip if self.nat else PUBLIC_GW
-
-    @property
-    def net(self) -> ipaddress.IPv4Network:
-        return self.nat.lan if self.nat else PUBLIC_NET
-
-    def __str__(self) -> str:
-        return self.name
-
-
-@dataclass(eq=False)
-class Nat:
-    name: str
-    ns: str
-    kind: str
-    wan_ip: str
-    lan: ipaddress.IPv4Network
-    lan_ip: str
-    hosts: list[Host] = field(default_factory=list)
-    iface: str = "wan0"
-    port: str = ""
-    switch_ns: str = ""
-    master: str = "br0"
-
-    @property
-    def public_ip(self) -> str:
-        return self.wan_ip
-
-    @property
-    def ip(self) -> str:
-        return self.wan_ip
-
-    @property
-    def net(self) -> ipaddress.IPv4Network:
-        return PUBLIC_NET
-
-    def __str__(self) -> str:
-        return self.name
-
-
-Node = Host | Nat
-
-
-# ------------------------------------------------------------------------------------ nft rulesets
-def nat_ruleset(kind: str, wan_ip: str, wan: str = "wan0", lan: str = "lan0") -> str:
-    """The nftables ruleset of a NAT router of ``kind`` (see KINDS). UDP gets the exact behaviour;
-    other protocols are masqueraded."""
-    if kind not in KINDS:
-        raise ValueError(f"unknown NAT kind {kind!r}; one of {sorted(KINDS)}")
-    sets, pre, post, track = [], [], [], []
-    if kind in ("full-cone", "restricted"):
-        # Endpoint-independent mapping, remembered in two dynamic maps (refreshed by every packet out):
-        # cone_out: internal ip . port -> external port; cone_in: external port -> internal ip . port.
-        dyn = f"flags dynamic,timeout; timeout {MAPPING_TIMEOUT};"
-        sets += [f"map cone_out {{ typeof ip saddr . udp sport : udp sport; {dyn} }}",
-                 f"map cone_in {{ typeof udp dport : ip daddr . udp dport; {dyn} }}"]
-        post += [
-            # an internal endpoint that has a mapping keeps it, whatever the destination (EIM)
-            f'oifname "{wan}" meta l4proto udp ip saddr . udp sport @cone_out '
-            f"snat ip to {wan_ip} : ip saddr . udp sport map @cone_out",
-            # its own port is already another endpoint's external port: take a random one
-            f'oifname "{wan}" udp sport @cone_in snat ip to {wan_ip} : 1024-65535 fully-random',
-            # otherwise preserve the port
-            f'oifname "{wan}" meta l4proto udp snat ip to {wan_ip}',
-        ]
-        track += [
-            f'oifname "{wan}" meta l4proto udp ct direction original '
-            "update @cone_out { ct original ip saddr . ct original proto-src : udp sport } "
-            "update @cone_in { udp sport : ct original ip saddr . ct original proto-src }",
-            f'oifname "{wan}" meta l4proto udp ct direction reply '
-            "update @cone_out { ct reply ip saddr . ct reply proto-src : udp sport } "
-            "update @cone_in { udp sport : ct reply ip saddr . ct reply proto-src }",
-        ]
-        if kind == "full-cone":  # endpoint-independent filtering: anyone may use a live mapping
-            pre.append(f'iifname "{wan}" udp dport @cone_in dnat ip to udp dport map @cone_in')
-        else:  # address-dependent filtering: only addresses this mapping has sent to
-            sets.append(f"set seen {{ typeof ip daddr . udp sport; {dyn} }}")
-            track.append(f'oifname "{wan}" meta l4proto udp update @seen {{ ip daddr . udp sport }}')
-            pre.append(f'iifname "{wan}" udp dport @cone_in ip saddr . udp dport @seen '
-                       "dnat ip to udp dport map @cone_in")
-        post.append(f'oifname "{wan}" masquerade')
-    elif kind == "port-restricted":  # plain Linux masquerade: EIM with port preservation, APDF
-        post.append(f'oifname "{wan}" masquerade')
-    elif kind == "symmetric-random":
-        post.append(f'oifname "{wan}" masquerade fully-random')
-    elif kind == "symmetric-sequential":
-        # numgen used directly as a port is byte-swapped; map the counter to ports for +1 steps
-        elems = ", ".join(f"{i} : {SEQ_BASE + i}" for i in range(SEQ_SIZE))
-        sets.append(f"map seqport {{ typeof numgen inc mod {SEQ_SIZE} : udp sport; elements = {{ {elems} }} }}")
-        post += [f'oifname "{wan}" meta l4proto udp snat ip to {wan_ip} : numgen inc mod {SEQ_SIZE} map @seqport',
-                 f'oifname "{wan}" masquerade fully-random']
-    body = "\n".join([
-        "table ip omnat {",
-        *[f"  {s}" for s in sets],
-        "  chain input { type filter hook input priority filter; policy drop;",
-        '    iif "lo" accept',
-        "    ct state established,related accept",
-        f'    iifname "{lan}" accept',
-        "  }",
-        "  chain forward { type filter hook forward priority filter; policy drop;",
-        f'    iifname "{lan}" oifname "{wan}" accept',
-        f'    iifname "{wan}" ct state established,related accept',
-        f'    iifname "{wan}" ct status dnat accept',
-        "  }",
-        "  chain prerouting { type nat hook prerouting priority dstnat; policy accept;",
-        *[f"    {r}" for r in pre],
-        "  }",
-        "  chain postrouting { type nat hook postrouting priority srcnat; policy accept;",
-        *[f"    {r}" for r in post],
-        "  }",
-        "  chain track { type filter hook postrouting priority srcnat + 10; policy accept;",
-        *[f"    {r}" for r in track],
-        "  }",
-        "}",
-    ])
-    return "table ip omnat {}\ndelete table ip omnat\n" + body + "\n"
-
-
-INET_RULESET = """
-table ip omlab {
-  chain pre { type filter hook prerouting priority raw; policy drop; }
-  chain out { type filter hook output priority raw; policy drop; }
-}
-table bridge omlab {
-  set blocked { type ipv4_addr . ipv4_addr; }
-  chain forward { type filter hook forward priority filter; policy accept;
-    ip saddr . ip daddr @blocked drop
-  }
-}
-"""
-
-_NS_INIT = """
-echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6
-for f in /proc/sys/net/bridge/bridge-nf-call-*; do [ -e "$f" ] && echo 0 > "$f"; done
-ip link set lo up
-"""
-
-
-# ---------------------------------------------------------------------------------------- cleanup
-def _ns_pids(ns: str) -> list[int]:
-    r = _sh(["ip", "netns", "pids", ns], check=False)
-    return [int(x) for x in r.stdout.split()] if r.returncode == 0 else []
-
-
-def marked_processes(prefix: str) -> list[int]:
-    """Pids of live processes started by a lab whose namespace names start with ``prefix``."""
-    needle = f"{ENV_MARK}={prefix}".encode()
-    found = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            env = Path(f"/proc/{d}/environ").read_bytes()
-            state = Path(f"/proc/{d}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if state != "Z" and any(e.startswith(needle) for e in env.split(b"\0")):
-            found.append(int(d))
-    return found
-
-
-def lab_namespaces(prefix: str = "om-") -> list[str]:
-    try:
-        return sorted(n for n in os.listdir(NETNS_DIR) if n.startswith(prefix))
-    except FileNotFoundError:
-        return []
-
-
-def _kill(pids: list[int], sig: int = signal.SIGKILL) -> None:
-    for pid in pids:
-        try:
-            os.kill(pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
-
-
-def destroy_namespaces(names: list[str]) -> None:
-    """Kill every process inside the namespaces, then delete them (their veths and bridges go too)."""
-    for ns in names:
-        _kill(_ns_pids(ns))
-    for ns in names:
-        _sh(["ip", "netns", "del", ns], check=False)
-
-
-def sweep(prefix: str | None = None) -> list[str]:
-    """Remove every namespace and marked process with ``prefix`` (default: this process's prefix)."""
-    prefix = prefix or run_prefix()
-    names = lab_namespaces(prefix)
-    destroy_namespaces(names)
-    _kill(marked_processes(prefix))
-    return names
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def sweep_stale() -> list[str]:
-    """Remove leftovers of lab runs whose process is gone (e.g. a pytest killed with SIGKILL)."""
-    removed = []
-    pids = {int(m.group(1)) for n in lab_namespaces() if (m := re.match(r"om-(\d+)-", n))}
-    for pid in sorted(pids):
-        if pid != os.getpid() and not _alive(pid):
-            removed += sweep(run_prefix(pid))
-    return removed
-
-
-atexit.register(lambda: lab_namespaces(run_prefix()) and sweep())
 
 
 # -------------------------------------------------------------------------------------------- lab
