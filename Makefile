@@ -1,19 +1,17 @@
-PYTHON ?= python3
-
-.PHONY: demo test test-fast bench install
-
-install:
-	$(PYTHON) -m pip install -q -e ".[test]"
+# Shortcuts for ./dev.sh, which sets up .venv by itself (see the README).
+.PHONY: demo test test-fast lint bench
 
 demo:
-	PYTHONPATH=daemon:clients $(PYTHON) -m omerta_mesh.demo
+	./dev.sh demo
 
 test:
-	$(PYTHON) -m pytest -q
+	./dev.sh test
 
 test-fast:
-	$(PYTHON) -m pytest -q -m "not slow and not root"
+	./dev.sh fast
+
+lint:
+	./dev.sh lint
 
 bench:
-	PYTHONPATH=daemon $(PYTHON) bench/handshakes.py
-	PYTHONPATH=daemon $(PYTHON) bench/session_throughput.py
+	./dev.sh bench
