@@ -34,7 +34,7 @@ def datagram_path(size: int, n: int) -> tuple[float, float]:
     got = 0
     t = time.perf_counter()
     batch = 64
-    for i in range(0, n, batch):
+    for _i in range(0, n, batch):
         for _ in range(batch):
             a.sendto(tx.encrypt(payload, 0.0), dst)
         while True:

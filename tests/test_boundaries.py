@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from housegraph import check
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -15,7 +15,6 @@ import time
 from rich.console import Console
 from rich.table import Table
 
-from .core import events as ev
 from .node import MeshNode
 
 NAMES = ("alice", "bob", "carol")
@@ -60,7 +59,7 @@ async def run_demo(console: Console, messages: int = 3) -> dict:
         table.add_column("received")
         table.add_column("from")
         received: dict[str, list[str]] = {}
-        for n, name in zip(nodes, NAMES):
+        for name in NAMES:
             msgs = [await asyncio.wait_for(inboxes[name].get(), 5) for _ in range(2 * messages)]
             received[name] = [m.data.decode() for m in msgs]
             table.add_row(name, str(len(msgs)), ", ".join(sorted({name_of[m.peer] for m in msgs})))

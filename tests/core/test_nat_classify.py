@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from omerta_mesh.core.nat.classify import FilterTest, Filtering, Mapping, NatObserver, Observation, classify
+from omerta_mesh.core.nat.classify import Filtering, FilterTest, Mapping, NatObserver, Observation, classify
 
 LOCAL = ("0.0.0.0", 51820)  # a wildcard-bound main socket
 PROBE = ("0.0.0.0", 40123)

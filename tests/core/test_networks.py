@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from helpers import make_mesh
 
+from helpers import make_mesh
 from omerta_mesh.core import events as ev
 from omerta_mesh.core.errors import UsageError
 

@@ -4,10 +4,10 @@ refused and counted."""
 from __future__ import annotations
 
 import pytest
-from helpers import Pair
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from helpers import Pair
 from omerta_mesh.core.discovery.store import PeerRecordStore
 from omerta_mesh.core.entropy import SeededEntropy
 from omerta_mesh.core.errors import DropReason, WireError

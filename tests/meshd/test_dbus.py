@@ -19,8 +19,8 @@ from omerta_mesh.meshd.registry import DBUS_ADMIN_IFACE, DBUS_IFACE, DBUS_NAME, 
 
 pytestmark = pytest.mark.skipif(not have_dbus_daemon(), reason="dbus-daemon is not installed (apt-get install dbus)")
 
-from dbus_fast import DBusError, Message, MessageType
-from dbus_fast.aio import MessageBus
+from dbus_fast import DBusError, Message, MessageType  # noqa: E402  (after the skip mark)
+from dbus_fast.aio import MessageBus  # noqa: E402
 
 
 @pytest.fixture(scope="module")

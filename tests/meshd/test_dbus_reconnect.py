@@ -19,8 +19,8 @@ from omerta_mesh.meshd.registry import DBUS_IFACE, DBUS_NAME, DBUS_PATH
 
 pytestmark = pytest.mark.skipif(not have_dbus_daemon(), reason="dbus-daemon is not installed (apt-get install dbus)")
 
-from dbus_fast import Message, MessageType
-from dbus_fast.aio import MessageBus
+from dbus_fast import Message, MessageType  # noqa: E402  (after the skip mark)
+from dbus_fast.aio import MessageBus  # noqa: E402
 
 BACK_WITHIN = 5.0  # seconds from the bus being there to the face answering on it
 # Signs of a task or resource left behind at shutdown (the daemon runs with -W error).

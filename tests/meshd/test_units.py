@@ -206,7 +206,8 @@ def test_core_events_become_json_events() -> None:
     for cls_name in CORE_EVENTS:  # every mapped core event exists and converts to plain JSON
         cls = getattr(ev, cls_name, None)
         assert cls is not None, f"CORE_EVENTS maps {cls_name}, which the core does not have"
-        import dataclasses, json  # noqa: E401
+        import dataclasses
+        import json
 
         args = {f.name: {"network": net, "peer": peer}.get(f.name, ("1.2.3.4", 1) if "old" in f.name or "new" in f.name or "endpoint" in f.name else "x")
                 for f in dataclasses.fields(cls)}

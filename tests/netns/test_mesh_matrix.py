@@ -30,10 +30,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from nat_design import KINDS, design
 
 from meshd.harness import open_dirs
 from meshd.rpcclient import RpcClient, RpcError
+from nat_design import KINDS, design
 from netns.lab import Host, Lab
 
 pytestmark = pytest.mark.root
@@ -478,7 +478,7 @@ def test_roaming_messages_resume_within_two_seconds(lab: Lab, tmp_path: Path, ca
             new_ip = lab.set_address(node)
             resumed = st.wait_resumed(t_roam, 10)
             assert resumed is not None and resumed <= 2.0, f"after {what} changed, messages resumed after {resumed} s"
-            moved = wait_for(lambda: (e := A.peer(B)["endpoint"]) != old and e, 5)
+            moved = wait_for(lambda old=old: (e := A.peer(B)["endpoint"]) != old and e, 5)
             out.append(f"{what} -> {new_ip}: resumed after {resumed:.2f} s; A sees B at {moved} (was {old}), "
                        f"path {A.path_to(B)}")
             assert moved and moved.startswith(B.host.public_ip + ":"), f"A still sends to {A.peer(B)['endpoint']}"

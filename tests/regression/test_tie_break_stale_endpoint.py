@@ -8,7 +8,6 @@ The winner now also sends its pending initiation to where the loser's came from.
 from __future__ import annotations
 
 from helpers import A_ADDR, B_ADDR, Pair
-
 from omerta_mesh.core import events as ev
 
 

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from nat_design import KINDS, design
 
+from nat_design import KINDS, design
 from omerta_mesh.core import events as ev
 from omerta_mesh.core.config import DEFAULT_CONFIG, CoreConfig
 from omerta_mesh.core.errors import DropReason
 from omerta_mesh.sim.harness import SimMesh, SimNode
 from omerta_mesh.sim.network import LinkSpec
-
 
 
 def lab(ka: str, kb: str, seed: int = 1, config: CoreConfig = DEFAULT_CONFIG) -> tuple[SimMesh, SimNode, SimNode, SimNode, object]:

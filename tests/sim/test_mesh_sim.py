@@ -44,12 +44,12 @@ def test_fifty_nodes_behind_nats_all_pairs_get_sessions_and_trace_replays() -> N
 
 def test_different_seed_gives_a_different_trace() -> None:
     sm = SimMesh(seed=1)
-    a, b = sm.add_node("a", link=LinkSpec(loss=0.2, jitter=0.003)), sm.add_node("b", link=LinkSpec(loss=0.2, jitter=0.003))
+    a, _ = sm.add_node("a", link=LinkSpec(loss=0.2, jitter=0.003)), sm.add_node("b", link=LinkSpec(loss=0.2, jitter=0.003))
     net = sm.create_network(a)
     sm.introduce_all(net)
     sm.run_for(20)
     sm2 = SimMesh(seed=2)
-    a2, b2 = sm2.add_node("a", link=LinkSpec(loss=0.2, jitter=0.003)), sm2.add_node("b", link=LinkSpec(loss=0.2, jitter=0.003))
+    a2, _ = sm2.add_node("a", link=LinkSpec(loss=0.2, jitter=0.003)), sm2.add_node("b", link=LinkSpec(loss=0.2, jitter=0.003))
     net2 = sm2.create_network(a2)
     sm2.introduce_all(net2)
     sm2.run_for(20)

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from sim.test_connectivity import first_message, lab
-
 from omerta_mesh.core import events as ev
+from sim.test_connectivity import first_message, lab
 
 
 def test_a_punch_that_opens_a_direct_path_reports_it() -> None:

@@ -26,8 +26,8 @@ from rich.console import Console
 from rich.live import Live
 
 from .. import errors
-from ..errors import ClientError
 from ..ctl.common import add_socket
+from ..errors import ClientError
 from ..rpc import AsyncClient, default_socket
 from . import views
 from .model import Model, parse_keys

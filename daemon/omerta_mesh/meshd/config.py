@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..core.ids import NodeId
 from ..core.errors import UsageError
+from ..core.ids import NodeId
 
 DEFAULT_TOML = """\
 # omerta-meshd configuration. Every key is optional; the values shown are the defaults.

@@ -59,7 +59,7 @@ def api_method(name: str, access: Access, request: type, result: type, streams: 
 
 
 def methods(api_cls: type) -> list[MethodSpec]:
-    specs = [getattr(v, "__api_spec__") for v in vars(api_cls).values() if hasattr(v, "__api_spec__")]
+    specs = [v.__api_spec__ for v in vars(api_cls).values() if hasattr(v, "__api_spec__")]
     return sorted(specs, key=lambda s: s.name)
 
 
