@@ -77,8 +77,9 @@ async def run_demo(console: Console, messages: int = 3) -> dict:
         for k, v in rtts.items():
             pt.add_row(k, f"{v * 1000:.3f} ms")
         console.print(pt)
-        violations = sum(len(n.mesh.audit.violations) for n in nodes)
-        checked = sum(n.mesh.audit.checked for n in nodes)
+        audits = [a for n in nodes if (a := n.core.audit) is not None]
+        violations = sum(len(a.violations) for a in audits)
+        checked = sum(a.checked for a in audits)
         console.print(f"encryption audit: {checked} outgoing datagrams checked, {violations} violations")
         return {
             "network": str(net.id),

@@ -21,6 +21,7 @@ from collections import defaultdict
 from typing import AsyncIterator, Awaitable, Callable
 
 from .core import events as ev
+from .core import views
 from .core.config import DEFAULT_CONFIG, CoreConfig
 from .core.entropy import Entropy
 from .core.errors import MeshError, UsageError
@@ -218,6 +219,11 @@ class MeshNode:
             raise UsageError("the node is not started: use `async with MeshNode(...)` or `await node.start()`")
         return self.mesh
 
+    @property
+    def core(self) -> Mesh:
+        """The started core (`mesh` typed as present); UsageError before `start`."""
+        return self._m
+
     def _flush(self) -> None:
         assert self.driver is not None
         self.driver.flush()
@@ -282,6 +288,18 @@ class MeshNode:
 
     def is_connected(self, node: NodeId) -> bool:
         return any(p.connected for p in self._m.table.by_node(node))
+
+    # ------------------------------------------------------------------ read model (immutable snapshots)
+    def snapshot(self) -> views.NodeView:
+        """This node, its networks, peers (paths, sessions, stats), members and NAT verdict, as of now."""
+        return views.node_view(self._m, self._now())
+
+    def peer_views(self, network: NetworkId | None = None) -> list[views.PeerView]:
+        return views.peer_views(self._m, self._now(), network)
+
+    def peer_view(self, node: NodeId, network: NetworkId | None = None) -> views.PeerView | None:
+        """One peer (a pure lookup: it never opens a session); None when there is none."""
+        return views.find_peer_view(self._m, node, self._now(), network)
 
     async def wait_connected(self, node: NodeId, timeout: float = 10.0) -> None:
         if self.is_connected(node):
@@ -371,8 +389,8 @@ class MeshNode:
         for q in self._event_queues:
             _offer(q, e)
         if isinstance(e, ev.ChannelMessage):
-            for q in self._channel_queues.get(e.channel, ()):
-                _offer(q, e)
+            for cq in self._channel_queues.get(e.channel, ()):
+                _offer(cq, e)
         elif isinstance(e, ev.PeerConnected):
             self._connected[e.peer.raw].set()
             self.save_peers()

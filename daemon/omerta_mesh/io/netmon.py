@@ -127,7 +127,7 @@ class AddressMonitor:
     def _relevant(self, data: bytes) -> bool:
         hit = False
         try:
-            msgs = list(self._marshal.parse(data))  # type: ignore[union-attr]
+            msgs = list(self._marshal.parse(data))  # type: ignore[attr-defined]  # set in start(); pyroute2 is untyped
         except Exception as e:  # a message pyroute2 cannot decode: re-read to be safe
             log.debug("netlink: undecodable message (%s)", e)
             return True

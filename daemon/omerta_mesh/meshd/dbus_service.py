@@ -70,8 +70,8 @@ class _Base(ServiceInterface):
             raise DBusError(e.dbus_name(), f"{e.message} (fix: {e.fix})") from None
         except Exception:
             log.exception("D-Bus %s failed", spec.dbus_name)
-            e = internal()
-            raise DBusError(e.dbus_name(), f"{e.message} (fix: {e.fix})") from None
+            err = internal()
+            raise DBusError(err.dbus_name(), f"{err.message} (fix: {err.fix})") from None
         return codec.to_vardict(to_json(result))
 
 

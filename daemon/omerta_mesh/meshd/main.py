@@ -128,7 +128,7 @@ class Daemon:
         """Endpoints for invites: ``node.advertise``, else the node's own (kept current by its address monitor)."""
         if self.config.node.advertise:
             return [config_mod.parse_endpoint(e) for e in self.config.node.advertise]
-        return self.node.endpoints
+        return self.node.endpoints if self.node is not None else []
 
     async def start(self) -> None:
         cfg = self.config
@@ -136,27 +136,27 @@ class Daemon:
         prepare_runtime(self.paths.runtime)
         self.write_gid = group_id(cfg.api.group)
         name = cfg.node.name or socket.gethostname()
-        self.node = MeshNode(
+        self.node = node = MeshNode(
             host=cfg.node.listen, port=cfg.node.port, ipv6=cfg.node.ipv6, audit=cfg.node.audit_encryption,
             strict_audit=cfg.node.strict_audit, state_dir=str(self.paths.state),
             config=DEFAULT_CONFIG.with_(relay=cfg.node.relay), name=name[:32],
         )
         self.hub = EventHub(cfg.api.subscriber_queue)
-        self.api = DaemonAPI(self.node, cfg, self.hub, name=name, version=version(), endpoints=self.endpoints)
+        self.api = DaemonAPI(node, cfg, self.hub, name=name, version=version(), endpoints=self.endpoints)
         self.api.hooks.reload = self.reload
         self.api.hooks.shutdown = self.stop
         self.api.hooks.status_changed.append(self._status_changed)
         loop = asyncio.get_running_loop()
         self.tasks.append(loop.create_task(self.api.pump_events()))
         await asyncio.sleep(0)  # the pump is subscribed before the node reports its first events
-        await self.node.start()
+        await node.start()
         self._bootstrap()
-        self.server = RpcServer(self.api, self.paths.socket(cfg.api.socket), lambda: self.write_gid)
-        await self.server.start()
+        self.server = server = RpcServer(self.api, self.paths.socket(cfg.api.socket), lambda: self.write_gid)
+        await server.start()
         await self._start_dbus()
-        log.info("omerta-meshd %s: node %s on UDP %s, API on %s", version(), self.node.node_id.short(),
-                 ", ".join(views.ep(a) or "" for a in self.node.driver.udp.addresses), self.server.path,
-                 extra={"NODE_ID": str(self.node.node_id)})
+        udp = node.driver.udp.addresses if node.driver is not None else []
+        log.info("omerta-meshd %s: node %s on UDP %s, API on %s", version(), node.node_id.short(),
+                 ", ".join(views.ep(a) or "" for a in udp), server.path, extra={"NODE_ID": str(node.node_id)})
         self.notifier.ready(views.status_text(self.api))
         if self.notifier.watchdog_interval:
             self.tasks.append(loop.create_task(self._watchdog(self.notifier.watchdog_interval)))
@@ -165,7 +165,8 @@ class Daemon:
     def _bootstrap(self) -> None:
         for text in self.config.node.bootstrap:
             node, ep = config_mod.parse_bootstrap(text)
-            for net in list(self.node.mesh.networks.values()):
+            assert self.node is not None, "bootstrap runs after the node started"
+            for net in list(self.node.core.networks.values()):
                 try:
                     self.node.add_peer(net.id, node, [ep])
                 except UsageError as e:
@@ -205,7 +206,7 @@ class Daemon:
 
     async def _watchdog(self, interval: float) -> None:
         while True:
-            if self.node.driver is not None and not self.node.driver.closed:
+            if self.node is not None and self.node.driver is not None and not self.node.driver.closed:
                 self.notifier.watchdog()
             await asyncio.sleep(interval)
 
@@ -281,10 +282,12 @@ class Daemon:
         self.hub.publish("daemon.stopping")
         self.hub.close_all("daemon stopping")
         await asyncio.sleep(0.05)  # let forwarders hand out the last events
-        await self.server.close()
+        if self.server is not None:
+            await self.server.close()
         if self.dbus is not None:
             await self.dbus.close()
-        await self.node.close()
+        if self.node is not None:
+            await self.node.close()
         for t in self.tasks:
             t.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)

@@ -72,8 +72,8 @@ def _sanitize_one(resp: dict[str, Any]) -> dict[str, Any]:
     if isinstance(data, dict) and "fix" in data:
         return resp
     try:
-        code = Code(err.get("code"))
-    except ValueError:
+        code = Code(err["code"])
+    except (KeyError, ValueError):
         code = Code.INTERNAL
     if code is Code.INTERNAL or code not in (Code.PARSE_ERROR, Code.INVALID_REQUEST, Code.METHOD_NOT_FOUND, Code.INVALID_PARAMS):
         log.error("dispatch error not mapped by a method: %r", err)
@@ -179,7 +179,7 @@ class Connection:
                 await inflight.acquire()
                 t = asyncio.get_running_loop().create_task(self._handle(body))
                 self.tasks.add(t)
-                t.add_done_callback(lambda t: (self.tasks.discard(t), inflight.release()))
+                t.add_done_callback(self._done_with(inflight))
         except asyncio.IncompleteReadError as e:
             if not e.partial and self.tasks:  # a clean end of input (shutdown(SHUT_WR)): answer what was asked
                 await asyncio.wait(set(self.tasks), timeout=HALF_CLOSE_WAIT)
@@ -187,6 +187,13 @@ class Connection:
             return  # the client went away (or would not read): nothing to answer
         finally:
             self.close()
+
+    def _done_with(self, inflight: asyncio.Semaphore) -> Callable[[asyncio.Task[None]], None]:
+        """The done-callback of a request task: forget it and free its in-flight slot."""
+        def done(t: asyncio.Task[None]) -> None:
+            self.tasks.discard(t)
+            inflight.release()
+        return done
 
     async def _handle(self, body: bytes) -> None:
         try:

@@ -39,7 +39,7 @@ def path_of(api: "DaemonAPI", peer: Peer) -> str | None:
     """"direct", "punched", "relay via NAME", or None when there is no session."""
     if not peer.connected:
         return None
-    mesh = api.node.mesh
+    mesh = api.node.core
     kind = mesh.path_kind(peer)
     if kind == "relay":
         relay = mesh.relay_name(peer)
@@ -52,7 +52,7 @@ def path_of(api: "DaemonAPI", peer: Peer) -> str | None:
 
 def their_nat(api: "DaemonAPI", p: Peer) -> NatVerdict | None:
     """The peer's NAT as its signed record states it; None without a record."""
-    rec = api.node.mesh.record_of(p.network.id, p.node)
+    rec = api.node.core.record_of(p.network.id, p.node)
     return verdict_from_record(rec.mapping, rec.filtering, rec.port_delta) if rec else None
 
 
@@ -76,7 +76,7 @@ def peer_info(api: "DaemonAPI", p: Peer, cls: type = s.PeerInfo, **extra: object
 
 
 def peer_infos(api: "DaemonAPI", network: "NetworkId | None") -> list[s.PeerInfo]:
-    peers = api.node.mesh.peers(network)
+    peers = api.node.core.peers(network)
     peers.sort(key=lambda p: (api.name_of(p.node), p.network.id.raw))
     return [peer_info(api, p) for p in peers]
 
@@ -98,7 +98,7 @@ def _paths(p: Peer, now: float) -> list[dict]:
 
 def peer_detail(api: "DaemonAPI", p: Peer) -> s.PeerDetail:
     now = _now(api)
-    own = api.node.mesh.nat_verdict()
+    own = api.node.core.nat_verdict()
     theirs = their_nat(api, p)
     sessions = [
         s.SessionInfo(slot, round(sess.age(now), 3), sess.initiator, sess.send_counter)
@@ -114,7 +114,7 @@ def peer_detail(api: "DaemonAPI", p: Peer) -> s.PeerDetail:
 
 
 def networks(api: "DaemonAPI") -> list[s.NetworkInfo]:
-    mesh = api.node.mesh
+    mesh = api.node.core
     out = []
     for net in mesh.networks.values():
         peers = mesh.peers(net.id)
@@ -123,16 +123,16 @@ def networks(api: "DaemonAPI") -> list[s.NetworkInfo]:
 
 
 def peer_counts(api: "DaemonAPI") -> s.PeerCounts:
-    peers = list(api.node.mesh.table)
+    peers = list(api.node.core.table)
     connected = [p for p in peers if p.connected]
-    direct = sum(1 for p in connected if api.node.mesh.path_kind(p) in ("direct", "punched"))
+    direct = sum(1 for p in connected if api.node.core.path_kind(p) in ("direct", "punched"))
     return s.PeerCounts(len(peers), len(connected), direct, len(connected) - direct)
 
 
 def status_text(api: "DaemonAPI") -> str:
     if api.stopping:
         return "stopping: telling peers and saving state"
-    nets = len(api.node.mesh.networks)
+    nets = len(api.node.core.networks)
     if nets == 0:
         return "no networks: create one with `omertactl network create` or join with an invite"
     c = peer_counts(api)
@@ -144,7 +144,7 @@ def status_text(api: "DaemonAPI") -> str:
 
 
 def nat_verdict(api: "DaemonAPI") -> s.NatVerdict:
-    v = api.node.mesh.nat_verdict()
+    v = api.node.core.nat_verdict()
     d = v.to_dict()
     if not v.public:
         status, reason = "unknown", "no peer has reported our address yet: connect to at least two peers"
@@ -160,7 +160,7 @@ def nat_verdict(api: "DaemonAPI") -> s.NatVerdict:
 
 def relay_latencies(api: "DaemonAPI") -> list[dict]:
     """Relay-capable members (by their signed records) and the RTT of our path to each."""
-    mesh = api.node.mesh
+    mesh = api.node.core
     out = []
     for net in mesh.networks.values():
         for rec in mesh.records(net.id):
@@ -185,8 +185,8 @@ def dbus_feature(api: "DaemonAPI") -> s.FeatureInfo:
 def status(api: "DaemonAPI") -> s.StatusResult:
     node = api.node
     cfg = api.config.node
-    audit = node.mesh.audit
-    counters = node.mesh.counters.snapshot()
+    audit = node.core.audit
+    counters = node.core.counters.snapshot()
     if node.driver is not None:
         st = node.driver.udp.stats
         counters.update({"udp.received": st.received, "udp.sent": st.sent, "udp.errors": st.send_errors})
@@ -198,7 +198,7 @@ def status(api: "DaemonAPI") -> s.StatusResult:
         uptime_s=round(time.monotonic() - api.started, 3),
         listen=[ep(a) or "" for a in (node.driver.udp.addresses if node.driver else [])],
         endpoints=api.endpoint_strings(), networks=networks(api), peers=peer_counts(api), nat=nat_verdict(api),
-        relay=s.FeatureInfo(cfg.relay, node.mesh.cfg.relay, f"{counters.get('relay.forwarded', 0)} datagrams forwarded" if node.mesh.cfg.relay else "off"),
+        relay=s.FeatureInfo(cfg.relay, node.core.cfg.relay, f"{counters.get('relay.forwarded', 0)} datagrams forwarded" if node.core.cfg.relay else "off"),
         audit=s.FeatureInfo(audit is not None, audit is not None, f"{counters.get('audit.violations', 0)} violations" if audit is not None else "off"),
         dbus=dbus_feature(api),
         counters=counters, status_text=status_text(api),
