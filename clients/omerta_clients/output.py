@@ -299,7 +299,7 @@ def netcheck_view(nc: Json) -> RenderableType:
         ("mapping", nc.get("mapping", DASH)),
         ("filtering", nc.get("filtering", DASH)),
         ("port delta", text_or_dash(nc.get("port_delta"))),
-        ("hairpinning", {True: "yes", False: "no"}.get(nc.get("hairpinning"), "not measured")),
+        ("hairpinning", {True: "yes", False: "no"}.get(nc["hairpinning"], "not measured") if "hairpinning" in nc else "not measured"),
         ("public endpoints", ", ".join(nc.get("public_endpoints") or []) or DASH),
         ("local endpoints", ", ".join(nc.get("local_endpoints") or []) or DASH),
         ("evidence", "\n".join(f"- {e}" for e in nc.get("evidence") or []) or "none yet"),

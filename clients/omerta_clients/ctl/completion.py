@@ -36,7 +36,10 @@ def _subparsers(p: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser
 
 def _first_argument(p: argparse.ArgumentParser) -> str | None:
     """The metavar of the first positional argument (PEER, NETWORK...), or None."""
-    return next((a.metavar for a in p._actions if not a.option_strings and not isinstance(a, argparse._SubParsersAction)), None)
+    for a in p._actions:
+        if not a.option_strings and not isinstance(a, argparse._SubParsersAction):
+            return a.metavar if isinstance(a.metavar, str) else None
+    return None
 
 
 def _value_options(p: argparse.ArgumentParser) -> set[str]:

@@ -22,7 +22,7 @@ import sys
 import termios
 from typing import Callable, Iterator
 
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.live import Live
 
 from .. import errors
@@ -171,7 +171,7 @@ class Monitor:
                 self.done.set()
         self.dirty.set()
 
-    def frame(self) -> object:
+    def frame(self) -> RenderableType:
         if self.console.is_terminal:  # follow the real terminal (resizes; $COLUMNS may be stale)
             try:
                 self.console.size = os.get_terminal_size(self.console.file.fileno())  # type: ignore[assignment]

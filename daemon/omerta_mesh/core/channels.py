@@ -155,10 +155,9 @@ class PendingRequests:
         return True
 
     def expired(self, now: float) -> list[tuple[int, Hashable]]:
-        out = []
-        for cid in self.deadlines.pop_due(now):
-            peer = self._peer.pop(cid, None)
-            if peer is not None:
+        out: list[tuple[int, Hashable]] = []
+        for cid in self.deadlines.pop_due(now):  # only request ids are armed here
+            if isinstance(cid, int) and (peer := self._peer.pop(cid, None)) is not None:
                 out.append((cid, peer))
         return out
 

@@ -16,6 +16,7 @@ their own port), which ``SimNode.reachable`` predicts; discovery proper comes wi
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from ..core import events as ev
 from ..core.config import DEFAULT_CONFIG, CoreConfig
@@ -26,6 +27,8 @@ from ..core.network import Network
 from .nat import NatBox
 from .network import LinkSpec, SimHost, SimInternet
 from .trace import format_failure
+
+E = TypeVar("E", bound=ev.Event)
 
 Address = tuple[str, int]
 BASE_PORT = 40000
@@ -48,14 +51,17 @@ class SimNode:
     @property
     def reachable(self) -> Address:
         """Where others can send to this node: its own address, or its NAT's preserved mapping."""
-        return (self.nat.ip, self.port) if self.nat is not None else self.address
+        if self.nat is None:
+            return self.address
+        assert self.nat.ip is not None, "a NAT has its address once it is on the internet"
+        return (self.nat.ip, self.port)
 
     def drain(self) -> list[ev.Event]:
         while (e := self.mesh.next_event()) is not None:
             self.events.append(e)
         return self.events
 
-    def of(self, kind: type) -> list:
+    def of(self, kind: type[E]) -> list[E]:
         return [e for e in self.drain() if isinstance(e, kind)]
 
 
@@ -73,7 +79,7 @@ class SimMesh:
     def now(self) -> float:
         return self.internet.now
 
-    def add_nat(self, name: str, kind: str = "port-restricted", link: LinkSpec | None = None, **overrides: object) -> NatBox:
+    def add_nat(self, name: str, kind: str = "port-restricted", link: LinkSpec | None = None, **overrides: Any) -> NatBox:
         return self.internet.add_nat(name, kind, link=link, **overrides)
 
     def add_node(self, name: str, nat: NatBox | None = None, link: LinkSpec | None = None, port: int | None = None, relay: bool = False, probe: bool = True) -> SimNode:

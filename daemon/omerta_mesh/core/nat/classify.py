@@ -83,7 +83,7 @@ class NatVerdict:
             return "symmetric-" + (self.allocation if self.allocation in ("sequential", "random") else "unknown")
         return "unknown"
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, object]:
         return {
             "type": self.label,
             "mapping": self.mapping.name.lower(),
@@ -242,8 +242,12 @@ def verdict_from_record(mapping: int, filtering: int, port_delta: int) -> NatVer
 
 def explain_pair(ours: NatVerdict, theirs: NatVerdict) -> str:
     """Why two nodes can or cannot meet directly, in words, from both NAT verdicts."""
-    sym = lambda v: v.mapping in (Mapping.ADM, Mapping.APDM)  # noqa: E731
-    open_ = lambda v: v.mapping is Mapping.NONE or (v.mapping is Mapping.EIM and v.filtering is Filtering.EIF)  # noqa: E731
+    def sym(v: NatVerdict) -> bool:
+        return v.mapping in (Mapping.ADM, Mapping.APDM)
+
+    def open_(v: NatVerdict) -> bool:
+        return v.mapping is Mapping.NONE or (v.mapping is Mapping.EIM and v.filtering is Filtering.EIF)
+
     a, b = ours.label, theirs.label
     if open_(ours) or open_(theirs):
         return f"{a} and {b}: one side accepts unsolicited packets, so a direct path should work"
