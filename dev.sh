@@ -4,7 +4,7 @@
 #   ./dev.sh demo [--json]     a local three-node mesh on loopback (embedded default configuration)
 #   ./dev.sh test [pytest args] the whole test suite (root-only tests skip with a reason when not root)
 #   ./dev.sh fast              the quick subset for development (no slow, no root-only tests)
-#   ./dev.sh lint              ruff and mypy, as CI runs them
+#   ./dev.sh lint              house rules (tests/test_boundaries.py), ruff and mypy, as CI runs them
 #   ./dev.sh bench             the benchmarks
 #   ./dev.sh python ARGS...    the environment's python (e.g. ./dev.sh python -m omerta_mesh.meshd.main --help)
 #
@@ -107,6 +107,7 @@ case "$cmd" in
         exec "$VENV/bin/python" -m pytest -q -m "not slow and not root" "$@" ;;
     lint)
         ensure_venv
+        "$VENV/bin/python" -m pytest -q tests/test_boundaries.py  # house rules: import arrows, module sizes (seconds)
         "$VENV/bin/python" -m ruff check daemon clients tests bench docs
         exec "$VENV/bin/python" -m mypy ;;
     bench)
