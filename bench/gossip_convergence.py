@@ -18,7 +18,8 @@ def main() -> None:
     for n in sizes:
         t = time.perf_counter()
         r = converge(n)
-        print(f"{n:6d} {r.join_seconds:8.1f}s {str(r.converged):>9} {r.rounds:6d} {r.max_bytes_per_node_round:17d} {r.mean_bytes_per_node_round:18.0f} {time.perf_counter() - t:7.1f}", flush=True)
+        print(f"{n:6d} {r.join_seconds:8.1f}s {str(r.converged):>9} {r.rounds:6d} {r.max_bytes_per_node_round:17d} "
+              f"{r.mean_bytes_per_node_round:18.0f} {time.perf_counter() - t:7.1f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -133,7 +133,8 @@ def status_view(st: Json, verbose: bool = False) -> RenderableType:
     head.add_row("endpoints", ", ".join(st.get("endpoints") or []) or DASH)
     head.add_row("NAT", nat_summary(st.get("nat")))
     pc = st.get("peers") or {}
-    head.add_row("peers", f"{pc.get('connected', 0)}/{pc.get('total', 0)} connected: {pc.get('direct', 0)} direct, {pc.get('relayed', 0)} relayed")
+    head.add_row("peers", f"{pc.get('connected', 0)}/{pc.get('total', 0)} connected: "
+                          f"{pc.get('direct', 0)} direct, {pc.get('relayed', 0)} relayed")
     for key in ("relay", "audit", "dbus"):
         f = st.get(key) or {}
         state = "active" if f.get("active") else "enabled" if f.get("enabled") else "off"
@@ -235,11 +236,13 @@ def peer_detail_view(detail: Json) -> RenderableType:
             ("NAT", peer_nat(d)),
             ("last handshake", ago(d.get("last_handshake_s"))),
             ("handshakes", d.get("handshakes", DASH)),
-            ("traffic", f"in {size(d.get('bytes_in'))} ({d.get('packets_in', DASH)} packets), out {size(d.get('bytes_out'))} ({d.get('packets_out', DASH)} packets)"),
+            ("traffic", f"in {size(d.get('bytes_in'))} ({d.get('packets_in', DASH)} packets), "
+                        f"out {size(d.get('bytes_out'))} ({d.get('packets_out', DASH)} packets)"),
         ]
         sessions = d.get("sessions") or []
         rows.append(("sessions", "\n".join(
-            f"{x.get('slot')}: {duration(x.get('age_s'))} old, {'initiator' if x.get('initiator') else 'responder'}, {x.get('packets_sent')} sent"
+            f"{x.get('slot')}: {duration(x.get('age_s'))} old, {'initiator' if x.get('initiator') else 'responder'}, "
+            f"{x.get('packets_sent')} sent"
             for x in sessions) or "none"))
         parts += [Text(""), _kv(rows)]
         if d.get("paths"):
@@ -327,7 +330,8 @@ def describe_event(e: Json) -> str:
     elif kind == "peer.path_changed":
         detail = f"{e.get('kind', DASH)} {e.get('new') or ''} ({e.get('reason', '')})".replace("  ", " ")
     elif kind == "peer.punch_finished":
-        detail = (f"direct at {e.get('endpoint')}" if e.get("ok") else f"failed, still relayed; retry in {e.get('retry_in', 0):.0f} s") + f" (attempt {e.get('attempt')}, {e.get('elapsed', 0):.1f} s)"
+        outcome = f"direct at {e.get('endpoint')}" if e.get("ok") else f"failed, still relayed; retry in {e.get('retry_in', 0):.0f} s"
+        detail = outcome + f" (attempt {e.get('attempt')}, {e.get('elapsed', 0):.1f} s)"
     elif kind == "peer.pong":
         detail = f"{ms(e.get('rtt_ms'))} via {e.get('endpoint', DASH)}"
     elif kind in ("network.joined", "network.left"):
@@ -346,5 +350,6 @@ def clock(t: float | None) -> str:
 
 def event_line(e: Json) -> Text:
     kind = str(e.get("type", ""))
-    style = "green" if kind in ("peer.connected", "network.joined") else "red" if kind in ("peer.disconnected", "peer.handshake_failed", "message.failed") else "yellow" if kind == "peer.path_changed" else ""
+    good, bad = ("peer.connected", "network.joined"), ("peer.disconnected", "peer.handshake_failed", "message.failed")
+    style = "green" if kind in good else "red" if kind in bad else "yellow" if kind == "peer.path_changed" else ""
     return Text(f"{clock(e.get('time'))} #{e.get('seq', '?')} {describe_event(e)}", style=style)

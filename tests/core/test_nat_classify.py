@@ -21,7 +21,8 @@ def test_no_report_is_unknown_with_a_reason() -> None:
 
 
 def test_own_address_seen_means_no_nat() -> None:
-    v = classify([obs(("198.51.100.1", 1), ("10.0.0.2", 51820)), obs(("198.51.100.2", 1), ("10.0.0.2", 51820))], [], MAIN, frozenset({"10.0.0.2"}))
+    seen = [obs(("198.51.100.1", 1), ("10.0.0.2", 51820)), obs(("198.51.100.2", 1), ("10.0.0.2", 51820))]
+    v = classify(seen, [], MAIN, frozenset({"10.0.0.2"}))
     assert v.mapping is Mapping.NONE and v.filtering is Filtering.NONE and v.label == "public"
 
 
@@ -40,7 +41,8 @@ def test_mapping_behaviour(mapped, expect) -> None:
     assert v.mapping is expect, v.evidence
 
 
-@pytest.mark.parametrize("ports, allocation, delta", [([2000, 2001, 2002, 2003], "sequential", 1), ([2000, 2002, 2004], "sequential", 2), ([2000, 41234, 9034, 60111], "random", 0)])
+@pytest.mark.parametrize("ports, allocation, delta", [
+    ([2000, 2001, 2002, 2003], "sequential", 1), ([2000, 2002, 2004], "sequential", 2), ([2000, 41234, 9034, 60111], "random", 0)])
 def test_port_allocation(ports, allocation, delta) -> None:
     v = classify([obs(("198.51.100.%d" % (i + 1), 1), ("203.0.113.9", p)) for i, p in enumerate(ports)], [], MAIN)
     assert (v.allocation, v.port_delta) == (allocation, delta)
@@ -62,7 +64,8 @@ def ft(kind: str, arrived: bool, at: float = 0.0) -> FilterTest:
         ([ft("other-port", False)], Filtering.APDF, "port-restricted"),  # conclusive with one peer
         ([ft("other-port", True)], Filtering.UNKNOWN, "cone"),  # EIF or ADF: needs a second address
         ([ft("other-address", True)], Filtering.EIF, "full-cone"),
-        ([ft("other-port", False, 1), ft("other-address", True, 1), ft("other-address", False, 9), ft("other-port", True, 9)], Filtering.ADF, "restricted"),
+        ([ft("other-port", False, 1), ft("other-address", True, 1), ft("other-address", False, 9), ft("other-port", True, 9)],
+         Filtering.ADF, "restricted"),
     ],
     ids=["eif", "adf", "apdf", "apdf-one-peer", "undecided", "eif-one-test", "latest-wins"],
 )

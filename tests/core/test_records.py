@@ -29,7 +29,8 @@ def rec(ident: Identity, seq: int, eps=(("198.51.100.7", 4000),), **kw) -> PeerR
 
 
 def test_round_trip_with_every_field() -> None:
-    r = sign_record(ALICE, NET, PeerRecord(ALICE.node_id, 7, 5000, (("198.51.100.7", 1), ("2001:db8::1", 2)), "alice", True, 2, 4, -3, (MALLORY.public,)))
+    rec = PeerRecord(ALICE.node_id, 7, 5000, (("198.51.100.7", 1), ("2001:db8::1", 2)), "alice", True, 2, 4, -3, (MALLORY.public,))
+    r = sign_record(ALICE, NET, rec)
     d = decode_record(r.raw, NET)
     assert (d.node, d.seq, d.expires, d.endpoints, d.name, d.relay, d.mapping, d.filtering, d.port_delta, d.relays) == (
         ALICE.node_id, 7, 5000, (("198.51.100.7", 1), ("2001:db8::1", 2)), "alice", True, 2, 4, -3, (MALLORY.public,))
@@ -116,7 +117,8 @@ FUZZ = settings(max_examples=300, deadline=None)
 @FUZZ
 @given(st.binary(max_size=600))
 def test_record_and_control_parsers_only_raise_wire_errors(data: bytes) -> None:
-    for parse in (lambda d: decode_record(d, NET), cw.decode_sync, cw.decode_record_list, cw.decode_want, cw.decode_candidates, cw.decode_nat_test, cw.decode_nat_ack, fw.decode_relay):
+    for parse in (lambda d: decode_record(d, NET), cw.decode_sync, cw.decode_record_list, cw.decode_want, cw.decode_candidates,
+                  cw.decode_nat_test, cw.decode_nat_ack, fw.decode_relay):
         try:
             parse(data)
         except WireError:

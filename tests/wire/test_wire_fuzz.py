@@ -49,7 +49,8 @@ PACKETS = st.one_of(
     ANY_BYTES,
     _prefixed(HEADERS),
     _prefixed(FRAME_TYPES),
-    st.builds(lambda h, n, r: (h + r.randbytes(n))[:n], st.sampled_from(HEADERS), st.sampled_from([hw.INIT_LEN, hw.RESP_LEN, hw.COOKIE_REPLY_LEN, pw.TRANSPORT_OVERHEAD]), st.randoms()),
+    st.builds(lambda h, n, r: (h + r.randbytes(n))[:n], st.sampled_from(HEADERS),
+              st.sampled_from([hw.INIT_LEN, hw.RESP_LEN, hw.COOKIE_REPLY_LEN, pw.TRANSPORT_OVERHEAD]), st.randoms()),
 )
 
 
@@ -77,7 +78,8 @@ def test_message_header_parser_only_raises_wire_error(kind, chunk: bytes, max_me
 
 
 @FUZZ
-@given(text=st.one_of(st.text(max_size=200), st.builds(lambda s: PREFIX + s, st.text(alphabet="abcdefghijklmnopqrstuvwxyz234567 \n=", max_size=200))))
+@given(text=st.one_of(st.text(max_size=200),
+                     st.builds(lambda s: PREFIX + s, st.text(alphabet="abcdefghijklmnopqrstuvwxyz234567 \n=", max_size=200))))
 def test_invite_parser_only_raises_invite_error(text: str) -> None:
     try:
         inv = decode_invite(text)
@@ -156,7 +158,8 @@ def test_pong_carries_the_observed_source(pid, v6, port, raw_ip) -> None:
 
 
 @FUZZ
-@given(op=st.sampled_from(list(fw.NatOp)), nonce=U32, v6=st.booleans(), port=st.integers(0, 65535), raw_ip=st.binary(min_size=16, max_size=16))
+@given(op=st.sampled_from(list(fw.NatOp)), nonce=U32, v6=st.booleans(), port=st.integers(0, 65535),
+       raw_ip=st.binary(min_size=16, max_size=16))
 def test_natprobe_round_trip(op, nonce, v6, port, raw_ip) -> None:
     import ipaddress
 
@@ -175,7 +178,8 @@ CHANNELS = st.text(st.characters(min_codepoint=0x20, blacklist_categories=("Cs",
 
 
 @FUZZ
-@given(kind=st.sampled_from(list(fw.MessageKind)), corr=U32, status=st.integers(0, 255), channel=CHANNELS, body=ANY_BYTES, extra=st.integers(0, 1000))
+@given(kind=st.sampled_from(list(fw.MessageKind)), corr=U32, status=st.integers(0, 255), channel=CHANNELS, body=ANY_BYTES,
+       extra=st.integers(0, 1000))
 def test_message_header_round_trip(kind, corr, status, channel, body, extra) -> None:
     total = len(body) + extra
     header = fw.MessageHeader(kind, total, corr, status, channel)

@@ -10,6 +10,9 @@ from ..errors import ClientError
 from ..tui import app
 from .common import Ctx
 
+# completes network names after a sub-command whose first argument is a NETWORK
+NETWORK_WORDS = '; [[ $cur != -* && $npos -eq 0 ]] && words="$words $(_omertactl_names networks)"'
+
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("completion", parents=[common], help="print a bash completion script",
@@ -58,9 +61,10 @@ def bash_script(root: argparse.ArgumentParser) -> str:
         if subs:
             sub_cases = "\n".join(
                 f'        {s}) words="{" ".join(_options(sp))}"'
-                + ('; [[ $cur != -* && $npos -eq 0 ]] && words="$words $(_omertactl_names networks)"' if _first_argument(sp) == "NETWORK" else "")
+                + (NETWORK_WORDS if _first_argument(sp) == "NETWORK" else "")
                 + ";;" for s, sp in sorted(subs.items()))
-            cases.append(f'    {name})\n      case "$sub" in\n        "") words="{" ".join(sorted(subs))} {opts}";;\n{sub_cases}\n      esac;;')
+            cases.append(f'    {name})\n      case "$sub" in\n'
+                         f'        "") words="{" ".join(sorted(subs))} {opts}";;\n{sub_cases}\n      esac;;')
         elif _first_argument(p) == "PEER":
             cases.append(f'    {name}) words="{opts}"; [[ $cur != -* && $npos -eq 0 ]] && words="$words $(_omertactl_names peers)";;')
         elif name == "completion":

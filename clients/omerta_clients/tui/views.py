@@ -85,7 +85,8 @@ def detail(r: PeerRow | None) -> RenderableType:
     if r is None:
         return Text("")
     rtts = list(r.rtts)
-    stats = f"min {output.ms(min(rtts))}  avg {output.ms(sum(rtts) / len(rtts))}  max {output.ms(max(rtts))}  ({len(rtts)} samples)" if rtts else "no samples yet"
+    stats = (f"min {output.ms(min(rtts))}  avg {output.ms(sum(rtts) / len(rtts))}  max {output.ms(max(rtts))}  ({len(rtts)} samples)"
+             if rtts else "no samples yet")
     g = Table.grid(padding=(0, 2))
     g.add_column(style="bold", no_wrap=True)
     g.add_column()
@@ -99,8 +100,10 @@ def detail(r: PeerRow | None) -> RenderableType:
     g.add_row("endpoint", output.text_or_dash(r.endpoint))
     g.add_row("RTT", f"{output.ms(r.rtt_ms)}   {stats}")
     pings = f"{r.pings_answered}/{r.pings_sent} monitor pings answered" if r.pings_sent else "no monitor pings yet"
-    g.add_row("loss", f"{output.pct(r.api_loss)} on the current path (daemon); {pings}" if r.api_loss is not None else f"{output.pct(r.ping_loss)}; {pings}")
-    g.add_row("traffic", f"in {output.size(r.bytes_in)} ({output.rate(r.rate_in)}), out {output.size(r.bytes_out)} ({output.rate(r.rate_out)})")
+    g.add_row("loss", f"{output.pct(r.api_loss)} on the current path (daemon); {pings}" if r.api_loss is not None
+              else f"{output.pct(r.ping_loss)}; {pings}")
+    g.add_row("traffic", f"in {output.size(r.bytes_in)} ({output.rate(r.rate_in)}), "
+                         f"out {output.size(r.bytes_out)} ({output.rate(r.rate_out)})")
     g.add_row("handshake", output.ago(r.last_handshake_s))
     if r.last_error:
         g.add_row("last ping", Text(r.last_error, style="red"))

@@ -31,7 +31,10 @@ class Violation:
 
 
 class EncryptionAudit:
-    def __init__(self, sessions_for: Callable[[int], Iterable[Session]], strict: bool = False, relay_check: Callable[[bytes], str | None] | None = None) -> None:
+    def __init__(
+        self, sessions_for: Callable[[int], Iterable[Session]], strict: bool = False,
+        relay_check: Callable[[bytes], str | None] | None = None,
+    ) -> None:
         self.sessions_for = sessions_for
         self.strict = strict
         self.relay_check = relay_check

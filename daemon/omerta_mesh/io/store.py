@@ -61,7 +61,8 @@ class StateStore:
         try:
             self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         except PermissionError:
-            raise StateError(f"cannot create state directory {self.dir}: permission denied; run as root or pass a writable --state-dir") from None
+            raise StateError(f"cannot create state directory {self.dir}: permission denied; "
+                             "run as root or pass a writable --state-dir") from None
         mode = stat.S_IMODE(self.dir.stat().st_mode)
         if mode & 0o077:
             os.chmod(self.dir, 0o700)
@@ -86,7 +87,8 @@ class StateStore:
             try:
                 return decode_identity(p.read_bytes())
             except ValueError as e:
-                raise StateError(f"identity file {p} is damaged ({e}); restore it from a backup, or move it aside to create a new identity (the node id will change)") from None
+                raise StateError(f"identity file {p} is damaged ({e}); restore it from a backup, "
+                                 "or move it aside to create a new identity (the node id will change)") from None
         ident = Identity.generate(entropy or SystemEntropy())
         atomic_write(p, encode_identity(ident), 0o600)
         return ident
@@ -99,7 +101,8 @@ class StateStore:
             for n in doc["networks"]:
                 out.append(Network(base64.b64decode(n["key"], validate=True), n.get("name", "")))
         except (KeyError, TypeError, ValueError) as e:
-            raise StateError(f"{self.networks_path} is damaged ({e}); restore it from a backup, or move it aside and re-join your networks") from None
+            raise StateError(f"{self.networks_path} is damaged ({e}); "
+                             "restore it from a backup, or move it aside and re-join your networks") from None
         return out
 
     def save_networks(self, networks: list[Network]) -> None:

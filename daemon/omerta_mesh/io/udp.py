@@ -54,7 +54,9 @@ class UdpEndpoints:
     """Owns the node's UDP sockets. ``on_datagram(data, src, local)`` is called for each datagram read,
     then ``on_batch()`` once per drained batch (the driver flushes there)."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, on_datagram: Callable[[bytes, Address, Address], None], on_batch: Callable[[], None]) -> None:
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, on_datagram: Callable[[bytes, Address, Address], None], on_batch: Callable[[], None],
+    ) -> None:
         self.loop = loop
         self.on_datagram = on_datagram
         self.on_batch = on_batch
@@ -81,7 +83,8 @@ class UdpEndpoints:
         except OSError as e:
             sock.close()
             if e.errno == errno.EADDRINUSE:
-                raise BindError(e.errno, f"UDP port {port} on {host} is already in use: another omerta-meshd or program holds it; choose another port with --port") from None
+                raise BindError(e.errno, f"UDP port {port} on {host} is already in use: another omerta-meshd or program holds it; "
+                                "choose another port with --port") from None
             if e.errno == errno.EADDRNOTAVAIL:
                 raise BindError(e.errno, f"cannot bind UDP {host}:{port}: no such local address; check the listen address") from None
             if e.errno == errno.EAFNOSUPPORT:

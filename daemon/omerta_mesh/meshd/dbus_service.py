@@ -21,8 +21,8 @@ The face outlives its bus connection. When the connection is lost (the bus daemo
 is not there when omerta-meshd starts, it logs that once and tries again after 0.5 s, 1 s, 2 s ... up to
 every 30 s (``retry_delay``); each success exports both objects again and owns the name again. Events
 published while no bus is connected are counted in the ``EventsDropped`` signal sent with the first
-``Events`` signal after the face is back. ``status.get`` reports the face as the ``dbus`` feature (up, or why not and when the next try is) and
-counts ``dbus.disconnects`` and ``dbus.reconnects``. JSON-RPC serves throughout.
+``Events`` signal after the face is back. ``status.get`` reports the face as the ``dbus`` feature (up, or why not and
+when the next try is) and counts ``dbus.disconnects`` and ``dbus.reconnects``. JSON-RPC serves throughout.
 """
 
 import asyncio
@@ -348,7 +348,8 @@ class DbusService:
             return
         c = views.peer_counts(self.api)
         try:
-            self.read.emit_properties_changed({"StatusText": views.status_text(self.api), "PeerCount": c.total, "ConnectedPeers": c.connected})
+            self.read.emit_properties_changed(
+                {"StatusText": views.status_text(self.api), "PeerCount": c.total, "ConnectedPeers": c.connected})
         except Exception as e:  # the connection broke under us; _supervise reconnects
             log.debug("D-Bus: PropertiesChanged not sent: %s", describe(e))
 

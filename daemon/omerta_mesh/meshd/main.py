@@ -61,13 +61,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--socket", help="JSON-RPC socket path (default <runtime dir>/meshd.sock)")
     p.add_argument("--listen", help="UDP address to bind (node.listen)")
     p.add_argument("--port", type=int, help="UDP port, 0 for any (node.port)")
-    p.add_argument("--bootstrap", action="append", default=[], metavar="ID@HOST:PORT", help="a peer to contact in every network (repeatable)")
+    p.add_argument("--bootstrap", action="append", default=[], metavar="ID@HOST:PORT",
+                   help="a peer to contact in every network (repeatable)")
     p.add_argument("--relay", action="store_true", help="offer to relay for others (node.relay)")
     p.add_argument("--audit-encryption", action="store_true", help="check every outgoing datagram is encrypted (node.audit_encryption)")
     p.add_argument("--log-level", choices=config_mod.LEVELS, help="log level (log.level)")
     p.add_argument("--no-dbus", action="store_true", help="do not offer the D-Bus service")
     p.add_argument("--dbus-address", help="a D-Bus address to use instead of the system bus")
-    p.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto", help="event loop: uvloop when installed (auto), or the given one")
+    p.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto",
+                   help="event loop: uvloop when installed (auto), or the given one")
     p.add_argument("--print-default-config", action="store_true", help="print the embedded default configuration and exit")
     p.add_argument("--version", action="version", version=f"omerta-meshd {version()}")
     return p.parse_args(argv)
@@ -186,7 +188,8 @@ class Daemon:
             await svc.start()
         except NameRefused as e:
             await svc.close()
-            raise RuntimeError(f"D-Bus service failed to start: {e}; install packaging/dbus/org.omerta.Mesh1.conf or set dbus.enabled = false") from None
+            raise RuntimeError(f"D-Bus service failed to start: {e}; "
+                               "install packaging/dbus/org.omerta.Mesh1.conf or set dbus.enabled = false") from None
         self.dbus = svc
 
     # ---- status, watchdog

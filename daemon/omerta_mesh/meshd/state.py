@@ -46,7 +46,8 @@ def prepare_state(path: Path) -> StateLock:
         other = os.read(fd, 32).decode(errors="replace").strip() or "?"
         os.close(fd)
         if e.errno in (errno.EWOULDBLOCK, errno.EACCES):
-            raise StateDirError(f"another omerta-meshd (pid {other}) is using {path}; stop it first, or give this one its own --state-dir") from None
+            raise StateDirError(f"another omerta-meshd (pid {other}) is using {path}; "
+                                "stop it first, or give this one its own --state-dir") from None
         raise
     os.ftruncate(fd, 0)
     os.write(fd, f"{os.getpid()}\n".encode())

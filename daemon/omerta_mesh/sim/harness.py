@@ -66,7 +66,9 @@ class SimNode:
 
 
 class SimMesh:
-    def __init__(self, seed: int | str = 0, *, config: CoreConfig = DEFAULT_CONFIG, strict_audit: bool = True, start: float = 1000.0) -> None:
+    def __init__(
+        self, seed: int | str = 0, *, config: CoreConfig = DEFAULT_CONFIG, strict_audit: bool = True, start: float = 1000.0,
+    ) -> None:
         self.seed = seed
         self.config = config
         self.strict_audit = strict_audit
@@ -82,7 +84,10 @@ class SimMesh:
     def add_nat(self, name: str, kind: str = "port-restricted", link: LinkSpec | None = None, **overrides: Any) -> NatBox:
         return self.internet.add_nat(name, kind, link=link, **overrides)
 
-    def add_node(self, name: str, nat: NatBox | None = None, link: LinkSpec | None = None, port: int | None = None, relay: bool = False, probe: bool = True) -> SimNode:
+    def add_node(
+        self, name: str, nat: NatBox | None = None, link: LinkSpec | None = None, port: int | None = None,
+        relay: bool = False, probe: bool = True,
+    ) -> SimNode:
         ent = self.entropy.fork(name)
         cfg = self.config.with_(relay=True) if relay else self.config
         mesh = Mesh(Identity.generate(ent.fork("identity")), config=cfg, entropy=ent, strict_audit=self.strict_audit, name=name)

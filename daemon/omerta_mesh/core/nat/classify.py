@@ -113,7 +113,8 @@ class NatObserver:
         v6 = ":" in o.mapped[0]  # IPv4 and IPv6 sockets share a port number: compare within one family
         last = next((x for x in reversed(self.observations) if x.local[1] == o.local[1] and (":" in x.mapped[0]) == v6), None)
         if last is not None and last.mapped[0] != o.mapped[0]:
-            self.observations = deque((x for x in self.observations if x.mapped[0] == o.mapped[0] or (":" in x.mapped[0]) != v6), maxlen=self.observations.maxlen)
+            kept = (x for x in self.observations if x.mapped[0] == o.mapped[0] or (":" in x.mapped[0]) != v6)
+            self.observations = deque(kept, maxlen=self.observations.maxlen)
             self.filter_tests.clear()
             self.hairpin = None
         new = not any(x.local == o.local and x.dst == o.dst and x.mapped == o.mapped for x in self.observations)
@@ -136,7 +137,9 @@ class NatObserver:
                 return o.mapped
         return None
 
-    def verdict(self, main_local: Address | None = None, local_ips: frozenset[str] = frozenset(), probe_local: Address | None = None) -> NatVerdict:
+    def verdict(
+        self, main_local: Address | None = None, local_ips: frozenset[str] = frozenset(), probe_local: Address | None = None,
+    ) -> NatVerdict:
         obs = list(self.observations)
         port = probe_local[1] if probe_local is not None else None
         second = [o for o in obs if o.local[1] == port]
@@ -149,25 +152,30 @@ class NatObserver:
         hp = None
         if self.hairpin is not None and v.mapping not in (Mapping.NONE, Mapping.UNKNOWN):
             hp = self.hairpin[0]
-            ev.append("a packet to our own public address " + ("came back: the NAT hairpins" if hp else "did not come back: no hairpinning"))
+            ev.append("a packet to our own public address "
+                      + ("came back: the NAT hairpins" if hp else "did not come back: no hairpinning"))
         return NatVerdict(v.mapping, v.filtering, v.allocation, v.port_delta, v.public, v.confidence, tuple(ev), hp)
 
 
-def classify(obs: list[Observation], tests: list[FilterTest], main_local: Address | None = None, local_ips: frozenset[str] = frozenset()) -> NatVerdict:
+def classify(
+    obs: list[Observation], tests: list[FilterTest], main_local: Address | None = None, local_ips: frozenset[str] = frozenset(),
+) -> NatVerdict:
     """``local_ips``: this host's own addresses (a socket bound to a wildcard address does not know which
     one a packet left from)."""
     if main_local is not None:  # the main socket's (by port: a wildcard-bound socket reports 0.0.0.0)
         obs_main = [o for o in obs if o.local[1] == main_local[1]] or obs
     else:
         obs_main = obs
-    ev: list[str] = [f"{o.reporter} at {o.dst[0]}:{o.dst[1]} saw {o.mapped[0]}:{o.mapped[1]} (from local {o.local[0]}:{o.local[1]})" for o in obs_main[-12:]]
+    ev: list[str] = [f"{o.reporter} at {o.dst[0]}:{o.dst[1]} saw {o.mapped[0]}:{o.mapped[1]} (from local {o.local[0]}:{o.local[1]})"
+                     for o in obs_main[-12:]]
     public = tuple(dict.fromkeys(o.mapped for o in reversed(obs_main)))[:4]
     if not obs_main:
         return NatVerdict(Mapping.UNKNOWN, Filtering.UNKNOWN, "unknown", 0, (), 0.0, ("no peer has reported our address yet",))
     dests_ips = {o.dst[0] for o in obs_main}
     if all(o.mapped == o.local or (o.mapped[1] == o.local[1] and o.mapped[0] in local_ips) for o in obs_main):
         conf = min(1.0, len(dests_ips) / 2)
-        return NatVerdict(Mapping.NONE, Filtering.NONE, "preserving", 0, public, conf, tuple(ev + ["every peer saw our own address: no NAT"]))
+        return NatVerdict(Mapping.NONE, Filtering.NONE, "preserving", 0, public, conf,
+                          tuple(ev + ["every peer saw our own address: no NAT"]))
     # mapping behaviour: for each destination, the (latest) mapped address
     by_dst: dict[Address, Address] = {}
     for o in obs_main:
@@ -260,6 +268,7 @@ def explain_pair(ours: NatVerdict, theirs: NatVerdict) -> str:
         if s.allocation == "sequential":
             return f"{a} and {b}: the symmetric NAT allocates ports in steps of {s.port_delta:+d}; reachable by port prediction"
         if o.filtering is Filtering.UNKNOWN:
-            return f"{a} and {b}: the cone side's filtering is not measured; a symmetric NAT with random ports needs address-only filtering on the other side"
+            return (f"{a} and {b}: the cone side's filtering is not measured; a symmetric NAT with random ports needs "
+                    "address-only filtering on the other side")
         return f"{a} and {b}: the symmetric NAT's ports are random and the other side filters by port, so no hole can be aimed; relayed"
     return f"{a} and {b}: both keep one mapping per socket, so simultaneous probes open both NATs (hole punching)"
