@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import pwd
 import shutil
 import subprocess
 from pathlib import Path
@@ -43,7 +45,10 @@ class PrivateBus:
         self.dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.dir, 0o755)
         policy = self.dir / "policy.conf"
-        policy.write_text(POLICY.read_text().replace('group="omerta"', f'group="{group}"'))
+        text = POLICY.read_text().replace('group="omerta"', f'group="{group}"')
+        if os.geteuid() != 0:  # an ordinary user's daemon owns the name on its own private bus, as root would
+            text = text.replace('<policy user="root">', f'<policy user="{pwd.getpwuid(os.geteuid()).pw_name}">')
+        policy.write_text(text)
         self.socket = self.dir / "bus.sock"
         conf = self.dir / "bus.conf"
         conf.write_text(BUS_CONFIG.format(socket=self.socket, policy=policy))
@@ -51,6 +56,7 @@ class PrivateBus:
             [shutil.which("dbus-daemon") or "dbus-daemon", f"--config-file={conf}", "--print-address", "--nofork", "--nopidfile"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
+        _LIVE.add(self)  # closed at exit if a failing test or fixture never reached close()
         assert self.proc.stdout is not None
         self.address = self.proc.stdout.readline().strip()
         if not self.address:
@@ -58,15 +64,21 @@ class PrivateBus:
         os.chmod(self.socket, 0o777)
 
     def close(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        _LIVE.discard(self)
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
         for f in (self.proc.stdout, self.proc.stderr):
             if f is not None:
                 f.close()
+
+
+_LIVE: set[PrivateBus] = set()
+atexit.register(lambda: [bus.close() for bus in list(_LIVE)])
 
 
 def have_dbus_daemon() -> bool:

@@ -17,10 +17,15 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def open_dirs(path: Path) -> None:
     """Make every directory from / down to ``path`` traversable (a non-root client must reach the socket)."""
+    # Only directories this user owns are widened: the system temp dir (sticky, root's) and other users'
+    # directories are left alone; as an ordinary user the clients run as that same user anyway.
+    me = os.geteuid()
     p = path
     while p != p.parent:
         if p.exists() and str(p).startswith(("/tmp", os.environ.get("TMPDIR", "/tmp"))):
-            os.chmod(p, os.stat(p).st_mode | 0o755)
+            st = os.stat(p)
+            if st.st_uid == me and st.st_mode & 0o755 != 0o755:
+                os.chmod(p, st.st_mode | 0o755)
         p = p.parent
 
 

@@ -1,8 +1,8 @@
 """Who is calling: peer credentials of a Unix-socket client, and what it may do.
 
 ``SO_PEERCRED`` gives the client's pid, uid and gid as of ``connect()``; ``SO_PEERGROUPS`` (option 59,
-Linux 4.13+) its supplementary groups. Root and members of the daemon's group (``api.group``, default
-``omerta``) may call write methods; everyone may call read methods. The socket file is 0666 so that anyone
+Linux 4.13+) its supplementary groups. Root, the daemon's own user (who started an unprivileged daemon owns
+it anyway) and members of the daemon's group (``api.group``, default ``omerta``) may call write methods; everyone may call read methods. The socket file is 0666 so that anyone
 can connect: the credentials decide, not the file mode (as Tailscale's safesocket does).
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import grp
+import os
 import logging
 import socket
 import struct
@@ -66,5 +67,6 @@ def peer_groups(sock: socket.socket) -> tuple[int, ...]:
 def caller_of(sock: socket.socket, write_gid: int | None) -> Caller:
     pid, uid, gid = _UCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size))
     groups = peer_groups(sock)
-    may_write = uid == 0 or (write_gid is not None and (gid == write_gid or write_gid in groups))
+    # root, the daemon's own user (someone who runs an unprivileged daemon controls it) and the write group
+    may_write = uid == 0 or uid == os.geteuid() or (write_gid is not None and (gid == write_gid or write_gid in groups))
     return Caller(pid, uid, gid, groups, may_write)
