@@ -65,7 +65,9 @@ def _pkg(tmp_path: Path, files: dict[str, str]) -> Path:
 
 
 CLEAN = {
-    "omerta_mesh/core/mesh.py": "from .wire import frames\nfrom . import events as ev\nfrom ..core.ids import NodeId\nimport os\nx = os.urandom(4)\n",
+    "omerta_mesh/core/mesh.py": (
+        "from .wire import frames\nfrom . import events as ev\nfrom ..core.ids import NodeId\nimport os\nx = os.urandom(4)\n"
+    ),
     "omerta_mesh/core/wire/frames.py": "from ..errors import WireError\nimport struct\n",
     "omerta_mesh/core/errors.py": "",
     "omerta_mesh/core/events.py": "",

@@ -20,7 +20,8 @@ def peer(node: str, name: str, **kw: object) -> dict:
 
 
 def snapshot(seq: int = 10) -> dict:
-    status = {"node_id": "a" * 52, "name": "alice", "status_text": "2 peers", "networks": [{"network": NET, "name": "home", "peers": 2, "connected": 2}],
+    status = {"node_id": "a" * 52, "name": "alice", "status_text": "2 peers",
+              "networks": [{"network": NET, "name": "home", "peers": 2, "connected": 2}],
               "peers": {"total": 2, "connected": 2, "direct": 2, "relayed": 0},
               "nat": {"status": "classified", "reason": "public (confidence 0.5)", "mapping": "none", "filtering": "none"}}
     return {"subscription": 1, "seq": seq, "snapshot": {"status": status, "peers": [peer(BOB, "bob", rtt_ms=1.5), peer(CAROL, "carol")]}}

@@ -115,7 +115,8 @@ class SetModel:
 
 # counters near a moving point, with occasional large jumps, so both in-window and out-of-window cases occur
 _STEPS = st.lists(
-    st.one_of(st.integers(-SIZE - 100, 40), st.integers(-3, 3), st.integers(0, 5 * SIZE), st.sampled_from([-SIZE, -SIZE + 1, SIZE, SIZE + 1])),
+    st.one_of(st.integers(-SIZE - 100, 40), st.integers(-3, 3), st.integers(0, 5 * SIZE),
+              st.sampled_from([-SIZE, -SIZE + 1, SIZE, SIZE + 1])),
     min_size=1,
     max_size=300,
 )

@@ -104,7 +104,8 @@ def test_parity_both_faces_expose_the_same_operations(env) -> None:
 
     from omerta_mesh.meshd.rpc_server import RpcServer
 
-    rpc_names = set(RpcServer(SimpleNamespace(specs={s.name: s for s in specs}, counter_sources=[]), Path("/nonexistent"), lambda: None).methods)  # type: ignore[arg-type]
+    fake_api = SimpleNamespace(specs={s.name: s for s in specs}, counter_sources=[])
+    rpc_names = set(RpcServer(fake_api, Path("/nonexistent"), lambda: None).methods)  # type: ignore[arg-type]
     assert rpc_names == {s.name for s in specs}
     assert len(rpc_names) == len(specs) == len({s.dbus_name for s in specs})
     # and the JSON-RPC face answers every one of these names (METHOD_NOT_FOUND would mean a gap)

@@ -38,7 +38,8 @@ async def _ask(address: str) -> dict | None:
     except (OSError, asyncio.TimeoutError, EOFError):
         return None
     try:
-        reply = await asyncio.wait_for(b.call(Message(destination=DBUS_NAME, path=DBUS_PATH, interface=DBUS_IFACE, member="StatusGet")), 2.0)
+        msg = Message(destination=DBUS_NAME, path=DBUS_PATH, interface=DBUS_IFACE, member="StatusGet")
+        reply = await asyncio.wait_for(b.call(msg), 2.0)
         return unwrap(reply.body[0]) if reply.message_type == MessageType.METHOD_RETURN else None
     except asyncio.TimeoutError:
         return None

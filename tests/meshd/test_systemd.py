@@ -64,7 +64,8 @@ def test_sighup_reloads_the_config_and_keeps_the_old_one_when_broken(daemon_fact
     d.signal(signal.SIGHUP)
     ev = c.next_notification("events.event")["params"]
     assert ev["subscription"] == sub["subscription"] and ev["event"]["type"] == "daemon.reloaded"
-    assert ev["event"]["changed"] == ["api.max_batch"] and ev["event"]["restart_required"] == ["node.ipv6"]  # --port on the command line still wins
+    # --port on the command line still wins
+    assert ev["event"]["changed"] == ["api.max_batch"] and ev["event"]["restart_required"] == ["node.ipv6"]
     d.notify.wait_for("RELOADING=1")
     d.notify.wait_for("READY=1")
     c.send_obj(batch)

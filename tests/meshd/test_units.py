@@ -209,8 +209,11 @@ def test_core_events_become_json_events() -> None:
         import dataclasses
         import json
 
-        args = {f.name: {"network": net, "peer": peer}.get(f.name, ("1.2.3.4", 1) if "old" in f.name or "new" in f.name or "endpoint" in f.name else "x")
-                for f in dataclasses.fields(cls)}
+        def value(name: str) -> object:
+            addr = "old" in name or "new" in name or "endpoint" in name
+            return {"network": net, "peer": peer}.get(name, ("1.2.3.4", 1) if addr else "x")
+
+        args = {f.name: value(f.name) for f in dataclasses.fields(cls)}
         args = {k: (1.0 if k == "rtt" else 1 if k.endswith("_id") else True if k == "initiator" else v) for k, v in args.items()}
         kind, fields = core_event_json(cls(**args), name_of)
         assert kind == CORE_EVENTS[cls_name] and json.loads(json.dumps(fields)) == fields

@@ -245,7 +245,8 @@ def test_nat_matrix_direct_wherever_possible_relayed_otherwise(lab: Lab, tmp_pat
     setup = time.monotonic() - t_start
     # every daemon classified its own NAT (mapping from peers' reports, filtering from unsolicited probes
     # to its second socket) as the nftables router it sits behind really behaves
-    misread = {d.name: verdicts.get(d.name) for d, k in kind_of.items() if verdicts.get(d.name, "").split("/")[0] != "+".join(expected_nat(k))}
+    misread = {d.name: verdicts.get(d.name) for d, k in kind_of.items()
+               if verdicts.get(d.name, "").split("/")[0] != "+".join(expected_nat(k))}
     assert misread == {}, f"NAT verdicts not as the routers behave: {misread}"
 
     results: dict[tuple[str, str], dict] = {}

@@ -20,7 +20,9 @@ EXPECTED = {
 }
 
 
-def behind(kind: str, *, observers: int = 2, hairpin: bool = False, seed: int = 1, link: LinkSpec | None = None, settle: float = 15) -> tuple[SimMesh, SimNode, list[SimNode]]:
+def behind(
+    kind: str, *, observers: int = 2, hairpin: bool = False, seed: int = 1, link: LinkSpec | None = None, settle: float = 15,
+) -> tuple[SimMesh, SimNode, list[SimNode]]:
     """X behind a ``kind`` NAT, joined to ``observers`` public members (each at its own address); ``link``
     for X's link and its NAT's uplink."""
     sm = SimMesh(seed=seed)

@@ -35,7 +35,8 @@ def run(ctx: Ctx, args: argparse.Namespace) -> int:
     else:
         snap = sub.get("snapshot") or {}
         st = snap.get("status") or {}
-        ctx.console.print(f"{st.get('name', '-')} ({(st.get('node_id') or '')[:12]}): {st.get('status_text', '-')}  [snapshot at event #{sub.get('seq')}]")
+        ctx.console.print(f"{st.get('name', '-')} ({(st.get('node_id') or '')[:12]}): {st.get('status_text', '-')}  "
+                          f"[snapshot at event #{sub.get('seq')}]")
         ctx.console.print(output.peers_table(snap.get("peers") or []))
         ctx.console.print("events (Ctrl-C to stop):")
         ctx.out.flush()
