@@ -25,6 +25,7 @@ from __future__ import annotations
 import enum
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 Address = tuple[str, int]
 
@@ -83,7 +84,7 @@ class NatVerdict:
             return "symmetric-" + (self.allocation if self.allocation in ("sequential", "random") else "unknown")
         return "unknown"
 
-    def to_dict(self) -> dict[str, object]:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "type": self.label,
             "mapping": self.mapping.name.lower(),
