@@ -102,6 +102,8 @@ def test_clean_fixture_passes(tmp_path: Path) -> None:
         ("omerta_mesh/core/x.py", "import os\nos.listdir('.')\n", "os.listdir"),
         ("omerta_mesh/core/x.py", "from os import path\n", "os.path"),
         ("omerta_mesh/core/x.py", "data = open('/etc/passwd').read()\n", "open()"),
+        ("omerta_mesh/core/x.py", "drv = __import__('omerta_mesh.io.driver')\n", "__import__()"),
+        ("omerta_mesh/core/x.py", "import importlib\n", "importlib"),
         ("omerta_mesh/sim/x.py", "import random\n", "random"),
         ("omerta_mesh/sim/x.py", "from ..io.udp import Udp\n", "omerta_mesh.io.udp"),
         ("omerta_mesh/vnet/tun.py", "from ..io import udp\n", "omerta_mesh.io"),
