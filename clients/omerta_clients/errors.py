@@ -7,6 +7,7 @@ and its fix; the exit code is mapped from that name, so scripts need not parse t
 
 from __future__ import annotations
 
+import json
 from typing import Any, TextIO
 
 # ---------------------------------------------------------------------- exit codes
@@ -88,22 +89,6 @@ class Timeout(ClientError):
     name = "TIMEOUT"
 
 
-class PeerNotFound(ClientError):
-    exit_code = NOT_FOUND
-    name = "PEER_NOT_FOUND"
-
-
-class PeerAmbiguous(ClientError):
-    exit_code = NOT_FOUND
-    name = "PEER_AMBIGUOUS"
-
-    def __init__(self, query: str, candidates: list[tuple[str, str]]) -> None:
-        listing = ", ".join(f"{name} ({short})" if name != short else short for name, short in candidates)
-        super().__init__(f"ambiguous peer: {query!r} matches {len(candidates)} peers: {listing}",
-                         "type more characters of the node id, or use the peer's name")
-        self.candidates = candidates
-
-
 class RpcError(ClientError):
     """An error object the daemon answered with: ``code``, ``message``, ``data`` {name, fix}."""
 
@@ -124,4 +109,11 @@ def show(err: ClientError, prog: str, stream: TextIO) -> None:
     stream.write(f"{prog}: {err.message}\n")
     if err.fix:
         stream.write(f"  fix: {err.fix}\n")
+    stream.flush()
+
+
+def show_json(err: ClientError, stream: TextIO) -> None:
+    """``--json``: the error as one JSON object on ``stream``: its stable code, the message, the fix and the
+    exit code, so scripts read failures the way they read results."""
+    stream.write(json.dumps({"code": err.name, "message": err.message, "fix": err.fix, "exit_code": err.exit_code}) + "\n")
     stream.flush()

@@ -24,6 +24,7 @@ import itertools
 import json
 import os
 import socket
+import stat
 import time
 from collections import deque
 from typing import Any, Callable, Iterator
@@ -56,6 +57,13 @@ def connect_error(path: str, e: OSError) -> ClientError:
     if e.errno in (errno.ENOENT, errno.ENOTDIR):
         return DaemonNotRunning(path, "no such socket")
     if e.errno == errno.ECONNREFUSED:
+        try:
+            is_socket = stat.S_ISSOCK(os.stat(path).st_mode)
+        except OSError:
+            is_socket = True
+        if not is_socket:
+            return ClientError(f"{path} is not a socket (it is a regular file or another kind of file)",
+                               "pass the daemon's socket with --socket (default /run/omerta/meshd.sock)", DAEMON_DOWN, "DAEMON_NOT_RUNNING")
         return DaemonNotRunning(path, "connection refused: a stale socket")
     return ClientError(f"cannot connect to {path}: {e.strerror or e}", "check the --socket path and that omerta-meshd runs", DAEMON_DOWN)
 

@@ -294,6 +294,11 @@ class MeshNode:
         """This node, its networks, peers (paths, sessions, stats), members and NAT verdict, as of now."""
         return views.node_view(self._m, self._now())
 
+    @property
+    def max_message(self) -> int:
+        """The largest channel message or request body, in bytes."""
+        return self._m.cfg.max_message
+
     def peer_views(self, network: NetworkId | None = None) -> list[views.PeerView]:
         return views.peer_views(self._m, self._now(), network)
 

@@ -1,5 +1,5 @@
-"""The JSON-RPC client library (sync and asyncio) against a real daemon, its error mapping to exit codes,
-and peer resolution (names, unique prefixes, ambiguous prefixes) as a pure function."""
+"""The JSON-RPC client library (sync and asyncio) against a real daemon, and its error mapping to exit codes. (Peers are resolved by the daemon, not here: tests/regression/
+test_issue_10_names.py.)"""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import pytest
 
 from clients.ctlharness import check_event, check_result
 from omerta_clients import errors
-from omerta_clients.ctl.common import match_peer
 from omerta_clients.rpc import AsyncClient, Client
 from omerta_mesh.meshd.errors import DEFAULT_FIX, Code
 
@@ -78,33 +77,3 @@ def test_every_daemon_error_code_has_an_exit_code() -> None:
         assert with_data.exit_code == want and bare.exit_code == want, code
         assert with_data.fix == DEFAULT_FIX[code]
     assert errors.RpcError({"code": 1001, "message": "x", "data": {"name": "PERMISSION_DENIED", "fix": "f"}}).message == "permission denied: x"
-
-
-PEERS = [
-    {"name": "bob", "node_id": "abcdefgh" + "a" * 44, "short_id": "abcdefghaaaa"},
-    {"name": "carol", "node_id": "abcdxyzw" + "b" * 44, "short_id": "abcdxyzwbbbb"},
-    {"name": "bob", "node_id": "abcdefgh" + "a" * 44, "short_id": "abcdefghaaaa", "network": "other"},  # same node, 2nd network
-    {"name": "abcdefgh", "node_id": "q" * 52, "short_id": "qqqqqqqqqqqq"},  # a name that looks like a prefix
-]
-
-
-@pytest.mark.parametrize("query, want", [
-    ("bob", "abcdefgh" + "a" * 44),
-    ("carol", "abcdxyzw" + "b" * 44),
-    ("abcde", "abcdefgh" + "a" * 44),
-    ("ABCDX", "abcdxyzw" + "b" * 44),
-    ("abcdefgh", "q" * 52),  # an exact name wins over a prefix
-    ("q" * 52, "q" * 52),
-    ("abc", None),  # shorter than 4: not taken as a prefix
-    ("zzzz", None),
-    ("dave", None),
-])
-def test_match_peer(query: str, want: str | None) -> None:
-    assert match_peer(query, PEERS) == want
-
-
-def test_match_peer_ambiguous_lists_the_candidates() -> None:
-    with pytest.raises(errors.PeerAmbiguous) as ei:
-        match_peer("abcd", PEERS)
-    assert ei.value.exit_code == 5 and ei.value.candidates == [("bob", "abcdefghaaaa"), ("carol", "abcdxyzwbbbb")]
-    assert "bob (abcdefghaaaa), carol (abcdxyzwbbbb)" in ei.value.message

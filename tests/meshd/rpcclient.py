@@ -1,45 +1,41 @@
-"""A small synchronous JSON-RPC client for tests (the real client library comes with the clients work).
+"""The client the daemon tests use: the real one (``omerta_clients.rpc.Client``), not a second copy.
 
-Framing as in docs/api.md: 4-byte big-endian length, then UTF-8 JSON. Notifications that arrive while
-waiting for a response are kept in ``notifications``.
+Tests add only what the real client must never do: send raw bytes or frames (malformed input, to check
+the daemon refuses it), read the next message as it came, and wait for a notification of any method.
+``call(method, **params)`` takes the parameters by keyword (every keyword is a parameter, ``timeout``
+included); ``call(method, {...})`` works as in the real client. Errors are the real ``RpcError``.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
-import socket
 from typing import Any
 
+from omerta_clients.errors import RpcError
+from omerta_clients.rpc import Client
 
-class RpcError(Exception):
-    def __init__(self, error: dict[str, Any]) -> None:
-        super().__init__(f"{error.get('code')}: {error.get('message')}")
-        self.error = error
-        self.code = error.get("code")
-        self.name = (error.get("data") or {}).get("name")
-        self.fix = (error.get("data") or {}).get("fix")
+__all__ = ["RpcClient", "RpcError"]
 
 
-class RpcClient:
-    def __init__(self, path: str, timeout: float = 10.0) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(timeout)
-        self.sock.connect(str(path))
-        self.ids = itertools.count(1)
+class RpcClient(Client):
+    def __init__(self, path: Any, timeout: float = 10.0) -> None:
+        super().__init__(str(path), timeout)
         self.notifications: list[dict[str, Any]] = []
-        self.responses: dict[Any, dict[str, Any]] = {}
+        self.raw: dict[Any, dict[str, Any]] = {}
+        route = self._router.route
 
-    def close(self) -> None:
-        self.sock.close()
+        def keep_notifications(msg: Any) -> Any:  # also seen raw by next_notification, even during a call
+            for m in msg if isinstance(msg, list) else [msg]:
+                if isinstance(m, dict) and "method" in m and "id" not in m:
+                    self.notifications.append(m)
+            return route(msg)
 
-    def __enter__(self) -> "RpcClient":
-        return self
+        self._router.route = keep_notifications  # type: ignore[method-assign]
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def call(self, method: str, params: dict[str, Any] | None = None, **kw: Any) -> Any:  # type: ignore[override]
+        return super().call(method, params if params is not None else (kw or None))
 
-    # ---- framing
+    # ---- the raw wire (malformed input on purpose)
     def send_raw(self, data: bytes) -> None:
         self.sock.sendall(data)
 
@@ -49,55 +45,38 @@ class RpcClient:
     def send_obj(self, obj: Any) -> None:
         self.send_frame(json.dumps(obj).encode())
 
-    def _recv_exact(self, n: int) -> bytes:
-        buf = bytearray()
-        while len(buf) < n:
-            chunk = self.sock.recv(n - len(buf))
-            if not chunk:
-                raise ConnectionError("daemon closed the connection")
-            buf += chunk
-        return bytes(buf)
-
     def read(self) -> Any:
-        n = int.from_bytes(self._recv_exact(4), "big")
-        return json.loads(self._recv_exact(n))
+        """The next message from the daemon as it came (the real client's framing and frame checks)."""
+        while True:
+            msg = self._take_frame()
+            if msg is not None:
+                return msg
+            self.sock.settimeout(self.timeout)
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("the daemon closed the connection")
+            self._buf += chunk
 
-    # ---- calls
     def _keep(self, msg: Any) -> None:
-        """File a message read while waiting for another: a notification, a response, or a batch of them."""
-        if isinstance(msg, list):
-            for m in msg:
-                self.responses[m.get("id")] = m
-        elif "method" in msg and "id" not in msg:
-            self.notifications.append(msg)
-        else:
-            self.responses[msg.get("id")] = msg
+        for m in msg if isinstance(msg, list) else [msg]:
+            if isinstance(m, dict) and "method" in m and "id" not in m:
+                self.notifications.append(m)
+            elif isinstance(m, dict):
+                self.raw[m.get("id")] = m
 
     def wait_response(self, req_id: Any) -> dict[str, Any]:
-        while req_id not in self.responses:
+        while req_id not in self.raw:
             self._keep(self.read())
-        return self.responses.pop(req_id)
+        return self.raw.pop(req_id)
 
     def call_raw(self, method: str, params: Any = None) -> dict[str, Any]:
-        rid = next(self.ids)
-        req: dict[str, Any] = {"jsonrpc": "2.0", "method": method, "id": rid}
-        if params is not None:
-            req["params"] = params
-        self.send_obj(req)
+        """The whole response object (result or error), without raising."""
+        rid = self.request(method, params)
         return self.wait_response(rid)
 
-    def call(self, method: str, **params: Any) -> Any:
-        resp = self.call_raw(method, params)
-        if "error" in resp:
-            raise RpcError(resp["error"])
-        return resp["result"]
-
     def next_notification(self, method: str | None = None) -> dict[str, Any]:
-        for i, n in enumerate(self.notifications):
-            if method is None or n["method"] == method:
-                return self.notifications.pop(i)
         while True:
-            msg = self.read()
-            if isinstance(msg, dict) and "method" in msg and "id" not in msg and (method is None or msg["method"] == method):
-                return msg
-            self._keep(msg)
+            for i, n in enumerate(self.notifications):
+                if method is None or n["method"] == method:
+                    return self.notifications.pop(i)
+            self._keep(self.read())

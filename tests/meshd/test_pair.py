@@ -58,7 +58,7 @@ def test_two_daemons_join_and_every_method_works_over_the_socket(daemon_factory,
     assert pa["node_id"] == b_id and pb["node_id"] == a_id
     assert pa["path"] == pb["path"] == "direct" and pa["connected"] and pb["connected"]
     assert pb["endpoint"] is not None and pb["last_handshake_s"] is not None and pb["bytes_out"] > 0
-    assert pb["name"] == a_id[:12]  # no name configured: the short id
+    assert pb["name"] == A("status.get")["name"]  # the name A gives itself (its host name), from its signed record
 
     # events: network.joined then peer.connected, with increasing seq after the snapshot's
     evs = []

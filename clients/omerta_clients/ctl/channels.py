@@ -7,9 +7,8 @@ import sys
 import time
 
 from .. import output
-from ..errors import TIMEOUT
-from .common import Ctx
-from .peers import PEER_HELP
+from ..errors import Timeout
+from .common import PEER_HELP, Ctx, add_common
 
 SEND_EXAMPLES = """\
 examples:
@@ -25,6 +24,7 @@ JSON document per line.
 examples:
   omertactl listen chat
   omertactl listen chat -n 1 --timeout 30     exit after one message (exit 6 if none came in 30 s)
+  omertactl listen chat --for 60              print what arrives for a minute, then exit 0
 """
 POLL = 5.0  # seconds per channel.receive long poll
 
@@ -41,21 +41,26 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     s.add_argument("--wait-timeout", type=float, default=10.0, metavar="SECONDS", help="wait this long for room and acknowledgement (default 10)")
     s.add_argument("--network", metavar="NETWORK", help="the network, when the peer is in several")
     s.set_defaults(func=run_send)
-    lt = sub.add_parser("listen", parents=[common], help="print messages arriving on a channel",
+    own = argparse.ArgumentParser(add_help=False)  # the global options but --timeout, which is listen's own
+    add_common(own, suppress=True, with_timeout=False)
+    lt = sub.add_parser("listen", parents=[own], help="print messages arriving on a channel",
                         description="Print messages arriving on a named channel until interrupted.",
                         epilog=LISTEN_EXAMPLES, formatter_class=fmt)
     lt.add_argument("channel", metavar="CHANNEL", help="channel name")
     lt.add_argument("-n", "--count", type=int, metavar="N", help="exit after N messages")
     lt.add_argument("--for", dest="duration", type=float, metavar="SECONDS",
                     help="stop after this many seconds (with -n: exit 6 if fewer came)")
+    # listen's --timeout is how long to wait for messages (exit 6 if none, or fewer than -n, came); the
+    # daemon's answer time is then the root option `omertactl --timeout S listen ...`
+    lt.add_argument("--timeout", dest="listen_timeout", type=float, metavar="SECONDS",
+                    help="wait this long for messages; exit 6 if none came (with -n: fewer than N)")
     lt.add_argument("--base64", action="store_true", help="receive the payload as base64 (binary messages)")
     lt.set_defaults(func=run_listen)
 
 
 def run_send(ctx: Ctx, args: argparse.Namespace) -> int:
     text = sys.stdin.read() if args.text == "-" else args.text
-    node = ctx.peer_id(args.peer, args.network)
-    params = {"peer": node, "channel": args.channel, "data": text, "network": args.network,
+    params = {"peer": args.peer, "channel": args.channel, "data": text, "network": args.network,
               "wait": not args.no_wait, "timeout": args.wait_timeout}
     res = ctx.call("channel.send", params, timeout=args.wait_timeout + ctx.timeout)
     state = "delivered" if res.get("delivered") else "queued (not waiting for the acknowledgement)" if res.get("delivered") is None else "not acknowledged"
@@ -65,7 +70,8 @@ def run_send(ctx: Ctx, args: argparse.Namespace) -> int:
 
 def run_listen(ctx: Ctx, args: argparse.Namespace) -> int:
     got = 0
-    end = None if args.duration is None else time.monotonic() + args.duration
+    limit = args.listen_timeout if args.listen_timeout is not None else args.duration
+    end = None if limit is None else time.monotonic() + limit
     encoding = "base64" if args.base64 else "utf-8"
     first = True
     while args.count is None or got < args.count:
@@ -90,4 +96,9 @@ def run_listen(ctx: Ctx, args: argparse.Namespace) -> int:
             continue
         for m in msgs:
             ctx.say(f"{output.clock(time.time())} {m.get('peer')}: {m.get('data')}")
-    return TIMEOUT if args.count is not None and got < args.count else 0
+    wanted = args.count if args.count is not None else (1 if args.listen_timeout is not None else 0)
+    if got < wanted:
+        raise Timeout(f"no message on channel {args.channel} within {limit:g} s" if got == 0 else
+                      f"{got} of {wanted} messages on channel {args.channel} within {limit:g} s",
+                      "check the sender names this node and the channel, or wait longer (--timeout SECONDS)")
+    return 0

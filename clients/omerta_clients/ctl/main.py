@@ -10,9 +10,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from importlib import metadata
 
 from .. import errors
-from . import channels, completion, events, netcheck, network, peers, ping, status
+from . import channels, completion, daemon, events, netcheck, network, peers, ping, status
 from .common import Ctx, add_common
 
 DESCRIPTION = """\
@@ -35,10 +36,18 @@ Run `omertactl COMMAND --help` for a command's options and examples.
 """
 
 
+def version() -> str:
+    try:
+        return metadata.version("omerta-mesh")
+    except metadata.PackageNotFoundError:
+        return "0.1.0+src"
+
+
 def build_parser(prog: str = "omertactl") -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog=prog, description=DESCRIPTION, epilog=EPILOG,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common(root, suppress=False)
+    root.add_argument("--version", action="version", version=f"{prog} {version()}")
     common = argparse.ArgumentParser(add_help=False)
     add_common(common, suppress=True)
     sub = root.add_subparsers(dest="command", metavar="COMMAND", title="commands")
@@ -49,6 +58,7 @@ def build_parser(prog: str = "omertactl") -> argparse.ArgumentParser:
     network.register(sub, common)
     channels.register(sub, common)
     events.register(sub, common)
+    daemon.register(sub, common)
     _register_monitor(sub, common)
     completion.register(sub, common)
     root.set_defaults(root_parser=root)
@@ -74,7 +84,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(ctx, args) or 0)
     except errors.ClientError as e:
-        errors.show(e, parser.prog, sys.stderr)
+        if ctx.json:
+            errors.show_json(e, sys.stderr)
+        else:
+            errors.show(e, parser.prog, sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         return 130

@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 
 from .. import output
-from .common import Ctx
+from .common import PEER_HELP, Ctx
 
-PEER_HELP = "a peer name, a full node id, or a unique prefix of 4+ characters of one"
 LIST_EXAMPLES = """\
+NAME is the name the peer gives itself (its [node] name, carried in its signed record), or the local name
+from [names] in meshd.toml, which wins; two peers with one name are shown as NAME#<id prefix>, and the bare
+name is then refused as ambiguous.
 columns: NAME, ID (short node id), PATH (direct, punched, relay via NAME), ENDPOINT, RTT (smoothed, from
 probes and pings), LOSS (on the current path), NAT (the peer's type, from its signed record), HANDSHAKE
 (time since the last one), IN/OUT (bytes). A value the daemon does not report is shown as "-".
@@ -25,7 +27,7 @@ evidence), candidate endpoints, RTT, handshakes, sessions and traffic.
 
 examples:
   omertactl peer bob
-  omertactl peer 3fk2q                a unique id prefix
+  omertactl peer 3fk2q7ab             a unique id prefix (8+ characters)
   omertactl peer bob --json           the peers.get result, unchanged
 """
 
@@ -54,7 +56,6 @@ def run_list(ctx: Ctx, args: argparse.Namespace) -> int:
 
 
 def run_detail(ctx: Ctx, args: argparse.Namespace) -> int:
-    node = ctx.peer_id(args.peer, args.network)
-    detail = ctx.call("peers.get", {"peer": node, "network": args.network})
+    detail = ctx.call("peers.get", {"peer": args.peer, "network": args.network})
     ctx.emit(detail, output.peer_detail_view)
     return 0

@@ -6,8 +6,7 @@ import argparse
 
 from .. import output
 from ..errors import TIMEOUT
-from .common import Ctx
-from .peers import PEER_HELP
+from .common import PEER_HELP, Ctx
 
 EXAMPLES = """\
 Each probe is an authenticated message inside the peer's session; the answer names the path (direct,
@@ -33,22 +32,23 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 
 def run(ctx: Ctx, args: argparse.Namespace) -> int:
-    node = ctx.peer_id(args.peer, args.network)
-    params = {"peer": node, "count": args.count, "interval": args.interval, "timeout": args.wait}
+    params = {"peer": args.peer, "count": args.count, "interval": args.interval, "timeout": args.wait}
     if args.network:
         params["network"] = args.network
     budget = args.count * (args.interval + args.wait) + ctx.timeout
+    client = ctx.client
     if ctx.json:
-        res = ctx.client.call("ping", params, timeout=budget)
+        res = client.call("ping", params, timeout=budget)
         output.print_json(res, ctx.out)
     else:
-        label = node[:12] if node != args.peer else args.peer
-        ctx.console.print(f"PING {args.peer} ({label}) through the mesh: {args.count} probe{'s' if args.count != 1 else ''}")
+        header = [f"PING {args.peer} through the mesh: {args.count} probe{'s' if args.count != 1 else ''}"]
 
         def progress(probe: dict) -> None:
+            while header:  # once the daemon took the peer: nothing on stdout for a refused one
+                ctx.console.print(header.pop())
             ctx.console.print(output.ping_probe_line(probe, args.peer))
             ctx.out.flush()
 
-        res = ctx.client.call_streamed("ping", params, progress, timeout=budget)
+        res = client.call_streamed("ping", params, progress, timeout=budget)
         ctx.console.print(output.ping_summary(res))
     return 0 if res.get("received") else TIMEOUT

@@ -20,12 +20,12 @@ from typing import Any, Awaitable, Callable
 
 from ..core import events as ev
 from ..core.errors import InviteError, UsageError
-from ..core.ids import MIN_PREFIX, NetworkId, NodeId, resolve_node
-from ..core.network import Network
+from ..core.ids import MIN_PREFIX, NetworkId, NodeId
+from ..core.views import NetworkView
 from ..core.wire.invite import decode_invite
 from ..node import DeliveryFailed, MeshNode
+from . import names, views
 from . import schema as s
-from . import views
 from .config import DaemonConfig
 from .errors import ApiError, Code, internal
 from .events import EventHub, Subscription, core_event_json
@@ -94,6 +94,8 @@ class DaemonAPI:
         self.stopping = False
         self.dbus_face: Any = None  # the DbusService, when the daemon offers D-Bus (its state is in status)
         self.names: dict[str, NodeId] = config.name_map()
+        self._directory: names.Directory | None = None
+        self._directory_at = 0.0
         self.rtt: dict[tuple[bytes, bytes], float] = {}
         self.inboxes: dict[str, Inbox] = {}
         self.specs = spec_map(type(self))
@@ -147,44 +149,44 @@ class DaemonAPI:
             return
         if isinstance(e, ev.PongReceived):
             self.rtt[(e.network.raw, e.peer.raw)] = e.rtt
+        if isinstance(e, ev.PeerDiscovered):
+            self._directory = None  # its name is new: name it in this very event
         mapped = core_event_json(e, self.name_of)
         if mapped is not None:
             self.hub.publish(mapped[0], **mapped[1])
         if isinstance(e, (ev.PeerConnected, ev.PeerDisconnected, ev.NetworkJoined, ev.NetworkLeft, ev.HandshakeFailed)):
             self.changed()
+        if isinstance(e, (ev.PeerDiscovered, ev.PeerConnected, ev.NetworkJoined, ev.NetworkLeft)):
+            self._directory = None  # someone new (or a name) to know
 
     def changed(self) -> None:
         for cb in self.hooks.status_changed:
             cb()
 
     # ================================================================== helpers
+    def directory(self, fresh: bool = True, view: "views.NodeView | None" = None) -> names.Directory:
+        """Who is called what (gossiped names, [names] overriding, collisions suffixed). API reads build it
+        fresh; event mapping reuses one at most a second old (or until a peer or network comes or goes)."""
+        now = time.monotonic()
+        if fresh or view is not None or self._directory is None or now - self._directory_at > 1.0:
+            v = view or self.node.snapshot()
+            gossiped = [(p.node, p.name) for p in v.peers] + [(m.node, m.name) for m in v.members]
+            known = {p.node for p in v.peers} | {m.node for m in v.members}
+            self._directory, self._directory_at = names.build(gossiped, self.names, known, v.node_id), now
+        return self._directory
+
     def name_of(self, node: NodeId) -> str:
-        for n, nid in self.names.items():
-            if nid == node:
-                return n
-        return node.short()
+        return self.directory(fresh=False).name_of(node)
 
     def resolve_peer(self, query: str) -> NodeId:
-        mesh = self.node.mesh
-        known = {p.node for p in mesh.table} if mesh else set()
-        if mesh:  # members known by gossip only: the core opens a session on demand
-            known |= {r.node for net in mesh.networks.values() for r in mesh.records(net.id) if r.node != mesh.node_id}
-        candidates = known | set(self.names.values())
-        try:
-            node = resolve_node(query, candidates, self.names)
-        except UsageError as e:  # resolve_node's message names the candidates of an ambiguous prefix
-            q = query.strip().lower()
-            several = len(q) >= MIN_PREFIX and sum(1 for n in candidates if n.text().startswith(q)) > 1
-            raise ApiError(Code.PEER_AMBIGUOUS if several else Code.PEER_NOT_FOUND, str(e)) from None
-        if node not in known:
-            raise ApiError(Code.PEER_NOT_FOUND, f"{query!r} ({node.short()}) is not a peer in any of this node's networks")
-        return node
+        """A peer name, full node id or unique prefix (8+) -> the node; a pure lookup, nothing is opened."""
+        return self.directory().resolve(query)
 
-    def resolve_network(self, text: str) -> Network:
-        nets = list(self.node.mesh.networks.values())
+    def resolve_network(self, text: str) -> NetworkView:
+        nets = list(self.node.snapshot().networks)
         t = text.strip().lower()
         exact = [n for n in nets if str(n.id) == t] or [n for n in nets if n.name == text.strip()]
-        if not exact and len(t) >= 4:
+        if not exact and len(t) >= MIN_PREFIX:
             exact = [n for n in nets if str(n.id).startswith(t)]
         if len(exact) == 1:
             return exact[0]
@@ -220,7 +222,8 @@ class DaemonAPI:
         """One peer in detail: per network, its candidate endpoints, sessions and counters."""
         node = self.resolve_peer(req.peer)
         net = self._net_id(req.network)
-        details = [views.peer_detail(self, p) for p in self.node.mesh.table.by_node(node) if net is None or p.network.id == net]
+        view = self.node.snapshot()
+        details = [views.peer_detail(self, p, view) for p in view.peers if p.node == node and (net is None or p.network == net)]
         if not details:
             raise ApiError(Code.PEER_NOT_FOUND, f"{node.short()} is not a peer in network {req.network}")
         return s.PeerGetResult(str(node), self.name_of(node), details)
@@ -230,19 +233,17 @@ class DaemonAPI:
         """Mesh-level ping: authenticated probes inside the session; says which path answered and the RTT."""
         node = self.resolve_peer(req.peer)
         net = self._net_id(req.network)
-        try:
-            peer = self.node.mesh.find_peer(node, net)
-        except UsageError as e:
-            raise ApiError(Code.PEER_NOT_FOUND, str(e)) from None
-        if not peer.connected:
+        peer = self.node.peer_view(node, net)  # a pure lookup: pinging opens no session
+        if peer is None or not peer.connected:
             raise ApiError(Code.NOT_CONNECTED, f"no session with {self.name_of(node)} yet")
         probes: list[s.PingProbe] = []
         for seq in range(1, req.count + 1):
             if seq > 1:
                 await asyncio.sleep(req.interval)
             try:
-                rtt = await self.node.ping(node, timeout=req.timeout, network=peer.network.id)
-                probe = s.PingProbe(seq, True, round(rtt * 1000, 3), views.ep(peer.endpoint), views.path_of(self, peer), None)
+                rtt = await self.node.ping(node, timeout=req.timeout, network=peer.network)
+                now = self.node.peer_view(node, peer.network) or peer
+                probe = s.PingProbe(seq, True, round(rtt * 1000, 3), views.ep(now.endpoint), views.path_of(self, now), None)
             except TimeoutError:
                 probe = s.PingProbe(seq, False, None, None, None, f"no answer within {req.timeout:g} s")
             except UsageError as e:
@@ -252,7 +253,7 @@ class DaemonAPI:
                 ctx.progress(req.progress, s.to_json(probe))
         rtts = [p.rtt_ms for p in probes if p.rtt_ms is not None]
         return s.PingResult(
-            peer=self.name_of(node), node_id=str(node), network=str(peer.network.id), sent=len(probes), received=len(rtts),
+            peer=self.name_of(node), node_id=str(node), network=str(peer.network), sent=len(probes), received=len(rtts),
             loss=round(1 - len(rtts) / len(probes), 4),
             rtt_min_ms=min(rtts) if rtts else None, rtt_avg_ms=round(sum(rtts) / len(rtts), 3) if rtts else None,
             rtt_max_ms=max(rtts) if rtts else None, probes=probes,
@@ -260,13 +261,13 @@ class DaemonAPI:
 
     @api_method("netcheck.run", READ, s.Empty, s.NatVerdict)
     async def netcheck_run(self, req: s.Empty, ctx: CallContext) -> s.NatVerdict:
-        """The NAT verdict with its evidence (honestly "unknown" until NAT classification exists)."""
+        """The NAT verdict (mapping, port allocation, filtering, hairpinning) with its evidence, public endpoints and relay latencies; "unknown" until two peers reported our address."""
         return views.nat_verdict(self)
 
     @api_method("network.list", READ, s.Empty, s.NetworkListResult)
     async def network_list(self, req: s.Empty, ctx: CallContext) -> s.NetworkListResult:
         """The networks this node is in, with peer counts (never their keys)."""
-        return s.NetworkListResult(views.networks(self))
+        return s.NetworkListResult(views.networks(self.node.snapshot()))
 
     @api_method("events.subscribe", READ, s.Empty, s.SubscribeResult)
     async def events_subscribe(self, req: s.Empty, ctx: CallContext) -> s.SubscribeResult:
@@ -327,8 +328,10 @@ class DaemonAPI:
     async def channel_send(self, req: s.ChannelSendRequest, ctx: CallContext) -> s.ChannelSendResult:
         """Send a message to a peer on a named channel; optionally wait for its acknowledgement."""
         data = _decode_data(req.data, req.encoding)
-        if len(data) > self.node.mesh.cfg.max_message:
-            raise ApiError(Code.INVALID_PARAMS, f"message is {len(data)} bytes; the limit is {self.node.mesh.cfg.max_message}")
+        limit = self.node.max_message
+        if len(data) > limit:
+            raise ApiError(Code.INVALID_PARAMS, f"message is {len(data)} bytes; the limit is {limit}",
+                           f"send at most {limit} bytes per message: split larger data into several messages")
         node = self.resolve_peer(req.peer)
         mid = await asyncio.wait_for(self.node.send(node, req.channel, data, self._net_id(req.network), wait=req.wait), req.timeout)
         return s.ChannelSendResult(mid, len(data), True if req.wait else None)
@@ -372,6 +375,7 @@ class DaemonAPI:
     def apply_config(self, config: DaemonConfig) -> None:
         self.config = config
         self.names = config.name_map()
+        self._directory = None
         self.hub.queue_limit = config.api.subscriber_queue
 
 

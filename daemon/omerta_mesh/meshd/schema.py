@@ -15,13 +15,15 @@ import typing
 from dataclasses import MISSING, dataclass, field
 from typing import Any
 
+from ..core.config import DEFAULT_CONFIG
 from .errors import ApiError, Code
 
 MAX_STR = 4096
 
 
-def arg(default: Any = MISSING, *, doc: str, lo: float | None = None, hi: float | None = None, max_len: int = MAX_STR) -> Any:
-    meta = {"doc": doc, "lo": lo, "hi": hi, "max_len": max_len}
+def arg(default: Any = MISSING, *, doc: str, lo: float | None = None, hi: float | None = None, max_len: int = MAX_STR,
+        too_long: str | None = None) -> Any:
+    meta = {"doc": doc, "lo": lo, "hi": hi, "max_len": max_len, "too_long": too_long}
     if default is MISSING:
         return field(metadata=meta)
     if isinstance(default, list):
@@ -76,7 +78,8 @@ class NetworkRequest:
 class ChannelSendRequest:
     peer: str = arg(doc="peer name, full node id or unique id prefix (8+ characters)")
     channel: str = arg(doc="channel name", max_len=64)
-    data: str = arg(doc="the message, as text or base64 (see encoding)", max_len=1_500_000)
+    data: str = arg(doc="the message, as text or base64 (see encoding)", max_len=1_500_000,
+                    too_long=f"a message is at most {DEFAULT_CONFIG.max_message} bytes (as base64, 1500000 characters): split larger data into several messages")
     encoding: str = arg("utf-8", doc="`utf-8` or `base64`")
     network: str | None = arg(None, doc="the network, when the peer is in several")
     wait: bool = arg(False, doc="wait until the peer acknowledged the message")
@@ -115,7 +118,7 @@ class PeerCounts:
 
 @dataclass
 class NatVerdict:
-    status: str  # "unknown" until NAT classification lands; then "classified"
+    status: str  # "classified" once peers reported our address (mapping from two, filtering from NAT tests); else "unknown"
     reason: str
     mapping: str = "unknown"
     filtering: str = "unknown"  # "none", "eif", "adf", "apdf" (measured with unsolicited probes)
@@ -332,8 +335,8 @@ def type_name(tp: Any) -> str:
     raise TypeError(f"unsupported request field type {tp!r}")
 
 
-def _bad(msg: str) -> ApiError:
-    return ApiError(Code.INVALID_PARAMS, msg)
+def _bad(msg: str, fix: str | None = None) -> ApiError:
+    return ApiError(Code.INVALID_PARAMS, msg, fix)
 
 
 def _check(name: str, tp: Any, value: Any, meta: dict) -> Any:
@@ -348,14 +351,16 @@ def _check(name: str, tp: Any, value: Any, meta: dict) -> Any:
     elif tp is str or tp == (str | None):
         ok = isinstance(value, str) or (value is None and tp != str)
         if isinstance(value, str) and len(value) > meta["max_len"]:
-            raise _bad(f"parameter {name!r} is too long ({len(value)} characters, at most {meta['max_len']})")
+            raise _bad(f"parameter {name!r} is too long ({len(value)} characters, at most {meta['max_len']})",
+                       meta["too_long"] or f"{name} is limited to {meta['max_len']} characters ({meta['doc']})")
     else:  # list[str]
         ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
     if not ok:
         raise _bad(f"parameter {name!r} must be a {want}, not {type(value).__name__}")
     lo, hi = meta["lo"], meta["hi"]
     if lo is not None and value < lo or hi is not None and value > hi:
-        raise _bad(f"parameter {name!r} must be between {lo:g} and {hi:g}, not {value!r}")
+        raise _bad(f"parameter {name!r} must be between {lo:g} and {hi:g}, not {value!r}",
+                   f"pass {name} ({meta['doc']}) from {lo:g} to {hi:g}")
     return value
 
 

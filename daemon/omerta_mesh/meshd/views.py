@@ -1,7 +1,8 @@
 """Read-only views of the running node as API result dataclasses (status, peers, networks, NAT).
 
-Pure functions of the DaemonAPI's state; they never change anything. "now" for ages is the driver's loop
-clock, the same monotonic clock the core's timestamps use.
+Pure functions of a node snapshot (``MeshNode.snapshot()``: the core's read model, ``core/views.py``) and
+the DaemonAPI's own state; they never hold a core object and never change anything. Ages are measured on
+the driver's loop clock, the same monotonic clock the core's timestamps use.
 """
 
 from __future__ import annotations
@@ -11,16 +12,13 @@ import time
 from typing import TYPE_CHECKING
 
 from ..core import events as ev
-from ..core.errors import UsageError
-from ..core.ids import NodeId
-from ..core.nat.classify import NatVerdict, explain_pair, verdict_from_record
-from ..core.peers.paths import is_relay, path_state
-from ..core.peers.peer import Peer
+from ..core.ids import NetworkId
+from ..core.nat.classify import explain_pair
+from ..core.views import NodeView, PathView, PeerView
 from . import schema as s
 from .registry import API_REVISION, API_VERSION
 
 if TYPE_CHECKING:
-    from ..core.ids import NetworkId
     from .api import DaemonAPI
 
 
@@ -35,107 +33,91 @@ def _now(api: "DaemonAPI") -> float:
     return d.now() if d is not None else 0.0
 
 
-def path_of(api: "DaemonAPI", peer: Peer) -> str | None:
+def path_of(api: "DaemonAPI", p: PeerView) -> str | None:
     """"direct", "punched", "relay via NAME", or None when there is no session."""
-    if not peer.connected:
+    if not p.connected or p.path_kind == "none":
         return None
-    mesh = api.node.core
-    kind = mesh.path_kind(peer)
-    if kind == "relay":
-        relay = mesh.relay_name(peer)
-        try:
-            return f"relay via {api.name_of(NodeId.parse(relay))}" if relay else "relay"
-        except UsageError:
-            return "relay"
-    return None if kind == "none" else kind
+    if p.path_kind == "relay":
+        return f"relay via {api.name_of(p.relay_via)}" if p.relay_via is not None else "relay"
+    return p.path_kind
 
 
-def their_nat(api: "DaemonAPI", p: Peer) -> NatVerdict | None:
-    """The peer's NAT as its signed record states it; None without a record."""
-    rec = api.node.core.record_of(p.network.id, p.node)
-    return verdict_from_record(rec.mapping, rec.filtering, rec.port_delta) if rec else None
-
-
-def peer_info(api: "DaemonAPI", p: Peer, cls: type = s.PeerInfo, **extra: object) -> s.PeerInfo:
+def peer_info(api: "DaemonAPI", p: PeerView, cls: type = s.PeerInfo, **extra: object) -> s.PeerInfo:
     now = _now(api)
     hs = p.stats.last_handshake_at
-    rtt = api.rtt.get(p.key)
-    cur = p.paths.get(p.endpoint) if p.endpoint is not None else None
+    rtt = api.rtt.get((p.network.raw, p.node.raw))
+    cur = p.current_path
     if cur is not None and cur.srtt is not None and rtt is None:
         rtt = cur.srtt
-    theirs = their_nat(api, p)
-    return cls(
-        name=api.name_of(p.node), node_id=str(p.node), short_id=p.node.short(), network=str(p.network.id),
-        network_name=p.network.name, endpoint=ep(p.endpoint) if p.endpoint and not is_relay(p.endpoint) else None,
-        path=path_of(api, p),
+    result: s.PeerInfo = cls(
+        name=api.name_of(p.node), node_id=str(p.node), short_id=p.node.short(), network=str(p.network),
+        network_name=p.network_name, endpoint=ep(p.endpoint), path=path_of(api, p),
         rtt_ms=round(rtt * 1000, 3) if rtt is not None else None,
         last_handshake_s=round(now - hs, 3) if hs is not None else None,
         bytes_in=p.stats.bytes_in, bytes_out=p.stats.bytes_out, connected=p.connected,
-        loss=round(cur.loss, 3) if cur is not None and cur.outcomes else None, nat=theirs.label if theirs else None, **extra,
+        loss=round(cur.loss, 3) if cur is not None and cur.probed else None, nat=p.nat.label if p.nat else None, **extra,
     )
+    return result
 
 
-def peer_infos(api: "DaemonAPI", network: "NetworkId | None") -> list[s.PeerInfo]:
-    peers = api.node.core.peers(network)
-    peers.sort(key=lambda p: (api.name_of(p.node), p.network.id.raw))
+def peer_infos(api: "DaemonAPI", network: NetworkId | None) -> list[s.PeerInfo]:
+    view = api.node.snapshot()
+    api.directory(view=view)  # names as of this snapshot
+    peers = view.peers_in(network)
+    peers.sort(key=lambda p: (api.name_of(p.node), p.network.raw))
     return [peer_info(api, p) for p in peers]
 
 
-def _paths(p: Peer, now: float) -> list[dict]:
-    out = []
-    for addr, path in sorted(p.paths.items()):
-        out.append({
-            "path": addr[0] if path.relay else ep(addr),
-            "kind": "relay" if path.relay else "direct",
-            "state": path_state(path, now, 0.0).value,
-            "current": addr == p.endpoint,
-            "rtt_ms": round(path.srtt * 1000, 3) if path.srtt is not None else None,
-            "loss": round(path.loss, 3),
-            "last_answer_s": round(now - path.last_pong, 3) if path.last_pong is not None else None,
-        })
-    return out
+def _path_dict(api: "DaemonAPI", path: PathView, now: float) -> dict:
+    return {
+        "path": f"via {api.name_of(path.relay_via)}" if path.relay_via is not None else ep(path.address),
+        "kind": "relay" if path.relay else "direct",
+        "state": path.state,
+        "current": path.current,
+        "rtt_ms": round(path.srtt * 1000, 3) if path.srtt is not None else None,
+        "loss": round(path.loss, 3),
+        "last_answer_s": round(now - path.last_answer_at, 3) if path.last_answer_at is not None else None,
+    }
 
 
-def peer_detail(api: "DaemonAPI", p: Peer) -> s.PeerDetail:
+def peer_detail(api: "DaemonAPI", p: PeerView, view: NodeView) -> s.PeerDetail:
     now = _now(api)
-    own = api.node.core.nat_verdict()
-    theirs = their_nat(api, p)
-    sessions = [
-        s.SessionInfo(slot, round(sess.age(now), 3), sess.initiator, sess.send_counter)
-        for slot, sess in (("current", p.current), ("previous", p.previous), ("next", p.next)) if sess is not None
-    ]
-    return peer_info(  # type: ignore[return-value]
+    own = view.nat
+    sessions = [s.SessionInfo(x.slot, round(x.age, 3), x.initiator, x.packets_sent) for x in p.sessions]
+    detail = peer_info(
         api, p, s.PeerDetail,
-        path_reason=p.path_reason, why=explain_pair(own, theirs) if theirs else "no signed record from this peer yet",
-        own_nat=own.to_dict(), peer_nat=theirs.to_dict() if theirs else {}, paths=_paths(p, now),
+        path_reason=p.path_reason, why=explain_pair(own, p.nat) if p.nat else "no signed record from this peer yet",
+        own_nat=own.to_dict(), peer_nat=p.nat.to_dict() if p.nat else {}, paths=[_path_dict(api, x, now) for x in p.paths],
         endpoints=[ep(e) or "" for e in p.endpoints], packets_in=p.stats.packets_in, packets_out=p.stats.packets_out,
-        handshakes=p.stats.handshakes, handshake_in_progress=p.pending is not None, sessions=sessions,
+        handshakes=p.stats.handshakes, handshake_in_progress=p.handshake_in_progress, sessions=sessions,
     )
+    assert isinstance(detail, s.PeerDetail)
+    return detail
 
 
-def networks(api: "DaemonAPI") -> list[s.NetworkInfo]:
-    mesh = api.node.core
+def networks(view: NodeView) -> list[s.NetworkInfo]:
     out = []
-    for net in mesh.networks.values():
-        peers = mesh.peers(net.id)
+    for net in view.networks:
+        peers = view.peers_in(net.id)
         out.append(s.NetworkInfo(str(net.id), net.name, len(peers), sum(1 for p in peers if p.connected)))
     return sorted(out, key=lambda n: (n.name, n.network))
 
 
-def peer_counts(api: "DaemonAPI") -> s.PeerCounts:
-    peers = list(api.node.core.table)
+def peer_counts(api: "DaemonAPI", view: NodeView | None = None) -> s.PeerCounts:
+    peers = (view or api.node.snapshot()).peers
     connected = [p for p in peers if p.connected]
-    direct = sum(1 for p in connected if api.node.core.path_kind(p) in ("direct", "punched"))
+    direct = sum(1 for p in connected if p.path_kind in ("direct", "punched"))
     return s.PeerCounts(len(peers), len(connected), direct, len(connected) - direct)
 
 
-def status_text(api: "DaemonAPI") -> str:
+def status_text(api: "DaemonAPI", view: NodeView | None = None) -> str:
     if api.stopping:
         return "stopping: telling peers and saving state"
-    nets = len(api.node.core.networks)
+    view = view or api.node.snapshot()
+    nets = len(view.networks)
     if nets == 0:
         return "no networks: create one with `omertactl network create` or join with an invite"
-    c = peer_counts(api)
+    c = peer_counts(api, view)
     text = f"{c.connected} peer{'s' if c.connected != 1 else ''}: {c.direct} direct, {c.relayed} relayed"
     waiting = c.total - c.connected
     if waiting:
@@ -143,8 +125,9 @@ def status_text(api: "DaemonAPI") -> str:
     return text + f" ({nets} network{'s' if nets != 1 else ''})"
 
 
-def nat_verdict(api: "DaemonAPI") -> s.NatVerdict:
-    v = api.node.core.nat_verdict()
+def nat_verdict(api: "DaemonAPI", view: NodeView | None = None) -> s.NatVerdict:
+    view = view or api.node.snapshot()
+    v = view.nat
     d = v.to_dict()
     if not v.public:
         status, reason = "unknown", "no peer has reported our address yet: connect to at least two peers"
@@ -154,39 +137,41 @@ def nat_verdict(api: "DaemonAPI") -> s.NatVerdict:
         status=status, reason=reason, mapping=d["mapping"], filtering=d["filtering"],
         port_delta=v.port_delta if d["allocation"] == "sequential" else None, hairpinning=v.hairpin,
         public_endpoints=d["public_endpoints"], local_endpoints=api.endpoint_strings(), evidence=d["evidence"],
-        relays=relay_latencies(api),
+        relays=relay_latencies(api, view),
     )
 
 
-def relay_latencies(api: "DaemonAPI") -> list[dict]:
+def relay_latencies(api: "DaemonAPI", view: NodeView) -> list[dict]:
     """Relay-capable members (by their signed records) and the RTT of our path to each."""
-    mesh = api.node.core
+    peers = {(p.network, p.node): p for p in view.peers}
     out = []
-    for net in mesh.networks.values():
-        for rec in mesh.records(net.id):
-            if not rec.relay or rec.node == mesh.node_id:
-                continue
-            p = mesh.table.get(net.id, rec.node)
-            cur = p.paths.get(p.endpoint) if p is not None and p.endpoint is not None else None
-            out.append({
-                "name": api.name_of(rec.node), "node_id": str(rec.node), "network": str(net.id),
-                "connected": bool(p and p.connected),
-                "rtt_ms": round(cur.srtt * 1000, 3) if cur is not None and cur.srtt is not None else None,
-            })
+    for m in view.members:
+        if not m.relay:
+            continue
+        p = peers.get((m.network, m.node))
+        cur = p.current_path if p is not None else None
+        out.append({
+            "name": api.name_of(m.node), "node_id": str(m.node), "network": str(m.network),
+            "connected": bool(p and p.connected),
+            "rtt_ms": round(cur.srtt * 1000, 3) if cur is not None and cur.srtt is not None else None,
+        })
     return sorted(out, key=lambda r: (r["rtt_ms"] is None, r["rtt_ms"] or 0.0, r["name"]))
 
 
 def dbus_feature(api: "DaemonAPI") -> s.FeatureInfo:
     """The D-Bus face: up, or why not and when it tries again; off when ``dbus.enabled = false``."""
     face = api.dbus_face
-    return face.feature(time.monotonic()) if face is not None else s.FeatureInfo(False, False, "off")
+    feature: s.FeatureInfo = face.feature(time.monotonic()) if face is not None else s.FeatureInfo(False, False, "off")
+    return feature
 
 
 def status(api: "DaemonAPI") -> s.StatusResult:
     node = api.node
     cfg = api.config.node
-    audit = node.core.audit
-    counters = node.core.counters.snapshot()
+    view = node.snapshot()
+    api.directory(view=view)
+    counters = dict(view.counters)
+    relaying = view.relay not in (False, None, "off")
     if node.driver is not None:
         st = node.driver.udp.stats
         counters.update({"udp.received": st.received, "udp.sent": st.sent, "udp.errors": st.send_errors})
@@ -194,14 +179,14 @@ def status(api: "DaemonAPI") -> s.StatusResult:
     for source in api.counter_sources:
         counters.update(source())
     return s.StatusResult(
-        node_id=str(node.node_id), name=api.name, version=api.version, api_version=API_VERSION, api_revision=API_REVISION,
+        node_id=str(view.node_id), name=api.name, version=api.version, api_version=API_VERSION, api_revision=API_REVISION,
         uptime_s=round(time.monotonic() - api.started, 3),
         listen=[ep(a) or "" for a in (node.driver.udp.addresses if node.driver else [])],
-        endpoints=api.endpoint_strings(), networks=networks(api), peers=peer_counts(api), nat=nat_verdict(api),
-        relay=s.FeatureInfo(cfg.relay, node.core.cfg.relay, f"{counters.get('relay.forwarded', 0)} datagrams forwarded" if node.core.cfg.relay else "off"),
-        audit=s.FeatureInfo(audit is not None, audit is not None, f"{counters.get('audit.violations', 0)} violations" if audit is not None else "off"),
+        endpoints=api.endpoint_strings(), networks=networks(view), peers=peer_counts(api, view), nat=nat_verdict(api, view),
+        relay=s.FeatureInfo(cfg.relay, relaying, f"{counters.get('relay.forwarded', 0)} datagrams forwarded" if relaying else "off"),
+        audit=s.FeatureInfo(view.audit, view.audit, f"{counters.get('audit.violations', 0)} violations" if view.audit else "off"),
         dbus=dbus_feature(api),
-        counters=counters, status_text=status_text(api),
+        counters=counters, status_text=status_text(api, view),
     )
 
 

@@ -1,0 +1,204 @@
+"""The core's read model: immutable snapshots of peers, their paths and sessions, members and the NAT verdict.
+
+Readers outside the core (``MeshNode``, the daemon's API views, the TUI through them) see the mesh only
+through these frozen dataclasses; they never hold a ``Peer`` or read its fields. This module is the ONE
+place that knows where those facts live (``Mesh``'s public methods ``peers()``, ``records()``,
+``record_of()``, ``nat_verdict()``, ``path_kind()``, ``relay_name()``, and ``Peer``'s fields): when a
+sub-machine takes a field over, only this module changes.
+
+Every builder is pure and takes ``now``; looking a peer up here never opens a session or changes anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .errors import UsageError
+from .ids import NetworkId, NodeId
+from .nat.classify import NatVerdict, verdict_from_record
+from .peers.paths import path_state, relay_node_text
+
+if TYPE_CHECKING:
+    from .mesh import Mesh
+    from .peers.peer import Peer
+
+Address = tuple[str, int]
+NatView = NatVerdict  # already an immutable value: the verdict, its evidence and confidence
+
+
+@dataclass(frozen=True, slots=True)
+class PathView:
+    """One way to reach a peer: a direct address, or a relay (``relay_via`` names it)."""
+
+    address: Address | None  # the direct address; None for a relay path
+    relay_via: NodeId | None  # the relay's node id; None for a direct path
+    state: str  # "up", "degraded", "down", "unknown" (core.peers.paths.PathState)
+    current: bool  # the path the peer's traffic goes on now
+    srtt: float | None  # smoothed RTT in seconds, from probes
+    loss: float  # share of the last probes that went unanswered
+    probed: bool  # at least one probe on it has been answered or lost (loss means something)
+    last_answer_at: float | None  # when a probe on it was last answered
+
+    @property
+    def relay(self) -> bool:
+        return self.relay_via is not None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionView:
+    slot: str  # "current", "previous" or "next"
+    age: float  # seconds
+    initiator: bool
+    packets_sent: int
+
+
+@dataclass(frozen=True, slots=True)
+class PeerStatsView:
+    bytes_in: int
+    bytes_out: int
+    packets_in: int
+    packets_out: int
+    handshakes: int
+    last_handshake_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class PeerView:
+    """A peer in one network, as of one instant."""
+
+    network: NetworkId
+    network_name: str
+    node: NodeId
+    name: str  # the name it gives itself in its signed record ("" when it has none, or no record yet)
+    connected: bool
+    path_kind: str  # "direct", "punched", "relay" or "none"
+    relay_via: NodeId | None  # the relay carrying it, when relayed
+    endpoint: Address | None  # the direct address in use (None when relayed or without a path)
+    path_reason: str
+    paths: tuple[PathView, ...]
+    endpoints: tuple[Address, ...]  # candidate direct endpoints, most recent first
+    stats: PeerStatsView
+    handshake_in_progress: bool
+    sessions: tuple[SessionView, ...]
+    nat: NatVerdict | None  # its NAT as its signed record states it; None without a record
+
+    @property
+    def current_path(self) -> PathView | None:
+        return next((p for p in self.paths if p.current), None)
+
+
+@dataclass(frozen=True, slots=True)
+class MemberView:
+    """A member of a network known by its signed record (we may have no session with it)."""
+
+    network: NetworkId
+    node: NodeId
+    name: str
+    relay: bool  # it offers to relay for others
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkView:
+    id: NetworkId
+    name: str
+
+
+@dataclass(frozen=True)
+class NodeView:
+    """This node and everything it knows, as of one instant."""
+
+    node_id: NodeId
+    name: str
+    networks: tuple[NetworkView, ...]
+    peers: tuple[PeerView, ...]
+    members: tuple[MemberView, ...]  # from signed records, ourselves excluded
+    nat: NatVerdict
+    relay: object  # the core's relay setting as configured
+    audit: bool  # the encryption audit runs
+    max_message: int  # the largest channel message, in bytes
+    counters: tuple[tuple[str, int], ...]
+
+    def peers_in(self, network: NetworkId | None) -> list[PeerView]:
+        return [p for p in self.peers if network is None or p.network == network]
+
+
+# ====================================================================== builders (the one place)
+def _relay_node(mesh: "Mesh", peer: "Peer") -> NodeId | None:
+    text = mesh.relay_name(peer)
+    if not text:
+        return None
+    try:
+        return NodeId.parse(text)
+    except UsageError:
+        return None
+
+
+def _path_views(peer: "Peer", now: float) -> tuple[PathView, ...]:
+    out = []
+    for addr, path in sorted(peer.paths.items()):
+        via = None
+        if path.relay:
+            try:
+                via = NodeId.parse(relay_node_text(addr))
+            except UsageError:
+                continue
+        out.append(PathView(
+            address=None if path.relay else addr, relay_via=via, state=path_state(path, now, 0.0).value,
+            current=addr == peer.endpoint, srtt=path.srtt, loss=path.loss, probed=bool(path.outcomes),
+            last_answer_at=path.last_pong,
+        ))
+    return tuple(out)
+
+
+def peer_view(mesh: "Mesh", peer: "Peer", now: float) -> PeerView:
+    rec = mesh.record_of(peer.network.id, peer.node)
+    kind = mesh.path_kind(peer)
+    s = peer.stats
+    sessions = tuple(
+        SessionView(slot, sess.age(now), sess.initiator, sess.send_counter)
+        for slot, sess in (("current", peer.current), ("previous", peer.previous), ("next", peer.next)) if sess is not None
+    )
+    return PeerView(
+        network=peer.network.id, network_name=peer.network.name, node=peer.node,
+        name=(rec.name if rec is not None and rec.name else peer.name), connected=peer.connected, path_kind=kind,
+        relay_via=_relay_node(mesh, peer) if kind == "relay" else None,
+        endpoint=peer.endpoint if kind in ("direct", "punched") else None, path_reason=peer.path_reason,
+        paths=_path_views(peer, now), endpoints=tuple(peer.endpoints),
+        stats=PeerStatsView(s.bytes_in, s.bytes_out, s.packets_in, s.packets_out, s.handshakes, s.last_handshake_at),
+        handshake_in_progress=peer.pending is not None, sessions=sessions,
+        nat=verdict_from_record(rec.mapping, rec.filtering, rec.port_delta) if rec is not None else None,
+    )
+
+
+def peer_views(mesh: "Mesh", now: float, network: NetworkId | None = None) -> list[PeerView]:
+    return [peer_view(mesh, p, now) for p in mesh.peers(network)]
+
+
+def find_peer_view(mesh: "Mesh", node: NodeId, now: float, network: NetworkId | None = None) -> PeerView | None:
+    """The peer ``node`` (in ``network``, else the one with a session, else the first network): a pure
+    lookup; a member known only by gossip has no peer yet and gives None."""
+    cands = [p for p in mesh.peers(network) if p.node == node]
+    if not cands:
+        return None
+    cands.sort(key=lambda p: (p.current is None, p.network.id.raw))
+    return peer_view(mesh, cands[0], now)
+
+
+def members(mesh: "Mesh") -> tuple[MemberView, ...]:
+    out = []
+    for net in mesh.networks.values():
+        for rec in mesh.records(net.id):
+            if rec.node != mesh.node_id:
+                out.append(MemberView(net.id, rec.node, rec.name, rec.relay))
+    return tuple(out)
+
+
+def node_view(mesh: "Mesh", now: float) -> NodeView:
+    return NodeView(
+        node_id=mesh.node_id, name=mesh.name,
+        networks=tuple(NetworkView(n.id, n.name) for n in mesh.networks.values()),
+        peers=tuple(peer_views(mesh, now)), members=members(mesh), nat=mesh.nat_verdict(),
+        relay=mesh.cfg.relay, audit=mesh.audit is not None, max_message=mesh.cfg.max_message,
+        counters=tuple(mesh.counters.snapshot().items()),
+    )
