@@ -106,16 +106,17 @@ def test_normal_traffic_yields_no_violations() -> None:
     p.b.send(p.a.node_id, "big", bytes(300_000), p.now)
     p.advance(p.now + 5)
     p.drop = lambda m, d: False
+    b_peer = p.b.peers()[0]
     p.a.leave(p.net.id, p.now)  # the goodbye is sent under a session leave() then forgets
     p.advance(p.now + 30)
     assert len(p.of(p.b, ev.ChannelMessage)) == 300 and len(p.of(p.a, ev.ChannelMessage)) == 301
     assert p.of(p.a, ev.SessionRekeyed) and p.of(p.a, ev.PongReceived)
-    assert [e.reason for e in p.of(p.b, ev.PeerDisconnected)] == ["peer closed the session"]
+    assert [e.reason for e in p.of(p.b, ev.PeerDisconnected)] == ["left the network"]  # the signed departure (issue 10, fault 8)
     for m in (p.a, p.b):
         assert m.audit.violations == []
         assert m.counters["audit.violations"] == 0
         assert m.audit.checked > 600
-    assert p.a.peers() == [] and p.b.peers()[0].stream.stats.retransmits > 0
+    assert p.a.peers() == [] and p.b.peers() == [] and b_peer.stream.stats.retransmits > 0
 
 
 def test_no_audit_unless_asked() -> None:

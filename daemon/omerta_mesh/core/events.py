@@ -60,6 +60,14 @@ class PeerDisconnected(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class PeerLeft(Event):
+    """The peer left the network (its signed departure record): it is no longer listed."""
+
+    network: NetworkId
+    peer: NodeId
+
+
+@dataclass(frozen=True, slots=True)
 class HandshakeFailed(Event):
     network: NetworkId
     peer: NodeId

@@ -20,14 +20,15 @@ from .channels import PendingRequests, ReassemblyBudget, make_header, split_mess
 from .config import DEFAULT_CONFIG, CoreConfig
 from .counters import Counters
 from .entropy import Entropy, SystemEntropy
+from .discovery.gossip import Gossip, OwnFacts
 from .errors import DropReason, UsageError, WireError
 from .ids import NetworkId, NodeId
 from .keys import Identity
-from .gossip import GossipMixin
 from .links import ByteRateLimiter, LinkMixin
-from .nat.classify import NatObserver, NatVerdict
+from .nat.classify import Mapping, NatObserver, NatVerdict
 from .nat.probing import NatProbeMixin
 from .network import Network
+from .outbox import Outbox
 from .peers.paths import is_relay
 from .peers.peer import Peer
 from .peers.table import PeerTable
@@ -36,13 +37,14 @@ from .session.session import Session
 from .timers import DeadlineQueue
 from .wire import frames as fw
 from .wire.invite import Invite, decode_invite, encode_invite
+from .wire.records import PeerRecord
 from .wire.packet import TRANSPORT_HEADER, TRANSPORT_OVERHEAD, PacketType, packet_type
 
 Address = tuple[str, int]
 RELAY_HEADROOM = 72  # bytes kept free in every datagram for the relay frame and outer transport header
 
 
-class Mesh(LinkMixin, GossipMixin, NatProbeMixin):
+class Mesh(LinkMixin, NatProbeMixin):
     def __init__(
         self,
         identity: Identity,
@@ -89,7 +91,7 @@ class Mesh(LinkMixin, GossipMixin, NatProbeMixin):
         self.local_endpoints: list[Address] = []  # our sockets' addresses (the driver fills these in)
         self.local_ips: frozenset[str] = frozenset()
         self.name = name
-        self._gossip_init()
+        self.gossip = Gossip(identity, config, self.counters, self.entropy, self.table, wall_offset, name)
         self._natprobe_init()
         self.chunk_size = config.max_datagram - TRANSPORT_OVERHEAD - RELAY_HEADROOM - fw.DATA_HEADER_LEN
         self.audit = EncryptionAudit(self._sessions_by_remote, strict=strict_audit) if (audit or strict_audit) else None
@@ -138,6 +140,21 @@ class Mesh(LinkMixin, GossipMixin, NatProbeMixin):
         peer.stats.bytes_out += len(data)
         peer.stats.packets_out += 1
 
+    def _perform(self, out: Outbox, now: float) -> None:
+        """Do what a sub-machine asked for (core/outbox.py)."""
+        for peer, frame, path, local in out.frames:
+            s = peer.sendable_session(now)
+            if s is not None:
+                self._send_raw(peer, s.encrypt(frame, now), path, now, local)
+        for peer, data, path in out.datagrams:
+            self._send_raw(peer, data, path, now)
+        for peer, name, body in out.controls:
+            self._send_control(peer, name, body, now)
+        for e in out.events:
+            self._event(e)
+        for peer in out.rearm:
+            self._arm(peer, now)
+
     def _sessions_by_remote(self, remote_index: int) -> list[Session]:
         live = self._remote_sessions.get(remote_index, [])
         if not self._retired:
@@ -155,9 +172,9 @@ class Mesh(LinkMixin, GossipMixin, NatProbeMixin):
             return
         self.networks[net.id.raw] = net
         self.hs.add_network(net)
-        self._refresh_own(net, now, force=True)
+        self.gossip.add_network(net, self._own_facts(), now)
         if self._timers.get(("gossip",)) is None:
-            self._timers.set(("gossip",), now + self.cfg.gossip_interval * self.entropy.uniform(0.1, 1.0))
+            self._timers.set(("gossip",), self.gossip.first_round_at(now))
         self._event(ev.NetworkJoined(net.id, net.name))
 
     def network(self, network_id: NetworkId) -> Network:
@@ -180,11 +197,14 @@ class Mesh(LinkMixin, GossipMixin, NatProbeMixin):
 
     def leave(self, network_id: NetworkId, now: float) -> None:
         net = self.network(network_id)
+        out = Outbox()
+        self.gossip.depart(net, now, out)  # a signed departure: members drop us at once, stale gossip cannot re-add us
+        self._perform(out, now)
         for peer in self.table.in_network(net.id):
             self._drop_peer(peer, now, "left the network", tell=True)
         self.hs.remove_network(net)
         del self.networks[net.id.raw]
-        self._gossip.pop(net.id.raw, None)
+        self.gossip.remove_network(net.id)
         self._event(ev.NetworkLeft(net.id))
 
     # ================================================================== peers
@@ -252,6 +272,86 @@ class Mesh(LinkMixin, GossipMixin, NatProbeMixin):
             self._event(ev.PeerDisconnected(peer.network.id, peer.node, reason))
         self.table.remove(peer)
         self._timers.cancel(("peer", peer.key))
+
+    # ================================================================== discovery (core/discovery/gossip.py)
+    def records(self, network: NetworkId) -> list[PeerRecord]:
+        return self.gossip.records(network)
+
+    def record_of(self, network: NetworkId, node: NodeId) -> PeerRecord | None:
+        return self.gossip.record_of(network, node)
+
+    def _own_facts(self) -> OwnFacts:
+        v = self.nat_verdict()
+        eps = tuple(dict.fromkeys(list(v.public[:2]) + list(self.local_endpoints)))[:8]
+        relay = self.cfg.relay and v.mapping in (Mapping.NONE, Mapping.EIM, Mapping.UNKNOWN)
+        return OwnFacts(eps, relay, int(v.mapping), int(v.filtering), v.port_delta, v.mapping is not Mapping.NONE)
+
+    def _gossip_round(self, now: float) -> None:
+        out = Outbox()
+        at, connects = self.gossip.round(list(self.networks.values()), self._own_facts(), now, out)
+        self._perform(out, now)
+        for c in connects:
+            self._connect_record(c.network, c.record, now)
+        self._timers.set(("gossip",), at)
+
+    def _connect_record(self, net: Network, rec: PeerRecord, now: float) -> Peer | None:
+        try:
+            peer = self.add_peer(net.id, rec.node, list(rec.endpoints), now, wanted=False)
+        except UsageError:
+            return None
+        self._apply_record(peer, rec, now)
+        return peer
+
+    def _apply_record(self, peer: Peer, rec: PeerRecord, now: float) -> None:
+        peer.name = rec.name
+        for ep in reversed(rec.endpoints):
+            if ep not in peer.endpoints:
+                peer.endpoints.append(ep)
+        del peer.endpoints[self.cfg.max_endpoints_per_peer :]
+        self._offer_relays(peer, rec.relays, now)
+
+    def _learnt(self, net: Network, recs: list[PeerRecord], now: float) -> None:
+        """Records gossip accepted: a departed node is dropped at once, a known peer's record applied."""
+        for rec in recs:
+            known = self.table.get(net.id, rec.node)
+            if rec.left:
+                if known is not None:
+                    self._drop_peer(known, now, "left the network", tell=False)
+                self._event(ev.PeerLeft(net.id, rec.node))
+            elif known is not None:
+                self._apply_record(known, rec, now)
+
+    def local_addresses_changed(self, endpoints: list[Address], ips: frozenset[str], now: float) -> bool:
+        """The host's addresses changed: advertise the new ones at once. Returns whether anything changed.
+
+        Re-signs our record in every network and sends it to every connected member (who push it on by
+        gossip), forgets NAT observations of an address family that lost an address, and probes every
+        connected peer's current path, so the peer hears us from our new source address (and switches its
+        path to it) and its PONG reports our new mapping. Relayed peers exchange punch candidates again.
+        """
+        endpoints, ips = list(endpoints), frozenset(ips)
+        if endpoints == self.local_endpoints and ips == self.local_ips:
+            return False
+        gone = {":" in ip for ip in self.local_ips - ips}  # families that lost an address (True: IPv6)
+        self.local_endpoints, self.local_ips = endpoints, ips
+        self.counters.inc("local.address_changes")
+        if gone:  # we may have moved: what peers saw of that family's mappings is stale
+            self.nat.forget(gone)
+        self._nat_changed(now)  # the verdict depends on our addresses (a public one means no NAT)
+        out, facts = Outbox(), self._own_facts()
+        for net in self.networks.values():
+            self.gossip.refresh_own(net, facts, now, force=True)
+            self.gossip.push_own(net, now, out)
+        self._perform(out, now)
+        for peer in list(self.table):
+            if not peer.connected or peer.endpoint is None or peer.sendable_session(now) is None:
+                continue
+            if is_relay(peer.endpoint):
+                peer.upgrade_at = now
+            else:
+                self._probe(peer, peer.endpoint, now)
+            self._arm(peer, now)
+        return True
 
     # ================================================================== handshakes and timers
     def _initiate(self, peer: Peer, now: float) -> None:
@@ -391,8 +491,9 @@ class Mesh(LinkMixin, GossipMixin, NatProbeMixin):
         if not peer.connected:
             peer.connected = True
             self._event(ev.PeerConnected(peer.network.id, peer.node, done.src, session.initiator))
-            if self._gossip_net(peer.network).spent < self.cfg.gossip_round_budget:
-                self._send_sync(peer.network, peer, now)  # a newcomer learns the network at once
+            out = Outbox()
+            self.gossip.greet(peer, out)  # a newcomer learns the network at once
+            self._perform(out, now)
         else:
             self._event(ev.SessionRekeyed(peer.network.id, peer.node))
         if session.initiator:
@@ -571,7 +672,10 @@ class Mesh(LinkMixin, GossipMixin, NatProbeMixin):
         if name == "punch.candidates":
             self._on_candidates(peer, body, now)
         elif name.startswith("gossip."):
-            self._on_gossip(peer, name, body, now)
+            out = Outbox()
+            learnt = self.gossip.receive(peer, name, body, now, out)
+            self._perform(out, now)
+            self._learnt(peer.network, learnt, now)
         elif name == "nat.test":
             self._on_nat_test(peer, body, now)
         elif name == "nat.ack":
