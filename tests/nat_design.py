@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-KINDS = ["public", "full-cone", "restricted", "port-restricted", "symmetric-sequential", "symmetric-random"]
+from omerta_mesh.core.nat.kinds import ALL_KINDS
+
+KINDS = list(ALL_KINDS)  # the one table of NAT kinds (core/nat/kinds.py)
 
 
 def design(a: str, b: str) -> str:

@@ -44,7 +44,8 @@ DAEMON_ERRORS: dict[str, tuple[int, int, str | None]] = {
 # The name by numeric code, for an error object that carries no data.name.
 NAME_BY_CODE = {code: name for name, (code, _, _) in DAEMON_ERRORS.items()}
 
-START_FIX = "start it with `systemctl start omerta-meshd` (or `omerta-meshd --foreground`); for another daemon pass --socket or set OMERTA_SOCKET"
+START_FIX = ("start it with `systemctl start omerta-meshd` (or `omerta-meshd --foreground`); "
+             "for another daemon pass --socket or set OMERTA_SOCKET")
 GROUP_FIX = "add yourself to the omerta group (`sudo usermod -aG omerta $USER`, then log in again), or run as root"
 
 

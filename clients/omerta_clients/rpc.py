@@ -29,7 +29,7 @@ import time
 from collections import deque
 from typing import Any, Callable, Iterator
 
-from .errors import ClientError, DaemonNotRunning, RpcError, SocketPermissionDenied, Timeout, DAEMON_DOWN
+from .errors import DAEMON_DOWN, ClientError, DaemonNotRunning, RpcError, SocketPermissionDenied, Timeout
 
 DEFAULT_SOCKET = "/run/omerta/meshd.sock"
 HEADER = 4
@@ -77,7 +77,8 @@ def frame_length(head: bytes) -> int:
 
 
 def lost(path: str) -> ClientError:
-    return ClientError(f"the daemon closed the connection on {path}", "it may have stopped: see `journalctl -u omerta-meshd`", DAEMON_DOWN, "DAEMON_NOT_RUNNING")
+    return ClientError(f"the daemon closed the connection on {path}", "it may have stopped: see `journalctl -u omerta-meshd`",
+                       DAEMON_DOWN, "DAEMON_NOT_RUNNING")
 
 
 class _Router:

@@ -22,7 +22,7 @@ from typing import Iterator
 
 import pytest
 
-from clients.ctlharness import CLIENT_ENV, ctl, start_all
+from clients.ctlharness import ctl, start_all
 from meshd.harness import DaemonProc
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -38,7 +38,8 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     s.add_argument("channel", metavar="CHANNEL", help="channel name")
     s.add_argument("text", metavar="TEXT", help='the message ("-": read it from stdin)')
     s.add_argument("--no-wait", action="store_true", help="return once queued, without waiting for the acknowledgement")
-    s.add_argument("--wait-timeout", type=float, default=10.0, metavar="SECONDS", help="wait this long for room and acknowledgement (default 10)")
+    s.add_argument("--wait-timeout", type=float, default=10.0, metavar="SECONDS",
+                   help="wait this long for room and acknowledgement (default 10)")
     s.add_argument("--network", metavar="NETWORK", help="the network, when the peer is in several")
     s.set_defaults(func=run_send)
     own = argparse.ArgumentParser(add_help=False)  # the global options but --timeout, which is listen's own
@@ -63,7 +64,8 @@ def run_send(ctx: Ctx, args: argparse.Namespace) -> int:
     params = {"peer": args.peer, "channel": args.channel, "data": text, "network": args.network,
               "wait": not args.no_wait, "timeout": args.wait_timeout}
     res = ctx.call("channel.send", params, timeout=args.wait_timeout + ctx.timeout)
-    state = "delivered" if res.get("delivered") else "queued (not waiting for the acknowledgement)" if res.get("delivered") is None else "not acknowledged"
+    delivered = res.get("delivered")
+    state = "delivered" if delivered else "queued (not waiting for the acknowledgement)" if delivered is None else "not acknowledged"
     ctx.emit_text(res, lambda r: f"sent {r['bytes']} bytes to {args.peer} on channel {args.channel} (message {r['message_id']}): {state}")
     return 0
 

@@ -30,7 +30,8 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
                        description="Make the daemon read its configuration file again.", epilog=RELOAD_EXAMPLES, formatter_class=fmt)
     r.set_defaults(func=run_reload)
     s = sub.add_parser("shutdown", parents=[common], help="stop the daemon gracefully",
-                       description="Stop the daemon gracefully: peers are told, state is saved.", epilog=SHUTDOWN_EXAMPLES, formatter_class=fmt)
+                       description="Stop the daemon gracefully: peers are told, state is saved.", epilog=SHUTDOWN_EXAMPLES,
+                       formatter_class=fmt)
     s.set_defaults(func=run_shutdown)
 
 

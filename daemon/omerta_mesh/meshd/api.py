@@ -82,7 +82,8 @@ class DaemonHooks:
 
 
 class DaemonAPI:
-    def __init__(self, node: MeshNode, config: DaemonConfig, hub: EventHub, *, name: str, version: str, endpoints: Callable[[], list[tuple[str, int]]]) -> None:
+    def __init__(self, node: MeshNode, config: DaemonConfig, hub: EventHub, *, name: str, version: str,
+                 endpoints: Callable[[], list[tuple[str, int]]]) -> None:
         self.node = node
         self.config = config
         self.hub = hub
@@ -261,7 +262,8 @@ class DaemonAPI:
 
     @api_method("netcheck.run", READ, s.Empty, s.NatVerdict)
     async def netcheck_run(self, req: s.Empty, ctx: CallContext) -> s.NatVerdict:
-        """The NAT verdict (mapping, port allocation, filtering, hairpinning) with its evidence, public endpoints and relay latencies; "unknown" until two peers reported our address."""
+        """The NAT verdict (mapping, port allocation, filtering, hairpinning) with its evidence, public endpoints
+        and relay latencies; "unknown" until two peers reported our address."""
         return views.nat_verdict(self)
 
     @api_method("network.list", READ, s.Empty, s.NetworkListResult)
@@ -344,7 +346,8 @@ class DaemonAPI:
         box = self.inboxes.get(req.channel)
         if box is None:
             if len(self.inboxes) >= MAX_INBOXES:
-                raise ApiError(Code.REFUSED, f"{MAX_INBOXES} channels are already being received", "restart the daemon to drop unused inboxes")
+                raise ApiError(Code.REFUSED, f"{MAX_INBOXES} channels are already being received",
+                               "restart the daemon to drop unused inboxes")
             box = self.inboxes[req.channel] = Inbox()
         if not box.items and req.timeout > 0:
             box.wake.clear()

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import enum
 
+from ..core.ids import MIN_PREFIX
+
 
 class Code(enum.IntEnum):
     PARSE_ERROR = -32700
@@ -44,7 +46,7 @@ DEFAULT_FIX: dict[Code, str] = {
     Code.INVALID_PARAMS: "pass the parameters the method declares (docs/api.md), by name",
     Code.INTERNAL: "this is a bug in omerta-meshd: see its log (journalctl -u omerta-meshd) and report it",
     Code.PERMISSION_DENIED: "run as root, or add your user to the daemon's group (sudo usermod -aG omerta $USER) and log in again",
-    Code.PEER_NOT_FOUND: "list peers with `omertactl peers`; use a name, a full node id or a unique prefix of 8+ characters",
+    Code.PEER_NOT_FOUND: f"list peers with `omertactl peers`; use a name, a full node id or a unique prefix of {MIN_PREFIX}+ characters",
     Code.PEER_AMBIGUOUS: "type more characters of the node id, or use the peer's name",
     Code.NETWORK_NOT_FOUND: "list your networks with `omertactl network list`",
     Code.INVITE_INVALID: "copy the whole invite string (it starts with omerta1-) again from the inviter",

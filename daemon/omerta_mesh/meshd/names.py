@@ -80,7 +80,8 @@ class Directory:
         return nodes[0] if nodes else None
 
 
-def build(gossiped: Iterable[tuple[NodeId, str]], local: Mapping[str, NodeId], known: Iterable[NodeId], own: NodeId | None = None) -> Directory:
+def build(gossiped: Iterable[tuple[NodeId, str]], local: Mapping[str, NodeId], known: Iterable[NodeId],
+          own: NodeId | None = None) -> Directory:
     """``gossiped``: (node, the name in its record) pairs, first one per node wins; ``local``: [names]."""
     base: dict[NodeId, tuple[str, bool]] = {}  # node -> (name, from local config)
     for node, name in gossiped:

@@ -16,9 +16,11 @@ from dataclasses import MISSING, dataclass, field
 from typing import Any
 
 from ..core.config import DEFAULT_CONFIG
+from ..core.ids import MIN_PREFIX
 from .errors import ApiError, Code
 
 MAX_STR = 4096
+PEER_DOC = f"peer name (as peers.list shows it), full node id or unique id prefix ({MIN_PREFIX}+ characters)"
 
 
 def arg(default: Any = MISSING, *, doc: str, lo: float | None = None, hi: float | None = None, max_len: int = MAX_STR,
@@ -44,13 +46,13 @@ class PeersListRequest:
 
 @dataclass
 class PeerRequest:
-    peer: str = arg(doc="peer name, full node id or unique id prefix (8+ characters)")
+    peer: str = arg(doc=PEER_DOC)
     network: str | None = arg(None, doc="the network, when the peer is in several")
 
 
 @dataclass
 class PingRequest:
-    peer: str = arg(doc="peer name, full node id or unique id prefix (8+ characters)")
+    peer: str = arg(doc=PEER_DOC)
     count: int = arg(1, doc="number of probes", lo=1, hi=100)
     interval: float = arg(1.0, doc="seconds between probes", lo=0.01, hi=60)
     timeout: float = arg(5.0, doc="seconds to wait for each answer", lo=0.05, hi=60)
@@ -76,10 +78,11 @@ class NetworkRequest:
 
 @dataclass
 class ChannelSendRequest:
-    peer: str = arg(doc="peer name, full node id or unique id prefix (8+ characters)")
+    peer: str = arg(doc=PEER_DOC)
     channel: str = arg(doc="channel name", max_len=64)
     data: str = arg(doc="the message, as text or base64 (see encoding)", max_len=1_500_000,
-                    too_long=f"a message is at most {DEFAULT_CONFIG.max_message} bytes (as base64, 1500000 characters): split larger data into several messages")
+                    too_long=f"a message is at most {DEFAULT_CONFIG.max_message} bytes (as base64, 1500000 characters): "
+                             "split larger data into several messages")
     encoding: str = arg("utf-8", doc="`utf-8` or `base64`")
     network: str | None = arg(None, doc="the network, when the peer is in several")
     wait: bool = arg(False, doc="wait until the peer acknowledged the message")
@@ -349,7 +352,7 @@ def _check(name: str, tp: Any, value: Any, meta: dict) -> Any:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
         value = float(value) if ok else value
     elif tp is str or tp == (str | None):
-        ok = isinstance(value, str) or (value is None and tp != str)
+        ok = isinstance(value, str) or (value is None and tp is not str)
         if isinstance(value, str) and len(value) > meta["max_len"]:
             raise _bad(f"parameter {name!r} is too long ({len(value)} characters, at most {meta['max_len']})",
                        meta["too_long"] or f"{name} is limited to {meta['max_len']} characters ({meta['doc']})")
