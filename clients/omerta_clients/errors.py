@@ -96,7 +96,8 @@ class RpcError(ClientError):
     def __init__(self, error: dict[str, Any]) -> None:
         self.error = error
         self.code = error.get("code")
-        data = error.get("data") if isinstance(error.get("data"), dict) else {}
+        raw = error.get("data")
+        data: dict[str, Any] = raw if isinstance(raw, dict) else {}
         name = str(data.get("name") or NAME_BY_CODE.get(self.code, "ERROR"))  # type: ignore[arg-type]
         message = str(error.get("message", "the daemon refused the request"))
         _, exit_code, prefix = DAEMON_ERRORS.get(name, (0, ERROR, None))

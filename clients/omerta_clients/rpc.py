@@ -68,7 +68,7 @@ def connect_error(path: str, e: OSError) -> ClientError:
     return ClientError(f"cannot connect to {path}: {e.strerror or e}", "check the --socket path and that omerta-meshd runs", DAEMON_DOWN)
 
 
-def frame_length(head: bytes) -> int:
+def frame_length(head: bytes | bytearray) -> int:
     """The body length a frame header announces (refusing absurd ones)."""
     n = int.from_bytes(head[:HEADER], "big")
     if n > MAX_FRAME:
@@ -121,7 +121,8 @@ class _Router:
         if method is not None and "id" not in msg:
             params = msg.get("params") or {}
             if method == "progress":
-                cb = self.progress.get(params.get("token"))
+                token = params.get("token")
+                cb = self.progress.get(token) if isinstance(token, str) else None
                 if cb is not None:
                     cb(params.get("value") or {})
             elif method == "events.event":

@@ -65,7 +65,8 @@ m.build_parser().format_help()
 from omerta_clients.errors import show, ClientError
 c = Console(file=io.StringIO(), width=100)
 c.print(output.ping_probe_line({"ok": True, "seq": 1, "rtt_ms": 1.0, "path": "direct", "endpoint": "h:1"}, "p"))
-c.print(output.ping_summary({"peer": "p", "sent": 1, "received": 1, "loss": 0.0, "rtt_min_ms": 1.0, "rtt_avg_ms": 1.0, "rtt_max_ms": 1.0, "probes": []}))
+c.print(output.ping_summary({"peer": "p", "sent": 1, "received": 1, "loss": 0.0,
+                             "rtt_min_ms": 1.0, "rtt_avg_ms": 1.0, "rtt_max_ms": 1.0, "probes": []}))
 c.print(output.peers_table([{"name": "p", "node_id": "x", "connected": True, "path": "direct"}]))
 show(ClientError("warm-up", "fix"), "omertactl", io.StringIO())
 pw = pwd.getpwnam(sys.argv[1])

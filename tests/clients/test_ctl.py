@@ -93,7 +93,8 @@ def test_send_and_listen(mesh3) -> None:
         Lines(listen_json.stderr).until("listening on channel chat")
         s = ctl(mesh3.sock("alice"), "send", "bob", "chat", "hello bob")
         assert s.rc == 0 and "sent 9 bytes to bob on channel chat" in s.out and "delivered" in s.out, s.err
-        j = check_result("channel.send", ctl(mesh3.sock("alice"), "send", "--json", mesh3.ids["bob"][:8], "chat", "-", stdin="from stdin").json())
+        sent = ctl(mesh3.sock("alice"), "send", "--json", mesh3.ids["bob"][:8], "chat", "-", stdin="from stdin")
+        j = check_result("channel.send", sent.json())
         assert j["delivered"] is True and j["bytes"] == 10
         assert ctl(mesh3.sock("alice"), "send", "carol", "chat", "hi carol", "--no-wait").rc == 0
         assert listen.wait(20) == 0 and listen_json.wait(20) == 0

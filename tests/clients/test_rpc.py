@@ -1,5 +1,6 @@
-"""The JSON-RPC client library (sync and asyncio) against a real daemon, and its error mapping to exit codes. (Peers are resolved by the daemon, not here: tests/regression/
-test_issue_10_names.py.)"""
+"""The JSON-RPC client library (sync and asyncio) against a real daemon, and its error mapping to exit codes.
+
+(Peers are resolved by the daemon, not here: tests/regression/test_issue_10_names.py.)"""
 
 from __future__ import annotations
 
@@ -76,4 +77,5 @@ def test_every_daemon_error_code_has_an_exit_code() -> None:
         want = expected.get(code, 1)
         assert with_data.exit_code == want and bare.exit_code == want, code
         assert with_data.fix == DEFAULT_FIX[code]
-    assert errors.RpcError({"code": 1001, "message": "x", "data": {"name": "PERMISSION_DENIED", "fix": "f"}}).message == "permission denied: x"
+    denied = {"code": 1001, "message": "x", "data": {"name": "PERMISSION_DENIED", "fix": "f"}}
+    assert errors.RpcError(denied).message == "permission denied: x"

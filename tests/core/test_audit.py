@@ -31,7 +31,8 @@ def real_transport(p: Pair) -> bytes:
 def wrong_key_packet(p: Pair) -> bytes:
     """Encrypted, to the right receiver index with a plausible counter, but under a key A does not hold."""
     live = p.a.peers()[0].current
-    forged = Session(local_index=1, remote_index=live.remote_index, send_key=bytes(range(32)), recv_key=bytes(32), initiator=True, created_at=p.now)
+    forged = Session(local_index=1, remote_index=live.remote_index, send_key=bytes(range(32)), recv_key=bytes(32), initiator=True,
+                     created_at=p.now)
     forged.send_counter = live.send_counter
     return forged.encrypt(fw.encode_data(0, True, True, fw.MessageKind.MESSAGE, b"x" * 40), p.now)
 
@@ -39,7 +40,8 @@ def wrong_key_packet(p: Pair) -> bytes:
 def plaintext_packet(p: Pair) -> bytes:
     """A transport header in front of an unencrypted frame: the classic "forgot to encrypt" bug."""
     live = p.a.peers()[0].current
-    return encode_transport_header(live.remote_index, live.send_counter) + fw.encode_data(0, True, True, fw.MessageKind.MESSAGE, b"secret words" * 3)
+    header = encode_transport_header(live.remote_index, live.send_counter)
+    return header + fw.encode_data(0, True, True, fw.MessageKind.MESSAGE, b"secret words" * 3)
 
 
 def zero_mac1_init(p: Pair) -> bytes:

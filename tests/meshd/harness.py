@@ -64,7 +64,10 @@ class NotifySocket:
 
 
 class DaemonProc:
-    def __init__(self, base: Path, name: str = "d", extra: list[str] | None = None, env: dict[str, str] | None = None, abstract_notify: bool = False) -> None:
+    def __init__(
+        self, base: Path, name: str = "d", extra: list[str] | None = None, env: dict[str, str] | None = None,
+        abstract_notify: bool = False,
+    ) -> None:
         self.base = base
         self.dir = base / name
         self.state = self.dir / "state"

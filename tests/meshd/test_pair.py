@@ -76,7 +76,8 @@ def test_two_daemons_join_and_every_method_works_over_the_socket(daemon_factory,
 
     # ping with streamed progress: one notification per probe, before the response
     rid = 99
-    cb.send_obj({"jsonrpc": "2.0", "id": rid, "method": "ping", "params": {"peer": a_id[:10], "count": 3, "interval": 0.05, "progress": "tok"}})
+    params = {"peer": a_id[:10], "count": 3, "interval": 0.05, "progress": "tok"}
+    cb.send_obj({"jsonrpc": "2.0", "id": rid, "method": "ping", "params": params})
     progress = [cb.next_notification("progress") for _ in range(3)]
     resp = cb.wait_response(rid)
     seen.add("ping")

@@ -2,16 +2,17 @@
 
 ``SO_PEERCRED`` gives the client's pid, uid and gid as of ``connect()``; ``SO_PEERGROUPS`` (option 59,
 Linux 4.13+) its supplementary groups. Root, the daemon's own user (who started an unprivileged daemon owns
-it anyway) and members of the daemon's group (``api.group``, default ``omerta``) may call write methods; everyone may call read methods. The socket file is 0666 so that anyone
-can connect: the credentials decide, not the file mode (as Tailscale's safesocket does).
+it anyway) and members of the daemon's group (``api.group``, default ``omerta``) may call write methods; everyone
+may call read methods. The socket file is 0666 so that anyone can connect: the credentials decide, not the file
+mode (as Tailscale's safesocket does).
 """
 
 from __future__ import annotations
 
 import errno
 import grp
-import os
 import logging
+import os
 import socket
 import struct
 from dataclasses import dataclass

@@ -314,7 +314,7 @@ class ReloadResult:
 
 # ====================================================================== codec
 def to_json(obj: Any) -> Any:
-    return dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else obj
+    return dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) and not isinstance(obj, type) else obj
 
 
 def request_fields(cls: type) -> list[tuple[dataclasses.Field, Any]]:
