@@ -70,7 +70,8 @@ class PeerRecord:
 def _body(rec: PeerRecord) -> bytes:
     name = rec.name.encode("utf-8")[:MAX_NAME]
     flags = (FLAG_RELAY if rec.relay else 0) | (FLAG_LEFT if rec.left else 0)
-    out = bytearray(_HEAD.pack(RECORD_VERSION, rec.node.raw, rec.seq, rec.expires, flags, rec.mapping, rec.filtering, max(-32768, min(32767, rec.port_delta)), len(name)))
+    delta = max(-32768, min(32767, rec.port_delta))
+    out = bytearray(_HEAD.pack(RECORD_VERSION, rec.node.raw, rec.seq, rec.expires, flags, rec.mapping, rec.filtering, delta, len(name)))
     out += name
     out += encode_endpoints(rec.endpoints[:MAX_ENDPOINTS])
     relays = rec.relays[:MAX_RELAYS]
@@ -86,7 +87,8 @@ def sign_record(identity: Identity, network: NetworkId, rec: PeerRecord) -> Peer
         raise ValueError("a node signs only its own record")
     body = _body(rec)
     raw = body + identity.sign(network.raw + body)
-    return PeerRecord(rec.node, rec.seq, rec.expires, rec.endpoints[:MAX_ENDPOINTS], rec.name, rec.relay, rec.mapping, rec.filtering, rec.port_delta, rec.relays[:MAX_RELAYS], raw, rec.left)
+    return PeerRecord(rec.node, rec.seq, rec.expires, rec.endpoints[:MAX_ENDPOINTS], rec.name, rec.relay, rec.mapping, rec.filtering,
+                      rec.port_delta, rec.relays[:MAX_RELAYS], raw, rec.left)
 
 
 def decode_record(data: bytes, network: NetworkId) -> PeerRecord:
@@ -118,7 +120,8 @@ def decode_record(data: bytes, network: NetworkId) -> PeerRecord:
     body, sig = data[:pos], data[pos:]
     if not verify_signature(node, network.raw + body, sig):
         raise WireError(DropReason.RECORD_INVALID, "signature does not verify under the record's node id")
-    rec = PeerRecord(NodeId(node), seq, expires, tuple(eps), name, bool(flags & FLAG_RELAY), mapping, filtering, delta, relays, bytes(data), bool(flags & FLAG_LEFT))
+    rec = PeerRecord(NodeId(node), seq, expires, tuple(eps), name, bool(flags & FLAG_RELAY), mapping, filtering, delta, relays,
+                     bytes(data), bool(flags & FLAG_LEFT))
     if len(_VERIFIED) >= _VERIFIED_MAX:
         _VERIFIED.clear()
     _VERIFIED[memo_key] = rec
