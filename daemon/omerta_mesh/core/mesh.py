@@ -239,21 +239,25 @@ class Mesh(LinkMixin, NatProbeMixin):
     def peers(self, network_id: NetworkId | None = None) -> list[Peer]:
         return self.table.in_network(network_id) if network_id else list(self.table)
 
-    def find_peer(self, node: NodeId, network_id: NetworkId | None = None) -> Peer:
+    def find_peer(self, node: NodeId, network_id: NetworkId | None = None, now: float | None = None) -> Peer:
+        """The peer ``node`` (in ``network_id``, else the one with a session). With ``now``, a member known
+        only by its signed record gets a peer and a session is opened (the commands that send); without,
+        this is a pure lookup that raises ``UsageError`` for it."""
         if network_id is not None:
             peer = self.table.get(network_id, node)
-            rec = self.record_of(network_id, node) if peer is None else None
-            if rec is not None:
-                peer = self._connect_record(self.network(network_id), rec, self._last_now)
+            rec = self.record_of(network_id, node) if peer is None and now is not None else None
+            if rec is not None and now is not None:
+                peer = self._connect_record(self.network(network_id), rec, now)
             if peer is None:
                 raise UsageError(f"peer {node.short()} is not known in network {network_id}")
             return peer
         cands = self.table.by_node(node)
         if not cands:
-            for net in self.networks.values():  # known by gossip: open a session on demand
+            # known by gossip only: with `now`, open a session on demand
+            for net in self.networks.values() if now is not None else ():
                 rec = self.record_of(net.id, node)
-                if rec is not None and (rec.endpoints or rec.relays):
-                    peer = self._connect_record(net, rec, self._last_now)
+                if rec is not None and (rec.endpoints or rec.relays) and now is not None:
+                    peer = self._connect_record(net, rec, now)
                     if peer is not None:
                         return peer
             raise UsageError(f"peer {node.short()} is not known in any network; join with an invite or add it")
@@ -739,7 +743,7 @@ class Mesh(LinkMixin, NatProbeMixin):
 
     def send(self, node: NodeId, channel: str, data: bytes, now: float, network: NetworkId | None = None) -> int:
         """Queue a channel message for reliable, in-order delivery. Returns its message id."""
-        peer = self.find_peer(node, network)
+        peer = self.find_peer(node, network, now)
         header = make_header(fw.MessageKind.MESSAGE, channel, data, self.cfg.max_message)
         return self._enqueue(peer, header, data, now)
 
@@ -749,7 +753,7 @@ class Mesh(LinkMixin, NatProbeMixin):
 
     def request(self, node: NodeId, channel: str, data: bytes, now: float, network: NetworkId | None = None, timeout: float | None = None) -> int:
         """Send a request; a ResponseReceived or RequestTimedOut event with the returned id follows."""
-        peer = self.find_peer(node, network)
+        peer = self.find_peer(node, network, now)
         make_header(fw.MessageKind.REQUEST, channel, data, self.cfg.max_message)
         cid = self.requests.open(peer, now + (timeout or self.cfg.request_timeout))
         header = make_header(fw.MessageKind.REQUEST, channel, data, self.cfg.max_message, corr_id=cid)
@@ -762,13 +766,13 @@ class Mesh(LinkMixin, NatProbeMixin):
         return cid
 
     def respond(self, node: NodeId, request_id: int, data: bytes, now: float, network: NetworkId | None = None, ok: bool = True) -> int:
-        peer = self.find_peer(node, network)
+        peer = self.find_peer(node, network, now)
         header = make_header(fw.MessageKind.RESPONSE, "response", data, self.cfg.max_message, corr_id=request_id, status=0 if ok else 1)
         return self._enqueue(peer, header, data, now)
 
     def ping(self, node: NodeId, now: float, network: NetworkId | None = None) -> int:
         """Send an authenticated probe on the current path; a PongReceived event carries the RTT and path."""
-        peer = self.find_peer(node, network)
+        peer = self.find_peer(node, network, now)
         pid = self._probe(peer, peer.endpoint, now, user=True) if peer.endpoint is not None else None
         if pid is None:
             raise UsageError(f"no session with {node.short()} yet; wait for it to connect")
