@@ -15,6 +15,7 @@ from typing import Iterator
 import pytest
 
 from clients.ctlharness import ctl, start_all, wait_until
+from meshd.dbus_harness import PrivateBus, have_dbus_daemon
 from meshd.harness import DaemonProc
 
 
@@ -29,8 +30,12 @@ def named(base: Path, dirname: str, name: str) -> DaemonProc:
 @pytest.fixture(scope="module")
 def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, DaemonProc]]:
     base = tmp_path_factory.mktemp("names")
+    bus = PrivateBus(base, "root") if have_dbus_daemon() else None
     ds = {"alpha": named(base, "alpha", "alpha"), "bravo1": named(base, "bravo1", "bravo"),
           "bravo2": named(base, "bravo2", "bravo"), "charlie": named(base, "charlie", "charlie")}
+    if bus is not None:  # alpha also offers D-Bus: names are the same on both faces
+        ds["alpha"].extra += ["--dbus-address", bus.address]
+        ds["alpha"].bus = bus  # type: ignore[attr-defined]
     try:
         start_all(list(ds.values()))
         net = ds["alpha"].call("network.create", name="home")
@@ -46,6 +51,8 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, DaemonP
     finally:
         for d in ds.values():
             d.close()
+        if bus is not None:
+            bus.close()
 
 
 def ids(mesh: dict[str, DaemonProc]) -> dict[str, str]:
@@ -103,3 +110,33 @@ def test_a_local_name_overrides_the_gossiped_one(mesh, tmp_path) -> None:
     finally:
         conf.write_text('[node]\nname = "alpha"\n')
         ctl(a.socket, "reload")
+
+
+@pytest.mark.skipif(not have_dbus_daemon(), reason="dbus-daemon is not installed (apt-get install dbus)")
+def test_dbus_names_peers_the_same_way(mesh) -> None:
+    import asyncio
+
+    from dbus_fast import DBusError
+    from dbus_fast.aio import MessageBus
+
+    from omerta_mesh.meshd.dbus_codec import unwrap
+    from omerta_mesh.meshd.registry import DBUS_IFACE, DBUS_NAME, DBUS_PATH
+
+    i = ids(mesh)
+    over_rpc = {p["node_id"]: p["name"] for p in mesh["alpha"].call("peers.list")["peers"]}  # type: ignore[index]
+
+    async def go() -> None:
+        b = await MessageBus(bus_address=mesh["alpha"].bus.address).connect()
+        try:
+            obj = b.get_proxy_object(DBUS_NAME, DBUS_PATH, await b.introspect(DBUS_NAME, DBUS_PATH))
+            iface = obj.get_interface(DBUS_IFACE)
+            peers = unwrap(await iface.call_peers_list(""))["peers"]
+            assert {p["node_id"]: p["name"] for p in peers} == over_rpc
+            assert unwrap(await iface.call_peers_get("charlie", ""))["node_id"] == i["charlie"]
+            with pytest.raises(DBusError) as ei:
+                await iface.call_peers_get("bravo", "")
+            assert ei.value.type.endswith("PeerAmbiguous") and i["bravo1"][:12] in ei.value.text
+        finally:
+            b.disconnect()
+
+    asyncio.run(go())
