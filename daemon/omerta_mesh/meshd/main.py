@@ -168,7 +168,7 @@ class Daemon:
         for text in self.config.node.bootstrap:
             node, ep = config_mod.parse_bootstrap(text)
             assert self.node is not None, "bootstrap runs after the node started"
-            for net in list(self.node.core.networks.values()):
+            for net in self.node.snapshot().networks:
                 try:
                     self.node.add_peer(net.id, node, [ep])
                 except UsageError as e:
