@@ -60,6 +60,8 @@ def test_json_errors_are_a_json_object_on_stderr(pair, tmp_path) -> None:
     assert err["code"] == "PEER_NOT_FOUND" and "nobody-here" in err["message"] and err["fix"]
     down = ctl(tmp_path / "none.sock", "status", "--json")
     assert down.rc == 3 and json.loads(down.err)["code"] == "DAEMON_NOT_RUNNING"
+    usage = ctl(a.socket, "--json", "ping", "b", "-c", "many")  # an argument error, before any daemon call
+    assert usage.rc == 2 and json.loads(usage.err)["code"] == "USAGE" and "many" in json.loads(usage.err)["message"]
 
 
 def test_readme_names_the_default_udp_port() -> None:

@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 from importlib import metadata
+from typing import NoReturn
 
 from .. import errors
 from . import channels, completion, daemon, events, netcheck, network, peers, ping, status
@@ -43,8 +44,21 @@ def version() -> str:
         return "0.1.0+src"
 
 
+class CtlParser(argparse.ArgumentParser):
+    """argparse with one change: with ``--json`` anywhere on the command line, a usage error is a JSON
+    object on stderr too (subcommand parsers are of the same class)."""
+
+    json_errors = False
+
+    def error(self, message: str) -> NoReturn:
+        if self.json_errors:
+            errors.show_json(errors.ClientError(message, f"see `{self.prog} --help`", errors.USAGE, "USAGE"), sys.stderr)
+            self.exit(errors.USAGE)
+        super().error(message)
+
+
 def build_parser(prog: str = "omertactl") -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog=prog, description=DESCRIPTION, epilog=EPILOG,
+    root = CtlParser(prog=prog, description=DESCRIPTION, epilog=EPILOG,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common(root, suppress=False)
     root.add_argument("--version", action="version", version=f"{prog} {version()}")
@@ -76,6 +90,7 @@ def _register_monitor(sub: argparse._SubParsersAction, common: argparse.Argument
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    CtlParser.json_errors = "--json" in (sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     if getattr(args, "func", None) is None:
         parser.print_help(sys.stderr)
