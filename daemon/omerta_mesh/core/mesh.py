@@ -13,6 +13,7 @@ and ``wall_offset`` (wall clock minus monotonic clock) only stamps handshake ini
 from __future__ import annotations
 
 from collections import deque
+from typing import Callable
 
 from . import events as ev
 from .audit import EncryptionAudit
@@ -32,9 +33,9 @@ from .outbox import Outbox
 from .peers.paths import is_relay
 from .peers.peer import Peer
 from .peers.table import PeerTable
-from .session.handshakes import Completed, Handshakes
+from .session.handshakes import Completed, CookieReply, Handshakes, TieBreakResend
 from .session.session import Session
-from .timers import DeadlineQueue
+from .timers import DeadlineQueue, PeerTimer, Timer
 from .wire import frames as fw
 from .wire.invite import Invite, decode_invite, encode_invite
 from .wire.records import PeerRecord
@@ -65,8 +66,8 @@ class Mesh(LinkMixin, NatProbeMixin):
         self.counters = Counters()
         self.networks: dict[bytes, Network] = {}
         self.table = PeerTable(self.entropy, config.max_peers_per_network)
-        self.hs = Handshakes(identity, config, self.entropy, self.counters, self.table, self.incarnation)
         self.budget = ReassemblyBudget(config.reassembly_per_peer_bytes, config.reassembly_total_bytes)
+        self.hs = Handshakes(identity, config, self.entropy, self.counters, self.table, self.incarnation, self.budget)
         self.requests = PendingRequests(config.max_pending_requests)
         self._timers = DeadlineQueue()
         self._out: list[tuple[Address, Address | None, bytes]] = []
@@ -93,6 +94,14 @@ class Mesh(LinkMixin, NatProbeMixin):
         self.name = name
         self.gossip = Gossip(identity, config, self.counters, self.entropy, self.table, wall_offset, name)
         self._natprobe_init()
+        # dispatch tables: singleton timers, and control messages by name (handler(peer, name, body, now))
+        self._timer_handlers: dict[Timer, Callable[[float], None]] = {
+            Timer.GOSSIP: self._gossip_round, Timer.NAT: self._nat_timer, Timer.REQUESTS: self._requests_timer}
+        self._control_handlers: dict[str, Callable[[Peer, str, bytes, float], None]] = {
+            "gossip.sync": self._on_gossip, "gossip.records": self._on_gossip, "gossip.want": self._on_gossip,
+            "punch.candidates": lambda peer, _name, body, now: self._on_candidates(peer, body, now),
+            "nat.test": lambda peer, _name, body, now: self._on_nat_test(peer, body, now),
+            "nat.ack": lambda peer, _name, body, now: self._on_nat_ack(peer, body, now)}
         self.chunk_size = config.max_datagram - TRANSPORT_OVERHEAD - RELAY_HEADROOM - fw.DATA_HEADER_LEN
         self.audit = EncryptionAudit(self._sessions_by_remote, strict=strict_audit) if (audit or strict_audit) else None
 
@@ -173,8 +182,8 @@ class Mesh(LinkMixin, NatProbeMixin):
         self.networks[net.id.raw] = net
         self.hs.add_network(net)
         self.gossip.add_network(net, self._own_facts(), now)
-        if self._timers.get(("gossip",)) is None:
-            self._timers.set(("gossip",), self.gossip.first_round_at(now))
+        if self._timers.get(Timer.GOSSIP) is None:
+            self._timers.set(Timer.GOSSIP, self.gossip.first_round_at(now))
         self._event(ev.NetworkJoined(net.id, net.name))
 
     def network(self, network_id: NetworkId) -> Network:
@@ -216,25 +225,13 @@ class Mesh(LinkMixin, NatProbeMixin):
         x = self.hs.x25519_of(node.raw)
         if x is None:
             raise UsageError(f"{node} is not a valid node id (not an Ed25519 public key)")
-        peer = self._peer(net, node, x)
+        peer = self.hs.admit(net, node, x)
         for ep in reversed(endpoints):
             peer.add_endpoint(ep)
         peer.wanted = peer.wanted or wanted
         if peer.current is None and peer.pending is None:
             self._initiate(peer, now)
         return peer
-
-    def _peer(self, net: Network, node: NodeId, x25519: bytes) -> Peer:
-        peer = self.table.get(net.id, node)
-        if peer is None:
-            peer = self.table.add(Peer(net, node, x25519, self.cfg, self.budget))
-        return peer
-
-    def _get_or_admit(self, net: Network, node: NodeId, x25519: bytes) -> Peer | None:
-        try:
-            return self._peer(net, node, x25519)
-        except UsageError:
-            return None
 
     def peers(self, network_id: NetworkId | None = None) -> list[Peer]:
         return self.table.in_network(network_id) if network_id else list(self.table)
@@ -275,7 +272,7 @@ class Mesh(LinkMixin, NatProbeMixin):
             peer.connected = False
             self._event(ev.PeerDisconnected(peer.network.id, peer.node, reason))
         self.table.remove(peer)
-        self._timers.cancel(("peer", peer.key))
+        self._timers.cancel(PeerTimer(peer.key))
 
     # ================================================================== discovery (core/discovery/gossip.py)
     def records(self, network: NetworkId) -> list[PeerRecord]:
@@ -296,7 +293,7 @@ class Mesh(LinkMixin, NatProbeMixin):
         self._perform(out, now)
         for c in connects:
             self._connect_record(c.network, c.record, now)
-        self._timers.set(("gossip",), at)
+        self._timers.set(Timer.GOSSIP, at)
 
     def _connect_record(self, net: Network, rec: PeerRecord, now: float) -> Peer | None:
         try:
@@ -395,7 +392,7 @@ class Mesh(LinkMixin, NatProbeMixin):
 
     def _arm(self, peer: Peer, now: float) -> None:
         at = self._peer_deadline(peer)
-        key = ("peer", peer.key)
+        key = PeerTimer(peer.key)
         if at is None:
             self._timers.cancel(key)
         else:
@@ -403,24 +400,21 @@ class Mesh(LinkMixin, NatProbeMixin):
 
     def handle_timer(self, now: float) -> None:
         self._last_now = now
-        due = list(self._timers.pop_due(now))
-        for key in due:
-            if key == ("requests",):
-                continue
-            if key == ("gossip",):
-                self._gossip_round(now)
-                continue
-            if key == ("nat",):
-                self._nat_timer(now)
-                continue
-            peer = self.table.get(NetworkId(key[1][0]), NodeId(key[1][1]))
-            if peer is not None:
-                self._service(peer, now)
+        for key in list(self._timers.pop_due(now)):
+            if isinstance(key, PeerTimer):
+                peer = self.table.get(NetworkId(key.key[0]), NodeId(key.key[1]))
+                if peer is not None:
+                    self._service(peer, now)
+            else:
+                self._timer_handlers[key](now)
+        self._requests_timer(now)  # every call: a request's deadline may have passed while other timers ran
+
+    def _requests_timer(self, now: float) -> None:
         for cid, peer in self.requests.expired(now):
             self._event(ev.RequestTimedOut(peer.network.id, peer.node, cid))
         nxt = self.requests.deadlines.next_deadline()
         if nxt is not None:
-            self._timers.set(("requests",), nxt)
+            self._timers.set(Timer.REQUESTS, nxt)
 
     def _service(self, peer: Peer, now: float) -> None:
         cfg = self.cfg
@@ -525,7 +519,20 @@ class Mesh(LinkMixin, NatProbeMixin):
     def _receive_handshake(self, data: bytes, src: Address, local: Address | None, now: float) -> None:
         t = packet_type(data)
         if t is PacketType.HANDSHAKE_INIT:
-            done = self.hs.on_initiation(data, src, now, self.networks, self._get_or_admit, lambda d, p: self._reply_to(d, p, local), lambda peer, d, p: self._tie_break_resend(peer, d, p, now))
+            match self.hs.on_initiation(data, src, now, self.networks):
+                case CookieReply(dst, reply):  # to a sender we do not know yet; relayed senders stay unanswered
+                    if is_relay(dst):
+                        self.counters.inc("handshake.cookie_to_relay_dropped")
+                    else:
+                        self._out.append((dst, local, reply))
+                    return
+                case TieBreakResend(peer, dst, init):
+                    if not is_relay(dst):
+                        peer.add_endpoint(dst)
+                    self._send_raw(peer, init, dst, now)
+                    return
+                case done:
+                    pass
         elif t is PacketType.HANDSHAKE_RESP:
             done = self.hs.on_response(data, src, now)
         elif t is PacketType.COOKIE_REPLY:
@@ -537,18 +544,6 @@ class Mesh(LinkMixin, NatProbeMixin):
             done.peer.local = local
             done.peer.stats.bytes_in += len(data)
             self._handshake_done(done, now)
-
-    def _reply_to(self, dst: Address, data: bytes, local: Address | None) -> None:
-        """A reply to a sender we do not know yet (a cookie reply)."""
-        if is_relay(dst):
-            self.counters.inc("handshake.cookie_to_relay_dropped")  # relayed senders stay unanswered under load
-            return
-        self._out.append((dst, local, data))
-
-    def _tie_break_resend(self, peer: Peer, dst: Address, data: bytes, now: float) -> None:
-        if not is_relay(dst):
-            peer.add_endpoint(dst)
-        self._send_raw(peer, data, dst, now)
 
     def _receive_transport(self, data: bytes, src: Address, local: Address | None, now: float) -> None:
         if len(data) < TRANSPORT_OVERHEAD:
@@ -673,19 +668,17 @@ class Mesh(LinkMixin, NatProbeMixin):
             self.counters.inc("control.queue_full")
 
     def _on_control(self, peer: Peer, name: str, body: bytes, now: float) -> None:
-        if name == "punch.candidates":
-            self._on_candidates(peer, body, now)
-        elif name.startswith("gossip."):
-            out = Outbox()
-            learnt = self.gossip.receive(peer, name, body, now, out)
-            self._perform(out, now)
-            self._learnt(peer.network, learnt, now)
-        elif name == "nat.test":
-            self._on_nat_test(peer, body, now)
-        elif name == "nat.ack":
-            self._on_nat_ack(peer, body, now)
-        else:
+        handler = self._control_handlers.get(name)
+        if handler is None:
             self.counters.drop(DropReason.UNKNOWN_FRAME)
+        else:
+            handler(peer, name, body, now)
+
+    def _on_gossip(self, peer: Peer, name: str, body: bytes, now: float) -> None:
+        out = Outbox()
+        learnt = self.gossip.receive(peer, name, body, now, out)
+        self._perform(out, now)
+        self._learnt(peer.network, learnt, now)
 
     # ================================================================== NAT
     def nat_verdict(self) -> NatVerdict:
@@ -762,7 +755,7 @@ class Mesh(LinkMixin, NatProbeMixin):
         except UsageError:
             self.requests.close(cid, peer)
             raise
-        self._timers.set(("requests",), self.requests.deadlines.next_deadline() or now)
+        self._timers.set(Timer.REQUESTS, self.requests.deadlines.next_deadline() or now)
         return cid
 
     def respond(self, node: NodeId, request_id: int, data: bytes, now: float, network: NetworkId | None = None, ok: bool = True) -> int:

@@ -6,7 +6,9 @@ calls ``handle_timer(now)`` when that moment has come. ``pop_due(now)`` yields t
 
 from __future__ import annotations
 
+import enum
 import heapq
+from dataclasses import dataclass
 from typing import Hashable, Iterator
 
 
@@ -58,3 +60,21 @@ class DeadlineQueue:
     def _compact(self) -> None:
         self._heap = [e for e in self._heap if self._at.get(e[2]) == e[0]]
         heapq.heapify(self._heap)
+
+
+class Timer(enum.Enum):
+    """The core's singleton timers (``Mesh.handle_timer`` dispatches on them through a table)."""
+
+    GOSSIP = "gossip"  # the next gossip round (core/discovery/gossip.py)
+    NAT = "nat"  # the next NAT test deadline (core/nat/probing.py)
+    REQUESTS = "requests"  # the earliest request timeout
+
+
+@dataclass(frozen=True, slots=True)
+class PeerTimer:
+    """One peer's computed deadline: sessions, handshakes, its stream, probes and punching."""
+
+    key: tuple[bytes, bytes]  # (network id, node id)
+
+
+TimerKey = Timer | PeerTimer

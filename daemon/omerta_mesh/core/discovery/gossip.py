@@ -26,8 +26,10 @@ references ``Mesh``: facts owned elsewhere (our advertised endpoints, NAT verdic
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 from dataclasses import dataclass
+from typing import Any
 
 from .. import events as ev
 from ..config import CoreConfig
@@ -78,15 +80,16 @@ class _NetGossip:
     def __init__(self, max_records: int) -> None:
         self.store = PeerRecordStore(max_records)
         self.cursor = b""
-        self.hot: deque[list] = deque(maxlen=HOT)  # [node id, pushes left]
+        self.hot: deque[list[Any]] = deque(maxlen=HOT)  # [node id, pushes left]
         self.own: PeerRecord | None = None
-        self.own_key: tuple | None = None
+        self.own_key: tuple[object, ...] | None = None
         self.spent = 0  # gossip bytes sent this round
         self.answered = 0  # syncs answered this round
 
 
 class Gossip:
-    def __init__(self, identity: Identity, config: CoreConfig, counters: Counters, entropy: Entropy, table: PeerTable, wall_offset: float, name: str) -> None:
+    def __init__(self, identity: Identity, config: CoreConfig, counters: Counters, entropy: Entropy, table: PeerTable,
+                 wall_offset: float, name: str) -> None:
         self.identity = identity
         self.node_id = identity.node_id
         self.cfg = config
@@ -142,17 +145,20 @@ class Gossip:
         """Re-sign our record if what it says changed or it is due for refreshing. Returns whether it did."""
         g = self._net(net.id)
         eps = facts.endpoints[:8]
-        key = (eps, facts.relay, facts.mapping, facts.filtering, facts.port_delta, self.name, self.home_relays(net.id))
+        relays = self.home_relays(net.id)
+        key = (eps, facts.relay, facts.mapping, facts.filtering, facts.port_delta, self.name, relays)
         wall = now + self.wall_offset
-        if not force and g.own is not None and g.own_key == key and wall < g.own.expires - self.cfg.record_lifetime + self.cfg.record_refresh:
+        due = g.own is None or wall >= g.own.expires - self.cfg.record_lifetime + self.cfg.record_refresh
+        if not force and g.own_key == key and not due:
             return False
-        self._sign_own(net, g, PeerRecord(self.node_id, 0, 0, eps, self.name, facts.relay, facts.mapping, facts.filtering, facts.port_delta, key[6]), wall)
+        rec = PeerRecord(self.node_id, 0, 0, eps, self.name, facts.relay, facts.mapping, facts.filtering, facts.port_delta, relays)
+        self._sign_own(net, g, rec, wall)
         g.own_key = key
         return True
 
     def _sign_own(self, net: Network, g: _NetGossip, rec: PeerRecord, wall: float) -> PeerRecord:
         seq = max(int(wall * 1000), (g.own.seq + 1) if g.own else 0)
-        rec = PeerRecord(rec.node, seq, int(wall + self.cfg.record_lifetime), rec.endpoints, rec.name, rec.relay, rec.mapping, rec.filtering, rec.port_delta, rec.relays, left=rec.left)
+        rec = dataclasses.replace(rec, seq=seq, expires=int(wall + self.cfg.record_lifetime))
         g.own = sign_record(self.identity, net.id, rec)
         g.store.offer(g.own, wall)
         g.hot.append([self.node_id.raw, PUSHES])

@@ -31,6 +31,7 @@ from ..peers.paths import is_relay
 from ..peers.peer import Peer
 from ..wire import control as cw
 from ..wire import frames as fw
+from ..timers import Timer
 from .classify import FilterTest, Mapping, NatVerdict, Observation
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -86,9 +87,9 @@ class NatProbeMixin:
         if self._nat_test_at is not None:
             dues.append(self._nat_test_at)
         if dues:
-            self._timers.set(("nat",), min(dues))
+            self._timers.set(Timer.NAT, min(dues))
         else:
-            self._timers.cancel(("nat",))
+            self._timers.cancel(Timer.NAT)
 
     def _nat_timer(self: "Mesh", now: float) -> None:
         for nonce, p in list(self._nat_pending.items()):

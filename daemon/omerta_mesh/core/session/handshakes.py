@@ -14,19 +14,20 @@ from __future__ import annotations
 import hmac
 import struct
 from dataclasses import dataclass
-from typing import Callable, Mapping
+from typing import Mapping
 
+from ..channels import ReassemblyBudget
 from ..config import CoreConfig
 from ..counters import Counters
 from ..entropy import Entropy
-from ..errors import DropReason, WireError
+from ..errors import DropReason, UsageError, WireError
 from ..ids import NodeId
 from ..keys import Identity, ed25519_public_to_x25519
 from ..network import Network
 from ..noise.cookie import CookieJar, RateLimiter, open_cookie
 from ..noise.handshake import InitiatorHandshake, ResponderHandshake
 from ..noise.symmetric import NoiseError
-from ..peers.peer import PendingInitiation, Peer
+from ..peers.peer import Peer, PendingInitiation
 from ..peers.table import PeerTable
 from ..wire import handshake as hw
 from .session import Session
@@ -49,6 +50,27 @@ class Completed:
     dropped: list[Session]  # sessions this handshake pushed out of the peer's slots (the caller forgets them)
 
 
+@dataclass(frozen=True, slots=True)
+class CookieReply:
+    """Under load: send ``data`` (a cookie reply) to ``dst``, a sender we do not know yet."""
+
+    dst: Address
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class TieBreakResend:
+    """Both sides initiated and we stay initiator: send our initiation ``data`` to ``peer`` at ``dst`` (where
+    its initiation came from: our own may be going to an address it no longer has)."""
+
+    peer: Peer
+    dst: Address
+    data: bytes
+
+
+InitiationResult = Completed | CookieReply | TieBreakResend | None
+
+
 class Handshakes:
     def __init__(
         self,
@@ -58,8 +80,10 @@ class Handshakes:
         counters: Counters,
         table: PeerTable,
         incarnation: int,
+        budget: ReassemblyBudget | None = None,
     ) -> None:
         self.identity = identity
+        self.budget = budget or ReassemblyBudget(config.reassembly_per_peer_bytes, config.reassembly_total_bytes)
         self.cfg = config
         self.entropy = entropy
         self.counters = counters
@@ -88,6 +112,13 @@ class Handshakes:
                 self._x_cache.clear()
             self._x_cache[ed_public] = x
         return x
+
+    def admit(self, net: Network, node: NodeId, x25519: bytes) -> Peer:
+        """The peer (network, node), added to the table if new. Raises UsageError when the network is full."""
+        peer = self.table.get(net.id, node)
+        if peer is None:
+            peer = self.table.add(Peer(net, node, x25519, self.cfg, self.budget))
+        return peer
 
     # ------------------------------------------------------------------ initiator
     def initiate(self, peer: Peer, now: float, wall: float) -> bytes:
@@ -172,10 +203,9 @@ class Handshakes:
         src: Address,
         now: float,
         networks: Mapping[bytes, Network],
-        get_peer: Callable[[Network, NodeId, bytes], Peer | None],
-        send: Callable[[Address, bytes], None],
-        send_peer: Callable[[Peer, Address, bytes], None] | None = None,
-    ) -> Completed | None:
+    ) -> InitiationResult:
+        """An initiation from ``src``: the completed session (its response to send back), a cookie reply or a
+        tie-break resend for the caller to send, or None (dropped and counted)."""
         try:
             init = hw.decode_init(data)
         except WireError as e:
@@ -196,9 +226,8 @@ class Handshakes:
             cookie = cj.cookie(src, now)
             if not hmac.compare_digest(hw.mac(cookie, init.mac2_input), init.mac2):
                 nonce, sealed = cj.seal(net.cookie_key(self.identity.public), cookie, init.mac1)
-                send(src, hw.encode_cookie_reply(init.sender, nonce, sealed))
                 self.counters.drop(DropReason.COOKIE_REQUIRED)
-                return None
+                return CookieReply(src, hw.encode_cookie_reply(init.sender, nonce, sealed))
             if not self.limiter.allow(src[0], now):
                 self.counters.drop(DropReason.RATE_LIMITED)
                 return None
@@ -220,8 +249,9 @@ class Handshakes:
         if node == self.identity.node_id:
             self.counters.drop(DropReason.SELF)
             return None
-        peer = get_peer(net, node, x)
-        if peer is None:
+        try:
+            peer = self.admit(net, node, x)
+        except UsageError:  # the network is full
             self.counters.drop(DropReason.UNKNOWN_PEER)
             return None
         if timestamp <= peer.greatest_timestamp:
@@ -233,9 +263,7 @@ class Handshakes:
                 # Our initiation may be going to an address the peer no longer has (it restarted on
                 # another port, say): send it to where the peer's came from too, so the race resolves.
                 self.counters.drop(DropReason.HANDSHAKE_TIE_BREAK)
-                if send_peer is not None:
-                    send_peer(peer, src, peer.pending.datagram)
-                return None
+                return TieBreakResend(peer, src, peer.pending.datagram)
             self.abandon(peer)
         peer.greatest_timestamp = timestamp
         msg2 = noise.write_message_2(_INC.pack(self.incarnation))
@@ -250,8 +278,8 @@ class Handshakes:
             created_at=now,
             replay_window=self.cfg.replay_window,
         )
-        cookie = peer.cookie if now - peer.cookie_at < self.cfg.cookie_secret_lifetime else None
-        reply, _ = hw.encode_resp(idx, init.sender, msg2, net.mac1_key(node.raw), cookie)
+        ours = peer.cookie if now - peer.cookie_at < self.cfg.cookie_secret_lifetime else None
+        reply, _ = hw.encode_resp(idx, init.sender, msg2, net.mac1_key(node.raw), ours)
         self.counters.inc("handshake.responses_sent")
         return self._complete(peer, session, reply, src, incarnation, now)
 
