@@ -306,6 +306,14 @@ class MeshNode:
         """One peer (a pure lookup: it never opens a session); None when there is none."""
         return views.find_peer_view(self._m, node, self._now(), network)
 
+    async def connect(self, node: NodeId, network: NetworkId | None = None, timeout: float = 10.0) -> None:
+        """Open a session with a member (known by invite, cache or gossip) if there is none, and wait for it."""
+        if self.is_connected(node):
+            return
+        self._m.find_peer(node, network, self._now())  # with `now`: a member known by its record gets a session
+        self._flush()
+        await self.wait_connected(node, timeout)
+
     async def wait_connected(self, node: NodeId, timeout: float = 10.0) -> None:
         if self.is_connected(node):
             return

@@ -234,9 +234,16 @@ class DaemonAPI:
         """Mesh-level ping: authenticated probes inside the session; says which path answered and the RTT."""
         node = self.resolve_peer(req.peer)
         net = self._net_id(req.network)
-        peer = self.node.peer_view(node, net)  # a pure lookup: pinging opens no session
+        peer = self.node.peer_view(node, net)
         if peer is None or not peer.connected:
-            raise ApiError(Code.NOT_CONNECTED, f"no session with {self.name_of(node)} yet")
+            # like `tailscale ping`: a member we have no session with yet gets one, within the probe timeout
+            try:
+                await self.node.connect(node, net, timeout=req.timeout)
+            except (UsageError, TimeoutError) as e:
+                raise ApiError(Code.NOT_CONNECTED, f"no session with {self.name_of(node)}: {e}") from None
+            peer = self.node.peer_view(node, net)
+            if peer is None or not peer.connected:
+                raise ApiError(Code.NOT_CONNECTED, f"no session with {self.name_of(node)} yet")
         probes: list[s.PingProbe] = []
         for seq in range(1, req.count + 1):
             if seq > 1:
