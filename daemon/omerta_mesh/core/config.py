@@ -57,7 +57,12 @@ class CoreConfig:
     punch_schedule: tuple[float, ...] = (0.0, 0.2, 0.5, 1.0, 2.0, 3.5, 5.0)
     punch_prediction: int = 64  # at most this many predicted ports per punch attempt
     # --- relays ---------------------------------------------------------------------------------------------
-    relay: bool = False  # offer to relay for others (public or endpoint-independent nodes only)
+    # "auto": offer to relay when public or behind an endpoint-independent mapping+filtering NAT, with the
+    # auto quota; "on": whenever our mapping lets others reach us, with the full quota; "off": never.
+    # (True/False are the old "on"/"off"; core/relay/server.py)
+    relay: str | bool = "auto"
+    relay_auto_rate: float = 500_000.0  # bytes per second per client when relaying by "auto"
+    relay_auto_max_pairs: int = 16
     relay_rate: float = 4_000_000.0  # bytes per second per client
     relay_burst: float = 8_000_000.0
     relay_max_pairs: int = 64  # distinct destinations per client

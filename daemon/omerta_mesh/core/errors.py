@@ -67,6 +67,8 @@ class DropReason(enum.Enum):
     GOSSIP_LIMIT = "gossip_limit"
     RELAY_QUOTA = "relay_quota"
     RELAY_UNKNOWN = "relay_unknown"
+    RELAY_LOOP = "relay_loop"  # a relayed frame asked to be relayed again, or its hop limit is spent
+    RELAY_NO_DIRECT_PATH = "relay_no_direct_path"  # the relay reaches the destination only via a relay, or not at all
     PUNCH_UNKNOWN = "punch_unknown"
     OBSERVATION_INVALID = "observation_invalid"
     NAT_UNEXPECTED = "nat_unexpected"  # a NAT test answer we did not ask for, or a test aimed elsewhere

@@ -7,8 +7,11 @@
   PONG tells us the address our PING came from: that is how NAT mappings are observed.
 * After every piece of evidence the pure policy ``paths.choose`` picks the path. A direct path that stops
   answering for the trust window loses to a relay; a relayed peer keeps trying to go direct.
-* Relaying: a RELAY frame asks a relay-capable peer to forward an end-to-end datagram to another member; it
-  arrives as RELAYED. The relay sees node ids and sizes only, and enforces per-client quotas.
+* Relaying lives in ``core/relay/`` (client: relay paths and wrapping; server: forwarding and quotas). A relay
+  path is probed end to end like any path. When no path answers (every path DOWN and nothing heard for
+  the probe timeout), the peer counts as unreachable: PeerDisconnected, its reliable stream holds (no
+  give-up, no retransmissions) and all its paths keep being probed; the first answer brings it back
+  (PeerConnected, the stream resends).
 * Hole punching: peers on a relayed (or no) path exchange candidate endpoints (``punch.candidates``:
   local addresses, observed mappings, predicted ports for sequential symmetric NATs) and both probe all of
   them on a short schedule, so each side's NAT opens for the other.
@@ -19,11 +22,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from . import events as ev
-from .errors import DropReason, WireError
-from .ids import NodeId
 from .nat.classify import Mapping, Observation
-from .noise.cookie import RateLimiter
-from .peers.paths import FRESHNESS, Address, Path, PathState, choose, evidence, is_relay, path_state, relay_address, relay_node_text
+from .peers.paths import FRESHNESS, Address, Path, PathState, choose, evidence, is_relay, path_state, relay_node_text
 from .peers.peer import Peer
 from .wire import control as cw
 from .wire import frames as fw
@@ -69,21 +69,49 @@ class LinkMixin:
                 if now < at < peer.probe_at:
                     peer.probe_at = at
 
-    def _relay_up(self: "Mesh", peer: Peer, now: float) -> dict[Address, bool]:
-        out = {}
-        for addr in peer.paths:
-            if is_relay(addr):
-                r = self._relay_peer(peer, addr)
-                out[addr] = r is not None and r.connected and r.endpoint is not None and not is_relay(r.endpoint) and (
-                    r.endpoint not in r.paths or path_state(r.paths[r.endpoint], now, self.cfg.trust_window) in (PathState.UP, PathState.UNKNOWN))
-        return out
-
     def _reselect(self: "Mesh", peer: Peer, now: float) -> None:
-        c = choose(peer.paths, peer.endpoint, now, self.cfg.trust_window, self._relay_up(peer, now))
+        c = choose(peer.paths, peer.endpoint, now, self.cfg.trust_window, self.relay_client.relay_up(peer, now))
+        reason = c.reason
+        old = peer.paths.get(peer.endpoint) if peer.endpoint is not None else None
+        if old is not None and old.relay and path_state(old, now, self.cfg.trust_window) is PathState.DOWN:
+            reason = f"relay {relay_node_text(old.addr)[:8]} stopped answering; {reason}"
         if c.addr is not None and c.addr != peer.endpoint:
-            self._switch(peer, c.addr, c.reason, now)
+            self._switch(peer, c.addr, reason, now)
         else:
-            peer.path_reason = c.reason
+            peer.path_reason = reason
+        self._reachability(peer, c.live, peer.paths.get(c.addr) if c.addr is not None else None, reason, now)
+
+    def _reachability(self: "Mesh", peer: Peer, live: bool, chosen: Path | None, reason: str, now: float) -> None:
+        """No path answers: the peer is unreachable until one does (see the module docstring). One lost
+        probe makes a path DOWN; the peer counts as unreachable after a second one (sent at once)."""
+        if not live and peer.connected and peer.sendable_session(now) is not None:
+            if chosen is not None and chosen.lost_since_pong < 2:
+                if not chosen.pending and peer.probe_at is not None and peer.probe_at > now:
+                    peer.probe_at = now  # confirm at once rather than at the next (idle) heartbeat
+                return
+            newest = max((evidence(p) for p in peer.paths.values()), default=float("-inf"))
+            if newest > now - self.cfg.probe_timeout:
+                return  # its traffic still arrives (a lossy path, not a dead one)
+            peer.connected = False
+            peer.unreachable_since = now
+            peer.stream.hold(now)
+            peer.probe_at = now  # from now on every path is probed at the active heartbeat (_heartbeat)
+            self.counters.inc("peers.unreachable")
+            self._event(ev.PeerDisconnected(peer.network.id, peer.node, f"no path answers ({reason})"))
+        elif live and not peer.connected and peer.unreachable_since is not None and peer.sendable_session(now) is not None:
+            peer.connected = True
+            self._reachable_again(peer, now)
+            s = peer.current or peer.next
+            self._event(ev.PeerConnected(peer.network.id, peer.node, peer.endpoint, bool(s and s.initiator)))
+
+    def _reachable_again(self: "Mesh", peer: Peer, now: float) -> None:
+        if peer.unreachable_since is None:
+            return
+        peer.unreachable_since = None
+        peer.stream.release(now)
+        for f in peer.stream.resend_all(now):
+            self._send_frame(peer, f, now)
+        self._pump(peer, now)
 
     def _switch(self: "Mesh", peer: Peer, addr: Address, reason: str, now: float) -> None:
         old = peer.endpoint
@@ -93,10 +121,13 @@ class LinkMixin:
             peer.add_endpoint(addr)
         self._event(ev.PathChanged(peer.network.id, peer.node, old, addr, self.path_kind(peer), reason))
         gone = peer.paths.get(old) if old is not None else None
+        new = peer.paths.get(addr)
         if gone is not None and (path_state(gone, now, self.cfg.trust_window) is PathState.DOWN
-                                 or evidence(gone) < now - self.cfg.heartbeat_active):
+                                 or evidence(gone) < now - self.cfg.heartbeat_active) and (
+                new is None or not new.relay or new.last_pong is not None):
             # failover or roaming: frames in flight went into the dead path; resend them now on this one
-            # rather than after a retransmission timer backed off on the dead path
+            # rather than after a retransmission timer backed off on the dead path (a relay path only once
+            # it has answered: a relay that cannot reach the peer must not be handed the whole window)
             for f in peer.stream.resend_all(now):
                 self._send_frame(peer, f, now)
         if is_relay(addr) and peer.current is not None:
@@ -154,8 +185,12 @@ class LinkMixin:
         p.pending.pop(probe.probe_id, None)
         p.outcomes.append(True)
         p.rtt_sample(rtt)
+        was_down = p.lost_since_pong > 0 or p.last_pong is None
         p.last_pong = now
         p.lost_since_pong = 0
+        if was_down and p.relay and src == peer.endpoint and peer.unreachable_since is None:
+            for f in peer.stream.resend_all(now):  # the relay path we moved to answers: what is in flight goes now
+                self._send_frame(peer, f, now)
         if probe.observed is not None and not is_relay(src) and local is not None:
             o = Observation(local, src, probe.observed, peer.node.short(), now)
             if self.nat.observe(o):
@@ -176,12 +211,19 @@ class LinkMixin:
             return
         if peer.probe_at is not None and now >= peer.probe_at and peer.endpoint is not None:
             self._probe(peer, peer.endpoint, now)
-            active = now < peer.last_active + cfg.active_window or peer.stream.queued_frames() > 0
-            # while traffic flows, keep the other direct paths measured too, for fast failover
+            lost = peer.unreachable_since is not None
+            active = lost or now < peer.last_active + cfg.active_window or peer.stream.queued_frames() > 0
+            # while traffic flows (or no path answers), keep the other paths measured too, for fast failover
             if active:
                 for addr, path in list(peer.paths.items()):
-                    if addr != peer.endpoint and not is_relay(addr) and path.last_pong is not None:
+                    if addr != peer.endpoint and not is_relay(addr) and (path.last_pong is not None or lost):
                         self._probe(peer, addr, now)
+                if lost or is_relay(peer.endpoint):  # relayed: keep the other relays measured (RTT, failover)
+                    for addr in self.relay_client.standby(peer, now):
+                        self._probe(peer, addr, now)
+                for r in self.relay_client.dead_relays(peer, now):
+                    self._probe(r, r.endpoint, now)
+                    self._arm(r, now)
             peer.probe_at = now + (cfg.heartbeat_active if active else cfg.heartbeat_idle)
         if peer.probe_at is None:
             peer.probe_at = now + cfg.heartbeat_active
@@ -220,59 +262,14 @@ class LinkMixin:
                 out.append(exp)
         return out
 
-    # ------------------------------------------------------------------ relays
-    def _relay_peer(self: "Mesh", peer: Peer, addr: Address) -> Peer | None:
-        try:
-            node = NodeId.parse(relay_node_text(addr))
-        except Exception:
-            return None
-        return self.table.get(peer.network.id, node)
-
-    def _send_via_relay(self: "Mesh", peer: Peer, addr: Address, data: bytes, now: float) -> bool:
-        r = self._relay_peer(peer, addr)
-        if r is None or r is peer:
-            self.counters.inc("relay.no_relay_session")
-            return False
-        return self._send_frame(r, fw.encode_relay(peer.node.raw, data), now)
-
-    def _on_relay(self: "Mesh", client: Peer, frame: bytes, now: float) -> None:
-        """We are asked to forward a datagram from ``client`` to another member."""
-        dst_raw, inner = fw.decode_relay(frame)
-        if not self.cfg.relay:
-            raise WireError(DropReason.RELAY_UNKNOWN, "this node does not relay")
-        dst = self.table.get(client.network.id, NodeId(dst_raw))
-        if dst is None or dst is client or dst.sendable_session(now) is None:
-            raise WireError(DropReason.RELAY_UNKNOWN, "no session with the destination")
-        pairs = self._relay_pairs.setdefault(client.key, set())
-        if dst.key not in pairs:
-            if len(pairs) >= self.cfg.relay_max_pairs:
-                raise WireError(DropReason.RELAY_QUOTA, "too many destinations")
-            pairs.add(dst.key)
-        if not self._relay_limiter.allow_bytes(client.node.text(), len(inner), now):
-            raise WireError(DropReason.RELAY_QUOTA, "over the byte rate")
-        self.counters.inc("relay.forwarded")
-        self.counters.inc("relay.bytes", len(inner))
-        self._send_frame(dst, fw.encode_relay(client.node.raw, inner, relayed=True), now)
-
-    def _on_relayed(self: "Mesh", relay: Peer, frame: bytes, local: Address | None, now: float) -> None:
-        _src_raw, inner = fw.decode_relay(frame)
-        self.counters.inc("relay.received")
-        self.receive_datagram(inner, relay_address(relay.node.text()), local, now)
-
+    # ------------------------------------------------------------------ relays (core/relay/client.py)
     def _offer_relays(self: "Mesh", peer: Peer, relays: tuple[bytes, ...], now: float) -> None:
         """Add relay paths to ``peer`` through relays we have sessions with."""
-        peer.relays = relays
-        for rid in relays:
-            if rid == self.node_id.raw or rid == peer.node.raw:
-                continue
-            r = self.table.get(peer.network.id, NodeId(rid))
-            if r is not None and r.connected:
-                addr = relay_address(NodeId(rid).text())
-                if addr not in peer.paths:
-                    self._path(peer, addr, now)
-                    if peer.pending is not None and peer.current is None:
-                        # the initiation already sent direct (a NAT may drop it) goes via the relay too
-                        self._send_raw(peer, peer.pending.datagram, addr, now)
+        for addr in self.relay_client.offered(peer, relays, self.node_id.raw):
+            self._path(peer, addr, now)
+            if peer.pending is not None and peer.current is None:
+                # the initiation already sent direct (a NAT may drop it) goes via the relay too
+                self._send_raw(peer, peer.pending.datagram, addr, now)
 
     # ------------------------------------------------------------------ hole punching
     def _note_destination(self: "Mesh", dst: Address, now: float) -> None:
@@ -360,17 +357,3 @@ class LinkMixin:
         self.counters.inc("punch.failed")
         peer.punch_started = peer.punch_deadline = None
 
-
-class ByteRateLimiter(RateLimiter):
-    """Token buckets of bytes per client for relaying."""
-
-    def allow_bytes(self, key: str, n: int, now: float) -> bool:
-        tokens, at = self._buckets.pop(key, (self.burst, now))
-        tokens = min(self.burst, tokens + (now - at) * self.rate)
-        ok = tokens >= n
-        if ok:
-            tokens -= n
-        self._buckets[key] = (tokens, now)
-        if len(self._buckets) > self.table_size:
-            self._buckets.popitem(last=False)
-        return ok

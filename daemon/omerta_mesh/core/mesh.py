@@ -25,7 +25,7 @@ from .discovery.gossip import Gossip, OwnFacts
 from .errors import DropReason, UsageError, WireError
 from .ids import NetworkId, NodeId
 from .keys import Identity
-from .links import ByteRateLimiter, LinkMixin
+from .links import LinkMixin
 from .nat.classify import Mapping, NatObserver, NatVerdict
 from .nat.probing import NatProbeMixin
 from .network import Network
@@ -33,6 +33,8 @@ from .outbox import Outbox
 from .peers.paths import is_relay
 from .peers.peer import Peer
 from .peers.table import PeerTable
+from .relay.client import RelayClient
+from .relay.server import RelayServer
 from .session.handshakes import Completed, CookieReply, Handshakes, TieBreakResend
 from .session.session import Session
 from .timers import DeadlineQueue, PeerTimer, Timer
@@ -87,8 +89,8 @@ class Mesh(LinkMixin, NatProbeMixin):
         self._destinations: dict[Address, tuple[int, float]] = {}  # direct address -> (first-send order, last sent)
         self._destination_count = 0
         self._nat_label = "unknown"
-        self._relay_pairs: dict[tuple[bytes, bytes], set] = {}
-        self._relay_limiter = ByteRateLimiter(config.relay_rate, int(config.relay_burst), config.relay_clients)
+        self.relay_client = RelayClient(config, self.counters, self.table)
+        self.relay_server = RelayServer(config, self.counters, self.table)
         self.local_endpoints: list[Address] = []  # our sockets' addresses (the driver fills these in)
         self.local_ips: frozenset[str] = frozenset()
         self.name = name
@@ -141,8 +143,10 @@ class Mesh(LinkMixin, NatProbeMixin):
         if target is None:
             return
         if is_relay(target):
-            if not self._send_via_relay(peer, target, data, now):
+            out = Outbox()
+            if not self.relay_client.wrap(peer, target, data, out):
                 return
+            self._perform(out, now)
         else:
             self._out.append((target, local or peer.local, data))
             self._note_destination(target, now)
@@ -284,7 +288,7 @@ class Mesh(LinkMixin, NatProbeMixin):
     def _own_facts(self) -> OwnFacts:
         v = self.nat_verdict()
         eps = tuple(dict.fromkeys(list(v.public[:2]) + list(self.local_endpoints)))[:8]
-        relay = self.cfg.relay and v.mapping in (Mapping.NONE, Mapping.EIM, Mapping.UNKNOWN)
+        relay = self.relay_server.update(v).offering
         return OwnFacts(eps, relay, int(v.mapping), int(v.filtering), v.port_delta, v.mapping is not Mapping.NONE)
 
     def _gossip_round(self, now: float) -> None:
@@ -488,6 +492,7 @@ class Mesh(LinkMixin, NatProbeMixin):
             self._event(ev.PeerRestarted(peer.network.id, peer.node))
         if not peer.connected:
             peer.connected = True
+            self._reachable_again(peer, now)
             self._event(ev.PeerConnected(peer.network.id, peer.node, done.src, session.initiator))
             out = Outbox()
             self.gossip.greet(peer, out)  # a newcomer learns the network at once
@@ -599,9 +604,14 @@ class Mesh(LinkMixin, NatProbeMixin):
         elif t == fw.FrameType.PONG:
             self._on_pong(peer, fw.decode_probe(frame), src, local, now)
         elif t == fw.FrameType.RELAY:
-            self._on_relay(peer, frame, now)
+            out = Outbox()
+            dst = self.relay_server.forward(peer, frame, src, now, out)
+            self._perform(out, now)
+            self._mark_active(dst, now)  # a relay probes whom it forwards to as often as an active peer
+            self._arm(dst, now)
         elif t == fw.FrameType.RELAYED:
-            self._on_relayed(peer, frame, local, now)
+            inner, via = self.relay_client.unwrap(peer, frame, src)
+            self.receive_datagram(inner, via, local, now)
         elif t == fw.FrameType.IP:
             self._mark_active(peer, now)
             self._tun_out.append(frame[1:])

@@ -72,6 +72,7 @@ class Peer:
     probe_at: float | None = None  # next heartbeat probe
     last_active: float = float("-inf")  # last application traffic either way
     relays: tuple[bytes, ...] = ()  # node ids of the relays this peer says it is reachable through
+    unreachable_since: float | None = None  # no path answered since then (links._reachability)
     punch_targets: list[Address] = field(default_factory=list)
     punch_at: list[float] = field(default_factory=list)  # remaining burst times
     upgrade_at: float | None = None  # next attempt to move a relayed peer to a direct path
