@@ -238,7 +238,7 @@ class AddressPlan:
             v4=v4,  # type: ignore[arg-type]
             v6=v6,  # type: ignore[arg-type]
             conflicts=tuple(sorted(conflicts, key=lambda c: (c.claim.address.version, c.claim.node))),
-            ignored=tuple(sorted(ignored, key=lambda c: (c.node, c.address.version, int(c.address)))),
+            ignored=tuple(sorted(ignored, key=lambda c: (c.node, c.address.version, int(c.address), c.static))),
             unassigned=tuple(unassigned),
         )
 
