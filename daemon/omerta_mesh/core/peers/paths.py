@@ -14,9 +14,10 @@ on it, round-trip time (smoothed, with jitter) and the loss over the last probes
 * UNKNOWN: never answered.
 
 ``choose`` is the whole path policy, a pure function tested with tables: the best UP direct path (lowest
-RTT, with hysteresis so equal paths do not flap), else a relay whose own path is UP (one that answers our
-probes through it, if any does), else the path that was
-heard from last (roaming: the endpoint follows authenticated traffic).
+RTT, with hysteresis so equal paths do not flap), else the best relay path (lowest RTT) that is not DOWN and
+whose relay we reach directly (a relay path is probed end to end, so a dead relay makes it DOWN), else the
+path that was heard from last (roaming: the endpoint follows authenticated traffic). ``live`` is False when
+that last resort is itself DOWN: no path answers.
 """
 
 from __future__ import annotations
@@ -104,6 +105,7 @@ def path_state(p: Path, now: float, trust: float) -> PathState:
 class PathChoice:
     addr: Address | None
     reason: str
+    live: bool = True  # False: every usable path is down (the peer is unreachable for now)
 
 
 def choose(paths: dict[Address, Path], current: Address | None, now: float, trust: float, relay_up: dict[Address, bool]) -> PathChoice:
@@ -121,15 +123,19 @@ def choose(paths: dict[Address, Path], current: Address | None, now: float, trus
                 return PathChoice(cur.addr, "direct path up")
         return PathChoice(best.addr, "direct path up")
     relays = [p for p in paths.values() if p.relay and relay_up.get(p.addr, False)]
-    if relays:
-        # a relay path whose probes go unanswered (the relay crashed, or lost the peer) loses to another relay
-        live = [p for p in relays if path_state(p, now, trust) is not PathState.DOWN] or relays
-        if current is not None and current in paths and any(p is paths[current] for p in live):
-            return PathChoice(current, "no direct path answers; relayed")
+    # a relay path whose probes go unanswered (the relay crashed, or lost the peer) is not used
+    live = [p for p in relays if path_state(p, now, trust) is not PathState.DOWN]
+    if live:
+        cur_p = paths.get(current) if current is not None else None
         best_r = min(live, key=lambda p: (p.srtt if p.srtt is not None else 1e9, p.addr))
+        if cur_p is not None and cur_p in live and cur_p is not best_r:
+            if best_r.srtt is None or cur_p.srtt is None or cur_p.srtt <= 1.5 * best_r.srtt + 0.002:
+                return PathChoice(cur_p.addr, "no direct path answers; relayed")
         return PathChoice(best_r.addr, "no direct path answers; relayed")
     heard = [p for p in paths.values() if (p.last_rx is not None or p.last_pong is not None) and (not p.relay or relay_up.get(p.addr, False))]
     if heard:
         last = max(heard, key=lambda p: (max(p.last_rx or 0.0, p.last_pong or 0.0), p.addr))
-        return PathChoice(last.addr, "last path heard from")
+        return PathChoice(last.addr, "last path heard from", path_state(last, now, trust) is not PathState.DOWN)
+    if any(path_state(p, now, trust) is PathState.DOWN for p in paths.values()):
+        return PathChoice(current, "no path answers", False)
     return PathChoice(current, "no evidence yet")

@@ -9,7 +9,10 @@ samples), retransmits holes the selective acks reveal, and backs off exponential
 Memory is bounded on both sides: the sender's queue by ``reliable_send_queue`` frames (``QueueFull`` is
 raised past it, so callers apply back-pressure), the receiver's out-of-order buffer by the window.
 
-If a frame stays unacknowledged for ``reliable_give_up`` seconds, the stream gives up: every queued and
+While the peer has no live path (``hold``), nothing is sent or retransmitted and the give-up clock stops:
+messages wait in the queue (bounded by it) and go when a path returns (``release``).
+
+If a frame stays unacknowledged for ``reliable_give_up`` seconds of reachability, the stream gives up: every queued and
 in-flight message fails, and the next frame carries the RESET flag so the receiver skips the gap. A peer
 that restarted (a new incarnation seen in a handshake) resets the stream on both sides via ``reset()``.
 """
@@ -88,6 +91,7 @@ class ReliableStream:
         self.rttvar = 0.0
         self.rto = self.cfg.reliable_initial_rto
         self.rto_at: float | None = None
+        self.held_at: float | None = None  # the peer has no live path since then
         # receiver
         self._rx = _Receiver()
 
@@ -106,9 +110,27 @@ class ReliableStream:
         for i, chunk in enumerate(chunks):
             self._queue.append(_Pending(i == 0, i == n - 1, kind, chunk, msg_id))
 
+    def hold(self, now: float) -> None:
+        """The peer has no live path: send nothing, retransmit nothing, and stop the give-up clock."""
+        if self.held_at is None:
+            self.held_at = now
+            self.rto_at = None
+
+    def release(self, now: float) -> None:
+        """A path answers again: the time held does not count towards giving up."""
+        if self.held_at is None:
+            return
+        held, self.held_at = now - self.held_at, None
+        for f in self._inflight.values():
+            f.first_sent_at += held
+        if self._inflight:
+            self.rto_at = now + self.rto
+
     def frames_to_send(self, now: float) -> list[bytes]:
         """New frames the window allows; arms the retransmission timer."""
         out: list[bytes] = []
+        if self.held_at is not None:
+            return out
         limit = self._acked_below + self.window
         while self._queue and self._next_seq < limit:
             p = self._queue.popleft()
@@ -179,7 +201,7 @@ class ReliableStream:
 
     def on_timeout(self, now: float) -> tuple[list[bytes], list[int]]:
         """The retransmission timer fired. Returns (frames to resend, ids of messages that failed)."""
-        if self.rto_at is None or now < self.rto_at:
+        if self.rto_at is None or now < self.rto_at or self.held_at is not None:
             return [], []
         if not self._inflight:
             self.rto_at = None
@@ -201,7 +223,9 @@ class ReliableStream:
     def resend_all(self, now: float) -> list[bytes]:
         """The path changed because the old one died: what is in flight was lost with it. The frames to
         send again at once, with the retransmission timer started afresh (its backoff was the dead path's)."""
-        resend = []
+        resend: list[bytes] = []
+        if self.held_at is not None:
+            return resend
         for f in self._inflight.values():
             if not f.sacked:
                 f.sent_at = now

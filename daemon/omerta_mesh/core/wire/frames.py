@@ -9,8 +9,10 @@ Every frame starts with a one-byte type::
     PING      (0x04)  | 0x04 | probe id (u32 LE) | padding ...      (path probe; answered by PONG)
     PONG      (0x05)  | 0x05 | probe id (u32 LE) | observed source: family (u8) | address | port (u16 BE) |
     CLOSE     (0x06)  | 0x06 | reason (u8) |                        (the sender is leaving; drop the session)
-    RELAY     (0x07)  | 0x07 | destination node id (32) | datagram ... (to a relay: forward this datagram)
-    RELAYED   (0x08)  | 0x08 | source node id (32) | datagram ...    (from a relay: a datagram forwarded to you)
+    RELAY     (0x07)  | 0x07 | version (u8) = 1 | hops (u8) | destination node id (32) | datagram ...
+                                                                    (to a relay: forward this datagram)
+    RELAYED   (0x08)  | 0x08 | version (u8) = 1 | hops (u8) | source node id (32) | datagram ...
+                                                                    (from a relay: a datagram forwarded to you)
     NATPROBE  (0x09)  | 0x09 | op (u8) | nonce (u32 LE) | endpoints (see endpoints.py) |  (NAT tests)
     CONTROL   (0x10)  | 0x10 | control type (u8) | body ...         (gossip, NAT traversal; see control.py)
 
@@ -30,6 +32,11 @@ PING and PONG are path probes: they are sent on a chosen path (a direct address 
 the peer's endpoint by themselves; the PONG tells the pinger the source address its PING arrived from, which
 is how a node learns its NAT mappings. A relayed datagram is the complete end-to-end transport or handshake
 datagram between the two peers, so the relay learns only the two node ids and the size.
+
+RELAY and RELAYED carry a version (1; other versions are dropped as BAD_FRAME) and a hop limit. A client
+sends RELAY with hops = 1 (``RELAY_HOPS``); a relay forwards only a RELAY with hops >= 1 that reached it on a
+direct path, only to a peer it reaches on a direct path, and sends the RELAYED frame with hops - 1 (0). A
+RELAYED frame is never relayed again, and a RELAY with hops 0 is refused (``relay_loop``).
 
 NATPROBE frames measure our NAT's filtering; they never move a peer's endpoint or socket. op 1 BIND is sent
 from our second (probe) socket: the peer answers op 2 BOUND with the source address it saw (no endpoints in
@@ -181,14 +188,29 @@ def decode_natprobe(frame: bytes) -> NatProbeFrame:
     return NatProbeFrame(NatOp(op), nonce, eps[0] if eps else None)
 
 
-def encode_relay(node_raw: bytes, datagram: bytes, relayed: bool = False) -> bytes:
-    return bytes((FrameType.RELAYED if relayed else FrameType.RELAY,)) + node_raw + datagram
+RELAY_VERSION = 1
+RELAY_HOPS = 1  # hops a client allows: one relay, never a chain
+RELAY_HEADER_LEN = 3 + 32
 
 
-def decode_relay(frame: bytes) -> tuple[bytes, bytes]:
-    if len(frame) < 33 + 4:
+@dataclass(frozen=True, slots=True)
+class RelayFrame:
+    relayed: bool  # RELAYED (from a relay) rather than RELAY (to a relay)
+    hops: int  # hops left
+    node: bytes  # RELAY: the destination; RELAYED: the source
+    datagram: bytes
+
+
+def encode_relay(node_raw: bytes, datagram: bytes, relayed: bool = False, hops: int = RELAY_HOPS) -> bytes:
+    return bytes((FrameType.RELAYED if relayed else FrameType.RELAY, RELAY_VERSION, hops)) + node_raw + datagram
+
+
+def decode_relay(frame: bytes) -> RelayFrame:
+    if len(frame) < RELAY_HEADER_LEN + 4 or frame[0] not in (FrameType.RELAY, FrameType.RELAYED):
         raise WireError(DropReason.BAD_FRAME, "relay frame too short")
-    return frame[1:33], frame[33:]
+    if frame[1] != RELAY_VERSION:
+        raise WireError(DropReason.BAD_FRAME, f"relay frame version {frame[1]} (this node speaks {RELAY_VERSION})")
+    return RelayFrame(frame[0] == FrameType.RELAYED, frame[2], frame[3:RELAY_HEADER_LEN], frame[RELAY_HEADER_LEN:])
 
 
 def encode_close(reason: int = 0) -> bytes:
