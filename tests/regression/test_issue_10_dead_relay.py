@@ -69,7 +69,7 @@ def test_no_relay_left_peer_disconnected_messages_wait_and_arrive_when_it_return
     sm, rs, a, b, net = relayed_pair(1, seed=4)
     relay = rs[0]
     ids = []
-    for i in range(20):  # traffic flows when the relay dies
+    for _ in range(20):  # traffic flows when the relay dies
         ids.append(sm.send(a, b, "wait", b"w%d" % len(ids)))
         sm.run_for(0.1)
     relay.host.down()
