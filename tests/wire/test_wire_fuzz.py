@@ -33,6 +33,7 @@ BYTE_PARSERS = [
     fw.decode_ack,
     fw.decode_probe,
     fw.decode_natprobe,
+    fw.decode_relay,
     fw.frame_type,
 ]
 HEADERS = [bytes((t, pw.VERSION, 0, 0)) for t in pw.PacketType]
@@ -126,6 +127,18 @@ def test_data_frame_round_trip(seq, first, last, reset, kind, chunk) -> None:
     raw = fw.encode_data(seq, first, last, kind, chunk, reset=reset)
     assert fw.frame_type(raw) is fw.FrameType.DATA
     assert fw.decode_data(raw) == fw.DataFrame(seq, first, last, kind, chunk, reset)
+
+
+@FUZZ
+@given(node=st.binary(min_size=32, max_size=32), dgram=st.binary(min_size=4, max_size=400), relayed=st.booleans(), hops=st.integers(0, 255))
+def test_relay_frame_round_trip_carries_version_and_hop_limit(node, dgram, relayed, hops) -> None:
+    raw = fw.encode_relay(node, dgram, relayed=relayed, hops=hops)
+    assert raw[1] == fw.RELAY_VERSION
+    assert fw.decode_relay(raw) == fw.RelayFrame(relayed, hops, node, dgram)
+    assert fw.decode_relay(fw.encode_relay(node, dgram)).hops == fw.RELAY_HOPS == 1
+    for version in (0, 2, 255):  # another version is refused, never misread
+        with pytest.raises(WireError):
+            fw.decode_relay(raw[:1] + bytes((version,)) + raw[2:])
 
 
 @FUZZ

@@ -118,6 +118,9 @@ class NodeView:
     audit: bool  # the encryption audit runs
     max_message: int  # the largest channel message, in bytes
     counters: tuple[tuple[str, int], ...]
+    relay_mode: str = "off"  # "auto", "on" or "off" (core/relay/server.py)
+    relaying: bool = False  # we offer to relay now (announced in our records)
+    relay_reason: str = ""  # why we do or do not
 
     def peers_in(self, network: NetworkId | None) -> list[PeerView]:
         return [p for p in self.peers if network is None or p.network == network]
@@ -199,6 +202,7 @@ def node_view(mesh: "Mesh", now: float) -> NodeView:
         node_id=mesh.node_id, name=mesh.name,
         networks=tuple(NetworkView(n.id, n.name) for n in mesh.networks.values()),
         peers=tuple(peer_views(mesh, now)), members=members(mesh), nat=mesh.nat_verdict(),
-        relay=mesh.cfg.relay, audit=mesh.audit is not None, max_message=mesh.cfg.max_message,
+        relay=mesh.cfg.relay, relay_mode=mesh.relay_server.offer.mode, relaying=mesh.relay_server.offer.offering,
+        relay_reason=mesh.relay_server.offer.why, audit=mesh.audit is not None, max_message=mesh.cfg.max_message,
         counters=tuple(mesh.counters.snapshot().items()),
     )

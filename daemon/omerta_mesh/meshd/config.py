@@ -29,7 +29,8 @@ port = 51888              # UDP port (0 = any free port)
 ipv6 = false              # also bind the IPv6 wildcard on the same port
 advertise = []            # endpoints put in invites, "host:port"; empty = this host's addresses
 bootstrap = []            # "NODEID@HOST:PORT": peers to contact in every network at start
-relay = false             # offer to relay end-to-end encrypted traffic for members that cannot meet directly
+relay = "auto"            # relay end-to-end encrypted traffic for members that cannot meet directly: "auto" (when
+                          # public or behind an endpoint-independent NAT, modest quota), "on" (true), "off" (false)
 audit_encryption = false  # check each outgoing datagram is a well-formed encrypted packet
 strict_audit = false      # stop the daemon on an audit violation
 
@@ -73,7 +74,7 @@ class NodeConfig:
     ipv6: bool
     advertise: list[str]
     bootstrap: list[str]
-    relay: bool
+    relay: bool | str  # "auto", "on", "off" (true/false: "on"/"off")
     audit_encryption: bool
     strict_audit: bool
 
@@ -133,6 +134,8 @@ _DEFAULTS: dict[str, Any] = tomllib.loads(DEFAULT_TOML)
 def _type_ok(default: Any, value: Any, key: str) -> bool:
     if key == "dbus.enabled":
         return isinstance(value, bool) or value == "auto"
+    if key == "node.relay":
+        return isinstance(value, bool) or value in ("auto", "on", "off")
     if isinstance(default, bool):
         return isinstance(value, bool)
     if isinstance(default, int):

@@ -63,7 +63,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--port", type=int, help="UDP port, 0 for any (node.port)")
     p.add_argument("--bootstrap", action="append", default=[], metavar="ID@HOST:PORT",
                    help="a peer to contact in every network (repeatable)")
-    p.add_argument("--relay", action="store_true", help="offer to relay for others (node.relay)")
+    p.add_argument("--relay", action="store_const", const="on", dest="relay_mode",
+                   help="offer to relay for others whenever others can reach us (node.relay = \"on\")")
+    p.add_argument("--relay-mode", choices=("auto", "on", "off"), dest="relay_mode",
+                   help="relaying for others: auto (public or endpoint-independent NAT, modest quota), on, off (node.relay)")
     p.add_argument("--audit-encryption", action="store_true", help="check every outgoing datagram is encrypted (node.audit_encryption)")
     p.add_argument("--log-level", choices=config_mod.LEVELS, help="log level (log.level)")
     p.add_argument("--no-dbus", action="store_true", help="do not offer the D-Bus service")
@@ -83,8 +86,8 @@ def apply_flags(cfg: DaemonConfig, a: argparse.Namespace) -> DaemonConfig:
         node["port"] = a.port
     if a.bootstrap:
         node["bootstrap"] = [*cfg.node.bootstrap, *a.bootstrap]
-    if a.relay:
-        node["relay"] = True
+    if a.relay_mode:
+        node["relay"] = a.relay_mode
     if a.audit_encryption:
         node["audit_encryption"] = True
     if node:

@@ -131,6 +131,9 @@ class NatVerdict:
     local_endpoints: list[str] = field(default_factory=list)
     evidence: list[str] = field(default_factory=list)
     relays: list[dict] = field(default_factory=list)  # relay-capable members: name, node_id, rtt_ms, connected
+    relay_mode: str = "auto"  # node.relay: "auto", "on" or "off"
+    relaying: bool = False  # this node offers to relay for others now (announced in its signed records)
+    relay_reason: str = ""  # why it does or does not
 
 
 @dataclass

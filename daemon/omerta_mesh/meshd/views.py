@@ -138,6 +138,7 @@ def nat_verdict(api: "DaemonAPI", view: NodeView | None = None) -> s.NatVerdict:
         port_delta=v.port_delta if d["allocation"] == "sequential" else None, hairpinning=v.hairpin,
         public_endpoints=d["public_endpoints"], local_endpoints=api.endpoint_strings(), evidence=d["evidence"],
         relays=relay_latencies(api, view),
+        relay_mode=view.relay_mode, relaying=view.relaying, relay_reason=view.relay_reason,
     )
 
 
@@ -158,6 +159,13 @@ def relay_latencies(api: "DaemonAPI", view: NodeView) -> list[dict]:
     return sorted(out, key=lambda r: (r["rtt_ms"] is None, r["rtt_ms"] or 0.0, r["name"]))
 
 
+def relay_detail(view: NodeView, counters: dict[str, int]) -> str:
+    """Why we relay or not (mode and NAT), and what we forwarded."""
+    if not view.relaying:
+        return view.relay_reason
+    return f"{view.relay_reason}; {counters.get('relay.forwarded', 0)} datagrams forwarded"
+
+
 def dbus_feature(api: "DaemonAPI") -> s.FeatureInfo:
     """The D-Bus face: up, or why not and when it tries again; off when ``dbus.enabled = false``."""
     face = api.dbus_face
@@ -167,11 +175,10 @@ def dbus_feature(api: "DaemonAPI") -> s.FeatureInfo:
 
 def status(api: "DaemonAPI") -> s.StatusResult:
     node = api.node
-    cfg = api.config.node
     view = node.snapshot()
     api.directory(view=view)
     counters = dict(view.counters)
-    relaying = view.relay not in (False, None, "off")
+    relaying = view.relaying
     if node.driver is not None:
         st = node.driver.udp.stats
         counters.update({"udp.received": st.received, "udp.sent": st.sent, "udp.errors": st.send_errors})
@@ -183,7 +190,7 @@ def status(api: "DaemonAPI") -> s.StatusResult:
         uptime_s=round(time.monotonic() - api.started, 3),
         listen=[ep(a) or "" for a in (node.driver.udp.addresses if node.driver else [])],
         endpoints=api.endpoint_strings(), networks=networks(view), peers=peer_counts(api, view), nat=nat_verdict(api, view),
-        relay=s.FeatureInfo(cfg.relay, relaying, f"{counters.get('relay.forwarded', 0)} datagrams forwarded" if relaying else "off"),
+        relay=s.FeatureInfo(view.relay_mode != "off", relaying, relay_detail(view, counters)),
         audit=s.FeatureInfo(view.audit, view.audit, f"{counters.get('audit.violations', 0)} violations" if view.audit else "off"),
         dbus=dbus_feature(api),
         counters=counters, status_text=status_text(api, view),
