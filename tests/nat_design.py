@@ -16,7 +16,8 @@ def design(a: str, b: str) -> str:
     if not sym:
         return "direct"  # restricted / port-restricted cones punch
     if a.startswith("symmetric") and b.startswith("symmetric"):
-        return "relay"  # both pick a new port per destination: neither can aim at the other
+        # both pick a new port per destination: only two sequential NATs can aim (both predict, lock step)
+        return "direct" if sym == {"symmetric-sequential"} else "relay"
     other = (pair - sym).pop()
     if other == "restricted":
         return "direct"  # address-dependent filtering opens for any port of the symmetric side

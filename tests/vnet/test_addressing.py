@@ -36,7 +36,7 @@ def node(i: int) -> NodeId:
 
 
 def tiny_plan(prefix: str = "100.64.7.0/29") -> AddressPlan:
-    """Six usable IPv4 addresses (.1-.6): collisions come quickly."""
+    """Five usable IPv4 addresses (.2-.6; .1 is the gateway): collisions come quickly."""
     return AddressPlan.for_network(NET, v4_subnet_override=ipaddress.IPv4Network(prefix))
 
 
@@ -109,9 +109,10 @@ def test_edge_octets_are_never_usable() -> None:
     for text in ("100.70.0.0", "100.70.255.255", "100.70.3.0", "100.70.3.255", "100.71.0.1"):
         assert not v4_usable(V4(text), s)
     assert v4_usable(V4("100.70.3.1"), s) and v4_usable(V4("100.70.0.254"), s)
+    assert not v4_usable(V4("100.70.0.1"), s)  # the gateway
     small = ipaddress.IPv4Network("100.64.7.8/29")
     assert not v4_usable(V4("100.64.7.8"), small) and not v4_usable(V4("100.64.7.15"), small)
-    assert v4_usable(V4("100.64.7.9"), small)
+    assert not v4_usable(V4("100.64.7.9"), small) and v4_usable(V4("100.64.7.10"), small)
 
 
 def test_reserved_v6_interface_ids_are_not_usable() -> None:
@@ -120,13 +121,14 @@ def test_reserved_v6_interface_ids_are_not_usable() -> None:
     assert not v6_usable(V6(base), s)  # subnet-router anycast
     assert not v6_usable(V6(base | 0xFDFF_FFFF_FFFF_FF80), s)  # RFC 5453
     assert not v6_usable(V6(base | 0xFFFF_FFFF_FFFF_FFFF), s)
-    assert v6_usable(V6(base | 1), s)
+    assert not v6_usable(V6(base | 1), s)  # the gateway
+    assert v6_usable(V6(base | 2), s)
     assert not v6_usable(V6("fd00::1"), s)
 
 
 def test_candidates_cover_the_whole_subnet_once_hashes_run_out() -> None:
     s = ipaddress.IPv4Network("100.64.7.0/29")
-    assert set(v4_candidates(node(3), s)) == {V4(f"100.64.7.{i}") for i in range(1, 7)}
+    assert set(v4_candidates(node(3), s)) == {V4(f"100.64.7.{i}") for i in range(2, 7)}
 
 
 # ------------------------------------------------------------------------------------------- the plan
@@ -138,6 +140,8 @@ def test_members_without_claims_get_their_derived_addresses() -> None:
     assert a.v6 == {n: derive_v6(n, plan.v6) for n in members}
     assert a.conflicts == () and a.unassigned == ()
     assert a.owner(a.v4[members[2]]) == members[2] and a.owner(V4("100.64.0.1")) in (None, *members)
+    assert plan.gateway4 == plan.v4.network_address + 1 and plan.gateway6 == plan.v6.network_address + 1
+    assert plan.gateway4 not in a.v4.values() and not plan.usable(plan.gateway4) and not plan.usable(plan.gateway6)
 
 
 def test_collision_lower_node_id_keeps_the_address() -> None:
@@ -152,13 +156,13 @@ def test_collision_lower_node_id_keeps_the_address() -> None:
 
 
 def test_derived_collisions_in_a_tiny_subnet() -> None:
-    """Six addresses, six members: everyone gets one, all different, whatever the hashes say."""
+    """Five addresses, five members: everyone gets one, all different, whatever the hashes say."""
     plan = tiny_plan()
-    members = [node(i) for i in range(6)]
+    members = [node(i) for i in range(5)]
     firsts = [derive_v4(n, plan.v4) for n in members]
-    assert len(set(firsts)) < 6  # the hashes do collide here (so the rule is exercised)
+    assert len(set(firsts)) < 5  # the hashes do collide here (so the rule is exercised)
     a = plan.assign(members)
-    assert sorted(a.v4.values()) == [V4(f"100.64.7.{i}") for i in range(1, 7)]
+    assert sorted(a.v4.values()) == [V4(f"100.64.7.{i}") for i in range(2, 7)]
     lowest = min(members)
     assert a.v4[lowest] == derive_v4(lowest, plan.v4)  # the lowest id always keeps its first candidate
 
@@ -167,8 +171,8 @@ def test_full_subnet_leaves_the_highest_ids_unassigned() -> None:
     plan = tiny_plan()
     members = [node(i) for i in range(8)]
     a = plan.assign(members)
-    assert len(a.v4) == 6 and len(set(a.v4.values())) == 6
-    assert sorted(a.unassigned) == sorted(members)[6:]
+    assert len(a.v4) == 5 and len(set(a.v4.values())) == 5
+    assert sorted(a.unassigned) == sorted(members)[5:]
     assert len(a.v6) == 8  # IPv6 is never short
 
 

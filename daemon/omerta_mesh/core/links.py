@@ -12,9 +12,9 @@
   the probe timeout), the peer counts as unreachable: PeerDisconnected, its reliable stream holds (no
   give-up, no retransmissions) and all its paths keep being probed; the first answer brings it back
   (PeerConnected, the stream resends).
-* Hole punching: peers on a relayed (or no) path exchange candidate endpoints (``punch.candidates``:
-  local addresses, observed mappings, predicted ports for sequential symmetric NATs) and both probe all of
-  them on a short schedule, so each side's NAT opens for the other.
+* Hole punching is its own sub-machine (``core/nat/punch.py``, ``mesh.punch``, lifecycle written down
+  there); this mixin only feeds it (path changes, timers, candidates, fresh observations) and performs the
+  ``Outbox`` it fills (``_perform``).
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from . import events as ev
-from .nat.classify import Mapping, Observation
+from .nat.classify import Observation
+from .nat.punch import Ours
+from .outbox import Outbox
 from .peers.paths import FRESHNESS, Address, Path, PathState, choose, evidence, is_relay, path_state, relay_node_text
 from .peers.peer import Peer
 from .wire import control as cw
@@ -31,8 +33,7 @@ from .wire import frames as fw
 if TYPE_CHECKING:  # pragma: no cover
     from .mesh import Mesh
 
-MAPPING_IDLE = 30.0  # seconds without sending after which a NAT may have forgotten a mapping (Linux: 30 s)
-MAX_DESTINATIONS = 4096
+OUTAGE = 3  # probes lost in a row that make an outage (not loss) of a path
 
 
 class LinkMixin:
@@ -130,16 +131,10 @@ class LinkMixin:
             # it has answered: a relay that cannot reach the peer must not be handed the whole window)
             for f in peer.stream.resend_all(now):
                 self._send_frame(peer, f, now)
-        if is_relay(addr) and peer.current is not None:
-            peer.upgrade_at = now  # relayed: start trying to go direct at once
-        elif not is_relay(addr):
-            peer.upgrade_at = None
-            peer.punch_at.clear()
-            if peer.punch_started is not None:
-                self._event(ev.PunchFinished(peer.network.id, peer.node, True, addr, peer.punch_attempts + 1, now - peer.punch_started, None))
-                self.counters.inc("punch.succeeded")
-            peer.punch_started = peer.punch_deadline = None
-            peer.punch_attempts = 0
+        if not is_relay(addr) or peer.current is not None:  # hole punching (core/nat/punch.py) follows the path
+            box = Outbox()
+            self.punch.path_changed(peer, old, addr, gone is not None and gone.last_pong is not None, now, box)
+            self._perform(box, now)
 
     def path_kind(self: "Mesh", peer: Peer) -> str:
         """"direct", "punched" (direct after a punch), "relay", or "none"."""
@@ -147,7 +142,7 @@ class LinkMixin:
             return "none"
         if is_relay(peer.endpoint):
             return "relay"
-        return "punched" if peer.endpoint in peer.punch_targets else "direct"
+        return "punched" if self.punch.is_target(peer, peer.endpoint) else "direct"
 
     def relay_name(self: "Mesh", peer: Peer) -> str | None:
         return relay_node_text(peer.endpoint) if is_relay(peer.endpoint) else None
@@ -162,7 +157,7 @@ class LinkMixin:
         if len(self._probes) >= self.cfg.max_probes_in_flight:
             self._probes.pop(next(iter(self._probes)))
         self._probes[pid] = (peer, now, addr, user)
-        p = self._path(peer, addr, now) if not addr in peer.punch_targets or addr in peer.paths else None
+        p = self._path(peer, addr, now) if addr in peer.paths or not self.punch.is_target(peer, addr) else None
         if p is not None:
             p.pending[pid] = now
             p.last_ping = now
@@ -186,6 +181,11 @@ class LinkMixin:
         p.outcomes.append(True)
         p.rtt_sample(rtt)
         was_down = p.lost_since_pong > 0 or p.last_pong is None
+        if p.lost_since_pong >= OUTAGE:
+            # it answers again after an outage: the probes lost while it was cut say nothing of its loss
+            # rate now (else it would stay DEGRADED, and unchosen, for a dozen more probes)
+            p.outcomes.clear()
+            p.outcomes.append(True)
         p.last_pong = now
         p.lost_since_pong = 0
         if was_down and p.relay and src == peer.endpoint and peer.unreachable_since is None:
@@ -206,8 +206,7 @@ class LinkMixin:
             path.expire_probes(now, cfg.probe_timeout)
         if peer.sendable_session(now) is None:
             peer.probe_at = None
-            peer.punch_at.clear()
-            peer.upgrade_at = None
+            self.punch.session_lost(peer)
             return
         if peer.probe_at is not None and now >= peer.probe_at and peer.endpoint is not None:
             self._probe(peer, peer.endpoint, now)
@@ -227,16 +226,9 @@ class LinkMixin:
             peer.probe_at = now + (cfg.heartbeat_active if active else cfg.heartbeat_idle)
         if peer.probe_at is None:
             peer.probe_at = now + cfg.heartbeat_active
-        while peer.punch_at and now >= peer.punch_at[0]:
-            peer.punch_at.pop(0)
-            for addr in peer.punch_targets:
-                self._probe(peer, addr, now)
-        if peer.punch_deadline is not None and now >= peer.punch_deadline and peer.punch_started is not None:
-            self._punch_failed(peer, now)
-        if peer.upgrade_at is not None and now >= peer.upgrade_at:
-            peer.upgrade_at = now + cfg.upgrade_interval
-            if is_relay(peer.endpoint):
-                self._send_candidates(peer, now, reply=True)
+        box = Outbox()  # hole punching: bursts, attempts, rechecks of the last direct paths
+        self.punch.handle_timer(peer, is_relay(peer.endpoint), now, box, self._punch_ours)
+        self._perform(box, now)
         self._reselect(peer, now)
 
     def _mark_active(self: "Mesh", peer: Peer, now: float) -> None:
@@ -250,12 +242,7 @@ class LinkMixin:
         out = []
         if peer.probe_at is not None:
             out.append(peer.probe_at)
-        if peer.punch_at:
-            out.append(peer.punch_at[0])
-        if peer.upgrade_at is not None:
-            out.append(peer.upgrade_at)
-        if peer.punch_deadline is not None:
-            out.append(peer.punch_deadline)
+        out += self.punch.deadlines(peer)
         for path in peer.paths.values():  # re-decide when a probe goes unanswered
             exp = path.next_expiry(self.cfg.probe_timeout)
             if exp is not None:
@@ -271,89 +258,25 @@ class LinkMixin:
                 # the initiation already sent direct (a NAT may drop it) goes via the relay too
                 self._send_raw(peer, peer.pending.datagram, addr, now)
 
-    # ------------------------------------------------------------------ hole punching
+    # ------------------------------------------------------------------ hole punching (core/nat/punch.py)
     def _note_destination(self: "Mesh", dst: Address, now: float) -> None:
-        """Remember the order in which we first sent to each direct address (a NAT mapping each, behind a
-        symmetric NAT): ``_own_candidates`` places unreported mappings with it."""
-        d = self._destinations.get(dst)
-        if d is None or now - d[1] > MAPPING_IDLE:  # new, or idle long enough for the NAT to forget it
-            self._destinations.pop(dst, None)
-            self._destinations[dst] = (self._destination_count, now)
-            self._destination_count += 1
-            if len(self._destinations) > MAX_DESTINATIONS:
-                del self._destinations[next(iter(self._destinations))]
-        elif now - d[1] > 1.0:
-            self._destinations[dst] = (d[0], now)
+        self.punch.note_destination(dst, now)
 
-    def _own_candidates(self: "Mesh", peer: Peer | None = None) -> tuple[list[Address], int, int]:
-        v = self.nat_verdict()
-        eps: list[Address] = list(dict.fromkeys(list(v.public) + list(self.local_endpoints)))
-        predicted: list[int] = []
-        if v.mapping in (Mapping.ADM, Mapping.APDM) and v.allocation == "sequential" and v.public:
-            host, port = v.public[0]
-            n = self.cfg.punch_prediction
-            step = v.port_delta or 1
-            if abs(step) <= 2:  # other flows take ports in between: scan the next ports one by one
-                step = 1 if step > 0 else -1
-            # A sequential NAT gives each new destination the next port. We know the order in which we first
-            # sent to each destination, and peers reported the mappings of some of them: those place the
-            # others, such as the one towards this peer, made by our first (unanswered) handshake before
-            # any punch, or by probes to other peers since the last report.
-            refs: dict[int, int] = {}
-            for o in list(self.nat.observations)[-64:]:
-                d = self._destinations.get(o.dst)
-                if o.mapped[0] == host and d is not None and not self._on_probe_socket(o.local):
-                    refs[d[0]] = o.mapped[1]
-            if refs:
-                # the direction from the reports in sending order (peers report in any order)
-                order = sorted(refs)
-                slopes = sorted((refs[b] - refs[a]) / (b - a) for a, b in zip(order, order[1:]))
-                unit = (1 if slopes[len(slopes) // 2] > 0 else -1) if slopes else (1 if step > 0 else -1)
-
-                def place(i: int) -> int:
-                    r = min(refs, key=lambda r: (abs(r - i), -r))
-                    return refs[r] + (i - r) * unit
-
-                theirs: list[Address] = []
-                if peer is not None:
-                    rec = self.record_of(peer.network.id, peer.node)
-                    theirs = [*peer.endpoints, *peer.punch_targets, *(rec.endpoints if rec else ()), *peer.paths]
-                towards = sorted({d[0] for a in theirs if not is_relay(a) and (d := self._destinations.get(a)) is not None})
-                for i in towards:
-                    q = place(i)
-                    predicted += [q, q + unit, q - unit, q + 2 * unit, q - 2 * unit]
-                nxt = place(self._destination_count)  # where a mapping made now lands
-                predicted += [nxt + k * unit for k in range(n)]
-            else:
-                predicted = [port + k * step for k in range(1, n + 1)]
-        eps += [(v.public[0][0], q) for q in dict.fromkeys(predicted) if 1024 <= q <= 65535 and (v.public[0][0], q) not in eps]
-        return eps, int(v.mapping), v.port_delta
-
-    def _send_candidates(self: "Mesh", peer: Peer, now: float, reply: bool) -> None:
-        eps, mapping, delta = self._own_candidates(peer)
-        body = cw.encode_candidates(cw.Candidates(reply, mapping, delta, eps[: self.cfg.punch_prediction + 16]))
-        self._send_control(peer, "punch.candidates", body, now)
+    def _punch_ours(self: "Mesh") -> Ours:
+        return Ours(self.nat_verdict(), tuple(self.local_endpoints), self.probe_local)
 
     def _on_candidates(self: "Mesh", peer: Peer, body: bytes, now: float) -> None:
         c = cw.decode_candidates(body)
-        targets = [e for e in c.endpoints if not is_relay(e)][: self.cfg.punch_prediction + 16]
-        peer.punch_targets = targets
-        peer.punch_at = [now + d for d in self.cfg.punch_schedule]
-        self.counters.inc("punch.attempts")
-        if peer.endpoint is None or is_relay(peer.endpoint):  # an attempt to go direct: it will end in an event
-            peer.punch_started = now if peer.punch_started is None else peer.punch_started
-            peer.punch_deadline = peer.punch_at[-1] + self.cfg.probe_timeout
-        if c.reply:
-            self._send_candidates(peer, now, reply=False)
+        box = Outbox()
+        self.punch.on_candidates(peer, c, peer.endpoint is None or is_relay(peer.endpoint), self.node_id.raw, now, box, self._punch_ours)
+        self._perform(box, now)
         self._heartbeat(peer, now)
 
-    def _punch_failed(self: "Mesh", peer: Peer, now: float) -> None:
-        """The burst schedule ended and no direct path answered: stay relayed, try again later, backing off."""
-        assert peer.punch_started is not None
-        peer.punch_attempts += 1
-        retry = min(self.cfg.upgrade_max_interval, self.cfg.upgrade_interval * 2 ** (peer.punch_attempts - 1))
-        peer.upgrade_at = now + retry
-        self._event(ev.PunchFinished(peer.network.id, peer.node, False, None, peer.punch_attempts, now - peer.punch_started, retry))
-        self.counters.inc("punch.failed")
-        peer.punch_started = peer.punch_deadline = None
-
+    def _punch_bound(self: "Mesh", peer: Peer, nonce: int, observed: Address, src: Address, local: Address, now: float) -> None:
+        """The answer to hole punching's fresh mapping observation (a BIND from our second socket)."""
+        new = self.nat.observe(Observation(local, src, observed, peer.node.short(), now))
+        box = Outbox()
+        self.punch.on_bound(nonce, observed, new, now, box, self._punch_ours)
+        self._perform(box, now)
+        if new:
+            self._nat_changed(now)

@@ -28,6 +28,7 @@ from .keys import Identity
 from .links import LinkMixin
 from .nat.classify import Mapping, NatObserver, NatVerdict
 from .nat.probing import NatProbeMixin
+from .nat.punch import Puncher
 from .network import Network
 from .outbox import Outbox
 from .peers.paths import is_relay
@@ -86,8 +87,7 @@ class Mesh(LinkMixin, NatProbeMixin):
         self._last_now = 0.0
         self._control_ids: set[int] = set()
         self.nat = NatObserver()
-        self._destinations: dict[Address, tuple[int, float]] = {}  # direct address -> (first-send order, last sent)
-        self._destination_count = 0
+        self.punch = Puncher(config, self.counters, self.entropy, self.table, self.nat)  # hole punching
         self._nat_label = "unknown"
         self.relay_client = RelayClient(config, self.counters, self.table)
         self.relay_server = RelayServer(config, self.counters, self.table)
@@ -161,6 +161,8 @@ class Mesh(LinkMixin, NatProbeMixin):
                 self._send_raw(peer, s.encrypt(frame, now), path, now, local)
         for peer, data, path in out.datagrams:
             self._send_raw(peer, data, path, now)
+        for peer, addr in out.probes:
+            self._probe(peer, addr, now)
         for peer, name, body in out.controls:
             self._send_control(peer, name, body, now)
         for e in out.events:
@@ -276,6 +278,7 @@ class Mesh(LinkMixin, NatProbeMixin):
             peer.connected = False
             self._event(ev.PeerDisconnected(peer.network.id, peer.node, reason))
         self.table.remove(peer)
+        self.punch.forget(peer)
         self._timers.cancel(PeerTimer(peer.key))
 
     # ================================================================== discovery (core/discovery/gossip.py)
@@ -352,7 +355,7 @@ class Mesh(LinkMixin, NatProbeMixin):
             if not peer.connected or peer.endpoint is None or peer.sendable_session(now) is None:
                 continue
             if is_relay(peer.endpoint):
-                peer.upgrade_at = now
+                self.punch.retry_now(peer, now)
             else:
                 self._probe(peer, peer.endpoint, now)
             self._arm(peer, now)
@@ -706,7 +709,7 @@ class Mesh(LinkMixin, NatProbeMixin):
             # relayed peers exchange candidates again at once rather than at their next upgrade attempt
             for peer in self.table:
                 if is_relay(peer.endpoint) and peer.current is not None:
-                    peer.upgrade_at = now
+                    self.punch.retry_now(peer, now)
                     self._arm(peer, now)
 
     def _pump(self, peer: Peer, now: float) -> None:

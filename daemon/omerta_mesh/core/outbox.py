@@ -31,6 +31,8 @@ class Outbox:
     controls: list[tuple["Peer", str, bytes]] = field(default_factory=list)
     events: list["Event"] = field(default_factory=list)
     rearm: list["Peer"] = field(default_factory=list)  # peers whose deadline may have changed
+    # (peer, path): an authenticated probe (PING) on that path; its answer is path evidence
+    probes: list[tuple["Peer", Address]] = field(default_factory=list)
 
     def frame(self, peer: "Peer", frame: bytes, path: Address | None = None, local: Address | None = None) -> None:
         self.frames.append((peer, frame, path, local))
@@ -47,5 +49,8 @@ class Outbox:
     def arm(self, peer: "Peer") -> None:
         self.rearm.append(peer)
 
+    def probe(self, peer: "Peer", path: Address) -> None:
+        self.probes.append((peer, path))
+
     def __bool__(self) -> bool:
-        return bool(self.frames or self.datagrams or self.controls or self.events or self.rearm)
+        return bool(self.frames or self.datagrams or self.controls or self.events or self.rearm or self.probes)

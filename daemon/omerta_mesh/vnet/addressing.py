@@ -6,7 +6,7 @@ assignment (docs/vnet.md has the scheme and the rule; this docstring is its sour
 **IPv6.** A network's ULA /48 is ``fd`` followed by 40 bits of BLAKE2s(network id) (RFC 4193 style: the
 global id is a hash, not a registry). Members live in subnet 0 of it (``fdXX:XXXX:XXXX:0::/64``). A member's
 64-bit interface id is BLAKE2s(node id || counter), counter 0 first; the all-zero id (subnet-router anycast)
-and the RFC 5453 reserved range ``fdff:ffff:ffff:ff80``-``ffff`` are skipped.
+the RFC 5453 reserved range ``fdff:ffff:ffff:ff80``-``ffff`` and ``::1`` (the gateway, below) are skipped.
 
 **IPv4.** A per-network subnet inside a pool, by default a /16 of 100.64.0.0/10 (RFC 6598 shared space: 64
 of them, the one chosen by BLAKE2s(network id) mod 64). The pool, the prefix length (8..30) or the subnet
@@ -15,6 +15,11 @@ last octet is 0 or 255 are never handed out: that excludes the /16's network and
 keeps clear of stacks and firewalls that treat ``x.y.z.0`` / ``x.y.z.255`` as special (a /16 keeps 65,024
 of 65,536). In subnets smaller than /24 the subnet's own network and broadcast addresses are excluded too.
 Two networks can hash to the same /16 (1 in 64): a node in both should configure one of them explicitly.
+
+**Gateway.** The first host of each subnet (``x.y.0.1`` in a /16, ``<prefix>::1`` in the /64) belongs to no
+member: it is the virtual network's own address, the source of the ICMP errors the daemon writes into the
+TUN (unreachable, too big). A real address is needed there: Linux drops packets arriving on an interface
+with one of the host's own addresses as source (martian), and it must lie inside the routed prefix.
 
 **Collisions.** Input: the members and the claims known for a network, a claim being (node id, wanted
 address, static?) per address family, where "wanted" is the address the node announces in its signed peer
@@ -94,19 +99,30 @@ def v4_subnet(
 
 
 # ------------------------------------------------------------------------------------------- validity
+def gateway_v4(subnet: ipaddress.IPv4Network) -> IPv4:
+    """The network's own address (ICMP source), never a member's: the subnet's first host."""
+    return subnet.network_address + 1
+
+
+def gateway_v6(subnet: ipaddress.IPv6Network) -> IPv6:
+    return subnet.network_address + 1
+
+
 def v4_usable(addr: IPv4, subnet: ipaddress.IPv4Network) -> bool:
-    """Whether ``addr`` may be handed out in ``subnet`` (inside; last octet not 0/255; not network/broadcast)."""
-    if addr not in subnet or addr in (subnet.network_address, subnet.broadcast_address):
+    """Whether ``addr`` may be handed out in ``subnet`` (inside; last octet not 0/255; not network/broadcast
+    or the gateway)."""
+    if addr not in subnet or addr in (subnet.network_address, subnet.broadcast_address, gateway_v4(subnet)):
         return False
     return int(addr) & 0xFF not in (0, 255)
 
 
 def v6_usable(addr: IPv6, subnet: ipaddress.IPv6Network) -> bool:
-    """Whether ``addr`` may be handed out in the /64 ``subnet`` (inside; not anycast-zero or RFC 5453 reserved)."""
+    """Whether ``addr`` may be handed out in the /64 ``subnet`` (inside; not anycast-zero, the gateway ::1 or
+    RFC 5453 reserved)."""
     if addr not in subnet:
         return False
     iid = int(addr) & ((1 << 64) - 1)
-    return iid != 0 and iid < _RESERVED_IID_LOW
+    return iid > 1 and iid < _RESERVED_IID_LOW
 
 
 # ------------------------------------------------------------------------------------------- candidates
@@ -213,6 +229,14 @@ class AddressPlan:
         else:
             sub4 = v4_subnet(network, v4_pool, v4_prefixlen)
         return cls(network, sub4, v6_subnet(network), ula_prefix(network))
+
+    @property
+    def gateway4(self) -> IPv4:
+        return gateway_v4(self.v4)
+
+    @property
+    def gateway6(self) -> IPv6:
+        return gateway_v6(self.v6)
 
     def usable(self, addr: Address) -> bool:
         if isinstance(addr, IPv4):

@@ -261,6 +261,8 @@ def explain_pair(ours: NatVerdict, theirs: NatVerdict) -> str:
     if open_(ours) or open_(theirs):
         return f"{a} and {b}: one side accepts unsolicited packets, so a direct path should work"
     if sym(ours) and sym(theirs):
+        if ours.allocation == "sequential" and theirs.allocation == "sequential":
+            return f"{a} and {b}: both NATs allocate ports in steps; both sides predict and probe in lock step (hole punching)"
         return f"{a} and {b}: both NATs pick a new port for every destination, so neither side can aim at the other; relayed"
     if sym(ours) or sym(theirs):
         s, o = (ours, theirs) if sym(ours) else (theirs, ours)

@@ -148,7 +148,7 @@ class NatProbeMixin:
         self._nat_pending[nonce] = _Pending("bind", p, now, now + 2 * self.cfg.probe_timeout)
         for _ in range(TEST_COPIES):
             self._seal_to(p, fw.encode_natprobe(fw.NatOp.BIND, nonce), p.endpoint, self.probe_local, now)
-        self._destination_count += 1  # the second socket's new mapping takes a port of a sequential NAT
+        self.punch.note_mapping()  # the second socket's new mapping takes a port of a sequential NAT
         self.counters.inc("nat.rounds")
         if v.mapping is Mapping.EIM:
             h = self._nonce()
@@ -206,6 +206,10 @@ class NatProbeMixin:
                 raise WireError(DropReason.RATE_LIMITED, "NAT bind")
             peer.nat_seen = src  # where the peer's second socket is: the only place kind 1 tests may go
             self._seal_to(peer, fw.encode_natprobe(fw.NatOp.BOUND, f.nonce, src), src, local, now)
+            return
+        if f.op is fw.NatOp.BOUND and self.punch.owns(f.nonce) and self._on_probe_socket(local) and f.observed is not None:
+            assert local is not None
+            self._punch_bound(peer, f.nonce, f.observed, src, local, now)  # hole punching's fresh observation
             return
         p = self._nat_pending.get(f.nonce)
         if p is None and f.nonce in self._nat_done:

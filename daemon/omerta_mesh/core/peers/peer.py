@@ -73,12 +73,6 @@ class Peer:
     last_active: float = float("-inf")  # last application traffic either way
     relays: tuple[bytes, ...] = ()  # node ids of the relays this peer says it is reachable through
     unreachable_since: float | None = None  # no path answered since then (links._reachability)
-    punch_targets: list[Address] = field(default_factory=list)
-    punch_at: list[float] = field(default_factory=list)  # remaining burst times
-    upgrade_at: float | None = None  # next attempt to move a relayed peer to a direct path
-    punch_started: float | None = None  # the punch attempt under way (None: none)
-    punch_deadline: float | None = None  # when it counts as failed
-    punch_attempts: int = 0  # failed attempts in a row (the retry interval doubles with each)
     nat_seen: Address | None = None  # where its last NAT BIND came from (its second socket's mapping)
     name: str = ""
     stream: ReliableStream = field(init=False)
