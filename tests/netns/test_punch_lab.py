@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from netns.lab import Lab
 from netns.test_mesh_matrix import DIRECT, Meshd, Stream, connect, form_network, host_of, pair_mesh, say, start_all, wait_for
 

@@ -10,11 +10,10 @@ predict; lock step, see core/nat/punch.py)."""
 
 from __future__ import annotations
 
-from sim.test_connectivity import first_message, lab
-
 from omerta_mesh.core import events as ev
 from omerta_mesh.sim.harness import SimMesh
 from omerta_mesh.sim.network import LinkSpec
+from sim.test_connectivity import first_message, lab
 
 
 def test_a_long_running_sequential_symmetric_node_punches_with_a_late_port_restricted_joiner(capsys) -> None:

@@ -6,6 +6,7 @@ lost during the cut no longer read as loss), so the pair is direct within 2 s of
 from __future__ import annotations
 
 import pytest
+
 from sim.test_connectivity import first_message, lab
 
 

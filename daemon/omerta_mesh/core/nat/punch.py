@@ -287,8 +287,8 @@ class Puncher:
         if pp.state in (PunchState.BACKING_OFF, PunchState.OFFERED) and pp.attempt_at is not None and now >= pp.attempt_at:
             if relayed:
                 self._attempt(peer, pp, now, box, ours())
-            else:
-                pp.attempt_at = None
+            else:  # direct again (or no path yet): nothing to attempt
+                self._transition(pp, PunchState.IDLE)
 
     def on_candidates(self, peer: "Peer", c: cw.Candidates, relayed: bool, ours_id: bytes, now: float, box: "Outbox", ours: OursFn) -> None:
         """The peer's ``punch.candidates``: probe them on the schedule (answering with ours if asked)."""
@@ -344,7 +344,7 @@ class Puncher:
         """The fresh observation is in (or lost): offer our candidates, or answer the peer's and burst."""
         if pp.reply:
             self._offer(peer, pp, False, now, box, o)
-            self._burst(peer, pp, True, now, box)
+            self._burst(peer, pp, pp.started is not None, now, box)  # started: we were relayed when asked
         else:
             self._offer(peer, pp, True, now, box, o)
             self._transition(pp, PunchState.OFFERED)
@@ -377,7 +377,8 @@ class Puncher:
         self._transition(pp, PunchState.BACKING_OFF)
         pp.attempt_at = now + retry
 
-    def _event_done(self, peer: "Peer", pp: PeerPunch, ok: bool, endpoint: Address | None, now: float, box: "Outbox", retry: float | None = None) -> None:
+    def _event_done(self, peer: "Peer", pp: PeerPunch, ok: bool, endpoint: Address | None, now: float, box: "Outbox",
+                    retry: float | None = None) -> None:
         assert pp.started is not None
         attempt = pp.attempts + 1 if ok else pp.attempts
         box.event(ev.PunchFinished(peer.network.id, peer.node, ok, endpoint, attempt, now - pp.started, retry))
