@@ -82,6 +82,9 @@ class Relay:
     gateway4: ipaddress.IPv4Address
     gateway6: ipaddress.IPv6Address
     corrupt_icmp: bool = False  # negative control: the kernel must drop an ICMP with a bad checksum
+    clamp: int | None = None  # clamp the MSS of TCP SYNs crossing the relay
+    clamped: int = 0
+    max_gso_size: int = 0
     frames: int = 0
     gso_frames: int = 0
     max_frame: int = 0
@@ -116,8 +119,17 @@ class Relay:
         hl = VNET_HDR_LEN if src.vnet_hdr else 0
         self.frames += 1
         self.max_frame = max(self.max_frame, len(frame))
-        if hl and VNET_HDR.unpack_from(frame)[1]:
-            self.gso_frames += 1
+        vflags = 0
+        if hl:
+            vflags, gso_type, _, gso_size, _, _ = VNET_HDR.unpack_from(frame)
+            if gso_type:
+                self.gso_frames += 1
+                self.max_gso_size = max(self.max_gso_size, gso_size)
+        if self.clamp is not None:
+            buf = bytearray(frame[hl:])
+            if pk.clamp_mss(buf, self.clamp, partial_csum=bool(vflags & 1)):
+                self.clamped += 1
+                frame = frame[:hl] + bytes(buf)
         h = pk.try_parse(frame[hl:])
         if h is None:
             self.dropped += 1
