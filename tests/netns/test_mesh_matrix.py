@@ -410,7 +410,7 @@ def test_failover_to_a_relay_and_back_and_to_another_relay_when_one_dies(lab: La
     t_start = time.monotonic()
     R, S, A, B = pair_mesh(lab, tmp_path, "full-cone", "full-cone", s_relay=True)
     na, nb = A.host.nat, B.host.nat
-    relay_name = {R.id[:12]: "R", S.id[:12]: "S"}
+    relay_name = {R.id[:12]: "R", S.id[:12]: "S", "R": "R", "S": "S"}  # paths name relays by name (or id)
     connect(A, B)
     out = []
 
@@ -447,7 +447,7 @@ def test_failover_to_a_relay_and_back_and_to_another_relay_when_one_dies(lab: La
         t_kill = time.monotonic()
         os.killpg(dead.proc.pid, signal.SIGKILL)
         dead.proc.wait()
-        moved = wait_for(lambda: (p := A.path_to(B)) and p.startswith("relay") and p.split()[-1] == alive.id[:12] and p, 15, 0.1)
+        moved = wait_for(lambda: (p := A.path_to(B)) and p.startswith("relay") and p.split()[-1] in (alive.id[:12], alive.name) and p, 15, 0.1)
         t_mv = time.monotonic() - t_kill
         assert moved, f"A's path to B is {A.path_to(B)} {t_mv:.1f} s after relay {dead.name} died"
         resumed = st.wait_resumed(time.monotonic(), 3)
