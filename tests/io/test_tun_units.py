@@ -73,3 +73,43 @@ def test_bad_name_is_refused_before_any_syscall(tmp_path) -> None:
 def test_offload_constants_match_the_kernel_abi() -> None:
     assert (tun.TUNSETIFF, tun.TUNSETOFFLOAD, tun.TUNGETFEATURES) == (0x400454CA, 0x400454D0, 0x800454CF)
     assert tun.OFFLOADS_USO == 0x67 and tun.OFFLOADS_TSO == 0x07
+
+
+@pytest.mark.parametrize(
+    "kernel_takes, expect",
+    [({0x67, 0x07, 0x01}, 0x67), ({0x07, 0x01}, 0x07), ({0x01}, 0x01), (set(), 0)],
+    ids=["uso", "tso-only", "csum-only", "none"],
+)
+def test_offloads_fall_back_on_einval(monkeypatch, kernel_takes: set[int], expect: int) -> None:
+    """An older kernel refuses USO (EINVAL): the device still opens with what it does take."""
+    import errno
+    import struct
+
+    asked = []
+
+    def fake_ioctl(fd: int, req: int, arg):  # type: ignore[no-untyped-def]
+        if req == tun.TUNSETIFF:
+            return struct.pack("16sH22x", b"om-fake", 0)
+        if req == tun.TUNSETOFFLOAD:
+            asked.append(arg)
+            if arg not in kernel_takes:
+                raise OSError(errno.EINVAL, "Invalid argument")
+            return 0
+        raise AssertionError(hex(req))
+
+    monkeypatch.setattr(tun.fcntl, "ioctl", fake_ioctl)
+    with tun.open_tun("om-fake", vnet_hdr=True, path="/dev/null") as t:
+        assert t.offloads == expect and t.uso == bool(expect & tun.TUN_F_USO4) and t.name == "om-fake"
+    assert asked[0] == tun.OFFLOADS_USO and asked[-1] == (expect or tun.TUN_F_CSUM)
+
+
+def test_setiff_refusals_name_cause_and_fix(monkeypatch) -> None:
+    import errno
+
+    for code, words in [(errno.EPERM, "needs CAP_NET_ADMIN"), (errno.EBUSY, "in use by another process")]:
+        def fake_ioctl(fd: int, req: int, arg, code=code):  # type: ignore[no-untyped-def]
+            raise OSError(code, os.strerror(code))
+
+        monkeypatch.setattr(tun.fcntl, "ioctl", fake_ioctl)
+        with pytest.raises(tun.TunError, match=words):
+            tun.open_tun("om-fake", path="/dev/null")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from netns.tunlab import Relay, in_ns, make_ns, sh, sweep_ns
+from netns.tunlab import Relay, in_ns, make_ns, sh, sweep_dead, sweep_ns
 from omerta_mesh.io import tun, tundev
 from omerta_mesh.vnet.addressing import gateway_v4, gateway_v6
 
@@ -27,6 +27,13 @@ NET6 = ipaddress.IPv6Network("fd5e:1234:abcd::/64")
 ULA = ipaddress.IPv6Network("fd5e:1234:abcd::/48")
 A4, B4 = ipaddress.IPv4Interface("100.64.3.2/16"), ipaddress.IPv4Interface("100.64.3.3/16")
 A6, B6 = ipaddress.IPv6Interface("fd5e:1234:abcd::a/64"), ipaddress.IPv6Interface("fd5e:1234:abcd::b/64")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _clear_dead_runs():
+    if os.geteuid() == 0 and shutil.which("ip"):
+        sweep_dead()
+    yield
 
 
 @pytest.fixture
@@ -221,9 +228,17 @@ def test_no_cap_net_admin_says_why_and_how(two_ns) -> None:
     assert len(lines) == 2 and all("needs CAP_NET_ADMIN" in x and "run as root" in x for x in lines), r.stdout
 
 
-def test_sweep_helper_cleans_our_namespaces() -> None:
+def test_sweep_helpers_clean_our_namespaces_and_those_of_dead_runs() -> None:
     if os.geteuid() != 0:
         pytest.skip("needs root")
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    orphan = f"omtun-{dead.pid}-x"
+    sh("ip", "netns", "add", orphan)
+    sweep_dead()
+    assert orphan not in sh("ip", "netns", "list").stdout
     ns = make_ns("sweep")
+    sweep_dead()
+    assert ns in sh("ip", "netns", "list").stdout  # ours: alive
     sweep_ns()
     assert ns not in sh("ip", "netns", "list").stdout

@@ -50,6 +50,15 @@ def sweep_ns(prefix: str | None = None) -> None:
             sh("ip", "netns", "del", name, check=False)
 
 
+def sweep_dead() -> None:
+    """Remove namespaces left by test processes that died (``omtun-<pid>-...`` whose pid is gone)."""
+    r = sh("ip", "netns", "list", check=False)
+    for line in r.stdout.splitlines():
+        parts = line.split()[0].split("-") if line.split() else []
+        if len(parts) > 2 and parts[0] == "omtun" and parts[1].isdigit() and not os.path.exists(f"/proc/{parts[1]}"):
+            sh("ip", "netns", "del", line.split()[0], check=False)
+
+
 def in_ns(ns: str, fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
     out: dict[str, Any] = {}
 
