@@ -71,3 +71,35 @@ def test_two_sequential_symmetric_nats_punch_within_the_budget(capsys) -> None:
         assert done and all(e.attempt == 1 for e in done)
     with capsys.disabled():
         print(f"\nsym-seq x sym-seq: {rows}")
+
+
+def test_a_sequential_symmetric_node_punching_with_several_peers_at_once(capsys) -> None:
+    """As in the lab matrix: one node behind a sequential NAT starts attempts with many peers at once. Its
+    attempts run one at a time until each has made its mappings, and the ports of mappings already made
+    towards a peer (its first handshake) are offered too: otherwise each burst took the ports predicted for
+    the others and the port-restricted peers stayed relayed."""
+    kinds = ["port-restricted", "symmetric-sequential", "symmetric-random", "port-restricted", "restricted", "symmetric-sequential"]
+    rows = []
+    for seed in (1, 2, 3):
+        sm = SimMesh(seed=seed)
+        relay = sm.add_node("relay", relay=True)
+        helper = sm.add_node("helper")
+        a = sm.add_node("a", nat=sm.add_nat("nat-a", "symmetric-sequential"), link=LinkSpec(latency=0.01))
+        bs = [sm.add_node(f"b{i}", nat=sm.add_nat(f"nat-b{i}", k), link=LinkSpec(latency=0.01)) for i, k in enumerate(kinds)]
+        net = relay.mesh.create_network("lab", sm.now)
+        for n in (helper, a, *bs):
+            sm.join(n, relay, net)
+        sm.run_for(8)
+        for b in bs:
+            sm.send(a, b, "hello", b"x")
+        sm.run_for(60)
+        got = {(k, i): (sm.path_kind(a, b, net), sm.path_kind(b, a, net)) for i, (k, b) in enumerate(zip(kinds, bs))}
+        rows.append((seed, [f"{k}:{'direct' if 'relay' not in v else 'relay'}" for (k, _), v in got.items()]))
+        for (k, _), v in got.items():
+            if k in ("port-restricted", "restricted"):
+                assert "relay" not in v, f"seed {seed}: {k} peer {v}"
+            if k == "symmetric-random":
+                assert v == ("relay", "relay")
+        assert any("relay" not in v for (k, _), v in got.items() if k == "symmetric-sequential"), f"seed {seed}: {got}"
+    with capsys.disabled():
+        print("\nsym-seq with six peers at once (60 s):\n  " + "\n  ".join(f"seed {s}: {r}" for s, r in rows))

@@ -63,6 +63,8 @@ MAX_DESTINATIONS = 4096
 FRESH_FOR = 30.0  # a fresh observation (plus the mappings counted since) bases predictions this long
 MAX_BINDS = 64  # fresh observations in flight, all peers together
 LAST_DIRECT = 2  # direct paths remembered per relayed peer and rechecked
+EXTRA = 24  # candidates beyond the predicted ports (mappings towards the peer, public, local)
+OFFER_HOLD = 3.0  # an unanswered offer holds other predicted attempts back this long at most
 BLOCK = (0, 2, 4, 1, 3)  # target order within each block of five on the permuting side (offsets 0,+1,+2,-2,-1)
 
 
@@ -98,6 +100,8 @@ class PeerPunch:
     attempts: int = 0  # failed attempts in a row (the retry interval doubles with each)
     reply: bool = False  # OBSERVING: our candidates answer the peer's (else they offer)
     binds: int = 0  # OBSERVING: observations tried for this attempt
+    offered_at: float | None = None  # OFFERED: when our candidates went out
+    reply_due: bool = False  # the peer's candidates wait for ours (held while another attempt predicts)
     last_direct: list[Address] = field(default_factory=list)  # direct paths that worked, newest first
     recheck_at: float | None = None  # next probe of last_direct while relayed
 
@@ -158,7 +162,7 @@ class Puncher:
         self.table = table  # reflectors for fresh observations: directly connected peers
         self.nat = nat
         self.peers: dict[tuple[bytes, bytes], PeerPunch] = {}
-        self._sent: dict[Address, float] = {}  # direct address -> last sent (main socket)
+        self._sent: dict[Address, tuple[int, float]] = {}  # direct address -> (mapping order, last sent)
         self._count = 0  # new mappings we made (first sends to an address, or after MAPPING_IDLE)
         self.fresh: FreshMapping | None = None
         self._binds: dict[int, tuple["Peer", Address, float]] = {}  # nonce -> (peer punched, reflector, at)
@@ -212,15 +216,15 @@ class Puncher:
     # ------------------------------------------------------------------ inputs
     def note_destination(self, dst: Address, now: float) -> None:
         """We sent to a direct address from our main socket: a new mapping if new or idle long enough."""
-        last = self._sent.get(dst)
-        if last is None or now - last > MAPPING_IDLE:
+        d = self._sent.get(dst)
+        if d is None or now - d[1] > MAPPING_IDLE:
             self._sent.pop(dst, None)
-            self._count += 1
             if len(self._sent) >= MAX_DESTINATIONS:
                 del self._sent[next(iter(self._sent))]
-        elif now - last <= 1.0:
-            return
-        self._sent[dst] = now
+            self._sent[dst] = (self._count, now)
+            self._count += 1
+        elif now - d[1] > 1.0:
+            self._sent[dst] = (d[0], now)
 
     def note_mapping(self) -> None:
         """A mapping made elsewhere (our second socket's NAT test)."""
@@ -285,7 +289,7 @@ class Puncher:
             self.counters.inc("punch.observation_lost")
             self._observed(peer, pp, now, box, ours())
         if pp.state in (PunchState.BACKING_OFF, PunchState.OFFERED) and pp.attempt_at is not None and now >= pp.attempt_at:
-            if relayed:
+            if relayed or pp.reply_due:
                 self._attempt(peer, pp, now, box, ours())
             else:  # direct again (or no path yet): nothing to attempt
                 self._transition(pp, PunchState.IDLE)
@@ -293,7 +297,7 @@ class Puncher:
     def on_candidates(self, peer: "Peer", c: cw.Candidates, relayed: bool, ours_id: bytes, now: float, box: "Outbox", ours: OursFn) -> None:
         """The peer's ``punch.candidates``: probe them on the schedule (answering with ours if asked)."""
         pp = self.of(peer)
-        eps = [e for e in c.endpoints if not is_relay(e)][: self.cfg.punch_prediction + 16]
+        eps = [e for e in c.endpoints if not is_relay(e)][: self.cfg.punch_prediction + EXTRA]
         o = ours() if c.reply or c.mapping in (Mapping.ADM, Mapping.APDM) else None
         both = o is not None and predicts(o.verdict) and c.mapping in (Mapping.ADM, Mapping.APDM) and c.port_delta != 0
         pp.targets = lockstep_order(eps, c.port_delta, both and ours_id > peer.node.raw)
@@ -302,6 +306,14 @@ class Puncher:
             pp.started = now  # an attempt to go direct: it will end in an event
         if c.reply:
             assert o is not None
+            busy = self._busy_until(peer, now) if predicts(o.verdict) and pp.state is not PunchState.OFFERED else None
+            if busy is not None and pp.state is not PunchState.OBSERVING:
+                pp.reply_due = True  # answered once the attempt that predicts now has made its mappings
+                if pp.state is not PunchState.BACKING_OFF:
+                    self._transition(pp, PunchState.BACKING_OFF)
+                pp.attempt_at = busy
+                box.arm(peer)
+                return
             if predicts(o.verdict) and pp.state is not PunchState.OFFERED and self._bind(peer, pp, now, box, o):
                 pp.reply = True  # our bursts make mappings: they start once the observation is back
                 self._transition(pp, PunchState.OBSERVING)
@@ -330,12 +342,37 @@ class Puncher:
         self._observed(peer, pp, now, box, o)
 
     # ------------------------------------------------------------------ steps
+    def _busy_until(self, peer: "Peer", now: float) -> float | None:
+        """Behind a sequential NAT, attempts run one at a time until each has made its mappings: another
+        attempt's burst in between would take the ports we predicted. When the one under way releases."""
+        until = None
+        for key, other in self.peers.items():
+            if key == peer.key:
+                continue
+            t = None
+            if other.state is PunchState.OBSERVING and other.observe_until_at is not None:
+                t = other.observe_until_at
+            elif other.state is PunchState.OFFERED and other.offered_at is not None and now < other.offered_at + OFFER_HOLD:
+                t = other.offered_at + OFFER_HOLD
+            if t is not None and (until is None or t > until):
+                until = t
+        return until
+
     def _attempt(self, peer: "Peer", pp: PeerPunch, now: float, box: "Outbox", o: Ours) -> None:
+        if predicts(o.verdict):
+            busy = self._busy_until(peer, now)
+            if busy is not None:
+                pp.attempt_at = busy  # another attempt is making its mappings: ours would take its ports
+                return
         pp.binds = 0
         pp.attempt_at = None
         if predicts(o.verdict) and self._bind(peer, pp, now, box, o):
-            pp.reply = False
+            pp.reply = pp.reply_due
             self._transition(pp, PunchState.OBSERVING)
+            return
+        if pp.reply_due:
+            self._offer(peer, pp, False, now, box, o)
+            self._burst(peer, pp, True, now, box)
             return
         self._offer(peer, pp, True, now, box, o)
         self._transition(pp, PunchState.OFFERED)
@@ -350,10 +387,12 @@ class Puncher:
             self._transition(pp, PunchState.OFFERED)
 
     def _offer(self, peer: "Peer", pp: PeerPunch, reply: bool, now: float, box: "Outbox", o: Ours) -> None:
-        eps = self.candidates(o, now)
+        eps = self.candidates(o, now, peer)
         box.control(peer, "punch.candidates", cw.encode_candidates(cw.Candidates(reply, int(o.verdict.mapping), o.verdict.port_delta, eps)))
+        pp.reply_due = False
         if reply:
             pp.attempt_at = now + self.cfg.upgrade_interval  # no answer by then: offer again
+            pp.offered_at = now
 
     def _burst(self, peer: "Peer", pp: PeerPunch, relayed: bool, now: float, box: "Outbox") -> None:
         self._transition(pp, PunchState.BURSTING)
@@ -428,28 +467,36 @@ class Puncher:
                 best, best_key = p, k
         return best
 
-    def candidates(self, o: Ours, now: float) -> list[Address]:
-        """Where we may be reached: predicted ports first (when our NAT needs them), then our public
-        mappings and local addresses."""
+    def candidates(self, o: Ours, now: float, peer: "Peer | None" = None) -> list[Address]:
+        """Where we may be reached: predicted ports first (when our NAT needs them), then the ports of the
+        mappings we already made towards the peer's addresses (placed from the fresh observation by the
+        order they were made in), then our public mappings and local addresses."""
         v = o.verdict
         plain = list(dict.fromkeys(list(v.public) + list(o.local_endpoints)))
         n = self.cfg.punch_prediction
         predicted: list[Address] = []
+        towards: list[Address] = []
         if predicts(v):
             host = v.public[0][0]
-            step = v.port_delta or 1
-            if abs(step) <= 2:  # a measured step of 2 is usually another flow's port in between: go one by one
-                step = 1 if step > 0 else -1
+            # one port at a time in the allocation's direction: the measured step mixes in other flows' ports
+            # (a step of 10 read off a busy NAT that steps by 1 aimed past every real mapping)
+            step = -1 if v.port_delta < 0 else 1
             f = self.fresh
             if f is not None and f.host == host and now - f.at <= FRESH_FOR:
                 ports = predicted_ports(f.port, step, self._count - f.count, n)
                 self.counters.inc("punch.fresh_predictions")
+                theirs = [*peer.endpoints, *self.of(peer).targets, *peer.paths] if peer is not None else []
+                for a in dict.fromkeys(theirs):
+                    d = self._sent.get(a) if not is_relay(a) else None
+                    if d is not None and now - d[1] <= MAPPING_IDLE:  # a mapping towards it exists: where?
+                        q = f.port + step * (d[0] - f.count + (1 if d[0] >= f.count else 0))
+                        towards += [(host, q + k * step) for k in (0, 1, -1, 2, -2) if 1024 <= q + k * step <= 65535]
             else:  # no fresh observation: from the latest mapping a peer reported (stale on a busy NAT)
                 ports = predicted_ports(v.public[0][1], step, 0, n)
                 self.counters.inc("punch.stale_predictions")
             predicted = [(host, q) for q in ports]
             self.last_prediction = tuple(ports)
-        eps = predicted + [e for e in plain if e not in predicted]
-        return eps[: n + 16]
+        eps = list(dict.fromkeys(predicted + towards + plain))
+        return eps[: n + EXTRA]
 
 
