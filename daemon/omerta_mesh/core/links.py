@@ -105,7 +105,8 @@ class LinkMixin:
             peer.probe_at = now  # from now on every path is probed at the active heartbeat (_heartbeat)
             self.counters.inc("peers.unreachable")
             self._event(ev.PeerDisconnected(peer.network.id, peer.node, f"no path answers ({reason})"))
-        elif live and not peer.connected and peer.unreachable_since is not None and peer.sendable_session(now) is not None:
+        elif live and not peer.connected and peer.unreachable_since is not None and peer.endpoint is not None \
+                and peer.sendable_session(now) is not None:
             peer.connected = True
             self._reachable_again(peer, now)
             s = peer.current or peer.next
@@ -226,8 +227,8 @@ class LinkMixin:
                 if lost or is_relay(peer.endpoint):  # relayed: keep the other relays measured (RTT, failover)
                     for addr in self.relay_client.standby(peer, now):
                         self._probe(peer, addr, now)
-                for r in self.relay_client.dead_relays(peer, now):
-                    self._probe(r, r.endpoint, now)
+                for r, addr in self.relay_client.dead_relays(peer, now):
+                    self._probe(r, addr, now)
                     self._arm(r, now)
             peer.probe_at = now + (cfg.heartbeat_active if active else cfg.heartbeat_idle)
         if peer.probe_at is None:

@@ -94,7 +94,7 @@ class RelayClient:
         cands.sort(key=lambda a: (peer.paths[a].srtt if peer.paths[a].srtt is not None else 1e9, a))
         return cands[:STANDBY]
 
-    def dead_relays(self, peer: Peer, now: float) -> list[Peer]:
+    def dead_relays(self, peer: Peer, now: float) -> list[tuple[Peer, Address]]:
         """Relays behind DOWN relay paths of ``peer`` whose own direct path has no probe out: probe them, so a
         dead relay is itself noticed (and dropped from our record) rather than only the paths through it."""
         out = []
@@ -104,5 +104,5 @@ class RelayClient:
                 if r is not None and r.endpoint is not None and not is_relay(r.endpoint):
                     rp = r.paths.get(r.endpoint)
                     if rp is None or not rp.pending:
-                        out.append(r)
+                        out.append((r, r.endpoint))
         return out

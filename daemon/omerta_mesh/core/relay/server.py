@@ -102,7 +102,7 @@ class RelayServer:
         self.table = table
         self.mode = relay_mode(config.relay)
         self.offer = RelayOffer(self.mode, False, "NAT not classified yet" if self.mode != "off" else "relay = off", 0.0, 0)
-        self._pairs: OrderedDict[tuple[bytes, bytes], set] = OrderedDict()
+        self._pairs: OrderedDict[tuple[bytes, bytes], set[tuple[bytes, bytes]]] = OrderedDict()
         self._limiter = ByteRateLimiter(config.relay_rate, int(config.relay_burst), config.relay_clients)
 
     def update(self, verdict: NatVerdict) -> RelayOffer:
