@@ -21,6 +21,11 @@ Lifecycle of one peer's punching (``PunchState``; ``Puncher._transition`` reject
   from that port and only the mappings we made since (``note_destination``), so mappings made long ago
   (old destinations, our own earlier bursts, other hosts behind the NAT) cannot skew them. No answer by
   ``observe_until_at``: we predict from the latest reported mapping instead.
+  Attempts of a predicting node run one at a time until each has made its mappings (observing, or offered
+  for at most ``OFFER_HOLD``): another peer's burst in between would take the ports we just predicted. A
+  peer's candidates that arrive meanwhile wait (``reply_due``). The ports of mappings we already made
+  towards the peer (its first handshake, say) are offered too, placed from the fresh observation by the
+  order they were made in.
 * OFFERED: our ``punch.candidates`` went to the peer (through the relayed session); waiting for its own.
 * BURSTING: both sides probe each other's candidates on ``punch_schedule`` (``burst_at``); an answered probe
   makes a direct path up and the path policy moves to it. ``give_up_at`` passed without one: the attempt
