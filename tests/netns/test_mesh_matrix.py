@@ -447,7 +447,8 @@ def test_failover_to_a_relay_and_back_and_to_another_relay_when_one_dies(lab: La
         t_kill = time.monotonic()
         os.killpg(dead.proc.pid, signal.SIGKILL)
         dead.proc.wait()
-        moved = wait_for(lambda: (p := A.path_to(B)) and p.startswith("relay") and p.split()[-1] in (alive.id[:12], alive.name) and p, 15, 0.1)
+        via_alive = (alive.id[:12], alive.name)
+        moved = wait_for(lambda: (p := A.path_to(B)) and p.startswith("relay") and p.split()[-1] in via_alive and p, 15, 0.1)
         t_mv = time.monotonic() - t_kill
         assert moved, f"A's path to B is {A.path_to(B)} {t_mv:.1f} s after relay {dead.name} died"
         resumed = st.wait_resumed(time.monotonic(), 3)

@@ -62,7 +62,7 @@ class Path:
     last_ping: float | None = None
     srtt: float | None = None
     rttvar: float = 0.0
-    outcomes: deque = field(default_factory=lambda: deque(maxlen=LOSS_WINDOW))  # True answered, False lost
+    outcomes: deque[bool] = field(default_factory=lambda: deque(maxlen=LOSS_WINDOW))  # True answered, False lost
     pending: dict[int, float] = field(default_factory=dict)  # probe id -> sent at
     lost_since_pong: int = 0  # probes that went unanswered since the last answer
 
@@ -132,7 +132,8 @@ def choose(paths: dict[Address, Path], current: Address | None, now: float, trus
             if best_r.srtt is None or cur_p.srtt is None or cur_p.srtt <= 1.5 * best_r.srtt + 0.002:
                 return PathChoice(cur_p.addr, "no direct path answers; relayed")
         return PathChoice(best_r.addr, "no direct path answers; relayed")
-    heard = [p for p in paths.values() if (p.last_rx is not None or p.last_pong is not None) and (not p.relay or relay_up.get(p.addr, False))]
+    heard = [p for p in paths.values()
+             if (p.last_rx is not None or p.last_pong is not None) and (not p.relay or relay_up.get(p.addr, False))]
     if heard:
         last = max(heard, key=lambda p: (max(p.last_rx or 0.0, p.last_pong or 0.0), p.addr))
         return PathChoice(last.addr, "last path heard from", path_state(last, now, trust) is not PathState.DOWN)
