@@ -327,8 +327,6 @@ def describe_event(e: Json) -> str:
         detail = f"at {e.get('endpoint', DASH)}"
     elif kind in ("peer.disconnected", "peer.handshake_failed", "message.failed"):
         detail = str(e.get("reason", ""))
-    elif kind == "peer.endpoint_changed":
-        detail = f"{e.get('old') or DASH} -> {e.get('new') or DASH}"
     elif kind == "peer.path_changed":
         detail = f"{e.get('kind', DASH)} {e.get('new') or ''} ({e.get('reason', '')})".replace("  ", " ")
     elif kind == "peer.punch_finished":

@@ -56,8 +56,8 @@ def test_snapshot_then_deltas_in_order_and_old_events_ignored() -> None:
     assert m.peers[(DAVE, NET)].path == "relay via bob"  # the event names no relay: the polled name stays
     m.apply_event(ev(17, "peer.path_changed", DAVE, old="relay:x", new="127.0.0.1:1009", kind="punched", reason="punch ok"))
     assert m.peers[(DAVE, NET)].path == "punched" and m.peers[(DAVE, NET)].endpoint == "127.0.0.1:1009"
-    m.apply_event(ev(18, "peer.endpoint_changed", DAVE, old="127.0.0.1:1009", new="127.0.0.1:2000"))
-    assert m.peers[(DAVE, NET)].endpoint == "127.0.0.1:2000"
+    m.apply_event(ev(18, "peer.left", CAROL))  # carol left the network: her row goes at once
+    assert (CAROL, NET) not in m.peers and (DAVE, NET) in m.peers
     m.apply_event(ev(19, "peer.disconnected", DAVE, reason="timeout"))
     dave = m.peers[(DAVE, NET)]
     assert not dave.connected and dave.path is None and [r.label for r in m.rows()][-1] == "dave"  # offline last

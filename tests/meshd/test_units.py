@@ -200,8 +200,9 @@ def test_core_events_become_json_events() -> None:
     assert core_event_json(ev.PeerConnected(net, peer, ("10.0.0.1", 5), True), name_of) == (
         "peer.connected", {"node_id": str(peer), "name": "alice", "network": str(net), "endpoint": "10.0.0.1:5", "initiator": True})
     assert core_event_json(ev.PongReceived(net, peer, 7, 0.0125, ("::1", 9)), name_of)[1]["rtt_ms"] == 12.5
-    assert core_event_json(ev.EndpointChanged(net, peer, None, ("::1", 9)), name_of)[1] == {
-        "node_id": str(peer), "name": "alice", "network": str(net), "old": None, "new": "[::1]:9"}
+    assert core_event_json(ev.PathChanged(net, peer, None, ("::1", 9), "direct", "first"), name_of)[1] == {
+        "node_id": str(peer), "name": "alice", "network": str(net), "old": None, "new": "[::1]:9", "kind": "direct", "reason": "first"}
+    assert core_event_json(ev.PeerLeft(net, peer), name_of) == ("peer.left", {"node_id": str(peer), "name": "alice", "network": str(net)})
     assert core_event_json(ev.ChannelMessage(net, peer, "chat", b"secret"), name_of) is None  # data never published
     for cls_name in CORE_EVENTS:  # every mapped core event exists and converts to plain JSON
         cls = getattr(ev, cls_name, None)

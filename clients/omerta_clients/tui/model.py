@@ -274,8 +274,8 @@ class Model:
 
     _on_peer_rekeyed = _on_peer_restarted
 
-    def _on_peer_endpoint_changed(self, e: Json) -> None:
-        self._row(e).endpoint = e.get("new") or None
+    def _on_peer_left(self, e: Json) -> None:  # it left the network (its signed departure): no longer listed
+        self.peers.pop((str(e.get("node_id", "")), str(e.get("network", ""))), None)
 
     def _on_peer_path_changed(self, e: Json) -> None:
         row = self._row(e)

@@ -10,11 +10,9 @@ class CoreConfig:
     # --- sessions (WireGuard's constants where they apply) -----------------------------------------------
     rekey_after_time: float = 120.0  # initiator starts a new handshake when sending on an older session
     reject_after_time: float = 180.0  # a session older than this neither sends nor receives
-    rekey_after_messages: int = 1 << 60
     reject_after_messages: int = (1 << 64) - (1 << 13) - 1
     rekey_timeout: float = 5.0  # handshake retransmit interval
     rekey_attempt_time: float = 90.0  # give up on a handshake after this long
-    keepalive_timeout: float = 10.0  # send a keepalive if we received but did not send for this long
     replay_window: int = 2048
     # --- handshake defence -----------------------------------------------------------------------------
     handshakes_per_second_under_load: int = 200  # above this rate, require a cookie (mac2)
@@ -25,7 +23,6 @@ class CoreConfig:
     # --- frames and messages ----------------------------------------------------------------------------
     max_datagram: int = 1472  # IPv4 1500 MTU minus IP and UDP headers
     max_message: int = 1 << 20  # a channel message or request body, reassembled
-    max_channel_name: int = 64
     reliable_window: int = 256  # frames in flight per peer
     reliable_send_queue: int = 8192  # frames queued behind the window per peer before send() refuses
     reliable_min_rto: float = 0.2
@@ -35,14 +32,12 @@ class CoreConfig:
     reliable_give_up: float = 30.0  # a frame unacked for this long fails its message
     reassembly_per_peer_bytes: int = 2 << 20
     reassembly_total_bytes: int = 32 << 20
-    reassembly_timeout: float = 30.0
     request_timeout: float = 10.0
     max_pending_requests: int = 1024
     max_events: int = 100_000  # events the caller has not yet pulled; oldest dropped beyond this
     # --- peers --------------------------------------------------------------------------------------------
     max_peers_per_network: int = 4096
     max_endpoints_per_peer: int = 8
-    initiation_attempts: int = 18  # ~90 s at rekey_timeout
 
     # --- link health (core/links.py) -----------------------------------------------------------------------
     heartbeat_active: float = 1.5  # probe interval on the current path while traffic flows
@@ -74,7 +69,7 @@ class CoreConfig:
     nat_test_retry: float = 15.0  # when no suitable peers are connected yet
     nat_test_wait: float = 2.0  # after a peer confirms it sent an unsolicited probe, wait this long for it
     nat_test_answers: float = 0.2  # tests answered per second per asking peer (burst 4)
-    # --- discovery (core/gossip.py) ----------------------------------------------------------------------
+    # --- discovery (core/discovery/gossip.py) ----------------------------------------------------------------------
     gossip_interval: float = 1.0
     gossip_digest_entries: int = 256
     gossip_budget: int = 32_768  # bytes of records sent per exchange

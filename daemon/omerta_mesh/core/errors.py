@@ -42,13 +42,11 @@ class DropReason(enum.Enum):
     UNKNOWN_TYPE = "unknown_type"
     BAD_RESERVED = "bad_reserved"
     BAD_MAC1 = "bad_mac1"
-    BAD_MAC2 = "bad_mac2"
     COOKIE_REQUIRED = "cookie_required"
     BAD_COOKIE_REPLY = "bad_cookie_reply"
     RATE_LIMITED = "rate_limited"
     HANDSHAKE_FAILED = "handshake_failed"
     HANDSHAKE_REPLAY = "handshake_replay"
-    HANDSHAKE_UNEXPECTED = "handshake_unexpected"
     HANDSHAKE_TIE_BREAK = "handshake_tie_break"
     UNKNOWN_RECEIVER = "unknown_receiver"
     DECRYPT_FAILED = "decrypt_failed"
@@ -58,10 +56,8 @@ class DropReason(enum.Enum):
     UNKNOWN_FRAME = "unknown_frame"
     FRAGMENT_INVALID = "fragment_invalid"
     REASSEMBLY_LIMIT = "reassembly_limit"
-    RELIABLE_WINDOW = "reliable_window"
     UNKNOWN_PEER = "unknown_peer"
     SELF = "self"
-    NOT_MEMBER = "not_member"
     RECORD_INVALID = "record_invalid"
     RECORD_STALE = "record_stale"
     GOSSIP_LIMIT = "gossip_limit"
@@ -69,7 +65,5 @@ class DropReason(enum.Enum):
     RELAY_UNKNOWN = "relay_unknown"
     RELAY_LOOP = "relay_loop"  # a relayed frame asked to be relayed again, or its hop limit is spent
     RELAY_NO_DIRECT_PATH = "relay_no_direct_path"  # the relay reaches the destination only via a relay, or not at all
-    PUNCH_UNKNOWN = "punch_unknown"
-    OBSERVATION_INVALID = "observation_invalid"
     NAT_UNEXPECTED = "nat_unexpected"  # a NAT test answer we did not ask for, or a test aimed elsewhere
-    NO_CHANNEL_LISTENER = "no_channel_listener"
+    IP_UNROUTED = "ip_unrouted"  # an IP frame: there is no virtual network to deliver it to yet

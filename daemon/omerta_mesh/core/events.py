@@ -75,16 +75,6 @@ class HandshakeFailed(Event):
 
 
 @dataclass(frozen=True, slots=True)
-class EndpointChanged(Event):
-    """An authenticated packet came from a new address: the peer roamed (or its NAT rebound)."""
-
-    network: NetworkId
-    peer: NodeId
-    old: Address | None
-    new: Address
-
-
-@dataclass(frozen=True, slots=True)
 class ChannelMessage(Event):
     network: NetworkId
     peer: NodeId

@@ -74,7 +74,6 @@ class Mesh(LinkMixin, NatProbeMixin):
         self.requests = PendingRequests(config.max_pending_requests)
         self._timers = DeadlineQueue()
         self._out: list[tuple[Address, Address | None, bytes]] = []
-        self._tun_out: list[bytes] = []
         self._events: deque[ev.Event] = deque()
         self._next_msg_id = 1
         self._next_probe = 1
@@ -120,10 +119,6 @@ class Mesh(LinkMixin, NatProbeMixin):
                     self.counters.inc("audit.violations")
             out = kept
         self._retired.clear()
-        return out
-
-    def tun_packets_to_write(self) -> list[bytes]:
-        out, self._tun_out = self._tun_out, []
         return out
 
     def next_event(self) -> ev.Event | None:
@@ -615,9 +610,8 @@ class Mesh(LinkMixin, NatProbeMixin):
         elif t == fw.FrameType.RELAYED:
             inner, via = self.relay_client.unwrap(peer, frame, src)
             self.receive_datagram(inner, via, local, now)
-        elif t == fw.FrameType.IP:
-            self._mark_active(peer, now)
-            self._tun_out.append(frame[1:])
+        elif t == fw.FrameType.IP:  # no virtual network yet: nothing would read it, so it must not pile up
+            self.counters.drop(DropReason.IP_UNROUTED)
         elif t == fw.FrameType.CLOSE:
             self._forget_sessions(peer, peer.clear_sessions())
             self.hs.abandon(peer)
@@ -783,10 +777,6 @@ class Mesh(LinkMixin, NatProbeMixin):
         if pid is None:
             raise UsageError(f"no session with {node.short()} yet; wait for it to connect")
         return pid
-
-    def send_ip(self, node: NodeId, packet: bytes, now: float, network: NetworkId | None = None) -> bool:
-        peer = self.find_peer(node, network)
-        return self._send_frame(peer, b"\x01" + packet, now)
 
     def close(self, now: float) -> None:
         """Tell every connected peer we are leaving (the daemon calls this on shutdown)."""
