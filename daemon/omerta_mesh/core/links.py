@@ -34,7 +34,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from .mesh import Mesh
 
 OUTAGE = 3  # probes lost in a row that make an outage (not loss) of a path
-REPROBE = 0.25  # seconds: a path probed this recently is not probed again for each packet it carries
 
 
 class LinkMixin:
@@ -58,9 +57,8 @@ class LinkMixin:
         full = new and len(peer.paths) >= self.cfg.max_paths_per_peer
         p = self._path(peer, src, now)
         p.last_rx = now
-        just_probed = p.last_ping is not None and now < p.last_ping + REPROBE
         stale = src != peer.endpoint and (p.last_pong is None or now >= p.last_pong + self.cfg.heartbeat_active)
-        if not full and not just_probed and (new or stale):
+        if not full and (new or stale):
             self._probe(peer, src, now)  # confirm the new path at once (roaming, punching)
         if peer.endpoint is None:
             self._switch(peer, src, "first path heard from", now)
