@@ -27,7 +27,7 @@ from .ids import NetworkId, NodeId
 from .keys import Identity
 from .links import LinkMixin
 from .nat.classify import Mapping, NatObserver, NatVerdict
-from .nat.probing import NatProbeMixin
+from .nat.probing import NatStep, NatTests
 from .nat.punch import Puncher
 from .network import Network
 from .outbox import Outbox
@@ -48,7 +48,7 @@ Address = tuple[str, int]
 RELAY_HEADROOM = 72  # bytes kept free in every datagram for the relay frame and outer transport header
 
 
-class Mesh(LinkMixin, NatProbeMixin):
+class Mesh(LinkMixin):
     def __init__(
         self,
         identity: Identity,
@@ -94,15 +94,14 @@ class Mesh(LinkMixin, NatProbeMixin):
         self.local_ips: frozenset[str] = frozenset()
         self.name = name
         self.gossip = Gossip(identity, config, self.counters, self.entropy, self.table, wall_offset, name)
-        self._natprobe_init()
+        self.nattests = NatTests(config, self.counters, self.entropy, self.table, self.nat, self.gossip.record_of)
         # dispatch tables: singleton timers, and control messages by name (handler(peer, name, body, now))
         self._timer_handlers: dict[Timer, Callable[[float], None]] = {
             Timer.GOSSIP: self._gossip_round, Timer.NAT: self._nat_timer, Timer.REQUESTS: self._requests_timer}
         self._control_handlers: dict[str, Callable[[Peer, str, bytes, float], None]] = {
             "gossip.sync": self._on_gossip, "gossip.records": self._on_gossip, "gossip.want": self._on_gossip,
             "punch.candidates": lambda peer, _name, body, now: self._on_candidates(peer, body, now),
-            "nat.test": lambda peer, _name, body, now: self._on_nat_test(peer, body, now),
-            "nat.ack": lambda peer, _name, body, now: self._on_nat_ack(peer, body, now)}
+            "nat.test": self._on_nat_test, "nat.ack": self._on_nat_ack}
         self.chunk_size = config.max_datagram - TRANSPORT_OVERHEAD - RELAY_HEADROOM - fw.DATA_HEADER_LEN
         self.audit = EncryptionAudit(self._sessions_by_remote, strict=strict_audit) if (audit or strict_audit) else None
 
@@ -160,6 +159,10 @@ class Mesh(LinkMixin, NatProbeMixin):
             self._probe(peer, addr, now)
         for peer, name, body in out.controls:
             self._send_control(peer, name, body, now)
+        for dst, local, data in out.sends:  # exact address and socket (NAT tests): no path choice, no stats
+            self._out.append((dst, local, data))
+            if not self.nattests.on_probe_socket(local):
+                self._note_destination(dst, now)
         for e in out.events:
             self._event(e)
         for peer in out.rearm:
@@ -407,7 +410,7 @@ class Mesh(LinkMixin, NatProbeMixin):
                 peer = self.table.get(NetworkId(key.key[0]), NodeId(key.key[1]))
                 if peer is not None:
                     self._service(peer, now)
-            else:
+            elif isinstance(key, Timer):
                 self._timer_handlers[key](now)
         self._requests_timer(now)  # every call: a request's deadline may have passed while other timers ran
 
@@ -554,7 +557,9 @@ class Mesh(LinkMixin, NatProbeMixin):
         _, ver, receiver, counter = TRANSPORT_HEADER.unpack_from(data)
         if ver != 1 or data[2] or data[3]:
             raise WireError(DropReason.BAD_RESERVED)
-        if self._hairpin_tags and self._hairpin_back(data, now):
+        hairpin = self.nattests.hairpin_back(data, now)  # our own hairpin probe coming back
+        if hairpin is not None:
+            self._nat_step(hairpin, Outbox(), now)
             return
         found = self.table.lookup(receiver)
         if found is None or found[1] is None:
@@ -692,9 +697,68 @@ class Mesh(LinkMixin, NatProbeMixin):
         main = self.local_endpoints[0] if self.local_endpoints else None
         return self.nat.verdict(main, self.local_ips, self.probe_local)
 
+    @property
+    def probe_local(self) -> Address | None:
+        """Our second UDP socket (NAT tests; the driver binds it and sets this)."""
+        return self.nattests.probe_local
+
+    @probe_local.setter
+    def probe_local(self, addr: Address | None) -> None:
+        self.nattests.probe_local = addr
+
+    def _on_probe_socket(self, local: Address | None) -> bool:
+        return self.nattests.on_probe_socket(local)
+
+    def _nat_arm(self) -> None:
+        at = self.nattests.next_deadline()
+        if at is None:
+            self._timers.cancel(Timer.NAT)
+        else:
+            self._timers.set(Timer.NAT, at)
+
+    def _nat_timer(self, now: float) -> None:
+        if self.nattests.expire(now).changed:
+            self._nat_changed(now)
+        out = Outbox()
+        step = self.nattests.round(self.nat_verdict(), now, out) if self.nattests.round_due(now) else NatStep()
+        self._nat_step(step, out, now)
+
+    def _nat_step(self, step: NatStep, out: Outbox, now: float) -> None:
+        """Perform what a NAT test step asked for, in the order the mixin it replaced did."""
+        for _ in range(step.mappings):
+            self.punch.note_mapping()
+        self._perform(out, now)
+        if step.changed:
+            self._nat_changed(now)
+        if step.bound is not None:
+            out = Outbox()
+            self.nattests.ask_filter_tests(*step.bound, now, out)
+            self._perform(out, now)
+        self._nat_arm()
+
+    def _on_natprobe(self, peer: Peer, frame: bytes, src: Address, local: Address | None, now: float) -> None:
+        f = fw.decode_natprobe(frame)
+        if f.op is fw.NatOp.BOUND and self.punch.owns(f.nonce) and self.nattests.on_probe_socket(local) and f.observed is not None:
+            assert local is not None
+            self._punch_bound(peer, f.nonce, f.observed, src, local, now)  # hole punching's fresh observation
+            return
+        out = Outbox()
+        step = self.nattests.on_probe(peer, f, src, local, now, out)
+        self._nat_step(step, out, now)
+
+    def _on_nat_test(self, peer: Peer, _name: str, body: bytes, now: float) -> None:
+        out = Outbox()
+        self.nattests.on_test(peer, body, now, out)
+        self._perform(out, now)
+
+    def _on_nat_ack(self, peer: Peer, _name: str, body: bytes, now: float) -> None:
+        self.nattests.on_ack(peer, body, now)
+        self._nat_arm()
+
     def _nat_changed(self, now: float) -> None:
         v = self.nat_verdict()
-        self._nat_schedule(v, now)
+        self.nattests.schedule(v, now)
+        self._nat_arm()
         label = v.label
         if label != self._nat_label:
             self._nat_label = label

@@ -30,6 +30,8 @@ class Outbox:
     # (peer, control message name, body): reliable, in order, never shown to applications
     controls: list[tuple["Peer", str, bytes]] = field(default_factory=list)
     events: list["Event"] = field(default_factory=list)
+    # (destination, our local socket, already-sealed datagram): sent exactly there, bypassing path choice
+    sends: list[tuple[Address, Address | None, bytes]] = field(default_factory=list)
     rearm: list["Peer"] = field(default_factory=list)  # peers whose deadline may have changed
     # (peer, path): an authenticated probe (PING) on that path; its answer is path evidence
     probes: list[tuple["Peer", Address]] = field(default_factory=list)
@@ -43,6 +45,9 @@ class Outbox:
     def control(self, peer: "Peer", name: str, body: bytes) -> None:
         self.controls.append((peer, name, body))
 
+    def send(self, dst: Address, local: Address | None, data: bytes) -> None:
+        self.sends.append((dst, local, data))
+
     def event(self, e: "Event") -> None:
         self.events.append(e)
 
@@ -53,4 +58,4 @@ class Outbox:
         self.probes.append((peer, path))
 
     def __bool__(self) -> bool:
-        return bool(self.frames or self.datagrams or self.controls or self.events or self.rearm or self.probes)
+        return bool(self.frames or self.datagrams or self.controls or self.sends or self.events or self.rearm or self.probes)

@@ -1,4 +1,4 @@
-"""NAT filtering and hairpinning tests (a mixin of ``Mesh``).
+"""NAT filtering and hairpinning tests (``NatTests``, an owned sub-machine).
 
 Mapping behaviour comes for free from heartbeat PONGs (``links.py``). Filtering needs unsolicited packets,
 so a round runs this exchange (RFC 5780's tests, carried inside our sessions so nothing is spoofable):
@@ -17,25 +17,32 @@ NATPROBE frames never move a peer's endpoint or socket (``Mesh._receive_transpor
 path bookkeeping). A peer answers tests at a limited rate and only towards addresses it already reaches the
 asker at, so the mesh cannot be used to aim packets at third parties. A round runs ``nat_test_first`` after
 the mapping is first known, then every ``nat_test_interval`` and whenever our public address changes.
+
+The sub-machine owns the pending tests, the schedule and the second socket's address. It never references
+``Mesh``: the verdict comes in as an argument, results go into the ``NatObserver`` it is given, datagrams and
+control messages into an ``Outbox``, and what the caller must do next comes back as a ``NatStep``.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Callable
 
+from ..config import CoreConfig
+from ..counters import Counters
+from ..entropy import Entropy
 from ..errors import DropReason, WireError
+from ..ids import NetworkId, NodeId
 from ..noise.cookie import RateLimiter
+from ..outbox import Outbox
 from ..peers.paths import is_relay
 from ..peers.peer import Peer
+from ..peers.table import PeerTable
 from ..wire import control as cw
 from ..wire import frames as fw
-from ..timers import Timer
-from .classify import FilterTest, Mapping, NatVerdict, Observation
-
-if TYPE_CHECKING:  # pragma: no cover
-    from ..mesh import Mesh
+from ..wire.records import PeerRecord
+from .classify import FilterTest, Mapping, NatObserver, NatVerdict, Observation
 
 Address = tuple[str, int]
 KINDS = {1: "other-port", 2: "other-address"}
@@ -53,21 +60,37 @@ class _Pending:
     due: float | None  # when a missing answer counts (None: waiting for the peer's nat.ack)
 
 
-class NatProbeMixin:
-    def _natprobe_init(self: "Mesh") -> None:
+@dataclass(frozen=True, slots=True)
+class NatStep:
+    """What the caller does after a NAT test step."""
+
+    changed: bool = False  # new evidence: the verdict may have changed (``Mesh._nat_changed``)
+    mappings: int = 0  # new NAT mappings our second socket made (each takes a port of a sequential NAT)
+    bound: tuple[Peer, Address] | None = None  # P told us our second socket's mapping: ask for the filter tests
+
+
+class NatTests:
+    def __init__(self, config: CoreConfig, counters: Counters, entropy: Entropy, table: PeerTable, observer: NatObserver,
+                 record_of: Callable[[NetworkId, NodeId], PeerRecord | None]) -> None:
+        self.cfg = config
+        self.counters = counters
+        self.entropy = entropy
+        self.table = table
+        self.nat = observer  # where results go (the classifier's evidence)
+        self.record_of = record_of  # a member's signed record (gossip's): is it public?
         self.probe_local: Address | None = None  # our second socket (the driver sets it)
-        self._nat_pending: dict[int, _Pending] = {}
+        self._pending: dict[int, _Pending] = {}
         self._hairpin_tags: dict[bytes, int] = {}
-        self._nat_test_at: float | None = None
-        self._nat_tested_key: tuple | None = None
-        self._nat_partial = 0  # rounds in a row without a second peer at another address
-        self._nat_last_p: tuple[bytes, bytes] | None = None  # the peer the last BIND went to
+        self._test_at: float | None = None
+        self._tested_key: tuple[object, ...] | None = None
+        self._partial = 0  # rounds in a row without a second peer at another address
+        self._last_p: tuple[bytes, bytes] | None = None  # the peer the last BIND went to
         self._probe_sent: dict[str, float] = {}  # addresses our second socket sent to, and when
-        self._nat_done: deque[int] = deque(maxlen=16)  # tests passed lately (their extra copies are expected)
-        self._nat_answers = RateLimiter(self.cfg.nat_test_answers, 4, 1024)
+        self._done: deque[int] = deque(maxlen=16)  # tests passed lately (their extra copies are expected)
+        self._answers = RateLimiter(config.nat_test_answers, 4, 1024)
 
     # ------------------------------------------------------------------ scheduling
-    def _nat_schedule(self: "Mesh", v: NatVerdict, now: float) -> None:
+    def schedule(self, v: NatVerdict, now: float) -> None:
         """After new evidence (verdict ``v``): test when the mapping is first known or our public address
         changed."""
         if not self.cfg.nat_tests or self.probe_local is None:
@@ -75,35 +98,38 @@ class NatProbeMixin:
         if v.mapping is Mapping.NONE or not v.public:  # public, or no report yet: nothing to measure
             return
         key = v.public[0] if v.mapping is Mapping.EIM else (v.public[0][0],)  # symmetric: a new port per peer
-        if key != self._nat_tested_key:
-            self._nat_tested_key = key
+        if key != self._tested_key:
+            self._tested_key = key
             at = now + self.cfg.nat_test_first
-            if self._nat_test_at is None or at < self._nat_test_at:
-                self._nat_test_at = at
-                self._nat_arm()
+            if self._test_at is None or at < self._test_at:
+                self._test_at = at
 
-    def _nat_arm(self: "Mesh") -> None:
-        dues = [p.due if p.due is not None else p.started + GIVE_UP for p in self._nat_pending.values()]
-        if self._nat_test_at is not None:
-            dues.append(self._nat_test_at)
-        if dues:
-            self._timers.set(Timer.NAT, min(dues))
-        else:
-            self._timers.cancel(Timer.NAT)
+    def next_deadline(self) -> float | None:
+        dues = [p.due if p.due is not None else p.started + GIVE_UP for p in self._pending.values()]
+        if self._test_at is not None:
+            dues.append(self._test_at)
+        return min(dues) if dues else None
 
-    def _nat_timer(self: "Mesh", now: float) -> None:
-        for nonce, p in list(self._nat_pending.items()):
+    def expire(self, now: float) -> NatStep:
+        """Tests whose answer is overdue: a probe confirmed sent but not arrived counts as filtered."""
+        changed = False
+        for nonce, p in list(self._pending.items()):
             if p.due is not None and now >= p.due:
-                del self._nat_pending[nonce]
-                self._nat_result(p, False, now)
+                del self._pending[nonce]
+                changed = self._result(p, False, now) or changed
             elif now >= p.started + GIVE_UP:
-                del self._nat_pending[nonce]
+                del self._pending[nonce]
                 self.counters.inc("nat.test_unanswered")
-        if self._nat_test_at is not None and now >= self._nat_test_at:
-            self._nat_round(now)
-        self._nat_arm()
+        return NatStep(changed=changed)
 
-    def _direct_peers(self: "Mesh", now: float, family_of: Address) -> list[Peer]:
+    def round_due(self, now: float) -> bool:
+        return self._test_at is not None and now >= self._test_at
+
+    def on_probe_socket(self, local: Address | None) -> bool:
+        # by port: a wildcard-bound socket reports 0.0.0.0, and a host that moved reports its new address
+        return local is not None and self.probe_local is not None and local[1] == self.probe_local[1]
+
+    def _direct_peers(self, now: float, family_of: Address) -> list[Peer]:
         v6 = ":" in family_of[0]
         out = [p for p in self.table if p.connected and p.endpoint is not None and not is_relay(p.endpoint)
                and (":" in p.endpoint[0]) == v6 and p.sendable_session(now) is not None]
@@ -115,137 +141,127 @@ class NatProbeMixin:
         path = p.paths.get(p.endpoint) if p.endpoint is not None else None
         return path.srtt if path is not None and path.srtt is not None else 9.0
 
-    def _is_public(self: "Mesh", peer: Peer) -> bool:
+    def _is_public(self, peer: Peer) -> bool:
         rec = self.record_of(peer.network.id, peer.node)
         return rec is not None and rec.mapping == Mapping.NONE
 
-    def _nonce(self: "Mesh") -> int:
+    def _nonce(self) -> int:
         while True:
             n = int.from_bytes(self.entropy.random_bytes(4), "little")
-            if n and n not in self._nat_pending:
+            if n and n not in self._pending:
                 return n
 
-    def _nat_round(self: "Mesh", now: float) -> None:
+    def round(self, v: NatVerdict, now: float, out: Outbox) -> NatStep:
+        """Start a round: BIND from our second socket to P (and the hairpin probe). ``v``: our verdict now."""
         assert self.probe_local is not None
-        self._nat_test_at = None
-        v = self.nat_verdict()
-        if v.mapping is Mapping.NONE or not v.public or len(self._nat_pending) >= MAX_PENDING:
-            return
+        self._test_at = None
+        if v.mapping is Mapping.NONE or not v.public or len(self._pending) >= MAX_PENDING:
+            return NatStep()
         ours = {ip for ip, _ in v.public}
-        peers = [p for p in self._direct_peers(now, self.probe_local) if p.endpoint[0] not in ours]
+        peers = [p for p in self._direct_peers(now, self.probe_local) if p.endpoint is not None and p.endpoint[0] not in ours]
         if not peers:
-            self._nat_test_at = now + self.cfg.nat_test_retry
-            return
-        self._nat_test_at = now + self.cfg.nat_test_interval
+            self._test_at = now + self.cfg.nat_test_retry
+            return NatStep()
+        self._test_at = now + self.cfg.nat_test_interval
         # the same P as before when we can: our second socket's mapping may still remember every address it
         # sent to, and a Q among them would pass the other-address test through any filter
-        p = next((q for q in peers if q.key == self._nat_last_p), peers[0])
-        self._nat_last_p = p.key
+        p = next((q for q in peers if q.key == self._last_p), peers[0])
+        assert p.endpoint is not None
+        self._last_p = p.key
         self._probe_sent[p.endpoint[0]] = now
         if len(self._probe_sent) > 64:
             del self._probe_sent[min(self._probe_sent, key=self._probe_sent.__getitem__)]
         nonce = self._nonce()
-        self._nat_pending[nonce] = _Pending("bind", p, now, now + 2 * self.cfg.probe_timeout)
+        self._pending[nonce] = _Pending("bind", p, now, now + 2 * self.cfg.probe_timeout)
         for _ in range(TEST_COPIES):
-            self._seal_to(p, fw.encode_natprobe(fw.NatOp.BIND, nonce), p.endpoint, self.probe_local, now)
-        self.punch.note_mapping()  # the second socket's new mapping takes a port of a sequential NAT
+            self._seal_to(p, fw.encode_natprobe(fw.NatOp.BIND, nonce), p.endpoint, self.probe_local, now, out)
         self.counters.inc("nat.rounds")
         if v.mapping is Mapping.EIM:
             h = self._nonce()
-            self._nat_pending[h] = _Pending("hairpin", p, now, now + self.cfg.nat_test_wait)
-            data = self._seal_to(p, fw.encode_natprobe(fw.NatOp.TEST, h), v.public[0], p.local, now)
+            self._pending[h] = _Pending("hairpin", p, now, now + self.cfg.nat_test_wait)
+            data = self._seal_to(p, fw.encode_natprobe(fw.NatOp.TEST, h), v.public[0], p.local, now, out)
             if data is not None:
                 self._hairpin_tags[data[-16:]] = h
+        return NatStep(mappings=1)  # the second socket's new mapping
 
-    def _seal_to(self: "Mesh", peer: Peer, frame: bytes, dst: Address, local: Address | None, now: float) -> bytes | None:
-        """Send one frame to ``dst`` from ``local``, bypassing path choice (tests aim at exact addresses)."""
+    def _seal_to(self, peer: Peer, frame: bytes, dst: Address, local: Address | None, now: float, out: Outbox) -> bytes | None:
+        """Seal one frame for ``dst`` from ``local``, bypassing path choice (tests aim at exact addresses)."""
         s = peer.sendable_session(now)
         if s is None:
             return None
         data = s.encrypt(frame, now)
-        self._out.append((dst, local, data))
-        if not self._on_probe_socket(local):
-            self._note_destination(dst, now)
+        out.send(dst, local, data)
         return data
 
-    def _on_probe_socket(self: "Mesh", local: Address | None) -> bool:
-        # by port: a wildcard-bound socket reports 0.0.0.0, and a host that moved reports its new address
-        return local is not None and self.probe_local is not None and local[1] == self.probe_local[1]
-
-    def _nat_result(self: "Mesh", p: _Pending, arrived: bool, now: float) -> None:
+    def _result(self, p: _Pending, arrived: bool, now: float) -> bool:
+        """Record a test's outcome; True when it is new evidence."""
         if p.kind == "hairpin":
-            self._hairpin_tags = {t: n for t, n in self._hairpin_tags.items() if n in self._nat_pending}
+            self._hairpin_tags = {t: n for t, n in self._hairpin_tags.items() if n in self._pending}
             self.nat.hairpin = (arrived, now)
         elif p.kind == "bind":
             self.counters.inc("nat.bind_lost")
-            self._nat_test_at = now + self.cfg.nat_test_retry
-            return
+            self._test_at = now + self.cfg.nat_test_retry
+            return False
         else:
             self.nat.filter_tests.append(FilterTest(p.kind, p.peer.node.short(), arrived, now))
         self.counters.inc("nat.tests_passed" if arrived else "nat.tests_filtered")
-        self._nat_changed(now)
-
-    # ------------------------------------------------------------------ receiving
-    def _hairpin_back(self: "Mesh", data: bytes, now: float) -> bool:
-        """A datagram that is our own hairpin probe coming back (checked before session lookup)."""
-        nonce = self._hairpin_tags.pop(data[-16:], None)
-        if nonce is None:
-            return False
-        p = self._nat_pending.pop(nonce, None)
-        if p is not None:
-            self._nat_result(p, True, now)
-            self._nat_arm()
         return True
 
-    def _on_natprobe(self: "Mesh", peer: Peer, frame: bytes, src: Address, local: Address | None, now: float) -> None:
-        f = fw.decode_natprobe(frame)
+    # ------------------------------------------------------------------ receiving
+    def hairpin_back(self, data: bytes, now: float) -> NatStep | None:
+        """A datagram that is our own hairpin probe coming back (checked before session lookup), or None."""
+        if not self._hairpin_tags:
+            return None
+        nonce = self._hairpin_tags.pop(data[-16:], None)
+        if nonce is None:
+            return None
+        p = self._pending.pop(nonce, None)
+        return NatStep(changed=p is not None and self._result(p, True, now))
+
+    def on_probe(self, peer: Peer, f: fw.NatProbeFrame, src: Address, local: Address | None, now: float, out: Outbox) -> NatStep:
+        """A NATPROBE frame from ``peer`` (already decoded): a BIND to answer, or a BOUND or TEST for a test."""
         if f.op is fw.NatOp.BIND:
             if is_relay(src):
                 raise WireError(DropReason.NAT_UNEXPECTED, "NAT bind through a relay")
-            if not self._nat_answers.allow("b" + peer.node.text(), now):
+            if not self._answers.allow("b" + peer.node.text(), now):
                 raise WireError(DropReason.RATE_LIMITED, "NAT bind")
             peer.nat_seen = src  # where the peer's second socket is: the only place kind 1 tests may go
-            self._seal_to(peer, fw.encode_natprobe(fw.NatOp.BOUND, f.nonce, src), src, local, now)
-            return
-        if f.op is fw.NatOp.BOUND and self.punch.owns(f.nonce) and self._on_probe_socket(local) and f.observed is not None:
-            assert local is not None
-            self._punch_bound(peer, f.nonce, f.observed, src, local, now)  # hole punching's fresh observation
-            return
-        p = self._nat_pending.get(f.nonce)
-        if p is None and f.nonce in self._nat_done:
+            self._seal_to(peer, fw.encode_natprobe(fw.NatOp.BOUND, f.nonce, src), src, local, now, out)
+            return NatStep()
+        p = self._pending.get(f.nonce)
+        if p is None and f.nonce in self._done:
             self.counters.inc("nat.copies")  # the extra copy of a BOUND or TEST already taken
-            return
+            return NatStep()
         if f.op is fw.NatOp.BOUND:
-            if p is None or p.kind != "bind" or p.peer is not peer or not self._on_probe_socket(local) or f.observed is None:
+            if p is None or p.kind != "bind" or p.peer is not peer or not self.on_probe_socket(local) or f.observed is None:
                 raise WireError(DropReason.NAT_UNEXPECTED, "BOUND")
-            del self._nat_pending[f.nonce]
-            self._nat_done.append(f.nonce)
-            if self.nat.observe(Observation(local, src, f.observed, peer.node.short(), now)):
-                self._nat_changed(now)
-            self._ask_filter_tests(peer, f.observed, now)
-        else:  # TEST
-            if p is None or p.kind not in ("other-port", "other-address"):
-                raise WireError(DropReason.NAT_UNEXPECTED, "TEST")
-            del self._nat_pending[f.nonce]
-            self._nat_done.append(f.nonce)
-            self._nat_result(p, True, now)
-        self._nat_arm()
+            assert local is not None
+            del self._pending[f.nonce]
+            self._done.append(f.nonce)
+            changed = self.nat.observe(Observation(local, src, f.observed, peer.node.short(), now))
+            return NatStep(changed=changed, bound=(peer, f.observed))
+        if p is None or p.kind not in ("other-port", "other-address"):  # TEST
+            raise WireError(DropReason.NAT_UNEXPECTED, "TEST")
+        del self._pending[f.nonce]
+        self._done.append(f.nonce)
+        return NatStep(changed=self._result(p, True, now))
 
-    def _ask_filter_tests(self: "Mesh", p: Peer, m2: Address, now: float) -> None:
+    def ask_filter_tests(self, p: Peer, m2: Address, now: float, out: Outbox) -> None:
+        """P told us M2: ask P (from its other port) and Q (at another address) to send to it."""
         q = self._other_address_peer(p, m2, now)
         if q is None:  # half a test: try again soon (backing off) in case a peer elsewhere turns up
-            self._nat_partial += 1
-            self._nat_test_at = now + min(self.cfg.nat_test_interval, self.cfg.nat_test_retry * 2 ** min(self._nat_partial, 10))
+            self._partial += 1
+            self._test_at = now + min(self.cfg.nat_test_interval, self.cfg.nat_test_retry * 2 ** min(self._partial, 10))
         else:
-            self._nat_partial = 0
+            self._partial = 0
         for kind, who in ((1, p), (2, q)):
             if who is None:
                 continue
             nonce = self._nonce()
-            self._nat_pending[nonce] = _Pending(KINDS[kind], who, now, None)
-            self._send_control(who, "nat.test", cw.encode_nat_test(cw.NatTest(nonce, kind, m2)), now)
+            self._pending[nonce] = _Pending(KINDS[kind], who, now, None)
+            out.control(who, "nat.test", cw.encode_nat_test(cw.NatTest(nonce, kind, m2)))
 
-    def _other_address_peer(self: "Mesh", p: Peer, m2: Address, now: float) -> Peer | None:
+    def _other_address_peer(self, p: Peer, m2: Address, now: float) -> Peer | None:
         assert p.endpoint is not None
         for q in self._direct_peers(now, m2):
             if q is p or q.endpoint is None or q.endpoint[0] in (p.endpoint[0], m2[0]):
@@ -255,14 +271,15 @@ class NatProbeMixin:
             return q
         return None
 
-    def _on_nat_test(self: "Mesh", asker: Peer, body: bytes, now: float) -> None:
+    def on_test(self, asker: Peer, body: bytes, now: float, out: Outbox) -> None:
+        """``nat.test``: a peer asks us to send an unsolicited probe to its second socket's mapping."""
         t = cw.decode_nat_test(body)
         status = cw.NatAck.SENT
         # only towards where we already reach the asker: its second socket (kind 1, seen in its BIND) or
         # its NAT's address (kind 2); anything else would make us a reflector aimed by someone else
         reachable = {a[0] for a in asker.paths if not is_relay(a)}
         allowed = t.endpoint == asker.nat_seen if t.kind == 1 else t.endpoint[0] in reachable
-        if not allowed or not self._nat_answers.allow("t" + asker.node.text(), now):
+        if not allowed or not self._answers.allow("t" + asker.node.text(), now):
             status = cw.NatAck.REFUSED
             self.counters.drop(DropReason.RATE_LIMITED if allowed else DropReason.NAT_UNEXPECTED)
         elif t.kind == 1 and self.probe_local is None:
@@ -271,20 +288,20 @@ class NatProbeMixin:
             local = self.probe_local if t.kind == 1 else asker.local
             frame = fw.encode_natprobe(fw.NatOp.TEST, t.nonce)
             # TEST_COPIES copies: one lost datagram must not read as "filtered"
-            if any(self._seal_to(asker, frame, t.endpoint, local, now) is None for _ in range(TEST_COPIES)):
+            if any(self._seal_to(asker, frame, t.endpoint, local, now, out) is None for _ in range(TEST_COPIES)):
                 status = cw.NatAck.CANNOT
             else:
                 self.counters.inc("nat.tests_sent")
-        self._send_control(asker, "nat.ack", cw.encode_nat_ack(t.nonce, status), now)
+        out.control(asker, "nat.ack", cw.encode_nat_ack(t.nonce, status))
 
-    def _on_nat_ack(self: "Mesh", peer: Peer, body: bytes, now: float) -> None:
+    def on_ack(self, peer: Peer, body: bytes, now: float) -> None:
+        """``nat.ack``: the peer sent (or will not send) the probe we asked for."""
         nonce, status = cw.decode_nat_ack(body)
-        p = self._nat_pending.get(nonce)
+        p = self._pending.get(nonce)
         if p is None or p.peer is not peer:
             return  # the probe arrived first (the usual case), or the test was given up
         if status is cw.NatAck.SENT:
             p.due = now + self.cfg.nat_test_wait
         else:
-            del self._nat_pending[nonce]
+            del self._pending[nonce]
             self.counters.inc("nat.tests_declined")
-        self._nat_arm()
