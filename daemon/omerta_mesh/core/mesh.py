@@ -706,9 +706,6 @@ class Mesh(LinkMixin):
     def probe_local(self, addr: Address | None) -> None:
         self.nattests.probe_local = addr
 
-    def _on_probe_socket(self, local: Address | None) -> bool:
-        return self.nattests.on_probe_socket(local)
-
     def _nat_arm(self) -> None:
         at = self.nattests.next_deadline()
         if at is None:
@@ -810,10 +807,6 @@ class Mesh(LinkMixin):
         peer = self.find_peer(node, network, now)
         header = make_header(fw.MessageKind.MESSAGE, channel, data, self.cfg.max_message)
         return self._enqueue(peer, header, data, now)
-
-    def can_send(self, node: NodeId, size: int, network: NetworkId | None = None) -> bool:
-        peer = self.find_peer(node, network)
-        return peer.stream.has_room(1 + size // self.chunk_size)
 
     def request(self, node: NodeId, channel: str, data: bytes, now: float, network: NetworkId | None = None, timeout: float | None = None) -> int:
         """Send a request; a ResponseReceived or RequestTimedOut event with the returned id follows."""

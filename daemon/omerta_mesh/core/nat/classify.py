@@ -132,12 +132,6 @@ class NatObserver:
             self.filter_tests.clear()
             self.hairpin = None
 
-    def latest_mapping(self, local: Address) -> Address | None:
-        for o in reversed(self.observations):
-            if o.local == local:
-                return o.mapped
-        return None
-
     def verdict(
         self, main_local: Address | None = None, local_ips: frozenset[str] = frozenset(), probe_local: Address | None = None,
     ) -> NatVerdict:
