@@ -20,8 +20,8 @@ from .audit import EncryptionAudit
 from .channels import PendingRequests, ReassemblyBudget, make_header, split_message
 from .config import DEFAULT_CONFIG, CoreConfig
 from .counters import Counters
-from .entropy import Entropy, SystemEntropy
 from .discovery.gossip import Gossip, OwnFacts
+from .entropy import Entropy, SystemEntropy
 from .errors import DropReason, UsageError, WireError
 from .ids import NetworkId, NodeId
 from .keys import Identity
@@ -41,8 +41,8 @@ from .session.session import Session
 from .timers import DeadlineQueue, PeerTimer, Timer
 from .wire import frames as fw
 from .wire.invite import Invite, decode_invite, encode_invite
-from .wire.records import PeerRecord
 from .wire.packet import TRANSPORT_HEADER, TRANSPORT_OVERHEAD, PacketType, packet_type
+from .wire.records import PeerRecord
 
 Address = tuple[str, int]
 RELAY_HEADROOM = 72  # bytes kept free in every datagram for the relay frame and outer transport header
@@ -808,7 +808,8 @@ class Mesh(LinkMixin):
         header = make_header(fw.MessageKind.MESSAGE, channel, data, self.cfg.max_message)
         return self._enqueue(peer, header, data, now)
 
-    def request(self, node: NodeId, channel: str, data: bytes, now: float, network: NetworkId | None = None, timeout: float | None = None) -> int:
+    def request(self, node: NodeId, channel: str, data: bytes, now: float, network: NetworkId | None = None,
+                timeout: float | None = None) -> int:
         """Send a request; a ResponseReceived or RequestTimedOut event with the returned id follows."""
         peer = self.find_peer(node, network, now)
         make_header(fw.MessageKind.REQUEST, channel, data, self.cfg.max_message)
