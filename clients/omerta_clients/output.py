@@ -308,7 +308,8 @@ def netcheck_view(nc: Json) -> RenderableType:
         ("evidence", "\n".join(f"- {e}" for e in nc.get("evidence") or []) or "none yet"),
     ]
     if "relaying" in nc:
-        rows.append(("relaying", f"{'yes' if nc['relaying'] else 'no'} ({nc.get('relay_reason') or 'relay = ' + str(nc.get('relay_mode', DASH))})"))
+        why = nc.get("relay_reason") or "relay = " + str(nc.get("relay_mode", DASH))
+        rows.append(("relaying", f"{'yes' if nc['relaying'] else 'no'} ({why})"))
     relays = nc.get("relays")
     if isinstance(relays, list) and relays:
         rows.append(("relay latency", "\n".join(f"{r.get('name', DASH)}: {ms(r.get('rtt_ms'))}" for r in relays)))
