@@ -191,6 +191,9 @@ class LinkMixin:
             # rate now (else it would stay DEGRADED, and unchosen, for a dozen more probes)
             p.outcomes.clear()
             p.outcomes.append(True)
+            # ... nor do the probes still pending from the cut: sent before this one, they expire later and
+            # would read as fresh loss (DEGRADED: the pair went back to the relay for a moment)
+            p.pending = {pid: at for pid, at in p.pending.items() if at >= sent_at}
         p.last_pong = now
         p.lost_since_pong = 0
         if was_down and p.relay and src == peer.endpoint and peer.unreachable_since is None:
