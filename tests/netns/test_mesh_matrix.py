@@ -268,7 +268,21 @@ def test_nat_matrix_direct_wherever_possible_relayed_otherwise(lab: Lab, tmp_pat
     last = max(r["at"] for r in results.values())
     while time.monotonic() < last + 10:
         time.sleep(0.2)
-    paths = {d: {p["node_id"]: p["path"] for p in d.call("peers.list")["peers"]} for d in everyone}
+    def read_paths() -> dict:
+        return {d: {p["node_id"]: p["path"] for p in d.call("peers.list")["peers"]} for d in everyone}
+
+    def settled(paths: dict) -> bool:
+        return all(path_class(paths[A[ka]].get(B[kb].id)) == design(ka, kb) == path_class(paths[B[kb]].get(A[ka].id))
+                   for ka, kb in results)
+
+    paths = read_paths()
+    # a punch attempt that lost a race on a busy machine is retried after its back-off (20 s): a pair the
+    # design says can go direct gets that one retry before it counts as wrong (late pairs are listed)
+    late_until = time.monotonic() + 30
+    while not settled(paths) and time.monotonic() < late_until:
+        time.sleep(1)
+        paths = read_paths()
+    late = time.monotonic() - (late_until - 30)
     rows, wrong = [], []
     for (ka, kb), r in results.items():
         a, b = A[ka], B[kb]
@@ -282,7 +296,7 @@ def test_nat_matrix_direct_wherever_possible_relayed_otherwise(lab: Lab, tmp_pat
             wrong.append(row)
     total = time.monotonic() - t_start
     with capsys.disabled():
-        print(f"\nNAT matrix on real kernels (setup {setup:.1f} s, total {total:.1f} s); verdicts: "
+        print(f"\nNAT matrix on real kernels (setup {setup:.1f} s, total {total:.1f} s, waited {late:.1f} s more for late pairs); verdicts: "
               + ", ".join(f"{d.name}={kind_of[d]}:{verdicts.get(d.name, '?').split('/')[0]}" for d in everyone))
         print("before: what A had with B when it sent (gossip: only B's record, the session opened on demand; "
               "session: a neighbour session already); first/reply: time to the first message each way")
