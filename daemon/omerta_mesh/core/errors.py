@@ -66,4 +66,6 @@ class DropReason(enum.Enum):
     RELAY_LOOP = "relay_loop"  # a relayed frame asked to be relayed again, or its hop limit is spent
     RELAY_NO_DIRECT_PATH = "relay_no_direct_path"  # the relay reaches the destination only via a relay, or not at all
     NAT_UNEXPECTED = "nat_unexpected"  # a NAT test answer we did not ask for, or a test aimed elsewhere
-    IP_UNROUTED = "ip_unrouted"  # an IP frame: there is no virtual network to deliver it to yet
+    IP_UNROUTED = "ip_unrouted"  # an IP frame for a network without a TUN here, or to an address nobody owns
+    IP_SPOOFED = "ip_spoofed"  # an IP frame whose inner source is not the sending peer's assigned address
+    IP_QUEUE_FULL = "ip_queue_full"  # received IP packets the driver had not written yet hit their bound

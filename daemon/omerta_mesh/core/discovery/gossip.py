@@ -1,7 +1,7 @@
 """Gossip: discovery by signed peer records, push-pull rounds and neighbours (an owned sub-machine).
 
 Each node signs a record about itself per network (``wire/records.py``) and re-signs it with a higher
-sequence number whenever its endpoints, NAT verdict or relays change, and before it expires.
+sequence number whenever its endpoints, NAT verdict, relays or claimed mesh IPs change, and before it expires.
 
 Every ``gossip_interval`` seconds, per network, a node picks ``gossip_fanout`` random connected members and
 sends each a ``gossip.sync``: a digest of one slice of its id-sorted store (at most ``gossip_digest_entries``
@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import dataclasses
 from collections import deque
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Mapping
 
 from .. import events as ev
 from ..config import CoreConfig
@@ -44,7 +44,7 @@ from ..peers.paths import Address, is_relay
 from ..peers.peer import Peer
 from ..peers.table import PeerTable
 from ..wire import control as cw
-from ..wire.records import PeerRecord, decode_record, sign_record
+from ..wire.records import AddrClaim, PeerRecord, decode_record, sign_record
 from .store import PREFIX_LEN, PeerRecordStore
 
 HOT = 32  # recently learnt records remembered per network for pushing
@@ -64,6 +64,7 @@ class OwnFacts:
     filtering: int
     port_delta: int
     behind_nat: bool  # not publicly reachable: keep a session with a relay-capable member
+    addresses: Mapping[bytes, AddrClaim] = field(default_factory=dict)  # network id -> our claimed mesh IPs
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,12 +147,14 @@ class Gossip:
         g = self._net(net.id)
         eps = facts.endpoints[:8]
         relays = self.home_relays(net.id)
-        key = (eps, facts.relay, facts.mapping, facts.filtering, facts.port_delta, self.name, relays)
+        claim = facts.addresses.get(net.id.raw)
+        key = (eps, facts.relay, facts.mapping, facts.filtering, facts.port_delta, self.name, relays, claim)
         wall = now + self.wall_offset
         due = g.own is None or wall >= g.own.expires - self.cfg.record_lifetime + self.cfg.record_refresh
         if not force and g.own_key == key and not due:
             return False
-        rec = PeerRecord(self.node_id, 0, 0, eps, self.name, facts.relay, facts.mapping, facts.filtering, facts.port_delta, relays)
+        rec = PeerRecord(self.node_id, 0, 0, eps, self.name, facts.relay, facts.mapping, facts.filtering, facts.port_delta, relays,
+                         addrs=claim)
         self._sign_own(net, g, rec, wall)
         g.own_key = key
         return True

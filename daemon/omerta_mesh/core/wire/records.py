@@ -7,6 +7,8 @@ Layout (version 1)::
     | name length (u8) | name (UTF-8, <= 32) |
     | endpoint count (u8, <= 8) | endpoints: family (u8: 4 or 6) | address (4 or 16) | port (u16 BE) | ...
     | relay count (u8, <= 2) | relay node ids (32 each): relays this node keeps sessions with |
+    [ only with flag bit 2 (mesh addresses): | address flags (u8): bit 0 IPv4 present, bit 1 IPv6 present,
+      bit 2 IPv4 static, bit 3 IPv6 static | IPv4 (4, zero when absent) | IPv6 (16, zero when absent) | ]
     | signature (64) |
 
 The Ed25519 signature (by the node id's key) covers the bytes above it *prefixed by the 10-byte network id*,
@@ -17,6 +19,11 @@ node's traffic. A higher sequence number replaces a lower one; an expired record
 A *departure* (flag ``left``) is the record a node signs when it leaves the network: no endpoints, a higher
 sequence number than any record it signed before. Members drop the node at once, and while they hold the
 departure, older (stale) records of that node are refused.
+
+The optional *address claim* (flag bit 2) is the node's mesh IPs in this network (``vnet/addressing.py``):
+what it used last or derives, marked static when its admin configured it. Every member settles the claims
+of all records with the same rule, so a claim is a wish, not a lease. Records without the flag (older
+nodes, departures) parse as before with no claim.
 
 ``mapping`` and ``filtering`` carry the node's NAT verdict (``core.nat.classify``: 0 unknown, 1 none
 (public), 2 endpoint-independent, 3 address-dependent, 4 address-and-port-dependent).
@@ -39,13 +46,39 @@ MAX_RELAYS = 2
 SIG_LEN = 64
 FLAG_RELAY = 0x01
 FLAG_LEFT = 0x02
+FLAG_ADDRS = 0x04
+ADDR_V4, ADDR_V6, ADDR_V4_STATIC, ADDR_V6_STATIC = 0x01, 0x02, 0x04, 0x08
+_ADDRS = struct.Struct("<B4s16s")
 _HEAD = struct.Struct("<B32sQIBBBhB")
 MIN_RECORD = _HEAD.size + 2 + SIG_LEN
-MAX_RECORD = _HEAD.size + MAX_NAME + 1 + MAX_ENDPOINTS * 19 + 1 + MAX_RELAYS * 32 + SIG_LEN
+MAX_RECORD = _HEAD.size + MAX_NAME + 1 + MAX_ENDPOINTS * 19 + 1 + MAX_RELAYS * 32 + _ADDRS.size + SIG_LEN
 _VERIFIED: dict[bytes, "PeerRecord"] = {}  # memo of verified records (pure: same bytes, same answer)
 _VERIFIED_MAX = 65536
 
 Address = tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class AddrClaim:
+    """The mesh IPs a node claims in one network (packed bytes; None when it claims none of that family)."""
+
+    v4: bytes | None = None  # 4 bytes
+    v6: bytes | None = None  # 16 bytes
+    v4_static: bool = False
+    v6_static: bool = False
+
+    def encode(self) -> bytes:
+        flags = ((ADDR_V4 if self.v4 else 0) | (ADDR_V6 if self.v6 else 0)
+                 | (ADDR_V4_STATIC if self.v4 and self.v4_static else 0) | (ADDR_V6_STATIC if self.v6 and self.v6_static else 0))
+        return _ADDRS.pack(flags, self.v4 or bytes(4), self.v6 or bytes(16))
+
+    @classmethod
+    def decode(cls, data: bytes, pos: int) -> "AddrClaim":
+        flags, v4, v6 = _ADDRS.unpack_from(data, pos)
+        if flags & ~0x0F or (flags & ADDR_V4_STATIC and not flags & ADDR_V4) or (flags & ADDR_V6_STATIC and not flags & ADDR_V6):
+            raise ValueError("address flags")
+        return cls(v4 if flags & ADDR_V4 else None, v6 if flags & ADDR_V6 else None,
+                   bool(flags & ADDR_V4_STATIC), bool(flags & ADDR_V6_STATIC))
 
 
 @dataclass(frozen=True)
@@ -62,6 +95,7 @@ class PeerRecord:
     relays: tuple[bytes, ...] = ()
     raw: bytes = field(default=b"", compare=False, repr=False)
     left: bool = False  # a departure: the node left the network
+    addrs: AddrClaim | None = None  # claimed mesh IPs in this network (optional)
 
     def expired(self, wall: float) -> bool:
         return wall >= self.expires
@@ -69,7 +103,8 @@ class PeerRecord:
 
 def _body(rec: PeerRecord) -> bytes:
     name = rec.name.encode("utf-8")[:MAX_NAME]
-    flags = (FLAG_RELAY if rec.relay else 0) | (FLAG_LEFT if rec.left else 0)
+    addrs = rec.addrs if rec.addrs is not None and (rec.addrs.v4 or rec.addrs.v6) else None
+    flags = (FLAG_RELAY if rec.relay else 0) | (FLAG_LEFT if rec.left else 0) | (FLAG_ADDRS if addrs else 0)
     delta = max(-32768, min(32767, rec.port_delta))
     out = bytearray(_HEAD.pack(RECORD_VERSION, rec.node.raw, rec.seq, rec.expires, flags, rec.mapping, rec.filtering, delta, len(name)))
     out += name
@@ -78,6 +113,8 @@ def _body(rec: PeerRecord) -> bytes:
     out.append(len(relays))
     for r in relays:
         out += r
+    if addrs is not None:
+        out += addrs.encode()
     return bytes(out)
 
 
@@ -88,7 +125,8 @@ def sign_record(identity: Identity, network: NetworkId, rec: PeerRecord) -> Peer
     body = _body(rec)
     raw = body + identity.sign(network.raw + body)
     return PeerRecord(rec.node, rec.seq, rec.expires, rec.endpoints[:MAX_ENDPOINTS], rec.name, rec.relay, rec.mapping, rec.filtering,
-                      rec.port_delta, rec.relays[:MAX_RELAYS], raw, rec.left)
+                      rec.port_delta, rec.relays[:MAX_RELAYS], raw, rec.left,
+                      rec.addrs if rec.addrs is not None and (rec.addrs.v4 or rec.addrs.v6) else None)
 
 
 def decode_record(data: bytes, network: NetworkId) -> PeerRecord:
@@ -101,7 +139,7 @@ def decode_record(data: bytes, network: NetworkId) -> PeerRecord:
         return hit
     try:
         ver, node, seq, expires, flags, mapping, filtering, delta, nlen = _HEAD.unpack_from(data)
-        if ver != RECORD_VERSION or nlen > MAX_NAME or flags & ~(FLAG_RELAY | FLAG_LEFT) or mapping > 4 or filtering > 4:
+        if ver != RECORD_VERSION or nlen > MAX_NAME or flags & ~(FLAG_RELAY | FLAG_LEFT | FLAG_ADDRS) or mapping > 4 or filtering > 4:
             raise ValueError("header")
         pos = _HEAD.size
         name = data[pos : pos + nlen].decode("utf-8")
@@ -113,6 +151,12 @@ def decode_record(data: bytes, network: NetworkId) -> PeerRecord:
             raise ValueError("relays")
         relays = tuple(data[pos + 32 * i : pos + 32 * (i + 1)] for i in range(rcount))
         pos += 32 * rcount
+        addrs = None
+        if flags & FLAG_ADDRS:
+            addrs = AddrClaim.decode(data, pos)
+            if addrs.v4 is None and addrs.v6 is None:
+                raise ValueError("empty address claim")
+            pos += _ADDRS.size
         if pos + SIG_LEN != len(data):
             raise ValueError("length")
     except (ValueError, KeyError, IndexError, struct.error, UnicodeDecodeError) as e:
@@ -121,7 +165,7 @@ def decode_record(data: bytes, network: NetworkId) -> PeerRecord:
     if not verify_signature(node, network.raw + body, sig):
         raise WireError(DropReason.RECORD_INVALID, "signature does not verify under the record's node id")
     rec = PeerRecord(NodeId(node), seq, expires, tuple(eps), name, bool(flags & FLAG_RELAY), mapping, filtering, delta, relays,
-                     bytes(data), bool(flags & FLAG_LEFT))
+                     bytes(data), bool(flags & FLAG_LEFT), addrs)
     if len(_VERIFIED) >= _VERIFIED_MAX:
         _VERIFIED.clear()
     _VERIFIED[memo_key] = rec

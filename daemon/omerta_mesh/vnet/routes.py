@@ -1,0 +1,151 @@
+"""Routing in the virtual network: which member owns a destination, and whether an inbound source is honest.
+
+Pure: the caller hands in the network's ``AddressPlan`` and the signed records it holds; nothing here reads a
+device or a socket.
+
+* ``assignment_from_records(plan, records)``: every live record is a member; its address claim (if any) is
+  its wish; ``AddressPlan.assign`` settles them, the same way on every node that holds the same records.
+* ``Routes.outbound(packet)``: a packet read from our TUN goes to the member that holds its destination
+  (``Forward``). A destination in the network's prefixes that nobody holds, or our own, gets an ICMP
+  unreachable from the network's gateway address written back into the TUN (``Reply``). Anything else
+  (non-IP bytes, multicast such as IPv6 router solicitations, destinations outside the network) is dropped
+  (``Drop`` with a reason).
+* ``Routes.inbound_ok(node, packet)``: a packet received from ``node`` must carry that member's assigned
+  address as its inner source (anti-spoofing); the caller counts a refusal as ``drop.ip_spoofed``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import Iterable, Union
+
+from ..core.errors import DropReason
+from ..core.ids import NodeId
+from ..core.wire.records import AddrClaim, PeerRecord
+from .addressing import AddressPlan, Assignment, Claim, derive_v4, derive_v6
+from .packet import try_parse, unreachable
+
+IPv4 = ipaddress.IPv4Address
+IPv6 = ipaddress.IPv6Address
+Address = Union[IPv4, IPv6]
+
+
+def claims_of(records: Iterable[PeerRecord]) -> tuple[list[NodeId], list[Claim]]:
+    """The members (every live record's node) and their address claims."""
+    members: list[NodeId] = []
+    claims: list[Claim] = []
+    for r in records:
+        if r.left:
+            continue
+        members.append(r.node)
+        a = r.addrs
+        if a is None:
+            continue
+        if a.v4 is not None:
+            claims.append(Claim(r.node, IPv4(a.v4), a.v4_static))
+        if a.v6 is not None:
+            claims.append(Claim(r.node, IPv6(a.v6), a.v6_static))
+    return members, claims
+
+
+def assignment_from_records(plan: AddressPlan, records: Iterable[PeerRecord]) -> Assignment:
+    members, claims = claims_of(records)
+    return plan.assign(members, claims)
+
+
+@dataclass(frozen=True, slots=True)
+class Forward:
+    node: NodeId
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    packet: bytes  # an ICMP error to write back into the TUN
+
+
+@dataclass(frozen=True, slots=True)
+class Drop:
+    reason: DropReason
+
+
+Decision = Union[Forward, Reply, Drop]
+_NOT_IP = Drop(DropReason.BAD_FRAME)
+_ELSEWHERE = Drop(DropReason.IP_UNROUTED)
+
+
+class Routes:
+    """The routing table of one network, built from an assignment (rebuild it when the assignment changes)."""
+
+    __slots__ = ("plan", "me", "assignment", "_owner", "_addr_of")
+
+    def __init__(self, plan: AddressPlan, assignment: Assignment, me: NodeId) -> None:
+        self.plan = plan
+        self.me = me
+        self.assignment = assignment
+        self._owner: dict[Address, NodeId] = {}
+        self._addr_of: dict[NodeId, tuple[Address | None, Address | None]] = {}
+        for node, a4 in assignment.v4.items():
+            self._owner[a4] = node
+        for node, a6 in assignment.v6.items():
+            self._owner[a6] = node
+        for node in set(assignment.v4) | set(assignment.v6):
+            self._addr_of[node] = (assignment.v4.get(node), assignment.v6.get(node))
+
+    def owner(self, addr: Address) -> NodeId | None:
+        return self._owner.get(addr)
+
+    def addresses(self, node: NodeId) -> tuple[Address | None, Address | None]:
+        """(IPv4, IPv6) assigned to ``node`` (None where it has none)."""
+        return self._addr_of.get(node, (None, None))
+
+    def _ours(self, addr: Address) -> bool:
+        if isinstance(addr, IPv4):
+            return addr in self.plan.v4
+        return addr in self.plan.ula
+
+    def outbound(self, packet: bytes | bytearray | memoryview) -> Decision:
+        h = try_parse(packet)
+        if h is None:
+            return _NOT_IP
+        node = self._owner.get(h.dst)
+        if node is not None and node != self.me:
+            return Forward(node)
+        if not self._ours(h.dst) or h.dst.is_multicast:
+            return _ELSEWHERE
+        icmp = unreachable(packet, self.plan.gateway4, self.plan.gateway6)
+        return Reply(icmp) if icmp is not None else _ELSEWHERE
+
+    def inbound_ok(self, node: NodeId, packet: bytes | bytearray | memoryview) -> DropReason | None:
+        """None when ``packet`` from ``node`` may be written to the TUN, else why not."""
+        h = try_parse(packet)
+        if h is None:
+            return DropReason.BAD_FRAME
+        v4, v6 = self._addr_of.get(node, (None, None))
+        if h.src != (v4 if h.version == 4 else v6):
+            return DropReason.IP_SPOOFED
+        if not self._ours(h.dst):
+            return DropReason.IP_UNROUTED  # the TUN is no gateway to elsewhere
+        return None
+
+
+def own_claim(plan: AddressPlan, me: NodeId, kept: tuple[str | None, str | None] = (None, None),
+              static: tuple[str | None, str | None] = (None, None)) -> AddrClaim:
+    """What we claim in our record: a configured static address, else the one we held last (``kept``,
+    persisted across restarts), else our first derived candidate. Unusable values fall back to deriving."""
+    out: list[tuple[bytes, bool]] = []
+    for fam, derive in ((0, derive_v4), (1, derive_v6)):
+        subnet = plan.v4 if fam == 0 else plan.v6
+        chosen: tuple[bytes, bool] | None = None
+        for text, is_static in ((static[fam], True), (kept[fam], False)):
+            if not text:
+                continue
+            try:
+                a = ipaddress.ip_address(text)
+            except ValueError:
+                continue
+            if a.version == (4 if fam == 0 else 6) and plan.usable(a):
+                chosen = (a.packed, is_static)
+                break
+        out.append(chosen or (derive(me, subnet).packed, False))  # type: ignore[arg-type]
+    return AddrClaim(out[0][0], out[1][0], out[0][1], out[1][1])

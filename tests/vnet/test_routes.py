@@ -1,0 +1,114 @@
+"""Routing in the virtual network (vnet/routes.py): assignment from signed records, forwarding by owner,
+ICMP unreachable for unowned addresses, inbound anti-spoofing, our own claim."""
+
+from __future__ import annotations
+
+import ipaddress
+import struct
+
+from omerta_mesh.core.entropy import SeededEntropy
+from omerta_mesh.core.errors import DropReason
+from omerta_mesh.core.ids import NetworkId
+from omerta_mesh.core.keys import Identity
+from omerta_mesh.core.wire.records import AddrClaim, PeerRecord, sign_record
+from omerta_mesh.vnet import packet as pk
+from omerta_mesh.vnet.addressing import AddressPlan, derive_v4, derive_v6
+from omerta_mesh.vnet.routes import Drop, Forward, Reply, Routes, assignment_from_records, own_claim
+
+NET = NetworkId(bytes(range(10)))
+PLAN = AddressPlan.for_network(NET)
+IDS = [Identity.generate(SeededEntropy(f"route-{i}")) for i in range(3)]
+A, B, C = (i.node_id for i in IDS)
+V4, V6 = ipaddress.IPv4Address, ipaddress.IPv6Address
+
+
+def record(i: int, claim: AddrClaim | None, left: bool = False) -> PeerRecord:
+    ident = IDS[i]
+    return sign_record(ident, NET, PeerRecord(ident.node_id, 1, 10_000, (("192.0.2.1", 1),), addrs=claim, left=left))
+
+
+def ipv4(src: V4, dst: V4, payload: bytes = b"x" * 8, proto: int = pk.PROTO_UDP) -> bytes:
+    hdr = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), 1, 0x4000, 64, proto, 0, src.packed, dst.packed))
+    struct.pack_into("!H", hdr, 10, pk.checksum(hdr) ^ 0xFFFF)
+    return bytes(hdr) + payload
+
+
+def ipv6(src: V6, dst: V6, payload: bytes = b"x" * 8, nh: int = pk.PROTO_UDP) -> bytes:
+    return struct.pack("!IHBB16s16s", 6 << 28, len(payload), nh, 64, src.packed, dst.packed) + payload
+
+
+def routes(me=A, claims=(None, None, None)) -> Routes:
+    recs = [record(i, c) for i, c in enumerate(claims)]
+    return Routes(PLAN, assignment_from_records(PLAN, recs), me)
+
+
+def test_members_without_claims_get_their_derived_addresses() -> None:
+    r = routes()
+    for n in (A, B, C):
+        assert r.addresses(n) == (derive_v4(n, PLAN.v4), derive_v6(n, PLAN.v6))
+
+
+def test_a_claim_is_honoured_and_a_static_claim_beats_a_derived_one() -> None:
+    want = PLAN.v4.network_address + 0x0A0A
+    r = routes(claims=(AddrClaim(want.packed, None), AddrClaim(want.packed, None, True), None))
+    assert r.owner(want) == B  # B's static claim wins over A's kept one
+    assert r.addresses(A)[0] == derive_v4(A, PLAN.v4) != want
+
+
+def test_departed_members_are_not_assigned() -> None:
+    recs = [record(0, None), record(1, None, left=True)]
+    a = assignment_from_records(PLAN, recs)
+    assert B not in a.v4 and A in a.v4
+
+
+def test_outbound_goes_to_the_owner_and_unowned_gets_icmp_from_the_gateway() -> None:
+    r = routes()
+    a4, a6 = r.addresses(A)
+    b4, b6 = r.addresses(B)
+    assert r.outbound(ipv4(a4, b4)) == Forward(B)
+    assert r.outbound(ipv6(a6, b6)) == Forward(B)
+    nobody = PLAN.v4.network_address + 0x0909
+    assert r.owner(nobody) is None
+    reply = r.outbound(ipv4(a4, nobody))
+    assert isinstance(reply, Reply)
+    h = pk.parse_header(reply.packet)
+    assert (h.src, h.dst, h.protocol) == (PLAN.gateway4, a4, pk.PROTO_ICMP)
+    reply6 = r.outbound(ipv6(a6, PLAN.v6.network_address + 0x777))
+    assert isinstance(reply6, Reply) and pk.parse_header(reply6.packet).src == PLAN.gateway6
+
+
+def test_outbound_drops_non_ip_multicast_and_foreign_destinations() -> None:
+    r = routes()
+    a4, a6 = r.addresses(A)
+    assert r.outbound(b"\x00garbage") == Drop(DropReason.BAD_FRAME)
+    assert r.outbound(ipv4(a4, V4("8.8.8.8"))) == Drop(DropReason.IP_UNROUTED)
+    assert r.outbound(ipv6(a6, V6("ff02::2"), nh=pk.PROTO_ICMPV6)) == Drop(DropReason.IP_UNROUTED)  # router solicitation
+    # our own address is routed by the kernel, never to us: if it does reach us it is unreachable, not a loop
+    assert not isinstance(r.outbound(ipv4(a4, a4)), Forward)
+
+
+def test_inbound_source_must_be_the_senders_address() -> None:
+    r = routes()
+    a4, a6 = r.addresses(A)
+    b4, b6 = r.addresses(B)
+    c4, _ = r.addresses(C)
+    assert r.inbound_ok(B, ipv4(b4, a4)) is None
+    assert r.inbound_ok(B, ipv6(b6, a6)) is None
+    assert r.inbound_ok(B, ipv4(c4, a4)) is DropReason.IP_SPOOFED  # B speaking as C
+    assert r.inbound_ok(B, ipv4(V4("10.0.0.1"), a4)) is DropReason.IP_SPOOFED
+    assert r.inbound_ok(B, ipv4(b4, V4("8.8.8.8"))) is DropReason.IP_UNROUTED  # not a gateway elsewhere
+    assert r.inbound_ok(B, b"\x45\x00") is DropReason.BAD_FRAME
+    unknown = Identity.generate(SeededEntropy("stranger")).node_id
+    assert r.inbound_ok(unknown, ipv4(b4, a4)) is DropReason.IP_SPOOFED
+
+
+def test_own_claim_static_then_kept_then_derived() -> None:
+    kept = str(PLAN.v4.network_address + 0x0505)
+    static = str(PLAN.v4.network_address + 0x0606)
+    assert own_claim(PLAN, A) == AddrClaim(derive_v4(A, PLAN.v4).packed, derive_v6(A, PLAN.v6).packed)
+    assert own_claim(PLAN, A, (kept, None)).v4 == V4(kept).packed
+    c = own_claim(PLAN, A, (kept, None), (static, None))
+    assert c.v4 == V4(static).packed and c.v4_static and not c.v6_static
+    # unusable values (the gateway, outside the subnet, garbage) fall back to deriving
+    for bad in (str(PLAN.gateway4), "10.1.2.3", "nonsense", "fd00::5"):
+        assert own_claim(PLAN, A, (bad, None)).v4 == derive_v4(A, PLAN.v4).packed
