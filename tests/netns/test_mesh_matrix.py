@@ -296,7 +296,8 @@ def test_nat_matrix_direct_wherever_possible_relayed_otherwise(lab: Lab, tmp_pat
             wrong.append(row)
     total = time.monotonic() - t_start
     with capsys.disabled():
-        print(f"\nNAT matrix on real kernels (setup {setup:.1f} s, total {total:.1f} s, waited {late:.1f} s more for late pairs); verdicts: "
+        print(f"\nNAT matrix on real kernels (setup {setup:.1f} s, total {total:.1f} s, waited {late:.1f} s more for late pairs); "
+              "verdicts: "
               + ", ".join(f"{d.name}={kind_of[d]}:{verdicts.get(d.name, '?').split('/')[0]}" for d in everyone))
         print("before: what A had with B when it sent (gossip: only B's record, the session opened on demand; "
               "session: a neighbour session already); first/reply: time to the first message each way")
