@@ -39,17 +39,17 @@ CASES = [
 @pytest.mark.parametrize("paths,current,relay_up,expected,why", CASES, ids=[c[-1] for c in CASES])
 def test_choose(paths, current, relay_up, expected, why) -> None:
     table = {p.addr: p for p in paths}
-    assert choose(table, current, NOW, 4.0, relay_up).addr == expected, why
+    assert choose(table, current, NOW, relay_up).addr == expected, why
 
 
 def test_path_states() -> None:
-    assert path_state(path(D1), NOW, 4.0) is PathState.UNKNOWN
-    assert path_state(path(D1, lost=1), NOW, 4.0) is PathState.DOWN
-    assert path_state(path(D1, pong=50), NOW, 4.0) is PathState.UP  # idle but never failed
-    assert path_state(path(D1, pong=50, lost=1), NOW, 4.0) is PathState.DOWN
+    assert path_state(path(D1), NOW) is PathState.UNKNOWN
+    assert path_state(path(D1, lost=1), NOW) is PathState.DOWN
+    assert path_state(path(D1, pong=50), NOW) is PathState.UP  # idle but never failed
+    assert path_state(path(D1, pong=50, lost=1), NOW) is PathState.DOWN
     lossy = path(D1, pong=99)
     lossy.outcomes.extend([False] * 4)
-    assert path_state(lossy, NOW, 4.0) is PathState.DEGRADED
+    assert path_state(lossy, NOW) is PathState.DEGRADED
 
 
 def test_probe_expiry_counts_losses_once() -> None:

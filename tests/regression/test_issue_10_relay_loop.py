@@ -71,7 +71,7 @@ def test_relay_refuses_spent_hops_relayed_arrivals_and_destinations_behind_a_rel
     # a RELAYED frame (already relayed once) that itself arrived through a relay is refused too
     assert refused(fw.encode_relay(to_c, bytes(64), relayed=True), ("relay:" + c.mesh.node_id.text(), 0)) == "relay_loop"
     via_a = ("relay:" + a.mesh.node_id.text(), 0)
-    m._path(c_at_b, via_a, sm.now)
+    m.links.path(c_at_b, via_a, sm.now)
     c_at_b.endpoint = via_a  # B reaches C only through A: it must not hand A's datagram back to A
     assert refused(fw.encode_relay(to_c, bytes(64)), a.address) == "relay_no_direct_path"
     assert m.counters["relay.forwarded"] == forwarded

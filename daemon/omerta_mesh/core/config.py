@@ -39,11 +39,10 @@ class CoreConfig:
     max_peers_per_network: int = 4096
     max_endpoints_per_peer: int = 8
 
-    # --- link health (core/links.py) -----------------------------------------------------------------------
+    # --- link health (core/peers/links.py) -----------------------------------------------------------------
     heartbeat_active: float = 1.5  # probe interval on the current path while traffic flows
     heartbeat_idle: float = 25.0  # ... and while idle (holds NAT mappings open)
     active_window: float = 10.0  # traffic within this long counts as active
-    trust_window: float = 4.0  # a path is up while a probe was answered within this long
     probe_timeout: float = 2.0  # an unanswered probe counts as lost after this long
     max_paths_per_peer: int = 16
     max_probes_in_flight: int = 4096

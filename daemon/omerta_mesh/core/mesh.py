@@ -25,20 +25,21 @@ from .entropy import Entropy, SystemEntropy
 from .errors import DropReason, UsageError, WireError
 from .ids import NetworkId, NodeId
 from .keys import Identity
-from .links import LinkMixin
-from .nat.classify import Mapping, NatObserver, NatVerdict
+from .nat.classify import Mapping, NatObserver, NatVerdict, Observation
 from .nat.probing import NatStep, NatTests
-from .nat.punch import Puncher
+from .nat.punch import Ours, Puncher
 from .network import Network
 from .outbox import Outbox
-from .peers.paths import is_relay
-from .peers.peer import Peer
+from .peers.links import Links
+from .peers.paths import PathKind, is_relay
+from .peers.peer import Peer, PeerState
 from .peers.table import PeerTable
 from .relay.client import RelayClient
 from .relay.server import RelayServer
 from .session.handshakes import Completed, CookieReply, Handshakes, TieBreakResend
 from .session.session import Session
 from .timers import DeadlineQueue, PeerTimer, Timer
+from .wire import control as cw
 from .wire import frames as fw
 from .wire.invite import Invite, decode_invite, encode_invite
 from .wire.packet import TRANSPORT_HEADER, TRANSPORT_OVERHEAD, PacketType, packet_type
@@ -48,7 +49,7 @@ Address = tuple[str, int]
 RELAY_HEADROOM = 72  # bytes kept free in every datagram for the relay frame and outer transport header
 
 
-class Mesh(LinkMixin):
+class Mesh:
     def __init__(
         self,
         identity: Identity,
@@ -76,8 +77,6 @@ class Mesh(LinkMixin):
         self._out: list[tuple[Address, Address | None, bytes]] = []
         self._events: deque[ev.Event] = deque()
         self._next_msg_id = 1
-        self._next_probe = 1
-        self._probes: dict[int, tuple[Peer, float, Address, bool]] = {}
         self._remote_sessions: dict[int, list[Session]] = {}
         # sessions forgotten since the last datagrams_to_send(): packets already queued under them (a CLOSE
         # sent by leave(), say) must still pass the audit
@@ -90,6 +89,7 @@ class Mesh(LinkMixin):
         self._nat_label = "unknown"
         self.relay_client = RelayClient(config, self.counters, self.table)
         self.relay_server = RelayServer(config, self.counters, self.table)
+        self.links = Links(config, self.counters, self.relay_client, self.punch, self.nat)  # paths, probes, choice
         self.local_endpoints: list[Address] = []  # our sockets' addresses (the driver fills these in)
         self.local_ips: frozenset[str] = frozenset()
         self.name = name
@@ -143,7 +143,7 @@ class Mesh(LinkMixin):
             self._perform(out, now)
         else:
             self._out.append((target, local or peer.local, data))
-            self._note_destination(target, now)
+            self.punch.note_destination(target, now)
         peer.stats.bytes_out += len(data)
         peer.stats.packets_out += 1
 
@@ -155,14 +155,19 @@ class Mesh(LinkMixin):
                 self._send_raw(peer, s.encrypt(frame, now), path, now, local)
         for peer, data, path in out.datagrams:
             self._send_raw(peer, data, path, now)
-        for peer, addr in out.probes:
-            self._probe(peer, addr, now)
+        if out.probes:
+            box = Outbox()
+            for peer, addr in out.probes:
+                self.links.probe(peer, addr, now, box)
+            self._perform(box, now)
+        for peer in out.pumps:
+            self._pump(peer, now)
         for peer, name, body in out.controls:
             self._send_control(peer, name, body, now)
         for dst, local, data in out.sends:  # exact address and socket (NAT tests): no path choice, no stats
             self._out.append((dst, local, data))
             if not self.nattests.on_probe_socket(local):
-                self._note_destination(dst, now)
+                self.punch.note_destination(dst, now)
         for e in out.events:
             self._event(e)
         for peer in out.rearm:
@@ -273,8 +278,9 @@ class Mesh(LinkMixin):
         self.hs.abandon(peer)
         self._forget_sessions(peer, peer.clear_sessions())
         if peer.connected:
-            peer.connected = False
             self._event(ev.PeerDisconnected(peer.network.id, peer.node, reason))
+        if peer.state is not PeerState.REMOVED:
+            peer.move(PeerState.REMOVED, now)
         self.table.remove(peer)
         self.punch.forget(peer)
         self._timers.cancel(PeerTimer(peer.key))
@@ -314,7 +320,9 @@ class Mesh(LinkMixin):
             if ep not in peer.endpoints:
                 peer.endpoints.append(ep)
         del peer.endpoints[self.cfg.max_endpoints_per_peer :]
-        self._offer_relays(peer, rec.relays, now)
+        out = Outbox()
+        self.links.offer_relays(peer, rec.relays, self.node_id.raw, now, out)
+        self._perform(out, now)
 
     def _learnt(self, net: Network, recs: list[PeerRecord], now: float) -> None:
         """Records gossip accepted: a departed node is dropped at once, a known peer's record applied."""
@@ -363,6 +371,8 @@ class Mesh(LinkMixin):
     def _initiate(self, peer: Peer, now: float) -> None:
         if not peer.endpoints and peer.endpoint is None:
             return
+        if peer.state in (PeerState.NEW, PeerState.DISCONNECTED):
+            peer.move(PeerState.HANDSHAKING, now)
         if peer.handshake_started_at is None:
             peer.handshake_started_at = now
             peer.handshake_attempts = 0
@@ -388,7 +398,7 @@ class Mesh(LinkMixin):
             if peer.pending is None:
                 cands.append(cur.created_at + limit)
             cands.append(cur.created_at + self.cfg.reject_after_time)
-        cands += self._link_deadline(peer)
+        cands += self.links.deadlines(peer)
         for s in (peer.previous, peer.next):
             if s is not None:
                 cands.append(s.created_at + self.cfg.reject_after_time)
@@ -435,7 +445,7 @@ class Mesh(LinkMixin):
                     peer.next = None
             self._forget_sessions(peer, [s.local_index for s in expired])
             if peer.current is None and peer.next is None and peer.connected:
-                peer.connected = False
+                peer.move(PeerState.DISCONNECTED, now)
                 self._event(ev.PeerDisconnected(peer.network.id, peer.node, "session expired"))
         # handshake retransmission / give up
         if peer.pending is not None and now >= peer.pending.sent_at + cfg.rekey_timeout:
@@ -443,6 +453,8 @@ class Mesh(LinkMixin):
             if now >= started + cfg.rekey_attempt_time:
                 self.hs.abandon(peer)
                 peer.handshake_started_at = None
+                if peer.state is PeerState.HANDSHAKING:
+                    peer.move(PeerState.DISCONNECTED, now)
                 self._event(ev.HandshakeFailed(peer.network.id, peer.node, "no answer to handshake initiations"))
                 self._fail_stream(peer, peer.stream.reset(), "peer unreachable")
             else:
@@ -464,7 +476,9 @@ class Mesh(LinkMixin):
             self._send_frame(peer, f, now)
         self._pump(peer, now)
         # heartbeats (which also hold NAT mappings open), punch bursts, path decisions
-        self._heartbeat(peer, now)
+        out = Outbox()
+        self.links.heartbeat(peer, now, out, self._punch_ours)
+        self._perform(out, now)
         self._arm(peer, now)
 
     def _forget_sessions(self, peer: Peer, indexes: list[int]) -> None:
@@ -484,7 +498,9 @@ class Mesh(LinkMixin):
         peer.handshake_started_at = None
         if done.reply is not None:
             self._send_raw(peer, done.reply, done.src, now)
-        self._heard(peer, done.src, now)
+        out = Outbox()
+        self.links.heard(peer, done.src, now, out)
+        self._perform(out, now)
         if peer.probe_at is None:
             peer.probe_at = now + self.cfg.heartbeat_active
         if done.restarted:
@@ -492,8 +508,9 @@ class Mesh(LinkMixin):
             peer.assembler.reset()
             self._event(ev.PeerRestarted(peer.network.id, peer.node))
         if not peer.connected:
-            peer.connected = True
-            self._reachable_again(peer, now)
+            out = Outbox()
+            self.links.connected(peer, now, out)
+            self._perform(out, now)
             self._event(ev.PeerConnected(peer.network.id, peer.node, done.src, session.initiator))
             out = Outbox()
             self.gossip.greet(peer, out)  # a newcomer learns the network at once
@@ -512,15 +529,26 @@ class Mesh(LinkMixin):
         self._last_now = now
         self.counters.inc("rx.datagrams")
         try:
-            if data[:1] == b"\x04":
-                self._receive_transport(data, src, local, now)
-            else:
-                self._receive_handshake(data, src, local, now)
+            self._receive(data, src, local, now)
         except WireError as e:
             self.counters.drop(e.reason)
         except Exception as e:  # a bug, never the sender's fault: count it and keep serving
             self.counters.inc("drop.internal_error")
             self.last_internal_error = repr(e)
+
+    def _receive(self, data: bytes, src: Address, local: Address | None, now: float) -> None:
+        if data[:1] == b"\x04":
+            self._receive_transport(data, src, local, now)
+        else:
+            self._receive_handshake(data, src, local, now)
+
+    def _receive_relayed(self, data: bytes, relay: Peer, path: Address, local: Address | None, now: float) -> None:
+        """A datagram that came inside a RELAYED frame from ``relay``: the receive path proper, arriving on the
+        relay path ``path`` (a call, not a second trip through ``receive_datagram``). Its drops are its own."""
+        try:
+            self._receive(data, path, local, now)
+        except WireError as e:
+            self.counters.drop(e.reason)
 
     def _receive_handshake(self, data: bytes, src: Address, local: Address | None, now: float) -> None:
         t = packet_type(data)
@@ -579,8 +607,10 @@ class Mesh(LinkMixin):
             self._on_natprobe(peer, plain, src, local, now)
             return
         peer.local = local
-        if plain[:1] != b"\x05":  # a PONG proves the path round trip itself (_on_pong)
-            self._heard(peer, src, now)
+        if plain[:1] != b"\x05":  # a PONG proves the path round trip itself (Links.on_pong)
+            out = Outbox()
+            self.links.heard(peer, src, now, out)
+            self._perform(out, now)
         if plain:
             self._receive_frame(peer, plain, src, local, now)
         self._arm(peer, now)
@@ -603,18 +633,24 @@ class Mesh(LinkMixin):
         elif t == fw.FrameType.KEEPALIVE:
             pass
         elif t == fw.FrameType.PING:
-            self._on_ping(peer, fw.decode_probe(frame).probe_id, src, local, now)
+            out = Outbox()
+            self.links.on_ping(peer, fw.decode_probe(frame).probe_id, src, local, out)
+            self._perform(out, now)
         elif t == fw.FrameType.PONG:
-            self._on_pong(peer, fw.decode_probe(frame), src, local, now)
+            out = Outbox()
+            nat_changed = self.links.on_pong(peer, fw.decode_probe(frame), src, local, now, out)
+            self._perform(out, now)
+            if nat_changed:
+                self._nat_changed(now)
         elif t == fw.FrameType.RELAY:
             out = Outbox()
             dst = self.relay_server.forward(peer, frame, src, now, out)
             self._perform(out, now)
-            self._mark_active(dst, now)  # a relay probes whom it forwards to as often as an active peer
+            self.links.mark_active(dst, now)  # a relay probes whom it forwards to as often as an active peer
             self._arm(dst, now)
         elif t == fw.FrameType.RELAYED:
-            inner, via = self.relay_client.unwrap(peer, frame, src)
-            self.receive_datagram(inner, via, local, now)
+            inner, path = self.relay_client.unwrap(peer, frame, src)
+            self._receive_relayed(inner, peer, path, local, now)
         elif t == fw.FrameType.IP:  # no virtual network yet: nothing would read it, so it must not pile up
             self.counters.drop(DropReason.IP_UNROUTED)
         elif t == fw.FrameType.CLOSE:
@@ -624,7 +660,7 @@ class Mesh(LinkMixin):
             self._fail_stream(peer, peer.stream.reset(), "peer closed the session")
             peer.assembler.reset()
             if peer.connected:
-                peer.connected = False
+                peer.move(PeerState.DISCONNECTED, now)
                 self._event(ev.PeerDisconnected(peer.network.id, peer.node, "peer closed the session"))
         else:
             fw.frame_type(frame)  # raises UNKNOWN_FRAME for types we do not know
@@ -649,7 +685,7 @@ class Mesh(LinkMixin):
                 except WireError as e:
                     self.counters.drop(e.reason)
                 continue
-            self._mark_active(peer, now)
+            self.links.mark_active(peer, now)
             if h.kind is fw.MessageKind.MESSAGE:
                 self._event(ev.ChannelMessage(net, node, h.channel, msg.body))
             elif h.kind is fw.MessageKind.REQUEST:
@@ -691,6 +727,40 @@ class Mesh(LinkMixin):
         learnt = self.gossip.receive(peer, name, body, now, out)
         self._perform(out, now)
         self._learnt(peer.network, learnt, now)
+
+    # ================================================================== paths (core/peers/links.py)
+    def path_kind(self, peer: Peer) -> PathKind:
+        return self.links.kind(peer)
+
+    def relay_name(self, peer: Peer) -> str | None:
+        return self.links.relay_name(peer)
+
+    def _probe(self, peer: Peer, addr: Address, now: float, user: bool = False) -> int | None:
+        out = Outbox()
+        pid = self.links.probe(peer, addr, now, out, user)
+        self._perform(out, now)
+        return pid
+
+    # ================================================================== hole punching (core/nat/punch.py)
+    def _punch_ours(self) -> Ours:
+        return Ours(self.nat_verdict(), tuple(self.local_endpoints), self.probe_local)
+
+    def _on_candidates(self, peer: Peer, body: bytes, now: float) -> None:
+        c = cw.decode_candidates(body)
+        out = Outbox()
+        relayed = peer.endpoint is None or is_relay(peer.endpoint)
+        self.punch.on_candidates(peer, c, relayed, self.node_id.raw, now, out, self._punch_ours)
+        self.links.heartbeat(peer, now, out, self._punch_ours)
+        self._perform(out, now)
+
+    def _punch_bound(self, peer: Peer, nonce: int, observed: Address, src: Address, local: Address, now: float) -> None:
+        """The answer to hole punching's fresh mapping observation (a BIND from our second socket)."""
+        new = self.nat.observe(Observation(local, src, observed, peer.node.short(), now))
+        out = Outbox()
+        self.punch.on_bound(nonce, observed, new, now, out, self._punch_ours)
+        self._perform(out, now)
+        if new:
+            self._nat_changed(now)
 
     # ================================================================== NAT
     def nat_verdict(self) -> NatVerdict:
@@ -795,7 +865,7 @@ class Mesh(LinkMixin):
         peer.stream.enqueue(header.kind, split_message(header, body, self.chunk_size), mid)
         if wanted:
             peer.wanted = True
-            self._mark_active(peer, now)
+            self.links.mark_active(peer, now)
         else:
             self._control_ids.add(mid)  # internal: no delivery events for applications
         self._pump(peer, now)

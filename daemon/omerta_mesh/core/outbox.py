@@ -35,6 +35,7 @@ class Outbox:
     rearm: list["Peer"] = field(default_factory=list)  # peers whose deadline may have changed
     # (peer, path): an authenticated probe (PING) on that path; its answer is path evidence
     probes: list[tuple["Peer", Address]] = field(default_factory=list)
+    pumps: list["Peer"] = field(default_factory=list)  # peers whose reliable stream may send now (resume)
 
     def frame(self, peer: "Peer", frame: bytes, path: Address | None = None, local: Address | None = None) -> None:
         self.frames.append((peer, frame, path, local))
@@ -57,5 +58,9 @@ class Outbox:
     def probe(self, peer: "Peer", path: Address) -> None:
         self.probes.append((peer, path))
 
+    def pump(self, peer: "Peer") -> None:
+        self.pumps.append(peer)
+
     def __bool__(self) -> bool:
-        return bool(self.frames or self.datagrams or self.controls or self.sends or self.events or self.rearm or self.probes)
+        return bool(self.frames or self.datagrams or self.controls or self.sends or self.events or self.rearm or self.probes
+                    or self.pumps)

@@ -147,7 +147,7 @@ def _path_views(peer: "Peer", now: float) -> tuple[PathView, ...]:
             except UsageError:
                 continue
         out.append(PathView(
-            address=None if path.relay else addr, relay_via=via, state=path_state(path, now, 0.0).value,
+            address=None if path.relay else addr, relay_via=via, state=path_state(path, now).value,
             current=addr == peer.endpoint, srtt=path.srtt, loss=path.loss, probed=bool(path.outcomes),
             last_answer_at=path.last_pong,
         ))

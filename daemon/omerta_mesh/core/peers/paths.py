@@ -9,8 +9,8 @@ on it, round-trip time (smoothed, with jitter) and the loss over the last probes
 
 * UP: a probe was answered and none has been lost since (an idle path is probed rarely, and stays up
   until a probe goes unanswered); DEGRADED if it loses more than a quarter of its probes;
-* DOWN: a probe sent after the last answer went unanswered (the trust window is the heartbeat plus the
-  probe timeout, about 3.5 s on an active path);
+* DOWN: a probe sent after the last answer went unanswered (so a path goes DOWN within the heartbeat plus
+  the probe timeout, about 3.5 s on an active path; no separate trust window);
 * UNKNOWN: never answered.
 
 ``choose`` is the whole path policy, a pure function tested with tables: the best UP direct path (lowest
@@ -34,6 +34,15 @@ LOSS_WINDOW = 16
 FRESHNESS = 1.0  # seconds: how much staler than the freshest path a path may be and still be chosen
 
 
+class PathKind(enum.StrEnum):
+    """How a peer is reached: its current path's kind (a str, so it reads as its value in JSON and tests)."""
+
+    DIRECT = "direct"
+    PUNCHED = "punched"  # direct, after hole punching opened it
+    RELAY = "relay"
+    NONE = "none"  # no path yet
+
+
 class PathState(enum.Enum):
     UP = "up"
     DEGRADED = "degraded"
@@ -41,6 +50,8 @@ class PathState(enum.Enum):
     UNKNOWN = "unknown"
 
 
+# The relay pseudo-address: this module is the only one that knows its spelling (nothing else may match on
+# "relay:"); everything else asks is_relay / relay_address / relay_node_text.
 def relay_address(relay_node_text: str) -> Address:
     return (RELAY_PREFIX + relay_node_text, 0)
 
@@ -93,7 +104,7 @@ def evidence(p: Path) -> float:
     return max(p.last_rx if p.last_rx is not None else float("-inf"), p.last_pong if p.last_pong is not None else float("-inf"))
 
 
-def path_state(p: Path, now: float, trust: float) -> PathState:
+def path_state(p: Path, now: float) -> PathState:
     if p.last_pong is None:
         return PathState.DOWN if p.lost_since_pong else PathState.UNKNOWN
     if p.lost_since_pong:
@@ -108,9 +119,9 @@ class PathChoice:
     live: bool = True  # False: every usable path is down (the peer is unreachable for now)
 
 
-def choose(paths: dict[Address, Path], current: Address | None, now: float, trust: float, relay_up: dict[Address, bool]) -> PathChoice:
+def choose(paths: dict[Address, Path], current: Address | None, now: float, relay_up: dict[Address, bool]) -> PathChoice:
     """Which path to send on. ``relay_up`` says, per relay path, whether our own path to that relay is UP."""
-    direct_up = [p for p in paths.values() if not p.relay and path_state(p, now, trust) is PathState.UP]
+    direct_up = [p for p in paths.values() if not p.relay and path_state(p, now) is PathState.UP]
     if direct_up:
         # Only paths heard from about as recently as the freshest one compete: a path that went quiet
         # while another carries the peer's traffic is where the peer used to be (roaming).
@@ -124,7 +135,7 @@ def choose(paths: dict[Address, Path], current: Address | None, now: float, trus
         return PathChoice(best.addr, "direct path up")
     relays = [p for p in paths.values() if p.relay and relay_up.get(p.addr, False)]
     # a relay path whose probes go unanswered (the relay crashed, or lost the peer) is not used
-    live = [p for p in relays if path_state(p, now, trust) is not PathState.DOWN]
+    live = [p for p in relays if path_state(p, now) is not PathState.DOWN]
     if live:
         cur_p = paths.get(current) if current is not None else None
         best_r = min(live, key=lambda p: (p.srtt if p.srtt is not None else 1e9, p.addr))
@@ -136,7 +147,7 @@ def choose(paths: dict[Address, Path], current: Address | None, now: float, trus
              if (p.last_rx is not None or p.last_pong is not None) and (not p.relay or relay_up.get(p.addr, False))]
     if heard:
         last = max(heard, key=lambda p: (max(p.last_rx or 0.0, p.last_pong or 0.0), p.addr))
-        return PathChoice(last.addr, "last path heard from", path_state(last, now, trust) is not PathState.DOWN)
-    if any(path_state(p, now, trust) is PathState.DOWN for p in paths.values()):
+        return PathChoice(last.addr, "last path heard from", path_state(last, now) is not PathState.DOWN)
+    if any(path_state(p, now) is PathState.DOWN for p in paths.values()):
         return PathChoice(current, "no path answers", False)
     return PathChoice(current, "no evidence yet")

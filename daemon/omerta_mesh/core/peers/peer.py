@@ -9,10 +9,12 @@ Sessions rotate WireGuard-style through three slots:
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 
 from ..channels import Assembler, ReassemblyBudget
 from ..config import CoreConfig
+from ..errors import UsageError
 from ..ids import NodeId
 from ..network import Network
 from ..session.reliable import ReliableStream
@@ -20,6 +22,41 @@ from ..session.session import Session
 from .paths import Path
 
 Address = tuple[str, int]
+
+
+class PeerState(enum.Enum):
+    """The lifecycle of a peer (one transition function: ``Peer.move``).
+
+    ::
+
+        NEW ──initiate──> HANDSHAKING ──handshake done──> CONNECTED <──path answers── UNREACHABLE
+         │                   │  (no answer in time)          │  │ ──no path answers──────^  │
+         │                   v                               │  v                           │
+         └──handshake done──> DISCONNECTED <──expired/closed─┘  (any state) ──left──> REMOVED
+                              │ ──initiate──> HANDSHAKING, ──handshake done──> CONNECTED
+
+    CONNECTED: a session and a path that answers (PeerConnected was published). UNREACHABLE: a session but no
+    path answers (PeerDisconnected was published; the stream holds; a handshake or an answering path brings it
+    back). DISCONNECTED: no session (it expired, the peer closed it, or our initiations went unanswered).
+    REMOVED: out of the peer table (it left, or we did); final.
+    """
+
+    NEW = "new"
+    HANDSHAKING = "handshaking"
+    CONNECTED = "connected"
+    UNREACHABLE = "unreachable"
+    DISCONNECTED = "disconnected"
+    REMOVED = "removed"
+
+
+LEGAL: dict[PeerState, frozenset[PeerState]] = {
+    PeerState.NEW: frozenset({PeerState.HANDSHAKING, PeerState.CONNECTED, PeerState.REMOVED}),
+    PeerState.HANDSHAKING: frozenset({PeerState.CONNECTED, PeerState.DISCONNECTED, PeerState.REMOVED}),
+    PeerState.CONNECTED: frozenset({PeerState.UNREACHABLE, PeerState.DISCONNECTED, PeerState.REMOVED}),
+    PeerState.UNREACHABLE: frozenset({PeerState.CONNECTED, PeerState.DISCONNECTED, PeerState.REMOVED}),
+    PeerState.DISCONNECTED: frozenset({PeerState.HANDSHAKING, PeerState.CONNECTED, PeerState.REMOVED}),
+    PeerState.REMOVED: frozenset(),
+}
 
 
 @dataclass(slots=True)
@@ -63,7 +100,7 @@ class Peer:
     remote_incarnation: int | None = None
     cookie: bytes | None = None
     cookie_at: float = float("-inf")
-    connected: bool = False
+    state: PeerState = PeerState.NEW  # the lifecycle (PeerState); change it only with move()
     wanted: bool = False  # someone asked to talk to it: keep the session up
     stats: PeerStats = field(default_factory=PeerStats)
     # --- paths and link health (core/links.py)
@@ -72,7 +109,7 @@ class Peer:
     probe_at: float | None = None  # next heartbeat probe
     last_active: float = float("-inf")  # last application traffic either way
     relays: tuple[bytes, ...] = ()  # node ids of the relays this peer says it is reachable through
-    unreachable_since: float | None = None  # no path answered since then (links._reachability)
+    unreachable_since: float | None = None  # set while UNREACHABLE: since when no path answered
     nat_seen: Address | None = None  # where its last NAT BIND came from (its second socket's mapping)
     name: str = ""
     stream: ReliableStream = field(init=False)
@@ -81,6 +118,21 @@ class Peer:
     def __post_init__(self) -> None:
         self.stream = ReliableStream(self.config)
         self.assembler = Assembler(self.budget, self.config.max_message)
+
+    @property
+    def connected(self) -> bool:
+        return self.state is PeerState.CONNECTED
+
+    def move(self, to: PeerState, now: float) -> PeerState:
+        """The one transition function of the peer lifecycle (``PeerState``). Returns the state left.
+        Raises ``UsageError`` on a move the lifecycle does not have (a bug in the caller)."""
+        was = self.state
+        if to not in LEGAL[was]:
+            raise UsageError(f"a peer cannot go from {was.value} to {to.value}; "
+                             "this is a bug in the caller (see PeerState in core/peers/peer.py)")
+        self.state = to
+        self.unreachable_since = now if to is PeerState.UNREACHABLE else None
+        return was
 
     @property
     def key(self) -> tuple[bytes, bytes]:

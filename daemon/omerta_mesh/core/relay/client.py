@@ -46,7 +46,7 @@ class RelayClient:
         if r is None or not r.connected or r.endpoint is None or is_relay(r.endpoint):
             return False
         p = r.paths.get(r.endpoint)
-        return p is None or path_state(p, now, self.cfg.trust_window) is not PathState.DOWN
+        return p is None or path_state(p, now) is not PathState.DOWN
 
     def relay_up(self, peer: Peer, now: float) -> dict[Address, bool]:
         return {a: self.relay_ok(self.relay_of(peer, a), now) for a in peer.paths if is_relay(a)}
@@ -99,7 +99,7 @@ class RelayClient:
         dead relay is itself noticed (and dropped from our record) rather than only the paths through it."""
         out = []
         for a, p in peer.paths.items():
-            if is_relay(a) and path_state(p, now, self.cfg.trust_window) is PathState.DOWN:
+            if is_relay(a) and path_state(p, now) is PathState.DOWN:
                 r = self.relay_of(peer, a)
                 if r is not None and r.endpoint is not None and not is_relay(r.endpoint):
                     rp = r.paths.get(r.endpoint)

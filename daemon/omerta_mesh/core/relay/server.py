@@ -127,7 +127,7 @@ class RelayServer:
             raise WireError(DropReason.RELAY_UNKNOWN, "no session with the destination")
         ep = dst.endpoint
         p = dst.paths.get(ep) if ep is not None else None
-        if ep is None or is_relay(ep) or (p is not None and path_state(p, now, self.cfg.trust_window) is PathState.DOWN):
+        if ep is None or is_relay(ep) or (p is not None and path_state(p, now) is PathState.DOWN):
             raise WireError(DropReason.RELAY_NO_DIRECT_PATH, "the destination is not reached on a direct path")
         pairs = self._pairs.get(client.key)
         if pairs is None:

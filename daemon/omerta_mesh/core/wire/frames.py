@@ -151,7 +151,7 @@ def encode_ack(next_seq: int, sack: int) -> bytes:
 
 def encode_probe(probe_id: int, pong: bool = False, pad: int = 0, observed: tuple[str, int] | None = None) -> bytes:
     head = _PROBE.pack(FrameType.PONG if pong else FrameType.PING, probe_id)
-    if pong and observed is not None and not observed[0].startswith("relay:"):
+    if pong and observed is not None:  # (the caller passes None for a relay path: it has no address)
         ip = ipaddress.ip_address(observed[0])
         return head + bytes((ip.version,)) + ip.packed + struct.pack(">H", observed[1])
     return head if pong else head + bytes(pad)  # only a PING is padded (to probe the path MTU)
