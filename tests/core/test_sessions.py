@@ -205,11 +205,11 @@ def test_rekey_under_continuous_traffic_loses_nothing() -> None:
         assert m.counters.total_drops() == 0
         # state stays bounded however many rekeys happened: at most previous/current/next (+ a handshake)
         assert m.table.index_count() <= 4
-        assert sum(len(v) for v in m._remote_sessions.values()) <= 3
+        assert m.sessions.live_count() <= 3
 
 
 def live_session_objects(m: Mesh) -> int:
-    return sum(len(v) for v in m._remote_sessions.values())
+    return m.sessions.live_count()
 
 
 def test_lost_responses_do_not_leak_sessions() -> None:
@@ -284,7 +284,7 @@ def test_cookie_under_load_then_retry_with_mac2_succeeds() -> None:
     assert sent[0][-hw.MAC_LEN :] == bytes(hw.MAC_LEN)  # the first initiation had no mac2
     assert not p.of(p.b, ev.PeerConnected)
 
-    retry_at = p.b._retry_at(p.b.find_peer(p.a.node_id))
+    retry_at = p.b.sessions.deadline(p.b.find_peer(p.a.node_id))  # the peer's next deadline is the retry
     assert retry_at == p.now + CFG.rekey_timeout
     p.now = retry_at
     flood(2)  # the flood goes on when B retries

@@ -17,7 +17,7 @@ from typing import Callable
 
 from . import events as ev
 from .audit import EncryptionAudit
-from .channels import PendingRequests, ReassemblyBudget, make_header, split_message
+from .channels import ReassemblyBudget, make_header
 from .config import DEFAULT_CONFIG, CoreConfig
 from .counters import Counters
 from .discovery.gossip import Gossip, OwnFacts
@@ -37,7 +37,8 @@ from .peers.table import PeerTable
 from .relay.client import RelayClient
 from .relay.server import RelayServer
 from .session.handshakes import Completed, CookieReply, Handshakes, TieBreakResend
-from .session.session import Session
+from .session.lifecycle import Sessions
+from .session.messages import Messages
 from .timers import DeadlineQueue, PeerTimer, Timer
 from .wire import control as cw
 from .wire import frames as fw
@@ -72,18 +73,11 @@ class Mesh:
         self.table = PeerTable(self.entropy, config.max_peers_per_network)
         self.budget = ReassemblyBudget(config.reassembly_per_peer_bytes, config.reassembly_total_bytes)
         self.hs = Handshakes(identity, config, self.entropy, self.counters, self.table, self.incarnation, self.budget)
-        self.requests = PendingRequests(config.max_pending_requests)
         self._timers = DeadlineQueue()
         self._out: list[tuple[Address, Address | None, bytes]] = []
         self._events: deque[ev.Event] = deque()
-        self._next_msg_id = 1
-        self._remote_sessions: dict[int, list[Session]] = {}
-        # sessions forgotten since the last datagrams_to_send(): packets already queued under them (a CLOSE
-        # sent by leave(), say) must still pass the audit
-        self._retired: list[Session] = []
         self.last_internal_error: str | None = None
         self._last_now = 0.0
-        self._control_ids: set[int] = set()
         self.nat = NatObserver()
         self.punch = Puncher(config, self.counters, self.entropy, self.table, self.nat)  # hole punching
         self._nat_label = "unknown"
@@ -102,8 +96,11 @@ class Mesh:
             "gossip.sync": self._on_gossip, "gossip.records": self._on_gossip, "gossip.want": self._on_gossip,
             "punch.candidates": lambda peer, _name, body, now: self._on_candidates(peer, body, now),
             "nat.test": self._on_nat_test, "nat.ack": self._on_nat_ack}
-        self.chunk_size = config.max_datagram - TRANSPORT_OVERHEAD - RELAY_HEADROOM - fw.DATA_HEADER_LEN
-        self.audit = EncryptionAudit(self._sessions_by_remote, strict=strict_audit) if (audit or strict_audit) else None
+        chunk = config.max_datagram - TRANSPORT_OVERHEAD - RELAY_HEADROOM - fw.DATA_HEADER_LEN
+        self.messages = Messages(config, self.counters, chunk)  # the message path over each reliable stream
+        self.sessions = Sessions(config, self.hs, self.table, self.links, self.messages, self.gossip, wall_offset,
+                                 audit or strict_audit)  # the session lifecycle
+        self.audit = EncryptionAudit(self.sessions.by_remote, strict=strict_audit) if (audit or strict_audit) else None
 
     # ================================================================== outputs
     def datagrams_to_send(self) -> list[tuple[Address, Address | None, bytes]]:
@@ -117,7 +114,7 @@ class Mesh:
                 else:
                     self.counters.inc("audit.violations")
             out = kept
-        self._retired.clear()
+        self.sessions.retired.clear()
         return out
 
     def next_event(self) -> ev.Event | None:
@@ -172,12 +169,6 @@ class Mesh:
             self._event(e)
         for peer in out.rearm:
             self._arm(peer, now)
-
-    def _sessions_by_remote(self, remote_index: int) -> list[Session]:
-        live = self._remote_sessions.get(remote_index, [])
-        if not self._retired:
-            return live
-        return live + [s for s in self._retired if s.remote_index == remote_index]
 
     # ================================================================== networks
     def create_network(self, name: str, now: float) -> Network:
@@ -273,10 +264,10 @@ class Mesh:
     def _drop_peer(self, peer: Peer, now: float, reason: str, tell: bool) -> None:
         if tell and peer.current is not None:
             self._send_frame(peer, fw.encode_close(), now)
-        self._fail_stream(peer, peer.stream.reset(), reason)
+        self._fail_stream(peer, peer.stream.reset(), reason, now)
         peer.assembler.reset()
         self.hs.abandon(peer)
-        self._forget_sessions(peer, peer.clear_sessions())
+        self.sessions.forget(peer, peer.clear_sessions())
         if peer.connected:
             self._event(ev.PeerDisconnected(peer.network.id, peer.node, reason))
         if peer.state is not PeerState.REMOVED:
@@ -369,44 +360,12 @@ class Mesh:
 
     # ================================================================== handshakes and timers
     def _initiate(self, peer: Peer, now: float) -> None:
-        if not peer.endpoints and peer.endpoint is None:
-            return
-        if peer.state in (PeerState.NEW, PeerState.DISCONNECTED):
-            peer.move(PeerState.HANDSHAKING, now)
-        if peer.handshake_started_at is None:
-            peer.handshake_started_at = now
-            peer.handshake_attempts = 0
-        peer.handshake_attempts += 1
-        dgram = self.hs.initiate(peer, now, now + self.wall_offset)
-        targets = [peer.endpoint] if peer.endpoint and peer.handshake_attempts % 3 else []
-        targets += [e for e in peer.endpoints if e not in targets]
-        targets += [a for a in peer.paths if is_relay(a) and a not in targets]
-        for ep in targets:
-            self._send_raw(peer, dgram, ep, now)
-        self._arm(peer, now)
-
-    def _retry_at(self, peer: Peer) -> float | None:
-        if peer.pending is None:
-            return None
-        return peer.pending.sent_at + self.cfg.rekey_timeout
-
-    def _peer_deadline(self, peer: Peer) -> float | None:
-        cands = [self._retry_at(peer), peer.stream.next_deadline()]
-        cur = peer.current
-        if cur is not None:
-            limit = self.cfg.rekey_after_time if cur.initiator else self.cfg.reject_after_time - 2 * self.cfg.rekey_timeout
-            if peer.pending is None:
-                cands.append(cur.created_at + limit)
-            cands.append(cur.created_at + self.cfg.reject_after_time)
-        cands += self.links.deadlines(peer)
-        for s in (peer.previous, peer.next):
-            if s is not None:
-                cands.append(s.created_at + self.cfg.reject_after_time)
-        live = [c for c in cands if c is not None]
-        return min(live) if live else None
+        out = Outbox()
+        self.sessions.initiate(peer, now, out)
+        self._perform(out, now)
 
     def _arm(self, peer: Peer, now: float) -> None:
-        at = self._peer_deadline(peer)
+        at = self.sessions.deadline(peer)
         key = PeerTimer(peer.key)
         if at is None:
             self._timers.cancel(key)
@@ -425,104 +384,29 @@ class Mesh:
         self._requests_timer(now)  # every call: a request's deadline may have passed while other timers ran
 
     def _requests_timer(self, now: float) -> None:
-        for cid, peer in self.requests.expired(now):
-            self._event(ev.RequestTimedOut(peer.network.id, peer.node, cid))
-        nxt = self.requests.deadlines.next_deadline()
+        out = Outbox()
+        nxt = self.messages.expired_requests(now, out)
+        self._perform(out, now)
         if nxt is not None:
             self._timers.set(Timer.REQUESTS, nxt)
 
     def _service(self, peer: Peer, now: float) -> None:
-        cfg = self.cfg
-        # expire old sessions
-        expired = [s for s in peer.sessions() if s.older_than(cfg.reject_after_time, now)]
-        if expired:
-            for s in expired:
-                if peer.current is s:
-                    peer.current = None
-                elif peer.previous is s:
-                    peer.previous = None
-                else:
-                    peer.next = None
-            self._forget_sessions(peer, [s.local_index for s in expired])
-            if peer.current is None and peer.next is None and peer.connected:
-                peer.move(PeerState.DISCONNECTED, now)
-                self._event(ev.PeerDisconnected(peer.network.id, peer.node, "session expired"))
-        # handshake retransmission / give up
-        if peer.pending is not None and now >= peer.pending.sent_at + cfg.rekey_timeout:
-            started = peer.handshake_started_at or now
-            if now >= started + cfg.rekey_attempt_time:
-                self.hs.abandon(peer)
-                peer.handshake_started_at = None
-                if peer.state is PeerState.HANDSHAKING:
-                    peer.move(PeerState.DISCONNECTED, now)
-                self._event(ev.HandshakeFailed(peer.network.id, peer.node, "no answer to handshake initiations"))
-                self._fail_stream(peer, peer.stream.reset(), "peer unreachable")
-            else:
-                self._initiate(peer, now)
-        # rekey
-        cur = peer.current
-        if cur is not None and peer.pending is None:
-            limit = cfg.rekey_after_time if cur.initiator else cfg.reject_after_time - 2 * cfg.rekey_timeout
-            if cur.older_than(limit, now):
-                self._initiate(peer, now)
-        elif cur is None and peer.pending is None and (peer.wanted or peer.stream.queued_frames()):
-            if peer.handshake_started_at is None or now - peer.handshake_started_at < cfg.rekey_attempt_time:
-                self._initiate(peer, now)
-        # reliable stream: retransmissions, give-up, delayed acks
-        resend, failed = peer.stream.on_timeout(now)
-        if failed:
-            self._fail_stream(peer, failed, "not acknowledged in time")
-        for f in resend:
-            self._send_frame(peer, f, now)
-        self._pump(peer, now)
-        # heartbeats (which also hold NAT mappings open), punch bursts, path decisions
         out = Outbox()
+        self.sessions.service(peer, now, out)  # expiry, handshake retries, rekeying
+        self.messages.timeout(peer, now, out)  # retransmissions, give-up, delayed acks
+        self._perform(out, now)
+        self._pump(peer, now)
+        out = Outbox()  # heartbeats (which also hold NAT mappings open), punch bursts, path decisions
         self.links.heartbeat(peer, now, out, self._punch_ours)
         self._perform(out, now)
         self._arm(peer, now)
 
-    def _forget_sessions(self, peer: Peer, indexes: list[int]) -> None:
-        self.table.release(*indexes)
-        for lst in self._remote_sessions.values():
-            if self.audit is not None:
-                self._retired += [s for s in lst if s.local_index in indexes]
-            lst[:] = [s for s in lst if s.local_index not in indexes]
-        for k in [k for k, v in self._remote_sessions.items() if not v]:
-            del self._remote_sessions[k]
-
     def _handshake_done(self, done: Completed, now: float) -> None:
-        peer, session = done.peer, done.session
-        if done.dropped:
-            self._forget_sessions(peer, [s.local_index for s in done.dropped])
-        self._remote_sessions.setdefault(session.remote_index, []).append(session)
-        peer.handshake_started_at = None
-        if done.reply is not None:
-            self._send_raw(peer, done.reply, done.src, now)
+        if done.reply is not None:  # before anything sealed in the new session
+            self._send_raw(done.peer, done.reply, done.src, now)
         out = Outbox()
-        self.links.heard(peer, done.src, now, out)
+        self.sessions.completed(done, now, out)
         self._perform(out, now)
-        if peer.probe_at is None:
-            peer.probe_at = now + self.cfg.heartbeat_active
-        if done.restarted:
-            self._fail_stream(peer, peer.stream.reset(), "peer restarted")
-            peer.assembler.reset()
-            self._event(ev.PeerRestarted(peer.network.id, peer.node))
-        if not peer.connected:
-            out = Outbox()
-            self.links.connected(peer, now, out)
-            self._perform(out, now)
-            self._event(ev.PeerConnected(peer.network.id, peer.node, done.src, session.initiator))
-            out = Outbox()
-            self.gossip.greet(peer, out)  # a newcomer learns the network at once
-            self._perform(out, now)
-        else:
-            self._event(ev.SessionRekeyed(peer.network.id, peer.node))
-        if session.initiator:
-            # confirm the session to the responder at once (it may not send until it hears from us)
-            self._send_frame(peer, fw.KEEPALIVE_FRAME, now)
-        # either side may have messages queued while there was no session: send them now, not at the next timer
-        self._pump(peer, now)
-        self._arm(peer, now)
 
     # ================================================================== receive path
     def receive_datagram(self, data: bytes, src: Address, local: Address | None, now: float) -> None:
@@ -590,16 +474,16 @@ class Mesh:
             self._nat_step(hairpin, Outbox(), now)
             return
         found = self.table.lookup(receiver)
-        if found is None or found[1] is None:
+        peer, session = found if found is not None else (None, None)
+        if peer is None or session is None:
             raise WireError(DropReason.UNKNOWN_RECEIVER)
-        peer, session = found
         if session.older_than(self.cfg.reject_after_time, now):
             raise WireError(DropReason.SESSION_EXPIRED)
         plain = session.decrypt(data, counter, now)
         if isinstance(plain, DropReason):
             raise WireError(plain)
         if session is peer.next:
-            self._forget_sessions(peer, peer.confirm_next())
+            self.sessions.forget(peer, peer.confirm_next())
         st = peer.stats
         st.bytes_in += len(data)
         st.packets_in += 1
@@ -620,16 +504,9 @@ class Mesh:
         if t == fw.FrameType.DATA:
             self._receive_data(peer, fw.decode_data(frame), now)
         elif t == fw.FrameType.ACK:
-            a = fw.decode_ack(frame)
-            delivered, resend = peer.stream.on_ack(a.next_seq, a.sack, now)
-            for f in resend:
-                self._send_frame(peer, f, now)
-            for mid in delivered:
-                if mid in self._control_ids:
-                    self._control_ids.discard(mid)
-                else:
-                    self._event(ev.MessageDelivered(peer.network.id, peer.node, mid))
-            self._pump(peer, now)
+            out = Outbox()
+            self.messages.on_ack(peer, frame, now, out)
+            self._perform(out, now)
         elif t == fw.FrameType.KEEPALIVE:
             pass
         elif t == fw.FrameType.PING:
@@ -654,10 +531,10 @@ class Mesh:
         elif t == fw.FrameType.IP:  # no virtual network yet: nothing would read it, so it must not pile up
             self.counters.drop(DropReason.IP_UNROUTED)
         elif t == fw.FrameType.CLOSE:
-            self._forget_sessions(peer, peer.clear_sessions())
+            self.sessions.forget(peer, peer.clear_sessions())
             self.hs.abandon(peer)
             peer.wanted = False
-            self._fail_stream(peer, peer.stream.reset(), "peer closed the session")
+            self._fail_stream(peer, peer.stream.reset(), "peer closed the session", now)
             peer.assembler.reset()
             if peer.connected:
                 peer.move(PeerState.DISCONNECTED, now)
@@ -667,36 +544,16 @@ class Mesh:
             self.counters.drop(DropReason.UNKNOWN_FRAME)
 
     def _receive_data(self, peer: Peer, frame: fw.DataFrame, now: float) -> None:
-        for f in peer.stream.on_data(frame, now):
-            if f.reset:
-                peer.assembler.reset()
+        out = Outbox()
+        got = self.messages.on_data(peer, frame, now, out)
+        if got.active:
+            self.links.mark_active(peer, now)
+        self._perform(out, now)
+        for name, body in got.controls:
             try:
-                msg = peer.assembler.feed(f)
+                self._on_control(peer, name, body, now)
             except WireError as e:
                 self.counters.drop(e.reason)
-                continue
-            if msg is None:
-                continue
-            h = msg.header
-            net, node = peer.network.id, peer.node
-            if h.kind is fw.MessageKind.CONTROL:
-                try:
-                    self._on_control(peer, h.channel, msg.body, now)
-                except WireError as e:
-                    self.counters.drop(e.reason)
-                continue
-            self.links.mark_active(peer, now)
-            if h.kind is fw.MessageKind.MESSAGE:
-                self._event(ev.ChannelMessage(net, node, h.channel, msg.body))
-            elif h.kind is fw.MessageKind.REQUEST:
-                self._event(ev.RequestReceived(net, node, h.channel, h.corr_id, msg.body))
-            elif self.requests.close(h.corr_id, peer):
-                self._event(ev.ResponseReceived(net, node, h.corr_id, h.status == 0, msg.body))
-            else:
-                self.counters.inc("rx.unmatched_responses")
-        ack = peer.stream.ack_due(now)
-        if ack is not None:
-            self._send_frame(peer, ack, now)
 
     # ================================================================== send path
     def _send_frame(self, peer: Peer, frame: bytes, now: float) -> bool:
@@ -844,30 +701,20 @@ class Mesh:
             if peer.pending is None and peer.stream.queued_frames():
                 self._initiate(peer, now)
             return
-        for f in peer.stream.frames_to_send(now):
-            self._send_frame(peer, f, now)
-        ack = peer.stream.ack_due(now)
-        if ack is not None:
-            self._send_frame(peer, ack, now)
+        out = Outbox()
+        self.messages.frames(peer, now, out)
+        self._perform(out, now)
 
-    def _fail_stream(self, peer: Peer, msg_ids: list[int], reason: str) -> None:
-        for mid in msg_ids:
-            if mid in self._control_ids:
-                self._control_ids.discard(mid)
-            else:
-                self._event(ev.MessageFailed(peer.network.id, peer.node, mid, reason))
-        for cid in self.requests.fail_peer(peer):
-            self._event(ev.RequestTimedOut(peer.network.id, peer.node, cid))
+    def _fail_stream(self, peer: Peer, msg_ids: list[int], reason: str, now: float) -> None:
+        out = Outbox()
+        self.messages.failed(peer, msg_ids, reason, out)
+        self._perform(out, now)
 
     def _enqueue(self, peer: Peer, header: fw.MessageHeader, body: bytes, now: float, wanted: bool = True) -> int:
-        mid = self._next_msg_id
-        self._next_msg_id += 1
-        peer.stream.enqueue(header.kind, split_message(header, body, self.chunk_size), mid)
+        mid = self.messages.queue(peer, header, body, internal=not wanted)
         if wanted:
             peer.wanted = True
             self.links.mark_active(peer, now)
-        else:
-            self._control_ids.add(mid)  # internal: no delivery events for applications
         self._pump(peer, now)
         self._arm(peer, now)
         return mid
@@ -883,14 +730,14 @@ class Mesh:
         """Send a request; a ResponseReceived or RequestTimedOut event with the returned id follows."""
         peer = self.find_peer(node, network, now)
         make_header(fw.MessageKind.REQUEST, channel, data, self.cfg.max_message)
-        cid = self.requests.open(peer, now + (timeout or self.cfg.request_timeout))
+        cid = self.messages.requests.open(peer, now + (timeout or self.cfg.request_timeout))
         header = make_header(fw.MessageKind.REQUEST, channel, data, self.cfg.max_message, corr_id=cid)
         try:
             self._enqueue(peer, header, data, now)
         except UsageError:
-            self.requests.close(cid, peer)
+            self.messages.requests.close(cid, peer)
             raise
-        self._timers.set(Timer.REQUESTS, self.requests.deadlines.next_deadline() or now)
+        self._timers.set(Timer.REQUESTS, self.messages.requests.deadlines.next_deadline() or now)
         return cid
 
     def respond(self, node: NodeId, request_id: int, data: bytes, now: float, network: NetworkId | None = None, ok: bool = True) -> int:

@@ -1,0 +1,163 @@
+"""Sessions: each peer's session lifecycle (an owned sub-machine; ``mesh.sessions``).
+
+Initiate a handshake (and retry it every ``rekey_timeout``, on the current path, the candidate endpoints
+and every relay path; give up after ``rekey_attempt_time``: HandshakeFailed), install what a completed
+handshake hands over (``Handshakes`` returns ``Completed``: the peer becomes CONNECTED, PeerConnected or
+SessionRekeyed), rekey before ``rekey_after_time``, expire sessions after ``reject_after_time`` (no session
+left: DISCONNECTED, PeerDisconnected), and keep the index of live sessions by their remote index (the
+encryption audit's view). Each peer's next deadline is computed here (``deadline``) from its sessions,
+its stream and its links.
+
+It never holds the ``Mesh``: initiations to send, frames, events, peers to pump and re-arm go into the
+``Outbox`` the caller passes. Peer lifecycle moves go through ``Peer.move`` (``PeerState``).
+"""
+
+from __future__ import annotations
+
+from .. import events as ev
+from ..config import CoreConfig
+from ..discovery.gossip import Gossip
+from ..outbox import Outbox
+from ..peers.links import Links
+from ..peers.paths import is_relay
+from ..peers.peer import Peer, PeerState
+from ..peers.table import PeerTable
+from ..wire import frames as fw
+from .handshakes import Completed, Handshakes
+from .messages import Messages
+from .session import Session
+
+
+class Sessions:
+    def __init__(self, config: CoreConfig, hs: Handshakes, table: PeerTable, links: Links, messages: Messages,
+                 gossip: Gossip, wall_offset: float, audit: bool) -> None:
+        self.cfg = config
+        self.hs = hs
+        self.table = table
+        self.links = links
+        self.messages = messages
+        self.gossip = gossip
+        self.wall_offset = wall_offset
+        self.audit = audit
+        self._remote: dict[int, list[Session]] = {}  # remote index -> live sessions under it
+        # sessions forgotten since the driver last took datagrams: packets already queued under them (a CLOSE
+        # sent by leave(), say) must still pass the audit (kept only with the audit on)
+        self.retired: list[Session] = []
+
+    def by_remote(self, remote_index: int) -> list[Session]:
+        live = self._remote.get(remote_index, [])
+        if not self.retired:
+            return live
+        return live + [s for s in self.retired if s.remote_index == remote_index]
+
+    def live_count(self) -> int:
+        return sum(len(v) for v in self._remote.values())
+
+    def initiate(self, peer: Peer, now: float, out: Outbox) -> None:
+        if not peer.endpoints and peer.endpoint is None:
+            return
+        if peer.state in (PeerState.NEW, PeerState.DISCONNECTED):
+            peer.move(PeerState.HANDSHAKING, now)
+        if peer.handshake_started_at is None:
+            peer.handshake_started_at = now
+            peer.handshake_attempts = 0
+        peer.handshake_attempts += 1
+        dgram = self.hs.initiate(peer, now, now + self.wall_offset)
+        targets = [peer.endpoint] if peer.endpoint and peer.handshake_attempts % 3 else []
+        targets += [e for e in peer.endpoints if e not in targets]
+        targets += [a for a in peer.paths if is_relay(a) and a not in targets]
+        for ep in targets:
+            out.datagram(peer, dgram, ep)
+        out.arm(peer)
+
+    def deadline(self, peer: Peer) -> float | None:
+        cfg = self.cfg
+        cands = [peer.pending.sent_at + cfg.rekey_timeout if peer.pending is not None else None,
+                 peer.stream.next_deadline()]
+        cur = peer.current
+        if cur is not None:
+            limit = cfg.rekey_after_time if cur.initiator else cfg.reject_after_time - 2 * cfg.rekey_timeout
+            if peer.pending is None:
+                cands.append(cur.created_at + limit)
+            cands.append(cur.created_at + cfg.reject_after_time)
+        cands += self.links.deadlines(peer)
+        for s in (peer.previous, peer.next):
+            if s is not None:
+                cands.append(s.created_at + cfg.reject_after_time)
+        live = [c for c in cands if c is not None]
+        return min(live) if live else None
+
+    def service(self, peer: Peer, now: float, out: Outbox) -> None:
+        """The peer's timer, session part: expire old sessions, retry or give up a handshake, rekey."""
+        cfg = self.cfg
+        expired = [s for s in peer.sessions() if s.older_than(cfg.reject_after_time, now)]
+        if expired:
+            for s in expired:
+                if peer.current is s:
+                    peer.current = None
+                elif peer.previous is s:
+                    peer.previous = None
+                else:
+                    peer.next = None
+            self.forget(peer, [s.local_index for s in expired])
+            if peer.current is None and peer.next is None and peer.connected:
+                peer.move(PeerState.DISCONNECTED, now)
+                out.event(ev.PeerDisconnected(peer.network.id, peer.node, "session expired"))
+        # handshake retransmission / give up
+        if peer.pending is not None and now >= peer.pending.sent_at + cfg.rekey_timeout:
+            started = peer.handshake_started_at or now
+            if now >= started + cfg.rekey_attempt_time:
+                self.hs.abandon(peer)
+                peer.handshake_started_at = None
+                if peer.state is PeerState.HANDSHAKING:
+                    peer.move(PeerState.DISCONNECTED, now)
+                out.event(ev.HandshakeFailed(peer.network.id, peer.node, "no answer to handshake initiations"))
+                self.messages.failed(peer, peer.stream.reset(), "peer unreachable", out)
+            else:
+                self.initiate(peer, now, out)
+        # rekey
+        cur = peer.current
+        if cur is not None and peer.pending is None:
+            limit = cfg.rekey_after_time if cur.initiator else cfg.reject_after_time - 2 * cfg.rekey_timeout
+            if cur.older_than(limit, now):
+                self.initiate(peer, now, out)
+        elif cur is None and peer.pending is None and (peer.wanted or peer.stream.queued_frames()):
+            if peer.handshake_started_at is None or now - peer.handshake_started_at < cfg.rekey_attempt_time:
+                self.initiate(peer, now, out)
+
+    def forget(self, peer: Peer, indexes: list[int]) -> None:
+        """Sessions (by local index) that are gone: their indexes are free, the audit stops expecting them."""
+        self.table.release(*indexes)
+        for lst in self._remote.values():
+            if self.audit:
+                self.retired += [s for s in lst if s.local_index in indexes]
+            lst[:] = [s for s in lst if s.local_index not in indexes]
+        for k in [k for k, v in self._remote.items() if not v]:
+            del self._remote[k]
+
+    def completed(self, done: Completed, now: float, out: Outbox) -> None:
+        """A handshake completed (the caller already sent its reply, which must go before anything sealed)."""
+        peer, session = done.peer, done.session
+        if done.dropped:
+            self.forget(peer, [s.local_index for s in done.dropped])
+        self._remote.setdefault(session.remote_index, []).append(session)
+        peer.handshake_started_at = None
+        self.links.heard(peer, done.src, now, out)
+        if peer.probe_at is None:
+            peer.probe_at = now + self.cfg.heartbeat_active
+        if done.restarted:
+            self.messages.failed(peer, peer.stream.reset(), "peer restarted", out)
+            peer.assembler.reset()
+            out.event(ev.PeerRestarted(peer.network.id, peer.node))
+        if not peer.connected:
+            self.links.connected(peer, now, out)
+            out.event(ev.PeerConnected(peer.network.id, peer.node, done.src, session.initiator))
+            self.gossip.greet(peer, out)  # a newcomer learns the network at once
+        else:
+            out.event(ev.SessionRekeyed(peer.network.id, peer.node))
+        if session.initiator:
+            # confirm the session to the responder at once (it may not send until it hears from us)
+            out.frame(peer, fw.KEEPALIVE_FRAME)
+        # either side may have messages queued while there was no session: send them now, not at the next timer
+        out.pump(peer)
+        out.arm(peer)
