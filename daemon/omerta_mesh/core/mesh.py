@@ -25,9 +25,9 @@ from .entropy import Entropy, SystemEntropy
 from .errors import DropReason, UsageError, WireError
 from .ids import NetworkId, NodeId
 from .keys import Identity
-from .nat.classify import Mapping, NatObserver, NatVerdict, Observation
-from .nat.probing import NatStep, NatTests
+from .nat.classify import Mapping, NatObserver, NatVerdict
 from .nat.punch import Ours, Puncher
+from .nat.side import NatSide
 from .network import Network
 from .outbox import Outbox
 from .peers.links import Links
@@ -80,7 +80,6 @@ class Mesh:
         self._last_now = 0.0
         self.nat = NatObserver()
         self.punch = Puncher(config, self.counters, self.entropy, self.table, self.nat)  # hole punching
-        self._nat_label = "unknown"
         self.relay_client = RelayClient(config, self.counters, self.table)
         self.relay_server = RelayServer(config, self.counters, self.table)
         self.links = Links(config, self.counters, self.relay_client, self.punch, self.nat)  # paths, probes, choice
@@ -88,13 +87,13 @@ class Mesh:
         self.local_ips: frozenset[str] = frozenset()
         self.name = name
         self.gossip = Gossip(identity, config, self.counters, self.entropy, self.table, wall_offset, name)
-        self.nattests = NatTests(config, self.counters, self.entropy, self.table, self.nat, self.gossip.record_of)
+        self.natside = NatSide(config, self.counters, self.entropy, self.table, self.nat, self.punch, self.gossip.record_of)
         # dispatch tables: singleton timers, and control messages by name (handler(peer, name, body, now))
         self._timer_handlers: dict[Timer, Callable[[float], None]] = {
             Timer.GOSSIP: self._gossip_round, Timer.NAT: self._nat_timer, Timer.REQUESTS: self._requests_timer}
         self._control_handlers: dict[str, Callable[[Peer, str, bytes, float], None]] = {
             "gossip.sync": self._on_gossip, "gossip.records": self._on_gossip, "gossip.want": self._on_gossip,
-            "punch.candidates": lambda peer, _name, body, now: self._on_candidates(peer, body, now),
+            "punch.candidates": self._on_candidates,
             "nat.test": self._on_nat_test, "nat.ack": self._on_nat_ack}
         chunk = config.max_datagram - TRANSPORT_OVERHEAD - RELAY_HEADROOM - fw.DATA_HEADER_LEN
         self.messages = Messages(config, self.counters, chunk)  # the message path over each reliable stream
@@ -163,7 +162,7 @@ class Mesh:
             self._send_control(peer, name, body, now)
         for dst, local, data in out.sends:  # exact address and socket (NAT tests): no path choice, no stats
             self._out.append((dst, local, data))
-            if not self.nattests.on_probe_socket(local):
+            if not self.natside.tests.on_probe_socket(local):
                 self.punch.note_destination(dst, now)
         for e in out.events:
             self._event(e)
@@ -264,12 +263,9 @@ class Mesh:
     def _drop_peer(self, peer: Peer, now: float, reason: str, tell: bool) -> None:
         if tell and peer.current is not None:
             self._send_frame(peer, fw.encode_close(), now)
-        self._fail_stream(peer, peer.stream.reset(), reason, now)
-        peer.assembler.reset()
-        self.hs.abandon(peer)
-        self.sessions.forget(peer, peer.clear_sessions())
-        if peer.connected:
-            self._event(ev.PeerDisconnected(peer.network.id, peer.node, reason))
+        out = Outbox()
+        self.sessions.close(peer, reason, now, out)
+        self._perform(out, now)
         if peer.state is not PeerState.REMOVED:
             peer.move(PeerState.REMOVED, now)
         self.table.remove(peer)
@@ -469,29 +465,23 @@ class Mesh:
         _, ver, receiver, counter = TRANSPORT_HEADER.unpack_from(data)
         if ver != 1 or data[2] or data[3]:
             raise WireError(DropReason.BAD_RESERVED)
-        hairpin = self.nattests.hairpin_back(data, now)  # our own hairpin probe coming back
+        hairpin = self.natside.hairpin_back(data, now)  # our own hairpin probe coming back
         if hairpin is not None:
-            self._nat_step(hairpin, Outbox(), now)
+            out = Outbox()
+            self.natside.step(hairpin, now, out, self._punch_ours)
+            self._nat_done(out, now)
             return
-        found = self.table.lookup(receiver)
-        peer, session = found if found is not None else (None, None)
-        if peer is None or session is None:
-            raise WireError(DropReason.UNKNOWN_RECEIVER)
-        if session.older_than(self.cfg.reject_after_time, now):
-            raise WireError(DropReason.SESSION_EXPIRED)
-        plain = session.decrypt(data, counter, now)
-        if isinstance(plain, DropReason):
-            raise WireError(plain)
-        if session is peer.next:
-            self.sessions.forget(peer, peer.confirm_next())
+        peer, plain = self.sessions.decrypt(data, receiver, counter, now)
         st = peer.stats
         st.bytes_in += len(data)
         st.packets_in += 1
         if plain[:1] == b"\x09":  # NAT tests: never moves the peer's endpoint or socket
-            self._on_natprobe(peer, plain, src, local, now)
+            out = Outbox()
+            self.natside.on_probe(peer, plain, src, local, now, out, self._punch_ours)
+            self._nat_done(out, now)
             return
         peer.local = local
-        if plain[:1] != b"\x05":  # a PONG proves the path round trip itself (Links.on_pong)
+        if plain[:1] != b"\x05" and not self.links.heard_on_current(peer, src, now):  # (a PONG: Links.on_pong)
             out = Outbox()
             self.links.heard(peer, src, now, out)
             self._perform(out, now)
@@ -503,45 +493,34 @@ class Mesh:
         t = frame[0]
         if t == fw.FrameType.DATA:
             self._receive_data(peer, fw.decode_data(frame), now)
-        elif t == fw.FrameType.ACK:
-            out = Outbox()
+            return
+        out, nat_changed = Outbox(), False
+        if t == fw.FrameType.ACK:
             self.messages.on_ack(peer, frame, now, out)
-            self._perform(out, now)
         elif t == fw.FrameType.KEEPALIVE:
             pass
         elif t == fw.FrameType.PING:
-            out = Outbox()
             self.links.on_ping(peer, fw.decode_probe(frame).probe_id, src, local, out)
-            self._perform(out, now)
         elif t == fw.FrameType.PONG:
-            out = Outbox()
             nat_changed = self.links.on_pong(peer, fw.decode_probe(frame), src, local, now, out)
-            self._perform(out, now)
-            if nat_changed:
-                self._nat_changed(now)
         elif t == fw.FrameType.RELAY:
-            out = Outbox()
             dst = self.relay_server.forward(peer, frame, src, now, out)
-            self._perform(out, now)
             self.links.mark_active(dst, now)  # a relay probes whom it forwards to as often as an active peer
-            self._arm(dst, now)
+            out.arm(dst)
         elif t == fw.FrameType.RELAYED:
             inner, path = self.relay_client.unwrap(peer, frame, src)
             self._receive_relayed(inner, peer, path, local, now)
         elif t == fw.FrameType.IP:  # no virtual network yet: nothing would read it, so it must not pile up
             self.counters.drop(DropReason.IP_UNROUTED)
         elif t == fw.FrameType.CLOSE:
-            self.sessions.forget(peer, peer.clear_sessions())
-            self.hs.abandon(peer)
             peer.wanted = False
-            self._fail_stream(peer, peer.stream.reset(), "peer closed the session", now)
-            peer.assembler.reset()
-            if peer.connected:
-                peer.move(PeerState.DISCONNECTED, now)
-                self._event(ev.PeerDisconnected(peer.network.id, peer.node, "peer closed the session"))
+            self.sessions.close(peer, "peer closed the session", now, out)
         else:
             fw.frame_type(frame)  # raises UNKNOWN_FRAME for types we do not know
             self.counters.drop(DropReason.UNKNOWN_FRAME)
+        self._perform(out, now)
+        if nat_changed:
+            self._nat_changed(now)
 
     def _receive_data(self, peer: Peer, frame: fw.DataFrame, now: float) -> None:
         out = Outbox()
@@ -598,28 +577,7 @@ class Mesh:
         self._perform(out, now)
         return pid
 
-    # ================================================================== hole punching (core/nat/punch.py)
-    def _punch_ours(self) -> Ours:
-        return Ours(self.nat_verdict(), tuple(self.local_endpoints), self.probe_local)
-
-    def _on_candidates(self, peer: Peer, body: bytes, now: float) -> None:
-        c = cw.decode_candidates(body)
-        out = Outbox()
-        relayed = peer.endpoint is None or is_relay(peer.endpoint)
-        self.punch.on_candidates(peer, c, relayed, self.node_id.raw, now, out, self._punch_ours)
-        self.links.heartbeat(peer, now, out, self._punch_ours)
-        self._perform(out, now)
-
-    def _punch_bound(self, peer: Peer, nonce: int, observed: Address, src: Address, local: Address, now: float) -> None:
-        """The answer to hole punching's fresh mapping observation (a BIND from our second socket)."""
-        new = self.nat.observe(Observation(local, src, observed, peer.node.short(), now))
-        out = Outbox()
-        self.punch.on_bound(nonce, observed, new, now, out, self._punch_ours)
-        self._perform(out, now)
-        if new:
-            self._nat_changed(now)
-
-    # ================================================================== NAT
+    # ================================================================== NAT (core/nat/side.py) and hole punching
     def nat_verdict(self) -> NatVerdict:
         main = self.local_endpoints[0] if self.local_endpoints else None
         return self.nat.verdict(main, self.local_ips, self.probe_local)
@@ -627,72 +585,50 @@ class Mesh:
     @property
     def probe_local(self) -> Address | None:
         """Our second UDP socket (NAT tests; the driver binds it and sets this)."""
-        return self.nattests.probe_local
+        return self.natside.tests.probe_local
 
     @probe_local.setter
     def probe_local(self, addr: Address | None) -> None:
-        self.nattests.probe_local = addr
+        self.natside.tests.probe_local = addr
 
-    def _nat_arm(self) -> None:
-        at = self.nattests.next_deadline()
+    def _punch_ours(self) -> Ours:
+        return Ours(self.nat_verdict(), tuple(self.local_endpoints), self.probe_local)
+
+    def _nat_done(self, out: Outbox, now: float) -> None:
+        """Perform what the NAT side asked for and re-arm its timer."""
+        self._perform(out, now)
+        at = self.natside.deadline()
         if at is None:
             self._timers.cancel(Timer.NAT)
         else:
             self._timers.set(Timer.NAT, at)
 
     def _nat_timer(self, now: float) -> None:
-        if self.nattests.expire(now).changed:
-            self._nat_changed(now)
         out = Outbox()
-        step = self.nattests.round(self.nat_verdict(), now, out) if self.nattests.round_due(now) else NatStep()
-        self._nat_step(step, out, now)
+        self.natside.timer(now, out, self._punch_ours)
+        self._nat_done(out, now)
 
-    def _nat_step(self, step: NatStep, out: Outbox, now: float) -> None:
-        """Perform what a NAT test step asked for, in the order the mixin it replaced did."""
-        for _ in range(step.mappings):
-            self.punch.note_mapping()
-        self._perform(out, now)
-        if step.changed:
-            self._nat_changed(now)
-        if step.bound is not None:
-            out = Outbox()
-            self.nattests.ask_filter_tests(*step.bound, now, out)
-            self._perform(out, now)
-        self._nat_arm()
-
-    def _on_natprobe(self, peer: Peer, frame: bytes, src: Address, local: Address | None, now: float) -> None:
-        f = fw.decode_natprobe(frame)
-        if f.op is fw.NatOp.BOUND and self.punch.owns(f.nonce) and self.nattests.on_probe_socket(local) and f.observed is not None:
-            assert local is not None
-            self._punch_bound(peer, f.nonce, f.observed, src, local, now)  # hole punching's fresh observation
-            return
+    def _nat_changed(self, now: float) -> None:
         out = Outbox()
-        step = self.nattests.on_probe(peer, f, src, local, now, out)
-        self._nat_step(step, out, now)
+        self.natside.changed(now, out, self._punch_ours)
+        self._nat_done(out, now)
 
     def _on_nat_test(self, peer: Peer, _name: str, body: bytes, now: float) -> None:
         out = Outbox()
-        self.nattests.on_test(peer, body, now, out)
-        self._perform(out, now)
+        self.natside.tests.on_test(peer, body, now, out)
+        self._nat_done(out, now)
 
     def _on_nat_ack(self, peer: Peer, _name: str, body: bytes, now: float) -> None:
-        self.nattests.on_ack(peer, body, now)
-        self._nat_arm()
+        self.natside.tests.on_ack(peer, body, now)
+        self._nat_done(Outbox(), now)
 
-    def _nat_changed(self, now: float) -> None:
-        v = self.nat_verdict()
-        self.nattests.schedule(v, now)
-        self._nat_arm()
-        label = v.label
-        if label != self._nat_label:
-            self._nat_label = label
-            self._event(ev.NatChanged(label))
-            # what we now know of our NAT (a port allocation to predict, say) may open paths that failed:
-            # relayed peers exchange candidates again at once rather than at their next upgrade attempt
-            for peer in self.table:
-                if is_relay(peer.endpoint) and peer.current is not None:
-                    self.punch.retry_now(peer, now)
-                    self._arm(peer, now)
+    def _on_candidates(self, peer: Peer, _name: str, body: bytes, now: float) -> None:
+        c = cw.decode_candidates(body)
+        out = Outbox()
+        relayed = peer.endpoint is None or is_relay(peer.endpoint)
+        self.punch.on_candidates(peer, c, relayed, self.node_id.raw, now, out, self._punch_ours)
+        self.links.heartbeat(peer, now, out, self._punch_ours)
+        self._perform(out, now)
 
     def _pump(self, peer: Peer, now: float) -> None:
         """Send what the peer's stream allows, starting a handshake if there is no session."""
@@ -703,11 +639,6 @@ class Mesh:
             return
         out = Outbox()
         self.messages.frames(peer, now, out)
-        self._perform(out, now)
-
-    def _fail_stream(self, peer: Peer, msg_ids: list[int], reason: str, now: float) -> None:
-        out = Outbox()
-        self.messages.failed(peer, msg_ids, reason, out)
         self._perform(out, now)
 
     def _enqueue(self, peer: Peer, header: fw.MessageHeader, body: bytes, now: float, wanted: bool = True) -> int:

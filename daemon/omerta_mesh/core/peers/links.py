@@ -59,6 +59,15 @@ class Links:
             p = peer.paths[addr] = Path(addr, now)
         return p
 
+    def heard_on_current(self, peer: Peer, src: Address, now: float) -> bool:
+        """The per-packet fast path of ``heard``: a packet on the current path only makes it fresher (True);
+        False: call ``heard``."""
+        p = peer.paths.get(src) if src == peer.endpoint else None
+        if p is None:
+            return False
+        p.last_rx = now
+        return True
+
     def heard(self, peer: Peer, src: Address, now: float, out: Outbox) -> None:
         """An authenticated packet from the peer arrived via ``src``."""
         p = peer.paths.get(src)

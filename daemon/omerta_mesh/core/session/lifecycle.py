@@ -17,6 +17,7 @@ from __future__ import annotations
 from .. import events as ev
 from ..config import CoreConfig
 from ..discovery.gossip import Gossip
+from ..errors import DropReason, WireError
 from ..outbox import Outbox
 from ..peers.links import Links
 from ..peers.paths import is_relay
@@ -124,6 +125,32 @@ class Sessions:
         elif cur is None and peer.pending is None and (peer.wanted or peer.stream.queued_frames()):
             if peer.handshake_started_at is None or now - peer.handshake_started_at < cfg.rekey_attempt_time:
                 self.initiate(peer, now, out)
+
+    def decrypt(self, data: bytes, receiver: int, counter: int, now: float) -> tuple[Peer, bytes]:
+        """A transport packet for our session ``receiver``: the peer and the plaintext (a packet under a
+        responder's ``next`` session confirms it). Raises WireError (a counted drop) otherwise."""
+        found = self.table.lookup(receiver)
+        peer, session = found if found is not None else (None, None)
+        if peer is None or session is None:
+            raise WireError(DropReason.UNKNOWN_RECEIVER)
+        if session.older_than(self.cfg.reject_after_time, now):
+            raise WireError(DropReason.SESSION_EXPIRED)
+        plain = session.decrypt(data, counter, now)
+        if isinstance(plain, DropReason):
+            raise WireError(plain)
+        if session is peer.next:
+            self.forget(peer, peer.confirm_next())
+        return peer, plain
+
+    def close(self, peer: Peer, reason: str, now: float, out: Outbox) -> None:
+        """End every session with the peer (it closed them, or it is being dropped): its stream fails."""
+        self.forget(peer, peer.clear_sessions())
+        self.hs.abandon(peer)
+        self.messages.failed(peer, peer.stream.reset(), reason, out)
+        peer.assembler.reset()
+        if peer.connected:
+            peer.move(PeerState.DISCONNECTED, now)
+            out.event(ev.PeerDisconnected(peer.network.id, peer.node, reason))
 
     def forget(self, peer: Peer, indexes: list[int]) -> None:
         """Sessions (by local index) that are gone: their indexes are free, the audit stops expecting them."""
