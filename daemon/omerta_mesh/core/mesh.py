@@ -494,10 +494,16 @@ class Mesh:
         if t == fw.FrameType.DATA:
             self._receive_data(peer, fw.decode_data(frame), now)
             return
+        if t == fw.FrameType.ACK:  # (DATA and ACK are the hot path: typed results, no Outbox)
+            acked = self.messages.on_ack(peer, frame, now)
+            for f in acked.resend:
+                self._send_frame(peer, f, now)
+            for e in acked.events:
+                self._event(e)
+            self._pump(peer, now)
+            return
         out, nat_changed = Outbox(), False
-        if t == fw.FrameType.ACK:
-            self.messages.on_ack(peer, frame, now, out)
-        elif t == fw.FrameType.KEEPALIVE:
+        if t == fw.FrameType.KEEPALIVE:
             pass
         elif t == fw.FrameType.PING:
             self.links.on_ping(peer, fw.decode_probe(frame).probe_id, src, local, out)
@@ -523,11 +529,13 @@ class Mesh:
             self._nat_changed(now)
 
     def _receive_data(self, peer: Peer, frame: fw.DataFrame, now: float) -> None:
-        out = Outbox()
-        got = self.messages.on_data(peer, frame, now, out)
+        got = self.messages.on_data(peer, frame, now)
         if got.active:
             self.links.mark_active(peer, now)
-        self._perform(out, now)
+        for e in got.events:
+            self._event(e)
+        if got.ack is not None:
+            self._send_frame(peer, got.ack, now)
         for name, body in got.controls:
             try:
                 self._on_control(peer, name, body, now)
@@ -637,9 +645,8 @@ class Mesh:
             if peer.pending is None and peer.stream.queued_frames():
                 self._initiate(peer, now)
             return
-        out = Outbox()
-        self.messages.frames(peer, now, out)
-        self._perform(out, now)
+        for f in self.messages.frames(peer, now):
+            self._send_frame(peer, f, now)
 
     def _enqueue(self, peer: Peer, header: fw.MessageHeader, body: bytes, now: float, wanted: bool = True) -> int:
         mid = self.messages.queue(peer, header, body, internal=not wanted)

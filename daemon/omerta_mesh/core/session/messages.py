@@ -28,11 +28,21 @@ from ..wire import frames as fw
 
 @dataclass(frozen=True, slots=True)
 class Received:
-    """What DATA frames brought: control messages for the caller to dispatch, in order, and whether any
-    application message came (traffic: the peer counts as active)."""
+    """What DATA frames brought: events to publish, control messages for the caller to dispatch (in order),
+    whether any application message came (traffic: the peer counts as active), and an ACK to send."""
 
+    events: tuple[ev.Event, ...] = ()
     controls: tuple[tuple[str, bytes], ...] = ()
     active: bool = False
+    ack: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Acked:
+    """What an ACK brought: frames to send again, and delivery events (then the stream may send more)."""
+
+    resend: tuple[bytes, ...] = ()
+    events: tuple[ev.Event, ...] = ()
 
 
 class Messages:
@@ -54,13 +64,12 @@ class Messages:
             self._control_ids.add(mid)
         return mid
 
-    def frames(self, peer: Peer, now: float, out: Outbox) -> None:
-        """What the peer's stream may send now (the caller checked there is a session), and a due ACK."""
-        for f in peer.stream.frames_to_send(now):
-            out.frame(peer, f)
+    def frames(self, peer: Peer, now: float) -> list[bytes]:
+        """What the peer's stream may send now (the caller checked there is a session), and a due ACK.
+        (The hot path: a list, not an Outbox.)"""
+        out = peer.stream.frames_to_send(now)
         ack = peer.stream.ack_due(now)
-        if ack is not None:
-            out.frame(peer, ack)
+        return out if ack is None else [*out, ack]
 
     def timeout(self, peer: Peer, now: float, out: Outbox) -> None:
         """The stream's timers: retransmissions, give-up (MessageFailed), delayed ACKs."""
@@ -88,20 +97,20 @@ class Messages:
         return self.requests.deadlines.next_deadline()
 
     # ------------------------------------------------------------------ receive
-    def on_ack(self, peer: Peer, frame: bytes, now: float, out: Outbox) -> None:
+    def on_ack(self, peer: Peer, frame: bytes, now: float) -> Acked:
         a = fw.decode_ack(frame)
         delivered, resend = peer.stream.on_ack(a.next_seq, a.sack, now)
-        for f in resend:
-            out.frame(peer, f)
+        events: list[ev.Event] = []
         for mid in delivered:
             if mid in self._control_ids:
                 self._control_ids.discard(mid)
             else:
-                out.event(ev.MessageDelivered(peer.network.id, peer.node, mid))
-        out.pump(peer)
+                events.append(ev.MessageDelivered(peer.network.id, peer.node, mid))
+        return Acked(tuple(resend), tuple(events))
 
-    def on_data(self, peer: Peer, frame: fw.DataFrame, now: float, out: Outbox) -> Received:
+    def on_data(self, peer: Peer, frame: fw.DataFrame, now: float) -> Received:
         controls: list[tuple[str, bytes]] = []
+        events: list[ev.Event] = []
         active = False
         for f in peer.stream.on_data(frame, now):
             if f.reset:
@@ -120,14 +129,11 @@ class Messages:
                 continue
             active = True
             if h.kind is fw.MessageKind.MESSAGE:
-                out.event(ev.ChannelMessage(net, node, h.channel, msg.body))
+                events.append(ev.ChannelMessage(net, node, h.channel, msg.body))
             elif h.kind is fw.MessageKind.REQUEST:
-                out.event(ev.RequestReceived(net, node, h.channel, h.corr_id, msg.body))
+                events.append(ev.RequestReceived(net, node, h.channel, h.corr_id, msg.body))
             elif self.requests.close(h.corr_id, peer):
-                out.event(ev.ResponseReceived(net, node, h.corr_id, h.status == 0, msg.body))
+                events.append(ev.ResponseReceived(net, node, h.corr_id, h.status == 0, msg.body))
             else:
                 self.counters.inc("rx.unmatched_responses")
-        ack = peer.stream.ack_due(now)
-        if ack is not None:
-            out.frame(peer, ack)
-        return Received(tuple(controls), active)
+        return Received(tuple(events), tuple(controls), active, peer.stream.ack_due(now))
