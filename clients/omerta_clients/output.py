@@ -135,7 +135,7 @@ def status_view(st: Json, verbose: bool = False) -> RenderableType:
     pc = st.get("peers") or {}
     head.add_row("peers", f"{pc.get('connected', 0)}/{pc.get('total', 0)} connected: "
                           f"{pc.get('direct', 0)} direct, {pc.get('relayed', 0)} relayed")
-    for key in ("relay", "audit", "dbus"):
+    for key in ("relay", "audit", "dbus", "vnet"):
         f = st.get(key) or {}
         state = "active" if f.get("active") else "enabled" if f.get("enabled") else "off"
         head.add_row(key, f"{state}" + (f" ({f['detail']})" if f.get("detail") and f.get("detail") != "off" else ""))
@@ -154,15 +154,21 @@ def networks_table(nets: list[Json]) -> RenderableType:
     if not nets:
         return Text("no networks: create one with `omertactl network create NAME` or join one with `omertactl network join INVITE`")
     t = Table(box=None, padding=(0, 2), pad_edge=False, header_style="bold")
-    for col in ("NETWORK", "ID", "PEERS", "CONNECTED"):
+    for col in ("NETWORK", "ID", "PEERS", "CONNECTED", "MESH IPS", "DEVICE"):
         t.add_column(col, no_wrap=True, justify="right" if col in ("PEERS", "CONNECTED") else "left")
     for n in nets:
-        t.add_row(n.get("name") or DASH, n.get("network", DASH), str(n.get("peers", 0)), str(n.get("connected", 0)))
+        t.add_row(n.get("name") or DASH, n.get("network", DASH), str(n.get("peers", 0)), str(n.get("connected", 0)),
+                  mesh_ips(n), text_or_dash(n.get("device")))
     return t
 
 
 # ---------------------------------------------------------------------- peers
-PEER_COLUMNS = ("NAME", "ID", "NETWORK", "PATH", "ENDPOINT", "RTT", "LOSS", "NAT", "HANDSHAKE", "IN", "OUT")
+PEER_COLUMNS = ("NAME", "ID", "NETWORK", "MESH IP", "PATH", "ENDPOINT", "RTT", "LOSS", "NAT", "HANDSHAKE", "IN", "OUT")
+
+
+def mesh_ips(x: Json) -> str:
+    """A network's or a peer's mesh IPv4 and IPv6 ("-" when it has none yet)."""
+    return ", ".join(a for a in (x.get("ipv4"), x.get("ipv6")) if a) or DASH
 
 
 def peers_table(peers: list[Json], show_network: bool | None = None) -> RenderableType:
@@ -179,7 +185,7 @@ def peers_table(peers: list[Json], show_network: bool | None = None) -> Renderab
         row: list[Any] = [p.get("name") or DASH, p.get("short_id") or (p.get("node_id") or "")[:12]]
         if show_network:
             row.append(p.get("network_name") or p.get("network") or DASH)
-        row += [path_text(p), text_or_dash(p.get("endpoint")), ms(p.get("rtt_ms")), peer_loss(p), peer_nat(p),
+        row += [text_or_dash(p.get("ipv4")), path_text(p), text_or_dash(p.get("endpoint")), ms(p.get("rtt_ms")), peer_loss(p), peer_nat(p),
                 ago(p.get("last_handshake_s")), size(p.get("bytes_in")), size(p.get("bytes_out"))]
         t.add_row(*row, style=None if p.get("connected") else "dim")
     return t
@@ -228,6 +234,7 @@ def peer_detail_view(detail: Json) -> RenderableType:
         rows: list[tuple[str, Any]] = [
             ("network", f"{d.get('network_name') or DASH} ({d.get('network', DASH)})"),
             ("state", "connected" if d.get("connected") else "handshaking" if d.get("handshake_in_progress") else "not connected"),
+            ("mesh IPs", mesh_ips(d)),
             ("path", path_text(d)),
             ("endpoint", text_or_dash(d.get("endpoint"))),
             ("candidates", ", ".join(d.get("endpoints") or []) or DASH),

@@ -16,6 +16,7 @@ from the core's events.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 from collections import defaultdict
 from typing import AsyncIterator, Awaitable, Callable
@@ -76,6 +77,9 @@ class MeshNode:
         self._name = name
         self._watch = watch_addresses  # follow local address changes (only when bound to a wildcard)
         self._netmon: AddressMonitor | None = None
+        # the virtual network's prefixes (mesh IPs): never advertised as endpoints, never sent to (a tunnel in
+        # the tunnel would loop); the daemon's vnet layer sets them before it brings a device up
+        self.mesh_prefixes: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
         self.mesh: Mesh | None = None
         self.driver: Driver | None = None
         self._event_queues: list[asyncio.Queue[ev.Event]] = []
@@ -126,6 +130,12 @@ class MeshNode:
         assert self.driver is not None
         return any(h in ("0.0.0.0", "::") for h, _ in self.driver.udp.addresses)
 
+    def set_mesh_prefixes(self, prefixes: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> None:
+        """The virtual network's prefixes: excluded from our endpoints and refused as destinations."""
+        self.mesh_prefixes = tuple(prefixes)
+        if self.driver is not None:
+            self.driver.set_blocked(self.mesh_prefixes)
+
     def _watch_addresses(self) -> None:
         if self._watch and self._netmon is None and self._bound_to_wildcard():
             mon = AddressMonitor(self._addresses_changed)
@@ -149,6 +159,8 @@ class MeshNode:
         assert self.driver is not None
         bound = self.driver.udp.addresses
         ips = await local_addresses(strict=strict) if self._bound_to_wildcard() else []
+        if self.mesh_prefixes:
+            ips = [ip for ip in ips if not any(ipaddress.ip_address(ip) in p for p in self.mesh_prefixes)]
         eps: list[Address] = []
         for host, port in bound:
             if host == "0.0.0.0":

@@ -13,8 +13,10 @@ import pytest
 
 from clients.ctlharness import CLIENT_ENV, SHARED, Lines, check_event, check_result, ctl, ctl_cmd, ctl_popen, wait_until
 
-
 # ---------------------------------------------------------------------- read commands
+MESH_ROW = r"^lab\s+\w{16}\s+1\s+1\s+100\.\d+\.\d+\.\d+, fd[0-9a-f:]+\s+-\s*$"  # mesh IPs; no device (TUN off)
+
+
 def test_status(mesh3) -> None:
     r = ctl(mesh3.sock("alice"), "status")
     assert r.rc == 0, r.err
@@ -30,7 +32,7 @@ def test_peers_table_and_json(mesh3) -> None:
     r = ctl(mesh3.sock("alice"), "peers")
     assert r.rc == 0, r.err
     header, *rows = r.out.splitlines()
-    assert header.split() == ["NAME", "ID", "PATH", "ENDPOINT", "RTT", "LOSS", "NAT", "HANDSHAKE", "IN", "OUT"]
+    assert header.split() == ["NAME", "ID", "MESH", "IP", "PATH", "ENDPOINT", "RTT", "LOSS", "NAT", "HANDSHAKE", "IN", "OUT"]
     assert sorted(row.split()[0] for row in rows) == ["bob", "carol"]
     for row in rows:
         name = row.split()[0]
@@ -138,7 +140,7 @@ def test_network_create_join_list_invite_leave(two_daemons) -> None:
     jj = check_result("network.join", ctl(emil.socket, "--json", "network", "join", work["invite"]).json())
     assert jj["connected"] and jj["network"] == work["network"]
     lst = ctl(dora.socket, "network", "list")
-    assert lst.rc == 0 and re.search(r"^lab\s+\w{16}\s+1\s+1\s*$", lst.out, re.M) and "work" in lst.out, lst.out
+    assert lst.rc == 0 and re.search(MESH_ROW, lst.out, re.M) and "work" in lst.out, lst.out
     assert ctl(dora.socket, "network").out == lst.out  # no subcommand: the list
     nets = check_result("network.list", ctl(dora.socket, "network", "list", "--json").json())
     assert sorted(n["name"] for n in nets["networks"]) == ["lab", "work"]

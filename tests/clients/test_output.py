@@ -4,6 +4,7 @@ explains the path with both NAT verdicts and their evidence. The input is checke
 from __future__ import annotations
 
 import io
+import re
 
 from rich.console import Console
 
@@ -19,6 +20,7 @@ RELAYED = {
         "name": "dave", "node_id": "d" * 52, "short_id": "d" * 12, "network": "n" * 16, "network_name": "home",
         "endpoint": None, "path": "relay via carol", "rtt_ms": 41.5, "last_handshake_s": 12.0, "bytes_in": 2048,
         "bytes_out": 4096, "connected": True, "loss": 0.05, "nat": "symmetric-random",
+        "ipv4": "100.77.12.34", "ipv6": "fd12:3456:789a::1234",
         "path_reason": "no direct path answered; relay up",
         "why": "symmetric-random and symmetric-random: both NATs pick a new port for every destination, "
                "so neither side can aim at the other; relayed",
@@ -45,16 +47,18 @@ def test_relayed_peer_detail_explains_why_with_both_nat_verdicts() -> None:
     assert "both NATs pick a new port for every destination" in text and "no direct path answered" in text
     assert "this node's NAT  symmetric-random (confidence 0.9)" in text and "carol saw 198.51.100.7:40873" in text
     assert "peer's NAT" in text and "as stated in the peer's signed record" in text
+    assert re.search(r"mesh IPs\s+100\.77\.12\.34, fd12:3456:789a::1234", text)
     assert "5%" in text and "41.5 ms" in text and "203.0.113.9:51888" in text  # loss, RTT, the dead direct path
 
 
 def test_peer_table_for_relayed_and_offline_peers() -> None:
     peers = [{k: v for k, v in RELAYED["networks"][0].items() if k in (
         "name", "node_id", "short_id", "network", "network_name", "endpoint", "path", "rtt_ms", "last_handshake_s",
-        "bytes_in", "bytes_out", "connected", "loss", "nat")}]
+        "bytes_in", "bytes_out", "connected", "loss", "nat", "ipv4", "ipv6")}]
     peers.append({**peers[0], "name": "erin", "node_id": "e" * 52, "short_id": "e" * 12, "connected": False, "path": None,
-                  "rtt_ms": None, "loss": None, "nat": None, "last_handshake_s": None})
+                  "rtt_ms": None, "loss": None, "nat": None, "last_handshake_s": None, "ipv4": None, "ipv6": None})
     check_result("peers.list", {"peers": peers})
     lines = render(output.peers_table(peers)).splitlines()
-    assert lines[1].split()[:5] == ["dave", "d" * 12, "relay", "via", "carol"] and "symmetric-random" in lines[1]
-    assert lines[2].split()[:4] == ["erin", "e" * 12, "not", "connected"] and lines[2].count(" - ") >= 3
+    assert lines[0].split()[2:4] == ["MESH", "IP"]
+    assert lines[1].split()[:6] == ["dave", "d" * 12, "100.77.12.34", "relay", "via", "carol"] and "symmetric-random" in lines[1]
+    assert lines[2].split()[:5] == ["erin", "e" * 12, "-", "not", "connected"] and lines[2].count(" - ") >= 3

@@ -94,6 +94,7 @@ class DaemonProc:
                "--runtime-dir", str(self.run), "--port", "0", "--listen", "127.0.0.1", "--log-level", "debug"]
         if not any(a.startswith("--dbus-address") for a in self.extra):
             cmd.append("--no-dbus")
+        cmd.append("--no-vnet")  # no TUN devices in the host's namespace from tests (tests/netns has the vnet tests)
         self.logf = open(self.log, "ab")
         self.proc = subprocess.Popen(cmd + self.extra, env=env, stdout=self.logf, stderr=subprocess.STDOUT)
         if wait:

@@ -96,6 +96,13 @@ def test_two_daemons_join_and_every_method_works_over_the_socket(daemon_factory,
     assert current["kind"] == "direct" and current["state"] == "up" and current["rtt_ms"] is not None
     assert d0["path"] in ("direct", "punched") and d0["why"] and d0["own_nat"]["evidence"]
     assert d0["peer_nat"]["type"] in ("public", "unknown")  # from A's signed record (it may predate A's verdict)
+    # mesh IPs (TUN off in tests: the addresses are still assigned and shown, and why TUN is off)
+    wait_until(lambda: B("peers.get", peer=a_id)["networks"][0]["ipv4"], what="B to know A's mesh IP")
+    own, theirs = B("ip.get"), B("ip.get", peer=a_id)
+    d0 = B("peers.get", peer=a_id)["networks"][0]
+    assert own["vnet"]["active"] is False and "enabled = false" in own["vnet"]["detail"]
+    assert own["addresses"][0]["ipv4"].startswith("100.") and own["addresses"][0]["device"] is None
+    assert theirs["addresses"][0]["ipv4"] == d0["ipv4"] != own["addresses"][0]["ipv4"] and theirs["node_id"] == a_id
 
     # channels: B opens its inbox, A sends (text and binary), B receives
     assert B("channel.receive", channel="chat")["messages"] == []

@@ -6,6 +6,9 @@ from __future__ import annotations
 import ipaddress
 import struct
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from omerta_mesh.core.entropy import SeededEntropy
 from omerta_mesh.core.errors import DropReason
 from omerta_mesh.core.ids import NetworkId
@@ -112,3 +115,18 @@ def test_own_claim_static_then_kept_then_derived() -> None:
     # unusable values (the gateway, outside the subnet, garbage) fall back to deriving
     for bad in (str(PLAN.gateway4), "10.1.2.3", "nonsense", "fd00::5"):
         assert own_claim(PLAN, A, (bad, None)).v4 == derive_v4(A, PLAN.v4).packed
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=80), st.sampled_from([4, 6, 0]))
+def test_inbound_never_raises_and_refuses_whatever_the_parser_refuses(data: bytes, version: int) -> None:
+    r = routes()
+    b4, b6 = r.addresses(B)
+    if version == 4 and len(data) >= 20:  # keep B's source so that only the header's consistency decides
+        data = bytes([0x45]) + data[1:12] + b4.packed + data[16:]
+    elif version == 6 and len(data) >= 40:
+        data = bytes([0x60]) + data[1:8] + b6.packed + data[24:]
+    verdict = r.inbound_ok(B, data)
+    if pk.try_parse(data) is None:
+        assert verdict is not None
+    assert r.outbound(data) is not None  # never raises either

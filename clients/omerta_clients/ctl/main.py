@@ -14,7 +14,7 @@ from importlib import metadata
 from typing import NoReturn
 
 from .. import errors
-from . import channels, completion, daemon, events, netcheck, network, peers, ping, status
+from . import channels, completion, daemon, events, ip, netcheck, network, peers, ping, status
 from .common import Ctx, add_common
 
 DESCRIPTION = """\
@@ -67,6 +67,7 @@ def build_parser(prog: str = "omertactl") -> argparse.ArgumentParser:
     sub = root.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     status.register(sub, common)
     peers.register(sub, common)
+    ip.register(sub, common)
     ping.register(sub, common)
     netcheck.register(sub, common)
     network.register(sub, common)

@@ -48,6 +48,8 @@ class PeerRow:
     pings_answered: int = 0
     api_loss: float | None = None  # the daemon's loss on the current path (PeerInfo.loss)
     nat: str | None = None  # the peer's NAT type from its signed record (PeerInfo.nat)
+    ipv4: str | None = None  # the peer's mesh IPs (PeerInfo.ipv4/ipv6)
+    ipv6: str | None = None
     why: str | None = None  # peers.get: both NAT verdicts in words
     own_nat: Json | None = None  # peers.get: this node's verdict
     path_reason: str | None = None
@@ -76,7 +78,7 @@ class PeerRow:
 
     def update_info(self, p: Json) -> None:
         """Take the fields of a PeerInfo (snapshot or poll)."""
-        for f in ("name", "short_id", "network_name", "endpoint", "path", "connected", "last_handshake_s", "nat"):
+        for f in ("name", "short_id", "network_name", "endpoint", "path", "connected", "last_handshake_s", "nat", "ipv4", "ipv6"):
             if f in p:
                 setattr(self, f, p[f])
         if "loss" in p:

@@ -59,6 +59,7 @@ def peer_table(m: Model, spark: int = 20) -> RenderableType:
     t.add_column("ID", no_wrap=True)
     if show_net:
         t.add_column("NETWORK", no_wrap=True)
+    t.add_column("MESH IP", no_wrap=True)
     t.add_column("PATH", no_wrap=True)
     t.add_column("ENDPOINT", no_wrap=True)
     t.add_column("RTT", justify="right", no_wrap=True)
@@ -73,7 +74,8 @@ def peer_table(m: Model, spark: int = 20) -> RenderableType:
         cells: list[RenderableType | str] = ["›" if chosen else " ", r.label, r.short_id or r.node_id[:12]]
         if show_net:
             cells.append(r.network_name or r.network[:8])
-        cells += [output.path_text({"connected": r.connected, "path": r.path}), output.text_or_dash(r.endpoint),
+        cells += [output.text_or_dash(r.ipv4), output.path_text({"connected": r.connected, "path": r.path}),
+                  output.text_or_dash(r.endpoint),
                   output.ms(r.rtt_ms), Text(sparkline(r.rtts, spark), style="cyan"),
                   output.rate(r.rate_in), output.rate(r.rate_out), Text(sparkline(r.rates, spark // 2), style="magenta"),
                   output.pct(r.loss), output.text_or_dash(r.nat)]
@@ -92,6 +94,7 @@ def detail(r: PeerRow | None) -> RenderableType:
     g.add_column()
     g.add_row("node", f"{r.node_id}")
     g.add_row("network", f"{r.network_name or '-'} ({r.network})")
+    g.add_row("mesh IPs", output.mesh_ips({"ipv4": r.ipv4, "ipv6": r.ipv6}))
     g.add_row("path", Text.assemble(output.path_text({"connected": r.connected, "path": r.path}),
                                     f"   ({r.path_reason})" if r.path_reason else ""))
     if r.why:

@@ -24,6 +24,7 @@ from .discovery.gossip import Gossip, OwnFacts
 from .entropy import Entropy, SystemEntropy
 from .errors import DropReason, UsageError, WireError
 from .ids import NetworkId, NodeId
+from .ipframes import IpFrames
 from .keys import Identity
 from .nat.classify import Mapping, NatObserver, NatVerdict
 from .nat.punch import Ours, Puncher
@@ -44,7 +45,7 @@ from .wire import control as cw
 from .wire import frames as fw
 from .wire.invite import Invite, decode_invite, encode_invite
 from .wire.packet import TRANSPORT_HEADER, TRANSPORT_OVERHEAD, PacketType, packet_type
-from .wire.records import PeerRecord
+from .wire.records import AddrClaim, PeerRecord
 
 Address = tuple[str, int]
 RELAY_HEADROOM = 72  # bytes kept free in every datagram for the relay frame and outer transport header
@@ -99,6 +100,9 @@ class Mesh:
         self.messages = Messages(config, self.counters, chunk)  # the message path over each reliable stream
         self.sessions = Sessions(config, self.hs, self.table, self.links, self.messages, self.gossip, wall_offset,
                                  audit or strict_audit)  # the session lifecycle
+        # the virtual network: IP frames (core/ipframes.py) and our claimed mesh IPs per network (signed into our records)
+        self.ip = IpFrames(self.counters, config.max_datagram - TRANSPORT_OVERHEAD - RELAY_HEADROOM - 1)
+        self.address_claims: dict[bytes, AddrClaim] = {}
         self.audit = EncryptionAudit(self.sessions.by_remote, strict=strict_audit) if (audit or strict_audit) else None
 
     # ================================================================== outputs
@@ -283,7 +287,8 @@ class Mesh:
         v = self.nat_verdict()
         eps = tuple(dict.fromkeys(list(v.public[:2]) + list(self.local_endpoints)))[:8]
         relay = self.relay_server.update(v).offering
-        return OwnFacts(eps, relay, int(v.mapping), int(v.filtering), v.port_delta, v.mapping is not Mapping.NONE)
+        return OwnFacts(eps, relay, int(v.mapping), int(v.filtering), v.port_delta, v.mapping is not Mapping.NONE,
+                        dict(self.address_claims))
 
     def _gossip_round(self, now: float) -> None:
         out = Outbox()
@@ -516,8 +521,8 @@ class Mesh:
         elif t == fw.FrameType.RELAYED:
             inner, path = self.relay_client.unwrap(peer, frame, src)
             self._receive_relayed(inner, peer, path, local, now)
-        elif t == fw.FrameType.IP:  # no virtual network yet: nothing would read it, so it must not pile up
-            self.counters.drop(DropReason.IP_UNROUTED)
+        elif t == fw.FrameType.IP:  # the virtual network (core/ipframes.py): queued for the driver, bounded
+            self.ip.receive(peer.network.id, peer.node, frame)
         elif t == fw.FrameType.CLOSE:
             peer.wanted = False
             self.sessions.close(peer, "peer closed the session", now, out)
@@ -696,3 +701,43 @@ class Mesh:
         for peer in self.table:
             if peer.current is not None:
                 self._send_frame(peer, fw.encode_close(), now)
+
+    # ================================================================== virtual network (core/ipframes.py)
+    def claim_addresses(self, network_id: NetworkId, claim: AddrClaim | None, now: float) -> None:
+        """Our mesh IPs in ``network_id``, to be signed into our record (re-signed and pushed when changed)."""
+        if claim is None:
+            self.address_claims.pop(network_id.raw, None)
+        else:
+            self.address_claims[network_id.raw] = claim
+        net = self.networks.get(network_id.raw)
+        if net is not None and self.gossip.refresh_own(net, self._own_facts(), now):
+            out = Outbox()
+            self.gossip.push_own(net, now, out)
+            self._perform(out, now)
+
+    def send_ip(self, network_id: NetworkId, node: NodeId, packet: bytes, now: float) -> bool:
+        """Seal one IP packet for member ``node`` in its current session and send it on its current path at
+        once (never queued behind channel traffic). False when it could not go: too large, or no session yet
+        (a handshake is started; the packet is lost, as on a link coming up)."""
+        frame = self.ip.frame(packet)
+        if frame is None:
+            return False
+        peer = self.table.get(network_id, node)
+        if peer is None:
+            rec = self.record_of(network_id, node)
+            peer = self._connect_record(self.network(network_id), rec, now) if rec is not None else None
+            if peer is None:
+                self.counters.inc("ip.tx_no_peer")
+                return False
+        if self._send_frame(peer, frame, now):
+            self.counters.inc("ip.tx_packets")
+            return True
+        peer.wanted = True
+        if peer.pending is None:
+            self._initiate(peer, now)
+        self.counters.inc("ip.tx_no_session")
+        return False
+
+    def ip_packets_to_write(self) -> list[tuple[NetworkId, NodeId, bytes]]:
+        """IP packets received since the last call, for networks the driver opened with ``ip.open``."""
+        return self.ip.to_write()

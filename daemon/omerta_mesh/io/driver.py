@@ -1,19 +1,22 @@
 """The asyncio driver: feeds the sans-I/O Mesh from real sockets and one loop timer.
 
 After every input (a drained batch of datagrams, a timer, a command) the driver calls ``flush()``, which
-is aioquic's ``transmit()``: send every datagram the core hands out, pass its events on, then re-arm the
-single loop timer handle from ``next_deadline()``. The driver holds no protocol logic.
+is aioquic's ``transmit()``: hand the IP packets the core received to the virtual network's writer
+(``ip_sink``), send every datagram the core hands out, pass its events on, then re-arm the single loop timer
+handle from ``next_deadline()``. The driver holds no protocol logic.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import time
-from typing import Callable
+from typing import Callable, Sequence
 
 from ..core.audit import AuditViolation
 from ..core.events import Event
+from ..core.ids import NetworkId, NodeId
 from ..core.mesh import Mesh
 from .udp import Address, UdpEndpoints
 
@@ -31,6 +34,12 @@ class Driver:
         self.audit_failure: AuditViolation | None = None
         self._audit_seen = 0
         self.closed = False
+        # the virtual network's writer: IP packets the core received, drained after every input
+        self.ip_sink: Callable[[Sequence[tuple[NetworkId, NodeId, bytes]]], None] | None = None
+        # destinations never sent to: the virtual network's own prefixes (a path through the tunnel would loop)
+        self.blocked: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+        self._verdicts: dict[str, bool] = {}
+        self.blocked_sends = 0
 
     # The core's clock is time.monotonic(), not loop.time(): uvloop's loop.time() has millisecond steps,
     # too coarse for RTTs on a LAN. Timers are armed relative to it with call_later.
@@ -48,6 +57,10 @@ class Driver:
         if self.closed:
             return
         mesh = self.mesh
+        if self.ip_sink is not None:
+            packets = mesh.ip_packets_to_write()
+            if packets:
+                self.ip_sink(packets)
         for _ in range(64):  # event handlers may issue commands that produce more output
             self._send_out()
             e = mesh.next_event()
@@ -73,8 +86,29 @@ class Driver:
                 log.error("encryption audit: dropped %d bytes to %s:%d: %s", v.size, v.dst[0], v.dst[1], v.reason)
             self._audit_seen = len(audit.violations)
         send = self.udp.sendto
+        blocked = self.blocked
         for dst, local, data in out:
+            if blocked and self._blocked(dst[0]):
+                self.blocked_sends += 1
+                continue
             send(data, dst, local)
+
+    def set_blocked(self, prefixes: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> None:
+        self.blocked = prefixes
+        self._verdicts.clear()
+
+    def _blocked(self, host: str) -> bool:
+        v = self._verdicts.get(host)
+        if v is None:
+            try:
+                addr = ipaddress.ip_address(host)
+            except ValueError:
+                return False
+            v = any(addr in p for p in self.blocked)
+            if len(self._verdicts) >= 4096:
+                self._verdicts.clear()
+            self._verdicts[host] = v
+        return v
 
     def _rearm(self) -> None:
         at = self.mesh.next_deadline()

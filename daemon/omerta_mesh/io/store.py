@@ -5,6 +5,7 @@ Layout of a state directory (mode 0700)::
     identity        the node's Ed25519 seed (0600), see core.keys.encode_identity
     networks.json   the networks this node is in, with their keys (0600: the keys are secrets)
     peers.json      known peers' endpoints, to reconnect after a restart without the invite (0600)
+    addresses.json  our mesh IPs per network (what we held last: claimed again after a restart) (0600)
 
 ``atomic_write`` writes a temporary file in the same directory, fsyncs it, renames it over the target and
 fsyncs the directory, so a crash at any moment leaves either the old or the new file, never a torn one.
@@ -111,6 +112,27 @@ class StateStore:
             "networks": [{"id": str(n.id), "name": n.name, "key": base64.b64encode(n.key).decode()} for n in networks],
         }
         atomic_write(self.networks_path, json.dumps(doc, indent=1).encode(), 0o600)
+
+    # ---- our mesh IPs (a cache of what we held: damaged, we derive them again)
+    @property
+    def addresses_path(self) -> Path:
+        return self.dir / "addresses.json"
+
+    def load_addresses(self) -> dict[str, tuple[str | None, str | None]]:
+        """network id (text) -> (IPv4, IPv6) we held last."""
+        doc = self._read_json(self.addresses_path, {"version": STATE_VERSION, "networks": {}}, damaged_ok=True)
+        nets = doc.get("networks")
+        out: dict[str, tuple[str | None, str | None]] = {}
+        if isinstance(nets, dict):
+            for k, v in nets.items():
+                if isinstance(v, dict):
+                    v4, v6 = v.get("v4"), v.get("v6")
+                    out[str(k)] = (v4 if isinstance(v4, str) else None, v6 if isinstance(v6, str) else None)
+        return out
+
+    def save_addresses(self, addresses: dict[str, tuple[str | None, str | None]]) -> None:
+        doc = {"version": STATE_VERSION, "networks": {k: {"v4": a, "v6": b} for k, (a, b) in sorted(addresses.items())}}
+        atomic_write(self.addresses_path, json.dumps(doc, indent=1).encode(), 0o600)
 
     # ---- peer cache
     def load_peers(self) -> dict[str, Any]:

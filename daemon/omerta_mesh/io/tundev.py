@@ -104,7 +104,8 @@ def _step(name: str, what: str, fn: Any, *args: Any, **kw: Any) -> Any:
 
 
 def configure(cfg: DeviceConfig) -> None:
-    """Set MTU, GSO size, marker, addresses, up, and routes on an opened TUN (idempotent)."""
+    """Set MTU, GSO size, marker, addresses, up, and routes on an opened TUN (idempotent). Other addresses of
+    a family we set (an earlier assignment's) are removed; link-local ones stay."""
     from pyroute2 import IPRoute
 
     with IPRoute() as ipr:
@@ -113,7 +114,19 @@ def configure(cfg: DeviceConfig) -> None:
         if cfg.gso_max_size:
             attrs["gso_max_size"] = cfg.gso_max_size
         _step(cfg.name, "setting MTU/GSO size", ipr.link, "set", index=i, **attrs)
-        have = {(a.get("IFA_ADDRESS"), a["prefixlen"]) for a in ipr.get_addr(index=i)}
+        if cfg.v6 is not None:
+            _enable_ipv6(cfg.name)
+        want = {(str(x.ip), x.network.prefixlen) for x in (cfg.v4, cfg.v6) if x is not None}
+        have = set()
+        for a in ipr.get_addr(index=i):
+            key = (a.get("IFA_ADDRESS"), a["prefixlen"])
+            mine = cfg.v4 if a["family"] == 2 else cfg.v6
+            if mine is not None and key not in want and not str(key[0]).startswith("fe80:"):
+                # an address we held before (the assignment moved us): it goes, so no stale one stays behind
+                _step(cfg.name, f"removing old address {key[0]}/{key[1]}", ipr.addr, "del", index=i, address=key[0],
+                      prefixlen=key[1])
+                continue
+            have.add(key)
         for iface in (cfg.v4, cfg.v6):
             if iface is None or (str(iface.ip), iface.network.prefixlen) in have:
                 continue
@@ -124,6 +137,15 @@ def configure(cfg: DeviceConfig) -> None:
         for net in cfg.routes:
             _step(cfg.name, f"adding route {net}", ipr.route, "replace", dst=str(net), oif=i,
                   family=10 if net.version == 6 else 2)
+
+
+def _enable_ipv6(name: str) -> None:
+    """A new device inherits ``net.ipv6.conf.default.disable_ipv6``; ours needs IPv6 for its mesh address."""
+    try:
+        with open(f"/proc/sys/net/ipv6/conf/{name}/disable_ipv6", "w") as f:
+            f.write("0")
+    except OSError:
+        pass  # no IPv6 in this kernel or namespace: adding the address says so
 
 
 def set_up(name: str, up: bool) -> None:

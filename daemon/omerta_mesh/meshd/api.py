@@ -94,6 +94,7 @@ class DaemonAPI:
         self.started = time.monotonic()
         self.stopping = False
         self.dbus_face: Any = None  # the DbusService, when the daemon offers D-Bus (its state is in status)
+        self.vnet: Any = None  # the VirtualNetworks (meshd/vnet.py), once the daemon started it
         self.names: dict[str, NodeId] = config.name_map()
         self._directory: names.Directory | None = None
         self._directory_at = 0.0
@@ -229,6 +230,19 @@ class DaemonAPI:
             raise ApiError(Code.PEER_NOT_FOUND, f"{node.short()} is not a peer in network {req.network}")
         return s.PeerGetResult(str(node), self.name_of(node), details)
 
+    @api_method("ip.get", READ, s.IpRequest, s.IpResult)
+    async def ip_get(self, req: s.IpRequest, ctx: CallContext) -> s.IpResult:
+        """Mesh IPs (the virtual network's addresses): this node's per network, or a peer's."""
+        node = self.resolve_peer(req.peer) if req.peer else self.node.node_id
+        net = self.resolve_network(req.network).id if req.network else None
+        if self.vnet is None:
+            raise ApiError(Code.BUSY, "the virtual network is not started yet", "wait for the daemon to finish starting")
+        addrs = self.vnet.addresses_of(node, net)
+        if req.peer and not addrs:
+            raise ApiError(Code.PEER_NOT_FOUND, f"{node.short()} is not a member of {req.network or 'any network of ours'}")
+        return s.IpResult(str(node), self.name if node == self.node.node_id else self.name_of(node),
+                          [s.IpAddresses(**a) for a in addrs], views.vnet_feature(self))
+
     @api_method("ping", READ, s.PingRequest, s.PingResult, streams=True)
     async def ping(self, req: s.PingRequest, ctx: CallContext) -> s.PingResult:
         """Mesh-level ping: authenticated probes inside the session; says which path answered and the RTT."""
@@ -276,7 +290,7 @@ class DaemonAPI:
     @api_method("network.list", READ, s.Empty, s.NetworkListResult)
     async def network_list(self, req: s.Empty, ctx: CallContext) -> s.NetworkListResult:
         """The networks this node is in, with peer counts (never their keys)."""
-        return s.NetworkListResult(views.networks(self.node.snapshot()))
+        return s.NetworkListResult(views.networks(self.node.snapshot(), self.vnet))
 
     @api_method("events.subscribe", READ, s.Empty, s.SubscribeResult)
     async def events_subscribe(self, req: s.Empty, ctx: CallContext) -> s.SubscribeResult:
@@ -299,10 +313,16 @@ class DaemonAPI:
         return s.OkResult(True)
 
     # ================================================================== write methods
+    async def _vnet_sync(self) -> None:
+        """Networks joined or left: their devices and mesh IPs now, not at the next refresh."""
+        if self.vnet is not None:
+            await self.vnet.reconcile()
+
     @api_method("network.create", WRITE, s.NetworkCreateRequest, s.NetworkCreateResult)
     async def network_create(self, req: s.NetworkCreateRequest, ctx: CallContext) -> s.NetworkCreateResult:
         """Create a network (a fresh random key) and return its id and an invite."""
         net = self.node.create_network(req.name)
+        await self._vnet_sync()
         return s.NetworkCreateResult(str(net.id), net.name, self.node.invite(net.id, self.endpoints()))
 
     @api_method("network.join", WRITE, s.NetworkJoinRequest, s.NetworkJoinResult)
@@ -310,6 +330,7 @@ class DaemonAPI:
         """Join a network with an invite; optionally wait until the inviter answered."""
         inv = decode_invite(req.invite)
         net = await self.node.join(req.invite, timeout=None)
+        await self._vnet_sync()
         connected = inv.inviter == self.node.node_id or self.node.is_connected(inv.inviter)
         if req.wait > 0 and not connected:
             try:
@@ -324,6 +345,7 @@ class DaemonAPI:
         """Leave a network: its peers are told, its key is forgotten."""
         net = self.resolve_network(req.network)
         self.node.leave(net.id)
+        await self._vnet_sync()
         return s.NetworkLeaveResult(str(net.id), True)
 
     @api_method("network.invite", WRITE, s.NetworkRequest, s.NetworkInviteResult)

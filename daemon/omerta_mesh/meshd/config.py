@@ -11,6 +11,7 @@ the others are reported as needing a restart.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +52,14 @@ signal_batch = 256        # live: events per Events signal at most
 
 [log]
 level = "info"            # live: debug, info, warning, error
+
+[vnet]
+enabled = "auto"          # a TUN device per network (the mesh IPs): true, false, or "auto" (whenever the daemon
+                          # has CAP_NET_ADMIN and /dev/net/tun; without them it runs with TUN off and says why)
+mtu = 1360                # the devices' MTU (at most what one datagram carries over a relay: 1367)
+devices = []              # "NETWORK=DEVICE": a device name other than om-NETWORK (at most 15 characters)
+static = []               # "NETWORK=ADDRESS": a static mesh IPv4 or IPv6 address (wins unless another member's
+                          # static claim wants the same one; the lower node id keeps it then)
 
 [names]                   # live: local names for peers, name = "<node id>"
 """
@@ -104,17 +113,57 @@ class LogConfig:
 
 
 @dataclass(frozen=True)
+class VnetConfig:
+    enabled: bool | str  # True, False, "auto"
+    mtu: int
+    devices: list[str]  # "NETWORK=DEVICE"
+    static: list[str]  # "NETWORK=ADDRESS"
+
+    def device_for(self, network: str) -> str | None:
+        return _pairs(self.devices).get(network)
+
+    def static_for(self, network: str) -> tuple[str | None, str | None]:
+        """(IPv4, IPv6) configured for ``network``."""
+        v4 = v6 = None
+        for k, v in _items(self.static):
+            if k == network:
+                if ":" in v:
+                    v6 = v
+                else:
+                    v4 = v
+        return v4, v6
+
+
+def _items(entries: list[str]) -> list[tuple[str, str]]:
+    out = []
+    for e in entries:
+        k, sep, v = e.partition("=")
+        if sep and k.strip() and v.strip():
+            out.append((k.strip(), v.strip()))
+    return out
+
+
+def _pairs(entries: list[str]) -> dict[str, str]:
+    return dict(_items(entries))
+
+
+def _default_vnet() -> VnetConfig:
+    return VnetConfig("auto", 1360, [], [])
+
+
+@dataclass(frozen=True)
 class DaemonConfig:
     node: NodeConfig
     api: ApiConfig
     dbus: DbusConfig
     log: LogConfig
+    vnet: VnetConfig = field(default_factory=_default_vnet)
     names: dict[str, str] = field(default_factory=dict)
     source: str = "<embedded default>"
 
     def flat(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for sec in ("node", "api", "dbus", "log"):
+        for sec in ("node", "api", "dbus", "log", "vnet"):
             for k, v in dataclasses.asdict(getattr(self, sec)).items():
                 out[f"{sec}.{k}"] = v
         out["names"] = dict(self.names)
@@ -127,12 +176,12 @@ class DaemonConfig:
         return {k: NodeId.parse(v) for k, v in self.names.items()}
 
 
-_SECTIONS = {"node": NodeConfig, "api": ApiConfig, "dbus": DbusConfig, "log": LogConfig}
+_SECTIONS = {"node": NodeConfig, "api": ApiConfig, "dbus": DbusConfig, "log": LogConfig, "vnet": VnetConfig}
 _DEFAULTS: dict[str, Any] = tomllib.loads(DEFAULT_TOML)
 
 
 def _type_ok(default: Any, value: Any, key: str) -> bool:
-    if key == "dbus.enabled":
+    if key in ("dbus.enabled", "vnet.enabled"):
         return isinstance(value, bool) or value == "auto"
     if key == "node.relay":
         return isinstance(value, bool) or value in ("auto", "on", "off")
@@ -213,6 +262,21 @@ def _validate(cfg: DaemonConfig, bad: Any) -> None:
             parse_bootstrap(b)
         except ValueError as e:
             raise bad(f"node.bootstrap: {e}") from None
+    if not 1280 <= cfg.vnet.mtu <= 1367:
+        raise bad(f"vnet.mtu = {cfg.vnet.mtu}: use 1280 (the IPv6 minimum) to 1367 (what one datagram carries over a relay)")
+    for entry in cfg.vnet.devices:
+        k, sep, v = entry.partition("=")
+        v = v.strip()
+        if not sep or not k.strip() or not 1 <= len(v) <= 15 or any(c in v for c in "/: \t"):
+            raise bad(f"vnet.devices: {entry!r} is not NETWORK=DEVICE (a device name of 1-15 characters without '/', ':' or spaces)")
+    for entry in cfg.vnet.static:
+        k, sep, v = entry.partition("=")
+        try:
+            if not sep or not k.strip():
+                raise ValueError
+            ipaddress.ip_address(v.strip())
+        except ValueError:
+            raise bad(f"vnet.static: {entry!r} is not NETWORK=ADDRESS (an IPv4 or IPv6 address)") from None
     for name, nid in cfg.names.items():
         try:
             NodeId.parse(nid)

@@ -1,7 +1,8 @@
 """omerta-meshd: parse arguments, build the daemon's objects, run until told to stop.
 
 Start-up order: configuration and logging; the state directory (locked) and runtime directory; the mesh
-node (UDP sockets, identity, networks and peer cache restored); the JSON-RPC socket; D-Bus (a bus that is
+node (UDP sockets, identity, networks and peer cache restored); the virtual network (stale devices removed,
+a TUN per network, or TUN off and why: ``meshd/vnet.py``); the JSON-RPC socket; D-Bus (a bus that is
 not there yet is retried in the background, as is one that goes away later); then ``READY=1``. SIGHUP
 reloads the configuration (as ``daemon.reload`` does); SIGTERM and SIGINT stop gracefully: subscribers
 are told, peers are told (close frames), the peer cache is saved, sockets removed.
@@ -40,6 +41,7 @@ from .events import EventHub
 from .rpc_server import RpcServer
 from .schema import ReloadResult
 from .state import StateDirError, prepare_runtime, prepare_state
+from .vnet import VirtualNetworks
 
 log = logging.getLogger("omerta_mesh.meshd")
 STATUS_REFRESH = 10.0
@@ -71,6 +73,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--log-level", choices=config_mod.LEVELS, help="log level (log.level)")
     p.add_argument("--no-dbus", action="store_true", help="do not offer the D-Bus service")
     p.add_argument("--dbus-address", help="a D-Bus address to use instead of the system bus")
+    p.add_argument("--no-vnet", action="store_true", help="no TUN devices: the virtual network off (vnet.enabled = false)")
     p.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto",
                    help="event loop: uvloop when installed (auto), or the given one")
     p.add_argument("--print-default-config", action="store_true", help="print the embedded default configuration and exit")
@@ -98,6 +101,8 @@ def apply_flags(cfg: DaemonConfig, a: argparse.Namespace) -> DaemonConfig:
         cfg = cfg.with_("dbus", enabled=False)
     if a.dbus_address:
         cfg = cfg.with_("dbus", enabled=True, address=a.dbus_address)
+    if getattr(a, "no_vnet", False):
+        cfg = cfg.with_("vnet", enabled=False)
     config_mod._validate(cfg, lambda m: ConfigError(f"command line: {m}"))
     return cfg
 
@@ -125,6 +130,7 @@ class Daemon:
         self.dbus: Any = None
         self.server: RpcServer | None = None
         self.node: MeshNode | None = None
+        self.vnet: VirtualNetworks | None = None
         self.lock: Any = None
         self.tasks: list[asyncio.Task] = []
         self._status_due = False
@@ -155,6 +161,9 @@ class Daemon:
         self.tasks.append(loop.create_task(self.api.pump_events()))
         await asyncio.sleep(0)  # the pump is subscribed before the node reports its first events
         await node.start()
+        self.vnet = VirtualNetworks(node, cfg.vnet)
+        self.api.vnet = self.vnet
+        await self.vnet.start()
         self._bootstrap()
         self.server = server = RpcServer(self.api, self.paths.socket(cfg.api.socket), lambda: self.write_gid)
         await server.start()
@@ -268,7 +277,7 @@ class Daemon:
         """A start that failed half-way: close what it opened (sockets, tasks, the lock) so the process
         exits with the error instead of lingering with an open API socket."""
         for closer in (self.server.close if self.server else None, self.dbus.close if self.dbus else None,
-                       self.node.close if self.node else None):
+                       self.vnet.close if self.vnet else None, self.node.close if self.node else None):
             if closer is not None:
                 try:
                     await closer()
@@ -292,6 +301,8 @@ class Daemon:
             await self.server.close()
         if self.dbus is not None:
             await self.dbus.close()
+        if self.vnet is not None:
+            await self.vnet.close()  # the devices go before the node: no packet is read without a core to take it
         if self.node is not None:
             await self.node.close()
         for t in self.tasks:

@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from typing import Callable
 
 API_VERSION = 1
-API_REVISION = 2  # counts additive changes within API_VERSION (2: status.dbus, netcheck hairpinning, peer.punch_finished)
+# counts additive changes within API_VERSION (2: status.dbus, netcheck hairpinning, peer.punch_finished;
+# 3: ip.get, status.vnet, mesh IPs in peers.list/peers.get/network.list/status networks)
+API_REVISION = 3
 
 DBUS_NAME = "org.omerta.Mesh1"
 DBUS_PATH = "/org/omerta/Mesh1"

@@ -51,6 +51,12 @@ class PeerRequest:
 
 
 @dataclass
+class IpRequest:
+    peer: str | None = arg(None, doc="whose mesh IPs: a peer (" + "name, id or id prefix" + "); null for this node's own")
+    network: str | None = arg(None, doc="only this network (name or id)")
+
+
+@dataclass
 class PingRequest:
     peer: str = arg(doc=PEER_DOC)
     count: int = arg(1, doc="number of probes", lo=1, hi=100)
@@ -109,6 +115,9 @@ class NetworkInfo:
     name: str
     peers: int
     connected: int
+    ipv4: str | None = None  # our mesh IPs in this network (assigned; see docs/vnet.md)
+    ipv6: str | None = None
+    device: str | None = None  # its TUN device, null while TUN is off (status.vnet says why)
 
 
 @dataclass
@@ -159,6 +168,7 @@ class StatusResult:
     relay: FeatureInfo
     audit: FeatureInfo
     dbus: FeatureInfo  # active while the D-Bus face is connected; otherwise detail says why and when it retries
+    vnet: FeatureInfo  # the virtual network: active with a TUN per network; otherwise detail says why and the fix
     counters: dict[str, int]
     status_text: str
 
@@ -179,6 +189,8 @@ class PeerInfo:
     connected: bool
     loss: float | None = None  # share of the last probes on the current path that went unanswered
     nat: str | None = None  # the peer's NAT type, as its signed record states it
+    ipv4: str | None = None  # the peer's mesh IPs in this network (the address assignment)
+    ipv6: str | None = None
 
 
 @dataclass
@@ -214,6 +226,25 @@ class PeerGetResult:
     node_id: str
     name: str
     networks: list[PeerDetail]
+
+
+@dataclass
+class IpAddresses:
+    network: str
+    network_name: str
+    ipv4: str | None  # null: none assigned (the subnet is full, or the member is not known in this network)
+    ipv6: str | None
+    device: str | None  # this node's TUN for the network (own addresses only), null while TUN is off
+    subnet4: str  # the network's IPv4 subnet and IPv6 ULA prefix
+    subnet6: str
+
+
+@dataclass
+class IpResult:
+    node_id: str
+    name: str
+    addresses: list[IpAddresses]
+    vnet: FeatureInfo  # this node's virtual network: a TUN per network, or why not
 
 
 @dataclass

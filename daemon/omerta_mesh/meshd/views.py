@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..core import events as ev
 from ..core.ids import NetworkId
@@ -49,13 +49,15 @@ def peer_info(api: "DaemonAPI", p: PeerView, cls: type = s.PeerInfo, **extra: ob
     cur = p.current_path
     if cur is not None and cur.srtt is not None and rtt is None:
         rtt = cur.srtt
+    ips = api.vnet.addresses(p.network, p.node) if api.vnet is not None else (None, None)
     result: s.PeerInfo = cls(
         name=api.name_of(p.node), node_id=str(p.node), short_id=p.node.short(), network=str(p.network),
         network_name=p.network_name, endpoint=ep(p.endpoint), path=path_of(api, p),
         rtt_ms=round(rtt * 1000, 3) if rtt is not None else None,
         last_handshake_s=round(now - hs, 3) if hs is not None else None,
         bytes_in=p.stats.bytes_in, bytes_out=p.stats.bytes_out, connected=p.connected,
-        loss=round(cur.loss, 3) if cur is not None and cur.probed else None, nat=p.nat.label if p.nat else None, **extra,
+        loss=round(cur.loss, 3) if cur is not None and cur.probed else None, nat=p.nat.label if p.nat else None,
+        ipv4=ips[0], ipv6=ips[1], **extra,
     )
     return result
 
@@ -95,11 +97,13 @@ def peer_detail(api: "DaemonAPI", p: PeerView, view: NodeView) -> s.PeerDetail:
     return detail
 
 
-def networks(view: NodeView) -> list[s.NetworkInfo]:
+def networks(view: NodeView, vnet: Any = None) -> list[s.NetworkInfo]:
     out = []
     for net in view.networks:
         peers = view.peers_in(net.id)
-        out.append(s.NetworkInfo(str(net.id), net.name, len(peers), sum(1 for p in peers if p.connected)))
+        v4, v6 = vnet.addresses(net.id, view.node_id) if vnet is not None else (None, None)
+        out.append(s.NetworkInfo(str(net.id), net.name, len(peers), sum(1 for p in peers if p.connected), v4, v6,
+                                 vnet.device_of(net.id) if vnet is not None else None))
     return sorted(out, key=lambda n: (n.name, n.network))
 
 
@@ -173,6 +177,18 @@ def dbus_feature(api: "DaemonAPI") -> s.FeatureInfo:
     return feature
 
 
+def vnet_feature(api: "DaemonAPI") -> s.FeatureInfo:
+    """The virtual network: a TUN per network, or why not and how to fix it."""
+    v = api.vnet
+    if v is None:
+        return s.FeatureInfo(False, False, "not started")
+    enabled = api.config.vnet.enabled is not False
+    if v.reason is not None:
+        return s.FeatureInfo(enabled, False, v.reason)
+    devs = [f"{n.device} ({n.v4}, {n.v6})" if n.tun is not None else f"{n.device}: {n.error}" for n in v.nets.values()]
+    return s.FeatureInfo(enabled, True, "; ".join(devs) if devs else "on: no networks yet")
+
+
 def status(api: "DaemonAPI") -> s.StatusResult:
     node = api.node
     view = node.snapshot()
@@ -181,7 +197,8 @@ def status(api: "DaemonAPI") -> s.StatusResult:
     relaying = view.relaying
     if node.driver is not None:
         st = node.driver.udp.stats
-        counters.update({"udp.received": st.received, "udp.sent": st.sent, "udp.errors": st.send_errors})
+        counters.update({"udp.received": st.received, "udp.sent": st.sent, "udp.errors": st.send_errors,
+                         "udp.blocked_mesh_destination": node.driver.blocked_sends})
     counters.update({"events.published": api.hub.published, "events.subscribers_cut_off": api.hub.cut_off})
     for source in api.counter_sources:
         counters.update(source())
@@ -189,10 +206,10 @@ def status(api: "DaemonAPI") -> s.StatusResult:
         node_id=str(view.node_id), name=api.name, version=api.version, api_version=API_VERSION, api_revision=API_REVISION,
         uptime_s=round(time.monotonic() - api.started, 3),
         listen=[ep(a) or "" for a in (node.driver.udp.addresses if node.driver else [])],
-        endpoints=api.endpoint_strings(), networks=networks(view), peers=peer_counts(api, view), nat=nat_verdict(api, view),
+        endpoints=api.endpoint_strings(), networks=networks(view, api.vnet), peers=peer_counts(api, view), nat=nat_verdict(api, view),
         relay=s.FeatureInfo(view.relay_mode != "off", relaying, relay_detail(view, counters)),
         audit=s.FeatureInfo(view.audit, view.audit, f"{counters.get('audit.violations', 0)} violations" if view.audit else "off"),
-        dbus=dbus_feature(api),
+        dbus=dbus_feature(api), vnet=vnet_feature(api),
         counters=counters, status_text=status_text(api, view),
     )
 

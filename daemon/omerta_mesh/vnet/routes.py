@@ -77,25 +77,31 @@ _ELSEWHERE = Drop(DropReason.IP_UNROUTED)
 class Routes:
     """The routing table of one network, built from an assignment (rebuild it when the assignment changes)."""
 
-    __slots__ = ("plan", "me", "assignment", "_owner", "_addr_of")
+    __slots__ = ("plan", "me", "assignment", "_owner", "_addr_of", "_fast", "_src", "_net4", "_mask4", "_ula")
 
     def __init__(self, plan: AddressPlan, assignment: Assignment, me: NodeId) -> None:
         self.plan = plan
         self.me = me
         self.assignment = assignment
         self._owner: dict[Address, NodeId] = {}
-        self._addr_of: dict[NodeId, tuple[Address | None, Address | None]] = {}
+        self._addr_of: dict[NodeId, tuple[IPv4 | None, IPv6 | None]] = {}
         for node, a4 in assignment.v4.items():
             self._owner[a4] = node
         for node, a6 in assignment.v6.items():
             self._owner[a6] = node
         for node in set(assignment.v4) | set(assignment.v6):
             self._addr_of[node] = (assignment.v4.get(node), assignment.v6.get(node))
+        # the hot path: a packed destination -> its decision, for every member but us
+        self._fast: dict[bytes, Forward] = {a.packed: Forward(n) for a, n in self._owner.items() if n != me}
+        self._src: dict[NodeId, tuple[bytes, bytes]] = {
+            n: (a4.packed if a4 else b"", a6.packed if a6 else b"") for n, (a4, a6) in self._addr_of.items()}
+        self._net4, self._mask4 = int(plan.v4.network_address), int(plan.v4.netmask)
+        self._ula = plan.ula.network_address.packed[: plan.ula.prefixlen // 8]  # a /48: 6 bytes
 
     def owner(self, addr: Address) -> NodeId | None:
         return self._owner.get(addr)
 
-    def addresses(self, node: NodeId) -> tuple[Address | None, Address | None]:
+    def addresses(self, node: NodeId) -> tuple[IPv4 | None, IPv6 | None]:
         """(IPv4, IPv6) assigned to ``node`` (None where it has none)."""
         return self._addr_of.get(node, (None, None))
 
@@ -105,6 +111,15 @@ class Routes:
         return addr in self.plan.ula
 
     def outbound(self, packet: bytes | bytearray | memoryview) -> Decision:
+        """Where a packet read from our TUN goes. Our own kernel wrote it: a member's destination is looked up
+        by its packed bytes (no parsing); anything else is parsed and answered or dropped."""
+        n = len(packet)
+        if n >= 20:
+            v = packet[0] >> 4
+            key = bytes(packet[16:20]) if v == 4 else bytes(packet[24:40]) if v == 6 and n >= 40 else b""
+            hit = self._fast.get(key)
+            if hit is not None:
+                return hit
         h = try_parse(packet)
         if h is None:
             return _NOT_IP
@@ -117,16 +132,34 @@ class Routes:
         return Reply(icmp) if icmp is not None else _ELSEWHERE
 
     def inbound_ok(self, node: NodeId, packet: bytes | bytearray | memoryview) -> DropReason | None:
-        """None when ``packet`` from ``node`` may be written to the TUN, else why not."""
-        h = try_parse(packet)
-        if h is None:
+        """None when ``packet`` from ``node`` may be written to the TUN, else why not: not a consistent IP
+        header (BAD_FRAME), a source other than the sender's assigned address (IP_SPOOFED), a destination outside
+        the network (IP_UNROUTED: the TUN is no gateway to elsewhere). The same checks as ``parse_header``
+        (lengths), on the packed bytes."""
+        n = len(packet)
+        if n < 20:
             return DropReason.BAD_FRAME
-        v4, v6 = self._addr_of.get(node, (None, None))
-        if h.src != (v4 if h.version == 4 else v6):
-            return DropReason.IP_SPOOFED
-        if not self._ours(h.dst):
-            return DropReason.IP_UNROUTED  # the TUN is no gateway to elsewhere
-        return None
+        b0 = packet[0]
+        src4, src6 = self._src.get(node, (b"", b""))
+        if b0 >> 4 == 4:
+            ihl = (b0 & 0x0F) * 4
+            total = (packet[2] << 8) | packet[3]
+            if ihl < 20 or ihl > n or not ihl <= total <= n:
+                return DropReason.BAD_FRAME
+            if not src4 or packet[12:16] != src4:
+                return DropReason.IP_SPOOFED
+            if int.from_bytes(packet[16:20], "big") & self._mask4 != self._net4:
+                return DropReason.IP_UNROUTED
+            return None
+        if b0 >> 4 == 6:
+            if n < 40 or 40 + ((packet[4] << 8) | packet[5]) > n:
+                return DropReason.BAD_FRAME
+            if not src6 or packet[8:24] != src6:
+                return DropReason.IP_SPOOFED
+            if packet[24 : 24 + len(self._ula)] != self._ula:
+                return DropReason.IP_UNROUTED
+            return None
+        return DropReason.BAD_FRAME
 
 
 def own_claim(plan: AddressPlan, me: NodeId, kept: tuple[str | None, str | None] = (None, None),

@@ -1,0 +1,354 @@
+"""The virtual network in the daemon: one TUN device per network, mesh IPs, the per-packet data plane.
+
+For every network the node is in, ``VirtualNetworks``:
+
+* claims our mesh IPs (``vnet/routes.py`` ``own_claim``: a configured static address, else the one we held
+  last, persisted in ``addresses.json``, else the derived one) and hands the claim to the core, which signs it
+  into our peer record;
+* settles the address assignment from every record the node holds (``AddressPlan.assign``: the same on every
+  node) and rebuilds the routing table when a record changed (checked every ``REFRESH`` seconds); when the
+  assignment moves our own address (another member won it), the device's address and our claim follow;
+* with TUN on, opens ``om-NAME`` (``io/tun.py``, without virtio-net headers: one packet per read) and
+  configures it (``io/tundev.py``: our addresses, the ULA /48 route, MTU, marker); the driver's loop reads it
+  with ``add_reader``, draining until EAGAIN (at most ``READ_BATCH`` packets per wake-up), and routes each
+  packet: to its owner with ``Mesh.send_ip`` (one packet, one frame, one datagram), an ICMP unreachable from
+  the gateway back into the device, or a counted drop. Packets the core received come back through the
+  driver's ``ip_sink``; each must carry the sender's assigned address as its source (anti-spoofing,
+  ``drop.ip_spoofed``) before it is written to the device.
+
+TUN off: ``[vnet] enabled = false``, or no CAP_NET_ADMIN / no ``/dev/net/tun`` with ``"auto"`` (or ``true``).
+Then the daemon keeps running without devices; ``reason`` says why and how to fix it (shown in status,
+logged once). Addresses are still claimed and shown, so that members with TUN can route to us once we have it.
+
+Devices go away with their file descriptor (never persistent): on leave and on stop we close the fd and delete
+the link; after a crash, ``tundev.remove_stale`` at start deletes links whose marker names a dead process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+from dataclasses import dataclass, replace
+from typing import Sequence
+
+from ..core.errors import DropReason
+from ..core.ids import NetworkId, NodeId
+from ..core.network import Network
+from ..core.wire.records import AddrClaim
+from ..io import tundev
+from ..io.tun import Tun, TunError, open_tun, tun_unavailable
+from ..node import MeshNode
+from ..vnet.addressing import AddressPlan
+from ..vnet.routes import Drop, Forward, Reply, Routes, assignment_from_records, own_claim
+from .config import VnetConfig
+
+log = logging.getLogger("omerta_mesh.vnet")
+REFRESH = 0.5  # seconds between checks of the records (assignment) and of the networks joined or left
+READ_BATCH = 256  # packets read from one device per wake-up before the loop serves others
+
+
+@dataclass
+class NetVnet:
+    """One network's virtual network state."""
+
+    network: Network
+    plan: AddressPlan
+    device: str
+    routes: Routes
+    key: tuple = ()  # fingerprint of the records the routes were built from
+    tun: Tun | None = None
+    v4: ipaddress.IPv4Address | None = None  # our assigned addresses
+    v6: ipaddress.IPv6Address | None = None
+    error: str | None = None  # why this network has no device, or no IPv6 on it (while TUN is on in general)
+
+
+class VirtualNetworks:
+    def __init__(self, node: MeshNode, config: VnetConfig) -> None:
+        self.node = node
+        self.config = config
+        self.nets: dict[bytes, NetVnet] = {}
+        self.reason: str | None = None  # why TUN is off (None: on)
+        self.stale_removed: list[str] = []
+        self._task: asyncio.Task | None = None
+        self._closing = False
+        self._lock = asyncio.Lock()  # one reconcile at a time (the refresher and API calls)
+
+    # ------------------------------------------------------------------ lifecycle
+    @property
+    def enabled(self) -> bool:
+        return self.reason is None
+
+    async def start(self) -> None:
+        want = self.config.enabled
+        if want is False:
+            self.reason = ('TUN is off: [vnet] enabled = false in the configuration; set it to "auto" or true '
+                           "to get a device per network")
+        else:
+            why = tun_unavailable()
+            if why is not None:
+                self.reason = f"TUN is off: {why}"
+        if self.reason is not None:
+            log.warning("%s; channels, the CLI and everything else keep working", self.reason)
+        else:
+            try:
+                self.stale_removed = await tundev.aremove_stale()
+            except OSError as e:
+                log.warning("could not look for stale devices: %s", e)
+            if self.stale_removed:
+                log.info("removed stale devices of a crashed run: %s", ", ".join(self.stale_removed))
+        assert self.node.driver is not None
+        self.node.driver.ip_sink = self._write
+        await self.reconcile()
+        self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self.node.driver is not None:
+            self.node.driver.ip_sink = None
+        async with self._lock:
+            for raw in list(self.nets):
+                await self._remove(raw)
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(REFRESH)
+            try:
+                await self.reconcile()
+            except Exception:  # never let the refresher die: log and try again next time
+                log.exception("virtual network refresh failed")
+
+    async def reconcile(self) -> None:
+        """Networks joined or left since the last call; records changed (assignment)."""
+        async with self._lock:
+            if not self._closing:
+                await self._reconcile()
+
+    async def _reconcile(self) -> None:
+        mesh = self.node.core
+        for raw in [r for r in self.nets if r not in mesh.networks]:
+            await self._remove(raw)
+        for raw, net in list(mesh.networks.items()):
+            if raw not in self.nets:
+                await self._add(net)
+        for n in list(self.nets.values()):
+            await self._refresh(n)
+
+    # ------------------------------------------------------------------ per network
+    def _kept(self) -> dict[str, tuple[str | None, str | None]]:
+        return self.node.store.load_addresses() if self.node.store is not None else {}
+
+    async def _add(self, net: Network) -> None:
+        mesh = self.node.core
+        plan = AddressPlan.for_network(net.id)
+        claim = own_claim(plan, mesh.node_id, self._kept().get(str(net.id), (None, None)),
+                          self.config.static_for(net.name))
+        self._claim(net.id, claim)
+        device = self.config.device_for(net.name) or tundev.device_name(net.name or str(net.id)[:8])
+        n = NetVnet(net, plan, device, Routes(plan, assignment_from_records(plan, mesh.records(net.id)), mesh.node_id))
+        self.nets[net.id.raw] = n
+        self._prefixes()
+        n.v4, n.v6 = n.routes.addresses(mesh.node_id)
+        self._persist()
+        if self.enabled:
+            await self._open(n)
+        self.node._flush()
+
+    async def _open(self, n: NetVnet) -> None:
+        try:
+            n.tun = open_tun(n.device, vnet_hdr=False)
+            await self._configure(n)
+        except (TunError, OSError) as e:
+            n.error = str(e)
+            log.error("network %s: no device %s: %s", n.network.name or n.network.id, n.device, e)
+            if n.tun is not None:
+                n.tun.close()
+                n.tun = None
+            return
+        loop = asyncio.get_running_loop()
+        loop.add_reader(n.tun.fileno(), self._readable, n)
+        self.node.core.ip.open(n.network.id)
+        log.info("network %s: device %s up with %s and %s", n.network.name or n.network.id, n.device, n.v4, n.v6)
+
+    async def _configure(self, n: NetVnet) -> None:
+        """Addresses, route, MTU on the device; without IPv6 in this kernel or namespace, IPv4 alone (said in
+        status)."""
+        cfg = self._device_config(n)
+        n.error = None
+        try:
+            await tundev.aconfigure(cfg)
+        except tundev.TunDevError as e:
+            if cfg.v6 is None:
+                raise
+            await tundev.aconfigure(replace(cfg, v6=None, routes=()))
+            n.error = f"IPv4 only: {e}"
+            log.warning("network %s: device %s without IPv6: %s", n.network.name or n.network.id, n.device, e)
+
+    def _device_config(self, n: NetVnet) -> tundev.DeviceConfig:
+        return tundev.DeviceConfig(
+            n.device,
+            v4=ipaddress.IPv4Interface(f"{n.v4}/{n.plan.v4.prefixlen}") if n.v4 else None,
+            v6=ipaddress.IPv6Interface(f"{n.v6}/{n.plan.v6.prefixlen}") if n.v6 else None,
+            mtu=self.config.mtu, gso_max_size=None, routes=(n.plan.ula,),
+        )
+
+    async def _remove(self, raw: bytes) -> None:
+        n = self.nets.pop(raw, None)
+        if n is None:
+            return
+        self._prefixes()
+        self.node.core.ip.close(n.network.id)
+        if n.tun is not None:
+            asyncio.get_running_loop().remove_reader(n.tun.fileno())
+            n.tun.close()  # the kernel deletes the device with its last fd
+            n.tun = None
+            try:
+                await tundev.aremove(n.device)  # in case anything else still held it
+            except OSError as e:
+                log.warning("removing device %s: %s", n.device, e)
+            log.info("network %s: device %s removed", n.network.name or n.network.id, n.device)
+
+    def _sync(self, n: NetVnet) -> bool:
+        """Rebuild the routes if a record changed; True when our own addresses moved (the caller applies it)."""
+        mesh = self.node.core
+        recs = mesh.records(n.network.id)
+        key = tuple(sorted((r.node.raw, r.seq) for r in recs))
+        if key == n.key:
+            return False
+        n.key = key
+        n.routes = Routes(n.plan, assignment_from_records(n.plan, recs), mesh.node_id)
+        return n.routes.addresses(mesh.node_id) != (n.v4, n.v6)
+
+    async def _refresh(self, n: NetVnet) -> None:
+        mesh = self.node.core
+        if not self._sync(n) and n.routes.addresses(mesh.node_id) == (n.v4, n.v6):
+            # our record claims what we hold (a kept address lost at start, say, is not claimed on)
+            want = own_claim(n.plan, mesh.node_id, (_s(n.v4), _s(n.v6)), self.config.static_for(n.network.name))
+            if mesh.address_claims.get(n.network.id.raw, want) != want:
+                self._claim(n.network.id, want)
+                self.node._flush()
+            return
+        v4, v6 = n.routes.addresses(mesh.node_id)
+        log.info("network %s: our mesh IPs move from %s, %s to %s, %s (the address assignment changed)",
+                 n.network.name or n.network.id, n.v4, n.v6, v4, v6)
+        n.v4, n.v6 = v4, v6
+        self._persist()
+        self._claim(n.network.id, own_claim(n.plan, mesh.node_id, (_s(v4), _s(v6)), self.config.static_for(n.network.name)))
+        self.node._flush()
+        if n.tun is not None:
+            try:
+                await self._configure(n)
+            except OSError as e:
+                log.error("network %s: updating device %s: %s", n.network.name, n.device, e)
+
+    def _claim(self, network: NetworkId, claim: AddrClaim) -> None:
+        mesh = self.node.core
+        mesh.claim_addresses(network, claim, self.node.driver.now() if self.node.driver else 0.0)
+
+    def _prefixes(self) -> None:
+        """Our networks' prefixes are never endpoints: set before a device (and its addresses) comes up."""
+        self.node.set_mesh_prefixes([p for n in self.nets.values() for p in (n.plan.v4, n.plan.ula)])
+
+    def _persist(self) -> None:
+        store = self.node.store
+        if store is None:
+            return
+        kept = self._kept()
+        for n in self.nets.values():
+            kept[str(n.network.id)] = (_s(n.v4), _s(n.v6))
+        try:
+            store.save_addresses(kept)
+        except OSError as e:
+            log.warning("could not save our mesh IPs: %s", e)
+
+    # ------------------------------------------------------------------ the data plane (per packet)
+    def _readable(self, n: NetVnet) -> None:
+        tun = n.tun
+        driver = self.node.driver
+        if tun is None or driver is None or driver.closed:
+            return
+        mesh = self.node.core
+        counters = mesh.counters
+        routes = n.routes
+        net = n.network.id
+        now = driver.now()
+        synced = False
+        for _ in range(READ_BATCH):
+            try:
+                pkt = tun.read(4096)  # at most the MTU (no virtio-net headers: no super-segments)
+            except OSError as e:
+                log.warning("reading %s: %s", n.device, e)
+                break
+            if pkt is None:
+                break
+            d = routes.outbound(pkt)
+            if type(d) is Reply and not synced:  # a member we have not routed yet? (its record may be new)
+                synced = True
+                self._sync(n)
+                routes = n.routes
+                d = routes.outbound(pkt)
+            if type(d) is Forward:
+                mesh.send_ip(net, d.node, pkt, now)
+            elif type(d) is Reply:
+                try:
+                    tun.write(d.packet)
+                    counters.inc("ip.icmp_unreachable")
+                except OSError:
+                    counters.inc("ip.tun_write_failed")
+            else:
+                assert isinstance(d, Drop)
+                counters.drop(d.reason)
+        driver.flush()
+
+    def _write(self, packets: Sequence[tuple[NetworkId, NodeId, bytes]]) -> None:
+        counters = self.node.core.counters
+        for net, node, pkt in packets:
+            n = self.nets.get(net.raw)
+            if n is None or n.tun is None:
+                counters.drop(DropReason.IP_UNROUTED)
+                continue
+            bad = n.routes.inbound_ok(node, pkt)
+            if bad is not None:
+                counters.drop(bad)
+                continue
+            try:
+                n.tun.write(pkt)
+                counters.inc("ip.rx_packets")
+            except OSError:
+                counters.inc("ip.tun_write_failed")
+
+    # ------------------------------------------------------------------ read model
+    def addresses(self, network: NetworkId, node: NodeId) -> tuple[str | None, str | None]:
+        n = self.nets.get(network.raw)
+        if n is None:
+            return None, None
+        self._sync(n)
+        v4, v6 = (n.v4, n.v6) if node == self.node.core.node_id else n.routes.addresses(node)
+        return _s(v4), _s(v6)
+
+    def addresses_of(self, node: NodeId, network: NetworkId | None = None) -> list[dict]:
+        """``node``'s mesh IPs in each of our networks it is a member of (ours: in every network)."""
+        me = node == self.node.core.node_id
+        out = []
+        for n in self.nets.values():
+            if network is not None and n.network.id != network:
+                continue
+            self._sync(n)  # answer with the records held now
+            v4, v6 = (n.v4, n.v6) if me else n.routes.addresses(node)  # ours: what the device has
+            if v4 is None and v6 is None and not me:
+                continue
+            out.append({"network": str(n.network.id), "network_name": n.network.name, "ipv4": _s(v4), "ipv6": _s(v6),
+                        "device": n.device if me and n.tun is not None else None, "subnet4": str(n.plan.v4),
+                        "subnet6": str(n.plan.ula)})
+        return out
+
+    def device_of(self, network: NetworkId) -> str | None:
+        n = self.nets.get(network.raw)
+        return n.device if n is not None and n.tun is not None else None
+
+
+def _s(a: ipaddress.IPv4Address | ipaddress.IPv6Address | None) -> str | None:
+    return None if a is None else str(a)
