@@ -5,7 +5,9 @@ the reliable stream."""
 from __future__ import annotations
 
 from helpers import Pair
-from omerta_mesh.core.ipframes import IP_QUEUE_LIMIT
+from omerta_mesh.core.config import DEFAULT_CONFIG
+
+IP_QUEUE_LIMIT = DEFAULT_CONFIG.max_ip_queue
 
 PKT = bytes([0x45]) + bytes(99)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -102,8 +103,6 @@ def ping_until(src: Meshd, dst_ip: str, timeout: float = 15.0) -> str:
 
 def tcp_transfer(src: Meshd, dst: Meshd, dst_ip: str, size: int = 4_000_000) -> float:
     """Move ``size`` bytes over TCP from src to dst's mesh IP; Mbit/s."""
-    import subprocess
-
     srv = dst.lab.run(dst.host, ["python3", "-c", TCP_SERVER, dst_ip], stdout=subprocess.PIPE)
     assert srv.stdout.readline().strip() == b"ready"
     r = src.lab.exec(src.host, ["python3", "-c", TCP_CLIENT, dst_ip, str(size)], timeout=30)
@@ -207,9 +206,17 @@ def test_leave_stop_and_kill_leave_no_device(lab: Lab, tmp_path: Path) -> None:
     assert wait_for(lambda: not devices(b), 5), devices(b)
     assert a.stop() == 0
     assert not devices(a)
+    # what a crash with a leaked fd or a persistent device would leave: our marker naming a dead process,
+    # one of them with the very name the daemon wants (removed before it opens its own)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    for name in ("om-lab", "om-old"):
+        a.lab.exec(a.host, ["ip", "tuntap", "add", "dev", name, "mode", "tun"], check=True)
+        a.lab.exec(a.host, ["ip", "link", "set", name, "alias", f"omerta-mesh pid={dead.pid} start=1"], check=True)
     a.start()
     a.wait_ready()
-    assert wait_for(lambda: devices(a), 10)
+    assert wait_for(lambda: device_ready(a), 10), a.log()
+    assert devices(a) == ["om-lab"], devices(a)
     before = mesh_ips(a)
     os.killpg(a.proc.pid, signal.SIGKILL)
     a.proc.wait()

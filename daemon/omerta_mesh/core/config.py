@@ -35,6 +35,7 @@ class CoreConfig:
     request_timeout: float = 10.0
     max_pending_requests: int = 1024
     max_events: int = 100_000  # events the caller has not yet pulled; oldest dropped beyond this
+    max_ip_queue: int = 4096  # received IP packets (core/ipframes.py) the driver has not drained; dropped beyond
     # --- peers --------------------------------------------------------------------------------------------
     max_peers_per_network: int = 4096
     max_endpoints_per_peer: int = 8

@@ -7,8 +7,8 @@ a packet that finds no session is lost, as on a link coming up (the caller start
 
 Receiving: only networks whose packets a driver writes to a device (``open``) accept IP frames; for the
 others (no TUN here) a frame is dropped and counted (``drop.ip_unrouted``), so nothing piles up. Accepted
-packets wait, bounded by ``limit``, until the driver drains them with ``to_write()`` after each input;
-beyond the bound they are dropped (``drop.ip_queue_full``). The anti-spoofing check (the inner source must be
+packets wait, at most ``limit`` (``CoreConfig.max_ip_queue``), until the driver drains them with
+``to_write()`` after each input; beyond that they are dropped (``drop.ip_queue_full``). The anti-spoofing check (the inner source must be
 the sending member's assigned address) needs the address assignment, which the virtual-network layer owns:
 it checks every drained packet before writing it.
 """
@@ -22,14 +22,13 @@ from .errors import DropReason
 from .ids import NetworkId, NodeId
 from .wire import frames as fw
 
-IP_QUEUE_LIMIT = 4096  # received packets held for the driver between two drains
 _IP = bytes([fw.FrameType.IP])
 
 
 class IpFrames:
     __slots__ = ("counters", "limit", "mtu", "_open", "_in")
 
-    def __init__(self, counters: Counters, mtu: int, limit: int = IP_QUEUE_LIMIT) -> None:
+    def __init__(self, counters: Counters, mtu: int, limit: int) -> None:
         self.counters = counters
         self.limit = limit
         self.mtu = mtu  # the largest IP packet one frame carries (over a relay too)

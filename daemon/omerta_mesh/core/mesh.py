@@ -101,7 +101,7 @@ class Mesh:
         self.sessions = Sessions(config, self.hs, self.table, self.links, self.messages, self.gossip, wall_offset,
                                  audit or strict_audit)  # the session lifecycle
         # the virtual network: IP frames (core/ipframes.py) and our claimed mesh IPs per network (signed into our records)
-        self.ip = IpFrames(self.counters, config.max_datagram - TRANSPORT_OVERHEAD - RELAY_HEADROOM - 1)
+        self.ip = IpFrames(self.counters, config.max_datagram - TRANSPORT_OVERHEAD - RELAY_HEADROOM - 1, config.max_ip_queue)
         self.address_claims: dict[bytes, AddrClaim] = {}
         self.audit = EncryptionAudit(self.sessions.by_remote, strict=strict_audit) if (audit or strict_audit) else None
 
