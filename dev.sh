@@ -37,6 +37,10 @@ apt_install() {  # apt_install PKG...: as root install them, else print the line
     fi
 }
 
+has_headers() {  # Python.h for $PYTHON (Debian: python3-dev), which systemd-python compiles against
+    "$PYTHON" -c 'import os, sys, sysconfig; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' 2>/dev/null
+}
+
 ensure_python() {
     if ! command -v "$PYTHON" >/dev/null 2>&1; then
         apt_install python3 python3-venv || exit 1
@@ -65,7 +69,7 @@ ensure_venv() {
         say "dev.sh: installing omerta-mesh and its dependencies into $VENV (once; again only when pyproject.toml changes)"
         "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[$EXTRAS]"
         # journald logging (systemd-python) builds from source; optional: without it the daemon logs to stderr
-        if command -v gcc >/dev/null 2>&1 && pkg-config --exists libsystemd 2>/dev/null; then
+        if command -v gcc >/dev/null 2>&1 && pkg-config --exists libsystemd 2>/dev/null && has_headers; then
             "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[systemd]" \
                 || say "dev.sh: systemd-python did not build; journald logging is off (stderr instead)"
         fi
@@ -82,9 +86,13 @@ ensure_test_tools() {
     command -v ping >/dev/null 2>&1 || missing="$missing iputils-ping"
     command -v dbus-daemon >/dev/null 2>&1 || missing="$missing dbus"
     command -v pgrep >/dev/null 2>&1 || missing="$missing procps"
+    command -v tmux >/dev/null 2>&1 || missing="$missing tmux"
+    command -v iperf3 >/dev/null 2>&1 || missing="$missing iperf3"
+    command -v systemd-analyze >/dev/null 2>&1 || missing="$missing systemd"
     if is_root; then
         command -v gcc >/dev/null 2>&1 || missing="$missing gcc"
         pkg-config --exists libsystemd 2>/dev/null || missing="$missing pkg-config libsystemd-dev"
+        has_headers || missing="$missing python3-dev"
     fi
     if [ -n "$missing" ]; then
         # shellcheck disable=SC2086
