@@ -26,6 +26,7 @@ from .errors import DropReason, UsageError, WireError
 from .ids import NetworkId, NodeId
 from .ipframes import IpFrames
 from .keys import Identity
+from .membership import Members
 from .nat.classify import Mapping, NatObserver, NatVerdict
 from .nat.punch import Ours, Puncher
 from .nat.side import NatSide
@@ -43,7 +44,6 @@ from .session.messages import Messages
 from .timers import DeadlineQueue, PeerTimer, Timer
 from .wire import control as cw
 from .wire import frames as fw
-from .wire.invite import Invite, decode_invite, encode_invite
 from .wire.packet import TRANSPORT_HEADER, TRANSPORT_OVERHEAD, PacketType, packet_type
 from .wire.records import AddrClaim, PeerRecord
 
@@ -70,7 +70,6 @@ class Mesh:
         self.wall_offset = wall_offset
         self.incarnation = int.from_bytes(self.entropy.random_bytes(8), "little")
         self.counters = Counters()
-        self.networks: dict[bytes, Network] = {}
         self.table = PeerTable(self.entropy, config.max_peers_per_network)
         self.budget = ReassemblyBudget(config.reassembly_per_peer_bytes, config.reassembly_total_bytes)
         self.hs = Handshakes(identity, config, self.entropy, self.counters, self.table, self.incarnation, self.budget)
@@ -102,7 +101,10 @@ class Mesh:
                                  audit or strict_audit)  # the session lifecycle
         # the virtual network: IP frames (core/ipframes.py) and our claimed mesh IPs per network (signed into our records)
         self.ip = IpFrames(self.counters, config.max_datagram - TRANSPORT_OVERHEAD - RELAY_HEADROOM - 1, config.max_ip_queue)
-        self.address_claims: dict[bytes, AddrClaim] = {}
+        self.members = Members(config, self.entropy, self.node_id, self.hs, self.table, self.gossip, self.links,
+                                self.sessions, self.punch)  # networks, membership, our address claims
+        self.networks = self.members.networks  # the same dicts, never rebound
+        self.address_claims = self.members.address_claims
         self.audit = EncryptionAudit(self.sessions.by_remote, strict=strict_audit) if (audit or strict_audit) else None
 
     # ================================================================== outputs
@@ -173,108 +175,66 @@ class Mesh:
         for peer in out.rearm:
             self._arm(peer, now)
 
-    # ================================================================== networks
+    # ================================================================== networks and peers (core/membership.py)
     def create_network(self, name: str, now: float) -> Network:
-        net = Network.create(self.entropy, name)
-        self.add_network(net, now)
+        out = Outbox()
+        net = self.members.create(name, self._own_facts, now, out)
+        self._joined(out, now)
         return net
 
     def add_network(self, net: Network, now: float) -> None:
-        if net.id.raw in self.networks:
-            return
-        self.networks[net.id.raw] = net
-        self.hs.add_network(net)
-        self.gossip.add_network(net, self._own_facts(), now)
-        if self._timers.get(Timer.GOSSIP) is None:
+        out = Outbox()
+        self.members.add(net, self._own_facts, now, out)
+        self._joined(out, now)
+
+    def _joined(self, out: Outbox, now: float) -> None:
+        if self.networks and self._timers.get(Timer.GOSSIP) is None:
             self._timers.set(Timer.GOSSIP, self.gossip.first_round_at(now))
-        self._event(ev.NetworkJoined(net.id, net.name))
+        self._perform(out, now)
 
     def network(self, network_id: NetworkId) -> Network:
-        net = self.networks.get(network_id.raw)
-        if net is None:
-            raise UsageError(f"not a member of network {network_id}; join it with an invite first")
-        return net
+        return self.members.network(network_id)
 
     def invite(self, network_id: NetworkId, endpoints: list[Address]) -> str:
-        net = self.network(network_id)
-        return encode_invite(Invite(net.key, self.node_id, net.name, tuple(endpoints)))
+        return self.members.invite(network_id, endpoints)
 
     def join(self, invite_text: str, now: float) -> Network:
-        inv = decode_invite(invite_text)
-        net = Network(inv.network_key, inv.name)
-        self.add_network(net, now)
-        if inv.inviter != self.node_id:
-            self.add_peer(net.id, inv.inviter, list(inv.endpoints), now)
+        out = Outbox()
+        net = self.members.join(invite_text, self._own_facts, now, out)
+        self._joined(out, now)
         return net
 
     def leave(self, network_id: NetworkId, now: float) -> None:
-        net = self.network(network_id)
         out = Outbox()
-        self.gossip.depart(net, now, out)  # a signed departure: members drop us at once, stale gossip cannot re-add us
+        net = self.members.depart(network_id, now, out)
+        self._perform(out, now)  # the departure goes out before the sessions it is sealed in close
+        out = Outbox()
+        self.members.leave(net, now, out)
         self._perform(out, now)
-        for peer in self.table.in_network(net.id):
-            self._drop_peer(peer, now, "left the network", tell=True)
-        self.hs.remove_network(net)
-        del self.networks[net.id.raw]
-        self.gossip.remove_network(net.id)
-        self._event(ev.NetworkLeft(net.id))
 
-    # ================================================================== peers
     def add_peer(self, network_id: NetworkId, node: NodeId, endpoints: list[Address], now: float, wanted: bool = True) -> Peer:
         """Make a peer known (with candidate endpoints) and start talking to it."""
-        net = self.network(network_id)
-        if node == self.node_id:
-            raise UsageError("that node id is this node's own")
-        x = self.hs.x25519_of(node.raw)
-        if x is None:
-            raise UsageError(f"{node} is not a valid node id (not an Ed25519 public key)")
-        peer = self.hs.admit(net, node, x)
-        for ep in reversed(endpoints):
-            peer.add_endpoint(ep)
-        peer.wanted = peer.wanted or wanted
-        if peer.current is None and peer.pending is None:
-            self._initiate(peer, now)
+        out = Outbox()
+        peer = self.members.add_peer(network_id, node, endpoints, now, out, wanted)
+        self._perform(out, now)
         return peer
 
     def peers(self, network_id: NetworkId | None = None) -> list[Peer]:
         return self.table.in_network(network_id) if network_id else list(self.table)
 
     def find_peer(self, node: NodeId, network_id: NetworkId | None = None, now: float | None = None) -> Peer:
-        """The peer ``node`` (in ``network_id``, else the one with a session). With ``now``, a member known
-        only by its signed record gets a peer and a session is opened (the commands that send); without,
-        this is a pure lookup that raises ``UsageError`` for it."""
-        if network_id is not None:
-            peer = self.table.get(network_id, node)
-            rec = self.record_of(network_id, node) if peer is None and now is not None else None
-            if rec is not None and now is not None:
-                peer = self._connect_record(self.network(network_id), rec, now)
-            if peer is None:
-                raise UsageError(f"peer {node.short()} is not known in network {network_id}")
-            return peer
-        cands = self.table.by_node(node)
-        if not cands:
-            # known by gossip only: with `now`, open a session on demand
-            for net in self.networks.values() if now is not None else ():
-                rec = self.record_of(net.id, node)
-                if rec is not None and (rec.endpoints or rec.relays) and now is not None:
-                    peer = self._connect_record(net, rec, now)
-                    if peer is not None:
-                        return peer
-            raise UsageError(f"peer {node.short()} is not known in any network; join with an invite or add it")
-        cands.sort(key=lambda p: (p.current is None, p.network.id.raw))
-        return cands[0]
-
-    def _drop_peer(self, peer: Peer, now: float, reason: str, tell: bool) -> None:
-        if tell and peer.current is not None:
-            self._send_frame(peer, fw.encode_close(), now)
+        """The peer ``node`` (in ``network_id``, else the one with a session); see Members.find_peer."""
         out = Outbox()
-        self.sessions.close(peer, reason, now, out)
+        peer = self.members.find_peer(node, network_id, now, out)
+        if out and now is not None:
+            self._perform(out, now)
+        return peer
+
+    def _connect_record(self, net: Network, rec: PeerRecord, now: float) -> Peer | None:
+        out = Outbox()
+        peer = self.members.connect_record(net, rec, now, out)
         self._perform(out, now)
-        if peer.state is not PeerState.REMOVED:
-            peer.move(PeerState.REMOVED, now)
-        self.table.remove(peer)
-        self.punch.forget(peer)
-        self._timers.cancel(PeerTimer(peer.key))
+        return peer
 
     # ================================================================== discovery (core/discovery/gossip.py)
     def records(self, network: NetworkId) -> list[PeerRecord]:
@@ -298,35 +258,6 @@ class Mesh:
             self._connect_record(c.network, c.record, now)
         self._timers.set(Timer.GOSSIP, at)
 
-    def _connect_record(self, net: Network, rec: PeerRecord, now: float) -> Peer | None:
-        try:
-            peer = self.add_peer(net.id, rec.node, list(rec.endpoints), now, wanted=False)
-        except UsageError:
-            return None
-        self._apply_record(peer, rec, now)
-        return peer
-
-    def _apply_record(self, peer: Peer, rec: PeerRecord, now: float) -> None:
-        peer.name = rec.name
-        for ep in reversed(rec.endpoints):
-            if ep not in peer.endpoints:
-                peer.endpoints.append(ep)
-        del peer.endpoints[self.cfg.max_endpoints_per_peer :]
-        out = Outbox()
-        self.links.offer_relays(peer, rec.relays, self.node_id.raw, now, out)
-        self._perform(out, now)
-
-    def _learnt(self, net: Network, recs: list[PeerRecord], now: float) -> None:
-        """Records gossip accepted: a departed node is dropped at once, a known peer's record applied."""
-        for rec in recs:
-            known = self.table.get(net.id, rec.node)
-            if rec.left:
-                if known is not None:
-                    self._drop_peer(known, now, "left the network", tell=False)
-                self._event(ev.PeerLeft(net.id, rec.node))
-            elif known is not None:
-                self._apply_record(known, rec, now)
-
     def local_addresses_changed(self, endpoints: list[Address], ips: frozenset[str], now: float) -> bool:
         """The host's addresses changed: advertise the new ones at once. Returns whether anything changed.
 
@@ -344,19 +275,12 @@ class Mesh:
         if gone:  # we may have moved: what peers saw of that family's mappings is stale
             self.nat.forget(gone)
         self._nat_changed(now)  # the verdict depends on our addresses (a public one means no NAT)
-        out, facts = Outbox(), self._own_facts()
-        for net in self.networks.values():
-            self.gossip.refresh_own(net, facts, now, force=True)
-            self.gossip.push_own(net, now, out)
+        out = Outbox()
+        self.members.readvertise(self._own_facts, now, out)
         self._perform(out, now)
-        for peer in list(self.table):
-            if not peer.connected or peer.endpoint is None or peer.sendable_session(now) is None:
-                continue
-            if is_relay(peer.endpoint):
-                self.punch.retry_now(peer, now)
-            else:
-                self._probe(peer, peer.endpoint, now)
-            self._arm(peer, now)
+        out = Outbox()
+        self.members.reprobe(now, out)
+        self._perform(out, now)
         return True
 
     # ================================================================== handshakes and timers
@@ -366,7 +290,7 @@ class Mesh:
         self._perform(out, now)
 
     def _arm(self, peer: Peer, now: float) -> None:
-        at = self.sessions.deadline(peer)
+        at = None if peer.state is PeerState.REMOVED else self.sessions.deadline(peer)
         key = PeerTimer(peer.key)
         if at is None:
             self._timers.cancel(key)
@@ -575,7 +499,9 @@ class Mesh:
         out = Outbox()
         learnt = self.gossip.receive(peer, name, body, now, out)
         self._perform(out, now)
-        self._learnt(peer.network, learnt, now)
+        out = Outbox()
+        self.members.learnt(peer.network, learnt, now, out)
+        self._perform(out, now)
 
     # ================================================================== paths (core/peers/links.py)
     def path_kind(self, peer: Peer) -> PathKind:
@@ -705,15 +631,9 @@ class Mesh:
     # ================================================================== virtual network (core/ipframes.py)
     def claim_addresses(self, network_id: NetworkId, claim: AddrClaim | None, now: float) -> None:
         """Our mesh IPs in ``network_id``, to be signed into our record (re-signed and pushed when changed)."""
-        if claim is None:
-            self.address_claims.pop(network_id.raw, None)
-        else:
-            self.address_claims[network_id.raw] = claim
-        net = self.networks.get(network_id.raw)
-        if net is not None and self.gossip.refresh_own(net, self._own_facts(), now):
-            out = Outbox()
-            self.gossip.push_own(net, now, out)
-            self._perform(out, now)
+        out = Outbox()
+        self.members.claim(network_id, claim, self._own_facts, now, out)
+        self._perform(out, now)
 
     def send_ip(self, network_id: NetworkId, node: NodeId, packet: bytes, now: float) -> bool:
         """Seal one IP packet for member ``node`` in its current session and send it on its current path at

@@ -1,0 +1,220 @@
+"""Members: which networks we belong to and who is in them (an owned sub-machine; ``mesh.members``).
+
+It owns the networks we are a member of (create, add, join by invite, invite, leave), the mesh IPs we claim in
+each (signed into our record), and the peers' membership: a peer is added (by invite, command or a gossiped
+record) and dropped (we left, it departed); gossiped records are applied to known peers (name, endpoints,
+relays). After the host's addresses change it re-advertises our record and has every connected peer hear us
+again.
+
+Like every sub-machine it never holds the ``Mesh``: handshakes to start, sealed goodbyes, controls, probes,
+events and peers to re-arm go into the ``Outbox`` the caller passes. What it needs of this node (our signed
+facts: endpoints, NAT, relay offer) comes from ``facts``, a function the caller passes, called only when
+needed. A dropped peer is put to re-arm: it is REMOVED, so the caller cancels its timer.
+
+Order matters in two places. A goodbye (CLOSE) is sealed here, before the peer's sessions are cleared, and
+queued as an already-sealed datagram. A departure (``depart``) is performed by the caller before ``leave``
+drops the members, so the signed departure goes out in the sessions it is about to close.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from . import events as ev
+from .config import CoreConfig
+from .discovery.gossip import Gossip, OwnFacts
+from .entropy import Entropy
+from .errors import UsageError
+from .ids import NetworkId, NodeId
+from .nat.punch import Puncher
+from .network import Network
+from .outbox import Outbox
+from .peers.links import Links
+from .peers.paths import Address, is_relay
+from .peers.peer import Peer, PeerState
+from .peers.table import PeerTable
+from .session.handshakes import Handshakes
+from .session.lifecycle import Sessions
+from .wire import frames as fw
+from .wire.invite import Invite, decode_invite, encode_invite
+from .wire.records import AddrClaim, PeerRecord
+
+FactsFn = Callable[[], OwnFacts]
+
+
+class Members:
+    def __init__(self, config: CoreConfig, entropy: Entropy, node_id: NodeId, hs: Handshakes, table: PeerTable,
+                 gossip: Gossip, links: Links, sessions: Sessions, punch: Puncher) -> None:
+        self.cfg = config
+        self.entropy = entropy
+        self.node_id = node_id
+        self.hs = hs
+        self.table = table
+        self.gossip = gossip
+        self.links = links
+        self.sessions = sessions
+        self.punch = punch
+        self.networks: dict[bytes, Network] = {}  # by network id; never rebound (Mesh.networks is this dict)
+        self.address_claims: dict[bytes, AddrClaim] = {}  # our mesh IPs per network; never rebound either
+
+    # ------------------------------------------------------------------ networks
+    def network(self, network_id: NetworkId) -> Network:
+        net = self.networks.get(network_id.raw)
+        if net is None:
+            raise UsageError(f"not a member of network {network_id}; join it with an invite first")
+        return net
+
+    def create(self, name: str, facts: FactsFn, now: float, out: Outbox) -> Network:
+        net = Network.create(self.entropy, name)
+        self.add(net, facts, now, out)
+        return net
+
+    def add(self, net: Network, facts: FactsFn, now: float, out: Outbox) -> None:
+        if net.id.raw in self.networks:
+            return
+        self.networks[net.id.raw] = net
+        self.hs.add_network(net)
+        self.gossip.add_network(net, facts(), now)
+        out.event(ev.NetworkJoined(net.id, net.name))
+
+    def invite(self, network_id: NetworkId, endpoints: list[Address]) -> str:
+        net = self.network(network_id)
+        return encode_invite(Invite(net.key, self.node_id, net.name, tuple(endpoints)))
+
+    def join(self, invite_text: str, facts: FactsFn, now: float, out: Outbox) -> Network:
+        inv = decode_invite(invite_text)
+        net = Network(inv.network_key, inv.name)
+        self.add(net, facts, now, out)
+        if inv.inviter != self.node_id:
+            self.add_peer(net.id, inv.inviter, list(inv.endpoints), now, out)
+        return net
+
+    def depart(self, network_id: NetworkId, now: float, out: Outbox) -> Network:
+        """Step one of leaving: a signed departure (members drop us at once, stale gossip cannot re-add us).
+        The caller performs ``out`` before ``leave``, while the sessions it goes out in are still open."""
+        net = self.network(network_id)
+        self.gossip.depart(net, now, out)
+        return net
+
+    def leave(self, net: Network, now: float, out: Outbox) -> None:
+        """Step two: say goodbye to every member, drop them and forget the network."""
+        for peer in self.table.in_network(net.id):
+            self.drop(peer, now, "left the network", True, out)
+        self.hs.remove_network(net)
+        del self.networks[net.id.raw]
+        self.gossip.remove_network(net.id)
+        out.event(ev.NetworkLeft(net.id))
+
+    def claim(self, network_id: NetworkId, claim: AddrClaim | None, facts: FactsFn, now: float, out: Outbox) -> None:
+        """Our mesh IPs in ``network_id``, to be signed into our record (re-signed and pushed when changed)."""
+        if claim is None:
+            self.address_claims.pop(network_id.raw, None)
+        else:
+            self.address_claims[network_id.raw] = claim
+        net = self.networks.get(network_id.raw)
+        if net is not None and self.gossip.refresh_own(net, facts(), now):
+            self.gossip.push_own(net, now, out)
+
+    # ------------------------------------------------------------------ peers
+    def add_peer(self, network_id: NetworkId, node: NodeId, endpoints: list[Address], now: float, out: Outbox,
+                 wanted: bool = True) -> Peer:
+        """Make a peer known (with candidate endpoints) and start talking to it."""
+        net = self.network(network_id)
+        if node == self.node_id:
+            raise UsageError("that node id is this node's own")
+        x = self.hs.x25519_of(node.raw)
+        if x is None:
+            raise UsageError(f"{node} is not a valid node id (not an Ed25519 public key)")
+        peer = self.hs.admit(net, node, x)
+        for ep in reversed(endpoints):
+            peer.add_endpoint(ep)
+        peer.wanted = peer.wanted or wanted
+        if peer.current is None and peer.pending is None:
+            self.sessions.initiate(peer, now, out)
+        return peer
+
+    def find_peer(self, node: NodeId, network_id: NetworkId | None, now: float | None, out: Outbox) -> Peer:
+        """The peer ``node`` (in ``network_id``, else the one with a session). With ``now``, a member known
+        only by its signed record gets a peer and a session is opened (the commands that send); without,
+        this is a pure lookup that raises ``UsageError`` for it."""
+        if network_id is not None:
+            peer = self.table.get(network_id, node)
+            rec = self.gossip.record_of(network_id, node) if peer is None and now is not None else None
+            if rec is not None and now is not None:
+                peer = self.connect_record(self.network(network_id), rec, now, out)
+            if peer is None:
+                raise UsageError(f"peer {node.short()} is not known in network {network_id}")
+            return peer
+        cands = self.table.by_node(node)
+        if not cands:
+            # known by gossip only: with `now`, open a session on demand
+            for net in self.networks.values() if now is not None else ():
+                rec = self.gossip.record_of(net.id, node)
+                if rec is not None and (rec.endpoints or rec.relays) and now is not None:
+                    peer = self.connect_record(net, rec, now, out)
+                    if peer is not None:
+                        return peer
+            raise UsageError(f"peer {node.short()} is not known in any network; join with an invite or add it")
+        cands.sort(key=lambda p: (p.current is None, p.network.id.raw))
+        return cands[0]
+
+    def drop(self, peer: Peer, now: float, reason: str, tell: bool, out: Outbox) -> None:
+        """Remove a peer: with ``tell``, a CLOSE sealed now, before its sessions are cleared."""
+        s = peer.sendable_session(now) if tell and peer.current is not None else None
+        if s is not None:
+            out.datagram(peer, s.encrypt(fw.encode_close(), now), peer.endpoint)
+        self.sessions.close(peer, reason, now, out)
+        if peer.state is not PeerState.REMOVED:
+            peer.move(PeerState.REMOVED, now)
+        self.table.remove(peer)
+        self.punch.forget(peer)
+        out.arm(peer)  # REMOVED: the caller cancels its timer
+
+    # ------------------------------------------------------------------ records (core/discovery/gossip.py)
+    def connect_record(self, net: Network, rec: PeerRecord, now: float, out: Outbox) -> Peer | None:
+        """A member known by its signed record: a peer for it, its record applied, a handshake started."""
+        try:
+            peer = self.add_peer(net.id, rec.node, list(rec.endpoints), now, out, wanted=False)
+        except UsageError:
+            return None
+        self.apply_record(peer, rec, now, out)
+        return peer
+
+    def apply_record(self, peer: Peer, rec: PeerRecord, now: float, out: Outbox) -> None:
+        peer.name = rec.name
+        for ep in reversed(rec.endpoints):
+            if ep not in peer.endpoints:
+                peer.endpoints.append(ep)
+        del peer.endpoints[self.cfg.max_endpoints_per_peer :]
+        self.links.offer_relays(peer, rec.relays, self.node_id.raw, now, out)
+
+    def learnt(self, net: Network, recs: list[PeerRecord], now: float, out: Outbox) -> None:
+        """Records gossip accepted: a departed node is dropped at once, a known peer's record applied."""
+        for rec in recs:
+            known = self.table.get(net.id, rec.node)
+            if rec.left:
+                if known is not None:
+                    self.drop(known, now, "left the network", False, out)
+                out.event(ev.PeerLeft(net.id, rec.node))
+            elif known is not None:
+                self.apply_record(known, rec, now, out)
+
+    # ------------------------------------------------------------------ our addresses changed
+    def readvertise(self, facts: FactsFn, now: float, out: Outbox) -> None:
+        """Re-sign our record in every network and send it to every connected member (who push it on)."""
+        own = facts()
+        for net in self.networks.values():
+            self.gossip.refresh_own(net, own, now, force=True)
+            self.gossip.push_own(net, now, out)
+
+    def reprobe(self, now: float, out: Outbox) -> None:
+        """Every connected peer hears us again: a probe on its current path (it switches to our new source
+        address, its PONG reports our new mapping); relayed peers exchange punch candidates again."""
+        for peer in list(self.table):
+            if not peer.connected or peer.endpoint is None or peer.sendable_session(now) is None:
+                continue
+            if is_relay(peer.endpoint):
+                self.punch.retry_now(peer, now)
+            else:
+                out.probe(peer, peer.endpoint)
+            out.arm(peer)
