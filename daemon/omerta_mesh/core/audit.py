@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
+from .counters import Counters
 from .errors import MeshError, WireError
 from .session.session import Session
 from .wire import handshake as hw
@@ -66,6 +67,16 @@ class EncryptionAudit:
             return None
         except WireError as e:
             return f"malformed: {e}"
+
+    def passed(self, out: list[tuple[Address, Address | None, bytes]], counters: Counters) -> list[tuple[Address, Address | None, bytes]]:
+        """The datagrams of ``out`` that pass ``check``; the others are counted (audit.violations) and kept out."""
+        kept = []
+        for item in out:
+            if self.check(item[0], item[2]):
+                kept.append(item)
+            else:
+                counters.inc("audit.violations")
+        return kept
 
     def check(self, dst: Address, data: bytes) -> bool:
         self.checked += 1

@@ -13,7 +13,7 @@ and ``wall_offset`` (wall clock minus monotonic clock) only stamps handshake ini
 from __future__ import annotations
 
 from collections import deque
-from typing import Callable
+from typing import Callable, TypeVar
 
 from . import events as ev
 from .audit import EncryptionAudit
@@ -38,17 +38,18 @@ from .peers.peer import Peer, PeerState
 from .peers.table import PeerTable
 from .relay.client import RelayClient
 from .relay.server import RelayServer
-from .session.handshakes import Completed, CookieReply, Handshakes, TieBreakResend
+from .session.handshakes import Completed, CookieReply, Handshakes
 from .session.lifecycle import Sessions
 from .session.messages import Messages
 from .timers import DeadlineQueue, PeerTimer, Timer
 from .wire import control as cw
 from .wire import frames as fw
-from .wire.packet import TRANSPORT_HEADER, TRANSPORT_OVERHEAD, PacketType, packet_type
+from .wire.packet import TRANSPORT_HEADER, TRANSPORT_OVERHEAD
 from .wire.records import AddrClaim, PeerRecord
 
 Address = tuple[str, int]
 RELAY_HEADROOM = 72  # bytes kept free in every datagram for the relay frame and outer transport header
+R = TypeVar("R")
 
 
 class Mesh:
@@ -111,14 +112,7 @@ class Mesh:
     def datagrams_to_send(self) -> list[tuple[Address, Address | None, bytes]]:
         out, self._out = self._out, []
         if self.audit is not None:
-            audit = self.audit
-            kept = []
-            for item in out:
-                if audit.check(item[0], item[2]):
-                    kept.append(item)
-                else:
-                    self.counters.inc("audit.violations")
-            out = kept
+            out = self.audit.passed(out, self.counters)
         self.sessions.retired.clear()
         return out
 
@@ -175,22 +169,25 @@ class Mesh:
         for peer in out.rearm:
             self._arm(peer, now)
 
+    def _run(self, now: float, fn: Callable[[Outbox], R]) -> R:
+        """Call a sub-machine with a fresh Outbox, then perform what it asked for."""
+        out = Outbox()
+        result = fn(out)
+        self._perform(out, now)
+        return result
+
     # ================================================================== networks and peers (core/membership.py)
     def create_network(self, name: str, now: float) -> Network:
-        out = Outbox()
-        net = self.members.create(name, self._own_facts, now, out)
-        self._joined(out, now)
-        return net
+        return self._joined(now, lambda out: self.members.create(name, self._own_facts, now, out))
 
     def add_network(self, net: Network, now: float) -> None:
-        out = Outbox()
-        self.members.add(net, self._own_facts, now, out)
-        self._joined(out, now)
+        self._joined(now, lambda out: self.members.add(net, self._own_facts, now, out))
 
-    def _joined(self, out: Outbox, now: float) -> None:
+    def _joined(self, now: float, fn: Callable[[Outbox], R]) -> R:
+        result = self._run(now, fn)
         if self.networks and self._timers.get(Timer.GOSSIP) is None:
             self._timers.set(Timer.GOSSIP, self.gossip.first_round_at(now))
-        self._perform(out, now)
+        return result
 
     def network(self, network_id: NetworkId) -> Network:
         return self.members.network(network_id)
@@ -199,42 +196,25 @@ class Mesh:
         return self.members.invite(network_id, endpoints)
 
     def join(self, invite_text: str, now: float) -> Network:
-        out = Outbox()
-        net = self.members.join(invite_text, self._own_facts, now, out)
-        self._joined(out, now)
-        return net
+        return self._joined(now, lambda out: self.members.join(invite_text, self._own_facts, now, out))
 
     def leave(self, network_id: NetworkId, now: float) -> None:
-        out = Outbox()
-        net = self.members.depart(network_id, now, out)
-        self._perform(out, now)  # the departure goes out before the sessions it is sealed in close
-        out = Outbox()
-        self.members.leave(net, now, out)
-        self._perform(out, now)
+        net = self._run(now, lambda out: self.members.depart(network_id, now, out))  # before its sessions close
+        self._run(now, lambda out: self.members.leave(net, now, out))
 
     def add_peer(self, network_id: NetworkId, node: NodeId, endpoints: list[Address], now: float, wanted: bool = True) -> Peer:
         """Make a peer known (with candidate endpoints) and start talking to it."""
-        out = Outbox()
-        peer = self.members.add_peer(network_id, node, endpoints, now, out, wanted)
-        self._perform(out, now)
-        return peer
+        return self._run(now, lambda out: self.members.add_peer(network_id, node, endpoints, now, out, wanted))
 
     def peers(self, network_id: NetworkId | None = None) -> list[Peer]:
         return self.table.in_network(network_id) if network_id else list(self.table)
 
     def find_peer(self, node: NodeId, network_id: NetworkId | None = None, now: float | None = None) -> Peer:
         """The peer ``node`` (in ``network_id``, else the one with a session); see Members.find_peer."""
-        out = Outbox()
-        peer = self.members.find_peer(node, network_id, now, out)
-        if out and now is not None:
-            self._perform(out, now)
-        return peer
+        return self._run(now or 0.0, lambda out: self.members.find_peer(node, network_id, now, out))  # (no now: no out)
 
     def _connect_record(self, net: Network, rec: PeerRecord, now: float) -> Peer | None:
-        out = Outbox()
-        peer = self.members.connect_record(net, rec, now, out)
-        self._perform(out, now)
-        return peer
+        return self._run(now, lambda out: self.members.connect_record(net, rec, now, out))
 
     # ================================================================== discovery (core/discovery/gossip.py)
     def records(self, network: NetworkId) -> list[PeerRecord]:
@@ -259,13 +239,8 @@ class Mesh:
         self._timers.set(Timer.GOSSIP, at)
 
     def local_addresses_changed(self, endpoints: list[Address], ips: frozenset[str], now: float) -> bool:
-        """The host's addresses changed: advertise the new ones at once. Returns whether anything changed.
-
-        Re-signs our record in every network and sends it to every connected member (who push it on by
-        gossip), forgets NAT observations of an address family that lost an address, and probes every
-        connected peer's current path, so the peer hears us from our new source address (and switches its
-        path to it) and its PONG reports our new mapping. Relayed peers exchange punch candidates again.
-        """
+        """The host's addresses changed: advertise the new ones at once (Members.readvertise, reprobe), and forget
+        NAT observations of a family that lost an address. Returns whether anything changed."""
         endpoints, ips = list(endpoints), frozenset(ips)
         if endpoints == self.local_endpoints and ips == self.local_ips:
             return False
@@ -275,19 +250,13 @@ class Mesh:
         if gone:  # we may have moved: what peers saw of that family's mappings is stale
             self.nat.forget(gone)
         self._nat_changed(now)  # the verdict depends on our addresses (a public one means no NAT)
-        out = Outbox()
-        self.members.readvertise(self._own_facts, now, out)
-        self._perform(out, now)
-        out = Outbox()
-        self.members.reprobe(now, out)
-        self._perform(out, now)
+        self._run(now, lambda out: self.members.readvertise(self._own_facts, now, out))
+        self._run(now, lambda out: self.members.reprobe(now, out))
         return True
 
     # ================================================================== handshakes and timers
     def _initiate(self, peer: Peer, now: float) -> None:
-        out = Outbox()
-        self.sessions.initiate(peer, now, out)
-        self._perform(out, now)
+        self._run(now, lambda out: self.sessions.initiate(peer, now, out))
 
     def _arm(self, peer: Peer, now: float) -> None:
         at = None if peer.state is PeerState.REMOVED else self.sessions.deadline(peer)
@@ -309,9 +278,7 @@ class Mesh:
         self._requests_timer(now)  # every call: a request's deadline may have passed while other timers ran
 
     def _requests_timer(self, now: float) -> None:
-        out = Outbox()
-        nxt = self.messages.expired_requests(now, out)
-        self._perform(out, now)
+        nxt = self._run(now, lambda out: self.messages.expired_requests(now, out))
         if nxt is not None:
             self._timers.set(Timer.REQUESTS, nxt)
 
@@ -321,17 +288,14 @@ class Mesh:
         self.messages.timeout(peer, now, out)  # retransmissions, give-up, delayed acks
         self._perform(out, now)
         self._pump(peer, now)
-        out = Outbox()  # heartbeats (which also hold NAT mappings open), punch bursts, path decisions
-        self.links.heartbeat(peer, now, out, self._punch_ours)
-        self._perform(out, now)
+        # heartbeats (which also hold NAT mappings open), punch bursts, path decisions
+        self._run(now, lambda out: self.links.heartbeat(peer, now, out, self._punch_ours))
         self._arm(peer, now)
 
     def _handshake_done(self, done: Completed, now: float) -> None:
         if done.reply is not None:  # before anything sealed in the new session
             self._send_raw(done.peer, done.reply, done.src, now)
-        out = Outbox()
-        self.sessions.completed(done, now, out)
-        self._perform(out, now)
+        self._run(now, lambda out: self.sessions.completed(done, now, out))
 
     # ================================================================== receive path
     def receive_datagram(self, data: bytes, src: Address, local: Address | None, now: float) -> None:
@@ -360,33 +324,14 @@ class Mesh:
             self.counters.drop(e.reason)
 
     def _receive_handshake(self, data: bytes, src: Address, local: Address | None, now: float) -> None:
-        t = packet_type(data)
-        if t is PacketType.HANDSHAKE_INIT:
-            match self.hs.on_initiation(data, src, now, self.networks):
-                case CookieReply(dst, reply):  # to a sender we do not know yet; relayed senders stay unanswered
-                    if is_relay(dst):
-                        self.counters.inc("handshake.cookie_to_relay_dropped")
-                    else:
-                        self._out.append((dst, local, reply))
-                    return
-                case TieBreakResend(peer, dst, init):
-                    if not is_relay(dst):
-                        peer.add_endpoint(dst)
-                    self._send_raw(peer, init, dst, now)
-                    return
-                case done:
-                    pass
-        elif t is PacketType.HANDSHAKE_RESP:
-            done = self.hs.on_response(data, src, now)
-        elif t is PacketType.COOKIE_REPLY:
-            self.hs.on_cookie_reply(data, now)
-            return
-        else:
-            raise WireError(DropReason.UNKNOWN_TYPE, t.name)
-        if done is not None:
-            done.peer.local = local
-            done.peer.stats.bytes_in += len(data)
-            self._handshake_done(done, now)
+        got = self._run(now, lambda out: self.sessions.on_handshake(data, src, local, now, self.networks, out))
+        if isinstance(got, CookieReply):  # to a sender we do not know yet; relayed senders stay unanswered
+            if is_relay(got.dst):
+                self.counters.inc("handshake.cookie_to_relay_dropped")
+            else:
+                self._out.append((got.dst, local, got.data))
+        elif got is not None:
+            self._handshake_done(got, now)
 
     def _receive_transport(self, data: bytes, src: Address, local: Address | None, now: float) -> None:
         if len(data) < TRANSPORT_OVERHEAD:
@@ -396,18 +341,14 @@ class Mesh:
             raise WireError(DropReason.BAD_RESERVED)
         hairpin = self.natside.hairpin_back(data, now)  # our own hairpin probe coming back
         if hairpin is not None:
-            out = Outbox()
-            self.natside.step(hairpin, now, out, self._punch_ours)
-            self._nat_done(out, now)
+            self._nat(now, lambda out: self.natside.step(hairpin, now, out, self._punch_ours))
             return
         peer, plain = self.sessions.decrypt(data, receiver, counter, now)
         st = peer.stats
         st.bytes_in += len(data)
         st.packets_in += 1
         if plain[:1] == b"\x09":  # NAT tests: never moves the peer's endpoint or socket
-            out = Outbox()
-            self.natside.on_probe(peer, plain, src, local, now, out, self._punch_ours)
-            self._nat_done(out, now)
+            self._nat(now, lambda out: self.natside.on_probe(peer, plain, src, local, now, out, self._punch_ours))
             return
         peer.local = local
         if plain[:1] != b"\x05" and not self.links.heard_on_current(peer, src, now):  # (a PONG: Links.on_pong)
@@ -496,12 +437,8 @@ class Mesh:
             handler(peer, name, body, now)
 
     def _on_gossip(self, peer: Peer, name: str, body: bytes, now: float) -> None:
-        out = Outbox()
-        learnt = self.gossip.receive(peer, name, body, now, out)
-        self._perform(out, now)
-        out = Outbox()
-        self.members.learnt(peer.network, learnt, now, out)
-        self._perform(out, now)
+        learnt = self._run(now, lambda out: self.gossip.receive(peer, name, body, now, out))
+        self._run(now, lambda out: self.members.learnt(peer.network, learnt, now, out))
 
     # ================================================================== paths (core/peers/links.py)
     def path_kind(self, peer: Peer) -> PathKind:
@@ -511,10 +448,7 @@ class Mesh:
         return self.links.relay_name(peer)
 
     def _probe(self, peer: Peer, addr: Address, now: float, user: bool = False) -> int | None:
-        out = Outbox()
-        pid = self.links.probe(peer, addr, now, out, user)
-        self._perform(out, now)
-        return pid
+        return self._run(now, lambda out: self.links.probe(peer, addr, now, out, user))
 
     # ================================================================== NAT (core/nat/side.py) and hole punching
     def nat_verdict(self) -> NatVerdict:
@@ -533,9 +467,9 @@ class Mesh:
     def _punch_ours(self) -> Ours:
         return Ours(self.nat_verdict(), tuple(self.local_endpoints), self.probe_local)
 
-    def _nat_done(self, out: Outbox, now: float) -> None:
-        """Perform what the NAT side asked for and re-arm its timer."""
-        self._perform(out, now)
+    def _nat(self, now: float, fn: Callable[[Outbox], object]) -> None:
+        """Call the NAT side, perform what it asked for and re-arm its timer."""
+        self._run(now, fn)
         at = self.natside.deadline()
         if at is None:
             self._timers.cancel(Timer.NAT)
@@ -543,23 +477,16 @@ class Mesh:
             self._timers.set(Timer.NAT, at)
 
     def _nat_timer(self, now: float) -> None:
-        out = Outbox()
-        self.natside.timer(now, out, self._punch_ours)
-        self._nat_done(out, now)
+        self._nat(now, lambda out: self.natside.timer(now, out, self._punch_ours))
 
     def _nat_changed(self, now: float) -> None:
-        out = Outbox()
-        self.natside.changed(now, out, self._punch_ours)
-        self._nat_done(out, now)
+        self._nat(now, lambda out: self.natside.changed(now, out, self._punch_ours))
 
     def _on_nat_test(self, peer: Peer, _name: str, body: bytes, now: float) -> None:
-        out = Outbox()
-        self.natside.tests.on_test(peer, body, now, out)
-        self._nat_done(out, now)
+        self._nat(now, lambda out: self.natside.tests.on_test(peer, body, now, out))
 
     def _on_nat_ack(self, peer: Peer, _name: str, body: bytes, now: float) -> None:
-        self.natside.tests.on_ack(peer, body, now)
-        self._nat_done(Outbox(), now)
+        self._nat(now, lambda _out: self.natside.tests.on_ack(peer, body, now))
 
     def _on_candidates(self, peer: Peer, _name: str, body: bytes, now: float) -> None:
         c = cw.decode_candidates(body)
@@ -631,9 +558,7 @@ class Mesh:
     # ================================================================== virtual network (core/ipframes.py)
     def claim_addresses(self, network_id: NetworkId, claim: AddrClaim | None, now: float) -> None:
         """Our mesh IPs in ``network_id``, to be signed into our record (re-signed and pushed when changed)."""
-        out = Outbox()
-        self.members.claim(network_id, claim, self._own_facts, now, out)
-        self._perform(out, now)
+        self._run(now, lambda out: self.members.claim(network_id, claim, self._own_facts, now, out))
 
     def send_ip(self, network_id: NetworkId, node: NodeId, packet: bytes, now: float) -> bool:
         """Seal one IP packet for member ``node`` in its current session and send it on its current path at

@@ -14,17 +14,21 @@ It never holds the ``Mesh``: initiations to send, frames, events, peers to pump 
 
 from __future__ import annotations
 
+from typing import Mapping
+
 from .. import events as ev
 from ..config import CoreConfig
 from ..discovery.gossip import Gossip
 from ..errors import DropReason, WireError
+from ..network import Network
 from ..outbox import Outbox
 from ..peers.links import Links
-from ..peers.paths import is_relay
+from ..peers.paths import Address, is_relay
 from ..peers.peer import Peer, PeerState
 from ..peers.table import PeerTable
 from ..wire import frames as fw
-from .handshakes import Completed, Handshakes
+from ..wire.packet import PacketType, packet_type
+from .handshakes import Completed, CookieReply, Handshakes, TieBreakResend
 from .messages import Messages
 from .session import Session
 
@@ -161,6 +165,35 @@ class Sessions:
             lst[:] = [s for s in lst if s.local_index not in indexes]
         for k in [k for k, v in self._remote.items() if not v]:
             del self._remote[k]
+
+    def on_handshake(self, data: bytes, src: Address, local: Address | None, now: float, networks: Mapping[bytes, Network],
+                     out: Outbox) -> Completed | CookieReply | None:
+        """A handshake packet. A tie-break resend goes into ``out``; a cookie reply (to a sender we do not know
+        yet) and a completed handshake are returned: the caller sends the cookie reply exactly to its sender,
+        and a completed handshake's reply before anything sealed in the new session, then calls ``completed``."""
+        t = packet_type(data)
+        if t is PacketType.HANDSHAKE_INIT:
+            match self.hs.on_initiation(data, src, now, networks):
+                case CookieReply() as cookie:
+                    return cookie
+                case TieBreakResend(peer, dst, init):
+                    if not is_relay(dst):
+                        peer.add_endpoint(dst)
+                    out.datagram(peer, init, dst)
+                    return None
+                case done:
+                    pass
+        elif t is PacketType.HANDSHAKE_RESP:
+            done = self.hs.on_response(data, src, now)
+        elif t is PacketType.COOKIE_REPLY:
+            self.hs.on_cookie_reply(data, now)
+            return None
+        else:
+            raise WireError(DropReason.UNKNOWN_TYPE, t.name)
+        if done is not None:
+            done.peer.local = local
+            done.peer.stats.bytes_in += len(data)
+        return done
 
     def completed(self, done: Completed, now: float, out: Outbox) -> None:
         """A handshake completed (the caller already sent its reply, which must go before anything sealed)."""
