@@ -131,7 +131,8 @@ class Links:
     def connected(self, peer: Peer, now: float, out: Outbox) -> None:
         """The peer is CONNECTED (a handshake completed, or a path answers again); coming back from
         UNREACHABLE, its held stream resends everything in flight and sends what queued."""
-        if peer.move(PeerState.CONNECTED, now) is PeerState.UNREACHABLE:
+        if peer.move(PeerState.CONNECTED, now) is PeerState.UNREACHABLE or peer.resend_after is not None:
+            peer.resend_after = None  # (a handshake through the relay we were waiting on proves it too)
             peer.stream.release(now)
             for f in peer.stream.resend_all(now):
                 out.frame(peer, f)
@@ -146,14 +147,26 @@ class Links:
         out.event(ev.PathChanged(peer.network.id, peer.node, old, addr, self.kind(peer), reason))
         gone = peer.paths.get(old) if old is not None else None
         new = peer.paths.get(addr)
+        if peer.resend_after is not None:  # we held the stream for a relay that has not answered yet: not now
+            peer.resend_after = None
+            if peer.state is not PeerState.UNREACHABLE:
+                peer.stream.release(now)
+                out.pump(peer)
         if gone is not None and (path_state(gone, now) is PathState.DOWN
-                                 or evidence(gone) < now - self.cfg.heartbeat_active) and (
-                new is None or not new.relay or new.last_pong is not None):
-            # failover or roaming: frames in flight went into the dead path; resend them now on this one
-            # rather than after a retransmission timer backed off on the dead path (a relay path only once
-            # it has answered: a relay that cannot reach the peer must not be handed the whole window)
-            for f in peer.stream.resend_all(now):
-                out.frame(peer, f)
+                                 or evidence(gone) < now - self.cfg.heartbeat_active):
+            # failover or roaming: frames in flight went into the dead path; resend them on this one rather
+            # than after a retransmission timer backed off on the dead path. On a direct path at once; on a
+            # relay path only once it answers a probe sent now, and until then the stream holds (sends no new
+            # frames either): an answer from before the failover proves nothing, and a relay that has lost
+            # the peer too must not be handed the window (the peer may have died: two survivors relayed ~60 KB
+            # for it to each other)
+            if new is not None and new.relay:
+                peer.resend_after = now
+                peer.stream.hold(now)
+                self.probe(peer, addr, now, out)
+            else:
+                for f in peer.stream.resend_all(now):
+                    out.frame(peer, f)
         if not is_relay(addr) or peer.current is not None:  # hole punching (core/nat/punch.py) follows the path
             self.punch.path_changed(peer, old, addr, gone is not None and gone.last_pong is not None, now, out)
 
@@ -215,9 +228,13 @@ class Links:
             p.pending = {pid: at for pid, at in p.pending.items() if at >= sent_at}
         p.last_pong = now
         p.lost_since_pong = 0
-        if was_down and p.relay and src == peer.endpoint and peer.state is not PeerState.UNREACHABLE:
+        fresh = peer.resend_after is not None and sent_at >= peer.resend_after
+        if (was_down or fresh) and p.relay and src == peer.endpoint and peer.state is not PeerState.UNREACHABLE:
+            peer.resend_after = None
+            peer.stream.release(now)
             for f in peer.stream.resend_all(now):  # the relay path we moved to answers: what is in flight goes now
                 out.frame(peer, f)
+            out.pump(peer)
         nat_changed = False
         if probe.observed is not None and not is_relay(src) and local is not None:
             nat_changed = self.nat.observe(Observation(local, src, probe.observed, peer.node.short(), now))

@@ -110,6 +110,8 @@ class Peer:
     last_active: float = float("-inf")  # last application traffic either way
     relays: tuple[bytes, ...] = ()  # node ids of the relays this peer says it is reachable through
     unreachable_since: float | None = None  # set while UNREACHABLE: since when no path answered
+    # failover to a relay: frames in flight go onto it once it answers a probe sent at or after this time
+    resend_after: float | None = None
     nat_seen: Address | None = None  # where its last NAT BIND came from (its second socket's mapping)
     name: str = ""
     stream: ReliableStream = field(init=False)
