@@ -112,6 +112,20 @@ def test_ping_both_families_across_two_tuns_and_unreachable(two_ns) -> None:
     assert leftovers(a) == "" and leftovers(b) == ""  # closing the fds removed devices, addresses and routes
 
 
+def iperf3(a: str, b: str, *args: str) -> subprocess.CompletedProcess:
+    """One iperf3 run from namespace ``a`` to a one-shot server on B4 in namespace ``b`` (JSON output)."""
+    server = subprocess.Popen(["ip", "netns", "exec", b, "iperf3", "-s", "-1", "-B", str(B4.ip)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.3)
+        r = sh("ip", "netns", "exec", a, "iperf3", "-c", str(B4.ip), *args, "-J", check=False, timeout=20)
+        assert r.returncode == 0, r.stdout[-500:]
+        return r
+    finally:
+        server.kill()
+        server.wait()
+
+
 def test_tcp_over_vnet_headers_carries_super_segments(two_ns) -> None:
     if shutil.which("iperf3") is None:
         pytest.skip("iperf3 missing: apt-get install -y iperf3")
@@ -119,20 +133,14 @@ def test_tcp_over_vnet_headers_carries_super_segments(two_ns) -> None:
     ta, tb = open_configured(a, "om-a", A4, A6), open_configured(b, "om-b", B4, B6)
     assert ta.uso == tb.uso  # same kernel; reported, not required
     relay = Relay([ta, tb], {A4.ip: 0, B4.ip: 1}, gateway_v4(NET4), gateway_v6(NET6)).start()
-    server = subprocess.Popen(["ip", "netns", "exec", b, "iperf3", "-s", "-1", "-B", str(B4.ip)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        time.sleep(0.3)
-        r = sh("ip", "netns", "exec", a, "iperf3", "-c", str(B4.ip), "-t", "2", "-J", check=False, timeout=20)
-        assert r.returncode == 0, r.stdout[-500:]
+        r = iperf3(a, b, "-t", "2")
         bps = json.loads(r.stdout)["end"]["sum_received"]["bits_per_second"]
         print(f"\nTCP over the Python relay (vnet hdr, offloads {ta.offloads:#x}): {bps / 1e6:.0f} Mbit/s, "
               f"{relay.frames} frames, {relay.gso_frames} GSO, largest {relay.max_frame} B")
         assert bps > 1e6
         assert relay.gso_frames > 0 and relay.max_frame > 1400 + tun.VNET_HDR_LEN  # TSO super-segments crossed
     finally:
-        server.kill()
-        server.wait()
         relay.stop()
         ta.close()
         tb.close()
@@ -149,20 +157,14 @@ def test_mss_clamp_is_accepted_by_the_kernel(two_ns, vnet: bool) -> None:
     a, b = two_ns
     ta, tb = open_configured(a, "om-a", A4, A6, vnet), open_configured(b, "om-b", B4, B6, vnet)
     relay = Relay([ta, tb], {A4.ip: 0, B4.ip: 1}, gateway_v4(NET4), gateway_v6(NET6), clamp=1200).start()
-    server = subprocess.Popen(["ip", "netns", "exec", b, "iperf3", "-s", "-1", "-B", str(B4.ip)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        time.sleep(0.3)
-        r = sh("ip", "netns", "exec", a, "iperf3", "-c", str(B4.ip), "-n", "4M", "-J", check=False, timeout=20)
-        assert r.returncode == 0, r.stdout[-500:]
+        iperf3(a, b, "-n", "4M")
         assert relay.clamped >= 4  # control and data connections, SYN and SYN-ACK each
         if vnet:
             assert 0 < relay.max_gso_size <= 1200
         else:
             assert relay.max_frame <= 1200 + 40
     finally:
-        server.kill()
-        server.wait()
         relay.stop()
         ta.close()
         tb.close()
