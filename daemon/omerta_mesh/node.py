@@ -30,6 +30,7 @@ from .core.ids import NetworkId, NodeId
 from .core.keys import Identity
 from .core.mesh import Mesh
 from .core.network import Network
+from .core.peers.paths import ViaRelay
 from .core.session.reliable import QueueFull
 from .io.driver import Driver
 from .io.netlink import local_addresses
@@ -181,7 +182,9 @@ class MeshNode:
         for p in self.store.load_peers().get("peers", []):
             try:
                 nid, node = NetworkId.parse(p["network"]), NodeId.parse(p["node"])
-                eps = [(str(h), int(port)) for h, port in p["endpoints"]][: self._config.max_endpoints_per_peer]
+                # only real addresses (a cache from before ViaRelay may hold "relay:<id>" pseudo-addresses)
+                eps = [(str(h), int(port)) for h, port in p["endpoints"]
+                       if _is_ip(str(h)) and 0 < int(port) < 65536][: self._config.max_endpoints_per_peer]
                 if nid.raw in self.mesh.networks and eps:
                     self.mesh.add_peer(nid, node, eps, now)
             except (KeyError, TypeError, ValueError, UsageError):
@@ -197,7 +200,8 @@ class MeshNode:
             return
         peers = []
         for p in self._m.table:
-            eps = ([p.endpoint] if p.endpoint else []) + [e for e in p.endpoints if e != p.endpoint]
+            cur = p.endpoint if p.endpoint is not None and not isinstance(p.endpoint, ViaRelay) else None  # a relay path is no address
+            eps = ([cur] if cur else []) + [e for e in p.endpoints if e != cur]
             if eps:
                 peers.append({"network": str(p.network.id), "node": str(p.node), "endpoints": [list(e) for e in eps]})
         self.store.save_peers({"peers": peers})
@@ -457,6 +461,14 @@ class MeshNode:
         except UsageError:
             return
         self._flush()
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def _offer(q: asyncio.Queue, item: object) -> None:

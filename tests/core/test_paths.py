@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from omerta_mesh.core.peers.paths import Path, PathState, choose, path_state, relay_address
+from omerta_mesh.core.peers.paths import Path, PathState, ViaRelay, choose, path_state
 
 NOW = 100.0
 D1, D2 = ("198.51.100.1", 1), ("198.51.100.2", 2)
-R1, R2 = relay_address("relayone"), relay_address("relaytwo")
+R1, R2 = ViaRelay("relayone"), ViaRelay("relaytwo")
 
 
 def path(addr, pong=None, rx=None, srtt=None, lost=0, created=0.0) -> Path:

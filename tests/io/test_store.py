@@ -4,6 +4,7 @@ networks and the peer cache."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import stat
 
@@ -88,3 +89,27 @@ async def test_restart_keeps_identity_networks_and_reconnects_from_peer_cache(tm
     finally:
         await b2.close()
         await a2.close()
+
+
+async def test_a_peer_cache_with_relay_pseudo_addresses_restores_only_real_ones(tmp_path) -> None:
+    """Caches written before relay paths had a type of their own hold ["relay:<id>", 0] as an endpoint; a
+    restart must skip it (and any non-address) and reconnect through the real one."""
+    da, db = tmp_path / "a", tmp_path / "b"
+    a = await MeshNode(host="127.0.0.1", state_dir=str(da), strict_audit=True).start()
+    b = await MeshNode(host="127.0.0.1", state_dir=str(db), strict_audit=True).start()
+    net = a.create_network("home")
+    await b.join(a.invite(net.id))
+    await b.close()
+    cache = json.loads((db / "peers.json").read_text())
+    for p in cache["peers"]:
+        p["endpoints"] = [[f"relay:{p['node']}", 0], ["not-a-host", 5], *p["endpoints"]]
+    (db / "peers.json").write_text(json.dumps(cache))
+    b2 = await MeshNode(host="127.0.0.1", state_dir=str(db), strict_audit=True).start()
+    try:
+        peer = b2.mesh.table.get(net.id, a.node_id)
+        assert peer is not None and all(h[0].replace(".", "").isdigit() for h in peer.endpoints), peer.endpoints
+        await b2.wait_connected(a.node_id, 5)
+        assert b2.mesh.counters["drop.internal_error"] == 0
+    finally:
+        await b2.close()
+        await a.close()

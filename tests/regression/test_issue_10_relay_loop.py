@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from omerta_mesh.core.errors import WireError
-from omerta_mesh.core.peers.paths import relay_address
+from omerta_mesh.core.peers.paths import ViaRelay
 from omerta_mesh.core.wire import frames as fw
 from omerta_mesh.sim.harness import SimMesh
 
@@ -44,7 +44,7 @@ def test_dead_member_is_not_bounced_between_two_relays() -> None:
     for x, y in ((a, b), (b, a)):
         pc = x.mesh.table.get(net.id, c.mesh.node_id)
         assert pc is None or not pc.connected
-        assert pc is None or pc.endpoint != relay_address(y.mesh.node_id.text()) or not pc.connected
+        assert pc is None or pc.endpoint != ViaRelay(y.mesh.node_id.text()) or not pc.connected
 
 
 def test_relay_refuses_spent_hops_relayed_arrivals_and_destinations_behind_a_relay() -> None:
@@ -68,10 +68,10 @@ def test_relay_refuses_spent_hops_relayed_arrivals_and_destinations_behind_a_rel
         return e.value.reason.value
 
     assert refused(fw.encode_relay(to_c, bytes(64), hops=0), a.address) == "relay_loop"
-    assert refused(fw.encode_relay(to_c, bytes(64)), relay_address(c.mesh.node_id.text())) == "relay_loop"
+    assert refused(fw.encode_relay(to_c, bytes(64)), ViaRelay(c.mesh.node_id.text())) == "relay_loop"
     # a RELAYED frame (already relayed once) that itself arrived through a relay is refused too
-    assert refused(fw.encode_relay(to_c, bytes(64), relayed=True), relay_address(c.mesh.node_id.text())) == "relay_loop"
-    via_a = relay_address(a.mesh.node_id.text())
+    assert refused(fw.encode_relay(to_c, bytes(64), relayed=True), ViaRelay(c.mesh.node_id.text())) == "relay_loop"
+    via_a = ViaRelay(a.mesh.node_id.text())
     m.links.path(c_at_b, via_a, sm.now)
     c_at_b.endpoint = via_a  # B reaches C only through A: it must not hand A's datagram back to A
     assert refused(fw.encode_relay(to_c, bytes(64)), a.address) == "relay_no_direct_path"

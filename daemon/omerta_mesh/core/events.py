@@ -8,8 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .ids import NetworkId, NodeId
-
-Address = tuple[str, int]
+from .peers.paths import Address, PathId
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +33,7 @@ class PeerConnected(Event):
 
     network: NetworkId
     peer: NodeId
-    endpoint: Address
+    endpoint: PathId
     initiator: bool
 
 
@@ -128,7 +127,7 @@ class PongReceived(Event):
     peer: NodeId
     probe_id: int
     rtt: float
-    endpoint: Address
+    endpoint: PathId
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,8 +136,8 @@ class PathChanged(Event):
 
     network: NetworkId
     peer: NodeId
-    old: Address | None
-    new: Address | None
+    old: PathId | None
+    new: PathId | None
     kind: str
     reason: str
 

@@ -30,7 +30,7 @@ from .nat.punch import Puncher
 from .network import Network
 from .outbox import Outbox
 from .peers.links import Links
-from .peers.paths import Address, is_relay
+from .peers.paths import Address, ViaRelay
 from .peers.peer import Peer, PeerState
 from .peers.table import PeerTable
 from .session.handshakes import Handshakes
@@ -213,7 +213,7 @@ class Members:
         for peer in list(self.table):
             if not peer.connected or peer.endpoint is None or peer.sendable_session(now) is None:
                 continue
-            if is_relay(peer.endpoint):
+            if isinstance(peer.endpoint, ViaRelay):
                 self.punch.retry_now(peer, now)
             else:
                 out.probe(peer, peer.endpoint)

@@ -33,7 +33,7 @@ from .nat.side import NatSide
 from .network import Network
 from .outbox import Outbox
 from .peers.links import Links
-from .peers.paths import PathKind, is_relay
+from .peers.paths import PathId, PathKind, ViaRelay
 from .peers.peer import Peer, PeerState
 from .peers.table import PeerTable
 from .relay.client import RelayClient
@@ -128,11 +128,11 @@ class Mesh:
             self.counters.inc("events.dropped")
         self._events.append(e)
 
-    def _send_raw(self, peer: Peer, data: bytes, dst: Address | None, now: float, local: Address | None = None) -> None:
+    def _send_raw(self, peer: Peer, data: bytes, dst: PathId | None, now: float, local: Address | None = None) -> None:
         target = dst or peer.endpoint
         if target is None:
             return
-        if is_relay(target):
+        if isinstance(target, ViaRelay):
             out = Outbox()
             if not self.relay_client.wrap(peer, target, data, out):
                 return
@@ -309,13 +309,13 @@ class Mesh:
             self.counters.inc("drop.internal_error")
             self.last_internal_error = repr(e)
 
-    def _receive(self, data: bytes, src: Address, local: Address | None, now: float) -> None:
+    def _receive(self, data: bytes, src: PathId, local: Address | None, now: float) -> None:
         if data[:1] == b"\x04":
             self._receive_transport(data, src, local, now)
         else:
             self._receive_handshake(data, src, local, now)
 
-    def _receive_relayed(self, data: bytes, relay: Peer, path: Address, local: Address | None, now: float) -> None:
+    def _receive_relayed(self, data: bytes, relay: Peer, path: ViaRelay, local: Address | None, now: float) -> None:
         """A datagram that came inside a RELAYED frame from ``relay``: the receive path proper, arriving on the
         relay path ``path`` (a call, not a second trip through ``receive_datagram``). Its drops are its own."""
         try:
@@ -323,17 +323,17 @@ class Mesh:
         except WireError as e:
             self.counters.drop(e.reason)
 
-    def _receive_handshake(self, data: bytes, src: Address, local: Address | None, now: float) -> None:
+    def _receive_handshake(self, data: bytes, src: PathId, local: Address | None, now: float) -> None:
         got = self._run(now, lambda out: self.sessions.on_handshake(data, src, local, now, self.networks, out))
         if isinstance(got, CookieReply):  # to a sender we do not know yet; relayed senders stay unanswered
-            if is_relay(got.dst):
+            if isinstance(got.dst, ViaRelay):
                 self.counters.inc("handshake.cookie_to_relay_dropped")
             else:
                 self._out.append((got.dst, local, got.data))
         elif got is not None:
             self._handshake_done(got, now)
 
-    def _receive_transport(self, data: bytes, src: Address, local: Address | None, now: float) -> None:
+    def _receive_transport(self, data: bytes, src: PathId, local: Address | None, now: float) -> None:
         if len(data) < TRANSPORT_OVERHEAD:
             raise WireError(DropReason.TRUNCATED, "transport")
         _, ver, receiver, counter = TRANSPORT_HEADER.unpack_from(data)
@@ -359,7 +359,7 @@ class Mesh:
             self._receive_frame(peer, plain, src, local, now)
         self._arm(peer, now)
 
-    def _receive_frame(self, peer: Peer, frame: bytes, src: Address, local: Address | None, now: float) -> None:
+    def _receive_frame(self, peer: Peer, frame: bytes, src: PathId, local: Address | None, now: float) -> None:
         t = frame[0]
         if t == fw.FrameType.DATA:
             self._receive_data(peer, fw.decode_data(frame), now)
@@ -447,7 +447,7 @@ class Mesh:
     def relay_name(self, peer: Peer) -> str | None:
         return self.links.relay_name(peer)
 
-    def _probe(self, peer: Peer, addr: Address, now: float, user: bool = False) -> int | None:
+    def _probe(self, peer: Peer, addr: PathId, now: float, user: bool = False) -> int | None:
         return self._run(now, lambda out: self.links.probe(peer, addr, now, out, user))
 
     # ================================================================== NAT (core/nat/side.py) and hole punching
@@ -491,7 +491,7 @@ class Mesh:
     def _on_candidates(self, peer: Peer, _name: str, body: bytes, now: float) -> None:
         c = cw.decode_candidates(body)
         out = Outbox()
-        relayed = peer.endpoint is None or is_relay(peer.endpoint)
+        relayed = peer.endpoint is None or isinstance(peer.endpoint, ViaRelay)
         self.punch.on_candidates(peer, c, relayed, self.node_id.raw, now, out, self._punch_ours)
         self.links.heartbeat(peer, now, out, self._punch_ours)
         self._perform(out, now)

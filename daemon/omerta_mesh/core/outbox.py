@@ -18,15 +18,15 @@ if TYPE_CHECKING:  # pragma: no cover
     from .events import Event
     from .peers.peer import Peer
 
-Address = tuple[str, int]
+from .peers.paths import Address, PathId
 
 
 @dataclass(slots=True)
 class Outbox:
     # (peer, plaintext frame, path or None for the peer's current path, our local socket or None)
-    frames: list[tuple["Peer", bytes, Address | None, Address | None]] = field(default_factory=list)
+    frames: list[tuple["Peer", bytes, PathId | None, Address | None]] = field(default_factory=list)
     # (peer, already-sealed datagram, path or None for the current path)
-    datagrams: list[tuple["Peer", bytes, Address | None]] = field(default_factory=list)
+    datagrams: list[tuple["Peer", bytes, PathId | None]] = field(default_factory=list)
     # (peer, control message name, body): reliable, in order, never shown to applications
     controls: list[tuple["Peer", str, bytes]] = field(default_factory=list)
     events: list["Event"] = field(default_factory=list)
@@ -34,13 +34,13 @@ class Outbox:
     sends: list[tuple[Address, Address | None, bytes]] = field(default_factory=list)
     rearm: list["Peer"] = field(default_factory=list)  # peers whose deadline may have changed
     # (peer, path): an authenticated probe (PING) on that path; its answer is path evidence
-    probes: list[tuple["Peer", Address]] = field(default_factory=list)
+    probes: list[tuple["Peer", PathId]] = field(default_factory=list)
     pumps: list["Peer"] = field(default_factory=list)  # peers whose reliable stream may send now (resume)
 
-    def frame(self, peer: "Peer", frame: bytes, path: Address | None = None, local: Address | None = None) -> None:
+    def frame(self, peer: "Peer", frame: bytes, path: PathId | None = None, local: Address | None = None) -> None:
         self.frames.append((peer, frame, path, local))
 
-    def datagram(self, peer: "Peer", data: bytes, path: Address | None = None) -> None:
+    def datagram(self, peer: "Peer", data: bytes, path: PathId | None = None) -> None:
         self.datagrams.append((peer, data, path))
 
     def control(self, peer: "Peer", name: str, body: bytes) -> None:
@@ -55,7 +55,7 @@ class Outbox:
     def arm(self, peer: "Peer") -> None:
         self.rearm.append(peer)
 
-    def probe(self, peer: "Peer", path: Address) -> None:
+    def probe(self, peer: "Peer", path: PathId) -> None:
         self.probes.append((peer, path))
 
     def pump(self, peer: "Peer") -> None:

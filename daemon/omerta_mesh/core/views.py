@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from .errors import UsageError
 from .ids import NetworkId, NodeId
 from .nat.classify import NatVerdict, verdict_from_record
-from .peers.paths import path_state, relay_node_text
+from .peers.paths import ViaRelay, path_key, path_state
 
 if TYPE_CHECKING:
     from .mesh import Mesh
@@ -139,15 +139,15 @@ def _relay_node(mesh: "Mesh", peer: "Peer") -> NodeId | None:
 
 def _path_views(peer: "Peer", now: float) -> tuple[PathView, ...]:
     out = []
-    for addr, path in sorted(peer.paths.items()):
+    for addr, path in sorted(peer.paths.items(), key=lambda kv: path_key(kv[0])):
         via = None
-        if path.relay:
+        if isinstance(addr, ViaRelay):
             try:
-                via = NodeId.parse(relay_node_text(addr))
+                via = NodeId.parse(addr.node)
             except UsageError:
                 continue
         out.append(PathView(
-            address=None if path.relay else addr, relay_via=via, state=path_state(path, now).value,
+            address=None if isinstance(addr, ViaRelay) else addr, relay_via=via, state=path_state(path, now).value,
             current=addr == peer.endpoint, srtt=path.srtt, loss=path.loss, probed=bool(path.outcomes),
             last_answer_at=path.last_pong,
         ))
@@ -166,7 +166,8 @@ def peer_view(mesh: "Mesh", peer: "Peer", now: float) -> PeerView:
         network=peer.network.id, network_name=peer.network.name, node=peer.node,
         name=(rec.name if rec is not None and rec.name else peer.name), connected=peer.connected, path_kind=kind,
         relay_via=_relay_node(mesh, peer) if kind == "relay" else None,
-        endpoint=peer.endpoint if kind in ("direct", "punched") else None, path_reason=peer.path_reason,
+        endpoint=peer.endpoint if kind in ("direct", "punched") and not isinstance(peer.endpoint, ViaRelay) else None,
+        path_reason=peer.path_reason,
         paths=_path_views(peer, now), endpoints=tuple(peer.endpoints),
         stats=PeerStatsView(s.bytes_in, s.bytes_out, s.packets_in, s.packets_out, s.handshakes, s.last_handshake_at),
         handshake_in_progress=peer.pending is not None, sessions=sessions,

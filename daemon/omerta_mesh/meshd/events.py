@@ -21,6 +21,7 @@ from typing import Any, Callable
 
 from ..core import events as ev
 from ..core.ids import NetworkId, NodeId
+from ..core.peers.paths import ViaRelay
 from .views import ep
 
 Json = dict[str, Any]
@@ -134,6 +135,8 @@ EVENT_TYPES = [*CORE_EVENTS.values(), *DAEMON_EVENTS]
 def _value(v: Any) -> Any:
     if isinstance(v, (NodeId, NetworkId)):
         return str(v)
+    if isinstance(v, ViaRelay):
+        return ep(v)
     if isinstance(v, tuple) and len(v) == 2 and isinstance(v[0], str) and isinstance(v[1], int):
         return ep(v)  # type: ignore[arg-type]
     if isinstance(v, (bytes, bytearray)):

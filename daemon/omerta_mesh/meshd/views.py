@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..core import events as ev
 from ..core.ids import NetworkId
-from ..core.nat.classify import explain_pair
+from ..core.nat.classify import Allocation, explain_pair
+from ..core.peers.paths import PathId, ViaRelay
 from ..core.views import NodeView, PathView, PeerView
 from . import schema as s
 from .registry import API_REVISION, API_VERSION
@@ -22,9 +23,11 @@ if TYPE_CHECKING:
     from .api import DaemonAPI
 
 
-def ep(a: tuple[str, int] | None) -> str | None:
+def ep(a: PathId | None) -> str | None:
     if a is None:
         return None
+    if isinstance(a, ViaRelay):  # spelt as the relay pseudo-address ("relay:<id>", 0) always was: JSON unchanged
+        return f"[relay:{a.node}]:0"
     return f"[{a[0]}]:{a[1]}" if ":" in a[0] else f"{a[0]}:{a[1]}"
 
 
@@ -139,7 +142,7 @@ def nat_verdict(api: "DaemonAPI", view: NodeView | None = None) -> s.NatVerdict:
         status, reason = "classified", f"{d['type']} (confidence {d['confidence']})"
     return s.NatVerdict(
         status=status, reason=reason, mapping=d["mapping"], filtering=d["filtering"],
-        port_delta=v.port_delta if d["allocation"] == "sequential" else None, hairpinning=v.hairpin,
+        port_delta=v.port_delta if v.allocation is Allocation.SEQUENTIAL else None, hairpinning=v.hairpin,
         public_endpoints=d["public_endpoints"], local_endpoints=api.endpoint_strings(), evidence=d["evidence"],
         relays=relay_latencies(api, view),
         relay_mode=view.relay_mode, relaying=view.relaying, relay_reason=view.relay_reason,

@@ -40,7 +40,7 @@ from ..ids import NetworkId, NodeId
 from ..keys import Identity
 from ..network import Network
 from ..outbox import Outbox
-from ..peers.paths import Address, is_relay
+from ..peers.paths import Address, ViaRelay
 from ..peers.peer import Peer
 from ..peers.table import PeerTable
 from ..wire import control as cw
@@ -136,7 +136,7 @@ class Gossip:
         out = []
         for p in self.table.in_network(network):
             rec = g.store.get(p.node)
-            if rec is not None and rec.relay and p.connected and p.endpoint is not None and not is_relay(p.endpoint):
+            if rec is not None and rec.relay and p.connected and p.endpoint is not None and not isinstance(p.endpoint, ViaRelay):
                 path = p.paths.get(p.endpoint)
                 rtt = path.srtt if path is not None and path.srtt is not None else 1e9
                 out.append((round(rtt, 2), p.node.raw))  # the nearest relays (RTT in 10 ms steps: no flapping)

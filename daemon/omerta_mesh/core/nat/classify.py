@@ -38,6 +38,15 @@ class Mapping(enum.IntEnum):
     APDM = 4
 
 
+class Allocation(enum.StrEnum):
+    """How a NAT picks the public port of a new mapping (a str, so it reads as its value in JSON and tests)."""
+
+    PRESERVING = "preserving"  # keeps the internal port
+    SEQUENTIAL = "sequential"  # steps by ``port_delta`` from one mapping to the next: predictable
+    RANDOM = "random"
+    UNKNOWN = "unknown"
+
+
 class Filtering(enum.IntEnum):
     UNKNOWN = 0
     NONE = 1
@@ -67,7 +76,7 @@ class FilterTest:
 class NatVerdict:
     mapping: Mapping
     filtering: Filtering
-    allocation: str  # "preserving", "sequential", "random", "unknown"
+    allocation: Allocation
     port_delta: int
     public: tuple[Address, ...]
     confidence: float
@@ -81,7 +90,7 @@ class NatVerdict:
         if self.mapping is Mapping.EIM:
             return {Filtering.EIF: "full-cone", Filtering.ADF: "restricted", Filtering.APDF: "port-restricted"}.get(self.filtering, "cone")
         if self.mapping in (Mapping.ADM, Mapping.APDM):
-            return "symmetric-" + (self.allocation if self.allocation in ("sequential", "random") else "unknown")
+            return "symmetric-" + (self.allocation.value if self.allocation in (Allocation.SEQUENTIAL, Allocation.RANDOM) else "unknown")
         return "unknown"
 
     def to_dict(self) -> dict[str, Any]:
@@ -89,7 +98,7 @@ class NatVerdict:
             "type": self.label,
             "mapping": self.mapping.name.lower(),
             "filtering": self.filtering.name.lower(),
-            "allocation": self.allocation,
+            "allocation": self.allocation.value,
             "port_delta": self.port_delta,
             "public_endpoints": [f"{h}:{p}" for h, p in self.public],
             "confidence": round(self.confidence, 2),
@@ -165,11 +174,11 @@ def classify(
                      for o in obs_main[-12:]]
     public = tuple(dict.fromkeys(o.mapped for o in reversed(obs_main)))[:4]
     if not obs_main:
-        return NatVerdict(Mapping.UNKNOWN, Filtering.UNKNOWN, "unknown", 0, (), 0.0, ("no peer has reported our address yet",))
+        return NatVerdict(Mapping.UNKNOWN, Filtering.UNKNOWN, Allocation.UNKNOWN, 0, (), 0.0, ("no peer has reported our address yet",))
     dests_ips = {o.dst[0] for o in obs_main}
     if all(o.mapped == o.local or (o.mapped[1] == o.local[1] and o.mapped[0] in local_ips) for o in obs_main):
         conf = min(1.0, len(dests_ips) / 2)
-        return NatVerdict(Mapping.NONE, Filtering.NONE, "preserving", 0, public, conf,
+        return NatVerdict(Mapping.NONE, Filtering.NONE, Allocation.PRESERVING, 0, public, conf,
                           tuple(ev + ["every peer saw our own address: no NAT"]))
     # mapping behaviour: for each destination, the (latest) mapped address
     by_dst: dict[Address, Address] = {}
@@ -196,10 +205,10 @@ def classify(
             mapping = Mapping.APDM  # different addresses differ; the stricter reading predicts better
             ev.append("different addresses saw different mappings (dependent mapping)")
     # allocation
-    allocation, delta = "unknown", 0
+    allocation, delta = Allocation.UNKNOWN, 0
     if mapping is Mapping.EIM:
         loc = obs_main[-1].local
-        allocation = "preserving" if any(o.mapped[1] == loc[1] for o in obs_main) else "unknown"
+        allocation = Allocation.PRESERVING if any(o.mapped[1] == loc[1] for o in obs_main) else Allocation.UNKNOWN
     elif mapping in (Mapping.ADM, Mapping.APDM):
         firsts: list[int] = []
         seen: set[Address] = set()
@@ -209,15 +218,15 @@ def classify(
                 firsts.append(o.mapped[1])
         steps = [b - a for a, b in zip(firsts, firsts[1:])]
         if len(steps) >= 1 and all(s == steps[0] for s in steps) and 0 < abs(steps[0]) <= 16:
-            allocation, delta = "sequential", steps[0]
+            allocation, delta = Allocation.SEQUENTIAL, steps[0]
             ev.append(f"new mappings step by {delta:+d} ports: predictable")
         elif len(steps) >= 1 and sum(1 for s in steps if 0 < abs(s) <= 16) >= max(1, (2 * len(steps)) // 3):
             small = [s for s in steps if 0 < abs(s) <= 16]
             delta = max(set(small), key=small.count)
-            allocation = "sequential"
+            allocation = Allocation.SEQUENTIAL
             ev.append(f"new mappings mostly step by {delta:+d} ports")
         elif steps:
-            allocation = "random"
+            allocation = Allocation.RANDOM
             ev.append("new mappings' ports show no pattern: random allocation")
     # filtering
     filtering = Filtering.UNKNOWN
@@ -239,7 +248,7 @@ def verdict_from_record(mapping: int, filtering: int, port_delta: int) -> NatVer
     """A peer's NAT as its signed record states it (its evidence stays with the peer)."""
     m = Mapping(mapping) if mapping in Mapping._value2member_map_ else Mapping.UNKNOWN
     f = Filtering(filtering) if filtering in Filtering._value2member_map_ else Filtering.UNKNOWN
-    alloc = "sequential" if port_delta else ("unknown" if m in (Mapping.ADM, Mapping.APDM) else "preserving")
+    alloc = Allocation.SEQUENTIAL if port_delta else (Allocation.UNKNOWN if m in (Mapping.ADM, Mapping.APDM) else Allocation.PRESERVING)
     return NatVerdict(m, f, alloc, port_delta, (), 0.0, ("as stated in the peer's signed record",))
 
 
@@ -255,14 +264,14 @@ def explain_pair(ours: NatVerdict, theirs: NatVerdict) -> str:
     if open_(ours) or open_(theirs):
         return f"{a} and {b}: one side accepts unsolicited packets, so a direct path should work"
     if sym(ours) and sym(theirs):
-        if ours.allocation == "sequential" and theirs.allocation == "sequential":
+        if ours.allocation is Allocation.SEQUENTIAL and theirs.allocation is Allocation.SEQUENTIAL:
             return f"{a} and {b}: both NATs allocate ports in steps; both sides predict and probe in lock step (hole punching)"
         return f"{a} and {b}: both NATs pick a new port for every destination, so neither side can aim at the other; relayed"
     if sym(ours) or sym(theirs):
         s, o = (ours, theirs) if sym(ours) else (theirs, ours)
         if o.filtering is Filtering.ADF:
             return f"{a} and {b}: the cone side filters by address only, so the symmetric side's new port gets through"
-        if s.allocation == "sequential":
+        if s.allocation is Allocation.SEQUENTIAL:
             return f"{a} and {b}: the symmetric NAT allocates ports in steps of {s.port_delta:+d}; reachable by port prediction"
         if o.filtering is Filtering.UNKNOWN:
             return (f"{a} and {b}: the cone side's filtering is not measured; a symmetric NAT with random ports needs "

@@ -8,15 +8,15 @@ this table.
 
 from __future__ import annotations
 
-from .classify import Filtering, Mapping
+from .classify import Allocation, Filtering, Mapping
 
 #: kind -> (mapping, filtering, port allocation as NatVerdict.allocation states it)
-NAT_KINDS: dict[str, tuple[Mapping, Filtering, str]] = {
-    "full-cone": (Mapping.EIM, Filtering.EIF, "preserving"),
-    "restricted": (Mapping.EIM, Filtering.ADF, "preserving"),
-    "port-restricted": (Mapping.EIM, Filtering.APDF, "preserving"),
-    "symmetric-sequential": (Mapping.APDM, Filtering.APDF, "sequential"),
-    "symmetric-random": (Mapping.APDM, Filtering.APDF, "random"),
+NAT_KINDS: dict[str, tuple[Mapping, Filtering, Allocation]] = {
+    "full-cone": (Mapping.EIM, Filtering.EIF, Allocation.PRESERVING),
+    "restricted": (Mapping.EIM, Filtering.ADF, Allocation.PRESERVING),
+    "port-restricted": (Mapping.EIM, Filtering.APDF, Allocation.PRESERVING),
+    "symmetric-sequential": (Mapping.APDM, Filtering.APDF, Allocation.SEQUENTIAL),
+    "symmetric-random": (Mapping.APDM, Filtering.APDF, Allocation.RANDOM),
 }
 #: a node with no NAT in front of it
 PUBLIC = "public"

@@ -36,7 +36,7 @@ from ..errors import DropReason, WireError
 from ..ids import NetworkId, NodeId
 from ..noise.cookie import RateLimiter
 from ..outbox import Outbox
-from ..peers.paths import is_relay
+from ..peers.paths import PathId, ViaRelay
 from ..peers.peer import Peer
 from ..peers.table import PeerTable
 from ..wire import control as cw
@@ -131,7 +131,7 @@ class NatTests:
 
     def _direct_peers(self, now: float, family_of: Address) -> list[Peer]:
         v6 = ":" in family_of[0]
-        out = [p for p in self.table if p.connected and p.endpoint is not None and not is_relay(p.endpoint)
+        out = [p for p in self.table if p.connected and p.endpoint is not None and not isinstance(p.endpoint, ViaRelay)
                and (":" in p.endpoint[0]) == v6 and p.sendable_session(now) is not None]
         # peers without a NAT first (their answers cross fewer boxes), then the nearest
         return sorted(out, key=lambda p: (not self._is_public(p), self._srtt(p), p.node.raw))
@@ -158,7 +158,8 @@ class NatTests:
         if v.mapping is Mapping.NONE or not v.public or len(self._pending) >= MAX_PENDING:
             return NatStep()
         ours = {ip for ip, _ in v.public}
-        peers = [p for p in self._direct_peers(now, self.probe_local) if p.endpoint is not None and p.endpoint[0] not in ours]
+        peers = [p for p in self._direct_peers(now, self.probe_local)
+                 if p.endpoint is not None and not isinstance(p.endpoint, ViaRelay) and p.endpoint[0] not in ours]
         if not peers:
             self._test_at = now + self.cfg.nat_test_retry
             return NatStep()
@@ -166,7 +167,7 @@ class NatTests:
         # the same P as before when we can: our second socket's mapping may still remember every address it
         # sent to, and a Q among them would pass the other-address test through any filter
         p = next((q for q in peers if q.key == self._last_p), peers[0])
-        assert p.endpoint is not None
+        assert p.endpoint is not None and not isinstance(p.endpoint, ViaRelay)
         self._last_p = p.key
         self._probe_sent[p.endpoint[0]] = now
         if len(self._probe_sent) > 64:
@@ -218,10 +219,10 @@ class NatTests:
         p = self._pending.pop(nonce, None)
         return NatStep(changed=p is not None and self._result(p, True, now))
 
-    def on_probe(self, peer: Peer, f: fw.NatProbeFrame, src: Address, local: Address | None, now: float, out: Outbox) -> NatStep:
+    def on_probe(self, peer: Peer, f: fw.NatProbeFrame, src: PathId, local: Address | None, now: float, out: Outbox) -> NatStep:
         """A NATPROBE frame from ``peer`` (already decoded): a BIND to answer, or a BOUND or TEST for a test."""
         if f.op is fw.NatOp.BIND:
-            if is_relay(src):
+            if isinstance(src, ViaRelay):
                 raise WireError(DropReason.NAT_UNEXPECTED, "NAT bind through a relay")
             if not self._answers.allow("b" + peer.node.text(), now):
                 raise WireError(DropReason.RATE_LIMITED, "NAT bind")
@@ -233,7 +234,8 @@ class NatTests:
             self.counters.inc("nat.copies")  # the extra copy of a BOUND or TEST already taken
             return NatStep()
         if f.op is fw.NatOp.BOUND:
-            if p is None or p.kind != "bind" or p.peer is not peer or not self.on_probe_socket(local) or f.observed is None:
+            if p is None or p.kind != "bind" or p.peer is not peer or not self.on_probe_socket(local) or f.observed is None \
+                    or isinstance(src, ViaRelay):
                 raise WireError(DropReason.NAT_UNEXPECTED, "BOUND")
             assert local is not None
             del self._pending[f.nonce]
@@ -262,9 +264,9 @@ class NatTests:
             out.control(who, "nat.test", cw.encode_nat_test(cw.NatTest(nonce, kind, m2)))
 
     def _other_address_peer(self, p: Peer, m2: Address, now: float) -> Peer | None:
-        assert p.endpoint is not None
+        assert p.endpoint is not None and not isinstance(p.endpoint, ViaRelay)
         for q in self._direct_peers(now, m2):
-            if q is p or q.endpoint is None or q.endpoint[0] in (p.endpoint[0], m2[0]):
+            if q is p or q.endpoint is None or isinstance(q.endpoint, ViaRelay) or q.endpoint[0] in (p.endpoint[0], m2[0]):
                 continue
             if now - self._probe_sent.get(q.endpoint[0], -PROBE_MEMORY) < PROBE_MEMORY:
                 continue  # our second socket sent there: its packets would pass an address filter
@@ -277,7 +279,7 @@ class NatTests:
         status = cw.NatAck.SENT
         # only towards where we already reach the asker: its second socket (kind 1, seen in its BIND) or
         # its NAT's address (kind 2); anything else would make us a reflector aimed by someone else
-        reachable = {a[0] for a in asker.paths if not is_relay(a)}
+        reachable = {a[0] for a in asker.paths if not isinstance(a, ViaRelay)}
         allowed = t.endpoint == asker.nat_seen if t.kind == 1 else t.endpoint[0] in reachable
         if not allowed or not self._answers.allow("t" + asker.node.text(), now):
             status = cw.NatAck.REFUSED

@@ -52,10 +52,10 @@ from ..config import CoreConfig
 from ..counters import Counters
 from ..entropy import Entropy
 from ..errors import UsageError
-from ..peers.paths import is_relay
+from ..peers.paths import PathId, ViaRelay
 from ..wire import control as cw
 from ..wire import frames as fw
-from .classify import Mapping, NatObserver, NatVerdict
+from .classify import Allocation, Mapping, NatObserver, NatVerdict
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..outbox import Outbox
@@ -130,7 +130,7 @@ class FreshMapping:
 
 def predicts(v: NatVerdict) -> bool:
     """Our NAT gives each destination a new port, in steps we measured: peers must aim at predicted ports."""
-    return v.mapping in (Mapping.ADM, Mapping.APDM) and v.allocation == "sequential" and bool(v.public)
+    return v.mapping in (Mapping.ADM, Mapping.APDM) and v.allocation is Allocation.SEQUENTIAL and bool(v.public)
 
 
 def predicted_ports(base: int, step: int, since: int, n: int) -> list[int]:
@@ -204,7 +204,7 @@ class Puncher:
     def forget(self, peer: "Peer") -> None:
         self.peers.pop(peer.key, None)
 
-    def is_target(self, peer: "Peer", addr: Address) -> bool:
+    def is_target(self, peer: "Peer", addr: PathId) -> bool:
         pp = self.peers.get(peer.key)
         return pp is not None and addr in pp.targets
 
@@ -235,10 +235,10 @@ class Puncher:
         """A mapping made elsewhere (our second socket's NAT test)."""
         self._count += 1
 
-    def path_changed(self, peer: "Peer", old: Address | None, new: Address, direct_in_use: bool, now: float, box: "Outbox") -> None:
+    def path_changed(self, peer: "Peer", old: PathId | None, new: PathId, direct_in_use: bool, now: float, box: "Outbox") -> None:
         """The path policy moved the peer from ``old`` to ``new``."""
         pp = self.of(peer)
-        if not is_relay(new):
+        if not isinstance(new, ViaRelay):
             if pp.started is not None:
                 self._event_done(peer, pp, True, new, now, box)
                 self.counters.inc("punch.succeeded")
@@ -246,11 +246,11 @@ class Puncher:
                 self._transition(pp, PunchState.IDLE)
             pp.last_direct = [new] + [a for a in pp.last_direct if a != new][: LAST_DIRECT - 1]
             return
-        if old is not None and not is_relay(old) and direct_in_use:
+        if old is not None and not isinstance(old, ViaRelay) and direct_in_use:
             pp.last_direct = [old] + [a for a in pp.last_direct if a != old][: LAST_DIRECT - 1]
         if pp.state is PunchState.IDLE:
             self._transition(pp, PunchState.BACKING_OFF)
-        if pp.state is PunchState.BACKING_OFF and (old is None or not is_relay(old) or pp.attempt_at is None):
+        if pp.state is PunchState.BACKING_OFF and (old is None or not isinstance(old, ViaRelay) or pp.attempt_at is None):
             pp.attempt_at = now  # newly relayed: start trying to go direct at once (another relay: keep the back-off)
         if pp.last_direct:
             pp.recheck_at = now + self.cfg.heartbeat_active
@@ -302,7 +302,7 @@ class Puncher:
     def on_candidates(self, peer: "Peer", c: cw.Candidates, relayed: bool, ours_id: bytes, now: float, box: "Outbox", ours: OursFn) -> None:
         """The peer's ``punch.candidates``: probe them on the schedule (answering with ours if asked)."""
         pp = self.of(peer)
-        eps = [e for e in c.endpoints if not is_relay(e)][: self.cfg.punch_prediction + EXTRA]
+        eps = [e for e in c.endpoints if not isinstance(e, ViaRelay)][: self.cfg.punch_prediction + EXTRA]
         o = ours() if c.reply or c.mapping in (Mapping.ADM, Mapping.APDM) else None
         both = o is not None and predicts(o.verdict) and c.mapping in (Mapping.ADM, Mapping.APDM) and c.port_delta != 0
         pp.targets = lockstep_order(eps, c.port_delta, both and ours_id > peer.node.raw)
@@ -433,7 +433,7 @@ class Puncher:
         if o.probe_local is None:
             return False
         refl = self._reflector(peer, o, now)
-        if refl is None or refl.endpoint is None:
+        if refl is None or refl.endpoint is None or isinstance(refl.endpoint, ViaRelay):
             self.counters.inc("punch.no_reflector")
             return False
         while True:
@@ -463,7 +463,7 @@ class Puncher:
         best, best_key = None, None
         for p in self.table:
             ep = p.endpoint
-            if p is peer or not p.connected or ep is None or is_relay(ep) or ep[0] in ours or (":" in ep[0]) != v6:
+            if p is peer or not p.connected or ep is None or isinstance(ep, ViaRelay) or ep[0] in ours or (":" in ep[0]) != v6:
                 continue
             if p.sendable_session(now) is None:
                 continue
@@ -492,7 +492,7 @@ class Puncher:
                 self.counters.inc("punch.fresh_predictions")
                 theirs = [*peer.endpoints, *self.of(peer).targets, *peer.paths] if peer is not None else []
                 for a in dict.fromkeys(theirs):
-                    d = self._sent.get(a) if not is_relay(a) else None
+                    d = self._sent.get(a) if not isinstance(a, ViaRelay) else None
                     if d is not None and now - d[1] <= MAPPING_IDLE:  # a mapping towards it exists: where?
                         q = f.port + step * (d[0] - f.count + (1 if d[0] >= f.count else 0))
                         towards += [(host, q + k * step) for k in (0, 1, -1, 2, -2) if 1024 <= q + k * step <= 65535]

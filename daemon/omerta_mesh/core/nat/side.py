@@ -22,7 +22,7 @@ from ..counters import Counters
 from ..entropy import Entropy
 from ..ids import NetworkId, NodeId
 from ..outbox import Outbox
-from ..peers.paths import Address, is_relay
+from ..peers.paths import Address, PathId, ViaRelay
 from ..peers.peer import Peer
 from ..peers.table import PeerTable
 from ..wire import frames as fw
@@ -54,7 +54,7 @@ class NatSide:
             # what we now know of our NAT (a port allocation to predict, say) may open paths that failed:
             # relayed peers exchange candidates again at once rather than at their next upgrade attempt
             for peer in self.table:
-                if peer.endpoint is not None and is_relay(peer.endpoint) and peer.current is not None:
+                if peer.endpoint is not None and isinstance(peer.endpoint, ViaRelay) and peer.current is not None:
                     self.punch.retry_now(peer, now)
                     out.arm(peer)
 
@@ -77,11 +77,11 @@ class NatSide:
         """Our own hairpin probe coming back (checked before the session lookup): the step to take, else None."""
         return self.tests.hairpin_back(data, now)
 
-    def on_probe(self, peer: Peer, frame: bytes, src: Address, local: Address | None, now: float, out: Outbox,
+    def on_probe(self, peer: Peer, frame: bytes, src: PathId, local: Address | None, now: float, out: Outbox,
                  ours: OursFn) -> None:
         """A NAT probe frame (BIND, BOUND, TEST) in a session with ``peer``."""
         f = fw.decode_natprobe(frame)
-        if f.op is fw.NatOp.BOUND and self.punch.owns(f.nonce) and local is not None \
+        if f.op is fw.NatOp.BOUND and self.punch.owns(f.nonce) and local is not None and not isinstance(src, ViaRelay) \
                 and self.tests.on_probe_socket(local) and f.observed is not None:
             # hole punching's fresh mapping observation (a BIND from our second socket)
             new = self.nat.observe(Observation(local, src, f.observed, peer.node.short(), now))

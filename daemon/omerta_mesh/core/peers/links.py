@@ -30,7 +30,7 @@ from ..nat.punch import OursFn, Puncher
 from ..outbox import Outbox
 from ..relay.client import RelayClient
 from ..wire import frames as fw
-from .paths import FRESHNESS, Address, Path, PathKind, PathState, choose, evidence, is_relay, path_state, relay_node_text
+from .paths import FRESHNESS, Address, Path, PathId, PathKind, PathState, ViaRelay, choose, evidence, path_state
 from .peer import Peer, PeerState
 
 OUTAGE = 3  # probes lost in a row that make an outage (not loss) of a path
@@ -45,10 +45,10 @@ class Links:
         self.punch = punch
         self.nat = nat
         self._next_probe = 1
-        self._probes: dict[int, tuple[Peer, float, Address, bool]] = {}  # probe id -> (peer, sent at, path, user)
+        self._probes: dict[int, tuple[Peer, float, PathId, bool]] = {}  # probe id -> (peer, sent at, path, user)
 
     # ------------------------------------------------------------------ paths
-    def path(self, peer: Peer, addr: Address, now: float) -> Path:
+    def path(self, peer: Peer, addr: PathId, now: float) -> Path:
         """The path ``addr`` to ``peer``, made if new (evicting the stalest one from a full table)."""
         p = peer.paths.get(addr)
         if p is None:
@@ -59,7 +59,7 @@ class Links:
             p = peer.paths[addr] = Path(addr, now)
         return p
 
-    def heard_on_current(self, peer: Peer, src: Address, now: float) -> bool:
+    def heard_on_current(self, peer: Peer, src: PathId, now: float) -> bool:
         """The per-packet fast path of ``heard``: a packet on the current path only makes it fresher (True);
         False: call ``heard``."""
         p = peer.paths.get(src) if src == peer.endpoint else None
@@ -68,7 +68,7 @@ class Links:
         p.last_rx = now
         return True
 
-    def heard(self, peer: Peer, src: Address, now: float, out: Outbox) -> None:
+    def heard(self, peer: Peer, src: PathId, now: float, out: Outbox) -> None:
         """An authenticated packet from the peer arrived via ``src``."""
         p = peer.paths.get(src)
         new = p is None
@@ -87,7 +87,7 @@ class Links:
             # per-packet path skips the decision; the heartbeat timer decides on that path's silence)
             self.reselect(peer, now, out)
             cur = peer.paths.get(peer.endpoint)
-            if cur is not None and not is_relay(src) and peer.probe_at is not None:
+            if cur is not None and not isinstance(src, ViaRelay) and peer.probe_at is not None:
                 # the peer's traffic comes another way (roaming): decide again the moment the current path
                 # stops counting as fresh, not at whatever heartbeat or retransmission comes next
                 at = evidence(cur) + FRESHNESS
@@ -98,8 +98,8 @@ class Links:
         c = choose(peer.paths, peer.endpoint, now, self.relay_client.relay_up(peer, now))
         reason = c.reason
         old = peer.paths.get(peer.endpoint) if peer.endpoint is not None else None
-        if old is not None and old.relay and path_state(old, now) is PathState.DOWN:
-            reason = f"relay {relay_node_text(old.addr)[:8]} stopped answering; {reason}"
+        if old is not None and isinstance(old.addr, ViaRelay) and path_state(old, now) is PathState.DOWN:
+            reason = f"relay {old.addr.node[:8]} stopped answering; {reason}"
         if c.addr is not None and c.addr != peer.endpoint:
             self._switch(peer, c.addr, reason, now, out)
         else:
@@ -138,11 +138,11 @@ class Links:
                 out.frame(peer, f)
             out.pump(peer)
 
-    def _switch(self, peer: Peer, addr: Address, reason: str, now: float, out: Outbox) -> None:
+    def _switch(self, peer: Peer, addr: PathId, reason: str, now: float, out: Outbox) -> None:
         old = peer.endpoint
         peer.endpoint = addr
         peer.path_reason = reason
-        if not is_relay(addr):
+        if not isinstance(addr, ViaRelay):
             peer.add_endpoint(addr)
         out.event(ev.PathChanged(peer.network.id, peer.node, old, addr, self.kind(peer), reason))
         gone = peer.paths.get(old) if old is not None else None
@@ -167,22 +167,22 @@ class Links:
             else:
                 for f in peer.stream.resend_all(now):
                     out.frame(peer, f)
-        if not is_relay(addr) or peer.current is not None:  # hole punching (core/nat/punch.py) follows the path
+        if not isinstance(addr, ViaRelay) or peer.current is not None:  # hole punching (core/nat/punch.py) follows the path
             self.punch.path_changed(peer, old, addr, gone is not None and gone.last_pong is not None, now, out)
 
     def kind(self, peer: Peer) -> PathKind:
         if peer.endpoint is None:
             return PathKind.NONE
-        if is_relay(peer.endpoint):
+        if isinstance(peer.endpoint, ViaRelay):
             return PathKind.RELAY
         return PathKind.PUNCHED if self.punch.is_target(peer, peer.endpoint) else PathKind.DIRECT
 
     def relay_name(self, peer: Peer) -> str | None:
         """The node id text of the relay the peer's current path goes through (None: not relayed)."""
-        return relay_node_text(peer.endpoint) if peer.endpoint is not None and is_relay(peer.endpoint) else None
+        return peer.endpoint.node if peer.endpoint is not None and isinstance(peer.endpoint, ViaRelay) else None
 
     # ------------------------------------------------------------------ probes
-    def probe(self, peer: Peer, addr: Address, now: float, out: Outbox, user: bool = False,
+    def probe(self, peer: Peer, addr: PathId, now: float, out: Outbox, user: bool = False,
               local: Address | None = None) -> int | None:
         """An authenticated PING on the path ``addr``; its id (None: no session to seal it in)."""
         if peer.sendable_session(now) is None:
@@ -199,11 +199,11 @@ class Links:
         out.frame(peer, fw.encode_probe(pid), addr, local)
         return pid
 
-    def on_ping(self, peer: Peer, pid: int, src: Address, local: Address | None, out: Outbox) -> None:
-        observed = None if is_relay(src) else src  # a relay path has no address to report
+    def on_ping(self, peer: Peer, pid: int, src: PathId, local: Address | None, out: Outbox) -> None:
+        observed = None if isinstance(src, ViaRelay) else src  # a relay path has no address to report
         out.frame(peer, fw.encode_probe(pid, pong=True, observed=observed), src, local)
 
-    def on_pong(self, peer: Peer, probe: fw.ProbeFrame, src: Address, local: Address | None, now: float,
+    def on_pong(self, peer: Peer, probe: fw.ProbeFrame, src: PathId, local: Address | None, now: float,
                 out: Outbox) -> bool:
         """A PONG: path evidence (RTT, loss, outage over), maybe a NAT mapping observed (returns whether our
         NAT observer's view changed), and a new path decision."""
@@ -236,7 +236,7 @@ class Links:
                 out.frame(peer, f)
             out.pump(peer)
         nat_changed = False
-        if probe.observed is not None and not is_relay(src) and local is not None:
+        if probe.observed is not None and not isinstance(src, ViaRelay) and local is not None:
             nat_changed = self.nat.observe(Observation(local, src, probe.observed, peer.node.short(), now))
         if user:
             out.event(ev.PongReceived(peer.network.id, peer.node, probe.probe_id, rtt, src))
@@ -259,9 +259,9 @@ class Links:
             # while traffic flows (or no path answers), keep the other paths measured too, for fast failover
             if active:
                 for addr, path in list(peer.paths.items()):
-                    if addr != peer.endpoint and not is_relay(addr) and (path.last_pong is not None or lost):
+                    if addr != peer.endpoint and not isinstance(addr, ViaRelay) and (path.last_pong is not None or lost):
                         self.probe(peer, addr, now, out)
-                if lost or is_relay(peer.endpoint):  # relayed: keep the other relays measured (RTT, failover)
+                if lost or isinstance(peer.endpoint, ViaRelay):  # relayed: keep the other relays measured (RTT, failover)
                     for addr in self.relay_client.standby(peer, now):
                         self.probe(peer, addr, now, out)
                 for r, addr in self.relay_client.dead_relays(peer, now):
@@ -271,7 +271,7 @@ class Links:
         if peer.probe_at is None:
             peer.probe_at = now + cfg.heartbeat_active
         # hole punching: bursts, attempts, rechecks of the last direct paths
-        self.punch.handle_timer(peer, peer.endpoint is not None and is_relay(peer.endpoint), now, out, ours)
+        self.punch.handle_timer(peer, peer.endpoint is not None and isinstance(peer.endpoint, ViaRelay), now, out, ours)
         self.reselect(peer, now, out)
 
     def mark_active(self, peer: Peer, now: float) -> None:

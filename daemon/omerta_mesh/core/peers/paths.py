@@ -1,8 +1,9 @@
 """Paths to a peer and the pure decision of which one to use.
 
-A path is a way to reach a peer's session: a direct address (``("203.0.113.7", 41641)``) or a relay
-(``relay_address(relay_node)``, a pseudo-address ``("relay:<node id>", 0)``). Sessions are not bound to a
-path: the same session's packets may travel any of them, which is what makes failover and roaming cheap.
+A path is a way to reach a peer's session (a ``PathId``): a direct address (``("203.0.113.7", 41641)``) or a
+relay, ``ViaRelay(<relay's node id text>)``, a type of its own that no address-handling code can mistake for
+one. Sessions are not bound to a path: the same session's packets may travel any of them, which is what
+makes failover and roaming cheap.
 
 Evidence per path, with timestamps: the last authenticated packet received on it, the last probe answered
 on it, round-trip time (smoothed, with jitter) and the loss over the last probes. From the evidence:
@@ -29,7 +30,6 @@ from dataclasses import dataclass, field
 from ..rtt import smooth
 
 Address = tuple[str, int]
-RELAY_PREFIX = "relay:"
 LOSS_WINDOW = 16
 FRESHNESS = 1.0  # seconds: how much staler than the freshest path a path may be and still be chosen
 
@@ -50,23 +50,24 @@ class PathState(enum.Enum):
     UNKNOWN = "unknown"
 
 
-# The relay pseudo-address: this module is the only one that knows its spelling (nothing else may match on
-# "relay:"); everything else asks is_relay / relay_address / relay_node_text.
-def relay_address(relay_node_text: str) -> Address:
-    return (RELAY_PREFIX + relay_node_text, 0)
+@dataclass(frozen=True, slots=True)
+class ViaRelay:
+    """A relay path: the peer is reached through the relay whose node id text is ``node``."""
+
+    node: str
 
 
-def is_relay(addr: Address | None) -> bool:
-    return addr is not None and addr[0].startswith(RELAY_PREFIX)
+PathId = Address | ViaRelay  # what peer.paths is keyed by: a direct address or a relay path
 
 
-def relay_node_text(addr: Address) -> str:
-    return addr[0][len(RELAY_PREFIX) :]
+def path_key(a: PathId) -> tuple[str, int]:
+    """A total order over paths of both kinds (relays sort as "relay:<node>", port 0, as they always did)."""
+    return ("relay:" + a.node, 0) if isinstance(a, ViaRelay) else a
 
 
 @dataclass(slots=True)
 class Path:
-    addr: Address
+    addr: PathId
     created_at: float
     last_rx: float | None = None
     last_pong: float | None = None
@@ -79,7 +80,7 @@ class Path:
 
     @property
     def relay(self) -> bool:
-        return is_relay(self.addr)
+        return isinstance(self.addr, ViaRelay)
 
     def rtt_sample(self, rtt: float) -> None:
         self.srtt, self.rttvar = smooth(self.srtt, self.rttvar, rtt)
@@ -114,12 +115,12 @@ def path_state(p: Path, now: float) -> PathState:
 
 @dataclass(frozen=True, slots=True)
 class PathChoice:
-    addr: Address | None
+    addr: PathId | None
     reason: str
     live: bool = True  # False: every usable path is down (the peer is unreachable for now)
 
 
-def choose(paths: dict[Address, Path], current: Address | None, now: float, relay_up: dict[Address, bool]) -> PathChoice:
+def choose(paths: dict[PathId, Path], current: PathId | None, now: float, relay_up: dict[PathId, bool]) -> PathChoice:
     """Which path to send on. ``relay_up`` says, per relay path, whether our own path to that relay is UP."""
     direct_up = [p for p in paths.values() if not p.relay and path_state(p, now) is PathState.UP]
     if direct_up:
@@ -127,7 +128,7 @@ def choose(paths: dict[Address, Path], current: Address | None, now: float, rela
         # while another carries the peer's traffic is where the peer used to be (roaming).
         freshest = max(evidence(p) for p in direct_up)
         fresh = [p for p in direct_up if evidence(p) >= freshest - FRESHNESS]
-        best = min(fresh, key=lambda p: (p.srtt if p.srtt is not None else 1e9, p.addr))
+        best = min(fresh, key=lambda p: (p.srtt if p.srtt is not None else 1e9, path_key(p.addr)))
         cur = paths.get(current) if current is not None else None
         if cur is not None and cur in fresh and cur is not best:
             if (cur.srtt or 0.0) <= 1.5 * (best.srtt or 0.0) + 0.002:  # hysteresis: equal paths do not flap
@@ -138,7 +139,7 @@ def choose(paths: dict[Address, Path], current: Address | None, now: float, rela
     live = [p for p in relays if path_state(p, now) is not PathState.DOWN]
     if live:
         cur_p = paths.get(current) if current is not None else None
-        best_r = min(live, key=lambda p: (p.srtt if p.srtt is not None else 1e9, p.addr))
+        best_r = min(live, key=lambda p: (p.srtt if p.srtt is not None else 1e9, path_key(p.addr)))
         if cur_p is not None and cur_p in live and cur_p is not best_r:
             if best_r.srtt is None or cur_p.srtt is None or cur_p.srtt <= 1.5 * best_r.srtt + 0.002:
                 return PathChoice(cur_p.addr, "no direct path answers; relayed")
@@ -146,7 +147,7 @@ def choose(paths: dict[Address, Path], current: Address | None, now: float, rela
     heard = [p for p in paths.values()
              if (p.last_rx is not None or p.last_pong is not None) and (not p.relay or relay_up.get(p.addr, False))]
     if heard:
-        last = max(heard, key=lambda p: (max(p.last_rx or 0.0, p.last_pong or 0.0), p.addr))
+        last = max(heard, key=lambda p: (max(p.last_rx or 0.0, p.last_pong or 0.0), path_key(p.addr)))
         return PathChoice(last.addr, "last path heard from", path_state(last, now) is not PathState.DOWN)
     if any(path_state(p, now) is PathState.DOWN for p in paths.values()):
         return PathChoice(current, "no path answers", False)

@@ -19,7 +19,7 @@ from ..ids import NodeId
 from ..network import Network
 from ..session.reliable import ReliableStream
 from ..session.session import Session
-from .paths import Path
+from .paths import Path, PathId
 
 Address = tuple[str, int]
 
@@ -88,7 +88,7 @@ class Peer:
     config: CoreConfig
     budget: ReassemblyBudget
     endpoints: list[Address] = field(default_factory=list)  # candidates, most recent first
-    endpoint: Address | None = None  # where authenticated packets last came from
+    endpoint: PathId | None = None  # where authenticated packets last came from
     local: Address | None = None  # our socket that talks to it
     previous: Session | None = None
     current: Session | None = None
@@ -104,7 +104,7 @@ class Peer:
     wanted: bool = False  # someone asked to talk to it: keep the session up
     stats: PeerStats = field(default_factory=PeerStats)
     # --- paths and link health (core/links.py)
-    paths: dict[Address, Path] = field(default_factory=dict)
+    paths: dict[PathId, Path] = field(default_factory=dict)
     path_reason: str = ""
     probe_at: float | None = None  # next heartbeat probe
     last_active: float = float("-inf")  # last application traffic either way

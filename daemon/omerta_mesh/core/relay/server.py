@@ -29,7 +29,7 @@ from ..ids import NodeId
 from ..nat.classify import Filtering, Mapping, NatVerdict
 from ..noise.cookie import RateLimiter
 from ..outbox import Outbox
-from ..peers.paths import Address, PathState, is_relay, path_state
+from ..peers.paths import PathId, PathState, ViaRelay, path_state
 from ..peers.peer import Peer
 from ..peers.table import PeerTable
 from ..wire import frames as fw
@@ -114,20 +114,20 @@ class RelayServer:
         self.offer = o
         return o
 
-    def forward(self, client: Peer, frame: bytes, src: Address, now: float, out: Outbox) -> Peer:
+    def forward(self, client: Peer, frame: bytes, src: PathId, now: float, out: Outbox) -> Peer:
         """``client`` asks us (in a RELAY frame that arrived from ``src``) to forward a datagram. Puts the
         RELAYED frame into ``out`` and returns the destination peer, or raises WireError (counted)."""
         f = fw.decode_relay(frame)
         if not self.offer.offering:
             raise WireError(DropReason.RELAY_UNKNOWN, "this node does not relay")
-        if f.relayed or f.hops < 1 or is_relay(src):
+        if f.relayed or f.hops < 1 or isinstance(src, ViaRelay):
             raise WireError(DropReason.RELAY_LOOP, "a relayed frame is never relayed again")
         dst = self.table.get(client.network.id, NodeId(f.node))
         if dst is None or dst is client or dst.sendable_session(now) is None:
             raise WireError(DropReason.RELAY_UNKNOWN, "no session with the destination")
         ep = dst.endpoint
         p = dst.paths.get(ep) if ep is not None else None
-        if ep is None or is_relay(ep) or (p is not None and path_state(p, now) is PathState.DOWN):
+        if ep is None or isinstance(ep, ViaRelay) or (p is not None and path_state(p, now) is PathState.DOWN):
             raise WireError(DropReason.RELAY_NO_DIRECT_PATH, "the destination is not reached on a direct path")
         pairs = self._pairs.get(client.key)
         if pairs is None:

@@ -27,13 +27,13 @@ from ..network import Network
 from ..noise.cookie import CookieJar, RateLimiter, open_cookie
 from ..noise.handshake import InitiatorHandshake, ResponderHandshake
 from ..noise.symmetric import NoiseError
+from ..peers.paths import PathId, path_key
 from ..peers.peer import Peer, PendingInitiation
 from ..peers.table import PeerTable
 from ..wire import handshake as hw
 from .session import Session
 
 PROLOGUE = b"omerta-mesh/1"
-Address = tuple[str, int]
 _INC = struct.Struct("<Q")
 
 
@@ -44,7 +44,7 @@ class Completed:
     peer: Peer
     session: Session
     reply: bytes | None
-    src: Address
+    src: PathId
     restarted: bool  # the peer's incarnation changed since we last knew it
     first: bool  # the peer had no session before
     dropped: list[Session]  # sessions this handshake pushed out of the peer's slots (the caller forgets them)
@@ -54,7 +54,7 @@ class Completed:
 class CookieReply:
     """Under load: send ``data`` (a cookie reply) to ``dst``, a sender we do not know yet."""
 
-    dst: Address
+    dst: PathId
     data: bytes
 
 
@@ -64,7 +64,7 @@ class TieBreakResend:
     its initiation came from: our own may be going to an address it no longer has)."""
 
     peer: Peer
-    dst: Address
+    dst: PathId
     data: bytes
 
 
@@ -140,7 +140,7 @@ class Handshakes:
             self.table.release(peer.pending.local_index)
             peer.pending = None
 
-    def on_response(self, data: bytes, src: Address, now: float) -> Completed | None:
+    def on_response(self, data: bytes, src: PathId, now: float) -> Completed | None:
         try:
             resp = hw.decode_resp(data)
         except WireError as e:
@@ -200,7 +200,7 @@ class Handshakes:
     def on_initiation(
         self,
         data: bytes,
-        src: Address,
+        src: PathId,
         now: float,
         networks: Mapping[bytes, Network],
     ) -> InitiationResult:
@@ -223,12 +223,12 @@ class Handshakes:
         cj = self.cookies
         cj.note_initiation(now)
         if cj.under_load(now):
-            cookie = cj.cookie(src, now)
+            cookie = cj.cookie(path_key(src), now)
             if not hmac.compare_digest(hw.mac(cookie, init.mac2_input), init.mac2):
                 nonce, sealed = cj.seal(net.cookie_key(self.identity.public), cookie, init.mac1)
                 self.counters.drop(DropReason.COOKIE_REQUIRED)
                 return CookieReply(src, hw.encode_cookie_reply(init.sender, nonce, sealed))
-            if not self.limiter.allow(src[0], now):
+            if not self.limiter.allow(path_key(src)[0], now):
                 self.counters.drop(DropReason.RATE_LIMITED)
                 return None
         self.counters.inc("handshake.dh_performed")  # from here on the initiation costs Diffie-Hellman
@@ -283,7 +283,7 @@ class Handshakes:
         self.counters.inc("handshake.responses_sent")
         return self._complete(peer, session, reply, src, incarnation, now)
 
-    def _complete(self, peer: Peer, session: Session, reply: bytes | None, src: Address, incarnation: int, now: float) -> Completed:
+    def _complete(self, peer: Peer, session: Session, reply: bytes | None, src: PathId, incarnation: int, now: float) -> Completed:
         restarted = peer.remote_incarnation is not None and peer.remote_incarnation != incarnation
         first = peer.current is None and peer.next is None
         before = peer.sessions()

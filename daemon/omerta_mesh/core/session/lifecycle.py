@@ -23,7 +23,7 @@ from ..errors import DropReason, WireError
 from ..network import Network
 from ..outbox import Outbox
 from ..peers.links import Links
-from ..peers.paths import Address, is_relay
+from ..peers.paths import Address, PathId, ViaRelay
 from ..peers.peer import Peer, PeerState
 from ..peers.table import PeerTable
 from ..wire import frames as fw
@@ -70,7 +70,7 @@ class Sessions:
         dgram = self.hs.initiate(peer, now, now + self.wall_offset)
         targets = [peer.endpoint] if peer.endpoint and peer.handshake_attempts % 3 else []
         targets += [e for e in peer.endpoints if e not in targets]
-        targets += [a for a in peer.paths if is_relay(a) and a not in targets]
+        targets += [a for a in peer.paths if isinstance(a, ViaRelay) and a not in targets]
         for ep in targets:
             out.datagram(peer, dgram, ep)
         out.arm(peer)
@@ -166,7 +166,7 @@ class Sessions:
         for k in [k for k, v in self._remote.items() if not v]:
             del self._remote[k]
 
-    def on_handshake(self, data: bytes, src: Address, local: Address | None, now: float, networks: Mapping[bytes, Network],
+    def on_handshake(self, data: bytes, src: PathId, local: Address | None, now: float, networks: Mapping[bytes, Network],
                      out: Outbox) -> Completed | CookieReply | None:
         """A handshake packet. A tie-break resend goes into ``out``; a cookie reply (to a sender we do not know
         yet) and a completed handshake are returned: the caller sends the cookie reply exactly to its sender,
@@ -177,7 +177,7 @@ class Sessions:
                 case CookieReply() as cookie:
                     return cookie
                 case TieBreakResend(peer, dst, init):
-                    if not is_relay(dst):
+                    if not isinstance(dst, ViaRelay):
                         peer.add_endpoint(dst)
                     out.datagram(peer, init, dst)
                     return None
