@@ -45,3 +45,22 @@ def test_allocation_is_a_str_enum() -> None:
     assert type(v.to_dict()["allocation"]) is str
     assert verdict_from_record(Mapping.APDM, Filtering.APDF, 0).allocation is Allocation.UNKNOWN
     assert Allocation.RANDOM == "random"
+
+
+def test_a_full_path_table_of_relay_paths_evicts_without_comparing_them() -> None:
+    """Seen in the netns matrix: a full path table whose stalest paths tie on time compared two ViaRelay
+    (TypeError inside the receive path, counted as drop.internal_error)."""
+    from omerta_mesh.sim.harness import SimMesh
+
+    sm = SimMesh(seed=5)
+    a, b = sm.add_node("a"), sm.add_node("b")
+    net = sm.create_network(a, "lab")
+    sm.introduce_all(net)
+    sm.run_for(5)
+    peer = a.mesh.table.get(net.id, b.mesh.node_id)
+    assert peer is not None
+    links = a.mesh.links
+    for i in range(a.mesh.cfg.max_paths_per_peer):
+        links.path(peer, ViaRelay(f"r{i:02d}"), 0.0)  # all equally stale: the tie-break decides
+    links.path(peer, ViaRelay("new"), sm.now)
+    assert ViaRelay("new") in peer.paths and len(peer.paths) <= a.mesh.cfg.max_paths_per_peer

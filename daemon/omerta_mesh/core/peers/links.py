@@ -30,7 +30,7 @@ from ..nat.punch import OursFn, Puncher
 from ..outbox import Outbox
 from ..relay.client import RelayClient
 from ..wire import frames as fw
-from .paths import FRESHNESS, Address, Path, PathId, PathKind, PathState, ViaRelay, choose, evidence, path_state
+from .paths import FRESHNESS, Address, Path, PathId, PathKind, PathState, ViaRelay, choose, evidence, path_key, path_state
 from .peer import Peer, PeerState
 
 OUTAGE = 3  # probes lost in a row that make an outage (not loss) of a path
@@ -54,7 +54,7 @@ class Links:
         if p is None:
             if len(peer.paths) >= self.cfg.max_paths_per_peer:
                 victims = [q for q in peer.paths.values() if q.addr != peer.endpoint]
-                oldest = min(victims, key=lambda q: (max(q.last_rx or 0, q.last_pong or 0, q.created_at), q.addr))
+                oldest = min(victims, key=lambda q: (max(q.last_rx or 0, q.last_pong or 0, q.created_at), path_key(q.addr)))
                 del peer.paths[oldest.addr]
             p = peer.paths[addr] = Path(addr, now)
         return p
