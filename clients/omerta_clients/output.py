@@ -227,6 +227,18 @@ def paths_table(paths: list[Json]) -> RenderableType:
     return t
 
 
+def stream_text(st: Json) -> str:
+    """Our message stream to the peer in words: what waits, what is unacknowledged, whether it holds."""
+    parts = [f"{st.get('waiting', 0)} waiting, {st.get('in_flight', 0)} unacknowledged"]
+    if st.get("held_s") is not None:
+        parts.append(f"held {duration(st['held_s'])} (no proven path yet)")
+    parts.append(f"{st.get('frames_sent', 0)} frames sent, {st.get('retransmits', 0)} resent, "
+                 f"{st.get('frames_received', 0)} received")
+    if st.get("give_ups"):
+        parts.append(f"gave up {st['give_ups']} times")
+    return "; ".join(parts)
+
+
 def peer_detail_view(detail: Json) -> RenderableType:
     """``peers.get`` result: one block per network, and why the path is what it is."""
     parts: list[RenderableType] = [Text(f"{detail.get('name', DASH)}  {detail.get('node_id', DASH)}", style="bold")]
@@ -246,6 +258,8 @@ def peer_detail_view(detail: Json) -> RenderableType:
             ("traffic", f"in {size(d.get('bytes_in'))} ({d.get('packets_in', DASH)} packets), "
                         f"out {size(d.get('bytes_out'))} ({d.get('packets_out', DASH)} packets)"),
         ]
+        if d.get("stream"):
+            rows.append(("messages", stream_text(d["stream"])))
         sessions = d.get("sessions") or []
         rows.append(("sessions", "\n".join(
             f"{x.get('slot')}: {duration(x.get('age_s'))} old, {'initiator' if x.get('initiator') else 'responder'}, "

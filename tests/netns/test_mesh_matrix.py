@@ -266,6 +266,9 @@ def test_nat_matrix_direct_wherever_possible_relayed_otherwise(lab: Lab, tmp_pat
             b.send(a, "m", "re:" + tag)
             back = a.wait_message("m", lambda m, b=b, tag=tag: m["data"] == "re:" + tag and m["node_id"] == b.id, 10)
             results[(ka, kb)] = {"warm": warm, "first": first, "back": time.monotonic() - t1 if back else None, "at": time.monotonic()}
+            if first is None:  # what each side's stream and paths say, for the failure message
+                results[(ka, kb)]["diag"] = {f"{x.name}->{y.name}": x.call("peers.get", peer=y.id)["networks"][0]
+                                             for x, y in ((a, b), (b, a))}
 
     # paths settle: punching (schedule up to 5 s) and upgrade attempts; read each pair ~10 s after its start
     last = max(r["at"] for r in results.values())
@@ -308,7 +311,7 @@ def test_nat_matrix_direct_wherever_possible_relayed_otherwise(lab: Lab, tmp_pat
         row = f"{ka:21} {kb:21} {want:7} {ab or '-':21} {ba or '-':21} {r['warm']:8} {first:>7} {backs:>7}"
         rows.append(row)
         if r["first"] is None or r["first"] > 5.0 or r["back"] is None or not as_designed(ka, kb, ab, ba):
-            wrong.append(row)
+            wrong.append(row + (f"\n    {r['diag']}" if "diag" in r else ""))
     total = time.monotonic() - t_start
     with capsys.disabled():
         print(f"\nNAT matrix on real kernels (setup {setup:.1f} s, total {total:.1f} s, waited {late:.1f} s more for late pairs); "

@@ -171,22 +171,49 @@ class Members:
         out.arm(peer)  # REMOVED: the caller cancels its timer
 
     # ------------------------------------------------------------------ records (core/discovery/gossip.py)
-    def connect_record(self, net: Network, rec: PeerRecord, now: float, out: Outbox) -> Peer | None:
+    def connect_record(self, net: Network, rec: PeerRecord, now: float, out: Outbox, reach: bool = True) -> Peer | None:
         """A member known by its signed record: a peer for it, its record applied, a handshake started."""
         try:
             peer = self.add_peer(net.id, rec.node, list(rec.endpoints), now, out, wanted=False)
         except UsageError:
             return None
-        self.apply_record(peer, rec, now, out)
+        self.apply_record(peer, rec, now, out, reach)
         return peer
 
-    def apply_record(self, peer: Peer, rec: PeerRecord, now: float, out: Outbox) -> None:
+    def apply_record(self, peer: Peer, rec: PeerRecord, now: float, out: Outbox, reach: bool = True) -> None:
         peer.name = rec.name
         for ep in reversed(rec.endpoints):
             if ep not in peer.endpoints:
                 peer.endpoints.append(ep)
         del peer.endpoints[self.cfg.max_endpoints_per_peer :]
         self.links.offer_relays(peer, rec.relays, self.node_id.raw, now, out)
+        if reach:
+            self._reach_relays(peer, now, out)
+
+    def _reach_relays(self, peer: Peer, now: float, out: Outbox) -> None:
+        """A peer we are opening a session with but share no relay with: its initiations can only go to its
+        advertised endpoints, which its NAT drops until it has sent to us. Open a session with the relays its
+        record names (as a Tailscale client connects to a peer's home DERP); once one connects,
+        ``relay_connected`` gives the peer a path through it and sends the pending initiation along."""
+        if peer.current is not None or peer.pending is None or any(isinstance(a, ViaRelay) for a in peer.paths):
+            return
+        for rid in peer.relays:
+            if rid in (self.node_id.raw, peer.node.raw):
+                continue
+            r = self.table.get(peer.network.id, NodeId(rid))
+            if r is not None and (r.connected or r.pending is not None):
+                continue  # connected (it gave no path: not on a direct path now) or being reached already
+            rec = self.gossip.record_of(peer.network.id, NodeId(rid))
+            if rec is not None and rec.relay and rec.endpoints:
+                self.connect_record(peer.network, rec, now, out, reach=False)
+
+    def relay_connected(self, relay: Peer, now: float, out: Outbox) -> None:
+        """A session with ``relay`` completed: every peer whose record names it gets a path through it (and a
+        pending initiation goes that way at once: see ``Links.offer_relays``)."""
+        rid = relay.node.raw
+        for peer in self.table.in_network(relay.network.id):
+            if peer is not relay and rid in peer.relays and ViaRelay(relay.node.text()) not in peer.paths:
+                self.links.offer_relays(peer, peer.relays, self.node_id.raw, now, out)
 
     def learnt(self, net: Network, recs: list[PeerRecord], now: float, out: Outbox) -> None:
         """Records gossip accepted: a departed node is dropped at once, a known peer's record applied."""

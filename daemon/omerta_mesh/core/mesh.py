@@ -295,7 +295,11 @@ class Mesh:
     def _handshake_done(self, done: Completed, now: float) -> None:
         if done.reply is not None:  # before anything sealed in the new session
             self._send_raw(done.peer, done.reply, done.src, now)
-        self._run(now, lambda out: self.sessions.completed(done, now, out))
+        def completed(out: Outbox) -> None:
+            self.sessions.completed(done, now, out)
+            self.members.relay_connected(done.peer, now, out)  # peers naming it as their relay: a path through it
+
+        self._run(now, completed)
 
     # ================================================================== receive path
     def receive_datagram(self, data: bytes, src: Address, local: Address | None, now: float) -> None:

@@ -64,6 +64,21 @@ class PeerStatsView:
 
 
 @dataclass(frozen=True, slots=True)
+class StreamView:
+    """The peer's reliable message stream (our sending side, and what we received)."""
+
+    waiting: int  # frames queued behind the window
+    in_flight: int  # frames sent, not acknowledged yet
+    held_for: float | None  # seconds the stream has held (no live path, or a relay not proven yet); None: not held
+    rto: float  # the retransmission timeout now, in seconds
+    frames_sent: int
+    retransmits: int
+    give_ups: int  # times frames went unacknowledged for too long (their messages failed)
+    frames_received: int
+    duplicates: int
+
+
+@dataclass(frozen=True, slots=True)
 class PeerView:
     """A peer in one network, as of one instant."""
 
@@ -82,6 +97,7 @@ class PeerView:
     handshake_in_progress: bool
     sessions: tuple[SessionView, ...]
     nat: NatVerdict | None  # its NAT as its signed record states it; None without a record
+    stream: StreamView
 
     @property
     def current_path(self) -> PathView | None:
@@ -172,7 +188,16 @@ def peer_view(mesh: "Mesh", peer: "Peer", now: float) -> PeerView:
         stats=PeerStatsView(s.bytes_in, s.bytes_out, s.packets_in, s.packets_out, s.handshakes, s.last_handshake_at),
         handshake_in_progress=peer.pending is not None, sessions=sessions,
         nat=verdict_from_record(rec.mapping, rec.filtering, rec.port_delta) if rec is not None else None,
+        stream=_stream_view(peer, now),
     )
+
+
+def _stream_view(peer: "Peer", now: float) -> StreamView:
+    st = peer.stream
+    waiting, in_flight = st.counts()
+    x = st.stats
+    return StreamView(waiting, in_flight, None if st.held_at is None else now - st.held_at, st.rto, x.frames_sent,
+                      x.retransmits, x.give_ups, x.frames_received, x.duplicates)
 
 
 def peer_views(mesh: "Mesh", now: float, network: NetworkId | None = None) -> list[PeerView]:

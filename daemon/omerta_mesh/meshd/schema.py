@@ -219,6 +219,9 @@ class PeerDetail(PeerInfo):
     handshakes: int = 0
     handshake_in_progress: bool = False
     sessions: list[SessionInfo] = field(default_factory=list)
+    # our message stream to it: waiting, in_flight (frames), held_s (null: not held), rto_ms, frames_sent,
+    # retransmits, give_ups, frames_received, duplicates
+    stream: dict = field(default_factory=dict)
 
 
 @dataclass

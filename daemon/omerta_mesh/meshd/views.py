@@ -15,7 +15,7 @@ from ..core import events as ev
 from ..core.ids import NetworkId
 from ..core.nat.classify import Allocation, explain_pair
 from ..core.peers.paths import PathId, ViaRelay
-from ..core.views import NodeView, PathView, PeerView
+from ..core.views import NodeView, PathView, PeerView, StreamView
 from . import schema as s
 from .registry import API_REVISION, API_VERSION
 
@@ -85,6 +85,14 @@ def _path_dict(api: "DaemonAPI", path: PathView, now: float) -> dict:
     }
 
 
+def _stream_dict(x: StreamView) -> dict:
+    return {
+        "waiting": x.waiting, "in_flight": x.in_flight, "held_s": None if x.held_for is None else round(x.held_for, 3),
+        "rto_ms": round(x.rto * 1000, 1), "frames_sent": x.frames_sent, "retransmits": x.retransmits,
+        "give_ups": x.give_ups, "frames_received": x.frames_received, "duplicates": x.duplicates,
+    }
+
+
 def peer_detail(api: "DaemonAPI", p: PeerView, view: NodeView) -> s.PeerDetail:
     now = _now(api)
     own = view.nat
@@ -95,6 +103,7 @@ def peer_detail(api: "DaemonAPI", p: PeerView, view: NodeView) -> s.PeerDetail:
         own_nat=own.to_dict(), peer_nat=p.nat.to_dict() if p.nat else {}, paths=[_path_dict(api, x, now) for x in p.paths],
         endpoints=[ep(e) or "" for e in p.endpoints], packets_in=p.stats.packets_in, packets_out=p.stats.packets_out,
         handshakes=p.stats.handshakes, handshake_in_progress=p.handshake_in_progress, sessions=sessions,
+        stream=_stream_dict(p.stream),
     )
     assert isinstance(detail, s.PeerDetail)
     return detail

@@ -99,6 +99,10 @@ class ReliableStream:
     def queued_frames(self) -> int:
         return len(self._queue) + len(self._inflight)
 
+    def counts(self) -> tuple[int, int]:
+        """(frames waiting behind the window, frames sent and not acknowledged yet)."""
+        return len(self._queue), len(self._inflight)
+
     def has_room(self, frames: int = 1) -> bool:
         return len(self._queue) + frames <= self.cfg.reliable_send_queue
 
