@@ -62,6 +62,7 @@ class Observation:
     mapped: Address
     reporter: str  # the peer's short node id
     at: float
+    order: int | None = None  # how many new mappings we had made before the one observed (None: not known)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +162,25 @@ class NatObserver:
         return NatVerdict(v.mapping, v.filtering, v.allocation, v.port_delta, v.public, v.confidence, tuple(ev), hp)
 
 
+def _allocation_by_order(obs: list[Observation]) -> tuple[Allocation, int, str] | None:
+    """The port step per new mapping, from mappings whose creation order we know: the ports of two mappings
+    differ by the step times the mappings made between them (our own punch bursts included), so bursts
+    between two observations do not read as a large, random step. None: fewer than two ordered mappings,
+    or no consistent small step (the arrival-order rule decides then)."""
+    order: dict[Address, int] = {}
+    for o in obs:
+        if o.order is not None:
+            order[o.mapped] = o.order
+    ranked = sorted((k, m[1]) for m, k in order.items())
+    steps = [(p2 - p1) // (k2 - k1) for (k1, p1), (k2, p2) in zip(ranked, ranked[1:]) if k2 > k1 and (p2 - p1) % (k2 - k1) == 0]
+    pairs = sum(1 for (k1, _), (k2, _) in zip(ranked, ranked[1:]) if k2 > k1)
+    small = [x for x in steps if 0 < abs(x) <= 16]
+    if not pairs or len(small) < max(1, (2 * pairs + 2) // 3):
+        return None
+    delta = max(set(small), key=small.count)
+    return Allocation.SEQUENTIAL, delta, f"new mappings step by {delta:+d} ports per mapping made (counting our own)"
+
+
 def classify(
     obs: list[Observation], tests: list[FilterTest], main_local: Address | None = None, local_ips: frozenset[str] = frozenset(),
 ) -> NatVerdict:
@@ -209,6 +229,9 @@ def classify(
     if mapping is Mapping.EIM:
         loc = obs_main[-1].local
         allocation = Allocation.PRESERVING if any(o.mapped[1] == loc[1] for o in obs_main) else Allocation.UNKNOWN
+    elif mapping in (Mapping.ADM, Mapping.APDM) and (by_order := _allocation_by_order(obs_main)) is not None:
+        allocation, delta, why = by_order
+        ev.append(why)
     elif mapping in (Mapping.ADM, Mapping.APDM):
         firsts: list[int] = []
         seen: set[Address] = set()

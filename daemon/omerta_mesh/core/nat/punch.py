@@ -70,6 +70,8 @@ MAX_BINDS = 64  # fresh observations in flight, all peers together
 LAST_DIRECT = 2  # direct paths remembered per relayed peer and rechecked
 EXTRA = 24  # candidates beyond the predicted ports (mappings towards the peer, public, local)
 OFFER_HOLD = 3.0  # an unanswered offer holds other predicted attempts back this long at most
+NAT_WAIT = 10.0  # an attempt waits this long at most for our NAT's mapping to be classified
+NAT_RECHECK = 0.5  # ... looking again this often
 BLOCK = (0, 2, 4, 1, 3)  # target order within each block of five on the permuting side (offsets 0,+1,+2,-2,-1)
 
 
@@ -107,6 +109,9 @@ class PeerPunch:
     binds: int = 0  # OBSERVING: observations tried for this attempt
     offered_at: float | None = None  # OFFERED: when our candidates went out
     reply_due: bool = False  # the peer's candidates wait for ours (held while another attempt predicts)
+    nat_wait_until: float | None = None  # an attempt waits for our NAT verdict until then at most
+    their: tuple[tuple[Address, ...], int, bool] = ((), 0, False)  # the peer's candidates, port step, symmetric
+    permute: bool = False  # we are the side that permutes lock-step targets (the larger node id)
     last_direct: list[Address] = field(default_factory=list)  # direct paths that worked, newest first
     recheck_at: float | None = None  # next probe of last_direct while relayed
 
@@ -125,7 +130,7 @@ class FreshMapping:
     host: str
     port: int
     at: float
-    count: int  # the destination count when it was observed
+    count: int  # the mappings we had made up to and including the observed one
 
 
 def predicts(v: NatVerdict) -> bool:
@@ -170,7 +175,7 @@ class Puncher:
         self._sent: dict[Address, tuple[int, float]] = {}  # direct address -> (mapping order, last sent)
         self._count = 0  # new mappings we made (first sends to an address, or after MAPPING_IDLE)
         self.fresh: FreshMapping | None = None
-        self._binds: dict[int, tuple["Peer", Address, float]] = {}  # nonce -> (peer punched, reflector, at)
+        self._binds: dict[int, tuple["Peer", int, float]] = {}  # nonce -> (peer punched, mapping order, at)
         self._reflected: dict[Address, float] = {}  # where our second socket sent BINDs, and when
         self.last_prediction: tuple[int, ...] = ()  # the ports we last offered (for tests and logs)
 
@@ -230,6 +235,11 @@ class Puncher:
             self._count += 1
         elif now - d[1] > 1.0:
             self._sent[dst] = (d[0], now)
+
+    def mapping_order(self, dst: Address) -> int | None:
+        """How many new mappings we had made before our (live) mapping towards ``dst``: None if not tracked."""
+        d = self._sent.get(dst)
+        return d[0] if d is not None else None
 
     def note_mapping(self) -> None:
         """A mapping made elsewhere (our second socket's NAT test)."""
@@ -303,15 +313,18 @@ class Puncher:
         """The peer's ``punch.candidates``: probe them on the schedule (answering with ours if asked)."""
         pp = self.of(peer)
         eps = [e for e in c.endpoints if not isinstance(e, ViaRelay)][: self.cfg.punch_prediction + EXTRA]
-        o = ours() if c.reply or c.mapping in (Mapping.ADM, Mapping.APDM) else None
-        both = o is not None and predicts(o.verdict) and c.mapping in (Mapping.ADM, Mapping.APDM) and c.port_delta != 0
-        pp.targets = lockstep_order(eps, c.port_delta, both and ours_id > peer.node.raw)
+        sym = c.mapping in (Mapping.ADM, Mapping.APDM)
+        o = ours() if c.reply or sym else None
+        pp.their, pp.permute = (tuple(eps), c.port_delta, sym), ours_id > peer.node.raw
+        self._order(pp, o)
         self.counters.inc("punch.attempts")
         if relayed and pp.started is None:
             pp.started = now  # an attempt to go direct: it will end in an event
         if c.reply:
             assert o is not None
             busy = self._busy_until(peer, now) if predicts(o.verdict) and pp.state is not PunchState.OFFERED else None
+            if busy is None and pp.state is not PunchState.OFFERED:
+                busy = self._nat_pending(pp, o, now)
             if busy is not None and pp.state is not PunchState.OBSERVING:
                 pp.reply_due = True  # answered once the attempt that predicts now has made its mappings
                 if pp.state is not PunchState.BACKING_OFF:
@@ -332,9 +345,9 @@ class Puncher:
     def on_bound(self, nonce: int, mapped: Address, new: bool, now: float, box: "Outbox", ours: OursFn) -> None:
         """The answer to our fresh-observation BIND: ``mapped`` is the port the NAT gave the new mapping
         (``new`` False: the NAT reused an old mapping, so it tells nothing about the next one)."""
-        peer, _reflector, _at = self._binds.pop(nonce)
-        if new:
-            self.fresh = FreshMapping(mapped[0], mapped[1], now, self._count)
+        peer, order, _at = self._binds.pop(nonce)
+        if new:  # (count: the mappings made before and including this one; later ones step on from its port)
+            self.fresh = FreshMapping(mapped[0], mapped[1], now, order + 1)
             self.counters.inc("punch.fresh_observations")
         else:
             self.counters.inc("punch.reused_observations")
@@ -363,7 +376,32 @@ class Puncher:
                 until = t
         return until
 
+    @staticmethod
+    def _order(pp: PeerPunch, o: Ours | None) -> None:
+        """The peer's candidates in the order we probe them (lock step when both sides predict)."""
+        eps, delta, sym = pp.their
+        both = o is not None and predicts(o.verdict) and sym and delta != 0
+        pp.targets = lockstep_order(list(eps), delta, both and pp.permute)
+
+    def _nat_pending(self, pp: PeerPunch, o: Ours, now: float) -> float | None:
+        """Our NAT's mapping is not classified yet (one peer has reported our address, say): candidates made
+        now would miss the ports a sequential NAT is about to give (and a burst would take them). When to look
+        again; None: go on (classified, or waited ``NAT_WAIT`` already)."""
+        if o.verdict.mapping is not Mapping.UNKNOWN:
+            pp.nat_wait_until = None
+            return None
+        if pp.nat_wait_until is None:
+            pp.nat_wait_until = now + NAT_WAIT
+        if now >= pp.nat_wait_until:
+            return None
+        self.counters.inc("punch.waited_for_nat")
+        return now + NAT_RECHECK
+
     def _attempt(self, peer: "Peer", pp: PeerPunch, now: float, box: "Outbox", o: Ours) -> None:
+        wait = self._nat_pending(pp, o, now)
+        if wait is not None:
+            pp.attempt_at = wait
+            return
         if predicts(o.verdict):
             busy = self._busy_until(peer, now)
             if busy is not None:
@@ -376,6 +414,7 @@ class Puncher:
             self._transition(pp, PunchState.OBSERVING)
             return
         if pp.reply_due:
+            self._order(pp, o)
             self._offer(peer, pp, False, now, box, o)
             self._burst(peer, pp, True, now, box)
             return
@@ -385,6 +424,7 @@ class Puncher:
     def _observed(self, peer: "Peer", pp: PeerPunch, now: float, box: "Outbox", o: Ours) -> None:
         """The fresh observation is in (or lost): offer our candidates, or answer the peer's and burst."""
         if pp.reply:
+            self._order(pp, o)
             self._offer(peer, pp, False, now, box, o)
             self._burst(peer, pp, pp.started is not None, now, box)  # started: we were relayed when asked
         else:
@@ -442,11 +482,12 @@ class Puncher:
                 break
         if len(self._binds) >= MAX_BINDS:
             del self._binds[next(iter(self._binds))]
-        self._binds[nonce] = (peer, refl.endpoint, now)
+        self._binds[nonce] = (peer, self._count, now)
         self._reflected[refl.endpoint] = now
         if len(self._reflected) > MAX_BINDS:
             del self._reflected[min(self._reflected, key=self._reflected.__getitem__)]
         pp.binds += 1
+        self._count += 1  # the second socket's new mapping (a reflector it sent to longest ago) takes a port too
         pp.observe_until_at = now + self.cfg.probe_timeout
         box.frame(refl, fw.encode_natprobe(fw.NatOp.BIND, nonce), refl.endpoint, o.probe_local)
         return True
@@ -494,7 +535,7 @@ class Puncher:
                 for a in dict.fromkeys(theirs):
                     d = self._sent.get(a) if not isinstance(a, ViaRelay) else None
                     if d is not None and now - d[1] <= MAPPING_IDLE:  # a mapping towards it exists: where?
-                        q = f.port + step * (d[0] - f.count + (1 if d[0] >= f.count else 0))
+                        q = f.port + step * (d[0] - f.count + 1)
                         towards += [(host, q + k * step) for k in (0, 1, -1, 2, -2) if 1024 <= q + k * step <= 65535]
             else:  # no fresh observation: from the latest mapping a peer reported (stale on a busy NAT)
                 ports = predicted_ports(v.public[0][1], step, 0, n)

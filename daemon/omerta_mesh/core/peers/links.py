@@ -237,7 +237,8 @@ class Links:
             out.pump(peer)
         nat_changed = False
         if probe.observed is not None and not isinstance(src, ViaRelay) and local is not None:
-            nat_changed = self.nat.observe(Observation(local, src, probe.observed, peer.node.short(), now))
+            nat_changed = self.nat.observe(Observation(local, src, probe.observed, peer.node.short(), now,
+                                                       self.punch.mapping_order(src)))
         if user:
             out.event(ev.PongReceived(peer.network.id, peer.node, probe.probe_id, rtt, src))
         self.reselect(peer, now, out)
