@@ -11,7 +11,7 @@ from omerta_mesh.meshd.main import apply_flags, parse_args
 
 def test_defaults_and_lookups() -> None:
     d = c.default()
-    assert (d.vnet.enabled, d.vnet.mtu, d.vnet.devices, d.vnet.static) == ("auto", 1360, [], [])
+    assert (d.vnet.enabled, d.vnet.mtu, d.vnet.devices, d.vnet.static) == ("auto", 1340, [], [])
     cfg = c.build({"vnet": {"enabled": True, "devices": ["home = omhome"], "static": ["home=100.64.7.9", "home=fd00::9"]}}, "t")
     assert cfg.vnet.device_for("home") == "omhome" and cfg.vnet.device_for("work") is None
     assert cfg.vnet.static_for("home") == ("100.64.7.9", "fd00::9") and cfg.vnet.static_for("work") == (None, None)
@@ -20,7 +20,7 @@ def test_defaults_and_lookups() -> None:
 
 @pytest.mark.parametrize("vnet, words", [
     ({"enabled": "yes"}, "vnet.enabled"),
-    ({"mtu": 9000}, "1367"),
+    ({"mtu": 9000}, "1351"),
     ({"devices": ["home=a-name-far-too-long"]}, "NETWORK=DEVICE"),
     ({"devices": ["nodevice"]}, "NETWORK=DEVICE"),
     ({"static": ["home=300.1.1.1"]}, "NETWORK=ADDRESS"),

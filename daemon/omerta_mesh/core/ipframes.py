@@ -17,23 +17,31 @@ from __future__ import annotations
 
 from collections import deque
 
+from . import ipseg
 from .counters import Counters
-from .errors import DropReason
+from .errors import DropReason, WireError
 from .ids import NetworkId, NodeId
+from .ipseg import Reassembly, SegmentRun
 from .wire import frames as fw
 
 _IP = bytes([fw.FrameType.IP])
 
 
+Written = bytes | SegmentRun  # a packet (or virtio-net frame) to write, or a run of an incomplete super-segment
+
+
 class IpFrames:
-    __slots__ = ("counters", "limit", "mtu", "_open", "_in")
+    __slots__ = ("counters", "limit", "mtu", "_open", "_in", "_segs", "_seg_id", "_armed")
 
     def __init__(self, counters: Counters, mtu: int, limit: int) -> None:
         self.counters = counters
         self.limit = limit
         self.mtu = mtu  # the largest IP packet one frame carries (over a relay too)
         self._open: set[bytes] = set()
-        self._in: deque[tuple[NetworkId, NodeId, bytes]] = deque()
+        self._in: deque[tuple[NetworkId, NodeId, Written]] = deque()
+        self._segs: dict[tuple[bytes, bytes], Reassembly] = {}  # per peer: super-segments in progress
+        self._seg_id = 0
+        self._armed = False  # a flush is due (the caller set its timer): no new deadline per fragment
 
     def open(self, network: NetworkId) -> None:
         """A driver writes ``network``'s packets to a device from now on."""
@@ -41,18 +49,20 @@ class IpFrames:
 
     def close(self, network: NetworkId) -> None:
         self._open.discard(network.raw)
+        for key in [k for k in self._segs if k[0] == network.raw]:
+            del self._segs[key]
         if self._in:
             self._in = deque(p for p in self._in if p[0] != network)
 
     def is_open(self, network: NetworkId) -> bool:
         return network.raw in self._open
 
-    def frame(self, packet: bytes | bytearray | memoryview) -> bytes | None:
+    def frame(self, packet: bytes | bytearray | memoryview) -> tuple[bytes] | None:
         """The frame for ``packet``, or None (counted) when it is empty or larger than ``mtu``."""
         if not 0 < len(packet) <= self.mtu:
             self.counters.inc("ip.tx_oversized")
             return None
-        return _IP + packet
+        return (_IP + packet,)
 
     def receive(self, network: NetworkId, node: NodeId, frame: bytes) -> None:
         """An IP frame from member ``node`` of ``network`` (decrypted, authenticated)."""
@@ -65,8 +75,75 @@ class IpFrames:
         else:
             self._in.append((network, node, frame[1:]))
 
-    def to_write(self) -> list[tuple[NetworkId, NodeId, bytes]]:
-        """Every packet received since the last call: (network, sending member, IP packet)."""
+    # ------------------------------------------------------------------ super-segments (core/ipseg.py)
+    def seg_frames(self, frame: bytes | memoryview) -> list[bytes] | None:
+        """The IPSEG frames for one TUN read (virtio-net header and packet); None (counted) when it cannot go."""
+        if len(frame) - ipseg.OVERHEAD > self.mtu + 1:
+            seg = frame[1] & ~ipseg.GSO_ECN if len(frame) > 1 else 0
+            if seg == ipseg.GSO_NONE:  # one packet larger than a datagram carries: the device MTU is wrong
+                self.counters.inc("ip.tx_oversized")
+                return None
+        self._seg_id = (self._seg_id + 1) & 0xFFFFFFFF
+        try:
+            out = ipseg.fragments(frame, self._seg_id)
+        except WireError as e:
+            self.counters.inc("ip.tx_bad_frame." + e.reason.value)
+            return None
+        if len(out[0]) > self.mtu + 1:
+            self.counters.inc("ip.tx_oversized")
+            return None
+        return out
+
+    def receive_seg(self, network: NetworkId, node: NodeId, frame: bytes, now: float) -> float | None:
+        """An IPSEG fragment from member ``node`` (authenticated). Returns when to call ``flush`` if that timer
+        is not set yet (None: it is, or nothing waits)."""
+        if network.raw not in self._open:
+            self.counters.drop(DropReason.IP_UNROUTED)
+            return None
+        key = (network.raw, node.raw)
+        r = self._segs.get(key)
+        if r is None:
+            r = self._segs[key] = Reassembly()
+        try:
+            ready = r.add(frame, now)
+        except WireError as e:
+            self.counters.drop(e.reason)
+            return None
+        if ready:
+            self._queue(network, node, ready)
+        if self._armed or not len(r):
+            return None
+        self._armed = True
+        return now + ipseg.FLUSH_AFTER
+
+    def flush(self, now: float, everything: bool = False) -> float | None:
+        """Deliver super-segments incomplete for too long, as runs (their lost pieces counted)."""
+        for (net, node), r in list(self._segs.items()):
+            if len(r):
+                lost = r.lost_pieces
+                self._queue(NetworkId(net), NodeId(node), r.flush(now, everything))
+                self.counters.inc("ip.rx_pieces_lost", r.lost_pieces - lost)
+        at = self.next_flush()
+        self._armed = at is not None
+        return at
+
+    def next_flush(self) -> float | None:
+        t = min((o for r in self._segs.values() if (o := r.oldest()) is not None), default=None)
+        return None if t is None else t + ipseg.FLUSH_AFTER
+
+    def forget(self, network: NetworkId, node: NodeId) -> None:
+        self._segs.pop((network.raw, node.raw), None)
+
+    def _queue(self, network: NetworkId, node: NodeId, ready: list[Written]) -> None:
+        for x in ready:
+            if len(self._in) >= self.limit:
+                self.counters.drop(DropReason.IP_QUEUE_FULL)
+            else:
+                self._in.append((network, node, x))
+
+    def to_write(self) -> list[tuple[NetworkId, NodeId, Written]]:
+        """Everything received since the last call: (network, sending member, IP packet | virtio-net frame |
+        run of an incomplete super-segment)."""
         if not self._in:
             return []
         out = list(self._in)

@@ -4,10 +4,9 @@ Inputs:  ``receive_datagram(data, src, local, now)``, ``handle_timer(now)``, and
          ``add_peer``, ``send``, ``request``, ``respond``, ``ping``, ``leave``, ``close``).
 Outputs: ``datagrams_to_send()`` -> [(dst, local, bytes)], ``next_event()`` -> Event | None,
          ``next_deadline()`` -> float | None.
-
-The driver calls ``datagrams_to_send`` and ``next_deadline`` after every input, sends what it got, and arms
-one timer. Nothing here touches a socket or a clock; ``now`` is monotonic seconds supplied by the caller,
-and ``wall_offset`` (wall clock minus monotonic clock) only stamps handshake initiations.
+The driver calls ``datagrams_to_send`` and ``next_deadline`` after every input, sends what it got, and arms one
+timer. Nothing here touches a socket or a clock: ``now`` is monotonic seconds from the caller (``wall_offset``,
+wall minus monotonic clock, only stamps handshake initiations).
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ from .discovery.gossip import Gossip, OwnFacts
 from .entropy import Entropy, SystemEntropy
 from .errors import DropReason, UsageError, WireError
 from .ids import NetworkId, NodeId
-from .ipframes import IpFrames
+from .ipframes import IpFrames, Written
 from .keys import Identity
 from .membership import Members
 from .nat.classify import Mapping, NatObserver, NatVerdict
@@ -91,7 +90,8 @@ class Mesh:
         self.natside = NatSide(config, self.counters, self.entropy, self.table, self.nat, self.punch, self.gossip.record_of)
         # dispatch tables: singleton timers, and control messages by name (handler(peer, name, body, now))
         self._timer_handlers: dict[Timer, Callable[[float], None]] = {
-            Timer.GOSSIP: self._gossip_round, Timer.NAT: self._nat_timer, Timer.REQUESTS: self._requests_timer}
+            Timer.GOSSIP: self._gossip_round, Timer.NAT: self._nat_timer, Timer.REQUESTS: self._requests_timer,
+            Timer.IP_FLUSH: lambda now: self._timer(Timer.IP_FLUSH, self.ip.flush(now))}
         self._control_handlers: dict[str, Callable[[Peer, str, bytes, float], None]] = {
             "gossip.sync": self._on_gossip, "gossip.records": self._on_gossip, "gossip.want": self._on_gossip,
             "punch.candidates": self._on_candidates,
@@ -240,8 +240,7 @@ class Mesh:
         self._timers.set(Timer.GOSSIP, at)
 
     def local_addresses_changed(self, endpoints: list[Address], ips: frozenset[str], now: float) -> bool:
-        """The host's addresses changed: advertise the new ones at once (Members.readvertise, reprobe), and forget
-        NAT observations of a family that lost an address. Returns whether anything changed."""
+        """The host's addresses changed: advertise them at once, forget NAT observations of a family that lost one."""
         endpoints, ips = list(endpoints), frozenset(ips)
         if endpoints == self.local_endpoints and ips == self.local_ips:
             return False
@@ -279,9 +278,14 @@ class Mesh:
         self._requests_timer(now)  # every call: a request's deadline may have passed while other timers ran
 
     def _requests_timer(self, now: float) -> None:
-        nxt = self._run(now, lambda out: self.messages.expired_requests(now, out))
-        if nxt is not None:
-            self._timers.set(Timer.REQUESTS, nxt)
+        self._timer(Timer.REQUESTS, self._run(now, lambda out: self.messages.expired_requests(now, out)))
+
+    def _timer(self, key: Timer, at: float | None, cancel: bool = False) -> None:
+        """Set a singleton timer (None: leave it, or with ``cancel`` cancel it)."""
+        if at is not None:
+            self._timers.set(key, at)
+        elif cancel:
+            self._timers.cancel(key)
 
     def _service(self, peer: Peer, now: float) -> None:
         out = Outbox()
@@ -315,10 +319,7 @@ class Mesh:
             self.last_internal_error = repr(e)
 
     def _receive(self, data: bytes, src: PathId, local: Address | None, now: float) -> None:
-        if data[:1] == b"\x04":
-            self._receive_transport(data, src, local, now)
-        else:
-            self._receive_handshake(data, src, local, now)
+        (self._receive_transport if data[:1] == b"\x04" else self._receive_handshake)(data, src, local, now)
 
     def _receive_relayed(self, data: bytes, relay: Peer, path: ViaRelay, local: Address | None, now: float) -> None:
         """A datagram that came inside a RELAYED frame from ``relay``: the receive path proper, arriving on the
@@ -352,11 +353,15 @@ class Mesh:
         st = peer.stats
         st.bytes_in += len(data)
         st.packets_in += 1
-        if plain[:1] == b"\x09":  # NAT tests: never moves the peer's endpoint or socket
+        t = plain[0] if plain else -1
+        if t == 0x0A and peer.local == local and self.links.heard_on_current(peer, src, now):  # IPSEG: no re-arm
+            self._timer(Timer.IP_FLUSH, self.ip.receive_seg(peer.network.id, peer.node, plain, now))
+            return
+        if t == 0x09:  # NAT tests: never moves the peer's endpoint or socket
             self._nat(now, lambda out: self.natside.on_probe(peer, plain, src, local, now, out, self._punch_ours))
             return
         peer.local = local
-        if plain[:1] != b"\x05" and not self.links.heard_on_current(peer, src, now):  # (a PONG: Links.on_pong)
+        if t != 0x05 and not self.links.heard_on_current(peer, src, now):  # (a PONG: Links.on_pong)
             out = Outbox()
             self.links.heard(peer, src, now, out)
             self._perform(out, now)
@@ -393,6 +398,8 @@ class Mesh:
             self._receive_relayed(inner, peer, path, local, now)
         elif t == fw.FrameType.IP:  # the virtual network (core/ipframes.py): queued for the driver, bounded
             self.ip.receive(peer.network.id, peer.node, frame)
+        elif t == fw.FrameType.IPSEG:  # (off the current path: the hot path is in _receive_transport)
+            self._timer(Timer.IP_FLUSH, self.ip.receive_seg(peer.network.id, peer.node, frame, now))
         elif t == fw.FrameType.CLOSE:
             peer.wanted = False
             self.sessions.close(peer, "peer closed the session", now, out)
@@ -475,11 +482,7 @@ class Mesh:
     def _nat(self, now: float, fn: Callable[[Outbox], object]) -> None:
         """Call the NAT side, perform what it asked for and re-arm its timer."""
         self._run(now, fn)
-        at = self.natside.deadline()
-        if at is None:
-            self._timers.cancel(Timer.NAT)
-        else:
-            self._timers.set(Timer.NAT, at)
+        self._timer(Timer.NAT, self.natside.deadline(), cancel=True)
 
     def _nat_timer(self, now: float) -> None:
         self._nat(now, lambda out: self.natside.timer(now, out, self._punch_ours))
@@ -565,29 +568,31 @@ class Mesh:
         """Our mesh IPs in ``network_id``, to be signed into our record (re-signed and pushed when changed)."""
         self._run(now, lambda out: self.members.claim(network_id, claim, self._own_facts, now, out))
 
-    def send_ip(self, network_id: NetworkId, node: NodeId, packet: bytes, now: float) -> bool:
-        """Seal one IP packet for member ``node`` in its current session and send it on its current path at
-        once (never queued behind channel traffic). False when it could not go: too large, or no session yet
-        (a handshake is started; the packet is lost, as on a link coming up)."""
-        frame = self.ip.frame(packet)
-        if frame is None:
+    def send_ip(self, network_id: NetworkId, node: NodeId, packet: bytes | memoryview, now: float, vnet: bool = False) -> bool:
+        """Seal an IP packet (``vnet``: a TUN read with its virtio-net header, maybe a super-segment: IPSEG
+        fragments, core/ipseg.py) for ``node`` and send it on its current path at once, never queued behind channel
+        traffic. False: too large, or no session yet (a handshake starts; lost, as on a link coming up)."""
+        frames = self.ip.seg_frames(packet) if vnet else self.ip.frame(packet)
+        if frames is None:
             return False
-        peer = self.table.get(network_id, node)
-        if peer is None:
-            rec = self.record_of(network_id, node)
-            peer = self._connect_record(self.network(network_id), rec, now) if rec is not None else None
-            if peer is None:
-                self.counters.inc("ip.tx_no_peer")
-                return False
-        if self._send_frame(peer, frame, now):
-            self.counters.inc("ip.tx_packets")
-            return True
-        peer.wanted = True
-        if peer.pending is None:
-            self._initiate(peer, now)
-        self.counters.inc("ip.tx_no_session")
-        return False
+        try:
+            peer = self.find_peer(node, network_id, now)  # a member known by its record gets a peer, a handshake
+        except UsageError:
+            self.counters.inc("ip.tx_no_peer")
+            return False
+        s = peer.sendable_session(now)
+        if s is None:
+            peer.wanted = True
+            if peer.pending is None:
+                self._initiate(peer, now)
+            self.counters.inc("ip.tx_no_session")
+            return False
+        for f in frames:
+            self._send_raw(peer, s.encrypt(f, now), None, now)
+        self.counters.inc("ip.tx_frames" if vnet else "ip.tx_packets")
+        return True
 
-    def ip_packets_to_write(self) -> list[tuple[NetworkId, NodeId, bytes]]:
-        """IP packets received since the last call, for networks the driver opened with ``ip.open``."""
+    def ip_packets_to_write(self) -> list[tuple[NetworkId, NodeId, Written]]:
+        """What the virtual network received since the last call (``IpFrames.to_write``), for networks the
+        driver opened with ``ip.open``."""
         return self.ip.to_write()

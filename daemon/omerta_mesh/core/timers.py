@@ -68,6 +68,7 @@ class Timer(enum.Enum):
     GOSSIP = "gossip"  # the next gossip round (core/discovery/gossip.py)
     NAT = "nat"  # the next NAT test deadline (core/nat/probing.py)
     REQUESTS = "requests"  # the earliest request timeout
+    IP_FLUSH = "ip_flush"  # the oldest incomplete super-segment is delivered as it stands (core/ipseg.py)
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from typing import Callable, Sequence
 from ..core.audit import AuditViolation
 from ..core.events import Event
 from ..core.ids import NetworkId, NodeId
+from ..core.ipframes import Written
 from ..core.mesh import Mesh
 from .udp import Address, UdpEndpoints
 
@@ -35,7 +36,7 @@ class Driver:
         self._audit_seen = 0
         self.closed = False
         # the virtual network's writer: IP packets the core received, drained after every input
-        self.ip_sink: Callable[[Sequence[tuple[NetworkId, NodeId, bytes]]], None] | None = None
+        self.ip_sink: Callable[[Sequence[tuple[NetworkId, NodeId, Written]]], None] | None = None
         # destinations never sent to: the virtual network's own prefixes (a path through the tunnel would loop)
         self.blocked: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
         self._verdicts: dict[str, bool] = {}
@@ -85,13 +86,24 @@ class Driver:
             for v in audit.violations[self._audit_seen :]:
                 log.error("encryption audit: dropped %d bytes to %s:%d: %s", v.size, v.dst[0], v.dst[1], v.reason)
             self._audit_seen = len(audit.violations)
-        send = self.udp.sendto
+        send, batch_send = self.udp.sendto, self.udp.send_batch
         blocked = self.blocked
-        for dst, local, data in out:
+        i, n = 0, len(out)
+        while i < n:
+            dst, local, data = out[i]
             if blocked and self._blocked(dst[0]):
                 self.blocked_sends += 1
+                i += 1
                 continue
-            send(data, dst, local)
+            # a run to one destination of one size (the last may be shorter): one GSO send (io/udp.py)
+            j, size = i + 1, len(data)
+            while j < n and out[j][0] == dst and out[j][1] == local and len(out[j - 1][2]) == size >= len(out[j][2]):
+                j += 1
+            if j - i > 1:
+                batch_send([x[2] for x in out[i:j]], dst, local)
+            else:
+                send(data, dst, local)
+            i = j
 
     def set_blocked(self, prefixes: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> None:
         self.blocked = prefixes

@@ -56,7 +56,7 @@ level = "info"            # live: debug, info, warning, error
 [vnet]
 enabled = "auto"          # a TUN device per network (the mesh IPs): true, false, or "auto" (whenever the daemon
                           # has CAP_NET_ADMIN and /dev/net/tun; without them it runs with TUN off and says why)
-mtu = 1360                # the devices' MTU (at most what one datagram carries over a relay: 1367)
+mtu = 1340                # the devices' MTU (at most 1351: a packet plus its IPSEG and relay headers in one datagram)
 devices = []              # "NETWORK=DEVICE": a device name other than om-NETWORK (at most 15 characters)
 static = []               # "NETWORK=ADDRESS": a static mesh IPv4 or IPv6 address (wins unless another member's
                           # static claim wants the same one; the lower node id keeps it then)
@@ -148,7 +148,7 @@ def _pairs(entries: list[str]) -> dict[str, str]:
 
 
 def _default_vnet() -> VnetConfig:
-    return VnetConfig("auto", 1360, [], [])
+    return VnetConfig("auto", 1340, [], [])
 
 
 @dataclass(frozen=True)
@@ -262,8 +262,9 @@ def _validate(cfg: DaemonConfig, bad: Any) -> None:
             parse_bootstrap(b)
         except ValueError as e:
             raise bad(f"node.bootstrap: {e}") from None
-    if not 1280 <= cfg.vnet.mtu <= 1367:
-        raise bad(f"vnet.mtu = {cfg.vnet.mtu}: use 1280 (the IPv6 minimum) to 1367 (what one datagram carries over a relay)")
+    if not 1280 <= cfg.vnet.mtu <= 1351:
+        raise bad(f"vnet.mtu = {cfg.vnet.mtu}: use 1280 (the IPv6 minimum) to 1351 "
+                  "(a packet with its IPSEG and relay headers in one 1472-byte datagram)")
     for entry in cfg.vnet.devices:
         k, sep, v = entry.partition("=")
         v = v.strip()

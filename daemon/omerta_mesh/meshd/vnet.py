@@ -34,6 +34,8 @@ from typing import Sequence
 
 from ..core.errors import DropReason
 from ..core.ids import NetworkId, NodeId
+from ..core.ipframes import Written
+from ..core.ipseg import VNET_LEN, SegmentRun
 from ..core.network import Network
 from ..core.wire.records import AddrClaim
 from ..io import tundev
@@ -41,6 +43,7 @@ from ..io.tun import Tun, TunError, open_tun, tun_unavailable
 from ..node import MeshNode
 from ..vnet.addressing import AddressPlan
 from ..vnet.routes import Drop, Forward, Reply, Routes, assignment_from_records, own_claim
+from ..vnet.segments import rebuild_run
 from .config import VnetConfig
 
 log = logging.getLogger("omerta_mesh.vnet")
@@ -159,7 +162,7 @@ class VirtualNetworks:
 
     async def _open(self, n: NetVnet) -> None:
         try:
-            n.tun = open_tun(n.device, vnet_hdr=False)
+            n.tun = open_tun(n.device, vnet_hdr=True)  # TSO/USO super-segments (core/ipseg.py)
             await self._configure(n)
         except (TunError, OSError) as e:
             n.error = str(e)
@@ -192,7 +195,7 @@ class VirtualNetworks:
             n.device,
             v4=ipaddress.IPv4Interface(f"{n.v4}/{n.plan.v4.prefixlen}") if n.v4 else None,
             v6=ipaddress.IPv6Interface(f"{n.v6}/{n.plan.v6.prefixlen}") if n.v6 else None,
-            mtu=self.config.mtu, gso_max_size=None, routes=(n.plan.ula,),
+            mtu=self.config.mtu, routes=(n.plan.ula,),
         )
 
     async def _remove(self, raw: bytes) -> None:
@@ -264,7 +267,7 @@ class VirtualNetworks:
         except OSError as e:
             log.warning("could not save our mesh IPs: %s", e)
 
-    # ------------------------------------------------------------------ the data plane (per packet)
+    # ------------------------------------------------------------------ the data plane (super-segments)
     def _readable(self, n: NetVnet) -> None:
         tun = n.tun
         driver = self.node.driver
@@ -276,14 +279,16 @@ class VirtualNetworks:
         net = n.network.id
         now = driver.now()
         synced = False
+        vnet = tun.vnet_hdr
         for _ in range(READ_BATCH):
             try:
-                pkt = tun.read(4096)  # at most the MTU (no virtio-net headers: no super-segments)
+                frame = tun.read()  # with a virtio-net header: one packet, or a TCP/UDP super-segment of up to 64 KB
             except OSError as e:
                 log.warning("reading %s: %s", n.device, e)
                 break
-            if pkt is None:
+            if frame is None:
                 break
+            pkt = memoryview(frame)[VNET_LEN:] if vnet else frame
             d = routes.outbound(pkt)
             if type(d) is Reply and not synced:  # a member we have not routed yet? (its record may be new)
                 synced = True
@@ -291,10 +296,10 @@ class VirtualNetworks:
                 routes = n.routes
                 d = routes.outbound(pkt)
             if type(d) is Forward:
-                mesh.send_ip(net, d.node, pkt, now)
+                mesh.send_ip(net, d.node, frame, now, vnet)
             elif type(d) is Reply:
                 try:
-                    tun.write(d.packet)
+                    tun.write_packet(d.packet)
                     counters.inc("ip.icmp_unreachable")
                 except OSError:
                     counters.inc("ip.tun_write_failed")
@@ -303,19 +308,30 @@ class VirtualNetworks:
                 counters.drop(d.reason)
         driver.flush()
 
-    def _write(self, packets: Sequence[tuple[NetworkId, NodeId, bytes]]) -> None:
+    def _write(self, packets: Sequence[tuple[NetworkId, NodeId, Written]]) -> None:
+        """What the core received: a packet (per-packet IP frames), a virtio-net frame (IPSEG: a whole
+        super-segment or one packet), or a run of an incomplete super-segment, rebuilt here."""
         counters = self.node.core.counters
-        for net, node, pkt in packets:
+        for net, node, got in packets:
             n = self.nets.get(net.raw)
             if n is None or n.tun is None:
                 counters.drop(DropReason.IP_UNROUTED)
                 continue
+            if isinstance(got, SegmentRun):
+                got = rebuild_run(got)
+                counters.inc("ip.rx_runs")
+            # an IPSEG frame starts with its virtio-net header; a per-packet IP frame is a bare packet
+            framed = len(got) > VNET_LEN and got[VNET_LEN] >> 4 in (4, 6) and got[0] in (0, 1)
+            pkt = memoryview(got)[VNET_LEN:] if framed else got
             bad = n.routes.inbound_ok(node, pkt)
             if bad is not None:
                 counters.drop(bad)
                 continue
             try:
-                n.tun.write(pkt)
+                if framed and n.tun.vnet_hdr:
+                    n.tun.write(got)
+                else:
+                    n.tun.write_packet(pkt)
                 counters.inc("ip.rx_packets")
             except OSError:
                 counters.inc("ip.tun_write_failed")

@@ -66,6 +66,7 @@ class FrameType(enum.IntEnum):
     RELAY = 0x07
     RELAYED = 0x08
     NATPROBE = 0x09
+    IPSEG = 0x0A  # a fragment of a virtual-network super-segment (core/ipseg.py)
     CONTROL = 0x10
 
 

@@ -1,0 +1,133 @@
+"""Super-segments cut into IPSEG fragments and put back (core/ipseg.py, vnet/segments.py): whole, and in runs
+when pieces were lost; malformed fragments are refused with a reason, and reassembly stays bounded."""
+
+from __future__ import annotations
+
+import ipaddress
+import struct
+
+import pytest
+
+from omerta_mesh.core import ipseg
+from omerta_mesh.core.errors import WireError
+from omerta_mesh.core.ipseg import GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4, VNET, Reassembly, SegmentRun, fragments
+from omerta_mesh.vnet.packet import checksum
+from omerta_mesh.vnet.segments import pseudo_seed, rebuild_run
+
+SRC4, DST4 = ipaddress.IPv4Address("100.64.0.1"), ipaddress.IPv4Address("100.64.0.2")
+SRC6, DST6 = ipaddress.IPv6Address("fd00::1"), ipaddress.IPv6Address("fd00::2")
+MSS = 1000
+
+
+def tcp_superseg(payload: bytes, v6: bool = False, seq: int = 1000, ident: int = 77, flags: int = 0x18 | 0x80) -> bytes:
+    """A TCP super-segment as a TUN with TSO hands it over: NEEDS_CSUM, the seed in the checksum field."""
+    tcp = bytearray(struct.pack("!HHIIBBHHH", 40000, 5201, seq, 1, 8 << 4, flags, 512, 0, 0) + bytes(12))  # 32-byte header
+    if v6:
+        ip = bytearray(struct.pack("!IHBB", 6 << 28, len(tcp) + len(payload), 6, 64) + SRC6.packed + DST6.packed)
+    else:
+        ip = bytearray(struct.pack("!BBHHHBBH", 0x45, 0, 20 + len(tcp) + len(payload), ident, 0x4000, 64, 6, 0)
+                       + SRC4.packed + DST4.packed)
+        struct.pack_into("!H", ip, 10, checksum(ip))
+    pkt = ip + tcp
+    struct.pack_into("!H", pkt, len(ip) + 16, pseudo_seed(pkt, 6, len(tcp) + len(payload)))
+    vh = VNET.pack(1, GSO_TCPV6 if v6 else GSO_TCPV4, len(pkt), MSS, len(ip), 16)
+    return vh + bytes(pkt) + payload
+
+
+def test_a_complete_super_segment_comes_back_byte_for_byte() -> None:
+    for v6 in (False, True):
+        seg = tcp_superseg(bytes(range(256)) * 18, v6=v6)  # 4,608 bytes: five pieces, the last short
+        frs = fragments(seg, 9)
+        assert [f[5:7] for f in frs] == [bytes([i, 5]) for i in range(5)]
+        r = Reassembly()
+        out = [x for f in frs for x in r.add(f, 0.0)]
+        assert out == [seg] and len(r) == 0
+
+
+def test_a_lost_piece_costs_only_that_piece_and_the_runs_look_as_the_kernel_cuts_them() -> None:
+    payload = bytes(range(256)) * 18
+    seg = tcp_superseg(payload)
+    frs = fragments(seg, 3)
+    r = Reassembly()
+    got = [x for i, f in enumerate(frs) if i != 2 for x in r.add(f, 1.0)]
+    assert got == [] and len(r) == 1 and r.oldest() == 1.0
+    runs = r.flush(1.0 + ipseg.FLUSH_AFTER)
+    assert [(x.first, len(x.pieces)) for x in runs if isinstance(x, SegmentRun)] == [(0, 2), (3, 2)]
+    assert r.lost_pieces == 1 and r.partial == 1
+    a, b = (rebuild_run(x) for x in runs if isinstance(x, SegmentRun))
+    for frame, first, n in ((a, 0, 2), (b, 3, 2)):
+        ip = frame[10:]
+        data = payload[first * MSS: (first + n) * MSS]
+        assert ip[40 + 12:] == data  # 20 IP + 32 TCP
+        assert struct.unpack_from("!H", ip, 2)[0] == len(ip)  # total length
+        assert struct.unpack_from("!H", ip, 4)[0] == 77 + first  # the kernel's id numbering
+        assert checksum(ip[:20]) == 0  # a valid IP header checksum
+        assert struct.unpack_from("!I", ip, 24)[0] == 1000 + first * MSS  # sequence number
+        assert struct.unpack_from("!H", ip, 36)[0] == pseudo_seed(ip, 6, len(ip) - 20)
+        fl = ip[33]
+        assert bool(fl & 0x80) == (first == 0) and bool(fl & 0x08) == (first + n == 5)  # CWR first, PSH last
+        assert VNET.unpack_from(frame)[1] == GSO_TCPV4 and VNET.unpack_from(frame)[3] == MSS
+
+
+def test_a_run_of_one_piece_is_an_ordinary_packet_and_ipv6_lengths_follow() -> None:
+    seg = tcp_superseg(bytes(2500), v6=True)
+    frs = fragments(seg, 4)
+    r = Reassembly()
+    for f in (frs[0], frs[2]):
+        r.add(f, 0.0)
+    runs = [rebuild_run(x) for x in r.flush(0.0, everything=True) if isinstance(x, SegmentRun)]
+    assert len(runs) == 2
+    for fr in runs:
+        flags, gso, _hl, size, _s, _o = VNET.unpack_from(fr)
+        assert (gso, size) == (0, 0) and flags == 1
+        ip = fr[10:]
+        assert struct.unpack_from("!H", ip, 4)[0] == len(ip) - 40
+
+
+def test_udp_super_segments_get_their_length_rewritten() -> None:
+    body = bytes(3000)
+    udp = bytearray(struct.pack("!HHHH", 5000, 6000, 8 + len(body), 0))
+    ip = bytearray(struct.pack("!BBHHHBBH", 0x45, 0, 28 + len(body), 1, 0x4000, 64, 17, 0) + SRC4.packed + DST4.packed)
+    pkt = ip + udp
+    seg = VNET.pack(1, GSO_UDP_L4, 28, 1200, 20, 6) + bytes(pkt) + body
+    r = Reassembly()
+    frs = fragments(seg, 5)
+    r.add(frs[1], 0.0)
+    (run,) = r.flush(0.0, everything=True)
+    assert isinstance(run, SegmentRun)
+    fr = rebuild_run(run)
+    assert struct.unpack_from("!H", fr, 10 + 24)[0] == 8 + 1200
+
+
+def test_small_packets_are_one_fragment() -> None:
+    ping = VNET.pack(0, 0, 0, 0, 0, 0) + bytes(84)
+    (f,) = fragments(ping, 1)
+    assert Reassembly().add(f, 0.0) == [ping]
+
+
+@pytest.mark.parametrize("mangle", [
+    lambda f: f[:10],  # truncated
+    lambda f: f[:5] + bytes([9, 3]) + f[7:],  # index beyond count
+    lambda f: f[:5] + bytes([0, 200]) + f[7:],  # more pieces than the kernel writes
+])
+def test_malformed_fragments_are_refused_with_a_reason(mangle) -> None:
+    f = fragments(tcp_superseg(bytes(3000)), 1)[0]
+    with pytest.raises(WireError):
+        Reassembly().add(mangle(f), 0.0)
+
+
+def test_a_fragment_that_disagrees_with_its_super_segment_is_refused() -> None:
+    a = fragments(tcp_superseg(bytes(3000), seq=1), 1)
+    b = fragments(tcp_superseg(bytes(3000), seq=999), 1)  # same seg id, other headers
+    r = Reassembly()
+    r.add(a[0], 0.0)
+    with pytest.raises(WireError):
+        r.add(b[1], 0.0)
+
+
+def test_reassembly_is_bounded_the_oldest_goes_as_it_stands() -> None:
+    r = Reassembly()
+    out = []
+    for sid in range(ipseg.MAX_OPEN + 3):
+        out += r.add(fragments(tcp_superseg(bytes(3000)), sid)[0], float(sid))
+    assert len(r) == ipseg.MAX_OPEN and len(out) == 3 and r.lost_pieces == 3 * 2
