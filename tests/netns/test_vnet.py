@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -113,8 +114,20 @@ def tcp_transfer(src: Meshd, dst: Meshd, dst_ip: str, size: int = 4_000_000) -> 
     return size * 8 / float(dt) / 1e6
 
 
-def pair(lab: Lab, tmp_path: Path, relayed: bool) -> tuple[Meshd, Meshd]:
-    if not relayed:
+def iperf3(src: Meshd, dst: Meshd, dst_ip: str, seconds: float = 2) -> float:
+    """One iperf3 TCP run from src to dst's mesh IP; Mbit/s received."""
+    srv = dst.lab.run(dst.host, ["iperf3", "-s", "-1", "-B", dst_ip], stdout=subprocess.DEVNULL)
+    time.sleep(0.5)
+    r = src.lab.exec(src.host, ["iperf3", "-c", dst_ip, "-t", str(seconds), "-J"], timeout=seconds + 30)
+    srv.wait(10)
+    assert r.returncode == 0, r.stdout[-500:]
+    return json.loads(r.stdout)["end"]["sum_received"]["bits_per_second"] / 1e6
+
+
+def pair(lab: Lab, tmp_path: Path, relayed: bool, punched: bool = False) -> tuple[Meshd, Meshd]:
+    """Two public daemons; ``relayed``: behind a port-restricted and a random symmetric NAT (they meet only
+    through the relay R); ``punched``: behind two port-restricted NATs (they punch)."""
+    if not relayed and not punched:
         a, b = daemon(lab, tmp_path, "A"), daemon(lab, tmp_path, "B")
         start_all([a, b])
         form_network(a, [b])
@@ -122,7 +135,7 @@ def pair(lab: Lab, tmp_path: Path, relayed: bool) -> tuple[Meshd, Meshd]:
     r = daemon(lab, tmp_path, "R", relay="on")
     s = daemon(lab, tmp_path, "S")
     a = daemon(lab, tmp_path, "A", "port-restricted", "auto")
-    b = daemon(lab, tmp_path, "B", "symmetric-random", "auto")
+    b = daemon(lab, tmp_path, "B", "port-restricted" if punched else "symmetric-random", "auto")
     start_all([r, s, a, b])
     form_network(r, [s, a, b])
     return a, b
@@ -146,20 +159,23 @@ def ips_of(d: Meshd, other: Meshd) -> tuple[str, str] | None:
     return p["ipv4"], p["ipv6"]
 
 
-@pytest.mark.parametrize("relayed", [False, True], ids=["direct", "relayed"])
-def test_ping_and_tcp_between_mesh_ips(lab: Lab, tmp_path: Path, capsys, relayed: bool) -> None:
-    a, b = pair(lab, tmp_path, relayed)
+@pytest.mark.parametrize("kind", ["direct", "punched", "relayed"])
+def test_ping_and_tcp_between_mesh_ips(lab: Lab, tmp_path: Path, capsys, kind: str) -> None:
+    relayed = kind == "relayed"
+    a, b = pair(lab, tmp_path, relayed, kind == "punched")
     (a4, a6), (b4, b6) = up(a, b)
     out4 = ping_until(a, b4)
     out6 = ping_until(a, b6)
     ping_until(b, a4)
+    if kind == "punched":
+        assert wait_for(lambda: a.path_to(b) == "punched" and b.path_to(a) == "punched", 20), (a.path_to(b), b.path_to(a))
     path = a.call("peers.get", peer=b.id)["networks"][0]["path"]
     if relayed:
         assert path and path.startswith("relay"), path
-    mbit = tcp_transfer(a, b, b4)
-    mbit6 = tcp_transfer(b, a, a6, 2_000_000)
-    say(capsys, f"\n{'relayed' if relayed else 'direct'} ({path}): ping v4 {rtt_ms(out4)} ms, v6 {rtt_ms(out6)} ms; "
-                f"TCP {mbit:.0f} Mbit/s v4, {mbit6:.0f} Mbit/s v6 (super-segments, IPSEG fragments)")
+    mbit = iperf3(a, b, b4) if shutil.which("iperf3") else tcp_transfer(a, b, b4)
+    mbit6 = tcp_transfer(b, a, a6, 2_000_000)  # (every byte arrives: the count is checked)
+    say(capsys, f"\n{kind} ({path}): ping v4 {rtt_ms(out4)} ms, v6 {rtt_ms(out6)} ms; "
+                f"TCP {mbit:.0f} Mbit/s v4 (iperf3), {mbit6:.0f} Mbit/s v6 (super-segments, IPSEG fragments)")
     c = a.call("status.get")["counters"]
     assert c.get("ip.tx_frames", 0) > 100 and c.get("drop.ip_spoofed", 0) == 0
     # no tunnel inside the tunnel: a mesh IP is never advertised or used as an endpoint (it looped: 900k
@@ -247,3 +263,41 @@ def test_without_cap_net_admin_tun_is_off_and_says_why(lab: Lab, tmp_path: Path)
     assert not devices(a)
     assert "TUN is off" in a.log()
     time.sleep(0.1)
+
+
+def test_the_control_plane_answers_while_the_tunnel_is_saturated(lab: Lab, tmp_path: Path, capsys) -> None:
+    """iperf3 fills the tunnel (both daemons busy with super-segments); meanwhile ``status.get`` round trips on
+    the sender's and the receiver's socket are timed and heartbeats keep coming (the figure is printed; the
+    100 ms goal is measured here and in bench/, the test only bounds it loosely)."""
+    if shutil.which("iperf3") is None:
+        pytest.skip("iperf3 missing: apt-get install -y iperf3")
+    a, b = pair(lab, tmp_path, False)
+    (_a4, _a6), (b4, _b6) = up(a, b)
+    ping_until(a, b4)
+    srv = lab.run(b.host, ["iperf3", "-s", "-1", "-B", b4], stdout=subprocess.DEVNULL)
+    time.sleep(0.5)
+    client = lab.run(a.host, ["iperf3", "-c", b4, "-t", "4", "-J"], stdout=subprocess.PIPE)
+    time.sleep(0.5)  # saturated from here on
+    lat: dict[str, list[float]] = {"sender": [], "receiver": []}
+    pongs0 = a.call("peers.get", peer=b.id)["networks"][0]["paths"][0]["last_answer_s"]
+    t_end = time.monotonic() + 3
+    while time.monotonic() < t_end:
+        for name, d in (("sender", a), ("receiver", b)):
+            t = time.monotonic()
+            d.call("status.get")
+            lat[name].append((time.monotonic() - t) * 1000)
+        time.sleep(0.05)
+    out, _ = client.communicate(timeout=20)
+    srv.wait(10)
+    mbit = json.loads(out)["end"]["sum_received"]["bits_per_second"] / 1e6
+    last_answer = a.call("peers.get", peer=b.id)["networks"][0]["paths"][0]["last_answer_s"]
+    worst = {k: max(v) for k, v in lat.items()}
+    med = {k: sorted(v)[len(v) // 2] for k, v in lat.items()}
+    say(capsys, f"\nstatus.get during iperf3 at {mbit:.0f} Mbit/s: sender median {med['sender']:.1f} ms, worst "
+                f"{worst['sender']:.1f} ms; receiver median {med['receiver']:.1f} ms, worst {worst['receiver']:.1f} ms; "
+                f"last heartbeat answer {last_answer} s ago (before the run: {pongs0} s)")
+    assert mbit > 10
+    assert max(worst.values()) < 1000, lat  # a loose bound: the goal (100 ms) is a measurement, not a unit test
+    # IP traffic counts as activity: heartbeats every 1.5 s (they were 25 s apart: a dead path would have gone
+    # unnoticed for half a minute under a saturating iperf3)
+    assert last_answer is not None and last_answer < 3

@@ -7,6 +7,8 @@ import ipaddress
 import struct
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from omerta_mesh.core import ipseg
 from omerta_mesh.core.errors import WireError
@@ -131,3 +133,31 @@ def test_reassembly_is_bounded_the_oldest_goes_as_it_stands() -> None:
     for sid in range(ipseg.MAX_OPEN + 3):
         out += r.add(fragments(tcp_superseg(bytes(3000)), sid)[0], float(sid))
     assert len(r) == ipseg.MAX_OPEN and len(out) == 3 and r.lost_pieces == 3 * 2
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.binary(min_size=0, max_size=200), max_size=40))
+def test_garbage_fragments_never_crash_and_memory_stays_bounded(frames: list[bytes]) -> None:
+    r = Reassembly()
+    good = fragments(tcp_superseg(bytes(5000)), 7)
+    for i, junk in enumerate(frames):
+        # valid heads with garbage after them, and plain garbage
+        f = (good[i % len(good)][:i % 60] + junk) if i % 2 else junk
+        try:
+            ready = r.add(f, float(i))
+        except WireError:
+            ready = []
+        assert len(r) <= ipseg.MAX_OPEN
+        for x in ready + r.flush(1e9, everything=True):
+            if isinstance(x, SegmentRun):
+                try:
+                    rebuild_run(x)
+                except WireError:
+                    pass
+
+
+@pytest.mark.parametrize("start,off", [(0, 16), (20, 200), (60, 16)])
+def test_runs_with_headers_that_do_not_add_up_are_refused(start: int, off: int) -> None:
+    head = VNET.pack(1, GSO_TCPV4, 52, MSS, start, off) + bytes([0x45]) + bytes(51)
+    with pytest.raises(WireError):
+        rebuild_run(SegmentRun(head, 1, 3, (bytes(MSS),)))

@@ -322,8 +322,7 @@ class Mesh:
         (self._receive_transport if data[:1] == b"\x04" else self._receive_handshake)(data, src, local, now)
 
     def _receive_relayed(self, data: bytes, relay: Peer, path: ViaRelay, local: Address | None, now: float) -> None:
-        """A datagram that came inside a RELAYED frame from ``relay``: the receive path proper, arriving on the
-        relay path ``path`` (a call, not a second trip through ``receive_datagram``). Its drops are its own."""
+        """A datagram from inside a RELAYED frame: received on the relay path ``path``; its drops are its own."""
         try:
             self._receive(data, path, local, now)
         except WireError as e:
@@ -590,6 +589,9 @@ class Mesh:
         for f in frames:
             self._send_raw(peer, s.encrypt(f, now), None, now)
         self.counters.inc("ip.tx_frames" if vnet else "ip.tx_packets")
+        if now - peer.last_active > 1.0:  # traffic: active heartbeats, so a dead path is noticed within seconds
+            self.links.mark_active(peer, now)
+            self._arm(peer, now)
         return True
 
     def ip_packets_to_write(self) -> list[tuple[NetworkId, NodeId, Written]]:

@@ -32,7 +32,7 @@ import logging
 from dataclasses import dataclass, replace
 from typing import Sequence
 
-from ..core.errors import DropReason
+from ..core.errors import DropReason, WireError
 from ..core.ids import NetworkId, NodeId
 from ..core.ipframes import Written
 from ..core.ipseg import VNET_LEN, SegmentRun
@@ -48,7 +48,7 @@ from .config import VnetConfig
 
 log = logging.getLogger("omerta_mesh.vnet")
 REFRESH = 0.5  # seconds between checks of the records (assignment) and of the networks joined or left
-READ_BATCH = 256  # packets read from one device per wake-up before the loop serves others
+READ_BATCH = 64  # frames (up to 64 KB each) read from one device per wake-up before the loop serves others
 
 
 @dataclass
@@ -318,7 +318,11 @@ class VirtualNetworks:
                 counters.drop(DropReason.IP_UNROUTED)
                 continue
             if isinstance(got, SegmentRun):
-                got = rebuild_run(got)
+                try:
+                    got = rebuild_run(got)
+                except WireError as e:
+                    counters.drop(e.reason)
+                    continue
                 counters.inc("ip.rx_runs")
             # an IPSEG frame starts with its virtio-net header; a per-packet IP frame is a bare packet
             framed = len(got) > VNET_LEN and got[VNET_LEN] >> 4 in (4, 6) and got[0] in (0, 1)

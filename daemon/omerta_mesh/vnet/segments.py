@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import struct
 
+from ..core.errors import DropReason, WireError
 from ..core.ipseg import GSO_ECN, GSO_NONE, GSO_TCPV4, GSO_TCPV6, VNET, VNET_LEN, SegmentRun
 from .packet import checksum
 
@@ -34,12 +35,18 @@ def pseudo_seed(ip: bytes | bytearray | memoryview, proto: int, l4_len: int) -> 
 
 
 def rebuild_run(run: SegmentRun) -> bytes:
-    """The virtio-net frame (header and packet) that carries ``run`` as the sender's kernel would have."""
+    """The virtio-net frame (header and packet) that carries ``run`` as the sender's kernel would have.
+    Raises WireError for headers that do not add up (a member sent them; they are authenticated, not sane)."""
     flags, gso, hdr_len, size, start, off = VNET.unpack_from(run.head)
     payload = b"".join(run.pieces)
     pkt = bytearray(run.head[VNET_LEN:])
     l4 = start
     tcp = gso & ~GSO_ECN in (GSO_TCPV4, GSO_TCPV6)
+    v = pkt[0] >> 4 if pkt else 0
+    floor = (pkt[0] & 0xF) * 4 if v == 4 else 40
+    if v not in (4, 6) or len(pkt) < floor or not floor <= l4 <= len(pkt) - (20 if tcp else 8) \
+            or l4 + off + 2 > len(pkt) or size == 0:
+        raise WireError(DropReason.FRAGMENT_INVALID, "a super-segment header that does not add up")
     last = run.first + len(run.pieces) == run.count
     l4_len = len(pkt) - l4 + len(payload)
     if pkt[0] >> 4 == 4:

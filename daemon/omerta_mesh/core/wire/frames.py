@@ -14,6 +14,8 @@ Every frame starts with a one-byte type::
     RELAYED   (0x08)  | 0x08 | version (u8) = 1 | hops (u8) | source node id (32) | datagram ...
                                                                     (from a relay: a datagram forwarded to you)
     NATPROBE  (0x09)  | 0x09 | op (u8) | nonce (u32 LE) | endpoints (see endpoints.py) |  (NAT tests)
+    IPSEG     (0x0A)  | 0x0A | seg id (u32 LE) | index (u8) | count (u8) | virtio-net header (10) |
+                      L3+L4 header | piece ...     (one piece of a TUN super-segment; see core/ipseg.py)
     CONTROL   (0x10)  | 0x10 | control type (u8) | body ...         (gossip, NAT traversal; see control.py)
 
 DATA flags: bit 0 FIRST (this chunk starts a message), bit 1 LAST (this chunk ends it), bit 2 RESET (the
