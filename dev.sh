@@ -79,7 +79,8 @@ ensure_venv() {
 
 ensure_test_tools() {
     # what the root-only tests drive for real: namespaces and veth (iproute2), NAT (nftables), ping,
-    # a private bus (dbus), and journald's headers for systemd-python; without them those tests skip
+    # a private bus (dbus), iperf3, sshd and ssh, ethtool (offloads), and journald's headers for
+    # systemd-python; without them those tests skip
     missing=""
     command -v ip >/dev/null 2>&1 || missing="$missing iproute2"
     command -v nft >/dev/null 2>&1 || missing="$missing nftables"
@@ -88,6 +89,9 @@ ensure_test_tools() {
     command -v pgrep >/dev/null 2>&1 || missing="$missing procps"
     command -v tmux >/dev/null 2>&1 || missing="$missing tmux"
     command -v iperf3 >/dev/null 2>&1 || missing="$missing iperf3"
+    [ -x /usr/sbin/sshd ] || missing="$missing openssh-server"
+    command -v ssh >/dev/null 2>&1 || missing="$missing openssh-client"
+    command -v ethtool >/dev/null 2>&1 || missing="$missing ethtool"
     command -v systemd-analyze >/dev/null 2>&1 || missing="$missing systemd"
     if is_root; then
         command -v gcc >/dev/null 2>&1 || missing="$missing gcc"

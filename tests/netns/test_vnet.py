@@ -301,3 +301,101 @@ def test_the_control_plane_answers_while_the_tunnel_is_saturated(lab: Lab, tmp_p
     # IP traffic counts as activity: heartbeats every 1.5 s (they were 25 s apart: a dead path would have gone
     # unnoticed for half a minute under a saturating iperf3)
     assert last_answer is not None and last_answer < 3
+
+
+def test_ssh_to_a_peers_mesh_ip_with_a_real_sshd(lab: Lab, tmp_path: Path, capsys) -> None:
+    """A real sshd listening only on B's mesh IP; ssh from A runs a command there (key auth, batch mode)."""
+    sshd = shutil.which("sshd") or ("/usr/sbin/sshd" if os.path.exists("/usr/sbin/sshd") else None)
+    if sshd is None or shutil.which("ssh") is None or shutil.which("ssh-keygen") is None:
+        pytest.skip("sshd or ssh missing: apt-get install -y openssh-server openssh-client")
+    a, b = pair(lab, tmp_path, False)
+    (_a4, _a6), (b4, b6) = up(a, b)
+    ping_until(a, b4)
+    d = tmp_path / "ssh"
+    d.mkdir()
+    os.chmod(d, 0o700)
+    for name in ("host", "client"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / name)], check=True)
+    (d / "authorized_keys").write_text((d / "client.pub").read_text())
+    os.chmod(d / "authorized_keys", 0o600)
+    (d / "sshd_config").write_text(
+        f"ListenAddress {b4}\nListenAddress [{b6}]\nPort 2222\nHostKey {d / 'host'}\nAuthorizedKeysFile {d / 'authorized_keys'}\n"
+        f"PidFile none\nUsePAM no\nStrictModes no\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n")
+    os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # sshd's privilege separation directory
+    server = lab.run(b.host, [sshd, "-D", "-e", "-f", str(d / "sshd_config")])
+    try:
+        opts = ["-i", str(d / "client"), "-p", "2222", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+                "-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR"]
+        outs = {}
+        for ip in (b4, b6):
+            deadline = time.monotonic() + 15
+            while True:
+                r = lab.exec(a.host, ["ssh", *opts, f"root@{ip}", "echo over-the-mesh; hostname -I"], timeout=30)
+                if r.returncode == 0 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)  # sshd still starting
+            assert r.returncode == 0, (r.stderr, server.log_path.read_text()[-2000:])
+            outs[ip] = r.stdout
+            assert r.stdout.startswith("over-the-mesh") and b4 in r.stdout  # it ran on B, reached by its mesh IP
+        say(capsys, f"\nssh over the mesh: {b4} and [{b6}] answered: {outs[b4].split()[0]}")
+    finally:
+        lab.stop(server)
+
+
+def test_a_tcp_connection_survives_failover_to_a_relay_and_roaming(lab: Lab, tmp_path: Path, capsys) -> None:
+    """One iperf3 TCP connection between mesh IPs runs on while the direct path is cut (the relay takes over)
+    and healed, and then while B's host and B's router get new addresses: the session follows, TCP never
+    notices more than a stall."""
+    if shutil.which("iperf3") is None:
+        pytest.skip("iperf3 missing: apt-get install -y iperf3")
+    r = daemon(lab, tmp_path, "R", relay="on")
+    a = daemon(lab, tmp_path, "A", "full-cone")
+    b = daemon(lab, tmp_path, "B", "port-restricted")
+    start_all([r, a, b])
+    form_network(r, [a, b])
+    (_a4, _a6), (b4, _b6) = up(a, b)
+    ping_until(a, b4)
+    assert wait_for(lambda: a.path_to(b) in ("direct", "punched") and b.path_to(a) in ("direct", "punched"), 20)
+    na, nb = a.host.nat, b.host.nat
+    seconds = 16
+    srv = lab.run(b.host, ["iperf3", "-s", "-1", "-B", b4], stdout=subprocess.DEVNULL)
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    # at 20 Mbit/s: within the relay's quota (4 MB/s per client), so the relayed stretch carries it too
+    client = lab.run(a.host, ["iperf3", "-c", b4, "-t", str(seconds), "-J", "-b", "20M"], stdout=subprocess.PIPE)
+    seen, events = [], []
+    try:
+        time.sleep(2)
+        lab.block(na, nb)
+        assert wait_for(lambda: (p := a.path_to(b)) and p.startswith("relay"), 8, 0.1), a.path_to(b)
+        seen.append(f"cut at {time.monotonic() - t0:.1f} s: {a.path_to(b)}")
+        events.append(time.monotonic() - t0)
+        time.sleep(2)
+        lab.unblock(na, nb)
+        assert wait_for(lambda: a.path_to(b) in ("direct", "punched"), 15, 0.1), a.path_to(b)
+        seen.append(f"healed at {time.monotonic() - t0:.1f} s: {a.path_to(b)}")
+        events.append(time.monotonic() - t0)
+        time.sleep(1.5)
+        for what, node in (("B's LAN address", b.host), ("B's router's public address", nb)):
+            new_ip = lab.set_address(node)
+            seen.append(f"{what} -> {new_ip} at {time.monotonic() - t0:.1f} s")
+            events.append(time.monotonic() - t0)
+            time.sleep(3)
+        out, _ = client.communicate(timeout=seconds + 30)
+    finally:
+        if client.poll() is None:
+            client.kill()
+        srv.wait(10)
+    assert client.returncode == 0, out[-800:]
+    res = json.loads(out)
+    rates = [round(i["sum"]["bits_per_second"] / 1e6) for i in res["intervals"]]
+    total = res["end"]["sum_received"]["bytes"]
+    say(capsys, f"\none TCP connection through failover and roaming: {'; '.join(seen)}; Mbit/s per second {rates}; "
+                f"{total / 1e6:.0f} MB received, path now {a.path_to(b)}")
+    assert "error" not in res and total > 0
+    # after every event (the path moved to the relay, back, and twice to new addresses) data flows again within
+    # a few seconds: stalls, never a dead connection
+    starts = [i["sum"]["start"] for i in res["intervals"]]
+    for te in events:
+        assert any(te <= st0 <= te + 4 and x > 0 for st0, x in zip(starts, rates)), (te, list(zip(starts, rates)))
+    assert rates[-1] > 0
