@@ -213,6 +213,24 @@ def test_unknown_destination_gets_unreachable_and_spoofed_sources_are_dropped(la
     assert after.get("ip.rx_packets", 0) == before.get("ip.rx_packets", 0), (before, after)
 
 
+def test_a_packet_larger_than_the_device_mtu_gets_too_big(lab: Lab, tmp_path: Path) -> None:
+    """Someone raised the device MTU by hand: a DF packet larger than the mesh carries is answered with ICMP
+    "fragmentation needed" / "packet too big" (mtu 1340) from the gateway, so the sender's kernel adapts."""
+    a, b = pair(lab, tmp_path, False)
+    (_a4, _a6), (b4, b6) = up(a, b)
+    ping_until(a, b4)
+    dev = device_ready(a)
+    a.lab.exec(a.host, ["ip", "link", "set", "dev", dev, "mtu", "1500"], check=True)
+    r4 = a.lab.exec(a.host, ["ping", "-c", "2", "-i", "0.3", "-W", "1", "-M", "do", "-s", "1400", b4], timeout=10)
+    r6 = a.lab.exec(a.host, ["ping", "-6", "-c", "2", "-i", "0.3", "-W", "1", "-M", "do", "-s", "1400", b6], timeout=10)
+    assert r4.returncode != 0 and "mtu = 1340" in (r4.stdout + r4.stderr).replace("mtu=", "mtu = "), r4.stdout + r4.stderr
+    assert r6.returncode != 0 and "1340" in r6.stdout + r6.stderr, r6.stdout + r6.stderr
+    assert a.call("status.get")["counters"].get("ip.tx_too_big", 0) >= 2
+    # and what fits still goes
+    ok, out = ping(a, b4, 2)
+    assert ok, out
+
+
 def test_leave_stop_and_kill_leave_no_device(lab: Lab, tmp_path: Path) -> None:
     a, b = pair(lab, tmp_path, False)
     up(a, b)

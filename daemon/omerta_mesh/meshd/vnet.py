@@ -42,6 +42,7 @@ from ..io import tundev
 from ..io.tun import Tun, TunError, open_tun, tun_unavailable
 from ..node import MeshNode
 from ..vnet.addressing import AddressPlan
+from ..vnet.packet import too_big
 from ..vnet.routes import Drop, Forward, Reply, Routes, assignment_from_records, own_claim
 from ..vnet.segments import rebuild_run
 from .config import VnetConfig
@@ -280,6 +281,7 @@ class VirtualNetworks:
         now = driver.now()
         synced = False
         vnet = tun.vnet_hdr
+        mtu = self.config.mtu
         for _ in range(READ_BATCH):
             try:
                 frame = tun.read()  # with a virtio-net header: one packet, or a TCP/UDP super-segment of up to 64 KB
@@ -296,6 +298,9 @@ class VirtualNetworks:
                 routes = n.routes
                 d = routes.outbound(pkt)
             if type(d) is Forward:
+                if vnet and frame[1] == 0 and len(pkt) > mtu:  # one packet larger than the device MTU (raised by hand?)
+                    self._too_big(n, pkt, mtu)
+                    continue
                 mesh.send_ip(net, d.node, frame, now, vnet)
             elif type(d) is Reply:
                 try:
@@ -307,6 +312,18 @@ class VirtualNetworks:
                 assert isinstance(d, Drop)
                 counters.drop(d.reason)
         driver.flush()
+
+    def _too_big(self, n: NetVnet, pkt: bytes | memoryview, mtu: int) -> None:
+        """ICMP "fragmentation needed" / "packet too big" from the gateway, so the sender's kernel lowers its
+        path MTU (IPv4 without DF is cut by the kernel itself and never gets here)."""
+        counters = self.node.core.counters
+        reply = too_big(pkt, mtu, n.plan.gateway4, n.plan.gateway6)
+        counters.inc("ip.tx_too_big")
+        if reply is not None and n.tun is not None:
+            try:
+                n.tun.write_packet(reply)
+            except OSError:
+                counters.inc("ip.tun_write_failed")
 
     def _write(self, packets: Sequence[tuple[NetworkId, NodeId, Written]]) -> None:
         """What the core received: a packet (per-packet IP frames), a virtio-net frame (IPSEG: a whole
