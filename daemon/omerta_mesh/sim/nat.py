@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from omerta_mesh.core.entropy import Entropy, SeededEntropy
+from omerta_mesh.core.nat.classify import Allocation
+from omerta_mesh.core.nat.kinds import NAT_KINDS
 
 from .trace import Address, DropReason
 
@@ -74,13 +76,10 @@ class NatMapping:
 
 
 M, F, P = MappingBehavior, FilteringBehavior, PortAllocation
+_ALLOC = {Allocation.PRESERVING: P.PRESERVE, Allocation.SEQUENTIAL: P.SEQUENTIAL, Allocation.RANDOM: P.RANDOM}
+#: the named kinds (core/nat/kinds.py, the one table) as the simulator's NAT behaviours
 PRESETS: dict[str, tuple[MappingBehavior, FilteringBehavior, PortAllocation]] = {
-    "full-cone": (M.EIM, F.EIF, P.PRESERVE),
-    "restricted": (M.EIM, F.ADF, P.PRESERVE),
-    "port-restricted": (M.EIM, F.APDF, P.PRESERVE),
-    "symmetric-sequential": (M.APDM, F.APDF, P.SEQUENTIAL),
-    "symmetric-random": (M.APDM, F.APDF, P.RANDOM),
-}
+    kind: (M[m.name], F[f.name], _ALLOC[a]) for kind, (m, f, a) in NAT_KINDS.items()}
 
 
 class NatBox:

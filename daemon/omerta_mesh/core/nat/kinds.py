@@ -1,6 +1,6 @@
 """The NAT kinds by name: the one table of what each named kind of NAT router does (RFC 4787 terms).
 
-``NatVerdict.label`` names a verdict with these names; the simulator's NAT presets (``sim/nat.py``), the
+``NatVerdict.label`` names a verdict with these names; the simulator's NAT presets (``sim/nat.py``) derive from it; the
 real nftables lab (``tests/netns/labnat.py``), the connectivity design (``tests/nat_design.py``) and the
 netns matrix's expected verdicts use the same kinds: ``tests/test_shared_rules.py`` pins every copy to
 this table.
