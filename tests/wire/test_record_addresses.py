@@ -70,3 +70,21 @@ def test_any_flipped_byte_is_refused(i: int, x: int) -> None:
     raw[i] ^= x
     with pytest.raises(WireError):
         decode_record(bytes(raw), NET)
+
+
+@pytest.mark.parametrize("claim", [None, AddrClaim(V4, V6)])
+def test_a_later_extension_section_is_skipped_so_newer_records_stay_readable(claim: AddrClaim | None) -> None:
+    """A record from a newer node with a section we do not know (flag bits 3-7, length first) parses, and its
+    raw bytes (what gossip passes on) are kept whole; the old parser refused any unknown flag bit."""
+    base = _rec(claim)
+    body = bytearray(base.raw[:-64])
+    body[45] |= 0x08 | 0x40  # two sections of later extensions
+    body += (5).to_bytes(2, "little") + b"hello" + (0).to_bytes(2, "little")
+    raw = bytes(body) + ALICE.sign(NET.raw + bytes(body))
+    d = decode_record(raw, NET)
+    assert (d.node, d.seq, d.name, d.endpoints, d.addrs) == (base.node, base.seq, base.name, base.endpoints, claim)
+    assert d.raw == raw
+    # a section running past the signature, or too many extension bytes, is malformed
+    for bad in (body[:-2] + (300).to_bytes(2, "little"), body + bytes(300)):
+        with pytest.raises(WireError):
+            decode_record(bytes(bad) + ALICE.sign(NET.raw + bytes(bad)), NET)

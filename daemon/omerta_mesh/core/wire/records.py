@@ -9,7 +9,13 @@ Layout (version 1)::
     | relay count (u8, <= 2) | relay node ids (32 each): relays this node keeps sessions with |
     [ only with flag bit 2 (mesh addresses): | address flags (u8): bit 0 IPv4 present, bit 1 IPv6 present,
       bit 2 IPv4 static, bit 3 IPv6 static | IPv4 (4, zero when absent) | IPv6 (16, zero when absent) | ]
+    [ for each of flag bits 3-7 that is set, in bit order: | length (u16 LE) | section (length bytes) | ]
     | signature (64) |
+
+Extending the record: a new optional section takes the next free flag bit (3 to 7) and is written length first,
+after the sections above. A node that does not know the bit skips the section (it is signed like the rest, and
+gossip passes the record on byte for byte), so newer records stay readable by older members; only a change to
+the sections above needs a new record version.
 
 The Ed25519 signature (by the node id's key) covers the bytes above it *prefixed by the 10-byte network id*,
 so a record cannot be replayed into another network. A record is accepted only if the signature verifies
@@ -51,7 +57,9 @@ ADDR_V4, ADDR_V6, ADDR_V4_STATIC, ADDR_V6_STATIC = 0x01, 0x02, 0x04, 0x08
 _ADDRS = struct.Struct("<B4s16s")
 _HEAD = struct.Struct("<B32sQIBBBhB")
 MIN_RECORD = _HEAD.size + 2 + SIG_LEN
-MAX_RECORD = _HEAD.size + MAX_NAME + 1 + MAX_ENDPOINTS * 19 + 1 + MAX_RELAYS * 32 + _ADDRS.size + SIG_LEN
+FLAGS_EXTENSION = 0xF8  # bits 3-7: optional length-prefixed sections (skipped when not known)
+MAX_EXTENSIONS = 256  # bytes of such sections a record may carry
+MAX_RECORD = _HEAD.size + MAX_NAME + 1 + MAX_ENDPOINTS * 19 + 1 + MAX_RELAYS * 32 + _ADDRS.size + MAX_EXTENSIONS + SIG_LEN
 _VERIFIED: dict[bytes, "PeerRecord"] = {}  # memo of verified records (pure: same bytes, same answer)
 _VERIFIED_MAX = 65536
 
@@ -139,7 +147,7 @@ def decode_record(data: bytes, network: NetworkId) -> PeerRecord:
         return hit
     try:
         ver, node, seq, expires, flags, mapping, filtering, delta, nlen = _HEAD.unpack_from(data)
-        if ver != RECORD_VERSION or nlen > MAX_NAME or flags & ~(FLAG_RELAY | FLAG_LEFT | FLAG_ADDRS) or mapping > 4 or filtering > 4:
+        if ver != RECORD_VERSION or nlen > MAX_NAME or mapping > 4 or filtering > 4:
             raise ValueError("header")
         pos = _HEAD.size
         name = data[pos : pos + nlen].decode("utf-8")
@@ -157,6 +165,11 @@ def decode_record(data: bytes, network: NetworkId) -> PeerRecord:
             if addrs.v4 is None and addrs.v6 is None:
                 raise ValueError("empty address claim")
             pos += _ADDRS.size
+        ext = pos
+        for _bit in range(bin(flags & FLAGS_EXTENSION).count("1")):  # sections of later extensions: skipped
+            pos += 2 + int.from_bytes(data[pos : pos + 2], "little")
+        if pos - ext > MAX_EXTENSIONS:
+            raise ValueError("extensions")
         if pos + SIG_LEN != len(data):
             raise ValueError("length")
     except (ValueError, KeyError, IndexError, struct.error, UnicodeDecodeError) as e:
