@@ -1,0 +1,55 @@
+"""bench/tunnel.py runs end to end for one tunnel: omerta at 0% loss, iperf3 for 1 s (root; about 10 s)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TOOLS = ("iperf3", "ethtool", "nebula", "tincd")
+
+pytestmark = pytest.mark.root
+
+
+def _load_bench():
+    spec = importlib.util.spec_from_file_location("bench_tunnel", ROOT / "bench" / "tunnel.py")
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _why_skip() -> str | None:
+    if os.geteuid() != 0:
+        return "needs root (network namespaces, TUN, nftables); CI runs as root"
+    path = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
+    if missing := [t for t in TOOLS if shutil.which(t, path=path) is None]:
+        return f"bench/tunnel.py needs {', '.join(missing)} (apt-get install iperf3 ethtool nebula tinc)"
+    from netns.lab import requirements_missing
+
+    return requirements_missing()
+
+
+def test_omerta_row_at_zero_loss() -> None:
+    if why := _why_skip():
+        pytest.skip(why)
+    bench = _load_bench()
+    t0 = time.monotonic()
+    res = bench.run(seconds=1, losses=[0], only=["omerta"])
+    rows = [r for r in res["rows"] if r["tunnel"] == "omerta"]
+    assert len(rows) == 1, res
+    row = rows[0]
+    assert row.get("error") is None, row
+    assert row["tcp1_mbit"] > 0 and row["tcp4_mbit"] > 0, row
+    assert row["rtt_ms"] is not None and row["cpu_s_per_gbit"] is not None and row["cpu_s_per_gbit"] > 0, row
+    table = bench.render(res)
+    assert any(line.split()[:2] == ["omerta", "0%"] for line in table.splitlines()), table
+    assert "no omerta / nebula ratios" in table  # only one tunnel measured
+    assert time.monotonic() - t0 < 40, f"took {time.monotonic() - t0:.0f} s"
