@@ -12,7 +12,7 @@ wall minus monotonic clock, only stamps handshake initiations).
 from __future__ import annotations
 
 from collections import deque
-from typing import Callable, TypeVar
+from typing import Callable, Sequence, TypeVar
 
 from . import events as ev
 from .audit import EncryptionAudit
@@ -95,7 +95,8 @@ class Mesh:
         self._control_handlers: dict[str, Callable[[Peer, str, bytes, float], None]] = {
             "gossip.sync": self._on_gossip, "gossip.records": self._on_gossip, "gossip.want": self._on_gossip,
             "punch.candidates": self._on_candidates,
-            "nat.test": self._on_nat_test, "nat.ack": self._on_nat_ack}
+            "nat.test": lambda p, _n, body, now: self._nat(now, lambda out: self.natside.tests.on_test(p, body, now, out)),
+            "nat.ack": lambda p, _n, body, now: self._nat(now, lambda _out: self.natside.tests.on_ack(p, body, now))}
         chunk = config.max_datagram - TRANSPORT_OVERHEAD - RELAY_HEADROOM - fw.DATA_HEADER_LEN
         self.messages = Messages(config, self.counters, chunk)  # the message path over each reliable stream
         self.sessions = Sessions(config, self.hs, self.table, self.links, self.messages, self.gossip, wall_offset,
@@ -308,15 +309,20 @@ class Mesh:
 
     # ================================================================== receive path
     def receive_datagram(self, data: bytes, src: Address, local: Address | None, now: float) -> None:
+        self.receive_datagrams((data,), src, local, now)
+
+    def receive_datagrams(self, datagrams: Sequence[bytes], src: Address, local: Address | None, now: float) -> None:
+        """Datagrams from one source to one socket: one, or a run that UDP GRO read at once."""
         self._last_now = now
-        self.counters.inc("rx.datagrams")
-        try:
-            self._receive(data, src, local, now)
-        except WireError as e:
-            self.counters.drop(e.reason)
-        except Exception as e:  # a bug, never the sender's fault: count it and keep serving
-            self.counters.inc("drop.internal_error")
-            self.last_internal_error = repr(e)
+        self.counters.inc("rx.datagrams", len(datagrams))
+        for data in datagrams:
+            try:
+                self._receive(data, src, local, now)
+            except WireError as e:
+                self.counters.drop(e.reason)
+            except Exception as e:  # a bug, never the sender's fault: count it and keep serving
+                self.counters.inc("drop.internal_error")
+                self.last_internal_error = repr(e)
 
     def _receive(self, data: bytes, src: PathId, local: Address | None, now: float) -> None:
         (self._receive_transport if data[:1] == b"\x04" else self._receive_handshake)(data, src, local, now)
@@ -354,7 +360,8 @@ class Mesh:
         st.packets_in += 1
         t = plain[0] if plain else -1
         if t == 0x0A and peer.local == local and self.links.heard_on_current(peer, src, now):  # IPSEG: no re-arm
-            self._timer(Timer.IP_FLUSH, self.ip.receive_seg(peer.network.id, peer.node, plain, now))
+            if (at := self.ip.receive_seg(peer.network.id, peer.node, plain, now)) is not None:
+                self._timers.set(Timer.IP_FLUSH, at)
             return
         if t == 0x09:  # NAT tests: never moves the peer's endpoint or socket
             self._nat(now, lambda out: self.natside.on_probe(peer, plain, src, local, now, out, self._punch_ours))
@@ -489,12 +496,6 @@ class Mesh:
     def _nat_changed(self, now: float) -> None:
         self._nat(now, lambda out: self.natside.changed(now, out, self._punch_ours))
 
-    def _on_nat_test(self, peer: Peer, _name: str, body: bytes, now: float) -> None:
-        self._nat(now, lambda out: self.natside.tests.on_test(peer, body, now, out))
-
-    def _on_nat_ack(self, peer: Peer, _name: str, body: bytes, now: float) -> None:
-        self._nat(now, lambda _out: self.natside.tests.on_ack(peer, body, now))
-
     def _on_candidates(self, peer: Peer, _name: str, body: bytes, now: float) -> None:
         c = cw.decode_candidates(body)
         out = Outbox()
@@ -551,8 +552,7 @@ class Mesh:
     def ping(self, node: NodeId, now: float, network: NetworkId | None = None) -> int:
         """Send an authenticated probe on the current path; a PongReceived event carries the RTT and path."""
         peer = self.find_peer(node, network, now)
-        pid = self._probe(peer, peer.endpoint, now, user=True) if peer.endpoint is not None else None
-        if pid is None:
+        if (pid := self._probe(peer, peer.endpoint, now, user=True) if peer.endpoint is not None else None) is None:
             raise UsageError(f"no session with {node.short()} yet; wait for it to connect")
         return pid
 

@@ -30,6 +30,7 @@ class Driver:
         self.loop = loop
         self.on_event = on_event
         self.udp = UdpEndpoints(loop, self._on_datagram, self.flush)
+        self.udp.on_run = self._on_run
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self.audit_failure: AuditViolation | None = None
@@ -53,6 +54,9 @@ class Driver:
 
     def _on_datagram(self, data: bytes, src: Address, local: Address) -> None:
         self.mesh.receive_datagram(data, src, local, time.monotonic())
+
+    def _on_run(self, datagrams: list[bytes], src: Address, local: Address) -> None:
+        self.mesh.receive_datagrams(datagrams, src, local, time.monotonic())
 
     def flush(self) -> None:
         if self.closed:

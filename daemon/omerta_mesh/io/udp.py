@@ -80,6 +80,8 @@ class UdpEndpoints:
         self._default: dict[bool, socket.socket] = {}
         self.stats = UdpStats()
         self._buf = bytearray(MAX_DATAGRAM)
+        # a GRO run at once (datagrams, src, local); None: one ``on_datagram`` call per datagram
+        self.on_run: Callable[[list[bytes], Address, Address], None] | None = None
         self.gso = True  # until the kernel refuses UDP_SEGMENT
         self.gro = False  # set when a socket accepted UDP_GRO
 
@@ -138,12 +140,15 @@ class UdpEndpoints:
                 break
             src = _norm(addr)
             seg = _GRO.unpack_from(anc[0][2])[0] if anc and anc[0][1] == UDP_GRO and len(anc[0][2]) >= 4 else 0
-            if 0 < seg < size:  # a GRO run: datagrams of ``seg`` bytes (the last may be shorter)
-                mv = memoryview(buf)
+            if 0 < seg < size and self.on_run is not None:  # a GRO run: datagrams of ``seg`` bytes (the last shorter)
+                run = bytes(buf[:size])
+                datagrams = [run[off : off + seg] for off in range(0, size, seg)]
+                n += len(datagrams)
+                self.on_run(datagrams, src, local)
+            elif 0 < seg < size:
                 for off in range(0, size, seg):
                     n += 1
-                    on(bytes(mv[off : min(off + seg, size)]), src, local)
-                mv.release()
+                    on(bytes(buf[off : min(off + seg, size)]), src, local)
             else:
                 n += 1
                 on(bytes(buf[:size]), src, local)
