@@ -16,8 +16,10 @@ checksum seed: ``vnet/packet.py`` ``rebuild_run``). A packet that is not a super
 a small UDP datagram) is one fragment (count 1).
 
 Reassembly is bounded per peer (``MAX_OPEN`` super-segments in progress, the oldest delivered as it stands when
-more arrive) and by time (``FLUSH_AFTER``: the rest of a super-segment arrives within a millisecond or not at
-all; what is missing then is lost).
+more arrive) and keeps TCP's order: when a later super-segment begins, what is still missing of earlier ones
+was lost, and they are delivered at once, before it (held back, the later data overtook them and TCP resent
+the whole gap: 55% of segments retransmitted at 1% datagram loss). The last one is delivered by time
+(``FLUSH_AFTER``, 5 ms: the rest of a super-segment arrives within a millisecond or not at all).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ GSO_NONE, GSO_TCPV4, GSO_UDP, GSO_TCPV6, GSO_UDP_L4 = 0, 1, 3, 4, 5
 GSO_ECN = 0x80
 NEEDS_CSUM = 1
 MAX_OPEN = 8  # super-segments in reassembly per peer
-FLUSH_AFTER = 0.02  # seconds: a super-segment still incomplete then is delivered as it stands
+FLUSH_AFTER = 0.005  # seconds: a super-segment still incomplete then (the last one sent) is delivered as it stands
 MAX_PIECES = 128  # the kernel refuses to write more segments
 
 
@@ -136,7 +138,12 @@ class Reassembly:
         out: list[bytes | SegmentRun] = []
         if o is None:
             end = HEAD_LEN + l4_header_end(memoryview(frame)[HEAD_LEN:])
-            if len(self._open) >= MAX_OPEN:  # the oldest goes as it stands
+            # a later super-segment begins: what is still missing of earlier ones was lost (a GRO run brings a
+            # super-segment's fragments together and in order). Deliver those first, at once: held back, they
+            # would reach TCP after the later data, a gap of ~45 segments it resends in full
+            for old in [k for k in self._open if 0 < (seg - k) & 0xFFFFFFFF < 0x80000000]:
+                out += self._deliver(self._open.pop(old))
+            if len(self._open) >= MAX_OPEN:  # (newer ones open, from reordering) the oldest goes as it stands
                 old = min(self._open, key=lambda k: self._open[k].at)
                 out += self._deliver(self._open.pop(old))
             o = self._open[seg] = _Open(count, frame[HEAD_LEN:end], now)
@@ -156,7 +163,7 @@ class Reassembly:
     def flush(self, now: float, everything: bool = False) -> list[bytes | SegmentRun]:
         """Super-segments incomplete for ``FLUSH_AFTER``: delivered in runs (their missing pieces are lost)."""
         out: list[bytes | SegmentRun] = []
-        for seg in [s for s, o in self._open.items() if everything or now - o.at >= FLUSH_AFTER]:
+        for seg in [s for s, o in self._open.items() if everything or now >= o.at + FLUSH_AFTER]:
             out += self._deliver(self._open.pop(seg))
         return out
 
