@@ -88,7 +88,6 @@ class Mesh:
         self.name = name
         self.gossip = Gossip(identity, config, self.counters, self.entropy, self.table, wall_offset, name)
         self.natside = NatSide(config, self.counters, self.entropy, self.table, self.nat, self.punch, self.gossip.record_of)
-        # dispatch tables: singleton timers, and control messages by name (handler(peer, name, body, now))
         self._timer_handlers: dict[Timer, Callable[[float], None]] = {
             Timer.GOSSIP: self._gossip_round, Timer.NAT: self._nat_timer, Timer.REQUESTS: self._requests_timer,
             Timer.IP_FLUSH: lambda now: self._timer(Timer.IP_FLUSH, self.ip.flush(now))}
@@ -97,16 +96,13 @@ class Mesh:
             "punch.candidates": self._on_candidates,
             "nat.test": lambda p, _n, body, now: self._nat(now, lambda out: self.natside.tests.on_test(p, body, now, out)),
             "nat.ack": lambda p, _n, body, now: self._nat(now, lambda _out: self.natside.tests.on_ack(p, body, now))}
-        chunk = config.max_datagram - TRANSPORT_OVERHEAD - RELAY_HEADROOM - fw.DATA_HEADER_LEN
-        self.messages = Messages(config, self.counters, chunk)  # the message path over each reliable stream
+        self.messages = Messages(config, self.counters, config.max_datagram - TRANSPORT_OVERHEAD - RELAY_HEADROOM - fw.DATA_HEADER_LEN)
         self.sessions = Sessions(config, self.hs, self.table, self.links, self.messages, self.gossip, wall_offset,
                                  audit or strict_audit)  # the session lifecycle
-        # the virtual network: IP frames (core/ipframes.py) and our claimed mesh IPs per network (signed into our records)
         self.ip = IpFrames(self.counters, config.max_datagram - TRANSPORT_OVERHEAD - RELAY_HEADROOM - 1, config.max_ip_queue)
         self.members = Members(config, self.entropy, self.node_id, self.hs, self.table, self.gossip, self.links,
                                 self.sessions, self.punch)  # networks, membership, our address claims
-        self.networks = self.members.networks  # the same dicts, never rebound
-        self.address_claims = self.members.address_claims
+        self.networks, self.address_claims = self.members.networks, self.members.address_claims  # never rebound
         self.audit = EncryptionAudit(self.sessions.by_remote, strict=strict_audit) if (audit or strict_audit) else None
 
     # ================================================================== outputs
@@ -282,7 +278,6 @@ class Mesh:
         self._timer(Timer.REQUESTS, self._run(now, lambda out: self.messages.expired_requests(now, out)))
 
     def _timer(self, key: Timer, at: float | None, cancel: bool = False) -> None:
-        """Set a singleton timer (None: leave it, or with ``cancel`` cancel it)."""
         if at is not None:
             self._timers.set(key, at)
         elif cancel:
@@ -458,7 +453,7 @@ class Mesh:
         learnt = self._run(now, lambda out: self.gossip.receive(peer, name, body, now, out))
         self._run(now, lambda out: self.members.learnt(peer.network, learnt, now, out))
 
-    # ================================================================== paths (core/peers/links.py)
+    # ================================================================== paths (core/peers/links.py), NAT, punching
     def path_kind(self, peer: Peer) -> PathKind:
         return self.links.kind(peer)
 
@@ -468,7 +463,6 @@ class Mesh:
     def _probe(self, peer: Peer, addr: PathId, now: float, user: bool = False) -> int | None:
         return self._run(now, lambda out: self.links.probe(peer, addr, now, out, user))
 
-    # ================================================================== NAT (core/nat/side.py) and hole punching
     def nat_verdict(self) -> NatVerdict:
         main = self.local_endpoints[0] if self.local_endpoints else None
         return self.nat.verdict(main, self.local_ips, self.probe_local)
@@ -568,9 +562,8 @@ class Mesh:
         self._run(now, lambda out: self.members.claim(network_id, claim, self._own_facts, now, out))
 
     def send_ip(self, network_id: NetworkId, node: NodeId, packet: bytes | memoryview, now: float, vnet: bool = False) -> bool:
-        """Seal an IP packet (``vnet``: a TUN read with its virtio-net header, maybe a super-segment: IPSEG
-        fragments, core/ipseg.py) for ``node`` and send it on its current path at once, never queued behind channel
-        traffic. False: too large, or no session yet (a handshake starts; lost, as on a link coming up)."""
+        """Seal an IP packet (``vnet``: a TUN read with virtio-net header, maybe a super-segment: core/ipseg.py) for ``node``,
+        sent at once, never behind channel traffic. False: too large, or no session (a handshake starts; lost)."""
         frames = self.ip.seg_frames(packet) if vnet else self.ip.frame(packet)
         if frames is None:
             return False
@@ -586,8 +579,15 @@ class Mesh:
                 self._initiate(peer, now)
             self.counters.inc("ip.tx_no_session")
             return False
-        for f in frames:
-            self._send_raw(peer, s.encrypt(f, now), None, now)
+        sealed = s.encrypt_many(frames, now)
+        if isinstance(peer.endpoint, ViaRelay) or peer.endpoint is None:
+            for d in sealed:
+                self._send_raw(peer, d, None, now)
+        else:  # (the hot path: _send_raw's work once for all fragments)
+            self._out += [(peer.endpoint, peer.local, d) for d in sealed]
+            self.punch.note_destination(peer.endpoint, now)
+            peer.stats.bytes_out += sum(map(len, sealed))
+            peer.stats.packets_out += len(sealed)
         self.counters.inc("ip.tx_frames" if vnet else "ip.tx_packets")
         if now - peer.last_active > 1.0:  # traffic: active heartbeats, so a dead path is noticed within seconds
             self.links.mark_active(peer, now)
