@@ -417,3 +417,32 @@ def test_a_tcp_connection_survives_failover_to_a_relay_and_roaming(lab: Lab, tmp
     for te in events:
         assert any(te <= st0 <= te + 4 and x > 0 for st0, x in zip(starts, rates)), (te, list(zip(starts, rates)))
     assert rates[-1] > 0
+
+
+def test_a_path_narrower_than_our_datagrams_is_measured_and_tcp_adapts(lab: Lab, tmp_path: Path, capsys) -> None:
+    """The link between the two hosts carries 1,400-byte packets, not 1,500 (a tunnel inside a tunnel, PPPoE):
+    full-size IPSEG fragments (1,417 bytes on the wire) vanish there while pings and handshakes pass. Padded
+    probes find the path's MTU, larger packets get ICMP "too big" into the device, and TCP shrinks its segments."""
+    if shutil.which("iperf3") is None or shutil.which("ethtool") is None:
+        pytest.skip("iperf3 or ethtool missing: apt-get install -y iperf3 ethtool")
+    a, b = daemon(lab, tmp_path, "A"), daemon(lab, tmp_path, "B")
+    for d in (a, b):  # the bridge drops frames larger than 1,400 bytes towards either host: a black hole
+        lab.exec(lab.inet, ["ip", "link", "set", "dev", d.host.port, "mtu", "1400"], check=True)
+        # datagrams leave one by one, as on a real NIC (a veth passes UDP GSO packets whole, and a bridge
+        # forwards a GSO packet whatever its segments' size)
+        lab.exec(d.host, ["ethtool", "-K", d.host.iface, "tx-udp-segmentation", "off"], check=True)
+    start_all([a, b])
+    form_network(a, [b])
+    (_a4, _a6), (b4, _b6) = up(a, b)
+    ping_until(a, b4)
+
+    def path_mtu() -> int | None:
+        paths = a.call("peers.get", peer=b.id)["networks"][0]["paths"]
+        return next((p["mtu"] for p in paths if p["current"]), None)
+
+    assert wait_for(lambda: path_mtu() == 1340, 20), a.call("peers.get", peer=b.id)["networks"][0]["paths"]
+    mbit = iperf3(a, b, b4)
+    c = a.call("status.get")["counters"]
+    say(capsys, f"\na 1,400-byte link: path MTU {path_mtu()} (UDP payload), {c.get('ip.tx_too_big', 0)} too-big "
+                f"answers, then TCP {mbit:.0f} Mbit/s")
+    assert c.get("ip.tx_too_big", 0) >= 1 and mbit > 10

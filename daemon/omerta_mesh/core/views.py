@@ -14,10 +14,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from . import ipseg
 from .errors import UsageError
 from .ids import NetworkId, NodeId
 from .nat.classify import NatVerdict, verdict_from_record
 from .peers.paths import ViaRelay, path_key, path_state
+from .wire.packet import TRANSPORT_OVERHEAD
 
 if TYPE_CHECKING:
     from .mesh import Mesh
@@ -39,6 +41,7 @@ class PathView:
     loss: float  # share of the last probes that went unanswered
     probed: bool  # at least one probe on it has been answered or lost (loss means something)
     last_answer_at: float | None  # when a probe on it was last answered
+    mtu: int | None = None  # the largest datagram it carries, when measured (direct paths: core/peers/pmtu.py)
 
     @property
     def relay(self) -> bool:
@@ -165,7 +168,7 @@ def _path_views(peer: "Peer", now: float) -> tuple[PathView, ...]:
         out.append(PathView(
             address=None if isinstance(addr, ViaRelay) else addr, relay_via=via, state=path_state(path, now).value,
             current=addr == peer.endpoint, srtt=path.srtt, loss=path.loss, probed=bool(path.outcomes),
-            last_answer_at=path.last_pong,
+            last_answer_at=path.last_pong, mtu=path.pmtu.mtu if path.pmtu is not None else None,
         ))
     return tuple(out)
 
@@ -232,3 +235,11 @@ def node_view(mesh: "Mesh", now: float) -> NodeView:
         relay_reason=mesh.relay_server.offer.why, audit=mesh.audit is not None, max_message=mesh.cfg.max_message,
         counters=tuple(mesh.counters.snapshot().items()),
     )
+
+
+def ip_mtu(mesh: "Mesh", network: NetworkId, node: NodeId) -> int | None:
+    """The largest IP packet one IPSEG fragment carries on the peer's current path, when its path MTU was
+    measured smaller than what we send (core/peers/pmtu.py); None: not measured, or a relayed path."""
+    peer = mesh.table.get(network, node)
+    udp = mesh.links.path_mtu(peer) if peer is not None else None
+    return None if udp is None else udp - TRANSPORT_OVERHEAD - ipseg.OVERHEAD

@@ -82,6 +82,7 @@ def _path_dict(api: "DaemonAPI", path: PathView, now: float) -> dict:
         "rtt_ms": round(path.srtt * 1000, 3) if path.srtt is not None else None,
         "loss": round(path.loss, 3),
         "last_answer_s": round(now - path.last_answer_at, 3) if path.last_answer_at is not None else None,
+        "mtu": path.mtu,
     }
 
 

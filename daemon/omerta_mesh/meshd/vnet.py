@@ -35,8 +35,9 @@ from typing import Sequence
 from ..core.errors import DropReason, WireError
 from ..core.ids import NetworkId, NodeId
 from ..core.ipframes import Written
-from ..core.ipseg import VNET_LEN, SegmentRun
+from ..core.ipseg import VNET, VNET_LEN, SegmentRun, l4_header_end
 from ..core.network import Network
+from ..core.views import ip_mtu
 from ..core.wire.records import AddrClaim
 from ..io import tundev
 from ..io.tun import Tun, TunError, open_tun, tun_unavailable
@@ -301,6 +302,10 @@ class VirtualNetworks:
                 if vnet and frame[1] == 0 and len(pkt) > mtu:  # one packet larger than the device MTU (raised by hand?)
                     self._too_big(n, pkt, mtu)
                     continue
+                lim = ip_mtu(mesh, net, d.node)  # the peer's path carries less (core/peers/pmtu.py)
+                if lim is not None and vnet and _piece_size(frame) > lim:
+                    self._too_big(n, pkt, lim)
+                    continue
                 mesh.send_ip(net, d.node, frame, now, vnet)
             elif type(d) is Reply:
                 try:
@@ -392,6 +397,18 @@ class VirtualNetworks:
     def device_of(self, network: NetworkId) -> str | None:
         n = self.nets.get(network.raw)
         return n.device if n is not None and n.tun is not None else None
+
+
+def _piece_size(frame: bytes) -> int:
+    """The largest IP packet one IPSEG fragment of this TUN frame carries (a super-segment's headers and one
+    ``gso_size`` piece; the whole packet otherwise)."""
+    flags, gso, _hl, size, start, _off = VNET.unpack_from(frame)
+    if gso == 0 or not size:
+        return len(frame) - VNET_LEN
+    try:
+        return l4_header_end(frame) - VNET_LEN + size
+    except WireError:
+        return len(frame) - VNET_LEN
 
 
 def _s(a: ipaddress.IPv4Address | ipaddress.IPv6Address | None) -> str | None:

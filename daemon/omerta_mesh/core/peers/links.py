@@ -30,8 +30,10 @@ from ..nat.punch import OursFn, Puncher
 from ..outbox import Outbox
 from ..relay.client import RelayClient
 from ..wire import frames as fw
+from ..wire.packet import TRANSPORT_OVERHEAD
 from .paths import FRESHNESS, Address, Path, PathId, PathKind, PathState, ViaRelay, choose, evidence, path_key, path_state
 from .peer import Peer, PeerState
+from .pmtu import PathMtu, padding
 
 OUTAGE = 3  # probes lost in a row that make an outage (not loss) of a path
 
@@ -183,8 +185,9 @@ class Links:
 
     # ------------------------------------------------------------------ probes
     def probe(self, peer: Peer, addr: PathId, now: float, out: Outbox, user: bool = False,
-              local: Address | None = None) -> int | None:
-        """An authenticated PING on the path ``addr``; its id (None: no session to seal it in)."""
+              local: Address | None = None, pad: int = 0) -> int | None:
+        """An authenticated PING on the path ``addr``; its id (None: no session to seal it in). A padded one
+        (``pad``: path MTU, core/peers/pmtu.py) never counts as loss when unanswered."""
         if peer.sendable_session(now) is None:
             return None
         pid = self._next_probe
@@ -193,11 +196,32 @@ class Links:
             self._probes.pop(next(iter(self._probes)))
         self._probes[pid] = (peer, now, addr, user)
         p = self.path(peer, addr, now) if addr in peer.paths or not self.punch.is_target(peer, addr) else None
-        if p is not None:
+        if p is not None and not pad:
             p.pending[pid] = now
             p.last_ping = now
-        out.frame(peer, fw.encode_probe(pid), addr, local)
+        out.frame(peer, fw.encode_probe(pid, pad=pad), addr, local)
         return pid
+
+    def path_mtu(self, peer: Peer) -> int | None:
+        """The largest datagram (UDP payload) the peer's current direct path carries, when measured."""
+        ep = peer.endpoint
+        p = peer.paths.get(ep) if ep is not None and not isinstance(ep, ViaRelay) else None
+        return p.pmtu.mtu if p is not None and p.pmtu is not None else None
+
+    def _probe_mtu(self, peer: Peer, now: float, out: Outbox) -> None:
+        """The current direct path's MTU: one padded probe at a time (core/peers/pmtu.py)."""
+        ep = peer.endpoint
+        p = peer.paths.get(ep) if ep is not None and not isinstance(ep, ViaRelay) else None
+        if p is None or p.last_pong is None:
+            return
+        if p.pmtu is None:
+            p.pmtu = PathMtu()
+        p.pmtu.expire(now, p.last_pong)
+        size = p.pmtu.due(now)
+        if size is not None and ep is not None:
+            pid = self.probe(peer, ep, now, out, pad=padding(size, TRANSPORT_OVERHEAD))
+            if pid is not None:
+                p.pmtu.sent(pid, size, now)
 
     def on_ping(self, peer: Peer, pid: int, src: PathId, local: Address | None, out: Outbox) -> None:
         observed = None if isinstance(src, ViaRelay) else src  # a relay path has no address to report
@@ -214,6 +238,8 @@ class Links:
         _, sent_at, addr, user = sent
         rtt = now - sent_at
         p = self.path(peer, src, now)
+        if p.pmtu is not None:
+            p.pmtu.answered(probe.probe_id, now)
         p.pending.pop(probe.probe_id, None)
         p.outcomes.append(True)
         p.rtt_sample(rtt)
@@ -255,6 +281,7 @@ class Links:
             return
         if peer.probe_at is not None and now >= peer.probe_at and peer.endpoint is not None:
             self.probe(peer, peer.endpoint, now, out)
+            self._probe_mtu(peer, now, out)
             lost = peer.state is PeerState.UNREACHABLE
             active = lost or now < peer.last_active + cfg.active_window or peer.stream.queued_frames() > 0
             # while traffic flows (or no path answers), keep the other paths measured too, for fast failover
