@@ -219,11 +219,12 @@ def nat_lines(title: str, nat: Json | None, missing: str = "not reported by the 
 def paths_table(paths: list[Json]) -> RenderableType:
     """peers.get's candidate paths with their probe evidence; the current one is marked with *."""
     t = Table(box=None, padding=(0, 2), pad_edge=False, header_style="bold")
-    for col in ("", "PATH", "KIND", "STATE", "RTT", "LOSS", "LAST ANSWER"):
-        t.add_column(col, no_wrap=True, justify="right" if col in ("RTT", "LOSS") else "left")
+    for col in ("", "PATH", "KIND", "STATE", "RTT", "LOSS", "MTU", "LAST ANSWER"):
+        t.add_column(col, no_wrap=True, justify="right" if col in ("RTT", "LOSS", "MTU") else "left")
     for p in paths:
         t.add_row("*" if p.get("current") else "", text_or_dash(p.get("path")), text_or_dash(p.get("kind")),
-                  text_or_dash(p.get("state")), ms(p.get("rtt_ms")), pct(p.get("loss")), ago(p.get("last_answer_s")))
+                  text_or_dash(p.get("state")), ms(p.get("rtt_ms")), pct(p.get("loss")), text_or_dash(p.get("mtu")),
+                  ago(p.get("last_answer_s")))
     return t
 
 

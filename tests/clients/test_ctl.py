@@ -179,7 +179,8 @@ def test_daemon_not_running(tmp_path) -> None:
 @pytest.mark.root
 def test_permission_denied_as_nobody(mesh3, tmp_path) -> None:
     sock = mesh3.sock("alice")
-    assert ctl(sock, "status", "--json", user="nobody").json()["name"] == "alice"  # anyone may read
+    r = ctl(sock, "status", "--json", user="nobody")
+    assert r.rc == 0 and r.json()["name"] == "alice", r  # anyone may read
     assert ctl(sock, "ping", "bob", user="nobody").rc == 0
     for args in (["network", "create", "intruder"], ["send", "bob", "chat", "hi"], ["listen", "chat", "-n", "1"]):
         r = ctl(sock, *args, user="nobody")

@@ -28,7 +28,7 @@ RELAYED = {
         "paths": [{"path": "relay:" + "c" * 52, "kind": "relay", "state": "up", "current": True,
                    "rtt_ms": 41.5, "loss": 0.05, "last_answer_s": 0.4},
                   {"path": "203.0.113.9:51888", "kind": "direct", "state": "down", "current": False,
-                   "rtt_ms": None, "loss": 1.0, "last_answer_s": None}],
+                   "rtt_ms": None, "loss": 1.0, "last_answer_s": None, "mtu": 1340}],
         "endpoints": ["203.0.113.9:51888"], "packets_in": 20, "packets_out": 30, "handshakes": 2,
         "handshake_in_progress": False, "sessions": [{"slot": "current", "age_s": 12.0, "initiator": True, "packets_sent": 30}],
         "stream": {"waiting": 2, "in_flight": 5, "held_s": 3.2, "rto_ms": 800.0, "frames_sent": 40, "retransmits": 7,
@@ -52,6 +52,7 @@ def test_relayed_peer_detail_explains_why_with_both_nat_verdicts() -> None:
     assert re.search(r"mesh IPs\s+100\.77\.12\.34, fd12:3456:789a::1234", text)
     assert "5%" in text and "41.5 ms" in text and "203.0.113.9:51888" in text  # loss, RTT, the dead direct path
     assert "2 waiting, 5 unacknowledged; held 3.2s (no proven path yet); 40 frames sent, 7 resent" in text
+    assert re.search(r"203\.0\.113\.9:51888\s+direct\s+down\s+-\s+100%\s+1340", text)  # the path's MTU
 
 
 def test_peer_table_for_relayed_and_offline_peers() -> None:
