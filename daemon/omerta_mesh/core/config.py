@@ -77,6 +77,7 @@ class CoreConfig:
     gossip_push: int = 8  # recently learnt records pushed per round
     gossip_fanout: int = 2  # members synced with per round
     gossip_answers: int = 256  # syncs answered per round; more are left for other members to answer
+    gossip_new_per_origin: int = 256  # records of nodes new to us one member may bring per round
     record_lifetime: float = 3600.0
     record_refresh: float = 900.0
     neighbours: int = 6  # sessions each node keeps for gossip beyond those in use

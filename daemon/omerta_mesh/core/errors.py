@@ -60,6 +60,7 @@ class DropReason(enum.Enum):
     SELF = "self"
     RECORD_INVALID = "record_invalid"
     RECORD_STALE = "record_stale"
+    RECORD_EXPIRY = "record_expiry"  # a record claiming to live longer than the maximum record lifetime
     GOSSIP_LIMIT = "gossip_limit"
     RELAY_QUOTA = "relay_quota"
     RELAY_UNKNOWN = "relay_unknown"

@@ -51,6 +51,7 @@ HOT = 32  # recently learnt records remembered per network for pushing
 PUSHES = 3  # rounds a newly learnt record is pushed in
 NEWCOMER = 16  # a requester knowing fewer records than this is always answered (it may have no one else)
 MIN_SHARE = 2048  # bytes every gossip request is answered with, even when the round's budget is spent
+MAX_SKEW = 600.0  # seconds a record may claim beyond the record lifetime (clock skew between members)
 _TOP = b"\xff" * PREFIX_LEN
 
 
@@ -76,16 +77,17 @@ class Connect:
 
 
 class _NetGossip:
-    __slots__ = ("store", "cursor", "hot", "own", "own_key", "spent", "answered")
+    __slots__ = ("store", "cursor", "hot", "own", "own_key", "spent", "answered", "introduced")
 
-    def __init__(self, max_records: int) -> None:
-        self.store = PeerRecordStore(max_records)
+    def __init__(self, max_records: int, max_lifetime: float) -> None:
+        self.store = PeerRecordStore(max_records, max_lifetime)
         self.cursor = b""
         self.hot: deque[list[Any]] = deque(maxlen=HOT)  # [node id, pushes left]
         self.own: PeerRecord | None = None
         self.own_key: tuple[object, ...] | None = None
         self.spent = 0  # gossip bytes sent this round
         self.answered = 0  # syncs answered this round
+        self.introduced: dict[bytes, int] = {}  # per member: records of nodes new to us it brought this round
 
 
 class Gossip:
@@ -112,7 +114,7 @@ class Gossip:
     def _net(self, network: NetworkId) -> _NetGossip:
         g = self._nets.get(network.raw)
         if g is None:
-            g = self._nets[network.raw] = _NetGossip(self.cfg.max_peers_per_network)
+            g = self._nets[network.raw] = _NetGossip(self.cfg.max_peers_per_network, self.cfg.record_lifetime + MAX_SKEW)
         return g
 
     def records(self, network: NetworkId) -> list[PeerRecord]:
@@ -197,6 +199,7 @@ class Gossip:
             g = self._net(net.id)
             g.spent = 0
             g.answered = 0
+            g.introduced.clear()
             for _gone in g.store.expire(wall):
                 self.counters.inc("gossip.expired")
             self.refresh_own(net, facts, now)
@@ -294,6 +297,7 @@ class Gossip:
         net = peer.network
         wall = now + self.wall_offset
         accepted = []
+        keep = {p.node.raw for p in self.table.in_network(net.id)} | {self.node_id.raw}  # never evicted for room
         for blob in blobs:
             try:
                 rec = decode_record(blob, net.id)
@@ -302,7 +306,13 @@ class Gossip:
                 continue
             if rec.node == self.node_id:
                 continue  # only we speak for ourselves
-            offer = g.store.offer(rec, wall)
+            if g.store.get(rec.node) is None and rec.node.raw not in keep:
+                n = g.introduced.get(peer.node.raw, 0)
+                if n >= self.cfg.gossip_new_per_origin:  # one member cannot flood the store in one round
+                    self.counters.drop(DropReason.GOSSIP_LIMIT)
+                    continue
+                g.introduced[peer.node.raw] = n + 1
+            offer = g.store.offer(rec, wall, keep)
             if not offer.accepted:
                 if offer.reason is not None:
                     self.counters.drop(offer.reason)

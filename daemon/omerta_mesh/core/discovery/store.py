@@ -2,8 +2,14 @@
 
 * Only a record whose signature verifies under its own node id gets here (``wire.records.decode_record``).
 * A higher sequence number replaces a lower one; an equal or lower one is refused as stale.
-* An expired record is refused, and stored ones age out (``expire``).
-* The store is bounded (``max_records``): when full, a new node's record is refused (counted).
+* An expired record is refused, and stored ones age out (``expire``). A record that claims to live longer than
+  ``max_lifetime`` from now (its expiry is the sender's choice) is refused (``record_expiry``): 2^32-1 was
+  accepted, and such records never aged out.
+* The store is bounded (``max_records``). When full, a new node's record takes the place of the least fresh
+  record (the earliest expiry: its node has not re-signed for longest) of a node we hold no peer for, if it is
+  fresher than that one; a record of a node in ``keep`` (we hold a session with it) is never refused for room
+  and never evicted. Otherwise it is refused (``gossip_limit``). Before, a member's 6,000 fake records filled
+  every store and a real newcomer's record was refused: it was unreachable.
 """
 
 from __future__ import annotations
@@ -27,8 +33,9 @@ class Offer:
 
 
 class PeerRecordStore:
-    def __init__(self, max_records: int) -> None:
+    def __init__(self, max_records: int, max_lifetime: float | None = None) -> None:
         self.max_records = max_records
+        self.max_lifetime = max_lifetime
         self._by_id: dict[bytes, PeerRecord] = {}
         self._sorted: list[bytes] = []  # node ids, sorted (for digest windows)
         self._by_prefix: dict[bytes, bytes] = {}
@@ -46,9 +53,11 @@ class PeerRecordStore:
         nid = self._by_prefix.get(prefix)
         return self._by_id.get(nid) if nid else None
 
-    def offer(self, rec: PeerRecord, wall: float) -> Offer:
+    def offer(self, rec: PeerRecord, wall: float, keep: frozenset[bytes] | set[bytes] = frozenset()) -> Offer:
         if rec.expired(wall):
             return Offer(False, DropReason.RECORD_STALE)
+        if self.max_lifetime is not None and rec.expires > wall + self.max_lifetime:
+            return Offer(False, DropReason.RECORD_EXPIRY)
         key = rec.node.raw
         old = self._by_id.get(key)
         if old is not None:
@@ -59,7 +68,10 @@ class PeerRecordStore:
             self._by_id[key] = rec
             return Offer(True)
         if len(self._by_id) >= self.max_records:
-            return Offer(False, DropReason.GOSSIP_LIMIT)
+            victim = min((r for r in self._by_id.values() if r.node.raw not in keep), key=lambda r: r.expires, default=None)
+            if victim is None or (key not in keep and victim.expires >= rec.expires):
+                return Offer(False, DropReason.GOSSIP_LIMIT)
+            self.remove(victim.node.raw)
         self._by_id[key] = rec
         bisect.insort(self._sorted, key)
         self._by_prefix[key[:PREFIX_LEN]] = key
