@@ -46,7 +46,11 @@ stream. Example: `00 00 00 2f {{"jsonrpc":"2.0","method":"status.get","id":1}}`.
   `INVALID_REQUEST`; the connection stays open.
 * Batches (arrays) of up to `api.max_batch` requests are answered with an array; notifications (requests
   without an id) get no answer, as JSON-RPC 2.0 says.
-* Params go by name (an object) or in the order listed below (an array).
+* Params go by name (an object) or in the order listed below (an array). Every string parameter must be
+  well-formed Unicode: JSON can escape a lone surrogate (`"\\ud800"`), UTF-8 cannot carry it, so it is
+  refused with `INVALID_PARAMS` naming the parameter, as are over-long strings and names outside their rule
+  (given with each parameter), before anything changes. A request id that is such a string gets
+  `INVALID_REQUEST` (id null) and is not run.
 * Up to `api.max_inflight` requests run at once per connection; the daemon stops reading while they do.
 * At most `api.max_connections` clients (a few more for root and the group).
 

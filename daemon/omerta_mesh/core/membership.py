@@ -36,7 +36,7 @@ from .peers.table import PeerTable
 from .session.handshakes import Handshakes
 from .session.lifecycle import Sessions
 from .wire import frames as fw
-from .wire.invite import Invite, decode_invite, encode_invite
+from .wire.invite import Invite, check_network_name, decode_invite, encode_invite
 from .wire.records import AddrClaim, PeerRecord
 
 FactsFn = Callable[[], OwnFacts]
@@ -65,6 +65,10 @@ class Members:
         return net
 
     def create(self, name: str, facts: FactsFn, now: float, out: Outbox) -> Network:
+        try:
+            check_network_name(name)  # before anything is created: the name goes into invites, state and replies
+        except ValueError as e:
+            raise UsageError(f"cannot create a network named {name!r}: {e}") from None
         net = Network.create(self.entropy, name)
         self.add(net, facts, now, out)
         return net

@@ -7,6 +7,10 @@ Layout of a state directory (mode 0700)::
     peers.json      known peers' endpoints, to reconnect after a restart without the invite (0600)
     addresses.json  our mesh IPs per network (what we held last: claimed again after a restart) (0600)
 
+A network name a user cannot be served (a lone surrogate, control characters, longer than an invite
+carries: written by a daemon from before names were checked) is repaired at load: the network (its key,
+hence its id and membership) is kept under the repaired name, the file is rewritten, and a warning says so.
+
 ``atomic_write`` writes a temporary file in the same directory, fsyncs it, renames it over the target and
 fsyncs the directory, so a crash at any moment leaves either the old or the new file, never a torn one.
 """
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
 import stat
 import tempfile
@@ -25,8 +30,10 @@ from ..core.entropy import Entropy, SystemEntropy
 from ..core.errors import MeshError
 from ..core.keys import Identity, decode_identity, encode_identity
 from ..core.network import Network
+from ..core.wire.invite import check_network_name, repair_network_name
 
 STATE_VERSION = 1
+log = logging.getLogger("omerta_mesh.io.store")
 
 
 class StateError(MeshError):
@@ -98,13 +105,33 @@ class StateStore:
     def load_networks(self) -> list[Network]:
         doc = self._read_json(self.networks_path, {"version": STATE_VERSION, "networks": []})
         out = []
+        repaired = False
         try:
             for n in doc["networks"]:
-                out.append(Network(base64.b64decode(n["key"], validate=True), n.get("name", "")))
+                name = n.get("name", "")
+                if not isinstance(name, str):
+                    raise TypeError(f"network name {name!r} is not a string")
+                net = Network(base64.b64decode(n["key"], validate=True), self._repaired_name(name, n.get("id")))
+                repaired = repaired or net.name != name
+                out.append(net)
         except (KeyError, TypeError, ValueError) as e:
             raise StateError(f"{self.networks_path} is damaged ({e}); "
                              "restore it from a backup, or move it aside and re-join your networks") from None
+        if repaired:
+            self.save_networks(out)
         return out
+
+    def _repaired_name(self, name: str, net_id: object) -> str:
+        """``name`` if it can be served; else repaired (core.wire.invite's rule), with a warning naming the file."""
+        try:
+            check_network_name(name)
+            return name
+        except ValueError as e:
+            problem = str(e)
+        fixed = repair_network_name(name)
+        log.warning("%s: network %s had a name that cannot be served (%s: %a); kept the network (key, id and "
+                    "membership unchanged) under the name %r and rewrote the file", self.networks_path, net_id, problem, name, fixed)
+        return fixed
 
     def save_networks(self, networks: list[Network]) -> None:
         doc = {

@@ -413,7 +413,7 @@ class DaemonAPI:
 
 def _decode_data(data: str, encoding: str) -> bytes:
     if encoding == "utf-8":
-        return data.encode("utf-8", "surrogatepass")
+        return data.encode("utf-8")  # well-formed: schema.check_text refused lone surrogates
     if encoding == "base64":
         try:
             return base64.b64decode(data, validate=True)

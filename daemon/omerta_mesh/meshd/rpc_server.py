@@ -23,6 +23,7 @@ import collections
 import json
 import logging
 import os
+import re
 import socket
 import stat
 import warnings
@@ -54,6 +55,10 @@ _MESSAGES = {  # jsonrpcserver's generic messages -> ours
 }
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # in a str from json.loads every surrogate is a lone one
+_UNENCODABLE = (ValueError, TypeError, RecursionError)  # UnicodeEncodeError is a ValueError
+
+
 def frame(obj: Any) -> bytes:
     data = json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     return len(data).to_bytes(HEADER, "big") + data
@@ -61,6 +66,59 @@ def frame(obj: Any) -> bytes:
 
 def error_obj(e: ApiError, req_id: Any = None) -> dict[str, Any]:
     return {"jsonrpc": "2.0", "error": {"code": int(e.code), "message": e.message, "data": e.data()}, "id": req_id}
+
+
+def _encodable(obj: Any) -> bool:
+    try:
+        frame(obj)
+        return True
+    except _UNENCODABLE:
+        return False
+
+
+def bad_id_error() -> ApiError:
+    return ApiError(Code.INVALID_REQUEST, "the request id is not well-formed Unicode (a lone surrogate): no answer could carry it",
+                    "use a number or a well-formed string as the request id")
+
+
+def _sendable_one(msg: Any) -> Any:
+    """``msg`` if it can be sent as UTF-8 JSON; else what is sent instead: a response becomes an error reply
+    (INTERNAL, its id kept; INVALID_REQUEST with id null if the id itself is the problem), a notification
+    keeps its text with U+FFFD for what UTF-8 cannot carry (None if even that cannot be encoded)."""
+    if _encodable(msg):
+        return msg
+    if isinstance(msg, dict) and "method" in msg and "id" not in msg:
+        try:
+            fixed = json.loads(_LONE_SURROGATE.sub("\ufffd", json.dumps(msg, ensure_ascii=False)))
+        except _UNENCODABLE:
+            return None
+        return fixed if _encodable(fixed) else None
+    rid = msg.get("id") if isinstance(msg, dict) else None
+    if not _encodable(rid):
+        return error_obj(bad_id_error(), None)
+    return error_obj(ApiError(Code.INTERNAL, "the reply held text that cannot be sent as UTF-8 JSON (such as a lone surrogate); "
+                              "details are in the daemon log"), rid)
+
+
+def safe_frame(obj: Any) -> tuple[bytes | None, bool]:
+    """(the frame for ``obj`` or for what replaces it, whether it was replaced). Never raises: an unencodable
+    reply is an error reply, not an exception that would end the task that sends it (and leave the client
+    waiting for an answer that never comes)."""
+    try:
+        return frame(obj), False
+    except _UNENCODABLE:
+        pass
+    if isinstance(obj, list):
+        items = [m for m in (_sendable_one(m) for m in obj) if m is not None]
+        return (frame(items) if items else None), True
+    one = _sendable_one(obj)
+    return (frame(one) if one is not None else None), True
+
+
+def bad_ids(doc: Any) -> bool:
+    """A request (or a batch with one) whose id cannot be echoed: refused before it runs."""
+    reqs = doc if isinstance(doc, list) else [doc]
+    return any(isinstance(r, dict) and isinstance(r.get("id"), str) and not _encodable(r["id"]) for r in reqs)
 
 
 def _sanitize_one(resp: dict[str, Any]) -> dict[str, Any]:
@@ -86,6 +144,14 @@ def _sanitize_one(resp: dict[str, Any]) -> dict[str, Any]:
     return {**resp, "error": {"code": int(code), "message": msg, "data": new}}
 
 
+def _request_id(body: bytes) -> Any:
+    try:
+        doc = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    return doc.get("id") if isinstance(doc, dict) else None
+
+
 def sanitize(resp: Any) -> Any:
     if isinstance(resp, list):
         return [_sanitize_one(r) for r in resp]
@@ -108,7 +174,13 @@ class Connection:
     def send(self, obj: Any) -> None:
         if self.closed or self.writer.is_closing():
             return
-        self.writer.write(frame(obj))
+        data, replaced = safe_frame(obj)
+        if replaced:
+            self.server.stats["replies_unencodable"] += 1
+            log.error("a message to %s could not be encoded as UTF-8 JSON; sent %s: %.500r", self.caller.describe(),
+                      "a replacement" if data is not None else "nothing", obj)
+        if data is not None:
+            self.writer.write(data)
 
     def notify(self, method: str, params: dict[str, Any]) -> None:
         self.send({"jsonrpc": "2.0", "method": method, "params": params})
@@ -204,8 +276,9 @@ class Connection:
             await self.writer.drain()
         except (ConnectionError, asyncio.CancelledError):
             pass
-        except Exception:  # never let one request take the connection down silently
+        except Exception:  # never let one request take the connection down silently, nor leave it unanswered
             log.exception("handling a request failed")
+            self.send(error_obj(internal(), _request_id(body)))
 
     def abort(self) -> None:
         if not self.closed:
@@ -267,6 +340,9 @@ class RpcServer:
         if isinstance(doc, list) and len(doc) > self.limits().max_batch:
             self.stats["batches_too_large"] += 1
             return error_obj(ApiError(Code.INVALID_REQUEST, f"a batch of {len(doc)} requests; at most {self.limits().max_batch}"))
+        if bad_ids(doc):
+            self.stats["bad_request_ids"] += 1
+            return error_obj(bad_id_error())
         self.stats["requests"] += len(doc) if isinstance(doc, list) else 1
         resp = await dispatch_to_serializable(text, methods=self.methods, context=conn, deserializer=lambda _t: doc)
         return sanitize(resp)

@@ -3,7 +3,10 @@
 Request fields may be ``str``, ``int``, ``float``, ``bool``, ``str | None`` or ``list[str]``; each carries a
 doc string and optional bounds in its metadata (``arg(...)``). ``decode_request`` checks a JSON-RPC params
 value against a request class and raises ``ApiError(INVALID_PARAMS)`` saying which parameter is wrong
-and what was expected. Results are plain dataclasses; ``to_json`` turns them into JSON-ready dicts.
+and what was expected. Every string passes ``check_text`` before any method runs: well-formed Unicode (JSON
+can carry a lone surrogate such as ``\\ud800``, UTF-8 cannot), its length, and for names the wire's own
+rule (``check=``: core.wire's ``check_channel`` and ``check_network_name``). Results are plain
+dataclasses; ``to_json`` turns them into JSON-ready dicts.
 ``docs/api.md`` is generated from these classes (``docs/gen_api.py``).
 """
 
@@ -13,19 +16,24 @@ import dataclasses
 import math
 import typing
 from dataclasses import MISSING, dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from ..core.config import DEFAULT_CONFIG
 from ..core.ids import MIN_PREFIX
+from ..core.wire.frames import MAX_CHANNEL, check_channel
+from ..core.wire.invite import MAX_NAME as MAX_NETWORK_NAME
+from ..core.wire.invite import check_network_name
 from .errors import ApiError, Code
 
 MAX_STR = 4096
 PEER_DOC = f"peer name (as peers.list shows it), full node id or unique id prefix ({MIN_PREFIX}+ characters)"
+CHANNEL_DOC = f"channel name: 1 to {MAX_CHANNEL} bytes of UTF-8, no control characters"
 
 
 def arg(default: Any = MISSING, *, doc: str, lo: float | None = None, hi: float | None = None, max_len: int = MAX_STR,
-        too_long: str | None = None) -> Any:
-    meta = {"doc": doc, "lo": lo, "hi": hi, "max_len": max_len, "too_long": too_long}
+        too_long: str | None = None, check: Callable[[str], object] | None = None) -> Any:
+    """``check``: a string's rule beyond its length (raises ValueError saying what is wrong)."""
+    meta = {"doc": doc, "lo": lo, "hi": hi, "max_len": max_len, "too_long": too_long, "check": check}
     if default is MISSING:
         return field(metadata=meta)
     if isinstance(default, list):
@@ -68,7 +76,8 @@ class PingRequest:
 
 @dataclass
 class NetworkCreateRequest:
-    name: str = arg("", doc="a name for people (carried in invites)", max_len=64)
+    name: str = arg("", doc=f"a name for people (carried in invites): at most {MAX_NETWORK_NAME} bytes of UTF-8, no control characters",
+                    max_len=MAX_NETWORK_NAME, check=check_network_name)
 
 
 @dataclass
@@ -85,7 +94,7 @@ class NetworkRequest:
 @dataclass
 class ChannelSendRequest:
     peer: str = arg(doc=PEER_DOC)
-    channel: str = arg(doc="channel name", max_len=64)
+    channel: str = arg(doc=CHANNEL_DOC, max_len=MAX_CHANNEL, check=check_channel)
     data: str = arg(doc="the message, as text or base64 (see encoding)", max_len=1_500_000,
                     too_long=f"a message is at most {DEFAULT_CONFIG.max_message} bytes (as base64, 1500000 characters): "
                              "split larger data into several messages")
@@ -97,7 +106,7 @@ class ChannelSendRequest:
 
 @dataclass
 class ChannelReceiveRequest:
-    channel: str = arg(doc="channel name", max_len=64)
+    channel: str = arg(doc=CHANNEL_DOC, max_len=MAX_CHANNEL, check=check_channel)
     timeout: float = arg(0.0, doc="seconds to wait for a first message (0: return at once)", lo=0, hi=60)
     max: int = arg(100, doc="at most this many messages", lo=1, hi=1000)
     encoding: str = arg("utf-8", doc="`utf-8` (undecodable bytes replaced) or `base64`")
@@ -379,6 +388,27 @@ def _bad(msg: str, fix: str | None = None) -> ApiError:
     return ApiError(Code.INVALID_PARAMS, msg, fix)
 
 
+def check_text(name: str, value: str, meta: dict) -> None:
+    """The one check of every string parameter, before any state changes: well-formed Unicode (no lone
+    surrogates: a reply or state file holding one could not be encoded), at most ``max_len`` characters,
+    and the field's own rule (``check``), each refused with INVALID_PARAMS naming the parameter and the fix."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise _bad(f"parameter {name!r} is not well-formed Unicode: a lone surrogate (U+{ord(value[e.start]):04X}) "
+                   f"at character {e.start}",
+                   f"send {name} ({meta['doc']}) as well-formed UTF-8 text: a JSON \\uD800-\\uDFFF escape is only "
+                   "valid as half of a high-low surrogate pair") from None
+    if len(value) > meta["max_len"]:
+        raise _bad(f"parameter {name!r} is too long ({len(value)} characters, at most {meta['max_len']})",
+                   meta["too_long"] or f"{name} is limited to {meta['max_len']} characters ({meta['doc']})")
+    if meta.get("check") is not None:
+        try:
+            meta["check"](value)
+        except ValueError as e:
+            raise _bad(f"parameter {name!r} is not valid: {e}", f"pass {name} as {meta['doc']}") from None
+
+
 def _check(name: str, tp: Any, value: Any, meta: dict) -> Any:
     want = type_name(tp)
     if tp is bool:
@@ -390,11 +420,12 @@ def _check(name: str, tp: Any, value: Any, meta: dict) -> Any:
         value = float(value) if ok else value
     elif tp is str or tp == (str | None):
         ok = isinstance(value, str) or (value is None and tp is not str)
-        if isinstance(value, str) and len(value) > meta["max_len"]:
-            raise _bad(f"parameter {name!r} is too long ({len(value)} characters, at most {meta['max_len']})",
-                       meta["too_long"] or f"{name} is limited to {meta['max_len']} characters ({meta['doc']})")
+        if isinstance(value, str):
+            check_text(name, value, meta)
     else:  # list[str]
         ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+        for i, v in enumerate(value if ok else []):
+            check_text(f"{name}[{i}]", v, meta)
     if not ok:
         raise _bad(f"parameter {name!r} must be a {want}, not {type(value).__name__}")
     lo, hi = meta["lo"], meta["hi"]

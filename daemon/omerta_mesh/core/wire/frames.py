@@ -130,16 +130,27 @@ class MessageHeader:
         return _MSGHDR.pack(self.total_len, self.corr_id, self.status, len(ch)) + ch
 
 
+def label_bytes(text: str, what: str, max_bytes: int) -> bytes:
+    """The UTF-8 form of a label (a channel or network name), or ValueError saying what is wrong: the one
+    rule for names carried on the wire: well-formed Unicode (no lone surrogates), at most ``max_bytes`` of
+    UTF-8, no control characters (C0 or DEL)."""
+    try:
+        raw = text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise ValueError(f"{what} is not well-formed Unicode (a lone surrogate U+{ord(text[e.start]):04X} "
+                         f"at character {e.start})") from None
+    if len(raw) > max_bytes:
+        raise ValueError(f"{what} longer than {max_bytes} bytes of UTF-8")
+    if any(c < 0x20 or c == 0x7F for c in raw):
+        raise ValueError(f"{what} contains control characters")
+    return raw
+
+
 def check_channel(name: str) -> bytes:
     """The UTF-8 form of a valid channel name, or ValueError saying what is wrong."""
     if not isinstance(name, str) or not name:
         raise ValueError("a channel name is a non-empty string")
-    raw = name.encode("utf-8")
-    if len(raw) > MAX_CHANNEL:
-        raise ValueError(f"channel name longer than {MAX_CHANNEL} bytes")
-    if any(c < 0x20 or c == 0x7F for c in raw):
-        raise ValueError("channel name contains control characters")
-    return raw
+    return label_bytes(name, "channel name", MAX_CHANNEL)
 
 
 def encode_data(seq: int, first: bool, last: bool, kind: MessageKind, chunk: bytes, reset: bool = False) -> bytes:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from ..errors import InviteError
 from ..ids import NodeId, b32decode, b32encode
 from .endpoints import decode_endpoints, encode_endpoints
+from .frames import label_bytes
 
 PREFIX = "omerta1-"
 INVITE_VERSION = 1
@@ -34,6 +35,21 @@ class Invite:
     inviter: NodeId
     name: str
     endpoints: tuple[tuple[str, int], ...]
+
+
+def check_network_name(name: str) -> bytes:
+    """The UTF-8 form of a valid network name, or ValueError saying what is wrong. A network name may be
+    empty; it is at most ``MAX_NAME`` bytes (what an invite carries), well-formed, without control characters."""
+    if not isinstance(name, str):
+        raise ValueError("a network name is a string")
+    return label_bytes(name, "network name", MAX_NAME)
+
+
+def repair_network_name(name: str) -> str:
+    """``name`` made valid (for state written before the rule was checked): lone surrogates and control
+    characters become U+FFFD, and it is cut to ``MAX_NAME`` bytes on a character boundary."""
+    fixed = "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF or ord(c) < 0x20 or ord(c) == 0x7F else c for c in name)
+    return fixed.encode("utf-8")[:MAX_NAME].decode("utf-8", "ignore")
 
 
 def _checksum(data: bytes) -> bytes:
