@@ -67,6 +67,7 @@ class MeshNode:
         state_dir: str | None = None,
         name: str = "",
         watch_addresses: bool = True,
+        new_identity: bool = False,
     ) -> None:
         self._identity = identity
         self._host, self._port, self._ipv6 = host, port, ipv6
@@ -75,6 +76,7 @@ class MeshNode:
         self._entropy = entropy
         self._advertise = advertise
         self.store = StateStore(state_dir) if state_dir else None
+        self._new_identity = new_identity  # a missing or damaged identity file: make a new one (StateStore.load_identity)
         self._name = name
         self._watch = watch_addresses  # follow local address changes (only when bound to a wildcard)
         self._netmon: AddressMonitor | None = None
@@ -95,7 +97,7 @@ class MeshNode:
     async def start(self) -> "MeshNode":
         loop = asyncio.get_running_loop()
         if self._identity is None and self.store is not None:
-            self._identity = self.store.load_identity(self._entropy)
+            self._identity = self.store.load_identity(self._entropy, self._new_identity)
         identity = self._identity or Identity.generate(self._entropy or _system_entropy())
         self.mesh = Mesh(
             identity,
@@ -179,16 +181,14 @@ class MeshNode:
         now = self._now()
         for net in self.store.load_networks():
             self.mesh.add_network(net, now)
-        for p in self.store.load_peers().get("peers", []):
-            try:
-                nid, node = NetworkId.parse(p["network"]), NodeId.parse(p["node"])
-                # only real addresses (a cache from before ViaRelay may hold "relay:<id>" pseudo-addresses)
-                eps = [(str(h), int(port)) for h, port in p["endpoints"]
-                       if _is_ip(str(h)) and 0 < int(port) < 65536][: self._config.max_endpoints_per_peer]
-                if nid.raw in self.mesh.networks and eps:
+        for p in self.store.load_peers()["peers"]:  # checked entries (io.store.peer_entry): damaged ones skipped
+            nid, node = NetworkId.parse(p["network"]), NodeId.parse(p["node"])
+            eps: list[Address] = [(h, port) for h, port in p["endpoints"]][: self._config.max_endpoints_per_peer]
+            if nid.raw in self.mesh.networks and eps:
+                try:
                     self.mesh.add_peer(nid, node, eps, now)
-            except (KeyError, TypeError, ValueError, UsageError):
-                continue  # a damaged cache entry only costs a reconnect through the invite
+                except UsageError as e:  # e.g. our own node id: the entry only costs a reconnect through the invite
+                    log.warning("peer cache: %s in network %s not restored: %s", node.short(), nid, e)
 
     def _save_networks(self) -> None:
         if self.store is not None:
@@ -461,14 +461,6 @@ class MeshNode:
         except UsageError:
             return
         self._flush()
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 def _offer(q: asyncio.Queue, item: object) -> None:

@@ -13,21 +13,30 @@ hence its id and membership) is kept under the repaired name, the file is rewrit
 
 ``atomic_write`` writes a temporary file in the same directory, fsyncs it, renames it over the target and
 fsyncs the directory, so a crash at any moment leaves either the old or the new file, never a torn one.
+
+Damage: identity and networks.json are refused with the one "damaged" message (``damaged``: the file, what
+is wrong, what to do), never a traceback. peers.json and addresses.json are caches: a damaged file is
+dropped with a warning, and a damaged peer-cache entry is skipped (counted in a warning), the rest kept.
+A missing identity file while networks.json holds networks is refused too (the node would come back as a
+stranger to its peers) unless ``new_identity`` is asked for (``omerta-meshd --new-identity``).
 """
 
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import logging
 import os
 import stat
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 from ..core.entropy import Entropy, SystemEntropy
-from ..core.errors import MeshError
+from ..core.errors import MeshError, UsageError
+from ..core.ids import NetworkId, NodeId
 from ..core.keys import Identity, decode_identity, encode_identity
 from ..core.network import Network
 from ..core.wire.invite import check_network_name, repair_network_name
@@ -38,6 +47,14 @@ log = logging.getLogger("omerta_mesh.io.store")
 
 class StateError(MeshError):
     """A state file is unreadable; the message names the file and what to do."""
+
+
+RESTORE_OR_MOVE = "restore it from a backup, or move it aside"
+
+
+def damaged(what: str | Path, problem: object, fix: str = RESTORE_OR_MOVE) -> StateError:
+    """The one "damaged state file" error: which file, what is wrong with it, what to do."""
+    return StateError(f"{what} is damaged ({problem}); {fix}")
 
 
 def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
@@ -88,35 +105,63 @@ class StateStore:
         return self.dir / "peers.json"
 
     # ---- identity
-    def load_identity(self, entropy: Entropy | None = None) -> Identity:
-        """The node's identity, created (and saved 0600) on first use."""
+    def load_identity(self, entropy: Entropy | None = None, new_identity: bool = False) -> Identity:
+        """The node's identity, created (and saved 0600) on first use.
+
+        A damaged identity file, or a missing one while networks.json holds networks, is refused: a new
+        identity would make this node a stranger to its peers. ``new_identity`` (``--new-identity``) makes a
+        new one in those cases (a damaged file is kept aside) and logs the change; a valid file is kept."""
         p = self.identity_path
+        old: str | None = None  # the node id being replaced, when known
+        why = ""  # why a new identity is made although this node had one: for the warning
         if p.exists():
+            data = p.read_bytes()
             try:
-                return decode_identity(p.read_bytes())
+                ident = decode_identity(data)
             except ValueError as e:
-                raise StateError(f"identity file {p} is damaged ({e}); restore it from a backup, "
-                                 "or move it aside to create a new identity (the node id will change)") from None
+                if not new_identity:
+                    raise damaged(f"identity file {p}", e, "restore it from a backup, or start with --new-identity "
+                                  "to create a new one (the node id will change)") from None
+                old = _claimed_node_id(data)
+                aside = p.with_name(f"identity.damaged-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
+                os.replace(p, aside)
+                why = f"the damaged identity file is kept as {aside}"
+            else:
+                if new_identity:
+                    log.warning("--new-identity ignored: identity file %s is valid (node id %s); to replace it, "
+                                "move it aside and start with --new-identity", p, ident.node_id.text())
+                return ident
+        elif self.load_networks():
+            if not new_identity:
+                raise StateError(f"identity file {p} is missing but the state has networks: this node would come back "
+                                 "as a stranger; restore the file, or start with --new-identity to make a new one")
+            why = "the identity file was missing"
         ident = Identity.generate(entropy or SystemEntropy())
         atomic_write(p, encode_identity(ident), 0o600)
+        if why:
+            log.warning("new node identity (--new-identity): node id %s, %s (%s); peers see a new node in this "
+                        "node's networks", ident.node_id.text(), f"old node id {old}" if old else "old node id unknown", why)
         return ident
 
     # ---- networks
     def load_networks(self) -> list[Network]:
-        doc = self._read_json(self.networks_path, {"version": STATE_VERSION, "networks": []})
+        path = self.networks_path
+        doc = self._read_json(path, {"version": STATE_VERSION, "networks": []})
+        fix = "restore it from a backup, or move it aside and re-join your networks"
+        nets = doc.get("networks")
+        if not isinstance(nets, list):
+            raise damaged(path, "'networks' is not a list", fix)
         out = []
         repaired = False
-        try:
-            for n in doc["networks"]:
-                name = n.get("name", "")
-                if not isinstance(name, str):
-                    raise TypeError(f"network name {name!r} is not a string")
-                net = Network(base64.b64decode(n["key"], validate=True), self._repaired_name(name, n.get("id")))
-                repaired = repaired or net.name != name
-                out.append(net)
-        except (KeyError, TypeError, ValueError) as e:
-            raise StateError(f"{self.networks_path} is damaged ({e}); "
-                             "restore it from a backup, or move it aside and re-join your networks") from None
+        for i, n in enumerate(nets):
+            if not isinstance(n, dict) or not isinstance(n.get("key"), str) or not isinstance(n.get("name", ""), str):
+                raise damaged(path, f"network {i + 1} is not {{'key': text, 'name': text}}", fix)
+            try:
+                net = Network(base64.b64decode(n["key"], validate=True), self._repaired_name(n.get("name", ""), n.get("id")))
+            except ValueError as e:  # (binascii.Error is one)
+                raise damaged(path, f"network {i + 1}: {e}", fix) from None
+            repaired = repaired or net.name != n.get("name", "")
+            out.append(net)
         if repaired:
             self.save_networks(out)
         return out
@@ -163,8 +208,26 @@ class StateStore:
 
     # ---- peer cache
     def load_peers(self) -> dict[str, Any]:
-        doc = self._read_json(self.peers_path, {"version": STATE_VERSION, "peers": []}, damaged_ok=True)
-        return doc if isinstance(doc.get("peers"), list) else {"version": STATE_VERSION, "peers": []}
+        """The peer cache, every entry checked (``peer_entry``): damaged entries are skipped with a counted
+        warning, the rest kept; a damaged file counts as empty (a cache: it only costs a reconnect)."""
+        path = self.peers_path
+        doc = self._read_json(path, {"version": STATE_VERSION, "peers": []}, damaged_ok=True)
+        raw = doc.get("peers")
+        if not isinstance(raw, list):
+            self._cache_damaged(path, "'peers' is not a list")
+            raw = []
+        good: list[dict[str, Any]] = []
+        dropped = 0  # damaged endpoints of entries that are kept
+        for e in raw:
+            entry, bad = peer_entry(e)
+            if entry is not None:
+                good.append(entry)
+                dropped += bad
+        if len(good) < len(raw) or dropped:
+            log.warning("%s: skipped %d damaged entries of %d, and %d damaged endpoints of the kept ones (a bad port, "
+                        "address, id or type); the rest of the peer cache is kept, and those peers come back through "
+                        "the invite or gossip", path, len(raw) - len(good), len(raw), dropped)
+        return {"version": STATE_VERSION, "peers": good}
 
     def save_peers(self, doc: dict[str, Any]) -> None:
         atomic_write(self.peers_path, json.dumps({"version": STATE_VERSION, **doc}).encode(), 0o600)
@@ -176,10 +239,73 @@ class StateStore:
             doc = json.loads(path.read_bytes())
             if not isinstance(doc, dict):
                 raise ValueError("not a JSON object")
-            if doc.get("version", STATE_VERSION) > STATE_VERSION:
-                raise ValueError(f"written by a newer omerta-mesh (state version {doc['version']})")
+            version = doc.get("version", STATE_VERSION)
+            if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+                raise ValueError(f"'version' is {version!r}, not a state version")
+            if version > STATE_VERSION:
+                raise ValueError(f"written by a newer omerta-mesh (state version {version})")
             return doc
-        except (ValueError, UnicodeDecodeError) as e:
+        except (ValueError, UnicodeDecodeError, RecursionError) as e:
             if damaged_ok:  # a cache: losing it only costs a reconnect through the invite
+                self._cache_damaged(path, e)
                 return default
-            raise StateError(f"{path} is damaged ({e}); restore it from a backup, or move it aside") from None
+            raise damaged(path, e) from None
+
+    @staticmethod
+    def _cache_damaged(path: Path, problem: object) -> None:
+        log.warning("%s is damaged (%s); it is only a cache: starting without it (it is written again)", path, problem)
+
+
+def peer_entry(e: object) -> tuple[dict[str, Any] | None, int]:
+    """A peer-cache entry ``{"network": id, "node": id, "endpoints": [[ip, port], ...]}`` with every field
+    checked (ids parse, IP addresses, ports 1-65535), and how many of its endpoints were damaged (dropped).
+    None when the entry is damaged: a bad id or type, or no good endpoint left of damaged ones. Relay
+    pseudo-addresses (``"relay:<id>"``) of caches from before ViaRelay are dropped, not counted as damage."""
+    if not isinstance(e, dict):
+        return None, 0
+    network, node, endpoints = e.get("network"), e.get("node"), e.get("endpoints")
+    if not isinstance(network, str) or not isinstance(node, str) or not isinstance(endpoints, list):
+        return None, 0
+    try:
+        NetworkId.parse(network)
+        NodeId.parse(node)
+    except (UsageError, ValueError):
+        return None, 0
+    eps: list[list[Any]] = []
+    bad = 0
+    for ep in endpoints:
+        if isinstance(ep, list) and len(ep) == 2 and isinstance(ep[0], str) and ep[0].startswith("relay:"):
+            continue
+        if _endpoint_ok(ep):
+            eps.append(list(ep))
+        else:
+            bad += 1
+    if bad and not eps:
+        return None, bad
+    return {"network": network, "node": node, "endpoints": eps}, bad
+
+
+def _endpoint_ok(ep: object) -> bool:
+    """``[ip, port]``: an IP address (text) and a port 1-65535 (an integer, not a bool or float)."""
+    if not isinstance(ep, list) or len(ep) != 2:
+        return False
+    host, port = ep
+    if not isinstance(host, str) or not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
+        return False
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _claimed_node_id(data: bytes) -> str | None:
+    """The node id a (damaged) identity file names on its ``node-id:`` line, if one parses."""
+    try:
+        for line in data.decode("ascii").splitlines():
+            name, sep, value = line.partition(":")
+            if sep and name.strip() == "node-id":
+                return NodeId.parse(value.strip()).text()
+    except (UnicodeDecodeError, UsageError, ValueError):
+        pass
+    return None

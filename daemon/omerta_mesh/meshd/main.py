@@ -9,7 +9,8 @@ are told, peers are told (close frames), the peer cache is saved, sockets remove
 The daemon always runs in the foreground (systemd or the user supervises it); ``--foreground`` is
 accepted so that scripts can say so.
 
-Exit status: 0 after a clean stop, 1 when the daemon could not start or run, 2 for a bad configuration
+Exit status: 0 after a clean stop, 1 when the daemon could not start or run (a damaged state file, a
+missing identity file while the state has networks: see ``--new-identity``), 2 for a bad configuration
 or command line.
 """
 
@@ -76,6 +77,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-vnet", action="store_true", help="no TUN devices: the virtual network off (vnet.enabled = false)")
     p.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto",
                    help="event loop: uvloop when installed (auto), or the given one")
+    p.add_argument("--new-identity", action="store_true",
+                   help="make a new node identity (a new node id) when the identity file in the state directory is "
+                        "damaged, or missing while the state has networks; without this flag the daemon refuses to "
+                        "start then (its peers would meet a stranger). A valid identity file is kept; the change is "
+                        "logged as a warning")
     p.add_argument("--print-default-config", action="store_true", help="print the embedded default configuration and exit")
     p.add_argument("--version", action="version", version=f"omerta-meshd {version()}")
     return p.parse_args(argv)
@@ -151,6 +157,7 @@ class Daemon:
             host=cfg.node.listen, port=cfg.node.port, ipv6=cfg.node.ipv6, audit=cfg.node.audit_encryption,
             strict_audit=cfg.node.strict_audit, state_dir=str(self.paths.state),
             config=DEFAULT_CONFIG.with_(relay=cfg.node.relay), name=name[:32],
+            new_identity=getattr(self.args, "new_identity", False),
         )
         self.hub = EventHub(cfg.api.subscriber_queue)
         self.api = DaemonAPI(node, cfg, self.hub, name=name, version=version(), endpoints=self.endpoints)
