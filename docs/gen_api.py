@@ -52,7 +52,10 @@ stream. Example: `00 00 00 2f {{"jsonrpc":"2.0","method":"status.get","id":1}}`.
   (given with each parameter), before anything changes. A request id that is such a string gets
   `INVALID_REQUEST` (id null) and is not run.
 * Up to `api.max_inflight` requests run at once per connection; the daemon stops reading while they do.
-* At most `api.max_connections` clients (a few more for root and the group).
+* At most `api.max_connections` clients (a few more for root and the group), and at most `api.max_per_user`
+  of them from one non-root user, so no user can lock the others out. A connection with nothing asked and
+  nothing subscribed is closed after `api.idle_timeout` seconds (300), and a frame must arrive within 10 s of
+  its header.
 
 **Notifications from the daemon.**
 

@@ -39,6 +39,8 @@ strict_audit = false      # stop the daemon on an audit violation
 socket = ""               # JSON-RPC socket ("" = <runtime directory>/meshd.sock)
 group = "omerta"          # live: members may call write methods (root always may)
 max_connections = 64      # live: concurrent JSON-RPC clients
+max_per_user = 16         # live: connections one non-root user may hold (the rest stay open to others)
+idle_timeout = 300        # live: seconds a connection may sit idle (no request, no subscription) before it is closed
 max_frame = 4194304       # live: bytes per JSON-RPC frame
 max_inflight = 32         # live: requests processed at once per connection
 max_batch = 64            # live: requests per JSON-RPC batch
@@ -65,7 +67,7 @@ static = []               # "NETWORK=ADDRESS": a static mesh IPv4 or IPv6 addres
 """
 
 LIVE = {
-    "api.group", "api.max_connections", "api.max_frame", "api.max_inflight", "api.max_batch",
+    "api.group", "api.max_connections", "api.max_per_user", "api.idle_timeout", "api.max_frame", "api.max_inflight", "api.max_batch",
     "api.subscriber_queue", "dbus.signal_rate", "dbus.signal_batch", "log.level", "names",
 }
 LEVELS = ("debug", "info", "warning", "error")
@@ -93,6 +95,8 @@ class ApiConfig:
     socket: str
     group: str
     max_connections: int
+    max_per_user: int
+    idle_timeout: int
     max_frame: int
     max_inflight: int
     max_batch: int
@@ -247,7 +251,8 @@ def _validate(cfg: DaemonConfig, bad: Any) -> None:
         raise bad(f"node.port = {cfg.node.port} is not a UDP port (0-65535)")
     if cfg.log.level not in LEVELS:
         raise bad(f"log.level = {cfg.log.level!r}; use one of {', '.join(LEVELS)}")
-    for key, lo in (("max_connections", 1), ("max_frame", 1024), ("max_inflight", 1), ("max_batch", 1), ("subscriber_queue", 8)):
+    for key, lo in (("max_connections", 1), ("max_per_user", 1), ("idle_timeout", 1), ("max_frame", 1024), ("max_inflight", 1),
+                    ("max_batch", 1), ("subscriber_queue", 8)):
         if getattr(cfg.api, key) < lo:
             raise bad(f"api.{key} must be at least {lo}")
     if cfg.dbus.signal_rate < 1 or cfg.dbus.signal_batch < 1:

@@ -47,6 +47,7 @@ log = logging.getLogger("omerta_mesh.meshd.rpc")
 HEADER = 4
 RESERVED_FOR_WRITERS = 8
 CUTOFF_WRITE_TIMEOUT = 5.0
+FRAME_TIMEOUT = 10.0  # seconds a frame may take to arrive once its header has (a 1-byte-per-second client is cut)
 HALF_CLOSE_WAIT = 120.0  # longest a request may still run after its client closed its sending side
 _MESSAGES = {  # jsonrpcserver's generic messages -> ours
     Code.PARSE_ERROR: "the frame is not valid JSON",
@@ -238,7 +239,14 @@ class Connection:
         inflight = asyncio.Semaphore(cfg.max_inflight)
         try:
             while not self.closed:
-                head = await self.reader.readexactly(HEADER)
+                # idle (nothing asked, nothing subscribed): closed after api.idle_timeout, so idle connections
+                # cannot hold the slots for ever
+                idle = None if self.tasks or self.subs else float(self.server.limits().idle_timeout)
+                try:
+                    head = await asyncio.wait_for(self.reader.readexactly(HEADER), idle)
+                except (asyncio.TimeoutError, TimeoutError):
+                    self.server.stats["idle_closed"] += 1
+                    return
                 n = int.from_bytes(head, "big")
                 limit = self.server.limits().max_frame  # read per frame: a reload changes it
                 if n > limit:
@@ -247,7 +255,11 @@ class Connection:
                     self.send(error_obj(ApiError(Code.FRAME_TOO_LARGE, f"frame of {n} bytes; the limit is {limit}")))
                     await asyncio.wait_for(self.writer.drain(), CUTOFF_WRITE_TIMEOUT)
                     return
-                body = await self.reader.readexactly(n)
+                try:
+                    body = await asyncio.wait_for(self.reader.readexactly(n), FRAME_TIMEOUT)
+                except (asyncio.TimeoutError, TimeoutError):
+                    self.server.stats["slow_frames_closed"] += 1
+                    return
                 await inflight.acquire()
                 t = asyncio.get_running_loop().create_task(self._handle(body))
                 self.tasks.add(t)
@@ -381,15 +393,18 @@ class RpcServer:
             writer.close()
             return
         limit = self.limits().max_connections
+        share = self.limits().max_per_user
+        mine = sum(1 for c in self.connections if c.caller.uid == caller.uid)
+        if caller.uid != 0 and mine >= share:  # one user cannot take every slot (root is never locked out)
+            self.stats["connections_refused_per_user"] += 1
+            log.info("refused connection from %s: it holds %d connections already", caller.describe(), mine)
+            await _refuse(writer, ApiError(Code.BUSY, f"uid {caller.uid} holds {mine} connections already; the limit per "
+                                                      f"user is {share} (api.max_per_user): close some"))
+            return
         if len(self.connections) >= limit + (RESERVED_FOR_WRITERS if caller.may_write else 0):
             self.stats["connections_refused"] += 1
             log.info("refused connection from %s: %d connections open", caller.describe(), len(self.connections))
-            writer.write(frame(error_obj(ApiError(Code.BUSY, f"{len(self.connections)} clients are connected; the limit is {limit}"))))
-            try:
-                await asyncio.wait_for(writer.drain(), 1.0)
-            except (asyncio.TimeoutError, TimeoutError, ConnectionError):
-                pass
-            writer.close()
+            await _refuse(writer, ApiError(Code.BUSY, f"{len(self.connections)} clients are connected; the limit is {limit}"))
             return
         conn = Connection(self, reader, writer, caller)
         self.connections.add(conn)
@@ -427,3 +442,13 @@ class RpcServer:
         except FileNotFoundError:
             pass
         self._inode = None
+
+
+async def _refuse(writer: asyncio.StreamWriter, err: ApiError) -> None:
+    """Answer a connection we do not serve with ``err`` and close it."""
+    writer.write(frame(error_obj(err)))
+    try:
+        await asyncio.wait_for(writer.drain(), 1.0)
+    except (asyncio.TimeoutError, TimeoutError, ConnectionError):
+        pass
+    writer.close()
