@@ -150,3 +150,23 @@ class DaemonProc:
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
+
+
+def wait_connected(d: DaemonProc, node_id: str, timeout: float = 15.0) -> dict:
+    """``node_id`` as d's peers.list shows it once connected (AssertionError after ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for p in d.call("peers.list")["peers"]:  # type: ignore[index]
+            if p["node_id"] == node_id and p["connected"]:
+                return p
+        time.sleep(0.1)
+    raise AssertionError(f"{node_id[:12]} did not connect; peers: {d.call('peers.list')}")
+
+
+def refused(d: DaemonProc) -> tuple[int, str]:
+    """Start a daemon expected to refuse: its exit code and log."""
+    d.start(wait=False)
+    assert d.proc is not None
+    rc = d.proc.wait(20)
+    d.stop()
+    return rc, d.log_text()

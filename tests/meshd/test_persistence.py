@@ -5,19 +5,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 
-from meshd.harness import ROOT
-
-
-def wait_connected(d, node_id: str, timeout: float = 15.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for p in d.call("peers.list")["peers"]:
-            if p["node_id"] == node_id and p["connected"]:
-                return p
-        time.sleep(0.1)
-    raise AssertionError(f"{node_id[:12]} did not connect; peers: {d.call('peers.list')}")
+from meshd.harness import ROOT, wait_connected
 
 
 def test_kill_9_and_restart_keeps_identity_networks_and_peer_cache(daemon_factory) -> None:

@@ -10,33 +10,16 @@ Any other damaged file is refused with the "damaged" message naming the file and
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
 
-from meshd.harness import DaemonProc
+from meshd.harness import DaemonProc, refused, wait_connected
 from omerta_mesh.core.keys import Identity
 
 STRANGER = Identity.from_seed(bytes(range(32))).node_id.text()  # a valid node id nobody runs
 
 
-def wait_connected(d: DaemonProc, node_id: str, timeout: float = 15.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for p in d.call("peers.list")["peers"]:
-            if p["node_id"] == node_id and p["connected"]:
-                return p
-        time.sleep(0.1)
-    raise AssertionError(f"{node_id[:12]} did not connect; peers: {d.call('peers.list')}")
-
-
-def refused(d: DaemonProc) -> tuple[int, str]:
-    d.start(wait=False)
-    assert d.proc is not None
-    rc = d.proc.wait(20)
-    d.stop()
-    return rc, d.log_text()
 
 
 def test_damaged_peer_cache_entries_are_skipped_with_a_warning_and_the_good_one_kept(tmp_path: Path) -> None:

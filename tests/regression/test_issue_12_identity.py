@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from meshd.harness import DaemonProc
+from meshd.harness import DaemonProc, refused
 from omerta_mesh.core.keys import decode_identity
 
 
@@ -22,13 +22,6 @@ def node_with_a_network(tmp_path: Path) -> tuple[DaemonProc, str, str]:
     assert d.stop() == 0
     return d, node_id, net
 
-
-def refused(d: DaemonProc) -> tuple[int, str]:
-    d.start(wait=False)
-    assert d.proc is not None
-    rc = d.proc.wait(20)
-    d.stop()
-    return rc, d.log_text()
 
 
 def test_missing_identity_with_networks_is_refused(tmp_path: Path) -> None:
