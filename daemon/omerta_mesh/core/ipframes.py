@@ -78,18 +78,13 @@ class IpFrames:
     # ------------------------------------------------------------------ super-segments (core/ipseg.py)
     def seg_frames(self, frame: bytes | memoryview) -> list[bytes] | None:
         """The IPSEG frames for one TUN read (virtio-net header and packet); None (counted) when it cannot go."""
-        if len(frame) - ipseg.OVERHEAD > self.mtu + 1:
-            seg = frame[1] & ~ipseg.GSO_ECN if len(frame) > 1 else 0
-            if seg == ipseg.GSO_NONE:  # one packet larger than a datagram carries: the device MTU is wrong
-                self.counters.inc("ip.tx_oversized")
-                return None
         self._seg_id = (self._seg_id + 1) & 0xFFFFFFFF
         try:
             out = ipseg.fragments(frame, self._seg_id)
         except WireError as e:
             self.counters.inc("ip.tx_bad_frame." + e.reason.value)
             return None
-        if len(out[0]) > self.mtu + 1:
+        if len(out[0]) > self.mtu + 1:  # a piece larger than a datagram carries: the device MTU is wrong
             self.counters.inc("ip.tx_oversized")
             return None
         return out

@@ -334,7 +334,6 @@ class VirtualNetworks:
         """What the core received: a packet (per-packet IP frames), a virtio-net frame (IPSEG: a whole
         super-segment or one packet), or a run of an incomplete super-segment, rebuilt here."""
         counters = self.node.core.counters
-        written: dict[bytes, NetVnet] = {}
         for net, node, got in packets:
             n = self.nets.get(net.raw)
             if n is None or n.tun is None:
@@ -360,14 +359,8 @@ class VirtualNetworks:
                 else:
                     n.tun.write_packet(pkt)
                 counters.inc("ip.rx_packets")
-                written[net.raw] = n
             except OSError:
                 counters.inc("ip.tun_write_failed")
-        loop = asyncio.get_running_loop()
-        for n in written.values():
-            # the kernel often answers at once (an echo reply, a TCP ACK), queued on the device before write()
-            # returned: read it in the next loop turn rather than after the poll reports it (one wake-up less)
-            loop.call_soon(self._readable, n)
 
     # ------------------------------------------------------------------ read model
     def addresses(self, network: NetworkId, node: NodeId) -> tuple[str | None, str | None]:
