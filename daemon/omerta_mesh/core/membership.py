@@ -214,6 +214,9 @@ class Members:
     def relay_connected(self, relay: Peer, now: float, out: Outbox) -> None:
         """A session with ``relay`` completed: every peer whose record names it gets a path through it (and a
         pending initiation goes that way at once: see ``Links.offer_relays``)."""
+        rec = self.gossip.record_of(relay.network.id, relay.node)
+        if rec is None or not rec.relay:  # (every handshake comes here, rekeys too: only relays need the walk)
+            return
         rid = relay.node.raw
         for peer in self.table.in_network(relay.network.id):
             if peer is not relay and rid in peer.relays and ViaRelay(relay.node.text()) not in peer.paths:
