@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import shutil
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-TOOLS = ("iperf3", "ethtool", "nebula", "tincd")
 
 pytestmark = pytest.mark.root
 
@@ -29,9 +26,8 @@ def _load_bench():
 def _why_skip() -> str | None:
     if os.geteuid() != 0:
         return "needs root (network namespaces, TUN, nftables); CI runs as root"
-    path = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
-    if missing := [t for t in TOOLS if shutil.which(t, path=path) is None]:
-        return f"bench/tunnel.py needs {', '.join(missing)} (apt-get install iperf3 ethtool nebula tinc)"
+    if missing := _load_bench().tools_missing(["omerta"]):  # the bench's own list for the one tunnel run here
+        return f"bench/tunnel.py needs {', '.join(missing)} (apt-get install {' '.join(missing)})"
     from netns.lab import requirements_missing
 
     return requirements_missing()
@@ -41,7 +37,6 @@ def test_omerta_row_at_zero_loss() -> None:
     if why := _why_skip():
         pytest.skip(why)
     bench = _load_bench()
-    t0 = time.monotonic()
     res = bench.run(seconds=1, losses=[0], only=["omerta"])
     rows = [r for r in res["rows"] if r["tunnel"] == "omerta"]
     assert len(rows) == 1, res
@@ -52,4 +47,3 @@ def test_omerta_row_at_zero_loss() -> None:
     table = bench.render(res)
     assert any(line.split()[:2] == ["omerta", "0%"] for line in table.splitlines()), table
     assert "no omerta / nebula ratios" in table  # only one tunnel measured
-    assert time.monotonic() - t0 < 40, f"took {time.monotonic() - t0:.0f} s"
