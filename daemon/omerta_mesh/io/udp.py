@@ -6,7 +6,7 @@ on the default loop (measured for the brief), and keeps the per-packet path in o
 Batches (the virtual network's super-segments go out as ~45 datagrams of one size to one address):
 ``send_batch`` hands such a run to the kernel in one ``sendmsg`` with ``UDP_SEGMENT`` (UDP GSO), and sockets
 read with ``UDP_GRO`` get such runs back in one read, split here by the segment size the kernel reports.
-Where the kernel refuses either, datagrams go one by one (``gso``/``gro`` say what is in use).
+Where the kernel refuses either, datagrams go one by one (``gso`` says whether sends are batched).
 """
 
 from __future__ import annotations
@@ -83,7 +83,6 @@ class UdpEndpoints:
         # a GRO run at once (datagrams, src, local); None: one ``on_datagram`` call per datagram
         self.on_run: Callable[[list[bytes], Address, Address], None] | None = None
         self.gso = True  # until the kernel refuses UDP_SEGMENT
-        self.gro = False  # set when a socket accepted UDP_GRO
 
     def bind(self, host: str, port: int, probe: bool = False) -> Address:
         """Bind a UDP socket. ``probe``: a second socket the core uses only for NAT filtering tests (an
@@ -99,9 +98,8 @@ class UdpEndpoints:
             if not probe:
                 try:
                     sock.setsockopt(SOL_UDP, UDP_GRO, 1)
-                    self.gro = True
                 except OSError:
-                    pass
+                    pass  # no GRO here: one datagram per read, as before
         except OSError as e:
             sock.close()
             if e.errno == errno.EADDRINUSE:
@@ -140,15 +138,15 @@ class UdpEndpoints:
                 break
             src = _norm(addr)
             seg = _GRO.unpack_from(anc[0][2])[0] if anc and anc[0][1] == UDP_GRO and len(anc[0][2]) >= 4 else 0
-            if 0 < seg < size and self.on_run is not None:  # a GRO run: datagrams of ``seg`` bytes (the last shorter)
+            if 0 < seg < size:  # a GRO run: datagrams of ``seg`` bytes (the last may be shorter)
                 run = bytes(buf[:size])
                 datagrams = [run[off : off + seg] for off in range(0, size, seg)]
                 n += len(datagrams)
-                self.on_run(datagrams, src, local)
-            elif 0 < seg < size:
-                for off in range(0, size, seg):
-                    n += 1
-                    on(bytes(buf[off : min(off + seg, size)]), src, local)
+                if self.on_run is not None:
+                    self.on_run(datagrams, src, local)
+                else:
+                    for d in datagrams:
+                        on(d, src, local)
             else:
                 n += 1
                 on(bytes(buf[:size]), src, local)
