@@ -35,6 +35,7 @@ from meshd.harness import open_dirs
 from meshd.rpcclient import RpcClient, RpcError
 from nat_design import KINDS, design
 from netns.lab import Host, Lab
+from omerta_clients.errors import DaemonNotRunning
 
 pytestmark = pytest.mark.root
 
@@ -100,7 +101,7 @@ class Meshd:
             if self.socket.exists():
                 try:
                     st = self.call("status.get")
-                except (OSError, RpcError):
+                except (OSError, RpcError, DaemonNotRunning):  # (bound, not yet listening: connection refused)
                     pass
                 else:
                     os.chmod(self.run, 0o755)  # as the harness does: the socket is reachable by anyone
