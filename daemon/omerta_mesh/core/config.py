@@ -15,7 +15,11 @@ class CoreConfig:
     rekey_attempt_time: float = 90.0  # give up on a handshake after this long
     replay_window: int = 2048
     # --- handshake defence -----------------------------------------------------------------------------
-    handshakes_per_second_under_load: int = 200  # above this rate, require a cookie (mac2)
+    handshakes_per_second_under_load: int = 200  # above this rate (a sliding second), require a cookie (mac2)
+    under_load_hold: float = 1.0  # once under load, stay so this long after the last time the rate was over
+    handshake_dh_per_second: float = 500.0  # global Diffie-Hellman budget for initiations, all sources together
+    handshake_dh_burst: int = 250
+    handshake_dh_reserved_per_second: float = 100.0  # more, only for peers proven by traffic, from their address
     handshake_rate_per_source: float = 20.0  # tokens per second per source address
     handshake_burst_per_source: int = 40
     rate_limit_table_size: int = 4096

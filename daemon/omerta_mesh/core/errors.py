@@ -45,6 +45,7 @@ class DropReason(enum.Enum):
     COOKIE_REQUIRED = "cookie_required"
     BAD_COOKIE_REPLY = "bad_cookie_reply"
     RATE_LIMITED = "rate_limited"
+    DH_BUDGET = "dh_budget"  # the global Diffie-Hellman budget for initiations is spent for this moment
     HANDSHAKE_FAILED = "handshake_failed"
     HANDSHAKE_REPLAY = "handshake_replay"
     HANDSHAKE_TIE_BREAK = "handshake_tie_break"

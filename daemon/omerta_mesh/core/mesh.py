@@ -331,11 +331,8 @@ class Mesh:
 
     def _receive_handshake(self, data: bytes, src: PathId, local: Address | None, now: float) -> None:
         got = self._run(now, lambda out: self.sessions.on_handshake(data, src, local, now, self.networks, out))
-        if isinstance(got, CookieReply):  # to a sender we do not know yet; relayed senders stay unanswered
-            if isinstance(got.dst, ViaRelay):
-                self.counters.inc("handshake.cookie_to_relay_dropped")
-            else:
-                self._out.append((got.dst, local, got.data))
+        if isinstance(got, CookieReply):  # to a sender we do not know yet (relayed initiations need no cookie)
+            self._out.append((got.dst, local, got.data))
         elif got is not None:
             self._handshake_done(got, now)
 

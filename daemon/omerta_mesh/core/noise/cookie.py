@@ -1,16 +1,20 @@
 """Defence of the handshake responder: cookies under load and a per-source rate limit (WireGuard-style).
 
 * ``CookieJar`` (responder): a secret drawn every two minutes; the cookie for a source address is a keyed
-  BLAKE2s of that address. While the responder is *under load* (more handshake initiations in the last
-  second than the configured rate), an initiation without a valid mac2 gets a cookie reply instead of a
-  Diffie-Hellman, so a spoofed-source flood costs it hashes only.
+  BLAKE2s of that address. While the responder is *under load*, an initiation without a valid mac2 gets a
+  cookie reply instead of a Diffie-Hellman, so a spoofed-source flood costs it hashes only. Under load means:
+  more initiations than ``handshakes_per_second_under_load`` in the last second (a sliding second, so no
+  fixed window lets the first N of each second through), or the global DH budget ran dry; it then holds for
+  ``under_load_hold`` seconds after the last time it was true (WireGuard's UNDER_LOAD_AFTER_TIME).
 * ``RateLimiter``: a token bucket per source IP, in a bounded table (least recently used evicted).
+* ``TokenBucket``: the global Diffie-Hellman budget (``handshake_dh_per_second``): however many sources a
+  flood comes from, the responder spends at most this many DHs per second on initiations.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections import OrderedDict
+from collections import OrderedDict, deque
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
@@ -36,17 +40,22 @@ class CookieJar:
         self.entropy = entropy
         self._secret = b""
         self._secret_at = float("-inf")
-        self._window_start = float("-inf")
-        self._count = 0
+        # the times of the last threshold+1 initiations: more than the threshold in the last second when the
+        # oldest of them is less than a second old (a sliding second; bounded memory at any rate)
+        self._recent: deque[float] = deque(maxlen=min(config.handshakes_per_second_under_load, 1 << 20) + 1)
+        self._load_until = float("-inf")
 
     def note_initiation(self, now: float) -> None:
-        if now - self._window_start >= 1.0:
-            self._window_start = now
-            self._count = 0
-        self._count += 1
+        self._recent.append(now)
+        if len(self._recent) == self._recent.maxlen and now - self._recent[0] < 1.0:
+            self.mark_load(now)
+
+    def mark_load(self, now: float) -> None:
+        """Under load from now until ``under_load_hold`` seconds from now (a flood, or the DH budget ran dry)."""
+        self._load_until = max(self._load_until, now + self.cfg.under_load_hold)
 
     def under_load(self, now: float) -> bool:
-        return now - self._window_start < 1.0 and self._count > self.cfg.handshakes_per_second_under_load
+        return now < self._load_until
 
     def cookie(self, src: Address, now: float) -> bytes:
         if now - self._secret_at >= self.cfg.cookie_secret_lifetime:
@@ -87,3 +96,22 @@ class RateLimiter:
 
     def __len__(self) -> int:
         return len(self._buckets)
+
+
+class TokenBucket:
+    """``rate`` tokens per second up to ``burst``; ``take`` spends one if there is one."""
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate = rate
+        self.burst = float(burst)
+        self._tokens = float(burst)
+        self._at: float | None = None
+
+    def take(self, now: float) -> bool:
+        if self._at is not None:
+            self._tokens = min(self.burst, self._tokens + max(0.0, now - self._at) * self.rate)
+        self._at = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return True
+        return False

@@ -4,8 +4,12 @@ It decides nothing about *when* to handshake (that is the mesh's timer logic) an
 input: each refusal is counted under a ``DropReason`` and ``None`` is returned.
 
 Responder order of checks, cheapest first: length and header; mac1 under each of our networks' keys (a
-non-member fails here, before any Diffie-Hellman); cookie (mac2) when under load; the per-source rate limit
-when under load; then Noise (two DH); the claimed identity against the static key Noise authenticated; the
+non-member fails here, before any Diffie-Hellman); cookie (mac2) when under load (not through a relay: a
+relay path has no address to prove, and its relay is a member we hold a session with); the per-source (or
+per-relay) rate limit when under load; the global DH budget (``handshake_dh_per_second``: when it runs dry
+the responder is under load for everyone), with a reserve (``handshake_dh_reserved_per_second``) that only an
+initiation from the address of a peer proven by authenticated traffic may spend, so a flood of fresh
+identities cannot starve the rekeys of peers we talk to; then Noise (two DH); the claimed identity against the static key Noise authenticated; the
 timestamp against the greatest seen from that peer (replay); and the simultaneous-initiation tie-break.
 """
 
@@ -13,6 +17,7 @@ from __future__ import annotations
 
 import hmac
 import struct
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -24,10 +29,10 @@ from ..errors import DropReason, UsageError, WireError
 from ..ids import NodeId
 from ..keys import Identity, ed25519_public_to_x25519
 from ..network import Network
-from ..noise.cookie import CookieJar, RateLimiter, open_cookie
+from ..noise.cookie import CookieJar, RateLimiter, TokenBucket, open_cookie
 from ..noise.handshake import InitiatorHandshake, ResponderHandshake
 from ..noise.symmetric import NoiseError
-from ..peers.paths import PathId, path_key
+from ..peers.paths import Address, PathId, ViaRelay, path_key
 from ..peers.peer import Peer, PendingInitiation
 from ..peers.table import PeerTable
 from ..wire import handshake as hw
@@ -52,9 +57,10 @@ class Completed:
 
 @dataclass(frozen=True, slots=True)
 class CookieReply:
-    """Under load: send ``data`` (a cookie reply) to ``dst``, a sender we do not know yet."""
+    """Under load: send ``data`` (a cookie reply) to ``dst``, a sender we do not know yet (never a relay path:
+    relayed initiations need no cookie)."""
 
-    dst: PathId
+    dst: Address
     data: bytes
 
 
@@ -91,6 +97,9 @@ class Handshakes:
         self.incarnation = incarnation
         self.cookies = CookieJar(config, entropy)
         self.limiter = RateLimiter(config.handshake_rate_per_source, config.handshake_burst_per_source, config.rate_limit_table_size)
+        self.dh_budget = TokenBucket(config.handshake_dh_per_second, config.handshake_dh_burst)
+        self.dh_reserve = TokenBucket(config.handshake_dh_reserved_per_second, config.handshake_dh_reserved_per_second)
+        self._sources: OrderedDict[tuple[str, int], Peer] = OrderedDict()  # where handshakes came from, bounded
         self._x_cache: dict[bytes, bytes] = {}
         self._s_priv = identity.x25519_private
         self._mac1_keys: dict[bytes, bytes] = {}  # network id -> mac1 key for messages to us
@@ -177,24 +186,27 @@ class Handshakes:
         )
         return self._complete(peer, session, None, src, incarnation, now)
 
-    def on_cookie_reply(self, data: bytes, now: float) -> None:
+    def on_cookie_reply(self, data: bytes, now: float) -> Peer | None:
+        """Keep the cookie; the peer to initiate again at once when its pending initiation carried no mac2 (so
+        a cookie costs one round trip, not a retransmit timeout, and a peer never resends twice for cookies)."""
         try:
             reply = hw.decode_cookie_reply(data)
         except WireError as e:
             self.counters.drop(e.reason)
-            return
+            return None
         found = self.table.lookup(reply.receiver)
         if found is None or found[0].pending is None or found[1] is not None:
             self.counters.drop(DropReason.UNKNOWN_RECEIVER)
-            return
-        peer = found[0]
-        key = peer.network.cookie_key(peer.node.raw)
-        cookie = open_cookie(key, reply.nonce, reply.encrypted_cookie, peer.pending.mac1)  # type: ignore[union-attr]
+            return None
+        peer, pending = found[0], found[0].pending
+        assert pending is not None
+        cookie = open_cookie(peer.network.cookie_key(peer.node.raw), reply.nonce, reply.encrypted_cookie, pending.mac1)
         if cookie is None:
             self.counters.drop(DropReason.BAD_COOKIE_REPLY)
-            return
+            return None
         peer.cookie, peer.cookie_at = cookie, now
         self.counters.inc("handshake.cookies_received")
+        return peer if pending.datagram[-hw.MAC_LEN :] == bytes(hw.MAC_LEN) else None
 
     # ------------------------------------------------------------------ responder
     def on_initiation(
@@ -224,13 +236,17 @@ class Handshakes:
         cj.note_initiation(now)
         if cj.under_load(now):
             cookie = cj.cookie(path_key(src), now)
-            if not hmac.compare_digest(hw.mac(cookie, init.mac2_input), init.mac2):
+            if not isinstance(src, ViaRelay) and not hmac.compare_digest(hw.mac(cookie, init.mac2_input), init.mac2):
                 nonce, sealed = cj.seal(net.cookie_key(self.identity.public), cookie, init.mac1)
                 self.counters.drop(DropReason.COOKIE_REQUIRED)
                 return CookieReply(src, hw.encode_cookie_reply(init.sender, nonce, sealed))
             if not self.limiter.allow(path_key(src)[0], now):
                 self.counters.drop(DropReason.RATE_LIMITED)
                 return None
+        if not self.dh_budget.take(now) and not (self._proven_source(src) and self.dh_reserve.take(now)):
+            cj.mark_load(now)  # however many sources: cookies for everyone, and no DH this moment
+            self.counters.drop(DropReason.DH_BUDGET)
+            return None
         self.counters.inc("handshake.dh_performed")  # from here on the initiation costs Diffie-Hellman
         noise = ResponderHandshake(self._s_priv, net.key, PROLOGUE, self.entropy.random_bytes(32))
         try:
@@ -283,7 +299,18 @@ class Handshakes:
         self.counters.inc("handshake.responses_sent")
         return self._complete(peer, session, reply, src, incarnation, now)
 
+    def _proven_source(self, src: PathId) -> bool:
+        """``src`` is where a handshake of a peer still in the table came from, and that peer has since sent
+        authenticated transport traffic (a rekey of someone we talk to, not a fresh identity)."""
+        peer = self._sources.get(path_key(src))
+        return peer is not None and peer.stats.packets_in > 0 and self.table.get(peer.network.id, peer.node) is peer
+
     def _complete(self, peer: Peer, session: Session, reply: bytes | None, src: PathId, incarnation: int, now: float) -> Completed:
+        key = path_key(src)
+        self._sources.pop(key, None)
+        self._sources[key] = peer
+        if len(self._sources) > self.cfg.rate_limit_table_size:
+            self._sources.popitem(last=False)
         restarted = peer.remote_incarnation is not None and peer.remote_incarnation != incarnation
         first = peer.current is None and peer.next is None
         before = peer.sessions()

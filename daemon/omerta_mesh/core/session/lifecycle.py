@@ -186,7 +186,8 @@ class Sessions:
         elif t is PacketType.HANDSHAKE_RESP:
             done = self.hs.on_response(data, src, now)
         elif t is PacketType.COOKIE_REPLY:
-            self.hs.on_cookie_reply(data, now)
+            if (again := self.hs.on_cookie_reply(data, now)) is not None:
+                self.initiate(again, now, out)  # with the cookie's mac2 this time
             return None
         else:
             raise WireError(DropReason.UNKNOWN_TYPE, t.name)
