@@ -12,7 +12,7 @@ import pytest
 
 from omerta_mesh.core.entropy import SeededEntropy
 from omerta_mesh.core.network import Network
-from omerta_mesh.io.store import StateError, StateStore, atomic_write
+from omerta_mesh.io.store import StateError, StateNotSaved, StateStore, atomic_write
 from omerta_mesh.node import MeshNode
 
 
@@ -46,7 +46,7 @@ def test_crash_between_write_and_rename_keeps_previous_state(tmp_path, monkeypat
         raise OSError("power lost")
 
     monkeypatch.setattr(os, "replace", crash)
-    with pytest.raises(OSError, match="power lost"):
+    with pytest.raises(StateNotSaved, match="networks.json: power lost"):  # the old file stays, the temporary one goes
         s.save_networks([Network.create(SeededEntropy(2), "new")])
     monkeypatch.undo()
     assert s.networks_path.read_bytes() == before

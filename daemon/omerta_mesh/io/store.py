@@ -14,6 +14,14 @@ hence its id and membership) is kept under the repaired name, the file is rewrit
 ``atomic_write`` writes a temporary file in the same directory, fsyncs it, renames it over the target and
 fsyncs the directory, so a crash at any moment leaves either the old or the new file, never a torn one.
 
+A write that fails (disk full, I/O error, read-only filesystem: any OSError) is ``StateNotSaved``: "state could
+not be saved: <file>: <cause>", with the fix; the old file is untouched and the temporary one removed. Callers
+that change what the file records save first, and change memory only when the save succeeded (``MeshNode``'s
+network changes). Saves made from the event loop (the peer cache, our mesh IPs) go through
+``StateStore.background`` (``BackgroundSaves``): a failure is logged and counted, never raised into the loop, and
+the save is tried again after a back-off (1 s, doubling to 60 s) until it succeeds. ``StateStore.counters``:
+``state.save_failed`` (failed writes), ``state.save_retried``, ``state.save_pending`` (saves waiting for a retry).
+
 Damage: identity and networks.json are refused with the one "damaged" message (``damaged``: the file, what
 is wrong, what to do), never a traceback. peers.json and addresses.json are caches: a damaged file is
 dropped with a warning, and a damaged peer-cache entry is skipped (counted in a warning), the rest kept.
@@ -23,7 +31,9 @@ stranger to its peers) unless ``new_identity`` is asked for (``omerta-meshd --ne
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import errno
 import ipaddress
 import json
 import logging
@@ -32,7 +42,7 @@ import stat
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ..core.entropy import Entropy, SystemEntropy
 from ..core.errors import MeshError, UsageError
@@ -46,7 +56,27 @@ log = logging.getLogger("omerta_mesh.io.store")
 
 
 class StateError(MeshError):
-    """A state file is unreadable; the message names the file and what to do."""
+    """A state file is unreadable, or could not be written; the message names the file and what to do."""
+
+
+class StateNotSaved(StateError):
+    """A state file could not be written (``cause``: the OSError); the previous file is intact."""
+
+    def __init__(self, path: Path, cause: OSError) -> None:
+        self.path, self.cause = Path(path), cause
+        why = cause.strerror or str(cause) or type(cause).__name__
+        super().__init__(f"state could not be saved: {self.path}: {why[:1].lower()}{why[1:]}")
+
+    @property
+    def fix(self) -> str:
+        d = self.path.parent
+        if self.cause.errno in (errno.ENOSPC, errno.EDQUOT):
+            return f"free space on the filesystem of the state directory {d} (df -h {d}), then try again"
+        if self.cause.errno == errno.EROFS:
+            return f"the filesystem of the state directory {d} is read-only: remount it read-write, then try again"
+        if self.cause.errno in (errno.EACCES, errno.EPERM):
+            return f"give the daemon's user write access to the state directory {d}, then try again"
+        return f"check the disk holding the state directory {d} (dmesg, df -h {d}), then try again"
 
 
 RESTORE_OR_MOVE = "restore it from a backup, or move it aside"
@@ -58,26 +88,110 @@ def damaged(what: str | Path, problem: object, fix: str = RESTORE_OR_MOVE) -> St
 
 
 def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Replace ``path`` with ``data`` atomically; StateNotSaved (the old file intact) when the disk refuses."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise StateNotSaved(path, e) from e
+    try:
+        try:
+            os.fchmod(fd, mode)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
-        except FileNotFoundError:
+        except OSError:
             pass
+        if isinstance(e, OSError):
+            raise StateNotSaved(path, e) from e
         raise
-    dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+        dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError as e:  # the new file is in place; only its durability across a crash is in doubt
+        log.warning("%s written, but syncing its directory failed (%s): a crash now could bring back the old file", path, e)
+
+
+RETRY_FIRST = 1.0  # seconds before a failed background save is tried again; doubled each time
+RETRY_MAX = 60.0
+
+
+class BackgroundSaves:
+    """Saves made from the event loop, which must never raise into it (``save(what, write)``).
+
+    ``write`` writes what is current when it is called. A write that fails (StateNotSaved) is logged (a warning
+    the first time, then debug) and counted, and called again after a back-off (``first`` seconds, doubling up to
+    ``most``) until it succeeds; asking for a save that is waiting for its retry only replaces the write the
+    retry will make."""
+
+    def __init__(self, first: float = RETRY_FIRST, most: float = RETRY_MAX) -> None:
+        self.first, self.most = first, most
+        self.failed = 0  # failed attempts
+        self.retried = 0  # attempts made by a retry
+        self._writes: dict[str, Callable[[], None]] = {}  # saves that failed, waiting for their retry
+        self._failures: dict[str, int] = {}  # consecutive failures of each of those
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+
+    @property
+    def pending(self) -> list[str]:
+        return list(self._writes)
+
+    def save(self, what: str, write: Callable[[], None]) -> bool:
+        """``write()`` now, or at the retry already waiting; True when it was written now."""
+        waiting = what in self._writes
+        self._writes[what] = write
+        return False if waiting else self._attempt(what)
+
+    def _attempt(self, what: str) -> bool:
+        try:
+            self._writes[what]()
+        except StateNotSaved as e:
+            self.failed += 1
+            n = self._failures[what] = self._failures.get(what, 0) + 1
+            delay = min(self.most, self.first * 2 ** min(n - 1, 30))
+            log.log(logging.WARNING if n == 1 else logging.DEBUG, "%s not saved: %s; trying again in %g s (%s)",
+                    what, e, delay, e.fix)
+            try:
+                self._timers[what] = asyncio.get_running_loop().call_later(delay, self._retry, what)
+            except RuntimeError:  # no loop (a caller outside one): the next save of it tries again
+                pass
+            return False
+        del self._writes[what]
+        n = self._failures.pop(what, 0)
+        if n:
+            log.info("%s saved after %d failed attempts", what, n)
+        return True
+
+    def _retry(self, what: str) -> None:
+        self._timers.pop(what, None)
+        if what in self._writes:
+            self.retried += 1
+            self._attempt(what)
+
+    def close(self, *last: tuple[str, Callable[[], None]]) -> None:
+        """At stop: the retries are cancelled, and each save still pending, and each of ``last`` (what, write), is
+        written once; a failure is logged as an error (there is no later)."""
+        for t in self._timers.values():
+            t.cancel()
+        self._timers.clear()
+        for what, write in {**self._writes, **dict(last)}.items():
+            try:
+                write()
+            except StateNotSaved as e:
+                self.failed += 1
+                log.error("%s not saved at stop: %s (%s)", what, e, e.fix)
+        self._writes.clear()
+        self._failures.clear()
 
 
 class StateStore:
@@ -91,6 +205,19 @@ class StateStore:
         mode = stat.S_IMODE(self.dir.stat().st_mode)
         if mode & 0o077:
             os.chmod(self.dir, 0o700)
+        self.background = BackgroundSaves()  # saves made from the event loop: retried, never raised
+        self.save_failures = 0  # every failed write of a state file
+
+    def counters(self) -> dict[str, int]:
+        return {"state.save_failed": self.save_failures, "state.save_retried": self.background.retried,
+                "state.save_pending": len(self.background.pending)}
+
+    def _write(self, path: Path, data: bytes) -> None:
+        try:
+            atomic_write(path, data, 0o600)
+        except StateNotSaved:
+            self.save_failures += 1
+            raise
 
     @property
     def identity_path(self) -> Path:
@@ -137,7 +264,7 @@ class StateStore:
                                  "as a stranger; restore the file, or start with --new-identity to make a new one")
             why = "the identity file was missing"
         ident = Identity.generate(entropy or SystemEntropy())
-        atomic_write(p, encode_identity(ident), 0o600)
+        self._write(p, encode_identity(ident))
         if why:
             log.warning("new node identity (--new-identity): node id %s, %s (%s); peers see a new node in this "
                         "node's networks", ident.node_id.text(), f"old node id {old}" if old else "old node id unknown", why)
@@ -183,7 +310,7 @@ class StateStore:
             "version": STATE_VERSION,
             "networks": [{"id": str(n.id), "name": n.name, "key": base64.b64encode(n.key).decode()} for n in networks],
         }
-        atomic_write(self.networks_path, json.dumps(doc, indent=1).encode(), 0o600)
+        self._write(self.networks_path, json.dumps(doc, indent=1).encode())
 
     # ---- our mesh IPs (a cache of what we held: damaged, we derive them again)
     @property
@@ -204,7 +331,7 @@ class StateStore:
 
     def save_addresses(self, addresses: dict[str, tuple[str | None, str | None]]) -> None:
         doc = {"version": STATE_VERSION, "networks": {k: {"v4": a, "v6": b} for k, (a, b) in sorted(addresses.items())}}
-        atomic_write(self.addresses_path, json.dumps(doc, indent=1).encode(), 0o600)
+        self._write(self.addresses_path, json.dumps(doc, indent=1).encode())
 
     # ---- peer cache
     def load_peers(self) -> dict[str, Any]:
@@ -230,7 +357,7 @@ class StateStore:
         return {"version": STATE_VERSION, "peers": good}
 
     def save_peers(self, doc: dict[str, Any]) -> None:
-        atomic_write(self.peers_path, json.dumps({"version": STATE_VERSION, **doc}).encode(), 0o600)
+        self._write(self.peers_path, json.dumps({"version": STATE_VERSION, **doc}).encode())
 
     def _read_json(self, path: Path, default: dict[str, Any], damaged_ok: bool = False) -> dict[str, Any]:
         if not path.exists():

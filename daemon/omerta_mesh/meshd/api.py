@@ -23,6 +23,7 @@ from ..core.errors import InviteError, UsageError
 from ..core.ids import MIN_PREFIX, NetworkId, NodeId
 from ..core.views import NetworkView
 from ..core.wire.invite import decode_invite
+from ..io.store import StateNotSaved
 from ..node import DeliveryFailed, MeshNode
 from . import names, views
 from . import schema as s
@@ -102,6 +103,8 @@ class DaemonAPI:
         self.inboxes: dict[str, Inbox] = {}
         self.specs = spec_map(type(self))
         self.counter_sources: list[Callable[[], dict[str, int]]] = []  # the faces' refusal counters
+        if node.store is not None:
+            self.counter_sources.append(node.store.counters)  # state.save_failed, state.save_retried, state.save_pending
 
     # ================================================================== the one entry point
     async def call(self, method: str, params: Any, ctx: CallContext) -> Any:
@@ -122,6 +125,8 @@ class DaemonAPI:
             raise
         except InviteError as e:
             raise ApiError(Code.INVITE_INVALID, str(e)) from None
+        except StateNotSaved as e:  # disk full, I/O error: nothing was changed (MeshNode saves first)
+            raise ApiError(Code.STATE_NOT_SAVED, str(e), f"{e.fix}; nothing was changed") from None
         except UsageError as e:
             raise ApiError(Code.REFUSED, str(e)) from None
         except (TimeoutError, asyncio.TimeoutError):

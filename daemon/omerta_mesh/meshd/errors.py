@@ -36,6 +36,7 @@ class Code(enum.IntEnum):
     DELIVERY_FAILED = 1013
     SUBSCRIPTION_NOT_FOUND = 1014
     REFUSED = 1015
+    STATE_NOT_SAVED = 1016
 
 
 # The fix shown when a raise site gives none: what a user can do about this kind of failure.
@@ -60,6 +61,8 @@ DEFAULT_FIX: dict[Code, str] = {
     Code.DELIVERY_FAILED: "the peer vanished or restarted before acknowledging; send again",
     Code.SUBSCRIPTION_NOT_FOUND: "use the subscription id that events.subscribe returned on this connection",
     Code.REFUSED: "see the message; the daemon refused the request as it stands",
+    Code.STATE_NOT_SAVED: "free space on the filesystem of the daemon's state directory (df -h /var/lib/omerta), then try "
+                          "again; nothing was changed",
 }
 
 

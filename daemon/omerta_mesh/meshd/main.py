@@ -5,7 +5,8 @@ node (UDP sockets, identity, networks and peer cache restored); the virtual netw
 a TUN per network, or TUN off and why: ``meshd/vnet.py``); the JSON-RPC socket; D-Bus (a bus that is
 not there yet is retried in the background, as is one that goes away later); then ``READY=1``. SIGHUP
 reloads the configuration (as ``daemon.reload`` does); SIGTERM and SIGINT stop gracefully: subscribers
-are told, peers are told (close frames), the peer cache is saved, sockets removed.
+are told, peers are told (close frames, even when the state cannot be saved), the peer cache is saved (a
+failure, e.g. a full disk, is logged), sockets removed.
 The daemon always runs in the foreground (systemd or the user supervises it); ``--foreground`` is
 accepted so that scripts can say so.
 
@@ -304,14 +305,15 @@ class Daemon:
         self.hub.publish("daemon.stopping")
         self.hub.close_all("daemon stopping")
         await asyncio.sleep(0.05)  # let forwarders hand out the last events
-        if self.server is not None:
-            await self.server.close()
-        if self.dbus is not None:
-            await self.dbus.close()
-        if self.vnet is not None:
-            await self.vnet.close()  # the devices go before the node: no packet is read without a core to take it
-        if self.node is not None:
-            await self.node.close()
+        # the devices go before the node (no packet is read without a core to take it); one that fails to close
+        # is logged and the rest still close: the node's goodbye to its peers (CLOSE) is never skipped
+        for closer in (self.server.close if self.server else None, self.dbus.close if self.dbus else None,
+                       self.vnet.close if self.vnet else None, self.node.close if self.node else None):
+            if closer is not None:
+                try:
+                    await closer()
+                except Exception:
+                    log.exception("stopping: closing %s failed", getattr(closer, "__self__", closer).__class__.__name__)
         for t in self.tasks:
             t.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)

@@ -261,13 +261,9 @@ class VirtualNetworks:
         store = self.node.store
         if store is None:
             return
-        kept = self._kept()
-        for n in self.nets.values():
-            kept[str(n.network.id)] = (_s(n.v4), _s(n.v6))
-        try:
-            store.save_addresses(kept)
-        except OSError as e:
-            log.warning("could not save our mesh IPs: %s", e)
+        ours = {str(n.network.id): (_s(n.v4), _s(n.v6)) for n in self.nets.values()}
+        # a failed save is counted and tried again later (io.store.BackgroundSaves), never raised into the loop
+        store.background.save("our mesh IPs", lambda: store.save_addresses({**self._kept(), **ours}))
 
     # ------------------------------------------------------------------ the data plane (super-segments)
     def _readable(self, n: NetVnet) -> None:
