@@ -42,8 +42,13 @@ max_connections = 64      # live: concurrent JSON-RPC clients
 max_per_user = 16         # live: connections one non-root user may hold (the rest stay open to others)
 idle_timeout = 300        # live: seconds a connection may sit idle (no request, no subscription) before it is closed
 max_frame = 4194304       # live: bytes per JSON-RPC frame
-max_inflight = 32         # live: requests processed at once per connection
+max_inflight = 32         # live: requests in flight (read, not yet answered; each item of a batch counts) per connection
+max_inflight_per_user = 64  # live: requests in flight from one non-root user across its connections
+max_inflight_total = 256  # live: requests in flight from everyone (root and the group may have 64 more)
 max_batch = 64            # live: requests per JSON-RPC batch
+reply_buffer = 262144     # live (new connections): unsent reply bytes a client may leave unread; past it its requests are
+                          # neither read nor started until it reads, and the connection is closed past 4 times it
+slow_reader_timeout = 10  # live: seconds a client may stay over reply_buffer before its connection is closed
 subscriber_queue = 1024   # live: events queued per subscriber before it is cut off
 
 [dbus]
@@ -68,7 +73,8 @@ static = []               # "NETWORK=ADDRESS": a static mesh IPv4 or IPv6 addres
 
 LIVE = {
     "api.group", "api.max_connections", "api.max_per_user", "api.idle_timeout", "api.max_frame", "api.max_inflight", "api.max_batch",
-    "api.subscriber_queue", "dbus.signal_rate", "dbus.signal_batch", "log.level", "names",
+    "api.max_inflight_per_user", "api.max_inflight_total", "api.reply_buffer", "api.slow_reader_timeout", "api.subscriber_queue",
+    "dbus.signal_rate", "dbus.signal_batch", "log.level", "names",
 }
 LEVELS = ("debug", "info", "warning", "error")
 
@@ -99,7 +105,11 @@ class ApiConfig:
     idle_timeout: int
     max_frame: int
     max_inflight: int
+    max_inflight_per_user: int
+    max_inflight_total: int
     max_batch: int
+    reply_buffer: int
+    slow_reader_timeout: int
     subscriber_queue: int
 
 
@@ -252,7 +262,8 @@ def _validate(cfg: DaemonConfig, bad: Any) -> None:
     if cfg.log.level not in LEVELS:
         raise bad(f"log.level = {cfg.log.level!r}; use one of {', '.join(LEVELS)}")
     for key, lo in (("max_connections", 1), ("max_per_user", 1), ("idle_timeout", 1), ("max_frame", 1024), ("max_inflight", 1),
-                    ("max_batch", 1), ("subscriber_queue", 8)):
+                    ("max_inflight_per_user", 1), ("max_inflight_total", 1), ("max_batch", 1), ("reply_buffer", 4096),
+                    ("slow_reader_timeout", 1), ("subscriber_queue", 8)):
         if getattr(cfg.api, key) < lo:
             raise bad(f"api.{key} must be at least {lo}")
     if cfg.dbus.signal_rate < 1 or cfg.dbus.signal_batch < 1:

@@ -11,9 +11,14 @@ streamed results of a request that passed a ``progress`` token.
 
 The caller's credentials are read once per connection (``auth.caller_of``) and ``DaemonAPI.call_spec``
 checks the method's access level before anything else. Limits: connections (``api.max_connections``,
-plus a few reserved for callers who may write), frame size, requests in flight per connection (the reader
-stops reading while they are all busy), batch size, and events queued per subscriber (a slow subscriber is
-cut off; the daemon never waits for a client).
+plus a few reserved for callers who may write), frame size, batch size, requests in flight (each item of a
+batch counts) per connection (``api.max_inflight``), per non-root uid and in total (``rpc_work.py``: the
+reader stops reading while they are all busy; requests start a few per loop turn, uid after uid), reply
+bytes buffered for a client that does not read (``api.reply_buffer``: over it the client's requests are
+neither read nor started; over it for ``api.slow_reader_timeout`` s, or over four times it, the connection
+is closed and counted in ``rpc.slow_readers_closed``), and events queued per subscriber (a slow subscriber
+is cut off; the daemon never waits for a client). While requests queue, status.get is answered from a copy
+at most ``CACHE_UNDER_LOAD`` s old.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from .api import CallContext, DaemonAPI
 from .errors import DEFAULT_FIX, ApiError, Code, internal
 from .events import Subscription, SubscriptionClosed
 from .registry import MethodSpec
+from .rpc_work import Work
 from .schema import to_json
 
 log = logging.getLogger("omerta_mesh.meshd.rpc")
@@ -49,6 +55,8 @@ RESERVED_FOR_WRITERS = 8
 CUTOFF_WRITE_TIMEOUT = 5.0
 FRAME_TIMEOUT = 10.0  # seconds a frame may take to arrive once its header has (a 1-byte-per-second client is cut)
 HALF_CLOSE_WAIT = 120.0  # longest a request may still run after its client closed its sending side
+HARD_REPLY_FACTOR = 4  # replies buffered past this many times api.reply_buffer (while not read) close the connection
+CACHE_UNDER_LOAD = {"status.get": 0.25}  # method -> seconds its reply may be reused while requests wait for a turn
 _MESSAGES = {  # jsonrpcserver's generic messages -> ours
     Code.PARSE_ERROR: "the frame is not valid JSON",
     Code.INVALID_REQUEST: "not a valid JSON-RPC 2.0 request",
@@ -145,14 +153,6 @@ def _sanitize_one(resp: dict[str, Any]) -> dict[str, Any]:
     return {**resp, "error": {"code": int(code), "message": msg, "data": new}}
 
 
-def _request_id(body: bytes) -> Any:
-    try:
-        doc = json.loads(body)
-    except (ValueError, RecursionError):
-        return None
-    return doc.get("id") if isinstance(doc, dict) else None
-
-
 def sanitize(resp: Any) -> Any:
     if isinstance(resp, list):
         return [_sanitize_one(r) for r in resp]
@@ -169,7 +169,12 @@ class Connection:
         self.pending: list[Subscription] = []
         self.tasks: set[asyncio.Task] = set()
         self.closed = False
+        self.inflight = 0  # requests read and not yet answered (each item of a batch counts)
+        self._freed = asyncio.Event()
+        self.watch: asyncio.Task | None = None  # closes the connection if its replies stay unread
         self.ctx = CallContext(caller, "jsonrpc", progress=self.progress, attach=self.attach, detach=self.detach)
+        # past api.reply_buffer unsent bytes, drain() waits (until the client has read down to a quarter of it)
+        writer.transport.set_write_buffer_limits(high=server.limits().reply_buffer)
 
     # ---- output
     def send(self, obj: Any) -> None:
@@ -182,6 +187,41 @@ class Connection:
                       "a replacement" if data is not None else "nothing", obj)
         if data is not None:
             self.writer.write(data)
+            self._check_buffer(len(data))
+
+    # ---- a client that does not read its replies
+    def buffered(self) -> int:
+        return self.writer.transport.get_write_buffer_size()
+
+    def _check_buffer(self, added: int) -> None:
+        size, soft = self.buffered(), self.server.limits().reply_buffer
+        if size <= soft:
+            return
+        if size - added > soft and size > HARD_REPLY_FACTOR * soft:  # it was over the bound already: not reading
+            self._cut(f"{size} reply bytes unread, over {HARD_REPLY_FACTOR} x api.reply_buffer ({soft})")
+        elif self.watch is None:
+            self.watch = asyncio.get_running_loop().create_task(self._watch_slow())
+
+    async def _watch_slow(self) -> None:
+        timeout = self.server.limits().slow_reader_timeout
+        try:
+            await asyncio.wait_for(self.writer.drain(), timeout)
+        except (asyncio.TimeoutError, TimeoutError):
+            self._cut(f"more than api.reply_buffer ({self.server.limits().reply_buffer}) reply bytes unread for {timeout} s")
+        except ConnectionError:
+            pass
+        finally:
+            self.watch = None
+
+    def _cut(self, why: str) -> None:
+        self.server.stats["slow_readers_closed"] += 1
+        log.info("closed the connection of %s: %s", self.caller.describe(), why)
+        self.abort()
+
+    async def room(self) -> None:
+        """Return once the replies buffered for this client are within api.reply_buffer (it reads them)."""
+        if self.buffered() > self.server.limits().reply_buffer:
+            await self.writer.drain()
 
     def notify(self, method: str, params: dict[str, Any]) -> None:
         self.send({"jsonrpc": "2.0", "method": method, "params": params})
@@ -235,10 +275,9 @@ class Connection:
 
     # ---- input
     async def serve(self) -> None:
-        cfg = self.server.limits()
-        inflight = asyncio.Semaphore(cfg.max_inflight)
         try:
             while not self.closed:
+                await self.room()  # a client over its reply bound is not read until it reads
                 # idle (nothing asked, nothing subscribed): closed after api.idle_timeout, so idle connections
                 # cannot hold the slots for ever
                 idle = None if self.tasks or self.subs else float(self.server.limits().idle_timeout)
@@ -260,10 +299,12 @@ class Connection:
                 except (asyncio.TimeoutError, TimeoutError):
                     self.server.stats["slow_frames_closed"] += 1
                     return
-                await inflight.acquire()
-                t = asyncio.get_running_loop().create_task(self._handle(body))
+                doc, refusal = self.server.parse(body, self)
+                n = len(doc) if refusal is None and isinstance(doc, list) and doc else 1
+                await self._admit(n)
+                t = asyncio.get_running_loop().create_task(self._handle(doc, refusal))
                 self.tasks.add(t)
-                t.add_done_callback(self._done_with(inflight))
+                t.add_done_callback(self._done_with(n))
         except asyncio.IncompleteReadError as e:
             if not e.partial and self.tasks:  # a clean end of input (shutdown(SHUT_WR)): answer what was asked
                 await asyncio.wait(set(self.tasks), timeout=HALF_CLOSE_WAIT)
@@ -272,29 +313,38 @@ class Connection:
         finally:
             self.close()
 
-    def _done_with(self, inflight: asyncio.Semaphore) -> Callable[[asyncio.Task[None]], None]:
-        """The done-callback of a request task: forget it and free its in-flight slot."""
+    async def _admit(self, n: int) -> None:
+        """Wait until ``n`` more requests fit this connection's api.max_inflight (a bigger batch alone), then
+        the bounds per uid and in total."""
+        while self.inflight and self.inflight + n > self.server.limits().max_inflight:
+            self._freed.clear()
+            await self._freed.wait()
+        await self.server.work.admit(self.caller.uid, self.caller.may_write, n)
+        self.inflight += n
+
+    def _done_with(self, n: int) -> Callable[[asyncio.Task[None]], None]:
+        """The done-callback of a request task: forget it and free its in-flight requests."""
         def done(t: asyncio.Task[None]) -> None:
             self.tasks.discard(t)
-            inflight.release()
+            self.inflight -= n
+            self._freed.set()
+            self.server.work.release(self.caller.uid, n)
         return done
 
-    async def _handle(self, body: bytes) -> None:
+    async def _handle(self, doc: Any, refusal: Any) -> None:
         try:
-            resp = await self.server.dispatch(body, self)
+            resp = refusal if refusal is not None else await self.server.dispatch(doc, self)
             if resp is not None:
                 self.send(resp)
             self._start_pending()
-            await self.writer.drain()
         except (ConnectionError, asyncio.CancelledError):
             pass
         except Exception:  # never let one request take the connection down silently, nor leave it unanswered
             log.exception("handling a request failed")
-            self.send(error_obj(internal(), _request_id(body)))
+            self.send(error_obj(internal(), doc.get("id") if isinstance(doc, dict) else None))
 
     def abort(self) -> None:
-        if not self.closed:
-            self.writer.transport.abort()
+        self.writer.transport.abort()  # (also after close(): drops replies still buffered for a client that never read)
         self.close()
 
     def close(self) -> None:
@@ -317,6 +367,8 @@ class RpcServer:
         self.connections: set[Connection] = set()
         self.serving: set[asyncio.Task] = set()
         self.stats: collections.Counter[str] = collections.Counter()
+        self.work = Work(self.limits)
+        self._cache: dict[str, tuple[float, Any]] = {}  # method -> (when, result) for CACHE_UNDER_LOAD
         self.methods = {spec.name: self._method(spec) for spec in api.specs.values()}
         api.counter_sources.append(lambda: {f"rpc.{k}": v for k, v in sorted(self.stats.items())} | {"rpc.clients": len(self.connections)})
         self._server: asyncio.AbstractServer | None = None
@@ -328,35 +380,54 @@ class RpcServer:
     def _method(self, spec: MethodSpec) -> Callable:
         api = self.api
 
+        ttl = CACHE_UNDER_LOAD.get(spec.name)
+
         async def method(conn: Connection, /, *args: Any, **kwargs: Any) -> Any:
             try:
-                result = await api.call_spec(spec, list(args) if args else kwargs, conn.ctx)
+                await conn.room()  # nothing is computed for a client that does not read its replies
+                await self.work.turn(conn.caller.uid)
+            except ConnectionError:  # (closed meanwhile: no answer can be sent)
+                gone = ApiError(Code.SHUTTING_DOWN, "the connection is closed")
+                return Error(int(gone.code), gone.message, gone.data())
+            now = asyncio.get_running_loop().time()
+            if ttl is not None and not args and not kwargs:
+                hit = self._cache.get(spec.name)
+                if hit is not None and now - hit[0] < ttl and self.work.backlog():
+                    self.stats["replies_cached"] += 1
+                    return Success(hit[1])
+            try:
+                result = to_json(await api.call_spec(spec, list(args) if args else kwargs, conn.ctx))
             except ApiError as e:
                 if e.code is Code.PERMISSION_DENIED:
                     conn.server.stats["permission_denied"] += 1
                     log.info("refused %s to %s: write access needed", spec.name, conn.caller.describe())
                 return Error(int(e.code), e.message, e.data())
-            return Success(to_json(result))
+            if ttl is not None:
+                self._cache[spec.name] = (now, result)
+            return Success(result)
 
         method.__name__ = spec.attr
         return method
 
-    async def dispatch(self, body: bytes, conn: Connection) -> Any:
+    def parse(self, body: bytes, conn: Connection) -> tuple[Any, Any]:
+        """(the frame's JSON, None), or (None, the error reply) for a frame refused before anything runs."""
         try:
-            text = body.decode("utf-8")
-            doc = json.loads(text)
+            doc = json.loads(body.decode("utf-8"))
         except (UnicodeDecodeError, ValueError, RecursionError) as e:
             self.stats["parse_errors"] += 1
             log.debug("refused frame: not JSON (%s) caller=%s", type(e).__name__, conn.caller.describe())
-            return error_obj(ApiError(Code.PARSE_ERROR, "the frame is not valid UTF-8 JSON"))
+            return None, error_obj(ApiError(Code.PARSE_ERROR, "the frame is not valid UTF-8 JSON"))
         if isinstance(doc, list) and len(doc) > self.limits().max_batch:
             self.stats["batches_too_large"] += 1
-            return error_obj(ApiError(Code.INVALID_REQUEST, f"a batch of {len(doc)} requests; at most {self.limits().max_batch}"))
+            return None, error_obj(ApiError(Code.INVALID_REQUEST, f"a batch of {len(doc)} requests; at most {self.limits().max_batch}"))
         if bad_ids(doc):
             self.stats["bad_request_ids"] += 1
-            return error_obj(bad_id_error())
+            return None, error_obj(bad_id_error())
+        return doc, None
+
+    async def dispatch(self, doc: Any, conn: Connection) -> Any:
         self.stats["requests"] += len(doc) if isinstance(doc, list) else 1
-        resp = await dispatch_to_serializable(text, methods=self.methods, context=conn, deserializer=lambda _t: doc)
+        resp = await dispatch_to_serializable("", methods=self.methods, context=conn, deserializer=lambda _t: doc)
         return sanitize(resp)
 
     # ---- lifecycle
