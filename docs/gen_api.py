@@ -51,7 +51,20 @@ stream. Example: `00 00 00 2f {{"jsonrpc":"2.0","method":"status.get","id":1}}`.
   refused with `INVALID_PARAMS` naming the parameter, as are over-long strings and names outside their rule
   (given with each parameter), before anything changes. A request id that is such a string gets
   `INVALID_REQUEST` (id null) and is not run.
-* Up to `api.max_inflight` requests run at once per connection; the daemon stops reading while they do.
+* Requests in flight (read, not yet answered; each item of a batch counts) are bounded: `api.max_inflight`
+  (32) per connection, `api.max_inflight_per_user` (64) for one non-root user across its connections, and
+  `api.max_inflight_total` (256) for everyone, with 64 more for root and the group. A connection whose next
+  frame does not fit is not read until it does. Requests start at most 16 per event-loop turn, one user
+  after another, so the mesh's own work (UDP, timers) runs between them and root waits behind at most one
+  request of each other user.
+* A client that does not read its replies: past `api.reply_buffer` unsent bytes (256 KiB) its requests are
+  neither read nor started until it has read down to a quarter of that; a connection over it for
+  `api.slow_reader_timeout` seconds (10), or past four times it, is closed and counted in
+  `rpc.slow_readers_closed` (status counters). Unread replies thus hold at most about 1 MiB per connection
+  (72 MiB for 72 connections). While requests queue, `status.get` may answer with a copy up to 0.25 s old.
+  Measured (`tests/regression/test_issue_12_rpc_flood.py`): 60 connections of one user sending batches of 64
+  `status.get` and never reading take the daemon from 47 to about 82 MB RSS (the test's bound is 160 MB),
+  root's `status.get` is answered within 0.25 s, and the mesh loses no message.
 * At most `api.max_connections` clients (a few more for root and the group), and at most `api.max_per_user`
   of them from one non-root user, so no user can lock the others out. A connection with nothing asked and
   nothing subscribed is closed after `api.idle_timeout` seconds (300), and a frame must arrive within 10 s of
