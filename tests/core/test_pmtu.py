@@ -4,7 +4,7 @@ checked again after RECHECK."""
 
 from __future__ import annotations
 
-from omerta_mesh.core.peers.pmtu import RECHECK, SIZES, WAIT, PathMtu, padding
+from omerta_mesh.core.peers.pmtu import RECHECK, RELAY_OVERHEAD, RELAY_SIZES, SIZES, WAIT, PathMtu, padding
 
 
 def test_sizes_are_tried_largest_first_until_one_is_answered() -> None:
@@ -41,3 +41,25 @@ def test_when_even_the_smallest_is_lost_the_smallest_stands() -> None:
 
 def test_padding_makes_the_datagram_the_probed_size() -> None:
     assert padding(1472, 32) == 1472 - 32 - 5 and padding(10, 32) == 0
+
+
+def test_a_relay_path_tries_each_size_twice_and_probes_what_fits_inside_the_relay_frames() -> None:
+    m = PathMtu(relay=True)
+    assert RELAY_SIZES == tuple(s - RELAY_OVERHEAD for s in SIZES) and RELAY_OVERHEAD == 35 + 32
+    now = 0.0
+    m.sent(1, m.due(now), now)
+    now += WAIT
+    m.expire(now, last_pong=now)  # lost once while the path answers: a quota drop, or too large? once more
+    assert m.due(now) == RELAY_SIZES[0] and m.mtu is None
+    m.sent(2, RELAY_SIZES[0], now)
+    now += WAIT
+    m.expire(now, last_pong=now)  # twice: too large
+    assert m.due(now) == RELAY_SIZES[1]
+    m.sent(3, RELAY_SIZES[1], now)
+    assert m.answered(3, now + 0.1) and m.mtu == RELAY_SIZES[1]
+    # a loss, then an answer: the count starts again at the next search
+    m = PathMtu(relay=True)
+    m.sent(4, RELAY_SIZES[0], 0.0)
+    m.expire(WAIT, last_pong=WAIT)
+    m.sent(5, RELAY_SIZES[0], WAIT)
+    assert m.answered(5, WAIT + 0.1) and m.mtu == RELAY_SIZES[0] and m.lost == 0

@@ -49,12 +49,15 @@ class App(Protocol):
 
 @dataclass(frozen=True)
 class LinkSpec:
-    """One access link or NAT uplink: one-way latency (s), uniform jitter (s), loss and reorder rates."""
+    """One access link or NAT uplink: one-way latency (s), uniform jitter (s), loss and reorder rates, and the
+    largest datagram (UDP payload) it carries (``mtu``; None: any; larger ones are dropped silently, as a
+    narrow link with ICMP filtered does)."""
 
     latency: float = 0.01
     jitter: float = 0.0
     loss: float = 0.0
     reorder: float = 0.0
+    mtu: int | None = None
 
     def __post_init__(self) -> None:
         if self.latency < 0 or self.jitter < 0:
@@ -430,6 +433,9 @@ class SimInternet:
 
     def _hop(self, node: SimHost | NatBox, pkt: _Pkt, up: bool) -> None:
         """Send ``pkt`` over ``node``'s access link: up to its realm's router, or down to the node."""
+        mtu = node.link.spec.mtu
+        if mtu is not None and len(pkt.data) > mtu:
+            return self._drop(node.name, pkt, DropReason.TOO_BIG)
         delay = node.link.sample()
         if delay is None:
             return self._drop(node.name, pkt, DropReason.LOSS)

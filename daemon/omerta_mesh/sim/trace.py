@@ -34,6 +34,7 @@ class DropReason(enum.StrEnum):
     HOST_DOWN = "host_down"  # sending or receiving host is down
     NO_ROUTE = "no_route"  # no host has that address (any more: roaming)
     NO_HAIRPIN = "no_hairpin"  # internal host sent to its NAT's public address, hairpinning off
+    TOO_BIG = "too_big"  # larger than a link's mtu (LinkSpec.mtu)
 
 
 class TraceEvent(enum.StrEnum):

@@ -203,19 +203,19 @@ class Links:
         return pid
 
     def path_mtu(self, peer: Peer) -> int | None:
-        """The largest datagram (UDP payload) the peer's current direct path carries, when measured."""
-        ep = peer.endpoint
-        p = peer.paths.get(ep) if ep is not None and not isinstance(ep, ViaRelay) else None
+        """The largest datagram the peer's current path carries, when measured (a relay path: the end-to-end
+        datagram, inside the relay's frames)."""
+        p = peer.paths.get(peer.endpoint) if peer.endpoint is not None else None
         return p.pmtu.mtu if p is not None and p.pmtu is not None else None
 
     def _probe_mtu(self, peer: Peer, now: float, out: Outbox) -> None:
-        """The current direct path's MTU: one padded probe at a time (core/peers/pmtu.py)."""
+        """The current path's MTU, direct or relayed: one padded probe at a time (core/peers/pmtu.py)."""
         ep = peer.endpoint
-        p = peer.paths.get(ep) if ep is not None and not isinstance(ep, ViaRelay) else None
+        p = peer.paths.get(ep) if ep is not None else None
         if p is None or p.last_pong is None:
             return
         if p.pmtu is None:
-            p.pmtu = PathMtu()
+            p.pmtu = PathMtu(relay=p.relay)
         p.pmtu.expire(now, p.last_pong)
         size = p.pmtu.due(now)
         if size is not None and ep is not None:

@@ -78,7 +78,7 @@ class Path:
     outcomes: deque[bool] = field(default_factory=lambda: deque(maxlen=LOSS_WINDOW))  # True answered, False lost
     pending: dict[int, float] = field(default_factory=dict)  # probe id -> sent at
     lost_since_pong: int = 0  # probes that went unanswered since the last answer
-    pmtu: PathMtu | None = None  # a direct path's MTU, probed (core/peers/pmtu.py)
+    pmtu: PathMtu | None = None  # the path's MTU, probed (core/peers/pmtu.py)
 
     @property
     def relay(self) -> bool:
