@@ -19,7 +19,7 @@ import asyncio
 import ipaddress
 import logging
 from collections import defaultdict
-from typing import AsyncIterator, Awaitable, Callable
+from typing import AsyncIterator, Awaitable, Callable, TypeVar
 
 from .core import events as ev
 from .core import views
@@ -32,14 +32,16 @@ from .core.mesh import Mesh
 from .core.network import Network
 from .core.peers.paths import ViaRelay
 from .core.session.reliable import QueueFull
+from .core.wire.invite import check_network_name, decode_invite
 from .io.driver import Driver
 from .io.netlink import local_addresses
 from .io.netmon import AddressMonitor
-from .io.store import StateStore
+from .io.store import StateNotSaved, StateStore
 
 Address = tuple[str, int]
 Handler = Callable[[NodeId, bytes], Awaitable[bytes]]
 QUEUE_LIMIT = 10_000
+R = TypeVar("R")
 log = logging.getLogger("omerta_mesh.node")
 
 
@@ -190,14 +192,33 @@ class MeshNode:
                 except UsageError as e:  # e.g. our own node id: the entry only costs a reconnect through the invite
                     log.warning("peer cache: %s in network %s not restored: %s", node.short(), nid, e)
 
-    def _save_networks(self) -> None:
-        if self.store is not None:
-            self.store.save_networks(list(self._m.networks.values()))
+    def _change_networks(self, networks: list[Network], change: Callable[[], R]) -> R:
+        """Save ``networks`` (networks.json) first, then make ``change`` in the core and flush: a save that fails
+        raises StateNotSaved with nothing changed in memory; a change that fails puts the file back."""
+        before = list(self._m.networks.values())
+        store = self.store if [n.id for n in networks] != [n.id for n in before] else None  # None: nothing to save
+        if store is not None:
+            store.save_networks(networks)
+        try:
+            result = change()
+        except BaseException:
+            if store is not None:
+                try:
+                    store.save_networks(before)
+                except StateNotSaved as e:
+                    log.error("networks.json not put back after a failed change: %s", e)
+            raise
+        self._flush()
+        return result
 
     def save_peers(self) -> None:
-        """Write the peer cache (endpoints of known peers) so a restart reconnects without the invite."""
-        if self.store is None:
-            return
+        """Write the peer cache (endpoints of known peers) so a restart reconnects without the invite. Never
+        raises: a write that fails is counted and tried again later (``StateStore.background``)."""
+        if self.store is not None:
+            self.store.background.save("peer cache", self._write_peers)
+
+    def _write_peers(self) -> None:
+        assert self.store is not None
         peers = []
         for p in self._m.table:
             cur = p.endpoint if p.endpoint is not None and not isinstance(p.endpoint, ViaRelay) else None  # a relay path is no address
@@ -219,9 +240,10 @@ class MeshNode:
         if self.driver is None or self.driver.closed:
             return
         assert self.mesh is not None
-        self.save_peers()
-        self.mesh.close(self.driver.now())
+        self.mesh.close(self.driver.now())  # the goodbye first: a save that fails below cannot stop it
         self.driver.flush()
+        if self.store is not None:  # the last peer cache, and saves waiting for a retry: once more, failures logged
+            self.store.background.close(("peer cache", self._write_peers))
         self.driver.close()
         for t in list(self._tasks):
             t.cancel()
@@ -268,35 +290,37 @@ class MeshNode:
 
     # ------------------------------------------------------------------ networks and peers
     def create_network(self, name: str = "") -> Network:
-        net = self._m.create_network(name, self._now())
-        self._save_networks()
-        self._flush()
+        """A new network (saved before it exists in the core: StateNotSaved, with nothing changed, if the disk refuses)."""
+        try:
+            check_network_name(name)  # as Mesh.create_network does: the name goes into invites, state and replies
+        except ValueError as e:
+            raise UsageError(f"cannot create a network named {name!r}: {e}") from None
+        net = Network.create(self._m.entropy, name)
+        self.add_network(net)
         return net
 
     def add_network(self, net: Network) -> None:
-        self._m.add_network(net, self._now())
-        self._save_networks()
-        self._flush()
+        self._change_networks(self._networks_with(net), lambda: self._m.add_network(net, self._now()))
+
+    def _networks_with(self, net: Network) -> list[Network]:
+        have = list(self._m.networks.values())
+        return have if net.id.raw in self._m.networks else [*have, net]
 
     def invite(self, network: NetworkId, endpoints: list[Address] | None = None) -> str:
         return self._m.invite(network, endpoints or self.endpoints)
 
     async def join(self, invite: str, timeout: float | None = 10.0) -> Network:
         """Join by invite; with a timeout, wait until the inviter answered."""
-        net = self._m.join(invite, self._now())
-        self._save_networks()
-        self._flush()
+        inv = decode_invite(invite)
+        net = self._change_networks(self._networks_with(Network(inv.network_key, inv.name)), lambda: self._m.join(invite, self._now()))
         if timeout:
-            from .core.wire.invite import decode_invite
-
-            await self.wait_connected(decode_invite(invite).inviter, timeout)
+            await self.wait_connected(inv.inviter, timeout)
         return net
 
     def leave(self, network: NetworkId) -> None:
-        self._m.leave(network, self._now())
-        self._save_networks()
+        self._m.network(network)  # UsageError when not a member
+        self._change_networks([n for n in self._m.networks.values() if n.id != network], lambda: self._m.leave(network, self._now()))
         self.save_peers()
-        self._flush()
 
     def add_peer(self, network: NetworkId, node: NodeId, endpoints: list[Address]) -> None:
         self._m.add_peer(network, node, endpoints, self._now())
