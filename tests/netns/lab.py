@@ -199,6 +199,23 @@ class Lab:
         self.nodes[name] = h
         return h
 
+    def add_lan_host(self, name: str, router: Host, subnet: str) -> Host:
+        """A host on a link of its own behind ``router``, a host that forwards for it (IPv4 forwarding is
+        turned on there; any NAT or filtering is the caller's): ``subnet``'s first address is the router's,
+        the second the host's, whose default route goes through the router. MTU 1500 on both ends."""
+        self._check_name(name)
+        net = ipaddress.IPv4Network(subnet)
+        gw, ip = (str(a) for a in itertools.islice(net.hosts(), 2))
+        h = Host(name, self._new_ns(name), ip, None, switch_ns=router.ns)
+        h.port = f"lan{next(self._ports)}"
+        _sh(["ip", "-n", h.ns, "link", "add", h.iface, "type", "veth", "peer", "name", h.port, "netns", router.ns])
+        self._nsh(router.ns, f"ip addr add {gw}/{net.prefixlen} dev {h.port}\nip link set {h.port} up\n"
+                             "echo 1 > /proc/sys/net/ipv4/ip_forward")
+        self._nsh(h.ns, f"ip addr add {ip}/{net.prefixlen} dev {h.iface}\nip link set {h.iface} up\n"
+                        f"ip route add default via {gw}")
+        self.nodes[name] = h
+        return h
+
     # ---------------------------------------------------------------- processes
     def _env(self, env: dict | None) -> dict:
         e = dict(os.environ if env is None else env)

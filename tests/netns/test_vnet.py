@@ -422,7 +422,7 @@ def test_a_tcp_connection_survives_failover_to_a_relay_and_roaming(lab: Lab, tmp
 def test_a_path_narrower_than_our_datagrams_is_measured_and_tcp_adapts(lab: Lab, tmp_path: Path, capsys) -> None:
     """The link between the two hosts carries 1,400-byte packets, not 1,500 (a tunnel inside a tunnel, PPPoE):
     full-size IPSEG fragments (1,417 bytes on the wire) vanish there while pings and handshakes pass. Padded
-    probes find the path's MTU, larger packets get ICMP "too big" into the device, and TCP shrinks its segments."""
+    probes find the path's MTU, SYNs carry the MSS it allows, and larger packets get ICMP "too big" into the device."""
     if shutil.which("iperf3") is None or shutil.which("ethtool") is None:
         pytest.skip("iperf3 or ethtool missing: apt-get install -y iperf3 ethtool")
     a, b = daemon(lab, tmp_path, "A"), daemon(lab, tmp_path, "B")
@@ -441,8 +441,12 @@ def test_a_path_narrower_than_our_datagrams_is_measured_and_tcp_adapts(lab: Lab,
         return next((p["mtu"] for p in paths if p["current"]), None)
 
     assert wait_for(lambda: path_mtu() == 1340, 20), a.call("peers.get", peer=b.id)["networks"][0]["paths"]
+    # TCP: the SYNs' MSS is clamped to what the path carries (1340 - 32 - 17 - 40 = 1251), so no segment is
+    # too big; anything else larger than 1,291 bytes gets ICMP too-big with that MTU
     mbit = iperf3(a, b, b4)
+    big = a.lab.exec(a.host, ["ping", "-c", "2", "-i", "0.3", "-W", "1", "-M", "do", "-s", "1300", b4], timeout=10)
     c = a.call("status.get")["counters"]
-    say(capsys, f"\na 1,400-byte link: path MTU {path_mtu()} (UDP payload), {c.get('ip.tx_too_big', 0)} too-big "
-                f"answers, then TCP {mbit:.0f} Mbit/s")
-    assert c.get("ip.tx_too_big", 0) >= 1 and mbit > 10
+    say(capsys, f"\na 1,400-byte link: path MTU {path_mtu()} (UDP payload), {c.get('ip.mss_clamped', 0)} SYNs clamped, "
+                f"{c.get('ip.tx_too_big', 0)} too-big answers, TCP {mbit:.0f} Mbit/s")
+    assert big.returncode != 0 and "mtu = 1291" in (big.stdout + big.stderr).replace("mtu=", "mtu = "), big.stdout + big.stderr
+    assert c.get("ip.tx_too_big", 0) >= 1 and c.get("ip.mss_clamped", 0) >= 1 and mbit > 10

@@ -261,3 +261,24 @@ def test_fuzz_clamp_never_crashes(data: bytes, clamp: int) -> None:
     n = len(buf)
     pk.clamp_mss(buf, clamp)
     assert len(buf) == n
+
+
+@pytest.mark.parametrize("v6", [False, True])
+def test_the_syn_filter_reads_the_protocol_and_flags_bytes(v6: bool) -> None:
+    hdr = bytes(10)  # a virtio-net header in front, as read from the device
+    for flags, syn in ((0x02, True), (0x12, True), (0x10, False), (0x18, False), (0x11, False)):
+        buf = tcp_syn(MSS_1460, v6, flags=flags)
+        assert pk.is_tcp_syn(buf) is syn and pk.is_tcp_syn(hdr + buf, 10) is syn
+    udp = ipv6(bytes(8) + b"\x02" * 20) if v6 else ipv4(bytes(8) + b"\x02" * 20)  # a "flags" byte with SYN, not TCP
+    assert not pk.is_tcp_syn(udp)
+    syn = tcp_syn(MSS_1460, v6)
+    flags_at = 53 if v6 else 33
+    assert not any(pk.is_tcp_syn(syn[:n]) for n in range(flags_at + 1))  # cut before the flags byte
+    assert not pk.is_tcp_syn(b"") and not pk.is_tcp_syn(bytes(60))
+    assert pk.mss_for(syn, 1340) == (1280 if v6 else 1300)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=80), st.integers(0, 90))
+def test_fuzz_the_syn_filter_never_crashes(data: bytes, off: int) -> None:
+    pk.is_tcp_syn(data, off)

@@ -15,6 +15,10 @@ For every network the node is in, ``VirtualNetworks``:
   the gateway back into the device, or a counted drop. Packets the core received come back through the
   driver's ``ip_sink``; each must carry the sender's assigned address as its source (anti-spoofing,
   ``drop.ip_spoofed``) before it is written to the device.
+* TCP SYNs and SYN-ACKs crossing the device either way get their MSS lowered to what the path to the peer
+  carries (the smaller of the device MTU and the path MTU measured by ``core/peers/pmtu.py``), so a host
+  behind a member (MTU 1500) or a narrow or relayed path never leads to segments the tunnel must drop
+  (``_clamp``, ``ip.mss_clamped``); other packets pay for one look at the protocol and TCP flags bytes.
 
 TUN off: ``[vnet] enabled = false``, or no CAP_NET_ADMIN / no ``/dev/net/tun`` with ``"auto"`` (or ``true``).
 Then the daemon keeps running without devices; ``reason`` says why and how to fix it (shown in status,
@@ -35,7 +39,7 @@ from typing import Sequence
 from ..core.errors import DropReason, WireError
 from ..core.ids import NetworkId, NodeId
 from ..core.ipframes import Written
-from ..core.ipseg import VNET, VNET_LEN, SegmentRun, l4_header_end
+from ..core.ipseg import NEEDS_CSUM, VNET, VNET_LEN, SegmentRun, l4_header_end
 from ..core.network import Network
 from ..core.views import ip_mtu
 from ..core.wire.records import AddrClaim
@@ -43,7 +47,7 @@ from ..io import tundev
 from ..io.tun import Tun, TunError, open_tun, tun_unavailable
 from ..node import MeshNode
 from ..vnet.addressing import AddressPlan
-from ..vnet.packet import too_big
+from ..vnet.packet import clamp_mss, is_tcp_syn, mss_for, too_big
 from ..vnet.routes import Drop, Forward, Reply, Routes, assignment_from_records, own_claim
 from ..vnet.segments import rebuild_run
 from .config import VnetConfig
@@ -278,6 +282,7 @@ class VirtualNetworks:
         now = driver.now()
         synced = False
         vnet = tun.vnet_hdr
+        off = VNET_LEN if vnet else 0
         mtu = self.config.mtu
         for _ in range(READ_BATCH):
             try:
@@ -302,6 +307,8 @@ class VirtualNetworks:
                 if lim is not None and vnet and _piece_size(frame) > lim:
                     self._too_big(n, pkt, lim)
                     continue
+                if (not vnet or frame[1] == 0) and is_tcp_syn(frame, off):  # (a SYN is never a super-segment)
+                    frame = self._clamp(frame, off, mtu if lim is None else min(mtu, lim))
                 mesh.send_ip(net, d.node, frame, now, vnet)
             elif type(d) is Reply:
                 try:
@@ -326,10 +333,26 @@ class VirtualNetworks:
             except OSError:
                 counters.inc("ip.tun_write_failed")
 
+    def _clamp(self, frame: bytes, off: int, mtu: int) -> bytes:
+        """A TCP SYN or SYN-ACK (at ``frame[off:]``, after its virtio-net header when ``off``) with its MSS
+        lowered to what ``mtu`` carries: the path to the peer (its measured MTU) or the device, whichever is
+        smaller, so that neither end sends segments the tunnel would drop, whatever the MTU of the host that
+        opened the connection (``ip.mss_clamped``). With NEEDS_CSUM the TCP checksum field holds only the
+        pseudo-header seed, which the MSS is not part of: then it is left alone."""
+        buf = bytearray(frame)
+        partial = off > 0 and bool(buf[0] & NEEDS_CSUM)
+        if not clamp_mss(memoryview(buf)[off:], mss_for(buf[off:off + 1], mtu), partial_csum=partial):
+            return frame
+        self.node.core.counters.inc("ip.mss_clamped")
+        return bytes(buf)
+
     def _write(self, packets: Sequence[tuple[NetworkId, NodeId, Written]]) -> None:
         """What the core received: a packet (per-packet IP frames), a virtio-net frame (IPSEG: a whole
-        super-segment or one packet), or a run of an incomplete super-segment, rebuilt here."""
-        counters = self.node.core.counters
+        super-segment or one packet), or a run of an incomplete super-segment, rebuilt here. A TCP SYN or
+        SYN-ACK gets its MSS clamped to our path to the sender (``_clamp``) before the local stack sees it."""
+        mesh = self.node.core
+        counters = mesh.counters
+        mtu = self.config.mtu
         for net, node, got in packets:
             n = self.nets.get(net.raw)
             if n is None or n.tun is None:
@@ -349,6 +372,11 @@ class VirtualNetworks:
             if bad is not None:
                 counters.drop(bad)
                 continue
+            off = VNET_LEN if framed else 0
+            if (not framed or got[1] == 0) and is_tcp_syn(got, off):
+                lim = ip_mtu(mesh, net, node)
+                got = self._clamp(bytes(got), off, mtu if lim is None else min(mtu, lim))
+                pkt = memoryview(got)[off:]
             try:
                 if framed and n.tun.vnet_hdr:
                     n.tun.write(got)

@@ -247,7 +247,27 @@ def too_big(packet: bytes | bytearray | memoryview, mtu: int, v4_src: IPv4 | Non
 
 
 # ------------------------------------------------------------------------------------------- MSS clamping
-def clamp_mss(buf: bytearray, max_mss: int, *, partial_csum: bool = False) -> bool:
+def is_tcp_syn(buf: bytes | bytearray | memoryview, off: int = 0) -> bool:
+    """Whether the IP packet at ``buf[off:]`` looks like a TCP SYN (or SYN-ACK), from its protocol byte and
+    its TCP flags byte alone: the per-packet filter before ``clamp_mss``, which checks the rest. IPv6: only
+    a TCP header right after the fixed header (no extension headers) is seen."""
+    n = len(buf)
+    if n <= off + 40:
+        return False
+    v = buf[off]
+    if v >> 4 == 4:
+        f = off + (v & 15) * 4 + 13
+        return buf[off + 9] == PROTO_TCP and f < n and bool(buf[f] & TCP_SYN)
+    return v >> 4 == 6 and n > off + 53 and buf[off + 6] == PROTO_TCP and bool(buf[off + 53] & TCP_SYN)
+
+
+def mss_for(packet: bytes | bytearray | memoryview, mtu: int) -> int:
+    """The largest TCP MSS whose segments fit in ``mtu`` bytes: less the IPv4 (20 + 20) or IPv6 (40 + 20)
+    headers, for the family of ``packet``."""
+    return mtu - (60 if packet[0] >> 4 == 6 else 40)
+
+
+def clamp_mss(buf: bytearray | memoryview, max_mss: int, *, partial_csum: bool = False) -> bool:
     """Lower the MSS option of a TCP SYN in ``buf`` (an IP packet) to ``max_mss``, in place.
 
     Returns True when the packet was changed. Anything that is not a well-formed unfragmented TCP SYN with
