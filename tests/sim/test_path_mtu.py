@@ -47,7 +47,7 @@ def relayed_pair(mtu: int | None) -> tuple[SimMesh, SimNode, SimNode, SimNode, o
 def test_a_relay_path_is_probed_end_to_end_and_ip_mtu_answers(mtu: int | None, want: int) -> None:
     sm, relay, a, b, net, padded = relayed_pair(mtu)
     assert sm.path_kind(a, b, net) == "relay", sm.failure()
-    sm.run_for(240)  # idle: a heartbeat every 25 s, one padded probe with it
+    sm.run_for(240)  # idle: a heartbeat every 25 s
     peer = a.mesh.table.get(net.id, b.mesh.node_id)
     assert peer is not None and isinstance(peer.endpoint, ViaRelay)
     assert a.mesh.links.path_mtu(peer) == want, sm.failure()
@@ -60,6 +60,8 @@ def test_a_relay_path_is_probed_end_to_end_and_ip_mtu_answers(mtu: int | None, w
     expect = [s for s in RELAY_SIZES[: RELAY_SIZES.index(want)] for _ in (1, 2)] + [want]
     assert [size for _, size in padded] == expect, [(round(t, 1), size) for t, size in padded]
     assert all(t2 - t1 >= WAIT for (t1, _), (t2, _) in zip(padded, padded[1:]))
+    # ... and no slower: the next size goes once the last is judged, not at the next (idle: 25 s) heartbeat
+    assert padded[-1][0] - padded[0][0] <= (WAIT + 0.1) * (len(padded) - 1)
     assert sm.now - padded[0][0] < RECHECK
     # on the wire, each relayed leg adds RELAY_OVERHEAD: the largest probe fills a 1,472-byte datagram
     assert RELAY_SIZES[0] + RELAY_OVERHEAD == SIZES[0]

@@ -41,7 +41,7 @@ class PathView:
     loss: float  # share of the last probes that went unanswered
     probed: bool  # at least one probe on it has been answered or lost (loss means something)
     last_answer_at: float | None  # when a probe on it was last answered
-    mtu: int | None = None  # the largest datagram it carries, when measured (direct paths: core/peers/pmtu.py)
+    mtu: int | None = None  # the largest datagram it carries, when measured (a relay path: end to end; core/peers/pmtu.py)
 
     @property
     def relay(self) -> bool:
@@ -239,7 +239,7 @@ def node_view(mesh: "Mesh", now: float) -> NodeView:
 
 def ip_mtu(mesh: "Mesh", network: NetworkId, node: NodeId) -> int | None:
     """The largest IP packet one IPSEG fragment carries on the peer's current path, when its path MTU was
-    measured smaller than what we send (core/peers/pmtu.py); None: not measured, or a relayed path."""
+    measured (core/peers/pmtu.py; a relay path too: its MTU is the end-to-end datagram); None: not measured."""
     peer = mesh.table.get(network, node)
     udp = mesh.links.path_mtu(peer) if peer is not None else None
     return None if udp is None else udp - TRANSPORT_OVERHEAD - ipseg.OVERHEAD

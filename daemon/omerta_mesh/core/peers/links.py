@@ -208,8 +208,10 @@ class Links:
         p = peer.paths.get(peer.endpoint) if peer.endpoint is not None else None
         return p.pmtu.mtu if p is not None and p.pmtu is not None else None
 
-    def _probe_mtu(self, peer: Peer, now: float, out: Outbox) -> None:
-        """The current path's MTU, direct or relayed: one padded probe at a time (core/peers/pmtu.py)."""
+    def _probe_mtu(self, peer: Peer, now: float, out: Outbox, probed: bool) -> None:
+        """The current path's MTU, direct or relayed: one padded probe at a time (core/peers/pmtu.py), each
+        with an ordinary probe beside it (``probed``: the heartbeat just sent one), so that its loss can be told
+        from the path's; the next size goes as soon as one is found too large, not at the next heartbeat."""
         ep = peer.endpoint
         p = peer.paths.get(ep) if ep is not None else None
         if p is None or p.last_pong is None:
@@ -219,6 +221,8 @@ class Links:
         p.pmtu.expire(now, p.last_pong)
         size = p.pmtu.due(now)
         if size is not None and ep is not None:
+            if not probed:
+                self.probe(peer, ep, now, out)
             pid = self.probe(peer, ep, now, out, pad=padding(size, TRANSPORT_OVERHEAD))
             if pid is not None:
                 p.pmtu.sent(pid, size, now)
@@ -279,9 +283,12 @@ class Links:
             peer.probe_at = None
             self.punch.session_lost(peer)
             return
-        if peer.probe_at is not None and now >= peer.probe_at and peer.endpoint is not None:
-            self.probe(peer, peer.endpoint, now, out)
-            self._probe_mtu(peer, now, out)
+        ep = peer.endpoint
+        beat = ep is not None and peer.probe_at is not None and now >= peer.probe_at
+        if beat and ep is not None:
+            self.probe(peer, ep, now, out)
+        self._probe_mtu(peer, now, out, beat)  # (also between heartbeats, while a search runs)
+        if beat:
             lost = peer.state is PeerState.UNREACHABLE
             active = lost or now < peer.last_active + cfg.active_window or peer.stream.queued_frames() > 0
             # while traffic flows (or no path answers), keep the other paths measured too, for fast failover
@@ -314,6 +321,9 @@ class Links:
         if peer.probe_at is not None:
             out.append(peer.probe_at)
         out += self.punch.deadlines(peer)
+        cur = peer.paths.get(peer.endpoint) if peer.endpoint is not None else None
+        if cur is not None and cur.pmtu is not None:  # a padded probe to judge, or the next one
+            out.append(cur.pmtu.wake_at())
         for path in peer.paths.values():  # re-decide when a probe goes unanswered
             exp = path.next_expiry(self.cfg.probe_timeout)
             if exp is not None:

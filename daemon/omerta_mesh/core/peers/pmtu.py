@@ -61,6 +61,10 @@ class PathMtu:
             return None
         return self.sizes[self.trying]
 
+    def wake_at(self) -> float:
+        """When this path's search needs the timer: a padded probe's answer is overdue, or the next is due."""
+        return self.pending[2] + WAIT if self.pending is not None else self.next_at
+
     def sent(self, pid: int, size: int, now: float) -> None:
         self.pending = (pid, size, now)
 
