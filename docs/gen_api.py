@@ -104,6 +104,31 @@ members left out. Errors are `org.omerta.Mesh1.Error.<CamelName>` with the text 
   With `dbus.enabled = true` the daemon refuses to start only if the bus is there but will not let it own
   the name (the policy file is missing).
 
+## Channel messages
+
+`channel.send` with `wait` returns once the receiving node has the message in its inbox for the channel; an
+omerta-meshd has written it to disk by then (`<state>/inbox/`, fdatasync'd before the acknowledgement
+leaves). The receiver decides per message, before acknowledging anything of it:
+
+* No inbox for the channel (nobody called `channel.receive` on it since the daemon started, and no message of
+  it was left over from before a restart): refused. The send fails with `DELIVERY_FAILED` and the receiver's
+  reason, e.g. `message to 3yejmvx6ymmc failed: no receiver on channel 'x' at bravo` (without `wait`: the
+  `message.failed` event carries it). Counted at the receiver (`rx.refused.no_receiver` in `status.get`
+  counters) and at the sender (`tx.refused`).
+* The inbox is full (4096 messages or 16 MiB not yet received): the message is held back, unacknowledged
+  (`rx.held`), so the sender's sends wait (up to their `timeout`); it goes in as soon as the client receives
+  some. After 10 s in which the client received none it is refused (`... is full`).
+* Otherwise it is kept until the client receives it, across restarts and `kill -9` of the daemon, and is then
+  removed. Every message whose send succeeded is received exactly once, with two limits: a send that failed
+  because the receiving daemon restarted (`peer restarted`) may have arrived all the same (its
+  acknowledgement was lost with the old process), so sending it again can make a duplicate; and messages
+  are recorded as received just before `channel.receive` answers, so a reply lost on the way (the daemon
+  killed at that instant) loses them.
+* `dropped` in `channel.receive` results is always 0 now (kept for older clients).
+
+An application using the Python library (`MeshNode`) receives a channel while it iterates `messages(ch)`,
+holds a `subscribe(ch)` queue or iterates `events()`; the same rules apply, with the messages in memory.
+
 ## Events
 
 Each event is an object with `type`, `seq` (1, 2, ... per daemon run) and `time` (Unix seconds), plus:

@@ -23,6 +23,7 @@ from typing import AsyncIterator, Awaitable, Callable, TypeVar
 
 from .core import events as ev
 from .core import views
+from .core.channels import HOLD_LIMIT, Admit, Receivers, Refuse
 from .core.config import DEFAULT_CONFIG, CoreConfig
 from .core.entropy import Entropy
 from .core.errors import MeshError, UsageError
@@ -32,6 +33,7 @@ from .core.mesh import Mesh
 from .core.network import Network
 from .core.peers.paths import ViaRelay
 from .core.session.reliable import QueueFull
+from .core.wire.frames import RefuseCode
 from .core.wire.invite import check_network_name, decode_invite
 from .io.driver import Driver
 from .io.netlink import local_addresses
@@ -87,8 +89,13 @@ class MeshNode:
         self.mesh_prefixes: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
         self.mesh: Mesh | None = None
         self.driver: Driver | None = None
-        self._event_queues: list[asyncio.Queue[ev.Event]] = []
-        self._channel_queues: dict[str, list[asyncio.Queue[ev.ChannelMessage]]] = defaultdict(list)
+        # who receives channel messages: our subscribers, unless the host gives its own (set_receivers)
+        self._subs = _Subscribers(lambda: self._name or (self.mesh.node_id.short() if self.mesh else "?"),
+                                  lambda: self.driver.now() if self.driver else 0.0, self._holding)
+        self._event_queues = self._subs.events
+        self._receivers: Receivers = self._subs
+        self._before_send: Callable[[], None] | None = None
+        self._room_timer: asyncio.TimerHandle | None = None
         self._handlers: dict[str, Handler] = {}
         self._waiters: dict[tuple[str, int], asyncio.Future] = {}
         self._connected: dict[bytes, asyncio.Event] = defaultdict(asyncio.Event)
@@ -111,6 +118,7 @@ class MeshNode:
             name=self._name,
         )
         self.driver = Driver(self.mesh, loop, self._on_event)
+        self._apply_receivers()
         self.driver.udp.bind(self._host, self._port)
         if self._ipv6:
             self.driver.udp.bind("::" if self._host in ("0.0.0.0", "") else "::1", self.port)
@@ -125,6 +133,40 @@ class MeshNode:
             self._restore()
         self.driver.flush()
         return self
+
+    def set_receivers(self, receivers: Receivers, before_send: Callable[[], None] | None = None) -> None:
+        """Who receives channel messages instead of this node's subscribers (the daemon: its inboxes), and what to
+        run before each batch of datagrams leaves (the daemon makes what its inboxes took durable there, before the
+        acknowledgements go out)."""
+        self._receivers, self._before_send = receivers, before_send
+        self._apply_receivers()
+
+    def _apply_receivers(self) -> None:
+        if self.mesh is not None:
+            self.mesh.messages.receivers = self._receivers
+        if self.driver is not None:
+            self.driver.before_send = self._before_send
+
+    def resume_receiving(self) -> None:
+        """A receiver that held messages back (no room) has room again: offer them again now (rather than at the
+        sender's next retransmission)."""
+        if self.driver is not None and not self.driver.closed:
+            self._m.resume_receiving(self._now())
+            self._flush()
+
+    def _holding(self) -> None:
+        """Our subscribers held a message back: look for room every 0.1 s while the core holds one."""
+        if self._room_timer is None and self.driver is not None:
+            self._room_timer = asyncio.get_running_loop().call_later(0.1, self._check_room)
+
+    def _check_room(self) -> None:
+        self._room_timer = None
+        if self.driver is None or self.driver.closed or self.mesh is None or not self.mesh.messages.held():
+            return
+        if self._subs.room():
+            self.resume_receiving()  # (held again: _holding re-arms)
+        if self._room_timer is None:
+            self._room_timer = asyncio.get_running_loop().call_later(0.1, self._check_room)
 
     async def _learn_addresses(self) -> None:
         """Tell the core where its sockets are reachable locally (LAN candidates, NAT evidence)."""
@@ -400,18 +442,22 @@ class MeshNode:
         self._handlers[channel] = handler
 
     async def messages(self, channel: str) -> AsyncIterator[ev.ChannelMessage]:
-        q: asyncio.Queue[ev.ChannelMessage] = asyncio.Queue(QUEUE_LIMIT)
-        self._channel_queues[channel].append(q)
+        """Every message on ``channel`` while iterating. While nobody receives a channel (this, ``subscribe``,
+        ``events``), messages sent to it are refused: the sender's send fails with the reason."""
+        q: asyncio.Queue[ev.ChannelMessage] = asyncio.Queue()
+        entry = (q, QUEUE_LIMIT)
+        self._subs.channels[channel].append(entry)
         try:
             while True:
                 yield await q.get()
         finally:
-            self._channel_queues[channel].remove(q)
+            self._subs.channels[channel].remove(entry)
 
     def subscribe(self, channel: str) -> asyncio.Queue[ev.ChannelMessage]:
-        """A queue that receives every message on ``channel`` from now on (bounded; overflow is dropped)."""
-        q: asyncio.Queue[ev.ChannelMessage] = asyncio.Queue(QUEUE_LIMIT * 10)
-        self._channel_queues[channel].append(q)
+        """A queue that receives every message on ``channel`` from now on. At ``QUEUE_LIMIT * 10`` unread messages
+        more are held back, unacknowledged (the senders wait), and refused after ``HOLD_LIMIT`` s of no reading."""
+        q: asyncio.Queue[ev.ChannelMessage] = asyncio.Queue()
+        self._subs.channels[channel].append((q, QUEUE_LIMIT * 10))
         return q
 
     async def events(self) -> AsyncIterator[ev.Event]:
@@ -441,10 +487,7 @@ class MeshNode:
     def _on_event(self, e: ev.Event) -> None:
         for q in self._event_queues:
             _offer(q, e)
-        if isinstance(e, ev.ChannelMessage):
-            for cq in self._channel_queues.get(e.channel, ()):
-                _offer(cq, e)
-        elif isinstance(e, ev.PeerConnected):
+        if isinstance(e, ev.PeerConnected):
             self._connected[e.peer.raw].set()
             self.save_peers()
         elif isinstance(e, ev.PeerDisconnected):
@@ -485,6 +528,47 @@ class MeshNode:
         except UsageError:
             return
         self._flush()
+
+
+class _Subscribers:
+    """The embedded node's receivers (core/channels.py ``Receivers``). A channel is received while someone iterates
+    ``messages(channel)`` or holds a ``subscribe(channel)`` queue, or iterates ``events()`` (which sees every
+    message, and drops what its bounded queue cannot hold). Messages on any other channel are refused: the
+    sender's send fails with "no receiver on channel ...". A channel queue at its limit holds messages back,
+    unacknowledged, instead of dropping them (they are offered again as it drains), and after ``HOLD_LIMIT``
+    seconds without room refuses them too."""
+
+    def __init__(self, name: Callable[[], str], now: Callable[[], float], holding: Callable[[], None]) -> None:
+        self.channels: dict[str, list[tuple[asyncio.Queue[ev.ChannelMessage], int]]] = defaultdict(list)
+        self.events: list[asyncio.Queue[ev.Event]] = []
+        self.full_since: dict[str, float] = {}  # channels found full, since when (no room since then)
+        self._name, self._now, self._holding = name, now, holding
+
+    def _full(self, channel: str) -> bool:
+        return any(q.qsize() >= limit for q, limit in self.channels.get(channel, ()))
+
+    def admit(self, network: NetworkId, peer: NodeId, channel: str, size: int) -> Admit | Refuse:
+        if not self.channels.get(channel):
+            if self.events:
+                return Admit.ACCEPT
+            return Refuse(RefuseCode.NO_RECEIVER, f"no receiver on channel {channel!r} at {self._name()}")
+        if not self._full(channel):
+            self.full_since.pop(channel, None)
+            return Admit.ACCEPT
+        if self._now() - self.full_since.setdefault(channel, self._now()) < HOLD_LIMIT:
+            self._holding()
+            return Admit.HOLD
+        return Refuse(RefuseCode.INBOX_FULL, f"channel {channel!r} at {self._name()} is full: not read for {HOLD_LIMIT:g} s")
+
+    def deliver(self, message: ev.ChannelMessage) -> None:
+        for q in self.events:
+            _offer(q, message)
+        for cq, _ in self.channels.get(message.channel, ()):
+            cq.put_nowait(message)  # (unbounded: admit keeps each queue within its limit)
+
+    def room(self) -> bool:
+        """Whether a channel found full has room now."""
+        return any(not self._full(c) for c in self.full_since)
 
 
 def _offer(q: asyncio.Queue, item: object) -> None:

@@ -31,6 +31,7 @@ BYTE_PARSERS = [
     hw.decode_cookie_reply,
     fw.decode_data,
     fw.decode_ack,
+    fw.decode_refuse,
     fw.decode_probe,
     fw.decode_natprobe,
     fw.decode_relay,
@@ -149,6 +150,22 @@ def test_ack_round_trip(next_seq, sack) -> None:
     assert fw.decode_ack(raw) == fw.AckFrame(next_seq, sack)
     with pytest.raises(WireError):
         fw.decode_ack(raw + b"\x00")
+
+
+@FUZZ
+@given(seq=U64, code=st.sampled_from(list(fw.RefuseCode)), reason=st.text(max_size=300))
+def test_refuse_round_trip_keeps_a_printable_reason_of_whole_characters(seq, code, reason) -> None:
+    raw = fw.encode_refuse(seq, code, reason)
+    assert fw.frame_type(raw) is fw.FrameType.REFUSE and len(raw) <= 10 + fw.MAX_REFUSE_REASON
+    got = fw.decode_refuse(raw)
+    assert (got.seq, got.code) == (seq, code)
+    assert got.reason.isprintable() and got.reason
+    shown = reason.encode("utf-8", "replace").decode("utf-8")
+    if len(shown.encode()) <= fw.MAX_REFUSE_REASON and shown.isprintable() and shown:
+        assert got.reason == shown
+    assert fw.decode_refuse(raw[:9] + b"\xee" + raw[10:]).code is fw.RefuseCode.OTHER  # an unknown code: another reason
+    with pytest.raises(WireError):
+        fw.decode_refuse(raw[:9])
 
 
 @FUZZ

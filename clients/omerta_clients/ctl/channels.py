@@ -17,9 +17,10 @@ examples:
   omertactl send bob chat hi --no-wait        do not wait for the acknowledgement
 """
 LISTEN_EXAMPLES = """\
-Messages are buffered by the daemon from the first time a channel is read, so start listening before
-the sender sends. With --json each channel.receive result that carries messages is printed unchanged, one
-JSON document per line.
+The daemon keeps a channel's messages from the first time it is read (on disk, across restarts, until they
+are received); before that, messages sent to the channel are refused to their senders ("no receiver on
+channel ..."), so start listening before the sender sends. With --json each channel.receive result that
+carries messages is printed unchanged, one JSON document per line.
 
 examples:
   omertactl listen chat

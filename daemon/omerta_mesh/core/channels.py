@@ -5,16 +5,48 @@
   shared by all peers (``ReassemblyBudget``), so no peer, and no number of peers, can grow memory beyond
   ``reassembly_total_bytes``.
 * ``PendingRequests`` correlates responses with requests and times requests out.
+* ``Receivers`` is the host's side of receiving channel messages (``Admit``, ``Refuse``): see below.
 """
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
-from typing import Hashable
+from typing import Hashable, Protocol
 
 from .errors import DropReason, UsageError, WireError
+from .events import ChannelMessage
+from .ids import NetworkId, NodeId
 from .timers import DeadlineQueue
-from .wire.frames import DataFrame, MessageHeader, MessageKind, check_channel, decode_message_header
+from .wire.frames import DataFrame, MessageHeader, MessageKind, RefuseCode, check_channel, decode_message_header
+
+HOLD_LIMIT = 10.0  # seconds a host holds a channel's messages back with no room before it refuses them (INBOX_FULL)
+
+
+class Admit(enum.Enum):
+    ACCEPT = "accept"  # the host takes the message (``deliver`` follows when its last chunk arrives)
+    HOLD = "hold"  # no room yet: not acknowledged; asked again at the sender's next copy or ``Mesh.resume_receiving``
+
+
+@dataclass(frozen=True, slots=True)
+class Refuse:
+    """The host will not take the message: the sender's send fails with ``reason`` (shown to its user as is)."""
+
+    code: RefuseCode
+    reason: str
+
+
+class Receivers(Protocol):
+    """Who receives channel messages on this node (``MeshNode``'s subscribers, the daemon's inboxes), given to
+    the core as ``Mesh.messages.receivers``. The first chunk of every channel message is offered (``admit``) before
+    anything of it is acknowledged; a message taken is handed over whole (``deliver``, instead of a
+    ``ChannelMessage`` event) before the acknowledgement that covers it is sent, so a host that keeps it (in
+    memory, or on disk before the driver sends: ``Driver.before_send``) makes the sender's "delivered" true.
+    Without receivers the core takes every message and reports it as a ``ChannelMessage`` event."""
+
+    def admit(self, network: NetworkId, peer: NodeId, channel: str, size: int) -> Admit | Refuse: ...
+
+    def deliver(self, message: ChannelMessage) -> None: ...
 
 
 def split_message(header: MessageHeader, body: bytes, chunk_size: int) -> list[bytes]:
@@ -81,16 +113,16 @@ class Assembler:
         self._release()
         self._discarding = False
 
-    def feed(self, frame: DataFrame) -> Assembled | None:
-        """Add the next in-order chunk. Returns a complete message, None, or raises WireError (the rest of
-        the broken message is then discarded up to its LAST chunk)."""
+    def feed(self, frame: DataFrame, decoded: tuple[MessageHeader, bytes] | None = None) -> Assembled | None:
+        """Add the next in-order chunk (a first chunk's header already ``decoded``, or not). Returns a complete
+        message, None, or raises WireError (the rest of the broken message is then discarded up to its LAST chunk)."""
         if frame.first:
             if self._header is not None:
                 self._release()
                 self._discarding = False
                 raise WireError(DropReason.FRAGMENT_INVALID, "new message before the previous one ended")
             self._discarding = False
-            header, body = decode_message_header(frame.kind, frame.chunk, self.max_message)
+            header, body = decoded or decode_message_header(frame.kind, frame.chunk, self.max_message)
             if header.kind != frame.kind:  # pragma: no cover - same source
                 raise WireError(DropReason.FRAGMENT_INVALID)
             if frame.last:

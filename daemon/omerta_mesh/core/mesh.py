@@ -211,9 +211,6 @@ class Mesh:
         """The peer ``node`` (in ``network_id``, else the one with a session); see Members.find_peer."""
         return self._run(now or 0.0, lambda out: self.members.find_peer(node, network_id, now, out))  # (no now: no out)
 
-    def _connect_record(self, net: Network, rec: PeerRecord, now: float) -> Peer | None:
-        return self._run(now, lambda out: self.members.connect_record(net, rec, now, out))
-
     # ================================================================== discovery (core/discovery/gossip.py)
     def records(self, network: NetworkId) -> list[PeerRecord]:
         return self.gossip.records(network)
@@ -233,7 +230,7 @@ class Mesh:
         at, connects = self.gossip.round(list(self.networks.values()), self._own_facts(), now, out)
         self._perform(out, now)
         for c in connects:
-            self._connect_record(c.network, c.record, now)
+            self._run(now, lambda out: self.members.connect_record(c.network, c.record, now, out))  # noqa: B023 (called at once)
         self._timers.set(Timer.GOSSIP, at)
 
     def local_addresses_changed(self, endpoints: list[Address], ips: frozenset[str], now: float) -> bool:
@@ -372,7 +369,7 @@ class Mesh:
         if t == fw.FrameType.DATA:
             self._receive_data(peer, fw.decode_data(frame), now)
             return
-        if t == fw.FrameType.ACK:  # (DATA and ACK are the hot path: typed results, no Outbox)
+        if t == fw.FrameType.ACK or t == fw.FrameType.REFUSE:  # (DATA and ACK are the hot path: typed results, no Outbox)
             acked = self.messages.on_ack(peer, frame, now)
             for f in acked.resend:
                 self._send_frame(peer, f, now)
@@ -408,8 +405,13 @@ class Mesh:
         if nat_changed:
             self._nat_changed(now)
 
-    def _receive_data(self, peer: Peer, frame: fw.DataFrame, now: float) -> None:
-        got = self.messages.on_data(peer, frame, now)
+    def resume_receiving(self, now: float) -> None:
+        """The host has room again for messages it held back (``Receivers``): offer them, acknowledge what it takes."""
+        for peer in self.messages.held():
+            self._receive_data(peer, None, now)
+
+    def _receive_data(self, peer: Peer, frame: fw.DataFrame | None, now: float) -> None:
+        got = self.messages.on_data(peer, frame, now) if frame is not None else self.messages.retry(peer, now)
         if got.active:
             self.links.mark_active(peer, now)
         for e in got.events:

@@ -3,7 +3,9 @@
 After every input (a drained batch of datagrams, a timer, a command) the driver calls ``flush()``, which
 is aioquic's ``transmit()``: hand the IP packets the core received to the virtual network's writer
 (``ip_sink``), send every datagram the core hands out, pass its events on, then re-arm the single loop timer
-handle from ``next_deadline()``. The driver holds no protocol logic.
+handle from ``next_deadline()``. The driver holds no protocol logic. ``before_send``, when set, runs before
+each batch of datagrams leaves: the daemon makes the messages its inboxes took durable there, so no
+acknowledgement leaves before what it acknowledges is on disk (one write and fsync per batch).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class Driver:
         self.blocked: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
         self._verdicts: dict[str, bool] = {}
         self.blocked_sends = 0
+        self.before_send: Callable[[], None] | None = None  # runs before each batch of datagrams is sent
 
     # The core's clock is time.monotonic(), not loop.time(): uvloop's loop.time() has millisecond steps,
     # too coarse for RTTs on a LAN. Timers are armed relative to it with call_later.
@@ -78,6 +81,8 @@ class Driver:
 
     def _send_out(self) -> None:
         mesh = self.mesh
+        if self.before_send is not None:
+            self.before_send()
         try:
             out = mesh.datagrams_to_send()
         except AuditViolation as e:  # strict audit: stop before anything else leaves

@@ -14,7 +14,6 @@ import base64
 import binascii
 import logging
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
@@ -23,6 +22,7 @@ from ..core.errors import InviteError, UsageError
 from ..core.ids import MIN_PREFIX, NetworkId, NodeId
 from ..core.views import NetworkView
 from ..core.wire.invite import decode_invite
+from ..io.spool import Spool
 from ..io.store import StateNotSaved
 from ..node import DeliveryFailed, MeshNode
 from . import names, views
@@ -30,13 +30,10 @@ from . import schema as s
 from .config import DaemonConfig
 from .errors import ApiError, Code, internal
 from .events import EventHub, Subscription, core_event_json
+from .inbox import Inboxes
 from .registry import READ, WRITE, MethodSpec, api_method, spec_map
 
 log = logging.getLogger("omerta_mesh.meshd.api")
-
-INBOX_BYTES = 16 << 20
-INBOX_MESSAGES = 4096
-MAX_INBOXES = 64
 
 
 @dataclass
@@ -49,30 +46,6 @@ class CallContext:
     attach: Callable[[Subscription], None] | None = None  # start forwarding a subscription's events
     detach: Callable[[int], bool] | None = None  # end one of this caller's subscriptions
     shared_subscription: int | None = None  # D-Bus: the signal emitter's subscription
-
-
-class Inbox:
-    """Messages received on one channel, waiting for channel.receive; bounded in count and bytes."""
-
-    def __init__(self) -> None:
-        self.items: deque[ev.ChannelMessage] = deque()
-        self.bytes = 0
-        self.dropped = 0
-        self.wake = asyncio.Event()
-
-    def put(self, m: ev.ChannelMessage) -> None:
-        self.items.append(m)
-        self.bytes += len(m.data)
-        while len(self.items) > INBOX_MESSAGES or self.bytes > INBOX_BYTES:
-            old = self.items.popleft()
-            self.bytes -= len(old.data)
-            self.dropped += 1
-        self.wake.set()
-
-    def take(self, n: int) -> list[ev.ChannelMessage]:
-        out = [self.items.popleft() for _ in range(min(n, len(self.items)))]
-        self.bytes -= sum(len(m.data) for m in out)
-        return out
 
 
 @dataclass
@@ -100,9 +73,12 @@ class DaemonAPI:
         self._directory: names.Directory | None = None
         self._directory_at = 0.0
         self.rtt: dict[tuple[bytes, bytes], float] = {}
-        self.inboxes: dict[str, Inbox] = {}
+        # channel inboxes (meshd/inbox.py): the node's receivers, kept in <state>/inbox/ when the node has a state dir
+        self.inboxes = Inboxes(lambda: self.name, Spool(node.store.dir / "inbox") if node.store is not None else None,
+                               node.resume_receiving)
+        node.set_receivers(self.inboxes, self.inboxes.sync)
         self.specs = spec_map(type(self))
-        self.counter_sources: list[Callable[[], dict[str, int]]] = []  # the faces' refusal counters
+        self.counter_sources: list[Callable[[], dict[str, int]]] = [self.inboxes.counters]  # and the faces' refusals
         if node.store is not None:
             self.counter_sources.append(node.store.counters)  # state.save_failed, state.save_retried, state.save_pending
 
@@ -149,11 +125,6 @@ class DaemonAPI:
                 log.exception("handling %s failed", type(e).__name__)
 
     def on_core_event(self, e: ev.Event) -> None:
-        if isinstance(e, ev.ChannelMessage):
-            box = self.inboxes.get(e.channel)
-            if box is not None:
-                box.put(e)
-            return
         if isinstance(e, ev.PongReceived):
             self.rtt[(e.network.raw, e.peer.raw)] = e.rtt
         if isinstance(e, ev.PeerDiscovered):
@@ -362,7 +333,9 @@ class DaemonAPI:
 
     @api_method("channel.send", WRITE, s.ChannelSendRequest, s.ChannelSendResult)
     async def channel_send(self, req: s.ChannelSendRequest, ctx: CallContext) -> s.ChannelSendResult:
-        """Send a message to a peer on a named channel; optionally wait for its acknowledgement."""
+        """Send a message to a peer on a named channel; with `wait`, until the peer has it in its inbox for the channel
+        (an omerta-meshd: on disk). Fails with DELIVERY_FAILED and the peer's reason when nobody receives the channel
+        there; waits while that inbox is full."""
         data = _decode_data(req.data, req.encoding)
         limit = self.node.max_message
         if len(data) > limit:
@@ -374,24 +347,20 @@ class DaemonAPI:
 
     @api_method("channel.receive", WRITE, s.ChannelReceiveRequest, s.ChannelReceiveResult)
     async def channel_receive(self, req: s.ChannelReceiveRequest, ctx: CallContext) -> s.ChannelReceiveResult:
-        """Messages received on a channel since it was first read (the daemon buffers a bounded inbox)."""
+        """Messages received on a channel, oldest first. The first call opens the channel's inbox: from then on
+        messages sent to this node on it are kept (on disk, across restarts) until received here; before that, and
+        after a restart with none left, they are refused to their senders."""
         if req.encoding not in ("utf-8", "base64"):
             raise ApiError(Code.INVALID_PARAMS, f"encoding {req.encoding!r}: use utf-8 or base64")
-        box = self.inboxes.get(req.channel)
-        if box is None:
-            if len(self.inboxes) >= MAX_INBOXES:
-                raise ApiError(Code.REFUSED, f"{MAX_INBOXES} channels are already being received",
-                               "restart the daemon to drop unused inboxes")
-            box = self.inboxes[req.channel] = Inbox()
+        box = self.inboxes.open(req.channel)
         if not box.items and req.timeout > 0:
             box.wake.clear()
             try:
                 await asyncio.wait_for(box.wake.wait(), req.timeout)
             except (TimeoutError, asyncio.TimeoutError):
                 pass
-        out = [views.channel_message(self, m, req.encoding) for m in box.take(req.max)]
-        dropped, box.dropped = box.dropped, 0
-        return s.ChannelReceiveResult(out, dropped)
+        out = [views.channel_message(self, m, req.encoding) for m in self.inboxes.take(req.channel, req.max)]
+        return s.ChannelReceiveResult(out, 0)  # (nothing is dropped: a full inbox holds senders back)
 
     @api_method("daemon.reload", WRITE, s.Empty, s.ReloadResult)
     async def daemon_reload(self, req: s.Empty, ctx: CallContext) -> s.ReloadResult:

@@ -58,7 +58,8 @@ DEFAULT_FIX: dict[Code, str] = {
     Code.SUBSCRIBER_TOO_SLOW: "read events as fast as they arrive; subscribe again to get a fresh snapshot",
     Code.SHUTTING_DOWN: "the daemon is stopping; start it again (systemctl start omerta-meshd)",
     Code.CONFIG_INVALID: "fix the file named in the message; the daemon keeps its previous configuration",
-    Code.DELIVERY_FAILED: "the peer vanished or restarted before acknowledging; send again",
+    Code.DELIVERY_FAILED: "the message says why: send again once the peer is back (it vanished or restarted), or once the "
+                          "channel is received there (`omertactl listen CHANNEL` on the peer)",
     Code.SUBSCRIPTION_NOT_FOUND: "use the subscription id that events.subscribe returned on this connection",
     Code.REFUSED: "see the message; the daemon refused the request as it stands",
     Code.STATE_NOT_SAVED: "free space on the filesystem of the daemon's state directory (df -h /var/lib/omerta), then try "

@@ -337,7 +337,7 @@ class ChannelMessageInfo:
 @dataclass
 class ChannelReceiveResult:
     messages: list[ChannelMessageInfo]
-    dropped: int  # messages lost to the bounded inbox since the last receive
+    dropped: int  # always 0 now: a full inbox holds messages back at their senders (kept for older clients)
 
 
 @dataclass

@@ -8,6 +8,11 @@ dispatch through its handler table; ACKs free the window (``on_ack``). Message i
 are internal: no delivery or failure events for them. Requests are matched with their responses and time
 out (``PendingRequests``).
 
+Receiving channel messages asks the host's ``Receivers`` (``core/channels.py``) at each message's first chunk:
+a message it holds back stays unacknowledged (``retry`` offers it again), one it refuses is answered with
+REFUSE (the sender's send fails with the host's reason), one it takes is handed to it whole. On the sending
+side a REFUSE fails that one message (``MessageFailed`` with the receiver's reason).
+
 Like every sub-machine it never holds the ``Mesh``: frames to seal and send, events and peers to pump go
 into the ``Outbox`` the caller passes; starting a handshake when there is no session is the caller's.
 """
@@ -17,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .. import events as ev
-from ..channels import PendingRequests, split_message
+from ..channels import Admit, PendingRequests, Receivers, Refuse, split_message
 from ..config import CoreConfig
 from ..counters import Counters
 from ..errors import WireError
@@ -53,6 +58,8 @@ class Messages:
         self.requests = PendingRequests(config.max_pending_requests)
         self._next_msg_id = 1
         self._control_ids: set[int] = set()  # internal messages: no delivery events for applications
+        self.receivers: Receivers | None = None  # the host's (None: take everything, as ChannelMessage events)
+        self._held: dict[tuple[bytes, bytes], Peer] = {}  # peers whose stream holds a message back
 
     # ------------------------------------------------------------------ send
     def queue(self, peer: Peer, header: fw.MessageHeader, body: bytes, internal: bool) -> int:
@@ -98,25 +105,71 @@ class Messages:
 
     # ------------------------------------------------------------------ receive
     def on_ack(self, peer: Peer, frame: bytes, now: float) -> Acked:
+        """An ACK, or a REFUSE (an ACK of what came before the refused message, which fails)."""
+        if frame[0] == fw.FrameType.REFUSE:
+            r = fw.decode_refuse(frame)
+            delivered, refused = peer.stream.on_refuse(r.seq, now)
+            events = self._delivered(peer, delivered)
+            if refused is not None:
+                self.counters.inc("tx.refused")
+                if refused in self._control_ids:
+                    self._control_ids.discard(refused)
+                else:
+                    events.append(ev.MessageFailed(peer.network.id, peer.node, refused, r.reason))
+            return Acked((), tuple(events))
         a = fw.decode_ack(frame)
         delivered, resend = peer.stream.on_ack(a.next_seq, a.sack, now)
+        return Acked(tuple(resend), tuple(self._delivered(peer, delivered)))
+
+    def _delivered(self, peer: Peer, msg_ids: list[int]) -> list[ev.Event]:
         events: list[ev.Event] = []
-        for mid in delivered:
+        for mid in msg_ids:
             if mid in self._control_ids:
                 self._control_ids.discard(mid)
             else:
                 events.append(ev.MessageDelivered(peer.network.id, peer.node, mid))
-        return Acked(tuple(resend), tuple(events))
+        return events
 
     def on_data(self, peer: Peer, frame: fw.DataFrame, now: float) -> Received:
+        return self._take(peer, peer.stream.on_data(frame, now), now)
+
+    def held(self) -> list[Peer]:
+        """Peers whose stream holds a message back for the host (forgetting those that no longer do)."""
+        for key in [k for k, p in self._held.items() if not p.stream.receive_held]:
+            del self._held[key]
+        return list(self._held.values())
+
+    def retry(self, peer: Peer, now: float) -> Received:
+        """Offer the host the message the peer's stream holds back, and what follows it, again."""
+        return self._take(peer, peer.stream.retry(now), now)
+
+    def _take(self, peer: Peer, frames: list[fw.DataFrame], now: float) -> Received:
         controls: list[tuple[str, bytes]] = []
         events: list[ev.Event] = []
         active = False
-        for f in peer.stream.on_data(frame, now):
+        receivers = self.receivers
+        for i, f in enumerate(frames):
             if f.reset:
                 peer.assembler.reset()
+            decoded = None
+            if receivers is not None and f.first and f.kind is fw.MessageKind.MESSAGE:
+                try:
+                    decoded = fw.decode_message_header(f.kind, f.chunk, self.cfg.max_message)  # (given to the assembler)
+                except WireError:
+                    pass  # the assembler drops it and counts why
+            if decoded is not None and receivers is not None:
+                verdict = receivers.admit(peer.network.id, peer.node, decoded[0].channel, decoded[0].total_len)
+                if isinstance(verdict, Refuse):
+                    peer.stream.refuse(frames[i:], verdict.code, verdict.reason, now)
+                    self.counters.inc("rx.refused." + verdict.code.name.lower())
+                    break
+                if verdict is Admit.HOLD:
+                    peer.stream.hold_back(frames[i:])
+                    self._held[peer.key] = peer
+                    self.counters.inc("rx.held")
+                    break
             try:
-                msg = peer.assembler.feed(f)
+                msg = peer.assembler.feed(f, decoded)
             except WireError as e:
                 self.counters.drop(e.reason)
                 continue
@@ -129,7 +182,10 @@ class Messages:
                 continue
             active = True
             if h.kind is fw.MessageKind.MESSAGE:
-                events.append(ev.ChannelMessage(net, node, h.channel, msg.body))
+                if receivers is None:
+                    events.append(ev.ChannelMessage(net, node, h.channel, msg.body))
+                else:
+                    receivers.deliver(ev.ChannelMessage(net, node, h.channel, msg.body))
             elif h.kind is fw.MessageKind.REQUEST:
                 events.append(ev.RequestReceived(net, node, h.channel, h.corr_id, msg.body))
             elif self.requests.close(h.corr_id, peer):

@@ -15,6 +15,12 @@ messages wait in the queue (bounded by it) and go when a path returns (``release
 If a frame stays unacknowledged for ``reliable_give_up`` seconds of reachability, the stream gives up: every queued and
 in-flight message fails, and the next frame carries the RESET flag so the receiver skips the gap. A peer
 that restarted (a new incarnation seen in a handshake) resets the stream on both sides via ``reset()``.
+
+The receiver's caller may decline the frame that begins a message (its host has no receiver for the channel,
+or no room): ``hold_back`` keeps it unacknowledged (every later copy is offered again: ``retry``), ``refuse``
+answers REFUSE until the sender's RESET moves past it. Either way the acknowledgement never covers a message
+the host did not take. The sender, on a REFUSE (``on_refuse``), fails that one message and queues what
+followed it again, to go under new sequence numbers after a RESET.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from dataclasses import dataclass, field
 from ..config import CoreConfig
 from ..errors import UsageError
 from ..rtt import smooth
-from ..wire.frames import DataFrame, MessageKind, encode_ack, encode_data
+from ..wire.frames import DataFrame, MessageKind, RefuseCode, decode_data, encode_ack, encode_data, encode_refuse
 
 SACK_BITS = 64
 
@@ -62,6 +68,7 @@ class ReliableStats:
     duplicates: int = 0
     out_of_window: int = 0
     give_ups: int = 0
+    refused: int = 0  # our messages the peer refused
 
 
 @dataclass(slots=True)
@@ -70,6 +77,8 @@ class _Receiver:
     buf: dict[int, DataFrame] = field(default_factory=dict)
     unacked: int = 0
     ack_at: float | None = None
+    held: bool = False  # the frame at next_seq (in buf) waits for the host to have room
+    refused: tuple[RefuseCode, str] | None = None  # the message at next_seq is refused, until a RESET passes it
 
 
 class ReliableStream:
@@ -199,6 +208,26 @@ class ReliableStream:
             self.stats.retransmits += len(resend)
         return delivered, resend
 
+    def on_refuse(self, seq: int, now: float) -> tuple[list[int], int | None]:
+        """A REFUSE: every frame before ``seq`` arrived, the message beginning at ``seq`` is refused. Returns (ids of
+        messages now delivered, the refused message's id, or None for a stale or bogus refusal). What was sent
+        after it is queued again, to go under new sequence numbers, the first with RESET."""
+        delivered, _ = self.on_ack(seq, 0, now)
+        f = self._inflight.get(seq)
+        if seq != self._acked_below or f is None or not decode_data(f.frame).first:
+            return delivered, None
+        mid = f.msg_id
+        again = [_Pending(d.first, d.last, d.kind, d.chunk, x.msg_id)
+                 for _, x in sorted(self._inflight.items()) if x.msg_id != mid for d in (decode_data(x.frame),)]
+        self._queue = deque([*again, *(p for p in self._queue if p.msg_id != mid)])
+        self._inflight.clear()
+        self._msg_ends.clear()
+        self._acked_below = self._next_seq
+        self._reset_next = True
+        self.rto_at = None
+        self.stats.refused += 1
+        return delivered, mid
+
     def _rtt_sample(self, r: float) -> None:
         self.srtt, self.rttvar = smooth(self.srtt, self.rttvar, r)
         self.rto = min(self.cfg.reliable_max_rto, max(self.cfg.reliable_min_rto, self.srtt + 4 * self.rttvar))
@@ -267,6 +296,13 @@ class ReliableStream:
         if frame.reset and seq > rx.next_seq:
             rx.buf = {s: f for s, f in rx.buf.items() if s >= seq}
             rx.next_seq = seq
+            rx.held, rx.refused = False, None
+        if rx.refused is not None and seq <= rx.next_seq:  # the refused message (or older) again: refuse again
+            self.stats.duplicates += 1
+            rx.ack_at = now
+            return []
+        if rx.held and seq == rx.next_seq:  # the held frame again: the caller asks its host once more
+            return self.retry(now)
         if seq < rx.next_seq or seq in rx.buf:
             self.stats.duplicates += 1
             rx.ack_at = now  # our ack was probably lost: answer at once
@@ -280,8 +316,12 @@ class ReliableStream:
             rx.buf[seq] = frame
             rx.ack_at = now  # a hole: tell the sender now
             return []
+        return self._in_order(frame, now)
+
+    def _in_order(self, frame: DataFrame, now: float) -> list[DataFrame]:
+        rx = self._rx
         out = [frame]
-        nxt = seq + 1
+        nxt = frame.seq + 1
         while nxt in rx.buf:
             out.append(rx.buf.pop(nxt))
             nxt += 1
@@ -291,6 +331,39 @@ class ReliableStream:
         elif rx.ack_at is None:
             rx.ack_at = now + self.cfg.reliable_ack_delay
         return out
+
+    def hold_back(self, frames: list[DataFrame]) -> None:
+        """The caller cannot take ``frames[0]`` (which begins a message) yet, nor what follows it (``frames`` is the
+        rest of what ``on_data`` or ``retry`` returned): keep them, unacknowledged, for ``retry``."""
+        rx = self._rx
+        for f in frames:
+            rx.buf[f.seq] = f
+        rx.next_seq = frames[0].seq
+        rx.held = True
+
+    def retry(self, now: float) -> list[DataFrame]:
+        """The frames held back, in order, to offer the host again (none when nothing is held)."""
+        rx = self._rx
+        first = rx.buf.pop(rx.next_seq, None) if rx.held else None
+        rx.held = False
+        if first is None:
+            return []
+        rx.ack_at = now  # the sender waits for this answer
+        return self._in_order(first, now)
+
+    def refuse(self, frames: list[DataFrame], code: RefuseCode, reason: str, now: float) -> None:
+        """The caller will not take the message beginning at ``frames[0]`` (``frames`` as for ``hold_back``): answer
+        REFUSE for it until the sender's RESET passes it; what followed it comes again under new numbers."""
+        rx = self._rx
+        rx.next_seq = frames[0].seq
+        rx.buf.clear()
+        rx.held = False
+        rx.refused = (code, reason)
+        rx.ack_at = now
+
+    @property
+    def receive_held(self) -> bool:
+        return self._rx.held
 
     def cancel_ack(self) -> None:
         """No session to send an ACK on: forget it (the sender retransmits, and we ack then)."""
@@ -302,6 +375,8 @@ class ReliableStream:
             return None
         rx.ack_at = None
         rx.unacked = 0
+        if rx.refused is not None:
+            return encode_refuse(rx.next_seq, *rx.refused)
         sack = 0
         base = rx.next_seq + 1
         for s in rx.buf:

@@ -16,6 +16,8 @@ Every frame starts with a one-byte type::
     NATPROBE  (0x09)  | 0x09 | op (u8) | nonce (u32 LE) | endpoints (see endpoints.py) |  (NAT tests)
     IPSEG     (0x0A)  | 0x0A | seg id (u32 LE) | index (u8) | count (u8) | virtio-net header (10) |
                       L3+L4 header | piece ...     (one piece of a TUN super-segment; see core/ipseg.py)
+    REFUSE    (0x0B)  | 0x0B | seq (u64 LE) | code (u8) | reason (UTF-8, at most 200 bytes) ...
+                                                                    (the message starting at seq is not taken)
     CONTROL   (0x10)  | 0x10 | control type (u8) | body ...         (gossip, NAT traversal; see control.py)
 
 DATA flags: bit 0 FIRST (this chunk starts a message), bit 1 LAST (this chunk ends it), bit 2 RESET (the
@@ -29,6 +31,14 @@ begins with the message header::
     | total length (u32 LE) | correlation id (u32 LE) | status (u8) | channel length (u8) | channel (UTF-8) |
 
 Selective-ack bitmap: bit i set means seq ``next + 1 + i`` arrived.
+
+REFUSE answers a DATA frame that begins a channel message the receiver will not take (code 1: nobody
+receives that channel there; 2: its inbox stayed full; 3: another reason, in the text). It acknowledges every
+seq below ``seq`` like an ACK with ``next = seq``, and nothing from ``seq`` on: the sender fails that message
+with the reason, and sends what followed it again under new sequence numbers, the first with RESET. The
+receiver repeats the REFUSE for every copy of ``seq`` until that RESET arrives, and never delivers the
+refused message. A receiver may also hold a message back (an ACK with ``next = seq``, no REFUSE) while the
+channel's inbox is full: the sender's retransmissions ask again.
 
 PING and PONG are path probes: they are sent on a chosen path (a direct address or a relay) and do not move
 the peer's endpoint by themselves; the PONG tells the pinger the source address its PING arrived from, which
@@ -69,6 +79,7 @@ class FrameType(enum.IntEnum):
     RELAYED = 0x08
     NATPROBE = 0x09
     IPSEG = 0x0A  # a fragment of a virtual-network super-segment (core/ipseg.py)
+    REFUSE = 0x0B  # the receiver does not take the message starting at seq (an ACK of what came before)
     CONTROL = 0x10
 
 
@@ -79,6 +90,12 @@ class MessageKind(enum.IntEnum):
     CONTROL = 3
 
 
+class RefuseCode(enum.IntEnum):
+    NO_RECEIVER = 1  # nobody receives this channel at the receiver
+    INBOX_FULL = 2  # the channel's inbox stayed full (nobody read it)
+    OTHER = 3  # the reason says why
+
+
 FLAG_FIRST = 0x01
 FLAG_LAST = 0x02
 FLAG_RESET = 0x04
@@ -86,6 +103,8 @@ _KIND_SHIFT = 4
 
 _DATA = struct.Struct("<BQB")
 _ACK = struct.Struct("<BQQ")
+_REFUSE = struct.Struct("<BQB")
+MAX_REFUSE_REASON = 200
 _PROBE = struct.Struct("<BI")
 _MSGHDR = struct.Struct("<IIBB")
 DATA_HEADER_LEN = _DATA.size  # 10
@@ -108,6 +127,13 @@ class DataFrame:
 class AckFrame:
     next_seq: int
     sack: int
+
+
+@dataclass(frozen=True, slots=True)
+class RefuseFrame:
+    seq: int
+    code: RefuseCode
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +187,21 @@ def encode_data(seq: int, first: bool, last: bool, kind: MessageKind, chunk: byt
 
 def encode_ack(next_seq: int, sack: int) -> bytes:
     return _ACK.pack(FrameType.ACK, next_seq, sack)
+
+
+def encode_refuse(seq: int, code: RefuseCode, reason: str) -> bytes:
+    text = reason.encode("utf-8", "replace")[:MAX_REFUSE_REASON].decode("utf-8", "ignore").encode()  # whole characters
+    return _REFUSE.pack(FrameType.REFUSE, seq, code) + text
+
+
+def decode_refuse(frame: bytes) -> RefuseFrame:
+    """A REFUSE frame; an unknown code reads as OTHER, and the reason is made printable (it is shown to users)."""
+    if len(frame) < _REFUSE.size or len(frame) > _REFUSE.size + MAX_REFUSE_REASON:
+        raise WireError(DropReason.BAD_FRAME, "REFUSE of wrong length")
+    _, seq, code = _REFUSE.unpack_from(frame)
+    text = frame[_REFUSE.size :].decode("utf-8", "replace")
+    reason = "".join(c if c.isprintable() else "\ufffd" for c in text) or "refused"
+    return RefuseFrame(seq, RefuseCode(code) if code in RefuseCode._value2member_map_ else RefuseCode.OTHER, reason)
 
 
 def encode_probe(probe_id: int, pong: bool = False, pad: int = 0, observed: tuple[str, int] | None = None) -> bytes:
