@@ -123,7 +123,7 @@ leaves). The receiver decides per message, before acknowledging anything of it:
   because the receiving daemon restarted (`peer restarted`) may have arrived all the same (its
   acknowledgement was lost with the old process), so sending it again can make a duplicate; and messages
   are recorded as received just before `channel.receive` answers, so a reply lost on the way (the daemon
-  killed at that instant) loses them.
+  killed at that instant) loses them (and a record the disk refused lets them come again after a restart).
 * `dropped` in `channel.receive` results is always 0 now (kept for older clients).
 
 An application using the Python library (`MeshNode`) receives a channel while it iterates `messages(ch)`,
