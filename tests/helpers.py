@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from omerta_mesh.core.config import CoreConfig
+from omerta_mesh.core.counters import Counters
 from omerta_mesh.core.entropy import SeededEntropy
 from omerta_mesh.core.events import Event
+from omerta_mesh.core.ids import NodeId
 from omerta_mesh.core.keys import Identity
 from omerta_mesh.core.mesh import Mesh
+from omerta_mesh.core.network import Network
+from omerta_mesh.core.peers.table import PeerTable
+from omerta_mesh.core.session.handshakes import Handshakes
 
 A_ADDR = ("192.0.2.1", 4000)
 B_ADDR = ("192.0.2.2", 5000)
@@ -83,3 +89,14 @@ class Pair:
 
     def of(self, m: Mesh, kind: type) -> list:
         return [e for e in self.events[id(m)] if isinstance(e, kind)]
+
+
+def fresh_initiation(net: Network, target: NodeId, seed: str, now: float) -> tuple[NodeId, bytes]:
+    """A valid initiation to ``target`` in ``net`` from a freshly made identity: what anyone holding the
+    network key (every invite has it) can send, built by the core's own handshake code."""
+    ent = SeededEntropy(seed)
+    ident = Identity.generate(ent)
+    hs = Handshakes(ident, CoreConfig(), ent, Counters(), PeerTable(ent, 4), 1)
+    x = hs.x25519_of(target.raw)
+    assert x is not None
+    return ident.node_id, hs.initiate(hs.admit(net, target, x), now, now)

@@ -41,7 +41,8 @@ class CoreConfig:
     max_events: int = 100_000  # events the caller has not yet pulled; oldest dropped beyond this
     max_ip_queue: int = 4096  # received IP packets (core/ipframes.py) the driver has not drained; dropped beyond
     # --- peers --------------------------------------------------------------------------------------------
-    max_peers_per_network: int = 4096
+    max_peers_per_network: int = 4096  # full: an unproven peer is evicted, else one without a session (PeerTable)
+    max_unproven_peers: int = 512  # peers no transport frame came from yet (all networks); the oldest is evicted
     max_endpoints_per_peer: int = 8
 
     # --- link health (core/peers/links.py) -----------------------------------------------------------------

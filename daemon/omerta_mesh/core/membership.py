@@ -129,12 +129,13 @@ class Members:
         x = self.hs.x25519_of(node.raw)
         if x is None:
             raise UsageError(f"{node} is not a valid node id (not an Ed25519 public key)")
-        peer = self.hs.admit(net, node, x)
+        peer = self.hs.admit(net, node, x, proven=wanted)  # asked for by us (invite, command, cache): proven
         for ep in reversed(endpoints):
             peer.add_endpoint(ep)
         peer.wanted = peer.wanted or wanted
         if peer.current is None and peer.pending is None:
             self.sessions.initiate(peer, now, out)
+        self.evict(now, out)
         return peer
 
     def find_peer(self, node: NodeId, network_id: NetworkId | None, now: float | None, out: Outbox) -> Peer:
@@ -173,6 +174,12 @@ class Members:
         self.table.remove(peer)
         self.punch.forget(peer)
         out.arm(peer)  # REMOVED: the caller cancels its timer
+
+    def evict(self, now: float, out: Outbox) -> None:
+        """Finish dropping the peers the table evicted to admit another (the order: core/peers/table.py)."""
+        for peer in self.table.take_evicted():
+            why = "evicted: the network's peer table is full" if peer.proven else "evicted: unproven (nothing since its handshake)"
+            self.drop(peer, now, why, False, out)
 
     # ------------------------------------------------------------------ records (core/discovery/gossip.py)
     def connect_record(self, net: Network, rec: PeerRecord, now: float, out: Outbox, reach: bool = True) -> Peer | None:

@@ -70,7 +70,7 @@ class Mesh:
         self.wall_offset = wall_offset
         self.incarnation = int.from_bytes(self.entropy.random_bytes(8), "little")
         self.counters = Counters()
-        self.table = PeerTable(self.entropy, config.max_peers_per_network)
+        self.table = PeerTable(self.entropy, config.max_peers_per_network, config.max_unproven_peers, self.counters)
         self.budget = ReassemblyBudget(config.reassembly_per_peer_bytes, config.reassembly_total_bytes)
         self.hs = Handshakes(identity, config, self.entropy, self.counters, self.table, self.incarnation, self.budget)
         self._timers = DeadlineQueue()
@@ -328,6 +328,7 @@ class Mesh:
 
     def _receive_handshake(self, data: bytes, src: PathId, local: Address | None, now: float) -> None:
         got = self._run(now, lambda out: self.sessions.on_handshake(data, src, local, now, self.networks, out))
+        self._run(now, lambda out: self.members.evict(now, out))  # peers its admission pushed out (PeerTable)
         if isinstance(got, CookieReply):  # to a sender we do not know yet (relayed initiations need no cookie)
             self._out.append((got.dst, local, got.data))
         elif got is not None:

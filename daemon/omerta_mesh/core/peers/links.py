@@ -47,7 +47,9 @@ class Links:
         self.punch = punch
         self.nat = nat
         self._next_probe = 1
-        self._probes: dict[int, tuple[Peer, float, PathId, bool]] = {}  # probe id -> (peer, sent at, path, user)
+        # probe id -> (peer key, sent at, path, user): the key, not the Peer, so a peer dropped from the table is
+        # not kept in memory by its probes (a flood of evicted fresh identities held thousands)
+        self._probes: dict[int, tuple[tuple[bytes, bytes], float, PathId, bool]] = {}
 
     # ------------------------------------------------------------------ paths
     def path(self, peer: Peer, addr: PathId, now: float) -> Path:
@@ -194,7 +196,7 @@ class Links:
         self._next_probe = (self._next_probe % 0xFFFFFFFF) + 1
         if len(self._probes) >= self.cfg.max_probes_in_flight:
             self._probes.pop(next(iter(self._probes)))
-        self._probes[pid] = (peer, now, addr, user)
+        self._probes[pid] = (peer.key, now, addr, user)
         p = self.path(peer, addr, now) if addr in peer.paths or not self.punch.is_target(peer, addr) else None
         if p is not None and not pad:
             p.pending[pid] = now
@@ -236,7 +238,7 @@ class Links:
         """A PONG: path evidence (RTT, loss, outage over), maybe a NAT mapping observed (returns whether our
         NAT observer's view changed), and a new path decision."""
         sent = self._probes.pop(probe.probe_id, None)
-        if sent is None or sent[0] is not peer:
+        if sent is None or sent[0] != peer.key:
             self.counters.inc("rx.unmatched_pongs")
             return False
         _, sent_at, addr, user = sent

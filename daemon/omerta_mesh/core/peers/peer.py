@@ -102,6 +102,7 @@ class Peer:
     cookie_at: float = float("-inf")
     state: PeerState = PeerState.NEW  # the lifecycle (PeerState); change it only with move()
     wanted: bool = False  # someone asked to talk to it: keep the session up
+    proven: bool = False  # a transport frame from it decrypted, or we added it ourselves (PeerTable.prove)
     stats: PeerStats = field(default_factory=PeerStats)
     # --- paths and link health (core/links.py)
     paths: dict[PathId, Path] = field(default_factory=dict)

@@ -9,8 +9,9 @@ relay path has no address to prove, and its relay is a member we hold a session 
 per-relay) rate limit when under load; the global DH budget (``handshake_dh_per_second``: when it runs dry
 the responder is under load for everyone), with a reserve (``handshake_dh_reserved_per_second``) that only an
 initiation from the address of a peer proven by authenticated traffic may spend, so a flood of fresh
-identities cannot starve the rekeys of peers we talk to; then Noise (two DH); the claimed identity against the static key Noise authenticated; the
-timestamp against the greatest seen from that peer (replay); and the simultaneous-initiation tie-break.
+identities cannot starve the rekeys of peers we talk to; then Noise (two DH); the claimed identity against
+the static key Noise authenticated; the timestamp against the greatest seen from that peer (replay); and the
+simultaneous-initiation tie-break.
 """
 
 from __future__ import annotations
@@ -122,11 +123,14 @@ class Handshakes:
             self._x_cache[ed_public] = x
         return x
 
-    def admit(self, net: Network, node: NodeId, x25519: bytes) -> Peer:
-        """The peer (network, node), added to the table if new. Raises UsageError when the network is full."""
+    def admit(self, net: Network, node: NodeId, x25519: bytes, proven: bool = False) -> Peer:
+        """The peer (network, node), added to the table if new (``proven``: we add it ourselves; the table may
+        evict others to make room: core/peers/table.py). Raises UsageError when the network is full."""
         peer = self.table.get(net.id, node)
         if peer is None:
-            peer = self.table.add(Peer(net, node, x25519, self.cfg, self.budget))
+            peer = self.table.add(Peer(net, node, x25519, self.cfg, self.budget, proven=proven))
+        elif proven:
+            self.table.prove(peer)
         return peer
 
     # ------------------------------------------------------------------ initiator

@@ -126,7 +126,9 @@ class Sessions:
             limit = cfg.rekey_after_time if cur.initiator else cfg.reject_after_time - 2 * cfg.rekey_timeout
             if cur.older_than(limit, now):
                 self.initiate(peer, now, out)
-        elif cur is None and peer.pending is None and (peer.wanted or peer.stream.queued_frames()):
+        elif cur is None and peer.pending is None and (peer.wanted or peer.stream.queued_frames() and peer.proven):
+            # (never towards an unproven peer we did not ask for: a fresh identity that sent one initiation, from
+            # an address that may be spoofed, gets no handshakes from us: core/peers/table.py)
             if peer.handshake_started_at is None or now - peer.handshake_started_at < cfg.rekey_attempt_time:
                 self.initiate(peer, now, out)
 
@@ -144,6 +146,8 @@ class Sessions:
             raise WireError(plain)
         if session is peer.next:
             self.forget(peer, peer.confirm_next())
+        if not peer.proven:  # its first transport frame: no longer evicted first, and worth persisting
+            self.table.prove(peer)
         return peer, plain
 
     def close(self, peer: Peer, reason: str, now: float, out: Outbox) -> None:
