@@ -31,13 +31,13 @@ from .core.ids import NetworkId, NodeId
 from .core.keys import Identity
 from .core.mesh import Mesh
 from .core.network import Network
-from .core.peers.paths import ViaRelay
 from .core.session.reliable import QueueFull
 from .core.wire.frames import RefuseCode
 from .core.wire.invite import check_network_name, decode_invite
 from .io.driver import Driver
 from .io.netlink import local_addresses
 from .io.netmon import AddressMonitor
+from .io.peercache import PEER_CACHE_MAX, PeerCacheSaves, peer_cache_doc
 from .io.store import StateNotSaved, StateStore
 
 Address = tuple[str, int]
@@ -80,6 +80,7 @@ class MeshNode:
         self._entropy = entropy
         self._advertise = advertise
         self.store = StateStore(state_dir) if state_dir else None
+        self._peer_saves: PeerCacheSaves | None = None  # the peer cache's debounced, threaded saves (io/peercache.py)
         self._new_identity = new_identity  # a missing or damaged identity file: make a new one (StateStore.load_identity)
         self._name = name
         self._watch = watch_addresses  # follow local address changes (only when bound to a wildcard)
@@ -130,6 +131,7 @@ class MeshNode:
         self._watch_addresses()  # before the first read, so no change falls in between
         await self._learn_addresses()
         if self.store is not None:
+            self._peer_saves = PeerCacheSaves(self.store, lambda: peer_cache_doc(self._m.table), self.mesh.counters.inc)
             self._restore()
         self.driver.flush()
         return self
@@ -225,7 +227,7 @@ class MeshNode:
         now = self._now()
         for net in self.store.load_networks():
             self.mesh.add_network(net, now)
-        for p in self.store.load_peers()["peers"]:  # checked entries (io.store.peer_entry): damaged ones skipped
+        for p in self.store.load_peers()["peers"][:PEER_CACHE_MAX]:  # checked entries (io.store.peer_entry): damaged ones skipped
             nid, node = NetworkId.parse(p["network"]), NodeId.parse(p["node"])
             eps: list[Address] = [(h, port) for h, port in p["endpoints"]][: self._config.max_endpoints_per_peer]
             if nid.raw in self.mesh.networks and eps:
@@ -261,13 +263,7 @@ class MeshNode:
 
     def _write_peers(self) -> None:
         assert self.store is not None
-        peers = []
-        for p in self._m.table:
-            cur = p.endpoint if p.endpoint is not None and not isinstance(p.endpoint, ViaRelay) else None  # a relay path is no address
-            eps = ([cur] if cur else []) + [e for e in p.endpoints if e != cur]
-            if eps:
-                peers.append({"network": str(p.network.id), "node": str(p.node), "endpoints": [list(e) for e in eps]})
-        self.store.save_peers({"peers": peers})
+        self.store.save_peers(peer_cache_doc(self._m.table))  # proven peers only, bounded (io/peercache.py)
 
     async def __aenter__(self) -> "MeshNode":
         return await self.start()
@@ -284,6 +280,8 @@ class MeshNode:
         assert self.mesh is not None
         self.mesh.close(self.driver.now())  # the goodbye first: a save that fails below cannot stop it
         self.driver.flush()
+        if self._peer_saves is not None:  # no more scheduled saves; a write in flight finishes first
+            await self._peer_saves.close()
         if self.store is not None:  # the last peer cache, and saves waiting for a retry: once more, failures logged
             self.store.background.close(("peer cache", self._write_peers))
         self.driver.close()
@@ -489,7 +487,8 @@ class MeshNode:
             _offer(q, e)
         if isinstance(e, ev.PeerConnected):
             self._connected[e.peer.raw].set()
-            self.save_peers()
+            if self._peer_saves is not None:  # debounced, off the loop (io/peercache.py): never a write per event
+                self._peer_saves.changed()
         elif isinstance(e, ev.PeerDisconnected):
             self._connected[e.peer.raw].clear()
         elif isinstance(e, ev.MessageDelivered):

@@ -7,6 +7,11 @@ Batches (the virtual network's super-segments go out as ~45 datagrams of one siz
 ``send_batch`` hands such a run to the kernel in one ``sendmsg`` with ``UDP_SEGMENT`` (UDP GSO), and sockets
 read with ``UDP_GRO`` get such runs back in one read, split here by the segment size the kernel reports.
 Where the kernel refuses either, datagrams go one by one (``gso`` says whether sends are batched).
+
+One wake-up of the reader is bounded in count and in time: it yields to the loop after ``DRAIN_BATCH``
+datagrams or ``DRAIN_SLICE`` seconds (measured with ``time.monotonic``), whichever comes first, so datagrams
+that are costly to process (handshake initiations: two Diffie-Hellman each) cannot hold the loop, and RPC
+and timers wait at most one slice plus one datagram. The socket stays readable: the loop calls again.
 """
 
 from __future__ import annotations
@@ -15,13 +20,15 @@ import asyncio
 import errno
 import socket
 import struct
+import time
 from dataclasses import dataclass, field
 from typing import Callable
 
 Address = tuple[str, int]
 BUFFER_BYTES = 4 << 20
 MAX_DATAGRAM = 65535
-DRAIN_BATCH = 256  # datagrams read per wake-up before yielding to the loop
+DRAIN_BATCH = 256  # datagrams read per wake-up before yielding to the loop ...
+DRAIN_SLICE = 0.005  # ... or seconds spent, whichever comes first
 SOL_UDP, UDP_SEGMENT, UDP_GRO = 17, 103, 104
 GSO_MAX_SEGMENTS = 64  # per sendmsg (the kernel's UDP_MAX_SEGMENTS on older kernels)
 GSO_MAX_BYTES = 60000  # per sendmsg: within one 64 KB GSO packet with headers
@@ -58,6 +65,7 @@ class UdpStats:
     sent: int = 0
     send_errors: int = 0
     send_would_block: int = 0
+    slices_used: int = 0  # wake-ups that ended because DRAIN_SLICE ran out
     last_error: str = ""
     errors_by_kind: dict[str, int] = field(default_factory=dict)
 
@@ -128,6 +136,7 @@ class UdpEndpoints:
         buf = self._buf
         on = self.on_datagram
         n = 0
+        until = time.monotonic() + DRAIN_SLICE
         while n < DRAIN_BATCH:
             try:
                 size, anc, _flags, addr = sock.recvmsg_into([buf], _GRO_CMSG)
@@ -150,6 +159,9 @@ class UdpEndpoints:
             else:
                 n += 1
                 on(bytes(buf[:size]), src, local)
+            if time.monotonic() >= until:
+                self.stats.slices_used += 1
+                break
         self.stats.received += n
         if n:
             self.on_batch()
