@@ -226,6 +226,24 @@ def members(mesh: "Mesh") -> tuple[MemberView, ...]:
     return tuple(out)
 
 
+def names(mesh: "Mesh") -> list[tuple[NodeId, str]]:
+    """(node, the name it gives itself): every member known by its record, then every peer (its record's name
+    first, as ``PeerView.name``): what a name directory needs, without the cost of full peer views (it is
+    rebuilt as peers come and go)."""
+    return [(m.node, m.name) for m in members(mesh)] + [(p.node, p.name) for p in mesh.table]
+
+
+def peer_counts(mesh: "Mesh") -> tuple[int, int, int]:
+    """(peers, connected ones, connected on a direct or punched path), without building peer views."""
+    total = connected = direct = 0
+    for p in mesh.table:
+        total += 1
+        if p.connected:
+            connected += 1
+            direct += mesh.path_kind(p) in ("direct", "punched")
+    return total, connected, direct
+
+
 def node_view(mesh: "Mesh", now: float) -> NodeView:
     return NodeView(
         node_id=mesh.node_id, name=mesh.name,

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
 from ..core import events as ev
+from ..core import views as core_views
 from ..core.errors import InviteError, UsageError
 from ..core.ids import MIN_PREFIX, NetworkId, NodeId
 from ..core.views import NetworkView
@@ -134,8 +135,15 @@ class DaemonAPI:
             self.hub.publish(mapped[0], **mapped[1])
         if isinstance(e, (ev.PeerConnected, ev.PeerDisconnected, ev.NetworkJoined, ev.NetworkLeft, ev.HandshakeFailed)):
             self.changed()
-        if isinstance(e, (ev.PeerDiscovered, ev.PeerConnected, ev.NetworkJoined, ev.NetworkLeft)):
-            self._directory = None  # someone new (or a name) to know
+        if isinstance(e, (ev.PeerDiscovered, ev.NetworkJoined, ev.NetworkLeft)) or (
+                isinstance(e, ev.PeerConnected) and self._named(e.network, e.peer)):
+            self._directory = None  # someone new (or a name) to know (a peer with no name changes no name shown)
+
+    def _named(self, network: NetworkId, node: NodeId) -> bool:
+        """Whether a peer gives itself a name (its record, or what was applied from it): a connection of one
+        without (a flood of fresh identities, say) need not rebuild the directory."""
+        rec, peer = self.node.core.record_of(network, node), self.node.core.table.get(network, node)
+        return bool(rec is not None and rec.name or peer is not None and peer.name)
 
     def changed(self) -> None:
         for cb in self.hooks.status_changed:
@@ -147,10 +155,12 @@ class DaemonAPI:
         fresh; event mapping reuses one at most a second old (or until a peer or network comes or goes)."""
         now = time.monotonic()
         if fresh or view is not None or self._directory is None or now - self._directory_at > 1.0:
-            v = view or self.node.snapshot()
-            gossiped = [(p.node, p.name) for p in v.peers] + [(m.node, m.name) for m in v.members]
-            known = {p.node for p in v.peers} | {m.node for m in v.members}
-            self._directory, self._directory_at = names.build(gossiped, self.names, known, v.node_id), now
+            # from the names alone, not a full snapshot: this runs for every peer that comes (a flood of fresh
+            # identities made it quadratic: issue 12, fault 1)
+            gossiped = ([(p.node, p.name) for p in view.peers] + [(m.node, m.name) for m in view.members]
+                        if view is not None else core_views.names(self.node.core))
+            self._directory = names.build(gossiped, self.names, {n for n, _ in gossiped}, self.node.node_id)
+            self._directory_at = now
         return self._directory
 
     def name_of(self, node: NodeId) -> str:

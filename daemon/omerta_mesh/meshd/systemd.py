@@ -4,7 +4,9 @@
 datagram each to ``$NOTIFY_SOCKET`` (a path, or an abstract socket when it starts with '@'), encoded as
 UTF-8 (the ``sdnotify`` package drops non-Latin-1 text; we do not use it). Without ``NOTIFY_SOCKET`` every
 call is a no-op. The watchdog interval is half of ``$WATCHDOG_USEC`` when ``$WATCHDOG_PID`` is unset or
-ours.
+ours. ``STATUS=``, ``WATCHDOG=1`` and ``STOPPING=1`` never wait (``MSG_DONTWAIT``): when the receiver's queue is full the
+datagram is dropped and counted (``dropped``), so a receiver that does not read cannot stop the event loop
+(``STATUS`` follows every peer that comes and goes: a flood of them filled a test's queue and froze the daemon).
 
 Logging: journald with structured fields through ``systemd-python`` when it is installed and stderr is
 connected to the journal; otherwise stderr, with a ``<N>`` syslog priority prefix when journald reads
@@ -34,6 +36,7 @@ class Notifier:
             self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
         self._status: str | None = None
         self._watchdog: float | None = None
+        self.dropped = 0  # STATUS/WATCHDOG datagrams dropped because the receiver's queue was full
         usec, pid = env.get("WATCHDOG_USEC", ""), env.get("WATCHDOG_PID", "")
         if usec.isdigit() and int(usec) > 0 and (not pid or pid == str(os.getpid())):
             self._watchdog = int(usec) / 1e6 / 2
@@ -46,12 +49,16 @@ class Notifier:
     def watchdog_interval(self) -> float | None:
         return self._watchdog if self.enabled else None
 
-    def notify(self, *fields: str) -> bool:
+    def notify(self, *fields: str, wait: bool = True) -> bool:
+        """Send one notification; ``wait=False``: drop it (counted) rather than block when the queue is full."""
         if self.sock is None:
             return False
         try:
-            self.sock.sendto("\n".join(fields).encode("utf-8"), self.address)
+            self.sock.sendto("\n".join(fields).encode("utf-8"), 0 if wait else socket.MSG_DONTWAIT, self.address)
             return True
+        except BlockingIOError:
+            self.dropped += 1
+            return False
         except OSError as e:
             log.debug("sd_notify to %s failed: %s", self.address.replace("\0", "@"), e)
             return False
@@ -61,9 +68,8 @@ class Notifier:
         self.notify("READY=1", f"STATUS={status}", f"MAINPID={os.getpid()}")
 
     def status(self, text: str) -> None:
-        if text != self._status:
+        if text != self._status and self.notify(f"STATUS={text}", wait=False):  # (dropped: sent again at the next push)
             self._status = text
-            self.notify(f"STATUS={text}")
 
     def reloading(self) -> None:
         self.notify("RELOADING=1", f"MONOTONIC_USEC={time.monotonic_ns() // 1000}", "STATUS=reloading the configuration")
@@ -73,10 +79,10 @@ class Notifier:
         self.notify("READY=1", f"STATUS={status}")
 
     def stopping(self) -> None:
-        self.notify("STOPPING=1", "STATUS=stopping: telling peers and saving state")
+        self.notify("STOPPING=1", "STATUS=stopping: telling peers and saving state", wait=False)
 
     def watchdog(self) -> None:
-        self.notify("WATCHDOG=1")
+        self.notify("WATCHDOG=1", wait=False)
 
     def close(self) -> None:
         if self.sock is not None:

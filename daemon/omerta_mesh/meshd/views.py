@@ -12,6 +12,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ..core import events as ev
+from ..core import views as core_views
 from ..core.ids import NetworkId
 from ..core.nat.classify import Allocation, explain_pair
 from ..core.peers.paths import PathId, ViaRelay
@@ -121,7 +122,10 @@ def networks(view: NodeView, vnet: Any = None) -> list[s.NetworkInfo]:
 
 
 def peer_counts(api: "DaemonAPI", view: NodeView | None = None) -> s.PeerCounts:
-    peers = (view or api.node.snapshot()).peers
+    if view is None:  # counted in the core: no snapshot (this runs at every status push, as peers come and go)
+        total, connected_n, direct_n = core_views.peer_counts(api.node.core)
+        return s.PeerCounts(total, connected_n, direct_n, connected_n - direct_n)
+    peers = view.peers
     connected = [p for p in peers if p.connected]
     direct = sum(1 for p in connected if p.path_kind in ("direct", "punched"))
     return s.PeerCounts(len(peers), len(connected), direct, len(connected) - direct)
@@ -130,8 +134,7 @@ def peer_counts(api: "DaemonAPI", view: NodeView | None = None) -> s.PeerCounts:
 def status_text(api: "DaemonAPI", view: NodeView | None = None) -> str:
     if api.stopping:
         return "stopping: telling peers and saving state"
-    view = view or api.node.snapshot()
-    nets = len(view.networks)
+    nets = len(view.networks) if view is not None else len(api.node.core.networks)
     if nets == 0:
         return "no networks: create one with `omertactl network create` or join with an invite"
     c = peer_counts(api, view)
