@@ -165,6 +165,7 @@ class Daemon:
         self.api.hooks.reload = self.reload
         self.api.hooks.shutdown = self.stop
         self.api.hooks.status_changed.append(self._status_changed)
+        self.api.counter_sources.append(lambda: {"systemd.notify_dropped": self.notifier.dropped})
         loop = asyncio.get_running_loop()
         self.tasks.append(loop.create_task(self.api.pump_events()))
         await asyncio.sleep(0)  # the pump is subscribed before the node reports its first events
