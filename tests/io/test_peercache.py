@@ -87,7 +87,7 @@ async def test_saves_are_coalesced_spaced_written_in_a_thread_and_skipped_when_u
     assert len(rec.writes) == 1 and rec.writes[0][0] != threading.current_thread().name  # not on the loop's thread
     assert json.loads(rec.store.peers_path.read_text())["peers"] == docs[0]["peers"]
     saves.changed()  # nothing new: no write
-    await wait_for(lambda: counts.get("peer_cache.unchanged") == 1)
+    await wait_for(lambda: counts.get("peer_cache.unchanged", 0) >= 1)
     assert len(rec.writes) == 1
     docs.append({"peers": []})
     saves.changed()
@@ -97,6 +97,20 @@ async def test_saves_are_coalesced_spaced_written_in_a_thread_and_skipped_when_u
     saves.changed()  # closed: nothing more is scheduled
     await asyncio.sleep(0.1)
     assert len(rec.writes) == 2
+
+
+async def test_a_peer_that_proves_itself_after_the_save_is_saved_by_the_look_after_the_change(tmp_path: Path) -> None:
+    rec = Recorder(tmp_path, asyncio.get_running_loop())
+    counts: dict[str, int] = {}
+    docs: list[dict] = [{"peers": []}]
+    saves = PeerCacheSaves(rec.store, lambda: docs[-1], lambda k: counts.__setitem__(k, counts.get(k, 0) + 1),
+                           delay=0.2, interval=0.05)
+    saves.changed()  # a PeerConnected: saved at once (the newcomer is not proven yet: not in it)
+    await wait_for(lambda: counts.get("peer_cache.saved") == 1)
+    docs.append({"peers": [{"network": "n", "node": "a", "endpoints": [["127.0.0.1", 1]]}]})  # proven: no event says so
+    await wait_for(lambda: counts.get("peer_cache.saved") == 2)
+    assert json.loads(rec.store.peers_path.read_text())["peers"] == docs[-1]["peers"]
+    await saves.close()
 
 
 async def test_a_failed_write_goes_to_the_stores_retries_and_nothing_raises_into_the_loop(tmp_path: Path) -> None:

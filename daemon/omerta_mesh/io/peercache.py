@@ -5,13 +5,15 @@ cache itself; ``core/peers/table.py``), never one that only completed a handshak
 key can make one per fresh identity). At most ``PEER_CACHE_MAX`` entries: connected peers first, then by their
 last handshake, newest first. A restart restores at most that many, so an old cache cannot flood the start.
 
-When: ``PeerCacheSaves.changed()`` (on every PeerConnected) arms one timer: the save runs ``SAVE_DELAY``
-seconds later (a burst of connections is one save, and a newcomer has had time to prove itself), and at most
-once per ``SAVE_INTERVAL``. The document is built on the loop (a walk of the peer table, bounded by its
-limits), skipped when it is what was last written, and written in a thread (``run_in_executor``: the two
-fsyncs of ``atomic_write`` never block the loop), one write at a time. A write the disk refuses
-(``StateNotSaved``) goes to ``StateStore.background``, which counts it and tries again with back-off; while
-such a retry waits, later saves only replace what it will write. Nothing here ever raises into the loop.
+When: ``PeerCacheSaves.changed()`` (on every PeerConnected) arms one timer: the save runs at once, or when
+``SAVE_INTERVAL`` has passed since the last write (at most one write per interval: a burst of connections is
+one save), and once more at least ``SAVE_DELAY`` after the last change (a peer that connected as responder
+proves itself with its first frame, a round trip later: no event says so). The document is built on the loop
+(a walk of the peer table, bounded by its limits), skipped when it is what was last written, and written in
+a thread (``run_in_executor``: the two fsyncs of ``atomic_write`` never block the loop), one write at a time.
+A write the disk refuses (``StateNotSaved``) goes to ``StateStore.background``, which counts it and tries
+again with back-off; while such a retry waits, later saves only replace what it will write. Nothing here
+ever raises into the loop.
 Counters (the core's, shown by ``status.get``): ``peer_cache.saved``, ``peer_cache.unchanged`` (a save
 skipped: nothing new), ``peer_cache.failed`` (any other failure, logged).
 """
@@ -27,8 +29,8 @@ from ..core.peers.peer import Peer
 from .store import StateNotSaved, StateStore
 
 PEER_CACHE_MAX = 512  # entries written, and restored at start
-SAVE_DELAY = 2.0  # seconds from the first change to its save
-SAVE_INTERVAL = 10.0  # seconds between two saves at least
+SAVE_DELAY = 2.0  # seconds after the last change: one more look (the newcomers have proved themselves)
+SAVE_INTERVAL = 5.0  # seconds between two writes at least
 WHAT = "peer cache"  # its name for StateStore.background (retries after a failed write)
 log = logging.getLogger("omerta_mesh.io.peercache")
 
@@ -59,20 +61,32 @@ class PeerCacheSaves:
         self._again = False  # a save fell due while a write was in flight
         self._written: dict[str, Any] | None = None  # the document last written
         self._last = float("-inf")  # loop time of the last write started
+        self._changed_at = float("-inf")  # loop time of the last change
         self._closed = False
 
     def changed(self) -> None:
         """Something the cache records may have changed: save it soon (one timer, however many changes)."""
-        if self._timer is not None or self._closed:
+        if self._closed:
             return
-        loop = asyncio.get_running_loop()
-        self._timer = loop.call_at(max(loop.time() + self.delay, self._last + self.interval), self._due)
+        self._changed_at = asyncio.get_running_loop().time()
+        self._arm(self._changed_at)
+
+    def _arm(self, at: float) -> None:
+        if self._timer is None and not self._closed:
+            loop = asyncio.get_running_loop()
+            self._timer = loop.call_at(max(at, self._last + self.interval), self._due)
 
     def _due(self) -> None:
         self._timer = None
         if self._writing is not None:
             self._again = True
             return
+        self._save()
+        now = asyncio.get_running_loop().time()
+        if now < self._changed_at + self.delay:  # one more look once the newcomers have proved themselves
+            self._arm(self._changed_at + self.delay)
+
+    def _save(self) -> None:
         try:
             doc = self._doc()
         except Exception:  # a bug: never into the loop
@@ -104,7 +118,7 @@ class PeerCacheSaves:
             self._count("peer_cache.failed")
         if self._again:
             self._again = False
-            self.changed()
+            self._arm(asyncio.get_running_loop().time())
 
     def write_now(self) -> None:
         """Build and write the cache on the calling thread (the store's retries, and the last save at stop).
