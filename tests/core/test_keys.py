@@ -14,6 +14,7 @@ from omerta_mesh.core.entropy import SeededEntropy
 from omerta_mesh.core.ids import NodeId
 from omerta_mesh.core.keys import (
     Identity,
+    binds_x25519,
     decode_identity,
     ed25519_public_to_x25519,
     encode_identity,
@@ -232,3 +233,27 @@ def _malformed() -> list[tuple[str, object, str]]:
 def test_identity_file_malformed(name: str, data: object, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         decode_identity(data)  # type: ignore[arg-type]
+
+
+# --- the handshake's cheap binding check ----------------------------------------------------------------------
+
+
+@settings(max_examples=100)
+@given(seeds, seeds)
+def test_binding_check_agrees_with_the_conversion(seed_a: bytes, seed_b: bytes) -> None:
+    """binds_x25519 (no inversion) accepts exactly the X25519 form of the same key, never another's."""
+    a, b = Identity.from_seed(seed_a), Identity.from_seed(seed_b)
+    xa = a.x25519_private.public_key().public_bytes_raw()
+    assert binds_x25519(a.public, xa)
+    assert binds_x25519(a.public, ed25519_public_to_x25519(a.public))
+    assert binds_x25519(b.public, xa) == (seed_a == seed_b)
+    flipped = bytes([xa[0] ^ 1]) + xa[1:]
+    assert not binds_x25519(a.public, flipped)
+
+
+def test_binding_check_refuses_non_canonical_and_short_input() -> None:
+    a = Identity.from_seed(bytes(32))
+    xa = a.x25519_private.public_key().public_bytes_raw()
+    u = int.from_bytes(xa, "little")
+    assert not binds_x25519(a.public, (u + P).to_bytes(32, "little"))  # the same u, not reduced
+    assert not binds_x25519(a.public[:31], xa) and not binds_x25519(a.public, xa[:31])

@@ -45,6 +45,7 @@ class DropReason(enum.Enum):
     COOKIE_REQUIRED = "cookie_required"
     BAD_COOKIE_REPLY = "bad_cookie_reply"
     RATE_LIMITED = "rate_limited"
+    BAD_IDENTITY = "bad_identity"  # a peer's node id is no valid Ed25519 key (small order, outside the subgroup)
     DH_BUDGET = "dh_budget"  # the global Diffie-Hellman budget for initiations is spent for this moment
     HANDSHAKE_FAILED = "handshake_failed"
     HANDSHAKE_REPLAY = "handshake_replay"

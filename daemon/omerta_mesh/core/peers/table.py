@@ -101,8 +101,10 @@ class PeerTable:
             self._count[k[0]] -= 1
         if self._unproven.get(k) is peer:
             del self._unproven[k]
-        for idx in [i for i, (p, _) in self._index.items() if p is peer]:
-            del self._index[idx]
+        mine = [s.local_index for s in peer.sessions()] + ([peer.pending.local_index] if peer.pending is not None else [])
+        for idx in mine:  # (the peer's own indexes, not a walk over every index: eviction runs per fresh identity)
+            if self._index.get(idx, (None, None))[0] is peer:
+                del self._index[idx]
 
     def count(self, network: NetworkId) -> int:
         return self._count.get(network.raw, 0)

@@ -45,6 +45,7 @@ class Sessions:
         self.wall_offset = wall_offset
         self.audit = audit
         self._remote: dict[int, list[Session]] = {}  # remote index -> live sessions under it
+        self._remote_of: dict[int, int] = {}  # local index -> its session's remote index (forget in O(1))
         # sessions forgotten since the driver last took datagrams: packets already queued under them (a CLOSE
         # sent by leave(), say) must still pass the audit (kept only with the audit on)
         self.retired: list[Session] = []
@@ -146,7 +147,9 @@ class Sessions:
             raise WireError(plain)
         if session is peer.next:
             self.forget(peer, peer.confirm_next())
-        if not peer.proven:  # its first transport frame: no longer evicted first, and worth persisting
+        if not peer.proven:  # its first transport frame: no longer evicted first, and worth persisting,
+            if self.hs.x25519_of(peer.node.raw) is None:  # if its node id is a valid key (the handshake checked
+                raise WireError(DropReason.BAD_IDENTITY)  # only that it binds the Noise key: keys.binds_x25519)
             self.table.prove(peer)
         return peer, plain
 
@@ -163,12 +166,16 @@ class Sessions:
     def forget(self, peer: Peer, indexes: list[int]) -> None:
         """Sessions (by local index) that are gone: their indexes are free, the audit stops expecting them."""
         self.table.release(*indexes)
-        for lst in self._remote.values():
+        for idx in indexes:
+            remote = self._remote_of.pop(idx, None)
+            lst = self._remote.get(remote) if remote is not None else None
+            if lst is None:
+                continue
             if self.audit:
-                self.retired += [s for s in lst if s.local_index in indexes]
-            lst[:] = [s for s in lst if s.local_index not in indexes]
-        for k in [k for k, v in self._remote.items() if not v]:
-            del self._remote[k]
+                self.retired += [s for s in lst if s.local_index == idx]
+            lst[:] = [s for s in lst if s.local_index != idx]
+            if not lst:
+                del self._remote[remote]  # type: ignore[arg-type]
 
     def on_handshake(self, data: bytes, src: PathId, local: Address | None, now: float, networks: Mapping[bytes, Network],
                      out: Outbox) -> Completed | CookieReply | None:
@@ -206,6 +213,7 @@ class Sessions:
         if done.dropped:
             self.forget(peer, [s.local_index for s in done.dropped])
         self._remote.setdefault(session.remote_index, []).append(session)
+        self._remote_of[session.local_index] = session.remote_index
         peer.handshake_started_at = None
         self.links.heard(peer, done.src, now, out)
         if peer.probe_at is None:
