@@ -29,8 +29,8 @@ from ..core.peers.peer import Peer
 from .store import StateNotSaved, StateStore
 
 PEER_CACHE_MAX = 512  # entries written, and restored at start
-SAVE_DELAY = 2.0  # seconds after the last change: one more look (the newcomers have proved themselves)
-SAVE_INTERVAL = 5.0  # seconds between two writes at least
+SAVE_DELAY = 0.5  # seconds after the last change: one more look (the newcomers have proved themselves)
+SAVE_INTERVAL = 1.0  # seconds between two writes at least (a peer that connects is in the file within about this)
 WHAT = "peer cache"  # its name for StateStore.background (retries after a failed write)
 log = logging.getLogger("omerta_mesh.io.peercache")
 
