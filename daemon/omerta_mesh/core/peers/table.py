@@ -47,6 +47,9 @@ class PeerTable:
         self._index: dict[int, tuple[Peer, Session | None]] = {}
 
     # ---- peers
+    def by_key(self, key: tuple[bytes, bytes]) -> Peer | None:
+        return self._peers.get(key)
+
     def get(self, network: NetworkId, node: NodeId) -> Peer | None:
         return self._peers.get((network.raw, node.raw))
 

@@ -11,8 +11,8 @@ the responder is under load for everyone), with a reserve (``handshake_dh_reserv
 initiation from the address of a peer proven by authenticated traffic may spend, so a flood of fresh
 identities cannot starve the rekeys of peers we talk to; then Noise (two DH); the claimed identity against
 the static key Noise authenticated (``keys.binds_x25519``: two multiplications; whether the node id is a
-valid key at all costs ~1.5 ms, so ``Sessions.decrypt`` checks it once, when the peer first proves itself); the timestamp against the greatest seen from that peer (replay); and the
-simultaneous-initiation tie-break.
+valid key at all costs ~1.5 ms, so ``Sessions.decrypt`` checks it once, when the peer first proves itself);
+the timestamp against the greatest seen from that peer (replay); and the simultaneous-initiation tie-break.
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ class Handshakes:
         self.limiter = RateLimiter(config.handshake_rate_per_source, config.handshake_burst_per_source, config.rate_limit_table_size)
         self.dh_budget = TokenBucket(config.handshake_dh_per_second, config.handshake_dh_burst)
         self.dh_reserve = TokenBucket(config.handshake_dh_reserved_per_second, config.handshake_dh_reserved_per_second)
-        self._sources: OrderedDict[tuple[str, int], Peer] = OrderedDict()  # where handshakes came from, bounded
+        self._sources: OrderedDict[tuple[str, int], tuple[bytes, bytes]] = OrderedDict()  # address -> peer key, bounded
         self._x_cache: dict[bytes, bytes] = {}
         self._s_priv = identity.x25519_private
         self._mac1_keys: dict[bytes, bytes] = {}  # network id -> mac1 key for messages to us
@@ -309,13 +309,14 @@ class Handshakes:
     def _proven_source(self, src: PathId) -> bool:
         """``src`` is where a handshake of a peer still in the table came from, and that peer has since sent
         authenticated transport traffic (a rekey of someone we talk to, not a fresh identity)."""
-        peer = self._sources.get(path_key(src))
-        return peer is not None and peer.stats.packets_in > 0 and self.table.get(peer.network.id, peer.node) is peer
+        key = self._sources.get(path_key(src))
+        peer = self.table.by_key(key) if key is not None else None
+        return peer is not None and peer.proven and peer.stats.packets_in > 0
 
     def _complete(self, peer: Peer, session: Session, reply: bytes | None, src: PathId, incarnation: int, now: float) -> Completed:
         key = path_key(src)
         self._sources.pop(key, None)
-        self._sources[key] = peer
+        self._sources[key] = peer.key  # (a key, not the peer: an evicted peer must not stay in memory here)
         if len(self._sources) > self.cfg.rate_limit_table_size:
             self._sources.popitem(last=False)
         restarted = peer.remote_incarnation is not None and peer.remote_incarnation != incarnation
