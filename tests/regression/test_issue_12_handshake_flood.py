@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import random
 
-from helpers import Pair
+from helpers import A_ADDR, B_ADDR, Pair
 from omerta_mesh.core import events as ev
 from omerta_mesh.core.config import CoreConfig
 from omerta_mesh.core.wire import handshake as hw
+from omerta_mesh.core.wire.packet import PacketType
 
 SOURCES = [(f"203.0.113.{i % 250 + 1}", 40000 + i) for i in range(200)]
 
@@ -102,3 +103,24 @@ def test_a_peer_we_talk_to_rekeys_and_keeps_talking_through_the_flood() -> None:
     assert not p.of(p.b, ev.HandshakeFailed) and not p.of(p.b, ev.PeerDisconnected)
     got = [e.data for e in p.of(p.a, ev.ChannelMessage)]
     assert got == sent
+
+
+def test_an_unproven_initiator_gets_no_records_until_it_speaks() -> None:
+    """A completed handshake from an identity we did not add gets only the handshake response: our gossip
+    sync (records, KB) waits for its first transport frame, so a spoofed source cannot make us reflect records
+    at a victim. The newcomer still learns the network at once: its own sync is answered."""
+    p = Pair("flood-greet")
+    net = p.a.create_network("test", p.now)
+    invite = p.a.invite(net.id, [A_ADDR])
+    p.b.join(invite, p.now)
+    init = [d for _, _, d in p.b.datagrams_to_send()]
+    assert init and init[0][0] == PacketType.HANDSHAKE_INIT
+    p.a.receive_datagram(init[0], B_ADDR, None, p.now)
+    a_out = [d for _, _, d in p.a.datagrams_to_send()]
+    assert a_out[0][0] == PacketType.HANDSHAKE_RESP
+    assert p.a.counters["gossip.sync_sent"] == 0  # nothing of our records yet
+    for d in a_out:  # B gets the response; it greets A, which answers
+        p.b.receive_datagram(d, A_ADDR, None, p.now)
+    p.run()
+    assert p.a.counters["gossip.sync_sent"] >= 1 or p.a.counters["gossip.records_accepted"] >= 1
+    assert p.of(p.b, ev.PeerConnected) and p.b.find_peer(p.a.node_id) is not None

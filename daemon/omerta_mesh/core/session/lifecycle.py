@@ -225,7 +225,8 @@ class Sessions:
         if not peer.connected:
             self.links.connected(peer, now, out)
             out.event(ev.PeerConnected(peer.network.id, peer.node, done.src, session.initiator))
-            self.gossip.greet(peer, out)  # a newcomer learns the network at once
+            if peer.proven or session.initiator:  # a newcomer learns the network at once; not an unproven
+                self.gossip.greet(peer, out)  # initiator (a spoofed source would get our records): its own sync
         else:
             out.event(ev.SessionRekeyed(peer.network.id, peer.node))
         if session.initiator:
