@@ -99,7 +99,7 @@ class MeshNode:
         self._room_timer: asyncio.TimerHandle | None = None
         self._handlers: dict[str, Handler] = {}
         self._waiters: dict[tuple[str, int], asyncio.Future] = {}
-        self._connected: dict[bytes, asyncio.Event] = defaultdict(asyncio.Event)
+        self._connected: dict[bytes, tuple[asyncio.Event, int]] = {}  # (event, waiters): only nodes someone awaits
         self._room = asyncio.Event()
         self._tasks: set[asyncio.Task] = set()
 
@@ -397,10 +397,18 @@ class MeshNode:
     async def wait_connected(self, node: NodeId, timeout: float = 10.0) -> None:
         if self.is_connected(node):
             return
+        event, waiters = self._connected.get(node.raw, (asyncio.Event(), 0))
+        self._connected[node.raw] = (event, waiters + 1)
         try:
-            await asyncio.wait_for(self._connected[node.raw].wait(), timeout)
+            await asyncio.wait_for(event.wait(), timeout)
         except asyncio.TimeoutError:
             raise TimeoutError(f"no session with {node.short()} after {timeout:g} s: is it running and reachable?") from None
+        finally:  # (kept only while awaited: one per fresh identity of a handshake flood leaked ~1 KB each)
+            event, waiters = self._connected[node.raw]
+            if waiters > 1:
+                self._connected[node.raw] = (event, waiters - 1)
+            else:
+                del self._connected[node.raw]
 
     # ------------------------------------------------------------------ messages
     async def send(self, peer: NodeId, channel: str, data: bytes, network: NetworkId | None = None, wait: bool = False) -> int:
@@ -486,11 +494,13 @@ class MeshNode:
         for q in self._event_queues:
             _offer(q, e)
         if isinstance(e, ev.PeerConnected):
-            self._connected[e.peer.raw].set()
+            if (w := self._connected.get(e.peer.raw)) is not None:
+                w[0].set()
             if self._peer_saves is not None:  # debounced, off the loop (io/peercache.py): never a write per event
                 self._peer_saves.changed()
         elif isinstance(e, ev.PeerDisconnected):
-            self._connected[e.peer.raw].clear()
+            if (w := self._connected.get(e.peer.raw)) is not None:
+                w[0].clear()
         elif isinstance(e, ev.MessageDelivered):
             self._resolve("msg", e.message_id)
             self._room.set()
