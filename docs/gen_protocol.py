@@ -19,6 +19,7 @@ MODULES = [
     ("Handshake messages", "omerta_mesh.core.wire.handshake"),
     ("In-session frames", "omerta_mesh.core.wire.frames"),
     ("Invite strings", "omerta_mesh.core.wire.invite"),
+    ("Stream messages", "omerta_mesh.core.wire.streams"),
 ]
 
 INTRO = """# omerta-mesh wire protocol (version 1)

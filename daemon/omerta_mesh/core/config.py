@@ -38,6 +38,9 @@ class CoreConfig:
     reassembly_total_bytes: int = 32 << 20
     request_timeout: float = 10.0
     max_pending_requests: int = 1024
+    stream_window: int = 131072  # bytes a stream's receiver lets its sender have in flight (core/streams.py)
+    max_streams_per_peer: int = 64  # open streams with one peer (both directions)
+    max_streams: int = 1024  # open streams in total
     max_events: int = 100_000  # events the caller has not yet pulled; oldest dropped beyond this
     max_ip_queue: int = 4096  # received IP packets (core/ipframes.py) the driver has not drained; dropped beyond
     # --- peers --------------------------------------------------------------------------------------------

@@ -72,3 +72,6 @@ class DropReason(enum.Enum):
     IP_UNROUTED = "ip_unrouted"  # an IP frame for a network without a TUN here, or to an address nobody owns
     IP_SPOOFED = "ip_spoofed"  # an IP frame whose inner source is not the sending peer's assigned address
     IP_QUEUE_FULL = "ip_queue_full"  # received IP packets the driver had not written yet hit their bound
+    STREAM_UNKNOWN = "stream_unknown"  # a stream message for a stream id we do not have (answered with a reset)
+    STREAM_OVERRUN = "stream_overrun"  # stream data beyond the credit we granted, or after its close (reset)
+    STREAM_LIMIT = "stream_limit"  # a stream opened past the per-peer or total stream limit (refused with a reset)

@@ -170,3 +170,50 @@ class NatChanged(Event):
     """Our NAT verdict changed (see ``Mesh.nat_verdict()`` for the evidence)."""
 
     label: str
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEvent(Event):
+    """Something about a byte stream (``core/streams.py``); the host's stream layer takes these, not subscribers."""
+
+    network: NetworkId
+    peer: NodeId
+    stream: int
+
+
+@dataclass(frozen=True, slots=True)
+class StreamRequested(StreamEvent):
+    """The peer asks to open a stream to our local ``port``: the host answers ``Streams.accept`` or ``reset``."""
+
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class StreamAccepted(StreamEvent):
+    """The peer accepted a stream we opened: data may flow."""
+
+
+@dataclass(frozen=True, slots=True)
+class StreamData(StreamEvent):
+    """Bytes in order; the host calls ``Streams.consumed`` once it has passed them on (that grants credit)."""
+
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class StreamCredit(StreamEvent):
+    """The peer granted credit: ``available`` bytes may be sent now."""
+
+    available: int
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEnded(StreamEvent):
+    """The peer will send no more (half-close); we may still send until we close."""
+
+
+@dataclass(frozen=True, slots=True)
+class StreamReset(StreamEvent):
+    """The stream is gone both ways: refused, reset by either side, or its peer went away."""
+
+    reason: str

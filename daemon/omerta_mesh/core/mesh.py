@@ -40,9 +40,11 @@ from .relay.server import RelayServer
 from .session.handshakes import Completed, CookieReply, Handshakes
 from .session.lifecycle import Sessions
 from .session.messages import Messages
+from .streams import Streams
 from .timers import DeadlineQueue, PeerTimer, Timer
 from .wire import control as cw
 from .wire import frames as fw
+from .wire import streams as sw
 from .wire.packet import TRANSPORT_HEADER, TRANSPORT_OVERHEAD
 from .wire.records import AddrClaim, PeerRecord
 
@@ -94,11 +96,13 @@ class Mesh:
         self._control_handlers: dict[str, Callable[[Peer, str, bytes, float], None]] = {
             "gossip.sync": self._on_gossip, "gossip.records": self._on_gossip, "gossip.want": self._on_gossip,
             "punch.candidates": self._on_candidates,
+            **dict.fromkeys(sw.NAMES, lambda p, n, body, now: self._run(now, lambda out: self.streams.receive(p, n, body, now, out))),
             "nat.test": lambda p, _n, body, now: self._nat(now, lambda out: self.natside.tests.on_test(p, body, now, out)),
             "nat.ack": lambda p, _n, body, now: self._nat(now, lambda _out: self.natside.tests.on_ack(p, body, now))}
         self.messages = Messages(config, self.counters, config.max_datagram - TRANSPORT_OVERHEAD - RELAY_HEADROOM - fw.DATA_HEADER_LEN)
         self.sessions = Sessions(config, self.hs, self.table, self.links, self.messages, self.gossip, wall_offset,
                                  audit or strict_audit)  # the session lifecycle
+        self.streams = Streams(config, self.counters)  # byte streams to peers' local ports
         self.ip = IpFrames(self.counters, config.max_datagram - TRANSPORT_OVERHEAD - RELAY_HEADROOM - 1, config.max_ip_queue)
         self.members = Members(config, self.entropy, self.node_id, self.hs, self.table, self.gossip, self.links,
                                 self.sessions, self.punch)  # networks, membership, our address claims
@@ -126,8 +130,7 @@ class Mesh:
         self._events.append(e)
 
     def _send_raw(self, peer: Peer, data: bytes, dst: PathId | None, now: float, local: Address | None = None) -> None:
-        target = dst or peer.endpoint
-        if target is None:
+        if (target := dst or peer.endpoint) is None:
             return
         if isinstance(target, ViaRelay):
             out = Outbox()
@@ -173,6 +176,7 @@ class Mesh:
         result = fn(out)
         self._perform(out, now)
         return result
+    act = _run  # the host's commands to an owned part (``mesh.act(now, lambda out: mesh.streams.open(...))``)
 
     # ================================================================== networks and peers (core/membership.py)
     def create_network(self, name: str, now: float) -> Network:
@@ -296,7 +300,6 @@ class Mesh:
         def completed(out: Outbox) -> None:
             self.sessions.completed(done, now, out)
             self.members.relay_connected(done.peer, now, out)  # peers naming it as their relay: a path through it
-
         self._run(now, completed)
 
     # ================================================================== receive path
@@ -427,8 +430,7 @@ class Mesh:
 
     # ================================================================== send path
     def _send_frame(self, peer: Peer, frame: bytes, now: float) -> bool:
-        s = peer.sendable_session(now)
-        if s is None:
+        if (s := peer.sendable_session(now)) is None:
             return False
         self._send_raw(peer, s.encrypt(frame, now), None, now)
         return True
@@ -443,8 +445,7 @@ class Mesh:
             self.counters.inc("control.queue_full")
 
     def _on_control(self, peer: Peer, name: str, body: bytes, now: float) -> None:
-        handler = self._control_handlers.get(name)
-        if handler is None:
+        if (handler := self._control_handlers.get(name)) is None:
             self.counters.drop(DropReason.UNKNOWN_FRAME)
         else:
             handler(peer, name, body, now)
@@ -572,8 +573,7 @@ class Mesh:
         except UsageError:
             self.counters.inc("ip.tx_no_peer")
             return False
-        s = peer.sendable_session(now)
-        if s is None:
+        if (s := peer.sendable_session(now)) is None:
             peer.wanted = True
             if peer.pending is None:
                 self._initiate(peer, now)

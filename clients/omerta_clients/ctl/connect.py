@@ -1,0 +1,132 @@
+"""omertactl connect PEER PORT: a mesh stream to a port a peer exposes, spliced with stdin/stdout (a ProxyCommand).
+
+The daemon's stream socket (next to its JSON-RPC socket: ``meshd.sock`` -> ``meshd.streams.sock``) takes one
+request, frames as JSON-RPC's (4-byte big-endian length, JSON), and answers with the stream as a file
+descriptor (SCM_RIGHTS), or an error with its reason and fix. The bytes then flow between that descriptor
+and stdin/stdout, never through JSON-RPC. EOF on stdin half-closes the stream; the command ends when the
+peer has closed its side and stdin is done (or the stream is gone).
+"""
+
+from __future__ import annotations
+
+import argparse
+import array
+import json
+import os
+import select
+import socket
+import threading
+from pathlib import Path
+from typing import Any
+
+from ..errors import ClientError, RpcError
+from ..rpc import connect_error
+from .common import PEER_HELP, Ctx
+
+EXAMPLES = """\
+The peer must expose the port (`omertactl serve add PORT` on it); the daemon there connects the stream to
+its 127.0.0.1:PORT (or ::1). Opening a stream needs root or the omerta group, like every change.
+
+examples:
+  omertactl connect bravo 22                       talk to bravo's sshd on stdin/stdout
+  ssh -o ProxyCommand='omertactl connect %h %p' bravo
+  echo hello | omertactl connect bravo 7           (half-closes after the input, prints the answer)
+"""
+CHUNK = 65536
+
+
+def stream_socket(rpc_socket: str) -> str:
+    """The stream socket next to the daemon's JSON-RPC socket (the daemon's rule: meshd/streams.py)."""
+    p = Path(rpc_socket)
+    return str(p.with_name(p.stem + ".streams" + p.suffix))
+
+
+def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("connect", parents=[common], help="a stream to a peer's exposed port on stdin/stdout (ssh ProxyCommand)",
+                       description="Open a mesh stream to PORT on PEER and splice it with stdin/stdout.",
+                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("peer", metavar="PEER", help=PEER_HELP)
+    p.add_argument("port", metavar="PORT", type=int, help="the TCP port on the peer (it must be exposed there)")
+    p.add_argument("--network", metavar="NETWORK", help="the network, when the peer is in several")
+    p.set_defaults(func=run)
+
+
+def open_stream(sock_path: str, peer: str, port: int, network: str | None = None, timeout: float = 30.0) -> tuple[socket.socket, dict]:
+    """Ask the daemon for a stream: (the connected socket, the result); RpcError with the daemon's reason."""
+    path = stream_socket(sock_path)
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    try:
+        s.connect(path)
+    except OSError as e:
+        s.close()
+        raise connect_error(path, e) from None
+    try:
+        body = json.dumps({"peer": peer, "port": port, "network": network}).encode()
+        try:
+            s.sendall(len(body).to_bytes(4, "big") + body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the daemon answered (a refusal) and closed before reading: its answer is still there to read
+        buf, fds = b"", array.array("i")
+        while len(buf) < 4 or len(buf) < 4 + int.from_bytes(buf[:4], "big"):
+            data, anc, _flags, _addr = s.recvmsg(65536, socket.CMSG_SPACE(fds.itemsize))
+            for level, kind, raw in anc:
+                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                    fds.frombytes(raw[: len(raw) - len(raw) % fds.itemsize])
+            if not data:
+                raise ClientError(f"the daemon closed {path} without an answer", "see the daemon's log (journalctl -u omerta-meshd)")
+            buf += data
+        doc: Any = json.loads(buf[4:4 + int.from_bytes(buf[:4], "big")])
+    except socket.timeout:
+        raise ClientError(f"no answer on {path} within {timeout:g} s", "check the peer is running and reachable") from None
+    finally:
+        s.close()
+    if "error" in doc:
+        for fd in fds:
+            os.close(fd)
+        raise RpcError(doc["error"])
+    if not fds:
+        raise ClientError("the daemon answered without a stream", "check the daemon and omertactl versions match")
+    for fd in fds[1:]:
+        os.close(fd)
+    return socket.socket(fileno=fds[0]), doc["result"]
+
+
+def splice(sock: socket.socket, infd: int, outfd: int) -> None:
+    """stdin -> stream (EOF: half-close) and stream -> stdout, until the stream ended and stdin is done or the
+    stream is gone both ways."""
+    sock.setblocking(True)
+
+    def up() -> None:
+        try:
+            while data := os.read(infd, CHUNK):
+                sock.sendall(data)
+            sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    t = threading.Thread(target=up, daemon=True)
+    t.start()
+    try:
+        while data := sock.recv(CHUNK):
+            view = memoryview(data)
+            while view:
+                view = view[os.write(outfd, view):]
+    except OSError:
+        pass
+    try:
+        os.close(outfd)  # the reader sees EOF (ssh: the connection ended)
+    except OSError:
+        pass
+    poller = select.poll()
+    poller.register(sock.fileno(), 0)  # POLLHUP is always reported: the daemon closed its end
+    while t.is_alive():
+        if any(ev & (select.POLLHUP | select.POLLERR) for _, ev in poller.poll(200)):
+            break
+    sock.close()
+
+
+def run(ctx: Ctx, args: argparse.Namespace) -> int:
+    sock, _result = open_stream(ctx.socket, args.peer, args.port, args.network, max(ctx.timeout, 20.0))
+    splice(sock, 0, 1)
+    return 0

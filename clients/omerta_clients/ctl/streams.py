@@ -1,0 +1,36 @@
+"""omertactl streams: the open mesh streams (peer, port, direction, bytes, age)."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.console import RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from ..output import size
+from .common import Ctx, Json
+
+
+def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("streams", parents=[common], help="open mesh streams: peer, port, bytes, age",
+                       description="List the open mesh streams: out (opened here: omertactl connect, omerta-ssh) and in "
+                                   "(peers' streams to ports exposed here: omertactl serve).")
+    p.set_defaults(func=run)
+
+
+def table(streams: list[Json]) -> RenderableType:
+    if not streams:
+        return Text("no open streams")
+    t = Table(box=None, padding=(0, 2), pad_edge=False, header_style="bold")
+    for col in ("PEER", "PORT", "DIR", "ID", "IN", "OUT", "AGE"):
+        t.add_column(col, no_wrap=True, justify="right" if col in ("PORT", "ID", "IN", "OUT", "AGE") else "left")
+    for x in streams:
+        t.add_row(x["name"] or x["peer"][:12], str(x["port"]), x["direction"], str(x["stream"]), size(x["bytes_in"]),
+                  size(x["bytes_out"]), f"{x['age_s']:.0f}s")
+    return t
+
+
+def run(ctx: Ctx, args: argparse.Namespace) -> int:
+    ctx.emit(ctx.call("streams.list"), lambda r: table(r["streams"]))
+    return 0
