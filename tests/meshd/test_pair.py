@@ -103,13 +103,10 @@ def test_two_daemons_join_and_every_method_works_over_the_socket(daemon_factory,
     assert own["vnet"]["active"] is False and "enabled = false" in own["vnet"]["detail"]
     assert own["addresses"][0]["ipv4"].startswith("100.") and own["addresses"][0]["device"] is None
     assert theirs["addresses"][0]["ipv4"] == d0["ipv4"] != own["addresses"][0]["ipv4"] and theirs["node_id"] == a_id
-
-    # serve: no port exposed by default; add and remove change the set (streams: tests/clients/test_connect.py)
-    assert A("serve.list") == {"ports": [], "configured": []}
-    assert A("serve.add", port=2222) == {"port": 2222, "changed": True, "ports": [2222]}
-    assert A("serve.add", port=2222)["changed"] is False and A("serve.list")["ports"] == [2222]
-    assert A("serve.remove", port=2222) == {"port": 2222, "changed": True, "ports": []}
-    assert A("streams.list") == {"streams": []}
+    # A's SSH host keys (this host's /etc/ssh ones, if any), named by A's node id, also by its mesh IP
+    kh = B("ssh.known_hosts", peer=a_id)
+    assert kh["node_id"] == a_id and all(line.startswith(a_id + " ") for line in kh["lines"])
+    assert B("ssh.known_hosts", peer=d0["ipv4"]) == B("ssh.known_hosts", peer=d0["ipv6"]) == kh
 
     # channels: B opens its inbox, A sends (text and binary), B receives
     assert B("channel.receive", channel="chat")["messages"] == []

@@ -65,8 +65,8 @@ class IpRequest:
 
 
 @dataclass
-class ServeRequest:
-    port: int = arg(doc="a local TCP port", lo=1, hi=65535)
+class SshKnownHostsRequest:
+    peer: str = arg(doc=PEER_DOC + ", or one of its mesh IPs")
 
 
 @dataclass
@@ -239,33 +239,10 @@ class PeerDetail(PeerInfo):
 
 
 @dataclass
-class ServeListResult:
-    ports: list[int]  # the ports peers may open streams to now
-    configured: list[int]  # [serve] ports in the config (serve.add/remove change the set on top of it)
-
-
-@dataclass
-class StreamInfo:
-    peer: str  # node id
+class SshKnownHostsResult:
+    node_id: str  # the peer's node id: the HostKeyAlias omerta-ssh gives ssh, and the alias of every line
     name: str
-    port: int  # the port on the far side (out) or here (in)
-    stream: int  # the stream id (even: opened by the node with the smaller id)
-    direction: str  # "out": opened from here (omertactl connect); "in": a peer's stream to a port exposed here
-    bytes_in: int
-    bytes_out: int
-    age_s: float
-
-
-@dataclass
-class StreamsListResult:
-    streams: list[StreamInfo]
-
-
-@dataclass
-class ServeChangeResult:
-    port: int
-    changed: bool  # false: it was already exposed (add), or was not (remove)
-    ports: list[int]  # the ports exposed now
+    lines: list[str]  # known_hosts lines "<node id> <key type> <base64 key>": the keys its signed records publish
 
 
 @dataclass

@@ -44,7 +44,7 @@ from ..peers.paths import Address, ViaRelay
 from ..peers.peer import Peer
 from ..peers.table import PeerTable
 from ..wire import control as cw
-from ..wire.records import AddrClaim, PeerRecord, decode_record, sign_record
+from ..wire.records import AddrClaim, PeerRecord, decode_record, fit_host_keys, sign_record
 from .store import PREFIX_LEN, PeerRecordStore
 
 HOT = 32  # recently learnt records remembered per network for pushing
@@ -101,6 +101,7 @@ class Gossip:
         self.table = table
         self.wall_offset = wall_offset
         self.name = name
+        self.host_keys: tuple[bytes, ...] = ()  # our sshd's host keys, published in our records (set_host_keys)
         self._nets: dict[bytes, _NetGossip] = {}
 
     # ------------------------------------------------------------------ networks and queries
@@ -132,6 +133,10 @@ class Gossip:
         return g.own if g else None
 
     # ------------------------------------------------------------------ own record
+    def set_host_keys(self, blobs: tuple[bytes, ...]) -> None:
+        """Our SSH host public keys (SSH wire blobs): every record we sign from now on carries those that fit."""
+        self.host_keys = fit_host_keys(blobs)
+
     def home_relays(self, network: NetworkId) -> tuple[bytes, ...]:
         """The (at most two) nearest relay-capable members we reach on a direct path."""
         g = self._net(network)
@@ -150,13 +155,13 @@ class Gossip:
         eps = facts.endpoints[:8]
         relays = self.home_relays(net.id)
         claim = facts.addresses.get(net.id.raw)
-        key = (eps, facts.relay, facts.mapping, facts.filtering, facts.port_delta, self.name, relays, claim)
+        key = (eps, facts.relay, facts.mapping, facts.filtering, facts.port_delta, self.name, relays, claim, self.host_keys)
         wall = now + self.wall_offset
         due = g.own is None or wall >= g.own.expires - self.cfg.record_lifetime + self.cfg.record_refresh
         if not force and g.own_key == key and not due:
             return False
         rec = PeerRecord(self.node_id, 0, 0, eps, self.name, facts.relay, facts.mapping, facts.filtering, facts.port_delta, relays,
-                         addrs=claim)
+                         addrs=claim, host_keys=self.host_keys)
         self._sign_own(net, g, rec, wall)
         g.own_key = key
         return True

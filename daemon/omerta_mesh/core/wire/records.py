@@ -12,6 +12,8 @@ Layout (version 1)::
     [ for each of flag bits 3-7 that is set, in bit order: | length (u16 LE) | section (length bytes) | ]
     | signature (64) |
 
+    section of flag bit 3 (SSH host keys): | count (u8) | per key: | length (u16 LE) | key blob (SSH wire form) | |
+
 Extending the record: a new optional section takes the next free flag bit (3 to 7) and is written length first,
 after the sections above. A node that does not know the bit skips the section (it is signed like the rest, and
 gossip passes the record on byte for byte), so newer records stay readable by older members; only a change to
@@ -33,6 +35,15 @@ nodes, departures) parse as before with no claim.
 
 ``mapping`` and ``filtering`` carry the node's NAT verdict (``core.nat.classify``: 0 unknown, 1 none
 (public), 2 endpoint-independent, 3 address-dependent, 4 address-and-port-dependent).
+
+The optional *SSH host keys* (flag bit 3, the first extension section) are the node's sshd host public keys,
+whole, as SSH wire blobs (what ``ssh_host_*_key.pub`` holds in base64). Signed with the rest, a key is
+vouched for by the node's mesh identity, so ``ssh`` can check it strictly with no first-use prompt
+(``ssh.known_hosts``). Whole keys rather than fingerprints: a member learns them by gossip with the record,
+with no request to the node and nothing to check twice. The section shares MAX_EXTENSIONS (256 bytes) with
+later extensions: an Ed25519 key is 51 bytes and an ECDSA P-256 key 104, so both fit; keys are taken
+smallest first and one that does not fit is left out (an RSA key, 279+ bytes, never fits: an sshd with only
+RSA keys publishes none). Unknown key blobs are opaque here; the daemon reads their type.
 """
 
 from __future__ import annotations
@@ -58,7 +69,9 @@ _ADDRS = struct.Struct("<B4s16s")
 _HEAD = struct.Struct("<B32sQIBBBhB")
 MIN_RECORD = _HEAD.size + 2 + SIG_LEN
 FLAGS_EXTENSION = 0xF8  # bits 3-7: optional length-prefixed sections (skipped when not known)
+FLAG_HOST_KEYS = 0x08  # bit 3: the SSH host keys section
 MAX_EXTENSIONS = 256  # bytes of such sections a record may carry
+MAX_HOST_KEYS = 4
 MAX_RECORD = _HEAD.size + MAX_NAME + 1 + MAX_ENDPOINTS * 19 + 1 + MAX_RELAYS * 32 + _ADDRS.size + MAX_EXTENSIONS + SIG_LEN
 _VERIFIED: dict[bytes, "PeerRecord"] = {}  # memo of verified records (pure: same bytes, same answer)
 _VERIFIED_MAX = 65536
@@ -104,15 +117,49 @@ class PeerRecord:
     raw: bytes = field(default=b"", compare=False, repr=False)
     left: bool = False  # a departure: the node left the network
     addrs: AddrClaim | None = None  # claimed mesh IPs in this network (optional)
+    host_keys: tuple[bytes, ...] = ()  # SSH host public key blobs (optional; fit_host_keys chose them)
 
     def expired(self, wall: float) -> bool:
         return wall >= self.expires
 
 
+def fit_host_keys(blobs: "tuple[bytes, ...] | list[bytes]") -> tuple[bytes, ...]:
+    """The host keys a record can carry: smallest first, while the section fits in MAX_EXTENSIONS."""
+    out: list[bytes] = []
+    size = 2 + 1
+    for b in sorted(set(blobs), key=lambda b: (len(b), b)):
+        if len(out) < MAX_HOST_KEYS and 0 < len(b) and size + 2 + len(b) <= MAX_EXTENSIONS:
+            out.append(b)
+            size += 2 + len(b)
+    return tuple(out)
+
+
+def _host_keys_section(keys: tuple[bytes, ...]) -> bytes:
+    sec = bytes([len(keys)]) + b"".join(len(k).to_bytes(2, "little") + k for k in keys)
+    return len(sec).to_bytes(2, "little") + sec
+
+
+def _decode_host_keys(sec: bytes) -> tuple[bytes, ...]:
+    count, pos, keys = sec[0], 1, []
+    if count == 0 or count > MAX_HOST_KEYS:
+        raise ValueError("host key count")
+    for _ in range(count):
+        n = int.from_bytes(sec[pos : pos + 2], "little")
+        if n == 0 or pos + 2 + n > len(sec):
+            raise ValueError("host key length")
+        keys.append(bytes(sec[pos + 2 : pos + 2 + n]))
+        pos += 2 + n
+    if pos != len(sec):
+        raise ValueError("host keys section")
+    return tuple(keys)
+
+
 def _body(rec: PeerRecord) -> bytes:
     name = rec.name.encode("utf-8")[:MAX_NAME]
     addrs = rec.addrs if rec.addrs is not None and (rec.addrs.v4 or rec.addrs.v6) else None
-    flags = (FLAG_RELAY if rec.relay else 0) | (FLAG_LEFT if rec.left else 0) | (FLAG_ADDRS if addrs else 0)
+    keys = fit_host_keys(rec.host_keys)
+    flags = ((FLAG_RELAY if rec.relay else 0) | (FLAG_LEFT if rec.left else 0) | (FLAG_ADDRS if addrs else 0)
+             | (FLAG_HOST_KEYS if keys else 0))
     delta = max(-32768, min(32767, rec.port_delta))
     out = bytearray(_HEAD.pack(RECORD_VERSION, rec.node.raw, rec.seq, rec.expires, flags, rec.mapping, rec.filtering, delta, len(name)))
     out += name
@@ -123,6 +170,8 @@ def _body(rec: PeerRecord) -> bytes:
         out += r
     if addrs is not None:
         out += addrs.encode()
+    if keys:
+        out += _host_keys_section(keys)
     return bytes(out)
 
 
@@ -134,7 +183,7 @@ def sign_record(identity: Identity, network: NetworkId, rec: PeerRecord) -> Peer
     raw = body + identity.sign(network.raw + body)
     return PeerRecord(rec.node, rec.seq, rec.expires, rec.endpoints[:MAX_ENDPOINTS], rec.name, rec.relay, rec.mapping, rec.filtering,
                       rec.port_delta, rec.relays[:MAX_RELAYS], raw, rec.left,
-                      rec.addrs if rec.addrs is not None and (rec.addrs.v4 or rec.addrs.v6) else None)
+                      rec.addrs if rec.addrs is not None and (rec.addrs.v4 or rec.addrs.v6) else None, fit_host_keys(rec.host_keys))
 
 
 def decode_record(data: bytes, network: NetworkId) -> PeerRecord:
@@ -166,8 +215,13 @@ def decode_record(data: bytes, network: NetworkId) -> PeerRecord:
                 raise ValueError("empty address claim")
             pos += _ADDRS.size
         ext = pos
-        for _bit in range(bin(flags & FLAGS_EXTENSION).count("1")):  # sections of later extensions: skipped
-            pos += 2 + int.from_bytes(data[pos : pos + 2], "little")
+        host_keys: tuple[bytes, ...] = ()
+        for bit in (0x08, 0x10, 0x20, 0x40, 0x80):  # known sections are read, those of later extensions skipped
+            if flags & bit:
+                n = int.from_bytes(data[pos : pos + 2], "little")
+                if bit == FLAG_HOST_KEYS:
+                    host_keys = _decode_host_keys(data[pos + 2 : pos + 2 + n])
+                pos += 2 + n
         if pos - ext > MAX_EXTENSIONS:
             raise ValueError("extensions")
         if pos + SIG_LEN != len(data):
@@ -178,7 +232,7 @@ def decode_record(data: bytes, network: NetworkId) -> PeerRecord:
     if not verify_signature(node, network.raw + body, sig):
         raise WireError(DropReason.RECORD_INVALID, "signature does not verify under the record's node id")
     rec = PeerRecord(NodeId(node), seq, expires, tuple(eps), name, bool(flags & FLAG_RELAY), mapping, filtering, delta, relays,
-                     bytes(data), bool(flags & FLAG_LEFT), addrs)
+                     bytes(data), bool(flags & FLAG_LEFT), addrs, host_keys)
     if len(_VERIFIED) >= _VERIFIED_MAX:
         _VERIFIED.clear()
     _VERIFIED[memo_key] = rec

@@ -1,0 +1,173 @@
+"""omerta-ssh and host keys vouched for by the mesh identity (issue 13, item 3): real daemons, a real sshd on
+loopback with its own host key, real ssh. The daemon of the sshd's node publishes the key in its signed record
+(``[ssh] host_keys``); the other answers ``ssh.known_hosts``; ``omerta-ssh`` runs a command with an empty
+known_hosts and strict checking, and is refused, loudly, once sshd's host key is swapped for another."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from clients.ctlharness import CLIENT_ENV, check_result, ctl, node_id, prepare, start_all, wait_until
+from meshd.harness import DaemonProc
+
+SSHD = shutil.which("sshd") or ("/usr/sbin/sshd" if os.path.exists("/usr/sbin/sshd") else None)
+pytestmark = pytest.mark.skipif(SSHD is None or shutil.which("ssh") is None or shutil.which("ssh-keygen") is None,
+                                reason="sshd or ssh missing: apt-get install -y openssh-server openssh-client")
+SEEDS = {"ana": b"A" * 32, "ben": b"B" * 32}
+# a stand-in for the mesh stream (ProxyCommand) until `omertactl connect` exists: a TCP splice to sshd
+PROXY = """\
+import socket, sys, threading
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+def up():
+    while (b := sys.stdin.buffer.read1(65536)):
+        s.sendall(b)
+    s.shutdown(socket.SHUT_WR)
+threading.Thread(target=up, daemon=True).start()
+while (b := s.recv(65536)):
+    sys.stdout.buffer.write(b); sys.stdout.buffer.flush()
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Sshd:
+    def __init__(self, d: Path, port: int) -> None:
+        self.d, self.port = d, port
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, host_key: Path) -> None:
+        self.stop()
+        cfg = self.d / "sshd_config"
+        cfg.write_text(f"ListenAddress 127.0.0.1\nPort {self.port}\nHostKey {host_key}\nAuthorizedKeysFile {self.d / 'authorized_keys'}\n"
+                       "PidFile none\nUsePAM no\nStrictModes no\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n"
+                       "KbdInteractiveAuthentication no\nSubsystem sftp internal-sftp\n")
+        os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # sshd's privilege separation directory
+        self.log = open(self.d / "sshd.log", "ab")
+        self.proc = subprocess.Popen([str(SSHD), "-D", "-e", "-f", str(cfg)], stdout=self.log, stderr=subprocess.STDOUT)
+
+        def listening() -> bool:
+            with socket.socket() as s:
+                return s.connect_ex(("127.0.0.1", self.port)) == 0
+        wait_until(listening, 10, "sshd to listen")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(10)
+            self.log.close()
+            self.proc = None
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[dict]:
+    d = tmp_path / "ssh"
+    d.mkdir()
+    os.chmod(d, 0o700)
+    for name in ("host", "other_host", "client"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(d / name)], check=True)
+    (d / "authorized_keys").write_text((d / "client.pub").read_text())
+    ids = {n: node_id(s) for n, s in SEEDS.items()}
+    ana, ben = (prepare(tmp_path, n, SEEDS[n], {}) for n in ("ana", "ben"))
+    for dp, keys in ((ana, "[]"), (ben, f'["{d / "host.pub"}"]')):
+        conf = Path(dp.extra[1])
+        conf.write_text(conf.read_text().replace("[names]", f"[ssh]\nhost_keys = {keys}\n\n[names]"))
+    sshd = Sshd(d, free_port())
+    try:
+        start_all([ana, ben])
+        inv = ana.call("network.create", name="lab")["invite"]  # type: ignore[index]
+        assert ben.call("network.join", invite=inv, wait=10)["connected"]  # type: ignore[index]
+        sshd.start(d / "host")
+        yield {"d": d, "ana": ana, "ben": ben, "ids": ids, "sshd": sshd}
+    finally:
+        sshd.stop()
+        for dp in (ana, ben):
+            dp.close()
+
+
+def known_hosts(ana: DaemonProc, peer: str) -> dict:
+    return ana.call("ssh.known_hosts", peer=peer)  # type: ignore[return-value]
+
+
+def test_known_hosts_answers_the_key_the_peer_signed(lab: dict) -> None:
+    ana, d, ben_id = lab["ana"], lab["d"], lab["ids"]["ben"]
+    wait_until(lambda: known_hosts(ana, "ben")["lines"], 10, "ben's record with its host key")
+    res = check_result("ssh.known_hosts", known_hosts(ana, "ben"))
+    kind, b64, _comment = (d / "host.pub").read_text().split()
+    assert res == {"node_id": ben_id, "name": "ben", "lines": [f"{ben_id} {kind} {b64}"]}
+    assert known_hosts(ana, ben_id[:10]) == res  # an id prefix names it too
+    # ana publishes none ([ssh] host_keys = [])
+    assert lab["ben"].call("ssh.known_hosts", peer="ana")["lines"] == []  # type: ignore[index]
+    # omertactl ssh-known-hosts prints the lines (KnownHostsCommand), --json the result unchanged
+    r = ctl(ana.socket, "ssh-known-hosts", "ben")
+    assert r.rc == 0 and r.out == f"{ben_id} {kind} {b64}\n", r
+    assert ctl(ana.socket, "ssh-known-hosts", "--json", ben_id).json() == res
+    r = ctl(ana.socket, "ssh-known-hosts", "nobody-here")
+    assert r.rc != 0 and "nobody-here" in r.err and r.out == ""
+
+
+def omerta_ssh(lab: dict, *args: str) -> subprocess.CompletedProcess:
+    d = lab["d"]
+    env = {**CLIENT_ENV, "OMERTA_SOCKET": str(lab["ana"].socket)}
+    opts = ["-F", "/dev/null", "-i", str(d / "client"), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+            "-o", f"UserKnownHostsFile={d / 'known_hosts'}", "-o", "GlobalKnownHostsFile=/dev/null",
+            "-o", f"ProxyCommand={sys.executable} {d / 'proxy.py'} {lab['sshd'].port}"]
+    return subprocess.run([sys.executable, "-m", "omerta_clients.ssh.main", *opts, *args], env=env, capture_output=True,
+                          text=True, timeout=30)
+
+
+def test_omerta_ssh_checks_strictly_against_the_signed_key(lab: dict) -> None:
+    """An empty known_hosts and strict checking: the command runs (the key came from ben's signed record) and
+    known_hosts stays empty; with sshd's host key swapped for another, ssh refuses it loudly."""
+    d, ana = lab["d"], lab["ana"]
+    (d / "known_hosts").write_text("")
+    (d / "proxy.py").write_text(PROXY)
+    wait_until(lambda: known_hosts(ana, "ben")["lines"], 10, "ben's record with its host key")
+    user = os.environ.get("USER") or "root"
+    r = omerta_ssh(lab, f"{user}@ben", "echo", "over-omerta-ssh")
+    assert r.returncode == 0 and r.stdout == "over-omerta-ssh\n", (r, (d / "sshd.log").read_text()[-2000:])
+    assert (d / "known_hosts").read_text() == ""
+    # scp -S omerta-ssh: scp passes its ssh options through, omerta-ssh finds the destination after scp's "--"
+    (d / "omerta-ssh").write_text(f"#!/bin/sh\nexec {sys.executable} -m omerta_clients.ssh.main \"$@\"\n")
+    os.chmod(d / "omerta-ssh", 0o755)
+    data = os.urandom(1 << 20)
+    (d / "payload").write_bytes(data)
+    for mode in ([], ["-O"]):  # SFTP (scp's default) and the legacy scp protocol
+        (d / "copied").unlink(missing_ok=True)
+        r = subprocess.run(["scp", *mode, "-q", "-F", "/dev/null", "-i", str(d / "client"), "-o", "IdentitiesOnly=yes",
+                            "-o", "BatchMode=yes",
+                            "-o", f"UserKnownHostsFile={d / 'known_hosts'}", "-o", "GlobalKnownHostsFile=/dev/null",
+                            "-o", f"ProxyCommand={sys.executable} {d / 'proxy.py'} {lab['sshd'].port}", "-S", str(d / "omerta-ssh"),
+                            str(d / "payload"), f"{user}@ben:{d / 'copied'}"],
+                           env={**CLIENT_ENV, "OMERTA_SOCKET": str(ana.socket)}, capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0 and (d / "copied").read_bytes() == data, (mode, r)
+    # plain ssh, same options, without the daemon's KnownHostsCommand: refused (strict, the key is unknown)
+    plain = subprocess.run(["ssh", "-F", "/dev/null", "-i", str(d / "client"), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
+                            "-o", f"UserKnownHostsFile={d / 'known_hosts'}", "-o", "GlobalKnownHostsFile=/dev/null",
+                            "-o", f"ProxyCommand={sys.executable} {d / 'proxy.py'} {lab['sshd'].port}", f"{user}@ben", "true"],
+                           capture_output=True, text=True, timeout=30)
+    assert plain.returncode == 255 and "Host key verification failed" in plain.stderr, plain
+    # sshd now presents a key ben never signed: refused, loudly
+    lab["sshd"].start(d / "other_host")
+    r = omerta_ssh(lab, f"{user}@ben", "echo", "must-not-run")
+    assert r.returncode == 255 and "must-not-run" not in r.stdout, r
+    assert "REMOTE HOST IDENTIFICATION HAS CHANGED" in r.stderr and "Host key verification failed" in r.stderr, r.stderr
+    assert (d / "known_hosts").read_text() == ""
+
+
+def test_omerta_ssh_refuses_a_name_that_is_no_peer(lab: dict) -> None:
+    r = omerta_ssh(lab, "root@no-such-peer", "true")
+    assert r.returncode != 0 and "no-such-peer" in r.stderr, r
+
+
