@@ -39,6 +39,7 @@ from .io.netlink import local_addresses
 from .io.netmon import AddressMonitor
 from .io.peercache import PEER_CACHE_MAX, PeerCacheSaves, peer_cache_doc
 from .io.store import StateNotSaved, StateStore
+from .io.streams import StreamHub
 
 Address = tuple[str, int]
 Handler = Callable[[NodeId, bytes], Awaitable[bytes]]
@@ -74,8 +75,7 @@ class MeshNode:
         new_identity: bool = False,
         host_keys: tuple[bytes, ...] = (),  # our sshd's host public keys (SSH blobs), published in our records
     ) -> None:
-        self._identity = identity
-        self._host_keys = host_keys
+        self._identity, self._host_keys = identity, host_keys
         self._host, self._port, self._ipv6 = host, port, ipv6
         self._config = config
         self._audit, self._strict = audit, strict_audit
@@ -104,6 +104,7 @@ class MeshNode:
         self._connected: dict[bytes, tuple[asyncio.Event, int]] = {}  # (event, waiters): only nodes someone awaits
         self._room = asyncio.Event()
         self._tasks: set[asyncio.Task] = set()
+        self.streams = StreamHub(lambda: self._m, self._now, self._flush)  # byte streams to peers' ports (io/streams.py)
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> "MeshNode":
@@ -281,6 +282,7 @@ class MeshNode:
         if self.driver is None or self.driver.closed:
             return
         assert self.mesh is not None
+        self.streams.close()  # every stream reset (its peer hears why), before the goodbye
         self.mesh.close(self.driver.now())  # the goodbye first: a save that fails below cannot stop it
         self.driver.flush()
         if self._peer_saves is not None:  # no more scheduled saves; a write in flight finishes first
@@ -494,6 +496,8 @@ class MeshNode:
             fut.set_result(value)
 
     def _on_event(self, e: ev.Event) -> None:
+        if isinstance(e, (ev.StreamEvent, ev.PeerRestarted, ev.PeerLeft)) and self.streams.on_event(e):
+            return  # a stream's event: the stream hub's (io/streams.py), never the subscribers'
         for q in self._event_queues:
             _offer(q, e)
         if isinstance(e, ev.PeerConnected):

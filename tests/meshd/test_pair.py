@@ -108,6 +108,13 @@ def test_two_daemons_join_and_every_method_works_over_the_socket(daemon_factory,
     assert kh["node_id"] == a_id and all(line.startswith(a_id + " ") for line in kh["lines"])
     assert B("ssh.known_hosts", peer=d0["ipv4"]) == B("ssh.known_hosts", peer=d0["ipv6"]) == kh
 
+    # serve: no port exposed by default; add and remove change the set (streams: tests/clients/test_connect.py)
+    assert A("serve.list") == {"ports": [], "configured": []}
+    assert A("serve.add", port=2222) == {"port": 2222, "changed": True, "ports": [2222]}
+    assert A("serve.add", port=2222)["changed"] is False and A("serve.list")["ports"] == [2222]
+    assert A("serve.remove", port=2222) == {"port": 2222, "changed": True, "ports": []}
+    assert A("streams.list") == {"streams": []}
+
     # channels: B opens its inbox, A sends (text and binary), B receives
     assert B("channel.receive", channel="chat")["messages"] == []
     sent = A("channel.send", peer=b_id, channel="chat", data="hello B", wait=True)

@@ -14,7 +14,7 @@ from importlib import metadata
 from typing import NoReturn
 
 from .. import errors
-from . import channels, completion, daemon, events, ip, netcheck, network, peers, ping, sshhosts, status
+from . import channels, completion, connect, daemon, events, ip, netcheck, network, peers, ping, serve, sshhosts, status, streams
 from .common import Ctx, add_common
 
 DESCRIPTION = """\
@@ -69,6 +69,9 @@ def build_parser(prog: str = "omertactl") -> argparse.ArgumentParser:
     peers.register(sub, common)
     ip.register(sub, common)
     ping.register(sub, common)
+    connect.register(sub, common)
+    serve.register(sub, common)
+    streams.register(sub, common)
     netcheck.register(sub, common)
     network.register(sub, common)
     channels.register(sub, common)

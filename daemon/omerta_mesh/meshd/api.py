@@ -70,6 +70,7 @@ class DaemonAPI:
         self.stopping = False
         self.dbus_face: Any = None  # the DbusService, when the daemon offers D-Bus (its state is in status)
         self.vnet: Any = None  # the VirtualNetworks (meshd/vnet.py), once the daemon started it
+        self.exposed: Any = None  # the ExposedPorts (meshd/serve.py): local ports peers' streams may reach
         self.names: dict[str, NodeId] = config.name_map()
         self._directory: names.Directory | None = None
         self._directory_at = 0.0
@@ -228,6 +229,34 @@ class DaemonAPI:
             raise ApiError(Code.PEER_NOT_FOUND, f"{node.short()} is not a member of {req.network or 'any network of ours'}")
         return s.IpResult(str(node), self.name if node == self.node.node_id else self.name_of(node),
                           [s.IpAddresses(**a) for a in addrs], views.vnet_feature(self))
+
+    @api_method("serve.list", READ, s.Empty, s.ServeListResult)
+    async def serve_list(self, req: s.Empty, ctx: CallContext) -> s.ServeListResult:
+        """The local TCP ports peers may open streams to (`omertactl connect`, `omerta-ssh`), and those the config declares."""
+        return s.ServeListResult(*self._exposed().lists())
+
+    @api_method("serve.add", WRITE, s.ServeRequest, s.ServeChangeResult)
+    async def serve_add(self, req: s.ServeRequest, ctx: CallContext) -> s.ServeChangeResult:
+        """Expose a local TCP port to peers' streams, at once and after restarts (kept in the state directory)."""
+        return s.ServeChangeResult(req.port, self._exposed().add(req.port), self._exposed().ports())
+
+    @api_method("serve.remove", WRITE, s.ServeRequest, s.ServeChangeResult)
+    async def serve_remove(self, req: s.ServeRequest, ctx: CallContext) -> s.ServeChangeResult:
+        """Stop exposing a port: new streams to it are refused (open ones go on). Kept across restarts."""
+        return s.ServeChangeResult(req.port, self._exposed().remove(req.port), self._exposed().ports())
+
+    @api_method("streams.list", READ, s.Empty, s.StreamsListResult)
+    async def streams_list(self, req: s.Empty, ctx: CallContext) -> s.StreamsListResult:
+        """Open mesh streams: peer, port, direction (out: opened here), bytes each way and age."""
+        now = time.monotonic()
+        return s.StreamsListResult([s.StreamInfo(str(x.peer.node), self.name_of(x.peer.node), x.port, x.sid, "out" if x.outgoing else "in",
+                                                 x.bytes_in, x.bytes_out, round(now - x.opened, 3))
+                                    for x in self.node.streams.streams.values()])
+
+    def _exposed(self) -> Any:
+        if self.exposed is None:
+            raise ApiError(Code.REFUSED, "this daemon serves no streams", "run omerta-meshd (it serves streams once started)")
+        return self.exposed
 
     @api_method("ssh.known_hosts", READ, s.SshKnownHostsRequest, s.SshKnownHostsResult)
     async def ssh_known_hosts(self, req: s.SshKnownHostsRequest, ctx: CallContext) -> s.SshKnownHostsResult:

@@ -68,6 +68,11 @@ devices = []              # "NETWORK=DEVICE": a device name other than om-NETWOR
 static = []               # "NETWORK=ADDRESS": a static mesh IPv4 or IPv6 address (wins unless another member's
                           # static claim wants the same one; the lower node id keeps it then)
 
+[serve]
+ports = []                # local TCP ports peers may open mesh streams to (127.0.0.1 or ::1): `omertactl connect`,
+                          # `omerta-ssh`; none by default. `omertactl serve add|remove` changes the set live and keeps
+                          # the change in the state directory (serve.json)
+
 [ssh]
 host_keys = ["/etc/ssh/ssh_host_*_key.pub"]  # this host's sshd public keys (paths or glob patterns), published in
                           # our signed records so peers' `omerta-ssh` checks them strictly (those that fit: Ed25519,
@@ -167,6 +172,15 @@ def _pairs(entries: list[str]) -> dict[str, str]:
 
 
 @dataclass(frozen=True)
+class ServeConfig:
+    ports: list[int]  # local TCP ports exposed to peers' streams (meshd/serve.py)
+
+
+def _default_serve() -> ServeConfig:
+    return ServeConfig([])
+
+
+@dataclass(frozen=True)
 class SshConfig:
     host_keys: list[str]  # paths or glob patterns of OpenSSH public key files
 
@@ -186,6 +200,7 @@ class DaemonConfig:
     dbus: DbusConfig
     log: LogConfig
     vnet: VnetConfig = field(default_factory=_default_vnet)
+    serve: ServeConfig = field(default_factory=_default_serve)
     ssh: SshConfig = field(default_factory=_default_ssh)
     names: dict[str, str] = field(default_factory=dict)
     source: str = "<embedded default>"
@@ -195,6 +210,7 @@ class DaemonConfig:
         for sec in ("node", "api", "dbus", "log", "vnet", "ssh"):
             for k, v in dataclasses.asdict(getattr(self, sec)).items():
                 out[f"{sec}.{k}"] = v
+        out["serve.ports"] = list(self.serve.ports)
         out["names"] = dict(self.names)
         return out
 
@@ -206,6 +222,7 @@ class DaemonConfig:
 
 
 _SECTIONS = {"node": NodeConfig, "api": ApiConfig, "dbus": DbusConfig, "log": LogConfig, "vnet": VnetConfig, "ssh": SshConfig}
+_SECTIONS["serve"] = ServeConfig
 _DEFAULTS: dict[str, Any] = tomllib.loads(DEFAULT_TOML)
 
 
@@ -218,6 +235,8 @@ def _type_ok(default: Any, value: Any, key: str) -> bool:
         return isinstance(value, bool)
     if isinstance(default, int):
         return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    if key == "serve.ports":  # (checked as ports in _validate)
+        return isinstance(value, list) and all(isinstance(v, int) for v in value)
     if isinstance(default, list):
         return isinstance(value, list) and all(isinstance(v, str) for v in value)
     return isinstance(value, type(default))
@@ -309,6 +328,9 @@ def _validate(cfg: DaemonConfig, bad: Any) -> None:
             ipaddress.ip_address(v.strip())
         except ValueError:
             raise bad(f"vnet.static: {entry!r} is not NETWORK=ADDRESS (an IPv4 or IPv6 address)") from None
+    for port in cfg.serve.ports:
+        if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
+            raise bad(f"serve.ports: {port!r} is not a TCP port (1-65535)")
     for name, nid in cfg.names.items():
         try:
             NodeId.parse(nid)

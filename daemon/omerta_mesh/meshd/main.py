@@ -42,8 +42,10 @@ from .errors import ApiError, Code
 from .events import EventHub
 from .rpc_server import RpcServer
 from .schema import ReloadResult
+from .serve import ExposedPorts
 from .sshkeys import read_host_keys
 from .state import StateDirError, prepare_runtime, prepare_state
+from .streams import StreamServer, stream_socket_path
 from .vnet import VirtualNetworks
 
 log = logging.getLogger("omerta_mesh.meshd")
@@ -137,6 +139,7 @@ class Daemon:
         self.write_gid: int | None = None
         self.dbus: Any = None
         self.server: RpcServer | None = None
+        self.streams: StreamServer | None = None  # the stream socket (meshd/streams.py)
         self.node: MeshNode | None = None
         self.vnet: VirtualNetworks | None = None
         self.lock: Any = None
@@ -178,6 +181,10 @@ class Daemon:
         self._bootstrap()
         self.server = server = RpcServer(self.api, self.paths.socket(cfg.api.socket), lambda: self.write_gid)
         await server.start()
+        self.api.exposed = ExposedPorts(cfg.serve.ports, self.paths.state, name)  # the ports peers' streams may reach
+        node.streams.policy = self.api.exposed.policy
+        self.streams = StreamServer(self.api, stream_socket_path(server.path), lambda: self.write_gid)
+        await self.streams.start()
         await self._start_dbus()
         udp = node.driver.udp.addresses if node.driver is not None else []
         log.info("omerta-meshd %s: node %s on UDP %s, API on %s", version(), node.node_id.short(),
@@ -287,7 +294,8 @@ class Daemon:
     async def _abort_start(self) -> None:
         """A start that failed half-way: close what it opened (sockets, tasks, the lock) so the process
         exits with the error instead of lingering with an open API socket."""
-        for closer in (self.server.close if self.server else None, self.dbus.close if self.dbus else None,
+        for closer in (self.server.close if self.server else None, self.streams.close if self.streams else None,
+                       self.dbus.close if self.dbus else None,
                        self.vnet.close if self.vnet else None, self.node.close if self.node else None):
             if closer is not None:
                 try:
@@ -310,7 +318,8 @@ class Daemon:
         await asyncio.sleep(0.05)  # let forwarders hand out the last events
         # the devices go before the node (no packet is read without a core to take it); one that fails to close
         # is logged and the rest still close: the node's goodbye to its peers (CLOSE) is never skipped
-        for closer in (self.server.close if self.server else None, self.dbus.close if self.dbus else None,
+        for closer in (self.server.close if self.server else None, self.streams.close if self.streams else None,
+                       self.dbus.close if self.dbus else None,
                        self.vnet.close if self.vnet else None, self.node.close if self.node else None):
             if closer is not None:
                 try:

@@ -65,6 +65,11 @@ class IpRequest:
 
 
 @dataclass
+class ServeRequest:
+    port: int = arg(doc="a local TCP port", lo=1, hi=65535)
+
+
+@dataclass
 class SshKnownHostsRequest:
     peer: str = arg(doc=PEER_DOC + ", or one of its mesh IPs")
 
@@ -236,6 +241,36 @@ class PeerDetail(PeerInfo):
     # our message stream to it: waiting, in_flight (frames), held_s (null: not held), rto_ms, frames_sent,
     # retransmits, give_ups, frames_received, duplicates
     stream: dict = field(default_factory=dict)
+
+
+@dataclass
+class ServeListResult:
+    ports: list[int]  # the ports peers may open streams to now
+    configured: list[int]  # [serve] ports in the config (serve.add/remove change the set on top of it)
+
+
+@dataclass
+class StreamInfo:
+    peer: str  # node id
+    name: str
+    port: int  # the port on the far side (out) or here (in)
+    stream: int  # the stream id (even: opened by the node with the smaller id)
+    direction: str  # "out": opened from here (omertactl connect); "in": a peer's stream to a port exposed here
+    bytes_in: int
+    bytes_out: int
+    age_s: float
+
+
+@dataclass
+class StreamsListResult:
+    streams: list[StreamInfo]
+
+
+@dataclass
+class ServeChangeResult:
+    port: int
+    changed: bool  # false: it was already exposed (add), or was not (remove)
+    ports: list[int]  # the ports exposed now
 
 
 @dataclass
