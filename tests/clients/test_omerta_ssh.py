@@ -1,7 +1,8 @@
 """omerta-ssh and host keys vouched for by the mesh identity (issue 13, item 3): real daemons, a real sshd on
 loopback with its own host key, real ssh. The daemon of the sshd's node publishes the key in its signed record
-(``[ssh] host_keys``); the other answers ``ssh.known_hosts``; ``omerta-ssh`` runs a command with an empty
-known_hosts and strict checking, and is refused, loudly, once sshd's host key is swapped for another."""
+(``[ssh] host_keys``) and exposes the sshd's port to mesh streams (``serve.add``); the other answers
+``ssh.known_hosts``; ``omerta-ssh`` (its transport ``omertactl connect``, a mesh stream) runs a command with an
+empty known_hosts and strict checking, and is refused, loudly, once sshd's host key is swapped for another."""
 
 from __future__ import annotations
 
@@ -22,18 +23,6 @@ SSHD = shutil.which("sshd") or ("/usr/sbin/sshd" if os.path.exists("/usr/sbin/ss
 pytestmark = pytest.mark.skipif(SSHD is None or shutil.which("ssh") is None or shutil.which("ssh-keygen") is None,
                                 reason="sshd or ssh missing: apt-get install -y openssh-server openssh-client")
 SEEDS = {"ana": b"A" * 32, "ben": b"B" * 32}
-# a stand-in for the mesh stream (ProxyCommand) until `omertactl connect` exists: a TCP splice to sshd
-PROXY = """\
-import socket, sys, threading
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
-def up():
-    while (b := sys.stdin.buffer.read1(65536)):
-        s.sendall(b)
-    s.shutdown(socket.SHUT_WR)
-threading.Thread(target=up, daemon=True).start()
-while (b := s.recv(65536)):
-    sys.stdout.buffer.write(b); sys.stdout.buffer.flush()
-"""
 
 
 def free_port() -> int:
@@ -89,6 +78,7 @@ def lab(tmp_path: Path) -> Iterator[dict]:
         inv = ana.call("network.create", name="lab")["invite"]  # type: ignore[index]
         assert ben.call("network.join", invite=inv, wait=10)["connected"]  # type: ignore[index]
         sshd.start(d / "host")
+        ben.call("serve.add", port=sshd.port)  # ben's sshd is reachable by mesh streams (omertactl connect)
         yield {"d": d, "ana": ana, "ben": ben, "ids": ids, "sshd": sshd}
     finally:
         sshd.stop()
@@ -117,13 +107,17 @@ def test_known_hosts_answers_the_key_the_peer_signed(lab: dict) -> None:
     assert r.rc != 0 and "nobody-here" in r.err and r.out == ""
 
 
-def omerta_ssh(lab: dict, *args: str) -> subprocess.CompletedProcess:
+def ssh_opts(lab: dict) -> list[str]:
+    """The test's ssh options: no user config, its own key, an empty known_hosts, the sshd's port (no ProxyCommand:
+    omerta-ssh's mesh stream is the transport)."""
     d = lab["d"]
+    return ["-F", "/dev/null", "-i", str(d / "client"), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-p", str(lab["sshd"].port),
+            "-o", f"UserKnownHostsFile={d / 'known_hosts'}", "-o", "GlobalKnownHostsFile=/dev/null"]
+
+
+def omerta_ssh(lab: dict, *args: str) -> subprocess.CompletedProcess:
     env = {**CLIENT_ENV, "OMERTA_SOCKET": str(lab["ana"].socket)}
-    opts = ["-F", "/dev/null", "-i", str(d / "client"), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
-            "-o", f"UserKnownHostsFile={d / 'known_hosts'}", "-o", "GlobalKnownHostsFile=/dev/null",
-            "-o", f"ProxyCommand={sys.executable} {d / 'proxy.py'} {lab['sshd'].port}"]
-    return subprocess.run([sys.executable, "-m", "omerta_clients.ssh.main", *opts, *args], env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "omerta_clients.ssh.main", *ssh_opts(lab), *args], env=env, capture_output=True,
                           text=True, timeout=30)
 
 
@@ -132,7 +126,6 @@ def test_omerta_ssh_checks_strictly_against_the_signed_key(lab: dict) -> None:
     known_hosts stays empty; with sshd's host key swapped for another, ssh refuses it loudly."""
     d, ana = lab["d"], lab["ana"]
     (d / "known_hosts").write_text("")
-    (d / "proxy.py").write_text(PROXY)
     wait_until(lambda: known_hosts(ana, "ben")["lines"], 10, "ben's record with its host key")
     user = os.environ.get("USER") or "root"
     r = omerta_ssh(lab, f"{user}@ben", "echo", "over-omerta-ssh")
@@ -145,18 +138,15 @@ def test_omerta_ssh_checks_strictly_against_the_signed_key(lab: dict) -> None:
     (d / "payload").write_bytes(data)
     for mode in ([], ["-O"]):  # SFTP (scp's default) and the legacy scp protocol
         (d / "copied").unlink(missing_ok=True)
-        r = subprocess.run(["scp", *mode, "-q", "-F", "/dev/null", "-i", str(d / "client"), "-o", "IdentitiesOnly=yes",
-                            "-o", "BatchMode=yes",
-                            "-o", f"UserKnownHostsFile={d / 'known_hosts'}", "-o", "GlobalKnownHostsFile=/dev/null",
-                            "-o", f"ProxyCommand={sys.executable} {d / 'proxy.py'} {lab['sshd'].port}", "-S", str(d / "omerta-ssh"),
-                            str(d / "payload"), f"{user}@ben:{d / 'copied'}"],
+        opts = [o.replace("-p", "-P") if o == "-p" else o for o in ssh_opts(lab)]  # scp's port option is -P
+        r = subprocess.run(["scp", *mode, "-q", *opts, "-S", str(d / "omerta-ssh"), str(d / "payload"), f"{user}@ben:{d / 'copied'}"],
                            env={**CLIENT_ENV, "OMERTA_SOCKET": str(ana.socket)}, capture_output=True, text=True, timeout=30)
         assert r.returncode == 0 and (d / "copied").read_bytes() == data, (mode, r)
-    # plain ssh, same options, without the daemon's KnownHostsCommand: refused (strict, the key is unknown)
-    plain = subprocess.run(["ssh", "-F", "/dev/null", "-i", str(d / "client"), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
-                            "-o", f"UserKnownHostsFile={d / 'known_hosts'}", "-o", "GlobalKnownHostsFile=/dev/null",
-                            "-o", f"ProxyCommand={sys.executable} {d / 'proxy.py'} {lab['sshd'].port}", f"{user}@ben", "true"],
-                           capture_output=True, text=True, timeout=30)
+    # plain ssh over the same mesh stream, without the daemon's KnownHostsCommand: refused (strict, the key is unknown)
+    connect = f"{sys.executable} -m omerta_clients.ctl.main --socket {ana.socket} connect {lab['ids']['ben']} %p"
+    plain = subprocess.run(["ssh", *ssh_opts(lab), "-o", "StrictHostKeyChecking=yes", "-o", f"ProxyCommand={connect}",
+                            f"{user}@ben", "true"],
+                           env=CLIENT_ENV, capture_output=True, text=True, timeout=30)
     assert plain.returncode == 255 and "Host key verification failed" in plain.stderr, plain
     # sshd now presents a key ben never signed: refused, loudly
     lab["sshd"].start(d / "other_host")
