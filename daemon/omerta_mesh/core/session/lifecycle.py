@@ -85,6 +85,8 @@ class Sessions:
             limit = cfg.rekey_after_time if cur.initiator else cfg.reject_after_time - 2 * cfg.rekey_timeout
             if peer.pending is None:
                 cands.append(cur.created_at + limit)
+                if self._lost_under_session(peer):
+                    cands.append(cur.created_at + cfg.rekey_timeout)
             cands.append(cur.created_at + cfg.reject_after_time)
         cands += self.links.deadlines(peer)
         for s in (peer.previous, peer.next):
@@ -127,11 +129,19 @@ class Sessions:
             limit = cfg.rekey_after_time if cur.initiator else cfg.reject_after_time - 2 * cfg.rekey_timeout
             if cur.older_than(limit, now):
                 self.initiate(peer, now, out)
+            elif self._lost_under_session(peer) and cur.older_than(cfg.rekey_timeout, now):
+                self.initiate(peer, now, out)  # no path answers under a live session: the peer may have restarted
         elif cur is None and peer.pending is None and (peer.wanted or peer.stream.queued_frames() and peer.proven):
             # (never towards an unproven peer we did not ask for: a fresh identity that sent one initiation, from
             # an address that may be spoofed, gets no handshakes from us: core/peers/table.py)
             if peer.handshake_started_at is None or now - peer.handshake_started_at < cfg.rekey_attempt_time:
                 self.initiate(peer, now, out)
+
+    @staticmethod
+    def _lost_under_session(peer: Peer) -> bool:
+        """A peer we want, with a session, that no path answers (a restarted peer drops our session's packets
+        as unknown; WireGuard starts a new handshake after REKEY_TIMEOUT without an answer, so do we)."""
+        return not peer.connected and bool(peer.wanted or peer.stream.queued_frames()) and (peer.endpoints or peer.endpoint) is not None
 
     def decrypt(self, data: bytes, receiver: int, counter: int, now: float) -> tuple[Peer, bytes]:
         """A transport packet for our session ``receiver``: the peer and the plaintext (a packet under a
