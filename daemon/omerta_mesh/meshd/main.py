@@ -294,20 +294,7 @@ class Daemon:
     async def _abort_start(self) -> None:
         """A start that failed half-way: close what it opened (sockets, tasks, the lock) so the process
         exits with the error instead of lingering with an open API socket."""
-        for closer in (self.server.close if self.server else None, self.streams.close if self.streams else None,
-                       self.dbus.close if self.dbus else None,
-                       self.vnet.close if self.vnet else None, self.node.close if self.node else None):
-            if closer is not None:
-                try:
-                    await closer()
-                except Exception as e:  # already failing: report, keep closing the rest
-                    log.debug("closing after a failed start: %s", e)
-        for t in self.tasks:
-            t.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
-        if self.lock is not None:
-            self.lock.release()
-        self.notifier.close()
+        await self._close_parts(failing=True)
 
     async def shutdown(self) -> None:
         log.info("stopping: telling peers and saving state")
@@ -316,20 +303,28 @@ class Daemon:
         self.hub.publish("daemon.stopping")
         self.hub.close_all("daemon stopping")
         await asyncio.sleep(0.05)  # let forwarders hand out the last events
-        # the devices go before the node (no packet is read without a core to take it); one that fails to close
-        # is logged and the rest still close: the node's goodbye to its peers (CLOSE) is never skipped
-        for closer in (self.server.close if self.server else None, self.streams.close if self.streams else None,
-                       self.dbus.close if self.dbus else None,
-                       self.vnet.close if self.vnet else None, self.node.close if self.node else None):
-            if closer is not None:
-                try:
-                    await closer()
-                except Exception:
-                    log.exception("stopping: closing %s failed", getattr(closer, "__self__", closer).__class__.__name__)
+        await self._close_parts(failing=False)
+
+    async def _close_parts(self, failing: bool) -> None:
+        """Close what is open, in order: the sockets, D-Bus, the devices (before the node: no packet is read
+        without a core to take it), the node; then the tasks and the lock. A part that fails to close is logged
+        and the rest still close, so the node's goodbye to its peers (CLOSE) is never skipped. ``failing``: a
+        start that failed half-way is already reporting its own error, so these are only debug lines."""
+        for part in (self.server, self.streams, self.dbus, self.vnet, self.node):
+            if part is None:
+                continue
+            try:
+                await part.close()
+            except Exception as e:
+                if failing:
+                    log.debug("closing %s after a failed start: %s", type(part).__name__, e)
+                else:
+                    log.exception("stopping: closing %s failed", type(part).__name__)
         for t in self.tasks:
             t.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
-        self.lock.release()
+        if self.lock is not None:
+            self.lock.release()
         self.notifier.close()
 
 
