@@ -4,6 +4,7 @@ checked again after RECHECK."""
 
 from __future__ import annotations
 
+from helpers import Pair
 from omerta_mesh.core.peers.pmtu import RECHECK, RELAY_OVERHEAD, RELAY_SIZES, SIZES, WAIT, PathMtu, padding
 
 
@@ -63,3 +64,24 @@ def test_a_relay_path_tries_each_size_twice_and_probes_what_fits_inside_the_rela
     m.expire(WAIT, last_pong=WAIT)
     m.sent(5, RELAY_SIZES[0], WAIT)
     assert m.answered(5, WAIT + 0.1) and m.mtu == RELAY_SIZES[0] and m.lost == 0
+
+
+def test_a_peer_without_a_session_does_not_wake_for_its_path_mtu() -> None:
+    """The search runs with the heartbeat, in a session: a peer that closed its session keeps its measured path,
+    and once RECHECK passes its due re-check must not arm the timer (it fired at once, again and again)."""
+    p = Pair("pmtu-closed")
+    p.connect()
+    p.advance(p.now + 30)
+    peer = p.a.peers()[0]
+    path = peer.paths[peer.endpoint]
+    assert path.pmtu is not None and path.pmtu.mtu == SIZES[0]
+    p.b.close(p.now)
+    p.run()
+    assert peer.sendable_session(p.now) is None and peer.paths[peer.endpoint].pmtu is not None
+    end, now, fired = p.now + RECHECK + 60, p.now, 0
+    while (d := p.a.next_deadline()) is not None and d <= end and fired < 5000:
+        now = max(now, d)
+        p.a.handle_timer(now)
+        p.a.datagrams_to_send()
+        fired += 1
+    assert now > path.pmtu.next_at and fired < 5000, (now, fired)

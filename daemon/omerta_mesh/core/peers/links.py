@@ -320,12 +320,12 @@ class Links:
 
     def deadlines(self, peer: Peer) -> list[float]:
         out = []
-        if peer.probe_at is not None:
+        if peer.probe_at is not None:  # the heartbeat runs (a session to probe in), and so may the MTU search
             out.append(peer.probe_at)
+            cur = peer.paths.get(peer.endpoint) if peer.endpoint is not None else None
+            if cur is not None and cur.pmtu is not None:  # a padded probe to judge, or the next one
+                out.append(cur.pmtu.wake_at())
         out += self.punch.deadlines(peer)
-        cur = peer.paths.get(peer.endpoint) if peer.endpoint is not None else None
-        if cur is not None and cur.pmtu is not None:  # a padded probe to judge, or the next one
-            out.append(cur.pmtu.wake_at())
         for path in peer.paths.values():  # re-decide when a probe goes unanswered
             exp = path.next_expiry(self.cfg.probe_timeout)
             if exp is not None:
