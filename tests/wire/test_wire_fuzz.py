@@ -20,6 +20,7 @@ from omerta_mesh.core.ids import NetworkId, NodeId, b32encode
 from omerta_mesh.core.wire import frames as fw
 from omerta_mesh.core.wire import handshake as hw
 from omerta_mesh.core.wire import packet as pw
+from omerta_mesh.core.wire import streams as sw
 from omerta_mesh.core.wire.invite import INVITE_VERSION, PREFIX, Invite, _checksum, decode_invite, encode_invite
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -156,16 +157,29 @@ def test_ack_round_trip(next_seq, sack) -> None:
 @given(seq=U64, code=st.sampled_from(list(fw.RefuseCode)), reason=st.text(max_size=300))
 def test_refuse_round_trip_keeps_a_printable_reason_of_whole_characters(seq, code, reason) -> None:
     raw = fw.encode_refuse(seq, code, reason)
-    assert fw.frame_type(raw) is fw.FrameType.REFUSE and len(raw) <= 10 + fw.MAX_REFUSE_REASON
+    assert fw.frame_type(raw) is fw.FrameType.REFUSE and len(raw) <= 10 + fw.MAX_REASON
     got = fw.decode_refuse(raw)
     assert (got.seq, got.code) == (seq, code)
     assert got.reason.isprintable() and got.reason
     shown = reason.encode("utf-8", "replace").decode("utf-8")
-    if len(shown.encode()) <= fw.MAX_REFUSE_REASON and shown.isprintable() and shown:
+    if len(shown.encode()) <= fw.MAX_REASON and shown.isprintable() and shown:
         assert got.reason == shown
     assert fw.decode_refuse(raw[:9] + b"\xee" + raw[10:]).code is fw.RefuseCode.OTHER  # an unknown code: another reason
     with pytest.raises(WireError):
         fw.decode_refuse(raw[:9])
+
+
+@FUZZ
+@given(sid=U32, reason=st.text(max_size=300))
+def test_stream_reset_keeps_a_printable_reason_of_whole_characters(sid, reason) -> None:
+    got_sid, rest = sw.decode_id(sw.encode_reset(sid, reason))
+    text = sw.decode_reset(rest)
+    assert got_sid == sid and len(rest) <= fw.MAX_REASON and text.isprintable()
+    shown = reason.encode("utf-8", "replace").decode("utf-8")
+    if len(shown.encode()) <= fw.MAX_REASON and shown.isprintable():
+        assert text == shown
+    # a peer's reason reaches a user's terminal (omertactl connect): its control characters do not
+    assert sw.decode_reset(b"\x1b[2Jgone\x07") == "\ufffd[2Jgone\ufffd"
 
 
 @FUZZ

@@ -164,7 +164,7 @@ class Streams:
             return
         if name == sw.RESET:
             self._forget(s)
-            out.event(ev.StreamReset(net, node, sid, sw.decode_reason(rest)))
+            out.event(ev.StreamReset(net, node, sid, sw.decode_reset(rest)))
         elif name == sw.ACCEPT:
             sid, window = sw.decode_pair(body)
             if not s.outgoing or s.accepted:

@@ -104,7 +104,7 @@ _KIND_SHIFT = 4
 _DATA = struct.Struct("<BQB")
 _ACK = struct.Struct("<BQQ")
 _REFUSE = struct.Struct("<BQB")
-MAX_REFUSE_REASON = 200
+MAX_REASON = 200  # bytes of a peer's reason text (REFUSE here, stream.reset in streams.py)
 _PROBE = struct.Struct("<BI")
 _MSGHDR = struct.Struct("<IIBB")
 DATA_HEADER_LEN = _DATA.size  # 10
@@ -189,18 +189,26 @@ def encode_ack(next_seq: int, sack: int) -> bytes:
     return _ACK.pack(FrameType.ACK, next_seq, sack)
 
 
+def encode_reason(reason: str) -> bytes:
+    """A reason text for the wire: UTF-8 of whole characters, at most MAX_REASON bytes."""
+    return reason.encode("utf-8", "replace")[:MAX_REASON].decode("utf-8", "ignore").encode()
+
+
+def decode_reason(raw: bytes) -> str:
+    """A peer's reason text, made printable (it is shown to users: no control characters reach a terminal)."""
+    return "".join(c if c.isprintable() else "\ufffd" for c in raw.decode("utf-8", "replace"))
+
+
 def encode_refuse(seq: int, code: RefuseCode, reason: str) -> bytes:
-    text = reason.encode("utf-8", "replace")[:MAX_REFUSE_REASON].decode("utf-8", "ignore").encode()  # whole characters
-    return _REFUSE.pack(FrameType.REFUSE, seq, code) + text
+    return _REFUSE.pack(FrameType.REFUSE, seq, code) + encode_reason(reason)
 
 
 def decode_refuse(frame: bytes) -> RefuseFrame:
     """A REFUSE frame; an unknown code reads as OTHER, and the reason is made printable (it is shown to users)."""
-    if len(frame) < _REFUSE.size or len(frame) > _REFUSE.size + MAX_REFUSE_REASON:
+    if len(frame) < _REFUSE.size or len(frame) > _REFUSE.size + MAX_REASON:
         raise WireError(DropReason.BAD_FRAME, "REFUSE of wrong length")
     _, seq, code = _REFUSE.unpack_from(frame)
-    text = frame[_REFUSE.size :].decode("utf-8", "replace")
-    reason = "".join(c if c.isprintable() else "\ufffd" for c in text) or "refused"
+    reason = decode_reason(frame[_REFUSE.size :]) or "refused"
     return RefuseFrame(seq, RefuseCode(code) if code in RefuseCode._value2member_map_ else RefuseCode.OTHER, reason)
 
 

@@ -19,10 +19,10 @@ from __future__ import annotations
 import struct
 
 from ..errors import DropReason, WireError
+from .frames import MAX_REASON, decode_reason, encode_reason
 
 OPEN, ACCEPT, DATA, CREDIT, CLOSE, RESET = "stream.open", "stream.accept", "stream.data", "stream.credit", "stream.close", "stream.reset"
 NAMES = (OPEN, ACCEPT, DATA, CREDIT, CLOSE, RESET)
-MAX_REASON = 200
 _ID = struct.Struct("<I")
 _OPEN = struct.Struct("<IHI")
 _PAIR = struct.Struct("<II")
@@ -61,8 +61,9 @@ def decode_id(body: bytes) -> tuple[int, bytes]:
 
 
 def encode_reset(sid: int, reason: str) -> bytes:
-    return encode_id(sid, reason.encode()[:MAX_REASON])
+    return encode_id(sid, encode_reason(reason))
 
 
-def decode_reason(rest: bytes) -> str:
-    return rest[:MAX_REASON].decode("utf-8", "replace")
+def decode_reset(rest: bytes) -> str:
+    """The reason of a ``stream.reset`` (what follows the id), as REFUSE's: printable, at most MAX_REASON bytes."""
+    return decode_reason(rest[:MAX_REASON])
