@@ -37,7 +37,7 @@ from .core.wire.invite import check_network_name, decode_invite
 from .io.driver import Driver
 from .io.netlink import local_addresses
 from .io.netmon import AddressMonitor
-from .io.peercache import PEER_CACHE_MAX, PeerCacheSaves, peer_cache_doc
+from .io.peercache import PEER_CACHE, PEER_CACHE_MAX, PeerCacheSaves, peer_cache_doc
 from .io.store import StateNotSaved, StateStore
 from .io.streams import StreamHub
 
@@ -262,12 +262,8 @@ class MeshNode:
     def save_peers(self) -> None:
         """Write the peer cache (endpoints of known peers) so a restart reconnects without the invite. Never
         raises: a write that fails is counted and tried again later (``StateStore.background``)."""
-        if self.store is not None:
-            self.store.background.save("peer cache", self._write_peers)
-
-    def _write_peers(self) -> None:
-        assert self.store is not None
-        self.store.save_peers(peer_cache_doc(self._m.table))  # proven peers only, bounded (io/peercache.py)
+        if self._peer_saves is not None:  # (what it writes: proven peers only, bounded: io/peercache.py)
+            self._peer_saves.store.background.save(PEER_CACHE, self._peer_saves.write_now)
 
     async def __aenter__(self) -> "MeshNode":
         return await self.start()
@@ -285,10 +281,9 @@ class MeshNode:
         self.streams.close()  # every stream reset (its peer hears why), before the goodbye
         self.mesh.close(self.driver.now())  # the goodbye first: a save that fails below cannot stop it
         self.driver.flush()
-        if self._peer_saves is not None:  # no more scheduled saves; a write in flight finishes first
-            await self._peer_saves.close()
-        if self.store is not None:  # the last peer cache, and saves waiting for a retry: once more, failures logged
-            self.store.background.close(("peer cache", self._write_peers))
+        if (saves := self._peer_saves) is not None:  # no more scheduled saves (a write in flight finishes first), then
+            await saves.close()  # the last peer cache and the saves waiting for a retry, once more (failures logged)
+            saves.store.background.close((PEER_CACHE, saves.write_now))
         self.driver.close()
         for t in list(self._tasks):
             t.cancel()

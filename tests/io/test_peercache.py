@@ -125,6 +125,7 @@ async def test_a_failed_write_goes_to_the_stores_retries_and_nothing_raises_into
     rec.fail = OSError(errno.ENOSPC, "No space left on device")
     saves.changed()
     await wait_for(lambda: "peer cache" in rec.store.background.pending)  # the store retries it with back-off ...
+    assert len(rec.writes) == 1 and rec.writes[0][0] != threading.current_thread().name  # (the thread's; none at once on the loop)
     rec.fail = None
     await wait_for(lambda: not rec.store.background.pending)  # ... until it is written
     assert json.loads(rec.store.peers_path.read_text())["peers"] == docs[0]["peers"]

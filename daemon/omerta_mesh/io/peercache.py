@@ -31,7 +31,7 @@ from .store import StateNotSaved, StateStore
 PEER_CACHE_MAX = 512  # entries written, and restored at start
 SAVE_DELAY = 0.5  # seconds after the last change: one more look (the newcomers have proved themselves)
 SAVE_INTERVAL = 1.0  # seconds between two writes at least (a peer that connects is in the file within about this)
-WHAT = "peer cache"  # its name for StateStore.background (retries after a failed write)
+PEER_CACHE = "peer cache"  # its name for StateStore.background (retries after a failed write)
 log = logging.getLogger("omerta_mesh.io.peercache")
 
 
@@ -98,8 +98,7 @@ class PeerCacheSaves:
             return
         loop = asyncio.get_running_loop()
         self._last = loop.time()
-        if WHAT in self.store.background.pending:  # a failed write waits for its retry: it will write the current one
-            self.store.background.save(WHAT, self.write_now)
+        if PEER_CACHE in self.store.background.pending:  # a failed write waits for its retry: it will write the current one
             return
         self._writing = fut = loop.run_in_executor(None, self.store.save_peers, doc)
         fut.add_done_callback(lambda f: self._done(f, doc))
@@ -110,9 +109,9 @@ class PeerCacheSaves:
         if exc is None and not fut.cancelled():
             self._written = doc
             self._count("peer_cache.saved")
-        elif isinstance(exc, StateNotSaved):  # counted by the store; retried with back-off from now on
+        elif isinstance(exc, StateNotSaved):  # counted by the store; retried with back-off (not at once, on the loop)
             if not self._closed:
-                self.store.background.save(WHAT, self.write_now)
+                self.store.background.retry(PEER_CACHE, self.write_now, exc)
         else:
             log.error("peer cache not saved: %r", exc)
             self._count("peer_cache.failed")
@@ -121,7 +120,8 @@ class PeerCacheSaves:
             self._arm(asyncio.get_running_loop().time())
 
     def write_now(self) -> None:
-        """Build and write the cache on the calling thread (the store's retries, and the last save at stop).
+        """Build and write the cache on the calling thread (the store's retries, ``MeshNode.save_peers`` and the
+        last save at stop).
         Raises only StateNotSaved (the store's retries handle it); anything else is logged and counted."""
         try:
             doc = self._doc()

@@ -152,25 +152,36 @@ class BackgroundSaves:
         self._writes[what] = write
         return False if waiting else self._attempt(what)
 
+    def retry(self, what: str, write: Callable[[], None], error: StateNotSaved) -> None:
+        """A write of ``what`` made elsewhere (a thread) failed with ``error``: counted, and ``write`` is called
+        after the back-off, not now (or replaces the write of a retry already waiting)."""
+        waiting = what in self._writes
+        self._writes[what] = write
+        if not waiting:
+            self._failed(what, error)
+
     def _attempt(self, what: str) -> bool:
         try:
             self._writes[what]()
         except StateNotSaved as e:
-            self.failed += 1
-            n = self._failures[what] = self._failures.get(what, 0) + 1
-            delay = min(self.most, self.first * 2 ** min(n - 1, 30))
-            log.log(logging.WARNING if n == 1 else logging.DEBUG, "%s not saved: %s; trying again in %g s (%s)",
-                    what, e, delay, e.fix)
-            try:
-                self._timers[what] = asyncio.get_running_loop().call_later(delay, self._retry, what)
-            except RuntimeError:  # no loop (a caller outside one): the next save of it tries again
-                pass
+            self._failed(what, e)
             return False
         del self._writes[what]
         n = self._failures.pop(what, 0)
         if n:
             log.info("%s saved after %d failed attempts", what, n)
         return True
+
+    def _failed(self, what: str, e: StateNotSaved) -> None:
+        self.failed += 1
+        n = self._failures[what] = self._failures.get(what, 0) + 1
+        delay = min(self.most, self.first * 2 ** min(n - 1, 30))
+        log.log(logging.WARNING if n == 1 else logging.DEBUG, "%s not saved: %s; trying again in %g s (%s)",
+                what, e, delay, e.fix)
+        try:
+            self._timers[what] = asyncio.get_running_loop().call_later(delay, self._retry, what)
+        except RuntimeError:  # no loop (a caller outside one): the next save of it tries again
+            pass
 
     def _retry(self, what: str) -> None:
         self._timers.pop(what, None)
