@@ -84,7 +84,6 @@ class Spool:
         self.dir = Path(directory)
         self._fds: dict[str, int] = {}
         self._pending: dict[str, list[bytes]] = {}
-        self._dead: dict[str, int] = {}  # bytes of each file a rewrite would drop
         self.syncs = 0  # fdatasync calls made for messages (one per file per batch)
 
     def _path(self, channel: str) -> Path:
@@ -157,12 +156,11 @@ class Spool:
         fd = self._fd(channel)
         if left == 0:
             os.ftruncate(fd, 0)
-            self._dead[channel] = 0
         else:
             _append(fd, _record(bytes((_TAKE,)) + count.to_bytes(4, "little")))
             size = os.fstat(fd).st_size
-            self._dead[channel] = size - left_bytes - left * (_HEAD.size + _MSG_HEAD)
-            if self._dead[channel] >= COMPACT_AT and self._dead[channel] > size // 2:
+            dead = size - left_bytes - left * (_HEAD.size + _MSG_HEAD)  # what a rewrite would drop
+            if dead >= COMPACT_AT and dead > size // 2:
                 self._compact(channel)
                 return
         os.fdatasync(fd)
@@ -172,7 +170,6 @@ class Spool:
         msgs, _, _ = parse(path.read_bytes(), channel)
         self.close_channel(channel)
         atomic_write(path, b"".join(message_record(m) for m in msgs))
-        self._dead[channel] = 0
 
     def close_channel(self, channel: str) -> None:
         fd = self._fds.pop(channel, None)
