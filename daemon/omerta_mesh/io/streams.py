@@ -52,8 +52,6 @@ class Spliced:
     answer: asyncio.Future[None] | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     writer: asyncio.StreamWriter | None = None
-    done: asyncio.Event = field(default_factory=asyncio.Event)
-    reset: str | None = None
     bytes_in: int = 0
     bytes_out: int = 0
 
@@ -63,7 +61,6 @@ class StreamHub:
         self._core, self._now, self._flush = core, now, flush
         self.policy: Callable[[int], str | None] = lambda port: "streams are not served here"  # a refusal reason, or None
         self.streams: dict[tuple[tuple[bytes, bytes], int], Spliced] = {}
-        self.stats = {"opened": 0, "accepted": 0, "refused": 0, "reset": 0}
         self._in_event = False
 
     def _act(self, fn: Callable[[Outbox], object]) -> object:
@@ -82,7 +79,6 @@ class StreamHub:
         s = Spliced(peer, sid, port, True)
         s.answer = asyncio.get_running_loop().create_future()
         self.streams[(peer.key, sid)] = s
-        self.stats["opened"] += 1
         try:
             await asyncio.wait_for(asyncio.shield(s.answer), timeout)
         except asyncio.TimeoutError:
@@ -147,7 +143,6 @@ class StreamHub:
         m = self._core()
         why = self.policy(s.port)
         if why is not None:
-            self.stats["refused"] += 1
             self._reset(s, why)
             return
         try:
@@ -156,14 +151,12 @@ class StreamHub:
             except OSError:
                 reader, writer = await asyncio.open_connection("::1", s.port)
         except OSError as e:
-            self.stats["refused"] += 1
             self._reset(s, f"port {s.port} refused the connection on {m.name or m.node_id.short()}: {e.strerror or e}")
             return
         if (s.peer.key, s.sid) not in self.streams:  # reset while we connected
             writer.close()
             return
         self._act(lambda out: m.streams.accept(s.peer, s.sid, out))
-        self.stats["accepted"] += 1
         self.attach(s, reader, writer)
 
     # ------------------------------------------------------------------ splicing
@@ -215,14 +208,12 @@ class StreamHub:
 
     def _reset(self, s: Spliced, reason: str) -> None:
         m = self._core()
-        self.stats["reset"] += 1
         self._act(lambda out: m.streams.reset(s.peer, s.sid, reason, out))
         self._gone(s, reason)
 
     def _gone(self, s: Spliced, reason: str | None) -> None:
         if self.streams.pop((s.peer.key, s.sid), None) is None:
             return
-        s.reset = reason
         if s.answer is not None and not s.answer.done():
             s.answer.set_exception(StreamRefused(reason or "closed"))
         s.credit.set()
@@ -235,4 +226,3 @@ class StreamHub:
         for t in s.tasks:
             if t is not me and reason is not None:
                 t.cancel()
-        s.done.set()

@@ -34,7 +34,6 @@ class Work:
         self._turns: dict[int, collections.deque[asyncio.Future[None]]] = {}  # uid -> requests waiting to start
         self._budget = PER_TURN
         self._armed = False
-        self.stats: collections.Counter[str] = collections.Counter()
 
     def backlog(self) -> int:
         """Requests admitted and waiting for a turn."""
@@ -56,7 +55,6 @@ class Work:
         if uid not in self._admits and self._fits(uid, n, may_write):
             self._take(uid, n)
             return
-        self.stats["admit_waits"] += 1
         fut = asyncio.get_running_loop().create_future()
         self._admits.setdefault(uid, collections.deque()).append((fut, n, may_write))
         try:

@@ -58,7 +58,6 @@ class StreamServer:
         self._sock: socket.socket | None = None
         self._accepting: asyncio.Task[None] | None = None
         self._conns: set[asyncio.Task[None]] = set()
-        self.stats = {"served": 0, "refused": 0, "denied": 0}
 
     async def start(self) -> None:
         try:
@@ -109,12 +108,10 @@ class StreamServer:
                 caller = auth.caller_of(conn, self.write_gid())  # (as of connect(): before anything is read)
                 req = await asyncio.wait_for(self._read_request(conn), REQUEST_TIMEOUT)  # (read first: no EPIPE)
                 if not caller.may_write:
-                    self.stats["denied"] += 1
                     raise ApiError(Code.PERMISSION_DENIED,
                                    f"opening a stream changes the daemon's state; {caller.describe()} may only read")
                 result, theirs = await self._open(req)
             except ApiError as e:
-                self.stats["refused"] += 1
                 await loop.sock_sendall(conn, _frame({"error": {"code": int(e.code), "message": e.message, "data": e.data()}}))
                 return
             except asyncio.TimeoutError:
@@ -123,7 +120,6 @@ class StreamServer:
                 conn.sendmsg([_frame({"result": result})], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [theirs.fileno()]))])
             finally:
                 theirs.close()
-            self.stats["served"] += 1
         except OSError as e:
             log.debug("stream socket client went away: %s", e)
         finally:
