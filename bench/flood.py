@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "daemon")]
 
-from meshd.flood import initiation  # noqa: E402
+from helpers import fresh_initiation  # noqa: E402
 from meshd.harness import DaemonProc, wait_connected  # noqa: E402
 from omerta_mesh.core.entropy import SystemEntropy  # noqa: E402
 from omerta_mesh.core.ids import NodeId  # noqa: E402
@@ -49,7 +49,7 @@ def _build(job: tuple[str, str, int]) -> list[bytes]:
     invite, target, n = job
     inv, ent = decode_invite(invite), SystemEntropy()
     net, node = Network(inv.network_key, inv.name), NodeId.parse(target)
-    return [initiation(net, node, ent)[1] for _ in range(n)]
+    return [fresh_initiation(net, node, ent, time.time())[1] for _ in range(n)]
 
 
 def build_initiations(invite: str, target: str, n: int) -> list[bytes]:

@@ -22,7 +22,6 @@ import argparse
 import json
 import multiprocessing as mp
 import random
-import socket
 import sys
 import tempfile
 import threading
@@ -34,34 +33,14 @@ sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "daemon"), str(ROOT / "bench")]
 
 from flood import proc_figures  # noqa: E402
 
-from meshd.flood import initiation  # noqa: E402
+from meshd.flood import flood  # noqa: E402
 from meshd.harness import DaemonProc, wait_connected  # noqa: E402
-from omerta_mesh.core.entropy import SystemEntropy  # noqa: E402
-from omerta_mesh.core.ids import NodeId  # noqa: E402
-from omerta_mesh.core.network import Network  # noqa: E402
-from omerta_mesh.core.wire.invite import decode_invite  # noqa: E402
 
 STREAM = "soak"
 
 
 def light_flood(invite: str, target: str, dst: tuple[str, int], rate: float, stop: mp.Event) -> None:  # type: ignore[valid-type]
-    inv, ent = decode_invite(invite), SystemEntropy()
-    net, node = Network(inv.network_key, inv.name), NodeId.parse(target)
-    socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(16)]
-    for i, s in enumerate(socks):
-        s.bind((f"127.0.0.{20 + i}", 0))
-        s.setblocking(False)
-    n = 0
-    while not stop.is_set():  # type: ignore[attr-defined]
-        socks[n % len(socks)].sendto(initiation(net, node, ent)[1], dst)
-        n += 1
-        for s in socks:
-            try:
-                while s.recv(2048):
-                    pass
-            except BlockingIOError:
-                pass
-        time.sleep(1.0 / rate)
+    flood(invite, target, dst, rate, lambda: not stop.is_set(), [f"127.0.0.{20 + i}" for i in range(16)])  # type: ignore[attr-defined]
 
 
 class Stream:
@@ -103,7 +82,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="omerta-soak-") as tmp:
         quiet = ["--log-level", "info"]
         ds = {n: DaemonProc(Path(tmp), n, quiet).start() for n in "abcde"}
-        flood = None
+        flooder = None
         try:
             ids = {n: d.call("status.get")["node_id"] for n, d in ds.items()}
             created = ds["a"].call("network.create", name="soak")
@@ -114,8 +93,8 @@ def main() -> None:
             for n in "ab":
                 ds[n].call("channel.receive", channel=STREAM)  # the stream's receivers open their channel
             host, port = ds["a"].call("status.get")["listen"][0].rsplit(":", 1)
-            flood = mp.Process(target=light_flood, args=(invite, ids["a"], (host, int(port)), args.flood, stop), daemon=True)
-            flood.start()
+            flooder = mp.Process(target=light_flood, args=(invite, ids["a"], (host, int(port)), args.flood, stop), daemon=True)
+            flooder.start()
             streams = [Stream(ds["a"], ds["b"], ids["b"], "ab"), Stream(ds["c"], ds["a"], ids["a"], "ca")]
             rss = {n: [proc_figures(ds[n].proc.pid)[0]] for n in "ab"}  # type: ignore[union-attr]
             status_ms: list[float] = []
@@ -194,8 +173,8 @@ def main() -> None:
                 st.drain()
         finally:
             stop.set()
-            if flood is not None:
-                flood.join(5)
+            if flooder is not None:
+                flooder.join(5)
             for d in ds.values():
                 d.close()
     result = {"minutes": args.minutes, "churn_events": len(churn_log), "churn_failures": churn_failures, "flood_per_s": args.flood,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from omerta_mesh.core.config import CoreConfig
 from omerta_mesh.core.counters import Counters
-from omerta_mesh.core.entropy import SeededEntropy
+from omerta_mesh.core.entropy import Entropy, SeededEntropy
 from omerta_mesh.core.events import Event
 from omerta_mesh.core.ids import NodeId
 from omerta_mesh.core.keys import Identity
@@ -91,10 +91,11 @@ class Pair:
         return [e for e in self.events[id(m)] if isinstance(e, kind)]
 
 
-def fresh_initiation(net: Network, target: NodeId, seed: str, now: float) -> tuple[NodeId, bytes]:
+def fresh_initiation(net: Network, target: NodeId, entropy: str | Entropy, now: float) -> tuple[NodeId, bytes]:
     """A valid initiation to ``target`` in ``net`` from a freshly made identity: what anyone holding the
-    network key (every invite has it) can send, built by the core's own handshake code."""
-    ent = SeededEntropy(seed)
+    network key (every invite has it) can send, built by the core's own handshake code. ``entropy``: a seed
+    (deterministic, for the core's tests) or an Entropy (a flood's SystemEntropy); ``now`` also stamps it."""
+    ent = SeededEntropy(entropy) if isinstance(entropy, str) else entropy
     ident = Identity.generate(ent)
     hs = Handshakes(ident, CoreConfig(), ent, Counters(), PeerTable(ent, 4), 1)
     x = hs.x25519_of(target.raw)

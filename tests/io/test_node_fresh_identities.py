@@ -2,7 +2,7 @@
 
 The soak run (bench/soak.py) found the daemon growing by 3 MB a minute under a light flood of 50 fresh
 identities a second: MeshNode kept an asyncio.Event for every node that had ever connected. Here a real
-MeshNode on loopback takes 600 valid initiations from fresh identities (tests/meshd/flood.py builds them
+MeshNode on loopback takes 600 valid initiations from fresh identities (tests/helpers.py builds them
 with the core's own handshake code); what MeshNode itself allocated and still holds must not grow with them.
 """
 
@@ -12,16 +12,15 @@ import asyncio
 import gc
 import socket
 import sys
+import time
 import tracemalloc
 from pathlib import Path
 
+from helpers import fresh_initiation
 from omerta_mesh.core.entropy import SystemEntropy
 from omerta_mesh.core.network import Network
 from omerta_mesh.core.wire.invite import decode_invite
 from omerta_mesh.node import MeshNode
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from meshd.flood import initiation  # noqa: E402
 
 NODE_PY = str(Path(sys.modules[MeshNode.__module__].__file__ or ""))
 
@@ -33,7 +32,7 @@ async def flood(target: MeshNode, inv: str, n: int) -> None:
         s.bind(("127.0.0.1", 0))
         s.setblocking(False)
         for i in range(n):
-            s.sendto(initiation(net, target.node_id, ent)[1], ("127.0.0.1", target.port))
+            s.sendto(fresh_initiation(net, target.node_id, ent, time.time())[1], ("127.0.0.1", target.port))
             if i % 20 == 0:
                 await asyncio.sleep(0.02)  # under the cookie threshold: every one completes
     await asyncio.sleep(0.5)

@@ -84,9 +84,10 @@ def test_fresh_identity_flood_does_not_freeze_the_daemon_nor_reach_its_peer_cach
         flood = subprocess.Popen(
             [sys.executable, str(ROOT / "tests/meshd/flood.py"), net["invite"], b_id, b_udp, str(RATE), str(FLOOD_S),  # type: ignore[index]
              str(ids_file)], stdout=subprocess.PIPE, text=True)
+        assert flood.stdout is not None and flood.stdout.readline().strip() == "flooding"
         prober = Prober(b)
         prober.start()
-        time.sleep(3.0)  # the flood is under way
+        time.sleep(3.0)  # the flood builds up before the stream starts
         got: list[str] = []
         with a.client(30.0) as ca, b.client(30.0) as cb:
             for i in range(MESSAGES):
