@@ -41,15 +41,12 @@ class Stream:
     sid: int
     port: int
     outgoing: bool
-    opened_at: float
     accepted: bool = False
     credit: int = 0  # bytes we may still send
     window: int = 0  # bytes the peer may still send us before we grant more
     unconsumed: int = 0  # bytes delivered to the host, not yet reported consumed
     sent_close: bool = False
     got_close: bool = False
-    bytes_in: int = 0
-    bytes_out: int = 0
 
 
 class Streams:
@@ -62,9 +59,6 @@ class Streams:
 
     def __len__(self) -> int:
         return len(self._streams)
-
-    def all(self) -> list[Stream]:
-        return list(self._streams.values())
 
     def get(self, peer: Peer, sid: int) -> Stream | None:
         return self._streams.get((peer.key, sid))
@@ -83,7 +77,7 @@ class Streams:
             n = (n + 1) % (1 << 31)
         self._next[peer.key] = (n + 1) % (1 << 31)
         sid = 2 * n + parity
-        self._add(Stream(peer, sid, port, True, now, window=self.cfg.stream_window))
+        self._add(Stream(peer, sid, port, True, window=self.cfg.stream_window))
         out.control(peer, sw.OPEN, sw.encode_open(sid, port, self.cfg.stream_window))
         return sid
 
@@ -101,9 +95,8 @@ class Streams:
             raise UsageError(f"stream {sid} is closed for sending")
         n = min(len(data), s.credit) if s.accepted else 0
         for off in range(0, n, CHUNK):
-            out.control(peer, sw.DATA, sw.encode_id(sid, bytes(data[off:min(n, off + CHUNK)])))
+            out.control(peer, sw.DATA, sw.encode_id(sid, data[off:min(n, off + CHUNK)]))
         s.credit -= n
-        s.bytes_out += n
         return n
 
     def consumed(self, peer: Peer, sid: int, n: int, out: Outbox) -> None:
@@ -153,7 +146,7 @@ class Streams:
             if why := self._full(peer):
                 self._refuse(peer, sid, DropReason.STREAM_LIMIT, why, out)
                 return
-            self._add(Stream(peer, sid, port, False, now, credit=window))
+            self._add(Stream(peer, sid, port, False, credit=window))
             out.event(ev.StreamRequested(net, node, sid, port))
             return
         sid, rest = sw.decode_id(body)
@@ -177,7 +170,6 @@ class Streams:
                 return self._violation(s, DropReason.STREAM_OVERRUN, "window overrun", out)
             s.window -= len(rest)
             s.unconsumed += len(rest)
-            s.bytes_in += len(rest)
             out.event(ev.StreamData(net, node, sid, rest))
         elif name == sw.CREDIT:
             sid, more = sw.decode_pair(body)

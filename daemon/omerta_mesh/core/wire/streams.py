@@ -49,7 +49,7 @@ def decode_pair(body: bytes) -> tuple[int, int]:
     return _PAIR.unpack(body)
 
 
-def encode_id(sid: int, rest: bytes = b"") -> bytes:
+def encode_id(sid: int, rest: bytes | memoryview = b"") -> bytes:
     """``stream.data``, ``stream.close`` and ``stream.reset``: the id, then bytes or the reason."""
     return _ID.pack(sid) + rest
 
