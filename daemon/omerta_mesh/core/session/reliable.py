@@ -68,7 +68,6 @@ class ReliableStats:
     duplicates: int = 0
     out_of_window: int = 0
     give_ups: int = 0
-    refused: int = 0  # our messages the peer refused
 
 
 @dataclass(slots=True)
@@ -225,7 +224,6 @@ class ReliableStream:
         self._acked_below = self._next_seq
         self._reset_next = True
         self.rto_at = None
-        self.stats.refused += 1
         return delivered, mid
 
     def _rtt_sample(self, r: float) -> None:
