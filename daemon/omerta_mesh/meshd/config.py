@@ -207,10 +207,9 @@ class DaemonConfig:
 
     def flat(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for sec in ("node", "api", "dbus", "log", "vnet", "ssh"):
+        for sec in ("node", "api", "dbus", "log", "vnet", "ssh", "serve"):
             for k, v in dataclasses.asdict(getattr(self, sec)).items():
                 out[f"{sec}.{k}"] = v
-        out["serve.ports"] = list(self.serve.ports)
         out["names"] = dict(self.names)
         return out
 
@@ -221,8 +220,8 @@ class DaemonConfig:
         return {k: NodeId.parse(v) for k, v in self.names.items()}
 
 
-_SECTIONS = {"node": NodeConfig, "api": ApiConfig, "dbus": DbusConfig, "log": LogConfig, "vnet": VnetConfig, "ssh": SshConfig}
-_SECTIONS["serve"] = ServeConfig
+_SECTIONS = {"node": NodeConfig, "api": ApiConfig, "dbus": DbusConfig, "log": LogConfig, "vnet": VnetConfig, "ssh": SshConfig,
+             "serve": ServeConfig}
 _DEFAULTS: dict[str, Any] = tomllib.loads(DEFAULT_TOML)
 
 

@@ -45,13 +45,6 @@ class ExposedPorts:
     def ports(self) -> list[int]:
         return sorted((set(self.configured) | self.added) - self.removed)
 
-    def source(self, port: int) -> str:
-        return "config" if port in self.configured and port not in self.added else "added"
-
-    def set_configured(self, ports: list[int]) -> None:
-        """A reload brought another ``[serve] ports``."""
-        self.configured = sorted(set(ports))
-
     def add(self, port: int) -> bool:
         """Expose ``port`` (persisted first); False when it already was."""
         if port in self.ports():
