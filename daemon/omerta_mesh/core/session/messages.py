@@ -157,17 +157,17 @@ class Messages:
                     decoded = fw.decode_message_header(f.kind, f.chunk, self.cfg.max_message)  # (given to the assembler)
                 except WireError:
                     pass  # the assembler drops it and counts why
-            if decoded is not None and receivers is not None:
-                verdict = receivers.admit(peer.network.id, peer.node, decoded[0].channel, decoded[0].total_len)
-                if isinstance(verdict, Refuse):
-                    peer.stream.refuse(frames[i:], verdict.code, verdict.reason, now)
-                    self.counters.inc("rx.refused." + verdict.code.name.lower())
-                    break
-                if verdict is Admit.HOLD:
-                    peer.stream.hold_back(frames[i:])
-                    self._held[peer.key] = peer
-                    self.counters.inc("rx.held")
-                    break
+                else:
+                    verdict = receivers.admit(peer.network.id, peer.node, decoded[0].channel, decoded[0].total_len)
+                    if isinstance(verdict, Refuse):
+                        peer.stream.refuse(frames[i:], verdict.code, verdict.reason, now)
+                        self.counters.inc("rx.refused." + verdict.code.name.lower())
+                        break
+                    if verdict is Admit.HOLD:
+                        peer.stream.hold_back(frames[i:])
+                        self._held[peer.key] = peer
+                        self.counters.inc("rx.held")
+                        break
             try:
                 msg = peer.assembler.feed(f, decoded)
             except WireError as e:
