@@ -125,11 +125,10 @@ def kernel_drops() -> int:
     return int(udp[1][udp[0].index("RcvbufErrors")])
 
 
-def proc_figures(pid: int) -> tuple[float, float]:
-    """(RSS in MB, CPU seconds) of ``pid``."""
-    rss = next(int(ln.split()[1]) for ln in Path(f"/proc/{pid}/status").read_text().splitlines() if ln.startswith("VmRSS:"))
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return rss / 1024, (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def proc_figures(d: DaemonProc) -> tuple[float, float]:
+    """(RSS in MB, CPU seconds) of the daemon ``d``."""
+    fields = Path(f"/proc/{d.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()  # type: ignore[union-attr]
+    return d.rss_kb() / 1024, (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def pct(xs: list[float], q: float) -> float | None:
@@ -156,7 +155,7 @@ def measure_phase(a: DaemonProc, b: DaemonProc, a_id: str, seconds: float, flood
                 time.sleep(0.2)
 
     before = a.call("status.get")["counters"]
-    drops0, (rss0, cpu0), t0 = kernel_drops(), proc_figures(a.proc.pid), time.monotonic()
+    drops0, (rss0, cpu0), t0 = kernel_drops(), proc_figures(a), time.monotonic()
     if flood is not None:
         flood.start()
     poller = threading.Thread(target=poll_status, daemon=True)
@@ -177,7 +176,7 @@ def measure_phase(a: DaemonProc, b: DaemonProc, a_id: str, seconds: float, flood
     dt = time.monotonic() - t0
     with a.client(timeout=300) as c:  # the daemon may be catching up
         after = c.call("status.get")["counters"]
-    rss1, cpu1 = proc_figures(a.proc.pid)
+    rss1, cpu1 = proc_figures(a)
     a.call("channel.receive", channel=CHANNEL)  # drain A's inbox
     d = {k: (after.get(k, 0) - before.get(k, 0)) / dt for k in
          ("handshake.dh_performed", "handshake.completed", "drop.cookie_required", "drop.dh_budget", "drop.rate_limited")}

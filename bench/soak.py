@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "daemon"), str(ROOT / "bench")]
 
-from flood import proc_figures  # noqa: E402
+from flood import pct  # noqa: E402
 
 from meshd.flood import flood  # noqa: E402
 from meshd.harness import DaemonProc, wait_connected  # noqa: E402
@@ -96,7 +96,7 @@ def main() -> None:
             flooder = mp.Process(target=light_flood, args=(invite, ids["a"], (host, int(port)), args.flood, stop), daemon=True)
             flooder.start()
             streams = [Stream(ds["a"], ds["b"], ids["b"], "ab"), Stream(ds["c"], ds["a"], ids["a"], "ca")]
-            rss = {n: [proc_figures(ds[n].proc.pid)[0]] for n in "ab"}  # type: ignore[union-attr]
+            rss = {n: [ds[n].rss_kb() / 1024] for n in "ab"}
             status_ms: list[float] = []
             stuck: list[str] = []
             churn_failures: list[str] = []
@@ -159,7 +159,7 @@ def main() -> None:
                             stuck.append(f"{time.strftime('%H:%M:%S')} {n}: {e}")
                         status_ms.append((time.perf_counter() - t) * 1000)
                     for n in "ab":
-                        rss[n].append(proc_figures(ds[n].proc.pid)[0])  # type: ignore[union-attr]
+                        rss[n].append(ds[n].rss_kb() / 1024)
                     for st in streams:
                         st.drain()
                     next_status = time.monotonic() + 5
@@ -181,7 +181,7 @@ def main() -> None:
               "streams": {s.tag: {"acknowledged": len(s.acked), "not_accepted": s.failed,
                                   "lost": len(s.acked - set(s.received)), "duplicates": len(s.received) - len(set(s.received))}
                           for s in streams},
-              "status_ms": {"max": max(status_ms), "p99": sorted(status_ms)[int(0.99 * len(status_ms))], "calls": len(status_ms),
+              "status_ms": {"max": max(status_ms), "p99": pct(status_ms, 0.99), "calls": len(status_ms),
                             "unanswered": stuck},
               "rss_mb": {n: {"start": v[0], "max": max(v), "end": v[-1]} for n, v in rss.items()},
               "churn": churn_log}

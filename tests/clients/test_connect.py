@@ -95,14 +95,6 @@ def pair(tmp_path: Path) -> Iterator[tuple[DaemonProc, DaemonProc]]:
         b.close()
 
 
-def rss_kb(d: DaemonProc) -> int:
-    assert d.proc is not None
-    for line in Path(f"/proc/{d.proc.pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmRSS")
-
-
 def test_echo_through_connect_round_trips_10_mb_and_unexposed_ports_are_refused_with_the_reason(pair, server_of) -> None:
     a, b = pair
     port = server_of(Echo)
@@ -175,7 +167,7 @@ def test_50_streams_with_one_stalled_reader_the_others_complete_and_memory_stays
     a, b = pair
     port, big = server_of(Source), server_of(BigSource)
     assert ctl(b.socket, "serve", "add", str(port)).rc == 0 and ctl(b.socket, "serve", "add", str(big)).rc == 0
-    before = rss_kb(a), rss_kb(b)
+    before = a.rss_kb(), b.rss_kb()
     socks = [open_stream(str(a.socket), "bravo", big)[0]] + [open_stream(str(a.socket), "bravo", port)[0] for _ in range(49)]
     try:
         stalled, rest = socks[0], socks[1:]
@@ -193,7 +185,7 @@ def test_50_streams_with_one_stalled_reader_the_others_complete_and_memory_stays
             t.join(120)
         took = time.monotonic() - t0
         assert got == [Source.SIZE] * len(rest)
-        after = rss_kb(a), rss_kb(b)
+        after = a.rss_kb(), b.rss_kb()
         print(f"\n49 streams x {Source.SIZE >> 20} MB in {took:.2f} s beside a stalled one of {BigSource.SIZE >> 20} MB; "
               f"RSS alfa {before[0] // 1024} -> {after[0] // 1024} MB, bravo {before[1] // 1024} -> {after[1] // 1024} MB")
         assert after[0] - before[0] < 48_000 and after[1] - before[1] < 48_000

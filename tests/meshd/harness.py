@@ -148,6 +148,14 @@ class DaemonProc:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def rss_kb(self) -> int:
+        """The running daemon's resident memory (VmRSS), in KiB."""
+        assert self.proc is not None
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise AssertionError(f"no VmRSS for {self.proc.pid}")
+
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
 

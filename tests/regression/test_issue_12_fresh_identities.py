@@ -36,14 +36,6 @@ RSS_BOUND_MB = 100  # documented in docs/architecture.md (the daemon's memory un
 RESTART_ANSWER_S = 5.0  # from start to READY and a status.get answer, after the flood
 
 
-def rss_mb(d: DaemonProc) -> float:
-    assert d.proc is not None
-    for line in Path(f"/proc/{d.proc.pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
-
-
 class Prober(threading.Thread):
     """Asks ``status.get`` every 0.2 s until stopped; keeps the longest time an answer took."""
 
@@ -78,7 +70,7 @@ def test_fresh_identity_flood_does_not_freeze_the_daemon_nor_reach_its_peer_cach
         wait_connected(a, b_id)
         b.call("channel.receive", channel="stream")  # B's inbox for the channel exists from now on
         b_udp = b.call("status.get")["listen"][0]  # type: ignore[index]
-        rss_before = rss_mb(b)
+        rss_before = b.rss_kb() / 1024
 
         ids_file = tmp_path / "fake-ids"
         flood = subprocess.Popen(
@@ -111,7 +103,7 @@ def test_fresh_identity_flood_does_not_freeze_the_daemon_nor_reach_its_peer_cach
         worst = max(prober.times)
         assert not prober.errors and worst < ANSWER_S, (worst, prober.errors[:3], b.log_text()[-3000:])
         assert len(prober.times) > FLOOD_S * 2  # it kept asking through the whole flood
-        rss_after = rss_mb(b)
+        rss_after = b.rss_kb() / 1024
         assert rss_after < RSS_BOUND_MB, (rss_before, rss_after)
         status = b.call("status.get")
         assert status["peers"]["total"] <= DEFAULT_CONFIG.max_unproven_peers + 1, status["peers"]  # type: ignore[index]

@@ -80,13 +80,6 @@ print(json.dumps(st), flush=True)
 """
 
 
-def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError(f"no VmRSS for {pid}")
-
-
 def _timed_status(c: RpcClient) -> float:
     t0 = time.monotonic()
     try:
@@ -124,7 +117,7 @@ def test_a_local_flood_of_unread_batches_stalls_neither_root_nor_the_mesh(tmp_pa
         wait_connected(a, b_id)
         for d in (a, b):
             d.call("channel.receive", channel="flood")  # the inboxes exist from now on
-        base_rss = _rss_mb(a.proc.pid)  # type: ignore[union-attr]
+        base_rss = a.rss_kb() / 1024
 
         flood = subprocess.Popen([sys.executable, "-c", FLOOD, "nobody", str(a.socket), str(CONNECTIONS), str(ATTACK_S)],
                                  stdout=subprocess.PIPE, text=True)
@@ -134,7 +127,7 @@ def test_a_local_flood_of_unread_batches_stalls_neither_root_nor_the_mesh(tmp_pa
         with ca, cb:
             while flood.poll() is None:
                 worst = max(worst, _timed_status(ca))
-                rss = max(rss, _rss_mb(a.proc.pid))  # type: ignore[union-attr]
+                rss = max(rss, a.rss_kb() / 1024)
                 for _ in range(min(25, MESSAGES - sent)):
                     ca.call("channel.send", peer=b_id, channel="flood", data=f"a{sent}")
                     cb.call("channel.send", peer=a_id, channel="flood", data=f"b{sent}")
