@@ -75,3 +75,13 @@ def test_any_flipped_byte_is_refused(i: int, x: int) -> None:
     raw[i] ^= x
     with pytest.raises(WireError):
         decode_record(bytes(raw), NET)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(max_size=40), st.lists(st.binary(min_size=1, max_size=120), max_size=6), st.integers(-(1 << 20), 1 << 20))
+def test_a_signed_record_reads_back_as_itself(name: str, keys: list[bytes], delta: int) -> None:
+    """What ``sign_record`` returns is what every member decodes: fields cut to what the wire carries, a name on
+    a character boundary (a 32-byte cut inside a character made the record unreadable to everyone)."""
+    r = sign_record(ALICE, NET, PeerRecord(ALICE.node_id, 3, 9000, (), name, port_delta=delta, host_keys=tuple(keys)))
+    assert decode_record(r.raw, NET) == r and len(r.name.encode()) <= 32
+    assert sign_record(ALICE, NET, PeerRecord(ALICE.node_id, 1, 9000, (), "a" * 31 + "\u00e9")).name == "a" * 31

@@ -49,7 +49,7 @@ RSA keys publishes none). Unknown key blobs are opaque here; the daemon reads th
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..errors import DropReason, WireError
 from ..ids import NetworkId, NodeId
@@ -155,23 +155,21 @@ def _decode_host_keys(sec: bytes) -> tuple[bytes, ...]:
 
 
 def _body(rec: PeerRecord) -> bytes:
-    name = rec.name.encode("utf-8")[:MAX_NAME]
-    addrs = rec.addrs if rec.addrs is not None and (rec.addrs.v4 or rec.addrs.v6) else None
-    keys = fit_host_keys(rec.host_keys)
-    flags = ((FLAG_RELAY if rec.relay else 0) | (FLAG_LEFT if rec.left else 0) | (FLAG_ADDRS if addrs else 0)
-             | (FLAG_HOST_KEYS if keys else 0))
-    delta = max(-32768, min(32767, rec.port_delta))
-    out = bytearray(_HEAD.pack(RECORD_VERSION, rec.node.raw, rec.seq, rec.expires, flags, rec.mapping, rec.filtering, delta, len(name)))
+    """The signed part of ``rec``, whose fields ``sign_record`` already cut to what the wire carries."""
+    name = rec.name.encode("utf-8")
+    flags = ((FLAG_RELAY if rec.relay else 0) | (FLAG_LEFT if rec.left else 0) | (FLAG_ADDRS if rec.addrs else 0)
+             | (FLAG_HOST_KEYS if rec.host_keys else 0))
+    out = bytearray(_HEAD.pack(RECORD_VERSION, rec.node.raw, rec.seq, rec.expires, flags, rec.mapping, rec.filtering, rec.port_delta,
+                               len(name)))
     out += name
-    out += encode_endpoints(rec.endpoints[:MAX_ENDPOINTS])
-    relays = rec.relays[:MAX_RELAYS]
-    out.append(len(relays))
-    for r in relays:
+    out += encode_endpoints(rec.endpoints)
+    out.append(len(rec.relays))
+    for r in rec.relays:
         out += r
-    if addrs is not None:
-        out += addrs.encode()
-    if keys:
-        out += _host_keys_section(keys)
+    if rec.addrs is not None:
+        out += rec.addrs.encode()
+    if rec.host_keys:
+        out += _host_keys_section(rec.host_keys)
     return bytes(out)
 
 
@@ -179,11 +177,13 @@ def sign_record(identity: Identity, network: NetworkId, rec: PeerRecord) -> Peer
     """The record with its wire form (body + signature) filled in; ``rec.node`` must be the identity's."""
     if rec.node != identity.node_id:
         raise ValueError("a node signs only its own record")
+    rec = replace(rec, name=rec.name.encode("utf-8", "replace")[:MAX_NAME].decode("utf-8", "ignore"),  # whole characters
+                  endpoints=rec.endpoints[:MAX_ENDPOINTS], relays=rec.relays[:MAX_RELAYS],
+                  port_delta=max(-32768, min(32767, rec.port_delta)),
+                  addrs=rec.addrs if rec.addrs is not None and (rec.addrs.v4 or rec.addrs.v6) else None,
+                  host_keys=fit_host_keys(rec.host_keys))
     body = _body(rec)
-    raw = body + identity.sign(network.raw + body)
-    return PeerRecord(rec.node, rec.seq, rec.expires, rec.endpoints[:MAX_ENDPOINTS], rec.name, rec.relay, rec.mapping, rec.filtering,
-                      rec.port_delta, rec.relays[:MAX_RELAYS], raw, rec.left,
-                      rec.addrs if rec.addrs is not None and (rec.addrs.v4 or rec.addrs.v6) else None, fit_host_keys(rec.host_keys))
+    return replace(rec, raw=body + identity.sign(network.raw + body))
 
 
 def decode_record(data: bytes, network: NetworkId) -> PeerRecord:
