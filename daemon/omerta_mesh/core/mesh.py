@@ -172,8 +172,7 @@ class Mesh:
 
     def _run(self, now: float, fn: Callable[[Outbox], R]) -> R:
         """Call a sub-machine with a fresh Outbox, then perform what it asked for."""
-        out = Outbox()
-        result = fn(out)
+        result = fn(out := Outbox())
         self._perform(out, now)
         return result
     act = _run  # the host's commands to an owned part (``mesh.act(now, lambda out: mesh.streams.open(...))``)
@@ -331,7 +330,8 @@ class Mesh:
 
     def _receive_handshake(self, data: bytes, src: PathId, local: Address | None, now: float) -> None:
         got = self._run(now, lambda out: self.sessions.on_handshake(data, src, local, now, self.networks, out))
-        self._run(now, lambda out: self.members.evict(now, out))  # peers its admission pushed out (PeerTable)
+        if self.table.evicted:  # peers its admission pushed out (PeerTable); no second Outbox when there are none
+            self._run(now, lambda out: self.members.evict(now, out))
         if isinstance(got, CookieReply):  # to a sender we do not know yet (relayed initiations need no cookie)
             self._out.append((got.dst, local, got.data))
         elif got is not None:

@@ -79,27 +79,24 @@ def open_cookie(key: bytes, nonce: bytes, sealed: bytes, mac1: bytes) -> bytes |
 class RateLimiter:
     def __init__(self, rate: float, burst: int, table_size: int) -> None:
         self.rate = rate
-        self.burst = float(burst)
+        self.burst = burst
         self.table_size = table_size
-        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
 
-    def allow(self, src_ip: str, now: float) -> bool:
-        tokens, at = self._buckets.pop(src_ip, (self.burst, now))
-        tokens = min(self.burst, tokens + (now - at) * self.rate)
-        ok = tokens >= 1.0
-        if ok:
-            tokens -= 1.0
-        self._buckets[src_ip] = (tokens, now)
+    def allow(self, key: str, now: float, n: float = 1.0) -> bool:
+        """Spend ``n`` tokens of ``key``'s bucket if it has them (a new key starts full)."""
+        bucket = self._buckets.pop(key, None) or TokenBucket(self.rate, self.burst)
+        self._buckets[key] = bucket  # most recently used last
         if len(self._buckets) > self.table_size:
             self._buckets.popitem(last=False)
-        return ok
+        return bucket.take(now, n)
 
     def __len__(self) -> int:
         return len(self._buckets)
 
 
 class TokenBucket:
-    """``rate`` tokens per second up to ``burst``; ``take`` spends one if there is one."""
+    """``rate`` tokens per second up to ``burst``; ``take`` spends ``n`` (one) if there are that many."""
 
     def __init__(self, rate: float, burst: float) -> None:
         self.rate = rate
@@ -107,11 +104,11 @@ class TokenBucket:
         self._tokens = float(burst)
         self._at: float | None = None
 
-    def take(self, now: float) -> bool:
+    def take(self, now: float, n: float = 1.0) -> bool:
         if self._at is not None:
             self._tokens = min(self.burst, self._tokens + max(0.0, now - self._at) * self.rate)
         self._at = now
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
+        if self._tokens >= n:
+            self._tokens -= n
             return True
         return False

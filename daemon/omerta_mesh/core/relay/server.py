@@ -80,21 +80,6 @@ def decide(mode: str, v: NatVerdict, cfg: CoreConfig) -> RelayOffer:
     return RelayOffer(mode, False, f"auto: behind a NAT others cannot reach unasked ({v.label})", 0.0, 0)
 
 
-class ByteRateLimiter(RateLimiter):
-    """Token buckets of bytes per client for relaying."""
-
-    def allow_bytes(self, key: str, n: int, now: float) -> bool:
-        tokens, at = self._buckets.pop(key, (self.burst, now))
-        tokens = min(self.burst, tokens + (now - at) * self.rate)
-        ok = tokens >= n
-        if ok:
-            tokens -= n
-        self._buckets[key] = (tokens, now)
-        if len(self._buckets) > self.table_size:
-            self._buckets.popitem(last=False)
-        return ok
-
-
 class RelayServer:
     def __init__(self, config: CoreConfig, counters: Counters, table: PeerTable) -> None:
         self.cfg = config
@@ -103,14 +88,14 @@ class RelayServer:
         self.mode = relay_mode(config.relay)
         self.offer = RelayOffer(self.mode, False, "NAT not classified yet" if self.mode != "off" else "relay = off", 0.0, 0)
         self._pairs: OrderedDict[tuple[bytes, bytes], set[tuple[bytes, bytes]]] = OrderedDict()
-        self._limiter = ByteRateLimiter(config.relay_rate, int(config.relay_burst), config.relay_clients)
+        self._limiter = RateLimiter(config.relay_rate, int(config.relay_burst), config.relay_clients)  # bytes per client
 
     def update(self, verdict: NatVerdict) -> RelayOffer:
         """Decide again from our NAT verdict (called whenever our record is refreshed)."""
         o = decide(self.mode, verdict, self.cfg)
         if (o.rate, o.max_pairs) != (self.offer.rate, self.offer.max_pairs) and o.rate > 0:
             burst = self.cfg.relay_burst if o.rate == self.cfg.relay_rate else 2 * o.rate
-            self._limiter = ByteRateLimiter(o.rate, int(burst), self.cfg.relay_clients)
+            self._limiter = RateLimiter(o.rate, int(burst), self.cfg.relay_clients)
         self.offer = o
         return o
 
@@ -138,7 +123,7 @@ class RelayServer:
             if len(pairs) >= self.offer.max_pairs:
                 raise WireError(DropReason.RELAY_QUOTA, "too many destinations")
             pairs.add(dst.key)
-        if not self._limiter.allow_bytes(client.node.text(), len(f.datagram), now):
+        if not self._limiter.allow(client.node.text(), now, len(f.datagram)):
             raise WireError(DropReason.RELAY_QUOTA, "over the byte rate")
         self.counters.inc("relay.forwarded")
         self.counters.inc("relay.bytes", len(f.datagram))

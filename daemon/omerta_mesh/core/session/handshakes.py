@@ -311,7 +311,7 @@ class Handshakes:
         authenticated transport traffic (a rekey of someone we talk to, not a fresh identity)."""
         key = self._sources.get(path_key(src))
         peer = self.table.by_key(key) if key is not None else None
-        return peer is not None and peer.proven and peer.stats.packets_in > 0
+        return peer is not None and peer.stats.packets_in > 0  # (only a decrypted transport frame counts there)
 
     def _complete(self, peer: Peer, session: Session, reply: bytes | None, src: PathId, incarnation: int, now: float) -> Completed:
         key = path_key(src)

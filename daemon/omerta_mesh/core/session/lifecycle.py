@@ -141,7 +141,7 @@ class Sessions:
     def _lost_under_session(peer: Peer) -> bool:
         """A peer we want, with a session, that no path answers (a restarted peer drops our session's packets
         as unknown; WireGuard starts a new handshake after REKEY_TIMEOUT without an answer, so do we)."""
-        return not peer.connected and bool(peer.wanted or peer.stream.queued_frames()) and (peer.endpoints or peer.endpoint) is not None
+        return not peer.connected and bool(peer.wanted or peer.stream.queued_frames()) and bool(peer.endpoints or peer.endpoint)
 
     def decrypt(self, data: bytes, receiver: int, counter: int, now: float) -> tuple[Peer, bytes]:
         """A transport packet for our session ``receiver``: the peer and the plaintext (a packet under a
@@ -178,14 +178,13 @@ class Sessions:
         self.table.release(*indexes)
         for idx in indexes:
             remote = self._remote_of.pop(idx, None)
-            lst = self._remote.get(remote) if remote is not None else None
-            if lst is None:
+            if remote is None or (lst := self._remote.get(remote)) is None:
                 continue
             if self.audit:
                 self.retired += [s for s in lst if s.local_index == idx]
             lst[:] = [s for s in lst if s.local_index != idx]
             if not lst:
-                del self._remote[remote]  # type: ignore[arg-type]
+                del self._remote[remote]
 
     def on_handshake(self, data: bytes, src: PathId, local: Address | None, now: float, networks: Mapping[bytes, Network],
                      out: Outbox) -> Completed | CookieReply | None:
