@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "daemon")]
 
-from meshd.harness import DaemonProc, wait_connected  # noqa: E402
+from meshd.harness import DaemonProc, join  # noqa: E402
 from omerta_mesh.core.ids import NodeId  # noqa: E402
 from omerta_mesh.node import MeshNode  # noqa: E402
 
@@ -74,10 +74,7 @@ def run(n: int, size: int, senders: int, library: bool = False, rate: float = 0.
         try:
             a.start()
             b.start()
-            net = a.call("network.create", name="bench")
-            b.call("network.join", invite=net["invite"], wait=10)
-            a_id, b_id = a.call("status.get")["node_id"], b.call("status.get")["node_id"]
-            wait_connected(a, b_id)
+            net, a_id, b_id = join(a, b, "bench")
             b.call("channel.receive", channel="bench", timeout=0)
             idle: list[float] = []
             stop = threading.Event()

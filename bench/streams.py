@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "daemon"), str(ROOT / "clients")]
 
 from clients.ctlharness import CLIENT_ENV, ctl, node_id, prepare, start_all  # noqa: E402
+from meshd.harness import join  # noqa: E402
 from omerta_clients.ctl.connect import open_stream  # noqa: E402
 
 SSHD = shutil.which("sshd") or ("/usr/sbin/sshd" if os.path.exists("/usr/sbin/sshd") else None)
@@ -91,8 +92,7 @@ def main() -> None:
     out: dict[str, float] = {}
     try:
         start_all([alfa, bravo])
-        net = alfa.call("network.create", name="bench")
-        bravo.call("network.join", invite=net["invite"], wait=10)  # type: ignore[index]
+        join(alfa, bravo, "bench")
         port = sink.server_address[1]
         ctl(bravo.socket, "serve", "add", str(port))
         mesh = [push(open_stream(str(alfa.socket), "bravo", port)[0], size) for _ in range(a.runs)]

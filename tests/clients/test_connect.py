@@ -27,7 +27,7 @@ from typing import Iterator
 import pytest
 
 from clients.ctlharness import CLIENT_ENV, check_result, ctl, ctl_cmd, node_id, prepare, start_all, wait_until
-from meshd.harness import DaemonProc
+from meshd.harness import DaemonProc, join
 from omerta_clients.ctl.connect import open_stream
 
 SEEDS = {"alfa": b"S" * 32, "bravo": b"T" * 32}
@@ -84,8 +84,7 @@ def pair(tmp_path: Path) -> Iterator[tuple[DaemonProc, DaemonProc]]:
     a, b = (prepare(tmp_path, n, s, ids) for n, s in SEEDS.items())
     try:
         start_all([a, b])
-        net = a.call("network.create", name="home")
-        assert b.call("network.join", invite=net["invite"], wait=10)["connected"]  # type: ignore[index]
+        join(a, b, "home")
         yield a, b
         for d in (a, b):
             d.stop()

@@ -17,7 +17,7 @@ from typing import Iterator
 import pytest
 
 from clients.ctlharness import CLIENT_ENV, check_result, ctl, node_id, prepare, start_all, wait_until
-from meshd.harness import DaemonProc
+from meshd.harness import DaemonProc, join
 
 SSHD = shutil.which("sshd") or ("/usr/sbin/sshd" if os.path.exists("/usr/sbin/sshd") else None)
 pytestmark = pytest.mark.skipif(SSHD is None or shutil.which("ssh") is None or shutil.which("ssh-keygen") is None,
@@ -75,8 +75,7 @@ def lab(tmp_path: Path) -> Iterator[dict]:
     sshd = Sshd(d, free_port())
     try:
         start_all([ana, ben])
-        inv = ana.call("network.create", name="lab")["invite"]  # type: ignore[index]
-        assert ben.call("network.join", invite=inv, wait=10)["connected"]  # type: ignore[index]
+        join(ana, ben, "lab")
         sshd.start(d / "host")
         ben.call("serve.add", port=sshd.port)  # ben's sshd is reachable by mesh streams (omertactl connect)
         yield {"d": d, "ana": ana, "ben": ben, "ids": ids, "sshd": sshd}

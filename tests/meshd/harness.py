@@ -171,6 +171,16 @@ def wait_connected(d: DaemonProc, node_id: str, timeout: float = 15.0) -> dict:
     raise AssertionError(f"{node_id[:12]} did not connect; peers: {d.call('peers.list')}")
 
 
+def join(a: DaemonProc, b: DaemonProc, name: str = "n") -> tuple[dict, str, str]:
+    """``b`` joins a network ``a`` creates (and connects to a at once); returns network.create's result and both
+    node ids once ``a`` sees ``b`` connected too."""
+    net: dict = a.call("network.create", name=name)  # type: ignore[assignment]
+    assert b.call("network.join", invite=net["invite"], wait=10)["connected"]  # type: ignore[index]
+    a_id, b_id = a.call("status.get")["node_id"], b.call("status.get")["node_id"]  # type: ignore[index]
+    wait_connected(a, b_id)
+    return net, a_id, b_id
+
+
 def refused(d: DaemonProc) -> tuple[int, str]:
     """Start a daemon expected to refuse: its exit code and log."""
     d.start(wait=False)

@@ -6,16 +6,13 @@ import json
 import subprocess
 import sys
 
-from meshd.harness import ROOT, wait_connected
+from meshd.harness import ROOT, join, wait_connected
 
 
 def test_kill_9_and_restart_keeps_identity_networks_and_peer_cache(daemon_factory) -> None:
     a = daemon_factory("a").start()
     b = daemon_factory("b").start()
-    net = a.call("network.create", name="keep")
-    assert b.call("network.join", invite=net["invite"], wait=10)["connected"]
-    a_id, b_id = a.call("status.get")["node_id"], b.call("status.get")["node_id"]
-    wait_connected(a, b_id)
+    net, a_id, b_id = join(a, b, "keep")
     nets_before = b.call("network.list")
 
     b.kill()  # SIGKILL: no chance to save anything on the way out

@@ -14,12 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from meshd.harness import DaemonProc, refused, wait_connected
+from meshd.harness import DaemonProc, join, refused, wait_connected
 from omerta_mesh.core.keys import Identity
 
 STRANGER = Identity.from_seed(bytes(range(32))).node_id.text()  # a valid node id nobody runs
-
-
 
 
 def test_damaged_peer_cache_entries_are_skipped_with_a_warning_and_the_good_one_kept(tmp_path: Path) -> None:
@@ -27,9 +25,7 @@ def test_damaged_peer_cache_entries_are_skipped_with_a_warning_and_the_good_one_
     try:
         a.start()
         b.start()
-        net = a.call("network.create", name="cache")
-        assert b.call("network.join", invite=net["invite"], wait=10)["connected"]
-        a_id = a.call("status.get")["node_id"]
+        _, a_id, _ = join(a, b, "cache")
         b.stop()
         doc = json.loads((b.state / "peers.json").read_text())
         good = next(p for p in doc["peers"] if p["node"] == a_id)

@@ -20,7 +20,7 @@ from typing import Iterator
 
 import pytest
 
-from meshd.harness import DaemonProc, wait_connected
+from meshd.harness import DaemonProc, join
 from meshd.rpcclient import RpcError
 
 pytestmark = pytest.mark.slow
@@ -42,10 +42,7 @@ def pair(tmp_path: Path) -> Iterator[tuple[DaemonProc, DaemonProc, str]]:
     try:
         a.start()
         b.start()
-        net = a.call("network.create", name="deliver")
-        assert b.call("network.join", invite=net["invite"], wait=10)["connected"]  # type: ignore[index]
-        b_id = b.call("status.get")["node_id"]  # type: ignore[index]
-        wait_connected(a, b_id)
+        _, _, b_id = join(a, b, "deliver")
         yield a, b, b_id
     finally:
         a.close()

@@ -20,7 +20,7 @@ from typing import Iterator
 
 import pytest
 
-from meshd.harness import DaemonProc, wait_connected
+from meshd.harness import DaemonProc, join, wait_connected
 from meshd.rpcclient import RpcClient, RpcError
 from smalldisk import SmallDisk
 
@@ -112,9 +112,7 @@ def test_a_failed_peer_cache_save_is_counted_and_retried_until_it_succeeds(tmp_p
     try:
         a.start()
         b.start()
-        net = a.call("network.create", name="n")
-        assert b.call("network.join", invite=net["invite"], wait=10)["connected"]
-        a_id = a.call("status.get")["node_id"]
+        _, a_id, _ = join(a, b)
         disk.fill()
         a.stop()
         a.start()  # on a new port: it reconnects to b from its peer cache, and b saves its peer cache
@@ -150,10 +148,7 @@ def test_stop_on_a_full_disk_still_says_goodbye(tmp_path: Path, disks: list[Smal
     try:
         a.start()
         b.start()
-        net = a.call("network.create", name="n")
-        assert b.call("network.join", invite=net["invite"], wait=10)["connected"]
-        b_id = b.call("status.get")["node_id"]
-        wait_connected(a, b_id)
+        _, _, b_id = join(a, b)
         with RpcClient(str(a.socket)) as watcher:
             watcher.call("events.subscribe")
             disk.fill()

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from meshd.harness import ROOT, DaemonProc, wait_connected
+from meshd.harness import ROOT, DaemonProc, join, wait_connected
 from meshd.rpcclient import RpcClient
 from omerta_mesh.core.config import DEFAULT_CONFIG
 
@@ -64,10 +64,7 @@ def test_fresh_identity_flood_does_not_freeze_the_daemon_nor_reach_its_peer_cach
     try:
         a.start()
         b.start()
-        net = a.call("network.create", name="flood")
-        assert b.call("network.join", invite=net["invite"], wait=10)["connected"]  # type: ignore[index]
-        a_id, b_id = a.call("status.get")["node_id"], b.call("status.get")["node_id"]  # type: ignore[index]
-        wait_connected(a, b_id)
+        net, a_id, b_id = join(a, b, "flood")
         b.call("channel.receive", channel="stream")  # B's inbox for the channel exists from now on
         b_udp = b.call("status.get")["listen"][0]  # type: ignore[index]
         rss_before = b.rss_kb() / 1024

@@ -23,7 +23,6 @@ def node_with_a_network(tmp_path: Path) -> tuple[DaemonProc, str, str]:
     return d, node_id, net
 
 
-
 def test_missing_identity_with_networks_is_refused(tmp_path: Path) -> None:
     d, _, _ = node_with_a_network(tmp_path)
     try:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from meshd.harness import DaemonProc, wait_connected
+from meshd.harness import DaemonProc, join, wait_connected
 from meshd.rpcclient import RpcClient
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
@@ -111,10 +111,7 @@ def test_a_local_flood_of_unread_batches_stalls_neither_root_nor_the_mesh(tmp_pa
     b = DaemonProc(tmp_path, "b").start()
     flood = None
     try:
-        net = a.call("network.create", name="flood")
-        assert b.call("network.join", invite=net["invite"], wait=10)["connected"]  # type: ignore[index]
-        a_id, b_id = a.call("status.get")["node_id"], b.call("status.get")["node_id"]  # type: ignore[index]
-        wait_connected(a, b_id)
+        _, a_id, b_id = join(a, b, "flood")
         for d in (a, b):
             d.call("channel.receive", channel="flood")  # the inboxes exist from now on
         base_rss = a.rss_kb() / 1024
