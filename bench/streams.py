@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import socket
 import socketserver
@@ -36,8 +35,7 @@ sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "daemon"), str(ROOT / "clients")
 from clients.ctlharness import CLIENT_ENV, ctl, node_id, prepare, start_all  # noqa: E402
 from meshd.harness import join  # noqa: E402
 from omerta_clients.ctl.connect import open_stream  # noqa: E402
-
-SSHD = shutil.which("sshd") or ("/usr/sbin/sshd" if os.path.exists("/usr/sbin/sshd") else None)
+from sshd import MISSING, Sshd  # noqa: E402
 
 
 class Sink(socketserver.BaseRequestHandler):
@@ -99,24 +97,11 @@ def main() -> None:
         plain = [push(socket.create_connection(("127.0.0.1", port)), size) for _ in range(a.runs)]
         out["stream_mb_s"] = a.size / statistics.median(mesh)
         out["plain_tcp_mb_s"] = a.size / statistics.median(plain)
-        if SSHD and shutil.which("ssh") and shutil.which("ssh-keygen"):
-            d = base / "ssh"
-            d.mkdir()
-            for name in ("host", "user"):
-                subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / name)], check=True)
-            (d / "authorized_keys").write_text((d / "user.pub").read_text())
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", 0))
-                sport = s.getsockname()[1]
-            (d / "sshd_config").write_text(
-                f"ListenAddress 127.0.0.1\nPort {sport}\nHostKey {d / 'host'}\nAuthorizedKeysFile {d / 'authorized_keys'}\n"
-                "PidFile none\nUsePAM no\nStrictModes no\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n")
-            os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
-            sshd = subprocess.Popen([SSHD, "-D", "-e", "-f", str(d / "sshd_config")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            time.sleep(0.5)
-            ctl(bravo.socket, "serve", "add", str(sport))
-            common = ["ssh", "-F", "/dev/null", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-                      "-o", "BatchMode=yes", "-i", str(d / "user"), "-p", str(sport)]
+        if MISSING is None:
+            sshd = Sshd(base / "ssh")
+            sshd.start()
+            ctl(bravo.socket, "serve", "add", str(sshd.port))
+            common = ["ssh", *sshd.ssh_opts(), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"]
             proxy = f"{sys.executable} -m omerta_clients.ctl.main --socket {alfa.socket} connect %h %p"
             via = [ssh_run(common[:1] + ["-o", f"ProxyCommand={proxy}"] + common[1:] + ["root@bravo"], size) for _ in range(a.runs)]
             direct = [ssh_run(common + ["root@127.0.0.1"], size) for _ in range(a.runs)]
@@ -124,8 +109,7 @@ def main() -> None:
             out["ssh_plain_mb_s"] = a.size / statistics.median(direct)
     finally:
         if sshd is not None:
-            sshd.terminate()
-            sshd.wait(10)
+            sshd.stop()
         alfa.close()
         bravo.close()
         sink.shutdown()

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import socket
 import socketserver
 import subprocess
@@ -29,9 +28,9 @@ import pytest
 from clients.ctlharness import CLIENT_ENV, check_result, ctl, ctl_cmd, node_id, prepare, start_all, wait_until
 from meshd.harness import DaemonProc, join
 from omerta_clients.ctl.connect import open_stream
+from sshd import MISSING, Sshd
 
 SEEDS = {"alfa": b"S" * 32, "bravo": b"T" * 32}
-SSHD = shutil.which("sshd") or ("/usr/sbin/sshd" if os.path.exists("/usr/sbin/sshd") else None)
 
 
 class Echo(socketserver.BaseRequestHandler):
@@ -199,43 +198,18 @@ def test_50_streams_with_one_stalled_reader_the_others_complete_and_memory_stays
             s.close()
 
 
-@pytest.mark.skipif(SSHD is None or shutil.which("ssh") is None or shutil.which("ssh-keygen") is None,
-                    reason="sshd or ssh missing: apt-get install -y openssh-server openssh-client")
+@pytest.mark.skipif(MISSING is not None, reason=str(MISSING))
 def test_ssh_through_proxycommand_omertactl_connect_runs_a_remote_command(pair, tmp_path: Path) -> None:
     a, b = pair
-    d = tmp_path / "ssh"
-    d.mkdir()
-    for name in ("host", "user"):
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / name)], check=True)
-    (d / "authorized_keys").write_text((d / "user.pub").read_text())
-    os.chmod(d / "authorized_keys", 0o600)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    cfg = d / "sshd_config"
-    cfg.write_text(f"ListenAddress 127.0.0.1\nPort {port}\nHostKey {d / 'host'}\nAuthorizedKeysFile {d / 'authorized_keys'}\n"
-                   "PidFile none\nUsePAM no\nStrictModes no\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n")
-    os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
-    log = open(d / "sshd.log", "ab")
-    sshd = subprocess.Popen([str(SSHD), "-D", "-e", "-f", str(cfg)], stdout=log, stderr=subprocess.STDOUT)
+    sshd = Sshd(tmp_path / "ssh")
     try:
-        def listening() -> bool:
-            try:
-                socket.create_connection(("127.0.0.1", port), 0.2).close()
-                return True
-            except OSError:
-                return False
-
-        wait_until(listening, 10, "sshd to listen")
-        assert ctl(b.socket, "serve", "add", str(port)).rc == 0
+        sshd.start()
+        assert ctl(b.socket, "serve", "add", str(sshd.port)).rc == 0
         proxy = f"{sys.executable} -m omerta_clients.ctl.main --socket {a.socket} connect %h %p"
-        r = subprocess.run(["ssh", "-F", "/dev/null", "-o", f"ProxyCommand={proxy}", "-o", "StrictHostKeyChecking=no",
-                            "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-i", str(d / "user"), "-p", str(port),
-                            "root@bravo", "echo through-the-mesh $((6*7))"],
+        r = subprocess.run(["ssh", *sshd.ssh_opts(), "-o", f"ProxyCommand={proxy}", "-o", "StrictHostKeyChecking=no",
+                            "-o", "UserKnownHostsFile=/dev/null", "root@bravo", "echo through-the-mesh $((6*7))"],
                            capture_output=True, text=True, timeout=60, env=CLIENT_ENV)
-        assert r.returncode == 0, r.stderr + (d / "sshd.log").read_text()
+        assert r.returncode == 0, r.stderr + sshd.log_text()
         assert r.stdout.strip() == "through-the-mesh 42"
     finally:
-        sshd.terminate()
-        sshd.wait(10)
-        log.close()
+        sshd.stop()

@@ -7,8 +7,6 @@ empty known_hosts and strict checking, and is refused, loudly, once sshd's host 
 from __future__ import annotations
 
 import os
-import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -18,65 +16,26 @@ import pytest
 
 from clients.ctlharness import CLIENT_ENV, check_result, ctl, node_id, prepare, start_all, wait_until
 from meshd.harness import DaemonProc, join
+from sshd import MISSING, Sshd, keygen
 
-SSHD = shutil.which("sshd") or ("/usr/sbin/sshd" if os.path.exists("/usr/sbin/sshd") else None)
-pytestmark = pytest.mark.skipif(SSHD is None or shutil.which("ssh") is None or shutil.which("ssh-keygen") is None,
-                                reason="sshd or ssh missing: apt-get install -y openssh-server openssh-client")
+pytestmark = pytest.mark.skipif(MISSING is not None, reason=str(MISSING))
 SEEDS = {"ana": b"A" * 32, "ben": b"B" * 32}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Sshd:
-    def __init__(self, d: Path, port: int) -> None:
-        self.d, self.port = d, port
-        self.proc: subprocess.Popen | None = None
-
-    def start(self, host_key: Path) -> None:
-        self.stop()
-        cfg = self.d / "sshd_config"
-        cfg.write_text(f"ListenAddress 127.0.0.1\nPort {self.port}\nHostKey {host_key}\nAuthorizedKeysFile {self.d / 'authorized_keys'}\n"
-                       "PidFile none\nUsePAM no\nStrictModes no\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n"
-                       "KbdInteractiveAuthentication no\nSubsystem sftp internal-sftp\n")
-        os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # sshd's privilege separation directory
-        self.log = open(self.d / "sshd.log", "ab")
-        self.proc = subprocess.Popen([str(SSHD), "-D", "-e", "-f", str(cfg)], stdout=self.log, stderr=subprocess.STDOUT)
-
-        def listening() -> bool:
-            with socket.socket() as s:
-                return s.connect_ex(("127.0.0.1", self.port)) == 0
-        wait_until(listening, 10, "sshd to listen")
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(10)
-            self.log.close()
-            self.proc = None
 
 
 @pytest.fixture
 def lab(tmp_path: Path) -> Iterator[dict]:
-    d = tmp_path / "ssh"
-    d.mkdir()
-    os.chmod(d, 0o700)
-    for name in ("host", "other_host", "client"):
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(d / name)], check=True)
-    (d / "authorized_keys").write_text((d / "client.pub").read_text())
+    sshd = Sshd(tmp_path / "ssh")
+    d = sshd.d
+    keygen(d, "other_host")
     ids = {n: node_id(s) for n, s in SEEDS.items()}
     ana, ben = (prepare(tmp_path, n, SEEDS[n], {}) for n in ("ana", "ben"))
     for dp, keys in ((ana, "[]"), (ben, f'["{d / "host.pub"}"]')):
         conf = Path(dp.extra[1])
         conf.write_text(conf.read_text().replace("[names]", f"[ssh]\nhost_keys = {keys}\n\n[names]"))
-    sshd = Sshd(d, free_port())
     try:
         start_all([ana, ben])
         join(ana, ben, "lab")
-        sshd.start(d / "host")
+        sshd.start()
         ben.call("serve.add", port=sshd.port)  # ben's sshd is reachable by mesh streams (omertactl connect)
         yield {"d": d, "ana": ana, "ben": ben, "ids": ids, "sshd": sshd}
     finally:
@@ -109,9 +68,7 @@ def test_known_hosts_answers_the_key_the_peer_signed(lab: dict) -> None:
 def ssh_opts(lab: dict) -> list[str]:
     """The test's ssh options: no user config, its own key, an empty known_hosts, the sshd's port (no ProxyCommand:
     omerta-ssh's mesh stream is the transport)."""
-    d = lab["d"]
-    return ["-F", "/dev/null", "-i", str(d / "client"), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-p", str(lab["sshd"].port),
-            "-o", f"UserKnownHostsFile={d / 'known_hosts'}", "-o", "GlobalKnownHostsFile=/dev/null"]
+    return [*lab["sshd"].ssh_opts(), "-o", f"UserKnownHostsFile={lab['d'] / 'known_hosts'}", "-o", "GlobalKnownHostsFile=/dev/null"]
 
 
 def omerta_ssh(lab: dict, *args: str) -> subprocess.CompletedProcess:
@@ -128,7 +85,7 @@ def test_omerta_ssh_checks_strictly_against_the_signed_key(lab: dict) -> None:
     wait_until(lambda: known_hosts(ana, "ben")["lines"], 10, "ben's record with its host key")
     user = os.environ.get("USER") or "root"
     r = omerta_ssh(lab, f"{user}@ben", "echo", "over-omerta-ssh")
-    assert r.returncode == 0 and r.stdout == "over-omerta-ssh\n", (r, (d / "sshd.log").read_text()[-2000:])
+    assert r.returncode == 0 and r.stdout == "over-omerta-ssh\n", (r, lab["sshd"].log_text()[-2000:])
     assert (d / "known_hosts").read_text() == ""
     # scp -S omerta-ssh: scp passes its ssh options through, omerta-ssh finds the destination after scp's "--"
     (d / "omerta-ssh").write_text(f"#!/bin/sh\nexec {sys.executable} -m omerta_clients.ssh.main \"$@\"\n")

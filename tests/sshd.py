@@ -1,0 +1,76 @@
+"""A real sshd on loopback for the ssh tests (tests/clients) and bench/streams.py.
+
+``Sshd(d)`` makes ``d`` (0700) with a host key ``d/host`` and a client key ``d/client``, the one key it
+authorizes; ``start()`` (again: a restart, e.g. with another host key) runs ``sshd -D`` on 127.0.0.1 and a
+free port, with key authentication only and SFTP, and returns once it listens; ``stop`` belongs in the
+caller's ``finally``. ``ssh_opts()`` are ssh's options for it: no user config, the client key, batch mode,
+the port. ``MISSING`` is the skip reason when sshd, ssh or ssh-keygen is not installed, else None.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+from pathlib import Path
+
+from clients.ctlharness import wait_until
+
+SSHD = shutil.which("sshd") or ("/usr/sbin/sshd" if os.path.exists("/usr/sbin/sshd") else None)
+MISSING = None if SSHD and shutil.which("ssh") and shutil.which("ssh-keygen") else \
+    "sshd or ssh missing: apt-get install -y openssh-server openssh-client"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def keygen(d: Path, *names: str) -> None:
+    """An Ed25519 key pair ``d/NAME`` and ``d/NAME.pub`` for each name (commented with the name)."""
+    for name in names:
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(d / name)], check=True)
+
+
+class Sshd:
+    def __init__(self, d: Path) -> None:
+        d.mkdir(mode=0o700, parents=True, exist_ok=True)
+        keygen(d, "host", "client")
+        (d / "authorized_keys").write_text((d / "client.pub").read_text())
+        os.chmod(d / "authorized_keys", 0o600)
+        self.d, self.port = d, free_port()
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, host_key: Path | None = None) -> None:
+        self.stop()
+        cfg = self.d / "sshd_config"
+        cfg.write_text(f"ListenAddress 127.0.0.1\nPort {self.port}\nHostKey {host_key or self.d / 'host'}\n"
+                       f"AuthorizedKeysFile {self.d / 'authorized_keys'}\nPidFile none\nUsePAM no\nStrictModes no\n"
+                       "PermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
+                       "Subsystem sftp internal-sftp\n")
+        os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # sshd's privilege separation directory
+        self.log = open(self.d / "sshd.log", "ab")
+        self.proc = subprocess.Popen([str(SSHD), "-D", "-e", "-f", str(cfg)], stdout=self.log, stderr=subprocess.STDOUT)
+
+        def listening() -> bool:
+            assert self.proc is not None and self.proc.poll() is None, f"sshd exited: {self.log_text()}"
+            with socket.socket() as s:
+                return s.connect_ex(("127.0.0.1", self.port)) == 0
+
+        wait_until(listening, 10, "sshd to listen")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(10)
+            self.log.close()
+            self.proc = None
+
+    def log_text(self) -> str:
+        return (self.d / "sshd.log").read_text(errors="replace")
+
+    def ssh_opts(self) -> list[str]:
+        return ["-F", "/dev/null", "-i", str(self.d / "client"), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+                "-p", str(self.port)]
