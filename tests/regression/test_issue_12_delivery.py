@@ -84,7 +84,7 @@ def test_kill_9_of_the_receiver_loses_no_acknowledged_message(pair) -> None:
     a_id = a.call("status.get")["node_id"]  # type: ignore[index]
     cache = b.state / "peers.json"  # bravo finds alpha again after the restart through its peer cache
     deadline = time.monotonic() + 15
-    while not (cache.exists() and a_id in json.loads(cache.read_text() or "{}").get("peers", [{}])[0].get("node", "")):
+    while not (cache.exists() and any(p["node"] == a_id for p in json.loads(cache.read_text())["peers"])):  # (written atomically)
         assert time.monotonic() < deadline, "bravo never wrote its peer cache"
         time.sleep(0.1)
     b.call("channel.receive", channel="x", timeout=0)  # bravo's client opens the channel
