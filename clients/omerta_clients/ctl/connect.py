@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ClientError, RpcError
-from ..rpc import connect_error
+from ..rpc import HEADER, connect_error, encode_frame, frame_length
 from .common import PEER_HELP, Ctx
 
 EXAMPLES = """\
@@ -62,13 +62,12 @@ def open_stream(sock_path: str, peer: str, port: int, network: str | None = None
         s.close()
         raise connect_error(path, e) from None
     try:
-        body = json.dumps({"peer": peer, "port": port, "network": network}).encode()
         try:
-            s.sendall(len(body).to_bytes(4, "big") + body)
+            s.sendall(encode_frame({"peer": peer, "port": port, "network": network}))
         except (BrokenPipeError, ConnectionResetError):
             pass  # the daemon answered (a refusal) and closed before reading: its answer is still there to read
         buf, fds = b"", array.array("i")
-        while len(buf) < 4 or len(buf) < 4 + int.from_bytes(buf[:4], "big"):
+        while len(buf) < HEADER or len(buf) < HEADER + frame_length(buf):
             data, anc, _flags, _addr = s.recvmsg(65536, socket.CMSG_SPACE(fds.itemsize))
             for level, kind, raw in anc:
                 if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
@@ -76,7 +75,7 @@ def open_stream(sock_path: str, peer: str, port: int, network: str | None = None
             if not data:
                 raise ClientError(f"the daemon closed {path} without an answer", "see the daemon's log (journalctl -u omerta-meshd)")
             buf += data
-        doc: Any = json.loads(buf[4:4 + int.from_bytes(buf[:4], "big")])
+        doc: Any = json.loads(buf[HEADER:HEADER + frame_length(buf)])
     except socket.timeout:
         raise ClientError(f"no answer on {path} within {timeout:g} s", "check the peer is running and reachable") from None
     finally:
