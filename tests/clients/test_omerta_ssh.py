@@ -57,6 +57,8 @@ def test_known_hosts_answers_the_key_the_peer_signed(lab: dict) -> None:
     assert known_hosts(ana, ben_id[:10]) == res  # an id prefix names it too
     # ana publishes none ([ssh] host_keys = [])
     assert lab["ben"].call("ssh.known_hosts", peer="ana")["lines"] == []  # type: ignore[index]
+    r = ctl(lab["ben"].socket, "ssh-known-hosts", "ana")
+    assert r.rc == 0 and r.out == "" and "ana publishes no SSH host keys" in r.err, r  # said on stderr, nothing on stdout
     # omertactl ssh-known-hosts prints the lines (KnownHostsCommand), --json the result unchanged
     r = ctl(ana.socket, "ssh-known-hosts", "ben")
     assert r.rc == 0 and r.out == f"{ben_id} {kind} {b64}\n", r

@@ -30,12 +30,9 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 def run(ctx: Ctx, args: argparse.Namespace) -> int:
     res: dict[str, Any] = ctx.call("ssh.known_hosts", {"peer": args.peer})
-    if ctx.json:
-        ctx.emit_text(res, str)
+    if res["lines"] or ctx.json:
+        ctx.emit_text(res, lambda r: "\n".join(r["lines"]))
     else:
-        if res.get("lines"):
-            ctx.say("\n".join(res["lines"]))
-        else:
-            ctx.note(f"{res.get('name') or res.get('node_id')} publishes no SSH host keys; set [ssh] host_keys in its meshd.toml "
-                     "(Ed25519 or ECDSA keys; RSA keys are too big for a record)")
+        ctx.note(f"{res['name'] or res['node_id']} publishes no SSH host keys; set [ssh] host_keys in its meshd.toml "
+                 "(Ed25519 or ECDSA keys; RSA keys are too big for a record)")
     return 0
