@@ -159,3 +159,26 @@ def test_both_sides_open_at_once_without_colliding_ids_and_a_dropped_peer_resets
     assert sorted(e.stream for e in p.of(p.a, ev.StreamReset)) == []  # (events come out at the next transfer)
     p.run()
     assert sorted(e.stream for e in p.of(p.a, ev.StreamReset)) == sorted([x, y]) and len(p.a.streams) == 0
+
+
+def test_a_stream_message_the_channel_gives_up_on_resets_the_stream_both_ways_never_a_hole() -> None:
+    """The peer's channel drops A's large datagrams for 120 s (probes pass, so the peer stays up) and gives up on
+    the stream data: both sides get a StreamReset saying why, B never receives bytes after the lost ones (the
+    stream used to stay open with a hole: 1s then 3s, the 2s gone, and no reset on either side)."""
+    p = pair("streams-lost")
+    sid, b_sid = opened(p)
+    a_peer = peer_of(p.a, p.b)
+    p.a.act(p.now, lambda out: p.a.streams.send(a_peer, sid, b"1" * 5000, out))
+    p.run()
+    p.drop = lambda m, d: m is p.a and len(d) > 400
+    p.a.act(p.now, lambda out: p.a.streams.send(a_peer, sid, b"2" * 5000, out))
+    p.advance(p.now + 120)
+    p.drop = lambda m, d: False
+    assert [e.stream for e in p.of(p.a, ev.StreamReset)] == [sid]
+    assert "lost" in p.of(p.a, ev.StreamReset)[0].reason and p.a.counters["streams.lost"] == 1
+    with pytest.raises(UsageError):  # the stream is gone at A: nothing more goes after the hole
+        p.a.act(p.now, lambda out: p.a.streams.send(a_peer, sid, b"3" * 3000, out))
+    p.advance(p.now + 5)
+    assert data_at(p, p.b, b_sid) == b"1" * 5000
+    assert [e.stream for e in p.of(p.b, ev.StreamReset)] == [b_sid]  # A's reset reached B once the path healed
+    assert len(p.a.streams) == 0 and len(p.b.streams) == 0

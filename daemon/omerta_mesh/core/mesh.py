@@ -99,10 +99,11 @@ class Mesh:
             **dict.fromkeys(sw.NAMES, lambda p, n, body, now: self._run(now, lambda out: self.streams.receive(p, n, body, now, out))),
             "nat.test": lambda p, _n, body, now: self._nat(now, lambda out: self.natside.tests.on_test(p, body, now, out)),
             "nat.ack": lambda p, _n, body, now: self._nat(now, lambda _out: self.natside.tests.on_ack(p, body, now))}
-        self.messages = Messages(config, self.counters, config.max_datagram - TRANSPORT_OVERHEAD - RELAY_HEADROOM - fw.DATA_HEADER_LEN)
+        self.streams = Streams(config, self.counters)  # byte streams to peers' local ports; lost stream messages reset them
+        self.messages = Messages(config, self.counters, config.max_datagram - TRANSPORT_OVERHEAD - RELAY_HEADROOM - fw.DATA_HEADER_LEN,
+                                 self.streams.lost)
         self.sessions = Sessions(config, self.hs, self.table, self.links, self.messages, self.gossip, wall_offset,
                                  audit or strict_audit)  # the session lifecycle
-        self.streams = Streams(config, self.counters)  # byte streams to peers' local ports
         self.ip = IpFrames(self.counters, config.max_datagram - TRANSPORT_OVERHEAD - RELAY_HEADROOM - 1, config.max_ip_queue)
         self.members = Members(config, self.entropy, self.node_id, self.hs, self.table, self.gossip, self.links,
                                 self.sessions, self.punch)  # networks, membership, our address claims
@@ -256,9 +257,8 @@ class Mesh:
         self._run(now, lambda out: self.sessions.initiate(peer, now, out))
 
     def _arm(self, peer: Peer, now: float) -> None:
-        at = None if peer.state is PeerState.REMOVED else self.sessions.deadline(peer)
         key = PeerTimer(peer.key)
-        if at is None:
+        if (at := None if peer.state is PeerState.REMOVED else self.sessions.deadline(peer)) is None:
             self._timers.cancel(key)
         else:
             self._timers.set(key, max(at, now))
@@ -443,6 +443,7 @@ class Mesh:
             self._enqueue(peer, header, body, now, wanted=False)
         except UsageError:
             self.counters.inc("control.queue_full")
+            self._run(now, lambda out: self.messages.control_lost(peer, name, out))
 
     def _on_control(self, peer: Peer, name: str, body: bytes, now: float) -> None:
         if (handler := self._control_handlers.get(name)) is None:
@@ -565,8 +566,7 @@ class Mesh:
     def send_ip(self, network_id: NetworkId, node: NodeId, packet: bytes | memoryview, now: float, vnet: bool = False) -> bool:
         """Seal an IP packet (``vnet``: a TUN read with virtio-net header, maybe a super-segment: core/ipseg.py) for ``node``,
         sent at once, never behind channel traffic. False: too large, or no session (a handshake starts; lost)."""
-        frames = self.ip.seg_frames(packet) if vnet else self.ip.frame(packet)
-        if frames is None:
+        if (frames := self.ip.seg_frames(packet) if vnet else self.ip.frame(packet)) is None:
             return False
         try:
             peer = self.find_peer(node, network_id, now)  # a member known by its record gets a peer, a handshake

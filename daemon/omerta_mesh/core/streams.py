@@ -16,8 +16,10 @@ for a stream we do not have (``drop.stream_unknown``), is answered with a reset;
 
 Half-close: ``close`` sends ``stream.close`` (no more data from us); the peer's is ``StreamEnded``. A stream
 closed both ways, or reset by either side, is forgotten. ``drop_peer`` resets every stream of a peer that
-went away (restart, leave, removal). Like every sub-machine it never holds the ``Mesh``: messages go into
-the ``Outbox`` as controls, events as events.
+went away (restart, leave, removal); ``lost`` resets them both ways when a stream message to the peer will
+never arrive (its channel gave up on it, or the peer's send queue was full): the bytes would have a hole.
+Like every sub-machine it never holds the ``Mesh``: messages go into the ``Outbox`` as controls, events as
+events.
 """
 
 from __future__ import annotations
@@ -127,12 +129,23 @@ class Streams:
             self._forget(s)
             out.control(peer, sw.RESET, sw.encode_reset(sid, reason))
 
-    def drop_peer(self, peer_key: tuple[bytes, bytes], reason: str, out: Outbox) -> None:
-        """The peer went away: every stream with it is reset (``StreamReset`` for each), nothing sent."""
+    def drop_peer(self, peer_key: tuple[bytes, bytes], reason: str, out: Outbox, tell: bool = False) -> None:
+        """Every stream with the peer is reset (``StreamReset`` for each); ``tell``: the peer too (else it went
+        away: nothing sent)."""
         for s in [s for (k, _), s in self._streams.items() if k == peer_key]:
             self._forget(s)
+            if tell:
+                out.control(s.peer, sw.RESET, sw.encode_reset(s.sid, reason))
             out.event(ev.StreamReset(s.peer.network.id, s.peer.node, s.sid, reason))
-        self._next.pop(peer_key, None)
+        if not tell:
+            self._next.pop(peer_key, None)
+
+    def lost(self, peer: Peer, name: str, out: Outbox) -> None:
+        """The control message ``name`` to ``peer`` will never arrive: if it was a stream's, every stream with
+        the peer may now miss bytes or credit, so each is reset both ways (``streams.lost``)."""
+        if name in sw.NAMES and self._per_peer.get(peer.key):
+            self.counters.inc("streams.lost", self._per_peer[peer.key])
+            self.drop_peer(peer.key, "stream data was lost: the channel to the peer gave up on it", out, tell=True)
 
     # ------------------------------------------------------------------ receiving
     def receive(self, peer: Peer, name: str, body: bytes, now: float, out: Outbox) -> None:

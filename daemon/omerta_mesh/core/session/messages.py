@@ -20,6 +20,7 @@ into the ``Outbox`` the caller passes; starting a handshake when there is no ses
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 from .. import events as ev
 from ..channels import Admit, PendingRequests, Receivers, Refuse, split_message
@@ -51,13 +52,17 @@ class Acked:
 
 
 class Messages:
-    def __init__(self, config: CoreConfig, counters: Counters, chunk_size: int) -> None:
+    def __init__(self, config: CoreConfig, counters: Counters, chunk_size: int,
+                 control_lost: Callable[[Peer, str, Outbox], None] = lambda peer, name, out: None) -> None:
         self.cfg = config
         self.counters = counters
         self.chunk_size = chunk_size
         self.requests = PendingRequests(config.max_pending_requests)
         self._next_msg_id = 1
-        self._control_ids: set[int] = set()  # internal messages: no delivery events for applications
+        self._control_ids: dict[int, str] = {}  # internal messages (id -> name): no delivery events for applications
+        # a control message that will never arrive, told to its owner (Mesh: a lost stream message resets the
+        # peer's streams, whose bytes now have a hole); gossip and punching repeat themselves and need nothing
+        self.control_lost = control_lost
         self.receivers: Receivers | None = None  # the host's (None: take everything, as ChannelMessage events)
         self._held: dict[tuple[bytes, bytes], Peer] = {}  # peers whose stream holds a message back
 
@@ -68,7 +73,7 @@ class Messages:
         self._next_msg_id += 1
         peer.stream.enqueue(header.kind, split_message(header, body, self.chunk_size), mid)
         if internal:
-            self._control_ids.add(mid)
+            self._control_ids[mid] = header.channel
         return mid
 
     def frames(self, peer: Peer, now: float) -> list[bytes]:
@@ -89,8 +94,8 @@ class Messages:
     def failed(self, peer: Peer, msg_ids: list[int], reason: str, out: Outbox) -> None:
         """Messages that will not be delivered, and the peer's open requests."""
         for mid in msg_ids:
-            if mid in self._control_ids:
-                self._control_ids.discard(mid)
+            if (name := self._control_ids.pop(mid, None)) is not None:
+                self.control_lost(peer, name, out)
             else:
                 out.event(ev.MessageFailed(peer.network.id, peer.node, mid, reason))
         for cid in self.requests.fail_peer(peer):
@@ -112,9 +117,7 @@ class Messages:
             events = self._delivered(peer, delivered)
             if refused is not None:
                 self.counters.inc("tx.refused")
-                if refused in self._control_ids:
-                    self._control_ids.discard(refused)
-                else:
+                if self._control_ids.pop(refused, None) is None:  # (a control message is never refused)
                     events.append(ev.MessageFailed(peer.network.id, peer.node, refused, r.reason))
             return Acked((), tuple(events))
         a = fw.decode_ack(frame)
@@ -124,9 +127,7 @@ class Messages:
     def _delivered(self, peer: Peer, msg_ids: list[int]) -> list[ev.Event]:
         events: list[ev.Event] = []
         for mid in msg_ids:
-            if mid in self._control_ids:
-                self._control_ids.discard(mid)
-            else:
+            if self._control_ids.pop(mid, None) is None:
                 events.append(ev.MessageDelivered(peer.network.id, peer.node, mid))
         return events
 
