@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import time
+from pathlib import Path
 
 import pytest
 
@@ -105,7 +106,11 @@ def test_two_daemons_join_and_every_method_works_over_the_socket(daemon_factory,
     assert theirs["addresses"][0]["ipv4"] == d0["ipv4"] != own["addresses"][0]["ipv4"] and theirs["node_id"] == a_id
     # A's SSH host keys (this host's /etc/ssh ones, if any), named by A's node id, also by its mesh IP
     kh = B("ssh.known_hosts", peer=a_id)
+    host_keys = {" ".join(f.read_text().split()[:2]) for f in Path("/etc/ssh").glob("ssh_host_*_key.pub")}
     assert kh["node_id"] == a_id and all(line.startswith(a_id + " ") for line in kh["lines"])
+    assert {line.split(" ", 1)[1] for line in kh["lines"]} <= host_keys  # this host's keys, nothing else
+    if Path("/etc/ssh/ssh_host_ed25519_key.pub").exists():  # an Ed25519 key always fits the record
+        assert kh["lines"], "A's Ed25519 host key was not published"
     assert B("ssh.known_hosts", peer=d0["ipv4"]) == B("ssh.known_hosts", peer=d0["ipv6"]) == kh
 
     # serve: no port exposed by default; add and remove change the set (streams: tests/clients/test_connect.py)
