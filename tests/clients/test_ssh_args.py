@@ -44,7 +44,7 @@ def test_our_options_go_before_the_destination_and_the_rest_is_untouched() -> No
     assert out[5:-4] == ssh_options(ID) and out[-4:] == args[4:]
     opts = dict(o.split("=", 1) for o in ssh_options(ID)[1::2])
     assert opts["HostKeyAlias"] == ID and opts["StrictHostKeyChecking"] == "yes"
-    assert opts["ProxyCommand"].endswith(f" connect {ID} %p") and opts["KnownHostsCommand"].endswith(" ssh-known-hosts %H")
+    assert opts["ProxyCommand"].endswith(f" connect {ID} %p") and opts["KnownHostsCommand"].endswith(f" ssh-known-hosts {ID}")
 
 
 def test_options_go_before_a_double_dash() -> None:

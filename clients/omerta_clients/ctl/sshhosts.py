@@ -16,7 +16,7 @@ the peer publishes no keys ([ssh] host_keys in its meshd.toml; RSA keys are too 
 examples:
   omertactl ssh-known-hosts bob        bob's host keys, one known_hosts line each
   omertactl ssh-known-hosts --json bob the ssh.known_hosts result, unchanged
-  ssh -o HostKeyAlias=<bob's id> -o KnownHostsCommand="omertactl ssh-known-hosts %H" ...   (what omerta-ssh does)
+  ssh -o HostKeyAlias=<bob's id> -o KnownHostsCommand="omertactl ssh-known-hosts <bob's id>" ...   (what omerta-ssh does)
 """
 
 

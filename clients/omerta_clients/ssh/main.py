@@ -5,7 +5,9 @@ prefix of one, or a mesh IP; ``ssh.known_hosts``), then execs the system ``ssh``
 
 * ``-o ProxyCommand=omertactl connect <node id> %p``: the connection is a mesh stream to the peer's port;
 * ``-o HostKeyAlias=<node id>``: the host key is looked up under the peer's node id, whatever name was typed;
-* ``-o KnownHostsCommand=omertactl ssh-known-hosts %H``: the keys the peer's signed record publishes;
+* ``-o KnownHostsCommand=omertactl ssh-known-hosts <node id>``: the keys the peer's signed record publishes (the
+  node id, not ssh's ``%H``: ssh also asks for the name it connects to, lowercased, so a peer named ``B`` was
+  asked for as ``b``, an unknown peer, and ssh gives up when the command fails);
 * ``-o StrictHostKeyChecking=yes``: a key the peer did not publish is refused, loudly, with no prompt.
 
 Everything else passes to ``ssh`` untouched: the destination is left as typed (so ``Host`` blocks of the user's
@@ -83,7 +85,7 @@ def ctl_command(*words: str) -> str:
 def ssh_options(node_id: str) -> list[str]:
     return ["-o", f"ProxyCommand={ctl_command('connect', node_id, '%p')}",
             "-o", f"HostKeyAlias={node_id}",
-            "-o", f"KnownHostsCommand={ctl_command('ssh-known-hosts', '%H')}",
+            "-o", f"KnownHostsCommand={ctl_command('ssh-known-hosts', node_id)}",
             "-o", "StrictHostKeyChecking=yes",
             "-o", "UpdateHostKeys=no"]
 
