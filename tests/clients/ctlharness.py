@@ -9,8 +9,11 @@ import dataclasses
 import hashlib
 import json
 import os
+import socket
+import socketserver
 import subprocess
 import sys
+import threading
 import time
 import types
 import typing
@@ -122,6 +125,32 @@ def wait_until(pred, timeout: float = 15.0, what: str = "condition", step: float
             return
         time.sleep(step)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+# ---------------------------------------------------------------------- TCP servers for streams and forwards
+class Echo(socketserver.BaseRequestHandler):
+    """Sends back what it reads; half-closes after the client's EOF."""
+
+    def handle(self) -> None:
+        while data := self.request.recv(65536):
+            self.request.sendall(data)
+        self.request.shutdown(socket.SHUT_WR)
+
+
+class TcpServer(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+def serve_tcp(handler: type, host: str = "127.0.0.1") -> TcpServer:
+    """A real TCP server for ``handler`` on a free port of ``host``, serving in a thread (``shutdown()`` it)."""
+    if ":" in host:
+        cls: type[TcpServer] = type("TcpServer6", (TcpServer,), {"address_family": socket.AF_INET6})
+    else:
+        cls = TcpServer
+    s = cls((host, 0), handler)
+    threading.Thread(target=s.serve_forever, daemon=True).start()
+    return s
 
 
 # ---------------------------------------------------------------------- the API schema

@@ -6,7 +6,9 @@
   reason ("port P not exposed on bravo");
 * a client running as nobody is refused (it may only read);
 * 50 concurrent streams from one source server, one of them never read: the other 49 complete, and both
-  daemons' RSS stays bounded (printed before and after);
+  daemons' RSS growth (printed before and after) stays under a bound derived from the credit window (what a
+  daemon may hold per stream, times 50, plus a fixed slack), smaller than the stalled stream's source; the
+  throughput beside a stalled reader is measured in bench/streams.py;
 * ssh with `ProxyCommand omertactl connect %h %p` runs a command on a real sshd on bravo's host.
 """
 
@@ -21,23 +23,14 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
-from clients.ctlharness import CLIENT_ENV, check_result, ctl, ctl_cmd, node_id, prepare, start_all, wait_until
-from meshd.harness import DaemonProc, join
+from clients.ctlharness import CLIENT_ENV, Echo, check_result, ctl, ctl_cmd, wait_until
 from omerta_clients.ctl.connect import open_stream
+from omerta_mesh.core.config import DEFAULT_CONFIG
+from omerta_mesh.io.streams import READ_MAX
 from sshd import MISSING, Sshd
-
-SEEDS = {"alfa": b"S" * 32, "bravo": b"T" * 32}
-
-
-class Echo(socketserver.BaseRequestHandler):
-    def handle(self) -> None:
-        while data := self.request.recv(65536):
-            self.request.sendall(data)
-        self.request.shutdown(socket.SHUT_WR)
 
 
 class Source(socketserver.BaseRequestHandler):
@@ -52,45 +45,15 @@ class Source(socketserver.BaseRequestHandler):
             pass
 
 
+# What a daemon may hold per stream: a window of received bytes not yet taken by the socket and a window queued on
+# the channel towards the peer (core/streams.py), plus a read of the socket and the writer's buffer (io/streams.py
+# READ_MAX, asyncio's 64 KiB high-water mark); the fixed part is the interpreter's and allocator's slack.
+PER_STREAM = 2 * DEFAULT_CONFIG.stream_window + 2 * READ_MAX
+SLACK = 24 << 20
+
+
 class BigSource(Source):
     SIZE = 96 << 20  # more than the bound on RSS growth below: a stream that buffered it all would fail the test
-
-
-class Server(socketserver.ThreadingTCPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-
-@pytest.fixture
-def server_of():
-    made: list[Server] = []
-
-    def make(handler: type) -> int:
-        s = Server(("127.0.0.1", 0), handler)
-        threading.Thread(target=s.serve_forever, daemon=True).start()
-        made.append(s)
-        return int(s.server_address[1])
-
-    yield make
-    for s in made:
-        s.shutdown()
-        s.server_close()
-
-
-@pytest.fixture
-def pair(tmp_path: Path) -> Iterator[tuple[DaemonProc, DaemonProc]]:
-    ids = {n: node_id(s) for n, s in SEEDS.items()}
-    a, b = (prepare(tmp_path, n, s, ids) for n, s in SEEDS.items())
-    try:
-        start_all([a, b])
-        join(a, b, "home")
-        yield a, b
-        for d in (a, b):
-            d.stop()
-            assert "Traceback" not in d.log_text(), d.log_text()
-    finally:
-        a.close()
-        b.close()
 
 
 def test_echo_through_connect_round_trips_10_mb_and_unexposed_ports_are_refused_with_the_reason(pair, server_of) -> None:
@@ -186,7 +149,10 @@ def test_50_streams_with_one_stalled_reader_the_others_complete_and_memory_stays
         after = a.rss_kb(), b.rss_kb()
         print(f"\n49 streams x {Source.SIZE >> 20} MB in {took:.2f} s beside a stalled one of {BigSource.SIZE >> 20} MB; "
               f"RSS alfa {before[0] // 1024} -> {after[0] // 1024} MB, bravo {before[1] // 1024} -> {after[1] // 1024} MB")
-        assert after[0] - before[0] < 48_000 and after[1] - before[1] < 48_000
+        bound = (len(socks) * PER_STREAM + SLACK) >> 10  # KiB, as rss_kb
+        print(f"RSS growth bound: {len(socks)} x {PER_STREAM >> 10} KiB + {SLACK >> 20} MiB = {bound // 1024} MiB")
+        assert BigSource.SIZE >> 10 > bound, "the stalled stream's source must be larger than the bound"
+        assert after[0] - before[0] < bound and after[1] - before[1] < bound
         # the stalled stream only waited: read now, all of it arrives
         stalled.settimeout(20)
         n = 0

@@ -31,12 +31,12 @@ def test_registry_declares_every_operation_once_with_access() -> None:
     assert {n for n, sp in specs.items() if sp.access is WRITE} == {
         "network.create", "network.join", "network.leave", "network.invite", "channel.send", "channel.receive",
         "daemon.reload", "daemon.shutdown",
-        "serve.add", "serve.remove",
+        "serve.add", "serve.remove", "forward.add", "forward.remove",
     }
     assert {n for n, sp in specs.items() if sp.access is READ} == {
         "status.get", "peers.list", "peers.get", "ping", "netcheck.run", "network.list", "events.subscribe", "events.unsubscribe",
         "ip.get",
-        "serve.list", "streams.list",
+        "serve.list", "streams.list", "forward.list",
         "ssh.known_hosts",
     }
     for sp in methods(DaemonAPI):

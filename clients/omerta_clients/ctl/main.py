@@ -14,7 +14,7 @@ from importlib import metadata
 from typing import NoReturn
 
 from .. import errors
-from . import channels, completion, connect, daemon, events, ip, netcheck, network, peers, ping, serve, sshhosts, status, streams
+from . import channels, completion, connect, daemon, events, forward, ip, netcheck, network, peers, ping, serve, sshhosts, status, streams
 from .common import Ctx, add_common
 
 DESCRIPTION = """\
@@ -71,6 +71,7 @@ def build_parser(prog: str = "omertactl") -> argparse.ArgumentParser:
     ping.register(sub, common)
     connect.register(sub, common)
     serve.register(sub, common)
+    forward.register(sub, common)
     streams.register(sub, common)
     netcheck.register(sub, common)
     network.register(sub, common)

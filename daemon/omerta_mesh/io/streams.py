@@ -82,8 +82,11 @@ class StreamHub:
         try:
             await asyncio.wait_for(asyncio.shield(s.answer), timeout)
         except asyncio.TimeoutError:
-            self._reset(s, "no answer in time")
+            self.reset(s, "no answer in time")
             raise StreamRefused(f"{node.short()} did not answer the stream to port {port} within {timeout:g} s") from None
+        except asyncio.CancelledError:  # the opener went away (its client left, a forward was removed): no stream
+            self.reset(s, "the opener went away")  # left behind for the peer to accept
+            raise
         return s
 
     def attach(self, s: Spliced, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -95,7 +98,7 @@ class StreamHub:
     def close(self) -> None:
         """The node stops: every stream is reset (its peer hears why) and its socket closed."""
         for s in list(self.streams.values()):
-            self._reset(s, "the daemon stopped")
+            self.reset(s, "the daemon stopped")
 
     # ------------------------------------------------------------------ events from the core
     def on_event(self, e: ev.StreamEvent | ev.PeerRestarted | ev.PeerLeft) -> bool:
@@ -143,7 +146,7 @@ class StreamHub:
         m = self._core()
         why = self.policy(s.port)
         if why is not None:
-            self._reset(s, why)
+            self.reset(s, why)
             return
         try:
             try:
@@ -151,7 +154,7 @@ class StreamHub:
             except OSError:
                 reader, writer = await asyncio.open_connection("::1", s.port)
         except OSError as e:
-            self._reset(s, f"port {s.port} refused the connection on {m.name or m.node_id.short()}: {e.strerror or e}")
+            self.reset(s, f"port {s.port} refused the connection on {m.name or m.node_id.short()}: {e.strerror or e}")
             return
         if (s.peer.key, s.sid) not in self.streams:  # reset while we connected
             writer.close()
@@ -181,7 +184,7 @@ class StreamHub:
                 self._act(lambda out: m.streams.send(s.peer, s.sid, data, out))  # noqa: B023 (called at once)
                 s.bytes_out += len(data)
         except (OSError, UsageError) as e:
-            self._reset(s, f"local socket: {e}")
+            self.reset(s, f"local socket: {e}")
 
     async def _down(self, s: Spliced, writer: asyncio.StreamWriter) -> None:
         """Mesh -> socket; bytes are consumed (credit returns) once the socket has taken them."""
@@ -197,7 +200,7 @@ class StreamHub:
                 await writer.drain()
                 self._act(lambda out: m.streams.consumed(s.peer, s.sid, len(data), out))  # noqa: B023 (called at once)
         except (OSError, RuntimeError) as e:
-            self._reset(s, f"local socket: {e}")
+            self.reset(s, f"local socket: {e}")
             return
         await self._both_closed(s)
 
@@ -206,7 +209,8 @@ class StreamHub:
             await asyncio.gather(s.tasks[0], return_exceptions=True)
         self._gone(s, None)
 
-    def _reset(self, s: Spliced, reason: str) -> None:
+    def reset(self, s: Spliced, reason: str) -> None:
+        """End the stream: the peer hears ``reason``, the local socket is aborted."""
         m = self._core()
         self._act(lambda out: m.streams.reset(s.peer, s.sid, reason, out))
         self._gone(s, reason)

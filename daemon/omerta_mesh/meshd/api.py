@@ -71,6 +71,7 @@ class DaemonAPI:
         self.dbus_face: Any = None  # the DbusService, when the daemon offers D-Bus (its state is in status)
         self.vnet: Any = None  # the VirtualNetworks (meshd/vnet.py), once the daemon started it
         self.exposed: Any = None  # the ExposedPorts (meshd/serve.py): local ports peers' streams may reach
+        self.forwards: Any = None  # the Forwards (meshd/forward.py): local listeners whose connections become streams
         self.names: dict[str, NodeId] = config.name_map()
         self._directory: names.Directory | None = None
         self._directory_at = 0.0
@@ -247,11 +248,39 @@ class DaemonAPI:
 
     @api_method("streams.list", READ, s.Empty, s.StreamsListResult)
     async def streams_list(self, req: s.Empty, ctx: CallContext) -> s.StreamsListResult:
-        """Open mesh streams: peer, port, direction (out: opened here), bytes each way and age."""
+        """Open mesh streams (peer, port, direction: out is opened here, bytes each way, age, the forward that opened
+        it) and the port forwards (as forward.list)."""
         now = time.monotonic()
+        fwd = self.forwards.of_stream() if self.forwards is not None else {}
         return s.StreamsListResult([s.StreamInfo(str(x.peer.node), self.name_of(x.peer.node), x.port, x.sid, "out" if x.outgoing else "in",
-                                                 x.bytes_in, x.bytes_out, round(now - x.opened, 3))
-                                    for x in self.node.streams.streams.values()])
+                                                 x.bytes_in, x.bytes_out, round(now - x.opened, 3), fwd.get(id(x)))
+                                    for x in self.node.streams.streams.values()], self._forward_infos())
+
+    def _forward_infos(self) -> list[s.ForwardInfo]:
+        return [f.info(self.name_of) for f in self.forwards.list()] if self.forwards is not None else []
+
+    @api_method("forward.list", READ, s.Empty, s.ForwardListResult)
+    async def forward_list(self, req: s.Empty, ctx: CallContext) -> s.ForwardListResult:
+        """Port forwards: local address and port, the peer and its port, open and total connections, bytes each way,
+        age, and the connections that got no stream (errors, last_error: the reason)."""
+        return s.ForwardListResult(self._forward_infos())
+
+    @api_method("forward.add", WRITE, s.ForwardAddRequest, s.ForwardInfo)
+    async def forward_add(self, req: s.ForwardAddRequest, ctx: CallContext) -> s.ForwardInfo:
+        """Listen on a local TCP port (127.0.0.1 unless bind says otherwise); each connection becomes a mesh stream
+        to a port the peer exposes. With persist, kept across restarts (in the state directory)."""
+        return (await self._forwards().add(req)).info(self.name_of)
+
+    @api_method("forward.remove", WRITE, s.ForwardRemoveRequest, s.ForwardInfo)
+    async def forward_remove(self, req: s.ForwardRemoveRequest, ctx: CallContext) -> s.ForwardInfo:
+        """Close a forward's listener and its open connections (a kept one is forgotten too; one from meshd.toml
+        returns at the next start). Answers its last figures."""
+        return (await self._forwards().remove(req.local, req.bind)).info(self.name_of)
+
+    def _forwards(self) -> Any:
+        if self.forwards is None:
+            raise ApiError(Code.BUSY, "forwards are not started yet", "wait for the daemon to finish starting")
+        return self.forwards
 
     def _exposed(self) -> Any:
         if self.exposed is None:

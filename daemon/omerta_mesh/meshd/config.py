@@ -79,6 +79,13 @@ host_keys = ["/etc/ssh/ssh_host_*_key.pub"]  # this host's sshd public keys (pat
                           # ECDSA P-256; RSA keys are too big for a record); [] publishes none
 
 [names]                   # live: local names for peers, name = "<node id>"
+
+# [[forward]]             # repeatable: a local TCP port forwarded to a port a peer exposes (`omertactl forward`);
+# local = 8022            #   the local port (1-65535)
+# peer = "bravo"          #   a peer name, node id, unique id prefix or mesh IP
+# port = 22               #   the port on the peer (exposed there: `omertactl serve add 22`)
+# bind = "127.0.0.1"      #   the local address to listen on (IPv4 or IPv6; the default is 127.0.0.1)
+# network = ""            #   the network, when the peer is in several
 """
 
 LIVE = {
@@ -189,6 +196,60 @@ def _default_ssh() -> SshConfig:
     return SshConfig(["/etc/ssh/ssh_host_*_key.pub"])
 
 
+@dataclass(frozen=True)
+class ForwardConfig:
+    """One ``[[forward]]`` table: connections to bind:local become streams to peer:port (meshd/forward.py)."""
+
+    local: int
+    peer: str  # as the admin typed it: a name, node id, id prefix or mesh IP (resolved for each connection)
+    port: int
+    bind: str = "127.0.0.1"
+    network: str = ""
+
+
+FORWARD_KEYS = {"local": int, "peer": str, "port": int, "bind": str, "network": str}
+
+
+def forward_problem(f: ForwardConfig) -> str | None:
+    """What is wrong with a forward's fields (None: nothing); the one check of the config and of forward.add."""
+    if not 0 < f.port < 65536:
+        return f"port = {f.port} is not a TCP port (1-65535)"
+    if not 0 <= f.local < 65536:
+        return f"local = {f.local} is not a TCP port (1-65535)"
+    if not f.peer.strip():
+        return "peer is empty: name the peer (a name, node id, id prefix or mesh IP)"
+    try:
+        ipaddress.ip_address(f.bind)
+    except ValueError:
+        return f"bind = {f.bind!r} is not an IP address: use 127.0.0.1 (the default), ::1, or an address of this host"
+    return None
+
+
+def _forwards(doc: Any, bad: Any) -> list[ForwardConfig]:
+    if not isinstance(doc, list) or not all(isinstance(t, dict) for t in doc):
+        raise bad("forward must be an array of tables: [[forward]] with local, peer, port (and bind, network)")
+    out: list[ForwardConfig] = []
+    for i, t in enumerate(doc, 1):
+        where = f"[[forward]] #{i}"
+        for k, v in t.items():
+            if k not in FORWARD_KEYS:
+                raise bad(f"{where}: unknown key {k!r}; known keys: {', '.join(FORWARD_KEYS)}")
+            if not isinstance(v, FORWARD_KEYS[k]) or isinstance(v, bool):
+                raise bad(f"{where}: {k} = {v!r} has the wrong type; it is {'a number' if FORWARD_KEYS[k] is int else 'a string'}")
+        missing = [k for k in ("local", "peer", "port") if k not in t]
+        if missing:
+            raise bad(f"{where}: {', '.join(missing)} missing; a forward needs local, peer and port")
+        f = ForwardConfig(**t)
+        if f.local == 0:
+            raise bad(f"{where}: local = 0: a forward in the config needs a fixed local port (1-65535)")
+        if (why := forward_problem(f)) is not None:
+            raise bad(f"{where}: {why}")
+        if any((g.bind, g.local) == (f.bind, f.local) for g in out):
+            raise bad(f"{where}: {f.bind} port {f.local} is forwarded twice; give each forward its own local port")
+        out.append(f)
+    return out
+
+
 def _default_vnet() -> VnetConfig:
     return VnetConfig("auto", 1340, [], [])
 
@@ -203,6 +264,7 @@ class DaemonConfig:
     serve: ServeConfig = field(default_factory=_default_serve)
     ssh: SshConfig = field(default_factory=_default_ssh)
     names: dict[str, str] = field(default_factory=dict)
+    forwards: list[ForwardConfig] = field(default_factory=list)  # [[forward]] (meshd/forward.py)
     source: str = "<embedded default>"
 
     def flat(self) -> dict[str, Any]:
@@ -211,6 +273,7 @@ class DaemonConfig:
             for k, v in dataclasses.asdict(getattr(self, sec)).items():
                 out[f"{sec}.{k}"] = v
         out["names"] = dict(self.names)
+        out["forward"] = [dataclasses.astuple(f) for f in self.forwards]
         return out
 
     def with_(self, section: str, **changes: Any) -> "DaemonConfig":
@@ -279,12 +342,12 @@ def build(doc: dict[str, Any], source: str) -> DaemonConfig:
             merged[k] = v
         sections[sec] = cls(**merged)
     for sec in doc:
-        if sec not in _SECTIONS and sec != "names":
-            raise bad(f"unknown section [{sec}]; known: {', '.join([*_SECTIONS, 'names'])}")
+        if sec not in _SECTIONS and sec not in ("names", "forward"):
+            raise bad(f"unknown section [{sec}]; known: {', '.join([*_SECTIONS, 'names', 'forward'])}")
     names = doc.get("names", {})
     if not isinstance(names, dict) or not all(isinstance(v, str) for v in names.values()):
         raise bad('[names] maps names to node ids: alice = "<node id>"')
-    cfg = DaemonConfig(names=dict(names), source=source, **sections)
+    cfg = DaemonConfig(names=dict(names), forwards=_forwards(doc.get("forward", []), bad), source=source, **sections)
     _validate(cfg, bad)
     return cfg
 

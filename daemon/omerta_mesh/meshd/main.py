@@ -2,7 +2,8 @@
 
 Start-up order: configuration and logging; the state directory (locked) and runtime directory; the mesh
 node (UDP sockets, identity, networks and peer cache restored); the virtual network (stale devices removed,
-a TUN per network, or TUN off and why: ``meshd/vnet.py``); the JSON-RPC socket; D-Bus (a bus that is
+a TUN per network, or TUN off and why: ``meshd/vnet.py``); the JSON-RPC socket, the stream socket and
+the port forwards (``meshd/forward.py``); D-Bus (a bus that is
 not there yet is retried in the background, as is one that goes away later); then ``READY=1``. SIGHUP
 reloads the configuration (as ``daemon.reload`` does); SIGTERM and SIGINT stop gracefully: subscribers
 are told, peers are told (close frames, even when the state cannot be saved), the peer cache is saved (a
@@ -40,6 +41,7 @@ from .auth import group_id
 from .config import ConfigError, DaemonConfig
 from .errors import ApiError, Code
 from .events import EventHub
+from .forward import Forwards
 from .rpc_server import RpcServer
 from .schema import ReloadResult
 from .serve import ExposedPorts
@@ -140,6 +142,7 @@ class Daemon:
         self.dbus: Any = None
         self.server: RpcServer | None = None
         self.streams: StreamServer | None = None  # the stream socket (meshd/streams.py)
+        self.forwards: Forwards | None = None  # port forwards (meshd/forward.py)
         self.node: MeshNode | None = None
         self.vnet: VirtualNetworks | None = None
         self.lock: Any = None
@@ -185,6 +188,8 @@ class Daemon:
         node.streams.policy = self.api.exposed.policy
         self.streams = StreamServer(self.api, stream_socket_path(server.path), lambda: self.write_gid)
         await self.streams.start()
+        self.api.forwards = self.forwards = Forwards(self.api, cfg.forwards, self.paths.state)
+        await self.forwards.start()
         await self._start_dbus()
         udp = node.driver.udp.addresses if node.driver is not None else []
         log.info("omerta-meshd %s: node %s on UDP %s, API on %s", version(), node.node_id.short(),
@@ -310,7 +315,7 @@ class Daemon:
         without a core to take it), the node; then the tasks and the lock. A part that fails to close is logged
         and the rest still close, so the node's goodbye to its peers (CLOSE) is never skipped. ``failing``: a
         start that failed half-way is already reporting its own error, so these are only debug lines."""
-        for part in (self.server, self.streams, self.dbus, self.vnet, self.node):
+        for part in (self.server, self.streams, self.forwards, self.dbus, self.vnet, self.node):
             if part is None:
                 continue
             try:

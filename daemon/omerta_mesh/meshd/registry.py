@@ -15,8 +15,9 @@ from typing import Callable
 
 API_VERSION = 1
 # counts additive changes within API_VERSION (2: status.dbus, netcheck hairpinning, peer.punch_finished;
-# 3: ip.get, status.vnet, mesh IPs in peers.list/peers.get/network.list/status networks)
-API_REVISION = 3
+# 3: ip.get, status.vnet, mesh IPs in peers.list/peers.get/network.list/status networks;
+# 4: forward.add|remove|list, forwards in streams.list, StreamInfo.forward)
+API_REVISION = 4
 
 DBUS_NAME = "org.omerta.Mesh1"
 DBUS_PATH = "/org/omerta/Mesh1"

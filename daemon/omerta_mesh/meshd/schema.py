@@ -70,6 +70,23 @@ class ServeRequest:
 
 
 @dataclass
+class ForwardAddRequest:
+    local: int = arg(doc="the local TCP port to listen on (0: any free port, reported back; not with persist)", lo=0, hi=65535)
+    peer: str = arg(doc=PEER_DOC + ", or one of its mesh IPs")
+    port: int = arg(doc="the TCP port on the peer (it must expose it: `omertactl serve add PORT` there)", lo=1, hi=65535)
+    bind: str = arg("127.0.0.1", doc="the local address to listen on: an IPv4 or IPv6 address (anyone who can connect to it "
+                                     "uses the forward)", max_len=64)
+    network: str | None = arg(None, doc="the network, when the peer is in several")
+    persist: bool = arg(False, doc="keep the forward across restarts (in the state directory, forwards.json)")
+
+
+@dataclass
+class ForwardRemoveRequest:
+    local: int = arg(doc="the forward's local port", lo=1, hi=65535)
+    bind: str | None = arg(None, doc="the forward's local address, when two forwards share the port", max_len=64)
+
+
+@dataclass
 class SshKnownHostsRequest:
     peer: str = arg(doc=PEER_DOC + ", or one of its mesh IPs")
 
@@ -259,11 +276,38 @@ class StreamInfo:
     bytes_in: int
     bytes_out: int
     age_s: float
+    forward: str | None = None  # "ADDRESS:PORT" of the forward whose connection opened it (out streams only)
+
+
+@dataclass
+class ForwardInfo:
+    bind: str  # the local address listened on
+    local: int  # the local port
+    peer: str  # the peer as given (a name, node id, id prefix or mesh IP: resolved for each connection)
+    node_id: str | None  # the node it resolved to last (null: not yet)
+    name: str  # that node's name now (else the peer as given)
+    port: int  # the port on the peer
+    network: str | None
+    kept_in: str | None  # "config" ([[forward]] in meshd.toml), "state" (persist: forwards.json), null (until the daemon stops)
+    listening: bool  # false: the listener could not be opened at start (last_error says why)
+    connections: int  # open now
+    connections_total: int  # accepted since the forward was made
+    bytes_in: int  # from the peer to local clients
+    bytes_out: int  # from local clients to the peer
+    age_s: float
+    errors: int  # connections closed without a stream (the peer unreachable, the port not exposed there, limits)
+    last_error: str | None  # the last of those reasons, e.g. "port 22 not exposed on bravo"
+
+
+@dataclass
+class ForwardListResult:
+    forwards: list[ForwardInfo]
 
 
 @dataclass
 class StreamsListResult:
     streams: list[StreamInfo]
+    forwards: list[ForwardInfo] = field(default_factory=list)  # the port forwards (forward.list)
 
 
 @dataclass
