@@ -37,6 +37,7 @@ from .peers.peer import Peer, PeerState
 from .peers.table import PeerTable
 from .relay.client import RelayClient
 from .relay.server import RelayServer
+from .segruns import SegmentRuns
 from .session.handshakes import Completed, CookieReply, Handshakes
 from .session.lifecycle import Sessions
 from .session.messages import Messages
@@ -54,17 +55,8 @@ R = TypeVar("R")
 
 
 class Mesh:
-    def __init__(
-        self,
-        identity: Identity,
-        *,
-        config: CoreConfig = DEFAULT_CONFIG,
-        entropy: Entropy | None = None,
-        wall_offset: float = 0.0,
-        audit: bool = False,
-        strict_audit: bool = False,
-        name: str = "",
-    ) -> None:
+    def __init__(self, identity: Identity, *, config: CoreConfig = DEFAULT_CONFIG, entropy: Entropy | None = None,
+                 wall_offset: float = 0.0, audit: bool = False, strict_audit: bool = False, name: str = "") -> None:
         self.identity = identity
         self.node_id = identity.node_id
         self.cfg = config
@@ -105,6 +97,8 @@ class Mesh:
         self.sessions = Sessions(config, self.hs, self.table, self.links, self.messages, self.gossip, wall_offset,
                                  audit or strict_audit)  # the session lifecycle
         self.ip = IpFrames(self.counters, config.max_datagram - TRANSPORT_OVERHEAD - RELAY_HEADROOM - 1, config.max_ip_queue)
+        self.seg_runs = SegmentRuns(config, self.counters, self.table, self.links, self.ip, self._received,
+                                    lambda at: self._timer(Timer.IP_FLUSH, at), self._failed)  # GRO runs of IPSEG
         self.members = Members(config, self.entropy, self.node_id, self.hs, self.table, self.gossip, self.links,
                                 self.sessions, self.punch)  # networks, membership, our address claims
         self.networks, self.address_claims = self.members.networks, self.members.address_claims  # never rebound
@@ -309,14 +303,17 @@ class Mesh:
         """Datagrams from one source to one socket: one, or a run that UDP GRO read at once."""
         self._last_now = now
         self.counters.inc("rx.datagrams", len(datagrams))
-        for data in datagrams:
+        for data in datagrams[self.seg_runs.take(datagrams, src, local, now) if len(datagrams) > 1 else 0:]:
             try:
                 self._receive(data, src, local, now)
             except WireError as e:
                 self.counters.drop(e.reason)
-            except Exception as e:  # a bug, never the sender's fault: count it and keep serving
-                self.counters.inc("drop.internal_error")
-                self.last_internal_error = repr(e)
+            except Exception as e:
+                self._failed(e)
+
+    def _failed(self, e: Exception) -> None:  # a bug, never the sender's fault: count it and keep serving
+        self.counters.inc("drop.internal_error")
+        self.last_internal_error = repr(e)
 
     def _receive(self, data: bytes, src: PathId, local: Address | None, now: float) -> None:
         (self._receive_transport if data[:1] == b"\x04" else self._receive_handshake)(data, src, local, now)
@@ -348,9 +345,12 @@ class Mesh:
             self._nat(now, lambda out: self.natside.step(hairpin, now, out, self._punch_ours))
             return
         peer, plain = self.sessions.decrypt(data, receiver, counter, now)
-        st = peer.stats
-        st.bytes_in += len(data)
-        st.packets_in += 1
+        peer.stats.bytes_in += len(data)
+        peer.stats.packets_in += 1
+        self._received(peer, plain, src, local, now)
+
+    def _received(self, peer: Peer, plain: bytes, src: PathId, local: Address | None, now: float) -> None:
+        """A transport frame from ``peer``, opened (also from a GRO run's fast path, core/segruns.py)."""
         t = plain[0] if plain else -1
         if t == 0x0A and peer.local == local and self.links.heard_on_current(peer, src, now):  # IPSEG: no re-arm
             if (at := self.ip.receive_seg(peer.network.id, peer.node, plain, now)) is not None:
@@ -595,6 +595,5 @@ class Mesh:
         return True
 
     def ip_packets_to_write(self) -> list[tuple[NetworkId, NodeId, Written]]:
-        """What the virtual network received since the last call (``IpFrames.to_write``), for networks the
-        driver opened with ``ip.open``."""
+        """What the virtual network received since the last call, for networks the driver opened (``ip.open``)."""
         return self.ip.to_write()
