@@ -11,12 +11,14 @@ subprocesses, real TCP servers on bravo's host and real TCP clients of alfa's li
   --persist does not come back;
 * a peer that is down when the forward is made: a connection then fails with the reason, one made after it is
   back works;
-* bad arguments, a local port already in use, and nobody get clear errors (cause and fix, exit codes).
+* bad arguments, a local port already in use, and nobody get clear errors (cause and fix, exit codes);
+* the monitor (omerta-top) shows the open stream and the forward in its streams and forwards panel.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import socket
 import threading
@@ -24,9 +26,11 @@ import time
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from clients.ctlharness import Echo, check_result, ctl, wait_until
 from meshd.harness import DaemonProc, wait_connected
+from omerta_clients.tui.app import Monitor
 from omerta_mesh.meshd import config as config_mod
 
 
@@ -238,3 +242,23 @@ def test_bad_forward_tables_in_the_config_name_the_table_and_the_fix(tmp_path: P
     with pytest.raises(config_mod.ConfigError) as e:
         config_mod.load(f)
     assert needle in str(e.value) and str(f) in str(e.value)
+
+
+async def test_the_monitor_shows_the_open_stream_and_the_forward(pair, server_of) -> None:
+    a, b = pair
+    port = server_of(Echo)
+    assert ctl(b.socket, "serve", "add", str(port)).rc == 0
+    f = forward(a, "0", f"bravo:{port}")
+    with socket.create_connection(("127.0.0.1", f["local"]), timeout=20) as c:
+        c.sendall(b"ping\n")
+        assert c.recv(5) == b"ping\n"
+        console = Console(record=True, width=160, height=50, file=io.StringIO())
+        mon = Monitor(str(a.socket), console, ping_interval=0, refresh=0.05, poll=0.2,
+                      stop_when=lambda m: bool(m.streams and m.forwards), max_seconds=20)
+        assert await mon.run() == 0
+    text = console.export_text()
+    assert "╭─ streams and forwards" in text, text
+    label = f"127.0.0.1:{f['local']}"
+    stream = next(x for x in text.splitlines() if "bravo" in x and f" {port} " in x and " out " in x)
+    assert label in stream, stream
+    assert any(x.lstrip("│ ").startswith(label) and "bravo" in x for x in text.splitlines()), text

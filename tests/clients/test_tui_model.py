@@ -130,3 +130,46 @@ def test_screen_renders_peers_detail_and_log() -> None:
     assert "╭─ carol" in text and "c" * 52 in text  # the detail pane shows the selected peer
     assert "this node cone (confidence 0.5)" in text and "both public" in text  # from peers.get
     assert "peer.handshake_failed dave cookie" in text
+
+
+def forward_info(local: int, **kw: object) -> dict:
+    base = {"bind": "127.0.0.1", "local": local, "peer": "bob", "node_id": BOB, "name": "bob", "port": 22, "network": None,
+            "kept_in": None, "listening": True, "connections": 1, "connections_total": 3, "bytes_in": 2048, "bytes_out": 1024,
+            "age_s": 75.0, "errors": 1, "last_error": "port 22 not exposed on bob"}
+    return {**base, **kw}
+
+
+def stream_info(sid: int, **kw: object) -> dict:
+    base = {"peer": BOB, "name": "bob", "port": 22, "stream": sid, "direction": "out", "bytes_in": 3 << 20, "bytes_out": 512,
+            "age_s": 12.0, "forward": "127.0.0.1:2222"}
+    return {**base, **kw}
+
+
+def screen(m: Model, height: int = 60) -> str:
+    c = Console(record=True, width=160, file=open("/dev/null", "w"))
+    c.print(views.render(m, 160, height))
+    c.file.close()
+    return c.export_text()
+
+
+def test_streams_and_forwards_panel_shows_them_and_only_when_there_are_any() -> None:
+    m = Model()
+    m.apply_subscribe(snapshot())
+    assert "streams and forwards" not in screen(m)  # nothing to show: no panel
+    m.apply_streams({"streams": [stream_info(2), stream_info(4, direction="in", forward=None, port=8080, name="carol")],
+                     "forwards": [forward_info(2222), forward_info(8080, bind="::1", listening=False, last_error="in use")]})
+    text = screen(m)
+    assert "╭─ streams and forwards" in text and "streams (2)" in text and "forwards (2)" in text
+    out = next(x for x in text.splitlines() if "bob" in x and "3.0 MiB" in x)
+    assert "22" in out and "out" in out and "127.0.0.1:2222" in out
+    assert any("carol" in x and "8080" in x and " in " in x for x in text.splitlines())
+    fwd = next(x for x in text.splitlines() if "127.0.0.1:2222" in x and "2.0 KiB" in x)
+    assert "1m15s" in fwd and "port 22 not exposed on bob" in fwd
+    assert "[::1]:8080 (not listening)" in text
+    # many streams: the panel shows a few and says how many more
+    m.apply_streams({"streams": [stream_info(2 * i) for i in range(20)], "forwards": []})
+    text = screen(m)
+    assert "streams (20)" in text and f"… {20 - views.STREAM_ROWS} more (omertactl streams)" in text
+    assert "forwards (" not in text
+    m.apply_streams({"streams": []})  # an older daemon's result without forwards
+    assert "streams and forwards" not in screen(m)

@@ -4,7 +4,8 @@ One asyncio loop runs:
 
 * the session: connect, ``events.subscribe`` (the snapshot), then fold every ``events.event`` into the
   model; when the link drops, say so on screen and subscribe again (a fresh snapshot) once it is back;
-* a poller: ``peers.list`` every second (byte counters -> throughput) and ``status.get`` now and then;
+* a poller: ``peers.list`` and ``streams.list`` every second (byte counters -> throughput; open streams and
+  port forwards) and ``status.get`` now and then;
 * a pinger: one mesh ping per connected peer every ``--ping-interval`` seconds; the daemon's
   ``peer.pong`` events carry the RTT samples for the sparklines, the results count towards loss;
 * the keyboard: stdin in raw (non-canonical, no echo) mode, read when readable through the loop, never
@@ -32,7 +33,8 @@ from ..rpc import AsyncClient, default_socket
 from . import views
 from .model import Model, parse_keys
 
-DESCRIPTION = "A live view of this node's peers: path, RTT with sparklines, throughput, loss, this node's NAT, and the event log."
+DESCRIPTION = ("A live view of this node's peers: path, RTT with sparklines, throughput, loss, this node's NAT, open mesh "
+               "streams and port forwards, and the event log.")
 EPILOG = f"""\
 keys: q quit, up/down or j/k select a peer (its detail pane is shown below the table)
 
@@ -121,6 +123,7 @@ class Monitor:
         loop = asyncio.get_running_loop()
         while not self.done.is_set() and client is self.client:
             self.model.apply_peers((await client.call("peers.list"))["peers"], loop.time())
+            self.model.apply_streams(await client.call("streams.list"))
             sel = self.model.selected_row()
             if sel is not None:  # the detail pane explains the selected peer's path
                 try:

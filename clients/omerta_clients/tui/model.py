@@ -9,6 +9,7 @@ Inputs, in the order the monitor gets them:
 * ``apply_peers(peers, now)``: a ``peers.list`` poll (counters the events do not carry); byte counters
   turn into throughput between two polls, ``now`` being the caller's monotonic clock;
 * ``apply_status(status)``, ``apply_ping(key, result)``: the status and the monitor's own pings (loss);
+* ``apply_streams(result)``: a ``streams.list`` poll (open mesh streams and port forwards, shown as they are);
 * ``key(name)``: a key from ``parse_keys``; returns False when the user asked to quit.
 """
 
@@ -137,6 +138,8 @@ class Model:
         self.nat_label: str | None = None
         self.error: str | None = None  # the link to the daemon, when it is down
         self.snapshots = 0
+        self.streams: list[Json] = []  # streams.list: open mesh streams (StreamInfo)
+        self.forwards: list[Json] = []  # and port forwards (ForwardInfo)
 
     # ---- ordering and selection
     def rows(self) -> list[PeerRow]:
@@ -212,6 +215,10 @@ class Model:
 
     def apply_status(self, st: Json) -> None:
         self.status = dict(st)
+
+    def apply_streams(self, result: Json) -> None:
+        self.streams = list(result.get("streams") or [])
+        self.forwards = list(result.get("forwards") or [])
 
     def apply_ping(self, key: Key, result: Json | None, error: str | None = None) -> None:
         """The monitor's own ping of one peer: counts towards loss. RTT samples come from peer.pong."""

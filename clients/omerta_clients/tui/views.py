@@ -1,5 +1,6 @@
 """Rendering of the monitor's model: header (this node, NAT), peer table with path, RTT sparkline and
-throughput, the selected peer's detail pane, and the event log. Functions of the model only."""
+throughput, the selected peer's detail pane, the streams and forwards panel (when there are any), and the event
+log. Functions of the model only."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from rich.table import Table
 from rich.text import Text
 
 from .. import output
+from ..ctl import forward as forward_view
+from ..ctl import streams as streams_view
 from .model import Model, PeerRow
 
 BLOCKS = "▁▂▃▄▅▆▇█"
@@ -113,6 +116,29 @@ def detail(r: PeerRow | None) -> RenderableType:
     return Panel(g, title=f"{r.label}", title_align="left", border_style="blue")
 
 
+STREAM_ROWS, FORWARD_ROWS = 6, 4  # rows of each the panel shows at most (the rest: "N more")
+
+
+def streams_panel(m: Model) -> tuple[RenderableType | None, int]:
+    """Open streams and port forwards (as `omertactl streams` shows them), and the lines it takes; None when there
+    are neither."""
+    if not m.streams and not m.forwards:
+        return None, 0
+    parts: list[RenderableType] = []
+    lines = 2  # the border
+    for title, items, most, table in (("streams", m.streams, STREAM_ROWS, streams_view.table),
+                                      ("forwards", m.forwards, FORWARD_ROWS, forward_view.table)):
+        if not items:
+            continue
+        parts.append(Text(f"{title} ({len(items)})", style="bold"))
+        parts.append(table(items[:most]))
+        lines += 2 + min(len(items), most)
+        if len(items) > most:
+            parts.append(Text(f"… {len(items) - most} more (omertactl streams)", style="dim"))
+            lines += 1
+    return Panel(Group(*parts), title="streams and forwards", title_align="left", border_style="magenta"), lines
+
+
 def event_log(m: Model, lines: int) -> RenderableType:
     items = list(m.log)[-max(1, lines):]
     if not items:
@@ -124,11 +150,14 @@ def render(m: Model, width: int = 120, height: int = 40) -> RenderableType:
     """The whole screen for a terminal of ``width`` x ``height``; the event log gets the rows left over."""
     spark = max(8, min(30, width - 94))
     rows = len(m.peers)
-    used = 3 + (rows + 2 if rows else 2) + (11 if rows else 0) + 3
+    panel, panel_lines = streams_panel(m)
+    used = 3 + (rows + 2 if rows else 2) + (11 if rows else 0) + panel_lines + 3
     log_lines = max(3, height - used)
     parts: list[RenderableType] = [header(m), Text(""), peer_table(m, spark)]
     if rows:
         parts.append(detail(m.selected_row()))
+    if panel is not None:
+        parts.append(panel)
     parts += [Text("events", style="bold"), event_log(m, log_lines),
               Text("q quit   ↑/↓ or j/k select a peer", style="dim")]
     return Group(*parts)
