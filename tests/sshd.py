@@ -1,10 +1,13 @@
-"""A real sshd on loopback for the ssh tests (tests/clients) and bench/streams.py.
+"""A real sshd for the ssh tests (tests/clients, tests/netns) and bench/streams.py.
 
 ``Sshd(d)`` makes ``d`` (0700) with a host key ``d/host`` and a client key ``d/client``, the one key it
-authorizes; ``start()`` (again: a restart, e.g. with another host key) runs ``sshd -D`` on 127.0.0.1 and a
-free port, with key authentication only and SFTP, and returns once it listens; ``stop`` belongs in the
-caller's ``finally``. ``ssh_opts()`` are ssh's options for it: no user config, the client key, batch mode,
-the port. ``MISSING`` is the skip reason when sshd, ssh or ssh-keygen is not installed, else None.
+authorizes; ``start()`` (again: a restart, e.g. with another host key) runs ``sshd -D`` on 127.0.0.1 (or the
+``listen`` addresses) and a free port (or ``port``), with key authentication only and SFTP, and returns once
+it listens (its log says so, which works in any network namespace); ``stop`` belongs in the caller's
+``finally``. ``start(popen=...)`` starts it another way, e.g. ``functools.partial(lab.run, host)`` inside a
+netns lab host (kept for restarts). ``ssh_opts()`` are ssh's options for it: no user config, the client
+key, batch mode, the port. ``omerta_ssh_script`` writes omerta-ssh as a command for ``scp -S``. ``MISSING``
+is the skip reason when sshd, ssh or ssh-keygen is not installed, else None.
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 from pathlib import Path
+from typing import Callable
 
 from clients.ctlharness import wait_until
 
@@ -35,29 +40,33 @@ def keygen(d: Path, *names: str) -> None:
 
 
 class Sshd:
-    def __init__(self, d: Path) -> None:
+    def __init__(self, d: Path, listen: tuple[str, ...] = ("127.0.0.1",), port: int | None = None) -> None:
         d.mkdir(mode=0o700, parents=True, exist_ok=True)
         keygen(d, "host", "client")
         (d / "authorized_keys").write_text((d / "client.pub").read_text())
         os.chmod(d / "authorized_keys", 0o600)
-        self.d, self.port = d, free_port()
+        self.d, self.listen, self.port = d, listen, port or free_port()
         self.proc: subprocess.Popen | None = None
+        self.popen: Callable[..., subprocess.Popen] = subprocess.Popen
 
-    def start(self, host_key: Path | None = None) -> None:
+    def start(self, host_key: Path | None = None, popen: Callable[..., subprocess.Popen] | None = None) -> None:
         self.stop()
+        self.popen = popen or self.popen
         cfg = self.d / "sshd_config"
-        cfg.write_text(f"ListenAddress 127.0.0.1\nPort {self.port}\nHostKey {host_key or self.d / 'host'}\n"
+        cfg.write_text("".join(f"ListenAddress {f'[{a}]' if ':' in a else a}\n" for a in self.listen)
+                       + f"Port {self.port}\nHostKey {host_key or self.d / 'host'}\n"
                        f"AuthorizedKeysFile {self.d / 'authorized_keys'}\nPidFile none\nUsePAM no\nStrictModes no\n"
                        "PermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
                        "Subsystem sftp internal-sftp\n")
         os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # sshd's privilege separation directory
         self.log = open(self.d / "sshd.log", "ab")
-        self.proc = subprocess.Popen([str(SSHD), "-D", "-e", "-f", str(cfg)], stdout=self.log, stderr=subprocess.STDOUT)
+        since = self.log.tell()
+        self.proc = self.popen([str(SSHD), "-D", "-e", "-f", str(cfg)], stdout=self.log, stderr=subprocess.STDOUT)
 
         def listening() -> bool:
             assert self.proc is not None and self.proc.poll() is None, f"sshd exited: {self.log_text()}"
-            with socket.socket() as s:
-                return s.connect_ex(("127.0.0.1", self.port)) == 0
+            said = (self.d / "sshd.log").read_bytes()[since:].decode(errors="replace")
+            return all(f"Server listening on {a} port {self.port}." in said for a in self.listen)
 
         wait_until(listening, 10, "sshd to listen")
 
@@ -71,6 +80,16 @@ class Sshd:
     def log_text(self) -> str:
         return (self.d / "sshd.log").read_text(errors="replace")
 
-    def ssh_opts(self) -> list[str]:
+    def ssh_opts(self, port_flag: str = "-p") -> list[str]:
+        """(``port_flag="-P"`` for scp.)"""
         return ["-F", "/dev/null", "-i", str(self.d / "client"), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
-                "-p", str(self.port)]
+                port_flag, str(self.port)]
+
+
+def omerta_ssh_script(d: Path) -> Path:
+    """``d/omerta-ssh``: omerta-ssh as a command of its own, for ``scp -S`` (run by this interpreter; the clients
+    come from the caller's PYTHONPATH)."""
+    script = d / "omerta-ssh"
+    script.write_text(f"#!/bin/sh\nexec {sys.executable} -m omerta_clients.ssh.main \"$@\"\n")
+    os.chmod(script, 0o755)
+    return script

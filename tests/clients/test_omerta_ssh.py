@@ -16,7 +16,7 @@ import pytest
 
 from clients.ctlharness import CLIENT_ENV, check_result, ctl, node_id, prepare, start_all, wait_until
 from meshd.harness import DaemonProc, join
-from sshd import MISSING, Sshd, keygen
+from sshd import MISSING, Sshd, keygen, omerta_ssh_script
 
 pytestmark = pytest.mark.skipif(MISSING is not None, reason=str(MISSING))
 SEEDS = {"ana": b"A" * 32, "ben": b"B" * 32}
@@ -67,10 +67,11 @@ def test_known_hosts_answers_the_key_the_peer_signed(lab: dict) -> None:
     assert r.rc != 0 and "nobody-here" in r.err and r.out == ""
 
 
-def ssh_opts(lab: dict) -> list[str]:
+def ssh_opts(lab: dict, port_flag: str = "-p") -> list[str]:
     """The test's ssh options: no user config, its own key, an empty known_hosts, the sshd's port (no ProxyCommand:
-    omerta-ssh's mesh stream is the transport)."""
-    return [*lab["sshd"].ssh_opts(), "-o", f"UserKnownHostsFile={lab['d'] / 'known_hosts'}", "-o", "GlobalKnownHostsFile=/dev/null"]
+    omerta-ssh's mesh stream is the transport); ``port_flag="-P"`` for scp."""
+    return [*lab["sshd"].ssh_opts(port_flag), "-o", f"UserKnownHostsFile={lab['d'] / 'known_hosts'}",
+            "-o", "GlobalKnownHostsFile=/dev/null"]
 
 
 def omerta_ssh(lab: dict, *args: str) -> subprocess.CompletedProcess:
@@ -90,14 +91,12 @@ def test_omerta_ssh_checks_strictly_against_the_signed_key(lab: dict) -> None:
     assert r.returncode == 0 and r.stdout == "over-omerta-ssh\n", (r, lab["sshd"].log_text()[-2000:])
     assert (d / "known_hosts").read_text() == ""
     # scp -S omerta-ssh: scp passes its ssh options through, omerta-ssh finds the destination after scp's "--"
-    (d / "omerta-ssh").write_text(f"#!/bin/sh\nexec {sys.executable} -m omerta_clients.ssh.main \"$@\"\n")
-    os.chmod(d / "omerta-ssh", 0o755)
+    script = omerta_ssh_script(d)
     data = os.urandom(1 << 20)
     (d / "payload").write_bytes(data)
     for mode in ([], ["-O"]):  # SFTP (scp's default) and the legacy scp protocol
         (d / "copied").unlink(missing_ok=True)
-        opts = [o.replace("-p", "-P") if o == "-p" else o for o in ssh_opts(lab)]  # scp's port option is -P
-        r = subprocess.run(["scp", *mode, "-q", *opts, "-S", str(d / "omerta-ssh"), str(d / "payload"), f"{user}@ben:{d / 'copied'}"],
+        r = subprocess.run(["scp", *mode, "-q", *ssh_opts(lab, "-P"), "-S", str(script), str(d / "payload"), f"{user}@ben:{d / 'copied'}"],
                            env={**CLIENT_ENV, "OMERTA_SOCKET": str(ana.socket)}, capture_output=True, text=True, timeout=30)
         assert r.returncode == 0 and (d / "copied").read_bytes() == data, (mode, r)
     # plain ssh over the same mesh stream, without the daemon's KnownHostsCommand: refused (strict, the key is unknown)

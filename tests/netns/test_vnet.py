@@ -11,6 +11,7 @@ netns lab, each with a TUN per network.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -24,6 +25,7 @@ import pytest
 from meshd.rpcclient import RpcError
 from netns.lab import Lab
 from netns.test_mesh_matrix import Meshd, form_network, host_of, say, start_all, wait_for
+from sshd import MISSING, Sshd
 
 pytestmark = pytest.mark.root
 
@@ -124,18 +126,19 @@ def iperf3(src: Meshd, dst: Meshd, dst_ip: str, seconds: float = 2) -> float:
     return json.loads(r.stdout)["end"]["sum_received"]["bits_per_second"] / 1e6
 
 
-def pair(lab: Lab, tmp_path: Path, relayed: bool, punched: bool = False) -> tuple[Meshd, Meshd]:
+def pair(lab: Lab, tmp_path: Path, relayed: bool, punched: bool = False, far: str = "") -> tuple[Meshd, Meshd]:
     """Two public daemons; ``relayed``: behind a port-restricted and a random symmetric NAT (they meet only
-    through the relay R); ``punched``: behind two port-restricted NATs (they punch)."""
+    through the relay R); ``punched``: behind two port-restricted NATs (they punch). ``far``: more of B's
+    config (sections after ``[node]``)."""
     if not relayed and not punched:
-        a, b = daemon(lab, tmp_path, "A"), daemon(lab, tmp_path, "B")
+        a, b = daemon(lab, tmp_path, "A"), daemon(lab, tmp_path, "B", extra=far)
         start_all([a, b])
         form_network(a, [b])
         return a, b
     r = daemon(lab, tmp_path, "R", relay="on")
     s = daemon(lab, tmp_path, "S")
     a = daemon(lab, tmp_path, "A", "port-restricted", "auto")
-    b = daemon(lab, tmp_path, "B", "port-restricted" if punched else "symmetric-random", "auto")
+    b = daemon(lab, tmp_path, "B", "port-restricted" if punched else "symmetric-random", "auto", far)
     start_all([r, s, a, b])
     form_network(r, [s, a, b])
     return a, b
@@ -323,41 +326,25 @@ def test_the_control_plane_answers_while_the_tunnel_is_saturated(lab: Lab, tmp_p
 
 def test_ssh_to_a_peers_mesh_ip_with_a_real_sshd(lab: Lab, tmp_path: Path, capsys) -> None:
     """A real sshd listening only on B's mesh IP; ssh from A runs a command there (key auth, batch mode)."""
-    sshd = shutil.which("sshd") or ("/usr/sbin/sshd" if os.path.exists("/usr/sbin/sshd") else None)
-    if sshd is None or shutil.which("ssh") is None or shutil.which("ssh-keygen") is None:
-        pytest.skip("sshd or ssh missing: apt-get install -y openssh-server openssh-client")
+    if MISSING is not None:
+        pytest.skip(MISSING)
     a, b = pair(lab, tmp_path, False)
     (_a4, _a6), (b4, b6) = up(a, b)
     ping_until(a, b4)
-    d = tmp_path / "ssh"
-    d.mkdir()
-    os.chmod(d, 0o700)
-    for name in ("host", "client"):
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / name)], check=True)
-    (d / "authorized_keys").write_text((d / "client.pub").read_text())
-    os.chmod(d / "authorized_keys", 0o600)
-    (d / "sshd_config").write_text(
-        f"ListenAddress {b4}\nListenAddress [{b6}]\nPort 2222\nHostKey {d / 'host'}\nAuthorizedKeysFile {d / 'authorized_keys'}\n"
-        f"PidFile none\nUsePAM no\nStrictModes no\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n")
-    os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # sshd's privilege separation directory
-    server = lab.run(b.host, [sshd, "-D", "-e", "-f", str(d / "sshd_config")])
+    sshd = Sshd(tmp_path / "ssh", listen=(b4, b6), port=2222)
+    sshd.start(popen=functools.partial(lab.run, b.host))
     try:
-        opts = ["-i", str(d / "client"), "-p", "2222", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
-                "-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR"]
+        opts = [*sshd.ssh_opts(), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                "-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR"]
         outs = {}
         for ip in (b4, b6):
-            deadline = time.monotonic() + 15
-            while True:
-                r = lab.exec(a.host, ["ssh", *opts, f"root@{ip}", "echo over-the-mesh; hostname -I"], timeout=30)
-                if r.returncode == 0 or time.monotonic() > deadline:
-                    break
-                time.sleep(0.5)  # sshd still starting
-            assert r.returncode == 0, (r.stderr, server.log_path.read_text()[-2000:])
+            r = lab.exec(a.host, ["ssh", *opts, f"root@{ip}", "echo over-the-mesh; hostname -I"], timeout=30)
+            assert r.returncode == 0, (r.stderr, sshd.log_text()[-2000:])
             outs[ip] = r.stdout
             assert r.stdout.startswith("over-the-mesh") and b4 in r.stdout  # it ran on B, reached by its mesh IP
         say(capsys, f"\nssh over the mesh: {b4} and [{b6}] answered: {outs[b4].split()[0]}")
     finally:
-        lab.stop(server)
+        sshd.stop()
 
 
 def test_a_tcp_connection_survives_failover_to_a_relay_and_roaming(lab: Lab, tmp_path: Path, capsys) -> None:
