@@ -5,13 +5,20 @@ sshd is installed, an sshd of its own on a free port. Measured, each the median 
 
 * stream: SIZE MB written into a stream from ``omertactl connect``'s socket (the daemon's stream socket, as the
   command gets it) to the sink, until the sink has read it all; beside it, plain TCP to the same sink;
+* forward: the same SIZE MB written into a port forward's local listener (``forward.add``: a plain TCP connection
+  to alfa, which opens the stream itself), next to the stream socket's figure;
 * ssh: ``ssh ... 'cat > /dev/null'`` with SIZE MB on stdin, through ``ProxyCommand omertactl connect %h %p`` and
-  straight to sshd (ssh's own cipher on both).
+  straight to sshd (ssh's own cipher on both);
+* stall (issue 13, "50 concurrent streams with one reader stalled"): STREAMS - 1 streams each read PER MB from a
+  source on bravo, first alone, then beside one more stream from an endless source that is never read; the
+  aggregate throughput of the readers in both cases and their ratio (1.0: the stalled one costs the others
+  nothing), with both daemons' RSS before and after the stalled run (the bound is asserted in
+  tests/clients/test_connect.py; here it is only printed).
 
 The plain link is loopback here, so the ratio is against a link no network has; the stream's own cost is what it
 shows (a daemon's per-byte work in Python).
 
-    python3 bench/streams.py [--size 64] [--runs 3] [--json]
+    python3 bench/streams.py [--size 64] [--runs 3] [--streams 50] [--per 2] [--json]
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "daemon"), str(ROOT / "clients")]
@@ -43,6 +51,26 @@ class Sink(socketserver.BaseRequestHandler):
         while self.request.recv(1 << 20):
             pass
         self.request.close()
+
+
+class Source(socketserver.BaseRequestHandler):
+    """Sends ``size`` bytes (forever when None), then closes."""
+
+    size: int | None = 2 << 20
+
+    def handle(self) -> None:
+        block = b"s" * 65536
+        sent = 0
+        try:
+            while self.size is None or sent < self.size:
+                self.request.sendall(block)
+                sent += len(block)
+        except OSError:
+            pass
+
+
+class Endless(Source):
+    size = None
 
 
 class Server(socketserver.ThreadingTCPServer):
@@ -64,6 +92,57 @@ def push(sock: socket.socket, size: int) -> float:
     return took
 
 
+def drain(socks: list[socket.socket], size: int) -> float:
+    """Read every socket to its end at once (a thread each): seconds until all are done; each must bring ``size``."""
+    got = [0] * len(socks)
+
+    def one(i: int, s: socket.socket) -> None:
+        while data := s.recv(1 << 20):
+            got[i] += len(data)
+        s.close()
+
+    threads = [threading.Thread(target=one, args=(i, s), daemon=True) for i, s in enumerate(socks)]
+    t0 = time.monotonic()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(600)
+    took = time.monotonic() - t0
+    if got != [size] * len(socks):
+        raise SystemExit(f"streams ended short: {sorted(set(got))} bytes, not {size}")
+    return took
+
+
+def stall(alfa: Any, bravo: Any, streams: int, per: int) -> dict[str, float]:
+    """``streams - 1`` readers alone, then beside one stalled stream: aggregate MB/s of the readers, and RSS."""
+    Source.size = per << 20
+    src, endless = (Server(("127.0.0.1", 0), h) for h in (Source, Endless))
+    for s in (src, endless):
+        threading.Thread(target=s.serve_forever, daemon=True).start()
+        ctl(bravo.socket, "serve", "add", str(s.server_address[1]))
+    n = streams - 1
+
+    def readers() -> list[socket.socket]:
+        return [open_stream(str(alfa.socket), "bravo", src.server_address[1])[0] for _ in range(n)]
+
+    try:
+        alone = drain(readers(), per << 20)
+        rss0 = alfa.rss_kb(), bravo.rss_kb()
+        stalled = open_stream(str(alfa.socket), "bravo", endless.server_address[1])[0]
+        try:
+            beside = drain(readers(), per << 20)
+            rss1 = alfa.rss_kb(), bravo.rss_kb()
+        finally:
+            stalled.close()
+    finally:
+        for s in (src, endless):
+            s.shutdown()
+            s.server_close()
+    return {"stall_alone_mb_s": n * per / alone, "stall_beside_mb_s": n * per / beside,
+            "rss_alfa_before_mb": rss0[0] / 1024, "rss_alfa_after_mb": rss1[0] / 1024,
+            "rss_bravo_before_mb": rss0[1] / 1024, "rss_bravo_after_mb": rss1[1] / 1024}
+
+
 def ssh_run(argv: list[str], size: int) -> float:
     data = b"\0" * size
     t0 = time.monotonic()
@@ -77,6 +156,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", type=int, default=64, help="MB per run (default 64)")
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--streams", type=int, default=50, help="streams in the stall run, the stalled one included (default 50)")
+    ap.add_argument("--per", type=int, default=2, help="MB each reader of the stall run reads (default 2)")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     size = a.size << 20
@@ -95,8 +176,12 @@ def main() -> None:
         ctl(bravo.socket, "serve", "add", str(port))
         mesh = [push(open_stream(str(alfa.socket), "bravo", port)[0], size) for _ in range(a.runs)]
         plain = [push(socket.create_connection(("127.0.0.1", port)), size) for _ in range(a.runs)]
+        fwd = alfa.call("forward.add", local=0, peer="bravo", port=port)["local"]
+        via_fwd = [push(socket.create_connection(("127.0.0.1", fwd)), size) for _ in range(a.runs)]
         out["stream_mb_s"] = a.size / statistics.median(mesh)
+        out["forward_mb_s"] = a.size / statistics.median(via_fwd)
         out["plain_tcp_mb_s"] = a.size / statistics.median(plain)
+        out.update(stall(alfa, bravo, a.streams, a.per))
         if MISSING is None:
             sshd = Sshd(base / "ssh")
             sshd.start()
@@ -120,6 +205,12 @@ def main() -> None:
     print(f"{a.size} MB per run, median of {a.runs}, loopback")
     print(f"  stream  {out['stream_mb_s']:8.1f} MB/s   plain TCP {out['plain_tcp_mb_s']:8.1f} MB/s   "
           f"ratio {out['stream_mb_s'] / out['plain_tcp_mb_s']:.3f}")
+    print(f"  forward {out['forward_mb_s']:8.1f} MB/s   (a TCP connection to a port forward; ratio to the stream socket "
+          f"{out['forward_mb_s'] / out['stream_mb_s']:.3f})")
+    print(f"  stall   {a.streams - 1} readers x {a.per} MB: {out['stall_alone_mb_s']:.1f} MB/s alone, "
+          f"{out['stall_beside_mb_s']:.1f} MB/s beside a stalled stream (ratio {out['stall_beside_mb_s'] / out['stall_alone_mb_s']:.3f}); "
+          f"RSS alfa {out['rss_alfa_before_mb']:.0f} -> {out['rss_alfa_after_mb']:.0f} MB, "
+          f"bravo {out['rss_bravo_before_mb']:.0f} -> {out['rss_bravo_after_mb']:.0f} MB")
     if "ssh_mesh_mb_s" in out:
         print(f"  ssh     {out['ssh_mesh_mb_s']:8.1f} MB/s   plain ssh {out['ssh_plain_mb_s']:8.1f} MB/s   "
               f"ratio {out['ssh_mesh_mb_s'] / out['ssh_plain_mb_s']:.3f}")
