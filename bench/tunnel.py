@@ -14,12 +14,17 @@ the same link (each stopped before the next starts):
 * tinc: tinc 1.0 style configuration, ``Mode = router``, ``Interface = tinc0``, 2048-bit RSA keys, UDP/TCP 655;
   otherwise tinc's defaults.
 
-Loss: per datagram, with nftables in both hosts (table ``inet bench``, an input-hook rule
-``udp dport <tunnel port> numgen random mod 100 < N drop``), so N% of the tunnel's datagrams are dropped in each
-direction; only the tunnel's UDP port is touched. A veth passes UDP GSO super-packets unsegmented (nftables would
-count one 64 KB packet as one datagram), so both hosts' interfaces get ``tx-udp-segmentation off`` (the kernel
-segments on send, as a real NIC does) and ``rx-udp-gro-forwarding on``, for every tunnel and every loss rate alike;
-the rule also counts what it saw and dropped, and the table shows the measured drop rate.
+The wire: each host's veth segments UDP GSO on send (``tx-udp-segmentation off``, as a NIC without UDP
+segmentation offload does; a veth would otherwise pass a 64 KB super-packet whole) and aggregates on receive
+(``gro on``, a NIC's default; a veth has GRO only with NAPI, which this turns on; the kernel aggregates a UDP run
+only for a socket that asks for it with UDP_GRO, so only tunnels that read runs gain from it). The same for every
+tunnel and every loss rate.
+
+Loss: per datagram, on the wire: an nftables rule in the bridge between the hosts (table ``bridge bench``, a
+forward-hook rule ``udp dport <tunnel port> numgen random mod 100 < N drop``) drops N% of the tunnel's datagrams
+in each direction, one datagram at a time (the senders have segmented them, the receivers have not yet
+aggregated them); only the tunnel's UDP port is touched. The rule also counts what it saw and dropped, and the
+table shows the measured drop rate.
 
 CPU: user+sys time (/proc/PID/stat utime+stime, the process and its descendants) of the tunnel processes on both
 hosts during the 1-stream iperf3 run, divided by the Gbit received. Ratios omerta/Nebula come from the same run;
@@ -235,31 +240,40 @@ STARTERS = {"raw": start_raw, "omerta": start_omerta, "nebula": start_nebula, "t
 
 # ------------------------------------------------------------------------------------------ link and loss
 def prepare_link(lab: Lab, hosts: list[Host]) -> None:
-    """Per-datagram packets on the veths: the kernel segments UDP GSO on send, GRO forwarding on receive."""
+    """Per-datagram packets on the wire, as between real NICs: each host's veth segments UDP GSO on send
+    (``tx-udp-segmentation off``) and aggregates on receive (``gro on``: a NIC's default; a veth has GRO only
+    with NAPI, which this turns on; UDP runs are aggregated only for sockets that ask for them with UDP_GRO)."""
     for h in hosts:
         lab.exec(h, ["ethtool", "-K", h.iface, "tx-udp-segmentation", "off"], check=True)
-        lab.exec(h, ["ethtool", "-K", h.iface, "rx-udp-gro-forwarding", "on"], check=True)
+        lab.exec(h, ["ethtool", "-K", h.iface, "gro", "on", "rx-udp-gro-forwarding", "on"], check=True)
+
+
+def _switches(hosts: list[Host]) -> list[str]:
+    """The namespaces of the bridges the hosts hang on (where the wire between them is)."""
+    return sorted({h.switch_ns for h in hosts})
 
 
 def set_loss(lab: Lab, hosts: list[Host], port: int, pct: int) -> None:
-    """Drop pct% of the datagrams to ``port`` arriving at each host (so in both directions), counting them."""
-    rules = (f"table inet bench {{\n chain input {{\n  type filter hook input priority -10; policy accept;\n"
+    """Drop pct% of the datagrams to ``port`` on the wire between the hosts (in the bridge, so in both
+    directions, one datagram at a time: the senders' veths have segmented them, the receivers' GRO has not
+    yet aggregated them), counting them."""
+    rules = (f"table bridge bench {{\n chain forward {{\n  type filter hook forward priority -10; policy accept;\n"
              f"  udp dport {port} counter numgen random mod 100 < {pct} counter drop\n }}\n}}\n")
-    for h in hosts:
-        clear_loss(lab, [h])
-        lab.exec(h, ["nft", "-f", "-"], input=rules, check=True)
+    clear_loss(lab, hosts)
+    for ns in _switches(hosts):
+        lab.exec(ns, ["nft", "-f", "-"], input=rules, check=True)
 
 
 def clear_loss(lab: Lab, hosts: list[Host]) -> None:
-    for h in hosts:
-        lab.exec(h, ["nft", "delete", "table", "inet", "bench"])
+    for ns in _switches(hosts):
+        lab.exec(ns, ["nft", "delete", "table", "bridge", "bench"])
 
 
 def loss_counters(lab: Lab, hosts: list[Host]) -> tuple[int, int]:
-    """(datagrams seen, datagrams dropped) by the loss rules of the hosts so far."""
+    """(datagrams seen, datagrams dropped) by the loss rules so far."""
     seen = dropped = 0
-    for h in hosts:
-        r = lab.exec(h, ["nft", "-j", "list", "table", "inet", "bench"])
+    for ns in _switches(hosts):
+        r = lab.exec(ns, ["nft", "-j", "list", "table", "bridge", "bench"])
         if r.returncode != 0:
             continue
         for item in json.loads(r.stdout)["nftables"]:
@@ -407,7 +421,7 @@ def run(seconds: float = 5.0, losses: list[int] | None = None, only: list[str] |
                 tun.stop()
     return {
         "seconds": seconds, "losses": losses, "tunnels": names, "raw_rtt_ms": raw_rtt,
-        "link": "veth pair through a bridge; tx-udp-segmentation off, rx-udp-gro-forwarding on",
+        "link": "veth pair through a bridge; tx-udp-segmentation off, gro on; loss in the bridge",
         "cpus": os.cpu_count(), "loadavg_before": round(load0, 2), "elapsed_s": round(time.monotonic() - t0, 1),
         "rows": rows, "ratios": ratio_rows(rows, losses),
     }
