@@ -68,6 +68,21 @@ def echo_through(host: str, port: int, size: int) -> bytes:
     return bytes(got)
 
 
+def exposed_echo(b: DaemonProc, server_of) -> int:
+    """A real echo server on bravo's host, exposed to streams; its port."""
+    port = server_of(Echo)
+    assert ctl(b.socket, "serve", "add", str(port)).rc == 0
+    return port
+
+
+def opened(local: int, host: str = "127.0.0.1") -> socket.socket:
+    """A connection through the forward on ``local``, with one round trip made (the stream is open)."""
+    c = socket.create_connection((host, local), timeout=20)
+    c.sendall(b"ping\n")
+    assert c.recv(5) == b"ping\n"
+    return c
+
+
 def closed_without_data(host: str, port: int, timeout: float = 30) -> float:
     """Connect, and wait for the forward to close the connection without a byte; seconds it took."""
     t0 = time.monotonic()
@@ -81,17 +96,14 @@ def closed_without_data(host: str, port: int, timeout: float = 30) -> float:
 
 def test_a_forward_carries_bytes_both_ways_and_streams_lists_it(pair, server_of) -> None:
     a, b = pair
-    port = server_of(Echo)
-    assert ctl(b.socket, "serve", "add", str(port)).rc == 0
+    port = exposed_echo(b, server_of)
     f = forward(a, "0", f"bravo:{port}")
     assert (f["bind"], f["peer"], f["name"], f["port"], f["kept_in"], f["listening"]) == ("127.0.0.1", "bravo", "bravo", port, None, True)
     assert f["local"] > 0 and f["node_id"] == b.call("status.get")["node_id"]  # type: ignore[index]
     echo_through("127.0.0.1", f["local"], 4 << 20)
 
     # an open connection: `omertactl streams` shows its stream (with the forward) and the forward
-    with socket.create_connection(("127.0.0.1", f["local"]), timeout=20) as c:
-        c.sendall(b"ping\n")
-        assert c.recv(5) == b"ping\n"
+    with opened(f["local"]):
         res = check_result("streams.list", ctl(a.socket, "streams", "--json").json())
         [st] = res["streams"]
         [fw] = res["forwards"]
@@ -128,16 +140,12 @@ def test_a_forward_to_a_port_not_exposed_closes_the_connection_and_counts_the_re
 
 def test_remove_closes_the_listener_and_its_connections(pair, server_of) -> None:
     a, b = pair
-    port = server_of(Echo)
-    assert ctl(b.socket, "serve", "add", str(port)).rc == 0
-    f = forward(a, "0", f"bravo:{port}")
-    with socket.create_connection(("127.0.0.1", f["local"]), timeout=20) as c:
-        c.sendall(b"x")
-        assert c.recv(1) == b"x"
+    f = forward(a, "0", f"bravo:{exposed_echo(b, server_of)}")
+    with opened(f["local"]) as c:
         r = ctl(a.socket, "forward", "remove", str(f["local"]), "--json")
         assert r.rc == 0, r
         gone = check_result("forward.remove", r.json())
-        assert (gone["local"], gone["bytes_in"], gone["bytes_out"], gone["connections_total"]) == (f["local"], 1, 1, 1)
+        assert (gone["local"], gone["bytes_in"], gone["bytes_out"], gone["connections_total"]) == (f["local"], 5, 5, 1)
         try:
             assert c.recv(10) == b""  # the open connection is closed too
         except ConnectionResetError:
@@ -153,8 +161,7 @@ def test_remove_closes_the_listener_and_its_connections(pair, server_of) -> None
 
 def test_kept_forwards_come_back_after_a_restart(pair, server_of) -> None:
     a, b = pair
-    port = server_of(Echo)
-    assert ctl(b.socket, "serve", "add", str(port)).rc == 0
+    port = exposed_echo(b, server_of)
     kept, declared, passing = free_port(), free_port(), free_port()
     assert forward(a, "--persist", str(kept), f"bravo:{port}")["kept_in"] == "state"
     assert forward(a, str(passing), f"bravo:{port}")["kept_in"] is None
@@ -177,8 +184,7 @@ def test_kept_forwards_come_back_after_a_restart(pair, server_of) -> None:
 
 def test_a_peer_down_when_the_forward_is_made_fails_with_the_reason_then_works(pair, server_of) -> None:
     a, b = pair
-    port = server_of(Echo)
-    assert ctl(b.socket, "serve", "add", str(port)).rc == 0  # (kept across bravo's restart)
+    port = exposed_echo(b, server_of)  # (kept across bravo's restart)
     b_id = b.call("status.get")["node_id"]  # type: ignore[index]
     b.stop()
     wait_until(lambda: not any(p["connected"] for p in a.call("peers.list")["peers"]), 15, "alfa to see bravo gone")  # type: ignore[index]
@@ -246,12 +252,9 @@ def test_bad_forward_tables_in_the_config_name_the_table_and_the_fix(tmp_path: P
 
 async def test_the_monitor_shows_the_open_stream_and_the_forward(pair, server_of) -> None:
     a, b = pair
-    port = server_of(Echo)
-    assert ctl(b.socket, "serve", "add", str(port)).rc == 0
+    port = exposed_echo(b, server_of)
     f = forward(a, "0", f"bravo:{port}")
-    with socket.create_connection(("127.0.0.1", f["local"]), timeout=20) as c:
-        c.sendall(b"ping\n")
-        assert c.recv(5) == b"ping\n"
+    with opened(f["local"]):
         console = Console(record=True, width=160, height=50, file=io.StringIO())
         mon = Monitor(str(a.socket), console, ping_interval=0, refresh=0.05, poll=0.2,
                       stop_when=lambda m: bool(m.streams and m.forwards), max_seconds=20)
