@@ -12,6 +12,8 @@ subprocesses, real TCP servers on bravo's host and real TCP clients of alfa's li
 * a peer that is down when the forward is made: a connection then fails with the reason, one made after it is
   back works;
 * bad arguments, a local port already in use, and nobody get clear errors (cause and fix, exit codes);
+* the limits: a connection past MAX_CONNECTIONS open ones is closed and counted with the reason; a forward past
+  MAX_FORWARDS is refused (BUSY) with the fix;
 * the monitor (omerta-top) shows the open stream and the forward in its streams and forwards panel.
 """
 
@@ -30,8 +32,10 @@ from rich.console import Console
 
 from clients.ctlharness import Echo, check_result, ctl, wait_until
 from meshd.harness import DaemonProc, wait_connected
+from meshd.rpcclient import RpcError
 from omerta_clients.tui.app import Monitor
 from omerta_mesh.meshd import config as config_mod
+from omerta_mesh.meshd.forward import MAX_CONNECTIONS, MAX_FORWARDS
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -231,6 +235,28 @@ def test_bad_arguments_ports_in_use_and_nobody_get_clear_errors(pair) -> None:
     assert r.rc == 4, r
     assert ctl(a.socket, "forward", "list", user="nobody").rc == 0  # reading is for everyone
     assert a.alive()
+
+
+def test_the_limits_on_connections_and_forwards_refuse_with_the_reason(pair, server_of) -> None:
+    a, b = pair
+    f = forward(a, "0", f"bravo:{exposed_echo(b, server_of)}")
+    conns = [opened(f["local"]) for _ in range(MAX_CONNECTIONS)]
+    try:
+        closed_without_data("127.0.0.1", f["local"])
+        [fw] = listed(a)
+        want = (MAX_CONNECTIONS, 1, f"more than {MAX_CONNECTIONS} connections at once")
+        assert (fw["connections"], fw["errors"], fw["last_error"]) == want, fw
+    finally:
+        for c in conns:
+            c.close()
+    wait_until(lambda: listed(a)[0]["connections"] == 0, 15, "the connections to end")
+    opened(f["local"]).close()  # room again
+    for _ in range(MAX_FORWARDS - 1):
+        a.call("forward.add", local=0, peer="bravo", port=22)
+    with pytest.raises(RpcError) as e:
+        a.call("forward.add", local=0, peer="bravo", port=22)
+    assert e.value.code == 1009 and f"{MAX_FORWARDS} forwards" in str(e.value), e.value
+    assert len(listed(a)) == MAX_FORWARDS
 
 
 @pytest.mark.parametrize("body, needle", [
