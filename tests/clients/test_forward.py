@@ -8,7 +8,7 @@ subprocesses, real TCP servers on bravo's host and real TCP clients of alfa's li
   with bravo's reason ("port P not exposed on bravo");
 * remove closes the listener (a new connection is refused by the kernel) and the open connection;
 * a persisted forward and a [[forward]] from meshd.toml come back after a restart and work; one made without
-  --persist does not come back;
+  --persist does not come back; a damaged forwards.json stops the start with the file, the cause and the fix;
 * a peer that is down when the forward is made: a connection then fails with the reason, one made after it is
   back works;
 * bad arguments, a local port already in use, and nobody get clear errors (cause and fix, exit codes);
@@ -31,7 +31,7 @@ import pytest
 from rich.console import Console
 
 from clients.ctlharness import Echo, check_result, ctl, wait_until
-from meshd.harness import DaemonProc, wait_connected
+from meshd.harness import DaemonProc, refused, wait_connected
 from meshd.rpcclient import RpcError
 from omerta_clients.tui.app import Monitor
 from omerta_mesh.meshd import config as config_mod
@@ -184,6 +184,18 @@ def test_kept_forwards_come_back_after_a_restart(pair, server_of) -> None:
     a.stop()
     a.start()
     assert [(f["local"], f["kept_in"]) for f in listed(a)] == [(declared, "config")]
+
+
+def test_a_damaged_forwards_file_stops_the_start_and_says_how_to_fix_it(tmp_path: Path) -> None:
+    d = DaemonProc(tmp_path, "solo")
+    d.state.mkdir(mode=0o700, parents=True)
+    (d.state / "forwards.json").write_text('{"version": 1, "forwards": [{"local": 8022, "peer": "b", "port": 99999}]}')
+    try:
+        rc, log = refused(d)
+    finally:
+        d.close()
+    assert rc == 1 and "forwards.json is damaged (port = 99999 is not a TCP port (1-65535))" in log, log
+    assert "fix or remove it" in log
 
 
 def test_a_peer_down_when_the_forward_is_made_fails_with_the_reason_then_works(pair, server_of) -> None:
