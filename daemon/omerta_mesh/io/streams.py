@@ -38,6 +38,10 @@ class StreamRefused(MeshError):
     """The peer refused or reset the stream; the message is its reason."""
 
 
+class StreamUnanswered(StreamRefused):
+    """The peer did not answer the stream in time (unreachable, or gone)."""
+
+
 @dataclass
 class Spliced:
     """One open stream and the local socket it is spliced with."""
@@ -83,7 +87,7 @@ class StreamHub:
             await asyncio.wait_for(asyncio.shield(s.answer), timeout)
         except asyncio.TimeoutError:
             self.reset(s, "no answer in time")
-            raise StreamRefused(f"{node.short()} did not answer the stream to port {port} within {timeout:g} s") from None
+            raise StreamUnanswered(f"{node.short()} did not answer the stream to port {port} within {timeout:g} s") from None
         except asyncio.CancelledError:  # the opener went away (its client left, a forward was removed): no stream
             self.reset(s, "the opener went away")  # left behind for the peer to accept
             raise

@@ -71,6 +71,7 @@ class DaemonAPI:
         self.dbus_face: Any = None  # the DbusService, when the daemon offers D-Bus (its state is in status)
         self.vnet: Any = None  # the VirtualNetworks (meshd/vnet.py), once the daemon started it
         self.exposed: Any = None  # the ExposedPorts (meshd/serve.py): local ports peers' streams may reach
+        self.socks: Any = None  # the SocksGateway (meshd/socks.py): its state is in status
         self.forwards: Any = None  # the Forwards (meshd/forward.py): local listeners whose connections become streams
         self.names: dict[str, NodeId] = config.name_map()
         self._directory: names.Directory | None = None

@@ -78,6 +78,14 @@ host_keys = ["/etc/ssh/ssh_host_*_key.pub"]  # this host's sshd public keys (pat
                           # our signed records so peers' `omerta-ssh` checks them strictly (those that fit: Ed25519,
                           # ECDSA P-256; RSA keys are too big for a record); [] publishes none
 
+[socks]                   # a SOCKS5 gateway into the mesh (RFC 1928): `curl --socks5-hostname 127.0.0.1:1080 http://bravo:8080/`
+listen = ""               # "ADDRESS:PORT" to listen on, e.g. "127.0.0.1:1080" (port 0: any free port); "" = off
+users = []                # "USER:PASSWORD" pairs: with any, clients must log in (RFC 1929); a listen address that is not
+                          # loopback needs them (else the gateway is not started). Keep this file 0600 then
+max_clients = 64          # SOCKS clients at once (handshaking or connected); more are closed at once
+handshake_timeout = 10    # seconds a client has to send its greeting and request
+connect_timeout = 15      # seconds to wait for the peer to answer the stream (then: host unreachable)
+
 [names]                   # live: local names for peers, name = "<node id>"
 
 # [[forward]]             # repeatable: a local TCP port forwarded to a port a peer exposes (`omertactl forward`);
@@ -250,6 +258,32 @@ def _forwards(doc: Any, bad: Any) -> list[ForwardConfig]:
     return out
 
 
+@dataclass(frozen=True)
+class SocksConfig:
+    listen: str  # "ADDRESS:PORT" or "" (off): the SOCKS5 gateway (meshd/socks.py)
+    users: list[str]  # "USER:PASSWORD"
+    max_clients: int
+    handshake_timeout: int
+    connect_timeout: int
+
+
+def _default_socks() -> SocksConfig:
+    return SocksConfig("", [], 64, 10, 15)
+
+
+def parse_socks_listen(text: str) -> tuple[str, int]:
+    """``ADDRESS:PORT`` or ``[V6]:PORT`` with an IP address and a port (0: any) -> (address, port)."""
+    host, sep, port = text.rpartition(":")
+    host = host.strip("[]")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(f"{text!r} is not ADDRESS:PORT with an IP address (e.g. 127.0.0.1:1080)") from None
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"{text!r} is not ADDRESS:PORT with a port 0-65535 (e.g. 127.0.0.1:1080)")
+    return host, int(port)
+
+
 def _default_vnet() -> VnetConfig:
     return VnetConfig("auto", 1340, [], [])
 
@@ -263,13 +297,14 @@ class DaemonConfig:
     vnet: VnetConfig = field(default_factory=_default_vnet)
     serve: ServeConfig = field(default_factory=_default_serve)
     ssh: SshConfig = field(default_factory=_default_ssh)
+    socks: SocksConfig = field(default_factory=_default_socks)
     names: dict[str, str] = field(default_factory=dict)
     forwards: list[ForwardConfig] = field(default_factory=list)  # [[forward]] (meshd/forward.py)
     source: str = "<embedded default>"
 
     def flat(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for sec in ("node", "api", "dbus", "log", "vnet", "ssh", "serve"):
+        for sec in ("node", "api", "dbus", "log", "vnet", "ssh", "serve", "socks"):
             for k, v in dataclasses.asdict(getattr(self, sec)).items():
                 out[f"{sec}.{k}"] = v
         out["names"] = dict(self.names)
@@ -284,7 +319,7 @@ class DaemonConfig:
 
 
 _SECTIONS = {"node": NodeConfig, "api": ApiConfig, "dbus": DbusConfig, "log": LogConfig, "vnet": VnetConfig, "ssh": SshConfig,
-             "serve": ServeConfig}
+             "serve": ServeConfig, "socks": SocksConfig}
 _DEFAULTS: dict[str, Any] = tomllib.loads(DEFAULT_TOML)
 
 
@@ -393,11 +428,27 @@ def _validate(cfg: DaemonConfig, bad: Any) -> None:
     for port in cfg.serve.ports:
         if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
             raise bad(f"serve.ports: {port!r} is not a TCP port (1-65535)")
+    _validate_socks(cfg.socks, bad)
     for name, nid in cfg.names.items():
         try:
             NodeId.parse(nid)
         except UsageError:
             raise bad(f"names.{name} = {nid!r} is not a node id (52 base32 characters)") from None
+
+
+def _validate_socks(c: SocksConfig, bad: Any) -> None:
+    if c.listen:
+        try:
+            parse_socks_listen(c.listen)
+        except ValueError as e:
+            raise bad(f"socks.listen: {e}; or \"\" to leave the gateway off") from None
+    for entry in c.users:
+        user, sep, password = entry.partition(":")
+        if not sep or not user or not password or len(user.encode()) > 255 or len(password.encode()) > 255:
+            raise bad("socks.users: each entry is \"USER:PASSWORD\", both non-empty and at most 255 bytes (RFC 1929)")
+    for key in ("max_clients", "handshake_timeout", "connect_timeout"):
+        if getattr(c, key) < 1:
+            raise bad(f"socks.{key} must be at least 1")
 
 
 def default() -> DaemonConfig:

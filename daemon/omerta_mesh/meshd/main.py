@@ -45,6 +45,7 @@ from .forward import Forwards
 from .rpc_server import RpcServer
 from .schema import ReloadResult
 from .serve import ExposedPorts
+from .socks import SocksGateway
 from .sshkeys import read_host_keys
 from .state import StateDirError, prepare_runtime, prepare_state
 from .streams import StreamServer, stream_socket_path
@@ -142,6 +143,7 @@ class Daemon:
         self.dbus: Any = None
         self.server: RpcServer | None = None
         self.streams: StreamServer | None = None  # the stream socket (meshd/streams.py)
+        self.socks: SocksGateway | None = None  # the SOCKS5 gateway (meshd/socks.py), off unless [socks] listen
         self.forwards: Forwards | None = None  # port forwards (meshd/forward.py)
         self.node: MeshNode | None = None
         self.vnet: VirtualNetworks | None = None
@@ -190,6 +192,9 @@ class Daemon:
         await self.streams.start()
         self.api.forwards = self.forwards = Forwards(self.api, cfg.forwards, self.paths.state)
         await self.forwards.start()
+        self.api.socks = self.socks = SocksGateway(self.api, cfg.socks)
+        self.api.counter_sources.append(self.socks.counters)
+        await self.socks.start()
         await self._start_dbus()
         udp = node.driver.udp.addresses if node.driver is not None else []
         log.info("omerta-meshd %s: node %s on UDP %s, API on %s", version(), node.node_id.short(),
@@ -315,7 +320,7 @@ class Daemon:
         without a core to take it), the node; then the tasks and the lock. A part that fails to close is logged
         and the rest still close, so the node's goodbye to its peers (CLOSE) is never skipped. ``failing``: a
         start that failed half-way is already reporting its own error, so these are only debug lines."""
-        for part in (self.server, self.streams, self.forwards, self.dbus, self.vnet, self.node):
+        for part in (self.server, self.socks, self.streams, self.forwards, self.dbus, self.vnet, self.node):
             if part is None:
                 continue
             try:

@@ -205,6 +205,7 @@ class StatusResult:
     audit: FeatureInfo
     dbus: FeatureInfo  # active while the D-Bus face is connected; otherwise detail says why and when it retries
     vnet: FeatureInfo  # the virtual network: active with a TUN per network; otherwise detail says why and the fix
+    socks: FeatureInfo  # the SOCKS5 gateway ([socks] listen): active with its address; otherwise off, or why it did not start
     counters: dict[str, int]
     status_text: str
 

@@ -12,14 +12,12 @@ from __future__ import annotations
 import base64
 import binascii
 import glob
-import ipaddress
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..core import views as core_views
 from ..core.ids import NodeId
-from .errors import ApiError, Code
+from . import destination
 
 if TYPE_CHECKING:
     from ..core.mesh import Mesh
@@ -89,12 +87,4 @@ def published(core: "Mesh", node: NodeId) -> tuple[bytes, ...]:
 
 def resolve(api: "DaemonAPI", query: str) -> NodeId:
     """A peer name, node id, id prefix, or one of its mesh IPs -> the node."""
-    try:
-        ip = ipaddress.ip_address(query.strip().strip("[]"))
-    except ValueError:
-        return api.resolve_peer(query)
-    if api.vnet is not None:
-        for node, _name in core_views.names(api.node.core):
-            if any(str(ip) in (a.get("ipv4"), a.get("ipv6")) for a in api.vnet.addresses_of(node)):
-                return node
-    raise ApiError(Code.PEER_NOT_FOUND, f"no peer has the mesh IP {ip}", "list the peers' mesh IPs with `omertactl ip PEER`")
+    return destination.resolve(api, query)[0]

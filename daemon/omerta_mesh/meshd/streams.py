@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from ..core.errors import UsageError
 from ..io.streams import StreamRefused
-from . import auth
+from . import auth, destination
 from .errors import ApiError, Code
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -147,8 +147,8 @@ class StreamServer:
 
     async def _open(self, req: dict[str, Any]) -> tuple[dict[str, Any], socket.socket]:
         api = self.api
-        node = api.resolve_peer(req["peer"])
-        net = api.resolve_network(req["network"]).id if req["network"] else None
+        node, net = destination.resolve(api, req["peer"])  # a name, NAME.NETWORK, id, prefix or mesh IP
+        net = api.resolve_network(req["network"]).id if req["network"] else net
         try:
             s = await api.node.streams.open(node, req["port"], net)
         except StreamRefused as e:

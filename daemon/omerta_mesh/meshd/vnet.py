@@ -411,6 +411,15 @@ class VirtualNetworks:
                         "subnet6": str(n.plan.ula)})
         return out
 
+    def owner_of(self, addr: ipaddress.IPv4Address | ipaddress.IPv6Address) -> tuple[NodeId, NetworkId] | None:
+        """The member whose mesh IP ``addr`` is, and in which network (None: nobody's; ours counts)."""
+        for n in self.nets.values():
+            self._sync(n)
+            node = n.routes.owner(addr)
+            if node is not None:
+                return node, n.network.id
+        return None
+
     def device_of(self, network: NetworkId) -> str | None:
         n = self.nets.get(network.raw)
         return n.device if n is not None and n.tun is not None else None
