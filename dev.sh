@@ -64,17 +64,37 @@ ensure_venv() {
         "$PYTHON" -m venv "$VENV"
     fi
     stamp="$VENV/.omerta-installed"
-    want="$EXTRAS $(cksum < pyproject.toml)"
+    want="$EXTRAS $(cksum < pyproject.toml) $(pwd)"
     if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
         say "dev.sh: installing omerta-mesh and its dependencies into $VENV (once; again only when pyproject.toml changes)"
-        "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[$EXTRAS]"
+        [ -w "${HOME:-/nonexistent}" ] || export PIP_NO_CACHE_DIR=1  # e.g. nobody: no home for pip's cache
+        if [ -w . ]; then
+            pip_install -e ".[$EXTRAS]"
+        else  # a checkout we may not write (another user's): pip -e would write its egg-info into it
+            say "dev.sh: $(pwd) is not writable: installing only the dependencies; $VENV finds the checkout's code through a .pth file"
+            requirements "$EXTRAS" > "$VENV/omerta-requirements.txt"
+            pip_install -r "$VENV/omerta-requirements.txt"
+            "$VENV/bin/python" -c 'import sys, sysconfig; open(sysconfig.get_paths()["purelib"] + "/omerta-checkout.pth", "w").write("\n".join(sys.argv[1:]) + "\n")' \
+                "$(pwd)/daemon" "$(pwd)/clients"
+        fi
         # journald logging (systemd-python) builds from source; optional: without it the daemon logs to stderr
         if command -v gcc >/dev/null 2>&1 && pkg-config --exists libsystemd 2>/dev/null && has_headers; then
-            "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[systemd]" \
-                || say "dev.sh: systemd-python did not build; journald logging is off (stderr instead)"
+            requirements systemd --only > "$VENV/omerta-requirements.txt"
+            pip_install -r "$VENV/omerta-requirements.txt" || say "dev.sh: systemd-python did not build; journald logging is off (stderr instead)"
         fi
         echo "$want" > "$stamp"
     fi
+}
+
+pip_install() { "$VENV/bin/python" -m pip install -q --disable-pip-version-check "$@"; }
+
+requirements() {  # requirements EXTRAS [--only]: pyproject.toml's dependencies and those extras (--only: just the extras)
+    "$VENV/bin/python" -c 'import sys, tomllib
+p = tomllib.load(open("pyproject.toml", "rb"))["project"]
+reqs = [] if "--only" in sys.argv else list(p["dependencies"])
+for extra in sys.argv[1].split(","):
+    reqs += p["optional-dependencies"][extra]
+print("\n".join(reqs))' "$@"
 }
 
 ensure_test_tools() {

@@ -7,12 +7,15 @@ it listens (its log says so, which works in any network namespace); ``stop`` bel
 ``finally``. ``start(popen=...)`` starts it another way, e.g. ``functools.partial(lab.run, host)`` inside a
 netns lab host (kept for restarts). ``ssh_opts()`` are ssh's options for it: no user config, the client
 key, batch mode, the port. ``omerta_ssh_script`` writes omerta-ssh as a command for ``scp -S``. ``MISSING``
-is the skip reason when sshd, ssh or ssh-keygen is not installed, else None.
+is the skip reason when sshd, ssh or ssh-keygen is not installed, else None. ``USER`` is the user to log in as:
+this process's (an sshd that is not root lets in only its own user). Not root, ``ssh_opts()`` first logs in once
+directly and skips the test when sshd refuses this account (it refuses ``nobody``: "account is locked").
 """
 
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import socket
 import subprocess
@@ -25,6 +28,8 @@ from clients.ctlharness import wait_until
 SSHD = shutil.which("sshd") or ("/usr/sbin/sshd" if os.path.exists("/usr/sbin/sshd") else None)
 MISSING = None if SSHD and shutil.which("ssh") and shutil.which("ssh-keygen") else \
     "sshd or ssh missing: apt-get install -y openssh-server openssh-client"
+USER = pwd.getpwuid(os.geteuid()).pw_name
+_refused: dict[str, str | None] = {}  # USER -> sshd's refusal, once probed
 
 
 def free_port() -> int:
@@ -58,7 +63,8 @@ class Sshd:
                        f"AuthorizedKeysFile {self.d / 'authorized_keys'}\nPidFile none\nUsePAM no\nStrictModes no\n"
                        "PermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
                        "Subsystem sftp internal-sftp\n")
-        os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # sshd's privilege separation directory
+        if os.geteuid() == 0:
+            os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # sshd's privilege separation directory
         self.log = open(self.d / "sshd.log", "ab")
         since = self.log.tell()
         self.proc = self.popen([str(SSHD), "-D", "-e", "-f", str(cfg)], stdout=self.log, stderr=subprocess.STDOUT)
@@ -69,6 +75,20 @@ class Sshd:
             return all(f"Server listening on {a} port {self.port}." in said for a in self.listen)
 
         wait_until(listening, 10, "sshd to listen")
+
+    def _skip_unless_user_may_log_in(self) -> None:
+        if USER not in _refused:
+            addr = self.listen[0]
+            r = subprocess.run(["ssh", *self._opts("-p"), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                                f"{USER}@{addr}", "true"], capture_output=True, text=True, timeout=30)
+            said = [line for line in self.log_text().splitlines() if f"User {USER} not allowed" in line]
+            assert r.returncode == 0 or said, f"ssh {USER}@{addr} true failed: {r.stderr}\n{self.log_text()}"
+            _refused[USER] = said[0] if said else None
+        if _refused[USER] is not None:
+            import pytest
+
+            self.stop()
+            pytest.skip(f"sshd will not let {USER} log in ({_refused[USER]}): run as root or as an ordinary user")
 
     def stop(self) -> None:
         if self.proc is not None:
@@ -81,7 +101,12 @@ class Sshd:
         return (self.d / "sshd.log").read_text(errors="replace")
 
     def ssh_opts(self, port_flag: str = "-p") -> list[str]:
-        """(``port_flag="-P"`` for scp.)"""
+        """(``port_flag="-P"`` for scp.) Not root, the test is skipped if sshd will not let ``USER`` log in."""
+        if os.geteuid() != 0 and self.popen is subprocess.Popen and self.proc is not None:
+            self._skip_unless_user_may_log_in()
+        return self._opts(port_flag)
+
+    def _opts(self, port_flag: str) -> list[str]:
         return ["-F", "/dev/null", "-i", str(self.d / "client"), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
                 port_flag, str(self.port)]
 

@@ -11,7 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
-pytestmark = pytest.mark.root
+pytestmark = pytest.mark.root("network namespaces, nftables, TUN")
 
 
 def _load_bench():

@@ -30,7 +30,7 @@ from clients.ctlharness import CLIENT_ENV, Echo, check_result, ctl, ctl_cmd, wai
 from omerta_clients.ctl.connect import open_stream
 from omerta_mesh.core.config import DEFAULT_CONFIG
 from omerta_mesh.io.streams import READ_MAX
-from sshd import MISSING, Sshd
+from sshd import MISSING, USER, Sshd
 
 
 class Source(socketserver.BaseRequestHandler):
@@ -115,6 +115,7 @@ def test_streams_are_listed_and_a_crashed_client_leaves_nothing_behind(pair, ser
     assert ctl(a.socket, "streams").out.strip() == "no open streams"
 
 
+@pytest.mark.root("omertactl as nobody")
 def test_nobody_cannot_open_streams(pair, server_of) -> None:
     a, b = pair
     port = server_of(Echo)
@@ -173,7 +174,7 @@ def test_ssh_through_proxycommand_omertactl_connect_runs_a_remote_command(pair, 
         assert ctl(b.socket, "serve", "add", str(sshd.port)).rc == 0
         proxy = f"{sys.executable} -m omerta_clients.ctl.main --socket {a.socket} connect %h %p"
         r = subprocess.run(["ssh", *sshd.ssh_opts(), "-o", f"ProxyCommand={proxy}", "-o", "StrictHostKeyChecking=no",
-                            "-o", "UserKnownHostsFile=/dev/null", "root@bravo", "echo through-the-mesh $((6*7))"],
+                            "-o", "UserKnownHostsFile=/dev/null", f"{USER}@bravo", "echo through-the-mesh $((6*7))"],
                            capture_output=True, text=True, timeout=60, env=CLIENT_ENV)
         assert r.returncode == 0, r.stderr + sshd.log_text()
         assert r.stdout.strip() == "through-the-mesh 42"

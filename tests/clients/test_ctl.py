@@ -176,7 +176,7 @@ def test_daemon_not_running(tmp_path) -> None:
     assert r.rc == 3 and "from-env.sock" in r.err
 
 
-@pytest.mark.root
+@pytest.mark.root("omertactl as nobody")
 def test_permission_denied_as_nobody(mesh3, tmp_path) -> None:
     sock = mesh3.sock("alice")
     r = ctl(sock, "status", "--json", user="nobody")

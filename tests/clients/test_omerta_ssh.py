@@ -16,7 +16,7 @@ import pytest
 
 from clients.ctlharness import CLIENT_ENV, check_result, ctl, node_id, prepare, start_all, wait_until
 from meshd.harness import DaemonProc, join
-from sshd import MISSING, Sshd, keygen, omerta_ssh_script
+from sshd import MISSING, USER, Sshd, keygen, omerta_ssh_script
 
 pytestmark = pytest.mark.skipif(MISSING is not None, reason=str(MISSING))
 SEEDS = {"ana": b"A" * 32, "ben": b"B" * 32}
@@ -86,7 +86,7 @@ def test_omerta_ssh_checks_strictly_against_the_signed_key(lab: dict) -> None:
     d, ana = lab["d"], lab["ana"]
     (d / "known_hosts").write_text("")
     wait_until(lambda: known_hosts(ana, "ben")["lines"], 10, "ben's record with its host key")
-    user = os.environ.get("USER") or "root"
+    user = USER
     r = omerta_ssh(lab, f"{user}@ben", "echo", "over-omerta-ssh")
     assert r.returncode == 0 and r.stdout == "over-omerta-ssh\n", (r, lab["sshd"].log_text()[-2000:])
     assert (d / "known_hosts").read_text() == ""

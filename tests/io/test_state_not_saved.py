@@ -116,7 +116,7 @@ async def test_a_core_change_that_fails_after_the_save_puts_networks_json_back(t
         await node.close()
 
 
-@pytest.mark.root
+@pytest.mark.root("mounts a small tmpfs")
 async def test_on_a_full_disk_create_join_and_leave_change_nothing_in_memory(tmp_path: Path) -> None:
     disk = SmallDisk(tmp_path / "state")
     try:

@@ -25,7 +25,7 @@ def group():
     g.close()
 
 
-@pytest.mark.root
+@pytest.mark.root("a client as nobody, a temporary group")
 def test_nobody_reads_but_cannot_write_and_group_members_can(daemon_factory, tmp_path, group) -> None:
     conf = tmp_path / "meshd.toml"
     conf.write_text(f'[api]\ngroup = "{group.name}"\n')

@@ -115,7 +115,7 @@ def test_parity_both_faces_expose_the_same_operations(env) -> None:
             assert resp["error"]["data"]["name"] in ("INVALID_PARAMS", "PERMISSION_DENIED"), (name, resp)
 
 
-@pytest.mark.root
+@pytest.mark.root("a client as nobody, a temporary group")
 def test_policy_nobody_reads_group_writes_root_owns(env) -> None:
     d, bus, group = env
     address = bus.address

@@ -16,7 +16,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 
 
-@pytest.mark.root
+@pytest.mark.root("a private mount namespace over the journal socket")
 def test_journald_receives_structured_fields() -> None:
     pytest.importorskip("systemd.journal", reason="systemd-python is not installed (pip install '.[systemd]')")
     if shutil.which("unshare") is None:

@@ -24,7 +24,7 @@ from meshd.harness import DaemonProc, join, wait_connected
 from meshd.rpcclient import RpcClient, RpcError
 from smalldisk import SmallDisk
 
-pytestmark = pytest.mark.root
+pytestmark = pytest.mark.root("mounts a small tmpfs")
 
 FULL = "no space left on device"
 

@@ -20,7 +20,7 @@ import pytest
 
 from meshd.harness import DaemonProc
 
-pytestmark = pytest.mark.root
+pytestmark = pytest.mark.root("clients as nobody")
 
 # started as root (the interpreter may sit in a directory other users cannot read), then it drops to the user;
 # opens N connections and counts the BUSY refusals until EXPECTED of them came (or 10 s passed)

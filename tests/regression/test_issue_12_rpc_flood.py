@@ -23,7 +23,7 @@ import pytest
 from meshd.harness import DaemonProc, join, wait_connected
 from meshd.rpcclient import RpcClient
 
-pytestmark = [pytest.mark.root, pytest.mark.slow]
+pytestmark = [pytest.mark.root("clients as nobody"), pytest.mark.slow]
 
 CONNECTIONS = 60
 ATTACK_S = 20.0

@@ -17,7 +17,7 @@ import pytest
 
 from clients.ctlharness import CLIENT_ENV, node_id, prepare, start_all, wait_until
 from meshd.harness import join
-from sshd import MISSING, Sshd
+from sshd import MISSING, USER, Sshd
 
 pytestmark = pytest.mark.skipif(MISSING is not None, reason=str(MISSING))
 
@@ -35,7 +35,7 @@ def test_omerta_ssh_reaches_a_peer_named_with_a_capital(tmp_path: Path) -> None:
         (tmp_path / "known_hosts").write_text("")
         r = subprocess.run([sys.executable, "-m", "omerta_clients.ssh.main", *sshd.ssh_opts(), "-o",
                             f"UserKnownHostsFile={tmp_path / 'known_hosts'}", "-o", "GlobalKnownHostsFile=/dev/null",
-                            "root@Ben", "echo", "reached"],
+                            f"{USER}@Ben", "echo", "reached"],
                            env={**CLIENT_ENV, "OMERTA_SOCKET": str(ana.socket)}, capture_output=True, text=True, timeout=30)
         assert r.returncode == 0 and r.stdout == "reached\n", r
         assert node_id(b"b" * 32) in ana.call("ssh.known_hosts", peer="Ben")["lines"][0]  # type: ignore[index]
