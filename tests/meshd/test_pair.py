@@ -118,7 +118,13 @@ def test_two_daemons_join_and_every_method_works_over_the_socket(daemon_factory,
     assert A("serve.add", port=2222) == {"port": 2222, "changed": True, "ports": [2222]}
     assert A("serve.add", port=2222)["changed"] is False and A("serve.list")["ports"] == [2222]
     assert A("serve.remove", port=2222) == {"port": 2222, "changed": True, "ports": []}
-    assert A("streams.list") == {"streams": []}
+    assert A("streams.list") == {"streams": [], "forwards": []}
+    # forwards: a listener made, listed, removed (the bytes they carry: tests/clients/test_forward.py)
+    assert A("forward.list") == {"forwards": []}
+    fwd = A("forward.add", local=0, peer=b_id, port=2222)
+    assert fwd["local"] > 0 and (fwd["node_id"], fwd["listening"], fwd["connections"]) == (b_id, True, 0)
+    assert [f["local"] for f in A("streams.list")["forwards"]] == [f["local"] for f in A("forward.list")["forwards"]] == [fwd["local"]]
+    assert A("forward.remove", local=fwd["local"])["local"] == fwd["local"] and A("forward.list") == {"forwards": []}
 
     # channels: B opens its inbox, A sends (text and binary), B receives
     assert B("channel.receive", channel="chat")["messages"] == []
