@@ -62,7 +62,8 @@ def version() -> str:
         return "0.1.0+src"
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
+    """omerta-meshd's command line (the man page, packaging/man/genman.py, is generated from it)."""
     p = argparse.ArgumentParser(prog="omerta-meshd", description="omerta-mesh daemon: the mesh, its JSON-RPC socket and D-Bus service.")
     p.add_argument("--foreground", action="store_true", help="run in the foreground (the only mode; accepted for clarity)")
     p.add_argument("--config", help="configuration file (default /etc/omerta/meshd.toml, else the embedded default)")
@@ -91,7 +92,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "logged as a warning")
     p.add_argument("--print-default-config", action="store_true", help="print the embedded default configuration and exit")
     p.add_argument("--version", action="version", version=f"omerta-meshd {version()}")
-    return p.parse_args(argv)
+    return p
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
 
 
 def apply_flags(cfg: DaemonConfig, a: argparse.Namespace) -> DaemonConfig:
