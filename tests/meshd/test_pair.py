@@ -88,6 +88,7 @@ def test_two_daemons_join_and_every_method_works_over_the_socket(daemon_factory,
     assert res["sent"] == 3 and res["received"] == 3 and res["loss"] == 0 and res["rtt_min_ms"] >= 0
     assert res["probes"] == [p["params"]["value"] for p in progress] and res["node_id"] == a_id
     assert B("peers.list")["peers"][0]["rtt_ms"] is not None  # RTT from the pings
+    assert f'peer="{a_id[:12]}"' in B("metrics.get")["text"]  # (tests/meshd/test_metrics.py reads them in full)
 
     detail = B("peers.get", peer=a_id)
     assert detail["node_id"] == a_id and detail["networks"][0]["sessions"] and detail["networks"][0]["endpoints"]

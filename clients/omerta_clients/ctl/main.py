@@ -14,7 +14,24 @@ from importlib import metadata
 from typing import NoReturn
 
 from .. import errors
-from . import channels, completion, connect, daemon, events, forward, ip, netcheck, network, peers, ping, serve, sshhosts, status, streams
+from . import (
+    channels,
+    completion,
+    connect,
+    daemon,
+    events,
+    forward,
+    ip,
+    metrics,
+    netcheck,
+    network,
+    peers,
+    ping,
+    serve,
+    sshhosts,
+    status,
+    streams,
+)
 from .common import Ctx, add_common
 
 DESCRIPTION = """\
@@ -74,6 +91,7 @@ def build_parser(prog: str = "omertactl") -> argparse.ArgumentParser:
     forward.register(sub, common)
     streams.register(sub, common)
     netcheck.register(sub, common)
+    metrics.register(sub, common)
     network.register(sub, common)
     channels.register(sub, common)
     events.register(sub, common)

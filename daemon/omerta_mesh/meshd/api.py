@@ -26,7 +26,7 @@ from ..core.wire.invite import decode_invite
 from ..io.spool import Spool
 from ..io.store import StateNotSaved
 from ..node import DeliveryFailed, MeshNode
-from . import names, sshkeys, views
+from . import metrics, names, sshkeys, views
 from . import schema as s
 from .config import DaemonConfig
 from .errors import ApiError, Code, internal
@@ -73,6 +73,7 @@ class DaemonAPI:
         self.exposed: Any = None  # the ExposedPorts (meshd/serve.py): local ports peers' streams may reach
         self.socks: Any = None  # the SocksGateway (meshd/socks.py): its state is in status
         self.forwards: Any = None  # the Forwards (meshd/forward.py): local listeners whose connections become streams
+        self.metrics = metrics.Exporter(self)  # Prometheus metrics (meshd/metrics.py), served by HTTP when configured
         self.names: dict[str, NodeId] = config.name_map()
         self._directory: names.Directory | None = None
         self._directory_at = 0.0
@@ -339,6 +340,12 @@ class DaemonAPI:
         """The NAT verdict (mapping, port allocation, filtering, hairpinning) with its evidence, public endpoints
         and relay latencies; "unknown" until two peers reported our address."""
         return views.nat_verdict(self)
+
+    @api_method("metrics.get", READ, s.Empty, s.MetricsResult)
+    async def metrics_get(self, req: s.Empty, ctx: CallContext) -> s.MetricsResult:
+        """Prometheus metrics in the text exposition format: counters (drops by reason, handshakes, datagrams, relay
+        use, event-queue drops...), per peer RTT, loss, bytes, packets, path kind and session age, per network members."""
+        return s.MetricsResult(self.metrics.text())
 
     @api_method("network.list", READ, s.Empty, s.NetworkListResult)
     async def network_list(self, req: s.Empty, ctx: CallContext) -> s.NetworkListResult:

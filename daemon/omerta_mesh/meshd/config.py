@@ -86,6 +86,11 @@ max_clients = 64          # SOCKS clients at once (handshaking or connected); mo
 handshake_timeout = 10    # seconds a client has to send its greeting and request
 connect_timeout = 15      # seconds to wait for the peer to answer the stream (then: host unreachable)
 
+[metrics]                 # Prometheus metrics over HTTP (GET /metrics); `omertactl metrics` prints them either way
+listen = ""               # "ADDRESS:PORT", e.g. "127.0.0.1:9464" (port 0: any free port; status shows it); "" = off
+allow_remote = false      # serve on an address that is not loopback (LAN, mesh IP, 0.0.0.0): anyone who reaches it
+                          # reads this node's peers and traffic; without it such an address is refused
+
 [names]                   # live: local names for peers, name = "<node id>"
 
 # [[forward]]             # repeatable: a local TCP port forwarded to a port a peer exposes (`omertactl forward`);
@@ -271,17 +276,28 @@ def _default_socks() -> SocksConfig:
     return SocksConfig("", [], 64, 10, 15)
 
 
-def parse_socks_listen(text: str) -> tuple[str, int]:
-    """``ADDRESS:PORT`` or ``[V6]:PORT`` with an IP address and a port (0: any) -> (address, port)."""
+def parse_listen(text: str, example: str = "127.0.0.1:1080") -> tuple[str, int]:
+    """``ADDRESS:PORT`` or ``[V6]:PORT`` with an IP address and a port (0: any) -> (address, port) ([socks] and
+    [metrics] listen)."""
     host, sep, port = text.rpartition(":")
     host = host.strip("[]")
     try:
         ipaddress.ip_address(host)
     except ValueError:
-        raise ValueError(f"{text!r} is not ADDRESS:PORT with an IP address (e.g. 127.0.0.1:1080)") from None
+        raise ValueError(f"{text!r} is not ADDRESS:PORT with an IP address (e.g. {example})") from None
     if not sep or not port.isdigit() or int(port) > 65535:
-        raise ValueError(f"{text!r} is not ADDRESS:PORT with a port 0-65535 (e.g. 127.0.0.1:1080)")
+        raise ValueError(f"{text!r} is not ADDRESS:PORT with a port 0-65535 (e.g. {example})")
     return host, int(port)
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    listen: str  # "ADDRESS:PORT" or "" (off): the HTTP endpoint (meshd/metrics_http.py)
+    allow_remote: bool  # a listen address that is not loopback is refused without it
+
+
+def _default_metrics() -> MetricsConfig:
+    return MetricsConfig("", False)
 
 
 def _default_vnet() -> VnetConfig:
@@ -298,13 +314,14 @@ class DaemonConfig:
     serve: ServeConfig = field(default_factory=_default_serve)
     ssh: SshConfig = field(default_factory=_default_ssh)
     socks: SocksConfig = field(default_factory=_default_socks)
+    metrics: MetricsConfig = field(default_factory=_default_metrics)
     names: dict[str, str] = field(default_factory=dict)
     forwards: list[ForwardConfig] = field(default_factory=list)  # [[forward]] (meshd/forward.py)
     source: str = "<embedded default>"
 
     def flat(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for sec in ("node", "api", "dbus", "log", "vnet", "ssh", "serve", "socks"):
+        for sec in ("node", "api", "dbus", "log", "vnet", "ssh", "serve", "socks", "metrics"):
             for k, v in dataclasses.asdict(getattr(self, sec)).items():
                 out[f"{sec}.{k}"] = v
         out["names"] = dict(self.names)
@@ -319,7 +336,7 @@ class DaemonConfig:
 
 
 _SECTIONS = {"node": NodeConfig, "api": ApiConfig, "dbus": DbusConfig, "log": LogConfig, "vnet": VnetConfig, "ssh": SshConfig,
-             "serve": ServeConfig, "socks": SocksConfig}
+             "serve": ServeConfig, "socks": SocksConfig, "metrics": MetricsConfig}
 _DEFAULTS: dict[str, Any] = tomllib.loads(DEFAULT_TOML)
 
 
@@ -429,6 +446,7 @@ def _validate(cfg: DaemonConfig, bad: Any) -> None:
         if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
             raise bad(f"serve.ports: {port!r} is not a TCP port (1-65535)")
     _validate_socks(cfg.socks, bad)
+    _validate_metrics(cfg.metrics, bad)
     for name, nid in cfg.names.items():
         try:
             NodeId.parse(nid)
@@ -439,7 +457,7 @@ def _validate(cfg: DaemonConfig, bad: Any) -> None:
 def _validate_socks(c: SocksConfig, bad: Any) -> None:
     if c.listen:
         try:
-            parse_socks_listen(c.listen)
+            parse_listen(c.listen)
         except ValueError as e:
             raise bad(f"socks.listen: {e}; or \"\" to leave the gateway off") from None
     for entry in c.users:
@@ -449,6 +467,19 @@ def _validate_socks(c: SocksConfig, bad: Any) -> None:
     for key in ("max_clients", "handshake_timeout", "connect_timeout"):
         if getattr(c, key) < 1:
             raise bad(f"socks.{key} must be at least 1")
+
+
+def _validate_metrics(c: MetricsConfig, bad: Any) -> None:
+    if not c.listen:
+        return
+    try:
+        host, _ = parse_listen(c.listen, "127.0.0.1:9464")
+    except ValueError as e:
+        raise bad(f"metrics.listen: {e}; or \"\" to leave the endpoint off") from None
+    if not ipaddress.ip_address(host).is_loopback and not c.allow_remote:
+        raise bad(f"metrics.listen = \"{c.listen}\" is not a loopback address: anyone who reaches it (the LAN, the mesh) could "
+                  "read this node's peers and traffic; listen on 127.0.0.1 or ::1, or add allow_remote = true to [metrics] "
+                  "to serve there on purpose")
 
 
 def default() -> DaemonConfig:

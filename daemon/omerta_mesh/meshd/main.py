@@ -3,7 +3,8 @@
 Start-up order: configuration and logging; the state directory (locked) and runtime directory; the mesh
 node (UDP sockets, identity, networks and peer cache restored); the virtual network (stale devices removed,
 a TUN per network, or TUN off and why: ``meshd/vnet.py``); the JSON-RPC socket, the stream socket and
-the port forwards (``meshd/forward.py``); D-Bus (a bus that is
+the port forwards (``meshd/forward.py``), the SOCKS gateway and the metrics endpoint when configured
+(``meshd/socks.py``, ``meshd/metrics_http.py``); D-Bus (a bus that is
 not there yet is retried in the background, as is one that goes away later); then ``READY=1``. SIGHUP
 reloads the configuration (as ``daemon.reload`` does); SIGTERM and SIGINT stop gracefully: subscribers
 are told, peers are told (close frames, even when the state cannot be saved), the peer cache is saved (a
@@ -42,6 +43,7 @@ from .config import ConfigError, DaemonConfig
 from .errors import ApiError, Code
 from .events import EventHub
 from .forward import Forwards
+from .metrics_http import MetricsServer
 from .rpc_server import RpcServer
 from .schema import ReloadResult
 from .serve import ExposedPorts
@@ -149,6 +151,7 @@ class Daemon:
         self.server: RpcServer | None = None
         self.streams: StreamServer | None = None  # the stream socket (meshd/streams.py)
         self.socks: SocksGateway | None = None  # the SOCKS5 gateway (meshd/socks.py), off unless [socks] listen
+        self.metrics: MetricsServer | None = None  # GET /metrics (meshd/metrics_http.py), off unless [metrics] listen
         self.forwards: Forwards | None = None  # port forwards (meshd/forward.py)
         self.node: MeshNode | None = None
         self.vnet: VirtualNetworks | None = None
@@ -200,6 +203,9 @@ class Daemon:
         self.api.socks = self.socks = SocksGateway(self.api, cfg.socks)
         self.api.counter_sources.append(self.socks.counters)
         await self.socks.start()
+        self.api.metrics.server = self.metrics = MetricsServer(self.api, cfg.metrics)
+        self.api.counter_sources.append(self.metrics.counters)
+        await self.metrics.start()
         await self._start_dbus()
         udp = node.driver.udp.addresses if node.driver is not None else []
         log.info("omerta-meshd %s: node %s on UDP %s, API on %s", version(), node.node_id.short(),
@@ -325,7 +331,7 @@ class Daemon:
         without a core to take it), the node; then the tasks and the lock. A part that fails to close is logged
         and the rest still close, so the node's goodbye to its peers (CLOSE) is never skipped. ``failing``: a
         start that failed half-way is already reporting its own error, so these are only debug lines."""
-        for part in (self.server, self.socks, self.streams, self.forwards, self.dbus, self.vnet, self.node):
+        for part in (self.server, self.metrics, self.socks, self.streams, self.forwards, self.dbus, self.vnet, self.node):
             if part is None:
                 continue
             try:

@@ -17,8 +17,8 @@ API_VERSION = 1
 # counts additive changes within API_VERSION (2: status.dbus, netcheck hairpinning, peer.punch_finished;
 # 3: ip.get, status.vnet, mesh IPs in peers.list/peers.get/network.list/status networks;
 # 4: forward.add|remove|list, forwards in streams.list, StreamInfo.forward;
-# 5: status.socks)
-API_REVISION = 5
+# 5: status.socks; 6: metrics.get, status.metrics)
+API_REVISION = 6
 
 DBUS_NAME = "org.omerta.Mesh1"
 DBUS_PATH = "/org/omerta/Mesh1"

@@ -206,6 +206,7 @@ class StatusResult:
     dbus: FeatureInfo  # active while the D-Bus face is connected; otherwise detail says why and when it retries
     vnet: FeatureInfo  # the virtual network: active with a TUN per network; otherwise detail says why and the fix
     socks: FeatureInfo  # the SOCKS5 gateway ([socks] listen): active with its address; otherwise off, or why it did not start
+    metrics: FeatureInfo  # the HTTP metrics endpoint ([metrics] listen): active with its URL; otherwise off, or why not
     counters: dict[str, int]
     status_text: str
 
@@ -437,6 +438,11 @@ class SubscribeResult:
     subscription: int
     seq: int  # the snapshot is as of this event sequence number; deltas follow with larger ones
     snapshot: dict[str, Any]
+
+
+@dataclass
+class MetricsResult:
+    text: str  # the Prometheus text exposition format 0.0.4 (what GET /metrics serves by default)
 
 
 @dataclass

@@ -35,7 +35,7 @@ from ..core.errors import UsageError
 from ..io.streams import Spliced, StreamRefused, StreamUnanswered
 from . import destination
 from . import schema as s
-from .config import SocksConfig, parse_socks_listen
+from .config import SocksConfig, parse_listen
 from .errors import ApiError
 from .socks_wire import CONNECT, UDP_ASSOCIATE, Credentials, Fault, Handshake, NeedData, Reply, Request, SocksError
 
@@ -56,7 +56,7 @@ def plan(c: SocksConfig) -> Plan | str | None:
     """Where and how to listen; a string: why the gateway must not start; None: it is off."""
     if not c.listen:
         return None
-    host, port = parse_socks_listen(c.listen)  # (validated with the config)
+    host, port = parse_listen(c.listen)  # (validated with the config)
     if not ipaddress.ip_address(host).is_loopback and not c.users:
         return (f"not started: {c.listen} is not a loopback address and [socks] users is empty, so anyone who reaches it "
                 "could open this node's mesh streams; add users = [\"USER:PASSWORD\"] or listen on 127.0.0.1")
