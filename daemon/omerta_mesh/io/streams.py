@@ -93,11 +93,17 @@ class StreamHub:
             raise
         return s
 
-    def attach(self, s: Spliced, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """Splice the stream with a connected socket until both directions are closed, or either side resets."""
+    def attach(self, s: Spliced, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        """Splice the stream with a connected socket until both directions are closed, or either side resets.
+        False: the stream ended before it was attached (reset while the opener awaited something else); the
+        socket is aborted, so nothing waits on a stream that is gone."""
+        if self.streams.get((s.peer.key, s.sid)) is not s:
+            writer.transport.abort()
+            return False
         s.writer = writer
         loop = asyncio.get_running_loop()
         s.tasks = [loop.create_task(self._up(s, reader)), loop.create_task(self._down(s, writer))]
+        return True
 
     def close(self) -> None:
         """The node stops: every stream is reset (its peer hears why) and its socket closed."""

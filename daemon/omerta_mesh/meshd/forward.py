@@ -235,8 +235,10 @@ class Forwards:
                 log.exception("forward %s: opening a stream failed", fwd.label)
                 self._failed(fwd, "internal error in omerta-meshd; details are in the daemon log")
                 return
+            if not self.api.node.streams.attach(x, reader, writer):
+                self._failed(fwd, "the stream was reset as it opened")
+                return
             fwd.streams.append(x)
-            self.api.node.streams.attach(x, reader, writer)
             await asyncio.wait(x.tasks)  # (wait, not gather: a cancelled connection leaves the splice to reset)
         except asyncio.CancelledError:  # the forward is going away (_stop); the task ends quietly (asyncio's server
             pass  # would log a cancelled connection task as an error)

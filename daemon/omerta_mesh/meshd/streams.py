@@ -159,5 +159,7 @@ class StreamServer:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         ours.setblocking(False)
         reader, writer = await asyncio.open_connection(sock=ours)
-        api.node.streams.attach(s, reader, writer)
+        if not api.node.streams.attach(s, reader, writer):
+            theirs.close()
+            raise ApiError(Code.REFUSED, f"the stream to port {req['port']} was reset as it opened", "try again")
         return {"peer": str(node), "name": api.name_of(node), "port": req["port"], "stream": s.sid}, theirs
