@@ -15,8 +15,9 @@ import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics_families
 from prometheus_client.parser import text_string_to_metric_families
 
-from clients.ctlharness import ctl
+from clients.ctlharness import ctl, wait_until
 from meshd.harness import DaemonProc, join, refused
+from omerta_mesh.meshd.metrics_http import MAX_CLIENTS
 
 GARBAGE = {  # drop reason -> a datagram that is dropped for it (core/wire/packet.py)
     "truncated": b"\x04",
@@ -136,6 +137,17 @@ def test_http_edges_and_openmetrics(metered) -> None:
         assert s.recv(100).startswith(b"HTTP/1.1 400")
     counters = a.call("status.get")["counters"]  # type: ignore[index]
     assert counters["metrics.http_refused"] >= 4 and counters["metrics.http_requests"] >= 2, counters
+
+    # at most 16 connections at once: idle ones fill the places, one more is closed unread; closing them frees them
+    idle = [socket.create_connection((host, int(port)), timeout=10) for _ in range(MAX_CLIENTS)]
+    try:
+        wait_until(lambda: a.call("status.get")["counters"]["metrics.http_clients"] == MAX_CLIENTS,  # type: ignore[index]
+                   what="the server to hold the idle connections")
+        assert curl(url).returncode != 0  # (curl: empty reply or reset)
+    finally:
+        for s in idle:
+            s.close()
+    wait_until(lambda: a.call("status.get")["counters"]["metrics.http_clients"] == 0, what="the places to free")  # type: ignore[index]
     assert curl(url).returncode == 0
 
 

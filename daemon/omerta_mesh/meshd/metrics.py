@@ -62,7 +62,7 @@ LABELLED: tuple[tuple[str, str, str, str, tuple[str, ...]], ...] = (
 GAUGES = {
     "inbox.channels": "Channels with an open inbox.", "inbox.messages": "Messages waiting in inboxes.",
     "state.save_pending": "State files waiting to be saved again.", "rpc.clients": "JSON-RPC connections open now.",
-    "socks.clients": "SOCKS clients connected now.",
+    "socks.clients": "SOCKS clients connected now.", "metrics.http_clients": "HTTP connections to the metrics endpoint now.",
 }
 HELP = {
     "udp.received": "UDP datagrams received.", "udp.sent": "UDP datagrams sent.", "udp.errors": "UDP sends that failed.",

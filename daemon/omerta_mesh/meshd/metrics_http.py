@@ -14,8 +14,10 @@ still comes from ``prometheus_client`` (``Exporter.encode``: text 0.0.4, or Open
 
 The server speaks just enough HTTP/1.1 for a scraper and ``curl``: one request per connection (``Connection:
 close``), ``GET`` and ``HEAD``; a request head over ``MAX_HEAD`` bytes or not complete within ``HEAD_TIMEOUT``
-seconds gets 400/408 and is closed; at most ``MAX_CLIENTS`` connections at once (more are closed unread).
-Counters: ``metrics.http_requests``, ``metrics.http_refused`` (bad, slow or surplus requests).
+seconds gets 400/408 and is closed, as is a connection still open after ``CLIENT_TIMEOUT`` (a client that does
+not read its answer); at most ``MAX_CLIENTS`` connections at once (more are closed unread).
+Counters: ``metrics.http_requests``, ``metrics.http_refused`` (bad, slow or surplus requests), ``metrics.http_clients``
+(connections open now).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger("omerta_mesh.meshd.metrics")
 MAX_HEAD = 8192
 HEAD_TIMEOUT = 5.0
+CLIENT_TIMEOUT = 15.0  # a whole connection, answer included: a client that does not read it gives its place up
 MAX_CLIENTS = 16
 REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout"}
 
@@ -82,7 +85,9 @@ class MetricsServer:
         return s.FeatureInfo(True, True, self.url())
 
     def counters(self) -> dict[str, int]:
-        return {f"metrics.{k}": v for k, v in sorted(self.stats.items())} if self.cfg.listen else {}
+        if not self.cfg.listen:
+            return {}
+        return {f"metrics.{k}": v for k, v in sorted(self.stats.items())} | {"metrics.http_clients": len(self._clients)}
 
     # ------------------------------------------------------------------ one request
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -94,9 +99,10 @@ class MetricsServer:
         assert me is not None
         self._clients.add(me)
         try:
-            await self._answer(reader, writer)
-        except (ConnectionError, asyncio.IncompleteReadError):
+            await asyncio.wait_for(self._answer(reader, writer), CLIENT_TIMEOUT)
+        except (ConnectionError, asyncio.IncompleteReadError, TimeoutError, asyncio.TimeoutError):
             self.stats["http_refused"] += 1
+            writer.transport.abort()
         finally:
             self._clients.discard(me)
             writer.close()
