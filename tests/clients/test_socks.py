@@ -10,7 +10,11 @@ the replies curl does not show and for bad input.
 * bad versions, an empty host name, a truncated request, a client that sends nothing and one client too many are
   closed and counted, the daemon keeps serving, and its file descriptors and client count return to where they were;
 * logins (RFC 1929) when users are configured; a gateway on a non-loopback address without users is not started,
-  and status and the log say why.
+  and status and the log say why;
+* without a login only users who may write (root, the daemon's user, its group) open streams, as on the stream
+  socket: curl run as `nobody` is refused (REP 0x02, counted, one rate-limited log line naming the uid), a client
+  that is gone before the gateway looks is refused as unknown, `nobody` listed in the group passes, and a gateway
+  with users lets `nobody` in with the password.
 """
 
 from __future__ import annotations
@@ -19,7 +23,9 @@ import contextlib
 import functools
 import http.server
 import os
+import pwd
 import re
+import signal
 import socket
 import subprocess
 import threading
@@ -29,11 +35,13 @@ from typing import Iterator
 import pytest
 
 from clients.ctlharness import check_result, ctl, node_id, prepare, start_all, wait_until
+from meshd.asuser import TempGroup, run_as
 from meshd.harness import DaemonProc, join
 from omerta_clients.ctl.connect import open_stream
 
 SEEDS = {"alfa": b"U" * 32, "bravo": b"V" * 32}
 GATEWAY = '\n[socks]\nlisten = "127.0.0.1:0"\nmax_clients = 4\nhandshake_timeout = 2\nconnect_timeout = 2\n'
+NOBODY = ("setpriv", "--reuid", "nobody", "--regid", "nogroup", "--clear-groups")  # no supplementary groups at all
 
 
 class Quiet(http.server.SimpleHTTPRequestHandler):
@@ -99,8 +107,8 @@ def counters(d: DaemonProc) -> dict[str, int]:
     return d.call("status.get")["counters"]  # type: ignore[index,return-value]
 
 
-def curl(gw: int, url: str, *opts: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["curl", "-sS", "--max-time", "30", *opts, url], capture_output=True, text=True,
+def curl(gw: int, url: str, *opts: str, runas: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    return subprocess.run([*runas, "curl", "-sS", "--max-time", "30", *opts, url], capture_output=True, text=True,
                           timeout=60, env={k: v for k, v in os.environ.items() if "proxy" not in k.lower()})
 
 
@@ -254,3 +262,60 @@ def test_logins_and_a_gateway_that_may_not_start(tmp_path: Path) -> None:
         assert r.returncode != 0 and not r.stdout
         c = counters(a)
         assert (c["socks.auth_failed"], c["socks.no_acceptable_method"], c["socks.not_mesh"]) == (1, 1, 2), c
+
+
+@pytest.mark.root("curl run as nobody, a temporary group")
+def test_without_a_login_only_users_who_may_write_open_streams(tmp_path: Path, web) -> None:
+    port, token = web
+    nobody = pwd.getpwnam("nobody").pw_uid
+    group = TempGroup()
+    try:
+        login_gateway = '\n[socks]\nlisten = "127.0.0.1:0"\nusers = ["ann:s3cret"]\n'
+        with daemons(tmp_path, f'\n[api]\ngroup = "{group.name}"\n' + GATEWAY, login_gateway) as (a, b):
+            join(a, b, "home")
+            for d in (a, b):  # (one host: each exposes the same web server)
+                assert d.call("serve.add", port=port)["changed"]  # type: ignore[index]
+            gw = gateway_port(a)
+            socks = ("--socks5-hostname", f"127.0.0.1:{gw}")
+            r = curl(gw, f"http://bravo:{port}/", *socks)  # root
+            assert r.returncode == 0 and r.stdout == f"hello from bravo {token}\n", r
+
+            r = curl(gw, f"http://bravo:{port}/", *socks, runas=NOBODY)
+            assert r.returncode != 0 and not r.stdout, r
+            assert counters(a)["socks.not_permitted"] == 1
+            raw = run_as("nobody", lambda: exchange(gw, b"\x05\x01\x00" + request("bravo", port)).hex())
+            assert raw == (b"\x05\x00\x05\x02\x00\x01" + bytes(6)).hex()  # method 0x00, then REP 0x02
+            c = counters(a)
+            assert (c["socks.not_permitted"], c["socks.connected"], c["socks.accepted"]) == (2, 1, 3), c
+            refused = re.findall(rf"INFO .*SOCKS client .* refused: uid {nobody} \(nobody\) may not open mesh streams; "
+                                 rf"run it as root or as a member of group {group.name}", a.log_text())
+            assert len(refused) == 1, a.log_text()  # the second refusal within a minute is not logged
+
+            # a client that is gone before the gateway looks: its socket has no owner any more (stopped daemon: no race)
+            a.signal(signal.SIGSTOP)
+            try:
+                with socket.create_connection(("127.0.0.1", gw), timeout=10) as s:  # (the kernel accepts it)
+                    s.sendall(b"\x05\x01\x00" + request("bravo", port))
+            finally:
+                a.signal(signal.SIGCONT)
+            wait_until(lambda: counters(a).get("socks.owner_unknown") == 1, what="the closed client to be refused")
+            assert re.search(r"INFO .*refused: who connected is unknown, so it may not open streams: the socket at "
+                             r"127\.0\.0\.1:\d+ is already closed", a.log_text()), a.log_text()
+
+            # the groups come from the user database: nobody listed in the group passes with no groups in its process
+            subprocess.run(["gpasswd", "-a", "nobody", group.name], check=True, capture_output=True)
+            r = curl(gw, f"http://bravo:{port}/", *socks, runas=NOBODY)
+            assert r.returncode == 0 and token in r.stdout, r
+
+            # a gateway with users: the login decides, whoever runs the client
+            r = curl(0, f"http://alfa:{port}/", "--socks5-hostname", f"127.0.0.1:{gateway_port(b)}",
+                     "--proxy-user", "ann:s3cret", runas=NOBODY)
+            assert r.returncode == 0 and token in r.stdout, r
+            assert "socks.not_permitted" not in counters(b) and counters(b)["socks.connected"] == 1
+
+            r = curl(gw, f"http://bravo:{port}/", *socks)  # the gateway serves on
+            assert r.returncode == 0 and token in r.stdout, r
+            c = counters(a)
+            assert (c["socks.not_permitted"], c["socks.owner_unknown"], c["socks.connected"]) == (2, 1, 3), c
+    finally:
+        group.close()  # (groupdel takes nobody's membership with it)

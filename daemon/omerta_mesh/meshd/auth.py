@@ -4,7 +4,8 @@
 Linux 4.13+) its supplementary groups. Root, the daemon's own user (who started an unprivileged daemon owns
 it anyway) and members of the daemon's group (``api.group``, default ``omerta``) may call write methods; everyone
 may call read methods. The socket file is 0666 so that anyone can connect: the credentials decide, not the file
-mode (as Tailscale's safesocket does).
+mode (as Tailscale's safesocket does). The SOCKS gateway's TCP clients are judged by the same rule from their
+socket's owner (``user_may_write``: groups from the user database, see there).
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ import errno
 import grp
 import logging
 import os
+import pwd
 import socket
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 log = logging.getLogger("omerta_mesh.meshd.auth")
@@ -65,9 +68,28 @@ def peer_groups(sock: socket.socket) -> tuple[int, ...]:
     return ()
 
 
+def may_write(uid: int, groups: Iterable[int], write_gid: int | None) -> bool:
+    """Root, the daemon's own user (someone who runs an unprivileged daemon controls it) and the write group."""
+    return uid == 0 or uid == os.geteuid() or (write_gid is not None and write_gid in groups)
+
+
 def caller_of(sock: socket.socket, write_gid: int | None) -> Caller:
     pid, uid, gid = _UCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size))
     groups = peer_groups(sock)
-    # root, the daemon's own user (someone who runs an unprivileged daemon controls it) and the write group
-    may_write = uid == 0 or uid == os.geteuid() or (write_gid is not None and (gid == write_gid or write_gid in groups))
-    return Caller(pid, uid, gid, groups, may_write)
+    return Caller(pid, uid, gid, groups, may_write(uid, (gid, *groups), write_gid))
+
+
+def user_may_write(uid: int, write_gid: int | None) -> bool:
+    """The same rule for a caller known only by its uid (a TCP client: ``io/tcpowner.py``). Its process's groups
+    cannot be seen, so the user database's are used (``os.getgrouplist``: the primary group and every group that
+    lists the user). They can differ from the process's: a session started before ``usermod -aG`` lacks the group,
+    a process that dropped its groups (``setpriv --clear-groups``) still has them here. A uid without a passwd
+    entry has no groups. Blocks on NSS (LDAP, sssd): call it where blocking is allowed."""
+    if may_write(uid, (), write_gid):
+        return True
+    try:
+        pw = pwd.getpwuid(uid)
+        groups = os.getgrouplist(pw.pw_name, pw.pw_gid)
+    except (KeyError, OSError):
+        return False
+    return may_write(uid, groups, write_gid)

@@ -81,7 +81,8 @@ host_keys = ["/etc/ssh/ssh_host_*_key.pub"]  # this host's sshd public keys (pat
 [socks]                   # a SOCKS5 gateway into the mesh (RFC 1928): `curl --socks5-hostname 127.0.0.1:1080 http://bravo:8080/`
 listen = ""               # "ADDRESS:PORT" to listen on, e.g. "127.0.0.1:1080" (port 0: any free port); "" = off
 users = []                # "USER:PASSWORD" pairs: with any, clients must log in (RFC 1929); a listen address that is not
-                          # loopback needs them (else the gateway is not started). Keep this file 0600 then
+                          # loopback needs them (else the gateway is not started). Keep this file 0600 then. With none,
+                          # only local users who may write (root, the daemon's user, [api] group) are served
 max_clients = 64          # SOCKS clients at once (handshaking or connected); more are closed at once
 handshake_timeout = 10    # seconds a client has to send its greeting and request
 connect_timeout = 15      # seconds to wait for the peer to answer the stream (then: host unreachable)

@@ -200,7 +200,7 @@ class Daemon:
         await self.streams.start()
         self.api.forwards = self.forwards = Forwards(self.api, cfg.forwards, self.paths.state)
         await self.forwards.start()
-        self.api.socks = self.socks = SocksGateway(self.api, cfg.socks)
+        self.api.socks = self.socks = SocksGateway(self.api, cfg.socks, lambda: self.write_gid)
         self.api.counter_sources.append(self.socks.counters)
         await self.socks.start()
         self.api.metrics.server = self.metrics = MetricsServer(self.api, cfg.metrics)

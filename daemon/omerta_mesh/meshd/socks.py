@@ -5,6 +5,16 @@ http://bravo:8080/``). On a loopback address clients need no login unless ``[soc
 other address they must log in (RFC 1929) and without ``users`` the gateway is not started: the daemon runs
 on, logs why and ``status.get`` says so (``socks``), as it does when the address cannot be bound.
 
+Who may use it: opening a stream is a write, so without a login the gateway admits whom the stream socket admits
+(``meshd/streams.py``): root, the daemon's own user and the ``api.group``. A TCP client has no ``SO_PEERCRED``;
+``io/tcpowner.py`` asks the kernel (sock_diag) which uid owns the client's socket, as soon as it is accepted, and
+``auth.user_may_write`` applies the rule with that user's groups from the user database (not the process's).
+A client who may not write is answered REP 0x02 to its request (``socks.not_permitted``, and an info log line
+naming the uid, at most one a minute per uid); a client whose owner cannot be found (closed already, not on this
+host, netlink failing) is refused the same way (``socks.owner_unknown``): never let through on a guess. With
+``users`` configured the login is the authority and the owner is not looked up: such a gateway may listen where
+clients are other hosts, which have no local uid, and whoever holds a password was given the right to use it.
+
 Each client is one task, at most ``max_clients`` at once (counted until its stream ends; more are closed
 unread, ``socks.too_many_clients``):
 
@@ -18,22 +28,25 @@ unread, ``socks.too_many_clients``):
 3. the reply, then the client's socket is the stream's local end (``StreamHub.attach``).
 
 Every refusal is counted as ``socks.<Fault>`` (``status.get`` counters); none is logged above debug, so a
-client that floods the gateway costs no log space.
+client that floods the gateway costs no log space, except the two refusals of who the client is, rate-limited.
 """
 
 from __future__ import annotations
 
 import asyncio
+import grp
 import hmac
 import ipaddress
 import logging
+import pwd
 from collections import Counter
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable, Hashable
 
 from ..core.errors import UsageError
+from ..io import tcpowner
 from ..io.streams import Spliced, StreamRefused, StreamUnanswered
-from . import destination
+from . import auth, destination
 from . import schema as s
 from .config import SocksConfig, parse_listen
 from .errors import ApiError
@@ -43,6 +56,37 @@ if TYPE_CHECKING:  # pragma: no cover
     from .api import DaemonAPI
 
 log = logging.getLogger("omerta_mesh.meshd.socks")
+WHO = (Fault.NOT_PERMITTED, Fault.OWNER_UNKNOWN)  # refusals of who the client is, not of what it asked
+REFUSAL_LOG_EVERY = 60.0  # seconds between info lines about one uid (or about unknown owners)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why this client may not use the gateway, decided before its handshake is read."""
+
+    fault: Fault  # NOT_PERMITTED or OWNER_UNKNOWN
+    detail: str
+    key: Hashable  # what log lines are rate-limited by: the uid, or the fault for unknown owners
+
+
+class QuietLog:
+    """At most one line per key every ``every`` seconds, remembering at most ``keys`` keys (the oldest go)."""
+
+    def __init__(self, every: float, keys: int = 256) -> None:
+        self.every = every
+        self.keys = keys
+        self._next: dict[Hashable, tuple[float, int]] = {}  # key -> (next line allowed at, lines held back)
+
+    def allow(self, key: Hashable, now: float) -> int | None:
+        """None: stay quiet; otherwise log, and this many lines were held back since the last one."""
+        at, held = self._next.pop(key, (0.0, 0))
+        if now < at:
+            self._next[key] = (at, held + 1)
+            return None
+        while len(self._next) >= self.keys:
+            del self._next[next(iter(self._next))]
+        self._next[key] = (now + self.every, 0)
+        return held
 
 
 @dataclass(frozen=True)
@@ -63,11 +107,38 @@ def plan(c: SocksConfig) -> Plan | str | None:
     return Plan(host, port, bool(c.users))
 
 
+def _user(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return "no such user"
+
+
+def verdict(client: tuple[str, int], server: tuple[str, int], write_gid: int | None) -> Refusal | None:
+    """None if the owner of the client's socket may open streams; blocks (netlink, NSS): run it in a thread."""
+    try:
+        uid = tcpowner.owner_uid(client, server)
+    except tcpowner.OwnerUnknown as e:
+        return Refusal(Fault.OWNER_UNKNOWN, f"who connected is unknown, so it may not open streams: {e}", Fault.OWNER_UNKNOWN)
+    if auth.user_may_write(uid, write_gid):
+        return None
+    try:
+        group = grp.getgrgid(write_gid).gr_name if write_gid is not None else ""
+    except KeyError:
+        group = str(write_gid)
+    fix = f"run it as root or as a member of group {group} (usermod -aG {group} USER)" if group else "run it as root"
+    return Refusal(Fault.NOT_PERMITTED, f"uid {uid} ({_user(uid)}) may not open mesh streams; {fix}, "
+                   "or set [socks] users so that clients log in", uid)
+
+
 class SocksGateway:
-    def __init__(self, api: "DaemonAPI", config: SocksConfig) -> None:
+    def __init__(self, api: "DaemonAPI", config: SocksConfig, write_gid: Callable[[], int | None]) -> None:
         self.api = api
         self.cfg = config
+        self.write_gid = write_gid
         self.plan = plan(config)
+        self.check_owner = isinstance(self.plan, Plan) and not self.plan.auth  # a login is the authority where required
+        self._quiet = QuietLog(REFUSAL_LOG_EVERY)
         self.users = {u.encode(): p.encode() for u, _, p in (e.partition(":") for e in config.users)}
         self.stats: Counter[str] = Counter()
         self.problem: str | None = self.plan if isinstance(self.plan, str) else None
@@ -89,7 +160,7 @@ class SocksGateway:
                             "stop what uses it or choose another socks.listen")
             log.error("SOCKS5 gateway %s", self.problem)
             return
-        log.info("SOCKS5 gateway on %s (%s)", self.address(), "username/password" if p.auth else "no login: loopback")
+        log.info("SOCKS5 gateway on %s (%s)", self.address(), "username/password" if p.auth else "no login: local users who may write")
 
     async def close(self) -> None:
         if self._server is not None:
@@ -110,7 +181,7 @@ class SocksGateway:
             return s.FeatureInfo(False, False, "off")
         if self._server is None:
             return s.FeatureInfo(True, False, self.problem or "not started yet")
-        login = "username/password" if isinstance(self.plan, Plan) and self.plan.auth else "no login"
+        login = "username/password" if isinstance(self.plan, Plan) and self.plan.auth else "no login; users who may write"
         return s.FeatureInfo(True, True, f"{self.address()} ({login}; {len(self._clients)} clients)")
 
     def counters(self) -> dict[str, int]:
@@ -132,12 +203,17 @@ class SocksGateway:
         stream: Spliced | None = None
         try:
             try:
+                refusal = await self._admit(writer) if self.check_owner else None  # (first: the client is still there)
                 req = await asyncio.wait_for(self._handshake(hs, reader, writer), self.cfg.handshake_timeout)
+                if refusal is not None:
+                    self._log_refusal(writer, refusal)
+                    raise self._refuse(hs, refusal.fault, Reply.NOT_ALLOWED, refusal.detail)
                 stream = await self._connect(hs, req, reader, writer)
             except SocksError as e:
                 self.stats[e.fault.value] += 1
                 writer.write(hs.data_to_send())  # the protocol's answer, if it has one
-                log.debug("SOCKS client %s refused: %s", writer.get_extra_info("peername"), e)
+                if e.fault not in WHO:  # (those were logged already)
+                    log.debug("SOCKS client %s refused: %s", writer.get_extra_info("peername"), e)
             except asyncio.TimeoutError:
                 self.stats[Fault.HANDSHAKE_TIMEOUT.value] += 1
             if stream is not None:
@@ -148,6 +224,24 @@ class SocksGateway:
             self._clients.discard(me)
             if stream is None:
                 writer.close()
+
+    async def _admit(self, writer: asyncio.StreamWriter) -> Refusal | None:
+        client, server = writer.get_extra_info("peername"), writer.get_extra_info("sockname")
+        if not client or not server:  # (asyncio could not read them: reset before it accepted)
+            return Refusal(Fault.OWNER_UNKNOWN, "the client was gone before it could be looked up", Fault.OWNER_UNKNOWN)
+        try:
+            return await asyncio.wait_for(asyncio.to_thread(verdict, client, server, self.write_gid()),
+                                          self.cfg.handshake_timeout)
+        except asyncio.TimeoutError:  # (a hung NSS lookup: the thread finishes on its own)
+            return Refusal(Fault.OWNER_UNKNOWN, f"looking up who connected took over {self.cfg.handshake_timeout:g} s",
+                           Fault.OWNER_UNKNOWN)
+
+    def _log_refusal(self, writer: asyncio.StreamWriter, r: Refusal) -> None:
+        """At info level, at most one line a minute per uid (or for unknown owners); the rest at debug."""
+        held = self._quiet.allow(r.key, asyncio.get_running_loop().time())
+        more = f" ({held} more since the last line like this)" if held else ""
+        log.log(logging.DEBUG if held is None else logging.INFO, "SOCKS client %s refused: %s%s",
+                writer.get_extra_info("peername"), r.detail, more)
 
     async def _handshake(self, hs: Handshake, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Request:
         while True:

@@ -70,6 +70,8 @@ class Fault(enum.Enum):
     REFUSED = "refused"  # the peer refused the stream (port not exposed, nothing listening)
     UNREACHABLE = "unreachable"  # the peer did not answer the stream in time
     FAILED = "failed"  # the stream could not be opened here (stream limits)
+    NOT_PERMITTED = "not_permitted"  # the client's user may not open streams (no login: root, daemon user, group)
+    OWNER_UNKNOWN = "owner_unknown"  # the client's user could not be found (refused: no guessing)
 
 
 class SocksError(Exception):
