@@ -15,3 +15,12 @@ lint:
 
 bench:
 	./dev.sh bench
+
+# The Debian package, dist/omerta-mesh_<version>_<arch>.deb (docs/packaging.md), built with Debian's python3,
+# the one it runs on; and the man pages in packaging/man, regenerated after a parser changes (a test checks).
+.PHONY: deb man
+deb:
+	/usr/bin/python3 packaging/deb/build.py
+
+man:
+	./dev.sh python packaging/man/genman.py
