@@ -18,6 +18,7 @@ ROOT = HERE.parents[1]
 
 @pytest.mark.root("a private mount namespace over the journal socket")
 def test_journald_receives_structured_fields() -> None:
+    """A log call's upper-case extras, and a core event's line from the daemon's event log, as journal fields."""
     pytest.importorskip("systemd.journal", reason="systemd-python is not installed (pip install '.[systemd]')")
     if shutil.which("unshare") is None:
         pytest.skip("unshare (util-linux) is missing")
@@ -32,3 +33,7 @@ def test_journald_receives_structured_fields() -> None:
     assert "SYSLOG_IDENTIFIER=omerta-meshd" in fields
     assert "PEER=bob" in fields and "PATH=relay" in fields
     assert "PRIORITY=4" in fields  # warning
+    event = out["event"]  # a core event through meshd/eventlog.py: PEER, NETWORK, PATH as journal fields
+    assert "PEER=bob" in event and "NETWORK=home" in event and "PATH=relay" in event and "PRIORITY=6" in event, event
+    assert "ENDPOINT=relay carol" in event and "REASON=direct path lost" in event, event
+    assert "MESSAGE=relay change for bob (" in event, event

@@ -26,7 +26,7 @@ from ..core.wire.invite import decode_invite
 from ..io.spool import Spool
 from ..io.store import StateNotSaved
 from ..node import DeliveryFailed, MeshNode
-from . import metrics, names, sshkeys, views
+from . import eventlog, metrics, names, sshkeys, views
 from . import schema as s
 from .config import DaemonConfig
 from .errors import ApiError, Code, internal
@@ -86,6 +86,8 @@ class DaemonAPI:
         self.counter_sources: list[Callable[[], dict[str, int]]] = [self.inboxes.counters]  # and the faces' refusals
         if node.store is not None:
             self.counter_sources.append(node.store.counters)  # state.save_failed, state.save_retried, state.save_pending
+        self.eventlog = eventlog.for_daemon(self)  # core events and refusals as log lines (meshd/eventlog.py)
+        self.counter_sources.append(self.eventlog.stats)
 
     # ================================================================== the one entry point
     async def call(self, method: str, params: Any, ctx: CallContext) -> Any:
@@ -142,6 +144,7 @@ class DaemonAPI:
         if isinstance(e, (ev.PeerDiscovered, ev.NetworkJoined, ev.NetworkLeft)) or (
                 isinstance(e, ev.PeerConnected) and self._named(e.network, e.peer)):
             self._directory = None  # someone new (or a name) to know (a peer with no name changes no name shown)
+        self.eventlog.on_event(e)  # (after the directory learnt a new name: the line names the peer)
 
     def _named(self, network: NetworkId, node: NodeId) -> bool:
         """Whether a peer gives itself a name (its record, or what was applied from it): a connection of one

@@ -186,6 +186,7 @@ class Daemon:
         self.api.counter_sources.append(lambda: {"systemd.notify_dropped": self.notifier.dropped})
         loop = asyncio.get_running_loop()
         self.tasks.append(loop.create_task(self.api.pump_events()))
+        self.tasks.append(loop.create_task(self.api.eventlog.run()))  # refusal summaries (meshd/eventlog.py)
         await asyncio.sleep(0)  # the pump is subscribed before the node reports its first events
         await node.start()
         self.vnet = VirtualNetworks(node, cfg.vnet)
