@@ -19,6 +19,7 @@ from . import (
     completion,
     connect,
     daemon,
+    doctor,
     events,
     forward,
     ip,
@@ -91,6 +92,7 @@ def build_parser(prog: str = "omertactl") -> argparse.ArgumentParser:
     forward.register(sub, common)
     streams.register(sub, common)
     netcheck.register(sub, common)
+    doctor.register(sub, common)
     metrics.register(sub, common)
     network.register(sub, common)
     channels.register(sub, common)
