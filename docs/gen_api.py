@@ -84,9 +84,31 @@ stream. Example: `00 00 00 2f {{"jsonrpc":"2.0","method":"status.get","id":1}}`.
 ## D-Bus
 
 Name `org.omerta.Mesh1`, object `/org/omerta/Mesh1`. Method names are the CamelCase of the JSON-RPC names.
-Arguments are the request fields in order (`s` string, `x` integer, `d` number, `b` boolean, `as` list;
-an optional string is `""` when not given); every method returns `a{{sv}}`, the JSON result with null
-members left out. Errors are `org.omerta.Mesh1.Error.<CamelName>` with the text `<message> (fix: <fix>)`.
+Every D-Bus type is derived from the schema (`dbus_codec.py`): `s` string, `x` integer, `d` number, `b`
+boolean, `aT` list, `a{{sx}}` counters, `a{{sv}}` an object; D-Bus has no null.
+
+* Arguments are the request fields in order (an optional string is `""` when not given), except those marked
+  JSON-RPC only below (`ping`'s `progress` token).
+* A result whose fields all have a fixed type (`network.create`: `sss`) comes back as one out argument per
+  field, named after it. Every other result is one `a{{sv}}` whose values carry the schema's types (`peers`
+  is `aa{{sv}}`, `rtt_ms` always `d`), members that are null left out; only free-form members (`own_nat`,
+  `paths`, `snapshot`, event fields) are typed from their values. Each method below gives its D-Bus
+  signature.
+* Errors are named D-Bus errors, `org.omerta.Mesh1.Error.<CamelName>` (table at the end), with the text
+  `<message> (fix: <fix>)`: an unknown peer is `org.omerta.Mesh1.Error.PeerNotFound`.
+* The root object carries `org.freedesktop.DBus.ObjectManager`: `GetManagedObjects` returns one object per
+  network, `/org/omerta/Mesh1/network/<network id>` with `org.omerta.Mesh1.Network`, and one per peer,
+  `/org/omerta/Mesh1/peer/<network id>_<node id>` with `org.omerta.Mesh1.Peer` (a node in two of our
+  networks is two peers, as in `peers.list`). Their read-only properties are the fields of `NetworkInfo`
+  and `PeerInfo`, CamelCased, with the types above; a null string reads as `""`, a null number as `-1`:
+
+{objects}
+
+  `InterfacesAdded` and `InterfacesRemoved` (sent from `/org/omerta/Mesh1`) tell when networks and peers
+  come and go, and `PropertiesChanged` on each object when its properties change: the tree is compared with
+  the node after events (at most 4 times a second) and every 5 s (byte counters and RTT move without
+  events). `status.get` counts `dbus.objects`, `dbus.objects_added`, `dbus.objects_removed` and
+  `dbus.properties_changed`.
 
 * Properties (read-only, `org.omerta.Mesh1`): `NodeId` s, `Status` a{{sv}}, `StatusText` s, `PeerCount` u,
   `ConnectedPeers` u, `ApiVersion` u, `ApiRevision` u; `PropertiesChanged` is sent (coalesced) when peers
@@ -149,8 +171,8 @@ Each event is an object with `type`, `seq` (1, 2, ... per daemon run) and `time`
 
 ## Error codes
 
-| code | name | default fix |
-|---|---|---|
+| code | name | D-Bus error | default fix |
+|---|---|---|---|
 {errors}
 """
 
@@ -161,10 +183,11 @@ def render() -> str:
         from omerta_mesh.meshd import config as config_mod
         from omerta_mesh.meshd import schema
         from omerta_mesh.meshd.api import DaemonAPI
-        from omerta_mesh.meshd.dbus_codec import arg_signature
-        from omerta_mesh.meshd.errors import DEFAULT_FIX, Code
+        from omerta_mesh.meshd.dbus_codec import arg_signature, out_args
+        from omerta_mesh.meshd.dbus_objects import NETWORK_PROPS, PEER_PROPS
+        from omerta_mesh.meshd.errors import DEFAULT_FIX, Code, camel
         from omerta_mesh.meshd.events import EVENT_TYPES
-        from omerta_mesh.meshd.registry import API_REVISION, API_VERSION, methods
+        from omerta_mesh.meshd.registry import API_REVISION, API_VERSION, DBUS_NETWORK_IFACE, DBUS_PEER_IFACE, methods
 
     specs = methods(DaemonAPI)
     table = "\n".join(f"| `{s.name}` | `{s.dbus_name}` | {s.access.value} | {s.doc} |" for s in specs)
@@ -181,21 +204,25 @@ def render() -> str:
                     default = f"`{f.default_factory()!r}`"
                 else:
                     default = "required"
-                lines.append(f"| `{f.name}` | {schema.type_name(tp)} | `{arg_signature(tp)}` | {default} | {f.metadata['doc']} |")
+                sig = "JSON-RPC only" if f.metadata.get("jsonrpc_only") else f"`{arg_signature(tp)}`"
+                lines.append(f"| `{f.name}` | {schema.type_name(tp)} | {sig} | {default} | {f.metadata['doc']} |")
         else:
             lines.append("No parameters.")
-        lines += ["", f"Result: `{s.result.__name__}` {{{_shape(s.result)}}}", ""]
+        outs = ", ".join(f"`{sig}` {name}" for name, sig in out_args(s.result))
+        lines += ["", f"Result: `{s.result.__name__}` {{{_shape(s.result)}}}; on D-Bus: {outs}", ""]
         details.append("\n".join(lines))
     requests = {sp.request for sp in specs} | {schema.Empty}
     results = {sp.result for sp in specs}
     nested = [c for c in vars(schema).values() if dataclasses.is_dataclass(c) and isinstance(c, type)
               and c not in requests and c not in results and c.__module__ == schema.__name__]
     types = "\n".join(f"* `{c.__name__}` {{{_shape(c)}}}" for c in sorted(nested, key=lambda c: c.__name__))
-    errors = "\n".join(f"| {int(c)} | `{c.name}` | {DEFAULT_FIX[c]} |" for c in Code)
+    errors = "\n".join(f"| {int(c)} | `{c.name}` | `org.omerta.Mesh1.Error.{camel(c.name)}` | {DEFAULT_FIX[c]} |" for c in Code)
+    objects = "\n".join(f"  * `{iface}`: " + ", ".join(f"`{p.name}` {p.sig}" for p in props)
+                        for iface, props in ((DBUS_NETWORK_IFACE, NETWORK_PROPS), (DBUS_PEER_IFACE, PEER_PROPS)))
     events = "\n".join(f"* `{t}`" for t in EVENT_TYPES)
     queue = config_mod.default().api.subscriber_queue
     return INTRO.format(version=API_VERSION, revision=API_REVISION, table=table, details="\n".join(details).rstrip(),
-                        errors=errors, events=events, queue=queue, types=types)
+                        errors=errors, events=events, queue=queue, types=types, objects=objects)
 
 
 def _shape(cls: type) -> str:

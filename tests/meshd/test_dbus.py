@@ -14,7 +14,7 @@ from meshd.asuser import TempGroup, run_as
 from meshd.dbus_harness import PrivateBus, have_dbus_daemon
 from meshd.harness import DaemonProc
 from omerta_mesh.meshd.api import DaemonAPI
-from omerta_mesh.meshd.dbus_codec import unwrap
+from omerta_mesh.meshd.dbus_codec import in_args, out_args, unwrap
 from omerta_mesh.meshd.registry import DBUS_ADMIN_IFACE, DBUS_IFACE, DBUS_NAME, DBUS_PATH, methods
 
 pytestmark = pytest.mark.skipif(not have_dbus_daemon(), reason="dbus-daemon is not installed (apt-get install dbus)")
@@ -60,18 +60,18 @@ def test_methods_properties_and_signals(env) -> None:
         snap = unwrap(await mesh.call_events_subscribe())
         assert snap["snapshot"]["status"]["node_id"] == status["node_id"] and snap["seq"] >= 0
 
-        created = unwrap(await admin.call_network_create("dbus-net"))
-        assert created["name"] == "dbus-net" and created["invite"].startswith("omerta1-")
+        network, name, invite = await admin.call_network_create("dbus-net")  # a fixed result: typed out arguments
+        assert name == "dbus-net" and invite.startswith("omerta1-")
         listed = unwrap(await mesh.call_network_list())
         assert [n["name"] for n in listed["networks"]] == ["dbus-net"]
-        assert d.call("network.list")["networks"][0]["network"] == created["network"]  # one daemon, two faces
+        assert d.call("network.list")["networks"][0]["network"] == network  # one daemon, two faces
 
         for _ in range(100):
             if events and changed:
                 break
             await asyncio.sleep(0.02)
         joined = [e for e in events if e["type"] == "network.joined"]
-        assert joined and joined[0]["network"] == created["network"] and joined[0]["seq"] > snap["seq"]
+        assert joined and joined[0]["network"] == network and joined[0]["seq"] > snap["seq"]
         assert changed and "StatusText" in changed[-1] and "1 network" in changed[-1]["StatusText"]
         assert "1 network" in await mesh.get_status_text()
 
@@ -79,7 +79,7 @@ def test_methods_properties_and_signals(env) -> None:
             await mesh.call_peers_get("zzzzzzzzzz", "")
         assert ei.value.type == "org.omerta.Mesh1.Error.PeerNotFound" and "fix:" in ei.value.text
         with pytest.raises(DBusError) as ei:
-            await mesh.call_ping("zzzzzzzzzz", 0, 1.0, 1.0, "", "")
+            await mesh.call_ping("zzzzzzzzzz", 0, 1.0, 1.0, "")
         assert ei.value.type == "org.omerta.Mesh1.Error.InvalidParams" and "'count'" in ei.value.text
         b.disconnect()
 
@@ -88,18 +88,26 @@ def test_methods_properties_and_signals(env) -> None:
 
 
 def test_parity_both_faces_expose_the_same_operations(env) -> None:
+    """Both faces come from the one registry: the same operations, and every D-Bus signature (in and out) the
+    one the schema gives (dbus_codec); a few pinned, as firewalld pins its D-Bus types."""
     d, bus, _ = env
     specs = methods(DaemonAPI)
 
-    async def go() -> dict[str, set[str]]:
+    async def go() -> dict[str, dict[str, tuple[str, str]]]:
         b = await MessageBus(bus_address=bus.address).connect()
         intro = await b.introspect(DBUS_NAME, DBUS_PATH)
         b.disconnect()
-        return {i.name: {m.name for m in i.methods} for i in intro.interfaces}
+        return {i.name: {m.name: ("".join(a.signature for a in m.in_args), "".join(a.signature for a in m.out_args))
+                         for m in i.methods} for i in intro.interfaces}
 
     live = asyncio.run(go())
-    assert live[DBUS_IFACE] == {s.dbus_name for s in specs if s.access.value == "read"}
-    assert live[DBUS_ADMIN_IFACE] == {s.dbus_name for s in specs if s.access.value == "write"}
+    for iface, access in ((DBUS_IFACE, "read"), (DBUS_ADMIN_IFACE, "write")):
+        assert live[iface] == {s.dbus_name: ("".join(t for _, t in in_args(s)), "".join(t for _, t in out_args(s.result)))
+                               for s in specs if s.access.value == access}
+    assert "org.freedesktop.DBus.ObjectManager" in live
+    pinned = {"Ping": ("sxdds", "a{sv}"), "PeersList": ("s", "a{sv}"), "PeersGet": ("ss", "a{sv}"), "NetworkCreate": ("s", "sss"),
+              "ServeAdd": ("x", "xbax"), "MetricsGet": ("", "s"), "StatusGet": ("", "a{sv}")}
+    assert {k: (live[DBUS_IFACE] | live[DBUS_ADMIN_IFACE])[k] for k in pinned} == pinned
     from types import SimpleNamespace
 
     from omerta_mesh.meshd.rpc_server import RpcServer
@@ -150,9 +158,9 @@ def test_policy_nobody_reads_group_writes_root_owns(env) -> None:
     def member() -> dict:
         async def go() -> dict:
             b, mesh, admin, props = await _proxy(address)
-            out = unwrap(await admin.call_network_create("by-group"))
+            network, name, invite = await admin.call_network_create("by-group")
             b.disconnect()
-            return out
+            return {"name": name}
 
         return asyncio.run(go())
 

@@ -219,7 +219,6 @@ def test_the_dbus_face_has_metrics_too(tmp_path: Path) -> None:
 
     from dbus_fast.aio import MessageBus
 
-    from omerta_mesh.meshd.dbus_codec import unwrap
     from omerta_mesh.meshd.registry import DBUS_IFACE, DBUS_NAME, DBUS_PATH
 
     bus = PrivateBus(tmp_path)
@@ -230,7 +229,7 @@ def test_the_dbus_face_has_metrics_too(tmp_path: Path) -> None:
         async def go() -> str:
             b = await MessageBus(bus_address=bus.address).connect()
             obj = b.get_proxy_object(DBUS_NAME, DBUS_PATH, await b.introspect(DBUS_NAME, DBUS_PATH))
-            text = unwrap(await obj.get_interface(DBUS_IFACE).call_metrics_get())["text"]  # type: ignore[attr-defined]
+            text = await obj.get_interface(DBUS_IFACE).call_metrics_get()  # type: ignore[attr-defined]
             b.disconnect()
             return str(text)
 

@@ -71,10 +71,19 @@ def test_error_codes_are_stable_and_each_has_a_fix() -> None:
 
 def test_dbus_codec_round_trip() -> None:
     ping = spec_map(DaemonAPI)["ping"]
-    assert in_args(ping) == [("peer", "s"), ("count", "x"), ("interval", "d"), ("timeout", "d"), ("network", "s"), ("progress", "s")]
-    assert args_to_params(ping, ["p", 1, 1.0, 2.0, "", ""]) == {"peer": "p", "count": 1, "interval": 1.0, "timeout": 2.0}
-    value = {"a": 1, "b": [1, "x", {"c": True}], "d": None, "e": 2.5, "f": []}
-    assert unwrap(to_vardict(value)) == {"a": 1, "b": [1, "x", {"c": True}], "e": 2.5, "f": []}
+    assert in_args(ping) == [("peer", "s"), ("count", "x"), ("interval", "d"), ("timeout", "d"), ("network", "s")]  # no progress
+    assert args_to_params(ping, ["p", 1, 1.0, 2.0, ""]) == {"peer": "p", "count": 1, "interval": 1.0, "timeout": 2.0}
+    value = {"a": 1, "b": [1, "x", {"c": True}], "d": None, "e": 2.5, "f": [], "g": ["x", "y"]}
+    assert unwrap(to_vardict(value)) == {"a": 1, "b": [1, "x", {"c": True}], "e": 2.5, "f": [], "g": ["x", "y"]}
+    assert to_vardict(value)["g"].signature == "as" and to_vardict(value)["b"].signature == "av"  # typed where it can be
+    from omerta_mesh.meshd import schema as sch
+    from omerta_mesh.meshd.dbus_codec import encode_fields, out_args
+    peer = sch.PeerInfo("b", "n" * 52, "n" * 12, "w", "net", None, None, 12, None, 1, 2, True)
+    enc = encode_fields(sch.PeersListResult, sch.to_json(sch.PeersListResult([peer])))
+    assert enc["peers"].signature == "aa{sv}" and enc["peers"].value[0]["rtt_ms"].signature == "d"  # 12 -> 12.0: the schema's type
+    assert "endpoint" not in enc["peers"].value[0] and unwrap(enc)["peers"][0]["rtt_ms"] == 12.0
+    assert out_args(sch.NetworkCreateResult) == [("network", "s"), ("name", "s"), ("invite", "s")]
+    assert out_args(sch.PingResult) == [("result", "a{sv}")]
 
 
 def test_embedded_default_config_and_refusals(tmp_path: Path) -> None:

@@ -3,13 +3,16 @@
 * ``org.omerta.Mesh1``: the read methods (CamelCase of the JSON-RPC names: ``peers.list`` -> ``PeersList``),
   read-only properties (``NodeId``, ``Status``, ``StatusText``, ``PeerCount``, ``ConnectedPeers``,
   ``ApiVersion``, ``ApiRevision``), and the signals ``Events(aa{sv})`` and ``EventsDropped(t)``.
+* ``org.freedesktop.DBus.ObjectManager`` on the same object, over one object per network and per peer
+  (``dbus_objects``), kept in line with the node after events (at most every ``OBJECTS_GAP`` s) and every
+  ``OBJECTS_REFRESH`` s for the counters (bytes, RTT).
 * ``org.omerta.Mesh1.Admin``: the write methods. The bus policy (packaging/dbus/org.omerta.Mesh1.conf)
   lets everyone call the first, only root and the ``omerta`` group the second, and only root own the name;
   the same rules as the JSON-RPC socket.
 
 Every method is one line into ``DaemonAPI.call_spec``; an ``ApiError`` becomes the D-Bus error
-``org.omerta.Mesh1.Error.<Name>`` with the text "<message> (fix: <fix>)". Results are ``a{sv}``
-(``dbus_codec``).
+``org.omerta.Mesh1.Error.<Name>`` with the text "<message> (fix: <fix>)". Argument and result types
+are derived from the schema by ``dbus_codec``.
 
 Events are coalesced into ``Events`` signals of at most ``dbus.signal_batch`` events, at most
 ``dbus.signal_rate`` per second, and only when the bus connection's write queue is empty: dbus-fast drops
@@ -42,10 +45,11 @@ from . import dbus_codec as codec
 from . import views
 from .api import CallContext, DaemonAPI
 from .auth import Caller
+from .dbus_objects import ObjectTree, TreeBus
 from .errors import ApiError, internal
 from .events import SubscriptionClosed
 from .registry import API_REVISION, API_VERSION, DBUS_ADMIN_IFACE, DBUS_IFACE, DBUS_NAME, DBUS_PATH, READ, WRITE, MethodSpec
-from .schema import FeatureInfo, to_json
+from .schema import FeatureInfo, StatusResult, to_json
 
 log = logging.getLogger("omerta_mesh.meshd.dbus")
 
@@ -53,6 +57,8 @@ EMITTER_QUEUE = 8192
 BACKOFF_FIRST = 0.5  # seconds before the first try after a loss
 BACKOFF_MAX = 30.0  # the longest wait between two tries
 ATTEMPT_TIMEOUT = 10.0  # one try: connect, authenticate, export, own the name
+OBJECTS_GAP = 0.25  # seconds between two syncs of the object tree (events in between are coalesced)
+OBJECTS_REFRESH = 5.0  # seconds: the tree is synced this often without events, for counters and RTT
 VarDict = Annotated[dict, DBusSignature("a{sv}")]
 VarDictList = Annotated[list, DBusSignature("aa{sv}")]
 
@@ -62,7 +68,7 @@ class _Base(ServiceInterface):
         super().__init__(name)
         self._service = service
 
-    async def _call(self, spec: MethodSpec, args: tuple) -> dict[str, Any]:
+    async def _call(self, spec: MethodSpec, args: tuple) -> Any:
         svc = self._service
         try:
             result = await svc.api.call_spec(spec, codec.args_to_params(spec, args), svc.ctx)
@@ -72,7 +78,7 @@ class _Base(ServiceInterface):
             log.exception("D-Bus %s failed", spec.dbus_name)
             err = internal()
             raise DBusError(err.dbus_name(), f"{err.message} (fix: {err.fix})") from None
-        return codec.to_vardict(to_json(result))
+        return codec.encode_result(spec.result, to_json(result))
 
 
 class _ReadBase(_Base):
@@ -90,7 +96,7 @@ class _ReadBase(_Base):
 
     @dbus_property(access=PropertyAccess.READ, name="Status")
     def status_prop(self) -> VarDict:
-        return codec.to_vardict(to_json(views.status(self._service.api)))
+        return codec.encode_fields(StatusResult, to_json(views.status(self._service.api)))
 
     @dbus_property(access=PropertyAccess.READ, name="StatusText")
     def status_text_prop(self) -> DBusStr:
@@ -119,10 +125,14 @@ def _make_method(spec: MethodSpec) -> Any:
 
     params = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
     params += [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=sig) for n, sig in codec.in_args(spec)]
-    fn.__signature__ = inspect.Signature(params, return_annotation="a{sv}")  # type: ignore[attr-defined]
+    outs = codec.out_args(spec.result)
+    fn.__signature__ = inspect.Signature(params, return_annotation="".join(sig for _, sig in outs))  # type: ignore[attr-defined]
     fn.__name__ = fn.__qualname__ = spec.dbus_name
     fn.__doc__ = spec.doc
-    return dbus_method(name=spec.dbus_name)(fn)
+    method = dbus_method(name=spec.dbus_name)(fn)
+    for arg, (name, _) in zip(method.__dict__["__DBUS_METHOD"].introspection.out_args, outs):
+        arg.name = name  # introspection names the out arguments after the result's fields
+    return method
 
 
 def interface_classes(specs: list[MethodSpec]) -> tuple[type, type]:
@@ -192,6 +202,9 @@ class DbusService:
         self._emitter: asyncio.Task | None = None
         self._ended: asyncio.Task | None = None  # bus.wait_for_disconnect() of the current connection
         self._props_due = False
+        self.tree = ObjectTree(api)
+        self._tree_due = asyncio.Event()
+        self._tree_task: asyncio.Task | None = None
         api.dbus_face = self  # read by views.dbus_feature for status.get
 
     async def start(self) -> None:
@@ -200,6 +213,7 @@ class DbusService:
         self.api.hooks.status_changed.append(self._status_changed)
         self.api.counter_sources.append(self._counters)
         self._emitter = loop.create_task(self._emit_events())
+        self._tree_task = loop.create_task(self._keep_tree())
         try:
             await self._connect()
         except NameRefused as e:
@@ -218,10 +232,12 @@ class DbusService:
         bus: MessageBus | None = None
         try:
             async with asyncio.timeout(ATTEMPT_TIMEOUT):
-                bus = MessageBus(bus_address=self.address) if self.address else MessageBus(bus_type=BusType.SYSTEM)
+                bus = TreeBus(bus_address=self.address) if self.address else TreeBus(bus_type=BusType.SYSTEM)
                 await bus.connect()
                 bus.export(DBUS_PATH, self.read)
                 bus.export(DBUS_PATH, self.admin)
+                self.tree.reset()
+                self._tree_due.set()  # the objects follow once the name is owned
                 try:
                     reply = await bus.request_name(DBUS_NAME)
                 except DBusError as e:
@@ -303,7 +319,9 @@ class DbusService:
 
     def _counters(self) -> dict[str, int]:
         return {"dbus.signals": self.signals_sent, "dbus.events": self.events_sent, "dbus.events_dropped": self.events_dropped,
-                "dbus.disconnects": self.disconnects, "dbus.reconnects": self.reconnects}
+                "dbus.disconnects": self.disconnects, "dbus.reconnects": self.reconnects, "dbus.objects": len(self.tree.objects),
+                "dbus.objects_added": self.tree.added, "dbus.objects_removed": self.tree.removed,
+                "dbus.properties_changed": self.tree.changes}
 
     # ---- signals and properties
     def _writer_busy(self) -> bool:
@@ -316,6 +334,7 @@ class DbusService:
                 items = await self.sub.get(self.api.config.dbus.signal_batch)
             except SubscriptionClosed:
                 return
+            self._tree_due.set()
             while self.up() and self._writer_busy():
                 await asyncio.sleep(0.01)  # let the bus drain before adding to it
             if not self.up():
@@ -336,7 +355,26 @@ class DbusService:
             self.events_sent += len(items)
             await asyncio.sleep(1.0 / self.api.config.dbus.signal_rate)
 
+    async def _keep_tree(self) -> None:
+        """Sync the object tree when something happened (coalesced) and every OBJECTS_REFRESH s; until cancelled."""
+        while True:
+            try:
+                await asyncio.wait_for(self._tree_due.wait(), OBJECTS_REFRESH)
+            except TimeoutError:
+                pass
+            self._tree_due.clear()
+            while self.up() and self._writer_busy():
+                await asyncio.sleep(0.01)  # as for Events: never add to a bus connection that is still writing
+            if self.up() and self.bus is not None:
+                try:
+                    if not self.tree.sync(self.bus):
+                        self._tree_due.set()  # more to do: next round
+                except Exception as e:  # the connection broke under us; _supervise reconnects (and resets the tree)
+                    log.debug("D-Bus: object tree not synced: %s", describe(e))
+            await asyncio.sleep(OBJECTS_GAP)
+
     def _status_changed(self) -> None:
+        self._tree_due.set()
         if self._props_due or not self.up():
             return
         self._props_due = True
@@ -356,7 +394,7 @@ class DbusService:
     async def close(self) -> None:
         """Stop the retry loop and the emitter, and leave the bus."""
         self.state = FaceState.CLOSED
-        tasks = [t for t in (self._supervisor, self._emitter) if t is not None]
+        tasks = [t for t in (self._supervisor, self._emitter, self._tree_task) if t is not None]
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

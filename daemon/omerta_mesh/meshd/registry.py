@@ -17,13 +17,16 @@ API_VERSION = 1
 # counts additive changes within API_VERSION (2: status.dbus, netcheck hairpinning, peer.punch_finished;
 # 3: ip.get, status.vnet, mesh IPs in peers.list/peers.get/network.list/status networks;
 # 4: forward.add|remove|list, forwards in streams.list, StreamInfo.forward;
-# 5: status.socks; 6: metrics.get, status.metrics)
-API_REVISION = 6
+# 5: status.socks; 6: metrics.get, status.metrics;
+# 7: D-Bus object tree (ObjectManager, one object per network and per peer), results typed from the schema)
+API_REVISION = 7
 
 DBUS_NAME = "org.omerta.Mesh1"
 DBUS_PATH = "/org/omerta/Mesh1"
 DBUS_IFACE = "org.omerta.Mesh1"
 DBUS_ADMIN_IFACE = "org.omerta.Mesh1.Admin"
+DBUS_NETWORK_IFACE = "org.omerta.Mesh1.Network"  # at /org/omerta/Mesh1/network/<network id>
+DBUS_PEER_IFACE = "org.omerta.Mesh1.Peer"  # at /org/omerta/Mesh1/peer/<network id>_<node id>
 
 
 class Access(enum.Enum):

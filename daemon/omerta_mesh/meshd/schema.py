@@ -31,9 +31,10 @@ CHANNEL_DOC = f"channel name: 1 to {MAX_CHANNEL} bytes of UTF-8, no control char
 
 
 def arg(default: Any = MISSING, *, doc: str, lo: float | None = None, hi: float | None = None, max_len: int = MAX_STR,
-        too_long: str | None = None, check: Callable[[str], object] | None = None) -> Any:
-    """``check``: a string's rule beyond its length (raises ValueError saying what is wrong)."""
-    meta = {"doc": doc, "lo": lo, "hi": hi, "max_len": max_len, "too_long": too_long, "check": check}
+        too_long: str | None = None, check: Callable[[str], object] | None = None, jsonrpc_only: bool = False) -> Any:
+    """``check``: a string's rule beyond its length (raises ValueError saying what is wrong). ``jsonrpc_only``:
+    the D-Bus face has no such argument (it has a default; e.g. a token for JSON-RPC notifications)."""
+    meta = {"doc": doc, "lo": lo, "hi": hi, "max_len": max_len, "too_long": too_long, "check": check, "jsonrpc_only": jsonrpc_only}
     if default is MISSING:
         return field(metadata=meta)
     if isinstance(default, list):
@@ -98,7 +99,8 @@ class PingRequest:
     interval: float = arg(1.0, doc="seconds between probes", lo=0.01, hi=60)
     timeout: float = arg(5.0, doc="seconds to wait for each answer", lo=0.05, hi=60)
     network: str | None = arg(None, doc="the network, when the peer is in several")
-    progress: str | None = arg(None, doc="JSON-RPC only: a token; each probe's result is sent as a `progress` notification carrying it")
+    progress: str | None = arg(None, doc="JSON-RPC only: a token; each probe's result is sent as a `progress` notification carrying it",
+                          jsonrpc_only=True)
 
 
 @dataclass
