@@ -34,7 +34,7 @@ from .outbox import Outbox
 from .peers.peer import Peer
 from .wire import streams as sw
 
-CHUNK = 16384  # bytes of stream data per message at most
+CHUNK = 65536  # bytes of stream data per message at most (a read of the local socket: io/streams.py READ_MAX)
 
 
 @dataclass(slots=True)

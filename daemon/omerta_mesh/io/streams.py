@@ -197,18 +197,28 @@ class StreamHub:
             self.reset(s, f"local socket: {e}")
 
     async def _down(self, s: Spliced, writer: asyncio.StreamWriter) -> None:
-        """Mesh -> socket; bytes are consumed (credit returns) once the socket has taken them."""
+        """Mesh -> socket; bytes are consumed (credit returns) once the socket has taken them. What arrived while
+        the socket was written goes in one write (one system call, one credit): a 16 KiB write per message cost
+        the receiving daemon a fifth of its time (bench/streams.py)."""
         m = self._core()
         try:
             while True:
+                parts: list[bytes] = []
                 data = await s.incoming.get()
+                while data is not None:  # (None: the peer half-closed; nothing follows it)
+                    parts.append(data)
+                    if s.incoming.empty():
+                        break
+                    data = s.incoming.get_nowait()
+                if parts:
+                    n = sum(map(len, parts))
+                    writer.writelines(parts)
+                    await writer.drain()
+                    self._act(lambda out: m.streams.consumed(s.peer, s.sid, n, out))  # noqa: B023 (called at once)
                 if data is None:
                     if writer.can_write_eof():
                         writer.write_eof()
                     break
-                writer.write(data)
-                await writer.drain()
-                self._act(lambda out: m.streams.consumed(s.peer, s.sid, len(data), out))  # noqa: B023 (called at once)
         except (OSError, RuntimeError) as e:
             self.reset(s, f"local socket: {e}")
             return
