@@ -68,6 +68,10 @@ devices = []              # "NETWORK=DEVICE": a device name other than om-NETWOR
 static = []               # "NETWORK=ADDRESS": a static mesh IPv4 or IPv6 address (wins unless another member's
                           # static claim wants the same one; the lower node id keeps it then)
 
+[dns]
+enabled = "auto"          # mesh DNS: NAME.NETWORK.mesh answered on each device's mesh IPs, port 53, registered with
+                          # systemd-resolved when it runs: true, false, or "auto" (on whenever TUN is; `omertactl dns`)
+
 [serve]
 ports = []                # local TCP ports peers may open mesh streams to (127.0.0.1 or ::1): `omertactl connect`,
                           # `omerta-ssh`; none by default. `omertactl serve add|remove` changes the set live and keeps
@@ -190,6 +194,11 @@ def _items(entries: list[str]) -> list[tuple[str, str]]:
 
 def _pairs(entries: list[str]) -> dict[str, str]:
     return dict(_items(entries))
+
+
+@dataclass(frozen=True)
+class DnsConfig:
+    enabled: bool | str  # True, False, "auto" (meshd/dns.py)
 
 
 @dataclass(frozen=True)
@@ -316,13 +325,14 @@ class DaemonConfig:
     ssh: SshConfig = field(default_factory=_default_ssh)
     socks: SocksConfig = field(default_factory=_default_socks)
     metrics: MetricsConfig = field(default_factory=_default_metrics)
+    dns: DnsConfig = field(default_factory=lambda: DnsConfig("auto"))
     names: dict[str, str] = field(default_factory=dict)
     forwards: list[ForwardConfig] = field(default_factory=list)  # [[forward]] (meshd/forward.py)
     source: str = "<embedded default>"
 
     def flat(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for sec in ("node", "api", "dbus", "log", "vnet", "ssh", "serve", "socks", "metrics"):
+        for sec in ("node", "api", "dbus", "log", "vnet", "ssh", "serve", "socks", "metrics", "dns"):
             for k, v in dataclasses.asdict(getattr(self, sec)).items():
                 out[f"{sec}.{k}"] = v
         out["names"] = dict(self.names)
@@ -337,12 +347,12 @@ class DaemonConfig:
 
 
 _SECTIONS = {"node": NodeConfig, "api": ApiConfig, "dbus": DbusConfig, "log": LogConfig, "vnet": VnetConfig, "ssh": SshConfig,
-             "serve": ServeConfig, "socks": SocksConfig, "metrics": MetricsConfig}
+             "serve": ServeConfig, "socks": SocksConfig, "metrics": MetricsConfig, "dns": DnsConfig}
 _DEFAULTS: dict[str, Any] = tomllib.loads(DEFAULT_TOML)
 
 
 def _type_ok(default: Any, value: Any, key: str) -> bool:
-    if key in ("dbus.enabled", "vnet.enabled"):
+    if key in ("dbus.enabled", "vnet.enabled", "dns.enabled"):
         return isinstance(value, bool) or value == "auto"
     if key == "node.relay":
         return isinstance(value, bool) or value in ("auto", "on", "off")
