@@ -135,7 +135,7 @@ def status_view(st: Json, verbose: bool = False) -> RenderableType:
     pc = st.get("peers") or {}
     head.add_row("peers", f"{pc.get('connected', 0)}/{pc.get('total', 0)} connected: "
                           f"{pc.get('direct', 0)} direct, {pc.get('relayed', 0)} relayed")
-    for key in ("relay", "audit", "dbus", "vnet", "socks", "metrics"):
+    for key in ("relay", "audit", "dbus", "vnet", "dns", "socks", "metrics"):
         f = st.get(key) or {}
         state = "active" if f.get("active") else "enabled" if f.get("enabled") else "off"
         head.add_row(key, f"{state}" + (f" ({f['detail']})" if f.get("detail") and f.get("detail") != "off" else ""))

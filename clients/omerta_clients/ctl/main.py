@@ -19,6 +19,7 @@ from . import (
     completion,
     connect,
     daemon,
+    dns,
     doctor,
     events,
     forward,
@@ -86,6 +87,7 @@ def build_parser(prog: str = "omertactl") -> argparse.ArgumentParser:
     status.register(sub, common)
     peers.register(sub, common)
     ip.register(sub, common)
+    dns.register(sub, common)
     ping.register(sub, common)
     connect.register(sub, common)
     serve.register(sub, common)

@@ -70,6 +70,7 @@ class DaemonAPI:
         self.stopping = False
         self.dbus_face: Any = None  # the DbusService, when the daemon offers D-Bus (its state is in status)
         self.vnet: Any = None  # the VirtualNetworks (meshd/vnet.py), once the daemon started it
+        self.dns: Any = None  # the MeshDns (meshd/dns.py), once the daemon started it
         self.exposed: Any = None  # the ExposedPorts (meshd/serve.py): local ports peers' streams may reach
         self.socks: Any = None  # the SocksGateway (meshd/socks.py): its state is in status
         self.forwards: Any = None  # the Forwards (meshd/forward.py): local listeners whose connections become streams
@@ -235,6 +236,13 @@ class DaemonAPI:
             raise ApiError(Code.PEER_NOT_FOUND, f"{node.short()} is not a member of {req.network or 'any network of ours'}")
         return s.IpResult(str(node), self.name if node == self.node.node_id else self.name_of(node),
                           [s.IpAddresses(**a) for a in addrs], views.vnet_feature(self))
+
+    @api_method("dns.get", READ, s.Empty, s.DnsResult)
+    async def dns_get(self, req: s.Empty, ctx: CallContext) -> s.DnsResult:
+        """Mesh DNS: where NAME.NETWORK.mesh is answered, systemd-resolved's state, what to configure by hand."""
+        if self.dns is None:
+            raise ApiError(Code.BUSY, "mesh DNS is not started yet", "wait for the daemon to finish starting")
+        return self.dns.info()
 
     @api_method("serve.list", READ, s.Empty, s.ServeListResult)
     async def serve_list(self, req: s.Empty, ctx: CallContext) -> s.ServeListResult:

@@ -40,6 +40,7 @@ from . import systemd, views
 from .api import DaemonAPI
 from .auth import group_id
 from .config import ConfigError, DaemonConfig
+from .dns import MeshDns
 from .errors import ApiError, Code
 from .events import EventHub
 from .forward import Forwards
@@ -155,6 +156,7 @@ class Daemon:
         self.forwards: Forwards | None = None  # port forwards (meshd/forward.py)
         self.node: MeshNode | None = None
         self.vnet: VirtualNetworks | None = None
+        self.dns: MeshDns | None = None  # mesh DNS on the devices (meshd/dns.py)
         self.lock: Any = None
         self.tasks: list[asyncio.Task] = []
         self._status_due = False
@@ -192,6 +194,9 @@ class Daemon:
         self.vnet = VirtualNetworks(node, cfg.vnet)
         self.api.vnet = self.vnet
         await self.vnet.start()
+        self.dns = MeshDns(self.api, self.vnet, cfg.dns)
+        self.api.dns = self.dns
+        await self.dns.start()
         self._bootstrap()
         self.server = server = RpcServer(self.api, self.paths.socket(cfg.api.socket), lambda: self.write_gid)
         await server.start()
@@ -332,7 +337,8 @@ class Daemon:
         without a core to take it), the node; then the tasks and the lock. A part that fails to close is logged
         and the rest still close, so the node's goodbye to its peers (CLOSE) is never skipped. ``failing``: a
         start that failed half-way is already reporting its own error, so these are only debug lines."""
-        for part in (self.server, self.metrics, self.socks, self.streams, self.forwards, self.dbus, self.vnet, self.node):
+        for part in (self.server, self.metrics, self.socks, self.streams, self.forwards, self.dbus, self.dns, self.vnet,
+                     self.node):
             if part is None:
                 continue
             try:

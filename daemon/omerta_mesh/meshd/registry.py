@@ -19,7 +19,7 @@ API_VERSION = 1
 # 4: forward.add|remove|list, forwards in streams.list, StreamInfo.forward;
 # 5: status.socks; 6: metrics.get, status.metrics;
 # 7: D-Bus object tree (ObjectManager, one object per network and per peer), results typed from the schema)
-API_REVISION = 7
+API_REVISION = 8
 
 DBUS_NAME = "org.omerta.Mesh1"
 DBUS_PATH = "/org/omerta/Mesh1"

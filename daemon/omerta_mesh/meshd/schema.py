@@ -209,6 +209,7 @@ class StatusResult:
     vnet: FeatureInfo  # the virtual network: active with a TUN per network; otherwise detail says why and the fix
     socks: FeatureInfo  # the SOCKS5 gateway ([socks] listen): active with its address; otherwise off, or why it did not start
     metrics: FeatureInfo  # the HTTP metrics endpoint ([metrics] listen): active with its URL; otherwise off, or why not
+    dns: FeatureInfo  # mesh DNS (NAME.NETWORK.mesh): active with its listeners and systemd-resolved's state; else why not
     counters: dict[str, int]
     status_text: str
 
@@ -352,6 +353,24 @@ class IpResult:
     name: str
     addresses: list[IpAddresses]
     vnet: FeatureInfo  # this node's virtual network: a TUN per network, or why not
+
+
+@dataclass
+class DnsServer:
+    network: str
+    network_name: str
+    device: str
+    domain: str  # NETWORK.mesh: the search domain
+    addresses: list[str]  # this node's mesh IPs the responder listens on (port 53, UDP and TCP)
+    error: str | None  # why it does not listen on some of them (port taken, no privilege)
+
+
+@dataclass
+class DnsResult:
+    dns: FeatureInfo
+    resolved: str  # "registered" (systemd-resolved sends .mesh names here), or why not
+    servers: list[DnsServer]  # one per device
+    configure: list[str]  # what to configure by hand when systemd-resolved was not told (else empty)
 
 
 @dataclass

@@ -227,6 +227,7 @@ def status(api: "DaemonAPI") -> s.StatusResult:
         audit=s.FeatureInfo(view.audit, view.audit, f"{counters.get('audit.violations', 0)} violations" if view.audit else "off"),
         dbus=dbus_feature(api), vnet=vnet_feature(api),
         socks=api.socks.feature() if api.socks is not None else s.FeatureInfo(False, False, "off"), metrics=api.metrics.feature(),
+        dns=api.dns.feature() if api.dns is not None else s.FeatureInfo(False, False, "not started"),
         counters=counters, status_text=status_text(api, view),
     )
 

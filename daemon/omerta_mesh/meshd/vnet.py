@@ -55,6 +55,8 @@ from .config import VnetConfig
 log = logging.getLogger("omerta_mesh.vnet")
 REFRESH = 0.5  # seconds between checks of the records (assignment) and of the networks joined or left
 READ_BATCH = 64  # frames (up to 64 KB each) read from one device per wake-up before the loop serves others
+IPAddr = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNet = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass
@@ -419,6 +421,19 @@ class VirtualNetworks:
             if node is not None:
                 return node, n.network.id
         return None
+
+    def members(self) -> tuple[list[tuple[Network, NodeId, IPAddr | None, IPAddr | None]], list[IPNet]]:
+        """Every member of our networks with its mesh IPs (ours: the device's), and the networks' prefixes (DNS)."""
+        out: list[tuple[Network, NodeId, IPAddr | None, IPAddr | None]] = []
+        prefixes: list[IPNet] = []
+        me = self.node.core.node_id
+        for n in list(self.nets.values()):
+            self._sync(n)
+            a = n.routes.assignment
+            out += [(n.network, node, *((n.v4, n.v6) if node == me else n.routes.addresses(node)))
+                    for node in sorted({*a.v4, *a.v6, me})]
+            prefixes += [n.plan.v4, n.plan.ula]
+        return out, prefixes
 
     def device_of(self, network: NetworkId) -> str | None:
         n = self.nets.get(network.raw)

@@ -33,8 +33,8 @@ import dns.opcode
 import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
-import dns.rrset
 import dns.reversename
+import dns.rrset
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Prefix = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -74,6 +74,7 @@ class NameTable:
     reverse: Mapping[Address, dns.name.Name] = field(default_factory=dict)
     prefixes: tuple[Prefix, ...] = ()
     networks: frozenset[dns.name.Name] = frozenset()  # NETWORK.mesh.
+    domains: Mapping[str, dns.name.Name] = field(default_factory=dict)  # network id -> NETWORK.mesh.
 
     @staticmethod
     def build(members: Iterable[Member], prefixes: Iterable[Prefix] = ()) -> "NameTable":
@@ -96,8 +97,8 @@ class NameTable:
             if len(held) == 1:
                 hosts.setdefault(dns.name.from_text(f"{lab}.mesh."), held[0])
                 hosts.setdefault(dns.name.from_text(f"{lab}."), held[0])
-        nets = frozenset(dns.name.from_text(f"{v}.mesh.") for v in net_label.values())
-        return NameTable(hosts, reverse, tuple(prefixes), nets)
+        domains = {k: dns.name.from_text(f"{v}.mesh.") for k, v in net_label.items()}
+        return NameTable(hosts, reverse, tuple(prefixes), frozenset(domains.values()), domains)
 
 
 def _unique(labels: dict[str, str]) -> dict[str, str]:
