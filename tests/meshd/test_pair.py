@@ -113,6 +113,13 @@ def test_two_daemons_join_and_every_method_works_over_the_socket(daemon_factory,
     if Path("/etc/ssh/ssh_host_ed25519_key.pub").exists():  # an Ed25519 key always fits the record
         assert kh["lines"], "A's Ed25519 host key was not published"
     assert B("ssh.known_hosts", peer=d0["ipv4"]) == B("ssh.known_hosts", peer=d0["ipv6"]) == kh
+    # exit nodes (TUN off here: refused, saying why; the lab test is tests/netns/test_exit.py)
+    assert B("exit.status") == {"offering": False, "using": None, "state": "", "offered_by": [], "error": own["vnet"]["detail"]}
+    for method, params in (("exit.offer", {}), ("exit.use", {"peer": a_id})):
+        with pytest.raises(RpcError, match="TUN is off|does not offer"):
+            B(method, **params)
+    assert B("exit.offer", offer=False)["offering"] is False and B("exit.use", peer=None)["using"] is None
+    assert B("dns.get")["dns"]["active"] is False  # (no devices here: mesh DNS is tests/netns/test_dns.py's)
 
     # serve: no port exposed by default; add and remove change the set (streams: tests/clients/test_connect.py)
     assert A("serve.list") == {"ports": [], "configured": []}

@@ -99,7 +99,7 @@ def test_inbound_source_must_be_the_senders_address() -> None:
     assert r.inbound_ok(B, ipv6(b6, a6)) is None
     assert r.inbound_ok(B, ipv4(c4, a4)) is DropReason.IP_SPOOFED  # B speaking as C
     assert r.inbound_ok(B, ipv4(V4("10.0.0.1"), a4)) is DropReason.IP_SPOOFED
-    assert r.inbound_ok(B, ipv4(b4, V4("8.8.8.8"))) is DropReason.IP_UNROUTED  # not a gateway elsewhere
+    assert r.inbound_ok(B, ipv4(b4, V4("8.8.8.8"))) is DropReason.EXIT_NOT_OFFERED  # no exit here: not a gateway elsewhere
     assert r.inbound_ok(B, b"\x45\x00") is DropReason.BAD_FRAME
     unknown = Identity.generate(SeededEntropy("stranger")).node_id
     assert r.inbound_ok(unknown, ipv4(b4, a4)) is DropReason.IP_SPOOFED

@@ -22,6 +22,7 @@ from . import (
     dns,
     doctor,
     events,
+    exitnode,
     forward,
     ip,
     metrics,
@@ -88,6 +89,7 @@ def build_parser(prog: str = "omertactl") -> argparse.ArgumentParser:
     peers.register(sub, common)
     ip.register(sub, common)
     dns.register(sub, common)
+    exitnode.register(sub, common)
     ping.register(sub, common)
     connect.register(sub, common)
     serve.register(sub, common)

@@ -71,6 +71,7 @@ class DropReason(enum.Enum):
     NAT_UNEXPECTED = "nat_unexpected"  # a NAT test answer we did not ask for, or a test aimed elsewhere
     IP_UNROUTED = "ip_unrouted"  # an IP frame for a network without a TUN here, or to an address nobody owns
     IP_SPOOFED = "ip_spoofed"  # an IP frame whose inner source is not the sending peer's assigned address
+    EXIT_NOT_OFFERED = "exit_not_offered"  # a member's IP packet for outside the network, and we offer no exit
     IP_QUEUE_FULL = "ip_queue_full"  # received IP packets the driver had not written yet hit their bound
     STREAM_UNKNOWN = "stream_unknown"  # a stream message for a stream id we do not have (answered with a reset)
     STREAM_OVERRUN = "stream_overrun"  # stream data beyond the credit we granted, or after its close (reset)

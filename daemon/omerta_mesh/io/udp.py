@@ -59,6 +59,10 @@ def _tune(sock: socket.socket) -> None:
                 pass
 
 
+def _mark(sock: socket.socket, mark: int) -> None:
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, mark)
+
+
 @dataclass
 class UdpStats:
     received: int = 0
@@ -91,6 +95,7 @@ class UdpEndpoints:
         # a GRO run at once (datagrams, src, local); None: one ``on_datagram`` call per datagram
         self.on_run: Callable[[list[bytes], Address, Address], None] | None = None
         self.gso = True  # until the kernel refuses UDP_SEGMENT
+        self.mark = 0  # SO_MARK on every socket (set_mark): exit nodes' policy routing lets marked datagrams by
 
     def bind(self, host: str, port: int, probe: bool = False) -> Address:
         """Bind a UDP socket. ``probe``: a second socket the core uses only for NAT filtering tests (an
@@ -119,6 +124,8 @@ class UdpEndpoints:
                 raise BindError(e.errno, f"cannot bind UDP {host}:{port}: address family not supported (IPv6 disabled?)") from None
             raise BindError(e.errno, f"cannot bind UDP {host}:{port}: {e.strerror}") from None
         local = _norm(sock.getsockname())
+        if self.mark:
+            _mark(sock, self.mark)
         self.socks.append((sock, local))
         self._by_local[local] = sock
         if probe:
@@ -127,6 +134,16 @@ class UdpEndpoints:
             self._default.setdefault(":" in local[0], sock)
         self.loop.add_reader(sock.fileno(), self._drain, sock, local)
         return local
+
+    def set_mark(self, mark: int) -> str | None:
+        """SO_MARK ``mark`` on every socket, now and bound later; None, or why not (it needs CAP_NET_ADMIN)."""
+        self.mark = mark
+        try:
+            for sock, _ in self.socks:
+                _mark(sock, mark)
+        except OSError as e:
+            return f"cannot mark the UDP sockets (SO_MARK): {e.strerror}; run omerta-meshd with CAP_NET_ADMIN"
+        return None
 
     @property
     def addresses(self) -> list[Address]:

@@ -70,6 +70,7 @@ class DaemonAPI:
         self.stopping = False
         self.dbus_face: Any = None  # the DbusService, when the daemon offers D-Bus (its state is in status)
         self.vnet: Any = None  # the VirtualNetworks (meshd/vnet.py), once the daemon started it
+        self.exits: Any = None  # the ExitNodes (meshd/exitnode.py), once the daemon started it
         self.dns: Any = None  # the MeshDns (meshd/dns.py), once the daemon started it
         self.exposed: Any = None  # the ExposedPorts (meshd/serve.py): local ports peers' streams may reach
         self.socks: Any = None  # the SocksGateway (meshd/socks.py): its state is in status
@@ -243,6 +244,39 @@ class DaemonAPI:
         if self.dns is None:
             raise ApiError(Code.BUSY, "mesh DNS is not started yet", "wait for the daemon to finish starting")
         return self.dns.info()
+
+    @api_method("exit.status", READ, s.Empty, s.ExitResult)
+    async def exit_status(self, req: s.Empty, ctx: CallContext) -> s.ExitResult:
+        """Exit nodes: whether this node offers one, which one it uses and its state, and who offers one."""
+        x = self._exits()
+        node = x.using[1] if x.using is not None else None
+        return s.ExitResult(x.offering, str(node) if node else None, x.state(), [
+            {"node_id": str(n), "name": self.name_of(n), "network": str(net)} for net, n in x.offered()], x.error or self.vnet.reason)
+
+    @api_method("exit.offer", WRITE, s.ExitOfferRequest, s.ExitResult)
+    async def exit_offer(self, req: s.ExitOfferRequest, ctx: CallContext) -> s.ExitResult:
+        """Offer (or stop offering) Internet egress to members: signed into our records; forwarding, masquerade."""
+        await self._exits().offer(req.offer)
+        return await self.exit_status(s.Empty(), ctx)
+
+    @api_method("exit.use", WRITE, s.ExitUseRequest, s.ExitResult)
+    async def exit_use(self, req: s.ExitUseRequest, ctx: CallContext) -> s.ExitResult:
+        """Send this node's default (Internet) traffic through a member that offers an exit node; null: stop, restoring routing."""
+        target = None
+        if req.peer:
+            node, net = self.resolve_peer(req.peer), self._net_id(req.network)
+            nets = [n.id for n in self.node.core.networks.values() if (net is None or n.id == net)
+                    and self.node.core.record_of(n.id, node) is not None]
+            if not nets:
+                raise ApiError(Code.PEER_NOT_FOUND, f"{node.short()} is not a member of {req.network or 'any network of ours'}")
+            target = (nets[0], node)
+        await self._exits().use(target)
+        return await self.exit_status(s.Empty(), ctx)
+
+    def _exits(self) -> Any:
+        if self.exits is None:
+            raise ApiError(Code.BUSY, "exit nodes are not started yet", "wait for the daemon to finish starting")
+        return self.exits
 
     @api_method("serve.list", READ, s.Empty, s.ServeListResult)
     async def serve_list(self, req: s.Empty, ctx: CallContext) -> s.ServeListResult:

@@ -43,6 +43,7 @@ from .config import ConfigError, DaemonConfig
 from .dns import MeshDns
 from .errors import ApiError, Code
 from .events import EventHub
+from .exitnode import ExitNodes
 from .forward import Forwards
 from .metrics_http import MetricsServer
 from .rpc_server import RpcServer
@@ -156,6 +157,7 @@ class Daemon:
         self.forwards: Forwards | None = None  # port forwards (meshd/forward.py)
         self.node: MeshNode | None = None
         self.vnet: VirtualNetworks | None = None
+        self.exits: ExitNodes | None = None  # exit nodes (meshd/exitnode.py)
         self.dns: MeshDns | None = None  # mesh DNS on the devices (meshd/dns.py)
         self.lock: Any = None
         self.tasks: list[asyncio.Task] = []
@@ -194,6 +196,8 @@ class Daemon:
         self.vnet = VirtualNetworks(node, cfg.vnet)
         self.api.vnet = self.vnet
         await self.vnet.start()
+        self.api.exits = self.exits = ExitNodes(node, self.vnet)
+        await self.exits.start()
         self.dns = MeshDns(self.api, self.vnet, cfg.dns)
         self.api.dns = self.dns
         await self.dns.start()
@@ -337,8 +341,8 @@ class Daemon:
         without a core to take it), the node; then the tasks and the lock. A part that fails to close is logged
         and the rest still close, so the node's goodbye to its peers (CLOSE) is never skipped. ``failing``: a
         start that failed half-way is already reporting its own error, so these are only debug lines."""
-        for part in (self.server, self.metrics, self.socks, self.streams, self.forwards, self.dbus, self.dns, self.vnet,
-                     self.node):
+        for part in (self.server, self.metrics, self.socks, self.streams, self.forwards, self.dbus, self.dns, self.exits,
+                     self.vnet, self.node):
             if part is None:
                 continue
             try:

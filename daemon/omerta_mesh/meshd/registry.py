@@ -18,8 +18,9 @@ API_VERSION = 1
 # 3: ip.get, status.vnet, mesh IPs in peers.list/peers.get/network.list/status networks;
 # 4: forward.add|remove|list, forwards in streams.list, StreamInfo.forward;
 # 5: status.socks; 6: metrics.get, status.metrics;
-# 7: D-Bus object tree (ObjectManager, one object per network and per peer), results typed from the schema)
-API_REVISION = 8
+# 7: D-Bus object tree (ObjectManager, one object per network and per peer), results typed from the schema;
+# 8: dns.get, status.dns; 9: exit.status|offer|use)
+API_REVISION = 9
 
 DBUS_NAME = "org.omerta.Mesh1"
 DBUS_PATH = "/org/omerta/Mesh1"

@@ -66,6 +66,17 @@ class IpRequest:
 
 
 @dataclass
+class ExitUseRequest:
+    peer: str | None = arg(None, doc="the exit node: a member that offers one (" + "name, id or id prefix" + "); null: stop using one")
+    network: str | None = arg(None, doc="the network, when the peer is in several")
+
+
+@dataclass
+class ExitOfferRequest:
+    offer: bool = arg(True, doc="true: offer this node as an exit node (IPv4); false: stop offering")
+
+
+@dataclass
 class ServeRequest:
     port: int = arg(doc="a local TCP port", lo=1, hi=65535)
 
@@ -464,6 +475,15 @@ class SubscribeResult:
 @dataclass
 class MetricsResult:
     text: str  # the Prometheus text exposition format 0.0.4 (what GET /metrics serves by default)
+
+
+@dataclass
+class ExitResult:
+    offering: bool  # this node is an exit node (its records say so; table inet omerta forwards for members)
+    using: str | None  # the exit node we send Internet traffic to (node id), null: none
+    state: str  # "" (none), "active", or why its traffic is refused now ("lost: ...")
+    offered_by: list[dict]  # members whose signed records offer an exit node: node_id, name, network
+    error: str | None  # why exit nodes cannot work here (no TUN, no SO_MARK), else null
 
 
 @dataclass

@@ -34,7 +34,7 @@ import asyncio
 import ipaddress
 import logging
 from dataclasses import dataclass, replace
-from typing import Sequence
+from typing import Callable, Sequence
 
 from ..core.errors import DropReason, WireError
 from ..core.ids import NetworkId, NodeId
@@ -84,6 +84,8 @@ class VirtualNetworks:
         self._task: asyncio.Task | None = None
         self._closing = False
         self._lock = asyncio.Lock()  # one reconcile at a time (the refresher and API calls)
+        # Routes options per network from the exit nodes (meshd/exitnode.py): the exit we use, whether we offer
+        self.route_options: Callable[[NetworkId], dict] = lambda network: {}
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -159,7 +161,8 @@ class VirtualNetworks:
                           self.config.static_for(net.name))
         self._claim(net.id, claim)
         device = self.config.device_for(net.name) or tundev.device_name(net.name or str(net.id)[:8])
-        n = NetVnet(net, plan, device, Routes(plan, assignment_from_records(plan, mesh.records(net.id)), mesh.node_id))
+        n = NetVnet(net, plan, device, Routes(plan, assignment_from_records(plan, mesh.records(net.id)), mesh.node_id,
+                                              **self.route_options(net.id)))
         self.nets[net.id.raw] = n
         self._prefixes()
         n.v4, n.v6 = n.routes.addresses(mesh.node_id)
@@ -230,8 +233,14 @@ class VirtualNetworks:
         if key == n.key:
             return False
         n.key = key
-        n.routes = Routes(n.plan, assignment_from_records(n.plan, recs), mesh.node_id)
+        n.routes = Routes(n.plan, assignment_from_records(n.plan, recs), mesh.node_id, **self.route_options(n.network.id))
         return n.routes.addresses(mesh.node_id) != (n.v4, n.v6)
+
+    def rebuild_routes(self) -> None:
+        """Rebuild every network's routes now (the exit choice or offer changed)."""
+        for n in self.nets.values():
+            n.key = ()
+            self._sync(n)
 
     async def _refresh(self, n: NetVnet) -> None:
         mesh = self.node.core

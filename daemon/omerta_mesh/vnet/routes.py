@@ -12,6 +12,15 @@ device or a socket.
   (``Drop`` with a reason).
 * ``Routes.inbound_ok(node, packet)``: a packet received from ``node`` must carry that member's assigned
   address as its inner source (anti-spoofing); the caller counts a refusal as ``drop.ip_spoofed``.
+
+Exit nodes (docs/vnet.md). ``exit``: the member we send Internet traffic to (we chose it, and its signed record
+offers it). Outbound, a destination outside the network's prefixes goes to it instead of being dropped; with
+``exit_lost`` (we chose an exit that no longer offers, or is gone) such a packet is answered with ICMP
+unreachable, so it neither leaks elsewhere nor hangs. Inbound, packets from the exit may carry any source
+outside the network's prefixes (the Internet's answers); a source inside them must still be the exit's own.
+``offering``: we are an exit, so a member's packet (its own source, checked as always) may be for anywhere; the
+kernel forwards it and nftables filters it (``vnet/exitrules.py``). Without an offer such a packet is dropped as
+``drop.exit_not_offered``.
 """
 
 from __future__ import annotations
@@ -77,12 +86,18 @@ _ELSEWHERE = Drop(DropReason.IP_UNROUTED)
 class Routes:
     """The routing table of one network, built from an assignment (rebuild it when the assignment changes)."""
 
-    __slots__ = ("plan", "me", "assignment", "_owner", "_addr_of", "_fast", "_src", "_net4", "_mask4", "_ula")
+    __slots__ = ("plan", "me", "assignment", "_owner", "_addr_of", "_fast", "_src", "_net4", "_mask4", "_ula",
+                 "exit", "exit_lost", "offering", "_to_exit")
 
-    def __init__(self, plan: AddressPlan, assignment: Assignment, me: NodeId) -> None:
+    def __init__(self, plan: AddressPlan, assignment: Assignment, me: NodeId, *, exit: NodeId | None = None,
+                 exit_lost: bool = False, offering: bool = False) -> None:
         self.plan = plan
         self.me = me
         self.assignment = assignment
+        self.exit = exit if exit != me else None
+        self.exit_lost = exit_lost and self.exit is None
+        self.offering = offering
+        self._to_exit = Forward(self.exit) if self.exit is not None else None
         self._owner: dict[Address, NodeId] = {}
         self._addr_of: dict[NodeId, tuple[IPv4 | None, IPv6 | None]] = {}
         for node, a4 in assignment.v4.items():
@@ -126,6 +141,12 @@ class Routes:
         node = self._owner.get(h.dst)
         if node is not None and node != self.me:
             return Forward(node)
+        if not self._ours(h.dst) and _global(h.dst):
+            if self._to_exit is not None:
+                return self._to_exit
+            if self.exit_lost:
+                icmp = unreachable(packet, self.plan.gateway4, self.plan.gateway6)
+                return Reply(icmp) if icmp is not None else _ELSEWHERE
         if not self._ours(h.dst) or h.dst.is_multicast:
             return _ELSEWHERE
         icmp = unreachable(packet, self.plan.gateway4, self.plan.gateway6)
@@ -133,8 +154,9 @@ class Routes:
 
     def inbound_ok(self, node: NodeId, packet: bytes | bytearray | memoryview) -> DropReason | None:
         """None when ``packet`` from ``node`` may be written to the TUN, else why not: not a consistent IP
-        header (BAD_FRAME), a source other than the sender's assigned address (IP_SPOOFED), a destination outside
-        the network (IP_UNROUTED: the TUN is no gateway to elsewhere). The same checks as ``parse_header``
+        header (BAD_FRAME), a source other than the sender's assigned address (IP_SPOOFED; from our exit: any
+        source outside the network), a destination outside the network (IP_UNROUTED: the TUN is no gateway to
+        elsewhere; EXIT_NOT_OFFERED from a member while we are no exit). The same checks as ``parse_header``
         (lengths), on the packed bytes."""
         n = len(packet)
         if n < 20:
@@ -147,19 +169,32 @@ class Routes:
             if ihl < 20 or ihl > n or not ihl <= total <= n:
                 return DropReason.BAD_FRAME
             if not src4 or packet[12:16] != src4:
-                return DropReason.IP_SPOOFED
+                if node != self.exit or int.from_bytes(packet[12:16], "big") & self._mask4 == self._net4:
+                    return DropReason.IP_SPOOFED
             if int.from_bytes(packet[16:20], "big") & self._mask4 != self._net4:
-                return DropReason.IP_UNROUTED
+                return self._outside(node, packet[12:16] == src4)
             return None
         if b0 >> 4 == 6:
             if n < 40 or 40 + ((packet[4] << 8) | packet[5]) > n:
                 return DropReason.BAD_FRAME
             if not src6 or packet[8:24] != src6:
-                return DropReason.IP_SPOOFED
+                if node != self.exit or packet[8 : 8 + len(self._ula)] == self._ula:
+                    return DropReason.IP_SPOOFED
             if packet[24 : 24 + len(self._ula)] != self._ula:
-                return DropReason.IP_UNROUTED
+                return self._outside(node, bool(src6) and packet[8:24] == src6)
             return None
         return DropReason.BAD_FRAME
+
+    def _outside(self, node: NodeId, own_source: bool) -> DropReason | None:
+        """A packet for outside the network from ``node``: only a member's own packets, and only to an exit."""
+        if not own_source:  # (the exit's answers from the Internet are for us, never onwards)
+            return DropReason.IP_UNROUTED
+        return None if self.offering else DropReason.EXIT_NOT_OFFERED
+
+
+def _global(addr: Address) -> bool:
+    """An address an exit may forward to: not multicast, link-local, loopback or unspecified."""
+    return not (addr.is_multicast or addr.is_link_local or addr.is_loopback or addr.is_unspecified)
 
 
 def own_claim(plan: AddressPlan, me: NodeId, kept: tuple[str | None, str | None] = (None, None),

@@ -102,6 +102,7 @@ class Gossip:
         self.wall_offset = wall_offset
         self.name = name
         self.host_keys: tuple[bytes, ...] = ()  # our sshd's host keys, published in our records (set_host_keys)
+        self.exit = 0  # our exit offer (records.EXIT_V4 | EXIT_V6), published in our records (Mesh.offer_exit)
         self._nets: dict[bytes, _NetGossip] = {}
 
     # ------------------------------------------------------------------ networks and queries
@@ -155,13 +156,13 @@ class Gossip:
         eps = facts.endpoints[:8]
         relays = self.home_relays(net.id)
         claim = facts.addresses.get(net.id.raw)
-        key = (eps, facts.relay, facts.mapping, facts.filtering, facts.port_delta, self.name, relays, claim, self.host_keys)
+        key = (eps, facts.relay, facts.mapping, facts.filtering, facts.port_delta, self.name, relays, claim, self.host_keys, self.exit)
         wall = now + self.wall_offset
         due = g.own is None or wall >= g.own.expires - self.cfg.record_lifetime + self.cfg.record_refresh
         if not force and g.own_key == key and not due:
             return False
         rec = PeerRecord(self.node_id, 0, 0, eps, self.name, facts.relay, facts.mapping, facts.filtering, facts.port_delta, relays,
-                         addrs=claim, host_keys=self.host_keys)
+                         addrs=claim, host_keys=self.host_keys, exit=self.exit)
         self._sign_own(net, g, rec, wall)
         g.own_key = key
         return True

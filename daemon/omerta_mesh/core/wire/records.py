@@ -13,6 +13,7 @@ Layout (version 1)::
     | signature (64) |
 
     section of flag bit 3 (SSH host keys): | count (u8) | per key: | length (u16 LE) | key blob (SSH wire form) | |
+    section of flag bit 4 (exit offered): | exit flags (u8): bit 0 IPv4 egress, bit 1 IPv6 egress; others 0 | |
 
 Extending the record: a new optional section takes the next free flag bit (3 to 7) and is written length first,
 after the sections above. A node that does not know the bit skips the section (it is signed like the rest, and
@@ -44,6 +45,10 @@ with no request to the node and nothing to check twice. The section shares MAX_E
 later extensions: an Ed25519 key is 51 bytes and an ECDSA P-256 key 104, so both fit; keys are taken
 smallest first and one that does not fit is left out (an RSA key, 279+ bytes, never fits: an sshd with only
 RSA keys publishes none). Unknown key blobs are opaque here; the daemon reads their type.
+
+The optional *exit offer* (flag bit 4) says the node forwards Internet traffic of members (an exit node,
+docs/vnet.md): one byte of families it forwards. Members route their default traffic to it only when it is
+signed here; without the section a node is no exit, and packets it sends from foreign sources stay spoofed.
 """
 
 from __future__ import annotations
@@ -70,6 +75,8 @@ _HEAD = struct.Struct("<B32sQIBBBhB")
 MIN_RECORD = _HEAD.size + 2 + SIG_LEN
 FLAGS_EXTENSION = 0xF8  # bits 3-7: optional length-prefixed sections (skipped when not known)
 FLAG_HOST_KEYS = 0x08  # bit 3: the SSH host keys section
+FLAG_EXIT = 0x10  # bit 4: the exit offer section
+EXIT_V4, EXIT_V6 = 0x01, 0x02
 MAX_EXTENSIONS = 256  # bytes of such sections a record may carry
 MAX_HOST_KEYS = 4
 MAX_RECORD = _HEAD.size + MAX_NAME + 1 + MAX_ENDPOINTS * 19 + 1 + MAX_RELAYS * 32 + _ADDRS.size + MAX_EXTENSIONS + SIG_LEN
@@ -118,6 +125,7 @@ class PeerRecord:
     left: bool = False  # a departure: the node left the network
     addrs: AddrClaim | None = None  # claimed mesh IPs in this network (optional)
     host_keys: tuple[bytes, ...] = ()  # SSH host public key blobs (optional; fit_host_keys chose them)
+    exit: int = 0  # the exit offer: EXIT_V4 | EXIT_V6 (0: no exit)
 
     def expired(self, wall: float) -> bool:
         return wall >= self.expires
@@ -158,7 +166,7 @@ def _body(rec: PeerRecord) -> bytes:
     """The signed part of ``rec``, whose fields ``sign_record`` already cut to what the wire carries."""
     name = rec.name.encode("utf-8")
     flags = ((FLAG_RELAY if rec.relay else 0) | (FLAG_LEFT if rec.left else 0) | (FLAG_ADDRS if rec.addrs else 0)
-             | (FLAG_HOST_KEYS if rec.host_keys else 0))
+             | (FLAG_HOST_KEYS if rec.host_keys else 0) | (FLAG_EXIT if rec.exit else 0))
     out = bytearray(_HEAD.pack(RECORD_VERSION, rec.node.raw, rec.seq, rec.expires, flags, rec.mapping, rec.filtering, rec.port_delta,
                                len(name)))
     out += name
@@ -170,6 +178,8 @@ def _body(rec: PeerRecord) -> bytes:
         out += rec.addrs.encode()
     if rec.host_keys:
         out += _host_keys_section(rec.host_keys)
+    if rec.exit:
+        out += b"\x01\x00" + bytes([rec.exit])
     return bytes(out)
 
 
@@ -181,7 +191,7 @@ def sign_record(identity: Identity, network: NetworkId, rec: PeerRecord) -> Peer
                   endpoints=rec.endpoints[:MAX_ENDPOINTS], relays=rec.relays[:MAX_RELAYS],
                   port_delta=max(-32768, min(32767, rec.port_delta)),
                   addrs=rec.addrs if rec.addrs is not None and (rec.addrs.v4 or rec.addrs.v6) else None,
-                  host_keys=fit_host_keys(rec.host_keys))
+                  host_keys=fit_host_keys(rec.host_keys), exit=rec.exit & (EXIT_V4 | EXIT_V6))
     body = _body(rec)
     return replace(rec, raw=body + identity.sign(network.raw + body))
 
@@ -216,11 +226,16 @@ def decode_record(data: bytes, network: NetworkId) -> PeerRecord:
             pos += _ADDRS.size
         ext = pos
         host_keys: tuple[bytes, ...] = ()
+        exit_ = 0
         for bit in (0x08, 0x10, 0x20, 0x40, 0x80):  # known sections are read, those of later extensions skipped
             if flags & bit:
                 n = int.from_bytes(data[pos : pos + 2], "little")
                 if bit == FLAG_HOST_KEYS:
                     host_keys = _decode_host_keys(data[pos + 2 : pos + 2 + n])
+                elif bit == FLAG_EXIT:
+                    if n != 1 or not 0 < data[pos + 2] <= (EXIT_V4 | EXIT_V6):
+                        raise ValueError("exit offer")
+                    exit_ = data[pos + 2]
                 pos += 2 + n
         if pos - ext > MAX_EXTENSIONS:
             raise ValueError("extensions")
@@ -232,7 +247,7 @@ def decode_record(data: bytes, network: NetworkId) -> PeerRecord:
     if not verify_signature(node, network.raw + body, sig):
         raise WireError(DropReason.RECORD_INVALID, "signature does not verify under the record's node id")
     rec = PeerRecord(NodeId(node), seq, expires, tuple(eps), name, bool(flags & FLAG_RELAY), mapping, filtering, delta, relays,
-                     bytes(data), bool(flags & FLAG_LEFT), addrs, host_keys)
+                     bytes(data), bool(flags & FLAG_LEFT), addrs, host_keys, exit_)
     if len(_VERIFIED) >= _VERIFIED_MAX:
         _VERIFIED.clear()
     _VERIFIED[memo_key] = rec

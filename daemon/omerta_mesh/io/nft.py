@@ -1,0 +1,46 @@
+"""Running nftables: a generated script through ``nft -f -`` (one transaction), a table listed as JSON.
+
+No python3-nftables binding is installed here (and pyroute2 has no nftables), so the ``nft`` program is driven
+with scripts made by pure code (``vnet/exitrules.py``). Acts on the caller's network namespace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+
+
+class NftError(OSError):
+    """nft failed or is missing; the message says which and the fix."""
+
+
+def available() -> str | None:
+    """None when ``nft`` can be run, else why not (with the fix)."""
+    return None if shutil.which("nft") else "the nft program is not installed (install the nftables package)"
+
+
+async def _run(args: list[str], script: str | None = None) -> str:
+    if (why := available()) is not None:
+        raise NftError(why)
+    proc = await asyncio.create_subprocess_exec(
+        "nft", *args, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await proc.communicate(script.encode() if script is not None else None)
+    if proc.returncode != 0:
+        raise NftError(f"nft {' '.join(args)} failed: {err.decode(errors='replace').strip()[:400]}")
+    return out.decode()
+
+
+async def apply(script: str) -> None:
+    """Run ``script`` as one transaction (all of it or nothing)."""
+    await _run(["-f", "-"], script)
+
+
+async def list_table(family: str, name: str) -> dict | None:
+    """The table as nft's JSON, or None when it does not exist."""
+    try:
+        return json.loads(await _run(["-j", "list", "table", family, name]))
+    except NftError as e:
+        if "No such file or directory" in str(e):
+            return None
+        raise

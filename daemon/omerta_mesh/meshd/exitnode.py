@@ -1,0 +1,213 @@
+"""Exit nodes in the daemon: offering Internet egress to members, and sending our default traffic to one.
+
+``ExitNodes`` owns the exit state of this node and the kernel state it needs (docs/vnet.md, "Exit nodes"):
+
+* **Offering** (``offer(True)``): our signed records carry the exit offer (records.py flag bit 4, IPv4); IPv4
+  forwarding is turned on (and put back as it was when the offer ends); ``table inet omerta`` gets the exit's
+  chains and the set of current members' mesh IPs (``vnet/exitrules.py``), updated as members come and go
+  (checked every ``REFRESH`` seconds); our routes accept members' packets for outside the network
+  (``Routes.offering``). Ending the offer, or stopping, deletes the exit's chains and sets (and the table when
+  nothing else is in it) and signs records without the offer.
+* **Using** (``use(peer)``): only a member whose signed record offers an exit (else refused and counted,
+  ``exit.refused_not_offered``). Our routes send destinations outside the network to it and accept its answers
+  from any outside source; policy routing (``io/exitroute.py``) sends default IPv4 traffic into the device of its
+  network, while the daemon's UDP sockets carry ``FWMARK`` and keep using the main table. When the exit stops
+  offering or leaves, the rules stay (no leak to the local uplink) and such packets get ICMP unreachable until it
+  offers again or ``use(None)`` restores the routing.
+* **Stale state**: at start the exit's nftables objects and our rules are deleted (a ``kill -9`` leaves them).
+
+Both are runtime choices (not kept across restarts). IPv4 only: IPv6 egress would need IPv6 forwarding on the
+exit, which turns off router advertisements on its uplinks, and masquerading the ULA.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from ..core.ids import NetworkId, NodeId
+from ..core.wire.records import EXIT_V4
+from ..io import exitroute, nft
+from ..vnet import exitrules
+from .errors import ApiError, Code
+
+log = logging.getLogger("omerta_mesh.exit")
+REFRESH = 0.5
+
+
+class ExitNodes:
+    def __init__(self, node: Any, vnet: Any) -> None:
+        self.node = node  # MeshNode
+        self.vnet = vnet  # VirtualNetworks
+        self.offering = False
+        self.using: tuple[NetworkId, NodeId] | None = None
+        self.error: str | None = None  # why the last change to kernel state failed
+        self._members: frozenset | None = None  # the member set last written to nftables
+        self._forward_was: bool | None = None
+        self._task: asyncio.Task | None = None
+        self._lock = asyncio.Lock()
+        vnet.route_options = self.route_options
+
+    @property
+    def counters(self) -> Any:
+        return self.node.core.counters
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        if not self.vnet.enabled:
+            return
+        if (why := self.node.driver.udp.set_mark(exitroute.FWMARK)) is not None:
+            log.warning("%s: exit use would route our own datagrams into the tunnel", why)
+            self.error = why
+        await self._clean("removed a crashed run's exit state")
+        self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        if not self.vnet.enabled:
+            return
+        async with self._lock:
+            self.using = None
+            if self.offering:
+                self._set_forwarding(False)
+            self.offering = False
+            await self._clean("removed the exit state")
+
+    async def _clean(self, what: str) -> None:
+        try:
+            route = await exitroute.aclear()
+            table = await self._drop_rules()
+        except OSError as e:
+            log.warning("cleaning exit state: %s", e)
+            return
+        if route or table:
+            log.info("%s (%s)", what, ", ".join(x for x, y in (("policy routing", route), ("table inet omerta", table)) if y))
+
+    async def _drop_rules(self) -> bool:
+        """Delete the exit's nftables objects, and the table when it is left empty; True when it existed."""
+        if nft.available() is not None or await nft.list_table("inet", exitrules.TABLE) is None:
+            return False
+        await nft.apply(exitrules.remove_script())
+        listing = await nft.list_table("inet", exitrules.TABLE)
+        if listing is not None and exitrules.table_empty(listing):
+            await nft.apply(exitrules.drop_table_script())
+        self._members = None
+        return True
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(REFRESH)
+            try:
+                async with self._lock:
+                    if self.offering:
+                        await self._sync_members()
+            except Exception:  # never let the refresher die
+                log.exception("exit refresh failed")
+
+    # ------------------------------------------------------------------ routes (asked by VirtualNetworks)
+    def route_options(self, network: NetworkId) -> dict:
+        opts: dict = {"offering": self.offering}
+        if self.using is not None and self.using[0] == network:
+            node = self.using[1]
+            opts.update(exit=node) if self.offers(network, node) else opts.update(exit_lost=True)
+        return opts
+
+    def offers(self, network: NetworkId, node: NodeId) -> bool:
+        rec = self.node.core.record_of(network, node)
+        return rec is not None and bool(rec.exit & EXIT_V4)
+
+    def offered(self) -> list[tuple[NetworkId, NodeId]]:
+        """Members that offer an exit now, per network."""
+        me = self.node.core.node_id
+        return [(n.network.id, r.node) for n in self.vnet.nets.values() for r in self.node.core.records(n.network.id)
+                if r.node != me and r.exit & EXIT_V4]
+
+    # ------------------------------------------------------------------ offering
+    async def offer(self, on: bool) -> None:
+        if on and not self.vnet.enabled:
+            raise ApiError(Code.REFUSED, f"cannot be an exit node: {self.vnet.reason}", "turn TUN on ([vnet] enabled)")
+        if on and nft.available() is not None:
+            raise ApiError(Code.REFUSED, f"cannot be an exit node: {nft.available()}")
+        async with self._lock:
+            if on == self.offering:
+                return
+            try:
+                if on:
+                    self._set_forwarding(True)
+                    self.offering = True
+                    await self._sync_members()
+                else:
+                    self.offering = False
+                    await self._drop_rules()
+                    self._set_forwarding(False)
+            except OSError as e:
+                self.offering = False
+                raise ApiError(Code.REFUSED, f"could not set up the exit: {e}", "run omerta-meshd with CAP_NET_ADMIN") from None
+            self._sign()
+            self.vnet.rebuild_routes()
+
+    def _set_forwarding(self, on: bool) -> None:
+        if on:
+            self._forward_was = exitroute.set_forwarding(True)
+        elif self._forward_was is not None:
+            exitroute.set_forwarding(self._forward_was)
+            self._forward_was = None
+
+    def _sign(self) -> None:
+        """Our records with (or without) the offer, re-signed and pushed in every network."""
+        mesh = self.node.core
+        mesh.gossip.exit = EXIT_V4 if self.offering else 0
+        now = self.node.driver.now()
+        for raw, net in list(mesh.networks.items()):
+            mesh.claim_addresses(net.id, mesh.address_claims.get(raw), now)  # (unchanged: re-signs what changed)
+        self.node._flush()
+
+    async def _sync_members(self) -> None:
+        """Write the current members' mesh IPs into the exit's set when they changed."""
+        me = self.node.core.node_id
+        members = frozenset(a for n in self.vnet.nets.values() for node, a in n.routes.assignment.v4.items() if node != me)
+        if members == self._members:
+            return
+        await nft.apply(exitrules.offer_script(members))
+        self._members = members
+        self.counters.inc("exit.member_updates")
+
+    # ------------------------------------------------------------------ using
+    async def use(self, target: tuple[NetworkId, NodeId] | None) -> None:
+        if target is not None:
+            if not self.vnet.enabled:
+                raise ApiError(Code.REFUSED, f"cannot use an exit node: {self.vnet.reason}", "turn TUN on ([vnet] enabled)")
+            network, node = target
+            if not self.offers(network, node):
+                self.counters.inc("exit.refused_not_offered")
+                raise ApiError(Code.REFUSED, f"{node.short()} does not offer an exit node (its signed record says so)",
+                               "ask its admin to run `omertactl exit offer` there, then try again")
+            device = self.vnet.device_of(network)
+            if device is None:
+                raise ApiError(Code.REFUSED, "the exit's network has no device here", "see `omertactl status` (vnet)")
+        async with self._lock:
+            self.using = target
+            self.vnet.rebuild_routes()
+            if not self.vnet.enabled:  # (nothing was routed: no kernel state to restore)
+                return
+            try:
+                if target is None:
+                    await exitroute.aclear()
+                else:
+                    await exitroute.ause(device)
+            except OSError as e:
+                self.using = None
+                self.vnet.rebuild_routes()
+                await exitroute.aclear()
+                raise ApiError(Code.REFUSED, f"could not route through the exit: {e}", "run omerta-meshd with CAP_NET_ADMIN") from None
+        log.info("exit node: %s", f"default traffic through {target[1].short()}" if target else "off; routing restored")
+
+    def state(self) -> str:
+        """'' when not using one, 'active', or why its traffic is refused now."""
+        if self.using is None:
+            return ""
+        return "active" if self.offers(*self.using) else "lost: it no longer offers an exit (or left); traffic is refused"
+
