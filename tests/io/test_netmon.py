@@ -65,10 +65,11 @@ def test_a_burst_runs_the_callback_once_after_the_quiet_period(loop: str) -> Non
             t0 = asyncio.get_running_loop().time()
             for _ in range(5):
                 mon.poke()
-                await asyncio.sleep(0.03)
-            last = asyncio.get_running_loop().time()
+                last = asyncio.get_running_loop().time()  # the quiet period runs from the last poke (a busy
+                await asyncio.sleep(0.03)                 # machine may return from this sleep much later)
             await asyncio.sleep(0.5)
-            assert len(runs) == 1 and runs[0] >= last + 0.19 - 0.03, (runs, t0)
+            expected = min(last + 0.2, t0 + 1.0)  # (max_delay caps a burst that lasted longer, on a busy machine)
+            assert len(runs) == 1 and runs[0] >= expected - 0.01, (runs, last, t0)
         finally:
             mon.stop()
 

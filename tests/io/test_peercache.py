@@ -132,6 +132,7 @@ async def test_a_failed_write_goes_to_the_stores_retries_and_nothing_raises_into
     rec.fail = RuntimeError("a bug")
     docs.append({"peers": []})
     saves.changed()
-    await wait_for(lambda: counts.get("peer_cache.failed") == 1)  # logged and counted, not raised
+    # logged and counted, not raised (a busy machine may see the next look fail too before this polls)
+    await wait_for(lambda: counts.get("peer_cache.failed", 0) >= 1)
     await saves.close()
     assert not errors

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -169,6 +170,16 @@ def wait_connected(d: DaemonProc, node_id: str, timeout: float = 15.0) -> dict:
                 return p
         time.sleep(0.1)
     raise AssertionError(f"{node_id[:12]} did not connect; peers: {d.call('peers.list')}")
+
+
+def wait_peer_cached(d: DaemonProc, node_id: str, timeout: float = 15.0) -> None:
+    """Until d's peer cache (peers.json, written atomically) holds ``node_id``: what survives a kill -9. The cache
+    is written in a thread some time after a peer connects, so a kill at once may find it without the peer."""
+    cache = d.state / "peers.json"
+    deadline = time.monotonic() + timeout
+    while not (cache.exists() and any(p["node"] == node_id for p in json.loads(cache.read_text())["peers"])):
+        assert time.monotonic() < deadline, f"{node_id[:12]} not in {cache} within {timeout} s"
+        time.sleep(0.1)
 
 
 def join(a: DaemonProc, b: DaemonProc, name: str = "n") -> tuple[dict, str, str]:

@@ -36,11 +36,13 @@ def wait_until(pred, timeout: float = 10.0, what: str = "condition") -> None:
 
 
 @pytest.mark.parametrize("loop", ["auto", "asyncio"])  # auto: uvloop when installed
-def test_two_daemons_join_and_every_method_works_over_the_socket(daemon_factory, loop: str) -> None:
+def test_two_daemons_join_and_every_method_works_over_the_socket(daemon_factory, loop: str, request) -> None:
     a = daemon_factory("a", extra=["--loop", loop, "--audit-encryption"]).start()
     b = daemon_factory("b", extra=["--loop", loop, "--relay"]).start()
     seen: set[str] = set()
     ca, cb = a.client(), b.client()
+    for c in (ca, cb):  # closed if an assertion fails too (an unclosed socket fails whichever test collects it)
+        request.addfinalizer(c.close)
     A, B = Recorder(ca, seen), Recorder(cb, seen)
 
     # B subscribes first: snapshot, then deltas with larger seq numbers

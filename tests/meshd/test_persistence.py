@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from meshd.harness import ROOT, join, wait_connected
+from meshd.harness import ROOT, join, wait_connected, wait_peer_cached
 
 
 def test_kill_9_and_restart_keeps_identity_networks_and_peer_cache(daemon_factory) -> None:
@@ -14,6 +14,7 @@ def test_kill_9_and_restart_keeps_identity_networks_and_peer_cache(daemon_factor
     b = daemon_factory("b").start()
     net, a_id, b_id = join(a, b, "keep")
     nets_before = b.call("network.list")
+    wait_peer_cached(b, a_id)  # (saved some time after the join; what a kill -9 keeps)
 
     b.kill()  # SIGKILL: no chance to save anything on the way out
     b.start()

@@ -11,7 +11,6 @@ on both sides), a full inbox holds messages back at the sender, and a message ta
 
 from __future__ import annotations
 
-import json
 import socket
 import threading
 import time
@@ -20,7 +19,7 @@ from typing import Iterator
 
 import pytest
 
-from meshd.harness import DaemonProc, join
+from meshd.harness import DaemonProc, join, wait_peer_cached
 from meshd.rpcclient import RpcError
 
 pytestmark = pytest.mark.slow
@@ -82,11 +81,7 @@ def test_a_message_to_a_channel_nobody_opened_fails_at_the_sender_with_the_reaso
 def test_kill_9_of_the_receiver_loses_no_acknowledged_message(pair) -> None:
     a, b, b_id = pair
     a_id = a.call("status.get")["node_id"]  # type: ignore[index]
-    cache = b.state / "peers.json"  # bravo finds alpha again after the restart through its peer cache
-    deadline = time.monotonic() + 15
-    while not (cache.exists() and any(p["node"] == a_id for p in json.loads(cache.read_text())["peers"])):  # (written atomically)
-        assert time.monotonic() < deadline, "bravo never wrote its peer cache"
-        time.sleep(0.1)
+    wait_peer_cached(b, a_id)  # bravo finds alpha again after the restart through its peer cache
     b.call("channel.receive", channel="x", timeout=0)  # bravo's client opens the channel
     acked: set[str] = set()
     failed: list[str] = []
