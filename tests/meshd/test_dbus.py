@@ -106,7 +106,8 @@ def test_parity_both_faces_expose_the_same_operations(env) -> None:
                                for s in specs if s.access.value == access}
     assert "org.freedesktop.DBus.ObjectManager" in live
     pinned = {"Ping": ("sxdds", "a{sv}"), "PeersList": ("s", "a{sv}"), "PeersGet": ("ss", "a{sv}"), "NetworkCreate": ("s", "sss"),
-              "ServeAdd": ("x", "xbax"), "MetricsGet": ("", "s"), "StatusGet": ("", "a{sv}")}
+              "ServeAdd": ("x", "xbax"), "MetricsGet": ("", "s"), "StatusGet": ("", "a{sv}"),
+              "RulesList": ("", "a{sv}")}
     assert {k: (live[DBUS_IFACE] | live[DBUS_ADMIN_IFACE])[k] for k in pinned} == pinned
     from types import SimpleNamespace
 

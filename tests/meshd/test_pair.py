@@ -121,6 +121,7 @@ def test_two_daemons_join_and_every_method_works_over_the_socket(daemon_factory,
         with pytest.raises(RpcError, match="TUN is off|does not offer"):
             B(method, **params)
     assert B("exit.offer", offer=False)["offering"] is False and B("exit.use", peer=None)["using"] is None
+    assert B("rules.list") == {"active": False, "rules": [], "filtered": [], "error": own["vnet"]["detail"]}  # (netns: test_rules.py)
     assert B("dns.get")["dns"]["active"] is False  # (no devices here: mesh DNS is tests/netns/test_dns.py's)
 
     # serve: no port exposed by default; add and remove change the set (streams: tests/clients/test_connect.py)

@@ -37,7 +37,7 @@ def test_registry_declares_every_operation_once_with_access() -> None:
         "status.get", "peers.list", "peers.get", "ping", "netcheck.run", "network.list", "events.subscribe", "events.unsubscribe",
         "ip.get",
         "serve.list", "streams.list", "forward.list",
-        "ssh.known_hosts", "metrics.get", "exit.status", "dns.get",
+        "ssh.known_hosts", "metrics.get", "exit.status", "dns.get", "rules.list",
     }
     for sp in methods(DaemonAPI):
         assert sp.doc and all(f.metadata.get("doc") for f, _ in s.request_fields(sp.request)) and sp.result.__dataclass_fields__

@@ -30,6 +30,7 @@ from . import (
     network,
     peers,
     ping,
+    rules,
     serve,
     sshhosts,
     status,
@@ -90,6 +91,7 @@ def build_parser(prog: str = "omertactl") -> argparse.ArgumentParser:
     ip.register(sub, common)
     dns.register(sub, common)
     exitnode.register(sub, common)
+    rules.register(sub, common)
     ping.register(sub, common)
     connect.register(sub, common)
     serve.register(sub, common)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+from typing import Callable
 
 
 class NftError(OSError):
@@ -44,3 +45,13 @@ async def list_table(family: str, name: str) -> dict | None:
         if "No such file or directory" in str(e):
             return None
         raise
+
+
+async def drop_table_if_empty(family: str, name: str, empty: Callable[[dict], bool]) -> bool:
+    """Delete the table when ``empty(listing)`` says nothing is left in it (``vnet/exitrules.table_empty``);
+    True when it was deleted. Parts that share a table delete their own objects first, then call this."""
+    listing = await list_table(family, name)
+    if listing is None or not empty(listing):
+        return False
+    await apply(f"delete table {family} {name}\n")
+    return True

@@ -71,6 +71,7 @@ class DaemonAPI:
         self.dbus_face: Any = None  # the DbusService, when the daemon offers D-Bus (its state is in status)
         self.vnet: Any = None  # the VirtualNetworks (meshd/vnet.py), once the daemon started it
         self.exits: Any = None  # the ExitNodes (meshd/exitnode.py), once the daemon started it
+        self.firewall: Any = None  # the Firewall (meshd/firewall.py), once the daemon started it
         self.dns: Any = None  # the MeshDns (meshd/dns.py), once the daemon started it
         self.exposed: Any = None  # the ExposedPorts (meshd/serve.py): local ports peers' streams may reach
         self.socks: Any = None  # the SocksGateway (meshd/socks.py): its state is in status
@@ -272,6 +273,13 @@ class DaemonAPI:
             target = (nets[0], node)
         await self._exits().use(target)
         return await self.exit_status(s.Empty(), ctx)
+
+    @api_method("rules.list", READ, s.Empty, s.RulesResult)
+    async def rules_list(self, req: s.Empty, ctx: CallContext) -> s.RulesResult:
+        """Firewall rules on the mesh devices ([[rules]]): each rule with its sources and counters, the default drops."""
+        if self.firewall is None:
+            raise ApiError(Code.BUSY, "the firewall is not started yet", "wait for the daemon to finish starting")
+        return s.RulesResult(**await self.firewall.info())
 
     def _exits(self) -> Any:
         if self.exits is None:

@@ -19,6 +19,7 @@ from typing import Any
 
 from ..core.errors import UsageError
 from ..core.ids import NodeId
+from ..vnet.fwrules import Rule, RuleError, parse_rules
 
 DEFAULT_TOML = """\
 # omerta-meshd configuration. Every key is optional; the values shown are the defaults.
@@ -104,12 +105,18 @@ allow_remote = false      # serve on an address that is not loopback (LAN, mesh 
 # port = 22               #   the port on the peer (exposed there: `omertactl serve add 22`)
 # bind = "127.0.0.1"      #   the local address to listen on (IPv4 or IPv6; the default is 127.0.0.1)
 # network = ""            #   the network, when the peer is in several
+
+# [[rules]]               # repeatable, live: firewall rules on the mesh devices (docs/vnet.md "Firewall rules";
+# network = "home"        #   `omertactl rules`). A network any rule applies to is default-deny for new inbound traffic
+# from = "bravo"          #   (answers and ping still pass); others are not filtered. The first match wins. from: a peer,
+# to = "22/tcp"           #   "tag:NAME" (matches nobody yet) or "any"; to: "PORT/tcp", "LO-HI/udp", "any/tcp", "icmp",
+# action = "allow"        #   "any"; action: "allow" or "deny"; network: a name or id ("" or omitted: every network)
 """
 
 LIVE = {
     "api.group", "api.max_connections", "api.max_per_user", "api.idle_timeout", "api.max_frame", "api.max_inflight", "api.max_batch",
     "api.max_inflight_per_user", "api.max_inflight_total", "api.reply_buffer", "api.slow_reader_timeout", "api.subscriber_queue",
-    "dbus.signal_rate", "dbus.signal_batch", "log.level", "names",
+    "dbus.signal_rate", "dbus.signal_batch", "log.level", "names", "rules",
 }
 LEVELS = ("debug", "info", "warning", "error")
 
@@ -328,6 +335,7 @@ class DaemonConfig:
     dns: DnsConfig = field(default_factory=lambda: DnsConfig("auto"))
     names: dict[str, str] = field(default_factory=dict)
     forwards: list[ForwardConfig] = field(default_factory=list)  # [[forward]] (meshd/forward.py)
+    rules: list[Rule] = field(default_factory=list)  # [[rules]] (vnet/fwrules.py, meshd/firewall.py)
     source: str = "<embedded default>"
 
     def flat(self) -> dict[str, Any]:
@@ -337,6 +345,7 @@ class DaemonConfig:
                 out[f"{sec}.{k}"] = v
         out["names"] = dict(self.names)
         out["forward"] = [dataclasses.astuple(f) for f in self.forwards]
+        out["rules"] = list(self.rules)
         return out
 
     def with_(self, section: str, **changes: Any) -> "DaemonConfig":
@@ -405,12 +414,16 @@ def build(doc: dict[str, Any], source: str) -> DaemonConfig:
             merged[k] = v
         sections[sec] = cls(**merged)
     for sec in doc:
-        if sec not in _SECTIONS and sec not in ("names", "forward"):
-            raise bad(f"unknown section [{sec}]; known: {', '.join([*_SECTIONS, 'names', 'forward'])}")
+        if sec not in _SECTIONS and sec not in ("names", "forward", "rules"):
+            raise bad(f"unknown section [{sec}]; known: {', '.join([*_SECTIONS, 'names', 'forward', 'rules'])}")
     names = doc.get("names", {})
     if not isinstance(names, dict) or not all(isinstance(v, str) for v in names.values()):
         raise bad('[names] maps names to node ids: alice = "<node id>"')
-    cfg = DaemonConfig(names=dict(names), forwards=_forwards(doc.get("forward", []), bad), source=source, **sections)
+    try:
+        rules = parse_rules(doc.get("rules", []))
+    except RuleError as e:
+        raise bad(str(e)) from None
+    cfg = DaemonConfig(names=dict(names), forwards=_forwards(doc.get("forward", []), bad), rules=rules, source=source, **sections)
     _validate(cfg, bad)
     return cfg
 

@@ -91,9 +91,7 @@ class ExitNodes:
         if nft.available() is not None or await nft.list_table("inet", exitrules.TABLE) is None:
             return False
         await nft.apply(exitrules.remove_script())
-        listing = await nft.list_table("inet", exitrules.TABLE)
-        if listing is not None and exitrules.table_empty(listing):
-            await nft.apply(exitrules.drop_table_script())
+        await nft.drop_table_if_empty("inet", exitrules.TABLE, exitrules.table_empty)
         self._members = None
         return True
 

@@ -44,6 +44,7 @@ from .dns import MeshDns
 from .errors import ApiError, Code
 from .events import EventHub
 from .exitnode import ExitNodes
+from .firewall import Firewall
 from .forward import Forwards
 from .metrics_http import MetricsServer
 from .rpc_server import RpcServer
@@ -135,6 +136,8 @@ def merge_live(old: DaemonConfig, new: DaemonConfig, live: list[str]) -> DaemonC
     for key in live:
         if key == "names":
             out = dataclasses.replace(out, names=dict(new.names))
+        elif key == "rules":  # (meshd/firewall.py applies them at its next refresh)
+            out = dataclasses.replace(out, rules=list(new.rules))
         else:
             sec, k = key.split(".")
             out = out.with_(sec, **{k: getattr(getattr(new, sec), k)})
@@ -159,6 +162,7 @@ class Daemon:
         self.vnet: VirtualNetworks | None = None
         self.exits: ExitNodes | None = None  # exit nodes (meshd/exitnode.py)
         self.dns: MeshDns | None = None  # mesh DNS on the devices (meshd/dns.py)
+        self.firewall: Firewall | None = None  # [[rules]] on the devices (meshd/firewall.py)
         self.lock: Any = None
         self.tasks: list[asyncio.Task] = []
         self._status_due = False
@@ -198,6 +202,8 @@ class Daemon:
         await self.vnet.start()
         self.api.exits = self.exits = ExitNodes(node, self.vnet)
         await self.exits.start()
+        self.api.firewall = self.firewall = Firewall(self.api, self.vnet)
+        await self.firewall.start()
         self.dns = MeshDns(self.api, self.vnet, cfg.dns)
         self.api.dns = self.dns
         await self.dns.start()
@@ -341,8 +347,8 @@ class Daemon:
         without a core to take it), the node; then the tasks and the lock. A part that fails to close is logged
         and the rest still close, so the node's goodbye to its peers (CLOSE) is never skipped. ``failing``: a
         start that failed half-way is already reporting its own error, so these are only debug lines."""
-        for part in (self.server, self.metrics, self.socks, self.streams, self.forwards, self.dbus, self.dns, self.exits,
-                     self.vnet, self.node):
+        for part in (self.server, self.metrics, self.socks, self.streams, self.forwards, self.dbus, self.dns, self.firewall,
+                     self.exits, self.vnet, self.node):
             if part is None:
                 continue
             try:

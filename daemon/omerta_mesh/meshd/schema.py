@@ -484,6 +484,14 @@ class ExitResult:
 
 
 @dataclass
+class RulesResult:
+    active: bool  # some device is filtered now (a [[rules]] table applies to one of our networks)
+    rules: list[dict]  # every [[rules]] table: index, network, from, to, action, sources (mesh IPs), packets, bytes, note
+    filtered: list[dict]  # per filtered device: device, network, network_name, rules (indexes), dropped_packets, dropped_bytes
+    error: str | None  # why the rules are not in force (TUN off, no nft, nft refused), else null
+
+
+@dataclass
 class OkResult:
     ok: bool
 

@@ -72,7 +72,3 @@ def table_empty(listing: dict) -> bool:
     """From ``nft -j list table inet omerta``: whether the table holds nothing (no chain, set, map, ...)."""
     items = listing.get("nftables", [])
     return not any(k not in ("metainfo", "table") for item in items for k in item)
-
-
-def drop_table_script() -> str:
-    return f"delete table inet {TABLE}\n"
