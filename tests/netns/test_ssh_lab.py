@@ -8,7 +8,8 @@ to mesh streams (``[serve] ports``); from the near host's namespace, with an emp
 * ``omerta-ssh root@B`` runs a command there (its output has B's own address) with strict host key checking
   (omerta-ssh's KnownHostsCommand answers the key B signed), and known_hosts stays empty;
 * the pair's path is what its kind says (``peers.list``: direct, punched, relay via R), before and after the copy;
-* a stream to a port B does not expose is refused with the reason, across that path;
+* a stream to a port B does not expose, and to one it exposes where nothing listens, is refused with the reason,
+  across that path;
 * ``scp -S omerta-ssh`` of 100 MB of random data arrives with the same SHA-256 (``sha256sum`` run on B through
   omerta-ssh); the time is printed;
 * B's sshd restarted with a freshly generated host key (B's record still holds the old one): ssh refuses, loudly
@@ -59,7 +60,7 @@ def test_omerta_ssh_runs_a_command_copies_100_mb_and_refuses_a_swapped_host_key(
     t0 = time.monotonic()
     sshd = Sshd(tmp_path / "ssh", port=22)
     d = sshd.d
-    far = f'[ssh]\nhost_keys = ["{d / "host.pub"}"]\n\n[serve]\nports = [22]\n'
+    far = f'[ssh]\nhost_keys = ["{d / "host.pub"}"]\n\n[serve]\nports = [22, 2223]\n'  # (nothing listens on 2223)
     a, b = pair(lab, tmp_path, kind == "relayed", kind == "punched", far)
     sshd.start(popen=functools.partial(lab.run, b.host))
     known_hosts = d / "known_hosts"
@@ -80,8 +81,9 @@ def test_omerta_ssh_runs_a_command_copies_100_mb_and_refuses_a_swapped_host_key(
         assert known_hosts.read_text() == ""
         assert wait_for(lambda: paths(a, b) == (WANT[kind], WANT[kind]), 30), paths(a, b)
 
-        r = lab.exec(a.host, [sys.executable, "-m", "omerta_clients.ctl.main", "connect", "B", "2222"], env=env, input="x")
-        assert r.returncode != 0 and "port 2222 not exposed on B" in r.stderr, r
+        for port, why in ((2222, "port 2222 not exposed on B"), (2223, "port 2223 refused the connection on B")):
+            r = lab.exec(a.host, [sys.executable, "-m", "omerta_clients.ctl.main", "connect", "B", str(port)], env=env, input="x")
+            assert r.returncode != 0 and why in r.stderr, r
 
         data = os.urandom(SIZE)
         digest = hashlib.sha256(data).hexdigest()
