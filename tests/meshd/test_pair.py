@@ -121,6 +121,16 @@ def test_two_daemons_join_and_every_method_works_over_the_socket(daemon_factory,
         with pytest.raises(RpcError, match="TUN is off|does not offer"):
             B(method, **params)
     assert B("exit.offer", offer=False)["offering"] is False and B("exit.use", peer=None)["using"] is None
+    # subnet routes (TUN off here: advertising refused; accepting is kept for later; netns: test_subnets.py)
+    assert B("routes.list") == {"advertised": [], "accepted": [], "offered": [], "error": own["vnet"]["detail"]}
+    with pytest.raises(RpcError, match="TUN is off"):
+        B("routes.advertise", prefix="10.9.0.0/24")
+    seen.add("routes.advertise")  # (refused over the socket here; it works in tests/netns/test_subnets.py)
+    assert B("routes.withdraw", prefix="10.9.0.0/24")["advertised"] == []  # (not advertised: nothing to do)
+    with pytest.raises(RpcError, match="default route"):
+        B("routes.accept", peer=a_id, prefix="0.0.0.0/0")
+    assert B("routes.accept", peer=a_id, prefix="10.9.0.0/24")["accepted"][0]["state"].startswith("not advertised")
+    assert B("routes.unaccept", peer=a_id, prefix="10.9.0.0/24")["accepted"] == []
     assert B("rules.list") == {"active": False, "rules": [], "filtered": [], "error": own["vnet"]["detail"]}  # (netns: test_rules.py)
     assert B("dns.get")["dns"]["active"] is False  # (no devices here: mesh DNS is tests/netns/test_dns.py's)
 

@@ -32,12 +32,13 @@ def test_registry_declares_every_operation_once_with_access() -> None:
         "network.create", "network.join", "network.leave", "network.invite", "channel.send", "channel.receive",
         "daemon.reload", "daemon.shutdown",
         "serve.add", "serve.remove", "forward.add", "forward.remove", "exit.offer", "exit.use",
+        "routes.advertise", "routes.withdraw", "routes.accept", "routes.unaccept",
     }
     assert {n for n, sp in specs.items() if sp.access is READ} == {
         "status.get", "peers.list", "peers.get", "ping", "netcheck.run", "network.list", "events.subscribe", "events.unsubscribe",
         "ip.get",
         "serve.list", "streams.list", "forward.list",
-        "ssh.known_hosts", "metrics.get", "exit.status", "dns.get", "rules.list",
+        "ssh.known_hosts", "metrics.get", "exit.status", "dns.get", "routes.list", "rules.list",
     }
     for sp in methods(DaemonAPI):
         assert sp.doc and all(f.metadata.get("doc") for f, _ in s.request_fields(sp.request)) and sp.result.__dataclass_fields__

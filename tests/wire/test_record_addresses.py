@@ -78,7 +78,7 @@ def test_a_later_extension_section_is_skipped_so_newer_records_stay_readable(cla
     raw bytes (what gossip passes on) are kept whole; the old parser refused any unknown flag bit."""
     base = _rec(claim)
     body = bytearray(base.raw[:-64])
-    body[45] |= 0x10 | 0x40  # two sections of later extensions (bit 3 is the SSH host keys)
+    body[45] |= 0x40 | 0x80  # two sections of later extensions (bits 3-5: host keys, exit offer, subnet routes)
     body += (5).to_bytes(2, "little") + b"hello" + (0).to_bytes(2, "little")
     raw = bytes(body) + ALICE.sign(NET.raw + bytes(body))
     d = decode_record(raw, NET)

@@ -30,6 +30,7 @@ from . import (
     network,
     peers,
     ping,
+    routes,
     rules,
     serve,
     sshhosts,
@@ -91,6 +92,7 @@ def build_parser(prog: str = "omertactl") -> argparse.ArgumentParser:
     ip.register(sub, common)
     dns.register(sub, common)
     exitnode.register(sub, common)
+    routes.register(sub, common)
     rules.register(sub, common)
     ping.register(sub, common)
     connect.register(sub, common)

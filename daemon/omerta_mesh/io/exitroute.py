@@ -10,7 +10,8 @@ rules and empties the table (whether or not they exist: on ``exit use --off``, o
 crashed run's are stale).
 
 Exit side: ``set_forwarding(True)`` turns on ``net.ipv4.ip_forward`` and returns what it was, so the caller
-can put it back. Everything acts on the caller's network namespace; the blocking calls run in a thread.
+can put it back; ``hold_forwarding`` shares it between the exit offer and advertised subnet routes.
+Everything acts on the caller's network namespace; the blocking calls run in a thread.
 """
 
 from __future__ import annotations
@@ -83,6 +84,24 @@ def set_forwarding(on: bool) -> bool:
         with open(FORWARD, "w") as f:
             f.write("1\n" if on else "0\n")
     return was
+
+
+_holders: set[str] = set()
+_forward_was: list[bool] = []  # what forwarding was before the first holder turned it on
+
+
+def hold_forwarding(who: str, on: bool) -> None:
+    """IPv4 forwarding on while anyone holds it (``"exit"``: the exit offer, ``"subnets"``: advertised subnet
+    routes); put back as it was when the last holder lets go."""
+    if on and who not in _holders:
+        was = set_forwarding(True)
+        if not _holders:
+            _forward_was[:] = [was]
+        _holders.add(who)
+    elif not on and who in _holders:
+        _holders.discard(who)
+        if not _holders and _forward_was:
+            set_forwarding(_forward_was.pop())
 
 
 async def aclear() -> bool:

@@ -71,6 +71,7 @@ class DaemonAPI:
         self.dbus_face: Any = None  # the DbusService, when the daemon offers D-Bus (its state is in status)
         self.vnet: Any = None  # the VirtualNetworks (meshd/vnet.py), once the daemon started it
         self.exits: Any = None  # the ExitNodes (meshd/exitnode.py), once the daemon started it
+        self.subnets: Any = None  # the SubnetRoutes (meshd/subnetroutes.py), once the daemon started it
         self.firewall: Any = None  # the Firewall (meshd/firewall.py), once the daemon started it
         self.dns: Any = None  # the MeshDns (meshd/dns.py), once the daemon started it
         self.exposed: Any = None  # the ExposedPorts (meshd/serve.py): local ports peers' streams may reach
@@ -280,6 +281,40 @@ class DaemonAPI:
         if self.firewall is None:
             raise ApiError(Code.BUSY, "the firewall is not started yet", "wait for the daemon to finish starting")
         return s.RulesResult(**await self.firewall.info())
+
+    @api_method("routes.list", READ, s.Empty, s.RoutesResult)
+    async def routes_list(self, req: s.Empty, ctx: CallContext) -> s.RoutesResult:
+        """Subnet routes: the prefixes this node advertises, those it accepted (and their state), members' advertisements."""
+        return s.RoutesResult(**self._routes().listing(self.name_of))
+
+    @api_method("routes.advertise", WRITE, s.RoutePrefixRequest, s.RoutesResult)
+    async def routes_advertise(self, req: s.RoutePrefixRequest, ctx: CallContext) -> s.RoutesResult:
+        """Advertise a prefix this node reaches (signed into its records; IPv4 forwarding on); members must accept it."""
+        await self._routes().advertise(req.prefix)
+        return await self.routes_list(s.Empty(), ctx)
+
+    @api_method("routes.withdraw", WRITE, s.RoutePrefixRequest, s.RoutesResult)
+    async def routes_withdraw(self, req: s.RoutePrefixRequest, ctx: CallContext) -> s.RoutesResult:
+        """Stop advertising a prefix."""
+        await self._routes().withdraw(req.prefix)
+        return await self.routes_list(s.Empty(), ctx)
+
+    @api_method("routes.accept", WRITE, s.RouteAcceptRequest, s.RoutesResult)
+    async def routes_accept(self, req: s.RouteAcceptRequest, ctx: CallContext) -> s.RoutesResult:
+        """Route a member's advertised prefix to it (kept across restarts); default routes and overlaps are refused."""
+        await self._routes().accept(self.resolve_peer(req.peer), req.prefix)
+        return await self.routes_list(s.Empty(), ctx)
+
+    @api_method("routes.unaccept", WRITE, s.RouteAcceptRequest, s.RoutesResult)
+    async def routes_unaccept(self, req: s.RouteAcceptRequest, ctx: CallContext) -> s.RoutesResult:
+        """Stop routing a member's prefix (its kernel route is removed)."""
+        await self._routes().unaccept(self.resolve_peer(req.peer), req.prefix)
+        return await self.routes_list(s.Empty(), ctx)
+
+    def _routes(self) -> Any:
+        if self.subnets is None:
+            raise ApiError(Code.BUSY, "subnet routes are not started yet", "wait for the daemon to finish starting")
+        return self.subnets
 
     def _exits(self) -> Any:
         if self.exits is None:

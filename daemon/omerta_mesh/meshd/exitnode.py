@@ -148,11 +148,7 @@ class ExitNodes:
             self.vnet.rebuild_routes()
 
     def _set_forwarding(self, on: bool) -> None:
-        if on:
-            self._forward_was = exitroute.set_forwarding(True)
-        elif self._forward_was is not None:
-            exitroute.set_forwarding(self._forward_was)
-            self._forward_was = None
+        exitroute.hold_forwarding("exit", on)  # (shared with subnet routes: put back when neither needs it)
 
     def _sign(self) -> None:
         """Our records with (or without) the offer, re-signed and pushed in every network."""

@@ -54,6 +54,7 @@ from .socks import SocksGateway
 from .sshkeys import read_host_keys
 from .state import StateDirError, prepare_runtime, prepare_state
 from .streams import StreamServer, stream_socket_path
+from .subnetroutes import SubnetRoutes
 from .vnet import VirtualNetworks
 
 log = logging.getLogger("omerta_mesh.meshd")
@@ -161,6 +162,7 @@ class Daemon:
         self.node: MeshNode | None = None
         self.vnet: VirtualNetworks | None = None
         self.exits: ExitNodes | None = None  # exit nodes (meshd/exitnode.py)
+        self.subnets: SubnetRoutes | None = None  # subnet routes (meshd/subnetroutes.py)
         self.dns: MeshDns | None = None  # mesh DNS on the devices (meshd/dns.py)
         self.firewall: Firewall | None = None  # [[rules]] on the devices (meshd/firewall.py)
         self.lock: Any = None
@@ -202,6 +204,8 @@ class Daemon:
         await self.vnet.start()
         self.api.exits = self.exits = ExitNodes(node, self.vnet)
         await self.exits.start()
+        self.api.subnets = self.subnets = SubnetRoutes(node, self.vnet)
+        await self.subnets.start()
         self.api.firewall = self.firewall = Firewall(self.api, self.vnet)
         await self.firewall.start()
         self.dns = MeshDns(self.api, self.vnet, cfg.dns)
@@ -348,7 +352,7 @@ class Daemon:
         and the rest still close, so the node's goodbye to its peers (CLOSE) is never skipped. ``failing``: a
         start that failed half-way is already reporting its own error, so these are only debug lines."""
         for part in (self.server, self.metrics, self.socks, self.streams, self.forwards, self.dbus, self.dns, self.firewall,
-                     self.exits, self.vnet, self.node):
+                     self.exits, self.subnets, self.vnet, self.node):
             if part is None:
                 continue
             try:

@@ -74,6 +74,17 @@ class ExitOfferRequest:
 
 
 @dataclass
+class RoutePrefixRequest:
+    prefix: str = arg(doc="an IPv4 prefix this node reaches and forwards to for members, e.g. 10.0.0.0/24")
+
+
+@dataclass
+class RouteAcceptRequest:
+    peer: str = arg(doc="the member that advertises the prefix (" + "name, id or id prefix" + ")")
+    prefix: str = arg(doc="the prefix, exactly as it advertises it (see routes.list)")
+
+
+@dataclass
 class ServeRequest:
     port: int = arg(doc="a local TCP port", lo=1, hi=65535)
 
@@ -489,6 +500,14 @@ class RulesResult:
     rules: list[dict]  # every [[rules]] table: index, network, from, to, action, sources (mesh IPs), packets, bytes, note
     filtered: list[dict]  # per filtered device: device, network, network_name, rules (indexes), dropped_packets, dropped_bytes
     error: str | None  # why the rules are not in force (TUN off, no nft, nft refused), else null
+
+
+@dataclass
+class RoutesResult:
+    advertised: list[str]  # prefixes this node advertises (signed into its records; it forwards to them)
+    accepted: list[dict]  # accepted (peer, prefix) pairs: node_id, name, prefix, state ("active" or why not), installed
+    offered: list[dict]  # members' advertisements: node_id, name, network, prefixes
+    error: str | None  # why subnet routes cannot work here (TUN off), else null
 
 
 @dataclass

@@ -21,6 +21,12 @@ outside the network's prefixes (the Internet's answers); a source inside them mu
 ``offering``: we are an exit, so a member's packet (its own source, checked as always) may be for anywhere; the
 kernel forwards it and nftables filters it (``vnet/exitrules.py``). Without an offer such a packet is dropped as
 ``drop.exit_not_offered``.
+
+Subnet routes (``vnet/subnets.py``, docs/vnet.md). ``subnets``: accepted prefixes in force, each to its
+advertiser. Outbound, a destination outside the network goes to the longest matching prefix's advertiser (before
+any exit). Inbound, a source inside an accepted prefix is honest only from the member that prefix routes to (an
+exit cannot speak for it either). ``advertising``: our own advertised prefixes; a member's packet (its own source)
+for one of them is accepted, for the kernel to forward, as an exit's would be.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from ..core.ids import NodeId
 from ..core.wire.records import AddrClaim, PeerRecord
 from .addressing import AddressPlan, Assignment, Claim, derive_v4, derive_v6
 from .packet import try_parse, unreachable
+from .subnets import Prefix, SubnetTable
 
 IPv4 = ipaddress.IPv4Address
 IPv6 = ipaddress.IPv6Address
@@ -87,10 +94,11 @@ class Routes:
     """The routing table of one network, built from an assignment (rebuild it when the assignment changes)."""
 
     __slots__ = ("plan", "me", "assignment", "_owner", "_addr_of", "_fast", "_src", "_net4", "_mask4", "_ula",
-                 "exit", "exit_lost", "offering", "_to_exit")
+                 "exit", "exit_lost", "offering", "_to_exit", "subnets", "_adv")
 
     def __init__(self, plan: AddressPlan, assignment: Assignment, me: NodeId, *, exit: NodeId | None = None,
-                 exit_lost: bool = False, offering: bool = False) -> None:
+                 exit_lost: bool = False, offering: bool = False, subnets: dict[Prefix, NodeId] | None = None,
+                 advertising: tuple[Prefix, ...] = ()) -> None:
         self.plan = plan
         self.me = me
         self.assignment = assignment
@@ -98,6 +106,8 @@ class Routes:
         self.exit_lost = exit_lost and self.exit is None
         self.offering = offering
         self._to_exit = Forward(self.exit) if self.exit is not None else None
+        self.subnets = SubnetTable({p: n for p, n in (subnets or {}).items() if n != me})
+        self._adv = SubnetTable({p: me for p in advertising})
         self._owner: dict[Address, NodeId] = {}
         self._addr_of: dict[NodeId, tuple[IPv4 | None, IPv6 | None]] = {}
         for node, a4 in assignment.v4.items():
@@ -141,6 +151,10 @@ class Routes:
         node = self._owner.get(h.dst)
         if node is not None and node != self.me:
             return Forward(node)
+        if self.subnets and not self._ours(h.dst):
+            via = self.subnets.owner(h.dst.packed)
+            if via is not None:
+                return Forward(via)
         if not self._ours(h.dst) and _global(h.dst):
             if self._to_exit is not None:
                 return self._to_exit
@@ -169,27 +183,41 @@ class Routes:
             if ihl < 20 or ihl > n or not ihl <= total <= n:
                 return DropReason.BAD_FRAME
             if not src4 or packet[12:16] != src4:
-                if node != self.exit or int.from_bytes(packet[12:16], "big") & self._mask4 == self._net4:
+                if not self._foreign_ok(node, packet[12:16], int.from_bytes(packet[12:16], "big") & self._mask4 == self._net4):
                     return DropReason.IP_SPOOFED
             if int.from_bytes(packet[16:20], "big") & self._mask4 != self._net4:
-                return self._outside(node, packet[12:16] == src4)
+                return self._outside(node, packet[12:16] == src4, packet[16:20])
             return None
         if b0 >> 4 == 6:
             if n < 40 or 40 + ((packet[4] << 8) | packet[5]) > n:
                 return DropReason.BAD_FRAME
             if not src6 or packet[8:24] != src6:
-                if node != self.exit or packet[8 : 8 + len(self._ula)] == self._ula:
+                if not self._foreign_ok(node, packet[8:24], packet[8 : 8 + len(self._ula)] == self._ula):
                     return DropReason.IP_SPOOFED
             if packet[24 : 24 + len(self._ula)] != self._ula:
-                return self._outside(node, bool(src6) and packet[8:24] == src6)
+                return self._outside(node, bool(src6) and packet[8:24] == src6, packet[24:40])
             return None
         return DropReason.BAD_FRAME
 
-    def _outside(self, node: NodeId, own_source: bool) -> DropReason | None:
-        """A packet for outside the network from ``node``: only a member's own packets, and only to an exit."""
-        if not own_source:  # (the exit's answers from the Internet are for us, never onwards)
+    def _foreign_ok(self, node: NodeId, src: bytes | bytearray | memoryview, in_mesh: bool) -> bool:
+        """Whether ``node`` may send a source that is not its mesh IP: one in an accepted prefix it advertises
+        (the longest match's advertiser only), else any outside source from our exit; never another mesh IP."""
+        if in_mesh:
+            return False
+        if self.subnets:
+            via = self.subnets.owner(bytes(src))
+            if via is not None:
+                return via == node
+        return node == self.exit
+
+    def _outside(self, node: NodeId, own_source: bool, dst: bytes | bytearray | memoryview) -> DropReason | None:
+        """A packet for outside the network from ``node``: only a member's own packets, and only to an exit or
+        a prefix we advertise."""
+        if not own_source:  # (answers from the Internet or a subnet are for us, never onwards)
             return DropReason.IP_UNROUTED
-        return None if self.offering else DropReason.EXIT_NOT_OFFERED
+        if self.offering or (self._adv and self._adv.owner(bytes(dst)) is not None):
+            return None
+        return DropReason.EXIT_NOT_OFFERED
 
 
 def _global(addr: Address) -> bool:

@@ -44,7 +44,7 @@ from ..peers.paths import Address, ViaRelay
 from ..peers.peer import Peer
 from ..peers.table import PeerTable
 from ..wire import control as cw
-from ..wire.records import AddrClaim, PeerRecord, decode_record, fit_host_keys, sign_record
+from ..wire.records import AddrClaim, PeerRecord, Prefix, decode_record, fit_host_keys, sign_record
 from .store import PREFIX_LEN, PeerRecordStore
 
 HOT = 32  # recently learnt records remembered per network for pushing
@@ -103,6 +103,7 @@ class Gossip:
         self.name = name
         self.host_keys: tuple[bytes, ...] = ()  # our sshd's host keys, published in our records (set_host_keys)
         self.exit = 0  # our exit offer (records.EXIT_V4 | EXIT_V6), published in our records (Mesh.offer_exit)
+        self.routes: tuple[Prefix, ...] = ()  # our advertised subnet routes, published in our records
         self._nets: dict[bytes, _NetGossip] = {}
 
     # ------------------------------------------------------------------ networks and queries
@@ -156,13 +157,15 @@ class Gossip:
         eps = facts.endpoints[:8]
         relays = self.home_relays(net.id)
         claim = facts.addresses.get(net.id.raw)
-        key = (eps, facts.relay, facts.mapping, facts.filtering, facts.port_delta, self.name, relays, claim, self.host_keys, self.exit)
+        key = (eps, facts.relay, facts.mapping, facts.filtering, facts.port_delta, self.name, relays, claim, self.host_keys, self.exit,
+               self.routes)
         wall = now + self.wall_offset
         due = g.own is None or wall >= g.own.expires - self.cfg.record_lifetime + self.cfg.record_refresh
         if not force and g.own_key == key and not due:
             return False
         rec = PeerRecord(self.node_id, 0, 0, eps, self.name, facts.relay, facts.mapping, facts.filtering, facts.port_delta, relays,
-                         addrs=claim, host_keys=self.host_keys, exit=self.exit)
+                         addrs=claim, host_keys=self.host_keys, exit=self.exit,
+                         routes=self.routes)
         self._sign_own(net, g, rec, wall)
         g.own_key = key
         return True

@@ -14,6 +14,8 @@ Layout (version 1)::
 
     section of flag bit 3 (SSH host keys): | count (u8) | per key: | length (u16 LE) | key blob (SSH wire form) | |
     section of flag bit 4 (exit offered): | exit flags (u8): bit 0 IPv4 egress, bit 1 IPv6 egress; others 0 | |
+    section of flag bit 5 (subnet routes): | count (u8, 1-16) | per prefix: | bit 7 IPv6, bits 0-6 length |
+        the prefix's first ceil(length / 8) bytes (host bits zero) | |
 
 Extending the record: a new optional section takes the next free flag bit (3 to 7) and is written length first,
 after the sections above. A node that does not know the bit skips the section (it is signed like the rest, and
@@ -49,10 +51,16 @@ RSA keys publishes none). Unknown key blobs are opaque here; the daemon reads th
 The optional *exit offer* (flag bit 4) says the node forwards Internet traffic of members (an exit node,
 docs/vnet.md): one byte of families it forwards. Members route their default traffic to it only when it is
 signed here; without the section a node is no exit, and packets it sends from foreign sources stay spoofed.
+
+The optional *subnet routes* (flag bit 5) are prefixes the node can reach and forwards to for members (at most
+MAX_ROUTES, in the room host keys and the exit offer leave in MAX_EXTENSIONS: ``fit_routes``). A member routes
+to one only after its admin accepted it (docs/vnet.md, "Subnet routes"); a default route here is carried but
+never accepted. A damaged section (bad count, length, host bits set, trailing bytes) makes the record invalid.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import struct
 from dataclasses import dataclass, field, replace
 
@@ -77,6 +85,8 @@ FLAGS_EXTENSION = 0xF8  # bits 3-7: optional length-prefixed sections (skipped w
 FLAG_HOST_KEYS = 0x08  # bit 3: the SSH host keys section
 FLAG_EXIT = 0x10  # bit 4: the exit offer section
 EXIT_V4, EXIT_V6 = 0x01, 0x02
+FLAG_ROUTES = 0x20  # bit 5: the subnet routes section
+MAX_ROUTES = 16
 MAX_EXTENSIONS = 256  # bytes of such sections a record may carry
 MAX_HOST_KEYS = 4
 MAX_RECORD = _HEAD.size + MAX_NAME + 1 + MAX_ENDPOINTS * 19 + 1 + MAX_RELAYS * 32 + _ADDRS.size + MAX_EXTENSIONS + SIG_LEN
@@ -84,6 +94,7 @@ _VERIFIED: dict[bytes, "PeerRecord"] = {}  # memo of verified records (pure: sam
 _VERIFIED_MAX = 65536
 
 Address = tuple[str, int]
+Prefix = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +137,7 @@ class PeerRecord:
     addrs: AddrClaim | None = None  # claimed mesh IPs in this network (optional)
     host_keys: tuple[bytes, ...] = ()  # SSH host public key blobs (optional; fit_host_keys chose them)
     exit: int = 0  # the exit offer: EXIT_V4 | EXIT_V6 (0: no exit)
+    routes: tuple[Prefix, ...] = ()  # advertised subnet routes (optional; fit_routes chose them)
 
     def expired(self, wall: float) -> bool:
         return wall >= self.expires
@@ -147,6 +159,47 @@ def _host_keys_section(keys: tuple[bytes, ...]) -> bytes:
     return len(sec).to_bytes(2, "little") + sec
 
 
+def _prefix_bytes(p: Prefix) -> bytes:
+    return bytes([(0x80 if p.version == 6 else 0) | p.prefixlen]) + p.network_address.packed[: (p.prefixlen + 7) // 8]
+
+
+def fit_routes(routes: "tuple[Prefix, ...] | list[Prefix]", room: int) -> tuple[Prefix, ...]:
+    """The prefixes a record can carry: in order, without repeats, at most MAX_ROUTES, while the section (its
+    length and count included) fits in ``room`` bytes."""
+    out: list[Prefix] = []
+    size = 2 + 1
+    for p in dict.fromkeys(routes):
+        n = len(_prefix_bytes(p))
+        if len(out) < MAX_ROUTES and size + n <= room:
+            out.append(p)
+            size += n
+    return tuple(out)
+
+
+def _routes_section(routes: tuple[Prefix, ...]) -> bytes:
+    sec = bytes([len(routes)]) + b"".join(_prefix_bytes(p) for p in routes)
+    return len(sec).to_bytes(2, "little") + sec
+
+
+def _decode_routes(sec: bytes) -> tuple[Prefix, ...]:
+    count, pos, out = sec[0], 1, []
+    if count == 0 or count > MAX_ROUTES:
+        raise ValueError("route count")
+    for _ in range(count):
+        v6, plen = sec[pos] & 0x80, sec[pos] & 0x7F
+        size = 16 if v6 else 4
+        n = (plen + 7) // 8
+        if plen > size * 8 or pos + 1 + n > len(sec):
+            raise ValueError("route prefix")
+        raw = bytes(sec[pos + 1 : pos + 1 + n]) + bytes(size - n)
+        addr = ipaddress.IPv6Address(raw) if v6 else ipaddress.IPv4Address(raw)
+        out.append(ipaddress.ip_network(f"{addr}/{plen}"))  # strict: host bits set is ValueError
+        pos += 1 + n
+    if pos != len(sec):
+        raise ValueError("routes section")
+    return tuple(out)
+
+
 def _decode_host_keys(sec: bytes) -> tuple[bytes, ...]:
     count, pos, keys = sec[0], 1, []
     if count == 0 or count > MAX_HOST_KEYS:
@@ -166,7 +219,7 @@ def _body(rec: PeerRecord) -> bytes:
     """The signed part of ``rec``, whose fields ``sign_record`` already cut to what the wire carries."""
     name = rec.name.encode("utf-8")
     flags = ((FLAG_RELAY if rec.relay else 0) | (FLAG_LEFT if rec.left else 0) | (FLAG_ADDRS if rec.addrs else 0)
-             | (FLAG_HOST_KEYS if rec.host_keys else 0) | (FLAG_EXIT if rec.exit else 0))
+             | (FLAG_HOST_KEYS if rec.host_keys else 0) | (FLAG_EXIT if rec.exit else 0) | (FLAG_ROUTES if rec.routes else 0))
     out = bytearray(_HEAD.pack(RECORD_VERSION, rec.node.raw, rec.seq, rec.expires, flags, rec.mapping, rec.filtering, rec.port_delta,
                                len(name)))
     out += name
@@ -180,6 +233,8 @@ def _body(rec: PeerRecord) -> bytes:
         out += _host_keys_section(rec.host_keys)
     if rec.exit:
         out += b"\x01\x00" + bytes([rec.exit])
+    if rec.routes:
+        out += _routes_section(rec.routes)
     return bytes(out)
 
 
@@ -192,6 +247,8 @@ def sign_record(identity: Identity, network: NetworkId, rec: PeerRecord) -> Peer
                   port_delta=max(-32768, min(32767, rec.port_delta)),
                   addrs=rec.addrs if rec.addrs is not None and (rec.addrs.v4 or rec.addrs.v6) else None,
                   host_keys=fit_host_keys(rec.host_keys), exit=rec.exit & (EXIT_V4 | EXIT_V6))
+    used = (len(_host_keys_section(rec.host_keys)) if rec.host_keys else 0) + (3 if rec.exit else 0)
+    rec = replace(rec, routes=fit_routes(rec.routes, MAX_EXTENSIONS - used))
     body = _body(rec)
     return replace(rec, raw=body + identity.sign(network.raw + body))
 
@@ -227,6 +284,7 @@ def decode_record(data: bytes, network: NetworkId) -> PeerRecord:
         ext = pos
         host_keys: tuple[bytes, ...] = ()
         exit_ = 0
+        routes: tuple[Prefix, ...] = ()
         for bit in (0x08, 0x10, 0x20, 0x40, 0x80):  # known sections are read, those of later extensions skipped
             if flags & bit:
                 n = int.from_bytes(data[pos : pos + 2], "little")
@@ -236,6 +294,8 @@ def decode_record(data: bytes, network: NetworkId) -> PeerRecord:
                     if n != 1 or not 0 < data[pos + 2] <= (EXIT_V4 | EXIT_V6):
                         raise ValueError("exit offer")
                     exit_ = data[pos + 2]
+                elif bit == FLAG_ROUTES:
+                    routes = _decode_routes(data[pos + 2 : pos + 2 + n])
                 pos += 2 + n
         if pos - ext > MAX_EXTENSIONS:
             raise ValueError("extensions")
@@ -247,7 +307,7 @@ def decode_record(data: bytes, network: NetworkId) -> PeerRecord:
     if not verify_signature(node, network.raw + body, sig):
         raise WireError(DropReason.RECORD_INVALID, "signature does not verify under the record's node id")
     rec = PeerRecord(NodeId(node), seq, expires, tuple(eps), name, bool(flags & FLAG_RELAY), mapping, filtering, delta, relays,
-                     bytes(data), bool(flags & FLAG_LEFT), addrs, host_keys, exit_)
+                     bytes(data), bool(flags & FLAG_LEFT), addrs, host_keys, exit_, routes)
     if len(_VERIFIED) >= _VERIFIED_MAX:
         _VERIFIED.clear()
     _VERIFIED[memo_key] = rec
