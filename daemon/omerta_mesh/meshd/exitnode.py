@@ -44,7 +44,6 @@ class ExitNodes:
         self.using: tuple[NetworkId, NodeId] | None = None
         self.error: str | None = None  # why the last change to kernel state failed
         self._members: frozenset | None = None  # the member set last written to nftables
-        self._forward_was: bool | None = None
         self._task: asyncio.Task | None = None
         self._lock = asyncio.Lock()
         vnet.route_options = self.route_options
