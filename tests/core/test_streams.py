@@ -182,3 +182,27 @@ def test_a_stream_message_the_channel_gives_up_on_resets_the_stream_both_ways_ne
     assert data_at(p, p.b, b_sid) == b"1" * 5000
     assert [e.stream for e in p.of(p.b, ev.StreamReset)] == [b_sid]  # A's reset reached B once the path healed
     assert len(p.a.streams) == 0 and len(p.b.streams) == 0
+
+
+def test_channel_messages_filling_the_send_queue_do_not_cost_a_stream_its_data() -> None:
+    """An application that queues channel messages until QueueFull must not make the next stream message fail:
+    a lost stream message resets every stream with the peer (found in review: streams and channel messages
+    shared one queue bound). Control messages may go ``control_send_reserve`` frames beyond it."""
+    from dataclasses import replace
+
+    from omerta_mesh.core.config import DEFAULT_CONFIG
+
+    cfg = replace(DEFAULT_CONFIG, reliable_send_queue=64, control_send_reserve=64)
+    p = pair("streams-queue", config=cfg)
+    sid, b_sid = opened(p)
+    a_peer = peer_of(p.a, p.b)
+    p.drop = lambda m, d: m is p.a  # nothing from A gets out for now: the queue only grows
+    with pytest.raises(UsageError, match="send queue full"):
+        for _ in range(1000):
+            p.a.send(p.b.node_id, "bulk", b"x" * 1000, p.now)
+    p.a.act(p.now, lambda out: p.a.streams.send(a_peer, sid, b"s" * 5000, out))  # queued beyond, not lost
+    assert p.a.counters["control.queue_full"] == 0 and not p.of(p.a, ev.StreamReset)
+    p.drop = lambda m, d: False
+    p.advance(p.now + 10)
+    assert data_at(p, p.b, b_sid) == b"s" * 5000
+    assert not p.of(p.a, ev.StreamReset) and not p.of(p.b, ev.StreamReset)

@@ -29,6 +29,7 @@ class CoreConfig:
     max_message: int = 1 << 20  # a channel message or request body, reassembled
     reliable_window: int = 256  # frames in flight per peer
     reliable_send_queue: int = 8192  # frames queued behind the window per peer before send() refuses
+    control_send_reserve: int = 8192  # more frames control messages (streams: at most 64 x 128 KiB) may queue beyond
     reliable_min_rto: float = 0.2
     reliable_max_rto: float = 5.0
     reliable_initial_rto: float = 0.5

@@ -7,7 +7,10 @@ flight, retransmits on a timeout computed as in RFC 6298 (Karn's rule: only fram
 samples), retransmits holes the selective acks reveal, and backs off exponentially.
 
 Memory is bounded on both sides: the sender's queue by ``reliable_send_queue`` frames (``QueueFull`` is
-raised past it, so callers apply back-pressure), the receiver's out-of-order buffer by the window.
+raised past it, so callers apply back-pressure), the receiver's out-of-order buffer by the window. Control
+messages (streams, gossip, punching) may go ``control_send_reserve`` frames beyond that: an application that
+fills the queue with channel messages must not make a stream's data fail (a lost stream message resets every
+stream with the peer); streams bound their own share by their credit windows.
 
 While the peer has no live path (``hold``), nothing is sent or retransmitted and the give-up clock stops:
 messages wait in the queue (bounded by it) and go when a path returns (``release``).
@@ -111,12 +114,13 @@ class ReliableStream:
         """(frames waiting behind the window, frames sent and not acknowledged yet)."""
         return len(self._queue), len(self._inflight)
 
-    def has_room(self, frames: int = 1) -> bool:
-        return len(self._queue) + frames <= self.cfg.reliable_send_queue
+    def has_room(self, frames: int = 1, kind: MessageKind = MessageKind.MESSAGE) -> bool:
+        limit = self.cfg.reliable_send_queue + (self.cfg.control_send_reserve if kind is MessageKind.CONTROL else 0)
+        return len(self._queue) + frames <= limit
 
     def enqueue(self, kind: MessageKind, chunks: list[bytes], msg_id: int) -> None:
         """Queue a message already split into chunks (the first carries the message header)."""
-        if not self.has_room(len(chunks)):
+        if not self.has_room(len(chunks), kind):
             raise QueueFull(f"send queue full ({len(self._queue)} frames waiting); wait for delivery and retry")
         n = len(chunks)
         for i, chunk in enumerate(chunks):
