@@ -183,7 +183,7 @@ def test_curl_fetches_a_page_from_a_peer_by_name_and_mesh_ip_and_refusals_have_t
     assert reply_code(gw, "example.com", 80) == 2  # not allowed: no exit node
     assert reply_code(gw, "alfa", port) == 2  # ourselves: not a peer
     assert reply_code(gw, "bravo.nowhere", port) == 2
-    assert reply_code(gw, "bravo", port, cmd=3) == 7  # UDP ASSOCIATE
+    assert reply_code(gw, "bravo", port, cmd=3) == 7  # UDP ASSOCIATE: these daemons run without TUN
     assert reply_code(gw, "bravo", port, cmd=2) == 7  # BIND
     assert reply_code(gw, "bravo", 0) == 2
     got = exchange(gw, b"\x05\x01\x00\x05\x01\x00\x09")  # (only what is read: no reset on close)

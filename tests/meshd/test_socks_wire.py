@@ -1,9 +1,12 @@
 """The SOCKS5 handshake machine (meshd/socks_wire.py): every message, each bad input with its counter name and
 the answer RFC 1928/1929 has for it, exact byte counts asked for, and hypothesis fuzzing (random bytes in random
-pieces never raise anything but SocksError; a valid handshake cut anywhere gives the same request).
+pieces never raise anything but SocksError; a valid handshake cut anywhere gives the same request); the UDP
+relay's datagram header (parse_udp, udp_datagram: each malformed header, fragments, a hypothesis round trip).
 Also the [socks] configuration: defaults, each refusal with its fix, and when the gateway may start."""
 
 from __future__ import annotations
+
+import ipaddress
 
 import pytest
 from hypothesis import given, settings
@@ -26,7 +29,10 @@ from omerta_mesh.meshd.socks_wire import (
     Reply,
     Request,
     SocksError,
+    UdpDatagram,
+    parse_udp,
     reply_bytes,
+    udp_datagram,
 )
 
 GREET = b"\x05\x01\x00"
@@ -206,6 +212,61 @@ def test_a_valid_handshake_cut_anywhere_gives_the_same_request(host: bytes, port
     pieces.append(wire[pos:])
     hs = Handshake(auth)
     assert drive(hs, pieces) == Request(CONNECT, DOMAIN, host.decode(), port)
+
+
+# ------------------------------------------------------------------ UDP ASSOCIATE: the reply and datagram headers
+def test_a_udp_associate_reply_carries_the_relays_address() -> None:
+    hs = Handshake(False)
+    e, _ = run(hs, GREET + request(bytes(4), 4321, cmd=UDP_ASSOCIATE, atyp=IPV4))
+    assert e == Request(UDP_ASSOCIATE, IPV4, "0.0.0.0", 4321)
+    hs.reply(Reply.SUCCEEDED, (ipaddress.ip_address("127.0.0.1"), 0x1234))
+    assert hs.data_to_send() == b"\x05\x00\x00\x01\x7f\x00\x00\x01\x12\x34" and hs.phase is Phase.DONE
+    assert reply_bytes(Reply.SUCCEEDED, (ipaddress.ip_address("::1"), 80)) == b"\x05\x00\x00\x04" + bytes(15) + b"\x01\x00\x50"
+
+
+def test_udp_datagrams_of_each_address_type() -> None:
+    assert parse_udp(b"\0\0\0\x01\x64\x40\x00\x02\x1e\x61hi") == UdpDatagram(IPV4, "100.64.0.2", 7777, b"hi")
+    six = ipaddress.ip_address("fd00::2")
+    assert parse_udp(b"\0\0\0\x04" + six.packed + b"\x00\x35") == UdpDatagram(IPV6, "fd00::2", 53, b"")
+    assert parse_udp(b"\0\0\0\x03\x06b.home\x00\x07" + b"x" * 2000) == UdpDatagram(DOMAIN, "b.home", 7, b"x" * 2000)
+    assert udp_datagram(six, 53, b"ok") == b"\0\0\0\x04" + six.packed + b"\x00\x35ok"
+
+
+@pytest.mark.parametrize("datagram, fault", [
+    (b"", Fault.UDP_BAD_HEADER),
+    (b"\0\0\0\x01", Fault.UDP_BAD_HEADER),  # shorter than any header
+    (b"\0\x01\0\x01\x7f\0\0\x01\0\x50", Fault.UDP_BAD_HEADER),  # RSV not 0
+    (b"\0\0\x01\x01\x7f\0\0\x01\0\x50data", Fault.UDP_FRAGMENT),
+    (b"\0\0\x80\x01\x7f\0\0\x01\0\x50data", Fault.UDP_FRAGMENT),  # (the last fragment's high bit)
+    (b"\0\0\0\x09\x7f\0\0\x01\0\x50", Fault.UDP_BAD_HEADER),  # address type 9
+    (b"\0\0\0\x01\x7f\0\0\x01\0", Fault.UDP_BAD_HEADER),  # port cut short
+    (b"\0\0\0\x04" + bytes(10), Fault.UDP_BAD_HEADER),  # IPv6 address cut short
+    (b"\0\0\0\x03\x20bravo\0\x50", Fault.UDP_BAD_HEADER),  # a name longer than the datagram
+    (b"\0\0\0\x03\x00\0\x50", Fault.UDP_BAD_HEADER),  # an empty name
+    (b"\0\0\0\x03\x06bra vo\0\x50", Fault.UDP_BAD_HEADER),
+    (b"\0\0\0\x03\x06bravo\xff\0\x50", Fault.UDP_BAD_HEADER),
+])
+def test_malformed_udp_headers_are_faults(datagram: bytes, fault: Fault) -> None:
+    with pytest.raises(SocksError) as err:
+        parse_udp(datagram)
+    assert err.value.fault is fault, err.value
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.binary(max_size=80))
+def test_random_datagrams_parse_or_raise_socks_error(data: bytes) -> None:
+    try:
+        d = parse_udp(data)
+    except SocksError as e:
+        assert e.fault in (Fault.UDP_BAD_HEADER, Fault.UDP_FRAGMENT)
+        return
+    assert 0 <= d.port < 65536 and d.host and data.endswith(d.data) and data[2] == 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(st.ip_addresses(v=4), st.ip_addresses(v=6)), st.integers(0, 65535), st.binary(max_size=300))
+def test_a_wrapped_datagram_parses_back(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, port: int, data: bytes) -> None:
+    assert parse_udp(udp_datagram(ip, port, data)) == UdpDatagram(IPV4 if ip.version == 4 else IPV6, str(ip), port, data)
 
 
 # ------------------------------------------------------------------ [socks] configuration

@@ -23,9 +23,11 @@ unread, ``socks.too_many_clients``):
 2. CONNECT to a host (ATYP domain name, IPv4 or IPv6) that ``destination.resolve`` finds: a peer's name,
    ``NAME.NETWORK``, a node id or prefix, a member's mesh IP. The stream goes to that peer's port, as
    ``omertactl connect`` opens it (the peer must expose the port). Anything else is refused with REP 0x02:
-   there is no exit node yet to take traffic out of the mesh. BIND and UDP ASSOCIATE are refused with 0x07
-   (docs/architecture.md, "SOCKS5 gateway", says why for UDP);
+   there is no exit node yet to take traffic out of the mesh. BIND is refused with 0x07;
 3. the reply, then the client's socket is the stream's local end (``StreamHub.attach``).
+
+UDP ASSOCIATE is granted where the virtual network is up (``meshd/socks_udp.py``: datagrams to members' mesh IPs
+go through the TUN) and refused with 0x07 otherwise; the TCP connection then holds the association.
 
 Every refusal is counted as ``socks.<Fault>`` (``status.get`` counters); none is logged above debug, so a
 client that floods the gateway costs no log space, except the two refusals of who the client is, rate-limited.
@@ -50,6 +52,7 @@ from . import auth, destination
 from . import schema as s
 from .config import SocksConfig, parse_listen
 from .errors import ApiError
+from .socks_udp import Association, Refused, UdpRelay
 from .socks_wire import CONNECT, UDP_ASSOCIATE, Credentials, Fault, Handshake, NeedData, Reply, Request, SocksError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -116,12 +119,18 @@ def _user(uid: int) -> str:
 
 def verdict(client: tuple[str, int], server: tuple[str, int], write_gid: int | None) -> Refusal | None:
     """None if the owner of the client's socket may open streams; blocks (netlink, NSS): run it in a thread."""
+    r = judge(client, server, write_gid)
+    return r if isinstance(r, Refusal) else None
+
+
+def judge(client: tuple[str, int], server: tuple[str, int], write_gid: int | None) -> Refusal | int:
+    """``verdict``, with the uid of an owner who may open streams."""
     try:
         uid = tcpowner.owner_uid(client, server)
     except tcpowner.OwnerUnknown as e:
         return Refusal(Fault.OWNER_UNKNOWN, f"who connected is unknown, so it may not open streams: {e}", Fault.OWNER_UNKNOWN)
     if auth.user_may_write(uid, write_gid):
-        return None
+        return uid
     try:
         group = grp.getgrgid(write_gid).gr_name if write_gid is not None else ""
     except KeyError:
@@ -141,6 +150,7 @@ class SocksGateway:
         self._quiet = QuietLog(REFUSAL_LOG_EVERY)
         self.users = {u.encode(): p.encode() for u, _, p in (e.partition(":") for e in config.users)}
         self.stats: Counter[str] = Counter()
+        self.udp = UdpRelay(api, self.stats)
         self.problem: str | None = self.plan if isinstance(self.plan, str) else None
         self._server: asyncio.Server | None = None
         self._clients: set[asyncio.Task[None]] = set()
@@ -187,7 +197,8 @@ class SocksGateway:
     def counters(self) -> dict[str, int]:
         if self.plan is None:
             return {}
-        return {f"socks.{k}": v for k, v in sorted(self.stats.items())} | {"socks.clients": len(self._clients)}
+        return {f"socks.{k}": v for k, v in sorted(self.stats.items())} | {"socks.clients": len(self._clients),
+                                                                           "socks.udp_active": len(self.udp.active)}
 
     # ------------------------------------------------------------------ one client
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -200,15 +211,18 @@ class SocksGateway:
         self._clients.add(me)
         self.stats["accepted"] += 1
         hs = Handshake(auth_required=isinstance(self.plan, Plan) and self.plan.auth)
-        stream: Spliced | None = None
+        stream: Spliced | Association | None = None
         try:
             try:
-                refusal = await self._admit(writer) if self.check_owner else None  # (first: the client is still there)
-                req = await asyncio.wait_for(self._handshake(hs, reader, writer), self.cfg.handshake_timeout)
-                if refusal is not None:
-                    self._log_refusal(writer, refusal)
-                    raise self._refuse(hs, refusal.fault, Reply.NOT_ALLOWED, refusal.detail)
-                stream = await self._connect(hs, req, reader, writer)
+                who = await self._admit(writer) if self.check_owner else None  # (first: the client is still there)
+                req, login = await asyncio.wait_for(self._handshake(hs, reader, writer), self.cfg.handshake_timeout)
+                if isinstance(who, Refusal):
+                    self._log_refusal(writer, who)
+                    raise self._refuse(hs, who.fault, Reply.NOT_ALLOWED, who.detail)
+                if req.command == UDP_ASSOCIATE:  # (the client: its uid, or its login)
+                    stream = await self._associate(hs, req, writer, ("uid", who) if login is None else ("login", login))
+                else:
+                    stream = await self._connect(hs, req, reader, writer)
             except SocksError as e:
                 self.stats[e.fault.value] += 1
                 writer.write(hs.data_to_send())  # the protocol's answer, if it has one
@@ -216,21 +230,24 @@ class SocksGateway:
                     log.debug("SOCKS client %s refused: %s", writer.get_extra_info("peername"), e)
             except asyncio.TimeoutError:
                 self.stats[Fault.HANDSHAKE_TIMEOUT.value] += 1
-            if stream is not None:
+            if isinstance(stream, Association):
+                await stream.run(reader)  # until the client closes the connection, or the association is idle
+            elif stream is not None:
                 await asyncio.wait(stream.tasks)  # the client counts until its stream ends (the hub owns it now)
         except OSError as e:
             log.debug("SOCKS client went away: %s", e)
         finally:
             self._clients.discard(me)
-            if stream is None:
+            if not isinstance(stream, Spliced):
                 writer.close()
 
-    async def _admit(self, writer: asyncio.StreamWriter) -> Refusal | None:
+    async def _admit(self, writer: asyncio.StreamWriter) -> Refusal | int:
+        """The uid of the client's owner, or why it may not use the gateway."""
         client, server = writer.get_extra_info("peername"), writer.get_extra_info("sockname")
         if not client or not server:  # (asyncio could not read them: reset before it accepted)
             return Refusal(Fault.OWNER_UNKNOWN, "the client was gone before it could be looked up", Fault.OWNER_UNKNOWN)
         try:
-            return await asyncio.wait_for(asyncio.to_thread(verdict, client, server, self.write_gid()),
+            return await asyncio.wait_for(asyncio.to_thread(judge, client, server, self.write_gid()),
                                           self.cfg.handshake_timeout)
         except asyncio.TimeoutError:  # (a hung NSS lookup: the thread finishes on its own)
             return Refusal(Fault.OWNER_UNKNOWN, f"looking up who connected took over {self.cfg.handshake_timeout:g} s",
@@ -243,7 +260,10 @@ class SocksGateway:
         log.log(logging.DEBUG if held is None else logging.INFO, "SOCKS client %s refused: %s%s",
                 writer.get_extra_info("peername"), r.detail, more)
 
-    async def _handshake(self, hs: Handshake, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Request:
+    async def _handshake(self, hs: Handshake, reader: asyncio.StreamReader,
+                         writer: asyncio.StreamWriter) -> tuple[Request, bytes | None]:
+        """The request, and the user name the client logged in with (None: no login)."""
+        login: bytes | None = None
         while True:
             e = hs.next_event()
             if out := hs.data_to_send():
@@ -256,14 +276,13 @@ class SocksGateway:
             elif isinstance(e, Credentials):
                 want = self.users.get(e.user)
                 hs.auth_result(want is not None and hmac.compare_digest(want, e.password))
+                login = e.user
             elif isinstance(e, Request):
-                return e
+                return e, login
 
     async def _connect(self, hs: Handshake, req: Request, reader: asyncio.StreamReader,
                        writer: asyncio.StreamWriter) -> Spliced:
         """Open the stream and splice the client with it; SocksError (with the reply queued) when that fails."""
-        if req.command == UDP_ASSOCIATE:
-            raise self._refuse(hs, Fault.UDP_REFUSED, Reply.COMMAND_NOT_SUPPORTED, "UDP ASSOCIATE: mesh streams carry bytes only")
         if req.command != CONNECT:
             raise self._refuse(hs, Fault.BAD_COMMAND, Reply.COMMAND_NOT_SUPPORTED, f"command {req.command}")
         if req.port == 0:
@@ -287,6 +306,19 @@ class SocksGateway:
         self.stats["connected"] += 1
         hub.attach(st, reader, writer)
         return st
+
+    async def _associate(self, hs: Handshake, req: Request, writer: asyncio.StreamWriter, client: Hashable) -> Association:
+        """A UDP relay for this client (RFC 1928 section 7); SocksError (with the reply queued) when it may not have one."""
+        why = self.udp.unavailable()
+        if why is not None:
+            raise self._refuse(hs, Fault.UDP_REFUSED, Reply.COMMAND_NOT_SUPPORTED, why)
+        try:
+            a = await self.udp.open(client, writer, req.port)
+        except Refused as e:
+            raise self._refuse(hs, e.fault, Reply.GENERAL_FAILURE, str(e)) from None
+        hs.reply(Reply.SUCCEEDED, a.bound)
+        writer.write(hs.data_to_send())
+        return a
 
     def _refuse(self, hs: Handshake, fault: Fault, code: Reply, detail: str) -> SocksError:
         hs.reply(code)

@@ -12,6 +12,9 @@
 
     ATYP 1: 4 bytes IPv4 | 3: LEN (1 byte), LEN bytes of host name | 4: 16 bytes IPv6; ports big-endian
 
+    a UDP datagram to or from the relay (UDP ASSOCIATE, RFC 1928 section 7):
+    RSV (2 bytes, 0) FRAG (1 byte) ATYP DST.ADDR DST.PORT DATA
+
 ``Handshake`` is fed bytes (``receive_data``) and hands out one event at a time (``next_event``): ``NeedData(n)``
 (at least n more bytes; a driver that reads at most n never reads past the handshake, so the bytes after the
 request stay in its socket for the stream), ``Credentials`` (answer with ``auth_result``), or ``Request``
@@ -21,6 +24,10 @@ for it, if any (a bad greeting version has none; no acceptable method is 0xFF; a
 0x08), after which the driver closes the connection; every later call raises the same error. A message is at
 most 513 bytes (the longest, a sub-negotiation with two 255-byte fields), so the buffer of an incomplete one is
 bounded by the protocol itself. No clock: the driver owns the handshake deadline.
+
+``parse_udp`` reads one relayed datagram's header (``UdpDatagram``, or ``SocksError`` with ``UDP_BAD_HEADER``
+or ``UDP_FRAGMENT``: we do not reassemble, so any fragment number but 0 is dropped); ``udp_datagram`` wraps a
+reply; ``reply_bytes(code, bind)`` carries the relay's address in a UDP ASSOCIATE's reply.
 """
 
 from __future__ import annotations
@@ -64,7 +71,8 @@ class Fault(enum.Enum):
     HANDSHAKE_TIMEOUT = "handshake_timeout"
     TOO_MANY_CLIENTS = "too_many_clients"
     BAD_COMMAND = "bad_command"  # BIND, or no command at all
-    UDP_REFUSED = "udp_refused"  # UDP ASSOCIATE (docs/architecture.md, "SOCKS5 gateway", says why)
+    UDP_REFUSED = "udp_refused"  # UDP ASSOCIATE without a virtual network here (meshd/socks_udp.py)
+    UDP_TOO_MANY = "udp_too_many"  # UDP ASSOCIATE: the client has as many associations open as it may
     BAD_PORT = "bad_port"  # port 0
     NOT_MESH = "not_mesh"  # not a peer's name or mesh IP: no exit node to take it
     REFUSED = "refused"  # the peer refused the stream (port not exposed, nothing listening)
@@ -72,6 +80,9 @@ class Fault(enum.Enum):
     FAILED = "failed"  # the stream could not be opened here (stream limits)
     NOT_PERMITTED = "not_permitted"  # the client's user may not open streams (no login: root, daemon user, group)
     OWNER_UNKNOWN = "owner_unknown"  # the client's user could not be found (refused: no guessing)
+    # a relayed UDP datagram's header (parse_udp); the datagram is dropped, the association stays
+    UDP_BAD_HEADER = "udp_bad_header"  # short, RSV not 0, an unknown address type, a bad host name
+    UDP_FRAGMENT = "udp_fragment"  # FRAG not 0: fragments are not reassembled
 
 
 class SocksError(Exception):
@@ -110,9 +121,65 @@ class Phase(enum.Enum):
     FAILED = "failed"
 
 
-def reply_bytes(code: Reply) -> bytes:
-    """A request's reply; BND.ADDR 0.0.0.0 port 0 (a stream has no address of its own to show)."""
-    return bytes((VERSION, int(code), 0, IPV4, 0, 0, 0, 0, 0, 0))
+@dataclass(frozen=True)
+class UdpDatagram:
+    atyp: int
+    host: str  # as in Request
+    port: int
+    data: bytes
+
+
+IPAddr = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def address_bytes(ip: IPAddr, port: int) -> bytes:
+    """ATYP, ADDR and PORT of an IP address."""
+    return bytes((IPV4 if ip.version == 4 else IPV6,)) + ip.packed + port.to_bytes(2, "big")
+
+
+def reply_bytes(code: Reply, bind: tuple[IPAddr, int] | None = None) -> bytes:
+    """A request's reply; BND.ADDR ``bind`` (a UDP relay's address), else 0.0.0.0 port 0 (a stream has no address of
+    its own to show)."""
+    return bytes((VERSION, int(code), 0)) + address_bytes(*(bind or (ipaddress.IPv4Address(0), 0)))
+
+
+def udp_datagram(source: IPAddr, port: int, data: bytes) -> bytes:
+    """A datagram from ``source``:``port`` wrapped for the client."""
+    return b"\0\0\0" + address_bytes(source, port) + data
+
+
+def address_end(atyp: int, b: bytes | bytearray, at: int) -> tuple[int, int] | None:
+    """Where the address of type ``atyp`` that begins at ``b[at]`` lies: (start, end); None: not a type we know.
+    A host name's length byte must be in ``b`` (the caller checks there is a byte at ``at``)."""
+    if atyp == DOMAIN:
+        return at + 1, at + 1 + b[at]
+    if atyp in (IPV4, IPV6):
+        return at, at + (4 if atyp == IPV4 else 16)
+    return None
+
+
+def address_text(atyp: int, raw: bytes) -> str | None:
+    """An address's text (a host name as sent, or an IP address); None: a host name that is empty or not ASCII."""
+    return host_name(raw) if atyp == DOMAIN else str(ipaddress.ip_address(raw))
+
+
+def parse_udp(datagram: bytes) -> UdpDatagram:
+    if len(datagram) < 5:
+        raise SocksError(Fault.UDP_BAD_HEADER, f"{len(datagram)} bytes: shorter than a header")
+    if datagram[0] or datagram[1]:
+        raise SocksError(Fault.UDP_BAD_HEADER, f"RSV {datagram[:2].hex()}, not 0000")
+    if datagram[2]:
+        raise SocksError(Fault.UDP_FRAGMENT, f"fragment {datagram[2]}: fragments are not reassembled")
+    span = address_end(datagram[3], datagram, 4)
+    if span is None:
+        raise SocksError(Fault.UDP_BAD_HEADER, f"address type {datagram[3]}")
+    start, end = span
+    if len(datagram) < end + 2:
+        raise SocksError(Fault.UDP_BAD_HEADER, f"{len(datagram)} bytes: the address is cut short")
+    host = address_text(datagram[3], datagram[start:end])
+    if host is None:
+        raise SocksError(Fault.UDP_BAD_HEADER, f"host name {datagram[start:end][:40]!r} is empty or not printable ASCII")
+    return UdpDatagram(datagram[3], host, int.from_bytes(datagram[end : end + 2], "big"), datagram[end + 2 :])
 
 
 def host_name(raw: bytes) -> str | None:
@@ -151,10 +218,10 @@ class Handshake:
         else:
             self._fail(Fault.AUTH_FAILED, "wrong user name or password", b"")
 
-    def reply(self, code: Reply) -> None:
+    def reply(self, code: Reply, bind: tuple[IPAddr, int] | None = None) -> None:
         if self.phase is not Phase.REPLY:
             raise UsageError(f"reply in phase {self.phase.value}")
-        self._out += reply_bytes(code)
+        self._out += reply_bytes(code, bind)
         self.phase = Phase.DONE if code is Reply.SUCCEEDED else Phase.FAILED
 
     def next_event(self) -> NeedData | Credentials | Request | None:
@@ -218,21 +285,17 @@ class Handshake:
                 return NeedData(5 - len(b))
             if b[4] == 0:
                 self._fail(Fault.BAD_HOSTNAME, "host name of length 0", reply_bytes(Reply.GENERAL_FAILURE))
-            start, end = 5, 5 + b[4]
-        elif atyp in (IPV4, IPV6):
-            start, end = 4, 4 + (4 if atyp == IPV4 else 16)
-        else:
+        span = address_end(atyp, b, 4)
+        if span is None:
             self._fail(Fault.BAD_ATYP, f"address type {atyp}", reply_bytes(Reply.ATYP_NOT_SUPPORTED))
+        start, end = span
         if len(b) < end + 2:
             return NeedData(end + 2 - len(b))
         raw = bytes(b[start:end])
-        if atyp == DOMAIN:
-            host = host_name(raw)
-            if host is None:
-                self._fail(Fault.BAD_HOSTNAME, f"host name {raw[:40]!r} is not printable ASCII",
-                           reply_bytes(Reply.GENERAL_FAILURE))
-        else:
-            host = str(ipaddress.ip_address(raw))
+        host = address_text(atyp, raw)
+        if host is None:
+            self._fail(Fault.BAD_HOSTNAME, f"host name {raw[:40]!r} is not printable ASCII",
+                       reply_bytes(Reply.GENERAL_FAILURE))
         req = Request(b[1], atyp, host, int.from_bytes(b[end : end + 2], "big"))
         del b[: end + 2]
         self.phase = Phase.REPLY
