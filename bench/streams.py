@@ -4,7 +4,8 @@ Two real daemons on loopback, alfa and bravo, in one network; bravo exposes a si
 sshd is installed, an sshd of its own on a free port. Measured, each the median of RUNS:
 
 * stream: SIZE MB written into a stream from ``omertactl connect``'s socket (the daemon's stream socket, as the
-  command gets it) to the sink, until the sink has read it all; beside it, plain TCP to the same sink;
+  command gets it) to the sink, until the sink has read it all; beside it, plain TCP to the same sink; and each
+  daemon's CPU time (user + system) per MB over the stream runs;
 * forward: the same SIZE MB written into a port forward's local listener (``forward.add``: a plain TCP connection
   to alfa, which opens the stream itself), next to the stream socket's figure;
 * ssh: ``ssh ... 'cat > /dev/null'`` with SIZE MB on stdin, through ``ProxyCommand omertactl connect %h %p`` and
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import socket
 import socketserver
@@ -77,6 +79,12 @@ class Endless(Source):
 class Server(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
+
+
+def cpu_s(d: Any) -> float:
+    """A daemon's CPU seconds so far (user + system, /proc/PID/stat)."""
+    fields = Path(f"/proc/{d.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def push(sock: socket.socket, size: int) -> float:
@@ -175,7 +183,10 @@ def main() -> None:
         join(alfa, bravo, "bench")
         port = sink.server_address[1]
         ctl(bravo.socket, "serve", "add", str(port))
+        cpu0 = cpu_s(alfa), cpu_s(bravo)
         mesh = [push(open_stream(str(alfa.socket), "bravo", port)[0], size) for _ in range(a.runs)]
+        mb = a.size * a.runs
+        out["cpu_ms_per_mb_sender"], out["cpu_ms_per_mb_receiver"] = ((cpu_s(d) - c) * 1000 / mb for d, c in zip((alfa, bravo), cpu0))
         plain = [push(socket.create_connection(("127.0.0.1", port)), size) for _ in range(a.runs)]
         fwd = alfa.call("forward.add", local=0, peer="bravo", port=port)["local"]
         via_fwd = [push(socket.create_connection(("127.0.0.1", fwd)), size) for _ in range(a.runs)]
@@ -209,6 +220,8 @@ def main() -> None:
     print(f"{a.size} MB per run, median of {a.runs}, loopback")
     print(f"  stream  {out['stream_mb_s']:8.1f} MB/s   plain TCP {out['plain_tcp_mb_s']:8.1f} MB/s   "
           f"ratio {out['stream_mb_s'] / out['plain_tcp_mb_s']:.3f}")
+    print(f"          CPU per MB: sending daemon {out['cpu_ms_per_mb_sender']:.1f} ms, receiving daemon "
+          f"{out['cpu_ms_per_mb_receiver']:.1f} ms")
     print(f"  forward {out['forward_mb_s']:8.1f} MB/s   (a TCP connection to a port forward; ratio to the stream socket "
           f"{out['forward_mb_s'] / out['stream_mb_s']:.3f})")
     print(f"  stall   {a.streams - 1} readers x {a.per} MB: {out['stall_alone_mb_s']:.1f} MB/s alone, "

@@ -33,8 +33,9 @@ from .network import Network
 from .outbox import Outbox
 from .peers.links import Links
 from .peers.paths import PathId, PathKind, ViaRelay
-from .peers.peer import Peer, PeerState
+from .peers.peer import Peer
 from .peers.table import PeerTable
+from .peertimers import PeerTimers
 from .relay.client import RelayClient
 from .relay.server import RelayServer
 from .segruns import SegmentRuns
@@ -96,6 +97,7 @@ class Mesh:
                                  self.streams.lost)
         self.sessions = Sessions(config, self.hs, self.table, self.links, self.messages, self.gossip, wall_offset,
                                  audit or strict_audit)  # the session lifecycle
+        self._peer_timers = PeerTimers(self._timers, self.sessions.deadline)
         self.ip = IpFrames(self.counters, config.max_datagram - TRANSPORT_OVERHEAD - RELAY_HEADROOM - 1, config.max_ip_queue)
         self.seg_runs = SegmentRuns(config, self.counters, self.table, self.links, self.ip, self._received,
                                     lambda at: self._timer(Timer.IP_FLUSH, at), self._failed)  # GRO runs of IPSEG
@@ -116,6 +118,7 @@ class Mesh:
         return self._events.popleft() if self._events else None
 
     def next_deadline(self) -> float | None:
+        self._peer_timers.settle()
         return self._timers.next_deadline()
 
     def _event(self, e: ev.Event) -> None:
@@ -251,14 +254,11 @@ class Mesh:
         self._run(now, lambda out: self.sessions.initiate(peer, now, out))
 
     def _arm(self, peer: Peer, now: float) -> None:
-        key = PeerTimer(peer.key)
-        if (at := None if peer.state is PeerState.REMOVED else self.sessions.deadline(peer)) is None:
-            self._timers.cancel(key)
-        else:
-            self._timers.set(key, max(at, now))
+        self._peer_timers.touch(peer, now)  # computed once per input batch, before the queue is read (core/peertimers.py)
 
     def handle_timer(self, now: float) -> None:
         self._last_now = now
+        self._peer_timers.settle()
         for key in list(self._timers.pop_due(now)):
             if isinstance(key, PeerTimer):
                 peer = self.table.get(NetworkId(key.key[0]), NodeId(key.key[1]))
