@@ -215,6 +215,7 @@ def test_a_peer_down_when_the_forward_is_made_fails_with_the_reason_then_works(p
     assert listed(a)[0]["errors"] == 1
 
 
+@pytest.mark.root("omertactl as nobody")
 def test_bad_arguments_ports_in_use_and_nobody_get_clear_errors(pair) -> None:
     a, _b = pair
     for args, needle in ((["8080"], "give LOCALPORT PEER:PORT"), (["8080", "bravo"], "is not PEER:PORT"),

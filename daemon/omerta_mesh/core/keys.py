@@ -86,6 +86,10 @@ def _decode_point(public: bytes) -> tuple[int, _Point]:
     return y, (x, y, 1, x * y % _P)
 
 
+_CONVERTED: dict[bytes, bytes | str] = {}  # memo, the X25519 key or why not (pure: same key, same answer): a
+_CONVERTED_MAX = 8192  # process of many nodes (the simulator) converts each key once, not once per node meeting it
+
+
 def ed25519_public_to_x25519(public: bytes) -> bytes:
     """Map an Ed25519 public key to the X25519 public key of the same secret: u = (1+y)/(1-y) mod p.
 
@@ -95,7 +99,23 @@ def ed25519_public_to_x25519(public: bytes) -> bytes:
     """
     if not isinstance(public, (bytes, bytearray)) or len(public) != PUBLIC_LEN:
         raise ValueError(f"an Ed25519 public key is {PUBLIC_LEN} bytes")
-    y, point = _decode_point(bytes(public))
+    key = bytes(public)
+    hit = _CONVERTED.get(key)
+    if hit is None:
+        try:
+            hit = _to_x25519(key)
+        except ValueError as e:
+            hit = str(e)
+        if len(_CONVERTED) >= _CONVERTED_MAX:
+            _CONVERTED.clear()
+        _CONVERTED[key] = hit
+    if isinstance(hit, str):
+        raise ValueError(hit)
+    return hit
+
+
+def _to_x25519(public: bytes) -> bytes:
+    y, point = _decode_point(public)
     if _is_identity(_scalar_mult(8, point)):
         raise ValueError("Ed25519 public key has small order (identity or torsion point)")
     if not _is_identity(_scalar_mult(_L, point)):
