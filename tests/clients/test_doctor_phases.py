@@ -130,14 +130,31 @@ def test_mtu(mtu: int | None, want: str) -> None:
     assert ph.mtu("bravo", p).verdict == want
 
 
-def test_throughput_ramp() -> None:
-    full = [(10.0, ping(*[1.0] * 10)), (100.0, ping(*[1.0] * 50))]
-    assert ph.throughput("bravo", full).verdict == ph.PASS
-    some = [(10.0, ping(*[1.0] * 10)), (100.0, ping(*[1.0] * 49, None))]
-    assert ph.throughput("bravo", some).verdict == ph.WARN
-    bursty = [(10.0, ping(*[1.0] * 10)), (100.0, ping(*[1.0] * 30, *[None] * 20))]
-    p = ph.throughput("bravo", bursty)
-    assert p.verdict == ph.FAIL and "rate limit" in p.fix and p.data["kind"] == "probe-rate ramp"
+def step(mb: float, seconds: float, counted: int | None = -1, error: str | None = None) -> dict:
+    """A ramp step as doctor.sink_step gives it; ``counted`` -1: the peer counted every byte."""
+    n = int(mb * 1e6)
+    return {"bytes": n, "seconds": seconds, "counted": n if counted == -1 else counted, "error": error}
+
+
+def test_throughput_ramp_reports_mb_per_s_per_step() -> None:
+    p = ph.throughput("bravo", [step(1, 0.02), step(4, 0.05), step(16, 0.2)])
+    assert p.verdict == ph.PASS and p.data["kind"] == "stream throughput ramp" and p.data["port"] == 9
+    assert [s["mb_s"] for s in p.data["steps"]] == [50.0, 80.0, 80.0] and p.data["best_mb_s"] == 80.0
+    assert "16 MB 80.0 MB/s" in p.detail
+
+
+@pytest.mark.parametrize("steps,want,fix", [
+    ([step(1, 1.01)], ph.WARN, "path and rtt"),  # best step just under THROUGHPUT_WARN_MBS
+    ([step(1, 0.99)], ph.PASS, ""),  # just over it (a slow path stops the ramp early: one step is enough)
+    ([step(1, 0.02), step(4, 5.0, None, "no progress for 5 s after 2.10 MB")], ph.WARN, "stalls under load"),
+    ([step(1, 0.0, None, "no progress for 5 s after 0.00 MB")], ph.FAIL, "mtu phase"),
+    ([step(1, 0.0, None, "port 9 not exposed on bravo")], ph.FAIL, "update omerta-meshd on bravo"),
+    ([step(1, 0.1, counted=999_000)], ph.FAIL, "mtu phase"),  # the peer counted less than was sent
+])
+def test_throughput_ramp_verdicts(steps: list[dict], want: str, fix: str) -> None:
+    p = ph.throughput("bravo", steps)
+    assert p.verdict == want and fix in p.fix, p
+    assert ph.throughput("bravo", []).verdict == ph.SKIP
 
 
 def test_failover_needs_a_second_usable_path_or_a_relay_other_than_the_peer() -> None:

@@ -6,10 +6,11 @@ config, udp, nat and relays (netcheck.run). Per peer (PEER, or every peer peers.
 ping inside it), path (peers.get), rtt and loss (N pings), mtu (the current path's measured MTU), throughput
 and failover (a second path or a relay).
 
-The throughput phase is a probe-rate ramp: bursts of mesh pings at 10, 50 and 100 per second. It needs
-nothing set up on the peer, which a bulk measurement would (a stream needs a port the peer exposes with
-`serve add` and something listening there; a channel message is refused unless the peer receives the
-channel), so it measures whether the path keeps answering as the rate rises, not megabytes per second.
+The throughput phase is a stream throughput ramp: streams of 1, 4 and 16 MB through the stream socket (as
+`omertactl connect`) to the peer's discard sink, port 9, which every daemon answers itself (no set-up on the
+peer); each step half-closes, waits for the peer's byte count and reports MB/s. A step that would take more
+than ``RAMP_BUDGET`` s at the rate seen is not run. Opening a stream is a write: a caller who may not write
+gets the phase skipped with that reason.
 """
 
 from __future__ import annotations
@@ -18,33 +19,39 @@ import argparse
 import functools
 import grp
 import os
+import socket
+import time
 from typing import Any, Callable, Iterator
 
 from rich.text import Text
 
 from .. import errors, output
+from . import connect
 from . import doctor_phases as ph
 from .common import PEER_HELP, Ctx, Json
 
 EXAMPLES = """\
 Each line is one phase: pass, warn (works, but see the fix), fail (the cause, then the fix) or skip (an
 earlier phase failed). Exits 0 when no phase failed, else with the first failure's code (3: the daemon is
-not running, 4: permission, 6: a peer unreachable, 1: anything else). The throughput phase is a probe-rate
-ramp (pings at 10, 50 and 100 per second), not a bulk transfer: that would need set-up on the peer.
+not running, 4: permission, 6: a peer unreachable, 1: anything else). The throughput phase sends 1, 4 and
+16 MB streams to the peer's discard sink (port 9, served by every daemon itself); it needs root or the
+omerta group (opening a stream is a write) and is skipped otherwise.
 
 examples:
   omertactl doctor                 this node, then every peer
   omertactl doctor bravo -c 50     this node and bravo, RTT over 50 probes
   omertactl doctor --json          the report: {"ok", "counts", "phases": [{name, scope, verdict, detail, fix, data}]}
 """
-RAMP = ((10.0, 10), (50.0, 25), (100.0, 50))  # (probes per second, probes): the throughput phase's steps
+RAMP = (1_000_000, 4_000_000, 16_000_000)  # bytes: the throughput phase's streams
+RAMP_BUDGET = 2.0  # seconds: a step that would take longer at the last step's rate is not run
+STALL = 5.0  # seconds without progress (sending, or waiting for the count) end a step
 MARK = {ph.PASS: ("ok", "green"), ph.WARN: ("warn", "yellow"), ph.FAIL: ("FAIL", "bold red"), ph.SKIP: ("skip", "dim")}
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("doctor", parents=[common], help="check this node and its peers phase by phase; each failure with its fix",
                        description="Check the daemon, permissions, configuration, UDP, NAT and relays, then for each peer "
-                                   "(or PEER) the session, path, RTT percentiles, loss, path MTU, a probe-rate ramp and "
+                                   "(or PEER) the session, path, RTT percentiles, loss, path MTU, a stream throughput ramp and "
                                    "failover readiness. Every failing phase says the cause and the fix.",
                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("peer", metavar="PEER", nargs="?", help=f"only this peer: {PEER_HELP}")
@@ -153,7 +160,7 @@ class PeerCheck:
         yield f"RTT to {self.scope} ({self.doctor.args.count} probes)", self._rtt
         yield f"loss to {self.scope}", lambda: ph.loss(self.scope, self.probes)
         yield f"the path MTU to {self.scope}", lambda: ph.mtu(self.scope, self.detail)
-        yield f"a probe-rate ramp to {self.scope}", self._ramp
+        yield f"a stream throughput ramp to {self.scope}", self._ramp
         relays = [str(r.get("node_id")) for r in self.doctor.verdict.get("relays") or []]
         yield f"failover to {self.scope}", lambda: ph.failover(self.scope, self.detail, relays)
 
@@ -176,7 +183,42 @@ class PeerCheck:
         return ph.rtt(self.scope, self.probes)
 
     def _ramp(self) -> ph.Phase:
-        return ph.throughput(self.scope, [(rate, self.doctor.ping(self.detail, n, 1 / rate)) for rate, n in RAMP])
+        steps: list[Json] = []
+        for size in RAMP:
+            if steps and (steps[-1]["error"] or size * steps[-1]["seconds"] / steps[-1]["bytes"] > RAMP_BUDGET):
+                break
+            try:
+                steps.append(sink_step(self.doctor.ctx.socket, self.detail, size))
+            except errors.ClientError as e:
+                if e.exit_code == errors.PERMISSION:
+                    return ph.skipped("throughput", self.scope, f"opening a stream needs write access: {e.message}")
+                steps.append({"bytes": size, "seconds": 0.0, "counted": None, "error": e.message})
+        return ph.throughput(self.scope, steps)
+
+
+def sink_step(sock_path: str, peer: Json, size: int) -> Json:
+    """One ramp step: ``size`` zero bytes to the peer's discard sink, a half-close, and its count back. ClientError
+    when the stream cannot be opened (a refusal, or no write access)."""
+    sock, _ = connect.open_stream(sock_path, peer["node_id"], ph.DISCARD_PORT, peer["network"], STALL * 3)
+    chunk, left, answer, error = bytes(connect.CHUNK), size, b"", None
+    start = time.monotonic()
+    try:
+        sock.settimeout(STALL)
+        while left:
+            left -= sock.send(chunk[:left])
+        sock.shutdown(socket.SHUT_WR)
+        while data := sock.recv(64):
+            answer += data
+    except TimeoutError:
+        error = f"no progress for {STALL:g} s after {(size - left) / 1e6:.2f} MB"
+    except OSError as e:
+        error = f"the stream ended: {e.strerror or e}"
+    finally:
+        sock.close()
+    counted = int(answer) if answer.strip().isdigit() else None
+    if error is None and counted is None:
+        error = "the stream closed without the peer's count (reset on the way, or an older peer)"
+    return {"bytes": size, "seconds": round(time.monotonic() - start, 4), "counted": counted, "error": error}
 
 
 def _in_network(peer: Json, network: str | None) -> bool:

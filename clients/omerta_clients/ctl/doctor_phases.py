@@ -28,7 +28,8 @@ RTT_WARN_MS = 300.0  # a median above this: usable, but interactive use suffers
 LOSS_WARN = 0.0  # any loss is worth a remark
 LOSS_FAIL = 0.2  # a fifth of the probes lost: the path is broken for practical purposes
 MIN_MTU = 1280  # IPv6's minimum link MTU: below it the mesh's IPv6 cannot work unfragmented
-RAMP_FAIL = 0.2  # a ramp step that loses this share of its probes (when the idle probes lost none) fails
+DISCARD_PORT = 9  # the stream port every daemon answers itself with a discard sink (daemon: io/streams.py)
+THROUGHPUT_WARN_MBS = 1.0  # MB/s: the best ramp step below this works, but bulk transfers will crawl
 USABLE_PATH_STATES = ("up", "degraded")  # the daemon's PathState values that still carry traffic
 
 PEER_FIX = ("check that {peer}'s omerta-meshd runs (`systemctl status omerta-meshd` there) and that UDP between "
@@ -261,27 +262,35 @@ def mtu(peer: str, detail: Json) -> Phase:
     return ok("mtu", peer, f"{value} bytes on {cur.get('path') if cur else '-'}", mtu=value)
 
 
-def throughput(peer: str, steps: list[tuple[float, Json]]) -> Phase:
-    """The probe-rate ramp: ``steps`` are (probes per second asked, ping result) at rising rates. Not bulk throughput:
-    it shows whether the path keeps answering as the rate rises, and what that does to the RTT."""
-    rows: list[Json] = []
-    for rate, res in steps:
-        xs, sent = rtts(res), int(res.get("sent", 0))
-        rows.append({"rate": rate, "sent": sent, "received": len(xs), "p50_ms": percentile(xs, 50) if xs else None})
+def throughput(peer: str, steps: list[Json]) -> Phase:
+    """The stream throughput ramp: ``steps`` are streams to the peer's discard sink (port 9) at rising sizes, each
+    {bytes sent, seconds until the peer's count came back, counted (the peer's count, None without one), error
+    (why the step stopped, else None)}. A step moved when the peer counted every byte."""
+    rows = [{**st, "mb_s": round(st["bytes"] / st["seconds"] / 1e6, 2) if _moved(st) else None} for st in steps]
     if not rows:
         return skipped("throughput", peer, "no ramp step ran")
-    text = "; ".join(f"{r['rate']:.0f}/s: {r['received']}/{r['sent']}" + (f" p50 {r['p50_ms']:.2f} ms" if r["p50_ms"] is not None else "")
+    text = "; ".join(f"{r['bytes'] / 1e6:g} MB " + (f"{r['mb_s']:.1f} MB/s" if r["mb_s"] is not None else
+                                                    f"stopped: {r.get('error') or 'the peer counted ' + str(r.get('counted'))}")
                      for r in rows)
-    lost = max(round(1 - r["received"] / r["sent"], 4) if r["sent"] else 1.0 for r in rows)
-    data = {"kind": "probe-rate ramp", "steps": rows}
-    if lost >= RAMP_FAIL:
-        return Phase("throughput", peer, FAIL, f"probes lost as the rate rises ({text})",
-                     "the path drops bursts: a rate limit on UDP (firewall, ISP) or a saturated link; check rate limits "
-                     "on the way and the link's capacity", data)
-    if lost > 0:
-        return Phase("throughput", peer, WARN, f"some probes lost under load ({text})",
-                     "repeat it; persistent loss under load points at a rate limit or a saturated link", data)
-    return ok("throughput", peer, f"probe-rate ramp answered in full: {text}", **data)
+    moved = [r["mb_s"] for r in rows if r["mb_s"] is not None]
+    data = {"kind": "stream throughput ramp", "port": DISCARD_PORT, "steps": rows, "best_mb_s": max(moved, default=None)}
+    if not moved:
+        cause = str(rows[0].get("error") or "")
+        fix = (f"update omerta-meshd on {peer}: its daemon has no discard sink on port {DISCARD_PORT}" if "not exposed" in cause
+               else "the path answers pings but carries no stream: a rate limit or a path MTU problem on the way (see the "
+                    "mtu phase), or the peer's stream limits are full (`omertactl streams` there)")
+        return Phase("throughput", peer, FAIL, f"nothing moved over a stream ({text})", fix, data)
+    if len(moved) < len(rows):
+        return Phase("throughput", peer, WARN, f"a step stopped after others moved ({text})",
+                     "repeat it; a stream that stalls under load points at a saturated link or a rate limit", data)
+    if max(moved) < THROUGHPUT_WARN_MBS:
+        return Phase("throughput", peer, WARN, f"slow: {text}", "a relay far away or a congested link: see the path and "
+                                                                  "rtt phases; a direct path usually helps", data)
+    return ok("throughput", peer, f"stream to the discard sink: {text}", **data)
+
+
+def _moved(step: Json) -> bool:
+    return step.get("error") is None and step.get("counted") == step["bytes"] and step["seconds"] > 0
 
 
 def failover(peer: str, detail: Json, relay_ids: list[str]) -> Phase:

@@ -6,6 +6,10 @@ each stream with a local socket.
   peer's reason.
 * A stream the peer asks for is offered to ``policy(port)`` (the daemon: is the port exposed?); refused with
   its reason, or connected to ``127.0.0.1:port`` (then ``::1``) and accepted once that connection is made.
+  Port ``DISCARD_PORT`` (9, RFC 863's discard) is the daemon's own sink and never asks ``policy`` nor touches a
+  local port: accepted at once from any member, every byte counted (``streams.discard_bytes``) and its credit
+  returned at once; on the opener's half-close it answers with the count (ASCII decimal and a newline) and
+  closes. The core's stream limits apply to it as to any stream (``omertactl doctor``'s throughput ramp).
 * Splicing: the socket's bytes go out as the stream's credit allows (never read beyond it); received bytes are
   written to the socket and reported consumed once its write buffer is below the high-water mark, so a
   reader that stalls stops its sender at one window and the daemon holds at most a window per stream. EOF
@@ -32,6 +36,7 @@ from ..core.peers.peer import Peer
 
 log = logging.getLogger("omerta_mesh.io.streams")
 READ_MAX = 65536
+DISCARD_PORT = 9  # the daemon's discard sink: answered here, never connected to a local 127.0.0.1:9
 
 
 class StreamRefused(MeshError):
@@ -154,6 +159,10 @@ class StreamHub:
 
     async def _serve(self, s: Spliced) -> None:
         m = self._core()
+        if s.port == DISCARD_PORT:
+            self._act(lambda out: m.streams.accept(s.peer, s.sid, out))
+            await self._discard(s)
+            return
         why = self.policy(s.port)
         if why is not None:
             self.reset(s, why)
@@ -171,6 +180,29 @@ class StreamHub:
             return
         self._act(lambda out: m.streams.accept(s.peer, s.sid, out))
         self.attach(s, reader, writer)
+
+    async def _discard(self, s: Spliced) -> None:
+        """The sink: count and consume what arrives (what queued meanwhile at once, as ``_down``); on the peer's
+        half-close answer with the count and close (the stream is then gone both ways). A reset cancels it."""
+        m = self._core()
+        total = 0
+        while (data := await s.incoming.get()) is not None:
+            n = len(data)
+            while not s.incoming.empty() and (data := s.incoming.get_nowait()) is not None:
+                n += len(data)
+            total += n
+            m.counters.inc("streams.discard_bytes", n)
+            self._act(lambda out: m.streams.consumed(s.peer, s.sid, n, out))  # noqa: B023 (called at once)
+            if data is None:
+                break
+        if (s.peer.key, s.sid) in self.streams:
+            self._act(lambda out: self._answer(s, b"%d\n" % total, out))
+            self._gone(s, None)
+
+    def _answer(self, s: Spliced, data: bytes, out: Outbox) -> None:
+        m = self._core()
+        m.streams.send(s.peer, s.sid, data, out)  # (within the window the opener granted: nothing was sent before)
+        m.streams.close(s.peer, s.sid, out)
 
     # ------------------------------------------------------------------ splicing
     async def _up(self, s: Spliced, reader: asyncio.StreamReader) -> None:

@@ -4,7 +4,9 @@ Exposed by default: none. The admin declares ports in the config (``[serve] port
 ``remove`` change the set live and persist the change in the state directory (``serve.json``: the ports added
 and removed relative to the config, written atomically), so a restart or a reload keeps it and the config file
 is never rewritten by the daemon. The exposed set is (config ports + added) - removed. A stream to any other
-port is refused with "port P not exposed on NAME".
+port is refused with "port P not exposed on NAME". Port 9 is not in this rule's reach: it is the daemon's own
+discard sink (``io/streams.py``, ``DISCARD_PORT``), answered before ``policy`` is asked, so exposing 9 would
+change nothing and a local 127.0.0.1:9 is never connected.
 """
 
 from __future__ import annotations
