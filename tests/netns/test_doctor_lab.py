@@ -16,6 +16,7 @@ import pytest
 from clients.ctlharness import ctl
 from netns.lab import Lab
 from netns.test_mesh_matrix import connect, pair_mesh, wait_for
+from omerta_clients.ctl.doctor_phases import current_path
 
 pytestmark = pytest.mark.root
 
@@ -33,6 +34,8 @@ def test_doctor_passes_on_a_healthy_pair_and_fails_the_session_when_the_peers_ud
     R, S, A, B = pair_mesh(lab, tmp_path, "public", "public")
     connect(A, B)
     assert wait_for(lambda: A.call("netcheck.run")["status"] == "classified", 20), A.call("netcheck.run")
+    assert wait_for(lambda: all((current_path(d) or {}).get("mtu") is not None for d in A.call("peers.get", peer="B")["networks"]),
+                    30), A.call("peers.get", peer="B")  # the path MTU is probed once the path answers: the mtu phase reads it
 
     rc, rep = doctor(A.socket, "B")
     bad = [p for p in rep["phases"] if p["verdict"] != "pass"]
