@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 from . import schema as s
 from . import views
 from .config import MetricsConfig, parse_listen
+from .localserve import stop_serving
 
 if TYPE_CHECKING:  # pragma: no cover
     from .api import DaemonAPI
@@ -65,11 +66,7 @@ class MetricsServer:
         log.info("metrics on %s", self.url())
 
     async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-        for t in list(self._clients):
-            t.cancel()
-        await asyncio.gather(*self._clients, return_exceptions=True)
+        await stop_serving(self._server, self._clients)
         self._server = None
 
     def url(self) -> str:

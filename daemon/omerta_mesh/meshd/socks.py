@@ -52,6 +52,7 @@ from . import auth, destination
 from . import schema as s
 from .config import SocksConfig, parse_listen
 from .errors import ApiError
+from .localserve import stop_serving
 from .socks_udp import Association, Refused, UdpRelay
 from .socks_wire import CONNECT, UDP_ASSOCIATE, Credentials, Fault, Handshake, NeedData, Reply, Request, SocksError
 
@@ -173,11 +174,7 @@ class SocksGateway:
         log.info("SOCKS5 gateway on %s (%s)", self.address(), "username/password" if p.auth else "no login: local users who may write")
 
     async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-        for t in list(self._clients):
-            t.cancel()
-        await asyncio.gather(*self._clients, return_exceptions=True)
+        await stop_serving(self._server, self._clients)
         self._server = None
 
     def address(self) -> str:
