@@ -25,7 +25,7 @@ class ConvergenceResult:
 
 
 def converge(n: int, seed: int = 1, max_rounds: int = 60, config: CoreConfig = DEFAULT_CONFIG) -> ConvergenceResult:
-    sm = SimMesh(seed=seed, config=config, strict_audit=False)
+    sm = SimMesh(seed=seed, config=config, strict_audit=False, trace=False)  # nothing here reads the packet trace
     link = LinkSpec(latency=0.01, jitter=0.005)
     nodes = [sm.add_node("n0", link=link, relay=True)]
     net = nodes[0].mesh.create_network("bench", sm.now)

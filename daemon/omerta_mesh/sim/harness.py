@@ -68,11 +68,12 @@ class SimNode:
 class SimMesh:
     def __init__(
         self, seed: int | str = 0, *, config: CoreConfig = DEFAULT_CONFIG, strict_audit: bool = True, start: float = 1000.0,
+        trace: bool = True,
     ) -> None:
         self.seed = seed
         self.config = config
         self.strict_audit = strict_audit
-        self.internet = SimInternet(seed=seed if isinstance(seed, int) else sum(seed.encode()), start=start)
+        self.internet = SimInternet(seed=seed if isinstance(seed, int) else sum(seed.encode()), start=start, trace=trace)
         self.entropy = SeededEntropy(f"simmesh-{seed}")
         self.nodes: dict[str, SimNode] = {}
         self._next_port = BASE_PORT
@@ -171,6 +172,8 @@ class SimMesh:
         return format_failure(self.internet.trace, last=last)
 
     def trace_digest(self) -> str:
+        if not self.internet.tracing:  # two untraced runs would compare equal, whatever they did
+            raise ValueError("this SimMesh was made with trace=False: it has no packet trace to digest")
         return self.internet.trace.digest()
 
     def total_drops(self) -> dict[str, int]:

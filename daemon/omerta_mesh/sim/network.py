@@ -198,11 +198,12 @@ class SimInternet:
 
     def __init__(
         self, seed: int | bytes | str = 0, *, start: float = 0.0, max_events: int = 1_000_000,
-        trace_limit: int = 200_000,
+        trace_limit: int = 200_000, trace: bool = True,
     ) -> None:
         self.seed = seed
         self.clock = VirtualClock(start)
         self.trace = Trace(trace_limit)
+        self.tracing = trace  # False: nothing is added to the trace (for scale runs that never read it)
         self.stats = SimStats()
         self.max_events = max_events
         self.hosts: dict[str, SimHost] = {}
@@ -424,8 +425,9 @@ class SimInternet:
 
     def _record(self, event: TraceEvent, at: str, pkt: _Pkt, new_src: Address | None = None,
                 new_dst: Address | None = None, reason: DropReason | None = None) -> None:
-        self.trace.add(TraceRecord(self.now, pkt.id, event, at, pkt.src, pkt.dst, len(pkt.data), pkt.digest,
-                                   new_src, new_dst, reason))
+        if self.tracing:
+            self.trace.add(TraceRecord(self.now, pkt.id, event, at, pkt.src, pkt.dst, len(pkt.data), pkt.digest,
+                                       new_src, new_dst, reason))
 
     def _drop(self, at: str, pkt: _Pkt, reason: DropReason) -> None:
         self.stats.dropped[reason.value] += 1
