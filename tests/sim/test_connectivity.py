@@ -164,10 +164,13 @@ def test_gossip_spreads_every_record_from_a_chain_of_invites() -> None:
 
 
 @pytest.mark.slow
-def test_thousand_nodes_converge_within_bounded_rounds_and_bytes() -> None:
+def test_four_hundred_nodes_converge_within_bounded_rounds_and_bytes() -> None:
+    """The scale target's bounds (under 30 rounds, the busiest node under 1 MiB a round, the average under 48 KiB)
+    on 400 nodes: 27 s quiet (7 rounds). The 1,000-node figure itself is bench/gossip_convergence.py's (167 s at
+    load 2.6 and up to 457 s on a busy machine, a third of the suite's time: issue 14's 20 minutes)."""
     from omerta_mesh.sim.gossip_bench import converge
 
-    r = converge(1000, seed=1)
+    r = converge(400, seed=1)
     assert r.converged, r
     assert r.rounds < 30, r
     # bounded: the busiest node (the first member, whom hundreds of newcomers join at once) stays under
