@@ -61,8 +61,9 @@ def test_replayed_and_forged_fragments_in_a_run_are_dropped_and_counted_the_rest
     forged = bytearray(run[5])
     forged[-1] ^= 1
     p.a.receive_datagrams(run[:3], B_ADDR, None, p.now)  # the first three, then again with the rest
-    _fast_taken(p)
+    taken = _fast_taken(p)
     p.a.receive_datagrams(run[:3] + [bytes(forged)] + run[3:], B_ADDR, None, p.now)
+    assert taken == [len(run) + 1]  # all of them through the fast path, which drops what the general one would
     assert p.a.counters["drop.replayed"] == 3 and p.a.counters["drop.decrypt_failed"] == 1
     assert p.a.ip_packets_to_write() == [(p.net.id, p.b.node_id, seg)]
 
@@ -79,6 +80,17 @@ def test_another_frame_inside_a_run_is_handled_as_if_alone_and_the_rest_still_ar
     p.run()
     got = [e for e in p.events[id(p.a)] if isinstance(e, ev.ChannelMessage)]
     assert [(e.channel, e.data) for e in got] == [("chat", b"between the fragments")]
+
+
+def test_a_malformed_frame_inside_a_run_is_a_counted_drop_as_alone_not_an_internal_error() -> None:
+    p = _pair("segrun-badframe")
+    seg, run = _fragments(p)
+    bad = p.b.find_peer(p.a.node_id, p.net.id).current.encrypt(b"\x02", p.now)  # DATA, shorter than its header
+    taken = _fast_taken(p)
+    p.a.receive_datagrams(run[:3] + [bad] + run[3:], B_ADDR, None, p.now)
+    assert taken == [4]
+    assert p.a.counters["drop.bad_frame"] == 1 and p.a.counters["drop.internal_error"] == 0
+    assert p.a.ip_packets_to_write() == [(p.net.id, p.b.node_id, seg)]
 
 
 @pytest.mark.parametrize("why", ["new path", "unknown receiver"])

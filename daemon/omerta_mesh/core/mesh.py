@@ -306,12 +306,15 @@ class Mesh:
         for data in datagrams[self.seg_runs.take(datagrams, src, local, now) if len(datagrams) > 1 else 0:]:
             try:
                 self._receive(data, src, local, now)
-            except WireError as e:
-                self.counters.drop(e.reason)
             except Exception as e:
                 self._failed(e)
 
-    def _failed(self, e: Exception) -> None:  # a bug, never the sender's fault: count it and keep serving
+    def _failed(self, e: Exception) -> None:
+        """What handling a datagram raised: a WireError is the sender's (a counted drop); anything else is a bug,
+        never the sender's fault: counted, and the daemon keeps serving."""
+        if isinstance(e, WireError):
+            self.counters.drop(e.reason)
+            return
         self.counters.inc("drop.internal_error")
         self.last_internal_error = repr(e)
 

@@ -47,7 +47,7 @@ class SegmentRuns:
         self.ip = ip
         self.received = received  # a frame that opened to something else: the general path after decryption
         self.arm_flush = arm_flush  # the reassembly's flush timer, when it is not set yet
-        self.failed = failed  # a bug, never the sender's fault: counted, and the daemon keeps serving
+        self.failed = failed  # what a frame's handling raised: counted as on the general path (a drop, or a bug)
 
     def take(self, datagrams: Sequence[bytes], src: PathId, local: Address | None, now: float) -> int:
         """Open and deliver the leading datagrams of ``datagrams`` that the fast path may take; how many it took
@@ -88,7 +88,7 @@ class SegmentRuns:
                 at = ip.receive_seg(net, node, plain, now)
                 if at is not None:
                     flush_at = at
-        except Exception as e:  # (as on the general path)
+        except Exception as e:  # (as on the general path: a malformed frame is a drop, anything else a bug)
             self.failed(e)
         self._account(peer, opened, size)
         if flush_at is not None:
