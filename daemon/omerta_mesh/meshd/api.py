@@ -232,9 +232,7 @@ class DaemonAPI:
         """Mesh IPs (the virtual network's addresses): this node's per network, or a peer's."""
         node = self.resolve_peer(req.peer) if req.peer else self.node.node_id
         net = self.resolve_network(req.network).id if req.network else None
-        if self.vnet is None:
-            raise ApiError(Code.BUSY, "the virtual network is not started yet", "wait for the daemon to finish starting")
-        addrs = self.vnet.addresses_of(node, net)
+        addrs = self._started(self.vnet, "the virtual network is").addresses_of(node, net)
         if req.peer and not addrs:
             raise ApiError(Code.PEER_NOT_FOUND, f"{node.short()} is not a member of {req.network or 'any network of ours'}")
         return s.IpResult(str(node), self.name if node == self.node.node_id else self.name_of(node),
@@ -243,9 +241,7 @@ class DaemonAPI:
     @api_method("dns.get", READ, s.Empty, s.DnsResult)
     async def dns_get(self, req: s.Empty, ctx: CallContext) -> s.DnsResult:
         """Mesh DNS: where NAME.NETWORK.mesh is answered, systemd-resolved's state, what to configure by hand."""
-        if self.dns is None:
-            raise ApiError(Code.BUSY, "mesh DNS is not started yet", "wait for the daemon to finish starting")
-        return self.dns.info()
+        return self._started(self.dns, "mesh DNS is").info()
 
     @api_method("exit.status", READ, s.Empty, s.ExitResult)
     async def exit_status(self, req: s.Empty, ctx: CallContext) -> s.ExitResult:
@@ -278,9 +274,7 @@ class DaemonAPI:
     @api_method("rules.list", READ, s.Empty, s.RulesResult)
     async def rules_list(self, req: s.Empty, ctx: CallContext) -> s.RulesResult:
         """Firewall rules on the mesh devices ([[rules]]): each rule with its sources and counters, the default drops."""
-        if self.firewall is None:
-            raise ApiError(Code.BUSY, "the firewall is not started yet", "wait for the daemon to finish starting")
-        return s.RulesResult(**await self.firewall.info())
+        return s.RulesResult(**await self._started(self.firewall, "the firewall is").info())
 
     @api_method("routes.list", READ, s.Empty, s.RoutesResult)
     async def routes_list(self, req: s.Empty, ctx: CallContext) -> s.RoutesResult:
@@ -312,14 +306,17 @@ class DaemonAPI:
         return await self.routes_list(s.Empty(), ctx)
 
     def _routes(self) -> Any:
-        if self.subnets is None:
-            raise ApiError(Code.BUSY, "subnet routes are not started yet", "wait for the daemon to finish starting")
-        return self.subnets
+        return self._started(self.subnets, "subnet routes are")
 
     def _exits(self) -> Any:
-        if self.exits is None:
-            raise ApiError(Code.BUSY, "exit nodes are not started yet", "wait for the daemon to finish starting")
-        return self.exits
+        return self._started(self.exits, "exit nodes are")
+
+    @staticmethod
+    def _started(part: Any, what: str) -> Any:
+        """A part the daemon starts after this API exists (``what``: "exit nodes are"...), or BUSY until it is."""
+        if part is None:
+            raise ApiError(Code.BUSY, f"{what} not started yet", "wait for the daemon to finish starting")
+        return part
 
     @api_method("serve.list", READ, s.Empty, s.ServeListResult)
     async def serve_list(self, req: s.Empty, ctx: CallContext) -> s.ServeListResult:
@@ -368,9 +365,7 @@ class DaemonAPI:
         return (await self._forwards().remove(req.local, req.bind)).info(self.name_of)
 
     def _forwards(self) -> Any:
-        if self.forwards is None:
-            raise ApiError(Code.BUSY, "forwards are not started yet", "wait for the daemon to finish starting")
-        return self.forwards
+        return self._started(self.forwards, "forwards are")
 
     def _exposed(self) -> Any:
         if self.exposed is None:
