@@ -213,17 +213,9 @@ class ServeConfig:
     ports: list[int]  # local TCP ports exposed to peers' streams (meshd/serve.py)
 
 
-def _default_serve() -> ServeConfig:
-    return ServeConfig([])
-
-
 @dataclass(frozen=True)
 class SshConfig:
     host_keys: list[str]  # paths or glob patterns of OpenSSH public key files
-
-
-def _default_ssh() -> SshConfig:
-    return SshConfig(["/etc/ssh/ssh_host_*_key.pub"])
 
 
 @dataclass(frozen=True)
@@ -289,10 +281,6 @@ class SocksConfig:
     connect_timeout: int
 
 
-def _default_socks() -> SocksConfig:
-    return SocksConfig("", [], 64, 10, 15)
-
-
 def parse_listen(text: str, example: str = "127.0.0.1:1080") -> tuple[str, int]:
     """``ADDRESS:PORT`` or ``[V6]:PORT`` with an IP address and a port (0: any) -> (address, port) ([socks] and
     [metrics] listen)."""
@@ -313,26 +301,18 @@ class MetricsConfig:
     allow_remote: bool  # a listen address that is not loopback is refused without it
 
 
-def _default_metrics() -> MetricsConfig:
-    return MetricsConfig("", False)
-
-
-def _default_vnet() -> VnetConfig:
-    return VnetConfig("auto", 1340, [], [])
-
-
 @dataclass(frozen=True)
 class DaemonConfig:
     node: NodeConfig
     api: ApiConfig
     dbus: DbusConfig
     log: LogConfig
-    vnet: VnetConfig = field(default_factory=_default_vnet)
-    serve: ServeConfig = field(default_factory=_default_serve)
-    ssh: SshConfig = field(default_factory=_default_ssh)
-    socks: SocksConfig = field(default_factory=_default_socks)
-    metrics: MetricsConfig = field(default_factory=_default_metrics)
-    dns: DnsConfig = field(default_factory=lambda: DnsConfig("auto"))
+    vnet: VnetConfig
+    serve: ServeConfig
+    ssh: SshConfig
+    socks: SocksConfig
+    metrics: MetricsConfig
+    dns: DnsConfig  # (every section's values come from DEFAULT_TOML and the file, through build())
     names: dict[str, str] = field(default_factory=dict)
     forwards: list[ForwardConfig] = field(default_factory=list)  # [[forward]] (meshd/forward.py)
     rules: list[Rule] = field(default_factory=list)  # [[rules]] (vnet/fwrules.py, meshd/firewall.py)
@@ -340,7 +320,7 @@ class DaemonConfig:
 
     def flat(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for sec in ("node", "api", "dbus", "log", "vnet", "ssh", "serve", "socks", "metrics", "dns"):
+        for sec in _SECTIONS:
             for k, v in dataclasses.asdict(getattr(self, sec)).items():
                 out[f"{sec}.{k}"] = v
         out["names"] = dict(self.names)
