@@ -142,6 +142,8 @@ def test_a_summary_at_most_once_a_minute_and_the_window_it_covers(caplog) -> Non
     clock.t += 2
     log.tick()
     assert summaries() == ["dropped 1,234 datagrams in the last 2 s: replayed 1,200, decrypt_failed 34"]
+    debug = [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG]  # each tick's new refusals
+    assert debug == ["new refusals: drop.decrypt_failed +34, drop.replayed +1200"]  # (the benign drop is not one)
     for _ in range(29):  # 58 s more of drops: held back
         counters["drop.replayed"] += 1
         clock.t += 2

@@ -37,7 +37,7 @@ from ..core import events as ev
 from ..core.errors import UsageError
 from ..core.ids import NetworkId, NodeId
 from ..core.peers.paths import PathId, ViaRelay
-from .views import ep
+from .views import all_counters, ep
 
 if TYPE_CHECKING:
     from .api import DaemonAPI
@@ -274,23 +274,27 @@ class EventLog:
     def tick(self) -> None:
         """Look at the counters: a summary per group that refused something (at most one a minute each), and
         at debug the drops new since the last tick."""
-        now, counters = self.clock(), self.counters()
-        last, self._last = self._last, counters
+        now = self.clock()
+        groups: dict[str, dict[str, int]] = {g: {} for g in self.summaries}  # each counter classified once a tick
+        for k, v in self.counters().items():
+            if (g := summary_group(k)) is not None:
+                groups[g][k] = v
+        refused = {k: v for group in groups.values() for k, v in group.items()}
+        last, self._last = self._last, refused
         if self.log.isEnabledFor(DEBUG):
-            new = {k: v - last.get(k, 0) for k, v in counters.items() if summary_group(k) and v > last.get(k, 0)}
+            new = {k: v - last.get(k, 0) for k, v in refused.items() if v > last.get(k, 0)}
             if new:
                 self.write("drops", DEBUG, "new refusals: " + ", ".join(f"{k} +{v}" for k, v in sorted(new.items())),
                            {"COUNT": str(sum(new.values()))})
         for g, st in self.summaries.items():
-            delta = {k: v - st.base.get(k, 0) for k, v in counters.items()
-                     if summary_group(k) == g and v > st.base.get(k, 0)}
+            delta = {k: v - st.base.get(k, 0) for k, v in groups[g].items() if v > st.base.get(k, 0)}
             if not delta:
                 st.quiet_at = now
             elif st.said_at is None or now - st.said_at >= SUMMARY_EVERY:
                 level, text, fields = summary_line(g, delta, now - st.quiet_at)
                 self.lines += 1
                 self.log.log(level, "%s", text, extra=fields)
-                st.base = {k: v for k, v in counters.items() if summary_group(k) == g}
+                st.base = groups[g]
                 st.said_at = st.quiet_at = now
 
     def stats(self) -> dict[str, int]:
@@ -324,12 +328,6 @@ class DaemonNames:
 
 
 def for_daemon(api: "DaemonAPI") -> EventLog:
-    """The daemon's EventLog: its names, and every counter it reports (the core's and its faces')."""
-
-    def counters() -> dict[str, int]:
-        out = api.node.core.counters.snapshot() if api.node.mesh is not None else {}
-        for source in api.counter_sources:
-            out.update(source())
-        return out
-
-    return EventLog(DaemonNames(api), counters)
+    """The daemon's EventLog: its names, and every counter it reports (``views.all_counters``, as status.get)."""
+    return EventLog(DaemonNames(api), lambda: all_counters(
+        api, api.node.core.counters.snapshot() if api.node.mesh is not None else {}))

@@ -205,19 +205,26 @@ def vnet_feature(api: "DaemonAPI") -> s.FeatureInfo:
     return s.FeatureInfo(enabled, True, "; ".join(devs) if devs else "on: no networks yet")
 
 
+def all_counters(api: "DaemonAPI", core: dict[str, int]) -> dict[str, int]:
+    """Every counter the daemon reports (status.get's): the core's (``core``), the UDP driver's, the event hub's
+    and each face's (``api.counter_sources``). The event log's refusal summaries read the same."""
+    node, out = api.node, dict(core)
+    if node.driver is not None:
+        st = node.driver.udp.stats
+        out.update({"udp.received": st.received, "udp.sent": st.sent, "udp.errors": st.send_errors,
+                    "udp.blocked_mesh_destination": node.driver.blocked_sends})
+    out.update({"events.published": api.hub.published, "events.subscribers_cut_off": api.hub.cut_off})
+    for source in api.counter_sources:
+        out.update(source())
+    return out
+
+
 def status(api: "DaemonAPI") -> s.StatusResult:
     node = api.node
     view = node.snapshot()
     api.directory(view=view)
-    counters = dict(view.counters)
+    counters = all_counters(api, dict(view.counters))
     relaying = view.relaying
-    if node.driver is not None:
-        st = node.driver.udp.stats
-        counters.update({"udp.received": st.received, "udp.sent": st.sent, "udp.errors": st.send_errors,
-                         "udp.blocked_mesh_destination": node.driver.blocked_sends})
-    counters.update({"events.published": api.hub.published, "events.subscribers_cut_off": api.hub.cut_off})
-    for source in api.counter_sources:
-        counters.update(source())
     return s.StatusResult(
         node_id=str(view.node_id), name=api.name, version=api.version, api_version=API_VERSION, api_revision=API_REVISION,
         uptime_s=round(time.monotonic() - api.started, 3),
