@@ -98,20 +98,24 @@ class SubnetRoutes:
     def _refuse(self, p: Prefix) -> tuple[str, str] | None:
         return refusal(p, self._mesh_prefixes(), self._local)
 
+    async def _read_local(self) -> None:
+        """This host's own routes, but ours (an accepted prefix overlapping one is refused)."""
+        if self.vnet.enabled:
+            self._local = await subnetroute.alocal_routes(n.device for n in self.vnet.nets.values())
+
     async def _sync(self) -> None:
         """Settle the accepted pairs against the records; rebuild routes and kernel routes when that changed."""
         mesh = self.node.core
         me = mesh.node_id
-        ours = [n.device for n in self.vnet.nets.values()]
-        if self.vnet.enabled:
-            self._local = await subnetroute.alocal_routes(ours)
+        if self.accepted:  # (nothing accepted, nothing to check against the local routes: no netlink dump)
+            await self._read_local()
         adverts = [(n.network.id, r.node, r.routes) for n in self.vnet.nets.values()
                    for r in mesh.records(n.network.id) if r.routes and not r.left and r.node != me]
         settled = settle(self.accepted, adverts, self._refuse)
-        if settled.winners != self.settled.winners:
-            self.settled = settled
-            self.vnet.rebuild_routes()
+        changed = settled.winners != self.settled.winners
         self.settled = settled
+        if changed:
+            self.vnet.rebuild_routes()
         if not self.vnet.enabled:
             return
         want = {p: dev for p, (net, _n) in settled.winners.items() if (dev := self.vnet.device_of(net)) is not None}
@@ -204,8 +208,7 @@ class SubnetRoutes:
         async with self._lock:
             if (node, p) in self.accepted:
                 return
-            if self.vnet.enabled:
-                self._local = await subnetroute.alocal_routes([n.device for n in self.vnet.nets.values()])
+            await self._read_local()
             self._refused(p, local=True)
             self.accepted.add((node, p))
             self._save()
