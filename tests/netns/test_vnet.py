@@ -104,6 +104,25 @@ def ping_until(src: Meshd, dst_ip: str, timeout: float = 15.0) -> str:
     return out
 
 
+def one_by_one(d: Meshd) -> None:
+    """``d``'s host sends datagrams one by one, as on a real NIC (a veth passes UDP GSO packets whole, and a
+    bridge forwards a GSO packet whatever its segments' size)."""
+    d.lab.exec(d.host, ["ethtool", "-K", d.host.iface, "tx-udp-segmentation", "off"], check=True)
+
+
+def narrow(d: Meshd) -> None:
+    """The bridge carries at most 1,400-byte frames to and from ``d``'s host (a tunnel inside a tunnel, PPPoE),
+    which sends its datagrams one by one."""
+    d.lab.exec(d.lab.inet, ["ip", "link", "set", "dev", d.host.port, "mtu", "1400"], check=True)
+    one_by_one(d)
+
+
+def current_mtu(a: Meshd, b: Meshd) -> int | None:
+    """The MTU of a's current path to b, as peers.get shows it."""
+    paths = a.call("peers.get", peer=b.id)["networks"][0]["paths"]
+    return next((p["mtu"] for p in paths if p["current"]), None)
+
+
 def tcp_transfer(src: Meshd, dst: Meshd, dst_ip: str, size: int = 4_000_000) -> float:
     """Move ``size`` bytes over TCP from src to dst's mesh IP; Mbit/s."""
     srv = dst.lab.run(dst.host, ["python3", "-c", TCP_SERVER, dst_ip], stdout=subprocess.PIPE)
@@ -414,26 +433,18 @@ def test_a_path_narrower_than_our_datagrams_is_measured_and_tcp_adapts(lab: Lab,
         pytest.skip("iperf3 or ethtool missing: apt-get install -y iperf3 ethtool")
     a, b = daemon(lab, tmp_path, "A"), daemon(lab, tmp_path, "B")
     for d in (a, b):  # the bridge drops frames larger than 1,400 bytes towards either host: a black hole
-        lab.exec(lab.inet, ["ip", "link", "set", "dev", d.host.port, "mtu", "1400"], check=True)
-        # datagrams leave one by one, as on a real NIC (a veth passes UDP GSO packets whole, and a bridge
-        # forwards a GSO packet whatever its segments' size)
-        lab.exec(d.host, ["ethtool", "-K", d.host.iface, "tx-udp-segmentation", "off"], check=True)
+        narrow(d)
     start_all([a, b])
     form_network(a, [b])
     (_a4, _a6), (b4, _b6) = up(a, b)
     ping_until(a, b4)
-
-    def path_mtu() -> int | None:
-        paths = a.call("peers.get", peer=b.id)["networks"][0]["paths"]
-        return next((p["mtu"] for p in paths if p["current"]), None)
-
-    assert wait_for(lambda: path_mtu() == 1340, 20), a.call("peers.get", peer=b.id)["networks"][0]["paths"]
+    assert wait_for(lambda: current_mtu(a, b) == 1340, 20), a.call("peers.get", peer=b.id)["networks"][0]["paths"]
     # TCP: the SYNs' MSS is clamped to what the path carries (1340 - 32 - 17 - 40 = 1251), so no segment is
     # too big; anything else larger than 1,291 bytes gets ICMP too-big with that MTU
     mbit = iperf3(a, b, b4)
     big = a.lab.exec(a.host, ["ping", "-c", "2", "-i", "0.3", "-W", "1", "-M", "do", "-s", "1300", b4], timeout=10)
     c = a.call("status.get")["counters"]
-    say(capsys, f"\na 1,400-byte link: path MTU {path_mtu()} (UDP payload), {c.get('ip.mss_clamped', 0)} SYNs clamped, "
+    say(capsys, f"\na 1,400-byte link: path MTU {current_mtu(a, b)} (UDP payload), {c.get('ip.mss_clamped', 0)} SYNs clamped, "
                 f"{c.get('ip.tx_too_big', 0)} too-big answers, TCP {mbit:.0f} Mbit/s")
     assert big.returncode != 0 and "mtu = 1291" in (big.stdout + big.stderr).replace("mtu=", "mtu = "), big.stdout + big.stderr
     assert c.get("ip.tx_too_big", 0) >= 1 and c.get("ip.mss_clamped", 0) >= 1 and mbit > 10

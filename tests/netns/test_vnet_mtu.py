@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from netns.lab import Lab
-from netns.test_mesh_matrix import Meshd, form_network, say, start_all, wait_for
-from netns.test_vnet import TCP_CLIENT, TCP_SERVER, daemon, ping_until, tcp_transfer, up
+from netns.test_mesh_matrix import form_network, say, start_all, wait_for
+from netns.test_vnet import TCP_CLIENT, TCP_SERVER, current_mtu, daemon, narrow, one_by_one, ping_until, tcp_transfer, up
 
 pytestmark = pytest.mark.root
 
@@ -57,25 +57,12 @@ table ip omtest {
 """
 
 
-def narrow(lab: Lab, d: Meshd) -> None:
-    """The bridge carries at most 1,400-byte frames to and from ``d``'s host, and the host sends datagrams one
-    by one, as a real NIC does (a veth passes UDP GSO packets whole)."""
-    lab.exec(lab.inet, ["ip", "link", "set", "dev", d.host.port, "mtu", "1400"], check=True)
-    lab.exec(d.host, ["ethtool", "-K", d.host.iface, "tx-udp-segmentation", "off"], check=True)
-
-
-def current_mtu(a: Meshd, b: Meshd) -> int | None:
-    """The MTU of a's current path to b, as peers.get shows it."""
-    paths = a.call("peers.get", peer=b.id)["networks"][0]["paths"]
-    return next((p["mtu"] for p in paths if p["current"]), None)
-
-
 def test_syns_through_the_device_get_the_mss_the_path_carries(lab: Lab, tmp_path: Path, capsys) -> None:
     if shutil.which("ethtool") is None:
         pytest.skip("ethtool missing: apt-get install -y ethtool")
     a, b = daemon(lab, tmp_path, "A"), daemon(lab, tmp_path, "B")
     lab.exec(lab.inet, ["nft", "-f", "-"], input=NARROW_OUT % a.host.port, check=True)  # out of A: 1,400 bytes
-    lab.exec(a.host, ["ethtool", "-K", a.host.iface, "tx-udp-segmentation", "off"], check=True)
+    one_by_one(a)
     start_all([a, b])
     form_network(a, [b])
     (_a4, _a6), (b4, _b6) = up(a, b)
@@ -117,9 +104,9 @@ def test_a_relay_whose_link_is_narrow_gives_the_relay_path_a_smaller_mtu(lab: La
     s = daemon(lab, tmp_path, "S")
     a = daemon(lab, tmp_path, "A", "port-restricted", "auto")
     b = daemon(lab, tmp_path, "B", "symmetric-random", "auto")
-    narrow(lab, r)
+    narrow(r)
     for d in (a, b):
-        lab.exec(d.host, ["ethtool", "-K", d.host.iface, "tx-udp-segmentation", "off"], check=True)
+        one_by_one(d)
     start_all([r, s, a, b])
     form_network(r, [s, a, b])
     (_a4, _a6), (b4, _b6) = up(a, b)
