@@ -136,8 +136,9 @@ class Routes:
         return addr in self.plan.ula
 
     def outbound(self, packet: bytes | bytearray | memoryview) -> Decision:
-        """Where a packet read from our TUN goes. Our own kernel wrote it: a member's destination is looked up
-        by its packed bytes (no parsing); anything else is parsed and answered or dropped."""
+        """Where a packet read from our TUN goes. Our own kernel wrote it: a member's destination, or one outside
+        the network that a subnet route or our exit takes, is decided from its packed bytes (no parsing);
+        anything else is parsed and answered or dropped."""
         n = len(packet)
         if n >= 20:
             v = packet[0] >> 4
@@ -145,26 +146,39 @@ class Routes:
             hit = self._fast.get(key)
             if hit is not None:
                 return hit
+            if key and (self.subnets or self._to_exit is not None) and not self._inside(key):
+                hit = self._far(key)
+                if hit is not None:
+                    return hit
         h = try_parse(packet)
         if h is None:
             return _NOT_IP
         node = self._owner.get(h.dst)
         if node is not None and node != self.me:
             return Forward(node)
-        if self.subnets and not self._ours(h.dst):
-            via = self.subnets.owner(h.dst.packed)
-            if via is not None:
-                return Forward(via)
-        if not self._ours(h.dst) and _global(h.dst):
-            if self._to_exit is not None:
-                return self._to_exit
-            if self.exit_lost:
-                icmp = unreachable(packet, self.plan.gateway4, self.plan.gateway6)
-                return Reply(icmp) if icmp is not None else _ELSEWHERE
+        if self.exit_lost and not self._ours(h.dst) and _global(h.dst):
+            icmp = unreachable(packet, self.plan.gateway4, self.plan.gateway6)
+            return Reply(icmp) if icmp is not None else _ELSEWHERE
         if not self._ours(h.dst) or h.dst.is_multicast:
             return _ELSEWHERE
         icmp = unreachable(packet, self.plan.gateway4, self.plan.gateway6)
         return Reply(icmp) if icmp is not None else _ELSEWHERE
+
+    def _inside(self, packed: bytes) -> bool:
+        """Whether a packed address (4 or 16 bytes) is in the network's prefixes."""
+        if len(packed) == 4:
+            return int.from_bytes(packed, "big") & self._mask4 == self._net4
+        return packed[: len(self._ula)] == self._ula
+
+    def _far(self, packed: bytes) -> Forward | None:
+        """Where a destination outside the network goes: the longest accepted subnet prefix's advertiser, else our
+        exit (for an address it may forward to); None: neither (dropped, or unreachable if our exit is lost)."""
+        via = self.subnets.owner(packed) if self.subnets else None
+        if via is not None:
+            return Forward(via)
+        if self._to_exit is not None and _global(ipaddress.ip_address(packed)):
+            return self._to_exit
+        return None
 
     def inbound_ok(self, node: NodeId, packet: bytes | bytearray | memoryview) -> DropReason | None:
         """None when ``packet`` from ``node`` may be written to the TUN, else why not: not a consistent IP
