@@ -140,7 +140,7 @@ case "$cmd" in
     lint)
         ensure_venv
         "$VENV/bin/python" -m pytest -q tests/test_boundaries.py  # house rules: import arrows, module sizes (seconds)
-        "$VENV/bin/python" -m ruff check daemon clients tests bench docs
+        "$VENV/bin/python" -m ruff check daemon clients tests bench docs packaging
         exec "$VENV/bin/python" -m mypy ;;
     bench)
         ensure_venv
