@@ -41,8 +41,18 @@ def test_daemon_passes_with_a_status_and_fails_with_the_connect_error_and_its_co
 
 @pytest.mark.parametrize("uid,groups,want", [(0, set(), ph.PASS), (1000, {"omerta", "users"}, ph.PASS), (1000, {"users"}, ph.WARN)])
 def test_permissions(uid: int, groups: set[str], want: str) -> None:
-    p = ph.permissions(uid, groups)
+    p = ph.permissions(uid, groups, status(write_group="omerta"))
     assert p.verdict == want and (p.fix == errors.GROUP_FIX) == (want == ph.WARN)
+    assert ph.permissions(uid, groups, {}) == p  # a daemon that does not name its group uses the default
+
+
+def test_permissions_follow_the_daemons_write_group() -> None:
+    """[api] group = "meshadm": its members may write, members of omerta may not, and the fix names meshadm."""
+    st = status(write_group="meshadm")
+    assert ph.permissions(1000, {"meshadm"}, st).verdict == ph.PASS
+    p = ph.permissions(1000, {"omerta"}, st)
+    assert p.verdict == ph.WARN and "not in the meshadm group" in p.detail and p.data == {"group": "meshadm"}
+    assert "-aG meshadm $USER" in p.fix and "omerta" not in p.fix
 
 
 @pytest.mark.parametrize("kw,want,words", [

@@ -169,6 +169,7 @@ def test_two_daemons_join_and_every_method_works_over_the_socket(daemon_factory,
     assert st["audit"]["enabled"] and st["counters"].get("audit.violations", 0) == 0 and st["counters"]["udp.sent"] > 0
     assert st["peers"] == {"total": 1, "connected": 1, "direct": 1, "relayed": 0}
     assert st["status_text"] == "1 peer: 1 direct, 0 relayed (1 network)"
+    assert st["write_group"] == "omerta"  # [api] group (omertactl doctor's permissions phase names it)
     assert [n["network"] for n in B("network.list")["networks"]] == [net["network"]]
     inv = B("network.invite", network="home")
     assert inv["invite"].startswith("omerta1-") and inv["network"] == net["network"]

@@ -103,7 +103,7 @@ class Doctor:
                 yield name, functools.partial(ph.skipped, name, "node", "needs the daemon (see the daemon phase)")
             return
         status = self.status
-        yield "permissions", lambda: ph.permissions(os.geteuid(), _group_names())
+        yield "permissions", lambda: ph.permissions(os.geteuid(), _group_names(), status)
         yield "the configuration", lambda: ph.config(status)
         yield "UDP", lambda: ph.udp(status)
         yield "the NAT verdict", self._nat

@@ -19,8 +19,9 @@ API_VERSION = 1
 # 4: forward.add|remove|list, forwards in streams.list, StreamInfo.forward;
 # 5: status.socks; 6: metrics.get, status.metrics;
 # 7: D-Bus object tree (ObjectManager, one object per network and per peer), results typed from the schema;
-# 8: dns.get, status.dns; 9: exit.status|offer|use; 10: rules.list; 11: routes.list|advertise|withdraw|accept|unaccept)
-API_REVISION = 11
+# 8: dns.get, status.dns; 9: exit.status|offer|use; 10: rules.list; 11: routes.list|advertise|withdraw|accept|unaccept;
+# 12: status.write_group)
+API_REVISION = 12
 
 DBUS_NAME = "org.omerta.Mesh1"
 DBUS_PATH = "/org/omerta/Mesh1"

@@ -229,6 +229,7 @@ class StatusResult:
     socks: FeatureInfo  # the SOCKS5 gateway ([socks] listen): active with its address; otherwise off, or why it did not start
     metrics: FeatureInfo  # the HTTP metrics endpoint ([metrics] listen): active with its URL; otherwise off, or why not
     dns: FeatureInfo  # mesh DNS (NAME.NETWORK.mesh): active with its listeners and systemd-resolved's state; else why not
+    write_group: str  # [api] group: its members may call write methods (root always may)
     counters: dict[str, int]
     status_text: str
 

@@ -235,7 +235,7 @@ def status(api: "DaemonAPI") -> s.StatusResult:
         dbus=dbus_feature(api), vnet=vnet_feature(api),
         socks=api.socks.feature() if api.socks is not None else s.FeatureInfo(False, False, "off"), metrics=api.metrics.feature(),
         dns=api.dns.feature() if api.dns is not None else s.FeatureInfo(False, False, "not started"),
-        counters=counters, status_text=status_text(api, view),
+        write_group=api.config.api.group, counters=counters, status_text=status_text(api, view),
     )
 
 
