@@ -106,7 +106,7 @@ boolean, `aT` list, `a{{sx}}` counters, `a{{sv}}` an object; D-Bus has no null.
 
   `InterfacesAdded` and `InterfacesRemoved` (sent from `/org/omerta/Mesh1`) tell when networks and peers
   come and go, and `PropertiesChanged` on each object when its properties change: the tree is compared with
-  the node after events (at most 4 times a second) and every 5 s (byte counters and RTT move without
+  the node after events (at most {tree_rate:g} times a second) and every {tree_refresh:g} s (byte counters and RTT move without
   events). `status.get` counts `dbus.objects`, `dbus.objects_added`, `dbus.objects_removed` and
   `dbus.properties_changed`.
 
@@ -185,6 +185,7 @@ def render() -> str:
         from omerta_mesh.meshd.api import DaemonAPI
         from omerta_mesh.meshd.dbus_codec import arg_signature, out_args
         from omerta_mesh.meshd.dbus_objects import NETWORK_PROPS, PEER_PROPS
+        from omerta_mesh.meshd.dbus_service import OBJECTS_GAP, OBJECTS_REFRESH
         from omerta_mesh.meshd.errors import DEFAULT_FIX, Code, camel
         from omerta_mesh.meshd.events import EVENT_TYPES
         from omerta_mesh.meshd.registry import API_REVISION, API_VERSION, DBUS_NETWORK_IFACE, DBUS_PEER_IFACE, methods
@@ -222,7 +223,8 @@ def render() -> str:
     events = "\n".join(f"* `{t}`" for t in EVENT_TYPES)
     queue = config_mod.default().api.subscriber_queue
     return INTRO.format(version=API_VERSION, revision=API_REVISION, table=table, details="\n".join(details).rstrip(),
-                        errors=errors, events=events, queue=queue, types=types, objects=objects)
+                        errors=errors, events=events, queue=queue, types=types, objects=objects, tree_rate=1 / OBJECTS_GAP,
+                        tree_refresh=OBJECTS_REFRESH)
 
 
 def _shape(cls: type) -> str:
