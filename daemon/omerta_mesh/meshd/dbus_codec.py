@@ -85,10 +85,11 @@ def args_to_params(spec: MethodSpec, args: tuple | list) -> dict[str, Any]:
 
 @functools.cache
 def result_fields(cls: type) -> list[tuple[str, Any]]:
-    hints = typing.get_type_hints(cls)
-    return [(f.name, hints[f.name]) for f in dataclasses.fields(cls)]
+    """(name, type) of a result dataclass's fields (schema's ``request_fields``, cached: every result goes through it)."""
+    return [(f.name, tp) for f, tp in request_fields(cls)]
 
 
+@functools.cache
 def is_fixed(cls: type) -> bool:
     return all(strip_none(tp) == tp and dbus_type(tp) in FIXED for _, tp in result_fields(cls))
 
