@@ -139,11 +139,11 @@ def commented_config(default: str) -> str:
     return "\n".join(out) + "\n"
 
 
-def relocate(venv: Path, stage: Path, python: str) -> None:
+def relocate(venv: Path, stage: Path, version: str) -> None:
     """Make the staged environment right for /usr/lib/omerta-mesh/venv: pyvenv.cfg, the interpreter links
-    (relative, to the exact python3.X the package depends on), and nothing else in bin/: the commands are run
-    by the wrappers in /usr/bin, the rest (activate, the dependencies' own scripts) is not needed."""
-    version = run(python, "-c", "import sys; print('%d.%d.%d' % sys.version_info[:3])", capture_output=True).stdout.strip()
+    (relative, to the exact python3.X the package depends on; ``version`` is its X.Y.Z), and nothing else in
+    bin/: the commands are run by the wrappers in /usr/bin, the rest (activate, the dependencies' own scripts)
+    is not needed."""
     minor = version.rsplit(".", 1)[0]
     bindir = venv / "bin"
     for f in bindir.iterdir():
@@ -312,7 +312,7 @@ def build(out: Path, python: str, keep: bool) -> Path:
     meta = project()
     version = str(meta["version"])
     arch = run("dpkg", "--print-architecture", capture_output=True).stdout.strip()
-    minor = run(python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])", capture_output=True).stdout.strip()
+    py_version = run(python, "-c", "import sys; print('%d.%d.%d' % sys.version_info[:3])", capture_output=True).stdout.strip()
     epoch, date = source_date()
     tmp = Path(tempfile.mkdtemp(prefix="omerta-deb-"))
     try:
@@ -320,11 +320,11 @@ def build(out: Path, python: str, keep: bool) -> Path:
         venv = make_venv(stage, copy_source(tmp), python)
         generated_files(venv, stage)
         dists = bundled(venv)
-        relocate(venv, stage, python)
+        relocate(venv, stage, py_version)
         elves = strip_and_compile(venv, stage, python)
         install_files(stage, version, date, dists)
         normalise(stage)
-        control(stage, version, arch, minor, shlib_depends(elves, tmp))
+        control(stage, version, arch, py_version.rsplit(".", 1)[0], shlib_depends(elves, tmp))
         out.mkdir(parents=True, exist_ok=True)
         deb = out / f"{PACKAGE}_{version}_{arch}.deb"
         run("dpkg-deb", "--root-owner-group", "-Zxz", "--build", stage, deb, env=dict(os.environ, SOURCE_DATE_EPOCH=str(epoch)),
