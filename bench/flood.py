@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "daemon")]
 
 from helpers import fresh_initiation  # noqa: E402
-from meshd.harness import DaemonProc, wait_connected  # noqa: E402
+from meshd.harness import DaemonProc, join  # noqa: E402
 from omerta_mesh.core.entropy import SystemEntropy  # noqa: E402
 from omerta_mesh.core.ids import NodeId  # noqa: E402
 from omerta_mesh.core.network import Network  # noqa: E402
@@ -201,10 +201,8 @@ def main() -> None:
         quiet = ["--log-level", "warning"]
         a, b = DaemonProc(Path(tmp), "a", quiet).start(), DaemonProc(Path(tmp), "b", quiet).start()
         try:
-            a_id = a.call("status.get")["node_id"]
-            invite = a.call("network.create", name="flood")["invite"]
-            b.call("network.join", invite=invite)
-            wait_connected(b, a_id)
+            net, a_id, _ = join(a, b, "flood")
+            invite = net["invite"]
             a.call("channel.receive", channel=CHANNEL)  # A opens the channel B writes to
             host, port = a.call("status.get")["listen"][0].rsplit(":", 1)
             dst = (host, int(port))

@@ -81,8 +81,7 @@ def test_second_daemon_on_the_same_state_dir_is_refused(daemon_factory) -> None:
 def test_bootstrap_reconnects_without_invite_or_peer_cache(daemon_factory) -> None:
     a = daemon_factory("a").start()
     b = daemon_factory("b").start()
-    net = a.call("network.create", name="boot")
-    assert b.call("network.join", invite=net["invite"], wait=10)["connected"]
+    net, _, _ = join(a, b, "boot")
     a_status = a.call("status.get")
     b.stop()
     (b.state / "peers.json").unlink()
