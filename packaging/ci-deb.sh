@@ -83,14 +83,12 @@ say "systemd-analyze verify $unit: clean (ExecStart and the man pages in Documen
 systemd-sysusers
 getent group omerta >/dev/null || fail "no group omerta after systemd-sysusers"
 [ "$(stat -c %a /var/lib/omerta)" = 700 ] || fail "/var/lib/omerta is not 0700 (tmpfiles.d)"
-for page in omerta-meshd.8 omertactl.1 omerta-top.1 omerta-ssh.1; do
+for page in omerta-meshd.8 omertactl.1 omerta-top.1 omerta-ssh.1; do  # (lintian rendered them: groff-message)
   f=/usr/share/man/man${page##*.}/$page.gz
   [ "$(man -w "${page%.*}" 2>/dev/null)" = "$f" ] || fail "man does not find $f"
-  w=$(LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -E UTF-8 -l -Tutf8 -Z "$f" 2>&1 >/dev/null) || fail "man -l $f failed: $w"
-  [ -z "$w" ] || fail "man -l $f warned: $w"
 done
 grep -q '^#port = 51888' /etc/omerta/meshd.toml || fail "/etc/omerta/meshd.toml is not the commented default"
-say "group omerta, /var/lib/omerta 0700, man pages found and rendered, /etc/omerta/meshd.toml commented"
+say "group omerta, /var/lib/omerta 0700, man pages found, /etc/omerta/meshd.toml commented"
 
 # used: the installed daemon (default state directory and configuration file; no TUN, no D-Bus, loopback only)
 /usr/bin/omerta-meshd --no-vnet --no-dbus --listen 127.0.0.1 --port 0 --runtime-dir "$work/run" >"$work/meshd.log" 2>&1 &
