@@ -35,6 +35,7 @@ from dbus_fast import BusType, Message, MessageType
 from dbus_fast.aio import MessageBus
 
 from ..vnet.dnsanswer import Dropped, Member, NameTable, RateLimit, answer
+from . import refresher
 from . import schema as s
 from .config import DnsConfig
 
@@ -103,26 +104,16 @@ class MeshDns:
                 log.warning("%s", self.reason)
             return
         await self.refresh()
-        self._task = asyncio.get_running_loop().create_task(self._loop())
+        self._task = refresher.start(REFRESH, self.refresh, log, "mesh DNS")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await refresher.stop(self._task)
         for key in list(self.listeners):
             self._close(key)
         for dev in list(self._registered):
             await self.resolved.revert(dev)
         self._registered.clear()
         await self.resolved.close()
-
-    async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(REFRESH)
-            try:
-                await self.refresh()
-            except Exception:  # never let the refresher die: log and try again next time
-                log.exception("mesh DNS refresh failed")
 
     async def refresh(self) -> None:
         """Listeners for every device address (new ones opened, gone ones closed); resolved told of changes."""

@@ -30,6 +30,7 @@ from ..core.ids import NetworkId, NodeId
 from ..core.wire.records import EXIT_V4
 from ..io import exitroute, nft
 from ..vnet import exitrules
+from . import refresher
 from .errors import ApiError, Code
 
 log = logging.getLogger("omerta_mesh.exit")
@@ -60,12 +61,10 @@ class ExitNodes:
             log.warning("%s: exit use would route our own datagrams into the tunnel", why)
             self.error = why
         await self._clean("removed a crashed run's exit state")
-        self._task = asyncio.get_running_loop().create_task(self._loop())
+        self._task = refresher.start(REFRESH, self._refresh, log, "exit")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await refresher.stop(self._task)
         if not self.vnet.enabled:
             return
         async with self._lock:
@@ -94,15 +93,10 @@ class ExitNodes:
         self._members = None
         return True
 
-    async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(REFRESH)
-            try:
-                async with self._lock:
-                    if self.offering:
-                        await self._sync_members()
-            except Exception:  # never let the refresher die
-                log.exception("exit refresh failed")
+    async def _refresh(self) -> None:
+        async with self._lock:
+            if self.offering:
+                await self._sync_members()
 
     # ------------------------------------------------------------------ routes (asked by VirtualNetworks)
     def route_options(self, network: NetworkId) -> dict:

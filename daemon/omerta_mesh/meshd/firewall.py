@@ -22,6 +22,7 @@ from ..io import nft
 from ..vnet import fwrules
 from ..vnet.exitrules import table_empty
 from ..vnet.fwrules import NetChain, Rule
+from . import refresher
 from .errors import ApiError
 
 log = logging.getLogger("omerta_mesh.firewall")
@@ -60,13 +61,12 @@ class Firewall:
         except OSError as e:
             log.warning("cleaning stale firewall rules: %s", e)
         await self.sync()
-        self._task = asyncio.get_running_loop().create_task(self._loop())
+        self._task = refresher.start(REFRESH, self.sync, log, "firewall")
 
     async def close(self) -> None:
         if self._task is None:
             return
-        self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
+        await refresher.stop(self._task)
         async with self._lock:
             try:
                 await self._remove()
@@ -83,14 +83,6 @@ class Firewall:
         await nft.apply(fwrules.sync_script([], {}, mine))
         await nft.drop_table_if_empty("inet", fwrules.TABLE, table_empty)
         return True
-
-    async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(REFRESH)
-            try:
-                await self.sync()
-            except Exception:  # never let the refresher die
-                log.exception("firewall refresh failed")
 
     # ------------------------------------------------------------------ compiling the inputs
     def _plan(self) -> tuple[list[NetChain], dict[int, list[fwrules.Address]], dict[int, str]]:

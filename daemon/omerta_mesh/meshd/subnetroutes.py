@@ -31,6 +31,7 @@ from ..core.wire.records import MAX_ROUTES, Prefix
 from ..io import exitroute, subnetroute
 from ..io.store import StateNotSaved, atomic_write
 from ..vnet.subnets import PrefixError, Settled, parse_prefix, refusal, settle
+from . import refresher
 from .errors import ApiError, Code
 
 log = logging.getLogger("omerta_mesh.routes")
@@ -66,26 +67,19 @@ class SubnetRoutes:
             await self._forwarding()
             async with self._lock:
                 await self._sync()
-            self._task = asyncio.get_running_loop().create_task(self._loop())
+            self._task = refresher.start(REFRESH, self._refresh, log, "subnet routes")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await refresher.stop(self._task)
         async with self._lock:
             for p, dev in list(self.installed.items()):
                 await self._uninstall(p, dev)
             if self.vnet.enabled:
                 exitroute.hold_forwarding("subnets", False)
 
-    async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(REFRESH)
-            try:
-                async with self._lock:
-                    await self._sync()
-            except Exception:  # never let the refresher die
-                log.exception("subnet routes refresh failed")
+    async def _refresh(self) -> None:
+        async with self._lock:
+            await self._sync()
 
     # ------------------------------------------------------------------ routes (asked by VirtualNetworks)
     def route_options(self, network: Any) -> dict:
