@@ -137,10 +137,12 @@ def tcp_transfer(src: Meshd, dst: Meshd, dst_ip: str, size: int = 4_000_000) -> 
 
 def iperf3(src: Meshd, dst: Meshd, dst_ip: str, seconds: float = 2) -> float:
     """One iperf3 TCP run from src to dst's mesh IP; Mbit/s received."""
-    srv = dst.lab.run(dst.host, ["iperf3", "-s", "-1", "-B", dst_ip], stdout=subprocess.DEVNULL)
-    time.sleep(0.5)
+    srv = dst.lab.run(dst.host, ["iperf3", "-s", "-1", "-B", dst_ip, "--forceflush"], stdout=subprocess.PIPE)
+    while b"Server listening" not in (line := srv.stdout.readline()):  # (said once it listens)
+        assert line, "iperf3 -s exited before it listened"
     r = src.lab.exec(src.host, ["iperf3", "-c", dst_ip, "-t", str(seconds), "-J"], timeout=seconds + 30)
     srv.wait(10)
+    srv.stdout.close()
     assert r.returncode == 0, r.stdout[-500:]
     return json.loads(r.stdout)["end"]["sum_received"]["bits_per_second"] / 1e6
 
