@@ -11,7 +11,8 @@ from tests.vnet.test_routes import IDS, NET, PLAN, V4, V6, A, B, C, ipv4, ipv6, 
 
 from omerta_mesh.core.errors import DropReason, WireError
 from omerta_mesh.core.wire.records import EXIT_V4, FLAG_EXIT, PeerRecord, decode_record, sign_record
-from omerta_mesh.vnet.exitrules import offer_script, remove_script, table_empty
+from omerta_mesh.io.nft import table_empty
+from omerta_mesh.vnet.exitrules import offer_script, remove_script
 from omerta_mesh.vnet.routes import Drop, Forward, Reply, Routes, assignment_from_records
 
 INTERNET4, INTERNET6 = V4("198.51.100.7"), V6("2001:db8::7")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-from typing import Callable
 
 
 class NftError(OSError):
@@ -47,11 +46,17 @@ async def list_table(family: str, name: str) -> dict | None:
         raise
 
 
-async def drop_table_if_empty(family: str, name: str, empty: Callable[[dict], bool]) -> bool:
-    """Delete the table when ``empty(listing)`` says nothing is left in it (``vnet/exitrules.table_empty``);
-    True when it was deleted. Parts that share a table delete their own objects first, then call this."""
+def table_empty(listing: dict) -> bool:
+    """From ``nft -j list table ...``: whether the table holds nothing (no chain, set, map, ...)."""
+    items = listing.get("nftables", [])
+    return not any(k not in ("metainfo", "table") for item in items for k in item)
+
+
+async def drop_table_if_empty(family: str, name: str) -> bool:
+    """Delete the table when nothing is left in it (``table_empty``); True when it was deleted. Parts that share
+    a table (the exit node's ``exit_*``, the firewall's ``rules_*``) delete their own objects first, then call this."""
     listing = await list_table(family, name)
-    if listing is None or not empty(listing):
+    if listing is None or not table_empty(listing):
         return False
     await apply(f"delete table {family} {name}\n")
     return True

@@ -89,7 +89,7 @@ class ExitNodes:
         if nft.available() is not None or await nft.list_table("inet", exitrules.TABLE) is None:
             return False
         await nft.apply(exitrules.remove_script())
-        await nft.drop_table_if_empty("inet", exitrules.TABLE, exitrules.table_empty)
+        await nft.drop_table_if_empty("inet", exitrules.TABLE)
         self._members = None
         return True
 

@@ -20,7 +20,6 @@ from typing import Any
 
 from ..io import nft
 from ..vnet import fwrules
-from ..vnet.exitrules import table_empty
 from ..vnet.fwrules import NetChain, Rule
 from . import refresher
 from .errors import ApiError
@@ -81,7 +80,7 @@ class Firewall:
         if not any(mine.values()):
             return False
         await nft.apply(fwrules.sync_script([], {}, mine))
-        await nft.drop_table_if_empty("inet", fwrules.TABLE, table_empty)
+        await nft.drop_table_if_empty("inet", fwrules.TABLE)
         return True
 
     # ------------------------------------------------------------------ compiling the inputs
@@ -135,7 +134,7 @@ class Firewall:
                 listing = await nft.list_table("inet", fwrules.TABLE)
                 await nft.apply(fwrules.sync_script(chains, sources, fwrules.owned(listing)))
                 if not chains:
-                    await nft.drop_table_if_empty("inet", fwrules.TABLE, table_empty)
+                    await nft.drop_table_if_empty("inet", fwrules.TABLE)
             except OSError as e:
                 self.error = f"the rules could not be applied: {e}"
                 self.counters.inc("rules.apply_failed")

@@ -4,7 +4,7 @@ Ownership of ``table inet omerta``. The daemon owns the table; the exit node own
 ``exit_*`` in it: the sets ``exit_members4`` / ``exit_members6`` (current members' mesh IPs) and the base chains
 ``exit_forward`` (hook forward) and ``exit_postrouting`` (hook nat postrouting). Other parts (per-network firewall
 rules) keep chains of their own names in the same table; removing the exit deletes only the ``exit_*`` objects,
-and the table itself only when nothing else is left in it (``remove_script`` then ``table_empty``).
+and the table itself only when nothing else is left in it (``remove_script``, then ``io/nft.py`` ``drop_table_if_empty``).
 
 The forward chain accepts traffic from the mesh devices (``om-*``) only with a current member's mesh IP as its
 source and drops (and counts) the rest of what comes from them; answers are let through by conntrack. The
@@ -67,8 +67,3 @@ def remove_script() -> str:
         lines += [f"add set inet {TABLE} {name} {{ type {kind}; }}", f"delete set inet {TABLE} {name}"]
     return "\n".join(lines) + "\n"
 
-
-def table_empty(listing: dict) -> bool:
-    """From ``nft -j list table inet omerta``: whether the table holds nothing (no chain, set, map, ...)."""
-    items = listing.get("nftables", [])
-    return not any(k not in ("metainfo", "table") for item in items for k in item)
