@@ -180,6 +180,19 @@ def test_queue_full_at_the_limit() -> None:
     s.enqueue(MSG, [b"z"], 4)
 
 
+def test_control_messages_may_queue_the_reserve_beyond_the_limit_and_no_further() -> None:
+    s = ReliableStream(CFG.with_(reliable_send_queue=100, control_send_reserve=20))
+    s.enqueue(MSG, [b"x"] * 100, 1)
+    assert not s.has_room(1) and s.has_room(20, fw.MessageKind.CONTROL) and not s.has_room(21, fw.MessageKind.CONTROL)
+    with pytest.raises(QueueFull):
+        s.enqueue(MSG, [b"y"], 2)
+    s.enqueue(fw.MessageKind.CONTROL, [b"c"] * 15, 3)
+    with pytest.raises(QueueFull):
+        s.enqueue(fw.MessageKind.CONTROL, [b"c"] * 6, 4)
+    s.enqueue(fw.MessageKind.CONTROL, [b"c"] * 5, 5)
+    assert s.queued_frames() == 120
+
+
 # ------------------------------------------------------------------------------------ retransmission timer
 def test_rto_backoff_doubles_to_the_max_with_exact_deadlines() -> None:
     s = ReliableStream(CFG)

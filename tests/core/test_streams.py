@@ -206,3 +206,28 @@ def test_channel_messages_filling_the_send_queue_do_not_cost_a_stream_its_data()
     p.advance(p.now + 10)
     assert data_at(p, p.b, b_sid) == b"s" * 5000
     assert not p.of(p.a, ev.StreamReset) and not p.of(p.b, ev.StreamReset)
+
+
+def test_a_stream_message_past_the_control_reserve_resets_the_streams_both_ways() -> None:
+    """Beyond the reserve the stream message is lost (``control.queue_full``): the streams are reset on both
+    sides with the reason, rather than left open with a hole."""
+    from dataclasses import replace
+
+    from omerta_mesh.core.config import DEFAULT_CONFIG
+
+    cfg = replace(DEFAULT_CONFIG, reliable_send_queue=64, control_send_reserve=8)
+    p = pair("streams-reserve", config=cfg)
+    sid, b_sid = opened(p)
+    a_peer = peer_of(p.a, p.b)
+    p.drop = lambda m, d: m is p.a
+    with pytest.raises(UsageError, match="send queue full"):
+        for _ in range(1000):
+            p.a.send(p.b.node_id, "bulk", b"x" * 1000, p.now)
+    p.a.act(p.now, lambda out: p.a.streams.send(a_peer, sid, b"s" * 20000, out))  # more frames than the reserve
+    assert p.a.counters["control.queue_full"] == 1 and p.a.counters["streams.lost"] == 1
+    p.drop = lambda m, d: False
+    p.advance(p.now + 10)
+    assert [e.stream for e in p.of(p.a, ev.StreamReset)] == [sid] and "lost" in p.of(p.a, ev.StreamReset)[0].reason
+    assert [e.stream for e in p.of(p.b, ev.StreamReset)] == [b_sid]
+    assert data_at(p, p.b, b_sid) == b""  # nothing after a hole
+    assert len(p.a.streams) == 0 and len(p.b.streams) == 0
