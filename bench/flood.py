@@ -127,8 +127,7 @@ def kernel_drops() -> int:
 
 def proc_figures(d: DaemonProc) -> tuple[float, float]:
     """(RSS in MB, CPU seconds) of the daemon ``d``."""
-    fields = Path(f"/proc/{d.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()  # type: ignore[union-attr]
-    return d.rss_kb() / 1024, (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return d.rss_kb() / 1024, d.cpu_s()
 
 
 def pct(xs: list[float], q: float) -> float | None:

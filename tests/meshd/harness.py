@@ -157,6 +157,12 @@ class DaemonProc:
                 return int(line.split()[1])
         raise AssertionError(f"no VmRSS for {self.proc.pid}")
 
+    def cpu_s(self) -> float:
+        """The running daemon's CPU seconds so far (user + system, /proc/PID/stat)."""
+        assert self.proc is not None
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
 
