@@ -182,19 +182,16 @@ class StreamHub:
         self.attach(s, reader, writer)
 
     async def _discard(self, s: Spliced) -> None:
-        """The sink: count and consume what arrives (what queued meanwhile at once, as ``_down``); on the peer's
+        """The sink: count and consume what arrives (``_arrived``, as ``_down``); on the peer's
         half-close answer with the count and close (the stream is then gone both ways). A reset cancels it."""
         m = self._core()
-        total = 0
-        while (data := await s.incoming.get()) is not None:
-            n = len(data)
-            while not s.incoming.empty() and (data := s.incoming.get_nowait()) is not None:
-                n += len(data)
-            total += n
-            m.counters.inc("streams.discard_bytes", n)
-            self._act(lambda out: m.streams.consumed(s.peer, s.sid, n, out))  # noqa: B023 (called at once)
-            if data is None:
-                break
+        total, ended = 0, False
+        while not ended:
+            parts, ended = await _arrived(s)
+            if n := sum(map(len, parts)):
+                total += n
+                m.counters.inc("streams.discard_bytes", n)
+                self._act(lambda out: m.streams.consumed(s.peer, s.sid, n, out))  # noqa: B023 (called at once)
         if (s.peer.key, s.sid) in self.streams:
             self._act(lambda out: self._answer(s, b"%d\n" % total, out))
             self._gone(s, None)
@@ -234,23 +231,16 @@ class StreamHub:
         the receiving daemon a fifth of its time (bench/streams.py)."""
         m = self._core()
         try:
-            while True:
-                parts: list[bytes] = []
-                data = await s.incoming.get()
-                while data is not None:  # (None: the peer half-closed; nothing follows it)
-                    parts.append(data)
-                    if s.incoming.empty():
-                        break
-                    data = s.incoming.get_nowait()
+            ended = False
+            while not ended:
+                parts, ended = await _arrived(s)
                 if parts:
                     n = sum(map(len, parts))
                     writer.writelines(parts)
                     await writer.drain()
                     self._act(lambda out: m.streams.consumed(s.peer, s.sid, n, out))  # noqa: B023 (called at once)
-                if data is None:
-                    if writer.can_write_eof():
-                        writer.write_eof()
-                    break
+            if writer.can_write_eof():
+                writer.write_eof()
         except (OSError, RuntimeError) as e:
             self.reset(s, f"local socket: {e}")
             return
@@ -282,3 +272,16 @@ class StreamHub:
         for t in s.tasks:
             if t is not me and reason is not None:
                 t.cancel()
+
+
+async def _arrived(s: Spliced) -> tuple[list[bytes], bool]:
+    """What the peer sent: waits for the next piece, then takes all queued behind it (one write, one credit);
+    True once the peer half-closed (``None`` in the queue: nothing follows it)."""
+    parts: list[bytes] = []
+    data = await s.incoming.get()
+    while data is not None:
+        parts.append(data)
+        if s.incoming.empty():
+            return parts, False
+        data = s.incoming.get_nowait()
+    return parts, True
