@@ -197,7 +197,7 @@ class Routes:
             if ihl < 20 or ihl > n or not ihl <= total <= n:
                 return DropReason.BAD_FRAME
             if not src4 or packet[12:16] != src4:
-                if not self._foreign_ok(node, packet[12:16], int.from_bytes(packet[12:16], "big") & self._mask4 == self._net4):
+                if not self._foreign_ok(node, bytes(packet[12:16])):
                     return DropReason.IP_SPOOFED
             if int.from_bytes(packet[16:20], "big") & self._mask4 != self._net4:
                 return self._outside(node, packet[12:16] == src4, packet[16:20])
@@ -206,20 +206,20 @@ class Routes:
             if n < 40 or 40 + ((packet[4] << 8) | packet[5]) > n:
                 return DropReason.BAD_FRAME
             if not src6 or packet[8:24] != src6:
-                if not self._foreign_ok(node, packet[8:24], packet[8 : 8 + len(self._ula)] == self._ula):
+                if not self._foreign_ok(node, bytes(packet[8:24])):
                     return DropReason.IP_SPOOFED
             if packet[24 : 24 + len(self._ula)] != self._ula:
                 return self._outside(node, bool(src6) and packet[8:24] == src6, packet[24:40])
             return None
         return DropReason.BAD_FRAME
 
-    def _foreign_ok(self, node: NodeId, src: bytes | bytearray | memoryview, in_mesh: bool) -> bool:
+    def _foreign_ok(self, node: NodeId, src: bytes) -> bool:
         """Whether ``node`` may send a source that is not its mesh IP: one in an accepted prefix it advertises
         (the longest match's advertiser only), else any outside source from our exit; never another mesh IP."""
-        if in_mesh:
+        if self._inside(src):
             return False
         if self.subnets:
-            via = self.subnets.owner(bytes(src))
+            via = self.subnets.owner(src)
             if via is not None:
                 return via == node
         return node == self.exit
