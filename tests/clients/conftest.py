@@ -4,8 +4,10 @@ alfa and bravo in one network (streams and forwards), and real TCP servers."""
 
 from __future__ import annotations
 
+import contextlib
+import functools
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, ContextManager, Iterator
 
 import pytest
 
@@ -50,14 +52,19 @@ def server_of() -> Iterator:
         s.server_close()
 
 
-@pytest.fixture
-def pair(tmp_path: Path) -> Iterator[tuple[DaemonProc, DaemonProc]]:
-    """alfa and bravo (names in each other's config) in one network; their logs must hold no traceback."""
+@contextlib.contextmanager
+def running_pair(base: Path, alfa: str = "", bravo: str = "", network: str | None = "home") -> Iterator[tuple[DaemonProc, DaemonProc]]:
+    """alfa and bravo (names in each other's config, ``alfa`` and ``bravo`` added to their meshd.toml), both in
+    ``network`` unless it is None; their logs must hold no traceback."""
     ids = {n: node_id(s) for n, s in PAIR_SEEDS.items()}
-    a, b = (prepare(tmp_path, n, s, ids) for n, s in PAIR_SEEDS.items())
+    a, b = (prepare(base, n, s, ids) for n, s in PAIR_SEEDS.items())
+    for d, text in ((a, alfa), (b, bravo)):
+        conf = d.dir / "meshd.toml"
+        conf.write_text(conf.read_text() + text)
     try:
         start_all([a, b])
-        join(a, b, "home")
+        if network is not None:
+            join(a, b, network)
         yield a, b
         for d in (a, b):
             d.stop()
@@ -65,3 +72,22 @@ def pair(tmp_path: Path) -> Iterator[tuple[DaemonProc, DaemonProc]]:
     finally:
         a.close()
         b.close()
+
+
+@pytest.fixture
+def pair_config() -> tuple[str, str]:
+    """What ``pair`` adds to alfa's and bravo's meshd.toml: nothing; a test module overrides this fixture."""
+    return "", ""
+
+
+@pytest.fixture
+def pair(tmp_path: Path, pair_config: tuple[str, str]) -> Iterator[tuple[DaemonProc, DaemonProc]]:
+    """alfa and bravo (names in each other's config) in one network "home"; their logs must hold no traceback."""
+    with running_pair(tmp_path, *pair_config) as ab:
+        yield ab
+
+
+@pytest.fixture
+def pair_with(tmp_path: Path) -> Callable[..., ContextManager[tuple[DaemonProc, DaemonProc]]]:
+    """``with pair_with(alfa_text, bravo_text, network="home") as (a, b)``: ``pair`` with other configs, in a test."""
+    return functools.partial(running_pair, tmp_path)

@@ -19,7 +19,6 @@ the replies curl does not show and for bad input.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import http.server
 import os
@@ -34,12 +33,11 @@ from typing import Iterator
 
 import pytest
 
-from clients.ctlharness import check_result, ctl, node_id, prepare, start_all, wait_until
+from clients.ctlharness import check_result, ctl, wait_until
 from meshd.asuser import TempGroup, run_as
-from meshd.harness import DaemonProc, join
+from meshd.harness import DaemonProc
 from omerta_clients.ctl.connect import open_stream
 
-SEEDS = {"alfa": b"U" * 32, "bravo": b"V" * 32}
 GATEWAY = '\n[socks]\nlisten = "127.0.0.1:0"\nmax_clients = 4\nhandshake_timeout = 2\nconnect_timeout = 2\n'
 NOBODY = ("setpriv", "--reuid", "nobody", "--regid", "nogroup", "--clear-groups")  # no supplementary groups at all
 
@@ -64,35 +62,10 @@ def web(tmp_path: Path) -> Iterator[tuple[int, str]]:
     srv.server_close()
 
 
-def configure(d: DaemonProc, text: str) -> None:
-    conf = d.dir / "meshd.toml"
-    conf.write_text(conf.read_text() + text)
-
-
-@contextlib.contextmanager
-def daemons(base: Path, alfa: str, bravo: str) -> Iterator[tuple[DaemonProc, DaemonProc]]:
-    """alfa and bravo running with these [socks] sections; their logs must hold no traceback."""
-    ids = {n: node_id(s) for n, s in SEEDS.items()}
-    a, b = (prepare(base, n, s, ids) for n, s in SEEDS.items())
-    configure(a, alfa)
-    configure(b, bravo)
-    try:
-        start_all([a, b])
-        yield a, b
-        for d in (a, b):
-            d.stop()
-            assert "Traceback" not in d.log_text(), d.log_text()
-    finally:
-        a.close()
-        b.close()
-
-
 @pytest.fixture
-def pair(tmp_path: Path) -> Iterator[tuple[DaemonProc, DaemonProc]]:
-    """alfa with its gateway, and bravo, in one network "home"."""
-    with daemons(tmp_path, GATEWAY, "") as (a, b):
-        join(a, b, "home")
-        yield a, b
+def pair_config() -> tuple[str, str]:
+    """``pair`` (conftest.py): alfa with its gateway, and bravo."""
+    return GATEWAY, ""
 
 
 def gateway_port(d: DaemonProc) -> int:
@@ -245,8 +218,9 @@ def test_bad_input_is_closed_and_counted_and_nothing_leaks(pair, web) -> None:
     assert not b.call("streams.list")["streams"]  # type: ignore[index]
 
 
-def test_logins_and_a_gateway_that_may_not_start(tmp_path: Path) -> None:
-    with daemons(tmp_path, '\n[socks]\nlisten = "127.0.0.1:0"\nusers = ["ann:s3cret"]\n', '\n[socks]\nlisten = "0.0.0.0:0"\n') as (a, b):
+def test_logins_and_a_gateway_that_may_not_start(pair_with) -> None:
+    with pair_with('\n[socks]\nlisten = "127.0.0.1:0"\nusers = ["ann:s3cret"]\n', '\n[socks]\nlisten = "0.0.0.0:0"\n',
+                   network=None) as (a, b):
         f = b.call("status.get")["socks"]  # type: ignore[index]
         assert f["enabled"] and not f["active"] and "not started" in f["detail"] and 'users = ["USER:PASSWORD"]' in f["detail"], f
         assert "SOCKS5 gateway not started: 0.0.0.0:0 is not a loopback address" in b.log_text()
@@ -265,14 +239,13 @@ def test_logins_and_a_gateway_that_may_not_start(tmp_path: Path) -> None:
 
 
 @pytest.mark.root("curl run as nobody, a temporary group")
-def test_without_a_login_only_users_who_may_write_open_streams(tmp_path: Path, web) -> None:
+def test_without_a_login_only_users_who_may_write_open_streams(pair_with, web) -> None:
     port, token = web
     nobody = pwd.getpwnam("nobody").pw_uid
     group = TempGroup()
     try:
         login_gateway = '\n[socks]\nlisten = "127.0.0.1:0"\nusers = ["ann:s3cret"]\n'
-        with daemons(tmp_path, f'\n[api]\ngroup = "{group.name}"\n' + GATEWAY, login_gateway) as (a, b):
-            join(a, b, "home")
+        with pair_with(f'\n[api]\ngroup = "{group.name}"\n' + GATEWAY, login_gateway) as (a, b):
             for d in (a, b):  # (one host: each exposes the same web server)
                 assert d.call("serve.add", port=port)["changed"]  # type: ignore[index]
             gw = gateway_port(a)
