@@ -1,6 +1,7 @@
 """What a user's name for a peer means, in every form a client may type or a SOCKS client may send.
 
-``resolve(api, text)`` -> (node, network or None), or ``ApiError`` (PEER_NOT_FOUND, PEER_AMBIGUOUS, with the fix):
+``resolve(api, text, network)`` -> (node, network or None), or ``ApiError`` (PEER_NOT_FOUND, PEER_AMBIGUOUS,
+NETWORK_NOT_FOUND, with the fix); a ``network`` the client names (``--network``) wins over the one the text implies:
 
 * a peer's name, a local name, a full node id or a unique id prefix (``names.py``'s ``Directory`` rules), or a
   name in other letter case when it is one peer's alone (browsers and ssh lowercase host names);
@@ -23,7 +24,12 @@ if TYPE_CHECKING:
     from .api import DaemonAPI
 
 
-def resolve(api: "DaemonAPI", text: str) -> tuple[NodeId, NetworkId | None]:
+def resolve(api: "DaemonAPI", text: str, network: str | None = None) -> tuple[NodeId, NetworkId | None]:
+    node, net = _resolve(api, text)
+    return node, api.resolve_network(network).id if network else net
+
+
+def _resolve(api: "DaemonAPI", text: str) -> tuple[NodeId, NetworkId | None]:
     q = text.strip()
     try:
         ip = ipaddress.ip_address(q.strip("[]"))

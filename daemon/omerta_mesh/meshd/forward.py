@@ -2,8 +2,9 @@
 port a peer exposes (``omertactl forward [--bind ADDR] LOCALPORT PEER:PORT``; ``forward.add|remove|list``).
 
 * **A connection.** Each connection accepted on BIND:LOCAL (127.0.0.1 unless told; IPv6 too) resolves PEER as
-  ``omerta-ssh`` does (a name, node id, id prefix or mesh IP: ``sshkeys.resolve``), opens a session with it if
-  there is none (``MeshNode.connect``), opens a stream to PORT (``StreamHub.open``) and splices the two
+  the SOCKS gateway and ``omertactl connect`` do (a name, ``NAME.NETWORK``, node id, id prefix or mesh IP:
+  ``destination.resolve``; ``--network`` wins), opens a session with it if there is none (``MeshNode.connect``),
+  opens a stream to PORT (``StreamHub.open``) and splices the two
   (``StreamHub.attach``: the credit window bounds what the daemon holds, per connection and direction).
   Nothing about the peer is kept between connections, so a forward outlives the peer's path changes (the
   stream rides the session's reliable channel whichever path carries it: direct, punched, relayed) and a peer
@@ -39,8 +40,8 @@ from ..core.errors import UsageError
 from ..core.ids import NodeId
 from ..io.store import atomic_write, damaged
 from ..io.streams import Spliced, StreamRefused
+from . import destination
 from . import schema as s
-from . import sshkeys
 from .config import ForwardConfig, forward_problem
 from .errors import ApiError, Code
 
@@ -150,9 +151,7 @@ class Forwards:
         if spec.local and (old := self.forwards.get(fwd.key)) is not None:
             raise ApiError(Code.REFUSED, f"{fwd.label} already forwards to {old.spec.peer}:{old.spec.port}",
                            f"remove it first (`omertactl forward remove {spec.local}`), or choose another local port")
-        fwd.node = sshkeys.resolve(self.api, spec.peer)  # a peer unknown now is refused now (it may be offline: fine)
-        if spec.network:
-            self.api.resolve_network(spec.network)
+        fwd.node, _ = destination.resolve(self.api, spec.peer, spec.network)  # a peer unknown now is refused now (offline: fine)
         await self._listen(fwd)
         if req.persist:
             try:
@@ -253,8 +252,8 @@ class Forwards:
 
     async def _open(self, fwd: Forward) -> Spliced:
         api, spec = self.api, fwd.spec
-        node = fwd.node = sshkeys.resolve(api, spec.peer)
-        net = api.resolve_network(spec.network).id if spec.network else None
+        node, net = destination.resolve(api, spec.peer, spec.network)
+        fwd.node = node
         await api.node.connect(node, net, timeout=OPEN_TIMEOUT)
         return await api.node.streams.open(node, spec.port, net, timeout=OPEN_TIMEOUT)
 

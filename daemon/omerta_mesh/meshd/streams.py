@@ -147,8 +147,7 @@ class StreamServer:
 
     async def _open(self, req: dict[str, Any]) -> tuple[dict[str, Any], socket.socket]:
         api = self.api
-        node, net = destination.resolve(api, req["peer"])  # a name, NAME.NETWORK, id, prefix or mesh IP
-        net = api.resolve_network(req["network"]).id if req["network"] else net
+        node, net = destination.resolve(api, req["peer"], req["network"])  # a name, NAME.NETWORK, id, prefix or mesh IP
         try:
             s = await api.node.streams.open(node, req["port"], net)
         except StreamRefused as e:
