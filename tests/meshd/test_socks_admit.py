@@ -1,4 +1,4 @@
-"""Who may use the SOCKS gateway without a login (meshd/socks.py ``verdict``, meshd/auth.py ``user_may_write``), on
+"""Who may use the SOCKS gateway without a login (meshd/socks.py ``judge``, meshd/auth.py ``user_may_write``), on
 real loopback connections and the real user database; and the rate limit of the log lines about refused users.
 The gateway end to end (curl as nobody) is in tests/clients/test_socks.py."""
 
@@ -13,7 +13,7 @@ import pytest
 
 from meshd.asuser import TempGroup
 from omerta_mesh.meshd.auth import user_may_write
-from omerta_mesh.meshd.socks import QuietLog, verdict
+from omerta_mesh.meshd.socks import QuietLog, Refusal, judge
 from omerta_mesh.meshd.socks_wire import Fault
 
 
@@ -58,14 +58,14 @@ def test_a_user_listed_in_the_write_group_may_write() -> None:
         g.close()
 
 
-def test_verdict_lets_this_processs_user_in_and_refuses_a_client_that_is_gone() -> None:
+def test_judge_lets_this_processs_user_in_and_refuses_a_client_that_is_gone() -> None:
     with socket.socket() as srv:
         srv.bind(("127.0.0.1", 0))
         srv.listen()
         client = socket.create_connection(srv.getsockname())
         conn, peer = srv.accept()
         with conn:
-            assert verdict(peer, conn.getsockname(), None) is None  # our own euid (root, or the user running the tests)
+            assert judge(peer, conn.getsockname(), None) == os.geteuid()  # (root, or the user running the tests)
             client.close()
-            r = verdict(peer, conn.getsockname(), None)
-            assert r is not None and r.fault is Fault.OWNER_UNKNOWN and "already closed" in r.detail, r
+            r = judge(peer, conn.getsockname(), None)
+            assert isinstance(r, Refusal) and r.fault is Fault.OWNER_UNKNOWN and "already closed" in r.detail, r

@@ -48,11 +48,11 @@ from typing import TYPE_CHECKING, Callable, Hashable
 from ..core.errors import UsageError
 from ..io import tcpowner
 from ..io.streams import Spliced, StreamRefused, StreamUnanswered
-from . import auth, destination
+from . import auth, destination, views
 from . import schema as s
 from .config import SocksConfig, parse_listen
 from .errors import ApiError
-from .localserve import stop_serving
+from .localserve import admit, listen, stop_serving
 from .socks_udp import Association, Refused, UdpRelay
 from .socks_wire import CONNECT, UDP_ASSOCIATE, Credentials, Fault, Handshake, NeedData, Reply, Request, SocksError
 
@@ -118,14 +118,9 @@ def _user(uid: int) -> str:
         return "no such user"
 
 
-def verdict(client: tuple[str, int], server: tuple[str, int], write_gid: int | None) -> Refusal | None:
-    """None if the owner of the client's socket may open streams; blocks (netlink, NSS): run it in a thread."""
-    r = judge(client, server, write_gid)
-    return r if isinstance(r, Refusal) else None
-
-
 def judge(client: tuple[str, int], server: tuple[str, int], write_gid: int | None) -> Refusal | int:
-    """``verdict``, with the uid of an owner who may open streams."""
+    """The uid owning the client's socket if it may open streams, else why not; blocks (netlink, NSS): run it in a
+    thread."""
     try:
         uid = tcpowner.owner_uid(client, server)
     except tcpowner.OwnerUnknown as e:
@@ -164,13 +159,12 @@ class SocksGateway:
         if isinstance(p, str):
             log.error("SOCKS5 gateway %s", p)
             return
-        try:
-            self._server = await asyncio.start_server(self._client, p.host, p.port)
-        except OSError as e:
-            self.problem = (f"not started: cannot listen on {self.cfg.listen}: {e.strerror or e}; "
-                            "stop what uses it or choose another socks.listen")
-            log.error("SOCKS5 gateway %s", self.problem)
+        got = await listen(self._client, p.host, p.port, "socks.listen")
+        if isinstance(got, str):
+            self.problem = got
+            log.error("SOCKS5 gateway %s", got)
             return
+        self._server = got
         log.info("SOCKS5 gateway on %s (%s)", self.address(), "username/password" if p.auth else "no login: local users who may write")
 
     async def close(self) -> None:
@@ -180,8 +174,7 @@ class SocksGateway:
     def address(self) -> str:
         if self._server is None or not self._server.sockets:
             return ""
-        host, port = self._server.sockets[0].getsockname()[:2]
-        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        return views.ep(self._server.sockets[0].getsockname()[:2]) or ""
 
     def feature(self) -> s.FeatureInfo:
         if self.plan is None:
@@ -199,13 +192,9 @@ class SocksGateway:
 
     # ------------------------------------------------------------------ one client
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if len(self._clients) >= self.cfg.max_clients:
+        if (me := admit(self._clients, self.cfg.max_clients, writer)) is None:
             self.stats[Fault.TOO_MANY_CLIENTS.value] += 1
-            writer.transport.abort()
             return
-        me = asyncio.current_task()
-        assert me is not None
-        self._clients.add(me)
         self.stats["accepted"] += 1
         hs = Handshake(auth_required=isinstance(self.plan, Plan) and self.plan.auth)
         stream: Spliced | Association | None = None
