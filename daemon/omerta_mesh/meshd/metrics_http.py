@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 from . import schema as s
 from . import views
 from .config import MetricsConfig, parse_listen
-from .localserve import stop_serving
+from .localserve import admit, listen, stop_serving
 
 if TYPE_CHECKING:  # pragma: no cover
     from .api import DaemonAPI
@@ -56,13 +56,12 @@ class MetricsServer:
         if not self.cfg.listen:
             return
         host, port = parse_listen(self.cfg.listen)  # (validated with the config: loopback unless allow_remote)
-        try:
-            self._server = await asyncio.start_server(self._client, host, port, limit=MAX_HEAD)
-        except OSError as e:
-            self.problem = (f"not started: cannot listen on {self.cfg.listen}: {e.strerror or e}; "
-                            "stop what uses it or choose another metrics.listen")
-            log.error("metrics endpoint %s", self.problem)
+        got = await listen(self._client, host, port, "metrics.listen", limit=MAX_HEAD)
+        if isinstance(got, str):
+            self.problem = got
+            log.error("metrics endpoint %s", got)
             return
+        self._server = got
         log.info("metrics on %s", self.url())
 
     async def close(self) -> None:
@@ -88,13 +87,9 @@ class MetricsServer:
 
     # ------------------------------------------------------------------ one request
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if len(self._clients) >= MAX_CLIENTS:
+        if (me := admit(self._clients, MAX_CLIENTS, writer)) is None:
             self.stats["http_refused"] += 1
-            writer.transport.abort()
             return
-        me = asyncio.current_task()
-        assert me is not None
-        self._clients.add(me)
         try:
             await asyncio.wait_for(self._answer(reader, writer), CLIENT_TIMEOUT)
         except (ConnectionError, asyncio.IncompleteReadError, TimeoutError, asyncio.TimeoutError):
