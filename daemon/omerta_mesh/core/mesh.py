@@ -309,12 +309,9 @@ class Mesh:
             except Exception as e:
                 self._failed(e)
 
-    def _failed(self, e: Exception) -> None:
-        """What handling a datagram raised: a WireError is the sender's (a counted drop); anything else is a bug,
-        never the sender's fault: counted, and the daemon keeps serving."""
-        if isinstance(e, WireError):
-            self.counters.drop(e.reason)
-            return
+    def _failed(self, e: Exception) -> None:  # what a datagram's handling raised: the sender's WireError is a drop;
+        if isinstance(e, WireError):  # anything else is a bug, never the sender's fault: counted, and we keep serving
+            return self.counters.drop(e.reason)
         self.counters.inc("drop.internal_error")
         self.last_internal_error = repr(e)
 
