@@ -4,11 +4,11 @@ method of the registry is called over the real socket."""
 from __future__ import annotations
 
 import base64
-import time
 from pathlib import Path
 
 import pytest
 
+from clients.ctlharness import wait_until
 from meshd.rpcclient import RpcClient, RpcError
 from omerta_mesh.meshd.api import DaemonAPI
 from omerta_mesh.meshd.registry import methods
@@ -24,15 +24,6 @@ class Recorder:
         result = self.client.call(method, **params)
         self.seen.add(method)
         return result
-
-
-def wait_until(pred, timeout: float = 10.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.mark.parametrize("loop", ["auto", "asyncio"])  # auto: uvloop when installed
@@ -55,7 +46,7 @@ def test_two_daemons_join_and_every_method_works_over_the_socket(daemon_factory,
     assert joined == {"network": net["network"], "name": "home", "inviter": A("status.get")["node_id"], "connected": True}
 
     a_id, b_id = A("status.get")["node_id"], B("status.get")["node_id"]
-    wait_until(lambda: any(p["connected"] for p in A("peers.list")["peers"]), what="A to see B connected")
+    wait_until(lambda: any(p["connected"] for p in A("peers.list")["peers"]), 10, "A to see B connected")
     [pa] = A("peers.list")["peers"]
     [pb] = B("peers.list", network=net["network"])["peers"]
     assert pa["node_id"] == b_id and pb["node_id"] == a_id
@@ -101,7 +92,7 @@ def test_two_daemons_join_and_every_method_works_over_the_socket(daemon_factory,
     assert d0["path"] in ("direct", "punched") and d0["why"] and d0["own_nat"]["evidence"]
     assert d0["peer_nat"]["type"] in ("public", "unknown")  # from A's signed record (it may predate A's verdict)
     # mesh IPs (TUN off in tests: the addresses are still assigned and shown, and why TUN is off)
-    wait_until(lambda: B("peers.get", peer=a_id)["networks"][0]["ipv4"], what="B to know A's mesh IP")
+    wait_until(lambda: B("peers.get", peer=a_id)["networks"][0]["ipv4"], 10, "B to know A's mesh IP")
     own, theirs = B("ip.get"), B("ip.get", peer=a_id)
     d0 = B("peers.get", peer=a_id)["networks"][0]
     assert own["vnet"]["active"] is False and "enabled = false" in own["vnet"]["detail"]
@@ -179,7 +170,7 @@ def test_two_daemons_join_and_every_method_works_over_the_socket(daemon_factory,
     other = B("network.create", name="spare")
     assert B("network.leave", network=other["network"]) == {"network": other["network"], "left": True}
     assert B("network.leave", network=net["network"])["left"]
-    wait_until(lambda: not any(p["connected"] for p in A("peers.list")["peers"]), what="A to see B leave")
+    wait_until(lambda: not any(p["connected"] for p in A("peers.list")["peers"]), 10, "A to see B leave")
     assert B("peers.list")["peers"] == []
 
     assert A("daemon.shutdown") == {"ok": True}
