@@ -8,7 +8,7 @@ import time
 
 from .. import output
 from ..errors import Timeout
-from .common import PEER_HELP, Ctx, add_common
+from .common import PEER_HELP, Ctx, add_command, add_common
 
 SEND_EXAMPLES = """\
 examples:
@@ -31,10 +31,8 @@ POLL = 5.0  # seconds per channel.receive long poll
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    fmt = argparse.RawDescriptionHelpFormatter
-    s = sub.add_parser("send", parents=[common], help="send a message to a peer on a named channel",
-                       description="Send a message to a peer on a named channel, reliably and in order.",
-                       epilog=SEND_EXAMPLES, formatter_class=fmt)
+    s = add_command(sub, common, "send", help="send a message to a peer on a named channel",
+                    description="Send a message to a peer on a named channel, reliably and in order.", examples=SEND_EXAMPLES)
     s.add_argument("peer", metavar="PEER", help=PEER_HELP)
     s.add_argument("channel", metavar="CHANNEL", help="channel name")
     s.add_argument("text", metavar="TEXT", help='the message ("-": read it from stdin)')
@@ -45,9 +43,8 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     s.set_defaults(func=run_send)
     own = argparse.ArgumentParser(add_help=False)  # the global options but --timeout, which is listen's own
     add_common(own, suppress=True, with_timeout=False)
-    lt = sub.add_parser("listen", parents=[own], help="print messages arriving on a channel",
-                        description="Print messages arriving on a named channel until interrupted.",
-                        epilog=LISTEN_EXAMPLES, formatter_class=fmt)
+    lt = add_command(sub, own, "listen", help="print messages arriving on a channel",
+                     description="Print messages arriving on a named channel until interrupted.", examples=LISTEN_EXAMPLES)
     lt.add_argument("channel", metavar="CHANNEL", help="channel name")
     lt.add_argument("-n", "--count", type=int, metavar="N", help="exit after N messages")
     lt.add_argument("--for", dest="duration", type=float, metavar="SECONDS",

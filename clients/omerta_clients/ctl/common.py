@@ -82,6 +82,14 @@ def add_common(p: argparse.ArgumentParser, suppress: bool, with_timeout: bool = 
         p.add_argument("--timeout", type=float, metavar="SECONDS", default=d(30.0), help="seconds to wait for the daemon (default 30)")
 
 
+def add_command(sub: argparse._SubParsersAction, common: argparse.ArgumentParser, name: str, help: str,
+                description: str, examples: str | None = None, usage: str | None = None) -> argparse.ArgumentParser:
+    """A command with the global options (``common``), its line in the command list (``help``), and its
+    description and examples printed as written (the examples are laid out by hand)."""
+    return sub.add_parser(name, parents=[common], help=help, description=description, epilog=examples, usage=usage,
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
 def add_socket(p: argparse.ArgumentParser, default: str) -> None:
     """--socket, shared by omertactl and omerta-top."""
     p.add_argument("--socket", metavar="PATH", default=default,

@@ -8,20 +8,19 @@ import argparse
 
 from ..errors import ClientError
 from ..tui import app
-from .common import Ctx
+from .common import Ctx, add_command
 
 # completes network names after a sub-command whose first argument is a NETWORK
 NETWORK_WORDS = '; [[ $cur != -* && $npos -eq 0 ]] && words="$words $(_omertactl_names networks)"'
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("completion", parents=[common], help="print a bash completion script",
-                       description="Print a bash completion script. Load it with\n"
-                                   "  source <(omertactl completion bash)\n"
-                                   "or install it with\n"
-                                   "  omertactl completion bash | sudo tee /etc/bash_completion.d/omertactl\n"
-                                   "`peers` and `networks` print names for the script to offer.",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = add_command(sub, common, "completion", help="print a bash completion script",
+                    description="Print a bash completion script. Load it with\n"
+                                "  source <(omertactl completion bash)\n"
+                                "or install it with\n"
+                                "  omertactl completion bash | sudo tee /etc/bash_completion.d/omertactl\n"
+                                "`peers` and `networks` print names for the script to offer.")
     p.add_argument("what", choices=["bash", "peers", "networks"], help="bash: the script; peers/networks: names to complete")
     p.set_defaults(func=run)
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from ..errors import ClientError, RpcError
 from ..rpc import HEADER, connect_error, encode_frame, frame_length
-from .common import PEER_HELP, Ctx
+from .common import PEER_HELP, Ctx, add_command
 
 EXAMPLES = """\
 The peer must expose the port (`omertactl serve add PORT` on it); the daemon there connects the stream to
@@ -42,9 +42,8 @@ def stream_socket(rpc_socket: str) -> str:
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("connect", parents=[common], help="a stream to a peer's exposed port on stdin/stdout (ssh ProxyCommand)",
-                       description="Open a mesh stream to PORT on PEER and splice it with stdin/stdout.",
-                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = add_command(sub, common, "connect", help="a stream to a peer's exposed port on stdin/stdout (ssh ProxyCommand)",
+                    description="Open a mesh stream to PORT on PEER and splice it with stdin/stdout.", examples=EXAMPLES)
     p.add_argument("peer", metavar="PEER", help=PEER_HELP)
     p.add_argument("port", metavar="PORT", type=int, help="the TCP port on the peer (it must be exposed there)")
     p.add_argument("--network", metavar="NETWORK", help="the network, when the peer is in several")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import Ctx
+from .common import Ctx, add_command
 
 RELOAD_EXAMPLES = """\
 Like `systemctl reload omerta-meshd` (SIGHUP): settings that can change live (names, log level, limits)
@@ -25,13 +25,11 @@ examples:
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    fmt = argparse.RawDescriptionHelpFormatter
-    r = sub.add_parser("reload", parents=[common], help="re-read the daemon's configuration file",
-                       description="Make the daemon read its configuration file again.", epilog=RELOAD_EXAMPLES, formatter_class=fmt)
+    r = add_command(sub, common, "reload", help="re-read the daemon's configuration file",
+                    description="Make the daemon read its configuration file again.", examples=RELOAD_EXAMPLES)
     r.set_defaults(func=run_reload)
-    s = sub.add_parser("shutdown", parents=[common], help="stop the daemon gracefully",
-                       description="Stop the daemon gracefully: peers are told, state is saved.", epilog=SHUTDOWN_EXAMPLES,
-                       formatter_class=fmt)
+    s = add_command(sub, common, "shutdown", help="stop the daemon gracefully",
+                    description="Stop the daemon gracefully: peers are told, state is saved.", examples=SHUTDOWN_EXAMPLES)
     s.set_defaults(func=run_shutdown)
 
 

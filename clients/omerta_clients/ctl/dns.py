@@ -9,7 +9,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from .common import Ctx
+from .common import Ctx, add_command
 
 EXAMPLES = """\
 Each member is NAME.NETWORK.mesh (NAME alone through the search domain, and NAME.mesh when one member holds it),
@@ -24,9 +24,9 @@ examples:
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("dns", parents=[common], help="mesh DNS: NAME.NETWORK.mesh, and what to configure",
-                       description="Show where mesh names are answered and, without systemd-resolved, what to configure.",
-                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = add_command(sub, common, "dns", help="mesh DNS: NAME.NETWORK.mesh, and what to configure",
+                    description="Show where mesh names are answered and, without systemd-resolved, what to configure.",
+                    examples=EXAMPLES)
     p.set_defaults(func=run)
 
 

@@ -28,7 +28,7 @@ from rich.text import Text
 from .. import errors, output
 from . import connect
 from . import doctor_phases as ph
-from .common import PEER_HELP, Ctx, Json
+from .common import PEER_HELP, Ctx, Json, add_command
 
 EXAMPLES = """\
 Each line is one phase: pass, warn (works, but see the fix), fail (the cause, then the fix) or skip (an
@@ -49,11 +49,11 @@ MARK = {ph.PASS: ("ok", "green"), ph.WARN: ("warn", "yellow"), ph.FAIL: ("FAIL",
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("doctor", parents=[common], help="check this node and its peers phase by phase; each failure with its fix",
-                       description="Check the daemon, permissions, configuration, UDP, NAT and relays, then for each peer "
-                                   "(or PEER) the session, path, RTT percentiles, loss, path MTU, a stream throughput ramp and "
-                                   "failover readiness. Every failing phase says the cause and the fix.",
-                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = add_command(sub, common, "doctor", help="check this node and its peers phase by phase; each failure with its fix",
+                    description="Check the daemon, permissions, configuration, UDP, NAT and relays, then for each peer "
+                                "(or PEER) the session, path, RTT percentiles, loss, path MTU, a stream throughput ramp and "
+                                "failover readiness. Every failing phase says the cause and the fix.",
+                    examples=EXAMPLES)
     p.add_argument("peer", metavar="PEER", nargs="?", help=f"only this peer: {PEER_HELP}")
     p.add_argument("-c", "--count", type=int, default=20, metavar="N", help="probes for the RTT and loss phases (1-100, default 20)")
     p.add_argument("-i", "--interval", type=float, default=0.05, metavar="SECONDS", help="between those probes (default 0.05)")

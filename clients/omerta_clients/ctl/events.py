@@ -6,7 +6,7 @@ import argparse
 import time
 
 from .. import output
-from .common import Ctx
+from .common import Ctx, add_command
 
 EXAMPLES = """\
 With --json the events.subscribe result (subscription, seq, snapshot) is printed unchanged on the first
@@ -20,9 +20,8 @@ examples:
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("events", parents=[common], help="follow the daemon's events (snapshot, then changes)",
-                       description="Print a snapshot of this node and its peers, then every event as it happens.",
-                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = add_command(sub, common, "events", help="follow the daemon's events (snapshot, then changes)",
+                    description="Print a snapshot of this node and its peers, then every event as it happens.", examples=EXAMPLES)
     p.add_argument("-n", "--count", type=int, metavar="N", help="exit after N events")
     p.add_argument("--for", dest="duration", type=float, metavar="SECONDS", help="exit after this many seconds")
     p.set_defaults(func=run)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import PEER_HELP, Ctx
+from .common import PEER_HELP, Ctx, add_command
 
 EXAMPLES = """\
 An exit node forwards members' Internet traffic (IPv4) and masquerades it: its signed record says it offers
@@ -22,11 +22,9 @@ examples:
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    fmt = argparse.RawDescriptionHelpFormatter
-    p = sub.add_parser("exit", parents=[common], help="exit nodes: offer Internet egress, or use a member's (offer, use, status)",
-                       description="Exit nodes: offer this node's Internet egress to members, or send this node's Internet "
-                       "traffic through a member that offers it. Without a subcommand: the status.", epilog=EXAMPLES,
-                       formatter_class=fmt)
+    p = add_command(sub, common, "exit", help="exit nodes: offer Internet egress, or use a member's (offer, use, status)",
+                    description="Exit nodes: offer this node's Internet egress to members, or send this node's Internet "
+                    "traffic through a member that offers it. Without a subcommand: the status.", examples=EXAMPLES)
     p.set_defaults(func=run_status)
     esub = p.add_subparsers(dest="exit_cmd", metavar="{offer,use,status}")
     o = esub.add_parser("offer", parents=[common], help="offer this node as an exit node",

@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..output import duration, size
-from .common import PEER_HELP, Ctx, Json
+from .common import PEER_HELP, Ctx, Json, add_command
 
 USAGE = """\
 omertactl forward [--bind ADDR] [--persist] [--network NETWORK] LOCALPORT PEER:PORT
@@ -34,9 +34,9 @@ examples:
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("forward", parents=[common], help="forward a local TCP port to a peer's exposed port (list, remove)",
-                       usage=USAGE, description="Forward a local TCP port to a port a peer exposes, list the forwards, "
-                                                "or remove one.", epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = add_command(sub, common, "forward", help="forward a local TCP port to a peer's exposed port (list, remove)",
+                    usage=USAGE, description="Forward a local TCP port to a port a peer exposes, list the forwards, "
+                                             "or remove one.", examples=EXAMPLES)
     p.add_argument("words", nargs="*", metavar="LOCALPORT PEER:PORT | list | remove LOCALPORT",
                    help="the local port (0: any free one) and the peer's port (PEER is " + PEER_HELP + ", or a mesh IP)")
     p.add_argument("--bind", metavar="ADDR", help="the local address to listen on (default 127.0.0.1; IPv6 too, e.g. ::1)")

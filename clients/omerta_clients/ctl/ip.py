@@ -9,7 +9,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from .common import PEER_HELP, Ctx
+from .common import PEER_HELP, Ctx, add_command
 
 EXAMPLES = """\
 Mesh IPs are the virtual network's addresses: one IPv4 (a /16 of 100.64.0.0/10 per network) and one IPv6 (a ULA
@@ -24,9 +24,8 @@ examples:
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("ip", parents=[common], help="mesh IPs: this node's per network, or a peer's",
-                       description="Print mesh IPs: this node's in each network (with its TUN device), or a peer's.",
-                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = add_command(sub, common, "ip", help="mesh IPs: this node's per network, or a peer's",
+                    description="Print mesh IPs: this node's in each network (with its TUN device), or a peer's.", examples=EXAMPLES)
     p.add_argument("peer", nargs="?", metavar="PEER", help="whose addresses (" + PEER_HELP + "); default this node")
     p.add_argument("--network", metavar="NETWORK", help="only this network (name or id)")
     fam = p.add_mutually_exclusive_group()

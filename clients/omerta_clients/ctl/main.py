@@ -37,7 +37,7 @@ from . import (
     status,
     streams,
 )
-from .common import Ctx, add_common
+from .common import Ctx, add_command, add_common
 
 DESCRIPTION = """\
 Control and inspect omerta-meshd, the omerta mesh VPN daemon, through its local socket.
@@ -116,8 +116,8 @@ def build_parser(prog: str = "omertactl") -> argparse.ArgumentParser:
 def _register_monitor(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     from ..tui import app
 
-    p = sub.add_parser("monitor", parents=[common], help="live view of peers, paths, RTT, throughput and events",
-                       description=app.DESCRIPTION, epilog=app.EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = add_command(sub, common, "monitor", help="live view of peers, paths, RTT, throughput and events",
+                    description=app.DESCRIPTION, examples=app.EPILOG)
     app.add_arguments(p)
     p.set_defaults(func=lambda ctx, args: app.run(args))
 

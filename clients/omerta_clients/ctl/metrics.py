@@ -13,7 +13,7 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 
 from .. import output
-from .common import Ctx, Json
+from .common import Ctx, Json, add_command
 
 EXAMPLES = """\
 Served over HTTP too when the daemon's configuration says where ([metrics] listen = "127.0.0.1:9464";
@@ -27,11 +27,11 @@ examples:
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("metrics", parents=[common], help="Prometheus metrics: counters, drops by reason, per-peer RTT/loss/bytes",
-                       description="Print the daemon's metrics in the Prometheus text format: its counters (drops by reason, "
-                                   "handshakes, datagrams, relay use, event-queue drops...), per peer RTT, loss, bytes, packets, "
-                                   "path kind and session age, per network the members.",
-                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = add_command(sub, common, "metrics", help="Prometheus metrics: counters, drops by reason, per-peer RTT/loss/bytes",
+                    description="Print the daemon's metrics in the Prometheus text format: its counters (drops by reason, "
+                                "handshakes, datagrams, relay use, event-queue drops...), per peer RTT, loss, bytes, packets, "
+                                "path kind and session age, per network the members.",
+                    examples=EXAMPLES)
     p.add_argument("match", nargs="?", default="", help="only families whose name contains this text")
     p.set_defaults(func=run)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from .. import output
-from .common import Ctx
+from .common import Ctx, add_command
 
 EXAMPLES = """\
 The verdict is built from what peers report seeing as our address: with fewer than two peers it is
@@ -18,10 +18,10 @@ examples:
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("netcheck", parents=[common], help="NAT verdict with evidence, public endpoints, relay latency",
-                       description="Show this node's NAT type with the evidence for it, its public and local "
-                                   "endpoints, the port-mapping behaviour and relay latencies.",
-                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = add_command(sub, common, "netcheck", help="NAT verdict with evidence, public endpoints, relay latency",
+                    description="Show this node's NAT type with the evidence for it, its public and local "
+                                "endpoints, the port-mapping behaviour and relay latencies.",
+                    examples=EXAMPLES)
     p.set_defaults(func=run)
 
 

@@ -6,7 +6,7 @@ import argparse
 
 from .. import output
 from ..errors import TIMEOUT
-from .common import Ctx
+from .common import Ctx, add_command
 
 EXAMPLES = """\
 examples:
@@ -19,10 +19,8 @@ examples:
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    fmt = argparse.RawDescriptionHelpFormatter
-    p = sub.add_parser("network", parents=[common], help="create, join, leave, list networks; make invites",
-                       description="Manage the networks this node is in. Without a subcommand: list them.",
-                       epilog=EXAMPLES, formatter_class=fmt)
+    p = add_command(sub, common, "network", help="create, join, leave, list networks; make invites",
+                    description="Manage the networks this node is in. Without a subcommand: list them.", examples=EXAMPLES)
     p.set_defaults(func=run_list)
     nsub = p.add_subparsers(dest="network_cmd", metavar="{create,join,leave,list,invite}")
     c = nsub.add_parser("create", parents=[common], help="create a network; prints its id and an invite",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from .. import output
-from .common import PEER_HELP, Ctx
+from .common import PEER_HELP, Ctx, add_command
 
 LIST_EXAMPLES = """\
 NAME is the name the peer gives itself (its [node] name, carried in its signed record), or the local name
@@ -33,15 +33,14 @@ examples:
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    fmt = argparse.RawDescriptionHelpFormatter
-    p = sub.add_parser("peers", parents=[common], help="the peer table: path, endpoint, RTT, traffic",
-                       description="List every known peer with its path, endpoint, RTT, last handshake and traffic.",
-                       epilog=LIST_EXAMPLES, formatter_class=fmt)
+    p = add_command(sub, common, "peers", help="the peer table: path, endpoint, RTT, traffic",
+                    description="List every known peer with its path, endpoint, RTT, last handshake and traffic.",
+                    examples=LIST_EXAMPLES)
     p.add_argument("peer", nargs="?", metavar="PEER", help="show this peer in detail instead (" + PEER_HELP + ")")
     p.add_argument("--network", metavar="NETWORK", help="only peers of this network (name or id)")
     p.set_defaults(func=run_list)
-    d = sub.add_parser("peer", parents=[common], help="one peer in detail, including why its path is what it is",
-                       description="Show one peer in detail.", epilog=DETAIL_EXAMPLES, formatter_class=fmt)
+    d = add_command(sub, common, "peer", help="one peer in detail, including why its path is what it is",
+                    description="Show one peer in detail.", examples=DETAIL_EXAMPLES)
     d.add_argument("peer", metavar="PEER", help=PEER_HELP)
     d.add_argument("--network", metavar="NETWORK", help="the network, when the peer is in several")
     d.set_defaults(func=run_detail)

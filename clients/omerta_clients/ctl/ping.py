@@ -6,7 +6,7 @@ import argparse
 
 from .. import output
 from ..errors import TIMEOUT
-from .common import PEER_HELP, Ctx
+from .common import PEER_HELP, Ctx, add_command
 
 EXAMPLES = """\
 Each probe is an authenticated message inside the peer's session; the answer names the path (direct,
@@ -20,9 +20,9 @@ examples:
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("ping", parents=[common], help="mesh ping: which path answered and the RTT",
-                       description="Ping a peer through the mesh and say which path answered and how long it took.",
-                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = add_command(sub, common, "ping", help="mesh ping: which path answered and the RTT",
+                    description="Ping a peer through the mesh and say which path answered and how long it took.",
+                    examples=EXAMPLES)
     p.add_argument("peer", metavar="PEER", help=PEER_HELP)
     p.add_argument("-c", "--count", type=int, default=1, metavar="N", help="number of probes (1-100, default 1)")
     p.add_argument("-i", "--interval", type=float, default=1.0, metavar="SECONDS", help="between probes (default 1)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import PEER_HELP, Ctx
+from .common import PEER_HELP, Ctx, add_command
 
 EXAMPLES = """\
 A member advertises IPv4 prefixes it reaches (signed into its records; it forwards to them, without
@@ -23,10 +23,9 @@ examples:
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    fmt = argparse.RawDescriptionHelpFormatter
-    p = sub.add_parser("routes", parents=[common], help="subnet routes: advertise prefixes, accept members' (list, advertise, accept...)",
-                       description="Subnet routes: advertise prefixes this node forwards to, and accept (route to) members' "
-                       "advertised prefixes. Without a subcommand: the list.", epilog=EXAMPLES, formatter_class=fmt)
+    p = add_command(sub, common, "routes", help="subnet routes: advertise prefixes, accept members' (list, advertise, accept...)",
+                    description="Subnet routes: advertise prefixes this node forwards to, and accept (route to) members' "
+                    "advertised prefixes. Without a subcommand: the list.", examples=EXAMPLES)
     p.set_defaults(func=run_list)
     rsub = p.add_subparsers(dest="routes_cmd", metavar="{list,advertise,withdraw,accept,unaccept}")
     s = rsub.add_parser("list", parents=[common], help="advertised, accepted and offered prefixes",

@@ -9,7 +9,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from .common import Ctx
+from .common import Ctx, add_command
 
 EXAMPLES = """\
 Rules are [[rules]] tables in meshd.toml (from, to, action, and network), applied with nftables to the mesh
@@ -24,10 +24,9 @@ examples:
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("rules", parents=[common], help="firewall rules on the mesh devices and their counters",
-                       description="Show the firewall rules ([[rules]] in meshd.toml) in force on the mesh devices, with "
-                       "the packets and bytes each has matched.", epilog=EXAMPLES,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = add_command(sub, common, "rules", help="firewall rules on the mesh devices and their counters",
+                    description="Show the firewall rules ([[rules]] in meshd.toml) in force on the mesh devices, with "
+                    "the packets and bytes each has matched.", examples=EXAMPLES)
     p.set_defaults(func=run)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import Ctx
+from .common import Ctx, add_command
 
 EXAMPLES = """\
 Peers reach an exposed port with `omertactl connect THIS-NODE PORT` (or `omerta-ssh`); the daemon connects
@@ -19,10 +19,9 @@ examples:
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    fmt = argparse.RawDescriptionHelpFormatter
-    p = sub.add_parser("serve", parents=[common], help="expose local TCP ports to peers' streams (add, remove, list)",
-                       description="Manage the local TCP ports peers may open mesh streams to. Without a subcommand: list them.",
-                       epilog=EXAMPLES, formatter_class=fmt)
+    p = add_command(sub, common, "serve", help="expose local TCP ports to peers' streams (add, remove, list)",
+                    description="Manage the local TCP ports peers may open mesh streams to. Without a subcommand: list them.",
+                    examples=EXAMPLES)
     p.set_defaults(func=run_list)
     ssub = p.add_subparsers(dest="serve_cmd", metavar="{add,remove,list}")
     for name, verb in (("add", "expose a port to peers' streams"), ("remove", "stop exposing a port")):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .common import PEER_HELP, Ctx
+from .common import PEER_HELP, Ctx, add_command
 
 EXAMPLES = """\
 Each node publishes its sshd's host public keys in its signed peer record, so a key is vouched for by the
@@ -21,9 +21,9 @@ examples:
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("ssh-known-hosts", parents=[common], help="a peer's SSH host keys as known_hosts lines (KnownHostsCommand)",
-                       description="Print a peer's SSH host keys, as its signed records publish them, as known_hosts lines.",
-                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = add_command(sub, common, "ssh-known-hosts", help="a peer's SSH host keys as known_hosts lines (KnownHostsCommand)",
+                    description="Print a peer's SSH host keys, as its signed records publish them, as known_hosts lines.",
+                    examples=EXAMPLES)
     p.add_argument("peer", metavar="PEER", help="whose keys (" + PEER_HELP + ", or one of its mesh IPs)")
     p.set_defaults(func=run)
 

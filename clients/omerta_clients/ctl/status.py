@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from .. import output
-from .common import Ctx
+from .common import Ctx, add_command
 
 EXAMPLES = """\
 examples:
@@ -16,9 +16,9 @@ examples:
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("status", parents=[common], help="this node: id, networks, endpoints, NAT, peers, uptime",
-                       description="Show this node: its id and name, networks, endpoints, NAT verdict, peer counts, "
-                                   "uptime and features.", epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = add_command(sub, common, "status", help="this node: id, networks, endpoints, NAT, peers, uptime",
+                    description="Show this node: its id and name, networks, endpoints, NAT verdict, peer counts, "
+                                "uptime and features.", examples=EXAMPLES)
     p.add_argument("-v", "--verbose", action="store_true", help="also list the daemon's counters")
     p.set_defaults(func=run)
 
