@@ -17,25 +17,18 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
 from typing import Callable
 
-from clients.ctlharness import wait_until
+from clients.ctlharness import free_port, wait_until
 
 SSHD = shutil.which("sshd") or ("/usr/sbin/sshd" if os.path.exists("/usr/sbin/sshd") else None)
 MISSING = None if SSHD and shutil.which("ssh") and shutil.which("ssh-keygen") else \
     "sshd or ssh missing: apt-get install -y openssh-server openssh-client"
 USER = pwd.getpwuid(os.geteuid()).pw_name
 _refused: dict[str, str | None] = {}  # USER -> sshd's refusal, once probed
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def keygen(d: Path, *names: str) -> None:

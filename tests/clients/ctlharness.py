@@ -142,6 +142,13 @@ class TcpServer(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free on ``host`` just now (bound and released: another process may take it before you do)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
 def serve_tcp(handler: type, host: str = "127.0.0.1") -> TcpServer:
     """A real TCP server for ``handler`` on a free port of ``host``, serving in a thread (``shutdown()`` it)."""
     if ":" in host:

@@ -30,18 +30,12 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from clients.ctlharness import Echo, check_result, ctl, wait_until
+from clients.ctlharness import Echo, check_result, ctl, free_port, wait_until
 from meshd.harness import DaemonProc, refused, wait_connected
 from meshd.rpcclient import RpcError
 from omerta_clients.tui.app import Monitor
 from omerta_mesh.meshd import config as config_mod
 from omerta_mesh.meshd.forward import MAX_CONNECTIONS, MAX_FORWARDS
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 def forward(a: DaemonProc, *args: str) -> dict:
