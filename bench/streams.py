@@ -43,7 +43,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "daemon"), str(ROOT / "clients")]
 
-from clients.ctlharness import CLIENT_ENV, ctl, node_id, prepare, start_all  # noqa: E402
+from clients.ctlharness import CLIENT_ENV, ctl, node_id, prepare, serve_tcp, start_all  # noqa: E402
 from meshd.harness import join  # noqa: E402
 from omerta_clients.ctl.connect import open_stream  # noqa: E402
 from sshd import MISSING, Sshd  # noqa: E402
@@ -74,11 +74,6 @@ class Source(socketserver.BaseRequestHandler):
 
 class Endless(Source):
     size = None
-
-
-class Server(socketserver.ThreadingTCPServer):
-    daemon_threads = True
-    allow_reuse_address = True
 
 
 def cpu_s(d: Any) -> float:
@@ -125,9 +120,8 @@ def drain(socks: list[socket.socket], size: int) -> float:
 def stall(alfa: Any, bravo: Any, streams: int, per: int) -> dict[str, float]:
     """``streams - 1`` readers alone, then beside one stalled stream: aggregate MB/s of the readers, and RSS."""
     Source.size = per << 20
-    src, endless = (Server(("127.0.0.1", 0), h) for h in (Source, Endless))
+    src, endless = serve_tcp(Source), serve_tcp(Endless)
     for s in (src, endless):
-        threading.Thread(target=s.serve_forever, daemon=True).start()
         ctl(bravo.socket, "serve", "add", str(s.server_address[1]))
     n = streams - 1
 
@@ -174,8 +168,7 @@ def main() -> None:
     seeds = {"alfa": b"S" * 32, "bravo": b"T" * 32}
     ids = {n: node_id(s) for n, s in seeds.items()}
     alfa, bravo = (prepare(base, n, s, ids) for n, s in seeds.items())
-    sink = Server(("127.0.0.1", 0), Sink)
-    threading.Thread(target=sink.serve_forever, daemon=True).start()
+    sink = serve_tcp(Sink)
     sshd = None
     out: dict[str, float] = {}
     try:
