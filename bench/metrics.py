@@ -48,12 +48,6 @@ def members(invite: str, n: int, ready: threading.Event, stop: threading.Event, 
     asyncio.run(main())
 
 
-def cpu_seconds(d: DaemonProc) -> float:
-    assert d.proc is not None
-    fields = Path(f"/proc/{d.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / 100  # utime + stime, in clock ticks of 1/100 s
-
-
 def while_pinging(d: DaemonProc, peer: str, work) -> list[float]:
     out: list[float] = []
     stop = threading.Event()
@@ -93,9 +87,9 @@ def run(peers: int, scrapes: int) -> dict[str, float]:
                     body[0] = urllib.request.urlopen(url, timeout=30).read()
                     times.append((time.perf_counter() - t0) * 1000)
 
-            cpu0 = cpu_seconds(d)
+            cpu0 = d.cpu_s()
             busy = while_pinging(d, ids[0], scrape_all)
-            cpu = cpu_seconds(d) - cpu0
+            cpu = d.cpu_s() - cpu0
             status_ms = []
             with d.client(timeout=30) as c:
                 for _ in range(scrapes):

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import socket
 import socketserver
@@ -74,12 +73,6 @@ class Source(socketserver.BaseRequestHandler):
 
 class Endless(Source):
     size = None
-
-
-def cpu_s(d: Any) -> float:
-    """A daemon's CPU seconds so far (user + system, /proc/PID/stat)."""
-    fields = Path(f"/proc/{d.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def push(sock: socket.socket, size: int) -> float:
@@ -176,10 +169,10 @@ def main() -> None:
         join(alfa, bravo, "bench")
         port = sink.server_address[1]
         ctl(bravo.socket, "serve", "add", str(port))
-        cpu0 = cpu_s(alfa), cpu_s(bravo)
+        cpu0 = alfa.cpu_s(), bravo.cpu_s()
         mesh = [push(open_stream(str(alfa.socket), "bravo", port)[0], size) for _ in range(a.runs)]
         mb = a.size * a.runs
-        out["cpu_ms_per_mb_sender"], out["cpu_ms_per_mb_receiver"] = ((cpu_s(d) - c) * 1000 / mb for d, c in zip((alfa, bravo), cpu0))
+        out["cpu_ms_per_mb_sender"], out["cpu_ms_per_mb_receiver"] = ((d.cpu_s() - c) * 1000 / mb for d, c in zip((alfa, bravo), cpu0))
         plain = [push(socket.create_connection(("127.0.0.1", port)), size) for _ in range(a.runs)]
         fwd = alfa.call("forward.add", local=0, peer="bravo", port=port)["local"]
         via_fwd = [push(socket.create_connection(("127.0.0.1", fwd)), size) for _ in range(a.runs)]
