@@ -47,7 +47,7 @@ class ExitNodes:
         self._members: frozenset | None = None  # the member set last written to nftables
         self._task: asyncio.Task | None = None
         self._lock = asyncio.Lock()
-        vnet.route_options = self.route_options
+        vnet.route_sources.append(self.route_options)
 
     @property
     def counters(self) -> Any:
@@ -145,12 +145,8 @@ class ExitNodes:
 
     def _sign(self) -> None:
         """Our records with (or without) the offer, re-signed and pushed in every network."""
-        mesh = self.node.core
-        mesh.gossip.exit = EXIT_V4 if self.offering else 0
-        now = self.node.driver.now()
-        for raw, net in list(mesh.networks.items()):
-            mesh.claim_addresses(net.id, mesh.address_claims.get(raw), now)  # (unchanged: re-signs what changed)
-        self.node._flush()
+        self.node.core.gossip.exit = EXIT_V4 if self.offering else 0
+        self.vnet.publish()
 
     async def _sync_members(self) -> None:
         """Write the current members' mesh IPs into the exit's set when they changed."""

@@ -51,8 +51,7 @@ class SubnetRoutes:
         self._local: list[tuple[Prefix, str]] = []
         self._task: asyncio.Task | None = None
         self._lock = asyncio.Lock()
-        before = vnet.route_options  # (the exit nodes' options; ours are added to them)
-        vnet.route_options = lambda network: {**before(network), **self.route_options(network)}
+        vnet.route_sources.append(self.route_options)
 
     @property
     def counters(self) -> Any:
@@ -86,11 +85,8 @@ class SubnetRoutes:
         return {"subnets": {p: n for p, (net, n) in self.settled.winners.items() if net == network},
                 "advertising": tuple(self.advertised)}
 
-    def _mesh_prefixes(self) -> list[Prefix]:
-        return [p for n in self.vnet.nets.values() for p in (n.plan.v4, n.plan.ula)]
-
     def _refuse(self, p: Prefix) -> tuple[str, str] | None:
-        return refusal(p, self._mesh_prefixes(), self._local)
+        return refusal(p, self.vnet.prefixes(), self._local)
 
     async def _read_local(self) -> None:
         """This host's own routes, but ours (an accepted prefix overlapping one is refused)."""
@@ -145,7 +141,7 @@ class SubnetRoutes:
             raise ApiError(Code.INVALID_PARAMS, str(e)) from None
 
     def _refused(self, p: Prefix, local: bool) -> None:
-        why = refusal(p, self._mesh_prefixes(), self._local if local else ())
+        why = refusal(p, self.vnet.prefixes(), self._local if local else ())
         if why is not None:
             self.counters.inc(why[0])
             raise ApiError(Code.REFUSED, f"refused: {why[1]}")
@@ -189,12 +185,8 @@ class SubnetRoutes:
 
     def _sign(self) -> None:
         """Our records with the advertised prefixes, re-signed and pushed in every network."""
-        mesh = self.node.core
-        mesh.gossip.routes = tuple(self.advertised)
-        now = self.node.driver.now() if self.node.driver else 0.0
-        for raw, net in list(mesh.networks.items()):
-            mesh.claim_addresses(net.id, mesh.address_claims.get(raw), now)  # (re-signs what changed)
-        self.node._flush()
+        self.node.core.gossip.routes = tuple(self.advertised)
+        self.vnet.publish()
 
     # ------------------------------------------------------------------ accepting
     async def accept(self, node: NodeId, text: str) -> None:

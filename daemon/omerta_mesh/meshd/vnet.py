@@ -84,8 +84,9 @@ class VirtualNetworks:
         self._task: asyncio.Task | None = None
         self._closing = False
         self._lock = asyncio.Lock()  # one reconcile at a time (the refresher and API calls)
-        # Routes options per network from the exit nodes (meshd/exitnode.py): the exit we use, whether we offer
-        self.route_options: Callable[[NetworkId], dict] = lambda network: {}
+        # Routes options per network, merged from each source (meshd/exitnode.py: the exit we use, whether we offer;
+        # meshd/subnetroutes.py: subnet routes in force, the prefixes we advertise)
+        self.route_sources: list[Callable[[NetworkId], dict]] = []
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -162,7 +163,7 @@ class VirtualNetworks:
         self._claim(net.id, claim)
         device = self.config.device_for(net.name) or tundev.device_name(net.name or str(net.id)[:8])
         n = NetVnet(net, plan, device, Routes(plan, assignment_from_records(plan, mesh.records(net.id)), mesh.node_id,
-                                              **self.route_options(net.id)))
+                                              **self._route_options(net.id)))
         self.nets[net.id.raw] = n
         self._prefixes()
         n.v4, n.v6 = n.routes.addresses(mesh.node_id)
@@ -233,8 +234,23 @@ class VirtualNetworks:
         if key == n.key:
             return False
         n.key = key
-        n.routes = Routes(n.plan, assignment_from_records(n.plan, recs), mesh.node_id, **self.route_options(n.network.id))
+        n.routes = Routes(n.plan, assignment_from_records(n.plan, recs), mesh.node_id, **self._route_options(n.network.id))
         return n.routes.addresses(mesh.node_id) != (n.v4, n.v6)
+
+    def _route_options(self, network: NetworkId) -> dict:
+        out: dict = {}
+        for source in self.route_sources:
+            out.update(source(network))
+        return out
+
+    def publish(self) -> None:
+        """Our records re-signed and pushed in every network: something else they carry (an exit offer, advertised
+        subnet routes: set on the core's gossip) changed. Claims stay as they are; a record only changes if its
+        content does."""
+        mesh = self.node.core
+        for raw, net in list(mesh.networks.items()):
+            self._claim(net.id, mesh.address_claims.get(raw))
+        self.node._flush()
 
     def rebuild_routes(self) -> None:
         """Rebuild every network's routes now (the exit choice or offer changed)."""
@@ -264,13 +280,17 @@ class VirtualNetworks:
             except OSError as e:
                 log.error("network %s: updating device %s: %s", n.network.name, n.device, e)
 
-    def _claim(self, network: NetworkId, claim: AddrClaim) -> None:
+    def _claim(self, network: NetworkId, claim: AddrClaim | None) -> None:
         mesh = self.node.core
         mesh.claim_addresses(network, claim, self.node.driver.now() if self.node.driver else 0.0)
 
+    def prefixes(self) -> list[IPNet]:
+        """Every network's mesh prefixes (IPv4 and the ULA /48)."""
+        return [p for n in self.nets.values() for p in (n.plan.v4, n.plan.ula)]
+
     def _prefixes(self) -> None:
         """Our networks' prefixes are never endpoints: set before a device (and its addresses) comes up."""
-        self.node.set_mesh_prefixes([p for n in self.nets.values() for p in (n.plan.v4, n.plan.ula)])
+        self.node.set_mesh_prefixes(self.prefixes())
 
     def _persist(self) -> None:
         store = self.node.store
@@ -434,15 +454,13 @@ class VirtualNetworks:
     def members(self) -> tuple[list[tuple[Network, NodeId, IPAddr | None, IPAddr | None]], list[IPNet]]:
         """Every member of our networks with its mesh IPs (ours: the device's), and the networks' prefixes (DNS)."""
         out: list[tuple[Network, NodeId, IPAddr | None, IPAddr | None]] = []
-        prefixes: list[IPNet] = []
         me = self.node.core.node_id
         for n in list(self.nets.values()):
             self._sync(n)
             a = n.routes.assignment
             out += [(n.network, node, *((n.v4, n.v6) if node == me else n.routes.addresses(node)))
                     for node in sorted({*a.v4, *a.v6, me})]
-            prefixes += [n.plan.v4, n.plan.ula]
-        return out, prefixes
+        return out, self.prefixes()
 
     def device_of(self, network: NetworkId) -> str | None:
         n = self.nets.get(network.raw)

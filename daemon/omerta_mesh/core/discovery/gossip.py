@@ -102,7 +102,7 @@ class Gossip:
         self.wall_offset = wall_offset
         self.name = name
         self.host_keys: tuple[bytes, ...] = ()  # our sshd's host keys, published in our records (set_host_keys)
-        self.exit = 0  # our exit offer (records.EXIT_V4 | EXIT_V6), published in our records (Mesh.offer_exit)
+        self.exit = 0  # our exit offer (records.EXIT_V4 | EXIT_V6), published in our records (meshd/exitnode.py)
         self.routes: tuple[Prefix, ...] = ()  # our advertised subnet routes, published in our records
         self._nets: dict[bytes, _NetGossip] = {}
 
