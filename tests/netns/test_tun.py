@@ -114,16 +114,18 @@ def test_ping_both_families_across_two_tuns_and_unreachable(two_ns) -> None:
 
 def iperf3(a: str, b: str, *args: str, dst: object = B4.ip) -> subprocess.CompletedProcess:
     """One iperf3 run from namespace ``a`` to a one-shot server on ``dst`` in namespace ``b`` (JSON output)."""
-    server = subprocess.Popen(["ip", "netns", "exec", b, "iperf3", "-s", "-1", "-B", str(dst)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(["ip", "netns", "exec", b, "iperf3", "-s", "-1", "-B", str(dst), "--forceflush"],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        time.sleep(0.3)
+        while b"Server listening" not in (line := server.stdout.readline()):  # (said once it listens)
+            assert line, "iperf3 -s exited before it listened"
         r = sh("ip", "netns", "exec", a, "iperf3", "-c", str(dst), *args, "-J", check=False, timeout=20)
         assert r.returncode == 0, r.stdout[-500:]
         return r
     finally:
         server.kill()
         server.wait()
+        server.stdout.close()
 
 
 def test_tcp_over_vnet_headers_carries_super_segments(two_ns) -> None:
