@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import base64
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from omerta_mesh.meshd.config import build
 from omerta_mesh.meshd.sshkeys import key_type, known_hosts_lines, parse_public_key, read_host_keys
+from sshd import keygen
 
 ED = b"\x00\x00\x00\x0bssh-ed25519\x00\x00\x00\x20" + bytes(range(32))
 
@@ -24,8 +24,7 @@ def test_a_pub_line_is_parsed_and_checked() -> None:
 
 
 def test_host_keys_are_read_by_glob_and_bad_files_skipped(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    for name in ("a", "b"):
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / f"ssh_host_{name}_key")], check=True)
+    keygen(tmp_path, "ssh_host_a_key", "ssh_host_b_key")
     (tmp_path / "ssh_host_bad_key.pub").write_text("garbage\n")
     keys = read_host_keys([str(tmp_path / "ssh_host_*_key.pub"), str(tmp_path / "missing.pub"), str(tmp_path / "ssh_host_a_key.pub")])
     want = [parse_public_key((tmp_path / f"ssh_host_{n}_key.pub").read_text()) for n in ("a", "b")]
