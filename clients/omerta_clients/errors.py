@@ -46,7 +46,16 @@ NAME_BY_CODE = {code: name for name, (code, _, _) in DAEMON_ERRORS.items()}
 
 START_FIX = ("start it with `systemctl start omerta-meshd` (or `omerta-meshd --foreground`); "
              "for another daemon pass --socket or set OMERTA_SOCKET")
-GROUP_FIX = "add yourself to the omerta group (`sudo usermod -aG omerta $USER`, then log in again), or run as root"
+# The group whose members may change state: [api] group in meshd.toml, named by status.get's write_group.
+DEFAULT_GROUP = "omerta"
+
+
+def group_fix(group: str) -> str:
+    """The fix for a user who may not change state (or open the socket): join ``group`` or be root."""
+    return f"add yourself to the {group} group (`sudo usermod -aG {group} $USER`, then log in again), or run as root"
+
+
+GROUP_FIX = group_fix(DEFAULT_GROUP)  # the default group's text (tests/clients/test_doctor_phases.py compares with it)
 
 
 class ClientError(Exception):
@@ -82,7 +91,8 @@ class SocketPermissionDenied(ClientError):
     name = "PERMISSION_DENIED"
 
     def __init__(self, socket_path: str) -> None:
-        super().__init__(f"permission denied: cannot open {socket_path}", GROUP_FIX)
+        # (without a connection the daemon cannot say its [api] group: the default one is named)
+        super().__init__(f"permission denied: cannot open {socket_path}", group_fix(DEFAULT_GROUP))
 
 
 class Timeout(ClientError):

@@ -88,14 +88,14 @@ def daemon(status: Json | None, error: errors.ClientError | None) -> Phase:
 def permissions(uid: int, groups: set[str], status: Json) -> Phase:
     """May this user change state (root, or the daemon's [api] group, which status.get names)? Reading (doctor
     included) needs neither."""
-    group = str(status.get("write_group") or "omerta")  # (a daemon before API revision 12 does not say: the default)
+    group = str(status.get("write_group") or errors.DEFAULT_GROUP)  # (a daemon before API revision 12 does not say)
     if uid == 0:
         return ok("permissions", "node", "root: may read and change everything", group=group)
     if group in groups:
         return ok("permissions", "node", f"member of {group}: may read and change state", group=group)
-    fix = errors.GROUP_FIX.replace("omerta", group)  # (GROUP_FIX names the default group)
     return Phase("permissions", "node", WARN, f"read-only: not root and not in the {group} group, so `network`, `serve`, "
-                                              "`connect` and channel commands are refused (reading works)", fix, {"group": group})
+                                              "`connect` and channel commands are refused (reading works)",
+                 errors.group_fix(group), {"group": group})
 
 
 def config(status: Json) -> Phase:
