@@ -1,5 +1,6 @@
-"""The daemon's refreshers: a part that keeps state in step with the mesh (the exit node's member set, subnet
-routes, firewall rules, mesh DNS listeners) runs one step every few seconds in a task of its own. A step that
+"""The daemon's refreshers: a part that keeps state in step with the mesh (the virtual network's devices and
+routes, the exit node's member set, subnet routes, firewall rules, mesh DNS listeners) runs one step every few
+seconds in a task of its own. A step that
 raises is logged and the next one runs anyway: a refresher never dies before ``stop``.
 """
 

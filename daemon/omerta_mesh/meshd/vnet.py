@@ -50,6 +50,7 @@ from ..vnet.addressing import AddressPlan
 from ..vnet.packet import clamp_mss, is_tcp_syn, mss_for, too_big
 from ..vnet.routes import Drop, Forward, Reply, Routes, assignment_from_records, own_claim
 from ..vnet.segments import rebuild_run
+from . import refresher
 from .config import VnetConfig
 
 log = logging.getLogger("omerta_mesh.vnet")
@@ -114,26 +115,16 @@ class VirtualNetworks:
         assert self.node.driver is not None
         self.node.driver.ip_sink = self._write
         await self.reconcile()
-        self._task = asyncio.get_running_loop().create_task(self._loop())
+        self._task = refresher.start(REFRESH, self.reconcile, log, "virtual network")
 
     async def close(self) -> None:
         self._closing = True
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await refresher.stop(self._task)
         if self.node.driver is not None:
             self.node.driver.ip_sink = None
         async with self._lock:
             for raw in list(self.nets):
                 await self._remove(raw)
-
-    async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(REFRESH)
-            try:
-                await self.reconcile()
-            except Exception:  # never let the refresher die: log and try again next time
-                log.exception("virtual network refresh failed")
 
     async def reconcile(self) -> None:
         """Networks joined or left since the last call; records changed (assignment)."""
