@@ -26,7 +26,7 @@ from ..core.wire.invite import decode_invite
 from ..io.spool import Spool
 from ..io.store import StateNotSaved
 from ..node import DeliveryFailed, MeshNode
-from . import eventlog, metrics, names, sshkeys, views
+from . import destination, eventlog, metrics, names, sshkeys, views
 from . import schema as s
 from .config import DaemonConfig
 from .errors import ApiError, Code, internal
@@ -376,7 +376,7 @@ class DaemonAPI:
     async def ssh_known_hosts(self, req: s.SshKnownHostsRequest, ctx: CallContext) -> s.SshKnownHostsResult:
         """A peer's SSH host keys as known_hosts lines for its node id (omerta-ssh's HostKeyAlias): the keys its
         signed records publish, so ssh checks them strictly (KnownHostsCommand). No lines: it publishes none."""
-        node = sshkeys.resolve(self, req.peer)
+        node, _ = destination.resolve(self, req.peer)
         lines = sshkeys.known_hosts_lines(str(node), sshkeys.published(self.node.core, node))
         return s.SshKnownHostsResult(str(node), self.name_of(node), lines)
 

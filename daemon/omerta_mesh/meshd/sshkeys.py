@@ -17,11 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..core.ids import NodeId
-from . import destination
 
 if TYPE_CHECKING:
     from ..core.mesh import Mesh
-    from .api import DaemonAPI
 
 log = logging.getLogger("omerta_mesh.meshd.sshkeys")
 MAX_FILE = 16384  # a public key file is a line; anything bigger is not one
@@ -83,8 +81,3 @@ def published(core: "Mesh", node: NodeId) -> tuple[bytes, ...]:
             if b not in out:
                 out.append(b)
     return tuple(out)
-
-
-def resolve(api: "DaemonAPI", query: str) -> NodeId:
-    """A peer name, node id, id prefix, or one of its mesh IPs -> the node."""
-    return destination.resolve(api, query)[0]
