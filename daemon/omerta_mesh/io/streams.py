@@ -98,11 +98,15 @@ class StreamHub:
             raise
         return s
 
+    def is_open(self, s: Spliced) -> bool:
+        """Whether ``s`` is still open (not reset, not ended both ways) at this moment."""
+        return self.streams.get((s.peer.key, s.sid)) is s
+
     def attach(self, s: Spliced, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
         """Splice the stream with a connected socket until both directions are closed, or either side resets.
         False: the stream ended before it was attached (reset while the opener awaited something else); the
         socket is aborted, so nothing waits on a stream that is gone."""
-        if self.streams.get((s.peer.key, s.sid)) is not s:
+        if not self.is_open(s):
             writer.transport.abort()
             return False
         s.writer = writer
@@ -175,7 +179,7 @@ class StreamHub:
         except OSError as e:
             self.reset(s, f"port {s.port} refused the connection on {m.name or m.node_id.short()}: {e.strerror or e}")
             return
-        if (s.peer.key, s.sid) not in self.streams:  # reset while we connected
+        if not self.is_open(s):  # reset while we connected
             writer.close()
             return
         self._act(lambda out: m.streams.accept(s.peer, s.sid, out))
@@ -192,7 +196,7 @@ class StreamHub:
                 total += n
                 m.counters.inc("streams.discard_bytes", n)
                 self._act(lambda out: m.streams.consumed(s.peer, s.sid, n, out))  # noqa: B023 (called at once)
-        if (s.peer.key, s.sid) in self.streams:
+        if self.is_open(s):
             self._act(lambda out: self._answer(s, b"%d\n" % total, out))
             self._gone(s, None)
 

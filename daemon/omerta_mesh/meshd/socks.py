@@ -285,7 +285,7 @@ class SocksGateway:
             raise self._refuse(hs, Fault.REFUSED, Reply.CONNECTION_REFUSED, str(e)) from None
         except UsageError as e:  # the stream limits, a peer not in that network
             raise self._refuse(hs, Fault.FAILED, Reply.GENERAL_FAILURE, str(e)) from None
-        if hub.streams.get((st.peer.key, st.sid)) is not st:  # reset before we came back to it
+        if not hub.is_open(st):  # reset before we came back to it (attach would abort the socket: no reply)
             raise self._refuse(hs, Fault.REFUSED, Reply.CONNECTION_REFUSED, "the stream was reset at once")
         hs.reply(Reply.SUCCEEDED)
         writer.write(hs.data_to_send())
