@@ -14,7 +14,7 @@ import socket
 
 import pytest
 
-from clients.ctlharness import ctl
+from clients.ctlharness import ctl, wait_until
 from omerta_clients.ctl.connect import open_stream
 
 
@@ -26,8 +26,21 @@ def discarded(d) -> int:
     return int(ctl(d.socket, "status", "--json").json()["counters"].get("streams.discard_bytes", 0))
 
 
+def settled(d) -> None:
+    """Wait until ``d`` has what doctor judges: its NAT verdict, and the path MTU to each peer (probed once the path
+    answers). Run at once after the join, a busy machine had doctor warn 'not measured yet' on a healthy pair."""
+    def ready() -> bool:
+        if d.call("status.get")["nat"]["status"] != "classified":
+            return False
+        peers = [d.call("peers.get", peer=p["node_id"])["networks"] for p in d.call("peers.list")["peers"]]
+        return bool(peers) and all(any(x.get("current") and x.get("mtu") for x in n.get("paths") or []) for ps in peers for n in ps)
+
+    wait_until(ready, 30, "NAT verdict and path MTUs")
+
+
 def test_doctor_on_a_healthy_pair_passes_and_exits_0(pair) -> None:
     alfa, bravo = pair
+    settled(alfa)
     r = ctl(alfa.socket, "doctor", "--json")
     rep = r.json()
     assert r.rc == 0 and rep["ok"], r.out + r.err
