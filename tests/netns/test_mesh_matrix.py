@@ -69,8 +69,10 @@ def path_class(path: str | None) -> str:
 class Meshd:
     """One omerta-meshd in a lab host, with its own state and runtime directories, driven over JSON-RPC."""
 
-    def __init__(self, lab: Lab, host: Host, base: Path, name: str, *, relay: bool = False, port: int = PORT) -> None:
+    def __init__(self, lab: Lab, host: Host, base: Path, name: str, *, relay: bool = False, port: int = PORT,
+                 log_level: str = "warning") -> None:
         self.lab, self.host, self.name, self.relay, self.port = lab, host, name, relay, port
+        self.log_level = log_level
         self.dir = base / f"meshd-{name}"
         self.state, self.run = self.dir / "state", self.dir / "run"
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -90,7 +92,7 @@ class Meshd:
             self.socket.unlink()
         argv = [sys.executable, "-m", "omerta_mesh.meshd.main", "--foreground", "--config", self.config,
                 "--state-dir", self.state, "--runtime-dir", self.run, "--port", self.port, "--no-dbus",
-                "--log-level", "warning", *(["--relay"] if self.relay else [])]
+                "--log-level", self.log_level, *(["--relay"] if self.relay else [])]
         self.proc = self.lab.run(self.host, argv)
         self.mail = {}
         return self
