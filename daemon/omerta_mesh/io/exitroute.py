@@ -1,4 +1,4 @@
-"""Kernel state for exit nodes: the user side's policy routing, the exit side's IPv4 forwarding (pyroute2, /proc).
+"""Kernel state for exit nodes: the user side's policy routing (pyroute2).
 
 User side (``use``/``clear``), IPv4, as wg-quick does it: routing table ``RT_TABLE`` holds one default route via
 the mesh device of the exit's network; ``ip rule`` at ``RULE_PRIORITY`` sends everything not marked ``FWMARK``
@@ -9,8 +9,7 @@ included, are routed by the main table as before and never loop into the tunnel.
 rules and empties the table (whether or not they exist: on ``exit use --off``, on stop and at start, where a
 crashed run's are stale).
 
-Exit side: ``set_forwarding(True)`` turns on ``net.ipv4.ip_forward`` and returns what it was, so the caller
-can put it back; ``hold_forwarding`` shares it between the exit offer and advertised subnet routes.
+The exit side's forwarding is ``io/forwarding.py``'s (``hold``, shared with advertised subnet routes).
 Everything acts on the caller's network namespace; the blocking calls run in a thread.
 """
 
@@ -29,7 +28,6 @@ RT_TABLE = 51889  # the user side's routing table: default via the mesh device o
 FWMARK = 0x51889  # on the daemon's UDP sockets (SO_MARK): its datagrams to peers skip RT_TABLE
 RULE_PRIORITY = 5188  # ip rule: "not fwmark FWMARK lookup RT_TABLE"; one less: "lookup main suppress_prefixlength 0"
 FIB_RULE_INVERT = 0x2
-FORWARD = "/proc/sys/net/ipv4/ip_forward"
 
 
 def _ignore_missing(fn: Any, *args: Any, **kw: Any) -> None:
@@ -74,34 +72,6 @@ def in_use() -> bool:
     with IPRoute() as ipr:
         return any(r.get_attr("FRA_PRIORITY") == RULE_PRIORITY and r.get_attr("FRA_TABLE") == RT_TABLE
                    for r in ipr.get_rules(family=socket.AF_INET))
-
-
-def set_forwarding(on: bool) -> bool:
-    """Set IPv4 forwarding; returns the value it had."""
-    with open(FORWARD) as f:
-        was = f.read().strip() == "1"
-    if was != on:
-        with open(FORWARD, "w") as f:
-            f.write("1\n" if on else "0\n")
-    return was
-
-
-_holders: set[str] = set()
-_forward_was: list[bool] = []  # what forwarding was before the first holder turned it on
-
-
-def hold_forwarding(who: str, on: bool) -> None:
-    """IPv4 forwarding on while anyone holds it (``"exit"``: the exit offer, ``"subnets"``: advertised subnet
-    routes); put back as it was when the last holder lets go."""
-    if on and who not in _holders:
-        was = set_forwarding(True)
-        if not _holders:
-            _forward_was[:] = [was]
-        _holders.add(who)
-    elif not on and who in _holders:
-        _holders.discard(who)
-        if not _holders and _forward_was:
-            set_forwarding(_forward_was.pop())
 
 
 async def aclear() -> bool:

@@ -28,7 +28,7 @@ from typing import Any
 
 from ..core.ids import NetworkId, NodeId
 from ..core.wire.records import EXIT_V4
-from ..io import exitroute, nft
+from ..io import exitroute, forwarding, nft
 from ..vnet import exitrules
 from . import refresher
 from .errors import ApiError, Code
@@ -141,7 +141,7 @@ class ExitNodes:
             self.vnet.rebuild_routes()
 
     def _set_forwarding(self, on: bool) -> None:
-        exitroute.hold_forwarding("exit", on)  # (shared with subnet routes: put back when neither needs it)
+        forwarding.hold("exit", 4, on)  # (shared with subnet routes: put back when neither needs it)
 
     def _sign(self) -> None:
         """Our records with (or without) the offer, re-signed and pushed in every network."""

@@ -4,8 +4,9 @@
 ``vnet/subnets.py``'s):
 
 * **Advertising** (``advertise(prefix)`` / ``withdraw(prefix)``): our signed records carry the prefixes
-  (records.py flag bit 5, IPv4 for now); while any is advertised IPv4 forwarding is on (``exitroute.hold_forwarding``,
-  shared with the exit offer) and our routes let members' own packets for those prefixes through to the kernel.
+  (records.py flag bit 5, IPv4 and IPv6); while any of a family is advertised that family's forwarding is on
+  (``io/forwarding.py``, shared with the exit offer; IPv6's keeps the uplinks' router advertisements) and our
+  routes let members' own packets for those prefixes through to the kernel.
   No masquerade: the subnet's hosts see members' mesh IPs, so they (or their gateway) need a route to the mesh
   prefix via this node; docs/vnet.md says how, and why (members stay distinguishable to the subnet).
 * **Accepting** (``accept(peer, prefix)`` / ``unaccept``): nothing is routed to a member's prefix until our admin
@@ -15,8 +16,10 @@
   send the prefix's packets to it and take the prefix's sources only from it, and a kernel route sends the prefix
   into the device of its network (``io/subnetroute.py``), removed on unaccept, withdrawal, leave and stop.
 
-Both lists are kept across restarts in ``routes.json`` in the state directory (written atomically). The kernel
-routes are re-derived every ``REFRESH`` seconds from the records; a crashed run's went with its device.
+Both lists are kept across restarts in ``routes.json`` in the state directory (written atomically). Accepted pairs
+may also come from meshd.toml (``[routes] accept``, ``meshd/routeconfig.py``): settled with the others, never
+saved, refused by ``unaccept``. The kernel routes are re-derived every ``REFRESH`` seconds from the records; a
+crashed run's went with its device.
 """
 
 from __future__ import annotations
@@ -28,11 +31,12 @@ from typing import Any
 
 from ..core.ids import NodeId
 from ..core.wire.records import MAX_ROUTES, Prefix
-from ..io import exitroute, subnetroute
+from ..io import forwarding, subnetroute
 from ..io.store import StateNotSaved, atomic_write
 from ..vnet.subnets import PrefixError, Settled, parse_prefix, refusal, settle
 from . import refresher
 from .errors import ApiError, Code
+from .routeconfig import RouteAllowlist, source
 
 log = logging.getLogger("omerta_mesh.routes")
 REFRESH = 0.5
@@ -40,11 +44,13 @@ STATE_FILE = "routes.json"
 
 
 class SubnetRoutes:
-    def __init__(self, node: Any, vnet: Any) -> None:
+    def __init__(self, node: Any, vnet: Any, allow: RouteAllowlist | None = None) -> None:
         self.node = node  # MeshNode
         self.vnet = vnet  # VirtualNetworks
         self.advertised: list[Prefix] = []
-        self.accepted: set[tuple[NodeId, Prefix]] = set()
+        self.accepted: set[tuple[NodeId, Prefix]] = set()  # by command (routes.json)
+        self.allow = allow  # [routes] accept in meshd.toml (meshd/routeconfig.py)
+        self.configured: set[tuple[NodeId, Prefix]] = set()  # its pairs, as of the last settling
         self.settled = Settled({}, {})
         self.installed: dict[Prefix, str] = {}  # kernel routes we hold: prefix -> device
         self.errors: dict[Prefix, str] = {}  # why a prefix in force has no kernel route
@@ -63,9 +69,11 @@ class SubnetRoutes:
         if self.advertised:
             self._sign()
         if self.vnet.enabled:
-            await self._forwarding()
+            self._forwarding()
             async with self._lock:
                 await self._sync()
+            self._task = refresher.start(REFRESH, self._refresh, log, "subnet routes")
+        elif self.allow is not None:  # TUN off: nothing is routed, but routes.list shows the config's pairs settled
             self._task = refresher.start(REFRESH, self._refresh, log, "subnet routes")
 
     async def close(self) -> None:
@@ -74,7 +82,8 @@ class SubnetRoutes:
             for p, dev in list(self.installed.items()):
                 await self._uninstall(p, dev)
             if self.vnet.enabled:
-                exitroute.hold_forwarding("subnets", False)
+                for version in (4, 6):
+                    forwarding.hold("subnets", version, False)
 
     async def _refresh(self) -> None:
         async with self._lock:
@@ -97,11 +106,15 @@ class SubnetRoutes:
         """Settle the accepted pairs against the records; rebuild routes and kernel routes when that changed."""
         mesh = self.node.core
         me = mesh.node_id
-        if self.accepted:  # (nothing accepted, nothing to check against the local routes: no netlink dump)
+        self.configured = self.allow.pairs() if self.allow is not None else set()
+        accepted = self.accepted | self.configured
+        if accepted:  # (nothing accepted, nothing to check against the local routes: no netlink dump)
             await self._read_local()
         adverts = [(n.network.id, r.node, r.routes) for n in self.vnet.nets.values()
                    for r in mesh.records(n.network.id) if r.routes and not r.left and r.node != me]
-        settled = settle(self.accepted, adverts, self._refuse)
+        settled = settle(accepted, adverts, self._refuse)
+        if self.allow is not None:
+            self.allow.count_refusals(self.configured, self._refuse, self.counters)
         changed = settled.winners != self.settled.winners
         self.settled = settled
         if changed:
@@ -151,8 +164,6 @@ class SubnetRoutes:
         if not self.vnet.enabled:
             raise ApiError(Code.REFUSED, f"cannot advertise subnet routes: {self.vnet.reason}", "turn TUN on ([vnet] enabled)")
         self._refused(p, local=False)  # (the advertiser reaches the prefix by a local route: that one is the point)
-        if p.version == 6:
-            raise ApiError(Code.REFUSED, f"{p}: IPv6 subnet routes are not supported yet (IPv4 only)")
         async with self._lock:
             if p in self.advertised:
                 return
@@ -160,7 +171,11 @@ class SubnetRoutes:
                 raise ApiError(Code.REFUSED, f"already advertising {MAX_ROUTES} prefixes, as many as a record carries",
                                "withdraw one, or advertise a shorter prefix that covers several")
             self.advertised.append(p)
-            await self._forwarding()
+            if (e := self._forwarding().get(p.version)) is not None:
+                self.advertised.remove(p)
+                fix = "run omerta-meshd as root or with CAP_NET_ADMIN" if isinstance(e, PermissionError) else None
+                raise ApiError(Code.REFUSED, f"cannot advertise {p}: IPv{p.version} forwarding cannot be turned on: {e}",
+                               fix)
             self._sign()
             self._save()
             self.vnet.rebuild_routes()
@@ -175,13 +190,19 @@ class SubnetRoutes:
             self._save()
             self.vnet.rebuild_routes()
             if self.vnet.enabled:
-                await self._forwarding()
+                self._forwarding()
 
-    async def _forwarding(self) -> None:
-        try:
-            exitroute.hold_forwarding("subnets", bool(self.advertised))
-        except OSError as e:
-            log.warning("IPv4 forwarding for subnet routes: %s", e)
+    def _forwarding(self) -> dict[int, OSError]:
+        """Forwarding held per family while we advertise a prefix of it (``io/forwarding.py``: IPv6 keeps the
+        uplinks' router advertisements); why not, per family where it could not be turned on."""
+        failed = {}
+        for version in (4, 6):
+            try:
+                forwarding.hold("subnets", version, any(p.version == version for p in self.advertised))
+            except OSError as e:
+                log.warning("IPv%d forwarding for subnet routes: %s", version, e)
+                failed[version] = e
+        return failed
 
     def _sign(self) -> None:
         """Our records with the advertised prefixes, re-signed and pushed in every network."""
@@ -204,6 +225,9 @@ class SubnetRoutes:
     async def unaccept(self, node: NodeId, text: str) -> None:
         p = self._prefix(text)
         async with self._lock:
+            if (node, p) not in self.accepted and (node, p) in self.configured:
+                raise ApiError(Code.REFUSED, f"{p} from {node.short()} is accepted by the configuration ([routes] accept)",
+                               "remove it from [routes] accept in meshd.toml, then `omertactl reload`")
             if (node, p) not in self.accepted:
                 raise ApiError(Code.INVALID_PARAMS, f"{p} from {node.short()} is not accepted", "see omertactl routes list")
             self.accepted.discard((node, p))
@@ -217,12 +241,14 @@ class SubnetRoutes:
                    for n in self.vnet.nets.values() for r in self.node.core.records(n.network.id)
                    if r.routes and not r.left and r.node != me]
         accepted = []
-        for node, p in sorted(self.accepted, key=lambda a: (a[1].version, str(a[1]), a[0].raw)):
+        for node, p in sorted(self.accepted | self.configured, key=lambda a: (a[1].version, str(a[1]), a[0].raw)):
             state = self.settled.states.get((node, p), "not settled yet")
             if state == "active" and p in self.errors:
                 state = f"no kernel route: {self.errors[p]}"
             accepted.append({"node_id": str(node), "name": name_of(node), "prefix": str(p), "state": state,
-                             "installed": p in self.installed and self.settled.winners.get(p, (None, None))[1] == node})
+                             "installed": p in self.installed and self.settled.winners.get(p, (None, None))[1] == node,
+                             "source": source((node, p) in self.accepted, (node, p) in self.configured)})
+        accepted += self.allow.unresolved_rows() if self.allow is not None else []
         return {"advertised": [str(p) for p in self.advertised], "accepted": accepted, "offered": offered,
                 "error": self.vnet.reason}
 
