@@ -199,20 +199,29 @@ class Lab:
         self.nodes[name] = h
         return h
 
-    def add_lan_host(self, name: str, router: Host, subnet: str) -> Host:
+    def add_lan_host(self, name: str, router: Host, subnet: str, subnet6: str | None = None) -> Host:
         """A host on a link of its own behind ``router``, a host that forwards for it (IPv4 forwarding is
         turned on there; any NAT or filtering is the caller's): ``subnet``'s first address is the router's,
-        the second the host's, whose default route goes through the router. MTU 1500 on both ends."""
+        the second the host's, whose default route goes through the router. MTU 1500 on both ends.
+        ``subnet6``: IPv6 on that link too, the same way (``Host.ip6``; IPv6 forwarding is the router's
+        business: the lab leaves it as it is)."""
         self._check_name(name)
         net = ipaddress.IPv4Network(subnet)
         gw, ip = (str(a) for a in itertools.islice(net.hosts(), 2))
         h = Host(name, self._new_ns(name), ip, None, switch_ns=router.ns)
         h.port = f"lan{next(self._ports)}"
         _sh(["ip", "-n", h.ns, "link", "add", h.iface, "type", "veth", "peer", "name", h.port, "netns", router.ns])
-        self._nsh(router.ns, f"ip addr add {gw}/{net.prefixlen} dev {h.port}\nip link set {h.port} up\n"
+        router6 = host6 = ""
+        if subnet6:
+            net6 = ipaddress.IPv6Network(subnet6)
+            gw6, h.ip6 = (str(a) for a in itertools.islice(net6.hosts(), 2))
+            v6 = "echo 0 > /proc/sys/net/ipv6/conf/{dev}/disable_ipv6\nip addr add {a}/%d dev {dev} nodad\n" % net6.prefixlen
+            router6 = v6.format(dev=h.port, a=gw6)
+            host6 = v6.format(dev=h.iface, a=h.ip6) + f"ip -6 route add default via {gw6}\n"
+        self._nsh(router.ns, f"{router6}ip addr add {gw}/{net.prefixlen} dev {h.port}\nip link set {h.port} up\n"
                              "echo 1 > /proc/sys/net/ipv4/ip_forward")
         self._nsh(h.ns, f"ip addr add {ip}/{net.prefixlen} dev {h.iface}\nip link set {h.iface} up\n"
-                        f"ip route add default via {gw}")
+                        f"ip route add default via {gw}\n{host6}")
         self.nodes[name] = h
         return h
 

@@ -75,6 +75,7 @@ class Host:
     port: str = ""  # the veth end in the switch namespace
     switch_ns: str = ""
     master: str = ""  # the bridge the port belongs to
+    ip6: str = ""  # an IPv6 address, where the lab gave one (add_lan_host's subnet6)
 
     @property
     def public_ip(self) -> str:

@@ -33,12 +33,13 @@ pytestmark = pytest.mark.root
 INET_NET = "198.18.77.0/24"  # I's link behind E (benchmarking range: nowhere else in the lab)
 SERVER = r"""
 import socket
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(('0.0.0.0', 8080)); s.listen(1); print('ready', flush=True)
+s = socket.socket(socket.AF_INET6); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)  # (IPv4 and IPv6 clients)
+s.bind(('::', 8080)); s.listen(1); print('ready', flush=True)
 c, peer = s.accept(); n = 0
 while (b := c.recv(65536)):
     n += len(b)
-c.sendall(f'{n} {peer[0]}'.encode()); c.close()
+c.sendall(f'{n} {peer[0].removeprefix("::ffff:")}'.encode()); c.close()
 """
 CLIENT = r"""
 import socket, sys
@@ -62,11 +63,11 @@ def rules(d: Meshd) -> str:
     return d.lab.exec(d.host, ["ip", "rule"]).stdout + d.lab.exec(d.host, ["ip", "route", "show", "table", "51889"]).stdout
 
 
-def tcp_to(a: Meshd, inet, size: int = 2_000_000) -> str:
-    """Send ``size`` bytes from A to I over TCP; the source address I saw."""
+def tcp_to(a: Meshd, inet, size: int = 2_000_000, ip: str | None = None) -> str:
+    """Send ``size`` bytes from A to I (at ``ip``, else ``inet.ip``) over TCP; the source address I saw."""
     srv = a.lab.run(inet, ["python3", "-c", SERVER], stdout=subprocess.PIPE)
     assert srv.stdout.readline().strip() == b"ready"
-    r = a.lab.exec(a.host, ["python3", "-c", CLIENT, inet.ip, str(size)], timeout=30)
+    r = a.lab.exec(a.host, ["python3", "-c", CLIENT, ip or inet.ip, str(size)], timeout=30)
     srv.wait(10)
     assert r.returncode == 0, r.stderr
     got, src = r.stdout.split()
