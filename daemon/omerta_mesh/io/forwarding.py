@@ -71,16 +71,18 @@ class _Saved:
             return
         _write(V6_CONF / "all" / "forwarding", self.was or "0")
         for n, v in self.per_if.items():
-            _quietly(lambda: _read(V6_CONF / n / "forwarding") != v and _write(V6_CONF / n / "forwarding", v))
+            _put(V6_CONF / n / "forwarding", v)
         for n in self.ra_raised:
-            ra = V6_CONF / n / "accept_ra"
-            _quietly(lambda: _read(ra) == "2" and _write(ra, "1"))
+            _put(V6_CONF / n / "accept_ra", "1", only_if="2")
 
 
-def _quietly(fn) -> None:  # type: ignore[no-untyped-def]
+def _put(path: Path, value: str, only_if: str | None = None) -> None:
+    """Write ``value`` where it differs (with ``only_if``: only over that value); an interface gone is skipped."""
     try:
-        fn()
-    except OSError:  # (the interface went away meanwhile; or, after a failed turn_on, nothing to put back)
+        now = _read(path)
+        if now != value and (only_if is None or now == only_if):
+            _write(path, value)
+    except FileNotFoundError:
         pass
 
 
@@ -98,7 +100,10 @@ def hold(who: str, version: int, on: bool) -> None:
             try:
                 saved.turn_on()
             except OSError:
-                _quietly(saved.put_back)  # (what it changed before failing)
+                try:
+                    saved.put_back()  # (what it changed before failing)
+                except OSError:
+                    pass
                 raise
             _saved[version] = saved
         holders.add(who)
