@@ -20,6 +20,7 @@ from typing import Any
 from ..core.errors import UsageError
 from ..core.ids import NodeId
 from ..vnet.fwrules import Rule, RuleError, parse_rules
+from ..vnet.subnets import PrefixError, parse_prefix
 
 DEFAULT_TOML = """\
 # omerta-meshd configuration. Every key is optional; the values shown are the defaults.
@@ -73,6 +74,12 @@ static = []               # "NETWORK=ADDRESS": a static mesh IPv4 or IPv6 addres
 enabled = "auto"          # mesh DNS: NAME.NETWORK.mesh answered on each device's mesh IPs, port 53, registered with
                           # systemd-resolved when it runs: true, false, or "auto" (on whenever TUN is; `omertactl dns`)
 
+[routes]
+accept = []               # live: members' subnet routes to accept, as `omertactl routes accept PEER PREFIX` does
+                          # (docs/vnet.md "Subnet routes"), e.g. [{ peer = "bravo", prefix = "10.1.0.0/24" }]; peer: a
+                          # name, node id or unique id prefix. Refused ones (default routes, overlaps) are listed with
+                          # the reason by `omertactl routes`; `routes unaccept` cannot remove these (edit the file)
+
 [serve]
 ports = []                # local TCP ports peers may open mesh streams to (127.0.0.1 or ::1): `omertactl connect`,
                           # `omerta-ssh`; none by default. `omertactl serve add|remove` changes the set live and keeps
@@ -116,7 +123,7 @@ allow_remote = false      # serve on an address that is not loopback (LAN, mesh 
 LIVE = {
     "api.group", "api.max_connections", "api.max_per_user", "api.idle_timeout", "api.max_frame", "api.max_inflight", "api.max_batch",
     "api.max_inflight_per_user", "api.max_inflight_total", "api.reply_buffer", "api.slow_reader_timeout", "api.subscriber_queue",
-    "dbus.signal_rate", "dbus.signal_batch", "log.level", "names", "rules",
+    "dbus.signal_rate", "dbus.signal_batch", "log.level", "names", "rules", "routes.accept",
 }
 LEVELS = ("debug", "info", "warning", "error")
 
@@ -206,6 +213,35 @@ def _pairs(entries: list[str]) -> dict[str, str]:
 @dataclass(frozen=True)
 class DnsConfig:
     enabled: bool | str  # True, False, "auto" (meshd/dns.py)
+
+
+@dataclass(frozen=True)
+class RouteAccept:
+    """One ``[routes] accept`` entry: a member's advertised prefix to route to it (meshd/routeconfig.py)."""
+
+    peer: str  # as the admin wrote it: a name, node id or id prefix (resolved at every refresh)
+    prefix: str  # normalised (vnet/subnets.parse_prefix)
+
+
+@dataclass(frozen=True)
+class RoutesConfig:
+    accept: list[RouteAccept]
+
+
+def _route_accepts(doc: list[Any], bad: Any) -> list[RouteAccept]:
+    out: list[RouteAccept] = []
+    for i, t in enumerate(doc, 1):
+        where = f"routes.accept #{i}"
+        if not isinstance(t, dict) or set(t) != {"peer", "prefix"} or not all(isinstance(v, str) for v in t.values()) or not t["peer"].strip():
+            raise bad(f'{where}: {t!r} is not {{ peer = "NAME", prefix = "ADDRESS/LENGTH" }} (two non-empty strings)')
+        try:
+            entry = RouteAccept(t["peer"].strip(), str(parse_prefix(t["prefix"])))
+        except PrefixError as e:
+            raise bad(f"{where}: {e}") from None
+        if entry in out:
+            raise bad(f"{where}: {entry.prefix} from {entry.peer} is listed twice; keep one")
+        out.append(entry)
+    return out
 
 
 @dataclass(frozen=True)
@@ -313,6 +349,7 @@ class DaemonConfig:
     socks: SocksConfig
     metrics: MetricsConfig
     dns: DnsConfig  # (every section's values come from DEFAULT_TOML and the file, through build())
+    routes: RoutesConfig
     names: dict[str, str] = field(default_factory=dict)
     forwards: list[ForwardConfig] = field(default_factory=list)  # [[forward]] (meshd/forward.py)
     rules: list[Rule] = field(default_factory=list)  # [[rules]] (vnet/fwrules.py, meshd/firewall.py)
@@ -336,7 +373,7 @@ class DaemonConfig:
 
 
 _SECTIONS = {"node": NodeConfig, "api": ApiConfig, "dbus": DbusConfig, "log": LogConfig, "vnet": VnetConfig, "ssh": SshConfig,
-             "serve": ServeConfig, "socks": SocksConfig, "metrics": MetricsConfig, "dns": DnsConfig}
+             "serve": ServeConfig, "socks": SocksConfig, "metrics": MetricsConfig, "dns": DnsConfig, "routes": RoutesConfig}
 _DEFAULTS: dict[str, Any] = tomllib.loads(DEFAULT_TOML)
 
 
@@ -349,6 +386,8 @@ def _type_ok(default: Any, value: Any, key: str) -> bool:
         return isinstance(value, bool)
     if isinstance(default, int):
         return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    if key == "routes.accept":  # (each table checked by _route_accepts)
+        return isinstance(value, list)
     if key == "serve.ports":  # (checked as ports in _validate)
         return isinstance(value, list) and all(isinstance(v, int) for v in value)
     if isinstance(default, list):
@@ -393,6 +432,7 @@ def build(doc: dict[str, Any], source: str) -> DaemonConfig:
                 raise bad(f"{key} = {v!r} has the wrong type; the default is {merged[k]!r}")
             merged[k] = v
         sections[sec] = cls(**merged)
+    sections["routes"] = RoutesConfig(_route_accepts(sections["routes"].accept, bad))
     for sec in doc:
         if sec not in _SECTIONS and sec not in ("names", "forward", "rules"):
             raise bad(f"unknown section [{sec}]; known: {', '.join([*_SECTIONS, 'names', 'forward', 'rules'])}")

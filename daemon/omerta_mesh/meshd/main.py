@@ -47,6 +47,7 @@ from .exitnode import ExitNodes
 from .firewall import Firewall
 from .forward import Forwards
 from .metrics_http import MetricsServer
+from .routeconfig import RouteAllowlist
 from .rpc_server import RpcServer
 from .schema import ReloadResult
 from .serve import ExposedPorts
@@ -204,7 +205,8 @@ class Daemon:
         await self.vnet.start()
         self.api.exits = self.exits = ExitNodes(node, self.vnet)
         await self.exits.start()
-        self.api.subnets = self.subnets = SubnetRoutes(node, self.vnet)
+        allow = RouteAllowlist(lambda: self.api.config.routes.accept, self.api.resolve_peer)  # [routes] accept, live
+        self.api.subnets = self.subnets = SubnetRoutes(node, self.vnet, allow)
         await self.subnets.start()
         self.api.firewall = self.firewall = Firewall(self.api, self.vnet)
         await self.firewall.start()
