@@ -7,14 +7,15 @@ import argparse
 from .common import PEER_HELP, Ctx, add_command
 
 EXAMPLES = """\
-A member advertises IPv4 prefixes it reaches (signed into its records; it forwards to them, without
-masquerade: the subnet's hosts need a route back to the mesh prefix via that member). Nothing is routed to a
+A member advertises IPv4 and IPv6 prefixes it reaches (signed into its records; it forwards to them, without
+masquerade: the subnet's hosts need a route back to the mesh prefixes via that member). Nothing is routed to a
 member's prefix until this node accepts it; accepted prefixes are kept across restarts. Default routes and
 prefixes overlapping the mesh's or a local route are refused with the reason. Overlaps between members: the
 longest prefix wins; the same prefix from two members: the lower node id.
 
 examples:
   omertactl routes advertise 10.1.0.0/24     (on the router) offer the LAN behind this node to members
+  omertactl routes advertise fd00:1::/64     the same for its IPv6 prefix
   omertactl routes withdraw 10.1.0.0/24      stop offering it
   omertactl routes accept bob 10.1.0.0/24    route 10.1.0.0/24 to bob, which advertises it
   omertactl routes unaccept bob 10.1.0.0/24  stop routing it
@@ -32,10 +33,10 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
                         description="Show the prefixes this node advertises, those it accepted with their state, "
                         "and members' advertisements.")
     s.set_defaults(func=run_list)
-    for name, method, what in (("advertise", "routes.advertise", "advertise a prefix this node reaches (IPv4)"),
+    for name, method, what in (("advertise", "routes.advertise", "advertise a prefix this node reaches (IPv4 or IPv6)"),
                                ("withdraw", "routes.withdraw", "stop advertising a prefix")):
         a = rsub.add_parser(name, parents=[common], help=what, description=what[0].upper() + what[1:] + ".")
-        a.add_argument("prefix", metavar="PREFIX", help="an IPv4 prefix, e.g. 10.1.0.0/24")
+        a.add_argument("prefix", metavar="PREFIX", help="an IPv4 or IPv6 prefix, e.g. 10.1.0.0/24 or fd00:1::/64")
         a.set_defaults(func=run_prefix, method=method)
     for name, method, what in (("accept", "routes.accept", "route a member's advertised prefix to it"),
                                ("unaccept", "routes.unaccept", "stop routing a member's prefix")):
