@@ -107,7 +107,8 @@ def test_two_daemons_join_and_every_method_works_over_the_socket(daemon_factory,
         assert kh["lines"], "A's Ed25519 host key was not published"
     assert B("ssh.known_hosts", peer=d0["ipv4"]) == B("ssh.known_hosts", peer=d0["ipv6"]) == kh
     # exit nodes (TUN off here: refused, saying why; the lab test is tests/netns/test_exit.py)
-    assert B("exit.status") == {"offering": False, "using": None, "state": "", "offered_by": [], "error": own["vnet"]["detail"]}
+    exits = B("exit.status")
+    assert exits == {"offering": False, "using": None, "state": "", "offered_by": [], "error": own["vnet"]["detail"], "using_name": None}
     for method, params in (("exit.offer", {}), ("exit.use", {"peer": a_id})):
         with pytest.raises(RpcError, match="TUN is off|does not offer"):
             B(method, **params)
@@ -120,7 +121,13 @@ def test_two_daemons_join_and_every_method_works_over_the_socket(daemon_factory,
     assert B("routes.withdraw", prefix="10.9.0.0/24")["advertised"] == []  # (not advertised: nothing to do)
     with pytest.raises(RpcError, match="default route"):
         B("routes.accept", peer=a_id, prefix="0.0.0.0/0")
-    assert B("routes.accept", peer=a_id, prefix="10.9.0.0/24")["accepted"][0]["state"].startswith("not advertised")
+    [acc] = B("routes.accept", peer=a_id, prefix="10.9.0.0/24")["accepted"]
+    assert acc["state"].startswith("not advertised") and acc["source"] == "command" and acc["node_id"] == a_id
+    # ... and status and peers show them (the exit in use, routes in force: tests/netns/test_exit.py, test_subnets.py)
+    st, [pa] = B("status.get"), B("peers.list")["peers"]
+    assert st["exit"] == exits and st["routes"] == B("routes.list") and st["routes"]["accepted"] == [acc]
+    assert (pa["routes"], pa["routes_accepted"], pa["routes_active"], pa["exit_offered"], pa["exit_used"]) == ([], ["10.9.0.0/24"], [], False, False)
+    assert (st["dns_resolved"], st["dns_servers"]) == (B("dns.get")["resolved"], [])  # no devices: answers nowhere
     assert B("routes.unaccept", peer=a_id, prefix="10.9.0.0/24")["accepted"] == []
     assert B("rules.list") == {"active": False, "rules": [], "filtered": [], "error": own["vnet"]["detail"]}  # (netns: test_rules.py)
     assert B("dns.get")["dns"]["active"] is False  # (no devices here: mesh DNS is tests/netns/test_dns.py's)

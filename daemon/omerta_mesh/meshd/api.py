@@ -246,10 +246,7 @@ class DaemonAPI:
     @api_method("exit.status", READ, s.Empty, s.ExitResult)
     async def exit_status(self, req: s.Empty, ctx: CallContext) -> s.ExitResult:
         """Exit nodes: whether this node offers one, which one it uses and its state, and who offers one."""
-        x = self._exits()
-        node = x.using[1] if x.using is not None else None
-        return s.ExitResult(x.offering, str(node) if node else None, x.state(), [
-            {"node_id": str(n), "name": self.name_of(n), "network": str(net)} for net, n in x.offered()], x.error or self.vnet.reason)
+        return views.exit_info(self, self._exits())
 
     @api_method("exit.offer", WRITE, s.ExitOfferRequest, s.ExitResult)
     async def exit_offer(self, req: s.ExitOfferRequest, ctx: CallContext) -> s.ExitResult:

@@ -20,8 +20,9 @@ API_VERSION = 1
 # 5: status.socks; 6: metrics.get, status.metrics;
 # 7: D-Bus object tree (ObjectManager, one object per network and per peer), results typed from the schema;
 # 8: dns.get, status.dns; 9: exit.status|offer|use; 10: rules.list; 11: routes.list|advertise|withdraw|accept|unaccept;
-# 12: status.write_group)
-API_REVISION = 12
+# 12: status.write_group; 13: status.exit|routes|dns_resolved|dns_servers, peers' routes|routes_accepted|routes_active|
+# exit_offered|exit_used, exit.status using_name, the source of routes.list's accepted pairs)
+API_REVISION = 13
 
 DBUS_NAME = "org.omerta.Mesh1"
 DBUS_PATH = "/org/omerta/Mesh1"

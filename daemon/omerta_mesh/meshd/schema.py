@@ -232,6 +232,10 @@ class StatusResult:
     write_group: str  # [api] group: its members may call write methods (root always may)
     counters: dict[str, int]
     status_text: str
+    exit: ExitResult | None = None  # exit nodes, as exit.status (null until that part has started)
+    routes: RoutesResult | None = None  # subnet routes, as routes.list (null until that part has started)
+    dns_resolved: str = ""  # mesh DNS: "registered" (systemd-resolved sends .mesh names here) or why not (dns.get)
+    dns_servers: list[DnsServer] = field(default_factory=list)  # where mesh DNS answers, per device (dns.get)
 
 
 @dataclass
@@ -252,6 +256,11 @@ class PeerInfo:
     nat: str | None = None  # the peer's NAT type, as its signed record states it
     ipv4: str | None = None  # the peer's mesh IPs in this network (the address assignment)
     ipv6: str | None = None
+    routes: list[str] = field(default_factory=list)  # subnet routes its signed record advertises in this network
+    routes_accepted: list[str] = field(default_factory=list)  # prefixes this node accepted from it (command or config)
+    routes_active: list[str] = field(default_factory=list)  # accepted prefixes routed to it now, in this network
+    exit_offered: bool = False  # its signed record offers an exit node
+    exit_used: bool = False  # this node sends its Internet traffic through it (exit.use; exit.status says the state)
 
 
 @dataclass
@@ -493,6 +502,7 @@ class ExitResult:
     state: str  # "" (none), "active", or why its traffic is refused now ("lost: ...")
     offered_by: list[dict]  # members whose signed records offer an exit node: node_id, name, network
     error: str | None  # why exit nodes cannot work here (no TUN, no SO_MARK), else null
+    using_name: str | None = None  # the name of the exit node we use
 
 
 @dataclass
@@ -506,7 +516,9 @@ class RulesResult:
 @dataclass
 class RoutesResult:
     advertised: list[str]  # prefixes this node advertises (signed into its records; it forwards to them)
-    accepted: list[dict]  # accepted (peer, prefix) pairs: node_id, name, prefix, state ("active" or why not), installed
+    # accepted (peer, prefix) pairs: node_id (null: a config entry whose peer is not known), name, prefix, state ("active"
+    # or why not), installed, source ("command": routes.accept; "config": [routes] accept in meshd.toml; or both)
+    accepted: list[dict]
     offered: list[dict]  # members' advertisements: node_id, name, network, prefixes
     error: str | None  # why subnet routes cannot work here (TUN off), else null
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import base64
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterable
 
 from ..core import events as ev
 from ..core import views as core_views
-from ..core.ids import NetworkId
+from ..core.ids import NetworkId, NodeId
 from ..core.nat.classify import Allocation, explain_pair
 from ..core.peers.paths import PathId, ViaRelay
 from ..core.views import NodeView, PathView, PeerView, StreamView
@@ -61,9 +61,32 @@ def peer_info(api: "DaemonAPI", p: PeerView, cls: type = s.PeerInfo, **extra: ob
         last_handshake_s=round(now - hs, 3) if hs is not None else None,
         bytes_in=p.stats.bytes_in, bytes_out=p.stats.bytes_out, connected=p.connected,
         loss=round(cur.loss, 3) if cur is not None and cur.probed else None, nat=p.nat.label if p.nat else None,
-        ipv4=ips[0], ipv6=ips[1], **extra,
+        ipv4=ips[0], ipv6=ips[1], **peer_routes(api, p.network, p.node), **extra,
     )
     return result
+
+
+def peer_routes(api: "DaemonAPI", network: NetworkId, node: NodeId) -> dict[str, Any]:
+    """A peer's subnet routes (advertised by its record, accepted here, in force) and exit node (offered, used)."""
+    rec = api.node.core.record_of(network, node)
+    sub, x = api.subnets, api.exits
+    accepted = {p for n, p in sub.accepted | sub.configured if n == node} if sub is not None else set()
+    active = {p for p, w in sub.settled.winners.items() if w == (network, node)} if sub is not None else set()
+    return {"routes": _prefixes(rec.routes if rec is not None else ()), "routes_accepted": _prefixes(accepted),
+            "routes_active": _prefixes(active), "exit_offered": x is not None and x.offers(network, node),
+            "exit_used": x is not None and x.using == (network, node)}
+
+
+def _prefixes(ps: Iterable[Any]) -> list[str]:
+    return [str(p) for p in sorted(ps, key=lambda p: (p.version, p))]
+
+
+def exit_info(api: "DaemonAPI", x: Any) -> s.ExitResult:
+    """Exit nodes (``x``: the ExitNodes): whether we offer one, the one we use and its state, who offers one."""
+    node = x.using[1] if x.using is not None else None
+    return s.ExitResult(x.offering, str(node) if node else None, x.state(), [
+        {"node_id": str(n), "name": api.name_of(n), "network": str(net)} for net, n in x.offered()], x.error or api.vnet.reason,
+        api.name_of(node) if node else None)
 
 
 def peer_infos(api: "DaemonAPI", network: NetworkId | None) -> list[s.PeerInfo]:
@@ -225,6 +248,7 @@ def status(api: "DaemonAPI") -> s.StatusResult:
     api.directory(view=view)
     counters = all_counters(api, dict(view.counters))
     relaying = view.relaying
+    mesh_dns = api.dns.info() if api.dns is not None else None
     return s.StatusResult(
         node_id=str(view.node_id), name=api.name, version=api.version, api_version=API_VERSION, api_revision=API_REVISION,
         uptime_s=round(time.monotonic() - api.started, 3),
@@ -234,8 +258,11 @@ def status(api: "DaemonAPI") -> s.StatusResult:
         audit=s.FeatureInfo(view.audit, view.audit, f"{counters.get('audit.violations', 0)} violations" if view.audit else "off"),
         dbus=dbus_feature(api), vnet=vnet_feature(api),
         socks=api.socks.feature() if api.socks is not None else s.FeatureInfo(False, False, "off"), metrics=api.metrics.feature(),
-        dns=api.dns.feature() if api.dns is not None else s.FeatureInfo(False, False, "not started"),
+        dns=mesh_dns.dns if mesh_dns is not None else s.FeatureInfo(False, False, "not started"),
         write_group=api.config.api.group, counters=counters, status_text=status_text(api, view),
+        exit=exit_info(api, api.exits) if api.exits is not None else None,
+        routes=s.RoutesResult(**api.subnets.listing(api.name_of)) if api.subnets is not None else None,
+        dns_resolved=mesh_dns.resolved if mesh_dns is not None else "", dns_servers=mesh_dns.servers if mesh_dns is not None else [],
     )
 
 
