@@ -20,6 +20,8 @@ MODULES = [
     ("In-session frames", "omerta_mesh.core.wire.frames"),
     ("Invite strings", "omerta_mesh.core.wire.invite"),
     ("Stream messages", "omerta_mesh.core.wire.streams"),
+    ("Member certificates and credentials (owned networks)", "omerta_mesh.core.wire.certs"),
+    ("Revocations (owned networks)", "omerta_mesh.core.wire.revocations"),
 ]
 
 INTRO = """# omerta-mesh wire protocol (version 1)

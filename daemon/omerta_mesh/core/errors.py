@@ -76,3 +76,17 @@ class DropReason(enum.Enum):
     STREAM_UNKNOWN = "stream_unknown"  # a stream message for a stream id we do not have (answered with a reset)
     STREAM_OVERRUN = "stream_overrun"  # stream data beyond the credit we granted, or after its close (reset)
     STREAM_LIMIT = "stream_limit"  # a stream opened past the per-peer or total stream limit (refused with a reset)
+    # membership of owned networks (docs/membership.md, 2.3 and 5): why a credential or revocation was refused
+    CERT_MISSING = "cert_missing"  # an owned network, and no credential came with the handshake or record
+    CERT_MALFORMED = "cert_malformed"  # a certificate or credential outside its layout or bounds
+    CERT_WRONG_NETWORK = "cert_wrong_network"  # a certificate of another network
+    CERT_WRONG_SUBJECT = "cert_wrong_subject"  # a certificate of another node than the one presenting it
+    CERT_ISSUER_NOT_ADMIN = "cert_issuer_not_admin"  # signed by a key that is neither the owner nor an admin's
+    CERT_BAD_SIGNATURE = "cert_bad_signature"  # a signature that does not verify under its issuer
+    CERT_NOT_YET_VALID = "cert_not_yet_valid"
+    CERT_EXPIRED = "cert_expired"
+    CERT_ISSUER_EXPIRED = "cert_issuer_expired"  # the admin certificate in the chain has expired
+    CERT_ISSUER_REVOKED = "cert_issuer_revoked"  # the admin that signed it was revoked (and its certificates voided)
+    CERT_REVOKED = "cert_revoked"  # the node or this certificate was revoked
+    REVOCATION_INVALID = "revocation_invalid"  # malformed, or not signed by someone allowed to revoke that
+    REVOCATION_LIMIT = "revocation_limit"  # a network's revocation list is full
