@@ -169,8 +169,10 @@ def test_subnet_over_punched_then_relayed_paths(lab: Lab, tmp_path: Path, capsys
             ping(a, host.ip, 1)
             assert wait_for(lambda: a.path_to(b) == "punched", 20), a.path_to(b)
         else:  # the NATs cannot reach each other any more: the relay takes over (pings keep the path busy)
+            t_cut = time.monotonic()
             lab.block(a.host, b.host)
             assert wait_for(lambda: ping(a, host.ip, 1) and (a.path_to(b) or "").startswith("relay"), 20), a.path_to(b)
+            kind += f" {time.monotonic() - t_cut:.1f} s after the cut"
         out = reach(a, host, mine)
         path = a.path_to(b) or ""
         assert path == "punched" if kind == "punched" else path.startswith("relay"), (kind, path)
