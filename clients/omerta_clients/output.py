@@ -120,6 +120,38 @@ def peer_loss(peer: Json) -> str:
     return pct(peer.get("loss"))
 
 
+def peer_routes(peer: Json) -> str:
+    """The peer's subnet routes (PeerInfo.routes*): each prefix it advertises or we accepted, with where it stands
+    here: "active" (routed to it), "not accepted", "accepted" (not in force: see `omertactl routes`); or "-"."""
+    adv, acc, act = (set(peer.get(k) or []) for k in ("routes", "routes_accepted", "routes_active"))
+    words = [f"{p} {'active' if p in act else 'accepted' if p in acc else 'not accepted'}" for p in sorted(adv | acc | act)]
+    return ", ".join(words) or DASH
+
+
+def peer_exit(peer: Json) -> str:
+    """The peer as an exit node (PeerInfo.exit_offered/exit_used): "in use", "offers", "in use, not offered"; or "-"."""
+    if peer.get("exit_used"):
+        return "in use" if peer.get("exit_offered") else "in use, not offered"
+    return "offers" if peer.get("exit_offered") else DASH
+
+
+def exit_text(x: Json) -> str:
+    """status.exit (as exit.status): whether this node offers an exit, and the one it uses with its state."""
+    offer = f"offering ({', '.join(x.get('families') or ['ipv4'])})" if x.get("offering") else "not offering"
+    if x.get("using"):
+        use = f"using {x.get('using_name') or x['using'][:12]}: {x.get('state') or DASH}"
+    else:
+        use = f"using none ({len(x.get('offered_by') or [])} members offer one)"
+    return f"{offer}; {use}" + (f"; {x['error']}" if x.get("error") else "")
+
+
+def routes_text(r: Json) -> str:
+    """status.routes (as routes.list): what this node advertises and each accepted prefix's state and source."""
+    acc = [f"{a['prefix']} from {a.get('name') or (a.get('node_id') or '')[:12]}: {a.get('state')} ({a.get('source', 'command')})"
+           for a in r.get("accepted") or []]
+    return "; ".join([f"advertising {', '.join(r.get('advertised') or []) or 'none'}", *acc])
+
+
 # ---------------------------------------------------------------------- status
 def status_view(st: Json, verbose: bool = False) -> RenderableType:
     head = Table.grid(padding=(0, 2))
@@ -139,6 +171,10 @@ def status_view(st: Json, verbose: bool = False) -> RenderableType:
         f = st.get(key) or {}
         state = "active" if f.get("active") else "enabled" if f.get("enabled") else "off"
         head.add_row(key, f"{state}" + (f" ({f['detail']})" if f.get("detail") and f.get("detail") != "off" else ""))
+    if st.get("exit") is not None:
+        head.add_row("exit node", exit_text(st["exit"]))
+    if st.get("routes") is not None:
+        head.add_row("routes", routes_text(st["routes"]))
     parts: list[RenderableType] = [head, Text(""), networks_table(st.get("networks") or [])]
     if verbose:
         counters = Table(title="counters", title_justify="left", box=None, padding=(0, 2), pad_edge=False)
@@ -163,7 +199,7 @@ def networks_table(nets: list[Json]) -> RenderableType:
 
 
 # ---------------------------------------------------------------------- peers
-PEER_COLUMNS = ("NAME", "ID", "NETWORK", "MESH IP", "PATH", "ENDPOINT", "RTT", "LOSS", "NAT", "HANDSHAKE", "IN", "OUT")
+PEER_COLUMNS = ("NAME", "ID", "NETWORK", "MESH IP", "PATH", "ENDPOINT", "RTT", "LOSS", "NAT", "HANDSHAKE", "IN", "OUT", "ROUTES", "EXIT")
 
 
 def mesh_ips(x: Json) -> str:
@@ -176,9 +212,11 @@ def peers_table(peers: list[Json], show_network: bool | None = None) -> Renderab
         return Text("no peers yet: share an invite (`omertactl network invite NETWORK`) and join it on another machine")
     if show_network is None:
         show_network = len({p.get("network") for p in peers}) > 1
+    show = {"NETWORK": show_network, "ROUTES": any(peer_routes(p) != DASH for p in peers),
+            "EXIT": any(peer_exit(p) != DASH for p in peers)}  # (the last two only when some peer has any)
     t = Table(box=None, padding=(0, 2), pad_edge=False, header_style="bold")
     for col in PEER_COLUMNS:
-        if col == "NETWORK" and not show_network:
+        if not show.get(col, True):
             continue
         t.add_column(col, no_wrap=True, justify="right" if col in ("RTT", "LOSS", "IN", "OUT") else "left")
     for p in peers:
@@ -187,6 +225,8 @@ def peers_table(peers: list[Json], show_network: bool | None = None) -> Renderab
             row.append(p.get("network_name") or p.get("network") or DASH)
         row += [text_or_dash(p.get("ipv4")), path_text(p), text_or_dash(p.get("endpoint")), ms(p.get("rtt_ms")), peer_loss(p), peer_nat(p),
                 ago(p.get("last_handshake_s")), size(p.get("bytes_in")), size(p.get("bytes_out"))]
+        row += [peer_routes(p)] if show["ROUTES"] else []
+        row += [peer_exit(p)] if show["EXIT"] else []
         t.add_row(*row, style=None if p.get("connected") else "dim")
     return t
 
@@ -254,6 +294,8 @@ def peer_detail_view(detail: Json) -> RenderableType:
             ("RTT", ms(d.get("rtt_ms")) + ("" if d.get("rtt_ms") is not None else " (no measurement yet: `omertactl ping PEER`)")),
             ("loss", peer_loss(d)),
             ("NAT", peer_nat(d)),
+            ("subnet routes", peer_routes(d)),
+            ("exit node", peer_exit(d)),
             ("last handshake", ago(d.get("last_handshake_s"))),
             ("handshakes", d.get("handshakes", DASH)),
             ("traffic", f"in {size(d.get('bytes_in'))} ({d.get('packets_in', DASH)} packets), "

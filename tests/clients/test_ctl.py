@@ -236,3 +236,25 @@ def test_bash_completion(mesh3, tmp_path) -> None:
     sock = str(mesh3.sock("alice"))
     assert {"bob", "carol"} <= set(complete("omertactl", "--socket", sock, "ping", ""))
     assert "home" in complete("omertactl", "--socket", sock, "network", "invite", "")
+
+
+def test_status_and_peers_show_routes_exit_and_dns(mesh3) -> None:
+    """The status rows and the peers columns for the exit node and subnet routes (TUN off here: the acceptance is
+    settled but nothing is in force; in force on real kernels: tests/netns/test_exit.py, test_subnets.py)."""
+    sock, bob = mesh3.sock("alice"), mesh3.ids["bob"]
+    ctl(sock, "routes", "accept", "bob", "10.9.0.0/24")
+    try:
+        out = ctl(sock, "status").out
+        assert re.search(r"exit node\s+not offering; using none \(0 members offer one\); TUN is off", out), out
+        assert re.search(r"routes\s+advertising none; 10\.9\.0\.0/24 from bob: not advertised .*\(command\)", out), out
+        assert re.search(r"dns\s+enabled \(.*TUN is off", out), out  # (where it answers and resolved: tests/netns/test_dns.py)
+        st = check_result("status.get", ctl(sock, "status", "--json").json())
+        assert st["routes"]["accepted"][0]["prefix"] == "10.9.0.0/24" and st["exit"]["using"] is None
+        header, *rows = ctl(sock, "peers").out.splitlines()
+        assert header.split()[-1] == "ROUTES" and "EXIT" not in header  # (no peer offers an exit)
+        assert re.search(r"^bob .* 10\.9\.0\.0/24 accepted$", "\n".join(r.rstrip() for r in rows), re.M), rows
+        [pb] = [p for p in check_result("peers.list", ctl(sock, "peers", "--json").json())["peers"] if p["node_id"] == bob]
+        assert (pb["routes"], pb["routes_accepted"], pb["routes_active"], pb["exit_used"]) == ([], ["10.9.0.0/24"], [], False)
+    finally:
+        ctl(sock, "routes", "unaccept", "bob", "10.9.0.0/24")
+    assert "ROUTES" not in ctl(sock, "peers").out

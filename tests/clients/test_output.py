@@ -21,6 +21,8 @@ RELAYED = {
         "endpoint": None, "path": "relay via carol", "rtt_ms": 41.5, "last_handshake_s": 12.0, "bytes_in": 2048,
         "bytes_out": 4096, "connected": True, "loss": 0.05, "nat": "symmetric-random",
         "ipv4": "100.77.12.34", "ipv6": "fd12:3456:789a::1234",
+        "routes": ["10.1.0.0/24", "10.2.0.0/24"], "routes_accepted": ["10.1.0.0/24", "10.3.0.0/24"], "routes_active": ["10.1.0.0/24"],
+        "exit_offered": True, "exit_used": False,
         "path_reason": "no direct path answered; relay up",
         "why": "symmetric-random and symmetric-random: both NATs pick a new port for every destination, "
                "so neither side can aim at the other; relayed",
@@ -37,8 +39,8 @@ RELAYED = {
 }
 
 
-def render(renderable) -> str:
-    c = Console(record=True, width=140, file=io.StringIO())
+def render(renderable, width: int = 140) -> str:
+    c = Console(record=True, width=width, file=io.StringIO())
     c.print(renderable)
     return c.export_text()
 
@@ -53,16 +55,27 @@ def test_relayed_peer_detail_explains_why_with_both_nat_verdicts() -> None:
     assert "5%" in text and "41.5 ms" in text and "203.0.113.9:51888" in text  # loss, RTT, the dead direct path
     assert "2 waiting, 5 unacknowledged; held 3.2s (no proven path yet); 40 frames sent, 7 resent" in text
     assert re.search(r"203\.0\.113\.9:51888\s+direct\s+down\s+-\s+100%\s+1340", text)  # the path's MTU
+    # its subnet routes: advertised and active, advertised only, accepted ahead of an advertisement; its exit offer
+    assert re.search(r"subnet routes\s+10\.1\.0\.0/24 active, 10\.2\.0\.0/24 not accepted, 10\.3\.0\.0/24 accepted *$", text, re.M)
+    assert re.search(r"exit node\s+offers *$", text, re.M)
 
 
 def test_peer_table_for_relayed_and_offline_peers() -> None:
     peers = [{k: v for k, v in RELAYED["networks"][0].items() if k in (
         "name", "node_id", "short_id", "network", "network_name", "endpoint", "path", "rtt_ms", "last_handshake_s",
-        "bytes_in", "bytes_out", "connected", "loss", "nat", "ipv4", "ipv6")}]
+        "bytes_in", "bytes_out", "connected", "loss", "nat", "ipv4", "ipv6", "routes", "routes_accepted", "routes_active",
+        "exit_offered", "exit_used")}]
     peers.append({**peers[0], "name": "erin", "node_id": "e" * 52, "short_id": "e" * 12, "connected": False, "path": None,
-                  "rtt_ms": None, "loss": None, "nat": None, "last_handshake_s": None, "ipv4": None, "ipv6": None})
+                  "rtt_ms": None, "loss": None, "nat": None, "last_handshake_s": None, "ipv4": None, "ipv6": None,
+                  "routes": [], "routes_accepted": [], "routes_active": [], "exit_offered": False, "exit_used": True})
     check_result("peers.list", {"peers": peers})
-    lines = render(output.peers_table(peers)).splitlines()
+    lines = [x.rstrip() for x in render(output.peers_table(peers), 300).splitlines()]
     assert lines[0].split()[2:4] == ["MESH", "IP"]
     assert lines[1].split()[:6] == ["dave", "d" * 12, "100.77.12.34", "relay", "via", "carol"] and "symmetric-random" in lines[1]
     assert lines[2].split()[:5] == ["erin", "e" * 12, "-", "not", "connected"] and lines[2].count(" - ") >= 3
+    assert lines[0].split()[-2:] == ["ROUTES", "EXIT"]  # (shown when some peer has any)
+    assert re.search(r"10\.1\.0\.0/24 active, 10\.2\.0\.0/24 not accepted, 10\.3\.0\.0/24 accepted +offers$", lines[1])
+    assert re.search(r" - +in use, not offered$", lines[2])  # (its record no longer offers one: exit.status says lost)
+    assert "ROUTES" not in render(output.peers_table([{**p, "routes": [], "routes_accepted": [], "routes_active": [], "exit_used": False,
+                                                       "exit_offered": False}
+                                                      for p in peers]))

@@ -3,6 +3,8 @@ rendered to a recording console."""
 
 from __future__ import annotations
 
+import re
+
 from rich.console import Console
 
 from omerta_clients.tui import views
@@ -173,3 +175,31 @@ def test_streams_and_forwards_panel_shows_them_and_only_when_there_are_any() -> 
     assert "forwards (" not in text
     m.apply_streams({"streams": []})  # an older daemon's result without forwards
     assert "streams and forwards" not in screen(m)
+
+
+def test_exit_node_routes_and_dns_in_the_header_table_and_detail() -> None:
+    m = Model()
+    sub = snapshot()
+    st = sub["snapshot"]["status"]
+    st["exit"] = {"offering": False, "using": BOB, "using_name": "bob", "state": "active", "offered_by": [], "error": None}
+    st["routes"] = {"advertised": ["10.5.0.0/24"], "offered": [], "error": None, "accepted": [
+        {"node_id": CAROL, "name": "carol", "prefix": "10.1.0.0/24", "state": "not advertised (accepted ahead)",
+         "installed": False, "source": "config"}]}
+    st["dns"] = {"enabled": True, "active": True, "detail": "100.64.0.1 on om-home; systemd-resolved: registered"}
+    sub["snapshot"]["peers"][0] |= {"exit_offered": True, "exit_used": True}
+    m.apply_subscribe(sub)
+    c = Console(record=True, width=240, file=open("/dev/null", "w"))
+    c.print(views.render(m, 240, 45))
+    c.file.close()
+    text = c.export_text()
+    header = text.splitlines()[2]
+    assert "exit: not offering; using bob: active" in header and "routes: advertising 10.5.0.0/24; 10.1.0.0/24 from carol" in header
+    assert "dns: 100.64.0.1 on om-home; systemd-resolved: registered" in header
+    assert "ROUTES" not in text and re.search(r"bob .* in use *$", text, re.M)  # (no peer has routes yet: no column)
+    # a poll brings carol's advertisement in force: the ROUTES column appears; the detail pane says it too
+    m.apply_peers([peer(BOB, "bob", exit_offered=True, exit_used=True),
+                   peer(CAROL, "carol", routes=["10.1.0.0/24"], routes_accepted=["10.1.0.0/24"], routes_active=["10.1.0.0/24"])], 1.0)
+    m.key("down")
+    text = screen(m)
+    assert "ROUTES" in text and re.search(r"carol .*10\.1\.0\.0/24 active", text)
+    assert re.search(r"subnet routes\s+10\.1\.0\.0/24 active", text) and re.search(r"exit node\s+- ", text)

@@ -13,7 +13,10 @@ from [names] in meshd.toml, which wins; two peers with one name are shown as NAM
 name is then refused as ambiguous.
 columns: NAME, ID (short node id), PATH (direct, punched, relay via NAME), ENDPOINT, RTT (smoothed, from
 probes and pings), LOSS (on the current path), NAT (the peer's type, from its signed record), HANDSHAKE
-(time since the last one), IN/OUT (bytes). A value the daemon does not report is shown as "-".
+(time since the last one), IN/OUT (bytes); when some peer has any: ROUTES (the subnet routes it advertises or
+this node accepted from it, each "active" (routed to it), "accepted" (not in force: see `omertactl routes`) or
+"not accepted") and EXIT ("offers" an exit node, "in use" by this node). A value the daemon does not report is
+shown as "-".
 
 examples:
   omertactl peers

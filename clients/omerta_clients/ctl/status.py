@@ -1,4 +1,5 @@
-"""omertactl status: this node's id, networks, endpoints, NAT verdict, peer counts, uptime (status.get)."""
+"""omertactl status: this node's id, networks, endpoints, NAT verdict, peer counts, uptime, features, the exit node,
+subnet routes (status.get)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,9 @@ examples:
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     p = add_command(sub, common, "status", help="this node: id, networks, endpoints, NAT, peers, uptime",
                     description="Show this node: its id and name, networks, endpoints, NAT verdict, peer counts, "
-                                "uptime and features.", examples=EXAMPLES)
+                                "uptime, features (mesh DNS: where it answers, systemd-resolved's state), the exit node "
+                                "(offered, in use and its state) and subnet routes (advertised, accepted and their "
+                                "state).", examples=EXAMPLES)
     p.add_argument("-v", "--verbose", action="store_true", help="also list the daemon's counters")
     p.set_defaults(func=run)
 

@@ -51,6 +51,11 @@ class PeerRow:
     nat: str | None = None  # the peer's NAT type from its signed record (PeerInfo.nat)
     ipv4: str | None = None  # the peer's mesh IPs (PeerInfo.ipv4/ipv6)
     ipv6: str | None = None
+    routes: list = field(default_factory=list)  # subnet routes it advertises, we accepted, in force (PeerInfo.routes*)
+    routes_accepted: list = field(default_factory=list)
+    routes_active: list = field(default_factory=list)
+    exit_offered: bool = False  # it offers an exit node; we use it (PeerInfo.exit_offered/exit_used)
+    exit_used: bool = False
     why: str | None = None  # peers.get: both NAT verdicts in words
     own_nat: Json | None = None  # peers.get: this node's verdict
     path_reason: str | None = None
@@ -79,7 +84,8 @@ class PeerRow:
 
     def update_info(self, p: Json) -> None:
         """Take the fields of a PeerInfo (snapshot or poll)."""
-        for f in ("name", "short_id", "network_name", "endpoint", "path", "connected", "last_handshake_s", "nat", "ipv4", "ipv6"):
+        for f in ("name", "short_id", "network_name", "endpoint", "path", "connected", "last_handshake_s", "nat", "ipv4", "ipv6",
+                  "routes", "routes_accepted", "routes_active", "exit_offered", "exit_used"):
             if f in p:
                 setattr(self, f, p[f])
         if "loss" in p:

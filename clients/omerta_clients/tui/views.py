@@ -45,6 +45,9 @@ def header(m: Model) -> RenderableType:
     nets = ", ".join(n.get("name") or n.get("network", "")[:8] for n in st.get("networks") or []) or "none"
     t.append(f"NAT: {nat}   networks: {nets}   peers: {pc.get('connected', 0)}/{pc.get('total', 0)} connected   "
              f"up {output.duration(st.get('uptime_s'))}   event #{m.seq}")
+    t.append(f"\nexit: {output.exit_text(st['exit']) if st.get('exit') else '-'}   "
+             f"routes: {output.routes_text(st['routes']) if st.get('routes') else '-'}   "
+             f"dns: {output.text_or_dash((st.get('dns') or {}).get('detail'))}")
     if m.error:
         t.append(f"\n{m.error}", style="bold red")
     return t
@@ -72,6 +75,9 @@ def peer_table(m: Model, spark: int = 20) -> RenderableType:
     t.add_column("THROUGHPUT", no_wrap=True, min_width=spark // 2)
     t.add_column("LOSS", justify="right", no_wrap=True)
     t.add_column("NAT", no_wrap=True)
+    extra = [c for c, f in (("ROUTES", output.peer_routes), ("EXIT", output.peer_exit)) if any(f(vars(r)) != output.DASH for r in rows)]
+    for c in extra:  # (only when some peer has any)
+        t.add_column(c, no_wrap=True)
     for r in rows:
         chosen = sel is not None and r.key == sel.key
         cells: list[RenderableType | str] = ["›" if chosen else " ", r.label, r.short_id or r.node_id[:12]]
@@ -82,6 +88,7 @@ def peer_table(m: Model, spark: int = 20) -> RenderableType:
                   output.ms(r.rtt_ms), Text(sparkline(r.rtts, spark), style="cyan"),
                   output.rate(r.rate_in), output.rate(r.rate_out), Text(sparkline(r.rates, spark // 2), style="magenta"),
                   output.pct(r.loss), output.text_or_dash(r.nat)]
+        cells += [(output.peer_routes if c == "ROUTES" else output.peer_exit)(vars(r)) for c in extra]
         t.add_row(*cells, style="reverse" if chosen else None if r.connected else "dim")
     return t
 
@@ -104,6 +111,8 @@ def detail(r: PeerRow | None) -> RenderableType:
         g.add_row("why", r.why)
     g.add_row("NAT", f"peer {output.text_or_dash(r.nat)}; this node {output.nat_summary(r.own_nat)}")
     g.add_row("endpoint", output.text_or_dash(r.endpoint))
+    g.add_row("subnet routes", output.peer_routes(vars(r)))
+    g.add_row("exit node", output.peer_exit(vars(r)))
     g.add_row("RTT", f"{output.ms(r.rtt_ms)}   {stats}")
     pings = f"{r.pings_answered}/{r.pings_sent} monitor pings answered" if r.pings_sent else "no monitor pings yet"
     g.add_row("loss", f"{output.pct(r.api_loss)} on the current path (daemon); {pings}" if r.api_loss is not None
@@ -151,7 +160,7 @@ def render(m: Model, width: int = 120, height: int = 40) -> RenderableType:
     spark = max(8, min(30, width - 94))
     rows = len(m.peers)
     panel, panel_lines = streams_panel(m)
-    used = 3 + (rows + 2 if rows else 2) + (11 if rows else 0) + panel_lines + 3
+    used = 4 + (rows + 2 if rows else 2) + (13 if rows else 0) + panel_lines + 3
     log_lines = max(3, height - used)
     parts: list[RenderableType] = [header(m), Text(""), peer_table(m, spark)]
     if rows:
