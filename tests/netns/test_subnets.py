@@ -133,7 +133,7 @@ def test_subnet_reached_after_accept_not_before_and_spoofed_sources_dropped(lab:
         before_drops = counter(a, "drop.ip_spoofed")
         r = lab.exec(c.host, ["ping", "-c", "5", "-i", "0.2", "-W", "1", "-I", spoofed, dst], timeout=20)
         assert r.returncode != 0, r.stdout  # never answered
-        assert wait_for(lambda: counter(a, "drop.ip_spoofed") - before_drops >= 5, 5), spoofed
+        assert wait_for(lambda n=before_drops: counter(a, "drop.ip_spoofed") - n >= 5, 5), spoofed
     assert ping(a, host.ip, 1)[0] and ping(a, host.ip6, 1)[0]  # B's own still pass
 
     restart_a = a.stop() == 0
