@@ -280,7 +280,7 @@ class DaemonAPI:
 
     @api_method("routes.advertise", WRITE, s.RoutePrefixRequest, s.RoutesResult)
     async def routes_advertise(self, req: s.RoutePrefixRequest, ctx: CallContext) -> s.RoutesResult:
-        """Advertise a prefix this node reaches (signed into its records; IPv4 forwarding on); members must accept it."""
+        """Advertise a prefix this node reaches (signed into its records; its family's forwarding on); members must accept it."""
         await self._routes().advertise(req.prefix)
         return await self.routes_list(s.Empty(), ctx)
 
