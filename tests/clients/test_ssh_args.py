@@ -41,10 +41,18 @@ def test_our_options_go_before_the_destination_and_the_rest_is_untouched() -> No
     out = build_argv(args, ID)
     assert out[0] == "ssh"
     assert out[1:5] == args[:4]  # the user's own options first: for ssh the first value wins, so theirs do
-    assert out[5:-4] == ssh_options(ID) and out[-4:] == args[4:]
-    opts = dict(o.split("=", 1) for o in ssh_options(ID)[1::2])
+    assert out[5:-4] == ssh_options(ID, fdpass=False) and out[-4:] == args[4:]  # (their ProxyCommand passes no fd)
+    opts = dict(o.split("=", 1) for o in ssh_options(ID, fdpass=False)[1::2])
+    assert "ProxyUseFdpass" not in opts
     assert opts["HostKeyAlias"] == ID and opts["StrictHostKeyChecking"] == "yes"
     assert opts["ProxyCommand"].endswith(f" connect {ID} %p") and opts["KnownHostsCommand"].endswith(f" ssh-known-hosts {ID}")
+
+
+def test_the_connection_is_passed_to_ssh_unless_the_user_has_a_proxy_of_their_own() -> None:
+    opts = dict(o.split("=", 1) for o in build_argv(["me@bob"], ID)[2:-1:2])
+    assert opts["ProxyUseFdpass"] == "yes" and opts["ProxyCommand"].endswith(f" connect --fdpass {ID} %p")
+    for own in (["-J", "hop"], ["-oProxyJump=hop"], ["-o", "proxycommand=nc %h %p"]):
+        assert "ProxyUseFdpass=yes" not in build_argv([*own, "me@bob"], ID), own
 
 
 def test_options_go_before_a_double_dash() -> None:

@@ -31,8 +31,10 @@ examples:
   omertactl connect bravo 22                       talk to bravo's sshd on stdin/stdout
   ssh -o ProxyCommand='omertactl connect %h %p' bravo
   echo hello | omertactl connect bravo 7           (half-closes after the input, prints the answer)
+  omertactl connect --via stream bravo 22          the mesh stream even when kernel TCP on the mesh would do
 """
 CHUNK = 65536
+VIAS = ("auto", "stream", "tcp")
 
 
 def stream_socket(rpc_socket: str) -> str:
@@ -47,11 +49,19 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("peer", metavar="PEER", help=PEER_HELP)
     p.add_argument("port", metavar="PORT", type=int, help="the TCP port on the peer (it must be exposed there)")
     p.add_argument("--network", metavar="NETWORK", help="the network, when the peer is in several")
+    p.add_argument("--via", choices=VIAS, default="auto",
+                   help="tcp: kernel TCP to the peer's mesh IP (needs TUN at both ends); stream: the mesh stream (works "
+                        "everywhere); auto (default): tcp when the virtual network reaches the peer, else stream")
+    p.add_argument("--fdpass", action="store_true",
+                   help="pass the connection to ssh instead of copying it (ssh -o ProxyUseFdpass=yes; stdout must be the "
+                        "socket ssh gives its ProxyCommand)")
     p.set_defaults(func=run)
 
 
-def open_stream(sock_path: str, peer: str, port: int, network: str | None = None, timeout: float = 30.0) -> tuple[socket.socket, dict]:
-    """Ask the daemon for a stream: (the connected socket, the result); RpcError with the daemon's reason."""
+def open_stream(sock_path: str, peer: str, port: int, network: str | None = None, timeout: float = 30.0,
+                via: str = "auto") -> tuple[socket.socket, dict]:
+    """Ask the daemon for a stream: (the connected socket, the result: ``via`` says which path it took); RpcError
+    with the daemon's reason."""
     path = stream_socket(sock_path)
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.settimeout(timeout)
@@ -62,7 +72,7 @@ def open_stream(sock_path: str, peer: str, port: int, network: str | None = None
         raise connect_error(path, e) from None
     try:
         try:
-            s.sendall(encode_frame({"peer": peer, "port": port, "network": network}))
+            s.sendall(encode_frame({"peer": peer, "port": port, "network": network, "via": via}))
         except (BrokenPipeError, ConnectionResetError):
             pass  # the daemon answered (a refusal) and closed before reading: its answer is still there to read
         buf, fds = b"", array.array("i")
@@ -124,7 +134,27 @@ def splice(sock: socket.socket, infd: int, outfd: int) -> None:
     sock.close()
 
 
+def pass_fd(sock: socket.socket, outfd: int) -> None:
+    """Hand the connection to the process at the other end of ``outfd`` (a Unix socket: ssh's ProxyUseFdpass)."""
+    try:
+        out = socket.socket(fileno=os.dup(outfd))
+    except OSError as e:
+        raise ClientError(f"--fdpass needs stdout to be a Unix socket ({e.strerror or e})",
+                          "use it only as ssh's ProxyCommand with -o ProxyUseFdpass=yes; drop --fdpass otherwise") from None
+    try:
+        if out.family != socket.AF_UNIX:
+            raise ClientError("--fdpass needs stdout to be a Unix socket", "use it only as ssh's ProxyCommand with "
+                              "-o ProxyUseFdpass=yes; drop --fdpass otherwise")
+        out.sendmsg([b"\0"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [sock.fileno()]))])
+    finally:
+        out.close()
+        sock.close()
+
+
 def run(ctx: Ctx, args: argparse.Namespace) -> int:
-    sock, _result = open_stream(ctx.socket, args.peer, args.port, args.network, max(ctx.timeout, 20.0))
-    splice(sock, 0, 1)
+    sock, _result = open_stream(ctx.socket, args.peer, args.port, args.network, max(ctx.timeout, 20.0), args.via)
+    if args.fdpass:
+        pass_fd(sock, 1)
+    else:
+        splice(sock, 0, 1)
     return 0

@@ -3,7 +3,10 @@
 ``omerta-ssh [ssh options] [user@]PEER [command]`` asks the daemon who PEER is (a name, a node id or a unique
 prefix of one, or a mesh IP; ``ssh.known_hosts``), then execs the system ``ssh`` with the same arguments plus:
 
-* ``-o ProxyCommand=omertactl connect <node id> %p``: the connection is a mesh stream to the peer's port;
+* ``-o ProxyCommand=omertactl connect --fdpass <node id> %p`` and ``-o ProxyUseFdpass=yes``: the connection is a mesh
+  stream to the peer's port (kernel TCP to its mesh IP when the virtual network reaches it: ``meshd/meshtcp.py``),
+  handed to ssh as a descriptor, so no process copies its bytes; without ``--fdpass`` when the user's own options
+  set a ProxyCommand or ProxyJump (theirs wins, and must not be taken for a descriptor passer);
 * ``-o HostKeyAlias=<node id>``: the host key is looked up under the peer's node id, whatever name was typed;
 * ``-o KnownHostsCommand=omertactl ssh-known-hosts <node id>``: the keys the peer's signed record publishes (the
   node id, not ssh's ``%H``: ssh also asks for the name it connects to, lowercased, so a peer named ``B`` was
@@ -82,8 +85,17 @@ def ctl_command(*words: str) -> str:
     return " ".join(shlex.quote(w).replace("%", "%%") for w in argv) + " " + " ".join(words)
 
 
-def ssh_options(node_id: str) -> list[str]:
-    return ["-o", f"ProxyCommand={ctl_command('connect', node_id, '%p')}",
+def own_proxy(args: list[str]) -> bool:
+    """Whether the user's arguments set a ProxyCommand or ProxyJump of their own (theirs wins: ssh keeps the first)."""
+    return any(k in a.lower() for a in args for k in ("proxycommand", "proxyjump")) or "-J" in args
+
+
+def ssh_options(node_id: str, fdpass: bool = True) -> list[str]:
+    """``fdpass``: omertactl hands ssh the connection itself (ProxyUseFdpass) and exits, instead of copying every byte
+    between ssh and the daemon's socket."""
+    proxy = ["-o", f"ProxyCommand={ctl_command('connect', '--fdpass', node_id, '%p')}", "-o", "ProxyUseFdpass=yes"] \
+        if fdpass else ["-o", f"ProxyCommand={ctl_command('connect', node_id, '%p')}"]
+    return [*proxy,
             "-o", f"HostKeyAlias={node_id}",
             "-o", f"KnownHostsCommand={ctl_command('ssh-known-hosts', node_id)}",
             "-o", "StrictHostKeyChecking=yes",
@@ -94,7 +106,7 @@ def build_argv(args: list[str], node_id: str) -> list[str]:
     d = find_destination(args)
     if d is None:
         return [SSH, *args]
-    return [SSH, *args[: d.insert_at], *ssh_options(node_id), *args[d.insert_at :]]
+    return [SSH, *args[: d.insert_at], *ssh_options(node_id, not own_proxy(args[: d.insert_at])), *args[d.insert_at :]]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -172,12 +173,9 @@ class StreamHub:
             self.reset(s, why)
             return
         try:
-            try:
-                reader, writer = await asyncio.open_connection("127.0.0.1", s.port)
-            except OSError:
-                reader, writer = await asyncio.open_connection("::1", s.port)
+            reader, writer = await asyncio.open_connection(sock=await connect_local(s.port))
         except OSError as e:
-            self.reset(s, f"port {s.port} refused the connection on {m.name or m.node_id.short()}: {e.strerror or e}")
+            self.reset(s, refused_locally(s.port, m.name or m.node_id.short(), e))
             return
         if not self.is_open(s):  # reset while we connected
             writer.close()
@@ -276,6 +274,30 @@ class StreamHub:
         for t in s.tasks:
             if t is not me and reason is not None:
                 t.cancel()
+
+
+async def connect_local(port: int) -> socket.socket:
+    """A non-blocking TCP socket connected to this host's ``127.0.0.1:port``, else ``[::1]:port``; OSError."""
+    loop = asyncio.get_running_loop()
+    failed = OSError(f"no local address for port {port}")
+    for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        try:
+            await loop.sock_connect(sock, (host, port))
+            return sock
+        except OSError as e:
+            sock.close()
+            failed = e
+        except BaseException:
+            sock.close()
+            raise
+    raise failed
+
+
+def refused_locally(port: int, name: str, e: OSError) -> str:
+    """The reason a peer hears when nothing here accepted the connection to an exposed port."""
+    return f"port {port} refused the connection on {name}: {e.strerror or e}"
 
 
 async def _arrived(s: Spliced) -> tuple[list[bytes], bool]:

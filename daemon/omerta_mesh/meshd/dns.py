@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from dbus_fast import BusType, Message, MessageType
 from dbus_fast.aio import MessageBus
 
+from ..io.freebind import bound
 from ..vnet.dnsanswer import Dropped, Member, NameTable, RateLimit, answer
 from . import refresher
 from . import schema as s
@@ -48,7 +49,6 @@ PORT = 53
 REFRESH = 1.0  # seconds between looks at the devices and rebuilds of the name table
 TCP_MAX = 16
 TCP_IDLE = 10.0
-IP_FREEBIND, IPV6_FREEBIND = 15, 78  # (linux/in.h, linux/in6.h; the socket module has neither name)
 
 
 @dataclass
@@ -146,7 +146,7 @@ class MeshDns:
         dev, addr = key
         loop = asyncio.get_running_loop()
         try:
-            udp_sock, tcp_sock = _bound(addr, socket.SOCK_DGRAM), _bound(addr, socket.SOCK_STREAM)
+            udp_sock, tcp_sock = bound(addr, socket.SOCK_DGRAM, PORT), bound(addr, socket.SOCK_STREAM, PORT)
         except OSError as e:
             why = _bind_error(addr, e)
             if self.errors.get(key) != why:
@@ -241,25 +241,6 @@ class MeshDns:
                                   f"resolvectl domain {sv.device} '~mesh' {sv.domain}"]
             configure += [f"server=/mesh/{sv.addresses[0]}  # dnsmasq" for sv in servers.values() if sv.addresses][:1]
         return s.DnsResult(self.feature(), self.resolved.state(), list(servers.values()), configure)
-
-
-def _bound(addr: str, kind: int) -> socket.socket:
-    v6 = ":" in addr
-    sock = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, kind)
-    try:
-        sock.setsockopt(socket.SOL_IP, IP_FREEBIND, 1)
-        if v6:
-            sock.setsockopt(socket.IPPROTO_IPV6, IPV6_FREEBIND, 1)
-        if kind == socket.SOCK_STREAM:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((addr, PORT))
-        sock.setblocking(False)
-        if kind == socket.SOCK_STREAM:
-            sock.listen(16)
-    except OSError:
-        sock.close()
-        raise
-    return sock
 
 
 def _bind_error(addr: str, e: OSError) -> str:

@@ -46,6 +46,7 @@ from .events import EventHub
 from .exitnode import ExitNodes
 from .firewall import Firewall
 from .forward import Forwards
+from .meshtcp import Gate
 from .metrics_http import MetricsServer
 from .routeconfig import RouteAllowlist
 from .rpc_server import RpcServer
@@ -157,6 +158,7 @@ class Daemon:
         self.dbus: Any = None
         self.server: RpcServer | None = None
         self.streams: StreamServer | None = None  # the stream socket (meshd/streams.py)
+        self.gate: Gate | None = None  # the stream gate: streams as kernel TCP on the mesh (meshd/meshtcp.py)
         self.socks: SocksGateway | None = None  # the SOCKS5 gateway (meshd/socks.py), off unless [socks] listen
         self.metrics: MetricsServer | None = None  # GET /metrics (meshd/metrics_http.py), off unless [metrics] listen
         self.forwards: Forwards | None = None  # port forwards (meshd/forward.py)
@@ -218,7 +220,10 @@ class Daemon:
         await server.start()
         self.api.exposed = ExposedPorts(cfg.serve.ports, self.paths.state, name)  # the ports peers' streams may reach
         node.streams.policy = self.api.exposed.policy
-        self.streams = StreamServer(self.api, stream_socket_path(server.path), lambda: self.write_gid)
+        limits = node.core.cfg.max_streams_per_peer, node.core.cfg.max_streams
+        self.gate = Gate(self.vnet, self.api.exposed.policy, lambda: name, limits)  # kernel TCP path
+        await self.gate.start()
+        self.streams = StreamServer(self.api, stream_socket_path(server.path), lambda: self.write_gid, self.gate)
         await self.streams.start()
         self.api.forwards = self.forwards = Forwards(self.api, cfg.forwards, self.paths.state)
         await self.forwards.start()
@@ -353,7 +358,7 @@ class Daemon:
         without a core to take it), the node; then the tasks and the lock. A part that fails to close is logged
         and the rest still close, so the node's goodbye to its peers (CLOSE) is never skipped. ``failing``: a
         start that failed half-way is already reporting its own error, so these are only debug lines."""
-        for part in (self.server, self.metrics, self.socks, self.streams, self.forwards, self.dbus, self.dns, self.firewall,
+        for part in (self.server, self.metrics, self.socks, self.streams, self.gate, self.forwards, self.dbus, self.dns, self.firewall,
                      self.exits, self.subnets, self.vnet, self.node):
             if part is None:
                 continue

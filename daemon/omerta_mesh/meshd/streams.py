@@ -8,12 +8,17 @@ RPC socket's words and fix.
 
 One request per connection, framed as JSON-RPC frames are (4-byte big-endian length, UTF-8 JSON)::
 
-    -> {"peer": "bravo", "port": 22, "network": null}
-    <- {"result": {"peer": "<node id>", "name": "bravo", "port": 22, "stream": 6}}   + one fd (SCM_RIGHTS)
+    -> {"peer": "bravo", "port": 22, "network": null, "via": "auto"}
+    <- {"result": {"peer": "<node id>", "name": "bravo", "port": 22, "via": "stream", "stream": 6, "address": null}}
+       + one fd (SCM_RIGHTS)
     <- {"error": {"code": 1015, "message": "port 22 not exposed on bravo", "data": {"name": "REFUSED", "fix": ...}}}
 
-The fd is one end of a socketpair; the daemon splices the other end with the stream (``StreamHub.attach``),
-so the bytes never pass through JSON-RPC. Shutting down the write side of the fd half-closes the stream.
+``via`` (optional): "auto" (the default), "stream" or "tcp". On the stream path the fd is one end of a
+socketpair; the daemon splices the other end with the mesh stream (``StreamHub.attach``), so the bytes never pass
+through JSON-RPC. On the TCP path (``meshd/meshtcp.py``: "auto" takes it when the virtual network reaches the peer
+and its stream gate answers) the fd is a kernel TCP socket connected through the peer's gate to its port, and
+``address`` is the peer's mesh IP it was dialled at. Either way, shutting down the write side of the fd
+half-closes the stream.
 """
 
 from __future__ import annotations
@@ -29,16 +34,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..core.errors import UsageError
-from ..io.streams import StreamRefused
+from ..io.streams import DISCARD_PORT, StreamRefused
 from . import auth, destination
 from .errors import ApiError, Code
 
 if TYPE_CHECKING:  # pragma: no cover
     from .api import DaemonAPI
+    from .meshtcp import Gate
 
 log = logging.getLogger("omerta_mesh.meshd.streams")
 MAX_REQUEST = 4096
 REQUEST_TIMEOUT = 10.0
+VIAS = ("auto", "stream", "tcp")
 
 
 def stream_socket_path(rpc_socket: Path) -> Path:
@@ -51,8 +58,9 @@ def _frame(obj: Any) -> bytes:
 
 
 class StreamServer:
-    def __init__(self, api: "DaemonAPI", path: Path, write_gid: Callable[[], int | None]) -> None:
+    def __init__(self, api: "DaemonAPI", path: Path, write_gid: Callable[[], int | None], gate: "Gate | None" = None) -> None:
         self.api = api
+        self.gate = gate  # the kernel TCP path (meshd/meshtcp.py); None: mesh streams only
         self.path = path
         self.write_gid = write_gid
         self._sock: socket.socket | None = None
@@ -139,15 +147,26 @@ class StreamServer:
             doc = json.loads(buf[4:4 + int.from_bytes(buf[:4], "big")])
         except ValueError:
             raise ApiError(Code.PARSE_ERROR, "the stream request is not JSON") from None
-        port, peer, network = (doc.get("port"), doc.get("peer"), doc.get("network")) if isinstance(doc, dict) else (None, None, None)
+        doc = doc if isinstance(doc, dict) else {}
+        port, peer, network, via = doc.get("port"), doc.get("peer"), doc.get("network"), doc.get("via", "auto")
         if not isinstance(peer, str) or not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536 \
-                or not (network is None or isinstance(network, str)):
-            raise ApiError(Code.INVALID_PARAMS, 'a stream request is {"peer": NAME, "port": 1-65535, "network": NAME or null}')
-        return {"peer": peer, "port": port, "network": network}
+                or not (network is None or isinstance(network, str)) or via not in VIAS:
+            raise ApiError(Code.INVALID_PARAMS, 'a stream request is {"peer": NAME, "port": 1-65535, "network": NAME or null, '
+                                                '"via": "auto" | "stream" | "tcp"}')
+        return {"peer": peer, "port": port, "network": network, "via": via}
 
     async def _open(self, req: dict[str, Any]) -> tuple[dict[str, Any], socket.socket]:
         api = self.api
         node, net = destination.resolve(api, req["peer"], req["network"])  # a name, NAME.NETWORK, id, prefix or mesh IP
+        base = {"peer": str(node), "name": api.name_of(node), "port": req["port"]}
+        if req["via"] != "stream" and req["port"] != DISCARD_PORT:  # (the discard sink is the stream path's own)
+            if self.gate is None and req["via"] == "tcp":
+                raise ApiError(Code.REFUSED, "this daemon has no kernel TCP path (its stream gate is not running)",
+                               "drop --via tcp: the mesh stream path works everywhere")
+            got = await self.gate.dial(node, net, req["port"], base["name"] or str(node), req["via"] == "tcp") \
+                if self.gate is not None else None
+            if got is not None:
+                return {**base, "via": "tcp", "stream": None, "address": got[1]}, got[0]
         try:
             s = await api.node.streams.open(node, req["port"], net)
         except StreamRefused as e:
@@ -161,4 +180,4 @@ class StreamServer:
         if not api.node.streams.attach(s, reader, writer):
             theirs.close()
             raise ApiError(Code.REFUSED, f"the stream to port {req['port']} was reset as it opened", "try again")
-        return {"peer": str(node), "name": api.name_of(node), "port": req["port"], "stream": s.sid}, theirs
+        return {**base, "via": "stream", "stream": s.sid, "address": None}, theirs
