@@ -99,6 +99,11 @@ def test_exit_node(lab: Lab, tmp_path: Path, capsys, kind: str) -> None:
     st = ctl(a, "exit", "use", e.id)
     assert st["using"] == e.id and st["state"] == "active", st
     assert "lookup 51889" in rules(a)
+    # omertactl status and peers show it: A uses E (active), E offers (issue 15 item 5)
+    x = ctl(a, "status")["exit"]
+    assert (x["using"], x["using_name"], x["state"]) == (e.id, e.name, "active") and ctl(e, "status")["exit"]["offering"], x
+    pe = next(p for p in ctl(a, "peers")["peers"] if p["node_id"] == e.id)
+    assert (pe["exit_offered"], pe["exit_used"]) == (True, True), pe
     out = ping_until(a, inet.ip)
     src = tcp_to(a, inet)
     assert src != a4 and src.startswith("198.18.77."), src  # masqueraded as E's address on I's link
@@ -114,6 +119,8 @@ def test_exit_node(lab: Lab, tmp_path: Path, capsys, kind: str) -> None:
     ctl(e, "exit", "offer", "--off")
     assert omerta_table(e) is None
     assert wait_for(lambda: a.call("exit.status")["state"].startswith("lost"), 15)
+    pe = next(p for p in ctl(a, "peers")["peers"] if p["node_id"] == e.id)
+    assert (pe["exit_offered"], pe["exit_used"], ctl(a, "status")["exit"]["state"][:4]) == (False, True, "lost"), pe
     # ICMP from the gateway once A's routes follow E's record (at most REFRESH later): no leak by the uplink
     assert wait_for(lambda: "Unreachable" in ping(a, inet.ip, 1)[1], 5), ping(a, inet.ip, 1)
     assert a.call("status.get")["counters"].get("ip.icmp_unreachable", 0) >= 1
