@@ -108,7 +108,8 @@ def test_two_daemons_join_and_every_method_works_over_the_socket(daemon_factory,
     assert B("ssh.known_hosts", peer=d0["ipv4"]) == B("ssh.known_hosts", peer=d0["ipv6"]) == kh
     # exit nodes (TUN off here: refused, saying why; the lab test is tests/netns/test_exit.py)
     exits = B("exit.status")
-    assert exits == {"offering": False, "using": None, "state": "", "offered_by": [], "error": own["vnet"]["detail"], "using_name": None}
+    assert exits == {"offering": False, "using": None, "state": "", "offered_by": [], "error": own["vnet"]["detail"], "using_name": None,
+                     "families": [], "allow_lan": False, "lan": []}
     for method, params in (("exit.offer", {}), ("exit.use", {"peer": a_id})):
         with pytest.raises(RpcError, match="TUN is off|does not offer"):
             B(method, **params)

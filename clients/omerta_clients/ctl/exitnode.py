@@ -7,15 +7,18 @@ import argparse
 from .common import PEER_HELP, Ctx, add_command
 
 EXAMPLES = """\
-An exit node forwards members' Internet traffic (IPv4) and masquerades it: its signed record says it offers
-one, and it forwards only for current members' mesh IPs (nftables `table inet omerta`). A member that uses it
-sends its default route into the mesh device by policy routing (table 51889); the daemon's own datagrams keep
-the normal routes. Both are runtime choices: a restart starts without them.
+An exit node forwards members' Internet traffic (IPv4, and IPv6 when it can forward it: members' ULA mesh
+addresses are masqueraded, NAT66) and masquerades it: its signed record says it offers one, and it forwards only
+for current members' mesh IPs (nftables `table inet omerta`). A member that uses it sends its default routes
+(IPv4 and IPv6) into the mesh device by policy routing (table 51889); the daemon's own datagrams keep the normal
+routes. The LAN this host is on goes through the exit too, unless --allow-lan keeps it reachable directly (a
+printer, a NAS; but also every host on a cafe's network). Both are runtime choices: a restart starts without them.
 
 examples:
   omertactl exit offer            (on the exit) offer Internet egress to members
   omertactl exit offer --off      stop offering
-  omertactl exit use bob          send this host's Internet traffic through bob
+  omertactl exit use bob          send this host's Internet traffic through bob (the LAN's too)
+  omertactl exit use bob --allow-lan   ... but reach the LAN directly
   omertactl exit use --off        back to the normal routes
   omertactl exit status           who offers one, which one is in use (also without a subcommand)
 """
@@ -36,6 +39,8 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     u.add_argument("peer", nargs="?", metavar="PEER", help="the exit node (" + PEER_HELP + ")")
     u.add_argument("--off", action="store_true", help="stop using an exit node: the routes and rules are restored")
     u.add_argument("--network", metavar="NETWORK", help="the network, when PEER is in several")
+    u.add_argument("--allow-lan", action="store_true",
+                   help="keep the LAN this host is attached to reachable directly (default: it goes through the exit too)")
     u.set_defaults(func=run_use, use_parser=u)
     s = esub.add_parser("status", parents=[common], help="who offers an exit node, which one is in use",
                         description="Show whether this node offers an exit node, which one it uses, and who offers one.")
@@ -43,10 +48,12 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 
 def text(r: dict) -> str:
-    lines = [f"offering: {'yes' if r['offering'] else 'no'}"]
+    lines = [f"offering: {'yes (' + ', '.join(r.get('families') or []) + ')' if r['offering'] else 'no'}"]
     if r.get("using"):
         names = {o["node_id"]: o["name"] for o in r.get("offered_by") or []}
         lines.append(f"using: {names.get(r['using']) or r['using'][:12]} ({r['using'][:12]}) {r.get('state', '')}")
+        lan = ", ".join(r.get("lan") or []) or "none found"
+        lines.append("LAN: " + ("reached directly (--allow-lan)" if r.get("allow_lan") else f"through the exit too ({lan})"))
     else:
         lines.append("using: none")
     offers = [f"  {o['name'] or o['node_id'][:12]}  {o['node_id'][:12]}" for o in r.get("offered_by") or []]
@@ -69,5 +76,8 @@ def run_offer(ctx: Ctx, args: argparse.Namespace) -> int:
 def run_use(ctx: Ctx, args: argparse.Namespace) -> int:
     if bool(args.peer) == bool(args.off):
         args.use_parser.error("name the exit node (PEER) or give --off")
-    ctx.emit_text(ctx.call("exit.use", {"peer": None if args.off else args.peer, "network": args.network}), text)
+    if args.off and args.allow_lan:
+        args.use_parser.error("--allow-lan goes with PEER (with --off nothing goes through an exit)")
+    ctx.emit_text(ctx.call("exit.use", {"peer": None if args.off else args.peer, "network": args.network,
+                                        "allow_lan": args.allow_lan}), text)
     return 0

@@ -256,7 +256,8 @@ class DaemonAPI:
 
     @api_method("exit.use", WRITE, s.ExitUseRequest, s.ExitResult)
     async def exit_use(self, req: s.ExitUseRequest, ctx: CallContext) -> s.ExitResult:
-        """Send this node's default (Internet) traffic through a member that offers an exit node; null: stop, restoring routing."""
+        """Send this node's default (Internet) traffic through a member that offers an exit node (allow_lan: the LAN stays
+        local); null: stop, restoring routing."""
         target = None
         if req.peer:
             node, net = self.resolve_peer(req.peer), self._net_id(req.network)
@@ -265,7 +266,7 @@ class DaemonAPI:
             if not nets:
                 raise ApiError(Code.PEER_NOT_FOUND, f"{node.short()} is not a member of {req.network or 'any network of ours'}")
             target = (nets[0], node)
-        await self._exits().use(target)
+        await self._exits().use(target, req.allow_lan)
         return await self.exit_status(s.Empty(), ctx)
 
     @api_method("rules.list", READ, s.Empty, s.RulesResult)

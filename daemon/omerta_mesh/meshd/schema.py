@@ -66,11 +66,13 @@ class IpRequest:
 class ExitUseRequest:
     peer: str | None = arg(None, doc="the exit node: a member that offers one (" + "name, id or id prefix" + "); null: stop using one")
     network: str | None = arg(None, doc="the network, when the peer is in several")
+    allow_lan: bool = arg(False, doc="true: the LAN this host is attached to stays reachable directly; false: its "
+                          "prefixes go through the exit node as well")
 
 
 @dataclass
 class ExitOfferRequest:
-    offer: bool = arg(True, doc="true: offer this node as an exit node (IPv4); false: stop offering")
+    offer: bool = arg(True, doc="true: offer this node as an exit node (IPv4, and IPv6 when it can forward it); false: stop offering")
 
 
 @dataclass
@@ -503,6 +505,9 @@ class ExitResult:
     offered_by: list[dict]  # members whose signed records offer an exit node: node_id, name, network
     error: str | None  # why exit nodes cannot work here (no TUN, no SO_MARK), else null
     using_name: str | None = None  # the name of the exit node we use
+    families: list[str] = field(default_factory=list)  # what this node offers: ["ipv4", "ipv6"]; ["ipv4"]: no IPv6 forwarding
+    allow_lan: bool = False  # with an exit in use: the LAN stays reachable directly (exit.use allow_lan)
+    lan: list[str] = field(default_factory=list)  # with an exit in use, without allow_lan: the LAN's prefixes, sent by the exit too
 
 
 @dataclass

@@ -86,7 +86,7 @@ def exit_info(api: "DaemonAPI", x: Any) -> s.ExitResult:
     node = x.using[1] if x.using is not None else None
     return s.ExitResult(x.offering, str(node) if node else None, x.state(), [
         {"node_id": str(n), "name": api.name_of(n), "network": str(net)} for net, n in x.offered()], x.error or api.vnet.reason,
-        api.name_of(node) if node else None)
+        api.name_of(node) if node else None, x.family_names(), x.allow_lan, [str(p) for p in x.lan])
 
 
 def peer_infos(api: "DaemonAPI", network: NetworkId | None) -> list[s.PeerInfo]:

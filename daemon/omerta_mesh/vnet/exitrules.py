@@ -11,6 +11,12 @@ source and drops (and counts) the rest of what comes from them; answers are let 
 postrouting chain masquerades members' traffic leaving by any other device. ``policy accept``: traffic that is
 none of ours (the host's own forwarding) is left to the host's rules.
 
+IPv6 is the same, NAT66: members' ULA mesh addresses (``exit_members6``) are masqueraded to the exit's own
+address on the outgoing device, as Tailscale does for its ULA range (a ULA is not routed on the Internet).
+
+The user side's "allow LAN access" switch decides which prefixes leave by the exit (``lan_prefixes``): without it,
+the prefixes of the uplinks' routes (the LAN this host is attached to) go through the exit too.
+
 Every script is one nft transaction (``nft -f -``), and idempotent: ``add`` of what exists is a no-op, and
 ``remove_script`` adds each object before deleting it, so it works whether or not they exist (nft 1.0.6 has no
 ``destroy``).
@@ -19,12 +25,13 @@ Every script is one nft transaction (``nft -f -``), and idempotent: ``add`` of w
 from __future__ import annotations
 
 import ipaddress
-from typing import Iterable, Union
+from typing import Callable, Iterable, Union
 
 TABLE = "omerta"  # table inet omerta
 DEVICES = "om-*"  # the mesh devices (io/tundev.py DEFAULT_PREFIX)
 
 Address = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
+Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
 
 _SETS = (("exit_members4", "ipv4_addr"), ("exit_members6", "ipv6_addr"))
 _CHAINS = (("exit_forward", "type filter hook forward priority filter; policy accept;"),
@@ -67,3 +74,24 @@ def remove_script() -> str:
         lines += [f"add set inet {TABLE} {name} {{ type {kind}; }}", f"delete set inet {TABLE} {name}"]
     return "\n".join(lines) + "\n"
 
+
+
+def lan_prefixes(routes: Iterable[tuple[Network, str]], ours: Callable[[str], bool]) -> list[Network]:
+    """The LAN this host is attached to, as the prefixes an exit user without "allow LAN access" sends through the
+    exit (``io/exitroute.py`` ``set_lan``). ``routes``: the main table's unicast routes as (prefix, device), both
+    families; ``ours``: whether a device is one of the mesh's. Per family, the uplinks are the devices that carry
+    a default route; their other routes (connected or via a gateway) are the LAN. Left out: link-local prefixes
+    (neighbour discovery, never routed), and a prefix that holds or is inside a route of our devices (the mesh's
+    prefixes and accepted subnet routes keep theirs, e.g. a carrier-grade NAT uplink in 100.64.0.0/10). Routes on
+    other devices (containers' bridges, other VPNs) are not the LAN and stay as they are."""
+    routes = list(routes)
+    uplinks = {(net.version, dev) for net, dev in routes if net.prefixlen == 0 and not ours(dev)}
+    mesh = [net for net, dev in routes if ours(dev)]
+    out: set[Network] = set()
+    for net, dev in routes:
+        if net.prefixlen == 0 or (net.version, dev) not in uplinks or net.is_link_local or net.is_multicast:
+            continue
+        if any(m.version == net.version and net.overlaps(m) for m in mesh):
+            continue
+        out.add(net)
+    return sorted(out, key=lambda n: (n.version, n))

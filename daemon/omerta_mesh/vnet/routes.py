@@ -16,8 +16,10 @@ device or a socket.
 Exit nodes (docs/vnet.md). ``exit``: the member we send Internet traffic to (we chose it, and its signed record
 offers it). Outbound, a destination outside the network's prefixes goes to it instead of being dropped; with
 ``exit_lost`` (we chose an exit that no longer offers, or is gone) such a packet is answered with ICMP
-unreachable, so it neither leaks elsewhere nor hangs. Inbound, packets from the exit may carry any source
-outside the network's prefixes (the Internet's answers); a source inside them must still be the exit's own.
+unreachable, so it neither leaks elsewhere nor hangs; so is an IPv6 one when the exit offers IPv4 only
+(``exit_v6`` false: the user's policy routing sends IPv6 to it all the same, so nothing leaks). Inbound, packets
+from the exit may carry any source outside the network's prefixes (the Internet's answers); a source inside them
+must still be the exit's own.
 ``offering``: we are an exit, so a member's packet (its own source, checked as always) may be for anywhere; the
 kernel forwards it and nftables filters it (``vnet/exitrules.py``). Without an offer such a packet is dropped as
 ``drop.exit_not_offered``.
@@ -94,16 +96,17 @@ class Routes:
     """The routing table of one network, built from an assignment (rebuild it when the assignment changes)."""
 
     __slots__ = ("plan", "me", "assignment", "_owner", "_addr_of", "_fast", "_src", "_net4", "_mask4", "_ula",
-                 "exit", "exit_lost", "offering", "_to_exit", "subnets", "_adv")
+                 "exit", "exit_lost", "exit_v6", "offering", "_to_exit", "subnets", "_adv")
 
     def __init__(self, plan: AddressPlan, assignment: Assignment, me: NodeId, *, exit: NodeId | None = None,
-                 exit_lost: bool = False, offering: bool = False, subnets: dict[Prefix, NodeId] | None = None,
+                 exit_lost: bool = False, exit_v6: bool = True, offering: bool = False, subnets: dict[Prefix, NodeId] | None = None,
                  advertising: tuple[Prefix, ...] = ()) -> None:
         self.plan = plan
         self.me = me
         self.assignment = assignment
         self.exit = exit if exit != me else None
         self.exit_lost = exit_lost and self.exit is None
+        self.exit_v6 = exit_v6
         self.offering = offering
         self._to_exit = Forward(self.exit) if self.exit is not None else None
         self.subnets = SubnetTable({p: n for p, n in (subnets or {}).items() if n != me})
@@ -156,7 +159,8 @@ class Routes:
         node = self._owner.get(h.dst)
         if node is not None and node != self.me:
             return Forward(node)
-        if self.exit_lost and not self._ours(h.dst) and _global(h.dst):
+        refused = self.exit_lost or (self.exit is not None and h.dst.version == 6 and not self.exit_v6)
+        if refused and not self._ours(h.dst) and _global(h.dst):
             icmp = unreachable(packet, self.plan.gateway4, self.plan.gateway6)
             return Reply(icmp) if icmp is not None else _ELSEWHERE
         if not self._ours(h.dst) or h.dst.is_multicast:
@@ -176,7 +180,7 @@ class Routes:
         via = self.subnets.owner(packed) if self.subnets else None
         if via is not None:
             return Forward(via)
-        if self._to_exit is not None and _global(ipaddress.ip_address(packed)):
+        if self._to_exit is not None and (len(packed) == 4 or self.exit_v6) and _global(ipaddress.ip_address(packed)):
             return self._to_exit
         return None
 
