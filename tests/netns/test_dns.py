@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from netns.lab import Lab
+from netns.test_exit import ctl
 from netns.test_mesh_matrix import say, wait_for
 from netns.test_vnet import pair, ping_until, up
 
@@ -57,6 +58,8 @@ def test_dig_ping_by_name_and_bad_input(lab: Lab, tmp_path: Path, capsys) -> Non
     info = a.call("dns.get")
     assert sorted(info["servers"][0]["addresses"]) == sorted([a4, a6]), info
     assert info["servers"][0]["domain"] == "lab.mesh" and info["dns"]["active"], info
+    st = ctl(a, "status")  # omertactl status --json: where it answers, and systemd-resolved's state (not here: why)
+    assert st["dns_servers"] == info["servers"] and st["dns_resolved"] == info["resolved"] != "registered", st
     # A answers for B, from both of its addresses, over UDP and TCP
     assert wait_for(lambda: short(a, a4, "b.lab.mesh", "A") == b4, 10), dig(a, a4, "b.lab.mesh", "A")
     assert short(a, a4, "b.lab.mesh", "AAAA") == b6

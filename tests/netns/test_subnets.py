@@ -149,6 +149,20 @@ def test_subnet_reached_after_accept_not_before_and_spoofed_sources_dropped(lab:
     assert st["accepted"] == []
     assert not ping(a, host.ip, 1)[0] and not ping(a, host.ip6, 1)[0]
 
+    # accepted by meshd.toml ([routes] accept) instead, live with `omertactl reload`; status and peers show it in force
+    a.config.write_text(a.config.read_text() + f'\n[routes]\naccept = [{{ peer = "{b.name}", prefix = "{LAN}" }}]\n')
+    assert ctl(a, "reload")["changed"] == ["routes.accept"]
+    assert wait_for(lambda: [(x["state"], x["source"]) for x in a.call("routes.list")["accepted"]] == [("active", "config")], 5)
+    assert "dev om-" in kernel_route(a, LAN) and not kernel_route(a, LAN6)
+    ping_until(a, host.ip)
+    pb = next(p for p in ctl(a, "peers")["peers"] if p["node_id"] == b.id)
+    assert (pb["routes"], pb["routes_accepted"], pb["routes_active"]) == ([LAN, LAN6], [LAN], [LAN]), pb
+    [acc] = ctl(a, "status")["routes"]["accepted"]
+    assert (acc["prefix"], acc["state"], acc["installed"], acc["source"]) == (LAN, "active", True, "config"), acc
+    a.config.write_text(a.config.read_text().split("\n[routes]")[0])
+    assert ctl(a, "reload")["changed"] == ["routes.accept"]
+    assert wait_for(lambda: not kernel_route(a, LAN), 5) and a.call("routes.list")["accepted"] == []
+
     assert ctl(b, "routes", "withdraw", LAN6)["advertised"] == [LAN]
     assert sysctl(b, *FORWARDING) == ["1", "0", "1"]  # put back, IPv4's still held
     assert ctl(b, "routes", "withdraw", LAN)["advertised"] == []
