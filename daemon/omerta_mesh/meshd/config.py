@@ -232,7 +232,8 @@ def _route_accepts(doc: list[Any], bad: Any) -> list[RouteAccept]:
     out: list[RouteAccept] = []
     for i, t in enumerate(doc, 1):
         where = f"routes.accept #{i}"
-        if not isinstance(t, dict) or set(t) != {"peer", "prefix"} or not all(isinstance(v, str) for v in t.values()) or not t["peer"].strip():
+        if not isinstance(t, dict) or set(t) != {"peer", "prefix"} or not all(isinstance(v, str) for v in t.values()) \
+                or not t["peer"].strip():
             raise bad(f'{where}: {t!r} is not {{ peer = "NAME", prefix = "ADDRESS/LENGTH" }} (two non-empty strings)')
         try:
             entry = RouteAccept(t["peer"].strip(), str(parse_prefix(t["prefix"])))
