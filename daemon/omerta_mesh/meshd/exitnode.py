@@ -27,6 +27,7 @@ Both are runtime choices (not kept across restarts).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -162,6 +163,9 @@ class ExitNodes:
                     self._set_forwarding(False)
             except OSError as e:
                 self.offering = False
+                if on:  # (forwarding is put back, not left on for an offer that failed)
+                    with contextlib.suppress(OSError):
+                        self._set_forwarding(False)
                 raise ApiError(Code.REFUSED, f"could not set up the exit: {e}", "run omerta-meshd with CAP_NET_ADMIN") from None
             self._sign()
             self.vnet.rebuild_routes()
