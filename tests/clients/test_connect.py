@@ -85,6 +85,19 @@ def test_echo_through_connect_round_trips_10_mb_and_unexposed_ports_are_refused_
     assert ctl(b.socket, "serve", "list", "--json").json()["ports"] == [port]
 
 
+def test_without_tun_streams_take_the_mesh_stream_and_via_tcp_says_why_not(pair, server_of) -> None:
+    a, b = pair  # (daemons without TUN: tests/netns/test_mesh_tcp.py has the kernel TCP path)
+    port = server_of(Echo)
+    assert ctl(b.socket, "serve", "add", str(port)).rc == 0
+    sock, result = open_stream(str(a.socket), "bravo", port)
+    sock.close()
+    assert result["via"] == "stream" and isinstance(result["stream"], int) and result["address"] is None, result
+    r = ctl(a.socket, "connect", "--via", "tcp", "bravo", str(port), stdin="x")
+    assert r.rc != 0 and "no kernel TCP path to bravo: TUN is off" in r.err and "drop --via tcp" in r.err, r
+    r = ctl(a.socket, "connect", "--via", "stream", "bravo", str(port), stdin="hello")
+    assert r.rc == 0 and r.out == "hello", r
+
+
 def test_streams_are_listed_and_a_crashed_client_leaves_nothing_behind(pair, server_of) -> None:
     a, b = pair
     port = server_of(Echo)

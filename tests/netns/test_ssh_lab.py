@@ -11,7 +11,9 @@ to mesh streams (``[serve] ports``); from the near host's namespace, with an emp
 * a stream to a port B does not expose, and to one it exposes where nothing listens, is refused with the reason,
   across that path;
 * ``scp -S omerta-ssh`` of 100 MB of random data arrives with the same SHA-256 (``sha256sum`` run on B through
-  omerta-ssh); the time is printed;
+  omerta-ssh); the time is printed; both ends have TUN, so the copy and the checksum went as kernel TCP on the
+  virtual network through B's stream gate (meshd/meshtcp.py: A's ``streams.tcp_opened``, B's
+  ``streams.gate_bytes_in``; no fall back to the mesh stream); the refusals are checked both ways (``--via stream``);
 * B's sshd restarted with a freshly generated host key (B's record still holds the old one): ssh refuses, loudly
   (exit status 255, "REMOTE HOST IDENTIFICATION HAS CHANGED", "Host key verification failed").
 
@@ -52,6 +54,12 @@ def host_keys(a: Meshd, peer: str) -> list[str]:
         return []
 
 
+def gate_counters(a: Meshd, b: Meshd) -> tuple[int, int, int]:
+    """(streams A opened as kernel TCP, bytes B's stream gate passed in, A's falls back to the mesh stream)."""
+    ca, cb = a.call("status.get")["counters"], b.call("status.get")["counters"]
+    return ca.get("streams.tcp_opened", 0), cb.get("streams.gate_bytes_in", 0), ca.get("streams.tcp_fallback", 0)
+
+
 @pytest.mark.parametrize("kind", ["direct", "punched", "relayed"])
 def test_omerta_ssh_runs_a_command_copies_100_mb_and_refuses_a_swapped_host_key(lab: Lab, tmp_path: Path, capsys,
                                                                                   kind: str) -> None:
@@ -82,8 +90,11 @@ def test_omerta_ssh_runs_a_command_copies_100_mb_and_refuses_a_swapped_host_key(
         assert wait_for(lambda: paths(a, b) == (WANT[kind], WANT[kind]), 30), paths(a, b)
 
         for port, why in ((2222, "port 2222 not exposed on B"), (2223, "port 2223 refused the connection on B")):
-            r = lab.exec(a.host, [sys.executable, "-m", "omerta_clients.ctl.main", "connect", "B", str(port)], env=env, input="x")
-            assert r.returncode != 0 and why in r.stderr, r
+            for via in ("auto", "stream"):  # (auto: B's stream gate answers; stream: the mesh stream's reset)
+                r = lab.exec(a.host, [sys.executable, "-m", "omerta_clients.ctl.main", "connect", "--via", via, "B", str(port)],
+                             env=env, input="x")
+                assert r.returncode != 0 and why in r.stderr, (via, r)
+        before = gate_counters(a, b)
 
         data = os.urandom(SIZE)
         digest = hashlib.sha256(data).hexdigest()
@@ -98,6 +109,8 @@ def test_omerta_ssh_runs_a_command_copies_100_mb_and_refuses_a_swapped_host_key(
         r = omerta_ssh("sha256sum", str(copied))
         assert r.returncode == 0 and r.stdout.split()[0] == digest, (r, digest)
         assert paths(a, b) == (WANT[kind], WANT[kind])  # the copy went the pair's way all along
+        after = gate_counters(a, b)  # ... as kernel TCP on the virtual network, through B's stream gate
+        assert after[0] >= before[0] + 2 and after[1] >= before[1] + SIZE and after[2] == before[2], (before, after)
         assert known_hosts.read_text() == ""
 
         # B's sshd gets a key B never signed (the record still holds the old one): refused, loudly
