@@ -31,7 +31,8 @@ DAY = 86400
 
 def cert(subject: Identity, issuer: Identity, role: Role = Role.MEMBER, net: NetworkId = NET, nb: int = T0,
          na: int = T0 + 30 * DAY, serial: int = 1) -> Certificate:
-    return sign_certificate(issuer, Certificate(role, net, subject.node_id, issuer.node_id, serial, nb, na, subject is ALICE and "alice" or ""))
+    name = "alice" if subject is ALICE else ""
+    return sign_certificate(issuer, Certificate(role, net, subject.node_id, issuer.node_id, serial, nb, na, name))
 
 
 ADMIN_CERT = cert(ADMIN, OWNER, Role.ADMIN, serial=100)

@@ -14,10 +14,19 @@ from omerta_mesh.core.entropy import SeededEntropy
 from omerta_mesh.core.errors import DropReason, UsageError, WireError
 from omerta_mesh.core.ids import NetworkId
 from omerta_mesh.core.keys import Identity
-from omerta_mesh.core.wire.certs import (MAX_CERT, MAX_CREDENTIAL, MAX_LIFETIME, MIN_CERT, Certificate, Role,
-                                         decode_certificate, decode_credential, encode_credential, sign_certificate)
-from omerta_mesh.core.wire.revocations import (MAX_REVOCATION, MIN_REVOCATION, Revocation, RevocationKind,
-                                               decode_revocation, sign_revocation)
+from omerta_mesh.core.wire.certs import (
+    MAX_CERT,
+    MAX_CREDENTIAL,
+    MAX_LIFETIME,
+    MIN_CERT,
+    Certificate,
+    Role,
+    decode_certificate,
+    decode_credential,
+    encode_credential,
+    sign_certificate,
+)
+from omerta_mesh.core.wire.revocations import MAX_REVOCATION, MIN_REVOCATION, Revocation, RevocationKind, decode_revocation, sign_revocation
 
 NET = NetworkId(b"N" * 10)
 OWNER = Identity.generate(SeededEntropy("certs-owner"))
@@ -191,7 +200,8 @@ def revocation(kind: RevocationKind = RevocationKind.NODE, target: bytes = ALICE
 @given(kind=st.sampled_from(list(RevocationKind)), data=st.data())
 def test_revocation_round_trip_and_any_flip_is_refused(kind: RevocationKind, data) -> None:
     size = {RevocationKind.NODE: 32, RevocationKind.SERIAL: 8, RevocationKind.TOKEN: 16}[kind]
-    r = revocation(kind, data.draw(st.binary(min_size=size, max_size=size)), void_issued=kind is RevocationKind.NODE and data.draw(st.booleans()))
+    void = kind is RevocationKind.NODE and data.draw(st.booleans())
+    r = revocation(kind, data.draw(st.binary(min_size=size, max_size=size)), void_issued=void)
     raw = r.encode()
     assert MIN_REVOCATION <= len(raw) <= MAX_REVOCATION
     assert decode_revocation(raw) == r and r.signature_ok()

@@ -90,6 +90,9 @@ class CoreConfig:
     record_lifetime: float = 3600.0
     record_refresh: float = 900.0
     neighbours: int = 6  # sessions each node keeps for gossip beyond those in use
+    # --- owned networks (core/member/, docs/membership.md) ---------------------------------------------------------
+    cert_clock_skew: float = 300.0  # seconds a certificate's validity is stretched at each end for clocks apart
+    max_revocations: int = 4096  # per owned network; beyond, new revocations are refused and counted
 
     def with_(self, **changes: object) -> "CoreConfig":
         return replace(self, **changes)  # type: ignore[arg-type]

@@ -67,7 +67,7 @@ class Mesh:
         self.counters = Counters()
         self.table = PeerTable(self.entropy, config.max_peers_per_network, config.max_unproven_peers, self.counters)
         self.budget = ReassemblyBudget(config.reassembly_per_peer_bytes, config.reassembly_total_bytes)
-        self.hs = Handshakes(identity, config, self.entropy, self.counters, self.table, self.incarnation, self.budget)
+        self.hs = Handshakes(identity, config, self.entropy, self.counters, self.table, self.incarnation, self.budget, wall_offset)
         self._timers = DeadlineQueue()
         self._out: list[tuple[Address, Address | None, bytes]] = []
         self._events: deque[ev.Event] = deque()

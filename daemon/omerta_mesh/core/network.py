@@ -2,6 +2,9 @@
 
 The key is the Noise pre-shared key and keys mac1, so a node without it cannot complete a handshake with
 anyone in the network, nor even make a member spend a Diffie-Hellman on it.
+
+``owner`` (optional): the owner's node id, for an owned network (docs/membership.md), where every handshake
+must also carry a valid member certificate. A network without an owner is open and works as before.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .entropy import Entropy
-from .ids import NetworkId
+from .ids import NetworkId, NodeId
 from .wire.handshake import cookie_key, mac1_key
 
 NETWORK_KEY_LEN = 32
@@ -19,6 +22,7 @@ NETWORK_KEY_LEN = 32
 class Network:
     key: bytes
     name: str = ""
+    owner: NodeId | None = None
     id: NetworkId = field(init=False)
 
     def __post_init__(self) -> None:

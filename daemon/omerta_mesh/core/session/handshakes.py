@@ -13,6 +13,12 @@ identities cannot starve the rekeys of peers we talk to; then Noise (two DH); th
 the static key Noise authenticated (``keys.binds_x25519``: two multiplications; whether the node id is a
 valid key at all costs ~1.5 ms, so ``Sessions.decrypt`` checks it once, when the peer first proves itself);
 the timestamp against the greatest seen from that peer (replay); and the simultaneous-initiation tie-break.
+
+Owned networks (docs/membership.md, 2.4) add two checks: right after mac1, an initiation without the
+credential flag is dropped (``cert_missing``) before any DH; after Noise and the identity, the credential is
+checked (``Credentials.check``: a ``cert_*`` reason) before the peer table, the replay check or anything else
+keeps state. The initiator checks the responder's credential before it installs the session. Open networks
+send and accept exactly what they did before.
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ from ..entropy import Entropy
 from ..errors import DropReason, UsageError, WireError
 from ..ids import NodeId
 from ..keys import Identity, binds_x25519, ed25519_public_to_x25519
+from ..member.check import Refused
+from ..member.credentials import Credentials
 from ..network import Network
 from ..noise.cookie import CookieJar, RateLimiter, TokenBucket, open_cookie
 from ..noise.handshake import InitiatorHandshake, ResponderHandshake
@@ -89,6 +97,7 @@ class Handshakes:
         table: PeerTable,
         incarnation: int,
         budget: ReassemblyBudget | None = None,
+        wall_offset: float = 0.0,
     ) -> None:
         self.identity = identity
         self.budget = budget or ReassemblyBudget(config.reassembly_per_peer_bytes, config.reassembly_total_bytes)
@@ -105,6 +114,7 @@ class Handshakes:
         self._x_cache: dict[bytes, bytes] = {}
         self._s_priv = identity.x25519_private
         self._mac1_keys: dict[bytes, bytes] = {}  # network id -> mac1 key for messages to us
+        self.credentials = Credentials(config, wall_offset)  # owned networks: ours, and the check of theirs
 
     def add_network(self, net: Network) -> None:
         self._mac1_keys[net.id.raw] = net.mac1_key(self.identity.public)
@@ -142,11 +152,11 @@ class Handshakes:
         if peer.pending is not None:
             self.table.release(peer.pending.local_index)
         noise = InitiatorHandshake(self._s_priv, peer.static_x25519, peer.network.key, PROLOGUE, self.entropy.random_bytes(32))
-        payload = self.identity.public + hw.encode_timestamp(wall) + _INC.pack(self.incarnation)
+        payload, flags = self._with_ours(peer.network, self.identity.public + hw.encode_timestamp(wall) + _INC.pack(self.incarnation))
         msg1 = noise.write_message_1(payload)
         idx = self.table.new_index(peer)
         cookie = peer.cookie if now - peer.cookie_at < self.cfg.cookie_secret_lifetime else None
-        dgram, mac1 = hw.encode_init(idx, msg1, peer.network.mac1_key(peer.node.raw), cookie)
+        dgram, mac1 = hw.encode_init(idx, msg1, peer.network.mac1_key(peer.node.raw), cookie, flags)
         peer.pending = PendingInitiation(idx, noise, dgram, mac1, now)
         self.counters.inc("handshake.initiations_sent")
         return dgram
@@ -172,6 +182,8 @@ class Handshakes:
         if not hw.mac_ok(self._mac1_keys.get(peer.network.id.raw, b""), resp.mac1_input, resp.mac1):
             self.counters.drop(DropReason.BAD_MAC1)
             return None
+        if self._flags_refused(peer.network, resp.flags):
+            return None
         noise: InitiatorHandshake = pending.noise  # type: ignore[assignment]
         try:
             payload = noise.read_message_2(resp.noise)
@@ -179,7 +191,10 @@ class Handshakes:
             self.counters.drop(DropReason.HANDSHAKE_FAILED)
             self.abandon(peer)  # a failed Noise state cannot be reused
             return None
-        (incarnation,) = _INC.unpack(payload)
+        if not self._admitted(peer.network, peer.node, payload, hw.RESP_PAYLOAD_LEN, resp.flags, now):
+            self.abandon(peer)  # (the Noise state is spent)
+            return None
+        (incarnation,) = _INC.unpack(payload[: hw.INCARNATION_LEN])
         send_key, recv_key = noise.split()
         peer.pending = None
         session = Session(
@@ -239,6 +254,8 @@ class Handshakes:
         if net is None:
             self.counters.drop(DropReason.BAD_MAC1)
             return None
+        if self._flags_refused(net, init.flags):  # an owned network's initiation without a credential: no DH
+            return None
         cj = self.cookies
         cj.note_initiation(now)
         if cj.under_load(now):
@@ -263,7 +280,7 @@ class Handshakes:
             return None
         ed_pub = payload[:32]
         timestamp = payload[32 : 32 + hw.TIMESTAMP_LEN]
-        (incarnation,) = _INC.unpack(payload[32 + hw.TIMESTAMP_LEN :])
+        (incarnation,) = _INC.unpack(payload[32 + hw.TIMESTAMP_LEN : hw.INIT_PAYLOAD_LEN])
         x = noise.remote_static
         if not binds_x25519(ed_pub, x):  # the key's validity is checked once the peer proves itself (Sessions)
             self.counters.drop(DropReason.HANDSHAKE_FAILED)
@@ -271,6 +288,8 @@ class Handshakes:
         node = NodeId(ed_pub)
         if node == self.identity.node_id:
             self.counters.drop(DropReason.SELF)
+            return None
+        if not self._admitted(net, node, payload, hw.INIT_PAYLOAD_LEN, init.flags, now):  # before any per-peer state
             return None
         try:
             peer = self.admit(net, node, x)
@@ -289,7 +308,8 @@ class Handshakes:
                 return TieBreakResend(peer, src, peer.pending.datagram)
             self.abandon(peer)
         peer.greatest_timestamp = timestamp
-        msg2 = noise.write_message_2(_INC.pack(self.incarnation))
+        resp_payload, resp_flags = self._with_ours(net, _INC.pack(self.incarnation))
+        msg2 = noise.write_message_2(resp_payload)
         send_key, recv_key = noise.split()
         idx = self.table.new_index(peer)
         session = Session(
@@ -302,9 +322,42 @@ class Handshakes:
             replay_window=self.cfg.replay_window,
         )
         ours = peer.cookie if now - peer.cookie_at < self.cfg.cookie_secret_lifetime else None
-        reply, _ = hw.encode_resp(idx, init.sender, msg2, net.mac1_key(node.raw), ours)
+        reply, _ = hw.encode_resp(idx, init.sender, msg2, net.mac1_key(node.raw), ours, resp_flags)
         self.counters.inc("handshake.responses_sent")
         return self._complete(peer, session, reply, src, incarnation, now)
+
+    # ------------------------------------------------------------------ owned networks (docs/membership.md)
+    def _with_ours(self, net: Network, payload: bytes) -> tuple[bytes, int]:
+        """``payload`` with our credential for ``net`` when it is owned and we hold one, and the header flags."""
+        ours = self.credentials.own(net.id) if net.owner is not None else None
+        return (hw.with_credential(payload, ours), hw.FLAG_CRED) if ours else (payload, 0)
+
+    def _flags_refused(self, net: Network, flags: int) -> bool:
+        """Counted refusal of a handshake whose flags do not fit the network: open networks take none, owned ones
+        need the credential."""
+        if net.owner is None and flags:
+            self.counters.drop(DropReason.BAD_RESERVED)
+            return True
+        if net.owner is not None and not flags & hw.FLAG_CRED:
+            self.counters.drop(DropReason.CERT_MISSING)
+            return True
+        return False
+
+    def _admitted(self, net: Network, node: NodeId, payload: bytes, base: int, flags: int, now: float) -> bool:
+        """Whether ``node``'s credential (after ``base`` bytes of ``payload``) admits it to ``net``; a refusal is
+        counted. Open networks admit everyone who holds the key, as before."""
+        if net.owner is None:
+            return True
+        try:
+            _, credential = hw.split_credential(payload, base)
+        except WireError as e:
+            self.counters.drop(e.reason)
+            return False
+        verdict = self.credentials.check(net, node, credential, now)
+        if isinstance(verdict, Refused):
+            self.counters.drop(verdict.reason)
+            return False
+        return True
 
     def _proven_source(self, src: PathId) -> bool:
         """``src`` is where a handshake of a peer still in the table came from, and that peer has since sent

@@ -27,13 +27,14 @@ from __future__ import annotations
 
 import enum
 import struct
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Sequence
 
 from ..errors import DropReason, UsageError, WireError
 from ..ids import NETWORK_ID_LEN, NetworkId, NodeId
-from ..keys import SIGNATURE_LEN, Identity, verify_signature
+from ..keys import SIGNATURE_LEN, Identity
 from .frames import label_bytes
+from .signed import sign_as, verifies, wire_form
 
 CERT_VERSION = 1
 CONTEXT = b"omcert01"
@@ -82,16 +83,11 @@ class Certificate:
         return bytes(out)
 
     def encode(self) -> bytes:
-        if len(self.signature) != SIGNATURE_LEN:
-            raise UsageError("an unsigned certificate has no wire form: sign it with sign_certificate first")
-        return self.body() + self.signature
+        return wire_form(self, "certificate", "sign_certificate")
 
     def signature_ok(self) -> bool:
         """Whether the signature verifies under the issuer's key (Ed25519, the ``cryptography`` library)."""
-        try:
-            return verify_signature(self.issuer.raw, CONTEXT + self.body(), self.signature)
-        except ValueError:
-            return False
+        return verifies(self, CONTEXT)
 
 
 def _tag_problem(tag: object) -> str | None:
@@ -128,13 +124,7 @@ def _field_problem(c: Certificate) -> str | None:
 def sign_certificate(issuer: Identity, cert: Certificate) -> Certificate:
     """``cert`` signed by ``issuer``, whose node id it must name as issuer. Raises UsageError for fields the
     layout cannot hold (the message says which)."""
-    if cert.issuer != issuer.node_id:
-        raise UsageError(f"certificate names issuer {cert.issuer.short()}, but {issuer.node_id.short()} is signing it")
-    try:
-        body = cert.body()
-    except ValueError as e:
-        raise UsageError(f"cannot issue this certificate: {e}") from None
-    return replace(cert, signature=issuer.sign(CONTEXT + body))
+    return sign_as(issuer, cert, CONTEXT, "certificate")
 
 
 def _malformed(detail: str) -> WireError:

@@ -28,6 +28,11 @@ node draws when it starts; a changed incarnation tells the other side that the n
 per-peer stream state is reset. The cookie is BLAKE2s-128 of the sender's address under a secret
 the responder changes every two minutes; it comes back in a cookie reply, encrypted with ChaCha20-Poly1305
 under BLAKE2s("cookie--" || network key || responder public) with the triggering mac1 as associated data.
+
+Owned networks (docs/membership.md, 2.4): header byte 2 is a flag byte, bit 0 ``CRED``: the Noise payload of
+that message continues with ``| credential length (u16 LE) | credential (core/wire/certs.py) |``, so an
+initiation or response grows by 2 + that length (at most 2 + 595). Open networks send 0 there, and the exact
+sizes above; other bits are reserved (dropped as bad_reserved).
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ import struct
 from dataclasses import dataclass
 
 from ..errors import DropReason, WireError
+from .certs import MAX_CREDENTIAL
 from .packet import VERSION, PacketType
 
 MAC_LEN = 16
@@ -53,6 +59,22 @@ COOKIE_NONCE_LEN = 12
 COOKIE_REPLY_LEN = 8 + COOKIE_NONCE_LEN + 32  # 52
 
 _IDX = struct.Struct("<I")
+FLAG_CRED = 0x01  # header byte 2: a credential follows the payload (owned networks)
+CRED_MIN_EXTRA = 2 + 1
+CRED_MAX_EXTRA = 2 + MAX_CREDENTIAL
+
+
+def with_credential(payload: bytes, credential: bytes) -> bytes:
+    """``payload`` followed by the credential section."""
+    return payload + len(credential).to_bytes(2, "little") + credential
+
+
+def split_credential(payload: bytes, base: int) -> tuple[bytes, bytes]:
+    """(payload[:base], the credential after it). Raises WireError (CERT_MALFORMED) when the section's length is wrong."""
+    n = int.from_bytes(payload[base : base + 2], "little")
+    if len(payload) != base + 2 + n or n == 0:
+        raise WireError(DropReason.CERT_MALFORMED, "credential section length")
+    return payload[:base], payload[base + 2 :]
 
 
 def mac1_key(network_key: bytes, responder_public: bytes) -> bytes:
@@ -85,14 +107,15 @@ class HandshakeInit:
     mac1: bytes
     mac2: bytes
     raw: bytes
+    flags: int = 0
 
     @property
     def mac1_input(self) -> bytes:
-        return self.raw[: INIT_LEN - 2 * MAC_LEN]
+        return self.raw[: len(self.raw) - 2 * MAC_LEN]
 
     @property
     def mac2_input(self) -> bytes:
-        return self.raw[: INIT_LEN - MAC_LEN]
+        return self.raw[: len(self.raw) - MAC_LEN]
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,14 +126,15 @@ class HandshakeResp:
     mac1: bytes
     mac2: bytes
     raw: bytes
+    flags: int = 0
 
     @property
     def mac1_input(self) -> bytes:
-        return self.raw[: RESP_LEN - 2 * MAC_LEN]
+        return self.raw[: len(self.raw) - 2 * MAC_LEN]
 
     @property
     def mac2_input(self) -> bytes:
-        return self.raw[: RESP_LEN - MAC_LEN]
+        return self.raw[: len(self.raw) - MAC_LEN]
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,8 +144,14 @@ class CookieReply:
     encrypted_cookie: bytes
 
 
-def _head(t: PacketType) -> bytes:
-    return bytes((t, VERSION, 0, 0))
+def _head(t: PacketType, flags: int = 0) -> bytes:
+    return bytes((t, VERSION, flags, 0))
+
+
+def _check_noise_len(what: str, n: int, base: int, flags: int) -> None:
+    lo, hi = (base, base) if not flags else (base + CRED_MIN_EXTRA, base + CRED_MAX_EXTRA)
+    if flags & ~FLAG_CRED or not lo <= n <= hi:
+        raise ValueError(f"{what} has the wrong length for flags {flags:#x}")
 
 
 def _with_macs(body: bytes, mac1k: bytes, cookie: bytes | None) -> tuple[bytes, bytes]:
@@ -130,17 +160,15 @@ def _with_macs(body: bytes, mac1k: bytes, cookie: bytes | None) -> tuple[bytes, 
     return body + m1 + m2, m1
 
 
-def encode_init(sender: int, noise_msg1: bytes, mac1k: bytes, cookie: bytes | None) -> tuple[bytes, bytes]:
+def encode_init(sender: int, noise_msg1: bytes, mac1k: bytes, cookie: bytes | None, flags: int = 0) -> tuple[bytes, bytes]:
     """Returns (datagram, mac1); the initiator keeps mac1 to open a cookie reply."""
-    if len(noise_msg1) != NOISE_MSG1_LEN:
-        raise ValueError("Noise message 1 has the wrong length")
-    return _with_macs(_head(PacketType.HANDSHAKE_INIT) + _IDX.pack(sender) + noise_msg1, mac1k, cookie)
+    _check_noise_len("Noise message 1", len(noise_msg1), NOISE_MSG1_LEN, flags)
+    return _with_macs(_head(PacketType.HANDSHAKE_INIT, flags) + _IDX.pack(sender) + noise_msg1, mac1k, cookie)
 
 
-def encode_resp(sender: int, receiver: int, noise_msg2: bytes, mac1k: bytes, cookie: bytes | None) -> tuple[bytes, bytes]:
-    if len(noise_msg2) != NOISE_MSG2_LEN:
-        raise ValueError("Noise message 2 has the wrong length")
-    body = _head(PacketType.HANDSHAKE_RESP) + _IDX.pack(sender) + _IDX.pack(receiver) + noise_msg2
+def encode_resp(sender: int, receiver: int, noise_msg2: bytes, mac1k: bytes, cookie: bytes | None, flags: int = 0) -> tuple[bytes, bytes]:
+    _check_noise_len("Noise message 2", len(noise_msg2), NOISE_MSG2_LEN, flags)
+    body = _head(PacketType.HANDSHAKE_RESP, flags) + _IDX.pack(sender) + _IDX.pack(receiver) + noise_msg2
     return _with_macs(body, mac1k, cookie)
 
 
@@ -150,27 +178,31 @@ def encode_cookie_reply(receiver: int, nonce: bytes, encrypted_cookie: bytes) ->
     return _head(PacketType.COOKIE_REPLY) + _IDX.pack(receiver) + nonce + encrypted_cookie
 
 
-def _check(data: bytes, t: PacketType, length: int) -> None:
-    if len(data) < length:
+def _check(data: bytes, t: PacketType, length: int, flags_allowed: int = 0) -> int:
+    """The header's flags, after checking the length they allow and the header; raises WireError."""
+    flags = data[2] & flags_allowed if len(data) > 2 else 0
+    lo, hi = (length, length) if not flags else (length + CRED_MIN_EXTRA, length + CRED_MAX_EXTRA)
+    if len(data) < lo:
         raise WireError(DropReason.TRUNCATED, f"{t.name} of {len(data)} bytes")
-    if len(data) > length:
+    if len(data) > hi:
         raise WireError(DropReason.OVERSIZED, f"{t.name} of {len(data)} bytes")
-    if data[0] != t or data[1] != VERSION or data[2] or data[3]:
+    if data[0] != t or data[1] != VERSION or data[2] & ~flags_allowed or data[3]:
         raise WireError(DropReason.BAD_RESERVED, t.name)
+    return flags
 
 
 def decode_init(data: bytes) -> HandshakeInit:
-    _check(data, PacketType.HANDSHAKE_INIT, INIT_LEN)
+    flags = _check(data, PacketType.HANDSHAKE_INIT, INIT_LEN, FLAG_CRED)
     (sender,) = _IDX.unpack_from(data, 4)
-    n_end = 8 + NOISE_MSG1_LEN
-    return HandshakeInit(sender, data[8:n_end], data[n_end : n_end + MAC_LEN], data[n_end + MAC_LEN :], data)
+    n_end = len(data) - 2 * MAC_LEN
+    return HandshakeInit(sender, data[8:n_end], data[n_end : n_end + MAC_LEN], data[n_end + MAC_LEN :], data, flags)
 
 
 def decode_resp(data: bytes) -> HandshakeResp:
-    _check(data, PacketType.HANDSHAKE_RESP, RESP_LEN)
+    flags = _check(data, PacketType.HANDSHAKE_RESP, RESP_LEN, FLAG_CRED)
     sender, receiver = struct.unpack_from("<II", data, 4)
-    n_end = 12 + NOISE_MSG2_LEN
-    return HandshakeResp(sender, receiver, data[12:n_end], data[n_end : n_end + MAC_LEN], data[n_end + MAC_LEN :], data)
+    n_end = len(data) - 2 * MAC_LEN
+    return HandshakeResp(sender, receiver, data[12:n_end], data[n_end : n_end + MAC_LEN], data[n_end + MAC_LEN :], data, flags)
 
 
 def decode_cookie_reply(data: bytes) -> CookieReply:

@@ -9,7 +9,8 @@ Every datagram begins with a 4-byte header::
 
 ``type`` selects the layout of the rest (``handshake.py`` for types 1-3, the transport layout below for 4,
 ``relay.py`` for 5). ``version`` is ``VERSION``; a datagram of another version is dropped, which leaves room
-for a successor protocol. The two reserved bytes must be zero.
+for a successor protocol. The two reserved bytes must be zero, except bit 0 of byte 2 in a handshake
+(types 1 and 2) of an owned network, which says a credential follows (``handshake.py``).
 
 Transport data (type 4), 32 bytes of overhead in all::
 
@@ -57,6 +58,9 @@ def header(ptype: PacketType) -> bytes:
     return bytes((ptype, VERSION, 0, 0))
 
 
+_FLAGS_ALLOWED = {1: 0x01, 2: 0x01}  # handshakes of owned networks: byte 2 bit 0 says a credential follows (handshake.py)
+
+
 def packet_type(data: bytes) -> PacketType:
     """The type of a datagram, after checking the common header. Raises WireError."""
     if len(data) < HEADER_LEN:
@@ -66,7 +70,7 @@ def packet_type(data: bytes) -> PacketType:
         raise WireError(DropReason.UNKNOWN_TYPE, f"type {t}")
     if data[1] != VERSION:
         raise WireError(DropReason.UNKNOWN_TYPE, f"version {data[1]}")
-    if data[2] or data[3]:
+    if data[3] or data[2] & ~_FLAGS_ALLOWED.get(t, 0):
         raise WireError(DropReason.BAD_RESERVED)
     return PacketType(t)
 

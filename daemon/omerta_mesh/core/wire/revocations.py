@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import enum
 import struct
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
-from ..errors import DropReason, UsageError, WireError
+from ..errors import DropReason, WireError
 from ..ids import NETWORK_ID_LEN, NetworkId, NodeId
-from ..keys import SIGNATURE_LEN, Identity, verify_signature
+from ..keys import SIGNATURE_LEN, Identity
 from .certs import MAX_LIFETIME
+from .signed import sign_as, verifies, wire_form
 
 REVOCATION_VERSION = 1
 CONTEXT = b"omrevok1"
@@ -64,15 +65,11 @@ class Revocation:
                            len(self.target)) + self.target + _TAIL.pack(self.issued, self.until, self.issuer.raw))
 
     def encode(self) -> bytes:
-        if len(self.signature) != SIGNATURE_LEN:
-            raise UsageError("an unsigned revocation has no wire form: sign it with sign_revocation first")
-        return self.body() + self.signature
+        return wire_form(self, "revocation", "sign_revocation")
 
     def signature_ok(self) -> bool:
-        try:
-            return verify_signature(self.issuer.raw, CONTEXT + self.body(), self.signature)
-        except ValueError:
-            return False
+        """Whether the signature verifies under the issuer's key (Ed25519, the ``cryptography`` library)."""
+        return verifies(self, CONTEXT)
 
 
 def serial_target(serial: int) -> bytes:
@@ -95,13 +92,7 @@ def _field_problem(r: Revocation) -> str | None:
 
 
 def sign_revocation(issuer: Identity, rev: Revocation) -> Revocation:
-    if rev.issuer != issuer.node_id:
-        raise UsageError(f"revocation names issuer {rev.issuer.short()}, but {issuer.node_id.short()} is signing it")
-    try:
-        body = rev.body()
-    except ValueError as e:
-        raise UsageError(f"cannot sign this revocation: {e}") from None
-    return replace(rev, signature=issuer.sign(CONTEXT + body))
+    return sign_as(issuer, rev, CONTEXT, "revocation")
 
 
 def decode_revocation(data: bytes) -> Revocation:

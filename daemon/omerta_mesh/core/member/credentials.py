@@ -1,0 +1,50 @@
+"""Credentials: this node's certificates and each owned network's revocations, and the check the handshake asks
+(docs/membership.md, 2.4). An owned part of ``Handshakes``; pure.
+
+The host gives it our credential per network (``set_own``); ``check`` answers whether a peer's credential
+admits it to an owned network now, with the wall clock ``now + wall_offset`` (the core's only use of wall time
+besides handshake timestamps). Open networks never reach it.
+"""
+
+from __future__ import annotations
+
+from ..config import CoreConfig
+from ..ids import NetworkId, NodeId
+from ..network import Network
+from .check import Verdict, check_credential
+from .revocations import RevocationList
+
+
+class Credentials:
+    def __init__(self, config: CoreConfig, wall_offset: float = 0.0) -> None:
+        self.skew = config.cert_clock_skew
+        self.revocation_limit = config.max_revocations
+        self.wall_offset = wall_offset
+        self._own: dict[bytes, bytes] = {}  # network id -> our credential
+        self._revocations: dict[bytes, RevocationList] = {}
+
+    def set_own(self, network: NetworkId, credential: bytes | None) -> None:
+        if credential:
+            self._own[network.raw] = bytes(credential)
+        else:
+            self._own.pop(network.raw, None)
+
+    def own(self, network: NetworkId) -> bytes | None:
+        return self._own.get(network.raw)
+
+    def revocations(self, net: Network) -> RevocationList:
+        """The owned network's revocation list (made on first use)."""
+        assert net.owner is not None, "open networks have no revocations"
+        rl = self._revocations.get(net.id.raw)
+        if rl is None:
+            rl = self._revocations[net.id.raw] = RevocationList(net.id, net.owner, self.revocation_limit)
+        return rl
+
+    def forget(self, network: NetworkId) -> None:
+        self._own.pop(network.raw, None)
+        self._revocations.pop(network.raw, None)
+
+    def check(self, net: Network, node: NodeId, credential: bytes | None, now: float) -> Verdict:
+        assert net.owner is not None, "open networks admit without a credential"
+        return check_credential(credential, network=net.id, owner=net.owner, subject=node, wall=now + self.wall_offset,
+                                revocations=self.revocations(net), skew=self.skew)

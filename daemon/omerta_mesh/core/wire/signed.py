@@ -1,0 +1,49 @@
+"""What certificates and revocations (certs.py, revocations.py) share: an issuer's Ed25519 signature over a
+context string and the body, and the rules that an unsigned item has no wire form and that only the issuer
+it names may sign it. Keys and signatures are ``keys.Identity`` and ``keys.verify_signature`` (cryptography)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Protocol, TypeVar
+
+from ..errors import UsageError
+from ..ids import NodeId
+from ..keys import SIGNATURE_LEN, Identity, verify_signature
+
+
+class Signable(Protocol):
+    issuer: NodeId
+    signature: bytes
+
+    def body(self) -> bytes: ...
+
+
+S = TypeVar("S", bound=Signable)
+
+
+def wire_form(item: Signable, what: str, signer: str) -> bytes:
+    if len(item.signature) != SIGNATURE_LEN:
+        raise UsageError(f"an unsigned {what} has no wire form: sign it with {signer} first")
+    return item.body() + item.signature
+
+
+def verifies(item: Signable, context: bytes) -> bool:
+    """Whether ``item``'s signature verifies under its issuer's key; False for fields with no wire form."""
+    try:
+        return verify_signature(item.issuer.raw, context + item.body(), item.signature)
+    except ValueError:
+        return False
+
+
+def sign_as(issuer: Identity, item: S, context: bytes, what: str) -> S:
+    """``item`` signed by ``issuer``, the issuer it must name. UsageError says which field cannot be carried."""
+    if item.issuer != issuer.node_id:
+        raise UsageError(f"{what} names issuer {item.issuer.short()}, but {issuer.node_id.short()} is signing it")
+    try:
+        body = item.body()
+    except ValueError as e:
+        raise UsageError(f"cannot sign this {what}: {e}") from None
+    return replace(item, signature=issuer.sign(context + body))  # type: ignore[type-var]
+
+

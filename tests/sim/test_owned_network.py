@@ -1,0 +1,109 @@
+"""Owned networks in the simulator (docs/membership.md, 2.4): a member with a valid certificate connects; one with
+a missing, forged, expired or wrong certificate is refused in the handshake, before any peer state, and counted;
+a certificate that expires while its holder is connected stops the next handshake (the clock is virtual)."""
+
+from __future__ import annotations
+
+from omerta_mesh.core.config import DEFAULT_CONFIG
+from omerta_mesh.core.errors import DropReason
+from omerta_mesh.core.keys import Identity
+from omerta_mesh.core.network import Network
+from omerta_mesh.core.wire.certs import Certificate, Role, encode_credential, sign_certificate
+from omerta_mesh.sim.harness import SimMesh, SimNode
+
+DAY = 86400
+
+
+def _issue(subject: SimNode, issuer: Identity, net: Network, role: Role, nb: float, na: float) -> bytes:
+    c = Certificate(role, net.id, subject.mesh.node_id, issuer.node_id, 1, int(nb), int(na), subject.name)
+    return encode_credential([sign_certificate(issuer, c)])
+
+
+def owned(seed: str) -> tuple[SimMesh, Network, SimNode, SimNode, SimNode]:
+    sim = SimMesh(seed, config=DEFAULT_CONFIG.with_(cert_clock_skew=0.0))  # exact expiry on the virtual clock
+    owner, alice, mallory = sim.add_node("owner"), sim.add_node("alice"), sim.add_node("mallory")
+    net = Network(sim.entropy.random_bytes(32), "owned", owner=owner.mesh.node_id)
+    for n in (owner, alice, mallory):
+        n.mesh.add_network(net, sim.now)
+    now = sim.now
+    owner.mesh.hs.credentials.set_own(net.id, _issue(owner, owner.mesh.identity, net, Role.OWNER, now, now + 30 * DAY))
+    alice.mesh.hs.credentials.set_own(net.id, _issue(alice, owner.mesh.identity, net, Role.MEMBER, now, now + 30 * DAY))
+    return sim, net, owner, alice, mallory
+
+
+def _drops(node: SimNode, reason: DropReason) -> int:
+    return node.mesh.counters.dropped(reason)
+
+
+def test_members_with_valid_certificates_connect_and_a_node_without_one_is_refused() -> None:
+    sim, net, owner, alice, mallory = owned("owned-missing")
+    sim.introduce_all(net)
+    sim.run_for(10)
+    assert sim.connected(owner, alice, net) and sim.connected(alice, owner, net), sim.failure()
+    assert not sim.connected(owner, mallory, net) and not sim.connected(alice, mallory, net)
+    assert _drops(owner, DropReason.CERT_MISSING) > 0 and _drops(alice, DropReason.CERT_MISSING) > 0
+    assert owner.mesh.table.get(net.id, mallory.mesh.node_id) is None or not owner.mesh.table.get(net.id, mallory.mesh.node_id).connected
+
+
+def test_a_missing_credential_costs_the_responder_no_diffie_hellman() -> None:
+    sim, net, owner, alice, mallory = owned("owned-no-dh")
+    sim.introduce(mallory, owner, net)
+    sim.run_for(12)  # mallory retries every 5 s
+    assert _drops(owner, DropReason.CERT_MISSING) >= 2
+    assert owner.mesh.counters["handshake.dh_performed"] == 0  # seen in the clear header, right after mac1
+    assert owner.mesh.table.get(net.id, mallory.mesh.node_id) is None
+
+
+def test_forged_certificates_are_refused_before_any_peer_state() -> None:
+    sim, net, owner, alice, mallory = owned("owned-forged")
+    now = sim.now
+    # signed by a member (alice), and by mallory's own key: neither is the owner or an admin
+    mallory.mesh.hs.credentials.set_own(net.id, _issue(mallory, alice.mesh.identity, net, Role.MEMBER, now, now + DAY))
+    sim.introduce(mallory, owner, net)
+    sim.run_for(3)
+    assert not sim.connected(mallory, owner, net)
+    assert _drops(owner, DropReason.CERT_ISSUER_NOT_ADMIN) > 0
+    assert owner.mesh.table.get(net.id, mallory.mesh.node_id) is None  # no peer state kept for it
+    mallory.mesh.hs.credentials.set_own(net.id, _issue(mallory, mallory.mesh.identity, net, Role.ADMIN, now, now + DAY))
+    sim.run_for(12)
+    assert not sim.connected(mallory, owner, net) and _drops(owner, DropReason.CERT_ISSUER_NOT_ADMIN) >= 2
+
+
+def test_an_expired_or_stolen_certificate_is_refused() -> None:
+    sim, net, owner, alice, mallory = owned("owned-expired")
+    now = sim.now
+    mallory.mesh.hs.credentials.set_own(net.id, _issue(mallory, owner.mesh.identity, net, Role.MEMBER, 0, now - 10))
+    sim.introduce(mallory, owner, net)
+    sim.run_for(3)
+    assert not sim.connected(mallory, owner, net) and _drops(owner, DropReason.CERT_EXPIRED) > 0
+    mallory.mesh.hs.credentials.set_own(net.id, alice.mesh.hs.credentials.own(net.id))  # alice's, copied
+    sim.run_for(12)
+    assert not sim.connected(mallory, owner, net) and _drops(owner, DropReason.CERT_WRONG_SUBJECT) > 0
+
+
+def test_the_responder_is_checked_too() -> None:
+    sim, net, owner, alice, mallory = owned("owned-responder")
+    owner.mesh.hs.credentials.set_own(net.id, _issue(owner, alice.mesh.identity, net, Role.OWNER, sim.now, sim.now + DAY))
+    sim.introduce(alice, owner, net)
+    sim.run_for(3)
+    assert not sim.connected(alice, owner, net)
+    assert _drops(alice, DropReason.CERT_ISSUER_NOT_ADMIN) > 0  # the answer's credential, checked by the initiator
+
+
+def test_a_certificate_that_expires_while_connected_stops_the_next_handshake() -> None:
+    sim, net, owner, alice, mallory = owned("owned-expiry")
+    alice.mesh.hs.credentials.set_own(net.id, _issue(alice, owner.mesh.identity, net, Role.MEMBER, sim.now, sim.now + 100))
+    sim.introduce(alice, owner, net)
+    sim.run_for(5)
+    assert sim.connected(alice, owner, net), sim.failure()
+    sim.run_for(400)  # past the expiry, the 120 s rekey and the 180 s session limit
+    assert not sim.connected(alice, owner, net) and not sim.connected(owner, alice, net)
+    assert _drops(owner, DropReason.CERT_EXPIRED) > 0
+
+
+def test_an_open_network_beside_an_owned_one_works_as_before() -> None:
+    sim, net, owner, alice, mallory = owned("owned-beside-open")
+    open_net = sim.create_network(owner, "open")
+    sim.introduce_all(open_net)
+    sim.run_for(10)
+    assert sim.all_connected(open_net), sim.failure()
