@@ -20,6 +20,7 @@ MODULES = [
     ("In-session frames", "omerta_mesh.core.wire.frames"),
     ("Invite strings", "omerta_mesh.core.wire.invite"),
     ("Stream messages", "omerta_mesh.core.wire.streams"),
+    ("The stream gate (kernel TCP on the virtual network)", "omerta_mesh.core.wire.gate"),
     ("Member certificates and credentials (owned networks)", "omerta_mesh.core.wire.certs"),
     ("Revocations (owned networks)", "omerta_mesh.core.wire.revocations"),
 ]

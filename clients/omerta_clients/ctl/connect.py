@@ -2,9 +2,11 @@
 
 The daemon's stream socket (next to its JSON-RPC socket: ``meshd.sock`` -> ``meshd.streams.sock``) takes one
 request, frames as JSON-RPC's (4-byte big-endian length, JSON), and answers with the stream as a file
-descriptor (SCM_RIGHTS), or an error with its reason and fix. The bytes then flow between that descriptor
-and stdin/stdout, never through JSON-RPC. EOF on stdin half-closes the stream; the command ends when the
-peer has closed its side and stdin is done (or the stream is gone).
+descriptor (SCM_RIGHTS), or an error with its reason and fix: a Unix socket spliced with a mesh stream, or, when
+the virtual network reaches the peer, a kernel TCP socket through the peer's stream gate (``--via`` chooses). The
+bytes then flow between that descriptor and stdin/stdout, never through JSON-RPC. EOF on stdin half-closes the
+stream; the command ends when the peer has closed its side and stdin is done (or the stream is gone).
+``--fdpass`` hands the descriptor on to ssh instead (``ProxyUseFdpass``: omerta-ssh does this) and exits.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from .common import PEER_HELP, Ctx, add_command
 
 EXAMPLES = """\
 The peer must expose the port (`omertactl serve add PORT` on it); the daemon there connects the stream to
-its 127.0.0.1:PORT (or ::1). Opening a stream needs root or the omerta group, like every change.
+its 127.0.0.1:PORT (or ::1). Opening a stream needs root or the omerta group, like every change. With TUN up
+at both ends the stream is kernel TCP to the peer's mesh IP (its stream gate, TCP 51888), else a mesh stream.
 
 examples:
   omertactl connect bravo 22                       talk to bravo's sshd on stdin/stdout
