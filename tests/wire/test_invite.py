@@ -85,15 +85,20 @@ def test_wrong_prefix(text: str) -> None:
 
 
 def test_future_version_prefix_asks_for_an_upgrade() -> None:
-    with pytest.raises(InviteError, match=r"version 'omerta2' is not supported; upgrade"):
-        decode_invite("omerta2-" + TEXT[len(PREFIX) :])
+    with pytest.raises(InviteError, match=r"version 'omerta3' is not supported; upgrade"):
+        decode_invite("omerta3-" + TEXT[len(PREFIX) :])
 
 
 def test_future_version_byte_asks_for_an_upgrade() -> None:
     raw = b32decode(TEXT[len(PREFIX) :])[:-4]
-    body = bytes((INVITE_VERSION + 1,)) + raw[1:]
-    with pytest.raises(InviteError, match="version 2 is not supported; upgrade"):
+    body = bytes((INVITE_VERSION + 2,)) + raw[1:]
+    with pytest.raises(InviteError, match="version 3 is not supported; upgrade"):
         decode_invite(PREFIX + b32encode(body + _checksum(body)))
+
+
+def test_a_version_1_body_under_the_version_2_prefix_is_refused() -> None:
+    with pytest.raises(InviteError, match="version 1 is not supported"):
+        decode_invite("omerta2-" + TEXT[len(PREFIX) :])
 
 
 def test_well_checksummed_but_malformed_body() -> None:

@@ -90,3 +90,7 @@ class DropReason(enum.Enum):
     CERT_REVOKED = "cert_revoked"  # the node or this certificate was revoked
     REVOCATION_INVALID = "revocation_invalid"  # malformed, or not signed by someone allowed to revoke that
     REVOCATION_LIMIT = "revocation_limit"  # a network's revocation list is full
+    ENROL_NOT_ADMIN = "enrol_not_admin"  # an enrolment handshake to a node that is not an admin of that network
+    ENROL_RATE = "enrol_rate"  # the enrolment budget (global or per source) is spent for this moment
+    TOKEN_MARK_INVALID = "token_mark_invalid"  # a use mark malformed, of another network, or not signed by an admin
+    TOKEN_MARK_LIMIT = "token_mark_limit"  # a network's use marks are at their bound

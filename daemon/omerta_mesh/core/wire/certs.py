@@ -74,13 +74,8 @@ class Certificate:
         problem = _field_problem(self)
         if problem:
             raise ValueError(problem)
-        name = self.name.encode("utf-8")
-        out = bytearray(_HEAD.pack(CERT_VERSION, self.role, 0, self.network.raw, self.subject.raw, self.issuer.raw,
-                                   self.serial, self.not_before, self.not_after))
-        out += bytes((len(name),)) + name + bytes((len(self.tags),))
-        for t in self.tags:
-            out += bytes((len(t),)) + t.encode("ascii")
-        return bytes(out)
+        return _HEAD.pack(CERT_VERSION, self.role, 0, self.network.raw, self.subject.raw, self.issuer.raw,
+                          self.serial, self.not_before, self.not_after) + encode_name_tags(self.name, self.tags)
 
     def encode(self) -> bytes:
         return wire_form(self, "certificate", "sign_certificate")
@@ -105,20 +100,62 @@ def _field_problem(c: Certificate) -> str | None:
             return f"{what} {v!r} is not an unsigned 64-bit integer"
     if not c.not_before < c.not_after <= c.not_before + MAX_LIFETIME:
         return f"validity {c.not_before}..{c.not_after} is empty or longer than {MAX_LIFETIME // 86400} days"
+    return name_tags_problem(c.name, c.tags, "certificate name")
+
+
+def name_tags_problem(name: str, tags: tuple[str, ...], what: str) -> str | None:
+    """What the layout refuses about a name and tags (certificates, invite tokens), or None."""
     try:
-        label_bytes(c.name, "certificate name", MAX_NAME)
+        label_bytes(name, what, MAX_NAME)
     except (ValueError, AttributeError) as e:
         return str(e)
-    if len(c.tags) > MAX_TAGS:
-        return f"{len(c.tags)} tags; at most {MAX_TAGS}"
-    for t in c.tags:
+    if len(tags) > MAX_TAGS:
+        return f"{len(tags)} tags; at most {MAX_TAGS}"
+    for t in tags:
         if (problem := _tag_problem(t)) is not None:
             return problem
-    if len(set(c.tags)) != len(c.tags):
+    if len(set(tags)) != len(tags):
         return "a tag is given twice"
-    if sum(1 + len(t) for t in c.tags) > MAX_TAG_BYTES:
+    if sum(1 + len(t) for t in tags) > MAX_TAG_BYTES:
         return f"tags take more than {MAX_TAG_BYTES} bytes"
     return None
+
+
+def encode_name_tags(name: str, tags: tuple[str, ...]) -> bytes:
+    """``| name length (u8) | name | tag count (u8) | per tag: length (u8) | tag |`` (fields already checked)."""
+    raw = name.encode("utf-8")
+    out = bytearray((len(raw),)) + raw + bytes((len(tags),))
+    for t in tags:
+        out += bytes((len(t),)) + t.encode("ascii")
+    return bytes(out)
+
+
+def decode_name_tags(data: bytes, pos: int, what: str) -> tuple[str, tuple[str, ...], int]:
+    """The name and tags at ``pos`` and the position after them. Raises ValueError when ``data`` ends inside them
+    or the name is not UTF-8; the caller checks the values with ``name_tags_problem``."""
+    nlen = data[pos] if pos < len(data) else 0
+    name_raw = data[pos + 1 : pos + 1 + nlen]
+    pos += 1 + nlen
+    if pos >= len(data):
+        raise ValueError(f"{what} ends inside its name")
+    tags: list[str] = []
+    count = data[pos]
+    pos += 1
+    if count > MAX_TAGS:
+        raise ValueError(f"{count} tags")
+    for _ in range(count):
+        if pos >= len(data):
+            raise ValueError(f"{what} ends inside its tags")
+        tlen = data[pos]
+        tags.append(data[pos + 1 : pos + 1 + tlen].decode("latin-1"))
+        if len(tags[-1]) != tlen:
+            raise ValueError(f"{what} ends inside a tag")
+        pos += 1 + tlen
+    try:
+        name = name_raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"{what} name is not UTF-8") from None
+    return name, tuple(tags), pos
 
 
 def sign_certificate(issuer: Identity, cert: Certificate) -> Certificate:
@@ -142,33 +179,13 @@ def decode_certificate(data: bytes) -> Certificate:
         raise _malformed(f"certificate version {ver} (this build reads {CERT_VERSION})")
     if role not in Role._value2member_map_ or flags:
         raise _malformed(f"certificate role {role} or flags {flags:#x}")
-    pos = _HEAD.size
-    nlen = data[pos]
-    name_raw = data[pos + 1 : pos + 1 + nlen]
-    pos += 1 + nlen
-    if pos >= len(data):
-        raise _malformed("certificate ends inside its name")
-    tags: list[str] = []
-    count = data[pos]
-    pos += 1
-    if count > MAX_TAGS:
-        raise _malformed(f"{count} tags")
-    for _ in range(count):
-        if pos >= len(data):
-            raise _malformed("certificate ends inside its tags")
-        tlen = data[pos]
-        tags.append(data[pos + 1 : pos + 1 + tlen].decode("latin-1"))
-        if len(tags[-1]) != tlen:
-            raise _malformed("certificate ends inside a tag")
-        pos += 1 + tlen
+    try:
+        name, tags, pos = decode_name_tags(data, _HEAD.size, "certificate")
+    except ValueError as e:
+        raise _malformed(str(e)) from None
     if pos + SIGNATURE_LEN != len(data):
         raise _malformed("certificate length does not match its fields")
-    try:
-        name = name_raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise _malformed("certificate name is not UTF-8") from None
-    cert = Certificate(Role(role), NetworkId(net), NodeId(subject), NodeId(issuer), serial, nb, na, name, tuple(tags),
-                       data[pos:])
+    cert = Certificate(Role(role), NetworkId(net), NodeId(subject), NodeId(issuer), serial, nb, na, name, tags, data[pos:])
     problem = _field_problem(cert)
     if problem:
         raise _malformed(problem)

@@ -7,6 +7,16 @@ Text form: ``omerta1-`` followed by lowercase unpadded base32 of::
     | endpoint count (u8, <= 16) | endpoints: family (u8: 4 or 6) | address (4 or 16) | port (u16 BE) | ...
     | checksum (4) = BLAKE2s-32 of everything before it |
 
+Version 2 (owned networks, docs/membership.md 3.2): ``omerta2-`` followed by base32 of::
+
+    | version (u8) = 2 | network key (32) | network id (10) | key epoch (u32 LE) | owner node id (32) |
+    | inviter node id (32) | name length (u8) | network name | endpoints (as in version 1) |
+    | token length (u16 LE) | invite token (core/wire/tokens.py) | checksum (4) |
+
+The owner tells the joiner whom to trust before its first handshake; the token (signed by an admin, one-time or
+N-use, with an expiry) is what an admin redeems for a member certificate (enrolment). Open networks keep making
+version 1 invites; both versions are read.
+
 The checksum catches typos and truncation, so a mangled invite is refused with a clear message instead of
 joining a network that does not exist. Anyone holding an invite can join: treat it as a secret.
 """
@@ -17,13 +27,17 @@ import hashlib
 import struct
 from dataclasses import dataclass
 
-from ..errors import InviteError
-from ..ids import NodeId, b32decode, b32encode
+from ..errors import InviteError, WireError
+from ..ids import NETWORK_ID_LEN, NetworkId, NodeId, b32decode, b32encode
 from .endpoints import decode_endpoints, encode_endpoints
 from .frames import label_bytes
+from .tokens import MAX_TOKEN, Token, decode_token
 
 PREFIX = "omerta1-"
+PREFIX_V2 = "omerta2-"
 INVITE_VERSION = 1
+INVITE_VERSION_2 = 2
+_V2_HEAD = struct.Struct(f"<B32s{NETWORK_ID_LEN}sI32s32s")
 MAX_ENDPOINTS = 16
 MAX_NAME = 64
 _B32_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz234567=")
@@ -35,6 +49,15 @@ class Invite:
     inviter: NodeId
     name: str
     endpoints: tuple[tuple[str, int], ...]
+    # version 2 (owned networks): the owner, the network's id and key epoch, and the signed token to enrol with
+    owner: NodeId | None = None
+    network_id: NetworkId | None = None
+    epoch: int = 0
+    token: Token | None = None
+
+    @property
+    def version(self) -> int:
+        return INVITE_VERSION if self.owner is None else INVITE_VERSION_2
 
 
 def check_network_name(name: str) -> bytes:
@@ -59,20 +82,32 @@ def _checksum(data: bytes) -> bytes:
 def encode_invite(invite: Invite) -> str:
     # cut an over-long name on a character boundary (a cut inside a character would not decode)
     name = invite.name.encode("utf-8")[:MAX_NAME].decode("utf-8", "ignore").encode("utf-8")
-    out = bytearray((INVITE_VERSION,))
-    out += invite.network_key + invite.inviter.raw + bytes((len(name),)) + name
+    if invite.owner is None:
+        out = bytearray((INVITE_VERSION,)) + invite.network_key + invite.inviter.raw
+    else:
+        if invite.network_id is None or invite.token is None:
+            raise ValueError("a version 2 invite carries the network id and a token")
+        out = bytearray(_V2_HEAD.pack(INVITE_VERSION_2, invite.network_key, invite.network_id.raw, invite.epoch,
+                                      invite.owner.raw, invite.inviter.raw))
+    out += bytes((len(name),)) + name
     out += encode_endpoints(invite.endpoints[:MAX_ENDPOINTS])
+    if invite.owner is not None:
+        assert invite.token is not None
+        raw = invite.token.encode()
+        out += len(raw).to_bytes(2, "little") + raw
     out += _checksum(bytes(out))
-    return PREFIX + b32encode(bytes(out))
+    return (PREFIX if invite.owner is None else PREFIX_V2) + b32encode(bytes(out))
 
 
 def decode_invite(text: str) -> Invite:
     t = "".join(text.split()).lower()
-    if not t.startswith(PREFIX):
+    prefix = next((p for p in (PREFIX, PREFIX_V2) if t.startswith(p)), None)
+    if prefix is None:
         if t.startswith("omerta") and "-" in t:
             raise InviteError(f"invite version {t.split('-', 1)[0]!r} is not supported; upgrade omerta-mesh")
         raise InviteError("not an omerta invite: it should start with 'omerta1-'")
-    text32 = t[len(PREFIX) :]
+    version = INVITE_VERSION if prefix == PREFIX else INVITE_VERSION_2
+    text32 = t[len(prefix) :]
     if not set(text32) <= _B32_CHARS:
         raise InviteError("invite contains characters that are not base32: it was mistyped; copy it again")
     try:
@@ -84,17 +119,39 @@ def decode_invite(text: str) -> Invite:
     body, check = raw[:-4], raw[-4:]
     if _checksum(body) != check:
         raise InviteError("invite checksum does not match: it was mistyped or truncated; copy it again")
-    if body[0] != INVITE_VERSION:
+    if body[0] != version:
         raise InviteError(f"invite version {body[0]} is not supported; upgrade omerta-mesh")
     try:
-        key = body[1:33]
-        inviter = NodeId(body[33:65])
-        nlen = body[65]
-        pos = 66 + nlen
-        name = body[66:pos].decode("utf-8")
-        eps, pos = decode_endpoints(body, pos, MAX_ENDPOINTS)
-        if pos != len(body) or len(key) != 32:
-            raise ValueError("length")
-    except (IndexError, KeyError, ValueError, struct.error, UnicodeDecodeError):
+        return _fields_v1(body) if version == INVITE_VERSION else _fields_v2(body)
+    except (IndexError, KeyError, ValueError, struct.error, UnicodeDecodeError, WireError):
         raise InviteError("invite is malformed although its checksum matches; ask for a new invite") from None
-    return Invite(key, inviter, name, tuple(eps))
+
+
+def _name_endpoints(body: bytes, pos: int) -> tuple[str, tuple[tuple[str, int], ...], int]:
+    nlen = body[pos]
+    name = body[pos + 1 : pos + 1 + nlen].decode("utf-8")
+    if len(name.encode("utf-8")) != nlen:
+        raise ValueError("name")
+    eps, pos = decode_endpoints(body, pos + 1 + nlen, MAX_ENDPOINTS)
+    return name, tuple(eps), pos
+
+
+def _fields_v1(body: bytes) -> Invite:
+    key = body[1:33]
+    inviter = NodeId(body[33:65])
+    name, eps, pos = _name_endpoints(body, 65)
+    if pos != len(body) or len(key) != 32:
+        raise ValueError("length")
+    return Invite(key, inviter, name, eps)
+
+
+def _fields_v2(body: bytes) -> Invite:
+    _, key, nid, epoch, owner, inviter = _V2_HEAD.unpack_from(body)
+    name, eps, pos = _name_endpoints(body, _V2_HEAD.size)
+    tlen = int.from_bytes(body[pos : pos + 2], "little")
+    if tlen > MAX_TOKEN or pos + 2 + tlen != len(body):
+        raise ValueError("length")
+    token = decode_token(body[pos + 2 :])
+    if token.network.raw != nid:
+        raise ValueError("the token is for another network")
+    return Invite(key, NodeId(inviter), name, eps, NodeId(owner), NetworkId(nid), epoch, token)
