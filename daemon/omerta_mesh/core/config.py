@@ -93,6 +93,11 @@ class CoreConfig:
     # --- owned networks (core/member/, docs/membership.md) ---------------------------------------------------------
     cert_clock_skew: float = 300.0  # seconds a certificate's validity is stretched at each end for clocks apart
     max_revocations: int = 4096  # per owned network; beyond, new revocations are refused and counted
+    cert_lifetime: int = 30 * 86400  # seconds a member certificate lives (an invite may ask for less)
+    max_token_marks: int = 4096  # invite tokens an admin keeps (issued, redeemed, with other admins' use marks)
+    enrol_per_second: float = 5.0  # enrolment handshakes an admin answers per second, all sources together
+    enrol_burst: int = 10
+    enrol_per_source: float = 1.0  # and per source address (burst 2)
 
     def with_(self, **changes: object) -> "CoreConfig":
         return replace(self, **changes)  # type: ignore[arg-type]

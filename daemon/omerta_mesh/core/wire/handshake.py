@@ -32,7 +32,10 @@ under BLAKE2s("cookie--" || network key || responder public) with the triggering
 Owned networks (docs/membership.md, 2.4): header byte 2 is a flag byte, bit 0 ``CRED``: the Noise payload of
 that message continues with ``| credential length (u16 LE) | credential (core/wire/certs.py) |``, so an
 initiation or response grows by 2 + that length (at most 2 + 595). Open networks send 0 there, and the exact
-sizes above; other bits are reserved (dropped as bad_reserved).
+sizes above. Bit 1 ``ENROL`` (3.3; never with ``CRED``): an enrolment, whose initiation is exactly
+``ENROL_INIT_LEN`` (1,024) bytes, its payload continuing with the request and zeros (core/wire/enrol.py), and whose
+response's payload continues with the answer (status, credential), at most ``ENROL_RESP_MAX`` bytes: an answer is
+never larger than the question. Other bits are reserved (dropped as bad_reserved).
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from dataclasses import dataclass
 
 from ..errors import DropReason, WireError
 from .certs import MAX_CREDENTIAL
+from .enrol import MAX_ANSWER
 from .packet import VERSION, PacketType
 
 MAC_LEN = 16
@@ -60,8 +64,19 @@ COOKIE_REPLY_LEN = 8 + COOKIE_NONCE_LEN + 32  # 52
 
 _IDX = struct.Struct("<I")
 FLAG_CRED = 0x01  # header byte 2: a credential follows the payload (owned networks)
+FLAG_ENROL = 0x02  # header byte 2: an enrolment (docs/membership.md 3.3; core/wire/enrol.py)
 CRED_MIN_EXTRA = 2 + 1
 CRED_MAX_EXTRA = 2 + MAX_CREDENTIAL
+ENROL_INIT_LEN = 1024
+ENROL_REQUEST_LEN = ENROL_INIT_LEN - INIT_LEN  # the request section with its padding: 836 bytes
+ENROL_RESP_MAX = RESP_LEN + MAX_ANSWER  # 696
+_EXTRA = {0: (0, 0), FLAG_CRED: (CRED_MIN_EXTRA, CRED_MAX_EXTRA)}  # flags -> extra bytes (least, most)
+_ENROL_EXTRA = {PacketType.HANDSHAKE_INIT: (ENROL_REQUEST_LEN, ENROL_REQUEST_LEN), PacketType.HANDSHAKE_RESP: (1, MAX_ANSWER)}
+
+
+def _extra(t: PacketType, flags: int) -> tuple[int, int] | None:
+    """The least and most bytes ``flags`` add to a handshake of type ``t``; None for flags that do not go together."""
+    return _ENROL_EXTRA[t] if flags == FLAG_ENROL else _EXTRA.get(flags)
 
 
 def with_credential(payload: bytes, credential: bytes) -> bytes:
@@ -148,9 +163,9 @@ def _head(t: PacketType, flags: int = 0) -> bytes:
     return bytes((t, VERSION, flags, 0))
 
 
-def _check_noise_len(what: str, n: int, base: int, flags: int) -> None:
-    lo, hi = (base, base) if not flags else (base + CRED_MIN_EXTRA, base + CRED_MAX_EXTRA)
-    if flags & ~FLAG_CRED or not lo <= n <= hi:
+def _check_noise_len(what: str, t: PacketType, n: int, base: int, flags: int) -> None:
+    extra = _extra(t, flags)
+    if extra is None or not base + extra[0] <= n <= base + extra[1]:
         raise ValueError(f"{what} has the wrong length for flags {flags:#x}")
 
 
@@ -162,12 +177,12 @@ def _with_macs(body: bytes, mac1k: bytes, cookie: bytes | None) -> tuple[bytes, 
 
 def encode_init(sender: int, noise_msg1: bytes, mac1k: bytes, cookie: bytes | None, flags: int = 0) -> tuple[bytes, bytes]:
     """Returns (datagram, mac1); the initiator keeps mac1 to open a cookie reply."""
-    _check_noise_len("Noise message 1", len(noise_msg1), NOISE_MSG1_LEN, flags)
+    _check_noise_len("Noise message 1", PacketType.HANDSHAKE_INIT, len(noise_msg1), NOISE_MSG1_LEN, flags)
     return _with_macs(_head(PacketType.HANDSHAKE_INIT, flags) + _IDX.pack(sender) + noise_msg1, mac1k, cookie)
 
 
 def encode_resp(sender: int, receiver: int, noise_msg2: bytes, mac1k: bytes, cookie: bytes | None, flags: int = 0) -> tuple[bytes, bytes]:
-    _check_noise_len("Noise message 2", len(noise_msg2), NOISE_MSG2_LEN, flags)
+    _check_noise_len("Noise message 2", PacketType.HANDSHAKE_RESP, len(noise_msg2), NOISE_MSG2_LEN, flags)
     body = _head(PacketType.HANDSHAKE_RESP, flags) + _IDX.pack(sender) + _IDX.pack(receiver) + noise_msg2
     return _with_macs(body, mac1k, cookie)
 
@@ -181,7 +196,10 @@ def encode_cookie_reply(receiver: int, nonce: bytes, encrypted_cookie: bytes) ->
 def _check(data: bytes, t: PacketType, length: int, flags_allowed: int = 0) -> int:
     """The header's flags, after checking the length they allow and the header; raises WireError."""
     flags = data[2] & flags_allowed if len(data) > 2 else 0
-    lo, hi = (length, length) if not flags else (length + CRED_MIN_EXTRA, length + CRED_MAX_EXTRA)
+    extra = _extra(t, flags) if flags_allowed else (0, 0)
+    if extra is None:  # CRED and ENROL together
+        raise WireError(DropReason.BAD_RESERVED, t.name)
+    lo, hi = length + extra[0], length + extra[1]
     if len(data) < lo:
         raise WireError(DropReason.TRUNCATED, f"{t.name} of {len(data)} bytes")
     if len(data) > hi:
@@ -192,14 +210,14 @@ def _check(data: bytes, t: PacketType, length: int, flags_allowed: int = 0) -> i
 
 
 def decode_init(data: bytes) -> HandshakeInit:
-    flags = _check(data, PacketType.HANDSHAKE_INIT, INIT_LEN, FLAG_CRED)
+    flags = _check(data, PacketType.HANDSHAKE_INIT, INIT_LEN, FLAG_CRED | FLAG_ENROL)
     (sender,) = _IDX.unpack_from(data, 4)
     n_end = len(data) - 2 * MAC_LEN
     return HandshakeInit(sender, data[8:n_end], data[n_end : n_end + MAC_LEN], data[n_end + MAC_LEN :], data, flags)
 
 
 def decode_resp(data: bytes) -> HandshakeResp:
-    flags = _check(data, PacketType.HANDSHAKE_RESP, RESP_LEN, FLAG_CRED)
+    flags = _check(data, PacketType.HANDSHAKE_RESP, RESP_LEN, FLAG_CRED | FLAG_ENROL)
     sender, receiver = struct.unpack_from("<II", data, 4)
     n_end = len(data) - 2 * MAC_LEN
     return HandshakeResp(sender, receiver, data[12:n_end], data[n_end : n_end + MAC_LEN], data[n_end + MAC_LEN :], data, flags)

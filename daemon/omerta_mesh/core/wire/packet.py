@@ -9,8 +9,8 @@ Every datagram begins with a 4-byte header::
 
 ``type`` selects the layout of the rest (``handshake.py`` for types 1-3, the transport layout below for 4,
 ``relay.py`` for 5). ``version`` is ``VERSION``; a datagram of another version is dropped, which leaves room
-for a successor protocol. The two reserved bytes must be zero, except bit 0 of byte 2 in a handshake
-(types 1 and 2) of an owned network, which says a credential follows (``handshake.py``).
+for a successor protocol. The two reserved bytes must be zero, except bits 0 and 1 of byte 2 in a handshake
+(types 1 and 2) of an owned network, which say a credential or an enrolment follows (``handshake.py``).
 
 Transport data (type 4), 32 bytes of overhead in all::
 
@@ -58,7 +58,7 @@ def header(ptype: PacketType) -> bytes:
     return bytes((ptype, VERSION, 0, 0))
 
 
-_FLAGS_ALLOWED = {1: 0x01, 2: 0x01}  # handshakes of owned networks: byte 2 bit 0 says a credential follows (handshake.py)
+_FLAGS_ALLOWED = {1: 0x03, 2: 0x03}  # handshakes of owned networks: byte 2 bit 0 CRED, bit 1 ENROL (handshake.py)
 
 
 def packet_type(data: bytes) -> PacketType:
