@@ -3,7 +3,8 @@ in the netns lab, each with its TUN device.
 
 * ``omertactl connect``'s stream socket with ``via`` "tcp" and "auto" hands over a kernel TCP socket connected
   through the peer's stream gate (its mesh IP, port 51888) to a port the peer exposes: 4 MB of random data echo
-  back with the same SHA-256; "stream" still takes the mesh stream;
+  back with the same SHA-256; "stream" still takes the mesh stream; the peer's ``streams.list`` shows an open one
+  (via "tcp") until it closes;
 * the gate refuses with the mesh stream's reasons: a port not exposed, an exposed port nothing listens on;
 * the gate answers nobody but other members: a connection from the node's own mesh IP, and a member's request that
   is not the gate's handshake, are closed without an answer and counted (``streams.gate_bad``);
@@ -109,8 +110,18 @@ def test_streams_take_kernel_tcp_through_the_gate_which_refuses_as_streams_do(la
         assert r["via"] == "tcp" and r["address"] == b4 and r["stream"] is None, r
     r = echoed(a, "stream")
     assert r["via"] == "stream" and isinstance(r["stream"], int), r
-    assert wait_for(lambda: counters(b).get("streams.gate_accepted", 0) == before + 2, 5), counters(b)
+    assert wait_for(lambda: counters(b).get("streams.gate_accepted", 0) == before + 2, 5), counters(b)  # (not the stream)
     assert wait_for(lambda: counters(b).get("streams.gate_bytes_in", 0) >= 2 * (4 << 20), 5), counters(b)  # (both ended)
+
+    # an open one is listed on B (streams.list, `omertactl streams`) as a peer's kernel TCP, and goes with its close
+    sock, _ = open_stream(str(a.socket), "B", ECHO, via="tcp")
+    sock.sendall(b"x" * 1000)
+    assert sock.recv(1000)
+    listed = [x for x in b.call("streams.list")["streams"] if x["via"] == "tcp"]
+    assert [(x["name"], x["port"], x["direction"], x["stream"], x["bytes_in"] >= 1) for x in listed] == \
+        [("A", ECHO, "in", None, True)], listed
+    sock.close()
+    assert wait_for(lambda: not [x for x in b.call("streams.list")["streams"] if x["via"] == "tcp"], 5)
 
     assert refusal(a, HIDDEN, "tcp") == f"port {HIDDEN} not exposed on B"
     assert refusal(a, HIDDEN, "auto") == f"port {HIDDEN} not exposed on B"

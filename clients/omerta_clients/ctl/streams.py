@@ -29,7 +29,8 @@ def table(streams: list[Json]) -> RenderableType:
     for col in ("PEER", "PORT", "DIR", "ID", "IN", "OUT", "AGE", "FORWARD"):
         t.add_column(col, no_wrap=True, justify="right" if col in ("PORT", "ID", "IN", "OUT", "AGE") else "left")
     for x in streams:
-        t.add_row(x["name"] or x["peer"][:12], str(x["port"]), x["direction"], str(x["stream"]), size(x["bytes_in"]),
+        ident = str(x["stream"]) if x.get("stream") is not None else x.get("via", "tcp")  # (a peer's kernel TCP: no id)
+        t.add_row(x["name"] or x["peer"][:12], str(x["port"]), x["direction"], ident, size(x["bytes_in"]),
                   size(x["bytes_out"]), duration(x["age_s"]), x.get("forward") or "-")
     return t
 

@@ -77,6 +77,7 @@ class DaemonAPI:
         self.exposed: Any = None  # the ExposedPorts (meshd/serve.py): local ports peers' streams may reach
         self.socks: Any = None  # the SocksGateway (meshd/socks.py): its state is in status
         self.forwards: Any = None  # the Forwards (meshd/forward.py): local listeners whose connections become streams
+        self.gate: Any = None  # the stream gate (meshd/meshtcp.py): peers' streams as kernel TCP, listed by streams.list
         self.metrics = metrics.Exporter(self)  # Prometheus metrics (meshd/metrics.py), served by HTTP when configured
         self.names: dict[str, NodeId] = config.name_map()
         self._directory: names.Directory | None = None
@@ -334,12 +335,14 @@ class DaemonAPI:
     @api_method("streams.list", READ, s.Empty, s.StreamsListResult)
     async def streams_list(self, req: s.Empty, ctx: CallContext) -> s.StreamsListResult:
         """Open mesh streams (peer, port, direction: out is opened here, bytes each way, age, the forward that opened
-        it) and the port forwards (as forward.list)."""
+        it, via: stream, or tcp for a peer's kernel TCP through our stream gate) and the port forwards (as forward.list)."""
         now = time.monotonic()
         fwd = self.forwards.of_stream() if self.forwards is not None else {}
+        gated = [s.StreamInfo(str(g["node"]), self.name_of(g["node"]), g["port"], None, "in", g["bytes_in"], g["bytes_out"],
+                              g["age_s"], None, "tcp") for g in (self.gate.info() if self.gate is not None else [])]
         return s.StreamsListResult([s.StreamInfo(str(x.peer.node), self.name_of(x.peer.node), x.port, x.sid, "out" if x.outgoing else "in",
                                                  x.bytes_in, x.bytes_out, round(now - x.opened, 3), fwd.get(id(x)))
-                                    for x in self.node.streams.streams.values()], self._forward_infos())
+                                    for x in self.node.streams.streams.values()] + gated, self._forward_infos())
 
     def _forward_infos(self) -> list[s.ForwardInfo]:
         return [f.info(self.name_of) for f in self.forwards.list()] if self.forwards is not None else []

@@ -221,7 +221,7 @@ class Daemon:
         self.api.exposed = ExposedPorts(cfg.serve.ports, self.paths.state, name)  # the ports peers' streams may reach
         node.streams.policy = self.api.exposed.policy
         limits = node.core.cfg.max_streams_per_peer, node.core.cfg.max_streams
-        self.gate = Gate(self.vnet, self.api.exposed.policy, lambda: name, limits)  # kernel TCP path
+        self.api.gate = self.gate = Gate(self.vnet, self.api.exposed.policy, lambda: name, limits)  # kernel TCP path
         await self.gate.start()
         self.streams = StreamServer(self.api, stream_socket_path(server.path), lambda: self.write_gid, self.gate)
         await self.streams.start()

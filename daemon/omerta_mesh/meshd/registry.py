@@ -22,8 +22,9 @@ API_VERSION = 1
 # 8: dns.get, status.dns; 9: exit.status|offer|use; 10: rules.list; 11: routes.list|advertise|withdraw|accept|unaccept;
 # 12: status.write_group; 13: status.exit|routes|dns_resolved|dns_servers, peers' routes|routes_accepted|routes_active|
 # exit_offered|exit_used, exit.status using_name, the source of routes.list's accepted pairs;
-# 14: exit.use allow_lan, exit.status families|allow_lan|lan (IPv6 exits))
-API_REVISION = 14
+# 14: exit.use allow_lan, exit.status families|allow_lan|lan (IPv6 exits); 15: StreamInfo.via, stream null for a
+# peer's kernel TCP through the stream gate)
+API_REVISION = 15
 
 DBUS_NAME = "org.omerta.Mesh1"
 DBUS_PATH = "/org/omerta/Mesh1"

@@ -307,12 +307,14 @@ class StreamInfo:
     peer: str  # node id
     name: str
     port: int  # the port on the far side (out) or here (in)
-    stream: int  # the stream id (even: opened by the node with the smaller id)
+    stream: int | None  # the stream id (even: opened by the node with the smaller id); null: kernel TCP (via "tcp")
     direction: str  # "out": opened from here (omertactl connect); "in": a peer's stream to a port exposed here
     bytes_in: int
     bytes_out: int
     age_s: float
     forward: str | None = None  # "ADDRESS:PORT" of the forward whose connection opened it (out streams only)
+    via: str = "stream"  # "stream": a mesh stream; "tcp": a peer's kernel TCP through our stream gate (in only: the
+    # connections this node opens that way are handed to their clients and not seen here; meshd/meshtcp.py)
 
 
 @dataclass
