@@ -68,7 +68,7 @@ class Pair:
         for _ in range(rounds):
             if not self.transfer() and not self.wire:
                 # drain anything produced by receive handling
-                if not any(m._out for m in (self.a, self.b)):
+                if not any(len(m.tx) for m in (self.a, self.b)):
                     return
         raise AssertionError("wire never went quiet")
 

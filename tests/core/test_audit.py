@@ -66,7 +66,7 @@ BAD = {
 def test_strict_audit_raises(make) -> None:
     p = connected()
     data = make(p)
-    p.a._out.append((B_ADDR, None, data))
+    p.a.tx.raw(B_ADDR, None, data)
     with pytest.raises(AuditViolation, match="refusing to send"):
         p.a.datagrams_to_send()
     [v] = p.a.audit.violations
@@ -78,7 +78,8 @@ def test_non_strict_audit_counts_and_drops_only_the_bad_one(make) -> None:
     p = connected(strict_audit=False, audit=True)
     good = real_transport(p)
     bad = make(p)
-    p.a._out += [(B_ADDR, None, good), (B_ADDR, None, bad), (B_ADDR, None, good)]
+    for d in (good, bad, good):
+        p.a.tx.raw(B_ADDR, None, d)
     out = p.a.datagrams_to_send()
     assert [d for _, _, d in out] == [good, good]
     assert p.a.counters["audit.violations"] == 1
@@ -89,7 +90,7 @@ def test_the_genuine_packets_pass() -> None:
     """Control for the cases above: the same constructions, done right, are accepted."""
     p = connected()
     good = real_transport(p)
-    p.a._out.append((B_ADDR, None, good))
+    p.a.tx.raw(B_ADDR, None, good)
     assert [d for _, _, d in p.a.datagrams_to_send()] == [good]
     assert p.a.audit.violations == []
 
@@ -124,5 +125,5 @@ def test_normal_traffic_yields_no_violations() -> None:
 def test_no_audit_unless_asked() -> None:
     p = connected(strict_audit=False)
     assert p.a.audit is None
-    p.a._out.append((B_ADDR, None, b"plaintext"))
+    p.a.tx.raw(B_ADDR, None, b"plaintext")
     assert [d for _, _, d in p.a.datagrams_to_send()] == [b"plaintext"]

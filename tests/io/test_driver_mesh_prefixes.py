@@ -16,8 +16,9 @@ def test_datagrams_to_mesh_prefixes_are_refused_and_counted() -> None:
             assert node.driver is not None
             node.driver.udp.sendto = lambda data, dst, local=None: sent.append(dst)  # type: ignore[method-assign]
             node.set_mesh_prefixes([ipaddress.ip_network("100.70.0.0/16"), ipaddress.ip_network("fd12:3456:789a::/48")])
-            node.core._out += [(("100.70.3.4", 1), None, b"x"), (("fd12:3456:789a::5", 1), None, b"x"),
-                               (("100.71.3.4", 1), None, b"y"), (("127.0.0.1", 9), None, b"y")]
+            for dst, data in ((("100.70.3.4", 1), b"x"), (("fd12:3456:789a::5", 1), b"x"), (("100.71.3.4", 1), b"y"),
+                              (("127.0.0.1", 9), b"y")):
+                node.core.tx.raw(dst, None, data)
             node.driver.flush()
             return node.driver.blocked_sends, sent
 

@@ -44,6 +44,7 @@ from .session.lifecycle import Sessions
 from .session.messages import Messages
 from .streams import Streams
 from .timers import DeadlineQueue, PeerTimer, Timer
+from .transmit import Transmit
 from .wire import control as cw
 from .wire import frames as fw
 from .wire import streams as sw
@@ -69,7 +70,6 @@ class Mesh:
         self.budget = ReassemblyBudget(config.reassembly_per_peer_bytes, config.reassembly_total_bytes)
         self.hs = Handshakes(identity, config, self.entropy, self.counters, self.table, self.incarnation, self.budget, wall_offset)
         self._timers = DeadlineQueue()
-        self._out: list[tuple[Address, Address | None, bytes]] = []
         self._events: deque[ev.Event] = deque()
         self.last_internal_error: str | None = None
         self._last_now = 0.0
@@ -83,6 +83,7 @@ class Mesh:
         self.name = name
         self.gossip = Gossip(identity, config, self.counters, self.entropy, self.table, wall_offset, name)
         self.natside = NatSide(config, self.counters, self.entropy, self.table, self.nat, self.punch, self.gossip.record_of)
+        self.tx = Transmit(self.relay_client, self.punch, self.natside.tests.on_probe_socket)  # sealing, paths, relay wrapping
         self._timer_handlers: dict[Timer, Callable[[float], None]] = {
             Timer.GOSSIP: self._gossip_round, Timer.NAT: self._nat_timer, Timer.REQUESTS: self._requests_timer,
             Timer.IP_FLUSH: lambda now: self._timer(Timer.IP_FLUSH, self.ip.flush(now))}
@@ -108,7 +109,7 @@ class Mesh:
 
     # ================================================================== outputs
     def datagrams_to_send(self) -> list[tuple[Address, Address | None, bytes]]:
-        out, self._out = self._out, []
+        out = self.tx.take()
         if self.audit is not None:
             out = self.audit.passed(out, self.counters)
         self.sessions.retired.clear()
@@ -127,29 +128,12 @@ class Mesh:
             self.counters.inc("events.dropped")
         self._events.append(e)
 
-    def _send_raw(self, peer: Peer, data: bytes, dst: PathId | None, now: float, local: Address | None = None) -> None:
-        if (target := dst or peer.endpoint) is None:
-            return
-        if isinstance(target, ViaRelay):
-            out = Outbox()
-            if not self.relay_client.wrap(peer, target, data, out):
-                return
-            self._perform(out, now)
-        else:
-            self._out.append((target, local or peer.local, data))
-            if local is None or not self.natside.tests.on_probe_socket(local):  # (the second socket's are counted where made)
-                self.punch.note_destination(target, now)
-        peer.stats.bytes_out += len(data)
-        peer.stats.packets_out += 1
-
     def _perform(self, out: Outbox, now: float) -> None:
         """Do what a sub-machine asked for (core/outbox.py)."""
         for peer, frame, path, local in out.frames:
-            s = peer.sendable_session(now)
-            if s is not None:
-                self._send_raw(peer, s.encrypt(frame, now), path, now, local)
+            self.tx.seal(peer, frame, path, now, local)
         for peer, data, path in out.datagrams:
-            self._send_raw(peer, data, path, now)
+            self.tx.send(peer, data, path, now)
         if out.probes:
             box = Outbox()
             for peer, addr in out.probes:
@@ -160,9 +144,7 @@ class Mesh:
         for peer, name, body in out.controls:
             self._send_control(peer, name, body, now)
         for dst, local, data in out.sends:  # exact address and socket (NAT tests): no path choice, no stats
-            self._out.append((dst, local, data))
-            if not self.natside.tests.on_probe_socket(local):
-                self.punch.note_destination(dst, now)
+            self.tx.exact(dst, local, data, now)
         for e in out.events:
             self._event(e)
         for peer in out.rearm:
@@ -289,7 +271,7 @@ class Mesh:
 
     def _handshake_done(self, done: Completed, now: float) -> None:
         if done.reply is not None:  # before anything sealed in the new session
-            self._send_raw(done.peer, done.reply, done.src, now)
+            self.tx.send(done.peer, done.reply, done.src, now)
         def completed(out: Outbox) -> None:
             self.sessions.completed(done, now, out)
             self.members.relay_connected(done.peer, now, out)  # peers naming it as their relay: a path through it
@@ -330,7 +312,7 @@ class Mesh:
         if self.table.evicted:  # peers its admission pushed out (PeerTable); no second Outbox when there are none
             self._run(now, lambda out: self.members.evict(now, out))
         if isinstance(got, CookieReply):  # to a sender we do not know yet (relayed initiations need no cookie)
-            self._out.append((got.dst, local, got.data))
+            self.tx.raw(got.dst, local, got.data)
         elif got is not None:
             self._handshake_done(got, now)
 
@@ -430,10 +412,7 @@ class Mesh:
 
     # ================================================================== send path
     def _send_frame(self, peer: Peer, frame: bytes, now: float) -> bool:
-        if (s := peer.sendable_session(now)) is None:
-            return False
-        self._send_raw(peer, s.encrypt(frame, now), None, now)
-        return True
+        return self.tx.seal(peer, frame, None, now)
 
     def _send_control(self, peer: Peer, name: str, body: bytes, now: float) -> None:
         """A reliable control message (gossip, punching); never shown to applications."""
@@ -579,15 +558,7 @@ class Mesh:
                 self._initiate(peer, now)
             self.counters.inc("ip.tx_no_session")
             return False
-        sealed = s.encrypt_many(frames, now)
-        if isinstance(peer.endpoint, ViaRelay) or peer.endpoint is None:
-            for d in sealed:
-                self._send_raw(peer, d, None, now)
-        else:  # (the hot path: _send_raw's work once for all fragments)
-            self._out += [(peer.endpoint, peer.local, d) for d in sealed]
-            self.punch.note_destination(peer.endpoint, now)
-            peer.stats.bytes_out += sum(map(len, sealed))
-            peer.stats.packets_out += len(sealed)
+        self.tx.burst(peer, s.encrypt_many(frames, now), now)
         self.counters.inc("ip.tx_frames" if vnet else "ip.tx_packets")
         if now - peer.last_active > 1.0:  # traffic: active heartbeats, so a dead path is noticed within seconds
             self.links.mark_active(peer, now)
