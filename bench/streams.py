@@ -18,7 +18,8 @@ sshd is installed, an sshd of its own on a free port. Measured, each the median 
   tests/clients/test_connect.py; here it is only printed).
 
 The plain link is loopback here, so the ratio is against a link no network has; the stream's own cost is what it
-shows (a daemon's per-byte work in Python).
+shows (a daemon's per-byte work in Python). The daemons here run without TUN, so every figure is the mesh stream
+path; bench/ssh_paths.py (root, netns) measures ssh over the stream and over kernel TCP on the virtual network.
 
     python3 bench/streams.py [--size 64] [--runs 3] [--streams 50] [--per 2] [--json]
 """

@@ -29,6 +29,7 @@ Counters (``status.get``): ``streams.tcp_opened`` / ``streams.tcp_fallback`` (op
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import logging
 import socket
@@ -76,6 +77,7 @@ class Gate:
         self.open: dict[int, GateConn] = {}  # id(spliced) -> connection
         self.held: dict[NodeId, tuple[float, str]] = {}  # peer -> (until, why): its gate did not answer
         self._task: asyncio.Task | None = None
+        self._serving: set[asyncio.Task] = set()  # connections being asked and answered
 
     # ------------------------------------------------------------------ the gate's listeners
     async def start(self) -> None:
@@ -88,6 +90,8 @@ class Gate:
         await refresher.stop(self._task)
         for key in list(self.listeners):
             self._close(key)
+        for t in list(self._serving):
+            t.cancel()
         for c in list(self.open.values()):
             c.spliced.abort()
 
@@ -124,7 +128,9 @@ class Gate:
                 log.debug("stream gate: accept failed: %s", e)
                 await asyncio.sleep(0.1)
                 continue
-            loop.create_task(self._serve(conn, addr[0], device))
+            t = loop.create_task(self._serve(conn, addr[0], device))
+            self._serving.add(t)  # (held until done: the loop keeps only weak references to tasks)
+            t.add_done_callback(self._serving.discard)
 
     async def _serve(self, conn: socket.socket, source: str, device: str) -> None:
         loop = asyncio.get_running_loop()
@@ -138,6 +144,9 @@ class Gate:
             log.debug("stream gate: dropped a connection from %s: %s", source, e)
             conn.close()
             return
+        except asyncio.CancelledError:  # (the daemon stops)
+            conn.close()
+            raise
         why, local = self._refusal(node, port), None
         if why is None:
             try:
@@ -155,7 +164,7 @@ class Gate:
                 local.close()
             return
         self.counters.inc("streams.gate_accepted")
-        sp = Spliced(conn, local, lambda s: loop.call_soon_threadsafe(self._ended, s))
+        sp = Spliced(conn, local, functools.partial(_later, loop, self._ended))
         self.open[id(sp)] = GateConn(node, port, sp)
 
     def _member(self, source: str, device: str) -> NodeId | None:
@@ -260,6 +269,14 @@ class Gate:
         now = time.monotonic()
         return [{"node": c.node, "port": c.port, "bytes_in": c.spliced.bytes_ab, "bytes_out": c.spliced.bytes_ba,
                  "age_s": round(now - c.spliced.opened, 3)} for c in list(self.open.values())]
+
+
+def _later(loop: asyncio.AbstractEventLoop, fn: Callable[[Spliced], None], sp: Spliced) -> None:
+    """From a splice thread: ``fn(sp)`` on the loop (nothing once the loop has closed: the daemon stopped)."""
+    try:
+        loop.call_soon_threadsafe(fn, sp)
+    except RuntimeError:
+        pass
 
 
 async def _exactly(sock: socket.socket, n: int) -> bytes:
