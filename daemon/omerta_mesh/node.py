@@ -16,30 +16,31 @@ from the core's events.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ipaddress
 import logging
-from collections import defaultdict
 from typing import AsyncIterator, Awaitable, Callable, TypeVar
 
 from .core import events as ev
 from .core import views
-from .core.channels import HOLD_LIMIT, Admit, Receivers, Refuse
+from .core.channels import Receivers
 from .core.config import DEFAULT_CONFIG, CoreConfig
 from .core.entropy import Entropy
 from .core.errors import MeshError, UsageError
 from .core.ids import NetworkId, NodeId
 from .core.keys import Identity
+from .core.member.check import Verdict
 from .core.mesh import Mesh
 from .core.network import Network
 from .core.session.reliable import QueueFull
-from .core.wire.frames import RefuseCode
 from .core.wire.invite import check_network_name, decode_invite
 from .io.driver import Driver
 from .io.netlink import local_addresses
 from .io.netmon import AddressMonitor
 from .io.peercache import PEER_CACHE, PEER_CACHE_MAX, PeerCacheSaves, peer_cache_doc
-from .io.store import StateNotSaved, StateStore
+from .io.store import NetworkState, StateNotSaved, StateStore
 from .io.streams import StreamHub
+from .io.subscribers import Subscribers, offer
 
 Address = tuple[str, int]
 Handler = Callable[[NodeId, bytes], Awaitable[bytes]]
@@ -93,7 +94,7 @@ class MeshNode:
         self.mesh: Mesh | None = None
         self.driver: Driver | None = None
         # who receives channel messages: our subscribers, unless the host gives its own (set_receivers)
-        self._subs = _Subscribers(lambda: self._name or (self.mesh.node_id.short() if self.mesh else "?"),
+        self._subs = Subscribers(lambda: self._name or (self.mesh.node_id.short() if self.mesh else "?"),
                                   lambda: self.driver.now() if self.driver else 0.0, self._holding)
         self._event_queues = self._subs.events
         self._receivers: Receivers = self._subs
@@ -229,8 +230,10 @@ class MeshNode:
     def _restore(self) -> None:
         assert self.store is not None and self.mesh is not None
         now = self._now()
-        for net in self.store.load_networks():
-            self.mesh.add_network(net, now)
+        for st in self.store.load_network_states():
+            self.mesh.add_network(st.network, now)
+            if st.network.owner is not None and st.credential:
+                self.mesh.set_credential(st.network.id, st.credential, now)
         for p in self.store.load_peers()["peers"][:PEER_CACHE_MAX]:  # checked entries (io.store.peer_entry): damaged ones skipped
             nid, node = NetworkId.parse(p["network"]), NodeId.parse(p["node"])
             eps: list[Address] = [(h, port) for h, port in p["endpoints"]][: self._config.max_endpoints_per_peer]
@@ -240,13 +243,15 @@ class MeshNode:
                 except UsageError as e:  # e.g. our own node id: the entry only costs a reconnect through the invite
                     log.warning("peer cache: %s in network %s not restored: %s", node.short(), nid, e)
 
-    def _change_networks(self, networks: list[Network], change: Callable[[], R]) -> R:
-        """Save ``networks`` (networks.json) first, then make ``change`` in the core and flush: a save that fails
-        raises StateNotSaved with nothing changed in memory; a change that fails puts the file back."""
-        before = list(self._m.networks.values())
-        store = self.store if [n.id for n in networks] != [n.id for n in before] else None  # None: nothing to save
+    def _change_networks(self, networks: list[Network], change: Callable[[], R], entry: NetworkState | None = None) -> R:
+        """Save ``networks`` (networks.json; ``entry``: what to write for its network besides the key) first, then make
+        ``change`` in the core and flush: a save that fails raises StateNotSaved with nothing changed in memory; a
+        change that fails puts the file back."""
+        before: list[Network | NetworkState] = list(self._m.networks.values())
+        store = self.store if [n.id for n in networks] != [n.id for n in before] or entry else None  # None: nothing to save
         if store is not None:
-            store.save_networks(networks)
+            before = [store.network_state(n.id) or n for n in self._m.networks.values()]
+            store.save_networks([entry if entry is not None and n.id == entry.network.id else n for n in networks])
         try:
             result = change()
         except BaseException:
@@ -336,11 +341,12 @@ class MeshNode:
         except ValueError as e:
             raise UsageError(f"cannot create a network named {name!r}: {e}") from None
         net = Network.create(self._m.entropy, name)
-        self.add_network(net)
+        self.add_network(net, NetworkState(net, origin="created"))
         return net
 
-    def add_network(self, net: Network) -> None:
-        self._change_networks(self._networks_with(net), lambda: self._m.add_network(net, self._now()))
+    def add_network(self, net: Network, entry: NetworkState | None = None) -> None:
+        """``entry``: what networks.json says of it besides its key (how we came to it; our credential when owned)."""
+        self._change_networks(self._networks_with(net), lambda: self._m.add_network(net, self._now()), entry)
 
     def _networks_with(self, net: Network) -> list[Network]:
         have = list(self._m.networks.values())
@@ -352,7 +358,9 @@ class MeshNode:
     async def join(self, invite: str, timeout: float | None = 10.0) -> Network:
         """Join by invite; with a timeout, wait until the inviter answered."""
         inv = decode_invite(invite)
-        net = self._change_networks(self._networks_with(Network(inv.network_key, inv.name)), lambda: self._m.join(invite, self._now()))
+        joined = Network(inv.network_key, inv.name)
+        net = self._change_networks(self._networks_with(joined), lambda: self._m.join(invite, self._now()),
+                                    NetworkState(joined, origin="joined", inviter=inv.inviter))
         if timeout:
             await self.wait_connected(inv.inviter, timeout)
         return net
@@ -360,7 +368,17 @@ class MeshNode:
     def leave(self, network: NetworkId) -> None:
         self._m.network(network)  # UsageError when not a member
         self._change_networks([n for n in self._m.networks.values() if n.id != network], lambda: self._m.leave(network, self._now()))
+        if self.store is not None:
+            self.store.members.forget(network)
         self.save_peers()
+
+    def set_credential(self, network: NetworkId, credential: bytes | None) -> Verdict:
+        """Our credential in an owned network: saved first (networks.json), then presented in our handshakes and signed
+        into our record. The answer is what members will make of it (it is set either way)."""
+        net = self._m.network(network)
+        old = (self.store.network_state(network) if self.store is not None else None) or NetworkState(net)
+        return self._change_networks(list(self._m.networks.values()), lambda: self._m.set_credential(network, credential, self._now()),
+                                     dataclasses.replace(old, network=net, credential=credential))
 
     def add_peer(self, network: NetworkId, node: NodeId, endpoints: list[Address]) -> None:
         self._m.add_peer(network, node, endpoints, self._now())
@@ -494,7 +512,7 @@ class MeshNode:
         if isinstance(e, (ev.StreamEvent, ev.PeerRestarted, ev.PeerLeft)) and self.streams.on_event(e):
             return  # a stream's event: the stream hub's (io/streams.py), never the subscribers'
         for q in self._event_queues:
-            _offer(q, e)
+            offer(q, e)
         if isinstance(e, ev.PeerConnected):
             if (w := self._connected.get(e.peer.raw)) is not None:
                 w[0].set()
@@ -539,54 +557,6 @@ class MeshNode:
         except UsageError:
             return
         self._flush()
-
-
-class _Subscribers:
-    """The embedded node's receivers (core/channels.py ``Receivers``). A channel is received while someone iterates
-    ``messages(channel)`` or holds a ``subscribe(channel)`` queue, or iterates ``events()`` (which sees every
-    message, and drops what its bounded queue cannot hold). Messages on any other channel are refused: the
-    sender's send fails with "no receiver on channel ...". A channel queue at its limit holds messages back,
-    unacknowledged, instead of dropping them (they are offered again as it drains), and after ``HOLD_LIMIT``
-    seconds without room refuses them too."""
-
-    def __init__(self, name: Callable[[], str], now: Callable[[], float], holding: Callable[[], None]) -> None:
-        self.channels: dict[str, list[tuple[asyncio.Queue[ev.ChannelMessage], int]]] = defaultdict(list)
-        self.events: list[asyncio.Queue[ev.Event]] = []
-        self.full_since: dict[str, float] = {}  # channels found full, since when (no room since then)
-        self._name, self._now, self._holding = name, now, holding
-
-    def _full(self, channel: str) -> bool:
-        return any(q.qsize() >= limit for q, limit in self.channels.get(channel, ()))
-
-    def admit(self, network: NetworkId, peer: NodeId, channel: str, size: int) -> Admit | Refuse:
-        if not self.channels.get(channel):
-            if self.events:
-                return Admit.ACCEPT
-            return Refuse(RefuseCode.NO_RECEIVER, f"no receiver on channel {channel!r} at {self._name()}")
-        if not self._full(channel):
-            self.full_since.pop(channel, None)
-            return Admit.ACCEPT
-        if self._now() - self.full_since.setdefault(channel, self._now()) < HOLD_LIMIT:
-            self._holding()
-            return Admit.HOLD
-        return Refuse(RefuseCode.INBOX_FULL, f"channel {channel!r} at {self._name()} is full: not read for {HOLD_LIMIT:g} s")
-
-    def deliver(self, message: ev.ChannelMessage) -> None:
-        for q in self.events:
-            _offer(q, message)
-        for cq, _ in self.channels.get(message.channel, ()):
-            cq.put_nowait(message)  # (unbounded: admit keeps each queue within its limit)
-
-    def room(self) -> bool:
-        """Whether a channel found full has room now."""
-        return any(not self._full(c) for c in self.full_since)
-
-
-def _offer(q: asyncio.Queue, item: object) -> None:
-    try:
-        q.put_nowait(item)
-    except asyncio.QueueFull:
-        pass
 
 
 def _system_entropy() -> Entropy:

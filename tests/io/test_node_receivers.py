@@ -1,4 +1,4 @@
-"""The embedded node as a receiver (node.py ``_Subscribers``), on real UDP on loopback.
+"""The embedded node as a receiver (``io.subscribers.Subscribers``), on real UDP on loopback.
 
 A channel nobody receives refuses messages and the sender's ``send(wait=True)`` fails with the reason; a full
 ``subscribe`` queue holds messages back at the sender instead of dropping them, and lets them in as it drains.

@@ -26,6 +26,8 @@ from .discovery.gossip import Gossip, OwnFacts
 from .entropy import Entropy
 from .errors import UsageError
 from .ids import NetworkId, NodeId
+from .member.check import Verdict
+from .member.credentials import Credentials
 from .nat.punch import Puncher
 from .network import Network
 from .outbox import Outbox
@@ -44,7 +46,7 @@ FactsFn = Callable[[], OwnFacts]
 
 class Members:
     def __init__(self, config: CoreConfig, entropy: Entropy, node_id: NodeId, hs: Handshakes, table: PeerTable,
-                 gossip: Gossip, links: Links, sessions: Sessions, punch: Puncher) -> None:
+                 gossip: Gossip, links: Links, sessions: Sessions, punch: Puncher, credentials: Credentials) -> None:
         self.cfg = config
         self.entropy = entropy
         self.node_id = node_id
@@ -54,6 +56,7 @@ class Members:
         self.links = links
         self.sessions = sessions
         self.punch = punch
+        self.credentials = credentials  # owned networks: ours (set_credential), forgotten when we leave
         self.networks: dict[bytes, Network] = {}  # by network id; never rebound (Mesh.networks is this dict)
         self.address_claims: dict[bytes, AddrClaim] = {}  # our mesh IPs per network; never rebound either
 
@@ -107,6 +110,7 @@ class Members:
         self.hs.remove_network(net)
         del self.networks[net.id.raw]
         self.gossip.remove_network(net.id)
+        self.credentials.forget(net.id)
         out.event(ev.NetworkLeft(net.id))
 
     def claim(self, network_id: NetworkId, claim: AddrClaim | None, facts: FactsFn, now: float, out: Outbox) -> None:
@@ -115,8 +119,22 @@ class Members:
             self.address_claims.pop(network_id.raw, None)
         else:
             self.address_claims[network_id.raw] = claim
-        net = self.networks.get(network_id.raw)
-        if net is not None and self.gossip.refresh_own(net, facts(), now):
+        if (net := self.networks.get(network_id.raw)) is not None:
+            self._readvertise(net, facts, now, out)
+
+    def set_credential(self, network_id: NetworkId, credential: bytes | None, facts: FactsFn, now: float, out: Outbox) -> Verdict:
+        """Our credential in the owned network ``network_id``: presented in our handshakes from now on, signed into our
+        record (re-signed and pushed). Returns what members will make of it (``Credentials.check`` of ourselves):
+        the caller may warn, but it is set either way (the check is theirs)."""
+        net = self.network(network_id)
+        if net.owner is None:
+            raise UsageError(f"network {net.name or net.id} is open: only an owned network takes a credential")
+        self.credentials.set_own(net.id, credential)
+        self._readvertise(net, facts, now, out)
+        return self.credentials.check(net, self.node_id, credential, now)
+
+    def _readvertise(self, net: Network, facts: FactsFn, now: float, out: Outbox) -> None:
+        if self.gossip.refresh_own(net, facts(), now):
             self.gossip.push_own(net, now, out)
 
     # ------------------------------------------------------------------ peers

@@ -25,6 +25,8 @@ from .errors import DropReason, UsageError, WireError
 from .ids import NetworkId, NodeId
 from .ipframes import IpFrames, Written
 from .keys import Identity
+from .member.check import Verdict
+from .member.credentials import Credentials
 from .membership import Members
 from .nat.classify import Mapping, NatObserver, NatVerdict
 from .nat.punch import Ours, Puncher
@@ -68,7 +70,9 @@ class Mesh:
         self.counters = Counters()
         self.table = PeerTable(self.entropy, config.max_peers_per_network, config.max_unproven_peers, self.counters)
         self.budget = ReassemblyBudget(config.reassembly_per_peer_bytes, config.reassembly_total_bytes)
-        self.hs = Handshakes(identity, config, self.entropy, self.counters, self.table, self.incarnation, self.budget, wall_offset)
+        self.credentials = Credentials(config, wall_offset)  # owned networks: ours, revocations, the check (core/member/)
+        self.hs = Handshakes(identity, config, self.entropy, self.counters, self.table, self.incarnation, self.budget, wall_offset,
+                             self.credentials)
         self._timers = DeadlineQueue()
         self._events: deque[ev.Event] = deque()
         self.last_internal_error: str | None = None
@@ -81,7 +85,7 @@ class Mesh:
         self.local_endpoints: list[Address] = []  # our sockets' addresses (the driver fills these in)
         self.local_ips: frozenset[str] = frozenset()
         self.name = name
-        self.gossip = Gossip(identity, config, self.counters, self.entropy, self.table, wall_offset, name)
+        self.gossip = Gossip(identity, config, self.counters, self.entropy, self.table, wall_offset, name, self.credentials)
         self.natside = NatSide(config, self.counters, self.entropy, self.table, self.nat, self.punch, self.gossip.record_of)
         self.tx = Transmit(self.relay_client, self.punch, self.natside.tests.on_probe_socket)  # sealing, paths, relay wrapping
         self._timer_handlers: dict[Timer, Callable[[float], None]] = {
@@ -103,7 +107,7 @@ class Mesh:
         self.seg_runs = SegmentRuns(config, self.counters, self.table, self.links, self.ip, self._received,
                                     lambda at: self._timer(Timer.IP_FLUSH, at), self._failed)  # GRO runs of IPSEG
         self.members = Members(config, self.entropy, self.node_id, self.hs, self.table, self.gossip, self.links,
-                                self.sessions, self.punch)  # networks, membership, our address claims
+                                self.sessions, self.punch, self.credentials)  # networks, membership, our address claims
         self.networks, self.address_claims = self.members.networks, self.members.address_claims  # never rebound
         self.audit = EncryptionAudit(self.sessions.by_remote, strict=strict_audit) if (audit or strict_audit) else None
 
@@ -182,6 +186,10 @@ class Mesh:
     def leave(self, network_id: NetworkId, now: float) -> None:
         net = self._run(now, lambda out: self.members.depart(network_id, now, out))  # before its sessions close
         self._run(now, lambda out: self.members.leave(net, now, out))
+
+    def set_credential(self, network_id: NetworkId, credential: bytes | None, now: float) -> Verdict:
+        """Our credential in an owned network (handshakes, our record); the answer is members' check of it."""
+        return self._run(now, lambda out: self.members.set_credential(network_id, credential, self._own_facts, now, out))
 
     def add_peer(self, network_id: NetworkId, node: NodeId, endpoints: list[Address], now: float, wanted: bool = True) -> Peer:
         """Make a peer known (with candidate endpoints) and start talking to it."""

@@ -3,7 +3,11 @@
 Layout of a state directory (mode 0700)::
 
     identity        the node's Ed25519 seed (0600), see core.keys.encode_identity
-    networks.json   the networks this node is in, with their keys (0600: the keys are secrets)
+    networks.json   the networks this node is in, with their keys (0600: the keys are secrets); per network
+                    (docs/membership.md) also ``owner`` (node id: an owned network; absent: open), ``credential``
+                    (ours there, base64), ``origin`` ("created" or "joined", with ``inviter``; absent: written
+                    before this was recorded) and ``epoch`` (the key's, 0 when absent): ``NetworkState``
+    members/<network id>.json  an owned network's revocations, use marks and tokens (io/memberstate.py)
     peers.json      known peers' endpoints, to reconnect after a restart without the invite (0600)
     addresses.json  our mesh IPs per network (what we held last: claimed again after a restart) (0600)
 
@@ -41,18 +45,34 @@ import os
 import stat
 import tempfile
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from ..core.entropy import Entropy, SystemEntropy
 from ..core.errors import MeshError, UsageError
 from ..core.ids import NetworkId, NodeId
 from ..core.keys import Identity, decode_identity, encode_identity
 from ..core.network import Network
+from ..core.wire.certs import MAX_CREDENTIAL
 from ..core.wire.invite import check_network_name, repair_network_name
+from .memberstate import MemberFiles
 
 STATE_VERSION = 1
+ORIGINS = ("created", "joined")
+MAX_EPOCH = 2**32 - 1
 log = logging.getLogger("omerta_mesh.io.store")
+
+
+@dataclass(frozen=True)
+class NetworkState:
+    """One entry of networks.json: the network (key, name, owner) and what this node keeps of it besides."""
+
+    network: Network
+    credential: bytes | None = None  # our credential in an owned network (core/wire/certs.py), as issued
+    origin: str | None = None  # "created", "joined"; None: an earlier version wrote the entry
+    inviter: NodeId | None = None  # who invited us (origin "joined")
+    epoch: int = 0  # the network key's epoch (docs/membership.md, 6)
 
 
 class StateError(MeshError):
@@ -218,6 +238,8 @@ class StateStore:
             os.chmod(self.dir, 0o700)
         self.background = BackgroundSaves()  # saves made from the event loop: retried, never raised
         self.save_failures = 0  # every failed write of a state file
+        self._states: dict[bytes, NetworkState] = {}  # network id -> the entry last loaded or saved
+        self.members = MemberFiles(self.dir / "members", self._write)  # owned networks' revocations, marks, tokens
 
     def counters(self) -> dict[str, int]:
         return {"state.save_failed": self.save_failures, "state.save_retried": self.background.retried,
@@ -225,6 +247,11 @@ class StateStore:
 
     def _write(self, path: Path, data: bytes) -> None:
         try:
+            if path.parent != self.dir:  # a subdirectory (members/): made 0700 when first written to
+                try:
+                    path.parent.mkdir(mode=0o700, exist_ok=True)
+                except OSError as e:
+                    raise StateNotSaved(path, e) from e
             atomic_write(path, data, 0o600)
         except StateNotSaved:
             self.save_failures += 1
@@ -283,6 +310,10 @@ class StateStore:
 
     # ---- networks
     def load_networks(self) -> list[Network]:
+        return [st.network for st in self.load_network_states()]
+
+    def load_network_states(self) -> list[NetworkState]:
+        """networks.json's entries; one without ``owner`` (an earlier version's) is an open network."""
         path = self.networks_path
         doc = self._read_json(path, {"version": STATE_VERSION, "networks": []})
         fix = "restore it from a backup, or move it aside and re-join your networks"
@@ -295,14 +326,19 @@ class StateStore:
             if not isinstance(n, dict) or not isinstance(n.get("key"), str) or not isinstance(n.get("name", ""), str):
                 raise damaged(path, f"network {i + 1} is not {{'key': text, 'name': text}}", fix)
             try:
-                net = Network(base64.b64decode(n["key"], validate=True), self._repaired_name(n.get("name", ""), n.get("id")))
+                st = _network_state(n, self._repaired_name(n.get("name", ""), n.get("id")))
             except ValueError as e:  # (binascii.Error is one)
                 raise damaged(path, f"network {i + 1}: {e}", fix) from None
-            repaired = repaired or net.name != n.get("name", "")
-            out.append(net)
+            repaired = repaired or st.network.name != n.get("name", "")
+            out.append(st)
+        self._states = {st.network.id.raw: st for st in out}
         if repaired:
             self.save_networks(out)
         return out
+
+    def network_state(self, network: NetworkId) -> NetworkState | None:
+        """The entry of ``network`` last loaded or saved."""
+        return self._states.get(network.raw)
 
     def _repaired_name(self, name: str, net_id: object) -> str:
         """``name`` if it can be served; else repaired (core.wire.invite's rule), with a warning naming the file."""
@@ -316,12 +352,13 @@ class StateStore:
                     "membership unchanged) under the name %r and rewrote the file", self.networks_path, net_id, problem, name, fixed)
         return fixed
 
-    def save_networks(self, networks: list[Network]) -> None:
-        doc = {
-            "version": STATE_VERSION,
-            "networks": [{"id": str(n.id), "name": n.name, "key": base64.b64encode(n.key).decode()} for n in networks],
-        }
+    def save_networks(self, networks: "Sequence[Network | NetworkState]") -> None:
+        """Write networks.json. A bare ``Network`` keeps what the entry last loaded or saved for its id holds
+        besides the network (credential, origin, epoch), so callers that only change the list lose nothing."""
+        states = [n if isinstance(n, NetworkState) else _kept(self._states.get(n.id.raw), n) for n in networks]
+        doc = {"version": STATE_VERSION, "networks": [_network_entry(st) for st in states]}
         self._write(self.networks_path, json.dumps(doc, indent=1).encode())
+        self._states = {st.network.id.raw: st for st in states}
 
     # ---- our mesh IPs (a cache of what we held: damaged, we derive them again)
     @property
@@ -392,6 +429,53 @@ class StateStore:
     @staticmethod
     def _cache_damaged(path: Path, problem: object) -> None:
         log.warning("%s is damaged (%s); it is only a cache: starting without it (it is written again)", path, problem)
+
+
+def _kept(old: NetworkState | None, net: Network) -> NetworkState:
+    return NetworkState(net) if old is None else replace(old, network=net)
+
+
+def _network_entry(st: NetworkState) -> dict[str, Any]:
+    n = st.network
+    entry: dict[str, Any] = {"id": str(n.id), "name": n.name, "key": base64.b64encode(n.key).decode()}
+    if n.owner is not None:
+        entry["owner"] = n.owner.text()
+    if st.credential:
+        entry["credential"] = base64.b64encode(st.credential).decode()
+    if st.origin is not None:
+        entry["origin"] = st.origin
+    if st.inviter is not None:
+        entry["inviter"] = st.inviter.text()
+    if st.epoch:
+        entry["epoch"] = st.epoch
+    return entry
+
+
+def _network_state(n: dict[str, Any], name: str) -> NetworkState:
+    """An entry of networks.json (its key and name checked by the caller). ValueError: a field is damaged."""
+    owner, cred, origin, inviter, epoch = n.get("owner"), n.get("credential"), n.get("origin"), n.get("inviter"), n.get("epoch", 0)
+    if origin is not None and origin not in ORIGINS:
+        raise ValueError(f"'origin' is {origin!r}, not one of {', '.join(ORIGINS)}")
+    if not isinstance(epoch, int) or isinstance(epoch, bool) or not 0 <= epoch <= MAX_EPOCH:
+        raise ValueError(f"'epoch' is {epoch!r}, not a whole number 0-{MAX_EPOCH}")
+    credential = None
+    if cred is not None:
+        if not isinstance(cred, str) or len(cred) > 4 * MAX_CREDENTIAL // 3 + 4:
+            raise ValueError("'credential' is not base64 of at most a credential's size")
+        credential = base64.b64decode(cred, validate=True) or None
+    return NetworkState(Network(base64.b64decode(n["key"], validate=True), name, _node_field(n, "owner", owner)), credential,
+                        origin, _node_field(n, "inviter", inviter), epoch)
+
+
+def _node_field(n: dict[str, Any], field: str, value: object) -> NodeId | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"'{field}' is not a node id")
+    try:
+        return NodeId.parse(value)
+    except UsageError as e:
+        raise ValueError(f"'{field}': {e}") from None
 
 
 def peer_entry(e: object) -> tuple[dict[str, Any] | None, int]:

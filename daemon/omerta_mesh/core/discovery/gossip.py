@@ -38,6 +38,7 @@ from ..entropy import Entropy
 from ..errors import DropReason, WireError
 from ..ids import NetworkId, NodeId
 from ..keys import Identity
+from ..member.credentials import Credentials
 from ..network import Network
 from ..outbox import Outbox
 from ..peers.paths import Address, ViaRelay
@@ -92,7 +93,7 @@ class _NetGossip:
 
 class Gossip:
     def __init__(self, identity: Identity, config: CoreConfig, counters: Counters, entropy: Entropy, table: PeerTable,
-                 wall_offset: float, name: str) -> None:
+                 wall_offset: float, name: str, credentials: Credentials | None = None) -> None:
         self.identity = identity
         self.node_id = identity.node_id
         self.cfg = config
@@ -105,6 +106,7 @@ class Gossip:
         self.exit = 0  # our exit offer (records.EXIT_V4 | EXIT_V6), published in our records (meshd/exitnode.py)
         self.routes: tuple[Prefix, ...] = ()  # our advertised subnet routes, published in our records
         self._nets: dict[bytes, _NetGossip] = {}
+        self.credentials = credentials or Credentials(config, wall_offset)  # owned networks: ours, and the check of theirs
 
     # ------------------------------------------------------------------ networks and queries
     def add_network(self, net: Network, facts: OwnFacts, now: float) -> None:

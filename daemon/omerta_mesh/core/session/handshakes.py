@@ -98,6 +98,7 @@ class Handshakes:
         incarnation: int,
         budget: ReassemblyBudget | None = None,
         wall_offset: float = 0.0,
+        credentials: Credentials | None = None,
     ) -> None:
         self.identity = identity
         self.budget = budget or ReassemblyBudget(config.reassembly_per_peer_bytes, config.reassembly_total_bytes)
@@ -114,7 +115,7 @@ class Handshakes:
         self._x_cache: dict[bytes, bytes] = {}
         self._s_priv = identity.x25519_private
         self._mac1_keys: dict[bytes, bytes] = {}  # network id -> mac1 key for messages to us
-        self.credentials = Credentials(config, wall_offset)  # owned networks: ours, and the check of theirs
+        self.credentials = credentials or Credentials(config, wall_offset)  # owned networks: ours, and the check of theirs
 
     def add_network(self, net: Network) -> None:
         self._mac1_keys[net.id.raw] = net.mac1_key(self.identity.public)
