@@ -23,6 +23,8 @@ MODULES = [
     ("The stream gate (kernel TCP on the virtual network)", "omerta_mesh.core.wire.gate"),
     ("Member certificates and credentials (owned networks)", "omerta_mesh.core.wire.certs"),
     ("Revocations (owned networks)", "omerta_mesh.core.wire.revocations"),
+    ("Invite tokens and use marks (owned networks)", "omerta_mesh.core.wire.tokens"),
+    ("Enrolment (owned networks)", "omerta_mesh.core.wire.enrol"),
 ]
 
 INTRO = """# omerta-mesh wire protocol (version 1)

@@ -74,6 +74,25 @@ class HandshakeFailed(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class Enrolled(Event):
+    """An admin (``peer``) redeemed our invite token: we hold a member certificate of the owned ``network`` now."""
+
+    network: NetworkId
+    peer: NodeId
+
+
+@dataclass(frozen=True, slots=True)
+class EnrolmentRefused(Event):
+    """An admin refused our invite token: ``reason`` is the refusal's word ("used", "expired", "revoked", ...),
+    ``fix`` what to do about it."""
+
+    network: NetworkId
+    peer: NodeId
+    reason: str
+    fix: str
+
+
+@dataclass(frozen=True, slots=True)
 class ChannelMessage(Event):
     network: NetworkId
     peer: NodeId

@@ -18,16 +18,18 @@ drops the members, so the signed departure goes out in the sessions it is about 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 from . import events as ev
 from .config import CoreConfig
 from .discovery.gossip import Gossip, OwnFacts
 from .entropy import Entropy
-from .errors import UsageError
+from .errors import InviteError, UsageError
 from .ids import NetworkId, NodeId
 from .member.check import Verdict
 from .member.credentials import Credentials
+from .member.enrolment import certificate_name_ok
 from .nat.punch import Puncher
 from .network import Network
 from .outbox import Outbox
@@ -42,6 +44,19 @@ from .wire.invite import Invite, check_network_name, decode_invite, encode_invit
 from .wire.records import AddrClaim, PeerRecord
 
 FactsFn = Callable[[], OwnFacts]
+
+
+@dataclass(frozen=True, slots=True)
+class InviteOptions:
+    """What an owned network's invite allows (docs/membership.md 3.1): how many nodes it admits, for how long (seconds),
+    and the name and tags their certificates get (an empty name: each joiner's own); ``lifetime``: the certificate's
+    (0: ``CoreConfig.cert_lifetime``)."""
+
+    uses: int = 1
+    expires: float = 86400.0
+    name: str = ""
+    tags: tuple[str, ...] = ()
+    lifetime: int = 0
 
 
 class Members:
@@ -67,12 +82,17 @@ class Members:
             raise UsageError(f"not a member of network {network_id}; join it with an invite first")
         return net
 
-    def create(self, name: str, facts: FactsFn, now: float, out: Outbox) -> Network:
+    def create(self, name: str, facts: FactsFn, now: float, out: Outbox, owned: bool = False) -> Network:
+        """A new network; ``owned``: we are its owner (docs/membership.md), holding a self-signed owner certificate."""
         try:
             check_network_name(name)  # before anything is created: the name goes into invites, state and replies
         except ValueError as e:
             raise UsageError(f"cannot create a network named {name!r}: {e}") from None
         net = Network.create(self.entropy, name)
+        if owned:
+            net = Network(net.key, name, owner=self.node_id)
+            wall = now + self.credentials.wall_offset
+            self.credentials.set_own(net.id, self.hs.enrolment.owner_credential(net, wall, self.cfg.cert_lifetime))
         self.add(net, facts, now, out)
         return net
 
@@ -84,13 +104,29 @@ class Members:
         self.gossip.add_network(net, facts(), now)
         out.event(ev.NetworkJoined(net.id, net.name))
 
-    def invite(self, network_id: NetworkId, endpoints: list[Address]) -> str:
+    def invite(self, network_id: NetworkId, endpoints: list[Address], now: float = 0.0, opts: InviteOptions | None = None) -> str:
+        """An invite string: for an open network its key (version 1, always the same); for an owned one a fresh
+        signed token (version 2: ``opts`` say its uses, expiry, and the certificate's name and tags)."""
         net = self.network(network_id)
-        return encode_invite(Invite(net.key, self.node_id, net.name, tuple(endpoints)))
+        if net.owner is None:
+            if opts is not None:
+                raise UsageError(f"network {net.name or net.id} is open: its invites are its key, without uses or expiry")
+            return encode_invite(Invite(net.key, self.node_id, net.name, tuple(endpoints)))
+        o = opts or InviteOptions()
+        token = self.hs.enrolment.issue(net, self.credentials.own(net.id), now + self.credentials.wall_offset,
+                                        uses=o.uses, expires=o.expires, name=o.name, tags=o.tags,
+                                        lifetime=min(o.lifetime or self.cfg.cert_lifetime, self.cfg.cert_lifetime))
+        return encode_invite(Invite(net.key, self.node_id, net.name, tuple(endpoints), net.owner, net.id, 0, token))
 
-    def join(self, invite_text: str, facts: FactsFn, now: float, out: Outbox) -> Network:
+    def join(self, invite_text: str, facts: FactsFn, now: float, out: Outbox, name: str = "") -> Network:
+        """Join by invite; a version 2 invite (owned network) enrols first with its token, asking for ``name``."""
         inv = decode_invite(invite_text)
-        net = Network(inv.network_key, inv.name)
+        net = Network(inv.network_key, inv.name, owner=inv.owner)
+        if inv.token is not None:
+            if inv.network_id != net.id:
+                raise InviteError("this invite is for a network whose key has changed since it was made; this version "
+                                  "cannot join it: upgrade omerta-mesh")
+            self.credentials.enrol(net.id, inv.token.encode(), name if certificate_name_ok(name) else "")
         self.add(net, facts, now, out)
         if inv.inviter != self.node_id:
             self.add_peer(net.id, inv.inviter, list(inv.endpoints), now, out)

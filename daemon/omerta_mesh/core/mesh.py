@@ -27,7 +27,7 @@ from .ipframes import IpFrames, Written
 from .keys import Identity
 from .member.check import Verdict
 from .member.credentials import Credentials
-from .membership import Members
+from .membership import InviteOptions, Members
 from .nat.classify import Mapping, NatObserver, NatVerdict
 from .nat.punch import Ours, Puncher
 from .nat.side import NatSide
@@ -96,7 +96,8 @@ class Mesh:
             "punch.candidates": self._on_candidates,
             **dict.fromkeys(sw.NAMES, lambda p, n, body, now: self._run(now, lambda out: self.streams.receive(p, n, body, now, out))),
             "nat.test": lambda p, _n, body, now: self._nat(now, lambda out: self.natside.tests.on_test(p, body, now, out)),
-            "nat.ack": lambda p, _n, body, now: self._nat(now, lambda _out: self.natside.tests.on_ack(p, body, now))}
+            "nat.ack": lambda p, _n, body, now: self._nat(now, lambda _out: self.natside.tests.on_ack(p, body, now)),
+            "member.marks": lambda p, _n, body, now: self.hs.receive_mark(p.network, body, now)}  # invite token uses
         self.streams = Streams(config, self.counters)  # byte streams to peers' local ports; lost stream messages reset them
         self.messages = Messages(config, self.counters, config.max_datagram - TRANSPORT_OVERHEAD - RELAY_HEADROOM - fw.DATA_HEADER_LEN,
                                  self.streams.lost)
@@ -162,8 +163,9 @@ class Mesh:
     act = _run  # the host's commands to an owned part (``mesh.act(now, lambda out: mesh.streams.open(...))``)
 
     # ================================================================== networks and peers (core/membership.py)
-    def create_network(self, name: str, now: float) -> Network:
-        return self._joined(now, lambda out: self.members.create(name, self._own_facts, now, out))
+    def create_network(self, name: str, now: float, owned: bool = False) -> Network:
+        """``owned``: we own it (docs/membership.md): members need a certificate, invites are signed tokens."""
+        return self._joined(now, lambda out: self.members.create(name, self._own_facts, now, out, owned))
 
     def add_network(self, net: Network, now: float) -> None:
         self._joined(now, lambda out: self.members.add(net, self._own_facts, now, out))
@@ -177,11 +179,13 @@ class Mesh:
     def network(self, network_id: NetworkId) -> Network:
         return self.members.network(network_id)
 
-    def invite(self, network_id: NetworkId, endpoints: list[Address]) -> str:
-        return self.members.invite(network_id, endpoints)
+    def invite(self, network_id: NetworkId, endpoints: list[Address], now: float = 0.0, opts: InviteOptions | None = None) -> str:
+        """An invite; for an owned network a fresh token (``opts``: uses, expiry, name, tags), signed at ``now``."""
+        return self.members.invite(network_id, endpoints, now, opts)
 
     def join(self, invite_text: str, now: float) -> Network:
-        return self._joined(now, lambda out: self.members.join(invite_text, self._own_facts, now, out))
+        """Join by invite; with a version 2 invite the inviter first enrols us (Enrolled or EnrolmentRefused follows)."""
+        return self._joined(now, lambda out: self.members.join(invite_text, self._own_facts, now, out, self.name))
 
     def leave(self, network_id: NetworkId, now: float) -> None:
         net = self._run(now, lambda out: self.members.depart(network_id, now, out))  # before its sessions close

@@ -1,7 +1,8 @@
 """Credentials: this node's certificates and each owned network's revocations, and the check the handshake asks
 (docs/membership.md, 2.4). An owned part of ``Handshakes``; pure.
 
-The host gives it our credential per network (``set_own``); ``check`` answers whether a peer's credential
+The host gives it our credential per network (``set_own``), or the invite token to enrol with until we have one
+(``enrol``: docs/membership.md 3.3); ``check`` answers whether a peer's credential
 admits it to an owned network now, with the wall clock ``now + wall_offset`` (the core's only use of wall time
 besides handshake timestamps). Open networks never reach it.
 """
@@ -22,6 +23,19 @@ class Credentials:
         self.wall_offset = wall_offset
         self._own: dict[bytes, bytes] = {}  # network id -> our credential
         self._revocations: dict[bytes, RevocationList] = {}
+        self._enrolling: dict[bytes, tuple[bytes, str]] = {}  # network id -> (invite token, requested name)
+
+    def enrol(self, network: NetworkId, token: bytes | None, name: str = "") -> None:
+        """Until we hold a credential for ``network``, handshakes there are enrolments presenting ``token``
+        (docs/membership.md 3.3); None stops that."""
+        if token:
+            self._enrolling[network.raw] = (bytes(token), name)
+        else:
+            self._enrolling.pop(network.raw, None)
+
+    def enrolling(self, network: NetworkId) -> tuple[bytes, str] | None:
+        """The token (and requested name) to enrol with in ``network``, when we hold no credential there yet."""
+        return None if network.raw in self._own else self._enrolling.get(network.raw)
 
     def set_own(self, network: NetworkId, credential: bytes | None) -> None:
         if credential:
@@ -42,6 +56,7 @@ class Credentials:
 
     def forget(self, network: NetworkId) -> None:
         self._own.pop(network.raw, None)
+        self._enrolling.pop(network.raw, None)
         self._revocations.pop(network.raw, None)
 
     def check(self, net: Network, node: NodeId, credential: bytes | None, now: float) -> Verdict:

@@ -32,7 +32,7 @@ from ..errors import DropReason, UsageError, WireError
 from ..ids import NetworkId, NodeId
 from ..keys import Identity
 from ..network import Network
-from ..wire.certs import Certificate, Role, decode_credential, encode_credential, sign_certificate
+from ..wire.certs import MAX_NAME, Certificate, Role, decode_credential, encode_credential, sign_certificate
 from ..wire.enrol import EnrolStatus
 from ..wire.frames import label_bytes
 from ..wire.tokens import (MAX_TOKEN_LIFETIME, TOKEN_ID_LEN, Token, UseMark, decode_mark, decode_token, sign_mark,
@@ -88,7 +88,7 @@ class Enrolment:
     def issue(self, net: Network, own_credential: bytes | None, wall: float, *, uses: int = 1, expires: float = 86400,
               name: str = "", tags: tuple[str, ...] = (), lifetime: int = 30 * 86400) -> Token:
         """A new token signed by this node (it must be an admin or the owner of ``net``). UsageError says why not."""
-        if self._admin_chain(net, own_credential, wall) is None:
+        if self.admin_chain(net, own_credential, wall) is None:
             raise UsageError(f"only an admin of network {net.name or net.id} makes invites; ask an admin for one")
         self.prune(wall)
         if len(self._issued) >= self.limit:
@@ -112,7 +112,7 @@ class Enrolment:
     # ------------------------------------------------------------------ redeeming
     def redeem(self, net: Network, own_credential: bytes | None, revocations: RevocationList, joiner: NodeId,
                token_bytes: bytes, requested_name: str, wall: float) -> Answer:
-        chain = self._admin_chain(net, own_credential, wall)
+        chain = self.admin_chain(net, own_credential, wall)
         if chain is None:
             return Declined(EnrolStatus.NOT_ADMIN, "this node holds no valid admin certificate for the network")
         try:
@@ -139,7 +139,7 @@ class Enrolment:
             if len(self._redeemed) >= self.limit:  # (only admins' tokens get here: a full table is a flood by one)
                 return Declined(EnrolStatus.USED, "this admin holds as many redeemed invites as it may")
             seen = self._redeemed[token.token_id] = _Redeemed(net.id.raw, token.not_after, {}, {})
-        name = token.name or (requested_name if _valid_name(requested_name) else "")
+        name = token.name or (requested_name if certificate_name_ok(requested_name) else "")
         cert = Certificate(Role.MEMBER, net.id, joiner, self.identity.node_id, self._serial(), int(wall),
                            int(wall) + token.cert_lifetime, name, token.tags)
         vouch = [chain[0]] if chain[0].role is Role.ADMIN else []  # an admin's certificate follows what it issued
@@ -225,7 +225,7 @@ class Enrolment:
         others = sum(m.uses for a, m in r.marks.items() if a != self.identity.node_id.raw)
         return len(r.enrolled) + others
 
-    def _admin_chain(self, net: Network, own_credential: bytes | None, wall: float) -> tuple[Certificate, ...] | None:
+    def admin_chain(self, net: Network, own_credential: bytes | None, wall: float) -> tuple[Certificate, ...] | None:
         """Our own chain when it makes us owner or admin of ``net`` now, else None."""
         if net.owner is None or not own_credential:
             return None
@@ -250,9 +250,10 @@ class Enrolment:
         return int.from_bytes(self.entropy.random_bytes(8), "little")
 
 
-def _valid_name(name: str) -> bool:
+def certificate_name_ok(name: str) -> bool:
+    """Whether ``name`` may be a certificate's name (what a joiner asks for is dropped otherwise)."""
     try:
-        label_bytes(name, "name", 32)
+        label_bytes(name, "name", MAX_NAME)
     except ValueError:
         return False
     return True

@@ -19,6 +19,13 @@ credential flag is dropped (``cert_missing``) before any DH; after Noise and the
 checked (``Credentials.check``: a ``cert_*`` reason) before the peer table, the replay check or anything else
 keeps state. The initiator checks the responder's credential before it installs the session. Open networks
 send and accept exactly what they did before.
+
+Enrolment (docs/membership.md 3.3): a joiner holding an invite token but no credential sends an initiation flagged
+``ENROL`` (1,024 bytes). The responder drops it before any DH unless it is an admin of the network
+(``enrol_not_admin``) and the enrolment budget, global and per source, allows it (``enrol_rate``); then the DH
+budget and Noise as for any initiation; then ``Enrolment.redeem`` answers in message 2 (a credential, or the
+refusal's status). Neither side installs a session and the responder keeps no per-peer state. The joiner checks
+the credential it got before it keeps it.
 """
 
 from __future__ import annotations
@@ -36,8 +43,9 @@ from ..entropy import Entropy
 from ..errors import DropReason, UsageError, WireError
 from ..ids import NodeId
 from ..keys import Identity, binds_x25519, ed25519_public_to_x25519
-from ..member.check import Refused
+from ..member.check import Accepted, Refused, check_credential
 from ..member.credentials import Credentials
+from ..member.enrolment import Enrolment, Issued
 from ..network import Network
 from ..noise.cookie import CookieJar, RateLimiter, TokenBucket, open_cookie
 from ..noise.handshake import InitiatorHandshake, ResponderHandshake
@@ -45,7 +53,10 @@ from ..noise.symmetric import NoiseError
 from ..peers.paths import Address, PathId, ViaRelay, path_key
 from ..peers.peer import Peer, PendingInitiation
 from ..peers.table import PeerTable
+from ..wire import enrol as ew
 from ..wire import handshake as hw
+from ..wire.enrol import EnrolStatus
+from ..wire.tokens import UseMark
 from .session import Session
 
 PROLOGUE = b"omerta-mesh/1"
@@ -84,7 +95,26 @@ class TieBreakResend:
     data: bytes
 
 
-InitiationResult = Completed | CookieReply | TieBreakResend | None
+@dataclass(frozen=True, slots=True)
+class EnrolReply:
+    """We answered an enrolment: send ``data`` to ``dst``; ``mark`` (a token use) is for the other admins."""
+
+    network: Network
+    dst: Address
+    data: bytes
+    mark: UseMark | None
+
+
+@dataclass(frozen=True, slots=True)
+class EnrolAnswer:
+    """An admin answered our enrolment (the pending initiation is abandoned, no session): ``status`` ISSUED means
+    our credential for the network is set."""
+
+    peer: Peer
+    status: EnrolStatus
+
+
+InitiationResult = Completed | CookieReply | TieBreakResend | EnrolReply | None
 
 
 class Handshakes:
@@ -116,6 +146,9 @@ class Handshakes:
         self._s_priv = identity.x25519_private
         self._mac1_keys: dict[bytes, bytes] = {}  # network id -> mac1 key for messages to us
         self.credentials = credentials or Credentials(config, wall_offset)  # owned networks: ours, and the check of theirs
+        self.enrolment = Enrolment(identity, config, entropy)  # admins: invite tokens issued and redeemed
+        self.enrol_budget = TokenBucket(config.enrol_per_second, config.enrol_burst)
+        self.enrol_limiter = RateLimiter(config.enrol_per_source, 2, config.rate_limit_table_size)
 
     def add_network(self, net: Network) -> None:
         self._mac1_keys[net.id.raw] = net.mac1_key(self.identity.public)
@@ -167,7 +200,7 @@ class Handshakes:
             self.table.release(peer.pending.local_index)
             peer.pending = None
 
-    def on_response(self, data: bytes, src: PathId, now: float) -> Completed | None:
+    def on_response(self, data: bytes, src: PathId, now: float) -> Completed | EnrolAnswer | None:
         try:
             resp = hw.decode_resp(data)
         except WireError as e:
@@ -183,7 +216,11 @@ class Handshakes:
         if not hw.mac_ok(self._mac1_keys.get(peer.network.id.raw, b""), resp.mac1_input, resp.mac1):
             self.counters.drop(DropReason.BAD_MAC1)
             return None
-        if self._flags_refused(peer.network, resp.flags):
+        enrolling = bool(pending.datagram[2] & hw.FLAG_ENROL)
+        if enrolling != bool(resp.flags & hw.FLAG_ENROL):  # an enrolment is answered as one, and nothing else is
+            self.counters.drop(DropReason.BAD_RESERVED)
+            return None
+        if not enrolling and self._flags_refused(peer.network, resp.flags):
             return None
         noise: InitiatorHandshake = pending.noise  # type: ignore[assignment]
         try:
@@ -192,6 +229,8 @@ class Handshakes:
             self.counters.drop(DropReason.HANDSHAKE_FAILED)
             self.abandon(peer)  # a failed Noise state cannot be reused
             return None
+        if enrolling:
+            return self._enrol_answer(peer, payload[hw.RESP_PAYLOAD_LEN :], now)
         if not self._admitted(peer.network, peer.node, payload, hw.RESP_PAYLOAD_LEN, resp.flags, now):
             self.abandon(peer)  # (the Noise state is spent)
             return None
@@ -255,6 +294,8 @@ class Handshakes:
         if net is None:
             self.counters.drop(DropReason.BAD_MAC1)
             return None
+        if init.flags & hw.FLAG_ENROL and net.owner is not None:
+            return self._enrol(init, net, src, now)
         if self._flags_refused(net, init.flags):  # an owned network's initiation without a credential: no DH
             return None
         cj = self.cookies
@@ -329,9 +370,88 @@ class Handshakes:
 
     # ------------------------------------------------------------------ owned networks (docs/membership.md)
     def _with_ours(self, net: Network, payload: bytes) -> tuple[bytes, int]:
-        """``payload`` with our credential for ``net`` when it is owned and we hold one, and the header flags."""
-        ours = self.credentials.own(net.id) if net.owner is not None else None
-        return (hw.with_credential(payload, ours), hw.FLAG_CRED) if ours else (payload, 0)
+        """``payload`` with our credential for ``net`` when it is owned and we hold one, and the header flags; with
+        the enrolment request instead when we hold none but an invite token (only initiations ask for that)."""
+        if net.owner is None:
+            return payload, 0
+        ours = self.credentials.own(net.id)
+        if ours:
+            return hw.with_credential(payload, ours), hw.FLAG_CRED
+        asking = self.credentials.enrolling(net.id) if len(payload) == hw.INIT_PAYLOAD_LEN else None
+        if asking is not None:
+            return payload + ew.encode_request(asking[0], asking[1], hw.ENROL_REQUEST_LEN), hw.FLAG_ENROL
+        return payload, 0
+
+    def _enrol(self, init: hw.HandshakeInit, net: Network, src: PathId, now: float) -> EnrolReply | None:
+        """An enrolment initiation (mac1 checked): refused before any DH unless we are an admin of ``net`` and the
+        enrolment and DH budgets allow it; answered with a credential or a refusal's status, no session kept."""
+        wall = now + self.credentials.wall_offset
+        own = self.credentials.own(net.id)
+        if self.enrolment.admin_chain(net, own, wall) is None:
+            self.counters.drop(DropReason.ENROL_NOT_ADMIN)
+            return None
+        if isinstance(src, ViaRelay):  # a joiner has no session with any relay: not an enrolment of ours to answer
+            self.counters.drop(DropReason.ENROL_NOT_ADMIN)
+            return None
+        if not self.enrol_limiter.allow(path_key(src)[0], now) or not self.enrol_budget.take(now):
+            self.counters.drop(DropReason.ENROL_RATE)
+            return None
+        if not self.dh_budget.take(now):
+            self.cookies.mark_load(now)
+            self.counters.drop(DropReason.DH_BUDGET)
+            return None
+        self.counters.inc("handshake.dh_performed")
+        noise = ResponderHandshake(self._s_priv, net.key, PROLOGUE, self.entropy.random_bytes(32))
+        try:
+            payload = noise.read_message_1(init.noise)
+            token, name = ew.decode_request(payload[hw.INIT_PAYLOAD_LEN :])
+        except NoiseError:
+            self.counters.drop(DropReason.HANDSHAKE_FAILED)
+            return None
+        except WireError as e:
+            self.counters.drop(e.reason)
+            return None
+        node = NodeId(payload[:32])
+        if not binds_x25519(node.raw, noise.remote_static) or node == self.identity.node_id:
+            self.counters.drop(DropReason.HANDSHAKE_FAILED)
+            return None
+        answer = self.enrolment.redeem(net, own, self.credentials.revocations(net), node, token, name, wall)
+        if isinstance(answer, Issued):
+            body, mark = ew.encode_answer(EnrolStatus.ISSUED, answer.credential), answer.mark
+        else:
+            body, mark = ew.encode_answer(answer.status), None
+        self.counters.inc("enrol.issued" if isinstance(answer, Issued) else "enrol.refused." + answer.status.word.replace(" ", "_"))
+        msg2 = noise.write_message_2(_INC.pack(self.incarnation) + body)  # (the keys it would split into are dropped)
+        reply, _ = hw.encode_resp(0, init.sender, msg2, net.mac1_key(node.raw), None, hw.FLAG_ENROL)
+        return EnrolReply(net, src, reply, mark)
+
+    def receive_mark(self, net: Network, body: bytes, now: float) -> None:
+        """A use mark (``member.marks``) from a member of ``net``: kept when an admin signed it, else counted."""
+        reason = self.enrolment.receive_mark(net, body, now + self.credentials.wall_offset) if net.owner else DropReason.TOKEN_MARK_INVALID
+        if reason is not None:
+            self.counters.drop(reason)
+
+    def _enrol_answer(self, peer: Peer, answer: bytes, now: float) -> EnrolAnswer | None:
+        """The admin's answer to our enrolment: keep a credential that checks out, or say why it was refused."""
+        self.abandon(peer)  # no session follows an enrolment
+        try:
+            status, credential = ew.decode_answer(answer)
+        except WireError as e:
+            self.counters.drop(e.reason)
+            return None
+        net = peer.network
+        if status is EnrolStatus.ISSUED:
+            assert net.owner is not None
+            verdict = check_credential(credential, network=net.id, owner=net.owner, subject=self.identity.node_id,
+                                       wall=now + self.credentials.wall_offset, revocations=self.credentials.revocations(net),
+                                       skew=self.credentials.skew)
+            if isinstance(verdict, Refused):
+                self.counters.drop(verdict.reason)
+                return None
+            self.credentials.set_own(net.id, credential)
+            self.credentials.enrol(net.id, None)
+        self.counters.inc(f"enrol.answers.{status.word.replace(' ', '_')}")
+        return EnrolAnswer(peer, status)
 
     def _flags_refused(self, net: Network, flags: int) -> bool:
         """Counted refusal of a handshake whose flags do not fit the network: open networks take none, owned ones
@@ -358,6 +478,8 @@ class Handshakes:
         if isinstance(verdict, Refused):
             self.counters.drop(verdict.reason)
             return False
+        if isinstance(verdict, Accepted):  # an admin's certificate, seen valid: tokens and marks it signs count
+            self.enrolment.note_admin(verdict.issuer_cert or verdict.cert)
         return True
 
     def _proven_source(self, src: PathId) -> bool:

@@ -28,7 +28,8 @@ from ..peers.peer import Peer, PeerState
 from ..peers.table import PeerTable
 from ..wire import frames as fw
 from ..wire.packet import PacketType, packet_type
-from .handshakes import Completed, CookieReply, Handshakes, TieBreakResend
+from ..wire.enrol import EnrolStatus
+from .handshakes import Completed, CookieReply, EnrolAnswer, EnrolReply, Handshakes, TieBreakResend
 from .messages import Messages
 from .session import Session
 
@@ -201,10 +202,22 @@ class Sessions:
                         peer.add_endpoint(dst)
                     out.datagram(peer, init, dst)
                     return None
+                case EnrolReply() as reply:  # no session, no peer: the answer goes back where the question came from
+                    out.send(reply.dst, local, reply.data)
+                    if reply.mark is not None:  # a use of a token: every connected member hears it (3.4)
+                        for p in self.table.in_network(reply.network.id):
+                            if p.connected:
+                                out.control(p, "member.marks", reply.mark.encode())
+                    return None
                 case done:
                     pass
         elif t is PacketType.HANDSHAKE_RESP:
-            done = self.hs.on_response(data, src, now)
+            match self.hs.on_response(data, src, now):
+                case EnrolAnswer() as answer:
+                    self._enrol_answered(answer, now, out)
+                    return None
+                case done:
+                    pass
         elif t is PacketType.COOKIE_REPLY:
             if (again := self.hs.on_cookie_reply(data, now)) is not None:
                 self.initiate(again, now, out)  # with the cookie's mac2 this time
@@ -215,6 +228,22 @@ class Sessions:
             done.peer.local = local
             done.peer.stats.bytes_in += len(data)
         return done
+
+    def _enrol_answered(self, answer: EnrolAnswer, now: float, out: Outbox) -> None:
+        """An admin answered our enrolment: with a credential, start a real handshake at once; refused, stop and say
+        why (``EnrolmentRefused`` names the refusal: used, expired, revoked, ...)."""
+        peer, status = answer.peer, answer.status
+        peer.handshake_started_at = None
+        if status is EnrolStatus.ISSUED:
+            out.event(ev.Enrolled(peer.network.id, peer.node))
+            self.initiate(peer, now, out)
+            return
+        peer.wanted = False  # nothing to talk about without a certificate
+        if peer.state is PeerState.HANDSHAKING:
+            peer.move(PeerState.DISCONNECTED, now)
+        if status is not EnrolStatus.NOT_ADMIN:  # (another admin may still take the token; for the rest it is final)
+            self.hs.credentials.enrol(peer.network.id, None)
+        out.event(ev.EnrolmentRefused(peer.network.id, peer.node, status.word, status.fix))
 
     def completed(self, done: Completed, now: float, out: Outbox) -> None:
         """A handshake completed (the caller already sent its reply, which must go before anything sealed)."""

@@ -1,0 +1,110 @@
+"""Invites of owned networks in the simulator (docs/membership.md 3.3; issue 16's "Must show"): a one-time invite
+admits one node, which then holds a certificate and connects to the other members, and a second use is refused
+with "used"; an expired invite is refused with "expired"; a member that is no admin answers no enrolment and spends
+no Diffie-Hellman on it; open networks keep their version 1 invites."""
+
+from __future__ import annotations
+
+import pytest
+
+from omerta_mesh.core import events as ev
+from omerta_mesh.core.config import DEFAULT_CONFIG
+from omerta_mesh.core.errors import DropReason, UsageError
+from omerta_mesh.core.member.check import Accepted
+from omerta_mesh.core.membership import InviteOptions
+from omerta_mesh.core.network import Network
+from omerta_mesh.core.wire.invite import PREFIX, PREFIX_V2
+from omerta_mesh.sim.harness import SimMesh, SimNode
+
+
+def owned(seed: str, *names: str) -> tuple[SimMesh, Network, SimNode, list[SimNode]]:
+    sim = SimMesh(seed, config=DEFAULT_CONFIG.with_(cert_clock_skew=0.0))
+    owner = sim.add_node("owner")
+    others = [sim.add_node(n) for n in names]
+    net = owner.mesh.create_network("home", sim.now, owned=True)
+    return sim, net, owner, others
+
+
+def invite(sim: SimMesh, admin: SimNode, net: Network, **opts: object) -> str:
+    return admin.mesh.invite(net.id, [admin.reachable], sim.now, InviteOptions(**opts))  # type: ignore[arg-type]
+
+
+def join(sim: SimMesh, node: SimNode, text: str, seconds: float = 5.0) -> None:
+    node.mesh.join(text, sim.now)
+    sim.internet.pump(node.mesh)
+    sim.run_for(seconds)
+
+
+def holds_certificate(sim: SimMesh, node: SimNode, net: Network) -> bool:
+    own = node.mesh.hs.credentials.own(net.id)
+    return own is not None and isinstance(node.mesh.hs.credentials.check(net, node.mesh.node_id, own, sim.now), Accepted)
+
+
+def test_a_one_time_invite_admits_one_node_which_connects_to_the_members_and_refuses_a_second_use() -> None:
+    sim, net, owner, (alice, bob, carol) = owned("enrol-once", "alice", "bob", "carol")
+    text = invite(sim, owner, net, uses=1, name="alice-laptop", tags=("dev",))
+    assert text.startswith(PREFIX_V2)
+    join(sim, alice, text)
+    assert alice.of(ev.Enrolled) and holds_certificate(sim, alice, net), sim.failure()
+    assert sim.connected(alice, owner, net) and sim.connected(owner, alice, net), sim.failure()
+    join(sim, bob, invite(sim, owner, net, uses=1))  # another member, admitted by its own invite
+    sim.run_for(30)
+    assert holds_certificate(sim, bob, net)
+    assert sim.connected(bob, alice, net) and sim.connected(alice, bob, net), sim.failure()  # member to member
+    join(sim, carol, text)  # alice's invite again
+    refused = carol.of(ev.EnrolmentRefused)
+    assert [r.reason for r in refused] == ["used"] and "already used" in refused[0].fix
+    assert not holds_certificate(sim, carol, net) and not sim.connected(carol, owner, net)
+    assert owner.mesh.counters["enrol.issued"] == 2 and owner.mesh.counters["enrol.refused.used"] == 1
+    missing = owner.mesh.counters.dropped(DropReason.CERT_MISSING)
+    sim.run_for(30)
+    assert not sim.connected(carol, owner, net) and owner.mesh.counters["enrol.refused.used"] == 1  # it stopped asking
+    assert owner.mesh.counters.dropped(DropReason.CERT_MISSING) == missing  # and sends no handshakes without a certificate
+
+
+def test_an_expired_invite_is_refused_with_expired() -> None:
+    sim, net, owner, (dave,) = owned("enrol-expired", "dave")
+    text = invite(sim, owner, net, expires=60)
+    sim.run_for(61)
+    join(sim, dave, text)
+    assert [r.reason for r in dave.of(ev.EnrolmentRefused)] == ["expired"]
+    assert not holds_certificate(sim, dave, net) and not sim.connected(dave, owner, net)
+    assert owner.mesh.table.get(net.id, dave.mesh.node_id) is None  # the responder kept no peer for it
+
+
+def test_a_member_answers_no_enrolment_and_spends_no_diffie_hellman() -> None:
+    sim, net, owner, (alice, eve) = owned("enrol-not-admin", "alice", "eve")
+    join(sim, alice, invite(sim, owner, net))
+    assert holds_certificate(sim, alice, net)
+    with pytest.raises(UsageError, match="only an admin"):
+        invite(sim, alice, net)
+    dh = alice.mesh.counters["handshake.dh_performed"]
+    eve.mesh.join(owner.mesh.invite(net.id, [], sim.now, InviteOptions()), sim.now)  # no address: the owner is out of reach
+    sim.introduce(eve, alice, net)  # so eve's enrolment goes to alice, who is no admin
+    sim.run_for(3)
+    assert alice.mesh.counters.dropped(DropReason.ENROL_NOT_ADMIN) > 0
+    assert alice.mesh.counters["handshake.dh_performed"] == dh and alice.mesh.table.get(net.id, eve.mesh.node_id) is None
+
+
+def test_enrolments_have_their_own_budget() -> None:
+    sim, net, owner, joiners = owned("enrol-budget", *[f"j{i}" for i in range(14)])
+    text = invite(sim, owner, net, uses=255)
+    for j in joiners:  # all at once: 10 (the burst) are answered, the rest wait for the budget
+        j.mesh.join(text, sim.now)
+    sim.pump()
+    sim.run_for(0.5)
+    assert owner.mesh.counters["enrol.issued"] == 10 and owner.mesh.counters.dropped(DropReason.ENROL_RATE) == 4
+    sim.run_for(10)  # the retries find budget again
+    assert all(holds_certificate(sim, j, net) for j in joiners)
+
+
+def test_open_networks_keep_version_1_invites() -> None:
+    sim = SimMesh("enrol-open")
+    a, b = sim.add_node("a"), sim.add_node("b")
+    net = a.mesh.create_network("open", sim.now)
+    text = a.mesh.invite(net.id, [a.reachable])
+    assert text.startswith(PREFIX) and net.owner is None
+    with pytest.raises(UsageError, match="is open"):
+        a.mesh.invite(net.id, [a.reachable], sim.now, InviteOptions(uses=2))
+    join(sim, b, text)
+    assert sim.connected(b, a, net) and not b.of(ev.Enrolled)
