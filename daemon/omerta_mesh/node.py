@@ -30,11 +30,13 @@ from .core.errors import MeshError, UsageError
 from .core.ids import NetworkId, NodeId
 from .core.keys import Identity
 from .core.member.check import Verdict
+from .core.membership import InviteOptions
 from .core.mesh import Mesh
 from .core.network import Network
 from .core.session.reliable import QueueFull
 from .core.wire.invite import check_network_name, decode_invite
 from .io.driver import Driver
+from .io.enrolstate import EnrolWaits, restore_enrolment, save_enrolment
 from .io.netlink import local_addresses
 from .io.netmon import AddressMonitor
 from .io.peercache import PEER_CACHE, PEER_CACHE_MAX, PeerCacheSaves, peer_cache_doc
@@ -103,6 +105,7 @@ class MeshNode:
         self._handlers: dict[str, Handler] = {}
         self._waiters: dict[tuple[str, int], asyncio.Future] = {}
         self._connected: dict[bytes, tuple[asyncio.Event, int]] = {}  # (event, waiters): only nodes someone awaits
+        self._enrol_waits = EnrolWaits()  # joins awaiting their enrolment's answer (io/enrolstate.py)
         self._room = asyncio.Event()
         self._tasks: set[asyncio.Task] = set()
         self.streams = StreamHub(lambda: self._m, self._now, self._flush)  # byte streams to peers' ports (io/streams.py)
@@ -234,6 +237,8 @@ class MeshNode:
             self.mesh.add_network(st.network, now)
             if st.network.owner is not None and st.credential:
                 self.mesh.set_credential(st.network.id, st.credential, now)
+            if st.network.owner is not None:  # the invites we issued and redeemed there
+                restore_enrolment(self.store.members, self.mesh.enrolment, st.network, now + self.mesh.wall_offset)
         for p in self.store.load_peers()["peers"][:PEER_CACHE_MAX]:  # checked entries (io.store.peer_entry): damaged ones skipped
             nid, node = NetworkId.parse(p["network"]), NodeId.parse(p["node"])
             eps: list[Address] = [(h, port) for h, port in p["endpoints"]][: self._config.max_endpoints_per_peer]
@@ -334,14 +339,20 @@ class MeshNode:
         return list(self.mesh.local_endpoints)
 
     # ------------------------------------------------------------------ networks and peers
-    def create_network(self, name: str = "") -> Network:
-        """A new network (saved before it exists in the core: StateNotSaved, with nothing changed, if the disk refuses)."""
+    def create_network(self, name: str = "", owned: bool = False) -> Network:
+        """A new network (saved before it exists in the core: StateNotSaved, with nothing changed, if the disk refuses);
+        ``owned``: we own it (docs/membership.md), with a self-signed owner certificate; invites are signed tokens."""
         try:
             check_network_name(name)  # as Mesh.create_network does: the name goes into invites, state and replies
         except ValueError as e:
             raise UsageError(f"cannot create a network named {name!r}: {e}") from None
-        net = Network.create(self._m.entropy, name)
-        self.add_network(net, NetworkState(net, origin="created"))
+        net, cred = Network.create(self._m.entropy, name), None
+        if owned:
+            net = Network(net.key, name, owner=self.node_id)
+            cred = self._m.enrolment.owner_credential(net, self._now() + self._m.wall_offset, self._m.cfg.cert_lifetime)
+        self.add_network(net, NetworkState(net, credential=cred, origin="created"))
+        if cred is not None:
+            self._m.set_credential(net.id, cred, self._now())
         return net
 
     def add_network(self, net: Network, entry: NetworkState | None = None) -> None:
@@ -352,15 +363,29 @@ class MeshNode:
         have = list(self._m.networks.values())
         return have if net.id.raw in self._m.networks else [*have, net]
 
-    def invite(self, network: NetworkId, endpoints: list[Address] | None = None) -> str:
-        return self._m.invite(network, endpoints or self.endpoints)
+    def invite(self, network: NetworkId, endpoints: list[Address] | None = None, opts: InviteOptions | None = None) -> str:
+        """An invite; for an owned network a fresh signed token (``opts``: uses, expiry, name, tags), saved."""
+        text = self._m.invite(network, endpoints or self.endpoints, self._now(), opts)
+        if self.store is not None and self._m.network(network).owner is not None:
+            save_enrolment(self.store.members, self._m.enrolment, network)
+        return text
 
     async def join(self, invite: str, timeout: float | None = 10.0) -> Network:
-        """Join by invite; with a timeout, wait until the inviter answered."""
+        """Join by invite; with a timeout, wait until the inviter answered (for an owned network: enrolled us, or
+        refused the invite: UsageError saying why, "used", "expired", ..., and what to do)."""
         inv = decode_invite(invite)
-        joined = Network(inv.network_key, inv.name)
-        net = self._change_networks(self._networks_with(joined), lambda: self._m.join(invite, self._now()),
-                                    NetworkState(joined, origin="joined", inviter=inv.inviter))
+        joined = Network(inv.network_key, inv.name, owner=inv.owner)
+        enrolled = self._enrol_waits.expect(joined.id) if inv.token is not None else None
+        try:
+            net = self._change_networks(self._networks_with(joined), lambda: self._m.join(invite, self._now()),
+                                        NetworkState(joined, origin="joined", inviter=inv.inviter))
+            if timeout and enrolled is not None:
+                await asyncio.wait_for(enrolled, timeout)
+        except asyncio.TimeoutError:
+            raise TimeoutError(f"no answer to the invite from {inv.inviter.short()} after {timeout:g} s: is it running and "
+                               "reachable?") from None
+        finally:
+            self._enrol_waits.done(joined.id)
         if timeout:
             await self.wait_connected(inv.inviter, timeout)
         return net
@@ -513,7 +538,9 @@ class MeshNode:
             return  # a stream's event: the stream hub's (io/streams.py), never the subscribers'
         for q in self._event_queues:
             offer(q, e)
-        if isinstance(e, ev.PeerConnected):
+        if isinstance(e, (ev.Enrolled, ev.EnrolmentRefused, ev.InviteRedeemed)):
+            self._enrol_waits.on_event(e, self._m, self.store)
+        elif isinstance(e, ev.PeerConnected):
             if (w := self._connected.get(e.peer.raw)) is not None:
                 w[0].set()
             if self._peer_saves is not None:  # debounced, off the loop (io/peercache.py): never a write per event

@@ -181,7 +181,8 @@ def test_state_round_trip() -> None:
     first = e.redeem(NET, own, revs(), ALICE.node_id, token.encode(), "", T0)
     assert isinstance(first, Issued)
     back = Enrolment(OWNER, CFG, SeededEntropy("e-owner-2"))
-    back.load(NET, e.state(NET.id), T0 + 1)
+    marks, tokens, enrolled = e.export(NET.id)
+    assert back.restore(NET, marks, tokens + (b"junk",), enrolled, T0 + 1) == 1
     assert back.issued(NET.id, T0 + 1) == [token] and back.marks(NET.id) == e.marks(NET.id)
     assert back.redeem(NET, own, revs(), ALICE.node_id, token.encode(), "", T0 + 2) == Issued(first.credential, None)
     assert isinstance(back.redeem(NET, own, revs(), BOB.node_id, token.encode(), "", T0 + 2), Issued)

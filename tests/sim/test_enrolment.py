@@ -13,7 +13,8 @@ from omerta_mesh.core.errors import DropReason, UsageError
 from omerta_mesh.core.member.check import Accepted
 from omerta_mesh.core.membership import InviteOptions
 from omerta_mesh.core.network import Network
-from omerta_mesh.core.wire.invite import PREFIX, PREFIX_V2
+from omerta_mesh.core.wire.certs import Certificate, Role, encode_credential, sign_certificate
+from omerta_mesh.core.wire.invite import PREFIX, PREFIX_V2, decode_invite
 from omerta_mesh.sim.harness import SimMesh, SimNode
 
 
@@ -56,6 +57,7 @@ def test_a_one_time_invite_admits_one_node_which_connects_to_the_members_and_ref
     assert [r.reason for r in refused] == ["used"] and "already used" in refused[0].fix
     assert not holds_certificate(sim, carol, net) and not sim.connected(carol, owner, net)
     assert owner.mesh.counters["enrol.issued"] == 2 and owner.mesh.counters["enrol.refused.used"] == 1
+    assert [(e.peer, e.uses) for e in owner.of(ev.InviteRedeemed)] == [(alice.mesh.node_id, 1), (bob.mesh.node_id, 1)]
     missing = owner.mesh.counters.dropped(DropReason.CERT_MISSING)
     sim.run_for(30)
     assert not sim.connected(carol, owner, net) and owner.mesh.counters["enrol.refused.used"] == 1  # it stopped asking
@@ -108,3 +110,25 @@ def test_open_networks_keep_version_1_invites() -> None:
         a.mesh.invite(net.id, [a.reachable], sim.now, InviteOptions(uses=2))
     join(sim, b, text)
     assert sim.connected(b, a, net) and not b.of(ev.Enrolled)
+
+
+def test_a_use_mark_reaches_another_admin_which_then_refuses_the_token_as_used() -> None:
+    sim, net, owner, (adam, alice, carol) = owned("enrol-marks", "adam", "alice", "carol")
+    adam.mesh.add_network(net, sim.now)
+    cert = Certificate(Role.ADMIN, net.id, adam.mesh.node_id, owner.mesh.node_id, 7, int(sim.now), int(sim.now) + 86400)
+    adam.mesh.set_credential(net.id, encode_credential([sign_certificate(owner.mesh.identity, cert)]), sim.now)
+    sim.introduce(adam, owner, net)
+    sim.run_for(3)
+    assert sim.connected(adam, owner, net), sim.failure()
+    text = invite(sim, owner, net, uses=1)
+    join(sim, alice, text)
+    assert holds_certificate(sim, alice, net)
+    assert [m.enrolled for m in adam.mesh.enrolment.marks(net.id)] == [alice.mesh.node_id]  # pushed by the owner
+    carol.mesh.join(owner.mesh.invite(net.id, [], sim.now), sim.now)  # (carol's own, unused, to get the network)
+    token = decode_invite(text).token
+    assert token is not None
+    carol.mesh.hs.credentials.enrol(net.id, token.encode())
+    sim.introduce(carol, adam, net)  # alice's invite again, this time at the other admin
+    sim.run_for(3)
+    assert [r.reason for r in carol.of(ev.EnrolmentRefused)] == ["used"]
+    assert adam.mesh.counters["enrol.refused.used"] == 1 and not holds_certificate(sim, carol, net)

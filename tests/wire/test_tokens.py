@@ -8,11 +8,21 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from omerta_mesh.core.errors import DropReason, InviteError, UsageError, WireError
-from omerta_mesh.core.ids import NetworkId, NodeId
+from omerta_mesh.core.ids import NetworkId
 from omerta_mesh.core.keys import Identity
 from omerta_mesh.core.wire.invite import PREFIX, PREFIX_V2, Invite, decode_invite, encode_invite
-from omerta_mesh.core.wire.tokens import (MARK_LEN, MAX_TOKEN, MAX_TOKEN_LIFETIME, MIN_TOKEN, Token, UseMark,
-                                          decode_mark, decode_token, sign_mark, sign_token)
+from omerta_mesh.core.wire.tokens import (
+    MARK_LEN,
+    MAX_TOKEN,
+    MAX_TOKEN_LIFETIME,
+    MIN_TOKEN,
+    Token,
+    UseMark,
+    decode_mark,
+    decode_token,
+    sign_mark,
+    sign_token,
+)
 
 ADMIN = Identity.from_seed(bytes([3]) * 32)
 OTHER = Identity.from_seed(bytes([4]) * 32)

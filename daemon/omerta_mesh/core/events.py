@@ -82,6 +82,16 @@ class Enrolled(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class InviteRedeemed(Event):
+    """We (an admin of the owned ``network``) enrolled ``peer`` with one of the network's invite tokens: ``uses`` of
+    it are spent here so far. The host saves what the enrolment keeps (``Mesh.enrolment.export``)."""
+
+    network: NetworkId
+    peer: NodeId
+    uses: int
+
+
+@dataclass(frozen=True, slots=True)
 class EnrolmentRefused(Event):
     """An admin refused our invite token: ``reason`` is the refusal's word ("used", "expired", "revoked", ...),
     ``fix`` what to do about it."""

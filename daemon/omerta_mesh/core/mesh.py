@@ -73,6 +73,7 @@ class Mesh:
         self.credentials = Credentials(config, wall_offset)  # owned networks: ours, revocations, the check (core/member/)
         self.hs = Handshakes(identity, config, self.entropy, self.counters, self.table, self.incarnation, self.budget, wall_offset,
                              self.credentials)
+        self.enrolment = self.hs.enrolment  # owned networks we administer: invite tokens issued and redeemed (core/member/)
         self._timers = DeadlineQueue()
         self._events: deque[ev.Event] = deque()
         self.last_internal_error: str | None = None

@@ -18,13 +18,14 @@ accepted and the use marks of other admins, and the answer to a presented token.
 then issues a member certificate (the token's name, else the requested one; the token's tags and lifetime;
 ``not before`` = the clock), signed by this node, with this node's admin certificate after it when it is an admin,
 records the use and signs a use mark (3.4) for the caller to spread. Everything it keeps is bounded by
-``max_token_marks`` and forgotten at the token's ``not after``; ``state``/``load`` are its serialisation until the
-store of ``<state>/members/<network id>.json`` takes them.
+``max_token_marks`` and forgotten at the token's ``not after``; ``export``/``restore`` are what the host keeps of it
+in ``<state>/members/<network id>.json`` (io/memberstate.py).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterable
 
 from ..config import CoreConfig
 from ..entropy import Entropy
@@ -35,8 +36,7 @@ from ..network import Network
 from ..wire.certs import MAX_NAME, Certificate, Role, decode_credential, encode_credential, sign_certificate
 from ..wire.enrol import EnrolStatus
 from ..wire.frames import label_bytes
-from ..wire.tokens import (MAX_TOKEN_LIFETIME, TOKEN_ID_LEN, Token, UseMark, decode_mark, decode_token, sign_mark,
-                           sign_token)
+from ..wire.tokens import MAX_TOKEN_LIFETIME, TOKEN_ID_LEN, Token, UseMark, decode_mark, decode_token, sign_mark, sign_token
 from .revocations import RevocationList
 
 
@@ -193,29 +193,46 @@ class Enrolment:
             del self._redeemed[tid]
 
     # ------------------------------------------------------------------ serialisation
-    def state(self, network: NetworkId) -> dict[str, object]:
-        """What to persist for ``network`` (JSON-ready): the tokens we issued, the credentials we issued per token,
-        every mark we hold."""
-        return {"tokens": [t.encode().hex() for t in self._issued.values() if t.network == network],
-                "enrolled": {r_id.hex(): {n.hex(): c.hex() for n, c in r.enrolled.items()}
-                             for r_id, r in self._redeemed.items() if r.network == network.raw},
-                "marks": [m.encode().hex() for m in self.marks(network)]}
+    def export(self, network: NetworkId) -> tuple[tuple[bytes, ...], tuple[bytes, ...], tuple[tuple[bytes, NodeId, bytes], ...]]:
+        """What to persist for ``network`` (``<state>/members/<id>.json``, io/memberstate.py): every mark held (signed
+        bytes), the tokens we issued (signed bytes), and (token id, node, credential) for each node we enrolled."""
+        return (tuple(m.encode() for m in self.marks(network)),
+                tuple(t.encode() for t in self._issued.values() if t.network == network),
+                tuple((tid, NodeId(n), c) for tid, r in self._redeemed.items() if r.network == network.raw
+                      for n, c in r.enrolled.items()))
 
-    def load(self, net: Network, state: dict[str, object], wall: float) -> None:
-        """Take back what ``state`` wrote (entries that no longer parse or have expired are left out)."""
-        for raw in state.get("tokens", []):  # type: ignore[attr-defined]
-            t = decode_token(bytes.fromhex(raw))
-            if t.network == net.id and t.issuer == self.identity.node_id and wall < t.not_after:
+    def restore(self, net: Network, marks: Iterable[bytes], tokens: Iterable[bytes],
+                enrolled: Iterable[tuple[bytes, NodeId, bytes]], wall: float) -> int:
+        """Take back what ``export`` gave (after a restart); entries that no longer parse, are not ours to keep or have
+        expired are left out. Returns how many were left out."""
+        left = 0
+        for raw in tokens:
+            try:
+                t = decode_token(raw)
+            except WireError:
+                left += 1
+                continue
+            if t.network == net.id and t.issuer == self.identity.node_id and wall < t.not_after and t.signature_ok():
                 self._issued[t.token_id] = t
-        for raw in state.get("marks", []):  # type: ignore[attr-defined]
-            m = decode_mark(bytes.fromhex(raw))
-            if m.network == net.id and m.signature_ok() and wall < m.token_not_after:
+            else:
+                left += 1
+        for raw in marks:
+            try:
+                m = decode_mark(raw)
+            except WireError:
+                left += 1
+                continue
+            if m.network == net.id and wall < m.token_not_after and m.signature_ok() and len(self._redeemed) < self.limit:
                 r = self._redeemed.setdefault(m.token_id, _Redeemed(net.id.raw, m.token_not_after, {}, {}))
                 r.marks[m.issuer.raw] = m
-        for tid, nodes in state.get("enrolled", {}).items():  # type: ignore[attr-defined]
-            r = self._redeemed.get(bytes.fromhex(tid))
-            if r is not None:
-                r.enrolled.update({bytes.fromhex(n): bytes.fromhex(c) for n, c in nodes.items()})
+            else:
+                left += 1
+        for tid, node, credential in enrolled:  # (each of ours made a mark, restored just above)
+            if (known := self._redeemed.get(tid)) is not None:
+                known.enrolled[node.raw] = credential
+            else:
+                left += 1
+        return left
 
     # ------------------------------------------------------------------ helpers
     def _uses(self, token_id: bytes) -> int:

@@ -27,8 +27,8 @@ from ..peers.paths import Address, PathId, ViaRelay
 from ..peers.peer import Peer, PeerState
 from ..peers.table import PeerTable
 from ..wire import frames as fw
-from ..wire.packet import PacketType, packet_type
 from ..wire.enrol import EnrolStatus
+from ..wire.packet import PacketType, packet_type
 from .handshakes import Completed, CookieReply, EnrolAnswer, EnrolReply, Handshakes, TieBreakResend
 from .messages import Messages
 from .session import Session
@@ -205,6 +205,7 @@ class Sessions:
                 case EnrolReply() as reply:  # no session, no peer: the answer goes back where the question came from
                     out.send(reply.dst, local, reply.data)
                     if reply.mark is not None:  # a use of a token: every connected member hears it (3.4)
+                        out.event(ev.InviteRedeemed(reply.network.id, reply.mark.enrolled, reply.mark.uses))
                         for p in self.table.in_network(reply.network.id):
                             if p.connected:
                                 out.control(p, "member.marks", reply.mark.encode())
