@@ -132,7 +132,9 @@ def test_members_round_trip_in_a_private_directory(tmp_path) -> None:
     MembersState(tokens=(b"",)),
     MembersState(enrolled=(Enrolled(b"\x01" * 15, JOINER.node_id, b"c"),)),
     MembersState(enrolled=(Enrolled(b"\x01" * 16, JOINER.node_id, b"c" * 596),)),
-], ids=["revocations", "marks", "long token", "empty token", "token id", "credential"])
+    MembersState(enrolled=(Enrolled(b"\x01" * 16, JOINER.node_id, b"c"),) * (ms.MAX_ENROLLED + 1)),
+    MembersState(tokens=(b"x",) * (ms.MAX_TOKENS + 1)),
+], ids=["revocations", "marks", "long token", "empty token", "token id", "credential", "enrolments", "tokens"])
 def test_saving_more_than_a_load_takes_back_is_refused(tmp_path, state) -> None:
     with pytest.raises(UsageError, match="beyond the bounds"):
         StateStore(tmp_path).members.save(owned().id, state)

@@ -26,8 +26,8 @@ def owned(seed: str) -> tuple[SimMesh, Network, SimNode, SimNode, SimNode]:
     for n in (owner, alice, mallory):
         n.mesh.add_network(net, sim.now)
     now = sim.now
-    owner.mesh.hs.credentials.set_own(net.id, _issue(owner, owner.mesh.identity, net, Role.OWNER, now, now + 30 * DAY))
-    alice.mesh.hs.credentials.set_own(net.id, _issue(alice, owner.mesh.identity, net, Role.MEMBER, now, now + 30 * DAY))
+    owner.mesh.set_credential(net.id, _issue(owner, owner.mesh.identity, net, Role.OWNER, now, now + 30 * DAY), sim.now)
+    alice.mesh.set_credential(net.id, _issue(alice, owner.mesh.identity, net, Role.MEMBER, now, now + 30 * DAY), sim.now)
     return sim, net, owner, alice, mallory
 
 
@@ -58,13 +58,13 @@ def test_forged_certificates_are_refused_before_any_peer_state() -> None:
     sim, net, owner, alice, mallory = owned("owned-forged")
     now = sim.now
     # signed by a member (alice), and by mallory's own key: neither is the owner or an admin
-    mallory.mesh.hs.credentials.set_own(net.id, _issue(mallory, alice.mesh.identity, net, Role.MEMBER, now, now + DAY))
+    mallory.mesh.set_credential(net.id, _issue(mallory, alice.mesh.identity, net, Role.MEMBER, now, now + DAY), sim.now)
     sim.introduce(mallory, owner, net)
     sim.run_for(3)
     assert not sim.connected(mallory, owner, net)
     assert _drops(owner, DropReason.CERT_ISSUER_NOT_ADMIN) > 0
     assert owner.mesh.table.get(net.id, mallory.mesh.node_id) is None  # no peer state kept for it
-    mallory.mesh.hs.credentials.set_own(net.id, _issue(mallory, mallory.mesh.identity, net, Role.ADMIN, now, now + DAY))
+    mallory.mesh.set_credential(net.id, _issue(mallory, mallory.mesh.identity, net, Role.ADMIN, now, now + DAY), sim.now)
     sim.run_for(12)
     assert not sim.connected(mallory, owner, net) and _drops(owner, DropReason.CERT_ISSUER_NOT_ADMIN) >= 2
 
@@ -72,18 +72,18 @@ def test_forged_certificates_are_refused_before_any_peer_state() -> None:
 def test_an_expired_or_stolen_certificate_is_refused() -> None:
     sim, net, owner, alice, mallory = owned("owned-expired")
     now = sim.now
-    mallory.mesh.hs.credentials.set_own(net.id, _issue(mallory, owner.mesh.identity, net, Role.MEMBER, 0, now - 10))
+    mallory.mesh.set_credential(net.id, _issue(mallory, owner.mesh.identity, net, Role.MEMBER, 0, now - 10), sim.now)
     sim.introduce(mallory, owner, net)
     sim.run_for(3)
     assert not sim.connected(mallory, owner, net) and _drops(owner, DropReason.CERT_EXPIRED) > 0
-    mallory.mesh.hs.credentials.set_own(net.id, alice.mesh.hs.credentials.own(net.id))  # alice's, copied
+    mallory.mesh.set_credential(net.id, alice.mesh.credentials.own(net.id), sim.now)  # alice's, copied
     sim.run_for(12)
     assert not sim.connected(mallory, owner, net) and _drops(owner, DropReason.CERT_WRONG_SUBJECT) > 0
 
 
 def test_the_responder_is_checked_too() -> None:
     sim, net, owner, alice, mallory = owned("owned-responder")
-    owner.mesh.hs.credentials.set_own(net.id, _issue(owner, alice.mesh.identity, net, Role.OWNER, sim.now, sim.now + DAY))
+    owner.mesh.set_credential(net.id, _issue(owner, alice.mesh.identity, net, Role.OWNER, sim.now, sim.now + DAY), sim.now)
     sim.introduce(alice, owner, net)
     sim.run_for(3)
     assert not sim.connected(alice, owner, net)
@@ -92,7 +92,7 @@ def test_the_responder_is_checked_too() -> None:
 
 def test_a_certificate_that_expires_while_connected_stops_the_next_handshake() -> None:
     sim, net, owner, alice, mallory = owned("owned-expiry")
-    alice.mesh.hs.credentials.set_own(net.id, _issue(alice, owner.mesh.identity, net, Role.MEMBER, sim.now, sim.now + 100))
+    alice.mesh.set_credential(net.id, _issue(alice, owner.mesh.identity, net, Role.MEMBER, sim.now, sim.now + 100), sim.now)
     sim.introduce(alice, owner, net)
     sim.run_for(5)
     assert sim.connected(alice, owner, net), sim.failure()

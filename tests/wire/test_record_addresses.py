@@ -78,13 +78,13 @@ def test_a_later_extension_section_is_skipped_so_newer_records_stay_readable(cla
     raw bytes (what gossip passes on) are kept whole; the old parser refused any unknown flag bit."""
     base = _rec(claim)
     body = bytearray(base.raw[:-64])
-    body[45] |= 0x40 | 0x80  # two sections of later extensions (bits 3-5: host keys, exit offer, subnet routes)
-    body += (5).to_bytes(2, "little") + b"hello" + (0).to_bytes(2, "little")
+    body[45] |= 0x80  # a section of a later extension (bits 3-6: host keys, exit offer, subnet routes, credential)
+    body += (5).to_bytes(2, "little") + b"hello"
     raw = bytes(body) + ALICE.sign(NET.raw + bytes(body))
     d = decode_record(raw, NET)
     assert (d.node, d.seq, d.name, d.endpoints, d.addrs) == (base.node, base.seq, base.name, base.endpoints, claim)
     assert d.raw == raw
     # a section running past the signature, or too many extension bytes, is malformed
-    for bad in (body[:-2] + (300).to_bytes(2, "little"), body + bytes(300)):
+    for bad in (body[:-7] + (300).to_bytes(2, "little") + b"hello", body[:-7] + (300).to_bytes(2, "little") + bytes(300)):
         with pytest.raises(WireError):
             decode_record(bytes(bad) + ALICE.sign(NET.raw + bytes(bad)), NET)

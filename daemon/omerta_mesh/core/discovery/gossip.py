@@ -13,6 +13,11 @@ O(log N) rounds; the moving digest is the anti-entropy that lets a node that was
 A node keeps sessions with ``neighbours`` members besides those it talks to, chosen at random from the
 records it holds, and with at least one relay-capable member when it is not publicly reachable.
 
+Owned networks (docs/membership.md, 2.4): our record carries our credential (``Credentials.own``), and a
+network's store takes a record only if its credential admits its node now (``Credentials.check``, asked by the
+store: ``store.py``); a refused one is counted under its ``cert_*`` reason, as the handshake counts it. Open
+networks' records are as before.
+
 Leaving: ``depart`` signs a *departure* record (flag ``left``, no endpoints, a higher sequence number) and
 sends it to every connected member; it spreads by gossip like any record. While it is held, older records of
 that node are refused as stale, so stale gossip cannot bring the node back; a later re-join signs a newer
@@ -38,6 +43,7 @@ from ..entropy import Entropy
 from ..errors import DropReason, WireError
 from ..ids import NetworkId, NodeId
 from ..keys import Identity
+from ..member.check import Refused
 from ..member.credentials import Credentials
 from ..network import Network
 from ..outbox import Outbox
@@ -46,7 +52,7 @@ from ..peers.peer import Peer
 from ..peers.table import PeerTable
 from ..wire import control as cw
 from ..wire.records import AddrClaim, PeerRecord, Prefix, decode_record, fit_host_keys, sign_record
-from .store import PREFIX_LEN, PeerRecordStore
+from .store import PREFIX_LEN, Admit, PeerRecordStore
 
 HOT = 32  # recently learnt records remembered per network for pushing
 PUSHES = 3  # rounds a newly learnt record is pushed in
@@ -80,8 +86,8 @@ class Connect:
 class _NetGossip:
     __slots__ = ("store", "cursor", "hot", "own", "own_key", "spent", "answered", "introduced")
 
-    def __init__(self, max_records: int, max_lifetime: float) -> None:
-        self.store = PeerRecordStore(max_records, max_lifetime)
+    def __init__(self, max_records: int, max_lifetime: float, admit: Admit | None) -> None:
+        self.store = PeerRecordStore(max_records, max_lifetime, admit)
         self.cursor = b""
         self.hot: deque[list[Any]] = deque(maxlen=HOT)  # [node id, pushes left]
         self.own: PeerRecord | None = None
@@ -110,17 +116,25 @@ class Gossip:
 
     # ------------------------------------------------------------------ networks and queries
     def add_network(self, net: Network, facts: OwnFacts, now: float) -> None:
-        self._net(net.id)
+        self._net(net)
         self.refresh_own(net, facts, now, force=True)
 
     def remove_network(self, network: NetworkId) -> None:
         self._nets.pop(network.raw, None)
 
-    def _net(self, network: NetworkId) -> _NetGossip:
-        g = self._nets.get(network.raw)
+    def _net(self, net: Network) -> _NetGossip:
+        g = self._nets.get(net.id.raw)
         if g is None:
-            g = self._nets[network.raw] = _NetGossip(self.cfg.max_peers_per_network, self.cfg.record_lifetime + MAX_SKEW)
+            admit = (lambda rec, wall: self._admits(net, rec, wall)) if net.owner is not None else None
+            g = self._nets[net.id.raw] = _NetGossip(self.cfg.max_peers_per_network, self.cfg.record_lifetime + MAX_SKEW, admit)
         return g
+
+    def _admits(self, net: Network, rec: PeerRecord, wall: float) -> DropReason | None:
+        """Why an owned network's store refuses ``rec`` (its credential does not admit its node now), None: taken."""
+        if rec.node == self.node_id:
+            return None  # our own, whatever members will make of it
+        verdict = self.credentials.check(net, rec.node, rec.credential, wall - self.wall_offset)
+        return verdict.reason if isinstance(verdict, Refused) else None
 
     def records(self, network: NetworkId) -> list[PeerRecord]:
         """The live records of ``network`` (departures are held, but not listed)."""
@@ -143,7 +157,8 @@ class Gossip:
 
     def home_relays(self, network: NetworkId) -> tuple[bytes, ...]:
         """The (at most two) nearest relay-capable members we reach on a direct path."""
-        g = self._net(network)
+        if (g := self._nets.get(network.raw)) is None:
+            return ()
         out = []
         for p in self.table.in_network(network):
             rec = g.store.get(p.node)
@@ -155,19 +170,20 @@ class Gossip:
 
     def refresh_own(self, net: Network, facts: OwnFacts, now: float, force: bool = False) -> bool:
         """Re-sign our record if what it says changed or it is due for refreshing. Returns whether it did."""
-        g = self._net(net.id)
+        g = self._net(net)
         eps = facts.endpoints[:8]
         relays = self.home_relays(net.id)
         claim = facts.addresses.get(net.id.raw)
+        cred = self.credentials.own(net.id) if net.owner is not None else None
         key = (eps, facts.relay, facts.mapping, facts.filtering, facts.port_delta, self.name, relays, claim, self.host_keys, self.exit,
-               self.routes)
+               self.routes, cred)
         wall = now + self.wall_offset
         due = g.own is None or wall >= g.own.expires - self.cfg.record_lifetime + self.cfg.record_refresh
         if not force and g.own_key == key and not due:
             return False
         rec = PeerRecord(self.node_id, 0, 0, eps, self.name, facts.relay, facts.mapping, facts.filtering, facts.port_delta, relays,
                          addrs=claim, host_keys=self.host_keys, exit=self.exit,
-                         routes=self.routes)
+                         routes=self.routes, credential=cred)
         self._sign_own(net, g, rec, wall)
         g.own_key = key
         return True
@@ -182,7 +198,7 @@ class Gossip:
 
     def push_own(self, net: Network, now: float, out: Outbox) -> None:
         """Send our own record to every connected member of ``net`` now (one record each)."""
-        g = self._net(net.id)
+        g = self._net(net)
         if g.own is None:
             return
         body = cw.encode_record_list([g.own.raw])
@@ -195,7 +211,7 @@ class Gossip:
     def depart(self, net: Network, now: float, out: Outbox) -> PeerRecord:
         """We leave ``net``: sign a departure record (a higher sequence number, no endpoints) and send it to
         every connected member, who drop us from their lists and spread it by gossip."""
-        g = self._net(net.id)
+        g = self._net(net)
         rec = self._sign_own(net, g, PeerRecord(self.node_id, 0, 0, name=self.name, left=True), now + self.wall_offset)
         self.counters.inc("gossip.departures_sent")
         self.push_own(net, now, out)
@@ -207,7 +223,7 @@ class Gossip:
         wall = now + self.wall_offset
         connects: list[Connect] = []
         for net in networks:
-            g = self._net(net.id)
+            g = self._net(net)
             g.spent = 0
             g.answered = 0
             g.introduced.clear()
@@ -226,7 +242,7 @@ class Gossip:
 
     def greet(self, peer: Peer, out: Outbox) -> None:
         """A member just connected: a sync at once, so a newcomer learns the network without waiting."""
-        g = self._net(peer.network.id)
+        g = self._net(peer.network)
         if g.spent < self.cfg.gossip_round_budget:
             self._send_sync(g, peer, out)
 
@@ -270,7 +286,7 @@ class Gossip:
     def receive(self, peer: Peer, name: str, body: bytes, now: float, out: Outbox) -> list[PeerRecord]:
         """A ``gossip.*`` control message from ``peer``. Returns the records newly accepted (departures
         included: the caller drops a departed node and applies a live record to a peer it knows)."""
-        g = self._net(peer.network.id)
+        g = self._net(peer.network)
         if name == "gossip.records":
             return self._accept(peer, g, cw.decode_record_list(body), now, out)
         if name == "gossip.want":

@@ -10,19 +10,26 @@
   fresher than that one; a record of a node in ``keep`` (we hold a session with it) is never refused for room
   and never evicted. Otherwise it is refused (``gossip_limit``). Before, a member's 6,000 fake records filled
   every store and a real newcomer's record was refused: it was unreachable.
+* Owned networks (docs/membership.md, 2.4) give the store ``admit``: a record is taken only if its credential
+  admits its node now (``Credentials.check``; a refusal is returned as its ``cert_*`` reason for the caller to
+  count, as the handshake counts it), asked after the cheap checks above so gossip's duplicates and stale records
+  cost no check. This is also the bound on certificate floods: every record stored costs an admin's signature. A
+  departure carries no credential: it is taken only in place of a record held (it removes a node, never adds
+  one), else refused as ``cert_missing``.
 """
 
 from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
 from ..errors import DropReason
 from ..ids import NodeId
 from ..wire.records import PeerRecord
 
 PREFIX_LEN = 8
+Admit = Callable[[PeerRecord, float], "DropReason | None"]  # (record, wall clock) -> why it is refused, None: taken
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,9 +40,10 @@ class Offer:
 
 
 class PeerRecordStore:
-    def __init__(self, max_records: int, max_lifetime: float | None = None) -> None:
+    def __init__(self, max_records: int, max_lifetime: float | None = None, admit: Admit | None = None) -> None:
         self.max_records = max_records
         self.max_lifetime = max_lifetime
+        self.admit = admit  # owned networks: the credential check
         self._by_id: dict[bytes, PeerRecord] = {}
         self._sorted: list[bytes] = []  # node ids, sorted (for digest windows)
         self._by_prefix: dict[bytes, bytes] = {}
@@ -65,6 +73,9 @@ class PeerRecordStore:
                 return Offer(False)  # a duplicate: gossip's normal redundancy, not an offence
             if rec.seq <= old.seq:
                 return Offer(False, DropReason.RECORD_STALE)
+        if self.admit is not None and (refused := self._refused(rec, old is not None, wall)) is not None:
+            return Offer(False, refused)
+        if old is not None:
             self._by_id[key] = rec
             return Offer(True)
         if len(self._by_id) >= self.max_records:
@@ -76,6 +87,12 @@ class PeerRecordStore:
         bisect.insort(self._sorted, key)
         self._by_prefix[key[:PREFIX_LEN]] = key
         return Offer(True, new_node=True)
+
+    def _refused(self, rec: PeerRecord, held: bool, wall: float) -> DropReason | None:
+        if rec.left:  # (no credential needed: it only takes the place of a record held)
+            return None if held else DropReason.CERT_MISSING
+        assert self.admit is not None
+        return self.admit(rec, wall)
 
     def remove(self, node: bytes) -> None:
         if self._by_id.pop(node, None) is not None:

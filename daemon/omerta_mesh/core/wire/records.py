@@ -16,6 +16,7 @@ Layout (version 1)::
     section of flag bit 4 (exit offered): | exit flags (u8): bit 0 IPv4 egress, bit 1 IPv6 egress; others 0 | |
     section of flag bit 5 (subnet routes): | count (u8, 1-16) | per prefix: | bit 7 IPv6, bits 0-6 length |
         the prefix's first ceil(length / 8) bytes (host bits zero) | |
+    section of flag bit 6 (credential, owned networks): | credential (1-595: core/wire/certs.py) |
 
 Extending the record: a new optional section takes the next free flag bit (3 to 7) and is written length first,
 after the sections above. A node that does not know the bit skips the section (it is signed like the rest, and
@@ -56,6 +57,14 @@ The optional *subnet routes* (flag bit 5) are prefixes the node can reach and fo
 MAX_ROUTES, in the room host keys and the exit offer leave in MAX_EXTENSIONS: ``fit_routes``). A member routes
 to one only after its admin accepted it (docs/vnet.md, "Subnet routes"); a default route here is carried but
 never accepted. A damaged section (bad count, length, host bits set, trailing bytes) makes the record invalid.
+
+The optional *credential* (flag bit 6) is the node's member credential in an owned network (docs/membership.md,
+2.2 and 2.4), signed into the record with the rest. It has its own budget (MAX_CREDENTIAL) beside MAX_EXTENSIONS,
+so it never crowds out host keys or routes: a record with it may be MAX_RECORD + 2 + MAX_CREDENTIAL bytes long
+(older nodes refuse such records by their length bound, which happens only in owned networks, where they hold no
+certificate and are refused anyway). A section that does not parse as a credential (its layout and bounds:
+``decode_credential``) makes the record invalid; whether the credential admits the node is the record store's
+question (``discovery/store.py``), asked in owned networks only. Records without the bit parse as before.
 """
 
 from __future__ import annotations
@@ -67,6 +76,7 @@ from dataclasses import dataclass, field, replace
 from ..errors import DropReason, WireError
 from ..ids import NetworkId, NodeId
 from ..keys import Identity, verify_signature
+from .certs import MAX_CREDENTIAL, decode_credential
 from .endpoints import decode_endpoints, encode_endpoints
 
 RECORD_VERSION = 1
@@ -87,9 +97,11 @@ FLAG_EXIT = 0x10  # bit 4: the exit offer section
 EXIT_V4, EXIT_V6 = 0x01, 0x02
 FLAG_ROUTES = 0x20  # bit 5: the subnet routes section
 MAX_ROUTES = 16
+FLAG_CREDENTIAL = 0x40  # bit 6: the credential section (owned networks), outside MAX_EXTENSIONS
 MAX_EXTENSIONS = 256  # bytes of such sections a record may carry
 MAX_HOST_KEYS = 4
 MAX_RECORD = _HEAD.size + MAX_NAME + 1 + MAX_ENDPOINTS * 19 + 1 + MAX_RELAYS * 32 + _ADDRS.size + MAX_EXTENSIONS + SIG_LEN
+MAX_RECORD_CREDENTIAL = MAX_RECORD + 2 + MAX_CREDENTIAL  # a record with the credential section
 _VERIFIED: dict[bytes, "PeerRecord"] = {}  # memo of verified records (pure: same bytes, same answer)
 _VERIFIED_MAX = 65536
 
@@ -138,6 +150,7 @@ class PeerRecord:
     host_keys: tuple[bytes, ...] = ()  # SSH host public key blobs (optional; fit_host_keys chose them)
     exit: int = 0  # the exit offer: EXIT_V4 | EXIT_V6 (0: no exit)
     routes: tuple[Prefix, ...] = ()  # advertised subnet routes (optional; fit_routes chose them)
+    credential: bytes | None = None  # the node's credential in an owned network (optional)
 
     def expired(self, wall: float) -> bool:
         return wall >= self.expires
@@ -200,6 +213,14 @@ def _decode_routes(sec: bytes) -> tuple[Prefix, ...]:
     return tuple(out)
 
 
+def _credential_section(sec: bytes) -> bytes:
+    try:  # (its length: within MAX_CREDENTIAL by decode_credential, within the record by the final length check)
+        decode_credential(sec)
+    except WireError as e:
+        raise ValueError(f"credential: {e.detail}") from None
+    return bytes(sec)
+
+
 def _decode_host_keys(sec: bytes) -> tuple[bytes, ...]:
     count, pos, keys = sec[0], 1, []
     if count == 0 or count > MAX_HOST_KEYS:
@@ -219,7 +240,8 @@ def _body(rec: PeerRecord) -> bytes:
     """The signed part of ``rec``, whose fields ``sign_record`` already cut to what the wire carries."""
     name = rec.name.encode("utf-8")
     flags = ((FLAG_RELAY if rec.relay else 0) | (FLAG_LEFT if rec.left else 0) | (FLAG_ADDRS if rec.addrs else 0)
-             | (FLAG_HOST_KEYS if rec.host_keys else 0) | (FLAG_EXIT if rec.exit else 0) | (FLAG_ROUTES if rec.routes else 0))
+             | (FLAG_HOST_KEYS if rec.host_keys else 0) | (FLAG_EXIT if rec.exit else 0) | (FLAG_ROUTES if rec.routes else 0)
+             | (FLAG_CREDENTIAL if rec.credential else 0))
     out = bytearray(_HEAD.pack(RECORD_VERSION, rec.node.raw, rec.seq, rec.expires, flags, rec.mapping, rec.filtering, rec.port_delta,
                                len(name)))
     out += name
@@ -235,6 +257,8 @@ def _body(rec: PeerRecord) -> bytes:
         out += b"\x01\x00" + bytes([rec.exit])
     if rec.routes:
         out += _routes_section(rec.routes)
+    if rec.credential:
+        out += len(rec.credential).to_bytes(2, "little") + rec.credential
     return bytes(out)
 
 
@@ -246,7 +270,8 @@ def sign_record(identity: Identity, network: NetworkId, rec: PeerRecord) -> Peer
                   endpoints=rec.endpoints[:MAX_ENDPOINTS], relays=rec.relays[:MAX_RELAYS],
                   port_delta=max(-32768, min(32767, rec.port_delta)),
                   addrs=rec.addrs if rec.addrs is not None and (rec.addrs.v4 or rec.addrs.v6) else None,
-                  host_keys=fit_host_keys(rec.host_keys), exit=rec.exit & (EXIT_V4 | EXIT_V6))
+                  host_keys=fit_host_keys(rec.host_keys), exit=rec.exit & (EXIT_V4 | EXIT_V6),
+                  credential=rec.credential if rec.credential and len(rec.credential) <= MAX_CREDENTIAL else None)
     used = (len(_host_keys_section(rec.host_keys)) if rec.host_keys else 0) + (3 if rec.exit else 0)
     rec = replace(rec, routes=fit_routes(rec.routes, MAX_EXTENSIONS - used))
     body = _body(rec)
@@ -255,7 +280,7 @@ def sign_record(identity: Identity, network: NetworkId, rec: PeerRecord) -> Peer
 
 def decode_record(data: bytes, network: NetworkId) -> PeerRecord:
     """Parse and verify a record. Raises WireError (RECORD_INVALID) for anything malformed or unsigned."""
-    if len(data) < MIN_RECORD or len(data) > MAX_RECORD:
+    if len(data) < MIN_RECORD or len(data) > MAX_RECORD_CREDENTIAL:
         raise WireError(DropReason.RECORD_INVALID, f"record of {len(data)} bytes")
     memo_key = network.raw + data
     hit = _VERIFIED.get(memo_key)
@@ -265,6 +290,8 @@ def decode_record(data: bytes, network: NetworkId) -> PeerRecord:
         ver, node, seq, expires, flags, mapping, filtering, delta, nlen = _HEAD.unpack_from(data)
         if ver != RECORD_VERSION or nlen > MAX_NAME or mapping > 4 or filtering > 4:
             raise ValueError("header")
+        if len(data) > MAX_RECORD and not flags & FLAG_CREDENTIAL:
+            raise ValueError(f"{len(data)} bytes without a credential")
         pos = _HEAD.size
         name = data[pos : pos + nlen].decode("utf-8")
         pos += nlen
@@ -285,6 +312,7 @@ def decode_record(data: bytes, network: NetworkId) -> PeerRecord:
         host_keys: tuple[bytes, ...] = ()
         exit_ = 0
         routes: tuple[Prefix, ...] = ()
+        credential: bytes | None = None
         for bit in (0x08, 0x10, 0x20, 0x40, 0x80):  # known sections are read, those of later extensions skipped
             if flags & bit:
                 n = int.from_bytes(data[pos : pos + 2], "little")
@@ -296,6 +324,9 @@ def decode_record(data: bytes, network: NetworkId) -> PeerRecord:
                     exit_ = data[pos + 2]
                 elif bit == FLAG_ROUTES:
                     routes = _decode_routes(data[pos + 2 : pos + 2 + n])
+                elif bit == FLAG_CREDENTIAL:
+                    credential = _credential_section(data[pos + 2 : pos + 2 + n])
+                    ext += 2 + n  # (its own budget)
                 pos += 2 + n
         if pos - ext > MAX_EXTENSIONS:
             raise ValueError("extensions")
@@ -307,7 +338,7 @@ def decode_record(data: bytes, network: NetworkId) -> PeerRecord:
     if not verify_signature(node, network.raw + body, sig):
         raise WireError(DropReason.RECORD_INVALID, "signature does not verify under the record's node id")
     rec = PeerRecord(NodeId(node), seq, expires, tuple(eps), name, bool(flags & FLAG_RELAY), mapping, filtering, delta, relays,
-                     bytes(data), bool(flags & FLAG_LEFT), addrs, host_keys, exit_, routes)
+                     bytes(data), bool(flags & FLAG_LEFT), addrs, host_keys, exit_, routes, credential)
     if len(_VERIFIED) >= _VERIFIED_MAX:
         _VERIFIED.clear()
     _VERIFIED[memo_key] = rec
