@@ -6,6 +6,7 @@ members file nor costs any other state, bounds, and modes."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import logging
 import os
@@ -185,16 +186,6 @@ def test_a_damaged_members_file_is_set_aside_and_costs_nothing_else(tmp_path, ca
     assert s.members.load(net.id) == _members()
 
 
-def test_an_oversized_members_file_is_not_read(tmp_path, monkeypatch, caplog) -> None:
-    s = StateStore(tmp_path)
-    net = owned()
-    s.members.save(net.id, _members())
-    monkeypatch.setattr(ms, "MAX_FILE", 100)
-    with caplog.at_level(logging.WARNING):
-        assert s.members.load(net.id) == MembersState()
-    assert "larger than 100 bytes" in caplog.text
-
-
 def test_damaged_members_entries_are_skipped_and_the_rest_kept(tmp_path, caplog) -> None:
     s = StateStore(tmp_path)
     net = owned()
@@ -218,14 +209,18 @@ def test_damaged_members_entries_are_skipped_and_the_rest_kept(tmp_path, caplog)
     assert json.loads(p.read_text())["enrolled"][: len(good_enrolled)] == good_enrolled  # the file itself is left as it was
 
 
-def test_entries_beyond_the_bounds_are_cut_at_load(tmp_path, monkeypatch, caplog) -> None:
+@pytest.mark.parametrize(("bound", "value", "kept", "words"), [
+    ("MAX_FILE", 100, {"revocations": (), "marks": (), "tokens": (), "enrolled": ()}, "larger than 100 bytes"),  # not read
+    ("MAX_REVOCATIONS", 1, {"revocations": (b"r" * 150,)}, "skipped 1 damaged entries"),  # cut, the rest kept
+], ids=["file", "entries"])
+def test_what_lies_beyond_a_bound_is_not_loaded(tmp_path, monkeypatch, caplog, bound, value, kept, words) -> None:
     s = StateStore(tmp_path)
     net = owned()
     s.members.save(net.id, _members())
-    monkeypatch.setattr(ms, "MAX_REVOCATIONS", 1)
+    monkeypatch.setattr(ms, bound, value)
     with caplog.at_level(logging.WARNING):
-        assert s.members.load(net.id).revocations == (b"r" * 150,)
-    assert "skipped 1 damaged entries" in caplog.text
+        assert s.members.load(net.id) == dataclasses.replace(_members(), **kept)
+    assert words in caplog.text
 
 
 # ------------------------------------------------------------------ MeshNode keeps them across a restart

@@ -27,9 +27,7 @@ from omerta_mesh.core.wire.records import (
 )
 
 NET = NetworkId(b"N" * 10)
-OWNER = Identity.generate(SeededEntropy("owner-rc"))
-ADMIN = Identity.generate(SeededEntropy("admin-rc"))
-ALICE = Identity.generate(SeededEntropy("alice-rc"))
+OWNER, ADMIN, ALICE = (Identity.generate(SeededEntropy(f"{who}-rc")) for who in ("owner", "admin", "alice"))
 TAGS = tuple(f"t{i}" + "x" * 8 for i in range(8))  # 8 tags of 10 bytes: 88 of the 96 tag bytes
 
 
