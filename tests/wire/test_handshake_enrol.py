@@ -5,10 +5,14 @@ ENROL with CRED is refused."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from omerta_mesh.core.errors import DropReason, WireError
+from omerta_mesh.core.wire import enrol as ew
 from omerta_mesh.core.wire import handshake as hw
 from omerta_mesh.core.wire.packet import packet_type
+from omerta_mesh.core.wire.tokens import decode_mark, decode_token
 
 KEY = bytes(32)
 
@@ -38,3 +42,29 @@ def test_an_enrolment_answer_is_never_larger_than_the_question() -> None:
     with pytest.raises(WireError) as e:
         hw.decode_resp(bytes([2, 1, hw.FLAG_ENROL, 0]) + bytes(hw.ENROL_RESP_MAX - 3))
     assert e.value.reason is DropReason.OVERSIZED
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.one_of(st.binary(max_size=900), st.binary(max_size=300).map(lambda b: b"\x01" + b)))
+def test_enrolment_parsers_only_raise_wire_errors(data: bytes) -> None:
+    """Whatever an authenticated joiner or admin puts in the request or answer: a WireError, or values that encode back."""
+    try:
+        token, name = ew.decode_request(data)
+    except WireError as e:
+        assert e.reason is DropReason.CERT_MALFORMED
+    else:
+        assert ew.encode_request(token, name, len(data)) == data
+    try:
+        status, credential = ew.decode_answer(data)
+    except WireError as e:
+        assert e.reason is DropReason.CERT_MALFORMED
+    else:
+        assert ew.encode_answer(status, credential) == data
+    try:
+        decode_mark(data)
+    except WireError as e:
+        assert e.reason is DropReason.TOKEN_MARK_INVALID
+    try:
+        decode_token(data)
+    except WireError as e:
+        assert e.reason is DropReason.CERT_MALFORMED
