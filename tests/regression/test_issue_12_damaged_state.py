@@ -9,6 +9,7 @@ Any other damaged file is refused with the "damaged" message naming the file and
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pytest
 
 from meshd.harness import DaemonProc, join, refused, wait_connected
 from omerta_mesh.core.keys import Identity
+from omerta_mesh.core.network import Network
 
 STRANGER = Identity.from_seed(bytes(range(32))).node_id.text()  # a valid node id nobody runs
 
@@ -103,5 +105,32 @@ def test_damaged_networks_json_is_refused_with_the_damaged_message(tmp_path: Pat
         assert "Traceback" not in log
         assert f"{d.state / 'networks.json'} is damaged" in log and "restore it from a backup" in log, log
         assert "cannot start" in log
+    finally:
+        d.close()
+
+
+def test_a_damaged_members_file_is_set_aside_and_the_daemon_keeps_everything_else(tmp_path: Path) -> None:
+    """Owned networks' members files (io/memberstate.py) follow the cache rule, not networks.json's: a damaged one
+    never stops the daemon; it is kept aside, its network starts with nothing of it, and no other state is lost."""
+    d = DaemonProc(tmp_path, "d")
+    try:
+        d.start()
+        d.call("network.create", name="open")
+        d.stop()
+        doc = json.loads((d.state / "networks.json").read_text())
+        owned = Network(bytes(range(32)), "owned", Identity.from_seed(bytes(32)).node_id)
+        doc["networks"].append({"id": str(owned.id), "name": "owned", "key": base64.b64encode(owned.key).decode(),
+                                "owner": owned.owner.text(), "origin": "joined"})
+        (d.state / "networks.json").write_text(json.dumps(doc))
+        members = d.state / "members"
+        members.mkdir(mode=0o700)
+        (members / f"{owned.id}.json").write_text('{"version": 1, "network": "truncated')
+        d.start()
+        log = d.log_text()
+        assert "Traceback" not in log
+        assert f"{members / f'{owned.id}.json'} is damaged" in log, log
+        assert sorted(n["name"] for n in d.call("network.list")["networks"]) == ["open", "owned"]
+        assert [p.name.split(".json.damaged-")[0] for p in members.iterdir()] == [str(owned.id)]  # kept aside
+        assert json.loads((d.state / "networks.json").read_text()) == doc  # nothing else rewritten or lost
     finally:
         d.close()
