@@ -132,3 +132,12 @@ def test_a_use_mark_reaches_another_admin_which_then_refuses_the_token_as_used()
     sim.run_for(3)
     assert [r.reason for r in carol.of(ev.EnrolmentRefused)] == ["used"]
     assert adam.mesh.counters["enrol.refused.used"] == 1 and not holds_certificate(sim, carol, net)
+
+
+def test_the_harness_join_signs_an_owned_networks_token_at_the_virtual_time() -> None:
+    sim = SimMesh("enrol-harness", start=200_000.0)  # a day and more after the epoch: a token signed at 0 is expired
+    owner, alice = sim.add_node("owner"), sim.add_node("alice")
+    net = owner.mesh.create_network("home", sim.now, owned=True)
+    sim.join(alice, owner, net)
+    sim.run_for(5)
+    assert alice.of(ev.Enrolled) and sim.connected(alice, owner, net), sim.failure()

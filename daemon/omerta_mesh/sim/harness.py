@@ -155,7 +155,7 @@ class SimMesh:
 
     def join(self, node: SimNode, via: SimNode, net: Network) -> None:
         """``node`` joins ``net`` with an invite from ``via`` (carrying ``via``'s reachable address)."""
-        invite = via.mesh.invite(net.id, [via.reachable])
+        invite = via.mesh.invite(net.id, [via.reachable], self.now)  # (an owned network's token is signed now)
         node.mesh.join(invite, self.now)
         self.internet.pump(node.mesh)
 
