@@ -141,3 +141,24 @@ def test_the_harness_join_signs_an_owned_networks_token_at_the_virtual_time() ->
     sim.join(alice, owner, net)
     sim.run_for(5)
     assert alice.of(ev.Enrolled) and sim.connected(alice, owner, net), sim.failure()
+
+
+def test_an_admin_that_connects_later_gets_the_marks_it_missed() -> None:
+    sim, net, owner, (adam, alice, carol) = owned("enrol-marks-later", "adam", "alice", "carol")
+    text = invite(sim, owner, net, uses=1)
+    join(sim, alice, text)  # redeemed while adam is not connected to anyone
+    assert holds_certificate(sim, alice, net)
+    adam.mesh.add_network(net, sim.now)
+    cert = Certificate(Role.ADMIN, net.id, adam.mesh.node_id, owner.mesh.node_id, 7, int(sim.now), int(sim.now) + 86400)
+    adam.mesh.set_credential(net.id, encode_credential([sign_certificate(owner.mesh.identity, cert)]), sim.now)
+    assert adam.mesh.enrolment.marks(net.id) == []
+    sim.introduce(adam, owner, net)
+    sim.run_for(3)
+    assert [m.enrolled for m in adam.mesh.enrolment.marks(net.id)] == [alice.mesh.node_id]  # sent when they connected
+    carol.mesh.join(owner.mesh.invite(net.id, [], sim.now), sim.now)
+    token = decode_invite(text).token
+    assert token is not None
+    carol.mesh.hs.credentials.enrol(net.id, token.encode())
+    sim.introduce(carol, adam, net)
+    sim.run_for(3)
+    assert [r.reason for r in carol.of(ev.EnrolmentRefused)] == ["used"]

@@ -98,7 +98,8 @@ class Mesh:
             **dict.fromkeys(sw.NAMES, lambda p, n, body, now: self._run(now, lambda out: self.streams.receive(p, n, body, now, out))),
             "nat.test": lambda p, _n, body, now: self._nat(now, lambda out: self.natside.tests.on_test(p, body, now, out)),
             "nat.ack": lambda p, _n, body, now: self._nat(now, lambda _out: self.natside.tests.on_ack(p, body, now)),
-            "member.marks": lambda p, _n, body, now: self.hs.receive_mark(p.network, body, now)}  # invite token uses
+            **dict.fromkeys(("member.marks", "member.marks.sync"),  # invite token uses (core/session/lifecycle.py)
+                            lambda p, n, body, now: self._run(now, lambda out: self.sessions.on_marks(p, n, body, now, out)))}
         self.streams = Streams(config, self.counters)  # byte streams to peers' local ports; lost stream messages reset them
         self.messages = Messages(config, self.counters, config.max_datagram - TRANSPORT_OVERHEAD - RELAY_HEADROOM - fw.DATA_HEADER_LEN,
                                  self.streams.lost)

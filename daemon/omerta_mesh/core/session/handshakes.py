@@ -56,7 +56,7 @@ from ..peers.table import PeerTable
 from ..wire import enrol as ew
 from ..wire import handshake as hw
 from ..wire.enrol import EnrolStatus
-from ..wire.tokens import UseMark
+from ..wire.tokens import MARK_LEN, UseMark
 from .session import Session
 
 PROLOGUE = b"omerta-mesh/1"
@@ -426,10 +426,14 @@ class Handshakes:
         return EnrolReply(net, src, reply, mark)
 
     def receive_mark(self, net: Network, body: bytes, now: float) -> None:
-        """A use mark (``member.marks``) from a member of ``net``: kept when an admin signed it, else counted."""
-        reason = self.enrolment.receive_mark(net, body, now + self.credentials.wall_offset) if net.owner else DropReason.TOKEN_MARK_INVALID
-        if reason is not None:
-            self.counters.drop(reason)
+        """Use marks (``member.marks``: one or more, MARK_LEN bytes each) from a member of ``net``: each kept when an
+        admin signed it, else counted."""
+        if net.owner is None or not body or len(body) % MARK_LEN or len(body) > MARK_LEN * self.cfg.max_token_marks:
+            self.counters.drop(DropReason.TOKEN_MARK_INVALID)
+            return
+        for at in range(0, len(body), MARK_LEN):
+            if (reason := self.enrolment.receive_mark(net, body[at : at + MARK_LEN], now + self.credentials.wall_offset)) is not None:
+                self.counters.drop(reason)
 
     def _enrol_answer(self, peer: Peer, answer: bytes, now: float) -> EnrolAnswer | None:
         """The admin's answer to our enrolment: keep a credential that checks out, or say why it was refused."""

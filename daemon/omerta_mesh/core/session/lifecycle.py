@@ -230,6 +230,18 @@ class Sessions:
             done.peer.stats.bytes_in += len(data)
         return done
 
+    def _marks(self, peer: Peer) -> bytes:
+        return b"".join(m.encode() for m in self.hs.enrolment.marks(peer.network.id))
+
+    def on_marks(self, peer: Peer, name: str, body: bytes, now: float, out: Outbox) -> None:
+        """Use marks from a member: ``member.marks`` pushed after a redemption, ``member.marks.sync`` (maybe empty) the
+        initiator's when a session first comes up, answered with ours (over the session: a reliable message, so a
+        spoofed source gets no more than the stream's window)."""
+        if body:
+            self.hs.receive_mark(peer.network, body, now)
+        if name == "member.marks.sync" and peer.network.owner is not None and (ours := self._marks(peer)):
+            out.control(peer, "member.marks", ours)
+
     def _enrol_answered(self, answer: EnrolAnswer, now: float, out: Outbox) -> None:
         """An admin answered our enrolment: with a credential, start a real handshake at once; refused, stop and say
         why (``EnrolmentRefused`` names the refusal: used, expired, revoked, ...)."""
@@ -266,6 +278,8 @@ class Sessions:
             out.event(ev.PeerConnected(peer.network.id, peer.node, done.src, session.initiator))
             if peer.proven or session.initiator:  # a newcomer learns the network at once; not an unproven
                 self.gossip.greet(peer, out)  # initiator (a spoofed source would get our records): its own sync
+            if session.initiator and peer.network.owner is not None:  # token uses each side may lack (3.4)
+                out.control(peer, "member.marks.sync", self._marks(peer))
         else:
             out.event(ev.SessionRekeyed(peer.network.id, peer.node))
         if session.initiator:
