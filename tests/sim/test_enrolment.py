@@ -162,3 +162,14 @@ def test_an_admin_that_connects_later_gets_the_marks_it_missed() -> None:
     sim.introduce(carol, adam, net)
     sim.run_for(3)
     assert [r.reason for r in carol.of(ev.EnrolmentRefused)] == ["used"]
+
+
+def test_a_member_whose_certificate_expired_is_enrolled_again_by_a_new_invite() -> None:
+    sim, net, owner, (alice,) = owned("enrol-again", "alice")
+    join(sim, alice, invite(sim, owner, net, lifetime=100))
+    assert holds_certificate(sim, alice, net) and sim.connected(alice, owner, net)
+    sim.run_for(400)  # past the certificate's expiry and the session's end
+    assert not holds_certificate(sim, alice, net) and not sim.connected(owner, alice, net)
+    join(sim, alice, invite(sim, owner, net), 10)
+    assert len(alice.of(ev.Enrolled)) == 2 and holds_certificate(sim, alice, net), sim.failure()
+    assert sim.connected(alice, owner, net), sim.failure()

@@ -27,7 +27,7 @@ from .discovery.gossip import Gossip, OwnFacts
 from .entropy import Entropy
 from .errors import InviteError, UsageError
 from .ids import NetworkId, NodeId
-from .member.check import Verdict
+from .member.check import Refused, Verdict
 from .member.credentials import Credentials
 from .member.enrolment import certificate_name_ok
 from .nat.punch import Puncher
@@ -126,6 +126,9 @@ class Members:
             if inv.network_id != net.id:
                 raise InviteError("this invite is for a network whose key has changed since it was made; this version "
                                   "cannot join it: upgrade omerta-mesh")
+            own = self.credentials.own(net.id)
+            if own is not None and isinstance(self.credentials.check(net, self.node_id, own, now), Refused):
+                self.credentials.set_own(net.id, None)  # expired or revoked: the new invite enrols us again (2.5)
             self.credentials.enrol(net.id, inv.token.encode(), name if certificate_name_ok(name) else "")
         self.add(net, facts, now, out)
         if inv.inviter != self.node_id:
