@@ -253,7 +253,8 @@ class MeshNode:
         ``change`` in the core and flush: a save that fails raises StateNotSaved with nothing changed in memory; a
         change that fails puts the file back."""
         before: list[Network | NetworkState] = list(self._m.networks.values())
-        store = self.store if [n.id for n in networks] != [n.id for n in before] or entry else None  # None: nothing to save
+        changed = [n.id for n in networks] != [n.id for n in self._m.networks.values()]
+        store = self.store if changed or entry else None  # None: nothing to save
         if store is not None:
             before = [store.network_state(n.id) or n for n in self._m.networks.values()]
             store.save_networks([entry if entry is not None and n.id == entry.network.id else n for n in networks])

@@ -12,9 +12,12 @@ from ..ids import NodeId
 from ..keys import SIGNATURE_LEN, Identity, verify_signature
 
 
-class Signable(Protocol):
-    issuer: NodeId
-    signature: bytes
+class Signable(Protocol):  # (read-only members: frozen dataclasses fit)
+    @property
+    def issuer(self) -> NodeId: ...
+
+    @property
+    def signature(self) -> bytes: ...
 
     def body(self) -> bytes: ...
 
