@@ -237,6 +237,8 @@ class MeshNode:
             self.mesh.add_network(st.network, now)
             if st.network.owner is not None and st.credential:
                 self.mesh.set_credential(st.network.id, st.credential, now)
+            elif st.network.owner is not None and st.invite:  # not enrolled yet: ask again (the same token)
+                self.mesh.join(st.invite, now)
             if st.network.owner is not None:  # the invites we issued and redeemed there
                 restore_enrolment(self.store.members, self.mesh.enrolment, st.network, now + self.mesh.wall_offset)
         for p in self.store.load_peers()["peers"][:PEER_CACHE_MAX]:  # checked entries (io.store.peer_entry): damaged ones skipped
@@ -379,7 +381,8 @@ class MeshNode:
         enrolled = self._enrol_waits.expect(joined.id) if inv.token is not None else None
         try:
             net = self._change_networks(self._networks_with(joined), lambda: self._m.join(invite, self._now()),
-                                        NetworkState(joined, origin="joined", inviter=inv.inviter))
+                                        NetworkState(joined, origin="joined", inviter=inv.inviter,
+                                                     invite=invite if inv.token is not None else None))
             if timeout and enrolled is not None:
                 await asyncio.wait_for(enrolled, timeout)
         except asyncio.TimeoutError:

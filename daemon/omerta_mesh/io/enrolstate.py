@@ -4,8 +4,9 @@
   ``<state>/members/<network id>.json`` through the members store (io/memberstate.py), beside the revocations
   (left as they are): saved when it makes an invite and when it redeems one (``InviteRedeemed``), given back to
   the core at start.
-* A joiner's credential, once an admin issued it (``Enrolled``), goes in networks.json; a ``join`` waiting for the
-  answer is woken, or told the refusal in words (``EnrolmentRefused``: used, expired, revoked, ... and the fix).
+* A joiner's credential, once an admin issued it (``Enrolled``), goes in networks.json in place of the invite it
+  joined with (kept until then, so a restart asks again; dropped too when the invite is refused for good); a ``join``
+  waiting for the answer is woken, or told the refusal in words (``EnrolmentRefused``: used, expired, ... and the fix).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from ..core.ids import NetworkId
 from ..core.member.enrolment import Enrolment
 from ..core.mesh import Mesh
 from ..core.network import Network
+from ..core.wire.enrol import EnrolStatus
 from .memberstate import Enrolled, MemberFiles, MembersState
 from .store import NetworkState, StateNotSaved, StateStore
 
@@ -59,10 +61,11 @@ class EnrolWaits:
         try:
             if isinstance(e, ev.InviteRedeemed) and store is not None:
                 save_enrolment(store.members, mesh.enrolment, e.network)
-            elif isinstance(e, ev.Enrolled) and store is not None:
-                net = mesh.network(e.network)
+            elif store is not None and (isinstance(e, ev.Enrolled)
+                                        or isinstance(e, ev.EnrolmentRefused) and e.reason != EnrolStatus.NOT_ADMIN.word):
+                net = mesh.network(e.network)  # enrolled, or refused for good: the invite is not asked again at start
                 old = store.network_state(e.network) or NetworkState(net)
-                entry = dataclasses.replace(old, network=net, credential=mesh.credentials.own(e.network))
+                entry = dataclasses.replace(old, network=net, credential=mesh.credentials.own(e.network), invite=None)
                 store.save_networks([entry if n.id == e.network else n for n in mesh.networks.values()])
         except StateNotSaved as err:  # kept in memory: this run goes on; a restart enrols again (the same credential)
             log.error("enrolment in network %s not saved: %s", e.network, err)

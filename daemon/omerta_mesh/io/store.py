@@ -6,7 +6,8 @@ Layout of a state directory (mode 0700)::
     networks.json   the networks this node is in, with their keys (0600: the keys are secrets); per network
                     (docs/membership.md) also ``owner`` (node id: an owned network; absent: open), ``credential``
                     (ours there, base64), ``origin`` ("created" or "joined", with ``inviter``; absent: written
-                    before this was recorded) and ``epoch`` (the key's, 0 when absent): ``NetworkState``
+                    before this was recorded), ``epoch`` (the key's, 0 when absent) and ``invite`` (the omerta2-
+                    invite we joined with, until an admin enrolled us): ``NetworkState``
     members/<network id>.json  an owned network's revocations, use marks and tokens (io/memberstate.py)
     peers.json      known peers' endpoints, to reconnect after a restart without the invite (0600)
     addresses.json  our mesh IPs per network (what we held last: claimed again after a restart) (0600)
@@ -50,17 +51,18 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ..core.entropy import Entropy, SystemEntropy
-from ..core.errors import MeshError, UsageError
+from ..core.errors import InviteError, MeshError, UsageError
 from ..core.ids import NetworkId, NodeId
 from ..core.keys import Identity, decode_identity, encode_identity
 from ..core.network import Network
 from ..core.wire.certs import MAX_CREDENTIAL
-from ..core.wire.invite import check_network_name, repair_network_name
+from ..core.wire.invite import check_network_name, decode_invite, repair_network_name
 from .memberstate import MemberFiles
 
 STATE_VERSION = 1
 ORIGINS = ("created", "joined")
 MAX_EPOCH = 2**32 - 1
+MAX_INVITE = 4096  # characters of a saved invite (a version 2 one is at most ~1,300)
 log = logging.getLogger("omerta_mesh.io.store")
 
 
@@ -73,6 +75,7 @@ class NetworkState:
     origin: str | None = None  # "created", "joined"; None: an earlier version wrote the entry
     inviter: NodeId | None = None  # who invited us (origin "joined")
     epoch: int = 0  # the network key's epoch (docs/membership.md, 6)
+    invite: str | None = None  # an owned network's invite we joined with, until we hold a credential (a restart resumes)
 
 
 class StateError(MeshError):
@@ -448,6 +451,8 @@ def _network_entry(st: NetworkState) -> dict[str, Any]:
         entry["inviter"] = st.inviter.text()
     if st.epoch:
         entry["epoch"] = st.epoch
+    if st.invite:
+        entry["invite"] = st.invite
     return entry
 
 
@@ -463,8 +468,20 @@ def _network_state(n: dict[str, Any], name: str) -> NetworkState:
         if not isinstance(cred, str) or len(cred) > 4 * MAX_CREDENTIAL // 3 + 4:
             raise ValueError("'credential' is not base64 of at most a credential's size")
         credential = base64.b64decode(cred, validate=True) or None
+    invite = n.get("invite")
+    if invite is not None and (not isinstance(invite, str) or len(invite) > MAX_INVITE or _invite_network(invite) != n.get("id")):
+        raise ValueError("'invite' is not an invite to this owned network")
     return NetworkState(Network(base64.b64decode(n["key"], validate=True), name, _node_field(n, "owner", owner)), credential,
-                        origin, _node_field(n, "inviter", inviter), epoch)
+                        origin, _node_field(n, "inviter", inviter), epoch, invite)
+
+
+def _invite_network(text: str) -> str | None:
+    """The id (text) of the owned network a version 2 invite is for; None for anything else."""
+    try:
+        inv = decode_invite(text)
+    except InviteError:
+        return None
+    return str(inv.network_id) if inv.token is not None else None
 
 
 def _node_field(n: dict[str, Any], field: str, value: object) -> NodeId | None:
