@@ -135,6 +135,17 @@ def peer_exit(peer: Json) -> str:
     return "offers" if peer.get("exit_offered") else DASH
 
 
+def peer_cert(peer: Json) -> str:
+    """The peer's certificate in an owned network (PeerInfo.role/tags/cert_expires): "member web,db until
+    2026-12-01 15:00Z"; "-" in an open network or before its signed record came."""
+    expires = peer.get("cert_expires")
+    if expires is None:
+        return DASH
+    tags = ",".join(peer.get("tags") or [])
+    until = time.strftime("%Y-%m-%d %H:%MZ", time.gmtime(expires))
+    return f"{peer.get('role') or 'member'}{' ' + tags if tags else ''} until {until}"
+
+
 def exit_text(x: Json) -> str:
     """status.exit (as exit.status): whether this node offers an exit, and the one it uses with its state."""
     offer = f"offering ({', '.join(x.get('families') or ['ipv4'])})" if x.get("offering") else "not offering"
@@ -199,7 +210,8 @@ def networks_table(nets: list[Json]) -> RenderableType:
 
 
 # ---------------------------------------------------------------------- peers
-PEER_COLUMNS = ("NAME", "ID", "NETWORK", "MESH IP", "PATH", "ENDPOINT", "RTT", "LOSS", "NAT", "HANDSHAKE", "IN", "OUT", "ROUTES", "EXIT")
+PEER_COLUMNS = ("NAME", "ID", "NETWORK", "MESH IP", "PATH", "ENDPOINT", "RTT", "LOSS", "NAT", "HANDSHAKE", "IN", "OUT", "ROUTES", "EXIT",
+                "CERT")
 
 
 def mesh_ips(x: Json) -> str:
@@ -213,7 +225,8 @@ def peers_table(peers: list[Json], show_network: bool | None = None) -> Renderab
     if show_network is None:
         show_network = len({p.get("network") for p in peers}) > 1
     show = {"NETWORK": show_network, "ROUTES": any(peer_routes(p) != DASH for p in peers),
-            "EXIT": any(peer_exit(p) != DASH for p in peers)}  # (the last two only when some peer has any)
+            "EXIT": any(peer_exit(p) != DASH for p in peers),
+            "CERT": any(peer_cert(p) != DASH for p in peers)}  # (the last three only when some peer has any)
     t = Table(box=None, padding=(0, 2), pad_edge=False, header_style="bold")
     for col in PEER_COLUMNS:
         if not show.get(col, True):
@@ -227,6 +240,7 @@ def peers_table(peers: list[Json], show_network: bool | None = None) -> Renderab
                 ago(p.get("last_handshake_s")), size(p.get("bytes_in")), size(p.get("bytes_out"))]
         row += [peer_routes(p)] if show["ROUTES"] else []
         row += [peer_exit(p)] if show["EXIT"] else []
+        row += [peer_cert(p)] if show["CERT"] else []
         t.add_row(*row, style=None if p.get("connected") else "dim")
     return t
 
@@ -296,6 +310,7 @@ def peer_detail_view(detail: Json) -> RenderableType:
             ("NAT", peer_nat(d)),
             ("subnet routes", peer_routes(d)),
             ("exit node", peer_exit(d)),
+            ("certificate", peer_cert(d) if d.get("cert_expires") is not None else "none (an open network, or no signed record yet)"),
             ("last handshake", ago(d.get("last_handshake_s"))),
             ("handshakes", d.get("handshakes", DASH)),
             ("traffic", f"in {size(d.get('bytes_in'))} ({d.get('packets_in', DASH)} packets), "

@@ -22,7 +22,7 @@ RELAYED = {
         "bytes_out": 4096, "connected": True, "loss": 0.05, "nat": "symmetric-random",
         "ipv4": "100.77.12.34", "ipv6": "fd12:3456:789a::1234",
         "routes": ["10.1.0.0/24", "10.2.0.0/24"], "routes_accepted": ["10.1.0.0/24", "10.3.0.0/24"], "routes_active": ["10.1.0.0/24"],
-        "exit_offered": True, "exit_used": False,
+        "exit_offered": True, "exit_used": False, "role": "member", "tags": ["web", "db"], "cert_expires": 1798718400,
         "path_reason": "no direct path answered; relay up",
         "why": "symmetric-random and symmetric-random: both NATs pick a new port for every destination, "
                "so neither side can aim at the other; relayed",
@@ -58,24 +58,27 @@ def test_relayed_peer_detail_explains_why_with_both_nat_verdicts() -> None:
     # its subnet routes: advertised and active, advertised only, accepted ahead of an advertisement; its exit offer
     assert re.search(r"subnet routes\s+10\.1\.0\.0/24 active, 10\.2\.0\.0/24 not accepted, 10\.3\.0\.0/24 accepted *$", text, re.M)
     assert re.search(r"exit node\s+offers *$", text, re.M)
+    assert re.search(r"certificate\s+member web,db until 2026-12-31 12:00Z *$", text, re.M)  # owned network: verified, UTC
 
 
 def test_peer_table_for_relayed_and_offline_peers() -> None:
     peers = [{k: v for k, v in RELAYED["networks"][0].items() if k in (
         "name", "node_id", "short_id", "network", "network_name", "endpoint", "path", "rtt_ms", "last_handshake_s",
         "bytes_in", "bytes_out", "connected", "loss", "nat", "ipv4", "ipv6", "routes", "routes_accepted", "routes_active",
-        "exit_offered", "exit_used")}]
+        "exit_offered", "exit_used", "role", "tags", "cert_expires")}]
     peers.append({**peers[0], "name": "erin", "node_id": "e" * 52, "short_id": "e" * 12, "connected": False, "path": None,
                   "rtt_ms": None, "loss": None, "nat": None, "last_handshake_s": None, "ipv4": None, "ipv6": None,
-                  "routes": [], "routes_accepted": [], "routes_active": [], "exit_offered": False, "exit_used": True})
+                  "routes": [], "routes_accepted": [], "routes_active": [], "exit_offered": False, "exit_used": True,
+                  "role": None, "tags": [], "cert_expires": None})
     check_result("peers.list", {"peers": peers})
     lines = [x.rstrip() for x in render(output.peers_table(peers), 300).splitlines()]
     assert lines[0].split()[2:4] == ["MESH", "IP"]
     assert lines[1].split()[:6] == ["dave", "d" * 12, "100.77.12.34", "relay", "via", "carol"] and "symmetric-random" in lines[1]
     assert lines[2].split()[:5] == ["erin", "e" * 12, "-", "not", "connected"] and lines[2].count(" - ") >= 3
-    assert lines[0].split()[-2:] == ["ROUTES", "EXIT"]  # (shown when some peer has any)
-    assert re.search(r"10\.1\.0\.0/24 active, 10\.2\.0\.0/24 not accepted, 10\.3\.0\.0/24 accepted +offers$", lines[1])
-    assert re.search(r" - +in use, not offered$", lines[2])  # (its record no longer offers one: exit.status says lost)
-    assert "ROUTES" not in render(output.peers_table([{**p, "routes": [], "routes_accepted": [], "routes_active": [], "exit_used": False,
-                                                       "exit_offered": False}
-                                                      for p in peers]))
+    assert lines[0].split()[-3:] == ["ROUTES", "EXIT", "CERT"]  # (shown when some peer has any)
+    assert re.search(r"10\.1\.0\.0/24 active, 10\.2\.0\.0/24 not accepted, 10\.3\.0\.0/24 accepted +offers +member web,db until "
+                     r"2026-12-31 12:00Z$", lines[1])
+    assert re.search(r" - +in use, not offered +-$", lines[2])  # (its record no longer offers one: exit.status says lost)
+    plain = render(output.peers_table([{**p, "routes": [], "routes_accepted": [], "routes_active": [], "exit_used": False,
+                                        "exit_offered": False, "cert_expires": None} for p in peers]))
+    assert "ROUTES" not in plain and "CERT" not in plain  # (an open network: no certificates)

@@ -60,7 +60,7 @@ def test_methods_properties_and_signals(env) -> None:
         snap = unwrap(await mesh.call_events_subscribe())
         assert snap["snapshot"]["status"]["node_id"] == status["node_id"] and snap["seq"] >= 0
 
-        network, name, invite = await admin.call_network_create("dbus-net")  # a fixed result: typed out arguments
+        network, name, invite = await admin.call_network_create("dbus-net", False)  # a fixed result: typed out arguments
         assert name == "dbus-net" and invite.startswith("omerta1-")
         listed = unwrap(await mesh.call_network_list())
         assert [n["name"] for n in listed["networks"]] == ["dbus-net"]
@@ -105,7 +105,7 @@ def test_parity_both_faces_expose_the_same_operations(env) -> None:
         assert live[iface] == {s.dbus_name: ("".join(t for _, t in in_args(s)), "".join(t for _, t in out_args(s.result)))
                                for s in specs if s.access.value == access}
     assert "org.freedesktop.DBus.ObjectManager" in live
-    pinned = {"Ping": ("sxdds", "a{sv}"), "PeersList": ("s", "a{sv}"), "PeersGet": ("ss", "a{sv}"), "NetworkCreate": ("s", "sss"),
+    pinned = {"Ping": ("sxdds", "a{sv}"), "PeersList": ("s", "a{sv}"), "PeersGet": ("ss", "a{sv}"), "NetworkCreate": ("sb", "sss"),
               "ServeAdd": ("x", "xbax"), "MetricsGet": ("", "s"), "StatusGet": ("", "a{sv}"),
               "RulesList": ("", "a{sv}")}
     assert {k: (live[DBUS_IFACE] | live[DBUS_ADMIN_IFACE])[k] for k in pinned} == pinned
@@ -135,7 +135,7 @@ def test_policy_nobody_reads_group_writes_root_owns(env) -> None:
             b, mesh, admin, props = await _proxy(address)
             out["status"] = unwrap(await mesh.call_status_get())["node_id"]
             out["prop"] = await mesh.get_node_id()
-            for name, call in (("create", admin.call_network_create("x")), ("shutdown", admin.call_daemon_shutdown())):
+            for name, call in (("create", admin.call_network_create("x", False)), ("shutdown", admin.call_daemon_shutdown())):
                 try:
                     out[name] = unwrap(await call)
                 except DBusError as e:
@@ -159,7 +159,7 @@ def test_policy_nobody_reads_group_writes_root_owns(env) -> None:
     def member() -> dict:
         async def go() -> dict:
             b, mesh, admin, props = await _proxy(address)
-            network, name, invite = await admin.call_network_create("by-group")
+            network, name, invite = await admin.call_network_create("by-group", False)
             b.disconnect()
             return {"name": name}
 

@@ -11,9 +11,13 @@ from .common import Ctx, add_command
 EXAMPLES = """\
 examples:
   omertactl network create home       prints the network id and an invite
+  omertactl network create work --owned
+                                      an owned network: members hold certificates; invites are one-time tokens
   omertactl network join omerta1-...  on another machine: join with that invite
   omertactl network list
-  omertactl network invite home       a fresh invite for a network you are in
+  omertactl network invite home       the invite of an open network (its key: always the same)
+  omertactl network invite work --uses 1 --expires 24h --tags web,db
+                                      a fresh one-time invite of an owned network, its certificate tagged
   omertactl network leave home
 """
 
@@ -27,10 +31,13 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
                         description="Create a network with a fresh random key; prints its id and an invite to give "
                                     "to the machines that should join (the invite carries the key: keep it private).")
     c.add_argument("name", nargs="?", default="", metavar="NAME", help="a name for people (carried in invites)")
+    c.add_argument("--owned", action="store_true",
+                   help="this node owns the network: every member holds a certificate it or an admin signed, and each "
+                        "invite is a fresh token with uses and an expiry (default: open, the invite is the key)")
     c.set_defaults(func=run_create)
     j = nsub.add_parser("join", parents=[common], help="join a network with an invite",
                         description="Join a network with an invite from one of its members.")
-    j.add_argument("invite", metavar="INVITE", help="the invite string (omerta1-...)")
+    j.add_argument("invite", metavar="INVITE", help="the invite string (omerta1-..., or omerta2-... for an owned network)")
     j.add_argument("--wait", type=float, default=10.0, metavar="SECONDS",
                    help="wait this long for the inviter to answer (0: do not wait; default 10)")
     j.set_defaults(func=run_join)
@@ -42,17 +49,49 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
                          description="List the networks this node is in, with peer counts.")
     ls.set_defaults(func=run_list)
     inv = nsub.add_parser("invite", parents=[common], help="print an invite for a network",
-                          description="Print an invite for a network this node is in (it carries the network key).")
+                          description="Print an invite for a network this node is in (it carries the network key). For an "
+                                      "owned network each invite is fresh: a signed token admitting --uses nodes until "
+                                      "--expires; the options are refused for an open network.")
     inv.add_argument("network", metavar="NETWORK", help="network name or id")
+    inv.add_argument("--uses", type=int, default=0, metavar="N", help="owned networks: how many nodes it admits (default 1)")
+    inv.add_argument("--expires", type=duration, default=0.0, metavar="DURATION",
+                     help="owned networks: how long it is valid: 90s, 30m, 24h, 7d (default 24h; at most 30d)")
+    inv.add_argument("--name", default="", metavar="NAME", help="owned networks: the name its certificate gives the joiner")
+    inv.add_argument("--tags", type=tag_list, default=[], metavar="TAG,TAG",
+                     help="owned networks: tags its certificate carries (firewall rules: from = \"tag:NAME\")")
     inv.set_defaults(func=run_invite)
 
 
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration(text: str) -> float:
+    """90s, 30m, 24h, 7d (a bare number: seconds) -> seconds."""
+    t = text.strip().lower()
+    unit = UNITS.get(t[-1:], None)
+    try:
+        value = float(t[:-1] if unit else t) * (unit or 1)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 30 * 86400:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration up to 30 days; e.g. 90s, 30m, 24h, 7d")
+    return value
+
+
+def tag_list(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
 def run_create(ctx: Ctx, args: argparse.Namespace) -> int:
-    ctx.emit_text(ctx.call("network.create", {"name": args.name}), lambda r: "\n".join((
-        f"created network {r['name'] or '(unnamed)'} ({r['network']})",
-        "invite (it carries the network key: give it only to machines that should join):",
-        r["invite"],
-        f"on another machine: omertactl network join {r['invite']}")))
+    def text(r: dict) -> str:
+        if args.owned:
+            return "\n".join((f"created owned network {r['name'] or '(unnamed)'} ({r['network']}); this node is its owner",
+                              "a one-time invite, valid 24 h (more: omertactl network invite NETWORK --uses N --expires 7d):",
+                              r["invite"], f"on another machine: omertactl network join {r['invite']}"))
+        return "\n".join((f"created network {r['name'] or '(unnamed)'} ({r['network']})",
+                          "invite (it carries the network key: give it only to machines that should join):",
+                          r["invite"], f"on another machine: omertactl network join {r['invite']}"))
+    ctx.emit_text(ctx.call("network.create", {"name": args.name, "owned": args.owned or None}), text)
     return 0
 
 
@@ -83,5 +122,7 @@ def run_list(ctx: Ctx, args: argparse.Namespace) -> int:
 
 
 def run_invite(ctx: Ctx, args: argparse.Namespace) -> int:
-    ctx.emit_text(ctx.call("network.invite", {"network": args.network}), lambda r: r["invite"])
+    params = {"network": args.network, "uses": args.uses or None, "expires": args.expires or None, "name": args.name or None,
+              "tags": args.tags or None}  # (only the options given: an open network refuses any, saying why)
+    ctx.emit_text(ctx.call("network.invite", params), lambda r: r["invite"])
     return 0

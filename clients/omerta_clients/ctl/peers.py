@@ -15,8 +15,8 @@ columns: NAME, ID (short node id), PATH (direct, punched, relay via NAME), ENDPO
 probes and pings), LOSS (on the current path), NAT (the peer's type, from its signed record), HANDSHAKE
 (time since the last one), IN/OUT (bytes); when some peer has any: ROUTES (the subnet routes it advertises or
 this node accepted from it, each "active" (routed to it), "accepted" (not in force: see `omertactl routes`) or
-"not accepted") and EXIT ("offers" an exit node, "in use" by this node). A value the daemon does not report is
-shown as "-".
+"not accepted"), EXIT ("offers" an exit node, "in use" by this node) and, in owned networks, CERT (the role and
+tags of its verified certificate and when it expires, UTC). A value the daemon does not report is shown as "-".
 
 examples:
   omertactl peers

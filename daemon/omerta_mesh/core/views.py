@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from . import ipseg
 from .errors import UsageError
 from .ids import NetworkId, NodeId
+from .member.check import Accepted
 from .nat.classify import NatVerdict, verdict_from_record
 from .peers.paths import ViaRelay, path_key, path_state
 from .wire.packet import TRANSPORT_OVERHEAD
@@ -82,6 +83,18 @@ class StreamView:
 
 
 @dataclass(frozen=True, slots=True)
+class CertView:
+    """A member's certificate in an owned network, from the credential in its signed record, as checked now
+    (``Credentials.check``: chain, signatures, expiry, revocations); only an accepted one is shown."""
+
+    role: str  # "member", "admin" or "owner"
+    name: str  # the name the certificate gives it ("" : its own)
+    tags: tuple[str, ...]
+    issuer: NodeId
+    not_after: int  # wall-clock seconds (Unix time) when it expires
+
+
+@dataclass(frozen=True, slots=True)
 class PeerView:
     """A peer in one network, as of one instant."""
 
@@ -101,6 +114,7 @@ class PeerView:
     sessions: tuple[SessionView, ...]
     nat: NatVerdict | None  # its NAT as its signed record states it; None without a record
     stream: StreamView
+    cert: CertView | None = None  # owned networks: its verified certificate (None: open network, none yet, or refused)
 
     @property
     def current_path(self) -> PathView | None:
@@ -121,6 +135,7 @@ class MemberView:
 class NetworkView:
     id: NetworkId
     name: str
+    owner: NodeId | None = None  # owned networks (docs/membership.md): the owner; None: open
 
 
 @dataclass(frozen=True)
@@ -191,7 +206,7 @@ def peer_view(mesh: "Mesh", peer: "Peer", now: float) -> PeerView:
         stats=PeerStatsView(s.bytes_in, s.bytes_out, s.packets_in, s.packets_out, s.handshakes, s.last_handshake_at),
         handshake_in_progress=peer.pending is not None, sessions=sessions,
         nat=verdict_from_record(rec.mapping, rec.filtering, rec.port_delta) if rec is not None else None,
-        stream=_stream_view(peer, now),
+        stream=_stream_view(peer, now), cert=cert_view(mesh, peer.network.id, peer.node, now),
     )
 
 
@@ -226,6 +241,34 @@ def members(mesh: "Mesh") -> tuple[MemberView, ...]:
     return tuple(out)
 
 
+def cert_view(mesh: "Mesh", network: NetworkId, node: NodeId, now: float) -> CertView | None:
+    """``node``'s certificate in an owned ``network`` when the credential in its signed record passes the check now;
+    None for open networks, without a record or credential, or when the check refuses it."""
+    net = mesh.networks.get(network.raw)
+    rec = mesh.record_of(network, node) if net is not None and net.owner is not None else None
+    if net is None or rec is None or not rec.credential:
+        return None
+    verdict = mesh.credentials.check(net, node, rec.credential, now)
+    if not isinstance(verdict, Accepted):
+        return None
+    c = verdict.cert
+    return CertView(c.role.name.lower(), c.name, tuple(c.tags), c.issuer, c.not_after)
+
+
+def member_tags(mesh: "Mesh", now: float) -> dict[tuple[NetworkId, NodeId], tuple[str, ...]]:
+    """Every member of an owned network whose verified certificate carries tags -> those tags (firewall ``tag:``
+    sources); open networks carry none."""
+    out = {}
+    for net in mesh.networks.values():
+        if net.owner is None:
+            continue
+        for rec in mesh.records(net.id):
+            cert = cert_view(mesh, net.id, rec.node, now) if rec.node != mesh.node_id else None
+            if cert is not None and cert.tags:
+                out[(net.id, rec.node)] = cert.tags
+    return out
+
+
 def names(mesh: "Mesh") -> list[tuple[NodeId, str]]:
     """(node, the name it gives itself): every member known by its record, then every peer (its record's name
     first, as ``PeerView.name``): what a name directory needs, without the cost of full peer views (it is
@@ -247,7 +290,7 @@ def peer_counts(mesh: "Mesh") -> tuple[int, int, int]:
 def node_view(mesh: "Mesh", now: float) -> NodeView:
     return NodeView(
         node_id=mesh.node_id, name=mesh.name,
-        networks=tuple(NetworkView(n.id, n.name) for n in mesh.networks.values()),
+        networks=tuple(NetworkView(n.id, n.name, n.owner) for n in mesh.networks.values()),
         peers=tuple(peer_views(mesh, now)), members=members(mesh), nat=mesh.nat_verdict(),
         relay=mesh.cfg.relay, relay_mode=mesh.relay_server.offer.mode, relaying=mesh.relay_server.offer.offering,
         relay_reason=mesh.relay_server.offer.why, audit=mesh.audit is not None, max_message=mesh.cfg.max_message,

@@ -26,7 +26,7 @@ from ..core.wire.invite import decode_invite
 from ..io.spool import Spool
 from ..io.store import StateNotSaved
 from ..node import DeliveryFailed, MeshNode
-from . import destination, eventlog, metrics, names, sshkeys, views
+from . import destination, eventlog, metrics, names, owned, sshkeys, views
 from . import schema as s
 from .config import DaemonConfig
 from .errors import ApiError, Code, internal
@@ -457,24 +457,29 @@ class DaemonAPI:
         return s.OkResult(True)
 
     # ================================================================== write methods
-    async def _vnet_sync(self) -> None:
+    async def vnet_sync(self) -> None:
         """Networks joined or left: their devices and mesh IPs now, not at the next refresh."""
         if self.vnet is not None:
             await self.vnet.reconcile()
 
     @api_method("network.create", WRITE, s.NetworkCreateRequest, s.NetworkCreateResult)
     async def network_create(self, req: s.NetworkCreateRequest, ctx: CallContext) -> s.NetworkCreateResult:
-        """Create a network (a fresh random key) and return its id and an invite."""
-        net = self.node.create_network(req.name)
-        await self._vnet_sync()
+        """Create a network (a fresh random key) and return its id and an invite. ``owned``: this node owns it
+        (docs/membership.md): members hold certificates and each invite is a fresh signed token."""
+        net = self.node.create_network(req.name, owned=req.owned)
+        await self.vnet_sync()
         return s.NetworkCreateResult(str(net.id), net.name, self.node.invite(net.id, self.endpoints()))
 
     @api_method("network.join", WRITE, s.NetworkJoinRequest, s.NetworkJoinResult)
     async def network_join(self, req: s.NetworkJoinRequest, ctx: CallContext) -> s.NetworkJoinResult:
-        """Join a network with an invite; optionally wait until the inviter answered."""
+        """Join a network with an invite; optionally wait until the inviter answered. An owned network's invite
+        (omerta2-) enrols this node first: a refusal ("used", "expired", ...) is REFUSED with the fix, and the
+        network is left again unless this node was in it before."""
         inv = decode_invite(req.invite)
+        if inv.token is not None:
+            return await owned.enrol(self, req, inv)
         net = await self.node.join(req.invite, timeout=None)
-        await self._vnet_sync()
+        await self.vnet_sync()
         connected = inv.inviter == self.node.node_id or self.node.is_connected(inv.inviter)
         if req.wait > 0 and not connected:
             try:
@@ -489,15 +494,18 @@ class DaemonAPI:
         """Leave a network: its peers are told, its key is forgotten."""
         net = self.resolve_network(req.network)
         self.node.leave(net.id)
-        await self._vnet_sync()
+        await self.vnet_sync()
         return s.NetworkLeaveResult(str(net.id), True)
 
-    @api_method("network.invite", WRITE, s.NetworkRequest, s.NetworkInviteResult)
-    async def network_invite(self, req: s.NetworkRequest, ctx: CallContext) -> s.NetworkInviteResult:
-        """An invite for a network (it carries the network key: write access only)."""
+    @api_method("network.invite", WRITE, s.NetworkInviteRequest, s.NetworkInviteResult)
+    async def network_invite(self, req: s.NetworkInviteRequest, ctx: CallContext) -> s.NetworkInviteResult:
+        """An invite for a network (it carries the network key: write access only). An owned network's is a fresh
+        signed token each call: ``uses``, ``expires``, and the certificate's ``name`` and ``tags``; an open
+        network's is its key, always the same, and takes no options."""
         net = self.resolve_network(req.network)
         eps = self.endpoints()
-        return s.NetworkInviteResult(str(net.id), self.node.invite(net.id, eps), [views.ep(e) or "" for e in eps])
+        opts = owned.invite_options(net, req)
+        return s.NetworkInviteResult(str(net.id), self.node.invite(net.id, eps, opts), [views.ep(e) or "" for e in eps])
 
     @api_method("channel.send", WRITE, s.ChannelSendRequest, s.ChannelSendResult)
     async def channel_send(self, req: s.ChannelSendRequest, ctx: CallContext) -> s.ChannelSendResult:

@@ -128,17 +128,29 @@ class PingRequest:
 class NetworkCreateRequest:
     name: str = arg("", doc=f"a name for people (carried in invites): at most {MAX_NETWORK_NAME} bytes of UTF-8, no control characters",
                     max_len=MAX_NETWORK_NAME, check=check_network_name)
+    owned: bool = arg(False, doc="owned (docs/membership.md): this node owns it, each member holds a certificate, and "
+                                 "every invite is a fresh signed token with uses and an expiry; false: open (the invite is the key)")
 
 
 @dataclass
 class NetworkJoinRequest:
-    invite: str = arg(doc="the invite string (omerta1-...)")
+    invite: str = arg(doc="the invite string (omerta1-... or, for an owned network, omerta2-...)")
     wait: float = arg(10.0, doc="seconds to wait for the inviter to answer (0: do not wait)", lo=0, hi=120)
 
 
 @dataclass
 class NetworkRequest:
     network: str = arg(doc="network id")
+
+
+@dataclass
+class NetworkInviteRequest:
+    network: str = arg(doc="network id")
+    uses: int = arg(0, doc="owned networks: how many nodes the invite admits (0: one)", lo=0, hi=1000)
+    expires: float = arg(0.0, doc="owned networks: seconds until the invite expires (0: 24 hours; at most 30 days)",
+                         lo=0, hi=30 * 86400)
+    name: str = arg("", doc="owned networks: the name the joiner's certificate gives it (\"\": the joiner's own)", max_len=64)
+    tags: list[str] = arg([], doc="owned networks: tags the joiner's certificate carries (firewall rules' tag:NAME)")
 
 
 @dataclass
@@ -177,6 +189,7 @@ class NetworkInfo:
     ipv4: str | None = None  # our mesh IPs in this network (assigned; see docs/vnet.md)
     ipv6: str | None = None
     device: str | None = None  # its TUN device, null while TUN is off (status.vnet says why)
+    owner: str | None = None  # owned networks: the owner's node id; null: open (the invite is the key)
 
 
 @dataclass
@@ -263,6 +276,9 @@ class PeerInfo:
     routes_active: list[str] = field(default_factory=list)  # accepted prefixes routed to it now, in this network
     exit_offered: bool = False  # its signed record offers an exit node
     exit_used: bool = False  # this node sends its Internet traffic through it (exit.use; exit.status says the state)
+    role: str | None = None  # owned networks: "member", "admin" or "owner" from its verified certificate; null: none
+    tags: list[str] = field(default_factory=list)  # owned networks: the tags its verified certificate carries
+    cert_expires: int | None = None  # owned networks: when its certificate expires (Unix time, seconds); null: none
 
 
 @dataclass

@@ -37,6 +37,11 @@ def _now(api: "DaemonAPI") -> float:
     return d.now() if d is not None else 0.0
 
 
+def member_tags(api: "DaemonAPI") -> dict[tuple[NetworkId, NodeId], tuple[str, ...]]:
+    """Members of owned networks whose verified certificate carries tags, as of now (firewall ``tag:`` rules)."""
+    return core_views.member_tags(api.node.core, _now(api))
+
+
 def path_of(api: "DaemonAPI", p: PeerView) -> str | None:
     """"direct", "punched", "relay via NAME", or None when there is no session."""
     if not p.connected or p.path_kind == "none":
@@ -61,7 +66,9 @@ def peer_info(api: "DaemonAPI", p: PeerView, cls: type = s.PeerInfo, **extra: ob
         last_handshake_s=round(now - hs, 3) if hs is not None else None,
         bytes_in=p.stats.bytes_in, bytes_out=p.stats.bytes_out, connected=p.connected,
         loss=round(cur.loss, 3) if cur is not None and cur.probed else None, nat=p.nat.label if p.nat else None,
-        ipv4=ips[0], ipv6=ips[1], **peer_routes(api, p.network, p.node), **extra,
+        ipv4=ips[0], ipv6=ips[1], **peer_routes(api, p.network, p.node),
+        role=p.cert.role if p.cert else None, tags=list(p.cert.tags) if p.cert else [],
+        cert_expires=p.cert.not_after if p.cert else None, **extra,
     )
     return result
 
@@ -140,7 +147,8 @@ def networks(view: NodeView, vnet: Any = None) -> list[s.NetworkInfo]:
         peers = view.peers_in(net.id)
         v4, v6 = vnet.addresses(net.id, view.node_id) if vnet is not None else (None, None)
         out.append(s.NetworkInfo(str(net.id), net.name, len(peers), sum(1 for p in peers if p.connected), v4, v6,
-                                 vnet.device_of(net.id) if vnet is not None else None))
+                                 vnet.device_of(net.id) if vnet is not None else None,
+                                 str(net.owner) if net.owner is not None else None))
     return sorted(out, key=lambda n: (n.name, n.network))
 
 

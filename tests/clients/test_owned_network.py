@@ -1,0 +1,74 @@
+"""Owned networks through the daemon and omertactl (issue 16 item 6, docs/membership.md): three real daemons on
+loopback (no TUN). dora creates an owned network and makes a one-time tagged invite; emil joins with it (admitted,
+and each side's `peers` shows the other's certificate: role, tags, expiry); fred's join with the same invite is
+refused as "used" with the fix, and fred is left outside the network; an open network refuses invite options."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from clients.ctlharness import check_result, ctl, start_all, wait_until
+from meshd.harness import DaemonProc
+
+
+@pytest.fixture
+def three(tmp_path: Path) -> Iterator[tuple[DaemonProc, DaemonProc, DaemonProc]]:
+    ds = [DaemonProc(tmp_path, "dora"), DaemonProc(tmp_path, "emil"), DaemonProc(tmp_path, "fred")]
+    try:
+        start_all(ds)
+        yield ds[0], ds[1], ds[2]
+    finally:
+        for d in ds:
+            d.close()
+
+
+def _peer(sock: Path, node: str) -> dict | None:
+    return next((p for p in ctl(sock, "peers", "--json").json()["peers"] if p["node_id"] == node), None)
+
+
+def test_owned_network_invite_join_used_and_peers_show_certificates(three) -> None:
+    dora, emil, fred = three
+    dora_id = ctl(dora.socket, "status", "--json").json()["node_id"]
+    emil_id = ctl(emil.socket, "status", "--json").json()["node_id"]
+    created = check_result("network.create", ctl(dora.socket, "--json", "network", "create", "lab", "--owned").json())
+    assert created["invite"].startswith("omerta2-")
+    [net] = ctl(dora.socket, "network", "list", "--json").json()["networks"]
+    assert net["owner"] == dora_id
+
+    inv = ctl(dora.socket, "network", "invite", "lab", "--uses", "1", "--expires", "2h", "--tags", "web,db")
+    assert inv.rc == 0, inv.err
+    invite = inv.out.strip()
+    assert invite.startswith("omerta2-") and invite != created["invite"]  # a fresh token each time
+
+    j = ctl(emil.socket, "network", "join", invite)
+    assert j.rc == 0 and "joined network lab" in j.out and "connected to the inviter" in j.out, (j.out, j.err)
+
+    # dora sees emil's certificate (from the credential in emil's signed record), emil sees dora's (the owner's)
+    wait_until(lambda: (_peer(dora.socket, emil_id) or {}).get("cert_expires") is not None, 20, "emil's certificate at dora")
+    pe = check_result("peers.list", ctl(dora.socket, "peers", "--json").json())["peers"][0]
+    assert pe["role"] == "member" and pe["tags"] == ["web", "db"]
+    assert time.time() < pe["cert_expires"] < time.time() + 31 * 86400
+    wait_until(lambda: (_peer(emil.socket, dora_id) or {}).get("cert_expires") is not None, 20, "dora's certificate at emil")
+    pd = _peer(emil.socket, dora_id)
+    assert pd is not None and pd["role"] == "owner" and pd["tags"] == []
+    table = ctl(dora.socket, "peers").out
+    assert "CERT" in table.splitlines()[0] and "member web,db until " in table, table
+    detail = ctl(dora.socket, "peer", emil_id[:12]).out
+    assert "certificate" in detail and "member web,db until" in detail, detail
+
+    # the one use is spent: fred is refused with the reason and the fix, and is not left in the network
+    r = ctl(fred.socket, "network", "join", invite)
+    assert r.rc != 0 and "used" in r.err and "fix:" in r.err and "ask an admin for a new one" in r.err, (r.out, r.err)
+    assert ctl(fred.socket, "network", "list", "--json").json()["networks"] == []
+
+    # an open network's invite is its key: options are refused, saying why and what to do instead
+    ctl(dora.socket, "network", "create", "open")
+    o = ctl(dora.socket, "network", "invite", "open", "--uses", "2")
+    assert o.rc != 0 and "is open" in o.err and "--owned" in o.err, o.err
+    assert ctl(dora.socket, "network", "invite", "open").out.startswith("omerta1-")
+    bad = ctl(dora.socket, "network", "invite", "lab", "--expires", "40d")
+    assert bad.rc == 2 and "30 days" in bad.err
