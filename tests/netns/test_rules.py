@@ -1,7 +1,8 @@
 """Per-network firewall rules on real kernels (issue 15, item 4): two real daemons with TUN in the netns lab; B
 has a default-deny rule set that allows port 22/tcp only.
 
-* from A, a TCP connect to B's mesh IP on port 8080 fails and on port 22 succeeds; the allow rule's counter and
+* from A, a TCP connect to B's mesh IP on port 8080 fails (a `tag:ops` rule allows it, but the network is open: no
+  member carries tags) and on port 22 succeeds; the allow rule's counter and
   the default drop counter move (rules.list, `omertactl rules --json`); ping still works (allowed by default);
 * the rules removed from the file and reloaded (daemon.reload, as SIGHUP): nothing is filtered, both ports work;
 * rules back and reloaded: filtered again; `kill -9` leaves the rules_* objects, the restarted daemon (without
@@ -24,7 +25,8 @@ from netns.test_vnet import pair, ping, up
 
 pytestmark = pytest.mark.root
 
-RULES = '\n[[rules]]\nfrom = "any"\nto = "22/tcp"\naction = "allow"\n'
+RULES = ('\n[[rules]]\nfrom = "any"\nto = "22/tcp"\naction = "allow"\n'
+         '[[rules]]\nfrom = "tag:ops"\nto = "8080/tcp"\naction = "allow"\n')  # an open network: the tag matches nobody
 LISTEN = r"""
 import socket, sys
 ss = []
@@ -68,6 +70,8 @@ def test_a_deny_rule_stops_a_port_an_allow_rule_opens_it_and_counters_move(lab: 
         rule, dev = got["rules"][0], got["filtered"][0]
         assert (rule["from"], rule["to"], rule["action"]) == ("any", "22/tcp", "allow") and rule["packets"] >= 1, got
         assert dev["device"].startswith("om-") and dev["dropped_packets"] >= 1, got
+        tag = got["rules"][1]  # tags come from member certificates: an open network has none, so 8080 stays closed
+        assert tag["from"] == "tag:ops" and tag["sources"] == [] and "open" in tag["note"] and tag["packets"] == 0, got
         say(capsys, f"\nrules on B: 22/tcp open, 8080 closed; allow counter {rule['packets']} packets / {rule['bytes']} bytes, "
                     f"default drop {dev['dropped_packets']} packets")
         before = rule["packets"]

@@ -146,3 +146,56 @@ def test_real_nft_takes_the_scripts_and_leaves_the_exit_alone() -> None:
         assert "exit_forward" in nft("list", "table", "inet", "omerta")
     finally:
         subprocess.run(["ip", "netns", "del", ns], check=False)
+
+
+def test_a_tag_rule_matches_the_mesh_ips_of_members_whose_certificate_carries_the_tag() -> None:
+    [rule] = parse_rules([{"from": "tag:ops", "to": "22/tcp", "action": "allow"}])
+    home, work = "a" * 52, "b" * 52
+    members = [(home, "alice", ip("100.64.0.2"), ip("fd4d:7e57::2")), (home, "bob", ip("100.64.0.3"), None),
+               (home, "carol", ip("100.64.0.4"), None), (work, "alice", ip("100.65.0.2"), None)]
+    tags = {(home, "alice"): ("web", "OPS"), (home, "bob"): ("web",), (work, "alice"): ("ops",)}
+    # alice carries ops in home (compared without case); bob only web; carol has no certificate (an open network)
+    assert fwrules.tag_sources(rule, members, tags, {home[:12]}) == [ip("100.64.0.2"), ip("fd4d:7e57::2")]
+    assert fwrules.tag_sources(rule, members, tags, {home[:12], work[:12]}) == [ip("100.64.0.2"), ip("100.65.0.2"),
+                                                                              ip("fd4d:7e57::2")]
+    assert fwrules.tag_sources(rule, members, {}, {home[:12], work[:12]}) == []  # nobody has tags: nobody matches
+    text = fwrules.sync_script([chain([{"from": "tag:ops", "to": "22/tcp", "action": "allow"}])],
+                               {1: fwrules.tag_sources(rule, members, tags, {home[:12]})}, {})
+    assert "add element inet omerta rules_s1_4 { 100.64.0.2 }" in text and "add element inet omerta rules_s1_6 { fd4d:7e57::2 }" in text
+
+
+def test_tags_come_only_from_verified_certificates_in_signed_records() -> None:
+    """core.views.member_tags (what the daemon's firewall asks): a member's tags from the credential in its signed
+    record while the check accepts it; a certificate that expired no longer tags anyone; open networks: none."""
+    from omerta_mesh.core import views as core_views
+    from omerta_mesh.core.config import DEFAULT_CONFIG
+    from omerta_mesh.core.network import Network
+    from omerta_mesh.core.wire.certs import Certificate, Role, encode_credential, sign_certificate
+    from omerta_mesh.sim.harness import SimMesh
+
+    sim = SimMesh("fw-tags", config=DEFAULT_CONFIG.with_(cert_clock_skew=0.0))
+    owner, alice, bob = (sim.add_node(x) for x in ("owner", "alice", "bob"))
+    oid = owner.mesh.identity
+    net = Network(sim.entropy.random_bytes(32), "owned", owner=oid.node_id)
+    open_net = Network(sim.entropy.random_bytes(32), "open")
+    now = sim.now
+
+    def cred(node, role, tags, until):  # type: ignore[no-untyped-def]
+        c = Certificate(role, net.id, node.mesh.node_id, oid.node_id, 1, int(now), int(now + until), node.name, tags)
+        return encode_credential([sign_certificate(oid, c)])
+
+    for node, role, tags, until in ((owner, Role.OWNER, (), 86400), (alice, Role.MEMBER, ("ops", "web"), 86400),
+                                    (bob, Role.MEMBER, ("ops",), 60)):
+        node.mesh.add_network(net, now)
+        node.mesh.add_network(open_net, now)
+        node.mesh.set_credential(net.id, cred(node, role, tags, until), now)
+    for node in (alice, bob):
+        sim.introduce(node, owner, net)
+        sim.introduce(node, owner, open_net)
+    sim.run_for(10)
+    got = core_views.member_tags(owner.mesh, sim.now)
+    assert got == {(net.id, alice.mesh.node_id): ("ops", "web"), (net.id, bob.mesh.node_id): ("ops",)}
+    view = {p.node: p.cert for p in core_views.node_view(owner.mesh, sim.now).peers if p.network == net.id}
+    assert view[alice.mesh.node_id] is not None and view[alice.mesh.node_id].not_after == int(now + 86400)
+    sim.run_for(70)  # bob's certificate expired: its record may still be held, its tags no longer count
+    assert core_views.member_tags(owner.mesh, sim.now) == {(net.id, alice.mesh.node_id): ("ops", "web")}

@@ -2,8 +2,10 @@
 
 ``Firewall`` keeps ``table inet omerta``'s ``rules_*`` objects (``vnet/fwrules.py``: syntax, semantics, names)
 in step with the configuration, the devices and the members' mesh IPs: every ``REFRESH`` seconds it works out
-which devices are filtered and which addresses each peer rule's source has (a peer that cannot be resolved, or
-a tag, matches nobody, and says so in ``rules.list``) and, when that changed, applies one ``nft -f -``
+which devices are filtered and which addresses each peer rule's source has (a peer that cannot be resolved
+matches nobody; a ``tag:NAME`` source matches the members of owned networks whose verified certificate carries
+the tag, and nobody in an open network; ``rules.list`` says why a rule matches nobody) and, when that changed,
+applies one ``nft -f -``
 transaction. A changed rule set (SIGHUP, ``daemon.reload``; ``rules`` is live) is picked up the same way.
 
 At start every ``rules_*`` object is deleted first (a ``kill -9`` leaves them); on stop they are deleted and the
@@ -21,7 +23,7 @@ from typing import Any
 from ..io import nft
 from ..vnet import fwrules
 from ..vnet.fwrules import NetChain, Rule
-from . import refresher
+from . import refresher, views
 from .errors import ApiError
 
 log = logging.getLogger("omerta_mesh.firewall")
@@ -98,15 +100,25 @@ class Firewall:
                 chains.append(NetChain(str(n.network.id)[:12], device, mine))
                 used |= {r.index for r in mine}
         sources: dict[int, list[fwrules.Address]] = {}
+        tagged: dict[tuple[str, str], tuple[str, ...]] | None = None  # (asked once, for the first tag rule)
+        listed: list[tuple[str, str, fwrules.Address | None, fwrules.Address | None]] = []
         for r in rules:
             if r.index not in used:
                 notes[r.index] = f"no device of ours is in network {r.network!r}" if r.network else "no device of ours yet"
                 continue
             if not r.has_set:
                 continue
+            nets = {c.key for c in chains if r in c.rules}
             if r.is_tag:
-                sources[r.index] = []
-                notes[r.index] = "matches nobody: peer records carry no tags yet (certificates will bring them)"
+                if tagged is None:
+                    tagged = {(str(net), str(node)): t for (net, node), t in views.member_tags(self.api).items()}
+                    listed = [(str(net.id), str(who), v4, v6) for net, who, v4, v6 in members if who != me]
+                sources[r.index] = fwrules.tag_sources(r, listed, tagged, nets)
+                if not sources[r.index]:
+                    owned = any(n.network.owner is not None and str(n.network.id)[:12] in nets for n in self.vnet.nets.values())
+                    notes[r.index] = (f"matches nobody: no member's verified certificate carries {r.source} (yet)" if owned else
+                                      "matches nobody: tags come from member certificates, and the rule's networks are "
+                                      "open (create an owned one: omertactl network create NAME --owned)")
                 continue
             try:
                 node = self.api.resolve_peer(r.source)
@@ -114,7 +126,6 @@ class Firewall:
                 sources[r.index] = []
                 notes[r.index] = f"matches nobody: {e.message}"
                 continue
-            nets = {c.key for c in chains if r in c.rules}
             sources[r.index] = sorted((a for net, who, v4, v6 in members if who == node and who != me
                                        and str(net.id)[:12] in nets for a in (v4, v6) if a is not None),
                                       key=lambda a: (a.version, int(a)))

@@ -12,8 +12,10 @@ Semantics. A network no rule applies to is not filtered at all (everything from 
 A network with at least one rule is default-deny for new inbound traffic on its device: its chain accepts
 conntrack's established and related packets first, then the rules in file order (the first match wins), then
 ICMP echo requests (ping works unless a rule above says otherwise: ``to = "icmp"`` or ``"any"`` with ``deny``),
-then drops the rest with a counter. ``from = "tag:NAME"`` is accepted but matches nobody yet: peer records carry
-no tags until certificates bring them.
+then drops the rest with a counter. ``from = "tag:NAME"`` matches the mesh IPs of the members of an owned
+network (docs/membership.md) whose verified certificate (the credential in their signed record, checked: chain,
+signatures, expiry, revocations) carries the tag NAME (compared without case): ``tag_sources``. In an open network
+nobody carries tags, so such a rule matches nobody there.
 
 Objects in ``table inet omerta`` (shared with the exit node, ``vnet/exitrules.py``, which owns ``exit_*``):
 everything here is named ``rules_*``: the base chain ``rules_input`` (hook input) jumps to ``rules_n_KEY`` per
@@ -78,6 +80,18 @@ class Rule:
 
     def view(self) -> dict:
         return {"index": self.index, "network": self.network, "from": self.source, "to": self.to, "action": self.action}
+
+
+def tag_sources(rule: Rule, members: Iterable[tuple[str, str, Address | None, Address | None]],
+                tags: Mapping[tuple[str, str], Iterable[str]], keys: Iterable[str]) -> list[Address]:
+    """The mesh IPs a ``tag:NAME`` rule matches: of each member (``members``: network id, node id, its mesh IPv4
+    and IPv6) in a network of ``keys`` (the filtered chains' keys, a network id's first 12 characters) whose
+    verified certificate carries NAME (``tags``: (network id, node id) -> the certificate's tags; only owned
+    networks have any). Sorted, IPv4 first."""
+    want, nets = rule.source[len("tag:"):], set(keys)
+    return sorted((a for net, node, v4, v6 in members
+                   if net[:12] in nets and want in {t.lower() for t in tags.get((net, node), ())}
+                   for a in (v4, v6) if a is not None), key=lambda a: (a.version, int(a)))
 
 
 def parse_to(text: str) -> tuple[str | None, tuple[int, int] | None]:
