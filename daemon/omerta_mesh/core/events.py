@@ -92,6 +92,17 @@ class InviteRedeemed(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class MemberRemoved(Event):
+    """A revocation of the owned ``network`` was taken here (``Mesh.remove_member``'s, or one a member spread), signed
+    by ``by``: ``peer`` is the node it removes (None: it revokes a certificate serial or a token). Its sessions are
+    closed and it is no longer listed (a ``PeerLeft`` came first). The host saves the network's revocations."""
+
+    network: NetworkId
+    peer: NodeId | None
+    by: NodeId
+
+
+@dataclass(frozen=True, slots=True)
 class EnrolmentRefused(Event):
     """An admin refused our invite token: ``reason`` is the refusal's word ("used", "expired", "revoked", ...),
     ``fix`` what to do about it."""

@@ -23,11 +23,13 @@ from typing import Callable
 
 from . import events as ev
 from .config import CoreConfig
+from .counters import Counters
 from .discovery.gossip import Gossip, OwnFacts
 from .entropy import Entropy
-from .errors import InviteError, UsageError
+from .errors import DropReason, InviteError, UsageError, WireError
 from .ids import NetworkId, NodeId
-from .member.check import Refused, Verdict
+from .keys import Identity
+from .member.check import Accepted, Refused, Verdict
 from .member.credentials import Credentials
 from .member.enrolment import certificate_name_ok
 from .nat.punch import Puncher
@@ -40,8 +42,10 @@ from .peers.table import PeerTable
 from .session.handshakes import Handshakes
 from .session.lifecycle import Sessions
 from .wire import frames as fw
+from .wire.certs import MAX_LIFETIME, Role
 from .wire.invite import Invite, check_network_name, decode_invite, encode_invite
 from .wire.records import AddrClaim, PeerRecord
+from .wire.revocations import Revocation, RevocationKind, decode_revocation, encode_revocations, sign_revocation, split_revocations
 
 FactsFn = Callable[[], OwnFacts]
 
@@ -61,8 +65,11 @@ class InviteOptions:
 
 class Members:
     def __init__(self, config: CoreConfig, entropy: Entropy, node_id: NodeId, hs: Handshakes, table: PeerTable,
-                 gossip: Gossip, links: Links, sessions: Sessions, punch: Puncher, credentials: Credentials) -> None:
+                 gossip: Gossip, links: Links, sessions: Sessions, punch: Puncher, credentials: Credentials,
+                 identity: Identity | None = None, counters: Counters | None = None) -> None:
         self.cfg = config
+        self.identity = identity  # signs our revocations (remove)
+        self.counters = counters or Counters()
         self.entropy = entropy
         self.node_id = node_id
         self.hs = hs
@@ -176,6 +183,95 @@ class Members:
         if self.gossip.refresh_own(net, facts(), now):
             self.gossip.push_own(net, now, out)
 
+    # ------------------------------------------------------------------ removal (docs/membership.md 5)
+    def is_admin(self, net: Network, node: NodeId, now: float) -> bool:
+        """Whether ``node`` is the owner or an admin of the owned ``net`` now: its credential (ours, or the one in its
+        stored record) checks out with role OWNER or ADMIN."""
+        if node == net.owner:
+            return True
+        rec = None if node == self.node_id else self.gossip.record_of(net.id, node)
+        cred = self.credentials.own(net.id) if node == self.node_id else rec.credential if rec is not None else None
+        verdict = self.credentials.check(net, node, cred, now) if cred is not None else None
+        return isinstance(verdict, Accepted) and verdict.role in (Role.ADMIN, Role.OWNER)
+
+    def remove(self, network_id: NetworkId, node: NodeId, now: float, out: Outbox) -> Revocation:
+        """Remove ``node`` from the owned network (we are its owner or an admin): a signed node revocation, taken here
+        and pushed to every connected member; its sessions close, its record goes (``revoked``)."""
+        net = self.network(network_id)
+        name = net.name or str(net.id)
+        if net.owner is None:
+            raise UsageError(f"network {name} is open: whoever holds its invite is a member, and nobody can be removed; "
+                             "to remove members, create an owned network (network create NAME --owned) and invite them there")
+        if not self.is_admin(net, self.node_id, now) or self.identity is None:
+            raise UsageError(f"only the owner or an admin of network {name} can remove members; ask one of them")
+        if node == self.node_id or node == net.owner:
+            raise UsageError("the owner cannot be removed" if node == net.owner else "to go, leave the network instead")
+        wall = int(now + self.credentials.wall_offset)
+        rev = sign_revocation(self.identity, Revocation(RevocationKind.NODE, net.id, node.raw, wall, wall + MAX_LIFETIME,
+                                                        self.node_id))
+        if self.credentials.revocations(net).add(rev, lambda n: self.is_admin(net, n, now), wall) is not None:
+            raise UsageError(f"an admin removes members only: {node.short()} is an admin of {name}; ask the owner")
+        self._revoked(net, rev, None, now, out)
+        return rev
+
+    def on_revoked(self, peer: Peer, body: bytes, now: float, out: Outbox) -> None:
+        """``member.revoked`` from a member: each revocation that is new, and signed by someone who may revoke its
+        target, is taken and acted on (and pushed on); others are dropped and counted (``revocation_invalid``)."""
+        net = peer.network
+        try:
+            if net.owner is None:
+                raise WireError(DropReason.REVOCATION_INVALID, "revocation in an open network")
+            blobs = split_revocations(body, self.cfg.max_revocations)
+        except WireError as e:
+            self.counters.drop(e.reason)
+            return
+        rl, wall = self.credentials.revocations(net), now + self.credentials.wall_offset
+        for blob in blobs:
+            try:
+                rev = decode_revocation(blob)
+            except WireError as e:
+                self.counters.drop(e.reason)
+                continue
+            if rl.holds(rev):
+                continue
+            if (reason := rl.add(rev, lambda n: self.is_admin(net, n, now), wall)) is not None:
+                self.counters.drop(reason)
+            elif rl.holds(rev):
+                self._revoked(net, rev, peer, now, out)
+
+    def restore_revocations(self, network_id: NetworkId, blobs: tuple[bytes, ...], now: float) -> int:
+        """Revocations the host saved (each was checked when taken; its signature is checked again, the issuer's
+        standing is not, since the admins are not known yet at start); how many were left out."""
+        net = self.network(network_id)
+        rl, wall, left = self.credentials.revocations(net), now + self.credentials.wall_offset, 0
+        for blob in blobs:
+            try:
+                left += rl.add(decode_revocation(blob), lambda _n: True, wall) is not None
+            except WireError:
+                left += 1
+        return left
+
+    def revocations(self, network_id: NetworkId) -> list[bytes]:
+        """The owned network's revocations in force, encoded (what the host saves, what a new session is told)."""
+        net = self.network(network_id)
+        return [r.encode() for r in self.credentials.revocations(net)] if net.owner is not None else []
+
+    def _revoked(self, net: Network, rev: Revocation, sender: Peer | None, now: float, out: Outbox) -> None:
+        """A new revocation taken: push it on to every other connected member, then drop its node and every node
+        whose record no longer checks out (a voided admin's members)."""
+        target = NodeId(rev.target) if rev.kind is RevocationKind.NODE else None
+        body = encode_revocations([rev.encode()])
+        for p in self.table.in_network(net.id):
+            if p.connected and p is not sender and p.node != target:
+                out.control(p, "member.revoked", body)
+        gone = self.gossip.recheck(net, now)
+        for node in dict.fromkeys([*([target] if target is not None else []), *gone]):
+            if (peer := self.table.get(net.id, node)) is not None:
+                self.drop(peer, now, f"removed by {rev.issuer.short()}", True, out)
+            out.event(ev.PeerLeft(net.id, node))
+        self.counters.inc("member.revocations_taken")
+        out.event(ev.MemberRemoved(net.id, target, rev.issuer))
+
     # ------------------------------------------------------------------ peers
     def add_peer(self, network_id: NetworkId, node: NodeId, endpoints: list[Address], now: float, out: Outbox,
                  wanted: bool = True) -> Peer:
@@ -186,6 +282,8 @@ class Members:
         x = self.hs.x25519_of(node.raw)
         if x is None:
             raise UsageError(f"{node} is not a valid node id (not an Ed25519 public key)")
+        if net.owner is not None and self.credentials.revocations(net).node(node, now + self.credentials.wall_offset):
+            raise UsageError(f"{node.short()} was removed from network {net.name or net.id}; it cannot be added back")
         peer = self.hs.admit(net, node, x, proven=wanted)  # asked for by us (invite, command, cache): proven
         for ep in reversed(endpoints):
             peer.add_endpoint(ep)

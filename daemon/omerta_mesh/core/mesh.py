@@ -52,6 +52,7 @@ from .wire import frames as fw
 from .wire import streams as sw
 from .wire.packet import TRANSPORT_HEADER, TRANSPORT_OVERHEAD
 from .wire.records import AddrClaim, PeerRecord
+from .wire.revocations import Revocation
 
 Address = tuple[str, int]
 RELAY_HEADROOM = 72  # bytes kept free in every datagram for the relay frame and outer transport header
@@ -99,7 +100,8 @@ class Mesh:
             "nat.test": lambda p, _n, body, now: self._nat(now, lambda out: self.natside.tests.on_test(p, body, now, out)),
             "nat.ack": lambda p, _n, body, now: self._nat(now, lambda _out: self.natside.tests.on_ack(p, body, now)),
             **dict.fromkeys(("member.marks", "member.marks.sync"),  # invite token uses (core/session/lifecycle.py)
-                            lambda p, n, body, now: self._run(now, lambda out: self.sessions.on_marks(p, n, body, now, out)))}
+                            lambda p, n, body, now: self._run(now, lambda out: self.sessions.on_marks(p, n, body, now, out))),
+            "member.revoked": lambda p, _n, body, now: self._run(now, lambda out: self.members.on_revoked(p, body, now, out))}
         self.streams = Streams(config, self.counters)  # byte streams to peers' local ports; lost stream messages reset them
         self.messages = Messages(config, self.counters, config.max_datagram - TRANSPORT_OVERHEAD - RELAY_HEADROOM - fw.DATA_HEADER_LEN,
                                  self.streams.lost)
@@ -109,8 +111,8 @@ class Mesh:
         self.ip = IpFrames(self.counters, config.max_datagram - TRANSPORT_OVERHEAD - RELAY_HEADROOM - 1, config.max_ip_queue)
         self.seg_runs = SegmentRuns(config, self.counters, self.table, self.links, self.ip, self._received,
                                     lambda at: self._timer(Timer.IP_FLUSH, at), self._failed)  # GRO runs of IPSEG
-        self.members = Members(config, self.entropy, self.node_id, self.hs, self.table, self.gossip, self.links,
-                                self.sessions, self.punch, self.credentials)  # networks, membership, our address claims
+        self.members = Members(config, self.entropy, self.node_id, self.hs, self.table, self.gossip, self.links, self.sessions,
+                               self.punch, self.credentials, identity, self.counters)  # networks, membership, removal
         self.networks, self.address_claims = self.members.networks, self.members.address_claims  # never rebound
         self.audit = EncryptionAudit(self.sessions.by_remote, strict=strict_audit) if (audit or strict_audit) else None
 
@@ -196,6 +198,10 @@ class Mesh:
     def set_credential(self, network_id: NetworkId, credential: bytes | None, now: float) -> Verdict:
         """Our credential in an owned network (handshakes, our record); the answer is members' check of it."""
         return self._run(now, lambda out: self.members.set_credential(network_id, credential, self._own_facts, now, out))
+
+    def remove_member(self, network: NetworkId, node: NodeId, now: float) -> Revocation:
+        """Remove ``node`` from an owned network (we are owner or admin): signed, spread, its sessions closed (5)."""
+        return self._run(now, lambda out: self.members.remove(network, node, now, out))
 
     def add_peer(self, network_id: NetworkId, node: NodeId, endpoints: list[Address], now: float, wanted: bool = True) -> Peer:
         """Make a peer known (with candidate endpoints) and start talking to it."""

@@ -136,6 +136,18 @@ class Gossip:
         verdict = self.credentials.check(net, rec.node, rec.credential, wall - self.wall_offset)
         return verdict.reason if isinstance(verdict, Refused) else None
 
+    def recheck(self, net: Network, now: float) -> list[NodeId]:
+        """Drop the owned network's stored records whose credential no longer admits their node (revoked, expired,
+        its admin's voided); the nodes dropped (departures are kept: they only remove)."""
+        g = self._nets.get(net.id.raw)
+        if g is None or net.owner is None:
+            return []
+        wall = now + self.wall_offset
+        gone = [r.node for r in g.store if not r.left and self._admits(net, r, wall) is not None]
+        for node in gone:
+            g.store.remove(node.raw)
+        return gone
+
     def records(self, network: NetworkId) -> list[PeerRecord]:
         """The live records of ``network`` (departures are held, but not listed)."""
         g = self._nets.get(network.raw)

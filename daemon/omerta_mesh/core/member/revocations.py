@@ -42,13 +42,17 @@ class RevocationList:
         if rev.until <= wall:
             return None
         key = (rev.kind, rev.target)
-        if any(r.signature == rev.signature for r in self._by_target.get(key, ())):
+        if self.holds(rev):
             return None
         if self._count >= self.limit and not self.prune(wall):
             return DropReason.REVOCATION_LIMIT
         self._by_target.setdefault(key, []).append(rev)
         self._count += 1
         return None
+
+    def holds(self, rev: Revocation) -> bool:
+        """Whether ``rev`` (these very signed bytes) is held already."""
+        return any(r.signature == rev.signature for r in self._by_target.get((rev.kind, rev.target), ()))
 
     def _may_revoke(self, rev: Revocation, is_admin: IsAdmin) -> bool:
         if rev.kind is RevocationKind.NODE and rev.target == self.owner.raw:

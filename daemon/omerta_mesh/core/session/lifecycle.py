@@ -29,6 +29,7 @@ from ..peers.table import PeerTable
 from ..wire import frames as fw
 from ..wire.enrol import EnrolStatus
 from ..wire.packet import PacketType, packet_type
+from ..wire.revocations import encode_revocations
 from .handshakes import Completed, CookieReply, EnrolAnswer, EnrolReply, Handshakes, TieBreakResend
 from .messages import Messages
 from .session import Session
@@ -280,6 +281,8 @@ class Sessions:
                 self.gossip.greet(peer, out)  # initiator (a spoofed source would get our records): its own sync
             if session.initiator and peer.network.owner is not None:  # token uses each side may lack (3.4)
                 out.control(peer, "member.marks.sync", self._marks(peer))
+            if peer.network.owner is not None and (revs := list(self.hs.credentials.revocations(peer.network))):
+                out.control(peer, "member.revoked", encode_revocations([r.encode() for r in revs]))  # both sides (5)
         else:
             out.event(ev.SessionRekeyed(peer.network.id, peer.node))
         if session.initiator:

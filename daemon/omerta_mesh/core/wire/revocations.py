@@ -9,6 +9,13 @@ Layout (version 1), 134 to 158 bytes::
     | issuer node id (32) |
     | signature (64): Ed25519 by the issuer over "omrevok1" || every byte before it |
 
+A ``member.revoked`` control message (reliable, over a session of the owned network) carries one or more::
+
+    | length (u8) | revocation (length bytes) |    repeated; at most ``max_revocations`` (4,096) in one message
+
+pushed to every connected member when a node first takes one (its own or a member's), and sent by both sides
+when a session of the owned network first comes up (all that each holds).
+
 ``void_issued`` (node revocations only) also voids every certificate the revoked node issued as an admin (its
 key was stolen); without it, certificates it issued before ``issued`` stay valid until they expire. ``until``
 is later than ``issued`` by at most the longest certificate lifetime: by then nothing the revocation stops can
@@ -114,3 +121,24 @@ def decode_revocation(data: bytes) -> Revocation:
     if problem:
         raise WireError(DropReason.REVOCATION_INVALID, problem)
     return rev
+
+
+def encode_revocations(revs: list[bytes]) -> bytes:
+    """The body of a ``member.revoked`` message: each encoded revocation after its length byte."""
+    return b"".join(bytes([len(r)]) + r for r in revs)
+
+
+def split_revocations(body: bytes, limit: int) -> list[bytes]:
+    """The revocations in a ``member.revoked`` body, still encoded (``decode_revocation`` each). Raises WireError
+    (REVOCATION_INVALID) for an empty body, a length outside the layout's bounds, or more than ``limit``."""
+    body, at = bytes(body), 0
+    out: list[bytes] = []
+    while at < len(body):
+        n = body[at]
+        if not MIN_REVOCATION <= n <= MAX_REVOCATION or at + 1 + n > len(body) or len(out) >= limit:
+            raise WireError(DropReason.REVOCATION_INVALID, f"member.revoked entry {len(out)} of {n} bytes")
+        out.append(body[at + 1 : at + 1 + n])
+        at += 1 + n
+    if not out:
+        raise WireError(DropReason.REVOCATION_INVALID, "empty member.revoked")
+    return out

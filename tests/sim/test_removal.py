@@ -1,0 +1,98 @@
+"""Removal from owned networks in the simulator (docs/membership.md 5; issue 16's "Must show"): a removed member is
+cut off from every member within 5 s of simulated time (sessions closed, its still-valid certificate refused when it
+tries again, gone from the peers and records) while the others keep talking; a revocation signed by a plain member
+is refused and counted; a member that joins later learns the revocation when its first session comes up."""
+
+from __future__ import annotations
+
+import pytest
+
+from omerta_mesh.core import events as ev
+from omerta_mesh.core.config import DEFAULT_CONFIG
+from omerta_mesh.core.errors import DropReason, UsageError
+from omerta_mesh.core.network import Network
+from omerta_mesh.core.wire.revocations import Revocation, RevocationKind, encode_revocations, sign_revocation
+from omerta_mesh.sim.harness import SimMesh, SimNode
+
+
+def members(seed: str, *names: str) -> tuple[SimMesh, Network, SimNode, list[SimNode]]:
+    """An owned network whose owner invited every other node (each enrolled, all connected to each other)."""
+    sim = SimMesh(seed, config=DEFAULT_CONFIG.with_(cert_clock_skew=0.0))
+    owner = sim.add_node("owner")
+    others = [sim.add_node(n) for n in names]
+    net = owner.mesh.create_network("home", sim.now, owned=True)
+    for n in others:
+        sim.join(n, owner, net)
+        sim.run_for(5)
+    sim.run_for(30)
+    assert sim.all_connected(net, [owner, *others]), sim.failure()
+    return sim, net, owner, others
+
+
+def cut_off(sim: SimMesh, gone: SimNode, net: Network, nodes: list[SimNode]) -> bool:
+    return all(n.mesh.table.get(net.id, gone.mesh.node_id) is None and n.mesh.record_of(net.id, gone.mesh.node_id) is None
+               and not sim.connected(gone, n, net) for n in nodes)
+
+
+def test_a_removed_member_is_cut_off_from_every_member_within_five_seconds() -> None:
+    sim, net, owner, (alice, bob, carol) = members("remove-member", "alice", "bob", "carol")
+    for n in (owner, alice, bob):
+        n.drain()
+    owner.mesh.remove_member(net.id, carol.mesh.node_id, sim.now)
+    sim.internet.pump(owner.mesh)
+    sim.run_for(5)
+    assert cut_off(sim, carol, net, [owner, alice, bob]), sim.failure()
+    for n in (owner, alice, bob):
+        assert [e.peer for e in n.of(ev.PeerLeft)] == [carol.mesh.node_id]
+        assert [(e.peer, e.by) for e in n.of(ev.MemberRemoved)] == [(carol.mesh.node_id, owner.mesh.node_id)]
+    assert owner.mesh.counters["member.revocations_taken"] == 1
+    # carol still holds a certificate that has not expired: every member refuses it now
+    refused = {n.name: n.mesh.counters.dropped(DropReason.CERT_REVOKED) for n in (owner, alice, bob)}
+    for n in (owner, alice, bob):
+        carol.mesh.add_peer(net.id, n.mesh.node_id, [n.reachable], sim.now)
+        sim.internet.pump(carol.mesh)
+    sim.run_for(20)
+    assert cut_off(sim, carol, net, [owner, alice, bob]), sim.failure()
+    assert all(n.mesh.counters.dropped(DropReason.CERT_REVOKED) > refused[n.name] for n in (owner, alice, bob))
+    # the others keep talking
+    mid = sim.send(alice, bob, "chat", b"still here")
+    sim.run_for(2)
+    assert [m.data for m in bob.of(ev.ChannelMessage)] == [b"still here"]
+    assert any(d.message_id == mid for d in alice.of(ev.MessageDelivered))
+    assert sim.connected(alice, owner, net) and sim.connected(bob, owner, net) and sim.connected(alice, bob, net)
+    with pytest.raises(UsageError, match="removed"):  # and nobody adds it back by hand
+        alice.mesh.add_peer(net.id, carol.mesh.node_id, [carol.reachable], sim.now)
+
+
+def test_a_revocation_signed_by_a_plain_member_is_refused_and_counted() -> None:
+    sim, net, owner, (alice, bob) = members("remove-forged", "alice", "bob")
+    with pytest.raises(UsageError, match="only the owner or an admin"):
+        alice.mesh.remove_member(net.id, bob.mesh.node_id, sim.now)
+    wall = int(sim.now + alice.mesh.wall_offset)
+    forged = sign_revocation(alice.mesh.identity, Revocation(RevocationKind.NODE, net.id, bob.mesh.node_id.raw, wall,
+                                                             wall + 86400, alice.mesh.node_id))
+    peer = alice.mesh.table.get(net.id, owner.mesh.node_id)
+    assert peer is not None
+    alice.mesh.act(sim.now, lambda out: out.control(peer, "member.revoked", encode_revocations([forged.encode()])))
+    sim.internet.pump(alice.mesh)
+    sim.run_for(5)
+    assert owner.mesh.counters.dropped(DropReason.REVOCATION_INVALID) == 1
+    assert not owner.of(ev.MemberRemoved) and owner.mesh.members.revocations(net.id) == []
+    assert sim.connected(owner, bob, net) and sim.connected(bob, owner, net)
+
+
+def test_a_member_that_comes_later_learns_the_revocation_when_its_session_comes_up() -> None:
+    sim, net, owner, (alice, bob) = members("remove-later", "alice", "bob")
+    owner.mesh.remove_member(net.id, bob.mesh.node_id, sim.now)
+    sim.internet.pump(owner.mesh)
+    sim.run_for(5)
+    dave = sim.add_node("dave")
+    sim.join(dave, owner, net)
+    sim.run_for(10)
+    assert sim.connected(dave, owner, net), sim.failure()
+    assert dave.mesh.members.revocations(net.id) == owner.mesh.members.revocations(net.id) != []
+    assert [e.peer for e in dave.of(ev.MemberRemoved)] == [bob.mesh.node_id]
+    bob.mesh.add_peer(net.id, dave.mesh.node_id, [dave.reachable], sim.now)  # bob tries the newcomer
+    sim.internet.pump(bob.mesh)
+    sim.run_for(10)
+    assert not sim.connected(bob, dave, net) and dave.mesh.counters.dropped(DropReason.CERT_REVOKED) > 0
