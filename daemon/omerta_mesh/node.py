@@ -39,7 +39,8 @@ from .io.driver import Driver
 from .io.enrolstate import EnrolWaits, restore_enrolment, save_enrolment
 from .io.netlink import local_addresses
 from .io.netmon import AddressMonitor
-from .io.peercache import PEER_CACHE, PEER_CACHE_MAX, PeerCacheSaves, peer_cache_doc
+from .io.peercache import PEER_CACHE, PeerCacheSaves, peer_cache_doc
+from .io.revocstate import restore_peers, restore_revocations, save_revocations
 from .io.store import NetworkState, StateNotSaved, StateStore
 from .io.streams import StreamHub
 from .io.subscribers import Subscribers, offer
@@ -241,14 +242,8 @@ class MeshNode:
                 self.mesh.join(st.invite, now)
             if st.network.owner is not None:  # the invites we issued and redeemed there
                 restore_enrolment(self.store.members, self.mesh.enrolment, st.network, now + self.mesh.wall_offset)
-        for p in self.store.load_peers()["peers"][:PEER_CACHE_MAX]:  # checked entries (io.store.peer_entry): damaged ones skipped
-            nid, node = NetworkId.parse(p["network"]), NodeId.parse(p["node"])
-            eps: list[Address] = [(h, port) for h, port in p["endpoints"]][: self._config.max_endpoints_per_peer]
-            if nid.raw in self.mesh.networks and eps:
-                try:
-                    self.mesh.add_peer(nid, node, eps, now)
-                except UsageError as e:  # e.g. our own node id: the entry only costs a reconnect through the invite
-                    log.warning("peer cache: %s in network %s not restored: %s", node.short(), nid, e)
+                restore_revocations(self.store.members, self.mesh, st.network.id, now)  # (io/revocstate.py)
+        restore_peers(self.store, self.mesh, self._config.max_endpoints_per_peer, now)
 
     def _change_networks(self, networks: list[Network], change: Callable[[], R], entry: NetworkState | None = None) -> R:
         """Save ``networks`` (networks.json; ``entry``: what to write for its network besides the key) first, then make
@@ -409,6 +404,11 @@ class MeshNode:
         return self._change_networks(list(self._m.networks.values()), lambda: self._m.set_credential(network, credential, self._now()),
                                      dataclasses.replace(old, network=net, credential=credential))
 
+    def remove_member(self, network: NetworkId, node: NodeId) -> None:
+        """Remove ``node`` from the owned ``network`` (we are its owner or an admin): signed, spread, saved (UsageError: why not)."""
+        self._m.remove_member(network, node, self._now())
+        self._flush()
+
     def add_peer(self, network: NetworkId, node: NodeId, endpoints: list[Address]) -> None:
         self._m.add_peer(network, node, endpoints, self._now())
         self._flush()
@@ -542,6 +542,7 @@ class MeshNode:
             return  # a stream's event: the stream hub's (io/streams.py), never the subscribers'
         for q in self._event_queues:
             offer(q, e)
+        save_revocations(e, self._m, self.store)  # a MemberRemoved: the network's revocations (io/revocstate.py)
         if isinstance(e, (ev.Enrolled, ev.EnrolmentRefused, ev.InviteRedeemed)):
             self._enrol_waits.on_event(e, self._m, self.store)
         elif isinstance(e, ev.PeerConnected):
