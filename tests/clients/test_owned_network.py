@@ -72,3 +72,28 @@ def test_owned_network_invite_join_used_and_peers_show_certificates(three) -> No
     assert ctl(dora.socket, "network", "invite", "open").out.startswith("omerta1-")
     bad = ctl(dora.socket, "network", "invite", "lab", "--expires", "40d")
     assert bad.rc == 2 and "30 days" in bad.err
+
+
+def test_network_remove_cuts_a_member_off_and_is_refused_where_it_cannot_be(three) -> None:
+    """dora (owner) invites emil and fred; fred may not remove emil (a plain member); dora removes fred: it leaves the
+    peers of dora and emil and stays out; an open network refuses removal, saying why and what to do instead."""
+    dora, emil, fred = three
+    emil_id = ctl(emil.socket, "status", "--json").json()["node_id"]
+    fred_id = ctl(fred.socket, "status", "--json").json()["node_id"]
+    ctl(dora.socket, "network", "create", "lab", "--owned")
+    for d in (emil, fred):
+        j = ctl(d.socket, "network", "join", ctl(dora.socket, "network", "invite", "lab").out.strip())
+        assert j.rc == 0, (j.out, j.err)
+    wait_until(lambda: _peer(emil.socket, fred_id) is not None and _peer(fred.socket, emil_id) is not None, 30, "emil and fred meet")
+    no = ctl(fred.socket, "network", "remove", "lab", emil_id[:12])
+    assert no.rc != 0 and "only the owner or an admin" in no.err and "fix:" in no.err, no.err
+    r = ctl(dora.socket, "--json", "network", "remove", "lab", fred_id[:12])
+    assert r.rc == 0, r.err
+    assert check_result("network.remove", r.json()) == {"network": r.json()["network"], "peer": fred_id, "removed": True}
+    wait_until(lambda: _peer(dora.socket, fred_id) is None and _peer(emil.socket, fred_id) is None, 5, "fred gone at dora and emil")
+    time.sleep(3)  # fred keeps trying with its certificate, which has not expired: still out
+    assert _peer(dora.socket, fred_id) is None and _peer(emil.socket, fred_id) is None
+    assert _peer(dora.socket, emil_id) is not None  # the others stay
+    ctl(dora.socket, "network", "create", "open")
+    o = ctl(dora.socket, "network", "remove", "open", emil_id[:12])
+    assert o.rc != 0 and "is open" in o.err and "--owned" in o.err, o.err

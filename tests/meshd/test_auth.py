@@ -15,6 +15,7 @@ WRITES = [
     ("daemon.reload", {}),
     ("channel.receive", {"channel": "secrets"}),
     ("network.invite", {"network": "whatever"}),
+    ("network.remove", {"network": "whatever", "peer": "whoever"}),
 ]
 
 

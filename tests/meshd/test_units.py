@@ -29,7 +29,7 @@ NODE = "a" * 52
 def test_registry_declares_every_operation_once_with_access() -> None:
     specs = spec_map(DaemonAPI)
     assert {n for n, sp in specs.items() if sp.access is WRITE} == {
-        "network.create", "network.join", "network.leave", "network.invite", "channel.send", "channel.receive",
+        "network.create", "network.join", "network.leave", "network.invite", "network.remove", "channel.send", "channel.receive",
         "daemon.reload", "daemon.shutdown",
         "serve.add", "serve.remove", "forward.add", "forward.remove", "exit.offer", "exit.use",
         "routes.advertise", "routes.withdraw", "routes.accept", "routes.unaccept",

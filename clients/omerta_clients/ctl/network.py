@@ -1,4 +1,4 @@
-"""omertactl network create|join|leave|list|invite: the networks this node is in."""
+"""omertactl network create|join|leave|list|invite|remove: the networks this node is in."""
 
 from __future__ import annotations
 
@@ -18,15 +18,17 @@ examples:
   omertactl network invite home       the invite of an open network (its key: always the same)
   omertactl network invite work --uses 1 --expires 24h --tags web,db
                                       a fresh one-time invite of an owned network, its certificate tagged
+  omertactl network remove work laptop
+                                      owner or admin: laptop is out of work (its sessions closed, refused from now on)
   omertactl network leave home
 """
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    p = add_command(sub, common, "network", help="create, join, leave, list networks; make invites",
+    p = add_command(sub, common, "network", help="create, join, leave, list networks; make invites; remove members",
                     description="Manage the networks this node is in. Without a subcommand: list them.", examples=EXAMPLES)
     p.set_defaults(func=run_list)
-    nsub = p.add_subparsers(dest="network_cmd", metavar="{create,join,leave,list,invite}")
+    nsub = p.add_subparsers(dest="network_cmd", metavar="{create,join,leave,list,invite,remove}")
     c = nsub.add_parser("create", parents=[common], help="create a network; prints its id and an invite",
                         description="Create a network with a fresh random key; prints its id and an invite to give "
                                     "to the machines that should join (the invite carries the key: keep it private).")
@@ -60,6 +62,14 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     inv.add_argument("--tags", type=tag_list, default=[], metavar="TAG,TAG",
                      help="owned networks: tags its certificate carries (firewall rules: from = \"tag:NAME\")")
     inv.set_defaults(func=run_invite)
+    rm = nsub.add_parser("remove", parents=[common], help="remove a member from an owned network (owner or admin)",
+                         description="Remove a member from an owned network: a revocation signed by this node (its owner or "
+                                     "an admin) goes to every member, which closes its sessions with it and refuses it "
+                                     "from then on, whatever certificate or invite it still holds. Open networks cannot "
+                                     "remove anyone.")
+    rm.add_argument("network", metavar="NETWORK", help="network name or id")
+    rm.add_argument("peer", metavar="PEER", help="the member: its name, node id or a unique prefix")
+    rm.set_defaults(func=run_remove)
 
 
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -118,6 +128,13 @@ def run_leave(ctx: Ctx, args: argparse.Namespace) -> int:
 
 def run_list(ctx: Ctx, args: argparse.Namespace) -> int:
     ctx.emit(ctx.call("network.list"), lambda r: output.networks_table(r["networks"]))
+    return 0
+
+
+def run_remove(ctx: Ctx, args: argparse.Namespace) -> int:
+    ctx.emit_text(ctx.call("network.remove", {"network": args.network, "peer": args.peer}),
+                  lambda r: f"removed {args.peer} ({r['peer'][:12]}) from network {args.network}: members close its "
+                            "sessions and refuse it from now on")
     return 0
 
 

@@ -497,6 +497,19 @@ class DaemonAPI:
         await self.vnet_sync()
         return s.NetworkLeaveResult(str(net.id), True)
 
+    @api_method("network.remove", WRITE, s.NetworkRemoveRequest, s.NetworkRemoveResult)
+    async def network_remove(self, req: s.NetworkRemoveRequest, ctx: CallContext) -> s.NetworkRemoveResult:
+        """Remove a member from an owned network (this node is its owner or an admin; docs/membership.md 5): a signed
+        revocation, saved and spread to every member, which closes its sessions with it and refuses it from then on.
+        Refused, with the reason and the fix, for an open network, a node that is no admin, and the owner."""
+        net, node = self.resolve_network(req.network), self.resolve_peer(req.peer)
+        try:
+            self.node.remove_member(net.id, node)
+        except UsageError as e:
+            message, _, fix = str(e).partition("; ")
+            raise ApiError(Code.REFUSED, message, fix or None) from None
+        return s.NetworkRemoveResult(str(net.id), str(node), True)
+
     @api_method("network.invite", WRITE, s.NetworkInviteRequest, s.NetworkInviteResult)
     async def network_invite(self, req: s.NetworkInviteRequest, ctx: CallContext) -> s.NetworkInviteResult:
         """An invite for a network (it carries the network key: write access only). An owned network's is a fresh

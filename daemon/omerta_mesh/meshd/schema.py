@@ -144,6 +144,12 @@ class NetworkRequest:
 
 
 @dataclass
+class NetworkRemoveRequest:
+    network: str = arg(doc="network id or name (an owned network)")
+    peer: str = arg(doc="the member to remove: its name, node id or a unique prefix")
+
+
+@dataclass
 class NetworkInviteRequest:
     network: str = arg(doc="network id")
     uses: int = arg(0, doc="owned networks: how many nodes the invite admits (0: one)", lo=0, hi=1000)
@@ -470,6 +476,13 @@ class NetworkLeaveResult:
 @dataclass
 class NetworkListResult:
     networks: list[NetworkInfo]
+
+
+@dataclass
+class NetworkRemoveResult:
+    network: str
+    peer: str
+    removed: bool
 
 
 @dataclass
