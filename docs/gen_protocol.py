@@ -25,6 +25,7 @@ MODULES = [
     ("Revocations (owned networks)", "omerta_mesh.core.wire.revocations"),
     ("Invite tokens and use marks (owned networks)", "omerta_mesh.core.wire.tokens"),
     ("Enrolment (owned networks)", "omerta_mesh.core.wire.enrol"),
+    ("Renewal of certificates (owned networks)", "omerta_mesh.core.wire.renew"),
 ]
 
 INTRO = """# omerta-mesh wire protocol (version 1)

@@ -36,7 +36,7 @@ from .core.network import Network
 from .core.session.reliable import QueueFull
 from .core.wire.invite import check_network_name, decode_invite
 from .io.driver import Driver
-from .io.enrolstate import EnrolWaits, restore_enrolment, save_enrolment
+from .io.enrolstate import ENROL_EVENTS, EnrolWaits, restore_enrolment, save_enrolment
 from .io.netlink import local_addresses
 from .io.netmon import AddressMonitor
 from .io.peercache import PEER_CACHE, PeerCacheSaves, peer_cache_doc
@@ -543,7 +543,7 @@ class MeshNode:
         for q in self._event_queues:
             offer(q, e)
         save_revocations(e, self._m, self.store)  # a MemberRemoved: the network's revocations (io/revocstate.py)
-        if isinstance(e, (ev.Enrolled, ev.EnrolmentRefused, ev.InviteRedeemed)):
+        if isinstance(e, ENROL_EVENTS):  # enrolments and renewals: saved (io/enrolstate.py)
             self._enrol_waits.on_event(e, self._m, self.store)
         elif isinstance(e, ev.PeerConnected):
             if (w := self._connected.get(e.peer.raw)) is not None:

@@ -1,9 +1,11 @@
 """Owned networks in the simulator (docs/membership.md, 2.4): a member with a valid certificate connects; one with
 a missing, forged, expired or wrong certificate is refused in the handshake, before any peer state, and counted;
-a certificate that expires while its holder is connected stops the next handshake (the clock is virtual)."""
+a certificate that expires while its admin is unreachable stops the next handshake (the clock is virtual), and one
+renewed while an admin is reachable keeps its holder connected (2.5)."""
 
 from __future__ import annotations
 
+from omerta_mesh.core import events as ev
 from omerta_mesh.core.config import DEFAULT_CONFIG
 from omerta_mesh.core.errors import DropReason
 from omerta_mesh.core.keys import Identity
@@ -90,15 +92,40 @@ def test_the_responder_is_checked_too() -> None:
     assert _drops(alice, DropReason.CERT_ISSUER_NOT_ADMIN) > 0  # the answer's credential, checked by the initiator
 
 
-def test_a_certificate_that_expires_while_connected_stops_the_next_handshake() -> None:
+def test_a_certificate_that_expires_while_its_admin_is_unreachable_is_refused_after_expiry() -> None:
+    """Issue 16's "Must show": alice's 100 s certificate cannot be renewed (the owner, its only admin, went out of
+    reach), so at its expiry her next handshake with mallory, a member she talks to, is refused (clock injected)."""
     sim, net, owner, alice, mallory = owned("owned-expiry")
+    mallory.mesh.set_credential(net.id, _issue(mallory, owner.mesh.identity, net, Role.MEMBER, sim.now, sim.now + 30 * DAY), sim.now)
+    alice.mesh.set_credential(net.id, _issue(alice, owner.mesh.identity, net, Role.MEMBER, sim.now, sim.now + 100), sim.now)
+    sim.introduce(mallory, owner, net)
+    sim.introduce(alice, mallory, net)
+    sim.run_for(5)
+    assert sim.connected(alice, mallory, net) and sim.connected(mallory, owner, net), sim.failure()
+    for member in (alice, mallory):  # the owner goes out of reach (no relay either)
+        sim.internet.block(member.host.ip, owner.host.ip)
+    sim.run_for(400)  # past the expiry, the 120 s rekey and the 180 s session limit
+    assert alice.mesh.counters["renew.asked"] > 0 and not alice.of(ev.CredentialRenewed)  # she asked; nobody answered
+    assert not sim.connected(alice, mallory, net) and not sim.connected(mallory, alice, net)
+    assert _drops(mallory, DropReason.CERT_EXPIRED) > 0
+
+
+def test_renewal_keeps_a_member_connected_across_what_would_have_been_its_expiry() -> None:
+    sim, net, owner, alice, mallory = owned("owned-renewal")
     alice.mesh.set_credential(net.id, _issue(alice, owner.mesh.identity, net, Role.MEMBER, sim.now, sim.now + 100), sim.now)
     sim.introduce(alice, owner, net)
     sim.run_for(5)
     assert sim.connected(alice, owner, net), sim.failure()
-    sim.run_for(400)  # past the expiry, the 120 s rekey and the 180 s session limit
-    assert not sim.connected(alice, owner, net) and not sim.connected(owner, alice, net)
-    assert _drops(owner, DropReason.CERT_EXPIRED) > 0
+    sim.run_for(400)  # four lifetimes of the first certificate, each renewed at two thirds of it
+    assert sim.connected(alice, owner, net) and sim.connected(owner, alice, net), sim.failure()
+    renewed = alice.of(ev.CredentialRenewed)
+    assert len(renewed) >= 4 and all(r.peer == owner.mesh.node_id for r in renewed)
+    leaf = alice.mesh.credentials.own_certificate(net.id)
+    assert leaf is not None and leaf.not_after > sim.now and leaf.not_after - leaf.not_before == 100
+    assert leaf.name == "alice" and leaf.serial != 1 and owner.mesh.counters["renew.issued"] == len(renewed)
+    assert _drops(owner, DropReason.CERT_EXPIRED) == 0
+    rec = owner.mesh.record_of(net.id, alice.mesh.node_id)  # her record carries the renewed credential
+    assert rec is not None and rec.credential == alice.mesh.credentials.own(net.id)
 
 
 def test_an_open_network_beside_an_owned_one_works_as_before() -> None:

@@ -114,6 +114,26 @@ class EnrolmentRefused(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class CredentialRenewed(Event):
+    """Our credential in the owned ``network`` was renewed (by the admin ``peer``; the owner: by ourselves), valid until
+    ``not_after`` (wall seconds); it is set, in our handshakes and record. The host saves it (``Mesh.credentials.own``)."""
+
+    network: NetworkId
+    peer: NodeId
+    not_after: int
+
+
+@dataclass(frozen=True, slots=True)
+class RenewalRefused(Event):
+    """The admin ``peer`` refused to renew our credential: ``reason`` in a word ("revoked", "expired", ...) and ``fix``."""
+
+    network: NetworkId
+    peer: NodeId
+    reason: str
+    fix: str
+
+
+@dataclass(frozen=True, slots=True)
 class ChannelMessage(Event):
     network: NetworkId
     peer: NodeId

@@ -27,6 +27,7 @@ from .ipframes import IpFrames, Written
 from .keys import Identity
 from .member.check import Verdict
 from .member.credentials import Credentials
+from .member.renewal import RENEWAL, Renewal
 from .membership import InviteOptions, Members
 from .nat.classify import Mapping, NatObserver, NatVerdict
 from .nat.punch import Ours, Puncher
@@ -92,13 +93,15 @@ class Mesh:
         self.tx = Transmit(self.relay_client, self.punch, self.natside.tests.on_probe_socket)  # sealing, paths, relay wrapping
         self._timer_handlers: dict[Timer, Callable[[float], None]] = {
             Timer.GOSSIP: self._gossip_round, Timer.NAT: self._nat_timer, Timer.REQUESTS: self._requests_timer,
-            Timer.IP_FLUSH: lambda now: self._timer(Timer.IP_FLUSH, self.ip.flush(now))}
+            Timer.IP_FLUSH: lambda now: self._timer(Timer.IP_FLUSH, self.ip.flush(now)),
+            Timer.RENEW: lambda now: self._timer(Timer.RENEW, self._run(now, lambda out: self.renewal.timer(now, out)), True)}
         self._control_handlers: dict[str, Callable[[Peer, str, bytes, float], None]] = {
             "gossip.sync": self._on_gossip, "gossip.records": self._on_gossip, "gossip.want": self._on_gossip,
             "punch.candidates": self._on_candidates,
             **dict.fromkeys(sw.NAMES, lambda p, n, body, now: self._run(now, lambda out: self.streams.receive(p, n, body, now, out))),
             "nat.test": lambda p, _n, body, now: self._nat(now, lambda out: self.natside.tests.on_test(p, body, now, out)),
             "nat.ack": lambda p, _n, body, now: self._nat(now, lambda _out: self.natside.tests.on_ack(p, body, now)),
+            **dict.fromkeys(RENEWAL, lambda p, n, body, now: self._run(now, lambda out: self.renewal.receive(p, n, body, now, out))),
             **dict.fromkeys(("member.marks", "member.marks.sync"),  # invite token uses (core/session/lifecycle.py)
                             lambda p, n, body, now: self._run(now, lambda out: self.sessions.on_marks(p, n, body, now, out))),
             "member.revoked": lambda p, _n, body, now: self._run(now, lambda out: self.members.on_revoked(p, body, now, out))}
@@ -114,6 +117,8 @@ class Mesh:
         self.members = Members(config, self.entropy, self.node_id, self.hs, self.table, self.gossip, self.links, self.sessions,
                                self.punch, self.credentials, identity, self.counters)  # networks, membership, removal
         self.networks, self.address_claims = self.members.networks, self.members.address_claims  # never rebound
+        self.renewal = Renewal(config, self.counters, self.entropy, self.table, self.credentials, self.enrolment, self.members,
+                               self._own_facts)  # our certificates renewed, and theirs (docs/membership.md 2.5)
         self.audit = EncryptionAudit(self.sessions.by_remote, strict=strict_audit) if (audit or strict_audit) else None
 
     # ================================================================== outputs
@@ -235,6 +240,7 @@ class Mesh:
         for c in connects:
             self._run(now, lambda out: self.members.connect_record(c.network, c.record, now, out))  # noqa: B023 (called at once)
         self._timers.set(Timer.GOSSIP, at)
+        self._timer(Timer.RENEW, self.renewal.deadline(), cancel=True)  # armed here: our credentials change rarely
 
     def local_addresses_changed(self, endpoints: list[Address], ips: frozenset[str], now: float) -> bool:
         """The host's addresses changed: advertise them at once, forget NAT observations of a family that lost one."""

@@ -69,6 +69,7 @@ class Timer(enum.Enum):
     NAT = "nat"  # the next NAT test deadline (core/nat/probing.py)
     REQUESTS = "requests"  # the earliest request timeout
     IP_FLUSH = "ip_flush"  # the oldest incomplete super-segment is delivered as it stands (core/ipseg.py)
+    RENEW = "renew"  # the earliest renewal of our certificates in owned networks (core/member/renewal.py)
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@
 * A joiner's credential, once an admin issued it (``Enrolled``), goes in networks.json in place of the invite it
   joined with (kept until then, so a restart asks again; dropped too when the invite is refused for good); a ``join``
   waiting for the answer is woken, or told the refusal in words (``EnrolmentRefused``: used, expired, ... and the fix).
+  A renewed credential (``CredentialRenewed``, docs/membership.md 2.5) replaces the saved one the same way.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from .memberstate import Enrolled, MemberFiles, MembersState
 from .store import NetworkState, StateNotSaved, StateStore
 
 log = logging.getLogger("omerta_mesh.io.enrolstate")
-EnrolEvent = ev.Enrolled | ev.EnrolmentRefused | ev.InviteRedeemed
+EnrolEvent = ev.Enrolled | ev.EnrolmentRefused | ev.InviteRedeemed | ev.CredentialRenewed
+ENROL_EVENTS = (ev.Enrolled, ev.EnrolmentRefused, ev.InviteRedeemed, ev.CredentialRenewed)
 
 
 def save_enrolment(files: MemberFiles, enrolment: Enrolment, network: NetworkId) -> None:
@@ -61,7 +63,7 @@ class EnrolWaits:
         try:
             if isinstance(e, ev.InviteRedeemed) and store is not None:
                 save_enrolment(store.members, mesh.enrolment, e.network)
-            elif store is not None and (isinstance(e, ev.Enrolled)
+            elif store is not None and (isinstance(e, (ev.Enrolled, ev.CredentialRenewed))
                                         or isinstance(e, ev.EnrolmentRefused) and e.reason != EnrolStatus.NOT_ADMIN.word):
                 net = mesh.network(e.network)  # enrolled, or refused for good: the invite is not asked again at start
                 old = store.network_state(e.network) or NetworkState(net)
@@ -70,7 +72,7 @@ class EnrolWaits:
         except StateNotSaved as err:  # kept in memory: this run goes on; a restart enrols again (the same credential)
             log.error("enrolment in network %s not saved: %s", e.network, err)
         fut = self._waiting.get(e.network.raw)
-        if fut is None or fut.done() or isinstance(e, ev.InviteRedeemed):
+        if fut is None or fut.done() or isinstance(e, (ev.InviteRedeemed, ev.CredentialRenewed)):
             return
         if isinstance(e, ev.Enrolled):
             fut.set_result(None)

@@ -2,16 +2,18 @@
 (docs/membership.md, 2.4). An owned part of ``Handshakes``; pure.
 
 The host gives it our credential per network (``set_own``), or the invite token to enrol with until we have one
-(``enrol``: docs/membership.md 3.3); ``check`` answers whether a peer's credential
-admits it to an owned network now, with the wall clock ``now + wall_offset`` (the core's only use of wall time
-besides handshake timestamps). Open networks never reach it.
+(``enrol``: docs/membership.md 3.3); ``renew_at`` is when to ask for our credential's renewal (2.5); ``check``
+answers whether a peer's credential admits it to an owned network now, with the wall clock ``now + wall_offset``
+(the core's only use of wall time besides handshake timestamps). Open networks never reach it.
 """
 
 from __future__ import annotations
 
 from ..config import CoreConfig
+from ..errors import WireError
 from ..ids import NetworkId, NodeId
 from ..network import Network
+from ..wire.certs import Certificate, decode_credential
 from .check import Verdict, check_credential
 from .revocations import RevocationList
 
@@ -24,6 +26,7 @@ class Credentials:
         self._own: dict[bytes, bytes] = {}  # network id -> our credential
         self._revocations: dict[bytes, RevocationList] = {}
         self._enrolling: dict[bytes, tuple[bytes, str]] = {}  # network id -> (invite token, requested name)
+        self._retry_at: dict[bytes, float] = {}  # network id -> when to ask again for our credential's renewal
 
     def enrol(self, network: NetworkId, token: bytes | None, name: str = "") -> None:
         """Until we hold a credential for ``network``, handshakes there are enrolments presenting ``token``
@@ -38,6 +41,7 @@ class Credentials:
         return None if network.raw in self._own else self._enrolling.get(network.raw)
 
     def set_own(self, network: NetworkId, credential: bytes | None) -> None:
+        self._retry_at.pop(network.raw, None)
         if credential:
             self._own[network.raw] = bytes(credential)
         else:
@@ -45,6 +49,27 @@ class Credentials:
 
     def own(self, network: NetworkId) -> bytes | None:
         return self._own.get(network.raw)
+
+    def own_certificate(self, network: NetworkId) -> Certificate | None:
+        """Our own certificate (the leaf of our credential) in ``network``, when we hold one."""
+        own = self._own.get(network.raw)
+        try:
+            return decode_credential(own)[0] if own else None
+        except WireError:
+            return None
+
+    def renew_at(self, network: NetworkId) -> float | None:
+        """When (monotonic seconds) to ask for our credential's renewal in ``network``: once two thirds of its lifetime
+        have passed (docs/membership.md 2.5), later when we asked and wait to ask again (``asked``); None without one."""
+        leaf = self.own_certificate(network)
+        if leaf is None:
+            return None
+        at = leaf.not_before + (leaf.not_after - leaf.not_before) * 2 / 3 - self.wall_offset
+        return max(at, self._retry_at.get(network.raw, at))
+
+    def asked(self, network: NetworkId, again_at: float) -> None:
+        """We asked for a renewal (or found nobody to ask): ask again at ``again_at`` unless a new credential comes."""
+        self._retry_at[network.raw] = again_at
 
     def revocations(self, net: Network) -> RevocationList:
         """The owned network's revocation list (made on first use)."""
@@ -55,6 +80,7 @@ class Credentials:
         return rl
 
     def forget(self, network: NetworkId) -> None:
+        self._retry_at.pop(network.raw, None)
         self._own.pop(network.raw, None)
         self._enrolling.pop(network.raw, None)
         self._revocations.pop(network.raw, None)

@@ -121,7 +121,7 @@ class Enrolment:
             return Declined(EnrolStatus.INVALID, e.detail)
         if token.network != net.id:
             return Declined(EnrolStatus.WRONG_NETWORK, f"token of network {token.network}")
-        if not self._is_admin(net, token.issuer, wall) or not token.signature_ok():
+        if not self.is_admin(net, token.issuer, wall) or not token.signature_ok():
             return Declined(EnrolStatus.NOT_ADMIN_SIGNED, f"token signed by {token.issuer.short()}")
         if wall >= token.not_after:
             return Declined(EnrolStatus.EXPIRED, f"the invite expired at {token.not_after}, the clock says {int(wall)}")
@@ -150,13 +150,25 @@ class Enrolment:
         seen.marks[self.identity.node_id.raw] = mark
         return Issued(credential, mark)
 
+    def reissue(self, net: Network, own_credential: bytes | None, cert: Certificate, wall: float) -> Answer:
+        """Renewal (docs/membership.md 2.5): a new certificate like ``cert`` (already checked valid now for the node that
+        asked): same role, name, tags and lifetime, a new serial, ``not before`` = the clock, signed by this node, which
+        must be an admin (a member's) or the owner (an admin's too)."""
+        chain = self.admin_chain(net, own_credential, wall)
+        if chain is None or cert.role is Role.OWNER or cert.role is Role.ADMIN and chain[0].role is not Role.OWNER:
+            return Declined(EnrolStatus.NOT_ADMIN, "this node may not renew that certificate")
+        new = Certificate(cert.role, net.id, cert.subject, self.identity.node_id, self._serial(), int(wall),
+                          int(wall) + cert.not_after - cert.not_before, cert.name, cert.tags)
+        vouch = [chain[0]] if chain[0].role is Role.ADMIN else []
+        return Issued(encode_credential([sign_certificate(self.identity, new), *vouch]), None)
+
     def receive_mark(self, net: Network, data: bytes, wall: float) -> DropReason | None:
         """Another admin's use mark; the refusal's reason (for the caller to count), or None when taken or known."""
         try:
             mark = decode_mark(data)
         except WireError as e:
             return e.reason
-        if mark.network != net.id or not self._is_admin(net, mark.issuer, wall) or not mark.signature_ok():
+        if mark.network != net.id or not self.is_admin(net, mark.issuer, wall) or not mark.signature_ok():
             return DropReason.TOKEN_MARK_INVALID
         if wall >= mark.token_not_after:
             return None  # the token is over: nothing to count
@@ -257,7 +269,8 @@ class Enrolment:
             return None
         return chain
 
-    def _is_admin(self, net: Network, node: NodeId, wall: float) -> bool:
+    def is_admin(self, net: Network, node: NodeId, wall: float) -> bool:
+        """``node`` is the owner, us, or an admin whose certificate we saw valid (and still is)."""
         if node == net.owner or node == self.identity.node_id:
             return True
         cert = self._admins.get(node.raw)
