@@ -10,8 +10,10 @@ import pytest
 from omerta_mesh.core import events as ev
 from omerta_mesh.core.config import DEFAULT_CONFIG
 from omerta_mesh.core.errors import DropReason, UsageError
+from omerta_mesh.core.membership import InviteOptions
 from omerta_mesh.core.network import Network
-from omerta_mesh.core.wire.revocations import Revocation, RevocationKind, encode_revocations, sign_revocation
+from omerta_mesh.core.wire.certs import Certificate, Role, encode_credential, sign_certificate
+from omerta_mesh.core.wire.revocations import Revocation, RevocationKind, decode_revocation, encode_revocations, sign_revocation
 from omerta_mesh.sim.harness import SimMesh, SimNode
 
 
@@ -44,8 +46,12 @@ def test_a_removed_member_is_cut_off_from_every_member_within_five_seconds() -> 
     assert cut_off(sim, carol, net, [owner, alice, bob]), sim.failure()
     for n in (owner, alice, bob):
         assert [e.peer for e in n.of(ev.PeerLeft)] == [carol.mesh.node_id]
-        assert [(e.peer, e.by) for e in n.of(ev.MemberRemoved)] == [(carol.mesh.node_id, owner.mesh.node_id)]
-    assert owner.mesh.counters["member.revocations_taken"] == 1
+        assert [(e.peer, e.by) for e in n.of(ev.MemberRemoved)] == [(carol.mesh.node_id, owner.mesh.node_id), (None, owner.mesh.node_id)]
+    # the node and the invite that enrolled it (a one-time invite here: its token is revoked with it)
+    assert owner.mesh.counters["member.revocations_taken"] == 2
+    kinds = sorted(decode_revocation(b).kind for b in owner.mesh.members.revocations(net.id))
+    assert kinds == [RevocationKind.NODE, RevocationKind.TOKEN]
+    assert alice.mesh.members.revocations(net.id) == owner.mesh.members.revocations(net.id)
     # carol still holds a certificate that has not expired: every member refuses it now
     refused = {n.name: n.mesh.counters.dropped(DropReason.CERT_REVOKED) for n in (owner, alice, bob)}
     for n in (owner, alice, bob):
@@ -91,8 +97,51 @@ def test_a_member_that_comes_later_learns_the_revocation_when_its_session_comes_
     sim.run_for(10)
     assert sim.connected(dave, owner, net), sim.failure()
     assert dave.mesh.members.revocations(net.id) == owner.mesh.members.revocations(net.id) != []
-    assert [e.peer for e in dave.of(ev.MemberRemoved)] == [bob.mesh.node_id]
+    assert [e.peer for e in dave.of(ev.MemberRemoved)] == [bob.mesh.node_id, None]  # (None: bob's invite)
     bob.mesh.add_peer(net.id, dave.mesh.node_id, [dave.reachable], sim.now)  # bob tries the newcomer
     sim.internet.pump(bob.mesh)
     sim.run_for(10)
     assert not sim.connected(bob, dave, net) and dave.mesh.counters.dropped(DropReason.CERT_REVOKED) > 0
+
+
+def _make_admin(sim: SimMesh, owner: SimNode, node: SimNode, net: Network) -> None:
+    wall = int(sim.now + owner.mesh.wall_offset)
+    c = Certificate(Role.ADMIN, net.id, node.mesh.node_id, owner.mesh.node_id, 99, wall, wall + 30 * 86400, node.name)
+    node.mesh.set_credential(net.id, encode_credential([sign_certificate(owner.mesh.identity, c)]), sim.now)
+    sim.internet.pump(node.mesh)
+
+
+def test_an_admin_removes_a_member_but_not_another_admin() -> None:
+    sim, net, owner, (ada, bob, alice, carol) = members("remove-by-admin", "ada", "bob", "alice", "carol")
+    _make_admin(sim, owner, ada, net)
+    _make_admin(sim, owner, bob, net)
+    sim.run_for(5)  # their records, now with admin certificates, reach the members
+    with pytest.raises(UsageError, match="ask the owner"):
+        ada.mesh.remove_member(net.id, bob.mesh.node_id, sim.now)
+    with pytest.raises(UsageError, match="owner cannot be removed"):
+        ada.mesh.remove_member(net.id, owner.mesh.node_id, sim.now)
+    ada.mesh.remove_member(net.id, carol.mesh.node_id, sim.now)
+    sim.internet.pump(ada.mesh)
+    sim.run_for(5)
+    assert cut_off(sim, carol, net, [owner, ada, bob, alice]), sim.failure()
+    assert all([(e.peer, e.by) for e in n.of(ev.MemberRemoved)] == [(carol.mesh.node_id, ada.mesh.node_id), (None, ada.mesh.node_id)]
+               for n in (owner, bob, alice))  # (ada holds the owner's use marks: it revokes carol's invite too)
+    assert sum(n.mesh.counters.dropped(DropReason.REVOCATION_INVALID) for n in (owner, ada, bob, alice)) == 0
+
+
+def test_the_invite_that_enrolled_a_removed_member_admits_nobody_else() -> None:
+    sim, net, owner, (alice,) = members("remove-token", "alice")
+    text = owner.mesh.invite(net.id, [owner.reachable], sim.now, InviteOptions(uses=2))  # shared with a friend
+    carol, dave = sim.add_node("carol"), sim.add_node("dave")
+    carol.mesh.join(text, sim.now)
+    sim.internet.pump(carol.mesh)
+    sim.run_for(5)
+    assert sim.connected(carol, owner, net), sim.failure()
+    owner.mesh.remove_member(net.id, carol.mesh.node_id, sim.now)
+    sim.internet.pump(owner.mesh)
+    sim.run_for(5)
+    dave.mesh.join(text, sim.now)  # its second use, by a new identity: refused
+    sim.internet.pump(dave.mesh)
+    sim.run_for(5)
+    assert [r.reason for r in dave.of(ev.EnrolmentRefused)] == ["revoked"]
+    assert not sim.connected(dave, owner, net)

@@ -209,9 +209,16 @@ class Members:
         wall = int(now + self.credentials.wall_offset)
         rev = sign_revocation(self.identity, Revocation(RevocationKind.NODE, net.id, node.raw, wall, wall + MAX_LIFETIME,
                                                         self.node_id))
-        if self.credentials.revocations(net).add(rev, lambda n: self.is_admin(net, n, now), wall) is not None:
+        rl, admin = self.credentials.revocations(net), lambda n: self.is_admin(net, n, now)
+        if rl.add(rev, admin, wall) is not None:
             raise UsageError(f"an admin removes members only: {node.short()} is an admin of {name}; ask the owner")
         self._revoked(net, rev, None, now, out)
+        for mark in self.hs.enrolment.marks(net.id):  # the invite that enrolled it: no more uses for whoever holds it
+            if mark.enrolled == node and mark.token_not_after > wall and not rl.token_revoked(mark.token_id, wall):
+                tok = sign_revocation(self.identity, Revocation(RevocationKind.TOKEN, net.id, mark.token_id, wall,
+                                                                min(mark.token_not_after, wall + MAX_LIFETIME), self.node_id))
+                if rl.add(tok, admin, wall) is None:
+                    self._revoked(net, tok, None, now, out)
         return rev
 
     def on_revoked(self, peer: Peer, body: bytes, now: float, out: Outbox) -> None:
@@ -266,6 +273,8 @@ class Members:
                 out.control(p, "member.revoked", body)
         gone = self.gossip.recheck(net, now)
         for node in dict.fromkeys([*([target] if target is not None else []), *gone]):
+            if node == self.node_id:
+                continue  # we were removed (told before the others closed our sessions): nothing of ours to drop
             if (peer := self.table.get(net.id, node)) is not None:
                 self.drop(peer, now, f"removed by {rev.issuer.short()}", True, out)
             out.event(ev.PeerLeft(net.id, node))
