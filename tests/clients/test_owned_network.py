@@ -97,3 +97,40 @@ def test_network_remove_cuts_a_member_off_and_is_refused_where_it_cannot_be(thre
     ctl(dora.socket, "network", "create", "open")
     o = ctl(dora.socket, "network", "remove", "open", emil_id[:12])
     assert o.rc != 0 and "is open" in o.err and "--owned" in o.err, o.err
+
+
+def test_network_invites_lists_open_invites_and_revoke_invite_cancels_one(three) -> None:
+    """dora lists her open invites (token, uses left, expiry, name, tags); emil uses one of two uses; dora revokes it:
+    it leaves the list, and fred's join with it is refused with "revoked" and the fix, and fred stays outside; a token
+    that matches nothing is refused with where to look; an open network has no invites to list."""
+    dora, emil, fred = three
+    ctl(dora.socket, "network", "create", "lab", "--owned")  # (its first invite: one use, 24 h)
+    invite = ctl(dora.socket, "network", "invite", "lab", "--uses", "2", "--expires", "2h", "--name", "lap",
+                 "--tags", "web").out.strip()
+    listed = check_result("network.invites", ctl(dora.socket, "--json", "network", "invites", "lab").json())["invites"]
+    assert len(listed) == 2
+    mine = listed[0]  # the sooner to expire
+    assert (mine["uses"], mine["uses_left"], mine["name"], mine["tags"]) == (2, 2, "lap", ["web"])
+    assert time.time() + 7000 < mine["expires"] < time.time() + 7300 and len(mine["token"]) == 32
+    table = ctl(dora.socket, "network", "invites", "lab").out
+    assert "TOKEN" in table and mine["token"] in table and "2/2" in table and "web" in table, table
+
+    j = ctl(emil.socket, "network", "join", invite)
+    assert j.rc == 0, (j.out, j.err)
+    wait_until(lambda: ctl(dora.socket, "--json", "network", "invites", "lab").json()["invites"][0]["uses_left"] == 1, 10,
+               "one use spent")
+
+    none = ctl(dora.socket, "network", "revoke-invite", "lab", "ffffffffffff")
+    assert none.rc != 0 and "match" in none.err and "network invites lab" in none.err, none.err
+    r = ctl(dora.socket, "--json", "network", "revoke-invite", "lab", mine["token"][:10])
+    assert r.rc == 0, r.err
+    assert check_result("network.revoke_invite", r.json())["token"] == mine["token"]
+    left = ctl(dora.socket, "--json", "network", "invites", "lab").json()["invites"]
+    assert [i["token"] for i in left] == [listed[1]["token"]]
+
+    f = ctl(fred.socket, "network", "join", invite)
+    assert f.rc != 0 and "revoked" in f.err and "fix:" in f.err and "ask an admin" in f.err, (f.out, f.err)
+    assert ctl(fred.socket, "network", "list", "--json").json()["networks"] == []
+
+    ctl(dora.socket, "network", "create", "open")
+    assert ctl(dora.socket, "--json", "network", "invites", "open").json()["invites"] == []

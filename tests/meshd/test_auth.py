@@ -16,6 +16,7 @@ WRITES = [
     ("channel.receive", {"channel": "secrets"}),
     ("network.invite", {"network": "whatever"}),
     ("network.remove", {"network": "whatever", "peer": "whoever"}),
+    ("network.revoke_invite", {"network": "whatever", "token": "abcd"}),
 ]
 
 

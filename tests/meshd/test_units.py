@@ -29,13 +29,15 @@ NODE = "a" * 52
 def test_registry_declares_every_operation_once_with_access() -> None:
     specs = spec_map(DaemonAPI)
     assert {n for n, sp in specs.items() if sp.access is WRITE} == {
-        "network.create", "network.join", "network.leave", "network.invite", "network.remove", "channel.send", "channel.receive",
+        "network.create", "network.join", "network.leave", "network.invite", "network.remove", "network.revoke_invite",
+        "channel.send", "channel.receive",
         "daemon.reload", "daemon.shutdown",
         "serve.add", "serve.remove", "forward.add", "forward.remove", "exit.offer", "exit.use",
         "routes.advertise", "routes.withdraw", "routes.accept", "routes.unaccept",
     }
     assert {n for n, sp in specs.items() if sp.access is READ} == {
-        "status.get", "peers.list", "peers.get", "ping", "netcheck.run", "network.list", "events.subscribe", "events.unsubscribe",
+        "status.get", "peers.list", "peers.get", "ping", "netcheck.run", "network.list", "network.invites", "events.subscribe",
+        "events.unsubscribe",
         "ip.get",
         "serve.list", "streams.list", "forward.list",
         "ssh.known_hosts", "metrics.get", "exit.status", "dns.get", "routes.list", "rules.list",

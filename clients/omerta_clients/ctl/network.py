@@ -1,8 +1,9 @@
-"""omertactl network create|join|leave|list|invite|remove: the networks this node is in."""
+"""omertactl network create|join|leave|list|invite|invites|revoke-invite|remove: the networks this node is in."""
 
 from __future__ import annotations
 
 import argparse
+import time
 
 from .. import output
 from ..errors import TIMEOUT
@@ -18,6 +19,9 @@ examples:
   omertactl network invite home       the invite of an open network (its key: always the same)
   omertactl network invite work --uses 1 --expires 24h --tags web,db
                                       a fresh one-time invite of an owned network, its certificate tagged
+  omertactl network invites work      the open invites this node made: token, uses left, expiry, name, tags
+  omertactl network revoke-invite work 3f2a9c
+                                      cancel one (by its token id or a unique prefix): it is refused as revoked
   omertactl network remove work laptop
                                       owner or admin: laptop is out of work (its sessions closed, refused from now on)
   omertactl network leave home
@@ -28,7 +32,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p = add_command(sub, common, "network", help="create, join, leave, list networks; make invites; remove members",
                     description="Manage the networks this node is in. Without a subcommand: list them.", examples=EXAMPLES)
     p.set_defaults(func=run_list)
-    nsub = p.add_subparsers(dest="network_cmd", metavar="{create,join,leave,list,invite,remove}")
+    nsub = p.add_subparsers(dest="network_cmd", metavar="{create,join,leave,list,invite,invites,revoke-invite,remove}")
     c = nsub.add_parser("create", parents=[common], help="create a network; prints its id and an invite",
                         description="Create a network with a fresh random key; prints its id and an invite to give "
                                     "to the machines that should join (the invite carries the key: keep it private).")
@@ -62,6 +66,17 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     inv.add_argument("--tags", type=tag_list, default=[], metavar="TAG,TAG",
                      help="owned networks: tags its certificate carries (firewall rules: from = \"tag:NAME\")")
     inv.set_defaults(func=run_invite)
+    ivs = nsub.add_parser("invites", parents=[common], help="the open invites this node made for an owned network",
+                          description="List the invites this node made for an owned network that are neither expired, used "
+                                      "up nor revoked: token id, uses left, expiry, and the certificate's name and tags.")
+    ivs.add_argument("network", metavar="NETWORK", help="network name or id")
+    ivs.set_defaults(func=run_invites)
+    rv = nsub.add_parser("revoke-invite", parents=[common], help="cancel an open invite of an owned network",
+                         description="Cancel an invite this node made: a signed revocation of its token goes to the members, "
+                                     "and every admin refuses it from then on as \"revoked\".")
+    rv.add_argument("network", metavar="NETWORK", help="network name or id")
+    rv.add_argument("token", metavar="TOKEN", help="the token id as `network invites` shows it, or a unique prefix")
+    rv.set_defaults(func=run_revoke_invite)
     rm = nsub.add_parser("remove", parents=[common], help="remove a member from an owned network (owner or admin)",
                          description="Remove a member from an owned network: a revocation signed by this node (its owner or "
                                      "an admin) goes to every member, which closes its sessions with it and refuses it "
@@ -142,4 +157,26 @@ def run_invite(ctx: Ctx, args: argparse.Namespace) -> int:
     params = {"network": args.network, "uses": args.uses or None, "expires": args.expires or None, "name": args.name or None,
               "tags": args.tags or None}  # (only the options given: an open network refuses any, saying why)
     ctx.emit_text(ctx.call("network.invite", params), lambda r: r["invite"])
+    return 0
+
+
+def _invites_text(r: dict) -> str:
+    if not r["invites"]:
+        return "no open invites (make one: omertactl network invite NETWORK)"
+    lines = [f"{'TOKEN':<32}  {'USES LEFT':<9}  {'EXPIRES (UTC)':<16}  {'NAME':<16}  TAGS"]
+    for i in r["invites"]:
+        when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(i["expires"]))
+        lines.append(f"{i['token']:<32}  {str(i['uses_left']) + '/' + str(i['uses']):<9}  {when:<16}  {i['name'] or '-':<16}  "
+                     f"{','.join(i['tags']) or '-'}")
+    return "\n".join(lines)
+
+
+def run_invites(ctx: Ctx, args: argparse.Namespace) -> int:
+    ctx.emit_text(ctx.call("network.invites", {"network": args.network}), _invites_text)
+    return 0
+
+
+def run_revoke_invite(ctx: Ctx, args: argparse.Namespace) -> int:
+    ctx.emit_text(ctx.call("network.revoke_invite", {"network": args.network, "token": args.token}),
+                  lambda r: f"revoked invite {r['token']} of network {args.network}: admins refuse it from now on")
     return 0

@@ -221,6 +221,25 @@ class Members:
                     self._revoked(net, tok, None, now, out)
         return rev
 
+    def revoke_invite(self, network_id: NetworkId, token_id: bytes, now: float, out: Outbox) -> Revocation:
+        """Cancel an open invite this node made (3.2): a token revocation until the token's expiry, signed, taken here and
+        spread as a removal is (``member.revoked``), so every admin refuses the token as "revoked"."""
+        net = self.network(network_id)
+        name, wall = net.name or str(net.id), int(now + self.credentials.wall_offset)
+        if net.owner is None:
+            raise UsageError(f"network {name} is open: its invite is its key and cannot be revoked; to revoke invites, create "
+                             "an owned network (network create NAME --owned) and invite to that one")
+        token = next((t for t in self.hs.enrolment.issued(net.id, wall) if t.token_id == token_id), None)
+        if token is None or self.identity is None or not self.is_admin(net, self.node_id, now):
+            raise UsageError(f"no open invite {token_id.hex()} made by this node in network {name}; list them with "
+                             f"network invites {name}")
+        rev = sign_revocation(self.identity, Revocation(RevocationKind.TOKEN, net.id, token_id, wall, token.not_after,
+                                                        self.node_id))
+        if (reason := self.credentials.revocations(net).add(rev, lambda n: self.is_admin(net, n, now), wall)) is not None:
+            raise UsageError(f"the revocation was refused here: {reason.value}")
+        self._revoked(net, rev, None, now, out)
+        return rev
+
     def on_revoked(self, peer: Peer, body: bytes, now: float, out: Outbox) -> None:
         """``member.revoked`` from a member: each revocation that is new, and signed by someone who may revoke its
         target, is taken and acted on (and pushed on); others are dropped and counted (``revocation_invalid``)."""
@@ -269,7 +288,7 @@ class Members:
         target = NodeId(rev.target) if rev.kind is RevocationKind.NODE else None
         body = encode_revocations([rev.encode()])
         for p in self.table.in_network(net.id):
-            if p.connected and p is not sender and p.node != target:
+            if p.connected and sender is None and p.node != target:
                 out.control(p, "member.revoked", body)
         gone = self.gossip.recheck(net, now)
         for node in dict.fromkeys([*([target] if target is not None else []), *gone]):

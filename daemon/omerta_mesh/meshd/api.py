@@ -510,6 +510,8 @@ class DaemonAPI:
             raise ApiError(Code.REFUSED, message, fix or None) from None
         return s.NetworkRemoveResult(str(net.id), str(node), True)
 
+    network_invites, network_revoke_invite = owned.network_invites, owned.network_revoke_invite  # (meshd/owned.py)
+
     @api_method("network.invite", WRITE, s.NetworkInviteRequest, s.NetworkInviteResult)
     async def network_invite(self, req: s.NetworkInviteRequest, ctx: CallContext) -> s.NetworkInviteResult:
         """An invite for a network (it carries the network key: write access only). An owned network's is a fresh

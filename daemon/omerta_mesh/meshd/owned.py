@@ -1,20 +1,24 @@
 """The daemon's side of owned networks (docs/membership.md; issue 16 item 6): joining with an ``omerta2-`` invite
-(enrolment: the inviter's refusal becomes REFUSED with its fix) and the options of ``network.invite``."""
+(enrolment: the inviter's refusal becomes REFUSED with its fix), the options of ``network.invite``, and the open
+invites this node made: ``network.invites`` lists them, ``network.revoke_invite`` cancels one (registered on
+``DaemonAPI`` from here)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from ..core.errors import UsageError
+from ..core.ids import NetworkId
 from ..core.membership import InviteOptions
 from ..core.network import Network
 from ..core.views import NetworkView
 from ..core.wire.invite import Invite
 from . import schema as s
 from .errors import ApiError, Code
+from .registry import READ, WRITE, api_method
 
 if TYPE_CHECKING:
-    from .api import DaemonAPI
+    from .api import CallContext, DaemonAPI
 
 
 async def enrol(api: "DaemonAPI", req: s.NetworkJoinRequest, inv: Invite) -> s.NetworkJoinResult:
@@ -56,3 +60,48 @@ def invite_options(net: NetworkView, req: s.NetworkInviteRequest) -> InviteOptio
                            "and invite to that one")
         return None
     return InviteOptions(uses=req.uses or 1, expires=req.expires or 86400.0, name=req.name, tags=tuple(req.tags))
+
+
+def _open_invites(api: "DaemonAPI", network: NetworkId) -> list[s.InviteInfo]:
+    core = api.node.core
+    net = core.network(network)
+    if net.owner is None:
+        return []
+    wall = api.node.driver.now() + core.wall_offset if api.node.driver is not None else 0.0
+    revoked = core.credentials.revocations(net)
+    return [s.InviteInfo(t.token_id.hex(), t.uses, max(0, t.uses - core.enrolment.uses(t.token_id)), float(t.not_after),
+                         t.name, list(t.tags))
+            for t in sorted(core.enrolment.issued(network, wall), key=lambda t: t.not_after)
+            if not revoked.token_revoked(t.token_id, wall)]
+
+
+@api_method("network.invites", READ, s.NetworkRequest, s.NetworkInvitesResult)
+async def network_invites(api: "DaemonAPI", req: s.NetworkRequest, ctx: "CallContext") -> s.NetworkInvitesResult:
+    """The open invites this node made for an owned network: neither expired, used up nor revoked; each with its token
+    id (for network.revoke_invite), uses left, expiry, and the certificate's name and tags. An open network has none
+    (its invite is its key)."""
+    net = api.resolve_network(req.network)
+    return s.NetworkInvitesResult(str(net.id), _open_invites(api, net.id))
+
+
+@api_method("network.revoke_invite", WRITE, s.NetworkRevokeInviteRequest, s.NetworkRevokeInviteResult)
+async def network_revoke_invite(api: "DaemonAPI", req: s.NetworkRevokeInviteRequest, ctx: "CallContext") -> s.NetworkRevokeInviteResult:
+    """Cancel an open invite this node made (docs/membership.md 3.2): a signed token revocation, saved and spread to the
+    members as a removal is, so every admin refuses the token as "revoked". The token id may be a unique prefix."""
+    net = api.resolve_network(req.network)
+    t = req.token.strip().lower()
+    found = [i.token for i in _open_invites(api, net.id) if i.token.startswith(t)] if len(t) >= 4 else []
+    if len(found) != 1:
+        raise ApiError(Code.REFUSED, f"{'no' if not found else len(found)} open invites of network {net.name or net.id} "
+                                     f"match {req.token!r}", f"list them with `omertactl network invites {net.name or net.id}` "
+                                                             "and give a longer part of the token id")
+    node, core = api.node, api.node.core
+    try:
+        now = node.driver.now() if node.driver is not None else 0.0
+        core.act(now, lambda out: core.members.revoke_invite(net.id, bytes.fromhex(found[0]), now, out))
+    except UsageError as e:
+        message, _, fix = str(e).partition("; ")
+        raise ApiError(Code.REFUSED, message, fix or None) from None
+    if node.driver is not None:
+        node.driver.flush()  # the revocation goes out; MemberRemoved has the host save the network's revocations
+    return s.NetworkRevokeInviteResult(str(net.id), found[0], True)

@@ -25,8 +25,8 @@ API_VERSION = 1
 # 14: exit.use allow_lan, exit.status families|allow_lan|lan (IPv6 exits); 15: StreamInfo.via, stream null for a
 # peer's kernel TCP through the stream gate; 16: owned networks: network.create owned, network.invite uses|expires|
 # name|tags, network.join of omerta2- invites (enrolment), peers' role|tags|cert_expires, networks' owner;
-# 17: network.remove)
-API_REVISION = 17
+# 17: network.remove; 18: network.invites, network.revoke_invite)
+API_REVISION = 18
 
 DBUS_NAME = "org.omerta.Mesh1"
 DBUS_PATH = "/org/omerta/Mesh1"

@@ -150,6 +150,12 @@ class NetworkRemoveRequest:
 
 
 @dataclass
+class NetworkRevokeInviteRequest:
+    network: str = arg(doc="network id or name (an owned network)")
+    token: str = arg(doc="the invite's token id, as network.invites lists it, or a unique prefix of it", max_len=64)
+
+
+@dataclass
 class NetworkInviteRequest:
     network: str = arg(doc="network id")
     uses: int = arg(0, doc="owned networks: how many nodes the invite admits (0: one)", lo=0, hi=1000)
@@ -490,6 +496,29 @@ class NetworkInviteResult:
     network: str
     invite: str
     endpoints: list[str]
+
+
+@dataclass
+class InviteInfo:
+    token: str  # the token id (hex): what network.revoke_invite takes
+    uses: int  # how many nodes the invite admits in all
+    uses_left: int  # uses not spent yet, as this node counts them (its own and other admins' use marks)
+    expires: float  # wall-clock seconds
+    name: str  # the name its certificate gives the joiner ("": the joiner's own)
+    tags: list[str]
+
+
+@dataclass
+class NetworkInvitesResult:
+    network: str
+    invites: list[InviteInfo]  # the open invites this node made: neither expired, used up nor revoked
+
+
+@dataclass
+class NetworkRevokeInviteResult:
+    network: str
+    token: str
+    revoked: bool
 
 
 @dataclass

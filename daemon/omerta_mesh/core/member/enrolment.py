@@ -104,6 +104,10 @@ class Enrolment:
         return [t for t in self._issued.values() if t.network == network and wall < t.not_after
                 and self._uses(t.token_id) < t.uses]
 
+    def uses(self, token_id: bytes) -> int:
+        """How many uses of a token this node counts: its own enrolments plus each other admin's highest mark."""
+        return self._uses(token_id)
+
     def note_admin(self, cert: Certificate) -> None:
         """An admin certificate that checked out in a handshake: tokens and marks it signed are an admin's."""
         if cert.role is Role.ADMIN and (len(self._admins) < self.limit or cert.subject.raw in self._admins):
