@@ -145,3 +145,19 @@ def test_the_invite_that_enrolled_a_removed_member_admits_nobody_else() -> None:
     sim.run_for(5)
     assert [r.reason for r in dave.of(ev.EnrolmentRefused)] == ["revoked"]
     assert not sim.connected(dave, owner, net)
+
+
+def test_a_member_the_remover_has_no_session_with_gets_it_within_five_seconds() -> None:
+    """(Here through a relayed session the owner opens at once, whose start exchanges the revocations; members also
+    pass a new one on to theirs.)"""
+    sim, net, owner, (alice, bob, carol) = members("remove-relay-on", "alice", "bob", "carol")
+    sim.internet.block(owner.reachable[0], alice.reachable[0])  # no session between the owner and alice any more
+    for a, b in ((owner, alice), (alice, owner)):
+        p = a.mesh.table.get(net.id, b.mesh.node_id)
+        assert p is not None
+        a.mesh.act(sim.now, lambda out, a=a, p=p: a.mesh.members.drop(p, sim.now, "test: cut", False, out))
+    owner.mesh.remove_member(net.id, carol.mesh.node_id, sim.now)
+    sim.internet.pump(owner.mesh)
+    sim.run_for(5)
+    assert alice.mesh.members.revocations(net.id) == owner.mesh.members.revocations(net.id)
+    assert cut_off(sim, carol, net, [owner, alice, bob]), sim.failure()
