@@ -288,7 +288,7 @@ class Members:
         target = NodeId(rev.target) if rev.kind is RevocationKind.NODE else None
         body = encode_revocations([rev.encode()])
         for p in self.table.in_network(net.id):
-            if p.connected and sender is None and p.node != target:
+            if p.connected and p is not sender and p.node != target:
                 out.control(p, "member.revoked", body)
         gone = self.gossip.recheck(net, now)
         for node in dict.fromkeys([*([target] if target is not None else []), *gone]):
