@@ -1,0 +1,93 @@
+"""Renewal and invite revocation in the simulator (docs/membership.md 2.5, 3.2): the owner signs its own certificate
+again; a member of an admin (not the owner) is renewed by that admin, its admin certificate after it; an admin
+refuses to renew a credential that does not pass its check now, in a word the member hears; a revoked invite is
+refused as "revoked" by another admin, which heard the revocation."""
+
+from __future__ import annotations
+
+from omerta_mesh.core import events as ev
+from omerta_mesh.core.config import DEFAULT_CONFIG
+from omerta_mesh.core.membership import InviteOptions
+from omerta_mesh.core.network import Network
+from omerta_mesh.core.wire.certs import Certificate, Role, decode_credential, encode_credential, sign_certificate
+from omerta_mesh.core.wire.invite import decode_invite
+from omerta_mesh.sim.harness import SimMesh, SimNode
+
+
+def owned(seed: str, *names: str) -> tuple[SimMesh, Network, SimNode, list[SimNode]]:
+    sim = SimMesh(seed, config=DEFAULT_CONFIG.with_(cert_clock_skew=0.0))
+    owner = sim.add_node("owner")
+    others = [sim.add_node(n) for n in names]
+    net = owner.mesh.create_network("home", sim.now, owned=True)
+    return sim, net, owner, others
+
+
+def cert(net: Network, subject: SimNode, issuer: SimNode, role: Role, start: float, lifetime: int, serial: int = 1) -> Certificate:
+    c = Certificate(role, net.id, subject.mesh.node_id, issuer.mesh.node_id, serial, int(start), int(start) + lifetime, subject.name)
+    return sign_certificate(issuer.mesh.identity, c)
+
+
+def test_the_owner_signs_its_own_certificate_again() -> None:
+    sim, net, owner, _ = owned("renew-owner")
+    owner.mesh.set_credential(net.id, encode_credential([cert(net, owner, owner, Role.OWNER, sim.now, 90)]), sim.now)
+    sim.run_for(200)
+    renewed = owner.of(ev.CredentialRenewed)
+    assert len(renewed) >= 3 and all(r.peer == owner.mesh.node_id for r in renewed)
+    leaf = owner.mesh.credentials.own_certificate(net.id)
+    assert leaf is not None and leaf.role is Role.OWNER and leaf.not_after > sim.now and leaf.not_after - leaf.not_before == 90
+
+
+def test_an_admin_renews_its_members_certificate_with_its_own_after_it() -> None:
+    sim, net, owner, (adam, alice) = owned("renew-admin", "adam", "alice")
+    for n in (adam, alice):
+        n.mesh.add_network(net, sim.now)
+    admin = cert(net, adam, owner, Role.ADMIN, sim.now, 86400)
+    adam.mesh.set_credential(net.id, encode_credential([admin]), sim.now)
+    alice.mesh.set_credential(net.id, encode_credential([cert(net, alice, adam, Role.MEMBER, sim.now, 120), admin]), sim.now)
+    sim.introduce(alice, adam, net)  # (the owner is not in touch with alice: her admin is adam)
+    sim.run_for(400)
+    assert sim.connected(alice, adam, net), sim.failure()
+    assert alice.of(ev.CredentialRenewed) and all(r.peer == adam.mesh.node_id for r in alice.of(ev.CredentialRenewed))
+    own = alice.mesh.credentials.own(net.id)
+    assert own is not None
+    leaf, vouch = decode_credential(own)
+    assert leaf.issuer == adam.mesh.node_id and leaf.not_after > sim.now and vouch == admin
+
+
+def test_an_admin_refuses_to_renew_a_credential_that_does_not_pass_its_check() -> None:
+    sim, net, owner, (alice,) = owned("renew-refused", "alice")
+    alice.mesh.add_network(net, sim.now)
+    alice.mesh.set_credential(net.id, encode_credential([cert(net, alice, owner, Role.MEMBER, sim.now, 86400)]), sim.now)
+    sim.introduce(alice, owner, net)
+    sim.run_for(3)
+    assert sim.connected(alice, owner, net), sim.failure()
+    stale = encode_credential([cert(net, alice, owner, Role.MEMBER, sim.now - 500, 100, serial=2)])  # expired
+    peer = alice.mesh.find_peer(owner.mesh.node_id, net.id)
+    alice.mesh.act(sim.now, lambda out: out.control(peer, "member.renew", stale))
+    sim.run_for(2)
+    assert [(r.reason, r.peer) for r in alice.of(ev.RenewalRefused)] == [("expired", owner.mesh.node_id)]
+    assert owner.mesh.counters["renew.refused.expired"] == 1 and not alice.of(ev.CredentialRenewed)
+    assert sim.connected(alice, owner, net)  # a refusal changes nothing else
+
+
+def test_a_revoked_invite_is_refused_as_revoked_by_another_admin() -> None:
+    sim, net, owner, (adam, carol) = owned("revoke-invite", "adam", "carol")
+    adam.mesh.add_network(net, sim.now)
+    adam.mesh.set_credential(net.id, encode_credential([cert(net, adam, owner, Role.ADMIN, sim.now, 86400)]), sim.now)
+    sim.introduce(adam, owner, net)
+    sim.run_for(3)
+    assert sim.connected(adam, owner, net), sim.failure()
+    text = owner.mesh.invite(net.id, [owner.reachable], sim.now, InviteOptions(uses=2))
+    token = decode_invite(text).token
+    assert token is not None
+    now = sim.now
+    owner.mesh.act(now, lambda out: owner.mesh.members.revoke_invite(net.id, token.token_id, now, out))
+    sim.internet.pump(owner.mesh)
+    sim.run_for(2)
+    assert adam.mesh.credentials.revocations(net).token_revoked(token.token_id, sim.now)  # spread to the other admin
+    carol.mesh.join(owner.mesh.invite(net.id, [], sim.now), sim.now)  # (carol's own, unused, to get the network)
+    carol.mesh.hs.credentials.enrol(net.id, token.encode())
+    sim.introduce(carol, adam, net)  # the revoked invite, at the other admin
+    sim.run_for(3)
+    assert [r.reason for r in carol.of(ev.EnrolmentRefused)] == ["revoked"]
+    assert not carol.mesh.credentials.own(net.id)
