@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from omerta_mesh.core import events as ev
 from omerta_mesh.core.config import DEFAULT_CONFIG
+from omerta_mesh.core.member.check import Accepted
 from omerta_mesh.core.membership import InviteOptions
 from omerta_mesh.core.network import Network
 from omerta_mesh.core.wire.certs import Certificate, Role, decode_credential, encode_credential, sign_certificate
@@ -91,3 +92,24 @@ def test_a_revoked_invite_is_refused_as_revoked_by_another_admin() -> None:
     sim.run_for(3)
     assert [r.reason for r in carol.of(ev.EnrolmentRefused)] == ["revoked"]
     assert not carol.mesh.credentials.own(net.id)
+
+
+def test_a_member_renews_before_its_admins_certificate_in_its_chain_expires() -> None:
+    """adam's admin certificate lives 300 s (the owner renews it at 200 s); alice's, which adam issued, 3,000 s: she
+    renews at five sixths of adam's (250 s), before the old one in her chain expires, so the owner and adam keep
+    admitting her."""
+    sim, net, owner, (adam, alice) = owned("renew-chain", "adam", "alice")
+    for n in (adam, alice):
+        n.mesh.add_network(net, sim.now)
+    admin = cert(net, adam, owner, Role.ADMIN, sim.now, 300)
+    adam.mesh.set_credential(net.id, encode_credential([admin]), sim.now)
+    alice.mesh.set_credential(net.id, encode_credential([cert(net, alice, adam, Role.MEMBER, sim.now, 3000), admin]), sim.now)
+    sim.introduce(adam, owner, net)
+    sim.introduce(alice, adam, net)
+    sim.introduce(alice, owner, net)
+    sim.run_for(700)
+    assert adam.of(ev.CredentialRenewed) and alice.of(ev.CredentialRenewed), sim.failure()
+    own = alice.mesh.credentials.own(net.id)  # renewed by adam (his new certificate after it) or by the owner
+    assert isinstance(alice.mesh.credentials.check(net, alice.mesh.node_id, own, sim.now), Accepted)
+    assert all(c.not_after > sim.now for c in decode_credential(own or b""))
+    assert sim.connected(alice, owner, net) and sim.connected(alice, adam, net), sim.failure()

@@ -60,11 +60,21 @@ class Credentials:
 
     def renew_at(self, network: NetworkId) -> float | None:
         """When (monotonic seconds) to ask for our credential's renewal in ``network``: once two thirds of its lifetime
-        have passed (docs/membership.md 2.5), later when we asked and wait to ask again (``asked``); None without one."""
-        leaf = self.own_certificate(network)
-        if leaf is None:
+        have passed (docs/membership.md 2.5), or five sixths of the admin certificate's after it (its admin renews at two
+        thirds: our next credential carries the new one), whichever is first; later when we asked and wait to ask again
+        (``asked``); None without one."""
+        own = self._own.get(network.raw)
+        try:
+            chain = decode_credential(own) if own else ()
+        except WireError:
             return None
-        at = leaf.not_before + (leaf.not_after - leaf.not_before) * 2 / 3 - self.wall_offset
+        if not chain:
+            return None
+        leaf = chain[0]
+        at = leaf.not_before + (leaf.not_after - leaf.not_before) * 2 / 3
+        if len(chain) > 1 and (vouch := chain[1].not_before + (chain[1].not_after - chain[1].not_before) * 5 / 6) > leaf.not_before:
+            at = min(at, vouch)  # (an admin certificate already that old when ours was issued: asking again gets no newer)
+        at -= self.wall_offset
         return max(at, self._retry_at.get(network.raw, at))
 
     def asked(self, network: NetworkId, again_at: float) -> None:
