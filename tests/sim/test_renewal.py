@@ -6,21 +6,13 @@ refused as "revoked" by another admin, which heard the revocation."""
 from __future__ import annotations
 
 from omerta_mesh.core import events as ev
-from omerta_mesh.core.config import DEFAULT_CONFIG
 from omerta_mesh.core.member.check import Accepted
 from omerta_mesh.core.membership import InviteOptions
 from omerta_mesh.core.network import Network
 from omerta_mesh.core.wire.certs import Certificate, Role, decode_credential, encode_credential, sign_certificate
 from omerta_mesh.core.wire.invite import decode_invite
-from omerta_mesh.sim.harness import SimMesh, SimNode
-
-
-def owned(seed: str, *names: str) -> tuple[SimMesh, Network, SimNode, list[SimNode]]:
-    sim = SimMesh(seed, config=DEFAULT_CONFIG.with_(cert_clock_skew=0.0))
-    owner = sim.add_node("owner")
-    others = [sim.add_node(n) for n in names]
-    net = owner.mesh.create_network("home", sim.now, owned=True)
-    return sim, net, owner, others
+from omerta_mesh.sim.harness import SimNode
+from sim.test_enrolment import owned
 
 
 def cert(net: Network, subject: SimNode, issuer: SimNode, role: Role, start: float, lifetime: int, serial: int = 1) -> Certificate:
