@@ -20,6 +20,19 @@ def cert(net: Network, subject: SimNode, issuer: SimNode, role: Role, start: flo
     return sign_certificate(issuer.mesh.identity, c)
 
 
+def admin_and_member(seed: str, admin_life: int, member_life: int):  # type: ignore[no-untyped-def]
+    """An owned network where the owner made adam an admin (for ``admin_life`` s) and adam made alice a member (for
+    ``member_life`` s, his certificate after hers): ``sim, net, owner, adam, alice, adam's certificate``."""
+    sim, net, owner, (adam, alice) = owned(seed, "adam", "alice")
+    for n in (adam, alice):
+        n.mesh.add_network(net, sim.now)
+    admin = cert(net, adam, owner, Role.ADMIN, sim.now, admin_life)
+    adam.mesh.set_credential(net.id, encode_credential([admin]), sim.now)
+    member = cert(net, alice, adam, Role.MEMBER, sim.now, member_life)
+    alice.mesh.set_credential(net.id, encode_credential([member, admin]), sim.now)
+    return sim, net, owner, adam, alice, admin
+
+
 def test_the_owner_signs_its_own_certificate_again() -> None:
     sim, net, owner, _ = owned("renew-owner")
     owner.mesh.set_credential(net.id, encode_credential([cert(net, owner, owner, Role.OWNER, sim.now, 90)]), sim.now)
@@ -31,12 +44,7 @@ def test_the_owner_signs_its_own_certificate_again() -> None:
 
 
 def test_an_admin_renews_its_members_certificate_with_its_own_after_it() -> None:
-    sim, net, owner, (adam, alice) = owned("renew-admin", "adam", "alice")
-    for n in (adam, alice):
-        n.mesh.add_network(net, sim.now)
-    admin = cert(net, adam, owner, Role.ADMIN, sim.now, 86400)
-    adam.mesh.set_credential(net.id, encode_credential([admin]), sim.now)
-    alice.mesh.set_credential(net.id, encode_credential([cert(net, alice, adam, Role.MEMBER, sim.now, 120), admin]), sim.now)
+    sim, net, owner, adam, alice, admin = admin_and_member("renew-admin", 86400, 120)
     sim.introduce(alice, adam, net)  # (the owner is not in touch with alice: her admin is adam)
     sim.run_for(400)
     assert sim.connected(alice, adam, net), sim.failure()
@@ -90,12 +98,7 @@ def test_a_member_renews_before_its_admins_certificate_in_its_chain_expires() ->
     """adam's admin certificate lives 300 s (the owner renews it at 200 s); alice's, which adam issued, 3,000 s: she
     renews at five sixths of adam's (250 s), before the old one in her chain expires, so the owner and adam keep
     admitting her."""
-    sim, net, owner, (adam, alice) = owned("renew-chain", "adam", "alice")
-    for n in (adam, alice):
-        n.mesh.add_network(net, sim.now)
-    admin = cert(net, adam, owner, Role.ADMIN, sim.now, 300)
-    adam.mesh.set_credential(net.id, encode_credential([admin]), sim.now)
-    alice.mesh.set_credential(net.id, encode_credential([cert(net, alice, adam, Role.MEMBER, sim.now, 3000), admin]), sim.now)
+    sim, net, owner, adam, alice, admin = admin_and_member("renew-chain", 300, 3000)
     sim.introduce(adam, owner, net)
     sim.introduce(alice, adam, net)
     sim.introduce(alice, owner, net)
