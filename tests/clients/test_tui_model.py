@@ -147,9 +147,9 @@ def stream_info(sid: int, **kw: object) -> dict:
     return {**base, **kw}
 
 
-def screen(m: Model, height: int = 60) -> str:
-    c = Console(record=True, width=160, file=open("/dev/null", "w"))
-    c.print(views.render(m, 160, height))
+def screen(m: Model, height: int = 60, width: int = 160) -> str:
+    c = Console(record=True, width=width, file=open("/dev/null", "w"))
+    c.print(views.render(m, width, height))
     c.file.close()
     return c.export_text()
 
@@ -188,10 +188,7 @@ def test_exit_node_routes_and_dns_in_the_header_table_and_detail() -> None:
     st["dns"] = {"enabled": True, "active": True, "detail": "100.64.0.1 on om-home; systemd-resolved: registered"}
     sub["snapshot"]["peers"][0] |= {"exit_offered": True, "exit_used": True}
     m.apply_subscribe(sub)
-    c = Console(record=True, width=240, file=open("/dev/null", "w"))
-    c.print(views.render(m, 240, 45))
-    c.file.close()
-    text = c.export_text()
+    text = screen(m, 45, 240)
     header = text.splitlines()[2]
     assert "exit: not offering; using bob: active" in header and "routes: advertising 10.5.0.0/24; 10.1.0.0/24 from carol" in header
     assert "dns: 100.64.0.1 on om-home; systemd-resolved: registered" in header
