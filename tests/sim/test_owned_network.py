@@ -8,17 +8,12 @@ from __future__ import annotations
 from omerta_mesh.core import events as ev
 from omerta_mesh.core.config import DEFAULT_CONFIG
 from omerta_mesh.core.errors import DropReason
-from omerta_mesh.core.keys import Identity
 from omerta_mesh.core.network import Network
-from omerta_mesh.core.wire.certs import Certificate, Role, encode_credential, sign_certificate
+from omerta_mesh.core.wire.certs import Role
 from omerta_mesh.sim.harness import SimMesh, SimNode
+from sim.test_owned_records import _issue
 
 DAY = 86400
-
-
-def _issue(subject: SimNode, issuer: Identity, net: Network, role: Role, nb: float, na: float) -> bytes:
-    c = Certificate(role, net.id, subject.mesh.node_id, issuer.node_id, 1, int(nb), int(na), subject.name)
-    return encode_credential([sign_certificate(issuer, c)])
 
 
 def owned(seed: str) -> tuple[SimMesh, Network, SimNode, SimNode, SimNode]:
