@@ -29,7 +29,7 @@ from ..node import DeliveryFailed, MeshNode
 from . import destination, eventlog, metrics, names, owned, sshkeys, views
 from . import schema as s
 from .config import DaemonConfig
-from .errors import ApiError, Code, internal
+from .errors import ApiError, Code, internal, refused
 from .events import EventHub, Subscription, core_event_json
 from .inbox import Inboxes
 from .registry import READ, WRITE, MethodSpec, api_method, spec_map
@@ -506,8 +506,7 @@ class DaemonAPI:
         try:
             self.node.remove_member(net.id, node)
         except UsageError as e:
-            message, _, fix = str(e).partition("; ")
-            raise ApiError(Code.REFUSED, message, fix or None) from None
+            raise refused(e) from None
         return s.NetworkRemoveResult(str(net.id), str(node), True)
 
     network_invites, network_revoke_invite = owned.network_invites, owned.network_revoke_invite  # (meshd/owned.py)

@@ -94,5 +94,11 @@ class ApiError(Exception):
         return f"ApiError({self.code.name}, {self.message!r})"
 
 
+def refused(e: Exception) -> ApiError:
+    """REFUSED for a core refusal written as ``"<what went wrong>; <the fix>"`` (the fix part optional)."""
+    message, _, fix = str(e).partition("; ")
+    return ApiError(Code.REFUSED, message, fix or None)
+
+
 def internal() -> ApiError:
     return ApiError(Code.INTERNAL, "internal error in omerta-meshd; details are in the daemon log")

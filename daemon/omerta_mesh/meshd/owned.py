@@ -14,7 +14,7 @@ from ..core.network import Network
 from ..core.views import NetworkView
 from ..core.wire.invite import Invite
 from . import schema as s
-from .errors import ApiError, Code
+from .errors import ApiError, Code, refused
 from .registry import READ, WRITE, api_method
 
 if TYPE_CHECKING:
@@ -34,8 +34,7 @@ async def enrol(api: "DaemonAPI", req: s.NetworkJoinRequest, inv: Invite) -> s.N
         if not member_before and net_id.raw in node.core.networks:
             node.leave(net_id)
         await api.vnet_sync()
-        message, _, fix = str(e).partition("; ")
-        raise ApiError(Code.REFUSED, message, fix or None) from None
+        raise refused(e) from None
     except TimeoutError as e:
         if node.core.credentials.own(net_id) is not None:  # admitted; the session is not up yet
             await api.vnet_sync()
@@ -100,8 +99,7 @@ async def network_revoke_invite(api: "DaemonAPI", req: s.NetworkRevokeInviteRequ
         now = node.driver.now() if node.driver is not None else 0.0
         core.act(now, lambda out: core.members.revoke_invite(net.id, bytes.fromhex(found[0]), now, out))
     except UsageError as e:
-        message, _, fix = str(e).partition("; ")
-        raise ApiError(Code.REFUSED, message, fix or None) from None
+        raise refused(e) from None
     if node.driver is not None:
         node.driver.flush()  # the revocation goes out; MemberRemoved has the host save the network's revocations
     return s.NetworkRevokeInviteResult(str(net.id), found[0], True)
