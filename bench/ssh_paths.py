@@ -37,18 +37,16 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "daemon"), str(ROOT / "clients")]
 
+from meshd.harness import cpu_seconds  # noqa: E402
 from netns.lab import Lab, requirements_missing  # noqa: E402
 from netns.test_mesh_matrix import Meshd  # noqa: E402
 from netns.test_vnet import pair, up  # noqa: E402
 from sshd import MISSING, Sshd  # noqa: E402
 
-TICK = os.sysconf("SC_CLK_TCK")
-
 
 def cpu_s(d: Meshd) -> float:
     """The daemon's user + system seconds (``ip netns exec`` execs it: the pid is the daemon's)."""
-    fields = Path(f"/proc/{d.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
+    return cpu_seconds(d.proc.pid)
 
 
 def commands(a: Meshd, b: Meshd, sshd: Sshd, copy: bool) -> dict[str, list[str]]:

@@ -64,6 +64,13 @@ class NotifySocket:
         self.sock.close()
 
 
+
+def cpu_seconds(pid: int) -> float:
+    """Process ``pid``'s CPU seconds so far (user + system, /proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class DaemonProc:
     def __init__(
         self, base: Path, name: str = "d", extra: list[str] | None = None, env: dict[str, str] | None = None,
@@ -160,8 +167,7 @@ class DaemonProc:
     def cpu_s(self) -> float:
         """The running daemon's CPU seconds so far (user + system, /proc/PID/stat)."""
         assert self.proc is not None
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return cpu_seconds(self.proc.pid)
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
