@@ -43,7 +43,7 @@ from ..entropy import Entropy
 from ..errors import DropReason, UsageError, WireError
 from ..ids import NodeId
 from ..keys import Identity, binds_x25519, ed25519_public_to_x25519
-from ..member.check import Accepted, Refused, check_credential
+from ..member.check import Accepted, Refused
 from ..member.credentials import Credentials
 from ..member.enrolment import Enrolment, Issued
 from ..network import Network
@@ -445,10 +445,7 @@ class Handshakes:
             return None
         net = peer.network
         if status is EnrolStatus.ISSUED:
-            assert net.owner is not None
-            verdict = check_credential(credential, network=net.id, owner=net.owner, subject=self.identity.node_id,
-                                       wall=now + self.credentials.wall_offset, revocations=self.credentials.revocations(net),
-                                       skew=self.credentials.skew)
+            verdict = self.credentials.check(net, self.identity.node_id, credential, now)
             if isinstance(verdict, Refused):
                 self.counters.drop(verdict.reason)
                 return None
