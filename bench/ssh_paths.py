@@ -39,7 +39,7 @@ sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "daemon"), str(ROOT / "clients")
 
 from meshd.harness import cpu_seconds  # noqa: E402
 from netns.lab import Lab, requirements_missing  # noqa: E402
-from netns.test_mesh_matrix import Meshd  # noqa: E402
+from netns.test_mesh_matrix import Meshd, wait_for  # noqa: E402
 from netns.test_vnet import pair, up  # noqa: E402
 from sshd import MISSING, Sshd  # noqa: E402
 
@@ -85,11 +85,9 @@ def measure(size_mb: int, runs: int, copy: bool) -> dict[str, Any]:
             sshd.start(popen=functools.partial(lab.run, b.host))
             try:
                 kinds = commands(a, b, sshd, copy)
-                deadline = time.monotonic() + 10  # B's gate listens once its device is up (meshd/meshtcp.py REFRESH)
-                while subprocess.run(lab_argv(lab, a, kinds["tcp"]) + ["true"], capture_output=True).returncode != 0:
-                    if time.monotonic() > deadline:
-                        raise SystemExit("the kernel TCP path did not come up within 10 s")
-                    time.sleep(0.5)
+                tcp_up = lambda: subprocess.run(lab_argv(lab, a, kinds["tcp"]) + ["true"], capture_output=True).returncode == 0  # noqa: E731
+                if not wait_for(tcp_up, 10, 0.5):  # B's gate listens once its device is up (meshd/meshtcp.py REFRESH)
+                    raise SystemExit("the kernel TCP path did not come up within 10 s")
                 load0 = os.getloadavg()
                 took: dict[str, list[float]] = {k: [] for k in kinds}
                 cpu: dict[str, list[float]] = {k: [0.0, 0.0] for k in kinds}
