@@ -11,7 +11,7 @@ from typing import Callable, ContextManager, Iterator
 
 import pytest
 
-from clients.ctlharness import Mesh3, node_id, prepare, serve_tcp, start_all
+from clients.ctlharness import Mesh3, node_id, prepare, serve_tcp, start_all, started
 from meshd.harness import DaemonProc, join
 
 PAIR_SEEDS = {"alfa": b"S" * 32, "bravo": b"T" * 32}
@@ -28,13 +28,8 @@ def mesh3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh3]:
 
 @pytest.fixture
 def two_daemons(tmp_path: Path) -> Iterator[tuple[DaemonProc, DaemonProc]]:
-    ds = [DaemonProc(tmp_path, "dora"), DaemonProc(tmp_path, "emil")]
-    try:
-        start_all(ds)
-        yield ds[0], ds[1]
-    finally:
-        for d in ds:
-            d.close()
+    with started(tmp_path, "dora", "emil") as (dora, emil):
+        yield dora, emil
 
 
 @pytest.fixture

@@ -264,6 +264,18 @@ def start_all(daemons: list[DaemonProc]) -> None:
         os.chmod(d.run, 0o755)
 
 
+@contextlib.contextmanager
+def started(base: Path, *names: str) -> Iterator[list[DaemonProc]]:
+    """Fresh daemons ``names`` (no network yet), ready; closed at the end."""
+    ds = [DaemonProc(base, n) for n in names]
+    try:
+        start_all(ds)
+        yield ds
+    finally:
+        for d in ds:
+            d.close()
+
+
 class Mesh3:
     """alice, bob and carol on loopback in one network "home"; bob's and carol's ids share a prefix."""
 

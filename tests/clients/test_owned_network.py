@@ -11,19 +11,14 @@ from typing import Iterator
 
 import pytest
 
-from clients.ctlharness import check_result, ctl, start_all, wait_until
+from clients.ctlharness import check_result, ctl, started, wait_until
 from meshd.harness import DaemonProc
 
 
 @pytest.fixture
 def three(tmp_path: Path) -> Iterator[tuple[DaemonProc, DaemonProc, DaemonProc]]:
-    ds = [DaemonProc(tmp_path, "dora"), DaemonProc(tmp_path, "emil"), DaemonProc(tmp_path, "fred")]
-    try:
-        start_all(ds)
-        yield ds[0], ds[1], ds[2]
-    finally:
-        for d in ds:
-            d.close()
+    with started(tmp_path, "dora", "emil", "fred") as (dora, emil, fred):
+        yield dora, emil, fred
 
 
 def _peer(sock: Path, node: str) -> dict | None:
