@@ -117,12 +117,7 @@ class MeshDns:
 
     async def refresh(self) -> None:
         """Listeners for every device address (new ones opened, gone ones closed); resolved told of changes."""
-        want: dict[tuple[str, str], str] = {}
-        for n in list(self.vnet.nets.values()):
-            if n.tun is not None:
-                for a in (n.v4, n.v6):
-                    if a is not None:
-                        want[(n.device, str(a))] = str(n.network.id)
+        want = self.vnet.device_addresses()
         for key in [k for k in self.listeners if k not in want]:
             self._close(key)
         self.errors = {k: v for k, v in self.errors.items() if k in want}

@@ -96,8 +96,7 @@ class Gate:
             c.spliced.abort()
 
     async def refresh(self) -> None:
-        want = {(n.device, str(a)) for n in list(self.vnet.nets.values()) if n.tun is not None for a in (n.v4, n.v6)
-                if a is not None}
+        want = set(self.vnet.device_addresses())
         for key in [k for k in self.listeners if k not in want]:
             self._close(key)
         self.errors = {k: v for k, v in self.errors.items() if k in want}

@@ -457,6 +457,11 @@ class VirtualNetworks:
         n = self.nets.get(network.raw)
         return n.device if n is not None and n.tun is not None else None
 
+    def device_addresses(self) -> dict[tuple[str, str], str]:
+        """Our mesh IPs on the devices that are up, as (device, address) -> network id (what the gate and DNS serve)."""
+        return {(n.device, str(a)): str(n.network.id) for n in list(self.nets.values()) if n.tun is not None
+                for a in (n.v4, n.v6) if a is not None}
+
 
 def _piece_size(frame: bytes) -> int:
     """The largest IP packet one IPSEG fragment of this TUN frame carries (a super-segment's headers and one
