@@ -135,6 +135,11 @@ def peer_exit(peer: Json) -> str:
     return "offers" if peer.get("exit_offered") else DASH
 
 
+def utc_minute(t: float) -> str:
+    """A wall-clock time in UTC to the minute: "2026-12-01 15:00"."""
+    return time.strftime("%Y-%m-%d %H:%M", time.gmtime(t))
+
+
 def peer_cert(peer: Json) -> str:
     """The peer's certificate in an owned network (PeerInfo.role/tags/cert_expires): "member web,db until
     2026-12-01 15:00Z"; "-" in an open network or before its signed record came."""
@@ -142,7 +147,7 @@ def peer_cert(peer: Json) -> str:
     if expires is None:
         return DASH
     tags = ",".join(peer.get("tags") or [])
-    until = time.strftime("%Y-%m-%d %H:%MZ", time.gmtime(expires))
+    until = utc_minute(expires) + "Z"
     return f"{peer.get('role') or 'member'}{' ' + tags if tags else ''} until {until}"
 
 

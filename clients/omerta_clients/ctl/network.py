@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import time
 
 from .. import output
 from ..errors import TIMEOUT
@@ -165,7 +164,7 @@ def _invites_text(r: dict) -> str:
         return "no open invites (make one: omertactl network invite NETWORK)"
     lines = [f"{'TOKEN':<32}  {'USES LEFT':<9}  {'EXPIRES (UTC)':<16}  {'NAME':<16}  TAGS"]
     for i in r["invites"]:
-        when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(i["expires"]))
+        when = output.utc_minute(i["expires"])
         lines.append(f"{i['token']:<32}  {str(i['uses_left']) + '/' + str(i['uses']):<9}  {when:<16}  {i['name'] or '-':<16}  "
                      f"{','.join(i['tags']) or '-'}")
     return "\n".join(lines)
