@@ -9,7 +9,9 @@ from hypothesis import strategies as st
 
 from omerta_mesh.core.errors import DropReason, WireError
 from omerta_mesh.core.wire import renew as rw
+from omerta_mesh.core.wire.certs import encode_credential
 from omerta_mesh.core.wire.enrol import EnrolStatus
+from wire.test_certs import certificates
 
 
 @given(st.binary(max_size=700))
@@ -37,3 +39,14 @@ def test_only_refusals_are_sent_or_taken() -> None:
             rw.decode_refusal(bytes((s,)))
     with pytest.raises(ValueError):
         rw.encode_refusal(EnrolStatus.ISSUED)
+
+
+@given(chain=st.lists(certificates(), min_size=1, max_size=2))
+def test_a_real_credential_body_is_taken_as_it_is(chain) -> None:  # type: ignore[no-untyped-def]
+    """(The fuzz above almost never draws a valid credential: this is the side it cannot see.)"""
+    body = encode_credential(chain)
+    assert rw.decode_credential_body(body) == body
+    with pytest.raises(WireError):
+        rw.decode_credential_body(body[:-1])
+    with pytest.raises(WireError):
+        rw.decode_credential_body(b"")
