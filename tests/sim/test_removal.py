@@ -8,21 +8,18 @@ from __future__ import annotations
 import pytest
 
 from omerta_mesh.core import events as ev
-from omerta_mesh.core.config import DEFAULT_CONFIG
 from omerta_mesh.core.errors import DropReason, UsageError
 from omerta_mesh.core.membership import InviteOptions
 from omerta_mesh.core.network import Network
 from omerta_mesh.core.wire.certs import Certificate, Role, encode_credential, sign_certificate
 from omerta_mesh.core.wire.revocations import Revocation, RevocationKind, decode_revocation, encode_revocations, sign_revocation
 from omerta_mesh.sim.harness import SimMesh, SimNode
+from sim.test_enrolment import owned
 
 
 def members(seed: str, *names: str) -> tuple[SimMesh, Network, SimNode, list[SimNode]]:
     """An owned network whose owner invited every other node (each enrolled, all connected to each other)."""
-    sim = SimMesh(seed, config=DEFAULT_CONFIG.with_(cert_clock_skew=0.0))
-    owner = sim.add_node("owner")
-    others = [sim.add_node(n) for n in names]
-    net = owner.mesh.create_network("home", sim.now, owned=True)
+    sim, net, owner, others = owned(seed, *names)
     for n in others:
         sim.join(n, owner, net)
         sim.run_for(5)
