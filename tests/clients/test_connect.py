@@ -98,6 +98,17 @@ def test_without_tun_streams_take_the_mesh_stream_and_via_tcp_says_why_not(pair,
     assert r.rc == 0 and r.out == "hello", r
 
 
+def test_fdpass_refuses_a_stdout_that_is_not_a_unix_socket(pair, server_of) -> None:
+    """``connect --fdpass`` hands the connection to ssh (ProxyUseFdpass; tests/clients/test_omerta_ssh.py goes that
+    way); run with stdout a pipe it is refused with the fix, and the stream it opened is not left behind."""
+    a, b = pair
+    port = server_of(Echo)
+    assert ctl(b.socket, "serve", "add", str(port)).rc == 0
+    r = ctl(a.socket, "connect", "--fdpass", "bravo", str(port))
+    assert r.rc != 0 and "--fdpass needs stdout to be a Unix socket" in r.err and "ProxyUseFdpass=yes" in r.err, r
+    wait_until(lambda: ctl(a.socket, "streams", "--json").json()["streams"] == [], 10, "the refused stream closed")
+
+
 def test_streams_are_listed_and_a_crashed_client_leaves_nothing_behind(pair, server_of) -> None:
     a, b = pair
     port = server_of(Echo)
