@@ -39,8 +39,8 @@ from .io.driver import Driver
 from .io.enrolstate import ENROL_EVENTS, EnrolWaits, restore_enrolment, save_enrolment
 from .io.netlink import local_addresses
 from .io.netmon import AddressMonitor
-from .io.peercache import PEER_CACHE, PeerCacheSaves, peer_cache_doc
-from .io.revocstate import restore_peers, restore_revocations, save_revocations
+from .io.peercache import PEER_CACHE, PeerCacheSaves, peer_cache_doc, restore_peers
+from .io.revocstate import restore_revocations, save_revocations
 from .io.store import NetworkState, StateNotSaved, StateStore
 from .io.streams import StreamHub
 from .io.subscribers import Subscribers, offer

@@ -24,11 +24,15 @@ import asyncio
 import logging
 from typing import Any, Callable, Iterable
 
+from ..core.errors import UsageError
+from ..core.ids import NetworkId, NodeId
+from ..core.mesh import Mesh
 from ..core.peers.paths import ViaRelay
 from ..core.peers.peer import Peer
 from .store import StateNotSaved, StateStore
 
 PEER_CACHE_MAX = 512  # entries written, and restored at start
+Address = tuple[str, int]
 SAVE_DELAY = 0.5  # seconds after the last change: one more look (the newcomers have proved themselves)
 SAVE_INTERVAL = 1.0  # seconds between two writes at least (a peer that connects is in the file within about this)
 PEER_CACHE = "peer cache"  # its name for StateStore.background (retries after a failed write)
@@ -145,3 +149,15 @@ class PeerCacheSaves:
                 await asyncio.shield(self._writing)
             except Exception:  # (its callback logged it)
                 pass
+
+
+def restore_peers(store: StateStore, mesh: Mesh, max_endpoints: int, now: float) -> None:
+    """The peer cache's entries (checked: damaged ones skipped), as peers to reconnect to; a removed node is not."""
+    for p in store.load_peers()["peers"][:PEER_CACHE_MAX]:
+        nid, node = NetworkId.parse(p["network"]), NodeId.parse(p["node"])
+        eps: list[Address] = [(h, port) for h, port in p["endpoints"]][:max_endpoints]
+        if nid.raw in mesh.networks and eps:
+            try:
+                mesh.add_peer(nid, node, eps, now)
+            except UsageError as e:  # e.g. our own node id, a removed node: the entry only costs a reconnect
+                log.warning("peer cache: %s in network %s not restored: %s", node.short(), nid, e)
