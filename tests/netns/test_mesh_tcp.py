@@ -136,7 +136,9 @@ def test_the_gate_answers_members_only_and_only_its_handshake(lab_pair) -> None:
     ask = "4f4d4701" + f"{ECHO:04x}"  # the gate's request for the echo port (core/wire/gate.py)
     # from B itself: the source is B's own mesh IP, no other member's
     r = lab.exec(b.host, [sys.executable, "-c", STRANGER, b4, str(GATE), ask])
-    assert r.returncode == 0 and r.stdout.strip() == "b''", (r.stdout, r.stderr)
+    # closed unanswered: a FIN, or a RST when the request arrived before the close (a race between the client's
+    # send and the gate's accept task: b'' under load, reset on a quiet machine); gate_bad below says why it closed
+    assert r.returncode == 0 and r.stdout.strip() in ("b''", "reset"), (r.stdout, r.stderr)
     # from A, a member, something that is not the gate's handshake
     r = lab.exec(a.host, [sys.executable, "-c", STRANGER, b4, str(GATE), "5353482d322e302d"])  # "SSH-2.0-"
     assert r.returncode == 0 and r.stdout.strip() in ("b''", "reset"), (r.stdout, r.stderr)
