@@ -60,12 +60,15 @@ def top_command() -> list[str]:
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed (CI installs it: .ci/run)")
 def test_monitor_in_a_real_terminal_via_tmux(mesh3, tmp_path) -> None:
     server = f"omerta-test-{os.getpid()}"
-    rc_file = tmp_path / "rc"
+    rc_file, err_file = tmp_path / "rc", tmp_path / "stderr"
     inner = " ".join(shlex.quote(a) for a in top_command() + ["--socket", str(mesh3.sock("alice")), "--ping-interval", "0.3"])
-    shell = f"env PYTHONPATH={shlex.quote(str(ROOT / 'clients'))} TERM=xterm-256color {inner}; echo $? > {shlex.quote(str(rc_file))}"
+    shell = f"env PYTHONPATH={shlex.quote(str(ROOT / 'clients'))} TERM=xterm-256color {inner} 2> {shlex.quote(str(err_file))}; echo $? > {shlex.quote(str(rc_file))}"
+    # tmux runs the pane's command with $SHELL, else the user's login shell: nobody's is nologin, which
+    # refuses it (the pane closes at once, the screen is empty). /bin/sh and no tmux.conf: the same every time.
+    env = {**os.environ, "SHELL": "/bin/sh"}
 
     def tmux(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(["tmux", "-L", server, *args], capture_output=True, text=True, timeout=10)
+        return subprocess.run(["tmux", "-L", server, "-f", "/dev/null", *args], capture_output=True, text=True, timeout=10, env=env)
 
     def screen() -> str:
         return tmux("capture-pane", "-p", "-t", "top").stdout
@@ -76,7 +79,9 @@ def test_monitor_in_a_real_terminal_via_tmux(mesh3, tmp_path) -> None:
         try:
             wait_until(lambda: both_have_rtt(screen()), timeout=20, what="bob and carol with RTT figures", step=0.2)
         except AssertionError:
-            raise AssertionError(f"screen:\n{screen()}") from None
+            rc = rc_file.read_text().strip() if rc_file.exists() else "still running"
+            err = err_file.read_text() if err_file.exists() else ""
+            raise AssertionError(f"exit status: {rc}\nstderr:\n{err}\nscreen:\n{screen()}") from None
         text = screen()
         assert "omerta-top alice" in text and "RTT HISTORY" in text
         assert peer_line(text, "bob").startswith("›")  # the first peer is selected
