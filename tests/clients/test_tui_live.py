@@ -62,7 +62,8 @@ def test_monitor_in_a_real_terminal_via_tmux(mesh3, tmp_path) -> None:
     server = f"omerta-test-{os.getpid()}"
     rc_file, err_file = tmp_path / "rc", tmp_path / "stderr"
     inner = " ".join(shlex.quote(a) for a in top_command() + ["--socket", str(mesh3.sock("alice")), "--ping-interval", "0.3"])
-    shell = f"env PYTHONPATH={shlex.quote(str(ROOT / 'clients'))} TERM=xterm-256color {inner} 2> {shlex.quote(str(err_file))}; echo $? > {shlex.quote(str(rc_file))}"
+    shell = (f"env PYTHONPATH={shlex.quote(str(ROOT / 'clients'))} TERM=xterm-256color {inner} 2> {shlex.quote(str(err_file))}; "
+             f"echo $? > {shlex.quote(str(rc_file))}")
     # tmux runs the pane's command with $SHELL, else the user's login shell: nobody's is nologin, which
     # refuses it (the pane closes at once, the screen is empty). /bin/sh and no tmux.conf: the same every time.
     env = {**os.environ, "SHELL": "/bin/sh"}
