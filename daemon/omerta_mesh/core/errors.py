@@ -94,3 +94,4 @@ class DropReason(enum.Enum):
     ENROL_RATE = "enrol_rate"  # the enrolment budget (global or per source) is spent for this moment
     TOKEN_MARK_INVALID = "token_mark_invalid"  # a use mark malformed, of another network, or not signed by an admin
     TOKEN_MARK_LIMIT = "token_mark_limit"  # a network's use marks are at their bound
+    REKEY_INVALID = "rekey_invalid"  # a key rotation malformed, of another network, or not signed by the owner

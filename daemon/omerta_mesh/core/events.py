@@ -103,6 +103,15 @@ class MemberRemoved(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class NetworkRekeyed(Event):
+    """The owned ``network``'s key was rotated (by its owner: ours, or one a member passed on): it is now at
+    ``epoch``; the previous key is accepted until its grace ends. The host saves the network (key, epoch, rotation)."""
+
+    network: NetworkId
+    epoch: int
+
+
+@dataclass(frozen=True, slots=True)
 class EnrolmentRefused(Event):
     """An admin refused our invite token: ``reason`` is the refusal's word ("used", "expired", "revoked", ...),
     ``fix`` what to do about it."""

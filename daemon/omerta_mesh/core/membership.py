@@ -48,6 +48,7 @@ from .wire.records import AddrClaim, PeerRecord
 from .wire.revocations import Revocation, RevocationKind, decode_revocation, encode_revocations, sign_revocation, split_revocations
 
 FactsFn = Callable[[], OwnFacts]
+RemovedFn = Callable[[Network, float, Outbox], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,8 +67,9 @@ class InviteOptions:
 class Members:
     def __init__(self, config: CoreConfig, entropy: Entropy, node_id: NodeId, hs: Handshakes, table: PeerTable,
                  gossip: Gossip, links: Links, sessions: Sessions, punch: Puncher, credentials: Credentials,
-                 identity: Identity | None = None, counters: Counters | None = None) -> None:
+                 identity: Identity | None = None, counters: Counters | None = None, removed: RemovedFn | None = None) -> None:
         self.cfg = config
+        self.removed = removed or (lambda _net, _now, _out: None)  # a node's removal taken: the owner rotates the key (6)
         self.identity = identity  # signs our revocations (remove)
         self.counters = counters or Counters()
         self.entropy = entropy
@@ -123,16 +125,16 @@ class Members:
         token = self.hs.enrolment.issue(net, self.credentials.own(net.id), now + self.credentials.wall_offset,
                                         uses=o.uses, expires=o.expires, name=o.name, tags=o.tags,
                                         lifetime=min(o.lifetime or self.cfg.cert_lifetime, self.cfg.cert_lifetime))
-        return encode_invite(Invite(net.key, self.node_id, net.name, tuple(endpoints), net.owner, net.id, 0, token))
+        return encode_invite(Invite(net.key, self.node_id, net.name, tuple(endpoints), net.owner, net.id, net.epoch, token))
 
     def join(self, invite_text: str, facts: FactsFn, now: float, out: Outbox, name: str = "") -> Network:
         """Join by invite; a version 2 invite (owned network) enrols first with its token, asking for ``name``."""
         inv = decode_invite(invite_text)
-        net = Network(inv.network_key, inv.name, owner=inv.owner)
+        rotated = inv.token is not None and inv.epoch > 0  # an owned network's key after a rotation: the id stays
+        net = Network(inv.network_key, inv.name, owner=inv.owner, fixed_id=inv.network_id if rotated else None, epoch=inv.epoch)
         if inv.token is not None:
             if inv.network_id != net.id:
-                raise InviteError("this invite is for a network whose key has changed since it was made; this version "
-                                  "cannot join it: upgrade omerta-mesh")
+                raise InviteError("this invite is damaged: its network id is not its key's; ask for a new invite")
             own = self.credentials.own(net.id)
             if own is not None and isinstance(self.credentials.check(net, self.node_id, own, now), Refused):
                 self.credentials.set_own(net.id, None)  # expired or revoked: the new invite enrols us again (2.5)
@@ -141,6 +143,12 @@ class Members:
         if inv.inviter != self.node_id:
             self.add_peer(net.id, inv.inviter, list(inv.endpoints), now, out)
         return net
+
+    def replace(self, net: Network) -> None:
+        """``net`` in place of the network of its id we hold, for us and its peers: its key was rotated (6)."""
+        self.networks[net.id.raw] = net
+        for peer in self.table.in_network(net.id):
+            peer.network = net
 
     def depart(self, network_id: NetworkId, now: float, out: Outbox) -> Network:
         """Step one of leaving: a signed departure (members drop us at once, stale gossip cannot re-add us).
@@ -299,6 +307,8 @@ class Members:
             out.event(ev.PeerLeft(net.id, node))
         self.counters.inc("member.revocations_taken")
         out.event(ev.MemberRemoved(net.id, target, rev.issuer))
+        if target is not None and target != self.node_id:
+            self.removed(self.networks.get(net.id.raw, net), now, out)
 
     # ------------------------------------------------------------------ peers
     def add_peer(self, network_id: NetworkId, node: NodeId, endpoints: list[Address], now: float, out: Outbox,

@@ -28,6 +28,7 @@ from .keys import Identity
 from .member.check import Verdict
 from .member.credentials import Credentials
 from .member.renewal import RENEWAL, Renewal
+from .member.rotation import REKEY, Rotation
 from .membership import InviteOptions, Members
 from .nat.classify import Mapping, NatObserver, NatVerdict
 from .nat.punch import Ours, Puncher
@@ -104,7 +105,8 @@ class Mesh:
             **dict.fromkeys(RENEWAL, lambda p, n, body, now: self._run(now, lambda out: self.renewal.receive(p, n, body, now, out))),
             **dict.fromkeys(("member.marks", "member.marks.sync"),  # invite token uses (core/session/lifecycle.py)
                             lambda p, n, body, now: self._run(now, lambda out: self.sessions.on_marks(p, n, body, now, out))),
-            "member.revoked": lambda p, _n, body, now: self._run(now, lambda out: self.members.on_revoked(p, body, now, out))}
+            "member.revoked": lambda p, _n, body, now: self._run(now, lambda out: self.members.on_revoked(p, body, now, out)),
+            REKEY: lambda p, _n, body, now: self._run(now, lambda out: self.rotation.receive(p, body, now, out))}
         self.streams = Streams(config, self.counters)  # byte streams to peers' local ports; lost stream messages reset them
         self.messages = Messages(config, self.counters, config.max_datagram - TRANSPORT_OVERHEAD - RELAY_HEADROOM - fw.DATA_HEADER_LEN,
                                  self.streams.lost)
@@ -115,7 +117,9 @@ class Mesh:
         self.seg_runs = SegmentRuns(config, self.counters, self.table, self.links, self.ip, self._received,
                                     lambda at: self._timer(Timer.IP_FLUSH, at), self._failed)  # GRO runs of IPSEG
         self.members = Members(config, self.entropy, self.node_id, self.hs, self.table, self.gossip, self.links, self.sessions,
-                               self.punch, self.credentials, identity, self.counters)  # networks, membership, removal
+                               self.punch, self.credentials, identity, self.counters,
+                               lambda net, now, out: self.rotation.after_removal(net, now, out))  # networks, membership, removal
+        self.rotation = Rotation(config, self.counters, self.entropy, identity, self.table, self.hs, self.credentials, self.members)
         self.networks, self.address_claims = self.members.networks, self.members.address_claims  # never rebound
         self.renewal = Renewal(config, self.counters, self.entropy, self.table, self.credentials, self.enrolment, self.members,
                                self._own_facts)  # our certificates renewed, and theirs (docs/membership.md 2.5)

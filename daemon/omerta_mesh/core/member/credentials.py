@@ -27,6 +27,7 @@ class Credentials:
         self._revocations: dict[bytes, RevocationList] = {}
         self._enrolling: dict[bytes, tuple[bytes, str]] = {}  # network id -> (invite token, requested name)
         self._retry_at: dict[bytes, float] = {}  # network id -> when to ask again for our credential's renewal
+        self._rekeys: dict[bytes, bytes] = {}  # network id -> the owner's signed rotation to the key we hold (wire/rekey.py)
 
     def enrol(self, network: NetworkId, token: bytes | None, name: str = "") -> None:
         """Until we hold a credential for ``network``, handshakes there are enrolments presenting ``token``
@@ -81,6 +82,13 @@ class Credentials:
         """We asked for a renewal (or found nobody to ask): ask again at ``again_at`` unless a new credential comes."""
         self._retry_at[network.raw] = again_at
 
+    def set_rekey(self, network: NetworkId, blob: bytes) -> None:
+        self._rekeys[network.raw] = bytes(blob)
+
+    def rekey(self, network: NetworkId) -> bytes | None:
+        """The owner's signed rotation to the network's current key, told to members at each new session; None at epoch 0."""
+        return self._rekeys.get(network.raw)
+
     def revocations(self, net: Network) -> RevocationList:
         """The owned network's revocation list (made on first use)."""
         assert net.owner is not None, "open networks have no revocations"
@@ -94,6 +102,7 @@ class Credentials:
         self._own.pop(network.raw, None)
         self._enrolling.pop(network.raw, None)
         self._revocations.pop(network.raw, None)
+        self._rekeys.pop(network.raw, None)
 
     def check(self, net: Network, node: NodeId, credential: bytes | None, now: float) -> Verdict:
         assert net.owner is not None, "open networks admit without a credential"

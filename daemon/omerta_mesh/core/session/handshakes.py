@@ -3,9 +3,10 @@
 It decides nothing about *when* to handshake (that is the mesh's timer logic) and never raises on remote
 input: each refusal is counted under a ``DropReason`` and ``None`` is returned.
 
-Responder order of checks, cheapest first: length and header; mac1 under each of our networks' keys (a
-non-member fails here, before any Diffie-Hellman); cookie (mac2) when under load (not through a relay: a
-relay path has no address to prove, and its relay is a member we hold a session with); the per-source (or
+Responder order of checks, cheapest first: length and header; mac1 under each of our networks' keys, then
+under the previous keys of a network whose key was rotated, while their grace lasts (``KeyRing``: the handshake
+goes on under the key that matched; a non-member fails here, before any Diffie-Hellman); cookie (mac2) when
+under load (not through a relay: a relay path has no address to prove, and its relay is a member we hold a session with); the per-source (or
 per-relay) rate limit when under load; the global DH budget (``handshake_dh_per_second``: when it runs dry
 the responder is under load for everyone), with a reserve (``handshake_dh_reserved_per_second``) that only an
 initiation from the address of a peer proven by authenticated traffic may spend, so a flood of fresh
@@ -57,6 +58,7 @@ from ..wire import enrol as ew
 from ..wire import handshake as hw
 from ..wire.enrol import EnrolStatus
 from ..wire.tokens import MARK_LEN, UseMark
+from .keyring import KeyRing
 from .session import Session
 
 PROLOGUE = b"omerta-mesh/1"
@@ -144,17 +146,17 @@ class Handshakes:
         self._sources: OrderedDict[tuple[str, int], tuple[bytes, bytes]] = OrderedDict()  # address -> peer key, bounded
         self._x_cache: dict[bytes, bytes] = {}
         self._s_priv = identity.x25519_private
-        self._mac1_keys: dict[bytes, bytes] = {}  # network id -> mac1 key for messages to us
+        self.keys = KeyRing(identity.public)  # per network: the current key, and previous ones during a rotation's grace
         self.credentials = credentials or Credentials(config, wall_offset)  # owned networks: ours, and the check of theirs
         self.enrolment = Enrolment(identity, config, entropy)  # admins: invite tokens issued and redeemed
         self.enrol_budget = TokenBucket(config.enrol_per_second, config.enrol_burst)
         self.enrol_limiter = RateLimiter(config.enrol_per_source, 2, config.rate_limit_table_size)
 
     def add_network(self, net: Network) -> None:
-        self._mac1_keys[net.id.raw] = net.mac1_key(self.identity.public)
+        self.keys.set(net.id.raw, net.key)
 
     def remove_network(self, net: Network) -> None:
-        self._mac1_keys.pop(net.id.raw, None)
+        self.keys.remove(net.id.raw)
 
     def x25519_of(self, ed_public: bytes) -> bytes | None:
         """The X25519 form of a valid Ed25519 key, None for a key no honest node has (both remembered: the
@@ -213,7 +215,7 @@ class Handshakes:
         peer = found[0]
         pending = peer.pending
         assert pending is not None
-        if not hw.mac_ok(self._mac1_keys.get(peer.network.id.raw, b""), resp.mac1_input, resp.mac1):
+        if not any(hw.mac_ok(a.mac1, resp.mac1_input, resp.mac1) for a in self.keys.of(peer.network.id.raw, now)):
             self.counters.drop(DropReason.BAD_MAC1)
             return None
         enrolling = bool(pending.datagram[2] & hw.FLAG_ENROL)
@@ -286,16 +288,18 @@ class Handshakes:
             self.counters.drop(e.reason)
             return None
         mac1_input = init.mac1_input
-        net = None
-        for nid, key in self._mac1_keys.items():
-            if hw.mac_ok(key, mac1_input, init.mac1):
-                net = networks.get(nid)
+        net, psk = None, b""
+        for nid, a in self.keys.accepted(now):  # the current keys, then previous ones in a rotation's grace
+            if hw.mac_ok(a.mac1, mac1_input, init.mac1):
+                net, psk = networks.get(nid), a.key
                 break
         if net is None:
             self.counters.drop(DropReason.BAD_MAC1)
             return None
+        if psk != net.key:
+            self.counters.inc("handshake.previous_key")
         if init.flags & hw.FLAG_ENROL and net.owner is not None:
-            return self._enrol(init, net, src, now)
+            return self._enrol(init, net, psk, src, now)
         if self._flags_refused(net, init.flags):  # an owned network's initiation without a credential: no DH
             return None
         cj = self.cookies
@@ -303,7 +307,7 @@ class Handshakes:
         if cj.under_load(now):
             cookie = cj.cookie(path_key(src), now)
             if not isinstance(src, ViaRelay) and not hmac.compare_digest(hw.mac(cookie, init.mac2_input), init.mac2):
-                nonce, sealed = cj.seal(net.cookie_key(self.identity.public), cookie, init.mac1)
+                nonce, sealed = cj.seal(hw.cookie_key(psk, self.identity.public), cookie, init.mac1)
                 self.counters.drop(DropReason.COOKIE_REQUIRED)
                 return CookieReply(src, hw.encode_cookie_reply(init.sender, nonce, sealed))
             if not self.limiter.allow(path_key(src)[0], now):
@@ -314,7 +318,7 @@ class Handshakes:
             self.counters.drop(DropReason.DH_BUDGET)
             return None
         self.counters.inc("handshake.dh_performed")  # from here on the initiation costs Diffie-Hellman
-        noise = ResponderHandshake(self._s_priv, net.key, PROLOGUE, self.entropy.random_bytes(32))
+        noise = ResponderHandshake(self._s_priv, psk, PROLOGUE, self.entropy.random_bytes(32))
         try:
             payload = noise.read_message_1(init.noise)
         except NoiseError:
@@ -342,8 +346,9 @@ class Handshakes:
             self.counters.drop(DropReason.HANDSHAKE_REPLAY)
             return None
         if peer.pending is not None:
-            # Both sides initiated at once. The larger node id stays initiator; the smaller answers.
-            if self.identity.public > node.raw:
+            # Both sides initiated at once. The larger node id stays initiator; the smaller answers. Unless the peer's
+            # came under a previous key: it does not know the current one, and could never answer ours.
+            if self.identity.public > node.raw and psk == net.key:
                 # Our initiation may be going to an address the peer no longer has (it restarted on
                 # another port, say): send it to where the peer's came from too, so the race resolves.
                 self.counters.drop(DropReason.HANDSHAKE_TIE_BREAK)
@@ -364,7 +369,7 @@ class Handshakes:
             replay_window=self.cfg.replay_window,
         )
         ours = peer.cookie if now - peer.cookie_at < self.cfg.cookie_secret_lifetime else None
-        reply, _ = hw.encode_resp(idx, init.sender, msg2, net.mac1_key(node.raw), ours, resp_flags)
+        reply, _ = hw.encode_resp(idx, init.sender, msg2, hw.mac1_key(psk, node.raw), ours, resp_flags)
         self.counters.inc("handshake.responses_sent")
         return self._complete(peer, session, reply, src, incarnation, now)
 
@@ -382,7 +387,7 @@ class Handshakes:
             return payload + ew.encode_request(asking[0], asking[1], hw.ENROL_REQUEST_LEN), hw.FLAG_ENROL
         return payload, 0
 
-    def _enrol(self, init: hw.HandshakeInit, net: Network, src: PathId, now: float) -> EnrolReply | None:
+    def _enrol(self, init: hw.HandshakeInit, net: Network, psk: bytes, src: PathId, now: float) -> EnrolReply | None:
         """An enrolment initiation (mac1 checked): refused before any DH unless we are an admin of ``net`` and the
         enrolment and DH budgets allow it; answered with a credential or a refusal's status, no session kept."""
         wall = now + self.credentials.wall_offset
@@ -401,7 +406,7 @@ class Handshakes:
             self.counters.drop(DropReason.DH_BUDGET)
             return None
         self.counters.inc("handshake.dh_performed")
-        noise = ResponderHandshake(self._s_priv, net.key, PROLOGUE, self.entropy.random_bytes(32))
+        noise = ResponderHandshake(self._s_priv, psk, PROLOGUE, self.entropy.random_bytes(32))
         try:
             payload = noise.read_message_1(init.noise)
             token, name = ew.decode_request(payload[hw.INIT_PAYLOAD_LEN :])
@@ -422,7 +427,7 @@ class Handshakes:
             body, mark = ew.encode_answer(answer.status), None
         self.counters.inc("enrol.issued" if isinstance(answer, Issued) else "enrol.refused." + answer.status.word.replace(" ", "_"))
         msg2 = noise.write_message_2(_INC.pack(self.incarnation) + body)  # (the keys it would split into are dropped)
-        reply, _ = hw.encode_resp(0, init.sender, msg2, net.mac1_key(node.raw), None, hw.FLAG_ENROL)
+        reply, _ = hw.encode_resp(0, init.sender, msg2, hw.mac1_key(psk, node.raw), None, hw.FLAG_ENROL)
         return EnrolReply(net, src, reply, mark)
 
     def receive_mark(self, net: Network, body: bytes, now: float) -> None:

@@ -283,6 +283,8 @@ class Sessions:
                 out.control(peer, "member.marks.sync", self._marks(peer))
             if peer.network.owner is not None and (revs := list(self.hs.credentials.revocations(peer.network))):
                 out.control(peer, "member.revoked", encode_revocations([r.encode() for r in revs]))  # both sides (5)
+            if peer.network.owner is not None and (rekey := self.hs.credentials.rekey(peer.network.id)) is not None:
+                out.control(peer, "net.rekey", rekey)  # the key after a rotation, to a member that was away (6)
         else:
             out.event(ev.SessionRekeyed(peer.network.id, peer.node))
         if session.initiator:
