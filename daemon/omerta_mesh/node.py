@@ -40,6 +40,7 @@ from .io.enrolstate import ENROL_EVENTS, EnrolWaits, restore_enrolment, save_enr
 from .io.netlink import local_addresses
 from .io.netmon import AddressMonitor
 from .io.peercache import PEER_CACHE, PeerCacheSaves, peer_cache_doc, restore_peers
+from .io.rekeystate import restore_rotation, save_rotation
 from .io.revocstate import restore_revocations, save_revocations
 from .io.store import NetworkState, StateNotSaved, StateStore
 from .io.streams import StreamHub
@@ -243,6 +244,7 @@ class MeshNode:
             if st.network.owner is not None:  # the invites we issued and redeemed there
                 restore_enrolment(self.store.members, self.mesh.enrolment, st.network, now + self.mesh.wall_offset)
                 restore_revocations(self.store.members, self.mesh, st.network.id, now)  # (io/revocstate.py)
+                restore_rotation(self.mesh, st, now)  # a rotated key's previous ones (io/rekeystate.py)
         restore_peers(self.store, self.mesh, self._config.max_endpoints_per_peer, now)
 
     def _change_networks(self, networks: list[Network], change: Callable[[], R], entry: NetworkState | None = None) -> R:
@@ -372,7 +374,7 @@ class MeshNode:
         """Join by invite; with a timeout, wait until the inviter answered (for an owned network: enrolled us, or
         refused the invite: UsageError saying why, "used", "expired", ..., and what to do)."""
         inv = decode_invite(invite)
-        joined = Network(inv.network_key, inv.name, owner=inv.owner)
+        joined = Network.of_invite(inv)
         enrolled = self._enrol_waits.expect(joined.id) if inv.token is not None else None
         try:
             net = self._change_networks(self._networks_with(joined), lambda: self._m.join(invite, self._now()),
@@ -543,6 +545,7 @@ class MeshNode:
         for q in self._event_queues:
             offer(q, e)
         save_revocations(e, self._m, self.store)  # a MemberRemoved: the network's revocations (io/revocstate.py)
+        save_rotation(e, self._m, self.store, self._now())  # a NetworkRekeyed: the new key (io/rekeystate.py)
         if isinstance(e, ENROL_EVENTS):  # enrolments and renewals: saved (io/enrolstate.py)
             self._enrol_waits.on_event(e, self._m, self.store)
         elif isinstance(e, ev.PeerConnected):

@@ -1,5 +1,5 @@
 """Persistence of owned networks (docs/membership.md, issue 16): networks.json's owner, credential, origin, inviter
-and epoch, and ``members/<network id>.json`` (revocations, use marks, tokens, enrolments): round trips, files from
+and key rotation (epoch, the id kept, the owner's rotation, the previous keys), and ``members/<network id>.json`` (revocations, use marks, tokens, enrolments): round trips, files from
 before (open networks), damage that refuses networks.json with the damaged message but never stops the daemon for a
 members file nor costs any other state, bounds, and modes."""
 
@@ -48,13 +48,18 @@ def owner_credential(net: Network, owner: Identity = OWNER, nb: float | None = N
 # ------------------------------------------------------------------ networks.json
 def test_owned_network_entries_round_trip_secret(tmp_path) -> None:
     s = StateStore(tmp_path)
-    net, open_net = owned(), Network.create(SeededEntropy(9), "open")
-    states = [NetworkState(net, owner_credential(net), "joined", JOINER.node_id, 3), NetworkState(open_net, origin="created")]
+    first, open_net = owned(), Network.create(SeededEntropy(9), "open")
+    net = first.rotated(b"\x07" * 32, 3)  # after rotations: another key, the same id
+    previous = ((first.key, 1_900_000_000.0),)
+    states = [NetworkState(net, owner_credential(net), "joined", JOINER.node_id, b"R" * 155, previous),
+              NetworkState(open_net, origin="created")]
     s.save_networks(states)
     assert mode(s.networks_path) == 0o600
-    assert StateStore(tmp_path).load_network_states() == states
+    [back, _] = loaded = StateStore(tmp_path).load_network_states()
+    assert loaded == states and back.network.id == first.id != Network(net.key, "x", OWNER.node_id).id
     doc = json.loads(s.networks_path.read_text())
     assert doc["networks"][0]["owner"] == OWNER.node_id.text() and doc["networks"][0]["epoch"] == 3
+    assert doc["networks"][0]["previous"] == [{"key": base64.b64encode(first.key).decode(), "until": 1_900_000_000}]
     assert set(doc["networks"][1]) == {"id", "name", "key", "origin"}  # an open network writes nothing it does not have
 
 
@@ -64,7 +69,7 @@ def test_a_file_from_before_loads_as_open_networks(tmp_path) -> None:
     s.networks_path.write_text(json.dumps({"version": 1, "networks": [{"id": str(net.id), "name": "old",
                                                                         "key": base64.b64encode(net.key).decode()}]}))
     [st] = s.load_network_states()
-    assert st == NetworkState(net) and st.network.owner is None and st.origin is None and st.epoch == 0
+    assert st == NetworkState(net) and st.network.owner is None and st.origin is None and st.network.epoch == 0
     assert s.load_networks() == [net]
 
 
@@ -72,12 +77,12 @@ def test_saving_bare_networks_keeps_what_the_entries_hold_besides(tmp_path) -> N
     """MeshNode saves the list of networks when one is added or left: the others' credentials and origins stay."""
     s = StateStore(tmp_path)
     net = owned()
-    kept = NetworkState(net, owner_credential(net), "created", None, 2)
+    kept = NetworkState(net.rotated(b"\x02" * 32, 2), owner_credential(net), "created", None, b"R" * 155)
     s.save_networks([kept])
     other = Network.create(SeededEntropy(5), "new")
     s2 = StateStore(tmp_path)  # (a restart: what it knows of the entries comes from the file)
     s2.load_network_states()
-    s2.save_networks([net, other])
+    s2.save_networks([kept.network, other])
     assert StateStore(tmp_path).load_network_states() == [kept, NetworkState(other)]
 
 
@@ -91,6 +96,13 @@ DAMAGED = [
     ({"epoch": -1}, "'epoch'"),
     ({"epoch": True}, "'epoch'"),
     ({"epoch": 2**32}, "'epoch'"),
+    ({"epoch": 1, "id": "nonsense"}, "'id'"),
+    ({"rekey": "AAAA"}, "'rekey'"),  # (at epoch 0)
+    ({"epoch": 1, "rekey": "A" * 400}, "'rekey'"),
+    ({"previous": {"key": "AAAA"}}, "'previous'"),
+    ({"previous": [{"key": "AAAA", "until": "soon"}]}, "'previous'"),
+    ({"previous": [{"key": "AAAA", "until": 5}]}, "not 32 bytes"),
+    ({"previous": [{"key": base64.b64encode(bytes(32)).decode(), "until": 5}] * 5}, "'previous'"),
 ]
 
 

@@ -130,8 +130,7 @@ class Members:
     def join(self, invite_text: str, facts: FactsFn, now: float, out: Outbox, name: str = "") -> Network:
         """Join by invite; a version 2 invite (owned network) enrols first with its token, asking for ``name``."""
         inv = decode_invite(invite_text)
-        rotated = inv.token is not None and inv.epoch > 0  # an owned network's key after a rotation: the id stays
-        net = Network(inv.network_key, inv.name, owner=inv.owner, fixed_id=inv.network_id if rotated else None, epoch=inv.epoch)
+        net = Network.of_invite(inv)
         if inv.token is not None:
             if inv.network_id != net.id:
                 raise InviteError("this invite is damaged: its network id is not its key's; ask for a new invite")

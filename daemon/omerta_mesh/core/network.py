@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from .entropy import Entropy
 from .ids import NetworkId, NodeId
 from .wire.handshake import cookie_key, mac1_key
+from .wire.invite import Invite
 
 NETWORK_KEY_LEN = 32
 
@@ -38,6 +39,12 @@ class Network:
         if not 0 <= self.epoch < 1 << 32:
             raise ValueError(f"key epoch {self.epoch!r} is not 0 to 2^32 - 1")
         object.__setattr__(self, "id", self.fixed_id or NetworkId.from_key(self.key))
+
+    @classmethod
+    def of_invite(cls, inv: Invite) -> "Network":
+        """The network an invite is to: an owned one past its first key keeps the id the invite names."""
+        rotated = inv.token is not None and inv.epoch > 0
+        return cls(inv.network_key, inv.name, inv.owner, inv.network_id if rotated else None, inv.epoch if rotated else 0)
 
     def rotated(self, key: bytes, epoch: int) -> "Network":
         """This owned network under its next key (same id, owner and name)."""

@@ -6,8 +6,10 @@ Layout of a state directory (mode 0700)::
     networks.json   the networks this node is in, with their keys (0600: the keys are secrets); per network
                     (docs/membership.md) also ``owner`` (node id: an owned network; absent: open), ``credential``
                     (ours there, base64), ``origin`` ("created" or "joined", with ``inviter``; absent: written
-                    before this was recorded), ``epoch`` (the key's, 0 when absent) and ``invite`` (the omerta2-
-                    invite we joined with, until an admin enrolled us): ``NetworkState``
+                    before this was recorded), ``epoch`` (the key's, 0 when absent; above 0 the network's ``id`` is
+                    its first key's, kept), ``rekey`` (the owner's signed rotation to the key held, base64) and
+                    ``previous`` (keys still accepted after a rotation: ``key``, wall-clock ``until``; docs/membership.md
+                    6), and ``invite`` (the omerta2- invite we joined with, until an admin enrolled us): ``NetworkState``
     members/<network id>.json  an owned network's revocations, use marks and tokens (io/memberstate.py)
     peers.json      known peers' endpoints, to reconnect after a restart without the invite (0600)
     addresses.json  our mesh IPs per network (what we held last: claimed again after a restart) (0600)
@@ -54,9 +56,11 @@ from ..core.entropy import Entropy, SystemEntropy
 from ..core.errors import InviteError, MeshError, UsageError
 from ..core.ids import NetworkId, NodeId
 from ..core.keys import Identity, decode_identity, encode_identity
-from ..core.network import Network
+from ..core.network import NETWORK_KEY_LEN, Network
+from ..core.session.keyring import MAX_PREVIOUS
 from ..core.wire.certs import MAX_CREDENTIAL
 from ..core.wire.invite import check_network_name, decode_invite, repair_network_name
+from ..core.wire.rekey import REKEY_LEN
 from .memberstate import MemberFiles
 
 STATE_VERSION = 1
@@ -74,7 +78,8 @@ class NetworkState:
     credential: bytes | None = None  # our credential in an owned network (core/wire/certs.py), as issued
     origin: str | None = None  # "created", "joined"; None: an earlier version wrote the entry
     inviter: NodeId | None = None  # who invited us (origin "joined")
-    epoch: int = 0  # the network key's epoch (docs/membership.md, 6)
+    rekey: bytes | None = None  # the owner's signed rotation to the key held (core/wire/rekey.py); None at epoch 0
+    previous: tuple[tuple[bytes, float], ...] = ()  # after a rotation: keys still accepted, each until (wall clock)
     invite: str | None = None  # an owned network's invite we joined with, until we hold a credential (a restart resumes)
 
 
@@ -357,7 +362,7 @@ class StateStore:
 
     def save_networks(self, networks: "Sequence[Network | NetworkState]") -> None:
         """Write networks.json. A bare ``Network`` keeps what the entry last loaded or saved for its id holds
-        besides the network (credential, origin, epoch), so callers that only change the list lose nothing."""
+        besides the network (credential, origin, rotation), so callers that only change the list lose nothing."""
         states = [n if isinstance(n, NetworkState) else _kept(self._states.get(n.id.raw), n) for n in networks]
         doc = {"version": STATE_VERSION, "networks": [_network_entry(st) for st in states]}
         self._write(self.networks_path, json.dumps(doc, indent=1).encode())
@@ -449,8 +454,12 @@ def _network_entry(st: NetworkState) -> dict[str, Any]:
         entry["origin"] = st.origin
     if st.inviter is not None:
         entry["inviter"] = st.inviter.text()
-    if st.epoch:
-        entry["epoch"] = st.epoch
+    if n.epoch:
+        entry["epoch"] = n.epoch
+    if st.rekey:
+        entry["rekey"] = base64.b64encode(st.rekey).decode()
+    if st.previous:
+        entry["previous"] = [{"key": base64.b64encode(k).decode(), "until": int(u)} for k, u in st.previous]
     if st.invite:
         entry["invite"] = st.invite
     return entry
@@ -463,6 +472,24 @@ def _network_state(n: dict[str, Any], name: str) -> NetworkState:
         raise ValueError(f"'origin' is {origin!r}, not one of {', '.join(ORIGINS)}")
     if not isinstance(epoch, int) or isinstance(epoch, bool) or not 0 <= epoch <= MAX_EPOCH:
         raise ValueError(f"'epoch' is {epoch!r}, not a whole number 0-{MAX_EPOCH}")
+    rekey, previous = n.get("rekey"), n.get("previous", [])
+    if rekey is not None and (not isinstance(rekey, str) or len(rekey) > 4 * REKEY_LEN // 3 + 4 or not epoch or owner is None):
+        raise ValueError("'rekey' is not base64 of a key rotation of an owned network past epoch 0")
+    if not isinstance(previous, list) or len(previous) > MAX_PREVIOUS or not all(
+            isinstance(p, dict) and isinstance(p.get("key"), str) and len(p["key"]) <= 44 and isinstance(p.get("until"), int)
+            and not isinstance(p["until"], bool) and 0 <= p["until"] < 1 << 64 for p in previous):
+        raise ValueError(f"'previous' is not a list of at most {MAX_PREVIOUS} {{'key': base64, 'until': seconds}}")
+    prev = tuple((base64.b64decode(p["key"], validate=True), float(p["until"])) for p in previous)
+    if any(len(k) != NETWORK_KEY_LEN for k, _ in prev):
+        raise ValueError("a 'previous' key is not 32 bytes")
+    fixed = None
+    if epoch:
+        if owner is None:
+            raise ValueError("'epoch' above 0 in an open network (only an owned network's key is rotated)")
+        try:
+            fixed = NetworkId.parse(str(n.get("id")))
+        except (ValueError, UsageError):
+            raise ValueError(f"'id' is {n.get('id')!r}, not a network id (a rotated network's id is kept)") from None
     credential = None
     if cred is not None:
         if not isinstance(cred, str) or len(cred) > 4 * MAX_CREDENTIAL // 3 + 4:
@@ -471,8 +498,9 @@ def _network_state(n: dict[str, Any], name: str) -> NetworkState:
     invite = n.get("invite")
     if invite is not None and (not isinstance(invite, str) or len(invite) > MAX_INVITE or _invite_network(invite) != n.get("id")):
         raise ValueError("'invite' is not an invite to this owned network")
-    return NetworkState(Network(base64.b64decode(n["key"], validate=True), name, _node_field(n, "owner", owner)), credential,
-                        origin, _node_field(n, "inviter", inviter), epoch, invite)
+    net = Network(base64.b64decode(n["key"], validate=True), name, _node_field(n, "owner", owner), fixed, epoch)
+    return NetworkState(net, credential, origin, _node_field(n, "inviter", inviter),
+                        base64.b64decode(rekey, validate=True) if rekey else None, prev, invite)
 
 
 def _invite_network(text: str) -> str | None:

@@ -25,7 +25,7 @@ async def enrol(api: "DaemonAPI", req: s.NetworkJoinRequest, inv: Invite) -> s.N
     """Join with a version 2 invite, waiting ``req.wait`` for the inviter's answer. Refused ("used", "expired", ...):
     REFUSED with the reason and the fix, and the network left again unless this node was in it before. No answer:
     TIMEOUT (the daemon asks again at its next start); admitted without a session yet: connected false."""
-    net_id = Network(inv.network_key, inv.name, owner=inv.owner).id
+    net_id = Network.of_invite(inv).id
     node = api.node
     member_before = net_id.raw in node.core.networks
     try:
