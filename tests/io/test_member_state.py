@@ -1,7 +1,8 @@
-"""Persistence of owned networks (docs/membership.md, issue 16): networks.json's owner, credential, origin, inviter
-and key rotation (epoch, the id kept, the owner's rotation, the previous keys), and ``members/<network id>.json`` (revocations, use marks, tokens, enrolments): round trips, files from
-before (open networks), damage that refuses networks.json with the damaged message but never stops the daemon for a
-members file nor costs any other state, bounds, and modes."""
+"""Persistence of owned networks (docs/membership.md, issue 16): networks.json's owner, credential, origin,
+inviter and key rotation (epoch, the id kept, the owner's rotation, the previous keys), and ``members/<network
+id>.json`` (revocations, use marks, tokens, enrolments): round trips, files from before (open networks), damage that
+refuses networks.json with the damaged message but never stops the daemon for a members file nor costs any other
+state, bounds, and modes."""
 
 from __future__ import annotations
 
