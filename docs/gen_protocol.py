@@ -26,6 +26,7 @@ MODULES = [
     ("Invite tokens and use marks (owned networks)", "omerta_mesh.core.wire.tokens"),
     ("Enrolment (owned networks)", "omerta_mesh.core.wire.enrol"),
     ("Renewal of certificates (owned networks)", "omerta_mesh.core.wire.renew"),
+    ("Key rotation (owned networks)", "omerta_mesh.core.wire.rekey"),
 ]
 
 INTRO = """# omerta-mesh wire protocol (version 1)
