@@ -59,6 +59,7 @@ def test_a_one_time_invite_admits_one_node_which_connects_to_the_members_and_ref
     assert owner.mesh.counters["enrol.issued"] == 2 and owner.mesh.counters["enrol.refused.used"] == 1
     assert [(e.peer, e.uses) for e in owner.of(ev.InviteRedeemed)] == [(alice.mesh.node_id, 1), (bob.mesh.node_id, 1)]
     missing = owner.mesh.counters.dropped(DropReason.CERT_MISSING)
+    assert missing == 0  # a joiner sends no record before it holds a certificate (every member would refuse it)
     sim.run_for(30)
     assert not sim.connected(carol, owner, net) and owner.mesh.counters["enrol.refused.used"] == 1  # it stopped asking
     assert owner.mesh.counters.dropped(DropReason.CERT_MISSING) == missing  # and sends no handshakes without a certificate

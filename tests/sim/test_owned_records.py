@@ -163,5 +163,5 @@ def test_leaving_forgets_our_credential() -> None:
     alice = n["alice"]
     alice.mesh.leave(net.id, sim.now)
     assert alice.mesh.credentials.own(net.id) is None
-    alice.mesh.add_network(net, sim.now)  # back without one: our record carries none, our handshakes none
-    assert alice.mesh.gossip.own(net.id).credential is None
+    alice.mesh.add_network(net, sim.now)  # back without one: no record of ours (members would refuse it), no credential
+    assert alice.mesh.gossip.own(net.id) is None and alice.mesh.credentials.own(net.id) is None

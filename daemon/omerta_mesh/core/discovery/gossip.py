@@ -13,8 +13,8 @@ O(log N) rounds; the moving digest is the anti-entropy that lets a node that was
 A node keeps sessions with ``neighbours`` members besides those it talks to, chosen at random from the
 records it holds, and with at least one relay-capable member when it is not publicly reachable.
 
-Owned networks (docs/membership.md, 2.4): our record carries our credential (``Credentials.own``), and a
-network's store takes a record only if its credential admits its node now (``Credentials.check``, asked by the
+Owned networks (docs/membership.md, 2.4): our record carries our credential (``Credentials.own``; until an admin
+enrolled us we sign no record there, since every member would refuse it), and a network's store takes a record only if its credential admits its node now (``Credentials.check``, asked by the
 store: ``store.py``); a refused one is counted under its ``cert_*`` reason, as the handshake counts it. Open
 networks' records are as before.
 
@@ -187,6 +187,8 @@ class Gossip:
         relays = self.home_relays(net.id)
         claim = facts.addresses.get(net.id.raw)
         cred = self.credentials.own(net.id) if net.owner is not None else None
+        if net.owner is not None and cred is None:
+            return False  # not enrolled yet: every member would refuse a record without a credential (cert_missing)
         key = (eps, facts.relay, facts.mapping, facts.filtering, facts.port_delta, self.name, relays, claim, self.host_keys, self.exit,
                self.routes, cred)
         wall = now + self.wall_offset
