@@ -13,10 +13,11 @@ O(log N) rounds; the moving digest is the anti-entropy that lets a node that was
 A node keeps sessions with ``neighbours`` members besides those it talks to, chosen at random from the
 records it holds, and with at least one relay-capable member when it is not publicly reachable.
 
-Owned networks (docs/membership.md, 2.4): our record carries our credential (``Credentials.own``; until an admin
-enrolled us we sign no record there, since every member would refuse it), and a network's store takes a record only if its credential admits its node now (``Credentials.check``, asked by the
-store: ``store.py``); a refused one is counted under its ``cert_*`` reason, as the handshake counts it. Open
-networks' records are as before.
+Owned networks (docs/membership.md, 2.4): our record carries our credential (``Credentials.own``; until an
+admin enrolled us we sign no record there, since every member would refuse it), and a network's store takes a
+record only if its credential admits its node now (``Credentials.check``, asked by the store: ``store.py``); a
+refused one is counted under its ``cert_*`` reason, as the handshake counts it. Open networks' records are as
+before.
 
 Leaving: ``depart`` signs a *departure* record (flag ``left``, no endpoints, a higher sequence number) and
 sends it to every connected member; it spreads by gossip like any record. While it is held, older records of
