@@ -157,6 +157,21 @@ Each event is an object with `type`, `seq` (1, 2, ... per daemon run) and `time`
 
 {events}
 
+Besides `type`, `seq` and `time`, an event carries its own fields: `network` (its id), the peer it concerns as `node_id` and
+`name` (the name the daemon shows), and what its type says. The membership of owned networks (docs/membership.md):
+
+* `member.enrolled`: an admin (`node_id`, `name`) redeemed this node's invite; it holds a member certificate now.
+* `member.enrolment_refused`: an admin refused this node's invite: `reason` in a word (`used`, `expired`,
+  `revoked`, ...) and `fix`.
+* `invite.redeemed`: this node, an admin, enrolled `node_id` with one of its invites; `uses` of it spent so far.
+* `member.removed`: `node_id` was removed by `by` (its node id; `by_name` its name); its sessions are closed and
+  it is refused from now on (a `peer.left` for it comes first). `node_id` and `name` are null for the revocation of a
+  certificate or an invite; `node_id` is this node's own when it was the one removed.
+* `network.rekeyed`: the network's key was rotated; `epoch` is the new key's.
+* `credential.renewed`: this node's certificate was renewed by `node_id` (its own: the owner signs its own),
+  valid until `not_after` (Unix seconds).
+* `credential.renewal_refused`: an admin refused to renew it: `reason` and `fix`.
+
 ## Methods
 
 | JSON-RPC | D-Bus | access | summary |

@@ -424,9 +424,36 @@ def describe_event(e: Json) -> str:
         detail = str(e.get("network", "")) if e.get("name") else ""
     elif kind == "nat.changed":
         detail = str(e.get("label", ""))
+    elif kind in MEMBERSHIP_WORDS:
+        return f"{kind} {membership_words(e)}"
     else:
         detail = " ".join(f"{k}={v}" for k, v in e.items() if k not in ("type", "seq", "time", "node_id", "name", "network"))
     return " ".join(x for x in (kind, str(who), detail) if x).strip()
+
+
+MEMBERSHIP_WORDS = {  # owned networks: what happened, in words ({who}: the peer the event names; {by}: a removal's signer)
+    "member.enrolled": "this node enrolled by {who}: it holds a member certificate now",
+    "member.enrolment_refused": "{who} refused this node's invite: {reason} (fix: {fix})",
+    "invite.redeemed": "{who} enrolled with an invite ({uses} of it so far)",
+    "member.removed": "{who} removed by {by}",
+    "network.rekeyed": "the key of network {network} rotated (epoch {epoch})",
+    "credential.renewed": "this node's certificate renewed by {who}, valid until {until}",
+    "credential.renewal_refused": "{who} refused to renew this node's certificate: {reason} (fix: {fix})",
+}
+
+
+def membership_words(e: Json) -> str:
+    """A membership event of an owned network in words: "carol removed by alice"."""
+    kind = str(e.get("type"))
+    who = e.get("name") or (e.get("node_id") or "")[:12]
+    by = e.get("by_name") or (e.get("by") or DASH)[:12]
+    if kind == "member.removed" and not e.get("node_id"):
+        return f"a certificate or an invite revoked by {by}"
+    until = utc_minute(e["not_after"]) + "Z" if isinstance(e.get("not_after"), (int, float)) else DASH
+    n = e.get("uses")
+    uses = f"{n} use{'' if n == 1 else 's'}" if isinstance(n, int) else "uses"
+    return MEMBERSHIP_WORDS[kind].format(who=who, by=by, until=until, reason=e.get("reason", DASH), fix=e.get("fix", DASH),
+                                         uses=uses, epoch=e.get("epoch", DASH), network=str(e.get("network") or DASH)[:12])
 
 
 def clock(t: float | None) -> str:
@@ -435,6 +462,8 @@ def clock(t: float | None) -> str:
 
 def event_line(e: Json) -> Text:
     kind = str(e.get("type", ""))
-    good, bad = ("peer.connected", "network.joined"), ("peer.disconnected", "peer.handshake_failed", "message.failed")
+    good = ("peer.connected", "network.joined", "member.enrolled", "invite.redeemed", "credential.renewed")
+    bad = ("peer.disconnected", "peer.handshake_failed", "message.failed", "member.removed", "member.enrolment_refused",
+           "credential.renewal_refused")
     style = "green" if kind in good else "red" if kind in bad else "yellow" if kind == "peer.path_changed" else ""
     return Text(f"{clock(e.get('time'))} #{e.get('seq', '?')} {describe_event(e)}", style=style)

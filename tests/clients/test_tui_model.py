@@ -200,3 +200,38 @@ def test_exit_node_routes_and_dns_in_the_header_table_and_detail() -> None:
     text = screen(m)
     assert "ROUTES" in text and re.search(r"carol .*10\.1\.0\.0/24 active", text)
     assert re.search(r"subnet routes\s+10\.1\.0\.0/24 active", text) and re.search(r"exit node\s+- ", text)
+
+
+def test_owned_network_roles_marked_certificates_in_the_detail_and_membership_in_words() -> None:
+    """bob is the owner (★), carol an admin (☆) with tags; the detail pane shows the selected peer's role, tags and
+    certificate expiry; the membership events read as words, and a removed member's row goes."""
+    m = Model()
+    m.apply_subscribe(snapshot())
+    assert "ROLE" not in screen(m) and "certificate" not in screen(m)  # an open network: no roles, no certificates
+    m.apply_peers([peer(BOB, "bob", role="owner", tags=[], cert_expires=1790000000),
+                   peer(CAROL, "carol", role="admin", tags=["web", "db"], cert_expires=1790003600)], now=1.0)
+    m.key("down")
+    for i, (kind, node, kw) in enumerate([
+            ("peer.discovered", DAVE, {}), ("invite.redeemed", DAVE, {"uses": 2}), ("member.enrolled", BOB, {}),
+            ("member.enrolment_refused", BOB, {"reason": "used", "fix": "ask an admin for a new one"}),
+            ("credential.renewed", BOB, {"not_after": 1790000000}),
+            ("credential.renewal_refused", BOB, {"reason": "revoked", "fix": "ask to be invited again"}),
+            ("network.rekeyed", None, {"epoch": 2}), ("member.removed", None, {"node_id": None, "name": None, "by": BOB, "by_name": "bob"}),
+            ("member.removed", DAVE, {"by": BOB, "by_name": "bob"})], start=11):
+        assert (DAVE, NET) in m.peers or kind == "peer.discovered"  # (dave's row stays until its removal)
+        m.apply_event(ev(i, kind, node, **kw))
+    text = screen(m)
+    table = text.split("events\n")[0]
+    assert "ROLE" in table.splitlines()[4]
+    assert re.search(r"bob +★ owner +bbbbbbbbbbbb", table) and re.search(r"carol +☆ admin +cccccccccccc", table), table
+    assert re.search(r"role +☆ admin", text) and re.search(r"tags +web, db", text)
+    assert re.search(r"certificate +expires 2026-09-21 15:13Z", text), text
+    assert (DAVE, NET) not in m.peers and "dave" not in table
+    for words in ["invite.redeemed dave enrolled with an invite (2 uses of it so far)",
+                  "member.enrolled this node enrolled by bob: it holds a member certificate now",
+                  "member.enrolment_refused bob refused this node's invite: used (fix: ask an admin for a new one)",
+                  "credential.renewed this node's certificate renewed by bob, valid until 2026-09-21 14:13Z",
+                  "credential.renewal_refused bob refused to renew this node's certificate: revoked (fix: ask to be invited again)",
+                  f"network.rekeyed the key of network {NET[:12]} rotated (epoch 2)",
+                  "member.removed a certificate or an invite revoked by bob", "member.removed dave removed by bob"]:
+        assert words in text, (words, text)

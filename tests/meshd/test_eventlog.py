@@ -174,3 +174,49 @@ def test_each_event_kind_has_its_line_with_fields(caplog) -> None:
         assert caplog.records[-1].levelno == logging.INFO, e
     assert set(eventlog.LINES) >= {ev.PeerConnected, ev.PeerDisconnected, ev.PeerLeft, ev.PeerRestarted,
                                    ev.PathChanged, ev.NatChanged, ev.HandshakeFailed, ev.PunchFinished}
+
+
+class OwnedNames:
+    """bob and carol by name, the network "lab", and this node (ME), which has no name of its own here."""
+
+    def peer(self, node: NodeId) -> str:
+        return {BOB: "bob", CAROL: "carol"}.get(node, node.short())
+
+    def network(self, network: NetworkId) -> str:
+        return "lab"
+
+    def is_self(self, node: NodeId) -> bool:
+        return node == ME
+
+
+CAROL, ME = NodeId(bytes([2] * 32)), NodeId(bytes([3] * 32))
+
+
+def test_the_membership_of_owned_networks_in_words(caplog) -> None:
+    """Each membership event is one line saying what happened: info, a refusal a warning; who removed whom as fields."""
+    caplog.set_level(logging.DEBUG, logger="omerta_mesh.meshd.log")
+    log = eventlog.EventLog(OwnedNames(), dict, Clock())
+    b, c = f"bob ({BOB.short()})", f"carol ({CAROL.short()})"
+    info, warning = logging.INFO, logging.WARNING
+    for e, level, text in [
+        (ev.Enrolled(NET, BOB), info, f"this node enrolled in network lab by {b}: it holds a member certificate now"),
+        (ev.EnrolmentRefused(NET, BOB, "used", "ask an admin for a new one"), warning,
+         f"enrolment in network lab refused by {b}: used (fix: ask an admin for a new one)"),
+        (ev.InviteRedeemed(NET, CAROL, 2), info, f"enrolled {c} in lab with an invite (2 uses of it so far)"),
+        (ev.MemberRemoved(NET, CAROL, BOB), info, f"member {c} in lab removed by {b}: its sessions closed, refused from now on"),
+        (ev.MemberRemoved(NET, ME, BOB), info, f"this node was removed from network lab by {b}: its members refuse it from now on"),
+        (ev.MemberRemoved(NET, None, BOB), info, f"a certificate or an invite of network lab revoked by {b}"),
+        (ev.NetworkRekeyed(NET, 3), info, "key of network lab rotated (epoch 3): the previous key is accepted until its grace ends"),
+        (ev.CredentialRenewed(NET, BOB, 1790000000), info, f"certificate in network lab renewed by {b}, valid until 2026-09-21 14:13Z"),
+        (ev.CredentialRenewed(NET, ME, 1790000000), info,
+         "certificate in network lab renewed by this node (the owner signs its own), valid until 2026-09-21 14:13Z"),
+        (ev.RenewalRefused(NET, BOB, "revoked", "ask an admin to invite this node again"), warning,
+         f"renewal of the certificate in network lab refused by {b}: revoked (fix: ask an admin to invite this node again)"),
+    ]:
+        log.on_event(e)
+        r = caplog.records[-1]
+        assert (r.levelno, r.getMessage()) == (level, text), e
+    removal = next(r for r in caplog.records if r.getMessage().startswith("member carol"))
+    assert (removal.PEER, removal.PEER_ID, removal.BY, removal.BY_ID) == ("carol", str(CAROL), "bob", str(BOB))
+    refusal = next(r for r in caplog.records if r.levelno == warning)
+    assert (refusal.REASON, refusal.FIX, refusal.NETWORK) == ("used", "ask an admin for a new one", "lab")

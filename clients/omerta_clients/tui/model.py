@@ -56,6 +56,9 @@ class PeerRow:
     routes_active: list = field(default_factory=list)
     exit_offered: bool = False  # it offers an exit node; we use it (PeerInfo.exit_offered/exit_used)
     exit_used: bool = False
+    role: str | None = None  # owned networks: "owner", "admin" or "member" from its verified certificate (PeerInfo.role)
+    tags: list = field(default_factory=list)  # and the certificate's tags and expiry (PeerInfo.tags/cert_expires)
+    cert_expires: float | None = None
     why: str | None = None  # peers.get: both NAT verdicts in words
     own_nat: Json | None = None  # peers.get: this node's verdict
     path_reason: str | None = None
@@ -85,7 +88,7 @@ class PeerRow:
     def update_info(self, p: Json) -> None:
         """Take the fields of a PeerInfo (snapshot or poll)."""
         for f in ("name", "short_id", "network_name", "endpoint", "path", "connected", "last_handshake_s", "nat", "ipv4", "ipv6",
-                  "routes", "routes_accepted", "routes_active", "exit_offered", "exit_used"):
+                  "routes", "routes_accepted", "routes_active", "exit_offered", "exit_used", "role", "tags", "cert_expires"):
             if f in p:
                 setattr(self, f, p[f])
         if "loss" in p:
@@ -291,6 +294,10 @@ class Model:
 
     def _on_peer_left(self, e: Json) -> None:  # it left the network (its signed departure): no longer listed
         self.peers.pop((str(e.get("node_id", "")), str(e.get("network", ""))), None)
+
+    def _on_member_removed(self, e: Json) -> None:  # removed from an owned network: refused from now on, not listed
+        if e.get("node_id"):
+            self._on_peer_left(e)
 
     def _on_peer_path_changed(self, e: Json) -> None:
         row = self._row(e)

@@ -17,6 +17,7 @@ from ..ctl import streams as streams_view
 from .model import Model, PeerRow
 
 BLOCKS = "▁▂▃▄▅▆▇█"
+ROLE_MARKS = {"owner": ("★ owner", "bold yellow"), "admin": ("☆ admin", "yellow"), "member": ("member", "")}
 
 
 def sparkline(values: Iterable[float], width: int = 20) -> str:
@@ -29,6 +30,20 @@ def sparkline(values: Iterable[float], width: int = 20) -> str:
         return BLOCKS[0 if hi == 0 else 3] * len(vals)
     top = len(BLOCKS) - 1
     return "".join(BLOCKS[round((v - lo) / (hi - lo) * top)] for v in vals)
+
+
+def role_text(role: str | None) -> Text:
+    """A peer's role in an owned network, the owner and admins marked: "★ owner", "☆ admin", "member"; "-" without one."""
+    text, style = ROLE_MARKS.get(role or "", (role or output.DASH, ""))
+    return Text(text, style=style)
+
+
+def cert_rows(r: PeerRow) -> list[tuple[str, RenderableType]]:
+    """The detail pane's certificate rows (owned networks: role, tags, expiry); none in an open network."""
+    if r.role is None and r.cert_expires is None:
+        return []
+    expires = f"{output.utc_minute(r.cert_expires)}Z" if r.cert_expires is not None else output.DASH
+    return [("role", role_text(r.role)), ("tags", ", ".join(r.tags or []) or output.DASH), ("certificate", f"expires {expires}")]
 
 
 def header(m: Model) -> RenderableType:
@@ -62,6 +77,9 @@ def peer_table(m: Model, spark: int = 20) -> RenderableType:
     t = Table(box=None, padding=(0, 1), pad_edge=False, header_style="bold", expand=False)
     t.add_column("", width=1)
     t.add_column("PEER", no_wrap=True)
+    roles = any(r.role for r in rows)  # (owned networks only)
+    if roles:
+        t.add_column("ROLE", no_wrap=True)
     t.add_column("ID", no_wrap=True)
     if show_net:
         t.add_column("NETWORK", no_wrap=True)
@@ -80,7 +98,9 @@ def peer_table(m: Model, spark: int = 20) -> RenderableType:
         t.add_column(c, no_wrap=True)
     for r in rows:
         chosen = sel is not None and r.key == sel.key
-        cells: list[RenderableType | str] = ["›" if chosen else " ", r.label, r.short_id or r.node_id[:12]]
+        cells: list[RenderableType | str] = ["›" if chosen else " ", r.label]
+        cells += [role_text(r.role)] if roles else []
+        cells.append(r.short_id or r.node_id[:12])
         if show_net:
             cells.append(r.network_name or r.network[:8])
         cells += [output.text_or_dash(r.ipv4), output.path_text({"connected": r.connected, "path": r.path}),
@@ -104,6 +124,8 @@ def detail(r: PeerRow | None) -> RenderableType:
     g.add_column()
     g.add_row("node", f"{r.node_id}")
     g.add_row("network", f"{r.network_name or '-'} ({r.network})")
+    for k, v in cert_rows(r):
+        g.add_row(k, v)
     g.add_row("mesh IPs", output.mesh_ips({"ipv4": r.ipv4, "ipv6": r.ipv6}))
     g.add_row("path", Text.assemble(output.path_text({"connected": r.connected, "path": r.path}),
                                     f"   ({r.path_reason})" if r.path_reason else ""))
@@ -157,14 +179,15 @@ def event_log(m: Model, lines: int) -> RenderableType:
 
 def render(m: Model, width: int = 120, height: int = 40) -> RenderableType:
     """The whole screen for a terminal of ``width`` x ``height``; the event log gets the rows left over."""
-    spark = max(8, min(30, width - 94))
+    spark = max(8, min(30, width - 94) - (6 if any(r.role for r in m.peers.values()) else 0))  # (room for ROLE)
     rows = len(m.peers)
     panel, panel_lines = streams_panel(m)
-    used = 4 + (rows + 2 if rows else 2) + (13 if rows else 0) + panel_lines + 3
+    sel = m.selected_row()
+    used = 4 + (rows + 2 if rows else 2) + (13 + len(cert_rows(sel)) if sel is not None else 0) + panel_lines + 3
     log_lines = max(3, height - used)
     parts: list[RenderableType] = [header(m), Text(""), peer_table(m, spark)]
     if rows:
-        parts.append(detail(m.selected_row()))
+        parts.append(detail(sel))
     if panel is not None:
         parts.append(panel)
     parts += [Text("events", style="bold"), event_log(m, log_lines),

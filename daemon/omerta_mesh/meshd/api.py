@@ -82,6 +82,7 @@ class DaemonAPI:
         self.names: dict[str, NodeId] = config.name_map()
         self._directory: names.Directory | None = None
         self._directory_at = 0.0
+        self._gone = names.Remembered()  # names of peers no longer known: events about their going name them
         self.rtt: dict[tuple[bytes, bytes], float] = {}
         # channel inboxes (meshd/inbox.py): the node's receivers, kept in <state>/inbox/ when the node has a state dir
         self.inboxes = Inboxes(lambda: self.name, Spool(node.store.dir / "inbox") if node.store is not None else None,
@@ -173,10 +174,12 @@ class DaemonAPI:
                         if view is not None else core_views.names(self.node.core))
             self._directory = names.build(gossiped, self.names, {n for n, _ in gossiped}, self.node.node_id)
             self._directory_at = now
+            self._gone.update(self._directory)
         return self._directory
 
     def name_of(self, node: NodeId) -> str:
-        return self.directory(fresh=False).name_of(node)
+        """The name shown for ``node`` (one gone: the last it had; this node: its own)."""
+        return self.name if node == self.node.node_id and self.name else self._gone.name_of(self.directory(fresh=False), node)
 
     def resolve_peer(self, query: str) -> NodeId:
         """A peer name, full node id or unique prefix (8+) -> the node; a pure lookup, nothing is opened."""

@@ -10,13 +10,17 @@ journal fields, and appends them as ``KEY=value`` on stderr):
     NETWORK    the network's name (its id when it has none); NETWORK_ID its id
     PATH       how the peer is reached: direct, punched, relay or none
     ENDPOINT   the address (host:port, or "relay NAME")
-    REASON     why (a disconnect, a path change, a failed handshake)
+    REASON     why (a disconnect, a path change, a failed handshake, a refused enrolment or renewal); FIX what to do
+    BY, BY_ID  who signed a removal (its name, its node id)
+    USES, EPOCH, EXPIRES  an invite's uses so far, a rotated key's epoch, a renewed certificate's expiry (UTC)
 
 At info: networks joined and left, peers connected, disconnected, restarted and leaving, path changes
-(relay changes among them), hole punches that succeeded, NAT verdict changes, handshakes that failed, and
-at most once a minute a summary of what was refused (handshakes refused, datagrams dropped, local clients
-refused). At debug: rekeys, pongs, punches that failed, members discovered, messages that failed, and each
-tick's new drops. Every kind of line has its own token bucket, so a flood of events (a peer flapping, a
+(relay changes among them), hole punches that succeeded, NAT verdict changes, handshakes that failed, the
+membership of owned networks (this node enrolled, an invite redeemed here, a member removed, the network key
+rotated, our certificate renewed), and at most once a minute a summary of what was refused (handshakes
+refused, datagrams dropped, local clients refused). At warning: an enrolment or a renewal an admin refused.
+At debug: rekeys, pongs, punches that failed, members discovered, messages that failed, and each tick's new
+drops. Every kind of line has its own token bucket, so a flood of events (a peer flapping, a
 stranger spraying handshakes) costs a bounded number of lines; what a bucket held back is counted and
 said in the next line of that kind (``SUPPRESSED``).
 
@@ -44,7 +48,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("omerta_mesh.meshd.log")
 
-INFO, DEBUG = logging.INFO, logging.DEBUG
+INFO, DEBUG, WARNING = logging.INFO, logging.DEBUG, logging.WARNING
 SUMMARY_EVERY = 60.0  # seconds: at most one summary line per group in this long
 TICK = 2.0  # seconds between looks at the counters
 # drop reasons that refuse a handshake (core/session/handshakes.py): summarised as "refused N handshakes"
@@ -60,6 +64,7 @@ SOCKS_NOT_REFUSALS = frozenset({"socks.clients", "socks.accepted", "socks.connec
 class Names(Protocol):
     def peer(self, node: NodeId) -> str: ...
     def network(self, network: NetworkId) -> str: ...
+    def is_self(self, node: NodeId) -> bool: ...
 
 
 Line = tuple[int, str, dict[str, str]]
@@ -166,12 +171,74 @@ def message_failed(e: ev.MessageFailed, names: Names) -> Line:
     return DEBUG, f"message {e.message_id} to {who} failed: {e.reason}", {**f, "REASON": e.reason}
 
 
+# ---- owned networks (docs/membership.md)
+def _by(names: Names, node: NodeId) -> str:
+    name = names.peer(node)
+    return name if name == node.short() else f"{name} ({node.short()})"
+
+
+def _refused(names: Names, e: ev.EnrolmentRefused | ev.RenewalRefused) -> tuple[str, dict[str, str]]:
+    net = names.network(e.network)
+    return f"{e.reason} (fix: {e.fix})", {"PEER": names.peer(e.peer), "PEER_ID": str(e.peer), "NETWORK": net,
+                                          "NETWORK_ID": str(e.network), "REASON": e.reason, "FIX": e.fix}
+
+
+def enrolled(e: ev.Enrolled, names: Names) -> Line:
+    _, f = _peer(names, e.network, e.peer)
+    return INFO, f"this node enrolled in network {f['NETWORK']} by {_by(names, e.peer)}: it holds a member certificate now", f
+
+
+def enrolment_refused(e: ev.EnrolmentRefused, names: Names) -> Line:
+    why, f = _refused(names, e)
+    return WARNING, f"enrolment in network {f['NETWORK']} refused by {_by(names, e.peer)}: {why}", f
+
+
+def invite_redeemed(e: ev.InviteRedeemed, names: Names) -> Line:
+    who, f = _peer(names, e.network, e.peer)
+    uses = f"{e.uses} use{'' if e.uses == 1 else 's'}"
+    return INFO, f"enrolled {who} with an invite ({uses} of it so far)", {**f, "USES": str(e.uses)}
+
+
+def member_removed(e: ev.MemberRemoved, names: Names) -> Line:
+    net = names.network(e.network)
+    by = {"BY": names.peer(e.by), "BY_ID": str(e.by)}
+    if e.peer is None:
+        return INFO, f"a certificate or an invite of network {net} revoked by {_by(names, e.by)}", {
+            "NETWORK": net, "NETWORK_ID": str(e.network), **by}
+    if names.is_self(e.peer):
+        return INFO, f"this node was removed from network {net} by {_by(names, e.by)}: its members refuse it from now on", {
+            "NETWORK": net, "NETWORK_ID": str(e.network), **by}
+    who, f = _peer(names, e.network, e.peer)
+    return INFO, f"member {who} removed by {_by(names, e.by)}: its sessions closed, refused from now on", {**f, **by}
+
+
+def network_rekeyed(e: ev.NetworkRekeyed, names: Names) -> Line:
+    net = names.network(e.network)
+    return INFO, f"key of network {net} rotated (epoch {e.epoch}): the previous key is accepted until its grace ends", {
+        "NETWORK": net, "NETWORK_ID": str(e.network), "EPOCH": str(e.epoch)}
+
+
+def credential_renewed(e: ev.CredentialRenewed, names: Names) -> Line:
+    net = names.network(e.network)
+    by = "by this node (the owner signs its own)" if names.is_self(e.peer) else f"by {_by(names, e.peer)}"
+    until = time.strftime("%Y-%m-%d %H:%M", time.gmtime(e.not_after)) + "Z"
+    return INFO, f"certificate in network {net} renewed {by}, valid until {until}", {
+        "PEER": names.peer(e.peer), "PEER_ID": str(e.peer), "NETWORK": net, "NETWORK_ID": str(e.network), "EXPIRES": until}
+
+
+def renewal_refused(e: ev.RenewalRefused, names: Names) -> Line:
+    why, f = _refused(names, e)
+    return WARNING, f"renewal of the certificate in network {f['NETWORK']} refused by {_by(names, e.peer)}: {why}", f
+
+
 LINES: dict[type, Callable[[Any, Names], Line]] = {
     ev.NetworkJoined: network_joined, ev.NetworkLeft: network_left, ev.PeerConnected: peer_connected,
     ev.PeerDisconnected: peer_disconnected, ev.PeerLeft: peer_left, ev.PeerRestarted: peer_restarted,
     ev.PathChanged: path_changed, ev.PunchFinished: punch_finished, ev.NatChanged: nat_changed,
     ev.HandshakeFailed: handshake_failed, ev.SessionRekeyed: session_rekeyed, ev.PeerDiscovered: peer_discovered,
-    ev.PongReceived: pong_received, ev.MessageFailed: message_failed,
+    ev.PongReceived: pong_received, ev.MessageFailed: message_failed, ev.Enrolled: enrolled,
+    ev.EnrolmentRefused: enrolment_refused, ev.InviteRedeemed: invite_redeemed, ev.MemberRemoved: member_removed,
+    ev.NetworkRekeyed: network_rekeyed, ev.CredentialRenewed: credential_renewed, ev.RenewalRefused: renewal_refused,
 }
 
 
@@ -233,7 +300,7 @@ class Bucket:
         return False
 
 
-BUCKETS = {INFO: (20.0, 200.0), DEBUG: (2.0, 20.0)}  # (rate per second, burst) for each kind of line
+BUCKETS = {WARNING: (20.0, 200.0), INFO: (20.0, 200.0), DEBUG: (2.0, 20.0)}  # (rate per second, burst) for each kind of line
 
 
 class EventLog:
@@ -319,6 +386,9 @@ class DaemonNames:
 
     def peer(self, node: NodeId) -> str:
         return self.api.name_of(node)
+
+    def is_self(self, node: NodeId) -> bool:
+        return node == self.api.node.node_id
 
     def network(self, network: NetworkId) -> str:
         net = self.api.node.core.networks.get(network.raw) if self.api.node.mesh is not None else None

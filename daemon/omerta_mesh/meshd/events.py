@@ -127,6 +127,14 @@ CORE_EVENTS = {
     "PongReceived": "peer.pong",
     "MessageFailed": "message.failed",
     "NatChanged": "nat.changed",
+    # owned networks (docs/membership.md): enrolment, invites, removal, key rotation, renewal
+    "Enrolled": "member.enrolled",
+    "EnrolmentRefused": "member.enrolment_refused",
+    "InviteRedeemed": "invite.redeemed",
+    "MemberRemoved": "member.removed",
+    "NetworkRekeyed": "network.rekeyed",
+    "CredentialRenewed": "credential.renewed",
+    "RenewalRefused": "credential.renewal_refused",
 }
 DAEMON_EVENTS = ["daemon.reloaded", "daemon.stopping"]
 EVENT_TYPES = [*CORE_EVENTS.values(), *DAEMON_EVENTS]
@@ -148,7 +156,9 @@ def core_event_json(e: ev.Event, name_of: Callable[[Any], str]) -> tuple[str, Js
     """(type, fields) for a core event that clients should see; None for data-plane events.
 
     Fields are the event's own, made JSON-ready: ids as text, addresses as "host:port", ``peer`` as
-    ``node_id`` plus the peer's ``name``, ``rtt`` (seconds) as ``rtt_ms``.
+    ``node_id`` plus the peer's ``name`` (both null when the event names no peer: ``member.removed`` of a
+    certificate or an invite), any other node (``by``) as its id plus ``<field>_name``, ``rtt`` (seconds) as
+    ``rtt_ms``.
     """
     kind = CORE_EVENTS.get(type(e).__name__)
     if kind is None or not dataclasses.is_dataclass(e):
@@ -157,11 +167,15 @@ def core_event_json(e: ev.Event, name_of: Callable[[Any], str]) -> tuple[str, Js
     peer = getattr(e, "peer", None)
     if isinstance(peer, NodeId):
         out["node_id"], out["name"] = str(peer), name_of(peer)
+    elif peer is None and hasattr(e, "peer"):
+        out["node_id"] = out["name"] = None
     for f in dataclasses.fields(e):
         v = getattr(e, f.name)
         if f.name == "peer":
             continue
-        if f.name == "rtt" and isinstance(v, float):
+        if isinstance(v, NodeId):
+            out[f.name], out[f.name + "_name"] = str(v), name_of(v)
+        elif f.name == "rtt" and isinstance(v, float):
             out["rtt_ms"] = round(v * 1000, 3)
         elif f.name == "name" and not v and "name" in out:
             continue

@@ -102,3 +102,25 @@ def build(gossiped: Iterable[tuple[NodeId, str]], local: Mapping[str, NodeId], k
         for n in nodes:
             shown[n] = name if len(locals_) == 1 and n == locals_[0] else suffixed(name, n)
     return Directory(shown, {k: tuple(sorted(v)) for k, v in groups.items()}, dict(local), frozenset(known) - ({own} if own else set()))
+
+
+class Remembered:
+    """The names of nodes no longer known (removed, left): the last each was shown by, so that the events about
+    their going still name them. Fed every directory built (``update``); at most ``limit``, the oldest forgotten."""
+
+    def __init__(self, limit: int = 1024) -> None:
+        self.limit = limit
+        self.shown: Mapping[NodeId, str] = {}
+        self.gone: dict[NodeId, str] = {}
+
+    def update(self, d: Directory) -> None:
+        for node, name in self.shown.items():
+            if node not in d.shown:
+                self.gone.pop(node, None)
+                self.gone[node] = name
+        while len(self.gone) > self.limit:
+            del self.gone[next(iter(self.gone))]
+        self.shown = d.shown
+
+    def name_of(self, d: Directory, node: NodeId) -> str:
+        return d.shown.get(node) or self.gone.get(node) or node.short()

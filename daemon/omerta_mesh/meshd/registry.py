@@ -25,8 +25,9 @@ API_VERSION = 1
 # 14: exit.use allow_lan, exit.status families|allow_lan|lan (IPv6 exits); 15: StreamInfo.via, stream null for a
 # peer's kernel TCP through the stream gate; 16: owned networks: network.create owned, network.invite uses|expires|
 # name|tags, network.join of omerta2- invites (enrolment), peers' role|tags|cert_expires, networks' owner;
-# 17: network.remove; 18: network.invites, network.revoke_invite)
-API_REVISION = 18
+# 17: network.remove; 18: network.invites, network.revoke_invite; 19: the membership events member.enrolled|
+# enrolment_refused|removed, invite.redeemed, network.rekeyed, credential.renewed|renewal_refused, by/by_name fields)
+API_REVISION = 19
 
 DBUS_NAME = "org.omerta.Mesh1"
 DBUS_PATH = "/org/omerta/Mesh1"
