@@ -236,6 +236,45 @@ def test_core_events_become_json_events() -> None:
         assert kind == CORE_EVENTS[cls_name] and json.loads(json.dumps(fields)) == fields
 
 
+def test_membership_events_become_json_events_naming_who_and_by_whom() -> None:
+    from omerta_mesh.core import events as ev
+    from omerta_mesh.core.ids import NetworkId, NodeId
+    from omerta_mesh.meshd.events import CORE_EVENTS, core_event_json
+
+    net, carol, alice = NetworkId(bytes(10)), NodeId(bytes(range(32))), NodeId(bytes(range(1, 33)))
+    name_of = {carol: "carol", alice: "alice"}.__getitem__
+    assert core_event_json(ev.MemberRemoved(net, carol, alice), name_of) == ("member.removed", {
+        "node_id": str(carol), "name": "carol", "network": str(net), "by": str(alice), "by_name": "alice"})
+    assert core_event_json(ev.MemberRemoved(net, None, alice), name_of) == ("member.removed", {  # a token or a serial
+        "node_id": None, "name": None, "network": str(net), "by": str(alice), "by_name": "alice"})
+    assert core_event_json(ev.InviteRedeemed(net, carol, 2), name_of) == ("invite.redeemed", {
+        "node_id": str(carol), "name": "carol", "network": str(net), "uses": 2})
+    assert core_event_json(ev.EnrolmentRefused(net, alice, "used", "ask for a new one"), name_of) == (
+        "member.enrolment_refused", {"node_id": str(alice), "name": "alice", "network": str(net), "reason": "used",
+                                     "fix": "ask for a new one"})
+    membership = {"Enrolled": "member.enrolled", "EnrolmentRefused": "member.enrolment_refused",
+                  "InviteRedeemed": "invite.redeemed", "MemberRemoved": "member.removed", "NetworkRekeyed": "network.rekeyed",
+                  "CredentialRenewed": "credential.renewed", "RenewalRefused": "credential.renewal_refused"}
+    assert {k: CORE_EVENTS.get(k) for k in membership} == membership
+
+
+def test_a_peer_gone_from_the_directory_keeps_its_last_name() -> None:
+    from omerta_mesh.core.ids import NodeId
+    from omerta_mesh.meshd import names
+
+    carol, dave, eve = (NodeId(bytes([i]) * 32) for i in (1, 2, 3))
+    gone = names.Remembered(limit=1)
+    before = names.build([(carol, "carol"), (dave, "dave")], {}, [carol, dave])
+    gone.update(before)
+    after = names.build([(dave, "dave")], {}, [dave])  # carol removed: no record, no peer
+    assert after.name_of(carol) == carol.short()
+    gone.update(after)
+    assert gone.name_of(after, carol) == "carol" and gone.name_of(after, dave) == "dave"
+    assert gone.name_of(after, eve) == eve.short()  # never shown: its short id
+    gone.update(names.build([], {}, []))  # dave goes too: the oldest (carol) is forgotten beyond the limit
+    assert gone.gone == {dave: "dave"}
+
+
 async def test_parts_not_started_yet_answer_busy_naming_the_part(tmp_path: Path) -> None:
     """The parts the daemon starts after its API (TUN, DNS, firewall, routes, exits, forwards) answer BUSY until
     they exist, each naming itself (one helper, DaemonAPI._started)."""
