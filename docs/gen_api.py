@@ -230,7 +230,7 @@ def render() -> str:
     requests = {sp.request for sp in specs} | {schema.Empty}
     results = {sp.result for sp in specs}
     nested = [c for c in vars(schema).values() if dataclasses.is_dataclass(c) and isinstance(c, type)
-              and c not in requests and c not in results and c.__module__ == schema.__name__]
+              and c not in requests and c not in results and c.__module__ in (schema.__name__, schema.__name__ + "_owned")]
     types = "\n".join(f"* `{c.__name__}` {{{_shape(c)}}}" for c in sorted(nested, key=lambda c: c.__name__))
     errors = "\n".join(f"| {int(c)} | `{c.name}` | `org.omerta.Mesh1.Error.{camel(c.name)}` | {DEFAULT_FIX[c]} |" for c in Code)
     objects = "\n".join(f"  * `{iface}`: " + ", ".join(f"`{p.name}` {p.sig}" for p in props)
@@ -248,7 +248,7 @@ def _shape(cls: type) -> str:
     for f in dataclasses.fields(cls):
         tp = hints[f.name]
         name = tp.__name__ if isinstance(tp, type) and not typing.get_args(tp) else str(tp)
-        name = name.replace("typing.", "").replace("omerta_mesh.meshd.schema.", "")
+        name = name.replace("typing.", "").replace("omerta_mesh.meshd.schema_owned.", "").replace("omerta_mesh.meshd.schema.", "")
         parts.append(f"{f.name}: {name}")
     return ", ".join(parts)
 

@@ -206,12 +206,20 @@ def networks_table(nets: list[Json]) -> RenderableType:
     if not nets:
         return Text("no networks: create one with `omertactl network create NAME` or join one with `omertactl network join INVITE`")
     t = Table(box=None, padding=(0, 2), pad_edge=False, header_style="bold")
-    for col in ("NETWORK", "ID", "PEERS", "CONNECTED", "MESH IPS", "DEVICE"):
+    for col in ("NETWORK", "ID", "PEERS", "CONNECTED", "MESH IPS", "DEVICE", "KIND"):
         t.add_column(col, no_wrap=True, justify="right" if col in ("PEERS", "CONNECTED") else "left")
     for n in nets:
         t.add_row(n.get("name") or DASH, n.get("network", DASH), str(n.get("peers", 0)), str(n.get("connected", 0)),
-                  mesh_ips(n), text_or_dash(n.get("device")))
+                  mesh_ips(n), text_or_dash(n.get("device")), network_kind(n))
     return t
+
+
+def network_kind(n: Json) -> str:
+    """open, or owned (by whom; the key's epoch once it was rotated: docs/membership.md)."""
+    if not n.get("owner"):
+        return "open"
+    epoch = n.get("epoch") or 0
+    return f"owned by {str(n['owner'])[:12]}" + (f", key {epoch}" if epoch else "")
 
 
 # ---------------------------------------------------------------------- peers

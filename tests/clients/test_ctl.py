@@ -14,7 +14,7 @@ import pytest
 from clients.ctlharness import CLIENT_ENV, SHARED, Lines, check_event, check_result, ctl, ctl_cmd, ctl_popen, wait_until
 
 # ---------------------------------------------------------------------- read commands
-MESH_ROW = r"^lab\s+\w{16}\s+1\s+1\s+100\.\d+\.\d+\.\d+, fd[0-9a-f:]+\s+-\s*$"  # mesh IPs; no device (TUN off)
+MESH_ROW = r"^lab\s+\w{16}\s+1\s+1\s+100\.\d+\.\d+\.\d+, fd[0-9a-f:]+\s+-\s+open\s*$"  # mesh IPs; no device (TUN off)
 
 
 def test_status(mesh3) -> None:
@@ -130,11 +130,14 @@ def test_events_snapshot_then_deltas(mesh3) -> None:
 # ---------------------------------------------------------------------- networks (fresh daemons)
 def test_network_create_join_list_invite_leave(two_daemons) -> None:
     dora, emil = two_daemons
-    c = ctl(dora.socket, "network", "create", "lab")
+    c = ctl(dora.socket, "network", "create", "lab", "--open")
     assert c.rc == 0, c.err
     invite = next(x for x in c.out.splitlines() if x.startswith("omerta1-"))
     assert "created network lab" in c.out and "omertactl network join omerta1-" in c.out
     work = check_result("network.create", ctl(dora.socket, "network", "create", "work", "--json").json())
+    assert work["invite"].startswith("omerta2-")  # owned by default: a one-time token
+    assert [n["owner"] for n in ctl(dora.socket, "network", "list", "--json").json()["networks"] if n["name"] == "work"] == [
+        ctl(dora.socket, "status", "--json").json()["node_id"]]
     j = ctl(emil.socket, "network", "join", invite)
     assert j.rc == 0 and "joined network lab" in j.out and "connected to the inviter" in j.out, j.err
     jj = check_result("network.join", ctl(emil.socket, "--json", "network", "join", work["invite"]).json())

@@ -61,9 +61,9 @@ def test_owned_network_invite_join_used_and_peers_show_certificates(three) -> No
     assert ctl(fred.socket, "network", "list", "--json").json()["networks"] == []
 
     # an open network's invite is its key: options are refused, saying why and what to do instead
-    ctl(dora.socket, "network", "create", "open")
+    ctl(dora.socket, "network", "create", "open", "--open")
     o = ctl(dora.socket, "network", "invite", "open", "--uses", "2")
-    assert o.rc != 0 and "is open" in o.err and "--owned" in o.err, o.err
+    assert o.rc != 0 and "is open" in o.err and "omertactl network create NAME" in o.err, o.err
     assert ctl(dora.socket, "network", "invite", "open").out.startswith("omerta1-")
     bad = ctl(dora.socket, "network", "invite", "lab", "--expires", "40d")
     assert bad.rc == 2 and "30 days" in bad.err
@@ -71,7 +71,9 @@ def test_owned_network_invite_join_used_and_peers_show_certificates(three) -> No
 
 def test_network_remove_cuts_a_member_off_and_is_refused_where_it_cannot_be(three) -> None:
     """dora (owner) invites emil and fred; fred may not remove emil (a plain member); dora removes fred: it leaves the
-    peers of dora and emil and stays out; an open network refuses removal, saying why and what to do instead."""
+    peers of dora and emil and stays out, and the network key is rotated (key 1 at dora and emil, not at fred);
+    `network rekey` rotates it again, only at the owner's word; an open network refuses removal and rotation, saying
+    why and what to do instead."""
     dora, emil, fred = three
     emil_id = ctl(emil.socket, "status", "--json").json()["node_id"]
     fred_id = ctl(fred.socket, "status", "--json").json()["node_id"]
@@ -84,14 +86,32 @@ def test_network_remove_cuts_a_member_off_and_is_refused_where_it_cannot_be(thre
     assert no.rc != 0 and "only the owner or an admin" in no.err and "fix:" in no.err, no.err
     r = ctl(dora.socket, "--json", "network", "remove", "lab", fred_id[:12])
     assert r.rc == 0, r.err
-    assert check_result("network.remove", r.json()) == {"network": r.json()["network"], "peer": fred_id, "removed": True}
+    assert check_result("network.remove", r.json()) == {"network": r.json()["network"], "peer": fred_id, "removed": True,
+                                                        "epoch": 1}
     wait_until(lambda: _peer(dora.socket, fred_id) is None and _peer(emil.socket, fred_id) is None, 5, "fred gone at dora and emil")
+    wait_until(lambda: _epoch(emil.socket) == 1, 5, "emil takes the new key")
+    assert _epoch(dora.socket) == 1 and _epoch(fred.socket) == 0  # fred was never told
+    assert "owned by" in ctl(emil.socket, "network", "list").out and ", key 1" in ctl(emil.socket, "network", "list").out
     time.sleep(3)  # fred keeps trying with its certificate, which has not expired: still out
     assert _peer(dora.socket, fred_id) is None and _peer(emil.socket, fred_id) is None
     assert _peer(dora.socket, emil_id) is not None  # the others stay
-    ctl(dora.socket, "network", "create", "open")
+    no = ctl(emil.socket, "network", "rekey", "lab")
+    assert no.rc != 0 and "only the owner" in no.err and "fix:" in no.err, no.err
+    k = ctl(dora.socket, "network", "rekey", "lab")
+    assert k.rc == 0 and "now uses key 2" in k.out and "24 h" in k.out, (k.out, k.err)
+    assert check_result("network.rekey", ctl(dora.socket, "--json", "network", "rekey", "lab").json())["epoch"] == 3
+    wait_until(lambda: _epoch(emil.socket) == 3, 5, "emil takes the key again")
+    dora_id = ctl(dora.socket, "status", "--json").json()["node_id"]
+    assert ctl(emil.socket, "ping", dora_id[:12], "-c", "1").rc == 0  # and still talks to dora
+    ctl(dora.socket, "network", "create", "open", "--open")
     o = ctl(dora.socket, "network", "remove", "open", emil_id[:12])
-    assert o.rc != 0 and "is open" in o.err and "--owned" in o.err, o.err
+    assert o.rc != 0 and "is open" in o.err and "omertactl network create NAME" in o.err, o.err
+    o = ctl(dora.socket, "network", "rekey", "open")
+    assert o.rc != 0 and "is open" in o.err and "omertactl network create NAME" in o.err, o.err
+
+
+def _epoch(sock, name: str = "lab") -> int:  # type: ignore[no-untyped-def]
+    return next(n["epoch"] for n in ctl(sock, "network", "list", "--json").json()["networks"] if n["name"] == name)
 
 
 def test_network_invites_lists_open_invites_and_revoke_invite_cancels_one(three) -> None:
@@ -99,7 +119,7 @@ def test_network_invites_lists_open_invites_and_revoke_invite_cancels_one(three)
     it leaves the list, and fred's join with it is refused with "revoked" and the fix, and fred stays outside; a token
     that matches nothing is refused with where to look; an open network has no invites to list."""
     dora, emil, fred = three
-    ctl(dora.socket, "network", "create", "lab", "--owned")  # (its first invite: one use, 24 h)
+    ctl(dora.socket, "network", "create", "lab")  # owned by default (its first invite: one use, 24 h)
     invite = ctl(dora.socket, "network", "invite", "lab", "--uses", "2", "--expires", "2h", "--name", "lap",
                  "--tags", "web").out.strip()
     listed = check_result("network.invites", ctl(dora.socket, "--json", "network", "invites", "lab").json())["invites"]
@@ -127,5 +147,5 @@ def test_network_invites_lists_open_invites_and_revoke_invite_cancels_one(three)
     assert f.rc != 0 and "revoked" in f.err and "fix:" in f.err and "ask an admin" in f.err, (f.out, f.err)
     assert ctl(fred.socket, "network", "list", "--json").json()["networks"] == []
 
-    ctl(dora.socket, "network", "create", "open")
+    ctl(dora.socket, "network", "create", "open", "--open")
     assert ctl(dora.socket, "--json", "network", "invites", "open").json()["invites"] == []

@@ -173,11 +173,12 @@ def test_two_daemons_join_and_every_method_works_over_the_socket(daemon_factory,
     assert [n["network"] for n in B("network.list")["networks"]] == [net["network"]]
     inv = B("network.invite", network="home")
     assert inv["invite"].startswith("omerta1-") and inv["network"] == net["network"]
-    # an open network has no invites to list or revoke and nobody to remove (owned networks: tests/clients/
-    # test_owned_network.py drives these three through omertactl)
+    # an open network has no invites to list or revoke, nobody to remove and no key to rotate (owned networks:
+    # tests/clients/test_owned_network.py drives these four through omertactl)
     assert B("network.invites", network="home") == {"network": net["network"], "invites": []}
     for method, params, match in (("network.revoke_invite", {"network": "home", "token": "abcd"}, "no open invites"),
-                                  ("network.remove", {"network": "home", "peer": a_id}, "is open")):
+                                  ("network.remove", {"network": "home", "peer": a_id}, "is open"),
+                                  ("network.rekey", {"network": "home"}, "is open")):
         with pytest.raises(RpcError, match=match):
             B(method, **params)
         seen.add(method)  # (refused, as meant)

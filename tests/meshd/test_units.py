@@ -29,7 +29,7 @@ NODE = "a" * 52
 def test_registry_declares_every_operation_once_with_access() -> None:
     specs = spec_map(DaemonAPI)
     assert {n for n, sp in specs.items() if sp.access is WRITE} == {
-        "network.create", "network.join", "network.leave", "network.invite", "network.remove", "network.revoke_invite",
+        "network.create", "network.join", "network.leave", "network.invite", "network.remove", "network.revoke_invite", "network.rekey",
         "channel.send", "channel.receive",
         "daemon.reload", "daemon.shutdown",
         "serve.add", "serve.remove", "forward.add", "forward.remove", "exit.offer", "exit.use",
@@ -91,7 +91,7 @@ def test_dbus_codec_round_trip() -> None:
 
 def test_embedded_default_config_and_refusals(tmp_path: Path) -> None:
     cfg = config_mod.load(None)
-    assert cfg.node.port == 51888 and cfg.api.group == "omerta" and cfg.dbus.enabled == "auto"
+    assert cfg.node.port == 51888 and cfg.api.group == "omerta" and cfg.dbus.enabled == "auto" and cfg.node.key_grace == 86400
     f = tmp_path / "meshd.toml"
     f.write_text('[node]\nport = 4000\n[names]\nalice = "%s"\n' % NODE)
     cfg2 = config_mod.load(f)
@@ -104,6 +104,7 @@ def test_embedded_default_config_and_refusals(tmp_path: Path) -> None:
         ('[names]\nbob = "nope"\n', "names.bob"),
         ('[node]\nbootstrap = ["x@1.2.3.4:5"]\n', "node.bootstrap"),
         ("[node\n", "not valid TOML"),
+        ("[node]\nkey_grace = 5\n", "node.key_grace = 5 is not 60 to 2592000 seconds"),
     ]:
         f.write_text(text)
         with pytest.raises(config_mod.ConfigError) as ei:

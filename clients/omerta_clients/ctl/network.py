@@ -1,4 +1,4 @@
-"""omertactl network create|join|leave|list|invite|invites|revoke-invite|remove: the networks this node is in."""
+"""omertactl network create|join|leave|list|invite|invites|revoke-invite|remove|rekey: the networks this node is in."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from .common import Ctx, add_command
 
 EXAMPLES = """\
 examples:
-  omertactl network create home       prints the network id and an invite
-  omertactl network create work --owned
-                                      an owned network: members hold certificates; invites are one-time tokens
-  omertactl network join omerta1-...  on another machine: join with that invite
+  omertactl network create work       this node owns it: prints its id and a one-time invite (24 h)
+  omertactl network create home --open
+                                      an open network: the invite is the key, for anyone, forever; nobody removed
+  omertactl network join omerta2-...  on another machine: join with that invite
   omertactl network list
   omertactl network invite home       the invite of an open network (its key: always the same)
   omertactl network invite work --uses 1 --expires 24h --tags web,db
@@ -22,7 +22,9 @@ examples:
   omertactl network revoke-invite work 3f2a9c
                                       cancel one (by its token id or a unique prefix): it is refused as revoked
   omertactl network remove work laptop
-                                      owner or admin: laptop is out of work (its sessions closed, refused from now on)
+                                      owner or admin: laptop is out of work (its sessions closed, refused from now on);
+                                      the owner then rotates the network key
+  omertactl network rekey work        owner: rotate the key now (an invite string may have leaked)
   omertactl network leave home
 """
 
@@ -31,14 +33,19 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p = add_command(sub, common, "network", help="create, join, leave, list networks; make invites; remove members",
                     description="Manage the networks this node is in. Without a subcommand: list them.", examples=EXAMPLES)
     p.set_defaults(func=run_list)
-    nsub = p.add_subparsers(dest="network_cmd", metavar="{create,join,leave,list,invite,invites,revoke-invite,remove}")
-    c = nsub.add_parser("create", parents=[common], help="create a network; prints its id and an invite",
-                        description="Create a network with a fresh random key; prints its id and an invite to give "
-                                    "to the machines that should join (the invite carries the key: keep it private).")
+    nsub = p.add_subparsers(dest="network_cmd", metavar="{create,join,leave,list,invite,invites,revoke-invite,remove,rekey}")
+    c = nsub.add_parser("create", parents=[common], help="create a network this node owns; prints its id and an invite",
+                        description="Create a network with a fresh random key, owned by this node: every member holds a "
+                                    "certificate this node (or an admin) signed, each invite is a fresh token with uses and "
+                                    "an expiry, and members can be removed (the key is then rotated). Prints its id and a "
+                                    "one-time invite to give to the machine that should join (it carries the key: keep it "
+                                    "private).")
     c.add_argument("name", nargs="?", default="", metavar="NAME", help="a name for people (carried in invites)")
-    c.add_argument("--owned", action="store_true",
-                   help="this node owns the network: every member holds a certificate it or an admin signed, and each "
-                        "invite is a fresh token with uses and an expiry (default: open, the invite is the key)")
+    kind = c.add_mutually_exclusive_group()
+    kind.add_argument("--open", action="store_true",
+                      help="an open network instead: its invite is its key, the same for anyone and forever, and nobody "
+                           "can be removed (as networks were before owned ones)")
+    kind.add_argument("--owned", action="store_true", help="an owned network (the default; kept for scripts)")
     c.set_defaults(func=run_create)
     j = nsub.add_parser("join", parents=[common], help="join a network with an invite",
                         description="Join a network with an invite from one of its members.")
@@ -84,6 +91,13 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     rm.add_argument("network", metavar="NETWORK", help="network name or id")
     rm.add_argument("peer", metavar="PEER", help="the member: its name, node id or a unique prefix")
     rm.set_defaults(func=run_remove)
+    rk = nsub.add_parser("rekey", parents=[common], help="rotate an owned network's key now (owner)",
+                         description="Rotate the key of an owned network this node owns: a new key goes to every member "
+                                     "(members that were away learn it at their next session while the previous key is "
+                                     "still accepted, [node] key_grace). A removal rotates the key by itself; rotate by "
+                                     "hand when an invite string may have leaked.")
+    rk.add_argument("network", metavar="NETWORK", help="network name or id")
+    rk.set_defaults(func=run_rekey)
 
 
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -108,14 +122,14 @@ def tag_list(text: str) -> list[str]:
 
 def run_create(ctx: Ctx, args: argparse.Namespace) -> int:
     def text(r: dict) -> str:
-        if args.owned:
+        if not args.open:
             return "\n".join((f"created owned network {r['name'] or '(unnamed)'} ({r['network']}); this node is its owner",
                               "a one-time invite, valid 24 h (more: omertactl network invite NETWORK --uses N --expires 7d):",
                               r["invite"], f"on another machine: omertactl network join {r['invite']}"))
         return "\n".join((f"created network {r['name'] or '(unnamed)'} ({r['network']})",
                           "invite (it carries the network key: give it only to machines that should join):",
                           r["invite"], f"on another machine: omertactl network join {r['invite']}"))
-    ctx.emit_text(ctx.call("network.create", {"name": args.name, "owned": args.owned or None}), text)
+    ctx.emit_text(ctx.call("network.create", {"name": args.name, "owned": not args.open}), text)
     return 0
 
 
@@ -146,9 +160,18 @@ def run_list(ctx: Ctx, args: argparse.Namespace) -> int:
 
 
 def run_remove(ctx: Ctx, args: argparse.Namespace) -> int:
-    ctx.emit_text(ctx.call("network.remove", {"network": args.network, "peer": args.peer}),
-                  lambda r: f"removed {args.peer} ({r['peer'][:12]}) from network {args.network}: members close its "
-                            "sessions and refuse it from now on")
+    def text(r: dict) -> str:
+        rotated = f"; the network key was rotated (key {r['epoch']})" if r.get("epoch") else ""
+        return (f"removed {args.peer} ({r['peer'][:12]}) from network {args.network}: members close its sessions and refuse "
+                f"it from now on{rotated}")
+    ctx.emit_text(ctx.call("network.remove", {"network": args.network, "peer": args.peer}), text)
+    return 0
+
+
+def run_rekey(ctx: Ctx, args: argparse.Namespace) -> int:
+    ctx.emit_text(ctx.call("network.rekey", {"network": args.network}),
+                  lambda r: f"network {args.network} now uses key {r['epoch']}; members get it at once, and the previous key "
+                            f"is accepted for {r['grace'] // 3600} h more ({r['grace']} s) for members that are away")
     return 0
 
 

@@ -208,7 +208,7 @@ class Members:
         name = net.name or str(net.id)
         if net.owner is None:
             raise UsageError(f"network {name} is open: whoever holds its invite is a member, and nobody can be removed; "
-                             "to remove members, create an owned network (network create NAME --owned) and invite them there")
+                             "to remove members, create an owned network (omertactl network create NAME) and invite them there")
         if not self.is_admin(net, self.node_id, now) or self.identity is None:
             raise UsageError(f"only the owner or an admin of network {name} can remove members; ask one of them")
         if node == self.node_id or node == net.owner:
@@ -235,7 +235,7 @@ class Members:
         name, wall = net.name or str(net.id), int(now + self.credentials.wall_offset)
         if net.owner is None:
             raise UsageError(f"network {name} is open: its invite is its key and cannot be revoked; to revoke invites, create "
-                             "an owned network (network create NAME --owned) and invite to that one")
+                             "an owned network (omertactl network create NAME) and invite to that one")
         token = next((t for t in self.hs.enrolment.issued(net.id, wall) if t.token_id == token_id), None)
         if token is None or self.identity is None or not self.is_admin(net, self.node_id, now):
             raise UsageError(f"no open invite {token_id.hex()} made by this node in network {name}; list them with "

@@ -136,6 +136,7 @@ class NetworkView:
     id: NetworkId
     name: str
     owner: NodeId | None = None  # owned networks (docs/membership.md): the owner; None: open
+    epoch: int = 0  # owned networks: the key's epoch (docs/membership.md 6)
 
 
 @dataclass(frozen=True)
@@ -290,7 +291,7 @@ def peer_counts(mesh: "Mesh") -> tuple[int, int, int]:
 def node_view(mesh: "Mesh", now: float) -> NodeView:
     return NodeView(
         node_id=mesh.node_id, name=mesh.name,
-        networks=tuple(NetworkView(n.id, n.name, n.owner) for n in mesh.networks.values()),
+        networks=tuple(NetworkView(n.id, n.name, n.owner, n.epoch) for n in mesh.networks.values()),
         peers=tuple(peer_views(mesh, now)), members=members(mesh), nat=mesh.nat_verdict(),
         relay=mesh.cfg.relay, relay_mode=mesh.relay_server.offer.mode, relaying=mesh.relay_server.offer.offering,
         relay_reason=mesh.relay_server.offer.why, audit=mesh.audit is not None, max_message=mesh.cfg.max_message,

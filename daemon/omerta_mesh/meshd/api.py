@@ -510,9 +510,9 @@ class DaemonAPI:
             self.node.remove_member(net.id, node)
         except UsageError as e:
             raise refused(e) from None
-        return s.NetworkRemoveResult(str(net.id), str(node), True)
+        return s.NetworkRemoveResult(str(net.id), str(node), True, self.node.core.network(net.id).epoch)
 
-    network_invites, network_revoke_invite = owned.network_invites, owned.network_revoke_invite  # (meshd/owned.py)
+    network_invites, network_revoke_invite, network_rekey = owned.network_invites, owned.network_revoke_invite, owned.network_rekey
 
     @api_method("network.invite", WRITE, s.NetworkInviteRequest, s.NetworkInviteResult)
     async def network_invite(self, req: s.NetworkInviteRequest, ctx: CallContext) -> s.NetworkInviteResult:

@@ -19,6 +19,7 @@ from typing import Any
 
 from ..core.errors import UsageError
 from ..core.ids import NodeId
+from ..core.wire.rekey import MAX_GRACE
 from ..vnet.fwrules import Rule, RuleError, parse_rules
 from ..vnet.subnets import PrefixError, parse_prefix
 
@@ -36,6 +37,8 @@ relay = "auto"            # relay end-to-end encrypted traffic for members that 
                           # public or behind an endpoint-independent NAT, modest quota), "on" (true), "off" (false)
 audit_encryption = false  # check each outgoing datagram is a well-formed encrypted packet
 strict_audit = false      # stop the daemon on an audit violation
+key_grace = 86400         # owned networks this node owns: seconds the key a removal rotated out stays accepted, so
+                          # members that were away get in and learn the new one (60 to 2592000)
 
 [api]
 socket = ""               # JSON-RPC socket ("" = <runtime directory>/meshd.sock)
@@ -143,6 +146,7 @@ class NodeConfig:
     relay: bool | str  # "auto", "on", "off" (true/false: "on"/"off")
     audit_encryption: bool
     strict_audit: bool
+    key_grace: int
 
 
 @dataclass(frozen=True)
@@ -452,6 +456,8 @@ def build(doc: dict[str, Any], source: str) -> DaemonConfig:
 def _validate(cfg: DaemonConfig, bad: Any) -> None:
     if cfg.node.port > 65535:
         raise bad(f"node.port = {cfg.node.port} is not a UDP port (0-65535)")
+    if not 60 <= cfg.node.key_grace <= MAX_GRACE:
+        raise bad(f"node.key_grace = {cfg.node.key_grace} is not 60 to {MAX_GRACE} seconds (30 days)")
     if cfg.log.level not in LEVELS:
         raise bad(f"log.level = {cfg.log.level!r}; use one of {', '.join(LEVELS)}")
     for key, lo in (("max_connections", 1), ("max_per_user", 1), ("idle_timeout", 1), ("max_frame", 1024), ("max_inflight", 1),

@@ -118,7 +118,7 @@ class Firewall:
                     owned = any(n.network.owner is not None and str(n.network.id)[:12] in nets for n in self.vnet.nets.values())
                     notes[r.index] = (f"matches nobody: no member's verified certificate carries {r.source} (yet)" if owned else
                                       "matches nobody: tags come from member certificates, and the rule's networks are "
-                                      "open (create an owned one: omertactl network create NAME --owned)")
+                                      "open (create an owned one: omertactl network create NAME)")
                 continue
             try:
                 node = self.api.resolve_peer(r.source)

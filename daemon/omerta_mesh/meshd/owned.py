@@ -1,7 +1,7 @@
 """The daemon's side of owned networks (docs/membership.md; issue 16 item 6): joining with an ``omerta2-`` invite
-(enrolment: the inviter's refusal becomes REFUSED with its fix), the options of ``network.invite``, and the open
-invites this node made: ``network.invites`` lists them, ``network.revoke_invite`` cancels one (registered on
-``DaemonAPI`` from here)."""
+(enrolment: the inviter's refusal becomes REFUSED with its fix), the options of ``network.invite``, the open
+invites this node made (``network.invites`` lists them, ``network.revoke_invite`` cancels one) and the owner's key
+rotation on request (``network.rekey``); registered on ``DaemonAPI`` from here."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ def invite_options(net: NetworkView, req: s.NetworkInviteRequest) -> InviteOptio
         if given:
             raise ApiError(Code.REFUSED, f"network {net.name or net.id} is open: its invite is its key, for anyone and "
                                          f"forever, without {', '.join(given)}",
-                           "invite without options, or create an owned network (`omertactl network create NAME --owned`) "
+                           "invite without options, or create an owned network (`omertactl network create NAME`) "
                            "and invite to that one")
         return None
     return InviteOptions(uses=req.uses or 1, expires=req.expires or 86400.0, name=req.name, tags=tuple(req.tags))
@@ -103,3 +103,21 @@ async def network_revoke_invite(api: "DaemonAPI", req: s.NetworkRevokeInviteRequ
     if node.driver is not None:
         node.driver.flush()  # the revocation goes out; MemberRemoved has the host save the network's revocations
     return s.NetworkRevokeInviteResult(str(net.id), found[0], True)
+
+
+@api_method("network.rekey", WRITE, s.NetworkRequest, s.NetworkRekeyResult)
+async def network_rekey(api: "DaemonAPI", req: s.NetworkRequest, ctx: "CallContext") -> s.NetworkRekeyResult:
+    """Rotate an owned network's key now (this node is its owner; docs/membership.md 6): a new key, signed and sent
+    to every connected member, which passes it on; members that were away learn it at their next session while the
+    previous key is still accepted (``[node] key_grace``). A removal rotates the key by itself. Refused, with the
+    reason and the fix, for an open network or a node that is not the owner."""
+    net = api.resolve_network(req.network)
+    node, core = api.node, api.node.core
+    now = node.driver.now() if node.driver is not None else 0.0
+    try:
+        new = core.act(now, lambda out: core.rotation.rotate(net.id, now, out))
+    except UsageError as e:
+        raise refused(e) from None
+    if node.driver is not None:
+        node.driver.flush()  # the rotation goes out; NetworkRekeyed has the host save the new key
+    return s.NetworkRekeyResult(str(new.id), new.epoch, int(core.cfg.key_grace))

@@ -21,6 +21,13 @@ from ..core.wire.frames import MAX_CHANNEL, check_channel
 from ..core.wire.invite import MAX_NAME as MAX_NETWORK_NAME
 from ..core.wire.invite import check_network_name
 from .schema_codec import check_text, decode_request, request_fields, to_json, type_name  # noqa: F401 (the codec)
+from .schema_owned import (  # noqa: F401 (owned networks' results, in their own module)
+    InviteInfo,
+    NetworkInvitesResult,
+    NetworkRekeyResult,
+    NetworkRemoveResult,
+    NetworkRevokeInviteResult,
+)
 
 MAX_STR = 4096
 PEER_DOC = f"peer name (as peers.list shows it), full node id or unique id prefix ({MIN_PREFIX}+ characters)"
@@ -202,6 +209,7 @@ class NetworkInfo:
     ipv6: str | None = None
     device: str | None = None  # its TUN device, null while TUN is off (status.vnet says why)
     owner: str | None = None  # owned networks: the owner's node id; null: open (the invite is the key)
+    epoch: int = 0  # owned networks: the key's epoch (one more at each rotation: docs/membership.md 6)
 
 
 @dataclass
@@ -485,40 +493,10 @@ class NetworkListResult:
 
 
 @dataclass
-class NetworkRemoveResult:
-    network: str
-    peer: str
-    removed: bool
-
-
-@dataclass
 class NetworkInviteResult:
     network: str
     invite: str
     endpoints: list[str]
-
-
-@dataclass
-class InviteInfo:
-    token: str  # the token id (hex): what network.revoke_invite takes
-    uses: int  # how many nodes the invite admits in all
-    uses_left: int  # uses not spent yet, as this node counts them (its own and other admins' use marks)
-    expires: float  # wall-clock seconds
-    name: str  # the name its certificate gives the joiner ("": the joiner's own)
-    tags: list[str]
-
-
-@dataclass
-class NetworkInvitesResult:
-    network: str
-    invites: list[InviteInfo]  # the open invites this node made: neither expired, used up nor revoked
-
-
-@dataclass
-class NetworkRevokeInviteResult:
-    network: str
-    token: str
-    revoked: bool
 
 
 @dataclass

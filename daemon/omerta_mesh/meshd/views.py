@@ -148,7 +148,7 @@ def networks(view: NodeView, vnet: Any = None) -> list[s.NetworkInfo]:
         v4, v6 = vnet.addresses(net.id, view.node_id) if vnet is not None else (None, None)
         out.append(s.NetworkInfo(str(net.id), net.name, len(peers), sum(1 for p in peers if p.connected), v4, v6,
                                  vnet.device_of(net.id) if vnet is not None else None,
-                                 str(net.owner) if net.owner is not None else None))
+                                 str(net.owner) if net.owner is not None else None, net.epoch))
     return sorted(out, key=lambda n: (n.name, n.network))
 
 

@@ -58,7 +58,7 @@ class Rotation:
         name = net.name or str(net.id)
         if net.owner is None:
             raise UsageError(f"network {name} is open: its key is its invite and cannot be rotated; create an owned network "
-                             "(network create NAME --owned) to remove members and rotate keys")
+                             "(omertactl network create NAME) to remove members and rotate keys")
         if net.owner != self.identity.node_id:
             raise UsageError(f"only the owner of network {name} ({net.owner.short()}) rotates its key; ask the owner")
         wall = int(now + self.credentials.wall_offset)

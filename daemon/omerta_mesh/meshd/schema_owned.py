@@ -1,0 +1,44 @@
+"""The results of the owned-network methods (docs/membership.md): part of the one API schema (``schema.py``, which
+takes them in), kept apart to keep that module small. Plain dataclasses, as every result is."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class NetworkRemoveResult:
+    network: str
+    peer: str
+    removed: bool
+    epoch: int = 0  # the network key's epoch after the removal: one more when this node is the owner (it rotated the key)
+
+
+@dataclass
+class NetworkRekeyResult:
+    network: str
+    epoch: int  # the new key's epoch
+    grace: int  # seconds the previous key is still accepted (members that were away get in and learn the new one)
+
+
+@dataclass
+class InviteInfo:
+    token: str  # the token id (hex): what network.revoke_invite takes
+    uses: int  # how many nodes the invite admits in all
+    uses_left: int  # uses not spent yet, as this node counts them (its own and other admins' use marks)
+    expires: float  # wall-clock seconds
+    name: str  # the name its certificate gives the joiner ("": the joiner's own)
+    tags: list[str]
+
+
+@dataclass
+class NetworkInvitesResult:
+    network: str
+    invites: list[InviteInfo]  # the open invites this node made: neither expired, used up nor revoked
+
+
+@dataclass
+class NetworkRevokeInviteResult:
+    network: str
+    token: str
+    revoked: bool
