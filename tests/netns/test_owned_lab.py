@@ -271,6 +271,17 @@ def test_a_removed_member_is_cut_off_within_five_seconds_and_stays_out_while_the
     pb = ctl(A, "ping", "B", "-c", "2", "-i", "0.2", "-W", "3")
     assert pb.returncode == 0, (pb.stdout, pb.stderr)
 
+    # the owner rotated the key after the removal: O, A and B hold key 1 (and keep talking under it); X was never told
+    def epoch(d: Meshd) -> int:
+        return next(n["epoch"] for n in d.call("network.list")["networks"] if n["name"] == "lab")
+    assert wait_for(lambda: all(epoch(d) == 1 for d in rest), 5, 0.2), {d.name: epoch(d) for d in rest}
+    assert epoch(X) == 0
+    rk = ctl(Own, "network", "rekey", "lab")  # and again by hand: every member follows, A still pings B across its NAT
+    assert rk.returncode == 0 and "now uses key 2" in rk.stdout, (rk.stdout, rk.stderr)
+    assert wait_for(lambda: all(epoch(d) == 2 for d in rest), 5, 0.2), {d.name: epoch(d) for d in rest}
+    pb = ctl(A, "ping", "B", "-c", "2", "-i", "0.2", "-W", "3")
+    assert pb.returncode == 0, (pb.stdout, pb.stderr)
+
     # it cannot come back: neither with the invite that enrolled it nor with a new one
     assert ctl(X, "network", "leave", "lab").returncode == 0
     r_old = join(X, old_invite)
@@ -280,12 +291,8 @@ def test_a_removed_member_is_cut_off_within_five_seconds_and_stays_out_while_the
     assert networks(X) == [], networks(X)
     assert all(d.peer(X) is None for d in rest), [d.peer(X) for d in rest]
 
-    # --- key rotation (docs/membership.md 6) ----------------------------------------------------------------------------
-    # TODO(rotation): a later check goes here: "the removed node cannot get back in with the old network key after
-    # rotation". O rotates the key after the removal; X, keeping the old key (and its unexpired certificate), must be
-    # refused by O, A and B once the previous key's grace is over (at mac1: no session, no DH, counted), while O, A and B
-    # keep talking under the new key. Not tested here yet: the grace (CoreConfig.key_grace, 24 h) would need a daemon
-    # setting to be shortened for a lab.
+    # (after the previous key's grace X's handshakes fail mac1 everywhere, before any DH: the grace is at least 60 s
+    # ([node] key_grace), so that is shown in the simulator, tests/sim/test_rotation.py, not in this lab)
 
     say(capsys, f"owned lab: X removed: cut off from O, A and B {t_gone:.2f} s after `network remove` was run (the "
                 f"command took {t_done - t_rm:.2f} s); paths before {before}; its handshakes refused (drop.cert_revoked) "
