@@ -164,6 +164,8 @@ Besides `type`, `seq` and `time`, an event carries its own fields: `network` (it
 * `member.enrolment_refused`: an admin refused this node's invite: `reason` in a word (`used`, `expired`,
   `revoked`, ...) and `fix`.
 * `invite.redeemed`: this node, an admin, enrolled `node_id` with one of its invites; `uses` of it spent so far.
+* `invite.offered`: `node_id` sent this node an invite in-band (network.invite with `to`) to network `invited`
+  (`invited_name`), kept as `offer` (what network.accept takes) until it expires; nothing is joined before.
 * `member.removed`: `node_id` was removed by `by` (its node id; `by_name` its name); its sessions are closed and
   it is refused from now on (a `peer.left` for it comes first). `node_id` and `name` are null for the revocation of a
   certificate or an invite; `node_id` is this node's own when it was the one removed.

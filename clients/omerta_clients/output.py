@@ -443,6 +443,7 @@ MEMBERSHIP_WORDS = {  # owned networks: what happened, in words ({who}: the peer
     "member.enrolled": "this node enrolled by {who}: it holds a member certificate now",
     "member.enrolment_refused": "{who} refused this node's invite: {reason} (fix: {fix})",
     "invite.redeemed": "{who} enrolled with an invite ({uses} of it so far)",
+    "invite.offered": "{who} offers an invite to network {invited}: omertactl network accept {offer}",
     "member.removed": "{who} removed by {by}",
     "network.rekeyed": "the key of network {network} rotated (epoch {epoch})",
     "credential.renewed": "this node's certificate renewed by {who}, valid until {until}",
@@ -461,7 +462,8 @@ def membership_words(e: Json) -> str:
     n = e.get("uses")
     uses = f"{n} use{'' if n == 1 else 's'}" if isinstance(n, int) else "uses"
     return MEMBERSHIP_WORDS[kind].format(who=who, by=by, until=until, reason=e.get("reason", DASH), fix=e.get("fix", DASH),
-                                         uses=uses, epoch=e.get("epoch", DASH), network=str(e.get("network") or DASH)[:12])
+                                         uses=uses, epoch=e.get("epoch", DASH), network=str(e.get("network") or DASH)[:12],
+                                         invited=e.get("invited_name") or str(e.get("invited") or DASH)[:12], offer=e.get("offer", DASH))
 
 
 def clock(t: float | None) -> str:
@@ -470,7 +472,7 @@ def clock(t: float | None) -> str:
 
 def event_line(e: Json) -> Text:
     kind = str(e.get("type", ""))
-    good = ("peer.connected", "network.joined", "member.enrolled", "invite.redeemed", "credential.renewed")
+    good = ("peer.connected", "network.joined", "member.enrolled", "invite.redeemed", "credential.renewed", "invite.offered")
     bad = ("peer.disconnected", "peer.handshake_failed", "message.failed", "member.removed", "member.enrolment_refused",
            "credential.renewal_refused")
     style = "green" if kind in good else "red" if kind in bad else "yellow" if kind == "peer.path_changed" else ""

@@ -149,3 +149,41 @@ def test_network_invites_lists_open_invites_and_revoke_invite_cancels_one(three)
 
     ctl(dora.socket, "network", "create", "open", "--open")
     assert ctl(dora.socket, "--json", "network", "invites", "open").json()["invites"] == []
+
+
+def test_an_invite_sent_in_band_is_listed_and_joined_with_network_accept(three) -> None:
+    """dora and emil share an open network; dora sends emil an invite to her owned network in-band (no string to copy);
+    emil's `network offers` lists it (and `events` told it), `network accept` joins with it (enrolled, connected) and
+    the offer is gone; an invite to a node with no session, and an offer that does not exist, are refused with the
+    fix."""
+    dora, emil, fred = three
+    home = ctl(dora.socket, "network", "create", "home", "--open").out
+    j = ctl(emil.socket, "network", "join", next(x for x in home.splitlines() if x.startswith("omerta1-")))
+    assert j.rc == 0, (j.out, j.err)
+    emil_id = ctl(emil.socket, "status", "--json").json()["node_id"]
+    ctl(dora.socket, "network", "create", "lab")
+    sent = check_result("network.invite", ctl(dora.socket, "--json", "network", "invite", "lab", "--to", emil_id[:12]).json())
+    assert sent["sent_to"] == emil_id and sent["invite"].startswith("omerta2-") and len(sent["offer"]) == 12
+    wait_until(lambda: ctl(emil.socket, "--json", "network", "offers").json()["offers"], 5, "the offer at emil")
+    [o] = check_result("network.offers", ctl(emil.socket, "--json", "network", "offers").json())["offers"]
+    assert (o["offer"], o["name"], o["owned"]) == (sent["offer"], "lab", True) and o["expires"] > time.time() + 3600
+    table = ctl(emil.socket, "network", "offers").out
+    assert sent["offer"] in table and "lab" in table and "owned" in table and "network accept" in table, table
+    assert "invite" not in o  # the invite itself (it holds the key) is handed out by network.accept only
+    assert emil.log_text().count(f"omertactl network accept {sent['offer']}") == 1  # the daemon's log says how to take it
+    a = ctl(emil.socket, "network", "accept", sent["offer"][:6])
+    assert a.rc == 0 and "joined network lab" in a.out and "connected to the inviter" in a.out, (a.out, a.err)
+    assert ctl(emil.socket, "--json", "network", "offers").json()["offers"] == []
+    lab = next(n for n in ctl(emil.socket, "network", "list", "--json").json()["networks"] if n["name"] == "lab")
+    assert lab["owner"] == ctl(dora.socket, "status", "--json").json()["node_id"]
+    fred_id = ctl(fred.socket, "status", "--json").json()["node_id"]
+    before = ctl(dora.socket, "--json", "network", "invites", "lab").json()["invites"]
+    no = ctl(dora.socket, "network", "invite", "lab", "--to", fred_id[:12])  # fred shares no network with dora
+    assert no.rc == 5 and "unknown peer" in no.err and "fix:" in no.err, no.err
+    assert ctl(dora.socket, "--json", "network", "invites", "lab").json()["invites"] == before  # refused first: no token made
+    again = ctl(dora.socket, "network", "invite", "lab", "--to", emil_id[:12])  # emil is in lab already: sent, ignored there
+    assert again.rc == 0 and "network accept" in again.out, (again.out, again.err)
+    time.sleep(1)
+    assert ctl(emil.socket, "--json", "network", "offers").json()["offers"] == []
+    gone = ctl(emil.socket, "network", "accept", sent["offer"])
+    assert gone.rc != 0 and "network offers" in gone.err and "fix:" in gone.err, gone.err

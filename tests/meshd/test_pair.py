@@ -176,9 +176,11 @@ def test_two_daemons_join_and_every_method_works_over_the_socket(daemon_factory,
     # an open network has no invites to list or revoke, nobody to remove and no key to rotate (owned networks:
     # tests/clients/test_owned_network.py drives these four through omertactl)
     assert B("network.invites", network="home") == {"network": net["network"], "invites": []}
+    assert B("network.offers") == {"offers": []}  # (in-band invites: tests/clients/test_owned_network.py)
     for method, params, match in (("network.revoke_invite", {"network": "home", "token": "abcd"}, "no open invites"),
                                   ("network.remove", {"network": "home", "peer": a_id}, "is open"),
-                                  ("network.rekey", {"network": "home"}, "is open")):
+                                  ("network.rekey", {"network": "home"}, "is open"),
+                                  ("network.accept", {"offer": "abcdef"}, "no invites offered")):
         with pytest.raises(RpcError, match=match):
             B(method, **params)
         seen.add(method)  # (refused, as meant)

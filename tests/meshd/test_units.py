@@ -30,14 +30,15 @@ def test_registry_declares_every_operation_once_with_access() -> None:
     specs = spec_map(DaemonAPI)
     assert {n for n, sp in specs.items() if sp.access is WRITE} == {
         "network.create", "network.join", "network.leave", "network.invite", "network.remove", "network.revoke_invite", "network.rekey",
+        "network.accept",
         "channel.send", "channel.receive",
         "daemon.reload", "daemon.shutdown",
         "serve.add", "serve.remove", "forward.add", "forward.remove", "exit.offer", "exit.use",
         "routes.advertise", "routes.withdraw", "routes.accept", "routes.unaccept",
     }
     assert {n for n, sp in specs.items() if sp.access is READ} == {
-        "status.get", "peers.list", "peers.get", "ping", "netcheck.run", "network.list", "network.invites", "events.subscribe",
-        "events.unsubscribe",
+        "status.get", "peers.list", "peers.get", "ping", "netcheck.run", "network.list", "network.invites", "network.offers",
+        "events.subscribe", "events.unsubscribe",
         "ip.get",
         "serve.list", "streams.list", "forward.list",
         "ssh.known_hosts", "metrics.get", "exit.status", "dns.get", "routes.list", "rules.list",
@@ -250,11 +251,15 @@ def test_membership_events_become_json_events_naming_who_and_by_whom() -> None:
         "node_id": None, "name": None, "network": str(net), "by": str(alice), "by_name": "alice"})
     assert core_event_json(ev.InviteRedeemed(net, carol, 2), name_of) == ("invite.redeemed", {
         "node_id": str(carol), "name": "carol", "network": str(net), "uses": 2})
+    assert core_event_json(ev.InviteOffered(net, carol, NetworkId(b"w" * 10), "work", "0a1b2c3d4e5f"), name_of) == (
+        "invite.offered", {"node_id": str(carol), "name": "carol", "network": str(net), "invited": str(NetworkId(b"w" * 10)),
+                           "invited_name": "work", "offer": "0a1b2c3d4e5f"})
     assert core_event_json(ev.EnrolmentRefused(net, alice, "used", "ask for a new one"), name_of) == (
         "member.enrolment_refused", {"node_id": str(alice), "name": "alice", "network": str(net), "reason": "used",
                                      "fix": "ask for a new one"})
     membership = {"Enrolled": "member.enrolled", "EnrolmentRefused": "member.enrolment_refused",
                   "InviteRedeemed": "invite.redeemed", "MemberRemoved": "member.removed", "NetworkRekeyed": "network.rekeyed",
+                  "InviteOffered": "invite.offered",
                   "CredentialRenewed": "credential.renewed", "RenewalRefused": "credential.renewal_refused"}
     assert {k: CORE_EVENTS.get(k) for k in membership} == membership
 

@@ -1,4 +1,5 @@
-"""omertactl network create|join|leave|list|invite|invites|revoke-invite|remove|rekey: the networks this node is in."""
+"""omertactl network create|join|leave|list|invite|invites|revoke-invite|remove|rekey|offers|accept: the networks this node
+is in."""
 
 from __future__ import annotations
 
@@ -25,6 +26,10 @@ examples:
                                       owner or admin: laptop is out of work (its sessions closed, refused from now on);
                                       the owner then rotates the network key
   omertactl network rekey work        owner: rotate the key now (an invite string may have leaked)
+  omertactl network invite work --to bob
+                                      send bob (connected in another network) an invite, no string to copy;
+  omertactl network offers            on bob: the invites sent to it
+  omertactl network accept 3f2a9c01   and join with one
   omertactl network leave home
 """
 
@@ -33,7 +38,8 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p = add_command(sub, common, "network", help="create, join, leave, list networks; make invites; remove members",
                     description="Manage the networks this node is in. Without a subcommand: list them.", examples=EXAMPLES)
     p.set_defaults(func=run_list)
-    nsub = p.add_subparsers(dest="network_cmd", metavar="{create,join,leave,list,invite,invites,revoke-invite,remove,rekey}")
+    nsub = p.add_subparsers(dest="network_cmd",
+                            metavar="{create,join,leave,list,invite,invites,revoke-invite,remove,rekey,offers,accept}")
     c = nsub.add_parser("create", parents=[common], help="create a network this node owns; prints its id and an invite",
                         description="Create a network with a fresh random key, owned by this node: every member holds a "
                                     "certificate this node (or an admin) signed, each invite is a fresh token with uses and "
@@ -71,7 +77,21 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     inv.add_argument("--name", default="", metavar="NAME", help="owned networks: the name its certificate gives the joiner")
     inv.add_argument("--tags", type=tag_list, default=[], metavar="TAG,TAG",
                      help="owned networks: tags its certificate carries (firewall rules: from = \"tag:NAME\")")
+    inv.add_argument("--to", default=None, metavar="NODE",
+                     help="send it to NODE (a peer this node is connected to in another network) instead of printing it; "
+                          "its user takes it with `omertactl network accept`")
     inv.set_defaults(func=run_invite)
+    ofs = nsub.add_parser("offers", parents=[common], help="invites other nodes sent this one (network invite --to)",
+                          description="List the invites other nodes sent this node in-band (`network invite NETWORK --to "
+                                      "NODE` there), until they expire or one is taken with `network accept`.")
+    ofs.set_defaults(func=run_offers)
+    acc = nsub.add_parser("accept", parents=[common], help="join with an invite another node sent this one",
+                          description="Take an invite offered in-band (`network offers`) and join with it, as `network "
+                                      "join` does with a pasted one.")
+    acc.add_argument("offer", metavar="OFFER", help="the offer's id as `network offers` shows it, or a unique prefix")
+    acc.add_argument("--wait", type=float, default=10.0, metavar="SECONDS",
+                     help="wait this long for the inviter to answer (0: do not wait; default 10)")
+    acc.set_defaults(func=run_accept)
     ivs = nsub.add_parser("invites", parents=[common], help="the open invites this node made for an owned network",
                           description="List the invites this node made for an owned network that are neither expired, used "
                                       "up nor revoked: token id, uses left, expiry, and the certificate's name and tags.")
@@ -177,8 +197,38 @@ def run_rekey(ctx: Ctx, args: argparse.Namespace) -> int:
 
 def run_invite(ctx: Ctx, args: argparse.Namespace) -> int:
     params = {"network": args.network, "uses": args.uses or None, "expires": args.expires or None, "name": args.name or None,
-              "tags": args.tags or None}  # (only the options given: an open network refuses any, saying why)
-    ctx.emit_text(ctx.call("network.invite", params), lambda r: r["invite"])
+              "tags": args.tags or None, "to": args.to}  # (only the options given: an open network refuses any, saying why)
+
+    def text(r: dict) -> str:
+        if r.get("sent_to"):
+            return (f"sent an invite to network {args.network} to {args.to} ({r['sent_to'][:12]}); there: "
+                    f"omertactl network accept {r['offer']}")
+        return str(r["invite"])
+    ctx.emit_text(ctx.call("network.invite", params), text)
+    return 0
+
+
+def run_offers(ctx: Ctx, args: argparse.Namespace) -> int:
+    def text(r: dict) -> str:
+        if not r["offers"]:
+            return "no invites offered to this node (another node sends one with: omertactl network invite NETWORK --to NODE)"
+        lines = [f"{'OFFER':<12}  {'FROM':<16}  {'NETWORK':<16}  {'KIND':<5}  EXPIRES (UTC)"]
+        for o in r["offers"]:
+            lines.append(f"{o['offer']:<12}  {o['sender_name'] or o['sender'][:12]:<16}  {o['name'] or o['network'][:12]:<16}  "
+                         f"{'owned' if o['owned'] else 'open':<5}  {output.utc_minute(o['expires'])}")
+        return "\n".join(lines + ["take one: omertactl network accept OFFER"])
+    ctx.emit_text(ctx.call("network.offers"), text)
+    return 0
+
+
+def run_accept(ctx: Ctx, args: argparse.Namespace) -> int:
+    res = ctx.call("network.accept", {"offer": args.offer, "wait": args.wait}, timeout=args.wait + ctx.timeout)
+    if ctx.json:
+        output.print_json(res, ctx.out)
+        return 0
+    ctx.say(f"joined network {res['name'] or '(unnamed)'} ({res['network']})")
+    if res["connected"]:
+        ctx.say(f"connected to the inviter {res['inviter'][:12]}; see `omertactl peers`")
     return 0
 
 

@@ -103,6 +103,19 @@ class MemberRemoved(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class InviteOffered(Event):
+    """``peer``, met in ``network``, sent us an invite to ``invited`` (named ``invited_name``) in-band (docs/membership.md
+    3.5): kept as ``offer`` until the user takes it (``omertactl network accept OFFER``) or it expires. Nothing is joined
+    before."""
+
+    network: NetworkId
+    peer: NodeId
+    invited: NetworkId
+    invited_name: str
+    offer: str
+
+
+@dataclass(frozen=True, slots=True)
 class NetworkRekeyed(Event):
     """The owned ``network``'s key was rotated (by its owner: ours, or one a member passed on): it is now at
     ``epoch``; the previous key is accepted until its grace ends. The host saves the network (key, epoch, rotation)."""

@@ -32,6 +32,7 @@ from .keys import Identity
 from .member.check import Accepted, Refused, Verdict
 from .member.credentials import Credentials
 from .member.enrolment import certificate_name_ok
+from .member.offers import OFFER, Offers
 from .nat.punch import Puncher
 from .network import Network
 from .outbox import Outbox
@@ -49,6 +50,7 @@ from .wire.revocations import Revocation, RevocationKind, decode_revocation, enc
 
 FactsFn = Callable[[], OwnFacts]
 RemovedFn = Callable[[Network, float, Outbox], None]
+MEMBER_CONTROLS = ("member.revoked", OFFER)  # the control messages Members.receive takes
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +85,7 @@ class Members:
         self.credentials = credentials  # owned networks: ours (set_credential), forgotten when we leave
         self.networks: dict[bytes, Network] = {}  # by network id; never rebound (Mesh.networks is this dict)
         self.address_claims: dict[bytes, AddrClaim] = {}  # our mesh IPs per network; never rebound either
+        self.offers = Offers(self.counters, credentials.wall_offset)  # invites sent to us in-band (3.5), until taken
 
     # ------------------------------------------------------------------ networks
     def network(self, network_id: NetworkId) -> Network:
@@ -246,6 +249,13 @@ class Members:
             raise UsageError(f"the revocation was refused here: {reason.value}")
         self._revoked(net, rev, None, now, out)
         return rev
+
+    def receive(self, peer: Peer, name: str, body: bytes, now: float, out: Outbox) -> None:
+        """A control message of ours from a session's peer: revocations, or an invite offered in-band (3.5)."""
+        if name == OFFER:
+            self.offers.receive(peer, body, now, out, lambda n: n.raw in self.networks)
+        else:
+            self.on_revoked(peer, body, now, out)
 
     def on_revoked(self, peer: Peer, body: bytes, now: float, out: Outbox) -> None:
         """``member.revoked`` from a member: each revocation that is new, and signed by someone who may revoke its

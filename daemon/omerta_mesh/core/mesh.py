@@ -29,7 +29,7 @@ from .member.check import Verdict
 from .member.credentials import Credentials
 from .member.renewal import RENEWAL, Renewal
 from .member.rotation import REKEY, Rotation
-from .membership import InviteOptions, Members
+from .membership import MEMBER_CONTROLS, InviteOptions, Members
 from .nat.classify import Mapping, NatObserver, NatVerdict
 from .nat.punch import Ours, Puncher
 from .nat.side import NatSide
@@ -105,7 +105,7 @@ class Mesh:
             **dict.fromkeys(RENEWAL, lambda p, n, body, now: self._run(now, lambda out: self.renewal.receive(p, n, body, now, out))),
             **dict.fromkeys(("member.marks", "member.marks.sync"),  # invite token uses (core/session/lifecycle.py)
                             lambda p, n, body, now: self._run(now, lambda out: self.sessions.on_marks(p, n, body, now, out))),
-            "member.revoked": lambda p, _n, body, now: self._run(now, lambda out: self.members.on_revoked(p, body, now, out)),
+            **dict.fromkeys(MEMBER_CONTROLS, lambda p, n, b, now: self._run(now, lambda out: self.members.receive(p, n, b, now, out))),
             REKEY: lambda p, _n, body, now: self._run(now, lambda out: self.rotation.receive(p, body, now, out))}
         self.streams = Streams(config, self.counters)  # byte streams to peers' local ports; lost stream messages reset them
         self.messages = Messages(config, self.counters, config.max_datagram - TRANSPORT_OVERHEAD - RELAY_HEADROOM - fw.DATA_HEADER_LEN,

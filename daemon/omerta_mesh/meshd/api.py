@@ -26,7 +26,7 @@ from ..core.wire.invite import decode_invite
 from ..io.spool import Spool
 from ..io.store import StateNotSaved
 from ..node import DeliveryFailed, MeshNode
-from . import destination, eventlog, metrics, names, owned, sshkeys, views
+from . import destination, eventlog, inband, metrics, names, owned, sshkeys, views
 from . import schema as s
 from .config import DaemonConfig
 from .errors import ApiError, Code, internal, refused
@@ -513,6 +513,7 @@ class DaemonAPI:
         return s.NetworkRemoveResult(str(net.id), str(node), True, self.node.core.network(net.id).epoch)
 
     network_invites, network_revoke_invite, network_rekey = owned.network_invites, owned.network_revoke_invite, owned.network_rekey
+    network_offers, network_accept = inband.network_offers, inband.network_accept
 
     @api_method("network.invite", WRITE, s.NetworkInviteRequest, s.NetworkInviteResult)
     async def network_invite(self, req: s.NetworkInviteRequest, ctx: CallContext) -> s.NetworkInviteResult:
@@ -521,8 +522,10 @@ class DaemonAPI:
         network's is its key, always the same, and takes no options."""
         net = self.resolve_network(req.network)
         eps = self.endpoints()
-        opts = owned.invite_options(net, req)
-        return s.NetworkInviteResult(str(net.id), self.node.invite(net.id, eps, opts), [views.ep(e) or "" for e in eps])
+        to = inband.offer_target(self, net, req.to) if req.to else None  # in-band (meshd/inband.py): first, so a refusal
+        text = self.node.invite(net.id, eps, owned.invite_options(net, req))  # leaves no token behind
+        sent = inband.send_offer(self, to, text) if to is not None else (None, None)
+        return s.NetworkInviteResult(str(net.id), text, [views.ep(e) or "" for e in eps], *sent)
 
     @api_method("channel.send", WRITE, s.ChannelSendRequest, s.ChannelSendResult)
     async def channel_send(self, req: s.ChannelSendRequest, ctx: CallContext) -> s.ChannelSendResult:

@@ -199,6 +199,13 @@ def invite_redeemed(e: ev.InviteRedeemed, names: Names) -> Line:
     return INFO, f"enrolled {who} with an invite ({uses} of it so far)", {**f, "USES": str(e.uses)}
 
 
+def invite_offered(e: ev.InviteOffered, names: Names) -> Line:
+    who, f = _peer(names, e.network, e.peer)
+    net = e.invited_name or str(e.invited)
+    return INFO, f"{who} offers an invite to network {net}: take it with `omertactl network accept {e.offer}`", {
+        **f, "INVITED": net, "INVITED_ID": str(e.invited), "OFFER": e.offer}
+
+
 def member_removed(e: ev.MemberRemoved, names: Names) -> Line:
     net = names.network(e.network)
     by = {"BY": names.peer(e.by), "BY_ID": str(e.by)}
@@ -238,6 +245,7 @@ LINES: dict[type, Callable[[Any, Names], Line]] = {
     ev.HandshakeFailed: handshake_failed, ev.SessionRekeyed: session_rekeyed, ev.PeerDiscovered: peer_discovered,
     ev.PongReceived: pong_received, ev.MessageFailed: message_failed, ev.Enrolled: enrolled,
     ev.EnrolmentRefused: enrolment_refused, ev.InviteRedeemed: invite_redeemed, ev.MemberRemoved: member_removed,
+    ev.InviteOffered: invite_offered,
     ev.NetworkRekeyed: network_rekeyed, ev.CredentialRenewed: credential_renewed, ev.RenewalRefused: renewal_refused,
 }
 

@@ -131,6 +131,7 @@ CORE_EVENTS = {
     "Enrolled": "member.enrolled",
     "EnrolmentRefused": "member.enrolment_refused",
     "InviteRedeemed": "invite.redeemed",
+    "InviteOffered": "invite.offered",
     "MemberRemoved": "member.removed",
     "NetworkRekeyed": "network.rekeyed",
     "CredentialRenewed": "credential.renewed",

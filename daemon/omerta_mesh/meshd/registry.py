@@ -27,8 +27,9 @@ API_VERSION = 1
 # name|tags, network.join of omerta2- invites (enrolment), peers' role|tags|cert_expires, networks' owner;
 # 17: network.remove; 18: network.invites, network.revoke_invite; 19: the membership events member.enrolled|
 # enrolment_refused|removed, invite.redeemed, network.rekeyed, credential.renewed|renewal_refused, by/by_name fields);
-# 20: network.rekey, networks' epoch, network.remove epoch
-API_REVISION = 20
+# 20: network.rekey, networks' epoch, network.remove epoch; 21: in-band invites: network.invite to (sent_to, offer),
+# network.offers, network.accept, the invite.offered event
+API_REVISION = 21
 
 DBUS_NAME = "org.omerta.Mesh1"
 DBUS_PATH = "/org/omerta/Mesh1"

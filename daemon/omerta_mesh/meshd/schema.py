@@ -24,9 +24,11 @@ from .schema_codec import check_text, decode_request, request_fields, to_json, t
 from .schema_owned import (  # noqa: F401 (owned networks' results, in their own module)
     InviteInfo,
     NetworkInvitesResult,
+    NetworkOffersResult,
     NetworkRekeyResult,
     NetworkRemoveResult,
     NetworkRevokeInviteResult,
+    OfferInfo,
 )
 
 MAX_STR = 4096
@@ -170,6 +172,14 @@ class NetworkInviteRequest:
                          lo=0, hi=30 * 86400)
     name: str = arg("", doc="owned networks: the name the joiner's certificate gives it (\"\": the joiner's own)", max_len=64)
     tags: list[str] = arg([], doc="owned networks: tags the joiner's certificate carries (firewall rules' tag:NAME)")
+    to: str | None = arg(None, doc="send the invite in-band to this node (" + "name, id or id prefix" + "), which this node "
+                                   "has a session with in another network: its user takes it with network.accept")
+
+
+@dataclass
+class NetworkAcceptRequest:
+    offer: str = arg(doc="the offered invite's id, as network.offers lists it, or a unique prefix (4+ characters)", max_len=64)
+    wait: float = arg(10.0, doc="seconds to wait for the inviter to answer (0: do not wait)", lo=0, hi=120)
 
 
 @dataclass
@@ -497,6 +507,8 @@ class NetworkInviteResult:
     network: str
     invite: str
     endpoints: list[str]
+    sent_to: str | None = None  # the node it was sent to in-band (network.invite to); null: not sent
+    offer: str | None = None  # the offer's id there (what network.accept takes)
 
 
 @dataclass

@@ -42,3 +42,19 @@ class NetworkRevokeInviteResult:
     network: str
     token: str
     revoked: bool
+
+
+@dataclass
+class OfferInfo:
+    offer: str  # its id: what network.accept takes
+    sender: str  # the node that sent it (its node id)
+    sender_name: str | None  # and its name here, when it has one
+    network: str  # the network it invites to (id)
+    name: str  # and its name
+    owned: bool
+    expires: float  # wall-clock seconds: forgotten then
+
+
+@dataclass
+class NetworkOffersResult:
+    offers: list[OfferInfo]  # invites other nodes sent this node in-band, oldest first
