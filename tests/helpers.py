@@ -1,6 +1,10 @@
-"""Test helpers: two Mesh cores joined by an in-memory wire, driven on a virtual clock (aioquic style)."""
+"""Test helpers: two Mesh cores joined by an in-memory wire, driven on a virtual clock (aioquic style); and waiting in
+async tests on real nodes (``eventually``)."""
 
 from __future__ import annotations
+
+import asyncio
+from typing import Callable
 
 from omerta_mesh.core.config import CoreConfig
 from omerta_mesh.core.counters import Counters
@@ -101,3 +105,13 @@ def fresh_initiation(net: Network, target: NodeId, entropy: str | Entropy, now: 
     x = hs.x25519_of(target.raw)
     assert x is not None
     return ident.node_id, hs.initiate(hs.admit(net, target, x), now, now)
+
+
+async def eventually(cond: Callable[[], object], timeout: float = 5.0, what: str = "the condition") -> None:
+    """Return once ``cond()`` is true (checked every 10 ms); AssertionError naming ``what`` after ``timeout`` seconds."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not cond():
+        if loop.time() >= end:
+            raise AssertionError(f"not within {timeout:g} s: {what}")
+        await asyncio.sleep(0.01)

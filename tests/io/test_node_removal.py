@@ -4,22 +4,14 @@ certificate that has not expired, is refused from the first handshake and not ad
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import pytest
 
+from helpers import eventually
 from omerta_mesh.core.errors import DropReason, UsageError
 from omerta_mesh.core.membership import InviteOptions
 from omerta_mesh.node import MeshNode
-
-
-async def _until(cond, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
-    for _ in range(int(timeout / 0.05)):
-        if cond():
-            return
-        await asyncio.sleep(0.05)
-    assert cond()
 
 
 async def test_a_removal_is_kept_across_a_restart_and_the_removed_node_stays_out(tmp_path) -> None:
@@ -30,12 +22,12 @@ async def test_a_removal_is_kept_across_a_restart_and_the_removed_node_stays_out
         net = owner.create_network("home", owned=True)
         await a.join(owner.invite(net.id, opts=InviteOptions(uses=1)), timeout=5)
         await b.join(owner.invite(net.id, opts=InviteOptions(uses=1)), timeout=5)
-        await _until(lambda: a.mesh.record_of(net.id, b.node_id) is not None, 10)  # (gossip)
+        await eventually(lambda: a.mesh.record_of(net.id, b.node_id) is not None, 10)  # (gossip)
         await a.connect(b.node_id, net.id, timeout=5)
         with pytest.raises(UsageError, match="only the owner or an admin"):
             a.remove_member(net.id, b.node_id)
         owner.remove_member(net.id, b.node_id)
-        await _until(lambda: len(a.mesh.members.revocations(net.id)) == 2 and not a.is_connected(b.node_id))
+        await eventually(lambda: len(a.mesh.members.revocations(net.id)) == 2 and not a.is_connected(b.node_id))
         for n, name in ((owner, "owner"), (a, "a")):  # b's node, and the one-time invite that enrolled it
             doc = json.loads((tmp_path / name / "members" / f"{net.id.text()}.json").read_text())
             assert len(doc["revocations"]) == 2, name
@@ -49,7 +41,7 @@ async def test_a_removal_is_kept_across_a_restart_and_the_removed_node_stays_out
         assert a.mesh.table.get(net.id, b.node_id) is None  # not back from the peer cache
         before = a.mesh.counters.dropped(DropReason.CERT_REVOKED)
         b.add_peer(net.id, a.node_id, [("127.0.0.1", port)])  # b tries with its certificate, not expired
-        await _until(lambda: a.mesh.counters.dropped(DropReason.CERT_REVOKED) > before)
+        await eventually(lambda: a.mesh.counters.dropped(DropReason.CERT_REVOKED) > before)
         assert not a.is_connected(b.node_id) and a.mesh.table.get(net.id, b.node_id) is None
         await a.connect(owner.node_id, net.id, timeout=5)  # the others still talk
     finally:

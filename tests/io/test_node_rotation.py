@@ -6,21 +6,13 @@ handshakes under the old key are refused."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 
+from helpers import eventually
 from omerta_mesh.core.errors import DropReason
 from omerta_mesh.core.membership import InviteOptions
 from omerta_mesh.node import MeshNode
-
-
-async def _until(cond, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
-    for _ in range(int(timeout / 0.05)):
-        if cond():
-            return
-        await asyncio.sleep(0.05)
-    assert cond()
 
 
 def _entry(state_dir, network_id) -> dict:  # type: ignore[no-untyped-def]
@@ -37,13 +29,13 @@ async def test_a_rotated_key_is_saved_and_survives_restarts_of_every_member(tmp_
         net = owner.create_network("home", owned=True)
         for n in (a, b, c):
             await n.join(owner.invite(net.id, opts=InviteOptions(uses=1)), timeout=15)  # (enrolments: 1 a second per source)
-        await _until(lambda: a.mesh.record_of(net.id, c.node_id) is not None, 10)  # (gossip)
+        await eventually(lambda: a.mesh.record_of(net.id, c.node_id) is not None, 10)  # (gossip)
         await a.connect(c.node_id, net.id, timeout=5)
         c_port = c.port
         c.save_peers()
         await c.close()  # c is down during the rotation
         owner.remove_member(net.id, b.node_id)
-        await _until(lambda: a.mesh.network(net.id).epoch == 1 and not a.is_connected(b.node_id))
+        await eventually(lambda: a.mesh.network(net.id).epoch == 1 and not a.is_connected(b.node_id))
         new_key = owner.mesh.network(net.id).key
         assert a.mesh.network(net.id).key == new_key != net.key and a.mesh.network(net.id).id == net.id
         for name in ("owner", "a"):
@@ -65,14 +57,14 @@ async def test_a_rotated_key_is_saved_and_survives_restarts_of_every_member(tmp_
         # c comes back under the old key (within the grace, restored from networks.json) and is told the new one
         c = await MeshNode(host="127.0.0.1", port=c_port, state_dir=str(tmp_path / "c")).start()
         assert c.mesh.network(net.id).epoch == 0
-        await _until(lambda: c.mesh.network(net.id).epoch == 1, 10)
+        await eventually(lambda: c.mesh.network(net.id).epoch == 1, 10)
         assert c.mesh.network(net.id).key == new_key and _entry(tmp_path / "c", net.id)["epoch"] == 1
         assert owner.mesh.counters["handshake.previous_key"] + a.mesh.counters["handshake.previous_key"] > 0
         await c.connect(a.node_id, net.id, timeout=5)
         # b, removed, tries with the old key and a certificate that has not expired: refused
         before = owner.mesh.counters.dropped(DropReason.CERT_REVOKED)
         b.add_peer(net.id, owner.node_id, [("127.0.0.1", ports[0])])
-        await _until(lambda: owner.mesh.counters.dropped(DropReason.CERT_REVOKED) > before)
+        await eventually(lambda: owner.mesh.counters.dropped(DropReason.CERT_REVOKED) > before)
         assert not owner.is_connected(b.node_id) and b.mesh.network(net.id).epoch == 0
     finally:
         for n in (c, b, a, owner):

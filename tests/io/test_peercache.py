@@ -12,7 +12,7 @@ import json
 import threading
 from pathlib import Path
 
-from helpers import Pair, fresh_initiation
+from helpers import Pair, eventually, fresh_initiation
 from omerta_mesh.core.config import CoreConfig
 from omerta_mesh.core.ids import NodeId
 from omerta_mesh.core.outbox import Outbox
@@ -67,14 +67,6 @@ class Recorder:
         self.store.save_peers = save_peers  # type: ignore[method-assign]
 
 
-async def wait_for(cond, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
-    async def poll() -> None:
-        while not cond():
-            await asyncio.sleep(0.01)
-
-    await asyncio.wait_for(poll(), timeout)
-
-
 async def test_saves_are_coalesced_spaced_written_in_a_thread_and_skipped_when_unchanged(tmp_path: Path) -> None:
     rec = Recorder(tmp_path, asyncio.get_running_loop())
     counts: dict[str, int] = {}
@@ -84,15 +76,15 @@ async def test_saves_are_coalesced_spaced_written_in_a_thread_and_skipped_when_u
     burst = asyncio.get_running_loop().time()  # the first write starts after this
     for _ in range(100):  # a burst of connections: one save
         saves.changed()
-    await wait_for(lambda: counts.get("peer_cache.saved") == 1)
+    await eventually(lambda: counts.get("peer_cache.saved") == 1, 10)
     assert len(rec.writes) == 1 and rec.writes[0][0] != threading.current_thread().name  # not on the loop's thread
     assert json.loads(rec.store.peers_path.read_text())["peers"] == docs[0]["peers"]
     saves.changed()  # nothing new: no write
-    await wait_for(lambda: counts.get("peer_cache.unchanged", 0) >= 1)
+    await eventually(lambda: counts.get("peer_cache.unchanged", 0) >= 1, 10)
     assert len(rec.writes) == 1
     docs.append({"peers": []})
     saves.changed()
-    await wait_for(lambda: counts.get("peer_cache.saved") == 2)
+    await eventually(lambda: counts.get("peer_cache.saved") == 2, 10)
     # at most once per interval: writes are spaced by when they start (on the loop); the thread may begin the first
     # one late on a busy machine, so measure the second from the earliest the first can have started
     assert rec.writes[1][1] - burst >= 0.3
@@ -109,9 +101,9 @@ async def test_a_peer_that_proves_itself_after_the_save_is_saved_by_the_look_aft
     saves = PeerCacheSaves(rec.store, lambda: docs[-1], lambda k: counts.__setitem__(k, counts.get(k, 0) + 1),
                            delay=0.2, interval=0.05)
     saves.changed()  # a PeerConnected: saved at once (the newcomer is not proven yet: not in it)
-    await wait_for(lambda: counts.get("peer_cache.saved") == 1)
+    await eventually(lambda: counts.get("peer_cache.saved") == 1, 10)
     docs.append({"peers": [{"network": "n", "node": "a", "endpoints": [["127.0.0.1", 1]]}]})  # proven: no event says so
-    await wait_for(lambda: counts.get("peer_cache.saved") == 2)
+    await eventually(lambda: counts.get("peer_cache.saved") == 2, 10)
     assert json.loads(rec.store.peers_path.read_text())["peers"] == docs[-1]["peers"]
     await saves.close()
 
@@ -127,15 +119,15 @@ async def test_a_failed_write_goes_to_the_stores_retries_and_nothing_raises_into
                            delay=0.01, interval=0.01)
     rec.fail = OSError(errno.ENOSPC, "No space left on device")
     saves.changed()
-    await wait_for(lambda: "peer cache" in rec.store.background.pending)  # the store retries it with back-off ...
+    await eventually(lambda: "peer cache" in rec.store.background.pending, 10)  # the store retries it with back-off ...
     assert len(rec.writes) == 1 and rec.writes[0][0] != threading.current_thread().name  # (the thread's; none at once on the loop)
     rec.fail = None
-    await wait_for(lambda: not rec.store.background.pending)  # ... until it is written
+    await eventually(lambda: not rec.store.background.pending, 10)  # ... until it is written
     assert json.loads(rec.store.peers_path.read_text())["peers"] == docs[0]["peers"]
     rec.fail = RuntimeError("a bug")
     docs.append({"peers": []})
     saves.changed()
     # logged and counted, not raised (a busy machine may see the next look fail too before this polls)
-    await wait_for(lambda: counts.get("peer_cache.failed", 0) >= 1)
+    await eventually(lambda: counts.get("peer_cache.failed", 0) >= 1, 10)
     await saves.close()
     assert not errors

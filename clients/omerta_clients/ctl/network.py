@@ -154,7 +154,11 @@ def run_create(ctx: Ctx, args: argparse.Namespace) -> int:
 
 
 def run_join(ctx: Ctx, args: argparse.Namespace) -> int:
-    res = ctx.call("network.join", {"invite": args.invite, "wait": args.wait}, timeout=args.wait + ctx.timeout)
+    return _joined(ctx, args, ctx.call("network.join", {"invite": args.invite, "wait": args.wait}, timeout=args.wait + ctx.timeout))
+
+
+def _joined(ctx: Ctx, args: argparse.Namespace, res: dict) -> int:
+    """What network join and network accept say after joining."""
     if ctx.json:
         output.print_json(res, ctx.out)
         return 0
@@ -222,14 +226,7 @@ def run_offers(ctx: Ctx, args: argparse.Namespace) -> int:
 
 
 def run_accept(ctx: Ctx, args: argparse.Namespace) -> int:
-    res = ctx.call("network.accept", {"offer": args.offer, "wait": args.wait}, timeout=args.wait + ctx.timeout)
-    if ctx.json:
-        output.print_json(res, ctx.out)
-        return 0
-    ctx.say(f"joined network {res['name'] or '(unnamed)'} ({res['network']})")
-    if res["connected"]:
-        ctx.say(f"connected to the inviter {res['inviter'][:12]}; see `omertactl peers`")
-    return 0
+    return _joined(ctx, args, ctx.call("network.accept", {"offer": args.offer, "wait": args.wait}, timeout=args.wait + ctx.timeout))
 
 
 def _invites_text(r: dict) -> str:
