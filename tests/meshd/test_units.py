@@ -92,7 +92,7 @@ def test_dbus_codec_round_trip() -> None:
 
 def test_embedded_default_config_and_refusals(tmp_path: Path) -> None:
     cfg = config_mod.load(None)
-    assert cfg.node.port == 51888 and cfg.api.group == "omerta" and cfg.dbus.enabled == "auto" and cfg.node.key_grace == 86400
+    assert cfg.node.port == 51888 and cfg.api.group == "omerta" and cfg.dbus.enabled == "auto" and cfg.node.key_grace == 7 * 86400
     f = tmp_path / "meshd.toml"
     f.write_text('[node]\nport = 4000\n[names]\nalice = "%s"\n' % NODE)
     cfg2 = config_mod.load(f)

@@ -136,6 +136,12 @@ def duration(text: str) -> float:
     return value
 
 
+def _span(seconds: int) -> str:
+    """7 days, 36 h, 90 s: a grace in the unit that reads best."""
+    days, hours = divmod(seconds, 86400)[0], seconds / 3600
+    return f"{days} day{'s' if days != 1 else ''}" if seconds % 86400 == 0 else f"{hours:g} h" if seconds >= 3600 else f"{seconds} s"
+
+
 def tag_list(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
@@ -195,7 +201,7 @@ def run_remove(ctx: Ctx, args: argparse.Namespace) -> int:
 def run_rekey(ctx: Ctx, args: argparse.Namespace) -> int:
     ctx.emit_text(ctx.call("network.rekey", {"network": args.network}),
                   lambda r: f"network {args.network} now uses key {r['epoch']}; members get it at once, and the previous key "
-                            f"is accepted for {r['grace'] // 3600} h more ({r['grace']} s) for members that are away")
+                            f"is accepted for {_span(r['grace'])} more for members that are away")
     return 0
 
 

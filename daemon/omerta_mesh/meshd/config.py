@@ -37,8 +37,8 @@ relay = "auto"            # relay end-to-end encrypted traffic for members that 
                           # public or behind an endpoint-independent NAT, modest quota), "on" (true), "off" (false)
 audit_encryption = false  # check each outgoing datagram is a well-formed encrypted packet
 strict_audit = false      # stop the daemon on an audit violation
-key_grace = 86400         # owned networks this node owns: seconds the key a removal rotated out stays accepted, so
-                          # members that were away get in and learn the new one (60 to 2592000)
+key_grace = 604800        # owned networks this node owns: seconds the key a removal rotated out stays accepted, so
+                          # members that were away (a week by default) get in and learn the new one (60 to 2592000)
 
 [api]
 socket = ""               # JSON-RPC socket ("" = <runtime directory>/meshd.sock)
