@@ -128,6 +128,10 @@ def test_an_admin_removes_a_member_but_not_another_admin() -> None:
     assert all([(e.peer, e.by) for e in n.of(ev.MemberRemoved)] == [(carol.mesh.node_id, ada.mesh.node_id), (None, ada.mesh.node_id)]
                for n in (owner, bob, alice))  # (ada holds the owner's use marks: it revokes carol's invite too)
     assert sum(n.mesh.counters.dropped(DropReason.REVOCATION_INVALID) for n in (owner, ada, bob, alice)) == 0
+    # the owner rotated the key when ada's removal reached it (only the owner rotates): every member but carol follows
+    assert {n.name: n.mesh.network(net.id).epoch for n in (owner, ada, bob, alice, carol)} == {
+        "owner": 1, "ada": 1, "bob": 1, "alice": 1, "carol": 0}
+    assert ada.mesh.counters["rekey.taken"] == 1 and sim.all_connected(net, [owner, ada, bob, alice])
 
 
 def test_the_invite_that_enrolled_a_removed_member_admits_nobody_else() -> None:
