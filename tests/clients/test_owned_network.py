@@ -187,3 +187,23 @@ def test_an_invite_sent_in_band_is_listed_and_joined_with_network_accept(three) 
     assert ctl(emil.socket, "--json", "network", "offers").json()["offers"] == []
     gone = ctl(emil.socket, "network", "accept", sent["offer"])
     assert gone.rc != 0 and "network offers" in gone.err and "fix:" in gone.err, gone.err
+
+
+def test_the_owner_names_an_admin_who_then_invites(three) -> None:
+    """dora (owner) names emil an admin with `network admin`: dora's peers show emil as admin, and emil's invite admits
+    fred; emil cannot name admins, nor can dora name one twice."""
+    dora, emil, fred = three
+    emil_id = ctl(emil.socket, "status", "--json").json()["node_id"]
+    ctl(dora.socket, "network", "create", "lab")
+    assert ctl(emil.socket, "network", "join", ctl(dora.socket, "network", "invite", "lab").out.strip()).rc == 0
+    r = ctl(dora.socket, "--json", "network", "admin", "lab", emil_id[:12])
+    assert r.rc == 0 and check_result("network.admin", r.json()) == {"network": r.json()["network"], "peer": emil_id,
+                                                                       "role": "admin"}, r.err
+    wait_until(lambda: (_peer(dora.socket, emil_id) or {}).get("role") == "admin", 10, "emil shown as admin at dora")
+    again = ctl(dora.socket, "network", "admin", "lab", emil_id[:12])
+    assert again.rc != 0 and "already admin" in again.err, again.err
+    dora_id = ctl(dora.socket, "status", "--json").json()["node_id"]
+    no = ctl(emil.socket, "network", "admin", "lab", dora_id[:12])
+    assert no.rc != 0 and "only the owner" in no.err and "fix:" in no.err, no.err
+    j = ctl(fred.socket, "network", "join", ctl(emil.socket, "network", "invite", "lab").out.strip())
+    assert j.rc == 0 and "joined network lab" in j.out, (j.out, j.err)

@@ -180,6 +180,7 @@ def test_two_daemons_join_and_every_method_works_over_the_socket(daemon_factory,
     for method, params, match in (("network.revoke_invite", {"network": "home", "token": "abcd"}, "no open invites"),
                                   ("network.remove", {"network": "home", "peer": a_id}, "is open"),
                                   ("network.rekey", {"network": "home"}, "is open"),
+                                  ("network.admin", {"network": "home", "peer": a_id}, "is open"),
                                   ("network.accept", {"offer": "abcdef"}, "no invites offered")):
         with pytest.raises(RpcError, match=match):
             B(method, **params)

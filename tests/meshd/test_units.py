@@ -30,7 +30,7 @@ def test_registry_declares_every_operation_once_with_access() -> None:
     specs = spec_map(DaemonAPI)
     assert {n for n, sp in specs.items() if sp.access is WRITE} == {
         "network.create", "network.join", "network.leave", "network.invite", "network.remove", "network.revoke_invite", "network.rekey",
-        "network.accept",
+        "network.accept", "network.admin",
         "channel.send", "channel.receive",
         "daemon.reload", "daemon.shutdown",
         "serve.add", "serve.remove", "forward.add", "forward.remove", "exit.offer", "exit.use",

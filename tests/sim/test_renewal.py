@@ -5,7 +5,10 @@ refused as "revoked" by another admin, which heard the revocation."""
 
 from __future__ import annotations
 
+import pytest
+
 from omerta_mesh.core import events as ev
+from omerta_mesh.core.errors import UsageError
 from omerta_mesh.core.member.check import Accepted
 from omerta_mesh.core.membership import InviteOptions
 from omerta_mesh.core.network import Network
@@ -108,3 +111,37 @@ def test_a_member_renews_before_its_admins_certificate_in_its_chain_expires() ->
     assert isinstance(alice.mesh.credentials.check(net, alice.mesh.node_id, own, sim.now), Accepted)
     assert all(c.not_after > sim.now for c in decode_credential(own or b""))
     assert sim.connected(alice, owner, net) and sim.connected(alice, adam, net), sim.failure()
+
+
+def test_the_owner_names_an_admin_who_then_invites_and_removes() -> None:
+    """The owner promotes a member (network admin): it takes the admin certificate as a renewal, its record carries it,
+    and it invites a node and removes a member; a member cannot promote, nor can the owner promote a node it has no
+    session with or an admin again."""
+    sim, net, owner, (alice, bob) = owned("promote", "alice", "bob")
+    for n in (alice, bob):
+        sim.join(n, owner, net)
+        sim.run_for(5)
+    sim.run_for(30)
+    with pytest.raises(UsageError, match="only the owner"):
+        alice.mesh.act(sim.now, lambda out: alice.mesh.renewal.promote(alice.mesh.network(net.id), bob.mesh.node_id, sim.now, out))
+    owner.mesh.act(sim.now, lambda out: owner.mesh.renewal.promote(owner.mesh.network(net.id), alice.mesh.node_id, sim.now, out))
+    sim.internet.pump(owner.mesh)
+    sim.run_for(5)
+    assert alice.mesh.credentials.own_certificate(net.id).role is Role.ADMIN
+    assert any(e.peer == owner.mesh.node_id for e in alice.of(ev.CredentialRenewed))
+    assert owner.mesh.members.is_admin(net, alice.mesh.node_id, sim.now) and bob.mesh.members.is_admin(net, alice.mesh.node_id, sim.now)
+    with pytest.raises(UsageError, match="already admin"):
+        owner.mesh.act(sim.now, lambda out: owner.mesh.renewal.promote(owner.mesh.network(net.id), alice.mesh.node_id, sim.now, out))
+    carol = sim.add_node("carol")
+    text = alice.mesh.invite(net.id, [alice.reachable], sim.now, InviteOptions(uses=1))
+    carol.mesh.join(text, sim.now)
+    sim.internet.pump(carol.mesh)
+    sim.run_for(5)
+    assert carol.of(ev.Enrolled) and sim.connected(carol, alice, net), sim.failure()
+    alice.mesh.remove_member(net.id, bob.mesh.node_id, sim.now)
+    sim.internet.pump(alice.mesh)
+    sim.run_for(5)
+    assert owner.mesh.table.get(net.id, bob.mesh.node_id) is None and carol.mesh.table.get(net.id, bob.mesh.node_id) is None
+    dave = sim.add_node("dave")
+    with pytest.raises(UsageError, match="no valid member certificate"):
+        owner.mesh.act(sim.now, lambda out: owner.mesh.renewal.promote(owner.mesh.network(net.id), dave.mesh.node_id, sim.now, out))

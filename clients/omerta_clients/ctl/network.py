@@ -1,5 +1,5 @@
-"""omertactl network create|join|leave|list|invite|invites|revoke-invite|remove|rekey|offers|accept: the networks this node
-is in."""
+"""omertactl network create|join|leave|list|invite|invites|revoke-invite|remove|admin|rekey|offers|accept: the networks
+this node is in."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ examples:
   omertactl network remove work laptop
                                       owner or admin: laptop is out of work (its sessions closed, refused from now on);
                                       the owner then rotates the network key
+  omertactl network admin work bob    owner: bob may invite, renew and remove members from now on
   omertactl network rekey work        owner: rotate the key now (an invite string may have leaked)
   omertactl network invite work --to bob
                                       send bob (connected in another network) an invite, no string to copy;
@@ -39,7 +40,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
                     description="Manage the networks this node is in. Without a subcommand: list them.", examples=EXAMPLES)
     p.set_defaults(func=run_list)
     nsub = p.add_subparsers(dest="network_cmd",
-                            metavar="{create,join,leave,list,invite,invites,revoke-invite,remove,rekey,offers,accept}")
+                            metavar="{create,join,leave,list,invite,invites,revoke-invite,remove,admin,rekey,offers,accept}")
     c = nsub.add_parser("create", parents=[common], help="create a network this node owns; prints its id and an invite",
                         description="Create a network with a fresh random key, owned by this node: every member holds a "
                                     "certificate this node (or an admin) signed, each invite is a fresh token with uses and "
@@ -111,6 +112,13 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     rm.add_argument("network", metavar="NETWORK", help="network name or id")
     rm.add_argument("peer", metavar="PEER", help="the member: its name, node id or a unique prefix")
     rm.set_defaults(func=run_remove)
+    ad = nsub.add_parser("admin", parents=[common], help="name a member an admin of an owned network (owner)",
+                         description="Name a member an admin of an owned network this node owns: it gets an admin "
+                                     "certificate over its session and may then invite nodes, renew members' certificates "
+                                     "and remove members (not admins). It must be connected now.")
+    ad.add_argument("network", metavar="NETWORK", help="network name or id")
+    ad.add_argument("peer", metavar="PEER", help="the member: its name, node id or a unique prefix")
+    ad.set_defaults(func=run_admin)
     rk = nsub.add_parser("rekey", parents=[common], help="rotate an owned network's key now (owner)",
                          description="Rotate the key of an owned network this node owns: a new key goes to every member "
                                      "(members that were away learn it at their next session while the previous key is "
@@ -195,6 +203,13 @@ def run_remove(ctx: Ctx, args: argparse.Namespace) -> int:
         return (f"removed {args.peer} ({r['peer'][:12]}) from network {args.network}: members close its sessions and refuse "
                 f"it from now on{rotated}")
     ctx.emit_text(ctx.call("network.remove", {"network": args.network, "peer": args.peer}), text)
+    return 0
+
+
+def run_admin(ctx: Ctx, args: argparse.Namespace) -> int:
+    ctx.emit_text(ctx.call("network.admin", {"network": args.network, "peer": args.peer}),
+                  lambda r: f"{args.peer} ({r['peer'][:12]}) is an admin of network {args.network} now: it may invite, renew "
+                            "and remove members")
     return 0
 
 

@@ -513,7 +513,7 @@ class DaemonAPI:
         return s.NetworkRemoveResult(str(net.id), str(node), True, self.node.core.network(net.id).epoch)
 
     network_invites, network_revoke_invite, network_rekey = owned.network_invites, owned.network_revoke_invite, owned.network_rekey
-    network_offers, network_accept = inband.network_offers, inband.network_accept
+    network_offers, network_accept, network_admin = inband.network_offers, inband.network_accept, owned.network_admin
 
     @api_method("network.invite", WRITE, s.NetworkInviteRequest, s.NetworkInviteResult)
     async def network_invite(self, req: s.NetworkInviteRequest, ctx: CallContext) -> s.NetworkInviteResult:

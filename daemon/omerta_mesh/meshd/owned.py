@@ -1,7 +1,8 @@
 """The daemon's side of owned networks (docs/membership.md; issue 16 item 6): joining with an ``omerta2-`` invite
 (enrolment: the inviter's refusal becomes REFUSED with its fix), the options of ``network.invite``, the open
-invites this node made (``network.invites`` lists them, ``network.revoke_invite`` cancels one) and the owner's key
-rotation on request (``network.rekey``); registered on ``DaemonAPI`` from here."""
+invites this node made (``network.invites`` lists them, ``network.revoke_invite`` cancels one), and the owner's
+naming of admins (``network.admin``) and key rotation on request (``network.rekey``); registered on ``DaemonAPI``
+from here."""
 
 from __future__ import annotations
 
@@ -121,3 +122,21 @@ async def network_rekey(api: "DaemonAPI", req: s.NetworkRequest, ctx: "CallConte
     if node.driver is not None:
         node.driver.flush()  # the rotation goes out; NetworkRekeyed has the host save the new key
     return s.NetworkRekeyResult(str(new.id), new.epoch, int(core.cfg.key_grace))
+
+
+@api_method("network.admin", WRITE, s.NetworkAdminRequest, s.NetworkAdminResult)
+async def network_admin(api: "DaemonAPI", req: s.NetworkAdminRequest, ctx: "CallContext") -> s.NetworkAdminResult:
+    """Name a member an admin of an owned network this node owns (docs/membership.md 1): an admin certificate like its
+    member one, sent over its session; from then on it may invite, renew members' certificates and remove members
+    (not admins). Refused, with the reason and the fix, for a node that is not the owner, a peer without a valid member
+    certificate or not connected, and one that is an admin already."""
+    net, peer = api.resolve_network(req.network), api.resolve_peer(req.peer)
+    node, core = api.node, api.node.core
+    now = node.driver.now() if node.driver is not None else 0.0
+    try:
+        core.act(now, lambda out: core.renewal.promote(core.network(net.id), peer, now, out))
+    except UsageError as e:
+        raise refused(e) from None
+    if node.driver is not None:
+        node.driver.flush()
+    return s.NetworkAdminResult(str(net.id), str(peer), "admin")

@@ -23,6 +23,7 @@ from ..core.wire.invite import check_network_name
 from .schema_codec import check_text, decode_request, request_fields, to_json, type_name  # noqa: F401 (the codec)
 from .schema_owned import (  # noqa: F401 (owned networks' results, in their own module)
     InviteInfo,
+    NetworkAdminResult,
     NetworkInvitesResult,
     NetworkOffersResult,
     NetworkRekeyResult,
@@ -156,6 +157,12 @@ class NetworkRequest:
 class NetworkRemoveRequest:
     network: str = arg(doc="network id or name (an owned network)")
     peer: str = arg(doc="the member to remove: its name, node id or a unique prefix")
+
+
+@dataclass
+class NetworkAdminRequest:
+    network: str = arg(doc="network id or name (an owned network this node owns)")
+    peer: str = arg(doc="the member to name an admin: its name, node id or a unique prefix (connected now)")
 
 
 @dataclass

@@ -58,3 +58,10 @@ class OfferInfo:
 @dataclass
 class NetworkOffersResult:
     offers: list[OfferInfo]  # invites other nodes sent this node in-band, oldest first
+
+
+@dataclass
+class NetworkAdminResult:
+    network: str
+    peer: str  # the member's node id
+    role: str  # "admin": its new certificate's role (sent to it; it takes it as a renewal)

@@ -154,14 +154,15 @@ class Enrolment:
         seen.marks[self.identity.node_id.raw] = mark
         return Issued(credential, mark)
 
-    def reissue(self, net: Network, own_credential: bytes | None, cert: Certificate, wall: float) -> Answer:
+    def reissue(self, net: Network, own_credential: bytes | None, cert: Certificate, wall: float, role: Role | None = None) -> Answer:
         """Renewal (docs/membership.md 2.5): a new certificate like ``cert`` (already checked valid now for the node that
-        asked): same role, name, tags and lifetime, a new serial, ``not before`` = the clock, signed by this node, which
-        must be an admin (a member's) or the owner (an admin's too)."""
+        asked): same role (or ``role``: the owner names an admin), name, tags and lifetime, a new serial, ``not before`` =
+        the clock, signed by this node, which must be an admin (a member's) or the owner (an admin's too)."""
         chain = self.admin_chain(net, own_credential, wall)
-        if chain is None or cert.role is Role.OWNER or cert.role is Role.ADMIN and chain[0].role is not Role.OWNER:
+        role = role or cert.role
+        if chain is None or role is Role.OWNER or role is Role.ADMIN and chain[0].role is not Role.OWNER:
             return Declined(EnrolStatus.NOT_ADMIN, "this node may not renew that certificate")
-        new = Certificate(cert.role, net.id, cert.subject, self.identity.node_id, self._serial(), int(wall),
+        new = Certificate(role, net.id, cert.subject, self.identity.node_id, self._serial(), int(wall),
                           int(wall) + cert.not_after - cert.not_before, cert.name, cert.tags)
         vouch = [chain[0]] if chain[0].role is Role.ADMIN else []
         return Issued(encode_credential([sign_certificate(self.identity, new), *vouch]), None)

@@ -22,8 +22,8 @@ from .. import events as ev
 from ..config import CoreConfig
 from ..counters import Counters
 from ..entropy import Entropy
-from ..errors import DropReason
-from ..ids import NetworkId
+from ..errors import DropReason, UsageError
+from ..ids import NetworkId, NodeId
 from ..network import Network
 from ..outbox import Outbox
 from ..peers.peer import Peer
@@ -127,13 +127,38 @@ class Renewal:
             out.control(peer, "member.refused", rw.encode_refusal(status))
             return None
         ours = self.credentials.own_certificate(net.id)
+        promoted = isinstance(verdict, Accepted) and verdict.role is Role.ADMIN and peer.node == net.owner  # named an admin
         if (not isinstance(verdict, Accepted) or not self.enrolment.is_admin(net, peer.node, wall) or ours is None
-                or verdict.role is not ours.role or verdict.cert.not_after <= ours.not_after):
+                or verdict.role is not ours.role and not promoted or verdict.cert.not_after <= ours.not_after and not promoted):
             self.counters.drop(DropReason.CERT_MALFORMED if isinstance(verdict, Accepted) else verdict.reason)
             return None
         self.counters.inc("renew.renewed")
         out.event(ev.CredentialRenewed(net.id, peer.node, verdict.cert.not_after))
         return credential
+
+    def promote(self, net: Network, node: NodeId, now: float, out: Outbox) -> None:
+        """Name ``node`` an admin of ``net`` (we are its owner; docs/membership.md 1): a certificate like its member one,
+        with role ADMIN, sent to it over its session (``member.cert``); it takes it as a renewal, and its record carries it."""
+        name, wall = net.name or str(net.id), now + self.credentials.wall_offset
+        if net.owner is None:
+            raise UsageError(f"network {name} is open: it has no admins; create an owned network (omertactl network create "
+                             "NAME) and invite its members there")
+        if net.owner != self.enrolment.identity.node_id:
+            raise UsageError(f"only the owner of network {name} names admins; ask the owner ({net.owner.short()})")
+        rec, peer = self.members.gossip.record_of(net.id, node), self.table.get(net.id, node)
+        verdict = self.credentials.check(net, node, rec.credential if rec is not None else None, now)
+        if not isinstance(verdict, Accepted):
+            raise UsageError(f"{node.short()} holds no valid member certificate in network {name} ({verdict.reason.value}); "
+                             "invite it first")
+        if verdict.role is not Role.MEMBER:
+            raise UsageError(f"{node.short()} is already {verdict.role.name.lower()} of network {name}")
+        if peer is None or not peer.connected:
+            raise UsageError(f"{node.short()} is not connected: the admin certificate goes over its session; wait until it "
+                             "is (omertactl peers)")
+        answer = self.enrolment.reissue(net, self.credentials.own(net.id), verdict.cert, wall, Role.ADMIN)
+        assert isinstance(answer, Issued)  # (we are the owner: nothing declines)
+        out.control(peer, "member.cert", answer.credential)
+        self.counters.inc("renew.promoted")
 
     def _may_renew(self, net: Network, peer: Peer, role: Role, wall: float) -> bool:
         """``peer`` can renew a certificate of ``role``: the owner always; an admin a member's."""
