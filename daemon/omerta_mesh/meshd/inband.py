@@ -12,7 +12,8 @@ from ..core.member.offers import offer_id
 from ..core.peers.peer import Peer
 from ..core.views import NetworkView
 from . import schema as s
-from .errors import ApiError, Code, refused
+from .errors import ApiError, Code
+from .owned import command
 from .registry import READ, WRITE, api_method
 
 if TYPE_CHECKING:
@@ -34,14 +35,8 @@ def offer_target(api: "DaemonAPI", net: NetworkView, to: str) -> Peer:
 
 def send_offer(api: "DaemonAPI", peer: Peer, invite: str) -> tuple[str, str]:
     """Send ``invite`` in-band over ``peer``'s session. Returns (its node id, the offer's id there)."""
-    core, node = api.node.core, api.node
-    now = node.driver.now() if node.driver is not None else 0.0
-    try:
-        core.act(now, lambda out: core.members.offers.send(peer, invite, out))
-    except UsageError as e:
-        raise refused(e) from None
-    if node.driver is not None:
-        node.driver.flush()
+    core = api.node.core
+    command(api, lambda _now, out: core.members.offers.send(peer, invite, out))
     return str(peer.node), offer_id(invite)
 
 

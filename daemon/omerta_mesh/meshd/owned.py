@@ -6,12 +6,13 @@ from here."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable, TypeVar
 
 from ..core.errors import UsageError
 from ..core.ids import NetworkId
 from ..core.membership import InviteOptions
 from ..core.network import Network
+from ..core.outbox import Outbox
 from ..core.views import NetworkView
 from ..core.wire.invite import Invite
 from . import schema as s
@@ -20,6 +21,8 @@ from .registry import READ, WRITE, api_method
 
 if TYPE_CHECKING:
     from .api import CallContext, DaemonAPI
+
+R = TypeVar("R")
 
 
 async def enrol(api: "DaemonAPI", req: s.NetworkJoinRequest, inv: Invite) -> s.NetworkJoinResult:
@@ -46,6 +49,20 @@ async def enrol(api: "DaemonAPI", req: s.NetworkJoinRequest, inv: Invite) -> s.N
     await api.vnet_sync()
     connected = inv.inviter == node.node_id or node.is_connected(inv.inviter)
     return s.NetworkJoinResult(str(net.id), net.name, str(inv.inviter), connected)
+
+
+def command(api: "DaemonAPI", fn: Callable[[float, Outbox], R]) -> R:
+    """Run a command on an owned part of the core now (``Mesh.act``) and send what it queued at once; a UsageError (the
+    core's refusal, with its reason and fix) becomes REFUSED."""
+    node = api.node
+    now = node.driver.now() if node.driver is not None else 0.0
+    try:
+        result = node.core.act(now, lambda out: fn(now, out))
+    except UsageError as e:
+        raise refused(e) from None
+    if node.driver is not None:
+        node.driver.flush()
+    return result
 
 
 def invite_options(net: NetworkView, req: s.NetworkInviteRequest) -> InviteOptions | None:
@@ -95,14 +112,8 @@ async def network_revoke_invite(api: "DaemonAPI", req: s.NetworkRevokeInviteRequ
         raise ApiError(Code.REFUSED, f"{'no' if not found else len(found)} open invites of network {net.name or net.id} "
                                      f"match {req.token!r}", f"list them with `omertactl network invites {net.name or net.id}` "
                                                              "and give a longer part of the token id")
-    node, core = api.node, api.node.core
-    try:
-        now = node.driver.now() if node.driver is not None else 0.0
-        core.act(now, lambda out: core.members.revoke_invite(net.id, bytes.fromhex(found[0]), now, out))
-    except UsageError as e:
-        raise refused(e) from None
-    if node.driver is not None:
-        node.driver.flush()  # the revocation goes out; MemberRemoved has the host save the network's revocations
+    core = api.node.core  # (MemberRemoved has the host save the network's revocations)
+    command(api, lambda now, out: core.members.revoke_invite(net.id, bytes.fromhex(found[0]), now, out))
     return s.NetworkRevokeInviteResult(str(net.id), found[0], True)
 
 
@@ -112,15 +123,8 @@ async def network_rekey(api: "DaemonAPI", req: s.NetworkRequest, ctx: "CallConte
     to every connected member, which passes it on; members that were away learn it at their next session while the
     previous key is still accepted (``[node] key_grace``). A removal rotates the key by itself. Refused, with the
     reason and the fix, for an open network or a node that is not the owner."""
-    net = api.resolve_network(req.network)
-    node, core = api.node, api.node.core
-    now = node.driver.now() if node.driver is not None else 0.0
-    try:
-        new = core.act(now, lambda out: core.rotation.rotate(net.id, now, out))
-    except UsageError as e:
-        raise refused(e) from None
-    if node.driver is not None:
-        node.driver.flush()  # the rotation goes out; NetworkRekeyed has the host save the new key
+    net, core = api.resolve_network(req.network), api.node.core  # (NetworkRekeyed has the host save the new key)
+    new = command(api, lambda now, out: core.rotation.rotate(net.id, now, out))
     return s.NetworkRekeyResult(str(new.id), new.epoch, int(core.cfg.key_grace))
 
 
@@ -130,13 +134,6 @@ async def network_admin(api: "DaemonAPI", req: s.NetworkAdminRequest, ctx: "Call
     member one, sent over its session; from then on it may invite, renew members' certificates and remove members
     (not admins). Refused, with the reason and the fix, for a node that is not the owner, a peer without a valid member
     certificate or not connected, and one that is an admin already."""
-    net, peer = api.resolve_network(req.network), api.resolve_peer(req.peer)
-    node, core = api.node, api.node.core
-    now = node.driver.now() if node.driver is not None else 0.0
-    try:
-        core.act(now, lambda out: core.renewal.promote(core.network(net.id), peer, now, out))
-    except UsageError as e:
-        raise refused(e) from None
-    if node.driver is not None:
-        node.driver.flush()
+    net, peer, core = api.resolve_network(req.network), api.resolve_peer(req.peer), api.node.core
+    command(api, lambda now, out: core.renewal.promote(core.network(net.id), peer, now, out))
     return s.NetworkAdminResult(str(net.id), str(peer), "admin")
