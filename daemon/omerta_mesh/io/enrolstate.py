@@ -23,7 +23,7 @@ from ..core.member.enrolment import Enrolment
 from ..core.mesh import Mesh
 from ..core.network import Network
 from ..core.wire.enrol import EnrolStatus
-from .memberstate import Enrolled, MemberFiles, MembersState
+from .memberstate import Enrolled, MemberFiles
 from .store import NetworkState, StateNotSaved, StateStore
 
 log = logging.getLogger("omerta_mesh.io.enrolstate")
@@ -34,8 +34,7 @@ ENROL_EVENTS = (ev.Enrolled, ev.EnrolmentRefused, ev.InviteRedeemed, ev.Credenti
 def save_enrolment(files: MemberFiles, enrolment: Enrolment, network: NetworkId) -> None:
     """Write ``network``'s tokens, marks and enrolments now (StateNotSaved when the disk refuses)."""
     marks, tokens, enrolled = enrolment.export(network)
-    kept = files.load(network)
-    files.save(network, MembersState(kept.revocations, marks, tokens, tuple(Enrolled(t, n, c) for t, n, c in enrolled)))
+    files.update(network, marks=marks, tokens=tokens, enrolled=tuple(Enrolled(t, n, c) for t, n, c in enrolled))
 
 
 def restore_enrolment(files: MemberFiles, enrolment: Enrolment, net: Network, wall: float) -> None:

@@ -26,13 +26,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import json
 import logging
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import Any, Callable, TypeVar
 
 from ..core.errors import UsageError
 from ..core.ids import NetworkId, NodeId
@@ -119,6 +120,11 @@ class MemberFiles:
                "marks": [b64(b) for b in state.marks], "tokens": [b64(b) for b in state.tokens],
                "enrolled": [{"token": e.token_id.hex(), "node": e.node.text(), "credential": b64(e.credential)} for e in state.enrolled]}
         self._write(self.path(network), json.dumps(doc, indent=1).encode())
+
+    def update(self, network: NetworkId, **fields: Any) -> None:
+        """Replace some of what is saved for ``network`` (``revocations=...``, ``marks=...``), keeping the rest as it is on
+        disk (StateNotSaved when the disk refuses)."""
+        self.save(network, dataclasses.replace(self.load(network), **fields))
 
     def forget(self, network: NetworkId) -> None:
         """We left ``network``: its file goes (a missing one is fine)."""

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 
 from ..core import events as ev
@@ -28,8 +27,7 @@ def save_revocations(e: ev.Event, mesh: Mesh, store: StateStore | None) -> None:
     if not isinstance(e, ev.MemberRemoved) or store is None or e.network.raw not in mesh.networks:
         return
     try:
-        kept = store.members.load(e.network)
-        store.members.save(e.network, dataclasses.replace(kept, revocations=tuple(mesh.members.revocations(e.network))))
+        store.members.update(e.network, revocations=tuple(mesh.members.revocations(e.network)))
     except StateNotSaved as err:
         log.error("revocations of network %s not saved: %s", e.network, err)
 
