@@ -217,18 +217,13 @@ class Members:
         if node == self.node_id or node == net.owner:
             raise UsageError("the owner cannot be removed" if node == net.owner else "to go, leave the network instead")
         wall = int(now + self.credentials.wall_offset)
-        rev = sign_revocation(self.identity, Revocation(RevocationKind.NODE, net.id, node.raw, wall, wall + MAX_LIFETIME,
-                                                        self.node_id))
-        rl, admin = self.credentials.revocations(net), lambda n: self.is_admin(net, n, now)
-        if rl.add(rev, admin, wall) is not None:
+        rev, refusal = self._revoke(net, RevocationKind.NODE, node.raw, wall + MAX_LIFETIME, now, out)
+        if refusal is not None:
             raise UsageError(f"an admin removes members only: {node.short()} is an admin of {name}; ask the owner")
-        self._revoked(net, rev, None, now, out)
+        rl = self.credentials.revocations(net)
         for mark in self.hs.enrolment.marks(net.id):  # the invite that enrolled it: no more uses for whoever holds it
             if mark.enrolled == node and mark.token_not_after > wall and not rl.token_revoked(mark.token_id, wall):
-                tok = sign_revocation(self.identity, Revocation(RevocationKind.TOKEN, net.id, mark.token_id, wall,
-                                                                min(mark.token_not_after, wall + MAX_LIFETIME), self.node_id))
-                if rl.add(tok, admin, wall) is None:
-                    self._revoked(net, tok, None, now, out)
+                self._revoke(net, RevocationKind.TOKEN, mark.token_id, min(mark.token_not_after, wall + MAX_LIFETIME), now, out)
         return rev
 
     def revoke_invite(self, network_id: NetworkId, token_id: bytes, now: float, out: Outbox) -> Revocation:
@@ -243,12 +238,21 @@ class Members:
         if token is None or self.identity is None or not self.is_admin(net, self.node_id, now):
             raise UsageError(f"no open invite {token_id.hex()} made by this node in network {name}; list them with "
                              f"network invites {name}")
-        rev = sign_revocation(self.identity, Revocation(RevocationKind.TOKEN, net.id, token_id, wall, token.not_after,
-                                                        self.node_id))
-        if (reason := self.credentials.revocations(net).add(rev, lambda n: self.is_admin(net, n, now), wall)) is not None:
+        rev, reason = self._revoke(net, RevocationKind.TOKEN, token_id, token.not_after, now, out)
+        if reason is not None:
             raise UsageError(f"the revocation was refused here: {reason.value}")
-        self._revoked(net, rev, None, now, out)
         return rev
+
+    def _revoke(self, net: Network, kind: RevocationKind, target: bytes, until: int, now: float,
+                out: Outbox) -> tuple[Revocation, DropReason | None]:
+        """Sign a revocation of ``target`` (ours: we checked we may) from now until ``until``, take it into the network's
+        list and spread it (``_revoked``); the list's refusal, if it refused it."""
+        assert self.identity is not None
+        wall = int(now + self.credentials.wall_offset)
+        rev = sign_revocation(self.identity, Revocation(kind, net.id, target, wall, until, self.node_id))
+        if (reason := self.credentials.revocations(net).add(rev, lambda n: self.is_admin(net, n, now), wall)) is None:
+            self._revoked(net, rev, None, now, out)
+        return rev, reason
 
     def receive(self, peer: Peer, name: str, body: bytes, now: float, out: Outbox) -> None:
         """A control message of ours from a session's peer: revocations, or an invite offered in-band (3.5)."""
