@@ -28,7 +28,7 @@ from .keys import Identity
 from .member.check import Verdict
 from .member.credentials import Credentials
 from .member.renewal import RENEWAL, Renewal
-from .member.rotation import REKEY, Rotation
+from .member.rotation import Rotation
 from .membership import MEMBER_CONTROLS, InviteOptions, Members
 from .nat.classify import Mapping, NatObserver, NatVerdict
 from .nat.punch import Ours, Puncher
@@ -36,7 +36,7 @@ from .nat.side import NatSide
 from .network import Network
 from .outbox import Outbox
 from .peers.links import Links
-from .peers.paths import PathId, PathKind, ViaRelay
+from .peers.paths import Address, PathId, PathKind, ViaRelay
 from .peers.peer import Peer
 from .peers.table import PeerTable
 from .peertimers import PeerTimers
@@ -54,9 +54,9 @@ from .wire import frames as fw
 from .wire import streams as sw
 from .wire.packet import TRANSPORT_HEADER, TRANSPORT_OVERHEAD
 from .wire.records import AddrClaim, PeerRecord
+from .wire.rekey import REKEY
 from .wire.revocations import Revocation
 
-Address = tuple[str, int]
 RELAY_HEADROOM = 72  # bytes kept free in every datagram for the relay frame and outer transport header
 R = TypeVar("R")
 

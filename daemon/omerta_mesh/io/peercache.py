@@ -27,12 +27,11 @@ from typing import Any, Callable, Iterable
 from ..core.errors import UsageError
 from ..core.ids import NetworkId, NodeId
 from ..core.mesh import Mesh
-from ..core.peers.paths import ViaRelay
+from ..core.peers.paths import Address, ViaRelay
 from ..core.peers.peer import Peer
 from .store import StateNotSaved, StateStore
 
 PEER_CACHE_MAX = 512  # entries written, and restored at start
-Address = tuple[str, int]
 SAVE_DELAY = 0.5  # seconds after the last change: one more look (the newcomers have proved themselves)
 SAVE_INTERVAL = 1.0  # seconds between two writes at least (a peer that connects is in the file within about this)
 PEER_CACHE = "peer cache"  # its name for StateStore.background (retries after a failed write)

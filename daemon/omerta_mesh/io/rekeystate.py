@@ -30,8 +30,6 @@ def save_rotation(e: ev.Event, mesh: Mesh, store: StateStore | None, now: float)
         store.save_networks([entry if n.id == net.id else n for n in mesh.networks.values()])
     except StateNotSaved as err:
         log.error("network %s: its new key (epoch %d) was not saved: %s", net.id, net.epoch, err)
-    else:
-        log.info("network %s: key rotated to epoch %d by its owner; the previous key is accepted for its grace", net.id, net.epoch)
 
 
 def restore_rotation(mesh: Mesh, st: NetworkState, now: float) -> None:

@@ -12,7 +12,7 @@ from ..core.member.offers import offer_id
 from ..core.peers.peer import Peer
 from ..core.views import NetworkView
 from . import schema as s
-from .errors import ApiError, Code
+from .errors import ApiError, Code, refused
 from .owned import command
 from .registry import READ, WRITE, api_method
 
@@ -58,5 +58,5 @@ async def network_accept(api: "DaemonAPI", req: s.NetworkAcceptRequest, ctx: "Ca
     try:
         offer = api.node.core.members.offers.take(req.offer, now)
     except UsageError as e:
-        raise ApiError(Code.REFUSED, str(e).split(";")[0], "list them with `omertactl network offers` and give its id") from None
+        raise refused(e) from None
     return await api.network_join(s.NetworkJoinRequest(invite=offer.invite, wait=req.wait), ctx)

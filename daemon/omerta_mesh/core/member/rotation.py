@@ -31,13 +31,12 @@ from ..outbox import Outbox
 from ..peers.peer import Peer
 from ..peers.table import PeerTable
 from ..session.handshakes import Handshakes
-from ..wire.rekey import MAX_GRACE, Rekey, decode_rekey, sign_rekey
+from ..wire.rekey import MAX_GRACE, REKEY, Rekey, decode_rekey, sign_rekey
 from .credentials import Credentials
 
 if TYPE_CHECKING:
     from ..membership import Members
 
-REKEY = "net.rekey"  # the control message Rotation.receive takes
 
 
 class Rotation:

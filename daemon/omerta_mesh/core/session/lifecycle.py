@@ -29,6 +29,7 @@ from ..peers.table import PeerTable
 from ..wire import frames as fw
 from ..wire.enrol import EnrolStatus
 from ..wire.packet import PacketType, packet_type
+from ..wire.rekey import REKEY
 from ..wire.revocations import encode_revocations
 from .handshakes import Completed, CookieReply, EnrolAnswer, EnrolReply, Handshakes, TieBreakResend
 from .messages import Messages
@@ -284,7 +285,7 @@ class Sessions:
             if peer.network.owner is not None and (revs := list(self.hs.credentials.revocations(peer.network))):
                 out.control(peer, "member.revoked", encode_revocations([r.encode() for r in revs]))  # both sides (5)
             if peer.network.owner is not None and (rekey := self.hs.credentials.rekey(peer.network.id)) is not None:
-                out.control(peer, "net.rekey", rekey)  # the key after a rotation, to a member that was away (6)
+                out.control(peer, REKEY, rekey)  # the key after a rotation, to a member that was away (6)
         else:
             out.event(ev.SessionRekeyed(peer.network.id, peer.node))
         if session.initiator:

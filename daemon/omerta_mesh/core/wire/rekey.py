@@ -24,6 +24,7 @@ from ..ids import NETWORK_ID_LEN, NetworkId, NodeId
 from ..keys import SIGNATURE_LEN, Identity
 from .signed import sign_as, verifies, wire_form
 
+REKEY = "net.rekey"  # the control message that carries one
 REKEY_VERSION = 1
 CONTEXT = b"omrkey01"
 KEY_LEN = 32
