@@ -71,11 +71,20 @@ Line = tuple[int, str, dict[str, str]]
 
 
 # ---------------------------------------------------------------------- the lines, one function per kind
+def _by(names: Names, node: NodeId) -> str:
+    """'bob (3f2a9c01d4e5)', or the short id alone when that is all the name there is."""
+    name = names.peer(node)
+    return name if name == node.short() else f"{name} ({node.short()})"
+
+
+def _net(names: Names, network: NetworkId) -> dict[str, str]:
+    return {"NETWORK": names.network(network), "NETWORK_ID": str(network)}
+
+
 def _peer(names: Names, network: NetworkId, node: NodeId) -> tuple[str, dict[str, str]]:
     """'bob (3f2a9c01d4e5) in home' and its fields."""
-    name, net = names.peer(node), names.network(network)
-    label = name if name == node.short() else f"{name} ({node.short()})"
-    return f"{label} in {net}", {"PEER": name, "PEER_ID": str(node), "NETWORK": net, "NETWORK_ID": str(network)}
+    f = _net(names, network)
+    return f"{_by(names, node)} in {f['NETWORK']}", {"PEER": names.peer(node), "PEER_ID": str(node), **f}
 
 
 def where(names: Names, p: PathId | None) -> str:
@@ -90,13 +99,13 @@ def where(names: Names, p: PathId | None) -> str:
 
 
 def network_joined(e: ev.NetworkJoined, names: Names) -> Line:
-    net = names.network(e.network)
-    return INFO, f"member of network {net} ({e.network})", {"NETWORK": net, "NETWORK_ID": str(e.network)}
+    f = _net(names, e.network)
+    return INFO, f"member of network {f['NETWORK']} ({e.network})", f
 
 
 def network_left(e: ev.NetworkLeft, names: Names) -> Line:
-    net = names.network(e.network)
-    return INFO, f"left network {net} ({e.network})", {"NETWORK": net, "NETWORK_ID": str(e.network)}
+    f = _net(names, e.network)
+    return INFO, f"left network {f['NETWORK']} ({e.network})", f
 
 
 def peer_connected(e: ev.PeerConnected, names: Names) -> Line:
@@ -172,15 +181,9 @@ def message_failed(e: ev.MessageFailed, names: Names) -> Line:
 
 
 # ---- owned networks (docs/membership.md)
-def _by(names: Names, node: NodeId) -> str:
-    name = names.peer(node)
-    return name if name == node.short() else f"{name} ({node.short()})"
-
-
 def _refused(names: Names, e: ev.EnrolmentRefused | ev.RenewalRefused) -> tuple[str, dict[str, str]]:
-    net = names.network(e.network)
-    return f"{e.reason} (fix: {e.fix})", {"PEER": names.peer(e.peer), "PEER_ID": str(e.peer), "NETWORK": net,
-                                          "NETWORK_ID": str(e.network), "REASON": e.reason, "FIX": e.fix}
+    _, f = _peer(names, e.network, e.peer)
+    return f"{e.reason} (fix: {e.fix})", {**f, "REASON": e.reason, "FIX": e.fix}
 
 
 def enrolled(e: ev.Enrolled, names: Names) -> Line:
@@ -207,30 +210,27 @@ def invite_offered(e: ev.InviteOffered, names: Names) -> Line:
 
 
 def member_removed(e: ev.MemberRemoved, names: Names) -> Line:
-    net = names.network(e.network)
-    by = {"BY": names.peer(e.by), "BY_ID": str(e.by)}
+    by, net = {"BY": names.peer(e.by), "BY_ID": str(e.by)}, _net(names, e.network)
     if e.peer is None:
-        return INFO, f"a certificate or an invite of network {net} revoked by {_by(names, e.by)}", {
-            "NETWORK": net, "NETWORK_ID": str(e.network), **by}
+        return INFO, f"a certificate or an invite of network {net['NETWORK']} revoked by {_by(names, e.by)}", {**net, **by}
     if names.is_self(e.peer):
-        return INFO, f"this node was removed from network {net} by {_by(names, e.by)}: its members refuse it from now on", {
-            "NETWORK": net, "NETWORK_ID": str(e.network), **by}
+        return INFO, (f"this node was removed from network {net['NETWORK']} by {_by(names, e.by)}: its members refuse it "
+                      "from now on"), {**net, **by}
     who, f = _peer(names, e.network, e.peer)
     return INFO, f"member {who} removed by {_by(names, e.by)}: its sessions closed, refused from now on", {**f, **by}
 
 
 def network_rekeyed(e: ev.NetworkRekeyed, names: Names) -> Line:
-    net = names.network(e.network)
-    return INFO, f"key of network {net} rotated (epoch {e.epoch}): the previous key is accepted until its grace ends", {
-        "NETWORK": net, "NETWORK_ID": str(e.network), "EPOCH": str(e.epoch)}
+    f = _net(names, e.network)
+    return INFO, f"key of network {f['NETWORK']} rotated (epoch {e.epoch}): the previous key is accepted until its grace ends", {
+        **f, "EPOCH": str(e.epoch)}
 
 
 def credential_renewed(e: ev.CredentialRenewed, names: Names) -> Line:
-    net = names.network(e.network)
+    _, f = _peer(names, e.network, e.peer)
     by = "by this node (the owner signs its own)" if names.is_self(e.peer) else f"by {_by(names, e.peer)}"
     until = time.strftime("%Y-%m-%d %H:%M", time.gmtime(e.not_after)) + "Z"
-    return INFO, f"certificate in network {net} renewed {by}, valid until {until}", {
-        "PEER": names.peer(e.peer), "PEER_ID": str(e.peer), "NETWORK": net, "NETWORK_ID": str(e.network), "EXPIRES": until}
+    return INFO, f"certificate in network {f['NETWORK']} renewed {by}, valid until {until}", {**f, "EXPIRES": until}
 
 
 def renewal_refused(e: ev.RenewalRefused, names: Names) -> Line:
