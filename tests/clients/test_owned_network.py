@@ -92,7 +92,8 @@ def test_network_remove_cuts_a_member_off_and_is_refused_where_it_cannot_be(thre
     wait_until(lambda: _epoch(emil.socket) == 1, 5, "emil takes the new key")
     assert _epoch(dora.socket) == 1 and _epoch(fred.socket) == 0  # fred was never told
     assert "owned by" in ctl(emil.socket, "network", "list").out and ", key 1" in ctl(emil.socket, "network", "list").out
-    time.sleep(3)  # fred keeps trying with its certificate, which has not expired: still out
+    # fred keeps trying with its certificate, which has not expired: refused (counted), still out
+    wait_until(lambda: _counter(dora.socket, "drop.cert_revoked") > 0, 15, "fred's handshakes refused at dora")
     assert _peer(dora.socket, fred_id) is None and _peer(emil.socket, fred_id) is None
     assert _peer(dora.socket, emil_id) is not None  # the others stay
     no = ctl(emil.socket, "network", "rekey", "lab")
@@ -108,6 +109,10 @@ def test_network_remove_cuts_a_member_off_and_is_refused_where_it_cannot_be(thre
     assert o.rc != 0 and "is open" in o.err and "omertactl network create NAME" in o.err, o.err
     o = ctl(dora.socket, "network", "rekey", "open")
     assert o.rc != 0 and "is open" in o.err and "omertactl network create NAME" in o.err, o.err
+
+
+def _counter(sock: Path, name: str) -> int:
+    return int(ctl(sock, "status", "--json").json()["counters"].get(name, 0))
 
 
 def _epoch(sock, name: str = "lab") -> int:  # type: ignore[no-untyped-def]
@@ -183,7 +188,7 @@ def test_an_invite_sent_in_band_is_listed_and_joined_with_network_accept(three) 
     assert ctl(dora.socket, "--json", "network", "invites", "lab").json()["invites"] == before  # refused first: no token made
     again = ctl(dora.socket, "network", "invite", "lab", "--to", emil_id[:12])  # emil is in lab already: sent, ignored there
     assert again.rc == 0 and "network accept" in again.out, (again.out, again.err)
-    time.sleep(1)
+    wait_until(lambda: _counter(emil.socket, "invite.offers_ignored") == 1, 5, "emil to ignore the offer")
     assert ctl(emil.socket, "--json", "network", "offers").json()["offers"] == []
     gone = ctl(emil.socket, "network", "accept", sent["offer"])
     assert gone.rc != 0 and "network offers" in gone.err and "fix:" in gone.err, gone.err

@@ -4,10 +4,10 @@ the renewed credential."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 
+from helpers import eventually
 from omerta_mesh.core.membership import InviteOptions
 from omerta_mesh.node import MeshNode
 
@@ -20,10 +20,7 @@ async def test_a_renewed_credential_is_saved_and_kept_across_a_restart(tmp_path)
         await a.join(owner.invite(net.id, opts=InviteOptions(lifetime=6)), timeout=5)
         first = a.mesh.credentials.own(net.id)
         assert first is not None
-        for _ in range(100):  # renewed at 4 s
-            if a.mesh.credentials.own(net.id) != first:
-                break
-            await asyncio.sleep(0.1)
+        await eventually(lambda: a.mesh.credentials.own(net.id) != first, 10, "the renewal (due at 4 s)")
         renewed = a.mesh.credentials.own(net.id)
         assert renewed != first and a.mesh.counters["renew.renewed"] == 1
         leaf = a.mesh.credentials.own_certificate(net.id)
