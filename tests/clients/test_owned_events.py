@@ -20,6 +20,7 @@ from rich.console import Console
 
 from clients.ctlharness import Lines, check_event, check_result, ctl, ctl_popen, start_all, wait_until
 from meshd.harness import DaemonProc
+from meshd.test_eventlog import wait_line
 from omerta_clients.tui.app import Monitor
 
 Event = dict
@@ -87,20 +88,6 @@ class Stream:
                 return e
 
 
-def log_line(d: DaemonProc, pattern: str, timeout: float = 10.0) -> str:
-    found: list[str] = []
-
-    def seen() -> bool:
-        found[:] = [x for x in d.log_text().splitlines() if " omerta_mesh.meshd.log: " in x and re.search(pattern, x)]
-        return bool(found)
-
-    try:
-        wait_until(seen, timeout, pattern)
-    except AssertionError:
-        raise AssertionError(f"no log line matching {pattern!r}:\n{d.log_text()[-4000:]}") from None
-    return found[0]
-
-
 def test_enrolment_refusal_and_removal_reach_the_event_streams_and_the_logs(named) -> None:
     dora, emil, fred = named
     dora_id, emil_id, fred_id = node_id(dora), node_id(emil), node_id(fred)
@@ -117,15 +104,15 @@ def test_enrolment_refusal_and_removal_reach_the_event_streams_and_the_logs(name
         assert red["node_id"] == emil_id and red["uses"] == 1 and red["network"] == es.wait(
             lambda e: e["type"] == "member.enrolled", "member.enrolled at emil")["network"]
         assert es.wait(lambda e: e["type"] == "member.enrolled", "")["node_id"] == dora_id
-        log_line(dora, rf"INFO .*: enrolled [^:]*{emil_id[:12]}\)? in lab with an invite \(1 use of it so far\)")
-        log_line(emil, rf"INFO .*: this node enrolled in network lab by [^:]*{dora_id[:12]}\)?: it holds a member certificate")
+        wait_line(dora, rf"INFO .*: enrolled [^:]*{emil_id[:12]}\)? in lab with an invite \(1 use of it so far\)")
+        wait_line(emil, rf"INFO .*: this node enrolled in network lab by [^:]*{dora_id[:12]}\)?: it holds a member certificate")
 
         # the one use is spent: fred's enrolment is refused, in its stream and in its log (a warning)
         r = ctl(fred.socket, "network", "join", once)
         assert r.rc != 0 and "used" in r.err, (r.out, r.err)
         no = fs.wait(lambda e: e["type"] == "member.enrolment_refused", "member.enrolment_refused at fred")
         assert no["node_id"] == dora_id and no["reason"] == "used" and "ask an admin" in no["fix"]
-        log_line(fred, rf"WARNING .*: enrolment in network \S+ refused by [^:]*{dora_id[:12]}\)?: used \(fix: [^)]*ask an admin")
+        wait_line(fred, rf"WARNING .*: enrolment in network \S+ refused by [^:]*{dora_id[:12]}\)?: used \(fix: [^)]*ask an admin")
 
         # fred joins with an invite of its own; dora removes it once emil knows it by name
         join(fred, invite(dora))
@@ -138,7 +125,7 @@ def test_enrolment_refusal_and_removal_reach_the_event_streams_and_the_logs(name
         told = [(e["type"], e["node_id"]) for e in es.events if e["type"] in ("peer.left", "member.removed")]
         assert ("peer.left", fred_id) in told[:told.index(("member.removed", fred_id))], told  # no longer listed first
         for d in (dora, emil):
-            log_line(d, rf"INFO .*member fred \({fred_id[:12]}\) in lab removed by dora \({dora_id[:12]}\)")
+            wait_line(d, rf"INFO .*member fred \({fred_id[:12]}\) in lab removed by dora \({dora_id[:12]}\)")
 
 
 async def test_monitor_marks_the_owner_and_shows_a_removal_in_its_event_log(named) -> None:
