@@ -99,6 +99,7 @@ class CoreConfig:
     enrol_burst: int = 10
     enrol_per_source: float = 1.0  # and per source address (burst 2)
     key_grace: int = 7 * 86400  # seconds the previous key of a rotated network is still accepted (docs/membership.md 6)
+    owner_transition: int = 14 * 86400  # seconds from an owner claim on an open network to its enforcement (membership.md 7)
     renew_retry: float = 3600.0  # seconds between renewal requests until an admin answers (at most 1/12 of a lifetime)
 
     def with_(self, **changes: object) -> "CoreConfig":

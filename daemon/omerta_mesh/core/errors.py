@@ -95,4 +95,5 @@ class DropReason(enum.Enum):
     TOKEN_MARK_INVALID = "token_mark_invalid"  # a use mark malformed, of another network, or not signed by an admin
     TOKEN_MARK_LIMIT = "token_mark_limit"  # a network's use marks are at their bound
     REKEY_INVALID = "rekey_invalid"  # a key rotation malformed, of another network, or not signed by the owner
+    OWNER_CLAIM_INVALID = "owner_claim_invalid"  # an owner claim malformed, of another network, or not signed by its owner
     INVITE_OFFER_INVALID = "invite_offer_invalid"  # an in-band invite that is not a well-formed invite string

@@ -116,6 +116,31 @@ class InviteOffered(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class OwnerClaimed(Event):
+    """An owner claim for the open ``network`` (docs/membership.md 7): ``owner`` says it owns it and the network is owned
+    from ``enforce_at`` (wall-clock seconds) on. ``adopted``: we follow it (the host saves it), and ``certified``: we hold
+    the owner's certificate for us (told again when it comes later); else it waits for our user (``omertactl network
+    accept-owner``), and ``conflict`` says another claim was adopted or seen first."""
+
+    network: NetworkId
+    owner: NodeId
+    enforce_at: int
+    adopted: bool
+    certified: bool = False
+    conflict: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkOwned(Event):
+    """The claim we adopted is enforced: the network is owned by ``owner`` now (members need its certificate; the host
+    saves the network as owned, with ``credential``, ours, or None when the owner never gave us one)."""
+
+    network: NetworkId
+    owner: NodeId
+    certified: bool
+
+
+@dataclass(frozen=True, slots=True)
 class NetworkRekeyed(Event):
     """The owned ``network``'s key was rotated (by its owner: ours, or one a member passed on): it is now at
     ``epoch``; the previous key is accepted until its grace ends. The host saves the network (key, epoch, rotation)."""

@@ -32,6 +32,7 @@ from .keys import Identity
 from .member.check import Accepted, Refused, Verdict
 from .member.credentials import Credentials
 from .member.enrolment import certificate_name_ok
+from .member.migration import Migration
 from .member.offers import OFFER, Offers
 from .nat.punch import Puncher
 from .network import Network
@@ -44,13 +45,14 @@ from .session.handshakes import Handshakes
 from .session.lifecycle import Sessions
 from .wire import frames as fw
 from .wire.certs import MAX_LIFETIME, Role
+from .wire.claim import OWNER
 from .wire.invite import Invite, check_network_name, decode_invite, encode_invite
 from .wire.records import AddrClaim, PeerRecord
 from .wire.revocations import Revocation, RevocationKind, decode_revocation, encode_revocations, sign_revocation, split_revocations
 
 FactsFn = Callable[[], OwnFacts]
 RemovedFn = Callable[[Network, float, Outbox], None]
-MEMBER_CONTROLS = ("member.revoked", OFFER)  # the control messages Members.receive takes
+MEMBER_CONTROLS = ("member.revoked", OFFER, OWNER)  # the control messages Members.receive takes
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +71,8 @@ class InviteOptions:
 class Members:
     def __init__(self, config: CoreConfig, entropy: Entropy, node_id: NodeId, hs: Handshakes, table: PeerTable,
                  gossip: Gossip, links: Links, sessions: Sessions, punch: Puncher, credentials: Credentials,
-                 identity: Identity | None = None, counters: Counters | None = None, removed: RemovedFn | None = None) -> None:
+                 identity: Identity | None = None, counters: Counters | None = None, removed: RemovedFn | None = None,
+                 facts: FactsFn | None = None) -> None:
         self.cfg = config
         self.removed = removed or (lambda _net, _now, _out: None)  # a node's removal taken: the owner rotates the key (6)
         self.identity = identity  # signs our revocations (remove)
@@ -86,6 +89,9 @@ class Members:
         self.networks: dict[bytes, Network] = {}  # by network id; never rebound (Mesh.networks is this dict)
         self.address_claims: dict[bytes, AddrClaim] = {}  # our mesh IPs per network; never rebound either
         self.offers = Offers(self.counters, credentials.wall_offset)  # invites sent to us in-band (3.5), until taken
+        self.migration = Migration(config, self.counters, identity, credentials, hs.enrolment, self,  # open -> owned (7)
+                                   facts or (lambda: OwnFacts((), False, 0, 0, 0, False)))
+        sessions.greet_open = self.migration.greet
 
     # ------------------------------------------------------------------ networks
     def network(self, network_id: NetworkId) -> Network:
@@ -142,6 +148,8 @@ class Members:
                 self.credentials.set_own(net.id, None)  # expired or revoked: the new invite enrols us again (2.5)
             self.credentials.enrol(net.id, inv.token.encode(), name if certificate_name_ok(name) else "")
         self.add(net, facts, now, out)
+        if inv.token is None:  # an open network: its creator may claim it later; we follow our inviter (7)
+            self.migration.expect(net.id, inv.inviter)
         if inv.inviter != self.node_id:
             self.add_peer(net.id, inv.inviter, list(inv.endpoints), now, out)
         return net
@@ -167,6 +175,7 @@ class Members:
         del self.networks[net.id.raw]
         self.gossip.remove_network(net.id)
         self.credentials.forget(net.id)
+        self.migration.forget(net.id)
         out.event(ev.NetworkLeft(net.id))
 
     def claim(self, network_id: NetworkId, claim: AddrClaim | None, facts: FactsFn, now: float, out: Outbox) -> None:
@@ -258,6 +267,8 @@ class Members:
         """A control message of ours from a session's peer: revocations, or an invite offered in-band (3.5)."""
         if name == OFFER:
             self.offers.receive(peer, body, now, out, lambda n: n.raw in self.networks)
+        elif name == OWNER:
+            self.migration.receive(peer, body, now, out)
         else:
             self.on_revoked(peer, body, now, out)
 

@@ -130,6 +130,11 @@ class Gossip:
             g = self._nets[net.id.raw] = _NetGossip(self.cfg.max_peers_per_network, self.cfg.record_lifetime + MAX_SKEW, admit)
         return g
 
+    def owned(self, net: Network) -> None:
+        """The open ``net`` became owned (docs/membership.md 7): records are taken by their credential from now on."""
+        if (g := self._nets.get(net.id.raw)) is not None:
+            g.store.admit = lambda rec, wall: self._admits(net, rec, wall)
+
     def _admits(self, net: Network, rec: PeerRecord, wall: float) -> DropReason | None:
         """Why an owned network's store refuses ``rec`` (its credential does not admit its node now), None: taken."""
         if rec.node == self.node_id:

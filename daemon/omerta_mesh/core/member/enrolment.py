@@ -79,10 +79,14 @@ class Enrolment:
     # ------------------------------------------------------------------ issuing
     def owner_credential(self, net: Network, wall: float, lifetime: int) -> bytes:
         """Our self-signed owner certificate for ``net`` (we must be its owner)."""
+        return self.certify(net, self.identity.node_id, wall, lifetime, Role.OWNER)
+
+    def certify(self, net: Network, subject: NodeId, wall: float, lifetime: int, role: Role = Role.MEMBER, name: str = "") -> bytes:
+        """A credential of ``role`` for ``subject`` signed by us, the owner of ``net``: our own owner certificate, or a
+        member's when an open network becomes ours (docs/membership.md 7)."""
         if net.owner != self.identity.node_id:
-            raise UsageError(f"only the owner of network {net.name or net.id} signs its owner certificate")
-        me = self.identity.node_id
-        cert = Certificate(Role.OWNER, net.id, me, me, self._serial(), int(wall), int(wall) + lifetime)
+            raise UsageError(f"only the owner of network {net.name or net.id} signs certificates without an invite")
+        cert = Certificate(role, net.id, subject, self.identity.node_id, self._serial(), int(wall), int(wall) + lifetime, name)
         return encode_credential([sign_certificate(self.identity, cert)])
 
     def issue(self, net: Network, own_credential: bytes | None, wall: float, *, uses: int = 1, expires: float = 86400,

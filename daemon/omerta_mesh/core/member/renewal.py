@@ -61,10 +61,12 @@ class Renewal:
         """The earliest renewal due in our owned networks (``renew_at``)."""
         ats = [at for net in self.members.networks.values()
                if net.owner is not None and (at := self.credentials.renew_at(net.id)) is not None]
-        return min(ats, default=None)
+        return min([*ats, *filter(None, [self.members.migration.deadline()])], default=None)
 
     def timer(self, now: float, out: Outbox) -> float | None:
-        """Ask for every renewal due (the owner signs its own again and sets it); returns the next deadline."""
+        """Ask for every renewal due (the owner signs its own again and sets it), enforce the owner claims due
+        (docs/membership.md 7); returns the next deadline."""
+        self.members.migration.due(now, out)
         for network, credential in self._due(now, out):
             self.members.set_credential(network, credential, self.facts, now, out)
         return self.deadline()

@@ -14,7 +14,7 @@ It never holds the ``Mesh``: initiations to send, frames, events, peers to pump 
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Callable, Mapping
 
 from .. import events as ev
 from ..config import CoreConfig
@@ -52,6 +52,8 @@ class Sessions:
         # sessions forgotten since the driver last took datagrams: packets already queued under them (a CLOSE
         # sent by leave(), say) must still pass the audit (kept only with the audit on)
         self.retired: list[Session] = []
+        self.greet_open: Callable[[Peer, float, Outbox], None] = lambda _p, _now, _out: None  # an open network's first
+        # session: Members' migration tells an owner claim (docs/membership.md 7)
 
     def by_remote(self, remote_index: int) -> list[Session]:
         live = self._remote.get(remote_index, [])
@@ -286,6 +288,8 @@ class Sessions:
                 out.control(peer, "member.revoked", encode_revocations([r.encode() for r in revs]))  # both sides (5)
             if peer.network.owner is not None and (rekey := self.hs.credentials.rekey(peer.network.id)) is not None:
                 out.control(peer, REKEY, rekey)  # the key after a rotation, to a member that was away (6)
+            if peer.network.owner is None:
+                self.greet_open(peer, now, out)
         else:
             out.event(ev.SessionRekeyed(peer.network.id, peer.node))
         if session.initiator:
