@@ -170,6 +170,12 @@ Besides `type`, `seq` and `time`, an event carries its own fields: `network` (it
   it is refused from now on (a `peer.left` for it comes first). `node_id` and `name` are null for the revocation of a
   certificate or an invite; `node_id` is this node's own when it was the one removed.
 * `network.rekeyed`: the network's key was rotated; `epoch` is the new key's.
+* `network.owner_claimed`: `owner` (`owner_name`) claims the open network (docs/membership.md 7): it is owned from
+  `enforce_at` (Unix seconds). `adopted`: this node follows the claim (`certified`: it holds the owner's certificate;
+  told again when that comes later); else it waits for `network.accept_owner`, and `conflict` says another claim came
+  first.
+* `network.owned`: the claim this node followed is enforced: the network is owned by `owner` from now on; `certified`
+  false: this node has no certificate from it, so members refuse it (it needs an invite).
 * `credential.renewed`: this node's certificate was renewed by `node_id` (its own: the owner signs its own),
   valid until `not_after` (Unix seconds).
 * `credential.renewal_refused`: an admin refused to renew it: `reason` and `fix`.

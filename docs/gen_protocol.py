@@ -27,6 +27,7 @@ MODULES = [
     ("Enrolment (owned networks)", "omerta_mesh.core.wire.enrol"),
     ("Renewal of certificates (owned networks)", "omerta_mesh.core.wire.renew"),
     ("Key rotation (owned networks)", "omerta_mesh.core.wire.rekey"),
+    ("Owner claims (open networks becoming owned)", "omerta_mesh.core.wire.claim"),
 ]
 
 INTRO = """# omerta-mesh wire protocol (version 1)

@@ -217,6 +217,10 @@ def networks_table(nets: list[Json]) -> RenderableType:
 def network_kind(n: Json) -> str:
     """open, or owned (by whom; the key's epoch once it was rotated: docs/membership.md)."""
     if not n.get("owner"):
+        if n.get("claim_owner"):  # becoming owned (docs/membership.md 7)
+            return f"open, owned by {str(n['claim_owner'])[:12]} from {utc_minute(n['owned_from'])}Z"
+        if n.get("claims_waiting"):
+            return f"open, claimed by {', '.join(str(o)[:12] for o in n['claims_waiting'])} (network accept-owner)"
         return "open"
     epoch = n.get("epoch") or 0
     return f"owned by {str(n['owner'])[:12]}" + (f", key {epoch}" if epoch else "")
@@ -448,6 +452,8 @@ MEMBERSHIP_WORDS = {  # owned networks: what happened, in words ({who}: the peer
     "network.rekeyed": "the key of network {network} rotated (epoch {epoch})",
     "credential.renewed": "this node's certificate renewed by {who}, valid until {until}",
     "credential.renewal_refused": "{who} refused to renew this node's certificate: {reason} (fix: {fix})",
+    "network.owner_claimed": "{owner} claims to own network {network} from {at}: {state}",
+    "network.owned": "network {network} owned by {owner} from now on",
 }
 
 
@@ -459,11 +465,16 @@ def membership_words(e: Json) -> str:
     if kind == "member.removed" and not e.get("node_id"):
         return f"a certificate or an invite revoked by {by}"
     until = utc_minute(e["not_after"]) + "Z" if isinstance(e.get("not_after"), (int, float)) else DASH
+    at = utc_minute(e["enforce_at"]) + "Z" if isinstance(e.get("enforce_at"), (int, float)) else DASH
+    owner = e.get("owner_name") or (e.get("owner") or DASH)[:12]
+    state = ("followed, certified" if e.get("certified") else "followed") if e.get("adopted") else (
+        f"not followed (omertactl network accept-owner {str(e.get('network') or DASH)[:12]} {e.get('owner', DASH)})")
     n = e.get("uses")
     uses = f"{n} use{'' if n == 1 else 's'}" if isinstance(n, int) else "uses"
     return MEMBERSHIP_WORDS[kind].format(who=who, by=by, until=until, reason=e.get("reason", DASH), fix=e.get("fix", DASH),
                                          uses=uses, epoch=e.get("epoch", DASH), network=str(e.get("network") or DASH)[:12],
-                                         invited=e.get("invited_name") or str(e.get("invited") or DASH)[:12], offer=e.get("offer", DASH))
+                                         invited=e.get("invited_name") or str(e.get("invited") or DASH)[:12], offer=e.get("offer", DASH),
+                                         owner=owner, at=at, state=state)
 
 
 def clock(t: float | None) -> str:

@@ -36,12 +36,11 @@ from .core.network import Network
 from .core.session.reliable import QueueFull
 from .core.wire.invite import check_network_name, decode_invite
 from .io.driver import Driver
-from .io.enrolstate import ENROL_EVENTS, EnrolWaits, restore_enrolment, save_enrolment
+from .io.enrolstate import ENROL_EVENTS, EnrolWaits, save_enrolment
 from .io.netlink import local_addresses
 from .io.netmon import AddressMonitor
+from .io.ownership import restore_membership, save_membership
 from .io.peercache import PEER_CACHE, PeerCacheSaves, peer_cache_doc, restore_peers
-from .io.rekeystate import restore_rotation, save_rotation
-from .io.revocstate import restore_revocations, save_revocations
 from .io.store import NetworkState, StateNotSaved, StateStore
 from .io.streams import StreamHub
 from .io.subscribers import Subscribers, offer
@@ -241,10 +240,7 @@ class MeshNode:
                 self.mesh.set_credential(st.network.id, st.credential, now)
             elif st.network.owner is not None and st.invite:  # not enrolled yet: ask again (the same token)
                 self.mesh.join(st.invite, now)
-            if st.network.owner is not None:  # the invites we issued and redeemed there
-                restore_enrolment(self.store.members, self.mesh.enrolment, st.network, now + self.mesh.wall_offset)
-                restore_revocations(self.store.members, self.mesh, st.network.id, now)  # (io/revocstate.py)
-                restore_rotation(self.mesh, st, now)  # a rotated key's previous ones (io/rekeystate.py)
+            restore_membership(self.store, self.mesh, st, now)  # invites, revocations, rotation; owner claims (io/ownership.py)
         restore_peers(self.store, self.mesh, self._config.max_endpoints_per_peer, now)
 
     def _change_networks(self, networks: list[Network], change: Callable[[], R], entry: NetworkState | None = None) -> R:
@@ -350,7 +346,7 @@ class MeshNode:
         if owned:
             net = Network(net.key, name, owner=self.node_id)
             cred = self._m.enrolment.owner_credential(net, self._now() + self._m.wall_offset, self._m.cfg.cert_lifetime)
-        self.add_network(net, NetworkState(net, credential=cred, origin="created"))
+        self.add_network(net, NetworkState(net, credential=cred, origin="created", stays_open=not owned))
         if cred is not None:
             self._m.set_credential(net.id, cred, self._now())
         return net
@@ -544,8 +540,7 @@ class MeshNode:
             return  # a stream's event: the stream hub's (io/streams.py), never the subscribers'
         for q in self._event_queues:
             offer(q, e)
-        save_revocations(e, self._m, self.store)  # a MemberRemoved: the network's revocations (io/revocstate.py)
-        save_rotation(e, self._m, self.store, self._now())  # a NetworkRekeyed: the new key (io/rekeystate.py)
+        save_membership(e, self._m, self.store, self._now())  # removals, rotations, owner claims (io/ownership.py)
         if isinstance(e, ENROL_EVENTS):  # enrolments and renewals: saved (io/enrolstate.py)
             self._enrol_waits.on_event(e, self._m, self.store)
         elif isinstance(e, ev.PeerConnected):

@@ -181,7 +181,9 @@ def test_two_daemons_join_and_every_method_works_over_the_socket(daemon_factory,
                                   ("network.remove", {"network": "home", "peer": a_id}, "is open"),
                                   ("network.rekey", {"network": "home"}, "is open"),
                                   ("network.admin", {"network": "home", "peer": a_id}, "is open"),
-                                  ("network.accept", {"offer": "abcdef"}, "no invites offered")):
+                                  ("network.accept", {"offer": "abcdef"}, "no invites offered"),
+                                  ("network.own", {"network": "home"}, "only its creator claims it"),  # (B joined it)
+                                  ("network.accept_owner", {"network": "home", "owner": "abcd"}, "no owner claims")):
         with pytest.raises(RpcError, match=match):
             B(method, **params)
         seen.add(method)  # (refused, as meant)

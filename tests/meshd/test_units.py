@@ -30,7 +30,7 @@ def test_registry_declares_every_operation_once_with_access() -> None:
     specs = spec_map(DaemonAPI)
     assert {n for n, sp in specs.items() if sp.access is WRITE} == {
         "network.create", "network.join", "network.leave", "network.invite", "network.remove", "network.revoke_invite", "network.rekey",
-        "network.accept", "network.admin",
+        "network.accept", "network.admin", "network.own", "network.accept_owner",
         "channel.send", "channel.receive",
         "daemon.reload", "daemon.shutdown",
         "serve.add", "serve.remove", "forward.add", "forward.remove", "exit.offer", "exit.use",
@@ -259,7 +259,7 @@ def test_membership_events_become_json_events_naming_who_and_by_whom() -> None:
                                      "fix": "ask for a new one"})
     membership = {"Enrolled": "member.enrolled", "EnrolmentRefused": "member.enrolment_refused",
                   "InviteRedeemed": "invite.redeemed", "MemberRemoved": "member.removed", "NetworkRekeyed": "network.rekeyed",
-                  "InviteOffered": "invite.offered",
+                  "InviteOffered": "invite.offered", "OwnerClaimed": "network.owner_claimed", "NetworkOwned": "network.owned",
                   "CredentialRenewed": "credential.renewed", "RenewalRefused": "credential.renewal_refused"}
     assert {k: CORE_EVENTS.get(k) for k in membership} == membership
 

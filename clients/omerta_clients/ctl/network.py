@@ -1,5 +1,5 @@
-"""omertactl network create|join|leave|list|invite|invites|revoke-invite|remove|admin|rekey|offers|accept: the networks
-this node is in."""
+"""omertactl network create|join|leave|list|invite|invites|revoke-invite|remove|admin|rekey|offers|accept|own|accept-owner:
+the networks this node is in."""
 
 from __future__ import annotations
 
@@ -31,6 +31,10 @@ examples:
                                       send bob (connected in another network) an invite, no string to copy;
   omertactl network offers            on bob: the invites sent to it
   omertactl network accept 3f2a9c01   and join with one
+  omertactl network own home          on the machine that created the open network home: own it (members follow
+                                      and get certificates; owned after [node] owner_transition, 14 days)
+  omertactl network accept-owner home 3f2a9c01
+                                      follow a claim that was not followed by itself (network list shows it)
   omertactl network leave home
 """
 
@@ -40,7 +44,8 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
                     description="Manage the networks this node is in. Without a subcommand: list them.", examples=EXAMPLES)
     p.set_defaults(func=run_list)
     nsub = p.add_subparsers(dest="network_cmd",
-                            metavar="{create,join,leave,list,invite,invites,revoke-invite,remove,admin,rekey,offers,accept}")
+                            metavar="{create,join,leave,list,invite,invites,revoke-invite,remove,admin,rekey,offers,accept,"
+                                    "own,accept-owner}")
     c = nsub.add_parser("create", parents=[common], help="create a network this node owns; prints its id and an invite",
                         description="Create a network with a fresh random key, owned by this node: every member holds a "
                                     "certificate this node (or an admin) signed, each invite is a fresh token with uses and "
@@ -126,6 +131,23 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
                                      "hand when an invite string may have leaked.")
     rk.add_argument("network", metavar="NETWORK", help="network name or id")
     rk.set_defaults(func=run_rekey)
+    ow = nsub.add_parser("own", parents=[common], help="own an open network this node created (members follow)",
+                         description="Claim an open network this node created, so that it becomes owned by this node: "
+                                     "members that follow the claim (those this node invited, and members running an "
+                                     "earlier version's state, by themselves; others when their user runs network "
+                                     "accept-owner) get a member certificate from this node over their sessions. The "
+                                     "network stays open until [node] owner_transition has passed (14 days by default); "
+                                     "then it is owned, its key is rotated, and nodes without a certificate are left out. "
+                                     "An open network an earlier version created here is claimed by the daemon itself.")
+    ow.add_argument("network", metavar="NETWORK", help="network name or id")
+    ow.set_defaults(func=run_own)
+    ao = nsub.add_parser("accept-owner", parents=[common], help="follow an owner claim of an open network",
+                         description="Follow an owner claim that reached this node but was not followed by itself (it "
+                                     "did not come from the node that invited this one, or another claim came first). "
+                                     "network list shows such claims; follow the one of the network's creator.")
+    ao.add_argument("network", metavar="NETWORK", help="network name or id")
+    ao.add_argument("owner", metavar="NODE", help="the claiming node's id or a unique prefix")
+    ao.set_defaults(func=run_accept_owner)
 
 
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -217,6 +239,24 @@ def run_rekey(ctx: Ctx, args: argparse.Namespace) -> int:
     ctx.emit_text(ctx.call("network.rekey", {"network": args.network}),
                   lambda r: f"network {args.network} now uses key {r['epoch']}; members get it at once, and the previous key "
                             f"is accepted for {_span(r['grace'])} more for members that are away")
+    return 0
+
+
+def _owned_from(r: dict) -> str:
+    cert = "" if r["certified"] else "; this node has no certificate from it yet (it comes over a session with the owner)"
+    return f"network {r['network'][:12]} is owned by {r['owner'][:12]} from {output.utc_minute(r['owned_from'])}Z on{cert}"
+
+
+def run_own(ctx: Ctx, args: argparse.Namespace) -> int:
+    ctx.emit_text(ctx.call("network.own", {"network": args.network}),
+                  lambda r: f"this node claims network {args.network}; members that follow get its certificate now. "
+                            + _owned_from(r) + "; members without a certificate are left out then")
+    return 0
+
+
+def run_accept_owner(ctx: Ctx, args: argparse.Namespace) -> int:
+    ctx.emit_text(ctx.call("network.accept_owner", {"network": args.network, "owner": args.owner}),
+                  lambda r: f"following {r['owner'][:12]}'s claim: " + _owned_from(r))
     return 0
 
 

@@ -24,6 +24,7 @@ from .wire.packet import TRANSPORT_OVERHEAD
 
 if TYPE_CHECKING:
     from .mesh import Mesh
+    from .network import Network
     from .peers.peer import Peer
 
 Address = tuple[str, int]
@@ -137,6 +138,9 @@ class NetworkView:
     name: str
     owner: NodeId | None = None  # owned networks (docs/membership.md): the owner; None: open
     epoch: int = 0  # owned networks: the key's epoch (docs/membership.md 6)
+    claim_owner: NodeId | None = None  # an open network's owner claim we follow (docs/membership.md 7): its owner
+    owned_from: int | None = None  # and when it is enforced (wall-clock seconds)
+    claims_waiting: tuple[NodeId, ...] = ()  # owners whose claims reached us but are not followed (network.accept_owner)
 
 
 @dataclass(frozen=True)
@@ -288,10 +292,17 @@ def peer_counts(mesh: "Mesh") -> tuple[int, int, int]:
     return total, connected, direct
 
 
+def network_view(mesh: "Mesh", n: "Network") -> NetworkView:
+    mig = mesh.members.migration
+    claim = mig.claim(n.id)
+    return NetworkView(n.id, n.name, n.owner, n.epoch, claim.issuer if claim else None, claim.enforce_at if claim else None,
+                       tuple(c.issuer for c in mig.waiting(n.id)))
+
+
 def node_view(mesh: "Mesh", now: float) -> NodeView:
     return NodeView(
         node_id=mesh.node_id, name=mesh.name,
-        networks=tuple(NetworkView(n.id, n.name, n.owner, n.epoch) for n in mesh.networks.values()),
+        networks=tuple(network_view(mesh, n) for n in mesh.networks.values()),
         peers=tuple(peer_views(mesh, now)), members=members(mesh), nat=mesh.nat_verdict(),
         relay=mesh.cfg.relay, relay_mode=mesh.relay_server.offer.mode, relaying=mesh.relay_server.offer.offering,
         relay_reason=mesh.relay_server.offer.why, audit=mesh.audit is not None, max_message=mesh.cfg.max_message,

@@ -9,7 +9,10 @@ Layout of a state directory (mode 0700)::
                     before this was recorded), ``epoch`` (the key's, 0 when absent; above 0 the network's ``id`` is
                     its first key's, kept), ``rekey`` (the owner's signed rotation to the key held, base64) and
                     ``previous`` (keys still accepted after a rotation: ``key``, wall-clock ``until``; docs/membership.md
-                    6), and ``invite`` (the omerta2- invite we joined with, until an admin enrolled us): ``NetworkState``
+                    6), ``invite`` (the omerta2- invite we joined with, until an admin enrolled us), ``open`` (true: made
+                    open by this version on purpose, never claimed by itself) and ``claim`` / ``claim_credential``
+                    (an open network's owner claim we follow, and the owner's certificate for us: membership.md 7):
+                    ``NetworkState``
     members/<network id>.json  an owned network's revocations, use marks and tokens (io/memberstate.py)
     peers.json      known peers' endpoints, to reconnect after a restart without the invite (0600)
     addresses.json  our mesh IPs per network (what we held last: claimed again after a restart) (0600)
@@ -59,6 +62,7 @@ from ..core.keys import Identity, decode_identity, encode_identity
 from ..core.network import NETWORK_KEY_LEN, Network
 from ..core.session.keyring import MAX_PREVIOUS
 from ..core.wire.certs import MAX_CREDENTIAL
+from ..core.wire.claim import CLAIM_LEN
 from ..core.wire.invite import check_network_name, decode_invite, repair_network_name
 from ..core.wire.rekey import REKEY_LEN
 from .memberstate import MemberFiles
@@ -81,6 +85,9 @@ class NetworkState:
     rekey: bytes | None = None  # the owner's signed rotation to the key held (core/wire/rekey.py); None at epoch 0
     previous: tuple[tuple[bytes, float], ...] = ()  # after a rotation: keys still accepted, each until (wall clock)
     invite: str | None = None  # an owned network's invite we joined with, until we hold a credential (a restart resumes)
+    stays_open: bool = False  # created open on purpose (``--open``): never claimed by itself at start (docs/membership.md 7)
+    claim: bytes | None = None  # an open network's owner claim we follow, until enforced (core/wire/claim.py)
+    claim_credential: bytes | None = None  # the claim's owner's certificate for us, set when it is enforced
 
 
 class StateError(MeshError):
@@ -462,6 +469,11 @@ def _network_entry(st: NetworkState) -> dict[str, Any]:
         entry["previous"] = [{"key": base64.b64encode(k).decode(), "until": int(u)} for k, u in st.previous]
     if st.invite:
         entry["invite"] = st.invite
+    if st.stays_open:
+        entry["open"] = True
+    for field, blob in (("claim", st.claim), ("claim_credential", st.claim_credential)):
+        if blob:
+            entry[field] = base64.b64encode(blob).decode()
     return entry
 
 
@@ -498,9 +510,17 @@ def _network_state(n: dict[str, Any], name: str) -> NetworkState:
     invite = n.get("invite")
     if invite is not None and (not isinstance(invite, str) or len(invite) > MAX_INVITE or _invite_network(invite) != n.get("id")):
         raise ValueError("'invite' is not an invite to this owned network")
+    stays_open, claim, claim_cred = n.get("open", False), n.get("claim"), n.get("claim_credential")
+    if not isinstance(stays_open, bool) or stays_open and owner is not None:
+        raise ValueError(f"'open' is {stays_open!r}, not true or false (and only in an open network)")
+    for field, blob, most in (("claim", claim, CLAIM_LEN), ("claim_credential", claim_cred, MAX_CREDENTIAL)):
+        if blob is not None and (not isinstance(blob, str) or len(blob) > 4 * most // 3 + 4 or owner is not None):
+            raise ValueError(f"'{field}' is not base64 of an owner claim's part in an open network")
     net = Network(base64.b64decode(n["key"], validate=True), name, _node_field(n, "owner", owner), fixed, epoch)
     return NetworkState(net, credential, origin, _node_field(n, "inviter", inviter),
-                        base64.b64decode(rekey, validate=True) if rekey else None, prev, invite)
+                        base64.b64decode(rekey, validate=True) if rekey else None, prev, invite, stays_open,
+                        base64.b64decode(claim, validate=True) if claim else None,
+                        base64.b64decode(claim_cred, validate=True) if claim_cred else None)
 
 
 def _invite_network(text: str) -> str | None:

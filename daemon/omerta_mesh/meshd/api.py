@@ -514,6 +514,7 @@ class DaemonAPI:
 
     network_invites, network_revoke_invite, network_rekey = owned.network_invites, owned.network_revoke_invite, owned.network_rekey
     network_offers, network_accept, network_admin = inband.network_offers, inband.network_accept, owned.network_admin
+    network_own, network_accept_owner = owned.network_own, owned.network_accept_owner
 
     @api_method("network.invite", WRITE, s.NetworkInviteRequest, s.NetworkInviteResult)
     async def network_invite(self, req: s.NetworkInviteRequest, ctx: CallContext) -> s.NetworkInviteResult:

@@ -19,6 +19,7 @@ from typing import Any
 
 from ..core.errors import UsageError
 from ..core.ids import NodeId
+from ..core.wire.claim import MAX_TRANSITION
 from ..core.wire.rekey import MAX_GRACE
 from ..vnet.fwrules import Rule, RuleError, parse_rules
 from ..vnet.subnets import PrefixError, parse_prefix
@@ -39,6 +40,9 @@ audit_encryption = false  # check each outgoing datagram is a well-formed encryp
 strict_audit = false      # stop the daemon on an audit violation
 key_grace = 604800        # owned networks this node owns: seconds the key a removal rotated out stays accepted, so
                           # members that were away (a week by default) get in and learn the new one (60 to 2592000)
+owner_transition = 1209600  # an open network this node claims (created by an earlier version, or `network own`):
+                          # seconds until it is owned and members without this node's certificate are left out
+                          # (14 days by default; 1 to 7776000)
 
 [api]
 socket = ""               # JSON-RPC socket ("" = <runtime directory>/meshd.sock)
@@ -147,6 +151,7 @@ class NodeConfig:
     audit_encryption: bool
     strict_audit: bool
     key_grace: int
+    owner_transition: int
 
 
 @dataclass(frozen=True)
@@ -458,6 +463,8 @@ def _validate(cfg: DaemonConfig, bad: Any) -> None:
         raise bad(f"node.port = {cfg.node.port} is not a UDP port (0-65535)")
     if not 60 <= cfg.node.key_grace <= MAX_GRACE:
         raise bad(f"node.key_grace = {cfg.node.key_grace} is not 60 to {MAX_GRACE} seconds (30 days)")
+    if not 1 <= cfg.node.owner_transition <= MAX_TRANSITION:
+        raise bad(f"node.owner_transition = {cfg.node.owner_transition} is not 1 to {MAX_TRANSITION} seconds (90 days)")
     if cfg.log.level not in LEVELS:
         raise bad(f"log.level = {cfg.log.level!r}; use one of {', '.join(LEVELS)}")
     for key, lo in (("max_connections", 1), ("max_per_user", 1), ("idle_timeout", 1), ("max_frame", 1024), ("max_inflight", 1),

@@ -226,6 +226,29 @@ def network_rekeyed(e: ev.NetworkRekeyed, names: Names) -> Line:
         **f, "EPOCH": str(e.epoch)}
 
 
+def owner_claimed(e: ev.OwnerClaimed, names: Names) -> Line:
+    (_, f), who = _peer(names, e.network, e.owner), _by(names, e.owner)
+    net, at = f["NETWORK"], time.strftime("%Y-%m-%d %H:%M", time.gmtime(e.enforce_at)) + "Z"
+    fields = {**f, "ENFORCE_AT": at}
+    if not e.adopted:
+        other = "; this node follows another claim or saw one first" if e.conflict else ""
+        return WARNING, (f"{who} claims to own network {net} (owned from {at}){other}; if it created the network, run "
+                         f"`omertactl network accept-owner {net} {e.owner}`"), fields
+    if names.is_self(e.owner):
+        return INFO, (f"this node claims network {net}: members that follow get its certificate, and it is owned from "
+                      f"{at}"), fields
+    cert = "with its certificate for this node" if e.certified else "waiting for its certificate"
+    return INFO, f"network {net} follows {who} as its owner ({cert}); owned from {at}", fields
+
+
+def network_owned(e: ev.NetworkOwned, names: Names) -> Line:
+    (_, f), who = _peer(names, e.network, e.owner), _by(names, e.owner)
+    if e.certified:
+        return INFO, f"network {f['NETWORK']} is owned by {who} from now on: members need its certificate", f
+    return WARNING, (f"network {f['NETWORK']} is owned by {who} from now on, and this node has no certificate from it: "
+                     f"members refuse it; ask {who} for an invite"), f
+
+
 def credential_renewed(e: ev.CredentialRenewed, names: Names) -> Line:
     _, f = _peer(names, e.network, e.peer)
     by = "by this node (the owner signs its own)" if names.is_self(e.peer) else f"by {_by(names, e.peer)}"
@@ -247,6 +270,7 @@ LINES: dict[type, Callable[[Any, Names], Line]] = {
     ev.EnrolmentRefused: enrolment_refused, ev.InviteRedeemed: invite_redeemed, ev.MemberRemoved: member_removed,
     ev.InviteOffered: invite_offered,
     ev.NetworkRekeyed: network_rekeyed, ev.CredentialRenewed: credential_renewed, ev.RenewalRefused: renewal_refused,
+    ev.OwnerClaimed: owner_claimed, ev.NetworkOwned: network_owned,
 }
 
 

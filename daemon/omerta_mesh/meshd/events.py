@@ -134,6 +134,8 @@ CORE_EVENTS = {
     "InviteOffered": "invite.offered",
     "MemberRemoved": "member.removed",
     "NetworkRekeyed": "network.rekeyed",
+    "OwnerClaimed": "network.owner_claimed",  # an open network becoming owned (docs/membership.md 7)
+    "NetworkOwned": "network.owned",
     "CredentialRenewed": "credential.renewed",
     "RenewalRefused": "credential.renewal_refused",
 }

@@ -187,7 +187,8 @@ class Daemon:
         self.node = node = MeshNode(
             host=cfg.node.listen, port=cfg.node.port, ipv6=cfg.node.ipv6, audit=cfg.node.audit_encryption,
             strict_audit=cfg.node.strict_audit, state_dir=str(self.paths.state),
-            config=DEFAULT_CONFIG.with_(relay=cfg.node.relay, key_grace=cfg.node.key_grace), name=name[:32],
+            config=DEFAULT_CONFIG.with_(relay=cfg.node.relay, key_grace=cfg.node.key_grace,
+                                        owner_transition=cfg.node.owner_transition), name=name[:32],
             new_identity=getattr(self.args, "new_identity", False),
             host_keys=read_host_keys(cfg.ssh.host_keys),
         )

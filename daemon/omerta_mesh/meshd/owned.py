@@ -1,8 +1,8 @@
 """The daemon's side of owned networks (docs/membership.md; issue 16 item 6): joining with an ``omerta2-`` invite
 (enrolment: the inviter's refusal becomes REFUSED with its fix), the options of ``network.invite``, the open
 invites this node made (``network.invites`` lists them, ``network.revoke_invite`` cancels one), and the owner's
-naming of admins (``network.admin``) and key rotation on request (``network.rekey``); registered on ``DaemonAPI``
-from here."""
+naming of admins (``network.admin``) and key rotation on request (``network.rekey``), and open networks becoming owned
+(``network.own``, ``network.accept_owner``: docs/membership.md 7); registered on ``DaemonAPI`` from here."""
 
 from __future__ import annotations
 
@@ -137,3 +137,49 @@ async def network_admin(api: "DaemonAPI", req: s.NetworkAdminRequest, ctx: "Call
     net, peer, core = api.resolve_network(req.network), api.resolve_peer(req.peer), api.node.core
     command(api, lambda now, out: core.renewal.promote(core.network(net.id), peer, now, out))
     return s.NetworkAdminResult(str(net.id), str(peer), "admin")
+
+
+def _own_result(api: "DaemonAPI", network: NetworkId) -> s.NetworkOwnResult:
+    mig = api.node.core.members.migration  # (OwnerClaimed has the host save the claim)
+    claim = mig.claim(network)
+    assert claim is not None
+    return s.NetworkOwnResult(str(network), str(claim.issuer), float(claim.enforce_at), mig.credential(network) is not None)
+
+
+@api_method("network.own", WRITE, s.NetworkRequest, s.NetworkOwnResult)
+async def network_own(api: "DaemonAPI", req: s.NetworkRequest, ctx: "CallContext") -> s.NetworkOwnResult:
+    """Claim an open network this node created (docs/membership.md 7): members that follow the claim (those this node
+    invited, and those of an earlier version, automatically; others when their user accepts it) get a member
+    certificate from this node over their sessions; at ``owned_from`` (``[node] owner_transition`` from now) the network
+    is owned by this node, its key is rotated, and nodes without its certificate are left out. Until then it stays
+    open. A network created open by an earlier version on this node is claimed at the daemon's start by itself."""
+    net, core = api.resolve_network(req.network), api.node.core
+    st = api.node.store.network_state(net.id) if api.node.store is not None else None
+    if st is not None and st.origin == "joined" and net.owner is None:
+        raise ApiError(Code.REFUSED, f"this node joined network {net.name or net.id} (invited by "
+                                     f"{st.inviter.short() if st.inviter else 'another member'}): only its creator claims it",
+                       f"run `omertactl network own {net.name or net.id}` on the machine that created it")
+    command(api, lambda now, out: core.members.migration.own(net.id, now, out))
+    return _own_result(api, net.id)
+
+
+@api_method("network.accept_owner", WRITE, s.NetworkAcceptOwnerRequest, s.NetworkOwnResult)
+async def network_accept_owner(api: "DaemonAPI", req: s.NetworkAcceptOwnerRequest, ctx: "CallContext") -> s.NetworkOwnResult:
+    """Follow an owner claim of an open network that reached this node but was not followed by itself (it did not come
+    from this node's inviter, or another claim came first: network.list shows them as ``claims_waiting``). Until the
+    network is owned, a later accept_owner may pick another claim."""
+    net, core = api.resolve_network(req.network), api.node.core
+    t = req.owner.strip().lower()
+    found = [o for o in net.claims_waiting if str(o).startswith(t)] if len(t) >= 4 else []
+    if not found:
+        try:
+            found = [o for o in net.claims_waiting if o == api.resolve_peer(req.owner)]
+        except ApiError:
+            pass
+    if len(found) != 1:
+        where = f"`omertactl network list --json` (claims_waiting of {net.name or net.id})"
+        raise ApiError(Code.REFUSED, f"{'no' if not found else len(found)} owner claims waiting in network "
+                                     f"{net.name or net.id} match {req.owner!r}",
+                       f"the claims that reached this node are listed by {where}; give the owner's node id")
+    command(api, lambda now, out: core.members.migration.accept(net.id, found[0], now, out))
+    return _own_result(api, net.id)

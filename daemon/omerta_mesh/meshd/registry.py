@@ -28,8 +28,10 @@ API_VERSION = 1
 # 17: network.remove; 18: network.invites, network.revoke_invite; 19: the membership events member.enrolled|
 # enrolment_refused|removed, invite.redeemed, network.rekeyed, credential.renewed|renewal_refused, by/by_name fields);
 # 20: network.rekey, networks' epoch, network.remove epoch; 21: in-band invites: network.invite to (sent_to, offer),
-# network.offers, network.accept, the invite.offered event; 22: network.admin
-API_REVISION = 22
+# network.offers, network.accept, the invite.offered event; 22: network.admin; 23: open networks becoming owned:
+# network.own, network.accept_owner, networks' claim_owner|owned_from|claims_waiting, the network.owner_claimed and
+# network.owned events
+API_REVISION = 23
 
 DBUS_NAME = "org.omerta.Mesh1"
 DBUS_PATH = "/org/omerta/Mesh1"

@@ -12,41 +12,33 @@ dataclasses; ``to_json`` turns them into JSON-ready dicts.
 
 from __future__ import annotations
 
-from dataclasses import MISSING, dataclass, field
-from typing import Any, Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 from ..core.config import DEFAULT_CONFIG
 from ..core.ids import MIN_PREFIX
 from ..core.wire.frames import MAX_CHANNEL, check_channel
 from ..core.wire.invite import MAX_NAME as MAX_NETWORK_NAME
 from ..core.wire.invite import check_network_name
-from .schema_codec import check_text, decode_request, request_fields, to_json, type_name  # noqa: F401 (the codec)
-from .schema_owned import (  # noqa: F401 (owned networks' results, in their own module)
+from .schema_codec import MAX_STR, arg, check_text, decode_request, request_fields, to_json, type_name  # noqa: F401 (the codec)
+from .schema_owned import (  # noqa: F401 (owned networks' requests and results, in their own module)
     InviteInfo,
+    NetworkAcceptOwnerRequest,
+    NetworkAdminRequest,
     NetworkAdminResult,
     NetworkInvitesResult,
     NetworkOffersResult,
+    NetworkOwnResult,
     NetworkRekeyResult,
+    NetworkRemoveRequest,
     NetworkRemoveResult,
+    NetworkRevokeInviteRequest,
     NetworkRevokeInviteResult,
     OfferInfo,
 )
 
-MAX_STR = 4096
 PEER_DOC = f"peer name (as peers.list shows it), full node id or unique id prefix ({MIN_PREFIX}+ characters)"
 CHANNEL_DOC = f"channel name: 1 to {MAX_CHANNEL} bytes of UTF-8, no control characters"
-
-
-def arg(default: Any = MISSING, *, doc: str, lo: float | None = None, hi: float | None = None, max_len: int = MAX_STR,
-        too_long: str | None = None, check: Callable[[str], object] | None = None, jsonrpc_only: bool = False) -> Any:
-    """``check``: a string's rule beyond its length (raises ValueError saying what is wrong). ``jsonrpc_only``:
-    the D-Bus face has no such argument (it has a default; e.g. a token for JSON-RPC notifications)."""
-    meta = {"doc": doc, "lo": lo, "hi": hi, "max_len": max_len, "too_long": too_long, "check": check, "jsonrpc_only": jsonrpc_only}
-    if default is MISSING:
-        return field(metadata=meta)
-    if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata=meta)
-    return field(default=default, metadata=meta)
 
 
 # ====================================================================== requests
@@ -154,24 +146,6 @@ class NetworkRequest:
 
 
 @dataclass
-class NetworkRemoveRequest:
-    network: str = arg(doc="network id or name (an owned network)")
-    peer: str = arg(doc="the member to remove: its name, node id or a unique prefix")
-
-
-@dataclass
-class NetworkAdminRequest:
-    network: str = arg(doc="network id or name (an owned network this node owns)")
-    peer: str = arg(doc="the member to name an admin: its name, node id or a unique prefix (connected now)")
-
-
-@dataclass
-class NetworkRevokeInviteRequest:
-    network: str = arg(doc="network id or name (an owned network)")
-    token: str = arg(doc="the invite's token id, as network.invites lists it, or a unique prefix of it", max_len=64)
-
-
-@dataclass
 class NetworkInviteRequest:
     network: str = arg(doc="network id")
     uses: int = arg(0, doc="owned networks: how many nodes the invite admits (0: one)", lo=0, hi=1000)
@@ -227,6 +201,9 @@ class NetworkInfo:
     device: str | None = None  # its TUN device, null while TUN is off (status.vnet says why)
     owner: str | None = None  # owned networks: the owner's node id; null: open (the invite is the key)
     epoch: int = 0  # owned networks: the key's epoch (one more at each rotation: docs/membership.md 6)
+    claim_owner: str | None = None  # an open network becoming owned (docs/membership.md 7): the owner whose claim it follows
+    owned_from: float | None = None  # when that claim is enforced (wall-clock seconds)
+    claims_waiting: list[str] = field(default_factory=list)  # owners whose claims came but are not followed (accept_owner)
 
 
 @dataclass

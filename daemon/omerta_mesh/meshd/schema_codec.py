@@ -6,10 +6,24 @@ from __future__ import annotations
 import dataclasses
 import math
 import typing
-from dataclasses import MISSING
-from typing import Any
+from dataclasses import MISSING, field
+from typing import Any, Callable
 
 from .errors import ApiError, Code
+
+MAX_STR = 4096
+
+
+def arg(default: Any = MISSING, *, doc: str, lo: float | None = None, hi: float | None = None, max_len: int = MAX_STR,
+        too_long: str | None = None, check: Callable[[str], object] | None = None, jsonrpc_only: bool = False) -> Any:
+    """``check``: a string's rule beyond its length (raises ValueError saying what is wrong). ``jsonrpc_only``:
+    the D-Bus face has no such argument (it has a default; e.g. a token for JSON-RPC notifications)."""
+    meta = {"doc": doc, "lo": lo, "hi": hi, "max_len": max_len, "too_long": too_long, "check": check, "jsonrpc_only": jsonrpc_only}
+    if default is MISSING:
+        return field(metadata=meta)
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
 
 
 def to_json(obj: Any) -> Any:

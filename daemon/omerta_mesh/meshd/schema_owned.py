@@ -1,9 +1,11 @@
 """The results of the owned-network methods (docs/membership.md): part of the one API schema (``schema.py``, which
-takes them in), kept apart to keep that module small. Plain dataclasses, as every result is."""
+takes them in), kept apart to keep that module small. Plain dataclasses, as every request and result is."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from .schema_codec import arg
 
 
 @dataclass
@@ -12,6 +14,14 @@ class NetworkRemoveResult:
     peer: str
     removed: bool
     epoch: int = 0  # the network key's epoch after the removal: one more when this node is the owner (it rotated the key)
+
+
+@dataclass
+class NetworkOwnResult:
+    network: str
+    owner: str  # the owner whose claim this node follows now (this node, for network.own)
+    owned_from: float  # when the network is owned (wall-clock seconds): members without its certificate are left out then
+    certified: bool  # this node holds the owner's certificate for it (the owner: always)
 
 
 @dataclass
@@ -65,3 +75,28 @@ class NetworkAdminResult:
     network: str
     peer: str  # the member's node id
     role: str  # "admin": its new certificate's role (sent to it; it takes it as a renewal)
+
+
+# requests
+@dataclass
+class NetworkRemoveRequest:
+    network: str = arg(doc="network id or name (an owned network)")
+    peer: str = arg(doc="the member to remove: its name, node id or a unique prefix")
+
+
+@dataclass
+class NetworkAdminRequest:
+    network: str = arg(doc="network id or name (an owned network this node owns)")
+    peer: str = arg(doc="the member to name an admin: its name, node id or a unique prefix (connected now)")
+
+
+@dataclass
+class NetworkAcceptOwnerRequest:
+    network: str = arg(doc="network id or name (an open network)")
+    owner: str = arg(doc="the node whose owner claim to follow: its node id or a unique prefix (network.list claims_waiting)")
+
+
+@dataclass
+class NetworkRevokeInviteRequest:
+    network: str = arg(doc="network id or name (an owned network)")
+    token: str = arg(doc="the invite's token id, as network.invites lists it, or a unique prefix of it", max_len=64)

@@ -148,7 +148,10 @@ def networks(view: NodeView, vnet: Any = None) -> list[s.NetworkInfo]:
         v4, v6 = vnet.addresses(net.id, view.node_id) if vnet is not None else (None, None)
         out.append(s.NetworkInfo(str(net.id), net.name, len(peers), sum(1 for p in peers if p.connected), v4, v6,
                                  vnet.device_of(net.id) if vnet is not None else None,
-                                 str(net.owner) if net.owner is not None else None, net.epoch))
+                                 str(net.owner) if net.owner is not None else None, net.epoch,
+                                 str(net.claim_owner) if net.claim_owner is not None else None,
+                                 float(net.owned_from) if net.owned_from is not None else None,
+                                 [str(o) for o in net.claims_waiting]))
     return sorted(out, key=lambda n: (n.name, n.network))
 
 
