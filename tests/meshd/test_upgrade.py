@@ -3,8 +3,9 @@ network keeps working): three daemons of the previous release (its code taken fr
 network (dora owns it, emil joined with a one-time invite) and an open one (fred joined); they stop, and this
 version starts on the same state directories. Every network is back with its id, name, owner and certificates; the
 members reconnect in both; and what this version adds works on the old state: the owner rotates the owned network's
-key (emil follows, fred joins with a new invite). Not shown: the creator of an open network becoming its owner
-(migration, docs/membership.md 7, is not built)."""
+key (emil follows, fred joins with a new invite); and the open network becomes owned by its creator (docs/membership.md
+7): dora claims it at its first start with this version, fred (dora invited it) follows and gets its certificate, and
+after ``[node] owner_transition`` both hold it as owned by dora and still talk, under a rotated key."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from clients.ctlharness import start_all, wait_until
 from meshd.harness import ROOT, DaemonProc, wait_connected
 
 PREVIOUS = "42c07cb8802081ba526d6faa3af3cfef2d1a52d8"  # the release before owned networks' key rotation
+TRANSITION = 6  # [node] owner_transition for this version: seconds from the creator's claim to an owned network
 
 
 def previous_code(dest: Path) -> Path:
@@ -67,8 +69,11 @@ def test_state_of_the_previous_version_loads_and_its_networks_keep_working(tmp_p
         before = {d: networks(d) for d in (dora, emil, fred)}
         for d in (dora, emil, fred):
             d.stop()
+        conf = tmp_path / "meshd.toml"
+        conf.write_text(f"[node]\nowner_transition = {TRANSITION}\n")
         for d in (dora, emil, fred):  # this version, on the same state directories
             d.env_extra = {}
+            d.extra = [*d.extra, "--config", str(conf)]
         start_all([dora, emil, fred])
         assert dora.call("status.get")["api_revision"] > 18  # type: ignore[index]
         for d in (dora, emil, fred):
@@ -86,6 +91,22 @@ def test_state_of_the_previous_version_loads_and_its_networks_keep_working(tmp_p
         invite = dora.call("network.invite", network="lab")["invite"]  # type: ignore[index]
         assert fred.call("network.join", invite=invite, wait=10)["connected"]  # type: ignore[index]
         assert networks(fred)["lab"]["epoch"] == 1 and networks(fred)["lab"]["network"] == lab["network"]  # type: ignore[index]
+        # the open network becomes dora's: claimed at its start, followed by fred (invited by dora), then enforced
+        claimed = networks(dora)["home"]
+        assert claimed["owner"] is None and claimed["claim_owner"] == ids[dora] and claimed["owned_from"], claimed
+        assert "claims network home" in dora.log_text()
+        wait_until(lambda: networks(fred)["home"]["claim_owner"] == ids[dora] or networks(fred)["home"]["owner"] == ids[dora],
+                   10, "fred follows dora's claim")
+        wait_until(lambda: all(networks(d)["home"]["owner"] == ids[dora] for d in (dora, fred)), TRANSITION + 20,
+                   "home owned by dora on both")
+        wait_until(lambda: networks(fred)["home"]["epoch"] == 1, 10, "fred takes the key dora rotated")
+
+        def fred_in_home() -> dict[str, Any] | None:
+            return next((p for p in dora.call("peers.list", network=home["network"])["peers"]  # type: ignore[index]
+                         if p["node_id"] == ids[fred] and p["connected"] and p["role"] == "member"), None)
+        wait_until(lambda: fred_in_home() is not None, 15, "fred connected with a member certificate in home")
+        assert fred_in_home()["cert_expires"]  # type: ignore[index]
+        assert f"({ids[dora][:12]}) from now on: members need its certificate" in fred.log_text(), fred.log_text()[-3000:]
     finally:
         for d in (dora, emil, fred):
             d.close()
