@@ -176,3 +176,30 @@ def test_a_member_whose_certificate_expired_is_enrolled_again_by_a_new_invite() 
     join(sim, alice, invite(sim, owner, net), 10)
     assert len(alice.of(ev.Enrolled)) == 2 and holds_certificate(sim, alice, net), sim.failure()
     assert sim.connected(alice, owner, net), sim.failure()
+
+
+def test_a_use_mark_is_passed_on_to_an_admin_the_redeeming_admin_has_no_session_with() -> None:
+    sim = SimMesh("enrol-marks-passed", config=DEFAULT_CONFIG.with_(cert_clock_skew=0.0, relay=False))  # (no relayed path)
+    owner, adam, mia, alice, carol = (sim.add_node(n) for n in ("owner", "adam", "mia", "alice", "carol"))
+    net = owner.mesh.create_network("home", sim.now, owned=True)
+    for far in (owner, alice):  # the owner (and the node it enrols) never meet adam: mia, a plain member, is between
+        sim.internet.block(far.host.ip, adam.host.ip)
+    adam.mesh.add_network(net, sim.now)
+    cert = Certificate(Role.ADMIN, net.id, adam.mesh.node_id, owner.mesh.node_id, 7, int(sim.now), int(sim.now) + 86400)
+    adam.mesh.set_credential(net.id, encode_credential([sign_certificate(owner.mesh.identity, cert)]), sim.now)
+    join(sim, mia, invite(sim, owner, net, uses=1))
+    sim.introduce(adam, mia, net)
+    sim.run_for(5)
+    assert sim.connected(adam, mia, net) and not sim.connected(adam, owner, net), sim.failure()
+    marks_before = len(adam.mesh.enrolment.marks(net.id))
+    text = invite(sim, owner, net, uses=1)
+    join(sim, alice, text)  # redeemed by the owner, told to mia, passed on by mia to adam
+    assert holds_certificate(sim, alice, net) and not sim.connected(adam, owner, net) and not sim.connected(adam, alice, net)
+    assert [m.enrolled for m in adam.mesh.enrolment.marks(net.id)][marks_before:] == [alice.mesh.node_id]
+    carol.mesh.join(owner.mesh.invite(net.id, [], sim.now), sim.now)
+    token = decode_invite(text).token
+    assert token is not None
+    carol.mesh.hs.credentials.enrol(net.id, token.encode())
+    sim.introduce(carol, adam, net)
+    sim.run_for(3)
+    assert [r.reason for r in carol.of(ev.EnrolmentRefused)] == ["used"]

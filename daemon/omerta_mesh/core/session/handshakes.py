@@ -430,15 +430,17 @@ class Handshakes:
         reply, _ = hw.encode_resp(0, init.sender, msg2, hw.mac1_key(psk, node.raw), None, hw.FLAG_ENROL)
         return EnrolReply(net, src, reply, mark)
 
-    def receive_mark(self, net: Network, body: bytes, now: float) -> None:
+    def receive_mark(self, net: Network, body: bytes, now: float) -> bytes:
         """Use marks (``member.marks``: one or more, MARK_LEN bytes each) from a member of ``net``: each kept when an
-        admin signed it, else counted."""
+        admin signed it, else counted. Returns the marks that were new here (to pass on), encoded as they came."""
         if net.owner is None or not body or len(body) % MARK_LEN or len(body) > MARK_LEN * self.cfg.max_token_marks:
             self.counters.drop(DropReason.TOKEN_MARK_INVALID)
-            return
+            return b""
+        held = {m.encode() for m in self.enrolment.marks(net.id)}
         for at in range(0, len(body), MARK_LEN):
             if (reason := self.enrolment.receive_mark(net, body[at : at + MARK_LEN], now + self.credentials.wall_offset)) is not None:
                 self.counters.drop(reason)
+        return b"".join(m for m in (m.encode() for m in self.enrolment.marks(net.id)) if m not in held)
 
     def _enrol_answer(self, peer: Peer, answer: bytes, now: float) -> EnrolAnswer | None:
         """The admin's answer to our enrolment: keep a credential that checks out, or say why it was refused."""

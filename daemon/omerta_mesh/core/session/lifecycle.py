@@ -240,9 +240,12 @@ class Sessions:
     def on_marks(self, peer: Peer, name: str, body: bytes, now: float, out: Outbox) -> None:
         """Use marks from a member: ``member.marks`` pushed after a redemption, ``member.marks.sync`` (maybe empty) the
         initiator's when a session first comes up, answered with ours (over the session: a reliable message, so a
-        spoofed source gets no more than the stream's window)."""
-        if body:
-            self.hs.receive_mark(peer.network, body, now)
+        spoofed source gets no more than the stream's window). Marks new here are passed on to our other connected
+        members, so a mark spreads to every member reachable through sessions (3.4), not only the redeemer's peers."""
+        if body and (fresh := self.hs.receive_mark(peer.network, body, now)):
+            for p in self.table.in_network(peer.network.id):
+                if p.connected and p is not peer:
+                    out.control(p, "member.marks", fresh)
         if name == "member.marks.sync" and peer.network.owner is not None and (ours := self._marks(peer)):
             out.control(peer, "member.marks", ours)
 
