@@ -93,6 +93,7 @@ def test_dbus_codec_round_trip() -> None:
 def test_embedded_default_config_and_refusals(tmp_path: Path) -> None:
     cfg = config_mod.load(None)
     assert cfg.node.port == 51888 and cfg.api.group == "omerta" and cfg.dbus.enabled == "auto" and cfg.node.key_grace == 7 * 86400
+    assert cfg.node.owner_transition == 14 * 86400
     f = tmp_path / "meshd.toml"
     f.write_text('[node]\nport = 4000\n[names]\nalice = "%s"\n' % NODE)
     cfg2 = config_mod.load(f)
@@ -106,6 +107,8 @@ def test_embedded_default_config_and_refusals(tmp_path: Path) -> None:
         ('[node]\nbootstrap = ["x@1.2.3.4:5"]\n', "node.bootstrap"),
         ("[node\n", "not valid TOML"),
         ("[node]\nkey_grace = 5\n", "node.key_grace = 5 is not 60 to 2592000 seconds"),
+        ("[node]\nowner_transition = 1728001\n", "node.owner_transition = 1728001 is not 1 to 1728000 seconds (20 days"),
+        ("[node]\nowner_transition = 0\n", "node.owner_transition = 0 is not 1 to"),
     ]:
         f.write_text(text)
         with pytest.raises(config_mod.ConfigError) as ei:

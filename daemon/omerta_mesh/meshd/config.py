@@ -17,12 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..core.config import DEFAULT_CONFIG
 from ..core.errors import UsageError
 from ..core.ids import NodeId
-from ..core.wire.claim import MAX_TRANSITION
 from ..core.wire.rekey import MAX_GRACE
 from ..vnet.fwrules import Rule, RuleError, parse_rules
 from ..vnet.subnets import PrefixError, parse_prefix
+
+MAX_OWNER_TRANSITION = DEFAULT_CONFIG.cert_lifetime * 2 // 3  # an owner claim's transition: within members' certificates
 
 DEFAULT_TOML = """\
 # omerta-meshd configuration. Every key is optional; the values shown are the defaults.
@@ -42,7 +44,8 @@ key_grace = 604800        # owned networks this node owns: seconds the key a rem
                           # members that were away (a week by default) get in and learn the new one (60 to 2592000)
 owner_transition = 1209600  # an open network this node claims (created by an earlier version, or `network own`):
                           # seconds until it is owned and members without this node's certificate are left out
-                          # (14 days by default; 1 to 7776000)
+                          # (14 days by default; 1 to 1728000, 20 days: the certificates it gives members
+                          # at the claim must still be valid then)
 
 [api]
 socket = ""               # JSON-RPC socket ("" = <runtime directory>/meshd.sock)
@@ -463,8 +466,9 @@ def _validate(cfg: DaemonConfig, bad: Any) -> None:
         raise bad(f"node.port = {cfg.node.port} is not a UDP port (0-65535)")
     if not 60 <= cfg.node.key_grace <= MAX_GRACE:
         raise bad(f"node.key_grace = {cfg.node.key_grace} is not 60 to {MAX_GRACE} seconds (30 days)")
-    if not 1 <= cfg.node.owner_transition <= MAX_TRANSITION:
-        raise bad(f"node.owner_transition = {cfg.node.owner_transition} is not 1 to {MAX_TRANSITION} seconds (90 days)")
+    if not 1 <= cfg.node.owner_transition <= MAX_OWNER_TRANSITION:
+        raise bad(f"node.owner_transition = {cfg.node.owner_transition} is not 1 to {MAX_OWNER_TRANSITION} seconds (20 days: "
+                  "the certificates members get at the claim must still be valid when it is enforced)")
     if cfg.log.level not in LEVELS:
         raise bad(f"log.level = {cfg.log.level!r}; use one of {', '.join(LEVELS)}")
     for key, lo in (("max_connections", 1), ("max_per_user", 1), ("idle_timeout", 1), ("max_frame", 1024), ("max_inflight", 1),
