@@ -36,6 +36,25 @@ def join(sim: SimMesh, node: SimNode, text: str, seconds: float = 5.0) -> None:
     sim.run_for(seconds)
 
 
+def make_admin(sim: SimMesh, owner: SimNode, node: SimNode, net: Network) -> None:
+    """``node`` in ``net`` with an admin certificate the owner signed (a day long)."""
+    node.mesh.add_network(net, sim.now)
+    cert = Certificate(Role.ADMIN, net.id, node.mesh.node_id, owner.mesh.node_id, 7, int(sim.now), int(sim.now) + 86400)
+    node.mesh.set_credential(net.id, encode_credential([sign_certificate(owner.mesh.identity, cert)]), sim.now)
+
+
+def reused_at(sim: SimMesh, node: SimNode, admin: SimNode, owner: SimNode, net: Network, text: str) -> list[str]:
+    """``node`` (in ``net`` by an unused invite of its own) presents invite ``text``'s token again, at ``admin``: the
+    reasons of the refusals it gets."""
+    node.mesh.join(owner.mesh.invite(net.id, [], sim.now), sim.now)
+    token = decode_invite(text).token
+    assert token is not None
+    node.mesh.hs.credentials.enrol(net.id, token.encode())
+    sim.introduce(node, admin, net)
+    sim.run_for(3)
+    return [r.reason for r in node.of(ev.EnrolmentRefused)]
+
+
 def holds_certificate(sim: SimMesh, node: SimNode, net: Network) -> bool:
     own = node.mesh.hs.credentials.own(net.id)
     return own is not None and isinstance(node.mesh.hs.credentials.check(net, node.mesh.node_id, own, sim.now), Accepted)
@@ -115,9 +134,7 @@ def test_open_networks_keep_version_1_invites() -> None:
 
 def test_a_use_mark_reaches_another_admin_which_then_refuses_the_token_as_used() -> None:
     sim, net, owner, (adam, alice, carol) = owned("enrol-marks", "adam", "alice", "carol")
-    adam.mesh.add_network(net, sim.now)
-    cert = Certificate(Role.ADMIN, net.id, adam.mesh.node_id, owner.mesh.node_id, 7, int(sim.now), int(sim.now) + 86400)
-    adam.mesh.set_credential(net.id, encode_credential([sign_certificate(owner.mesh.identity, cert)]), sim.now)
+    make_admin(sim, owner, adam, net)
     sim.introduce(adam, owner, net)
     sim.run_for(3)
     assert sim.connected(adam, owner, net), sim.failure()
@@ -125,13 +142,7 @@ def test_a_use_mark_reaches_another_admin_which_then_refuses_the_token_as_used()
     join(sim, alice, text)
     assert holds_certificate(sim, alice, net)
     assert [m.enrolled for m in adam.mesh.enrolment.marks(net.id)] == [alice.mesh.node_id]  # pushed by the owner
-    carol.mesh.join(owner.mesh.invite(net.id, [], sim.now), sim.now)  # (carol's own, unused, to get the network)
-    token = decode_invite(text).token
-    assert token is not None
-    carol.mesh.hs.credentials.enrol(net.id, token.encode())
-    sim.introduce(carol, adam, net)  # alice's invite again, this time at the other admin
-    sim.run_for(3)
-    assert [r.reason for r in carol.of(ev.EnrolmentRefused)] == ["used"]
+    assert reused_at(sim, carol, adam, owner, net, text) == ["used"]  # alice's invite again, at the other admin
     assert adam.mesh.counters["enrol.refused.used"] == 1 and not holds_certificate(sim, carol, net)
 
 
@@ -149,20 +160,12 @@ def test_an_admin_that_connects_later_gets_the_marks_it_missed() -> None:
     text = invite(sim, owner, net, uses=1)
     join(sim, alice, text)  # redeemed while adam is not connected to anyone
     assert holds_certificate(sim, alice, net)
-    adam.mesh.add_network(net, sim.now)
-    cert = Certificate(Role.ADMIN, net.id, adam.mesh.node_id, owner.mesh.node_id, 7, int(sim.now), int(sim.now) + 86400)
-    adam.mesh.set_credential(net.id, encode_credential([sign_certificate(owner.mesh.identity, cert)]), sim.now)
+    make_admin(sim, owner, adam, net)
     assert adam.mesh.enrolment.marks(net.id) == []
     sim.introduce(adam, owner, net)
     sim.run_for(3)
     assert [m.enrolled for m in adam.mesh.enrolment.marks(net.id)] == [alice.mesh.node_id]  # sent when they connected
-    carol.mesh.join(owner.mesh.invite(net.id, [], sim.now), sim.now)
-    token = decode_invite(text).token
-    assert token is not None
-    carol.mesh.hs.credentials.enrol(net.id, token.encode())
-    sim.introduce(carol, adam, net)
-    sim.run_for(3)
-    assert [r.reason for r in carol.of(ev.EnrolmentRefused)] == ["used"]
+    assert reused_at(sim, carol, adam, owner, net, text) == ["used"]
 
 
 def test_a_member_whose_certificate_expired_is_enrolled_again_by_a_new_invite() -> None:
@@ -184,9 +187,7 @@ def test_a_use_mark_is_passed_on_to_an_admin_the_redeeming_admin_has_no_session_
     net = owner.mesh.create_network("home", sim.now, owned=True)
     for far in (owner, alice):  # the owner (and the node it enrols) never meet adam: mia, a plain member, is between
         sim.internet.block(far.host.ip, adam.host.ip)
-    adam.mesh.add_network(net, sim.now)
-    cert = Certificate(Role.ADMIN, net.id, adam.mesh.node_id, owner.mesh.node_id, 7, int(sim.now), int(sim.now) + 86400)
-    adam.mesh.set_credential(net.id, encode_credential([sign_certificate(owner.mesh.identity, cert)]), sim.now)
+    make_admin(sim, owner, adam, net)
     join(sim, mia, invite(sim, owner, net, uses=1))
     sim.introduce(adam, mia, net)
     sim.run_for(5)
@@ -196,10 +197,4 @@ def test_a_use_mark_is_passed_on_to_an_admin_the_redeeming_admin_has_no_session_
     join(sim, alice, text)  # redeemed by the owner, told to mia, passed on by mia to adam
     assert holds_certificate(sim, alice, net) and not sim.connected(adam, owner, net) and not sim.connected(adam, alice, net)
     assert [m.enrolled for m in adam.mesh.enrolment.marks(net.id)][marks_before:] == [alice.mesh.node_id]
-    carol.mesh.join(owner.mesh.invite(net.id, [], sim.now), sim.now)
-    token = decode_invite(text).token
-    assert token is not None
-    carol.mesh.hs.credentials.enrol(net.id, token.encode())
-    sim.introduce(carol, adam, net)
-    sim.run_for(3)
-    assert [r.reason for r in carol.of(ev.EnrolmentRefused)] == ["used"]
+    assert reused_at(sim, carol, adam, owner, net, text) == ["used"]
