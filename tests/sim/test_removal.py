@@ -11,7 +11,6 @@ from omerta_mesh.core import events as ev
 from omerta_mesh.core.errors import DropReason, UsageError
 from omerta_mesh.core.membership import InviteOptions
 from omerta_mesh.core.network import Network
-from omerta_mesh.core.wire.certs import Certificate, Role, encode_credential, sign_certificate
 from omerta_mesh.core.wire.revocations import Revocation, RevocationKind, decode_revocation, encode_revocations, sign_revocation
 from omerta_mesh.sim.harness import SimMesh, SimNode
 from sim.test_enrolment import owned
@@ -106,10 +105,10 @@ def test_a_member_that_comes_later_learns_the_revocation_when_its_session_comes_
 
 
 def _make_admin(sim: SimMesh, owner: SimNode, node: SimNode, net: Network) -> None:
-    wall = int(sim.now + owner.mesh.wall_offset)
-    c = Certificate(Role.ADMIN, net.id, node.mesh.node_id, owner.mesh.node_id, 99, wall, wall + 30 * 86400, node.name)
-    node.mesh.set_credential(net.id, encode_credential([sign_certificate(owner.mesh.identity, c)]), sim.now)
-    sim.internet.pump(node.mesh)
+    """The owner names ``node`` an admin (``Renewal.promote``, as ``omertactl network admin`` does)."""
+    owner.mesh.act(sim.now, lambda out: owner.mesh.renewal.promote(owner.mesh.network(net.id), node.mesh.node_id, sim.now, out))
+    sim.run_for(1)
+    assert node.mesh.members.is_admin(node.mesh.network(net.id), node.mesh.node_id, sim.now)
 
 
 def test_an_admin_removes_a_member_but_not_another_admin() -> None:

@@ -27,7 +27,8 @@ from __future__ import annotations
 import ipaddress
 from typing import Callable, Iterable, Union
 
-TABLE = "omerta"  # table inet omerta
+from .fwrules import TABLE  # table inet omerta, shared with the firewall rules
+
 DEVICES = "om-*"  # the mesh devices (io/tundev.py DEFAULT_PREFIX)
 
 Address = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]

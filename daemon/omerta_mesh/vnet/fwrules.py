@@ -36,7 +36,7 @@ import zlib
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence, Union
 
-TABLE = "omerta"  # table inet omerta (shared with vnet/exitrules.py)
+TABLE = "omerta"  # table inet omerta (vnet/exitrules.py adds its chains there too)
 PREFIX = "rules_"
 INPUT = "rules_input"
 KEYS = ("network", "from", "to", "action")
