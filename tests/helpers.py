@@ -16,6 +16,7 @@ from omerta_mesh.core.mesh import Mesh
 from omerta_mesh.core.network import Network
 from omerta_mesh.core.peers.table import PeerTable
 from omerta_mesh.core.session.handshakes import Handshakes
+from omerta_mesh.core.wire.certs import Certificate, Role, sign_certificate
 
 A_ADDR = ("192.0.2.1", 4000)
 B_ADDR = ("192.0.2.2", 5000)
@@ -115,3 +116,10 @@ async def eventually(cond: Callable[[], object], timeout: float = 5.0, what: str
         if loop.time() >= end:
             raise AssertionError(f"not within {timeout:g} s: {what}")
         await asyncio.sleep(0.01)
+
+
+def signed_cert(net: Network, subject: NodeId, issuer: Identity, role: Role, not_before: float, not_after: float,
+                name: str = "", serial: int = 1) -> Certificate:
+    """A certificate of ``role`` in ``net`` for ``subject``, signed by ``issuer`` (wall-clock seconds; tests of owned
+    networks)."""
+    return sign_certificate(issuer, Certificate(role, net.id, subject, issuer.node_id, serial, int(not_before), int(not_after), name))

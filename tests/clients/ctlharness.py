@@ -118,6 +118,11 @@ def ctl_popen(sock: str | Path | None, *args: str) -> Iterator[subprocess.Popen]
         p.stderr.close()  # type: ignore[union-attr]
 
 
+def peer_json(sock: str | Path, node: str) -> dict | None:
+    """``node``'s entry in ``omertactl peers --json`` of the daemon at ``sock`` (None: not listed)."""
+    return next((p for p in ctl(sock, "peers", "--json").json()["peers"] if p["node_id"] == node), None)
+
+
 def wait_until(pred, timeout: float = 15.0, what: str = "condition", step: float = 0.05) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -18,7 +18,7 @@ from typing import Callable, Iterator
 import pytest
 from rich.console import Console
 
-from clients.ctlharness import Lines, check_event, check_result, ctl, ctl_popen, start_all, wait_until
+from clients.ctlharness import Lines, check_event, check_result, ctl, ctl_popen, peer_json, start_all, wait_until
 from meshd.harness import DaemonProc
 from meshd.test_eventlog import wait_line
 from omerta_clients.tui.app import Monitor
@@ -48,10 +48,6 @@ def named(tmp_path: Path) -> Iterator[tuple[DaemonProc, DaemonProc, DaemonProc]]
 
 def node_id(d: DaemonProc) -> str:
     return str(ctl(d.socket, "status", "--json").json()["node_id"])
-
-
-def peer_of(d: DaemonProc, node: str) -> dict | None:
-    return next((p for p in ctl(d.socket, "peers", "--json").json()["peers"] if p["node_id"] == node), None)
 
 
 def invite(d: DaemonProc, *options: str) -> str:
@@ -116,7 +112,7 @@ def test_enrolment_refusal_and_removal_reach_the_event_streams_and_the_logs(name
 
         # fred joins with an invite of its own; dora removes it once emil knows it by name
         join(fred, invite(dora))
-        wait_until(lambda: (peer_of(emil, fred_id) or {}).get("name") == "fred", 30, "emil to know fred by name")
+        wait_until(lambda: (peer_json(emil.socket, fred_id) or {}).get("name") == "fred", 30, "emil to know fred by name")
         time.sleep(1.5)  # emil's name directory (rebuilt when a second old) forgets fred with its record: it must remember
         assert ctl(dora.socket, "network", "remove", "lab", fred_id[:12]).rc == 0
         for s, who in ((ds, "dora"), (es, "emil")):

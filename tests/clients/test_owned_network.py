@@ -11,7 +11,7 @@ from typing import Iterator
 
 import pytest
 
-from clients.ctlharness import check_result, ctl, started, wait_until
+from clients.ctlharness import check_result, ctl, peer_json, started, wait_until
 from meshd.harness import DaemonProc
 
 
@@ -19,10 +19,6 @@ from meshd.harness import DaemonProc
 def three(tmp_path: Path) -> Iterator[tuple[DaemonProc, DaemonProc, DaemonProc]]:
     with started(tmp_path, "dora", "emil", "fred") as (dora, emil, fred):
         yield dora, emil, fred
-
-
-def _peer(sock: Path, node: str) -> dict | None:
-    return next((p for p in ctl(sock, "peers", "--json").json()["peers"] if p["node_id"] == node), None)
 
 
 def test_owned_network_invite_join_used_and_peers_show_certificates(three) -> None:
@@ -43,12 +39,12 @@ def test_owned_network_invite_join_used_and_peers_show_certificates(three) -> No
     assert j.rc == 0 and "joined network lab" in j.out and "connected to the inviter" in j.out, (j.out, j.err)
 
     # dora sees emil's certificate (from the credential in emil's signed record), emil sees dora's (the owner's)
-    wait_until(lambda: (_peer(dora.socket, emil_id) or {}).get("cert_expires") is not None, 20, "emil's certificate at dora")
+    wait_until(lambda: (peer_json(dora.socket, emil_id) or {}).get("cert_expires") is not None, 20, "emil's certificate at dora")
     pe = check_result("peers.list", ctl(dora.socket, "peers", "--json").json())["peers"][0]
     assert pe["role"] == "member" and pe["tags"] == ["web", "db"]
     assert time.time() < pe["cert_expires"] < time.time() + 31 * 86400
-    wait_until(lambda: (_peer(emil.socket, dora_id) or {}).get("cert_expires") is not None, 20, "dora's certificate at emil")
-    pd = _peer(emil.socket, dora_id)
+    wait_until(lambda: (peer_json(emil.socket, dora_id) or {}).get("cert_expires") is not None, 20, "dora's certificate at emil")
+    pd = peer_json(emil.socket, dora_id)
     assert pd is not None and pd["role"] == "owner" and pd["tags"] == []
     table = ctl(dora.socket, "peers").out
     assert "CERT" in table.splitlines()[0] and "member web,db until " in table, table
@@ -81,21 +77,22 @@ def test_network_remove_cuts_a_member_off_and_is_refused_where_it_cannot_be(thre
     for d in (emil, fred):
         j = ctl(d.socket, "network", "join", ctl(dora.socket, "network", "invite", "lab").out.strip())
         assert j.rc == 0, (j.out, j.err)
-    wait_until(lambda: _peer(emil.socket, fred_id) is not None and _peer(fred.socket, emil_id) is not None, 30, "emil and fred meet")
+    wait_until(lambda: peer_json(emil.socket, fred_id) is not None and peer_json(fred.socket, emil_id) is not None, 30,
+               "emil and fred meet")
     no = ctl(fred.socket, "network", "remove", "lab", emil_id[:12])
     assert no.rc != 0 and "only the owner or an admin" in no.err and "fix:" in no.err, no.err
     r = ctl(dora.socket, "--json", "network", "remove", "lab", fred_id[:12])
     assert r.rc == 0, r.err
     assert check_result("network.remove", r.json()) == {"network": r.json()["network"], "peer": fred_id, "removed": True,
                                                         "epoch": 1}
-    wait_until(lambda: _peer(dora.socket, fred_id) is None and _peer(emil.socket, fred_id) is None, 5, "fred gone at dora and emil")
+    wait_until(lambda: peer_json(dora.socket, fred_id) is None and peer_json(emil.socket, fred_id) is None, 5, "fred gone at dora and emil")
     wait_until(lambda: _epoch(emil.socket) == 1, 5, "emil takes the new key")
     assert _epoch(dora.socket) == 1 and _epoch(fred.socket) == 0  # fred was never told
     assert "owned by" in ctl(emil.socket, "network", "list").out and ", key 1" in ctl(emil.socket, "network", "list").out
     # fred keeps trying with its certificate, which has not expired: refused (counted), still out
     wait_until(lambda: _counter(dora.socket, "drop.cert_revoked") > 0, 15, "fred's handshakes refused at dora")
-    assert _peer(dora.socket, fred_id) is None and _peer(emil.socket, fred_id) is None
-    assert _peer(dora.socket, emil_id) is not None  # the others stay
+    assert peer_json(dora.socket, fred_id) is None and peer_json(emil.socket, fred_id) is None
+    assert peer_json(dora.socket, emil_id) is not None  # the others stay
     no = ctl(emil.socket, "network", "rekey", "lab")
     assert no.rc != 0 and "only the owner" in no.err and "fix:" in no.err, no.err
     k = ctl(dora.socket, "network", "rekey", "lab")
@@ -204,7 +201,7 @@ def test_the_owner_names_an_admin_who_then_invites(three) -> None:
     r = ctl(dora.socket, "--json", "network", "admin", "lab", emil_id[:12])
     assert r.rc == 0 and check_result("network.admin", r.json()) == {"network": r.json()["network"], "peer": emil_id,
                                                                        "role": "admin"}, r.err
-    wait_until(lambda: (_peer(dora.socket, emil_id) or {}).get("role") == "admin", 10, "emil shown as admin at dora")
+    wait_until(lambda: (peer_json(dora.socket, emil_id) or {}).get("role") == "admin", 10, "emil shown as admin at dora")
     again = ctl(dora.socket, "network", "admin", "lab", emil_id[:12])
     assert again.rc != 0 and "already admin" in again.err, again.err
     dora_id = ctl(dora.socket, "status", "--json").json()["node_id"]

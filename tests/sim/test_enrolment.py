@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import pytest
 
+from helpers import signed_cert
 from omerta_mesh.core import events as ev
 from omerta_mesh.core.config import DEFAULT_CONFIG
 from omerta_mesh.core.errors import DropReason, UsageError
 from omerta_mesh.core.member.check import Accepted
 from omerta_mesh.core.membership import InviteOptions
 from omerta_mesh.core.network import Network
-from omerta_mesh.core.wire.certs import Certificate, Role, encode_credential, sign_certificate
+from omerta_mesh.core.wire.certs import Role, encode_credential
 from omerta_mesh.core.wire.invite import PREFIX, PREFIX_V2, decode_invite
 from omerta_mesh.sim.harness import SimMesh, SimNode
 
@@ -39,8 +40,8 @@ def join(sim: SimMesh, node: SimNode, text: str, seconds: float = 5.0) -> None:
 def make_admin(sim: SimMesh, owner: SimNode, node: SimNode, net: Network) -> None:
     """``node`` in ``net`` with an admin certificate the owner signed (a day long)."""
     node.mesh.add_network(net, sim.now)
-    cert = Certificate(Role.ADMIN, net.id, node.mesh.node_id, owner.mesh.node_id, 7, int(sim.now), int(sim.now) + 86400)
-    node.mesh.set_credential(net.id, encode_credential([sign_certificate(owner.mesh.identity, cert)]), sim.now)
+    cert = signed_cert(net, node.mesh.node_id, owner.mesh.identity, Role.ADMIN, sim.now, sim.now + 86400, serial=7)
+    node.mesh.set_credential(net.id, encode_credential([cert]), sim.now)
 
 
 def reused_at(sim: SimMesh, node: SimNode, admin: SimNode, owner: SimNode, net: Network, text: str) -> list[str]:

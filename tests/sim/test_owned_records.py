@@ -5,12 +5,13 @@ reasons, never stored, never connected to; an open network's records carry none 
 
 from __future__ import annotations
 
+from helpers import signed_cert
 from omerta_mesh.core.config import DEFAULT_CONFIG
 from omerta_mesh.core.errors import DropReason
 from omerta_mesh.core.keys import Identity
 from omerta_mesh.core.network import Network
 from omerta_mesh.core.wire import control as cw
-from omerta_mesh.core.wire.certs import Certificate, Role, encode_credential, sign_certificate
+from omerta_mesh.core.wire.certs import Certificate, Role, encode_credential
 from omerta_mesh.core.wire.records import FLAG_CREDENTIAL, AddrClaim, PeerRecord, sign_record
 from omerta_mesh.core.wire.revocations import Revocation, RevocationKind, sign_revocation
 from omerta_mesh.sim.harness import SimMesh, SimNode
@@ -20,7 +21,7 @@ CERT_REASONS = [r for r in DropReason if r.value.startswith("cert_")]
 
 
 def _cert(subject: SimNode, issuer: Identity, net: Network, role: Role, nb: float, na: float, serial: int = 1) -> Certificate:
-    return sign_certificate(issuer, Certificate(role, net.id, subject.mesh.node_id, issuer.node_id, serial, int(nb), int(na), subject.name))
+    return signed_cert(net, subject.mesh.node_id, issuer, role, nb, na, subject.name, serial)
 
 
 def _issue(subject: SimNode, issuer: Identity, net: Network, role: Role, nb: float, na: float) -> bytes:

@@ -7,20 +7,20 @@ from __future__ import annotations
 
 import pytest
 
+from helpers import signed_cert
 from omerta_mesh.core import events as ev
 from omerta_mesh.core.errors import UsageError
 from omerta_mesh.core.member.check import Accepted
 from omerta_mesh.core.membership import InviteOptions
 from omerta_mesh.core.network import Network
-from omerta_mesh.core.wire.certs import Certificate, Role, decode_credential, encode_credential, sign_certificate
+from omerta_mesh.core.wire.certs import Certificate, Role, decode_credential, encode_credential
 from omerta_mesh.core.wire.invite import decode_invite
 from omerta_mesh.sim.harness import SimNode
 from sim.test_enrolment import owned
 
 
 def cert(net: Network, subject: SimNode, issuer: SimNode, role: Role, start: float, lifetime: int, serial: int = 1) -> Certificate:
-    c = Certificate(role, net.id, subject.mesh.node_id, issuer.mesh.node_id, serial, int(start), int(start) + lifetime, subject.name)
-    return sign_certificate(issuer.mesh.identity, c)
+    return signed_cert(net, subject.mesh.node_id, issuer.mesh.identity, role, start, start + lifetime, subject.name, serial)
 
 
 def admin_and_member(seed: str, admin_life: int, member_life: int):  # type: ignore[no-untyped-def]
