@@ -11,7 +11,7 @@ from pathlib import Path
 from clients.ctlharness import check_result, ctl, start_all, wait_until
 from meshd.harness import DaemonProc
 
-TRANSITION = 5
+TRANSITION = 10
 
 
 def _home(sock: Path) -> dict:

@@ -15,7 +15,7 @@ from omerta_mesh.core.config import DEFAULT_CONFIG
 from omerta_mesh.core.ids import NetworkId
 from omerta_mesh.node import MeshNode
 
-TRANSITION = 6
+TRANSITION = 15
 CFG = DEFAULT_CONFIG.with_(owner_transition=TRANSITION)
 
 
