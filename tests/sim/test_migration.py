@@ -13,6 +13,7 @@ from omerta_mesh.core.errors import DropReason, UsageError
 from omerta_mesh.core.network import Network
 from omerta_mesh.core.wire.certs import Role
 from omerta_mesh.core.wire.claim import OWNER, OwnerClaim, encode_message, sign_claim
+from omerta_mesh.core.wire.rekey import Rekey, sign_rekey
 from omerta_mesh.sim.harness import SimMesh, SimNode
 
 TRANSITION = 60
@@ -182,3 +183,34 @@ def test_forged_malformed_and_flooded_claims_are_dropped_and_counted() -> None:
     except UsageError as e:
         assert "owned already" in str(e)
     assert OWNER == "net.owner"
+
+
+def test_only_the_claims_owners_signed_rotation_enforces_a_claim_early() -> None:
+    sim = SimMesh("migrate-early", config=DEFAULT_CONFIG.with_(cert_clock_skew=300.0, owner_transition=600))
+    owner, alice, mallory = sim.add_node("owner"), sim.add_node("alice"), sim.add_node("mallory")
+    net = owner.mesh.create_network("home", sim.now)
+    for n in (alice, mallory):
+        sim.join(n, owner, net)
+        sim.run_for(3)
+    sim.run_for(20)
+    claim = own(owner, net, sim)
+    sim.run_for(3)
+    assert alice.mesh.members.migration.claim(net.id) == claim
+    sim.run_until(claim.enforce_at - owner.mesh.wall_offset - 200)  # within the clock skew of enforce at
+    peer = alice.mesh.table.get(net.id, mallory.mesh.node_id)
+    assert peer is not None
+    wall = int(sim.now + owner.mesh.wall_offset)
+    forged = Rekey(net.id, 1, b"k" * 32, 60, wall, owner.mesh.node_id, b"\0" * 64)  # the owner named, not its signature
+    alice.mesh.act(sim.now, lambda out: alice.mesh.rotation.receive(peer, forged.body() + forged.signature, sim.now, out))
+    assert alice.mesh.network(net.id).owner is None and alice.mesh.members.migration.claim(net.id) == claim
+    real = sign_rekey(mallory.mesh.identity, Rekey(net.id, 1, b"k" * 32, 60, wall, mallory.mesh.node_id))  # not the claim's owner
+    alice.mesh.act(sim.now, lambda out: alice.mesh.rotation.receive(peer, real.encode(), sim.now, out))
+    assert alice.mesh.network(net.id).owner is None and alice.mesh.counters.dropped(DropReason.REKEY_INVALID) == 2
+    # the owner's own rotation (its clock 200 s ahead: it enforced already) makes alice enforce now, and take the key
+    first = sign_rekey(owner.mesh.identity, Rekey(net.id, 1, b"n" * 32, 60, wall + 200, owner.mesh.node_id))
+    from_owner = alice.mesh.table.get(net.id, owner.mesh.node_id)
+    assert from_owner is not None
+    alice.mesh.act(sim.now, lambda out: alice.mesh.rotation.receive(from_owner, first.encode(), sim.now, out))
+    held = alice.mesh.network(net.id)
+    assert held.owner == owner.mesh.node_id and (held.epoch, held.key) == (1, b"n" * 32)
+    assert [e.certified for e in alice.of(ev.NetworkOwned)] == [True]

@@ -76,8 +76,9 @@ class Rotation:
         net = peer.network
         try:
             rk = decode_rekey(body)
-            if net.owner is None and (owned := self.members.migration.enforce_early(net, rk.issuer, now, out)) is not None:
-                net = owned  # the first rotation of a network that became owned: we enforce the claim now too (7)
+            if (net.owner is None and rk.network == net.id and rk.signature_ok()
+                    and (owned := self.members.migration.enforce_early(net, rk.issuer, now, out)) is not None):
+                net = owned  # the first rotation of a network that became owned (signed by the claim's owner): enforce now (7)
             if net.owner is None or rk.network != net.id or rk.issuer != net.owner or not rk.signature_ok():
                 raise WireError(DropReason.REKEY_INVALID, "not a rotation of this network signed by its owner")
         except WireError as e:
