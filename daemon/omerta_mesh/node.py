@@ -383,8 +383,9 @@ class MeshNode:
                                "reachable?") from None
         finally:
             self._enrol_waits.done(joined.id)
-        if timeout:
-            await self.wait_connected(inv.inviter, timeout)
+        if timeout:  # (to the admin that enrolled us: another one the invite named, when the inviter was away)
+            cert = self._m.credentials.own_certificate(joined.id) if inv.token is not None else None
+            await self.wait_connected(cert.issuer if cert is not None else inv.inviter, timeout)
         return net
 
     def leave(self, network: NetworkId) -> None:

@@ -209,3 +209,23 @@ def test_the_owner_names_an_admin_who_then_invites(three) -> None:
     assert no.rc != 0 and "only the owner" in no.err and "fix:" in no.err, no.err
     j = ctl(fred.socket, "network", "join", ctl(emil.socket, "network", "invite", "lab").out.strip())
     assert j.rc == 0 and "joined network lab" in j.out, (j.out, j.err)
+
+
+def test_another_admin_the_invite_names_enrols_the_joiner_when_the_inviter_is_away(three) -> None:
+    """dora's invite names emil, an admin, as another to ask (an omerta3- invite); dora stops; fred's `network join`
+    is answered by emil within the join's wait, and fred is connected to emil."""
+    dora, emil, fred = three
+    emil_id = ctl(emil.socket, "status", "--json").json()["node_id"]
+    ctl(dora.socket, "network", "create", "lab")
+    assert ctl(emil.socket, "network", "join", ctl(dora.socket, "network", "invite", "lab").out.strip()).rc == 0
+    assert ctl(dora.socket, "network", "admin", "lab", emil_id[:12]).rc == 0
+    wait_until(lambda: (peer_json(dora.socket, emil_id) or {}).get("role") == "admin", 10, "emil shown as admin at dora")
+    invite = ctl(dora.socket, "network", "invite", "lab").out.strip()
+    assert invite.startswith("omerta3-"), invite
+    dora.stop()
+    j = ctl(fred.socket, "--json", "network", "join", invite, "--wait", "20")
+    res = check_result("network.join", j.json())
+    assert j.rc == 0 and res["enrolled_by"] == emil_id and res["connected"], (j.out, j.err)
+    assert (peer_json(fred.socket, emil_id) or {}).get("connected"), ctl(fred.socket, "peers").out
+    lab = next(n for n in ctl(fred.socket, "network", "list", "--json").json()["networks"] if n["name"] == "lab")
+    assert lab["owner"] == res["inviter"]  # (dora, the owner, made the invite)

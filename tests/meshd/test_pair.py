@@ -43,7 +43,8 @@ def test_two_daemons_join_and_every_method_works_over_the_socket(daemon_factory,
     net = A("network.create", name="home")
     assert net["invite"].startswith("omerta1-") and net["name"] == "home"
     joined = B("network.join", invite=net["invite"], wait=10)
-    assert joined == {"network": net["network"], "name": "home", "inviter": A("status.get")["node_id"], "connected": True}
+    assert joined == {"network": net["network"], "name": "home", "inviter": A("status.get")["node_id"], "connected": True,
+                      "enrolled_by": None}  # (an open network: nobody enrols)
 
     a_id, b_id = A("status.get")["node_id"], B("status.get")["node_id"]
     wait_until(lambda: any(p["connected"] for p in A("peers.list")["peers"]), 10, "A to see B connected")

@@ -15,7 +15,7 @@ from omerta_mesh.core.member.check import Accepted
 from omerta_mesh.core.membership import InviteOptions
 from omerta_mesh.core.network import Network
 from omerta_mesh.core.wire.certs import Role, encode_credential
-from omerta_mesh.core.wire.invite import PREFIX, PREFIX_V2, decode_invite
+from omerta_mesh.core.wire.invite import PREFIX, PREFIX_V2, PREFIX_V3, decode_invite
 from omerta_mesh.sim.harness import SimMesh, SimNode
 
 
@@ -199,3 +199,35 @@ def test_a_use_mark_is_passed_on_to_an_admin_the_redeeming_admin_has_no_session_
     assert holds_certificate(sim, alice, net) and not sim.connected(adam, owner, net) and not sim.connected(adam, alice, net)
     assert [m.enrolled for m in adam.mesh.enrolment.marks(net.id)][marks_before:] == [alice.mesh.node_id]
     assert reused_at(sim, carol, adam, owner, net, text) == ["used"]
+
+
+def test_when_the_inviter_is_away_another_admin_the_invite_names_enrols_the_joiner() -> None:
+    sim, net, owner, (ada, mia, alice, bob) = owned("enrol-other-admin", "ada", "mia", "alice", "bob")
+    for n in (ada, mia):
+        join(sim, n, invite(sim, owner, net, uses=1))
+    owner.mesh.act(sim.now, lambda out: owner.mesh.renewal.promote(owner.mesh.network(net.id), ada.mesh.node_id, sim.now, out))
+    sim.run_for(10)  # ada's record carries its admin certificate
+    text = invite(sim, owner, net, uses=1)
+    inv = decode_invite(text)
+    assert text.startswith(PREFIX_V3) and [n for n, _ in inv.admins] == [ada.mesh.node_id]  # mia is no admin
+    owner.host.down()  # the inviter is away
+    join(sim, alice, text, seconds=15)
+    assert holds_certificate(sim, alice, net) and [e.peer for e in alice.of(ev.Enrolled)] == [ada.mesh.node_id]
+    assert alice.mesh.counters["enrol.asked_other_admin"] == 1 and ada.mesh.counters["enrol.issued"] == 1
+    sim.run_for(10)
+    assert sim.connected(alice, ada, net) and sim.connected(alice, mia, net), sim.failure()
+    # the one use is spent: bob is refused, as "used", by the admin that enrolled alice
+    join(sim, bob, text, seconds=15)
+    assert [r.reason for r in bob.of(ev.EnrolmentRefused)] == ["used"] and not holds_certificate(sim, bob, net)
+
+
+def test_a_joiner_asks_only_the_inviter_while_it_answers() -> None:
+    sim, net, owner, (ada, alice) = owned("enrol-inviter-first", "ada", "alice")
+    join(sim, ada, invite(sim, owner, net, uses=1))
+    owner.mesh.act(sim.now, lambda out: owner.mesh.renewal.promote(owner.mesh.network(net.id), ada.mesh.node_id, sim.now, out))
+    sim.run_for(10)
+    text = invite(sim, owner, net, uses=1)
+    assert decode_invite(text).admins
+    join(sim, alice, text, seconds=15)
+    assert [e.peer for e in alice.of(ev.Enrolled)] == [owner.mesh.node_id]
+    assert alice.mesh.counters["enrol.asked_other_admin"] == 0 and ada.mesh.counters["enrol.issued"] == 0

@@ -85,14 +85,14 @@ def test_wrong_prefix(text: str) -> None:
 
 
 def test_future_version_prefix_asks_for_an_upgrade() -> None:
-    with pytest.raises(InviteError, match=r"version 'omerta3' is not supported; upgrade"):
-        decode_invite("omerta3-" + TEXT[len(PREFIX) :])
+    with pytest.raises(InviteError, match=r"version 'omerta4' is not supported; upgrade"):
+        decode_invite("omerta4-" + TEXT[len(PREFIX) :])
 
 
 def test_future_version_byte_asks_for_an_upgrade() -> None:
     raw = b32decode(TEXT[len(PREFIX) :])[:-4]
-    body = bytes((INVITE_VERSION + 2,)) + raw[1:]
-    with pytest.raises(InviteError, match="version 3 is not supported; upgrade"):
+    body = bytes((INVITE_VERSION + 3,)) + raw[1:]
+    with pytest.raises(InviteError, match="version 4 is not supported; upgrade"):
         decode_invite(PREFIX + b32encode(body + _checksum(body)))
 
 

@@ -8,9 +8,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from omerta_mesh.core.errors import DropReason, InviteError, UsageError, WireError
-from omerta_mesh.core.ids import NetworkId
+from omerta_mesh.core.ids import NetworkId, NodeId, b32decode, b32encode
 from omerta_mesh.core.keys import Identity
-from omerta_mesh.core.wire.invite import PREFIX, PREFIX_V2, Invite, decode_invite, encode_invite
+from omerta_mesh.core.wire.invite import PREFIX, PREFIX_V2, PREFIX_V3, Invite, _checksum, decode_invite, encode_invite
 from omerta_mesh.core.wire.tokens import (
     MARK_LEN,
     MAX_TOKEN,
@@ -133,6 +133,26 @@ def test_invite_version_2_refuses_a_token_of_another_network_and_mangling() -> N
     typo = text[:-20] + ("a" if text[-20] != "a" else "b") + text[-19:]
     with pytest.raises(InviteError, match="mistyped"):
         decode_invite(typo)
+
+
+def test_invite_version_3_names_other_admins_and_is_made_only_when_there_are_some() -> None:
+    admins = ((OTHER.node_id, (("192.0.2.9", 51888), ("2001:db8::9", 51888))), (NodeId(bytes([5]) * 32), ()))
+    inv = _v2(admins=admins)
+    text = encode_invite(inv)
+    assert text.startswith(PREFIX_V3) and inv.version == 3 and decode_invite(text) == inv
+    assert encode_invite(_v2(admins=())).startswith(PREFIX_V2)  # none: version 2, which earlier versions read
+    many = tuple((NodeId(bytes([i]) * 32), (("192.0.2.1", i),) * 9) for i in range(1, 7))
+    assert decode_invite(encode_invite(_v2(admins=many))).admins == tuple((n, eps[:4]) for n, eps in many[:3])  # bounded
+    raw = b32decode(text[len(PREFIX_V3) :])[:-4]
+    section = 1 + (32 + 1 + 7 + 19) + (32 + 1)  # the count, then each admin: node id and endpoints
+    assert raw[-section] == 2
+    for body in (raw + b"\0", raw[:-1], raw[:-section] + b"\0"):  # a trailing byte, truncated, no admins under version 3
+        with pytest.raises(InviteError, match="malformed although its checksum"):
+            decode_invite(PREFIX_V3 + b32encode(body + _checksum(body)))
+    v2_body = b32decode(encode_invite(_v2()).split("-", 1)[1])[:-4]
+    with pytest.raises(InviteError, match="malformed although its checksum"):  # a version 2 body under the new prefix
+        body = bytes((3,)) + v2_body[1:]
+        decode_invite(PREFIX_V3 + b32encode(body + _checksum(body)))
 
 
 @given(body=st.binary(max_size=400))

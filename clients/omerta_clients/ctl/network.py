@@ -61,7 +61,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     c.set_defaults(func=run_create)
     j = nsub.add_parser("join", parents=[common], help="join a network with an invite",
                         description="Join a network with an invite from one of its members.")
-    j.add_argument("invite", metavar="INVITE", help="the invite string (omerta1-..., or omerta2-... for an owned network)")
+    j.add_argument("invite", metavar="INVITE", help="the invite string (omerta1-..., or omerta2-... or omerta3-... for an owned network)")
     j.add_argument("--wait", type=float, default=10.0, metavar="SECONDS",
                    help="wait this long for the inviter to answer (0: do not wait; default 10)")
     j.set_defaults(func=run_join)
@@ -199,7 +199,11 @@ def _joined(ctx: Ctx, args: argparse.Namespace, res: dict) -> int:
         output.print_json(res, ctx.out)
         return 0
     ctx.say(f"joined network {res['name'] or '(unnamed)'} ({res['network']})")
-    if res["connected"]:
+    by = res.get("enrolled_by")
+    if res["connected"] and by and by != res["inviter"]:
+        ctx.say(f"enrolled by the admin {by[:12]} (the inviter {res['inviter'][:12]} did not answer) and connected to it; "
+                "see `omertactl peers`")
+    elif res["connected"]:
         ctx.say(f"connected to the inviter {res['inviter'][:12]}; see `omertactl peers`")
     elif args.wait > 0:
         ctx.say(f"the inviter {res['inviter'][:12]} has not answered within {args.wait:g} s; the daemon keeps trying "

@@ -46,7 +46,7 @@ from .session.lifecycle import Sessions
 from .wire import frames as fw
 from .wire.certs import MAX_LIFETIME, Role
 from .wire.claim import OWNER
-from .wire.invite import Invite, check_network_name, decode_invite, encode_invite
+from .wire.invite import MAX_ADMIN_ENDPOINTS, MAX_ADMINS, Invite, check_network_name, decode_invite, encode_invite
 from .wire.records import AddrClaim, PeerRecord
 from .wire.revocations import Revocation, RevocationKind, decode_revocation, encode_revocations, sign_revocation, split_revocations
 
@@ -89,6 +89,7 @@ class Members:
         self.networks: dict[bytes, Network] = {}  # by network id; never rebound (Mesh.networks is this dict)
         self.address_claims: dict[bytes, AddrClaim] = {}  # our mesh IPs per network; never rebound either
         self.offers = Offers(self.counters, credentials.wall_offset)  # invites sent to us in-band (3.5), until taken
+        self._ask_others: dict[bytes, tuple[float, tuple[tuple[NodeId, tuple[Address, ...]], ...]]] = {}  # (3.3)
         self.migration = Migration(config, self.counters, identity, credentials, hs.enrolment, self,  # open -> owned (7)
                                    facts or (lambda: OwnFacts((), False, 0, 0, 0, False)))
         sessions.greet_open = self.migration.greet
@@ -134,7 +135,19 @@ class Members:
         token = self.hs.enrolment.issue(net, self.credentials.own(net.id), now + self.credentials.wall_offset,
                                         uses=o.uses, expires=o.expires, name=o.name, tags=o.tags,
                                         lifetime=min(o.lifetime or self.cfg.cert_lifetime, self.cfg.cert_lifetime))
-        return encode_invite(Invite(net.key, self.node_id, net.name, tuple(endpoints), net.owner, net.id, net.epoch, token))
+        return encode_invite(Invite(net.key, self.node_id, net.name, tuple(endpoints), net.owner, net.id, net.epoch, token,
+                                    self._other_admins(net, now)))
+
+    def _other_admins(self, net: Network, now: float) -> tuple[tuple[NodeId, tuple[Address, ...]], ...]:
+        """Admins (and the owner) besides us that a joiner may ask when we do not answer (3.3): connected ones first,
+        each with the endpoints its record gives; at most ``MAX_ADMINS``."""
+        found = []
+        for rec in self.gossip.records(net.id):
+            if rec.node != self.node_id and not rec.left and rec.endpoints and self.is_admin(net, rec.node, now):
+                peer = self.table.get(net.id, rec.node)
+                away = not (peer is not None and peer.connected)
+                found.append((away, rec.node.raw, rec.node, tuple(rec.endpoints[:MAX_ADMIN_ENDPOINTS])))
+        return tuple((node, eps) for _, _, node, eps in sorted(found)[:MAX_ADMINS])
 
     def join(self, invite_text: str, facts: FactsFn, now: float, out: Outbox, name: str = "") -> Network:
         """Join by invite; a version 2 invite (owned network) enrols first with its token, asking for ``name``."""
@@ -150,9 +163,30 @@ class Members:
         self.add(net, facts, now, out)
         if inv.token is None:  # an open network: its creator may claim it later; we follow our inviter (7)
             self.migration.expect(net.id, inv.inviter)
+        elif inv.admins:  # other admins to ask when the inviter does not answer within a handshake retry (3.3)
+            self._ask_others[net.id.raw] = (now + self.cfg.rekey_timeout, inv.admins)
         if inv.inviter != self.node_id:
             self.add_peer(net.id, inv.inviter, list(inv.endpoints), now, out)
         return net
+
+    def ask_others_at(self) -> float | None:
+        """When to ask the other admins an invite named, if the inviter has not enrolled us by then."""
+        return min((at for at, _ in self._ask_others.values()), default=None)
+
+    def ask_others(self, now: float, out: Outbox) -> None:
+        """The inviter did not answer our enrolment in time: the other admins the invite named become peers, so our
+        enrolment goes to them too (the first to answer enrols us; see ``Sessions._enrol_answered``)."""
+        for raw, (at, admins) in list(self._ask_others.items()):
+            if now < at:
+                continue
+            del self._ask_others[raw]
+            net = self.networks.get(raw)
+            if net is None or self.credentials.enrolling(net.id) is None:
+                continue  # left, or enrolled already
+            for node, eps in admins:
+                if node != self.node_id and self.table.get(net.id, node) is None:
+                    self.add_peer(net.id, node, list(eps), now, out)
+                    self.counters.inc("enrol.asked_other_admin")
 
     def replace(self, net: Network) -> None:
         """``net`` in place of the network of its id we hold, for us and its peers: its key was rotated (6)."""
@@ -176,6 +210,7 @@ class Members:
         self.gossip.remove_network(net.id)
         self.credentials.forget(net.id)
         self.migration.forget(net.id)
+        self._ask_others.pop(net.id.raw, None)
         out.event(ev.NetworkLeft(net.id))
 
     def claim(self, network_id: NetworkId, claim: AddrClaim | None, facts: FactsFn, now: float, out: Outbox) -> None:

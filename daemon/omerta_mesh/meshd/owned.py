@@ -40,15 +40,17 @@ async def enrol(api: "DaemonAPI", req: s.NetworkJoinRequest, inv: Invite) -> s.N
         await api.vnet_sync()
         raise refused(e) from None
     except TimeoutError as e:
-        if node.core.credentials.own(net_id) is not None:  # admitted; the session is not up yet
+        if (cert := node.core.credentials.own_certificate(net_id)) is not None:  # admitted; the session is not up yet
             await api.vnet_sync()
-            return s.NetworkJoinResult(str(net_id), inv.name, str(inv.inviter), False)
+            return s.NetworkJoinResult(str(net_id), inv.name, str(inv.inviter), False, str(cert.issuer))
         raise ApiError(Code.TIMEOUT, str(e), "the daemon asks again at its next start; or retry `omertactl network join` "
                                              "with the same invite once the inviter runs and is reachable (it is not used "
                                              "until it admits you)") from None
     await api.vnet_sync()
-    connected = inv.inviter == node.node_id or node.is_connected(inv.inviter)
-    return s.NetworkJoinResult(str(net.id), net.name, str(inv.inviter), connected)
+    cert = node.core.credentials.own_certificate(net.id)
+    by = cert.issuer if cert is not None else inv.inviter
+    connected = by == node.node_id or node.is_connected(by)
+    return s.NetworkJoinResult(str(net.id), net.name, str(inv.inviter), connected, str(by) if cert is not None else None)
 
 
 def command(api: "DaemonAPI", fn: Callable[[float, Outbox], R]) -> R:

@@ -30,7 +30,7 @@ API_VERSION = 1
 # 20: network.rekey, networks' epoch, network.remove epoch; 21: in-band invites: network.invite to (sent_to, offer),
 # network.offers, network.accept, the invite.offered event; 22: network.admin; 23: open networks becoming owned:
 # network.own, network.accept_owner, networks' claim_owner|owned_from|claims_waiting, the network.owner_claimed and
-# network.owned events
+# network.owned events, network.join enrolled_by (omerta3- invites name other admins)
 API_REVISION = 23
 
 DBUS_NAME = "org.omerta.Mesh1"

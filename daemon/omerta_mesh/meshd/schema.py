@@ -136,7 +136,7 @@ class NetworkCreateRequest:
 
 @dataclass
 class NetworkJoinRequest:
-    invite: str = arg(doc="the invite string (omerta1-... or, for an owned network, omerta2-...)")
+    invite: str = arg(doc="the invite string (omerta1-... or, for an owned network, omerta2-... or omerta3-...)")
     wait: float = arg(10.0, doc="seconds to wait for the inviter to answer (0: do not wait)", lo=0, hi=120)
 
 
@@ -472,7 +472,8 @@ class NetworkJoinResult:
     network: str
     name: str
     inviter: str
-    connected: bool
+    connected: bool  # to the inviter, or to the admin that enrolled this node (enrolled_by)
+    enrolled_by: str | None = None  # owned networks: the admin that enrolled this node (another one when the inviter was away)
 
 
 @dataclass

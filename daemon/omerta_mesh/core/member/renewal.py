@@ -61,12 +61,14 @@ class Renewal:
         """The earliest renewal due in our owned networks (``renew_at``)."""
         ats = [at for net in self.members.networks.values()
                if net.owner is not None and (at := self.credentials.renew_at(net.id)) is not None]
-        return min([*ats, *filter(None, [self.members.migration.deadline()])], default=None)
+        return min([*ats, *filter(None, [self.members.migration.deadline(), self.members.ask_others_at()])], default=None)
 
     def timer(self, now: float, out: Outbox) -> float | None:
         """Ask for every renewal due (the owner signs its own again and sets it), enforce the owner claims due
-        (docs/membership.md 7); returns the next deadline."""
+        (docs/membership.md 7), ask the other admins an invite named when its inviter did not answer (3.3); returns the
+        next deadline."""
         self.members.migration.due(now, out)
+        self.members.ask_others(now, out)
         for network, credential in self._due(now, out):
             self.members.set_credential(network, credential, self.facts, now, out)
         return self.deadline()

@@ -31,6 +31,7 @@ from ..wire.enrol import EnrolStatus
 from ..wire.packet import PacketType, packet_type
 from ..wire.rekey import REKEY
 from ..wire.revocations import encode_revocations
+from ..wire.tokens import decode_token
 from .handshakes import Completed, CookieReply, EnrolAnswer, EnrolReply, Handshakes, TieBreakResend
 from .messages import Messages
 from .session import Session
@@ -261,6 +262,11 @@ class Sessions:
         peer.wanted = False  # nothing to talk about without a certificate
         if peer.state is PeerState.HANDSHAKING:
             peer.move(PeerState.DISCONNECTED, now)
+        asking = self.hs.credentials.enrolling(peer.network.id)
+        inviter = decode_token(asking[0]).issuer if asking is not None else None
+        if status in (EnrolStatus.NOT_ADMIN, EnrolStatus.NOT_ADMIN_SIGNED) and inviter is not None and peer.node != inviter:
+            self.hs.counters.inc("enrol.declined_by_other")  # another admin the invite named (it may not know the
+            return  # inviter as an admin yet): not the inviter's word; the inviter or another may still enrol us
         if status is not EnrolStatus.NOT_ADMIN:  # (another admin may still take the token; for the rest it is final)
             self.hs.credentials.enrol(peer.network.id, None)
         out.event(ev.EnrolmentRefused(peer.network.id, peer.node, status.word, status.fix))

@@ -15,7 +15,15 @@ Version 2 (owned networks, docs/membership.md 3.2): ``omerta2-`` followed by bas
 
 The owner tells the joiner whom to trust before its first handshake; the token (signed by an admin, one-time or
 N-use, with an expiry) is what an admin redeems for a member certificate (enrolment). Open networks keep making
-version 1 invites; both versions are read.
+version 1 invites; every version is read.
+
+Version 3 (``omerta3-``) is version 2 with other admins the joiner may ask when the inviter does not answer
+(docs/membership.md 3.3), after the token and before the checksum::
+
+    | admin count (u8, 1-3) | per admin: node id (32) | endpoints (as in version 1, at most 4) |
+
+An invite names them only when the inviter knows other admins (or an owner other than itself); otherwise it is a
+version 2 invite, which earlier versions read.
 
 The checksum catches typos and truncation, so a mangled invite is refused with a clear message instead of
 joining a network that does not exist. Anyone holding an invite can join: treat it as a secret.
@@ -35,8 +43,12 @@ from .tokens import MAX_TOKEN, Token, decode_token
 
 PREFIX = "omerta1-"
 PREFIX_V2 = "omerta2-"
+PREFIX_V3 = "omerta3-"
 INVITE_VERSION = 1
 INVITE_VERSION_2 = 2
+INVITE_VERSION_3 = 3
+MAX_ADMINS = 3  # other admins a version 3 invite names
+MAX_ADMIN_ENDPOINTS = 4
 _V2_HEAD = struct.Struct(f"<B32s{NETWORK_ID_LEN}sI32s32s")
 MAX_ENDPOINTS = 16
 MAX_NAME = 64
@@ -54,10 +66,11 @@ class Invite:
     network_id: NetworkId | None = None
     epoch: int = 0
     token: Token | None = None
+    admins: tuple[tuple[NodeId, tuple[tuple[str, int], ...]], ...] = ()  # version 3: others to ask, with endpoints
 
     @property
     def version(self) -> int:
-        return INVITE_VERSION if self.owner is None else INVITE_VERSION_2
+        return INVITE_VERSION if self.owner is None else INVITE_VERSION_3 if self.admins else INVITE_VERSION_2
 
 
 def check_network_name(name: str) -> bytes:
@@ -87,7 +100,7 @@ def encode_invite(invite: Invite) -> str:
     else:
         if invite.network_id is None or invite.token is None:
             raise ValueError("a version 2 invite carries the network id and a token")
-        out = bytearray(_V2_HEAD.pack(INVITE_VERSION_2, invite.network_key, invite.network_id.raw, invite.epoch,
+        out = bytearray(_V2_HEAD.pack(invite.version, invite.network_key, invite.network_id.raw, invite.epoch,
                                       invite.owner.raw, invite.inviter.raw))
     out += bytes((len(name),)) + name
     out += encode_endpoints(invite.endpoints[:MAX_ENDPOINTS])
@@ -95,18 +108,22 @@ def encode_invite(invite: Invite) -> str:
         assert invite.token is not None
         raw = invite.token.encode()
         out += len(raw).to_bytes(2, "little") + raw
+    if invite.admins and invite.owner is not None:
+        out.append(len(invite.admins[:MAX_ADMINS]))
+        for node, eps in invite.admins[:MAX_ADMINS]:
+            out += node.raw + encode_endpoints(eps[:MAX_ADMIN_ENDPOINTS])
     out += _checksum(bytes(out))
-    return (PREFIX if invite.owner is None else PREFIX_V2) + b32encode(bytes(out))
+    return {INVITE_VERSION: PREFIX, INVITE_VERSION_2: PREFIX_V2}.get(invite.version, PREFIX_V3) + b32encode(bytes(out))
 
 
 def decode_invite(text: str) -> Invite:
     t = "".join(text.split()).lower()
-    prefix = next((p for p in (PREFIX, PREFIX_V2) if t.startswith(p)), None)
+    prefix = next((p for p in (PREFIX, PREFIX_V2, PREFIX_V3) if t.startswith(p)), None)
     if prefix is None:
         if t.startswith("omerta") and "-" in t:
             raise InviteError(f"invite version {t.split('-', 1)[0]!r} is not supported; upgrade omerta-mesh")
         raise InviteError("not an omerta invite: it should start with 'omerta1-'")
-    version = INVITE_VERSION if prefix == PREFIX else INVITE_VERSION_2
+    version = {PREFIX: INVITE_VERSION, PREFIX_V2: INVITE_VERSION_2}.get(prefix, INVITE_VERSION_3)
     text32 = t[len(prefix) :]
     if not set(text32) <= _B32_CHARS:
         raise InviteError("invite contains characters that are not base32: it was mistyped; copy it again")
@@ -122,7 +139,7 @@ def decode_invite(text: str) -> Invite:
     if body[0] != version:
         raise InviteError(f"invite version {body[0]} is not supported; upgrade omerta-mesh")
     try:
-        return _fields_v1(body) if version == INVITE_VERSION else _fields_v2(body)
+        return _fields_v1(body) if version == INVITE_VERSION else _fields_v2(body, version == INVITE_VERSION_3)
     except (IndexError, KeyError, ValueError, struct.error, UnicodeDecodeError, WireError):
         raise InviteError("invite is malformed although its checksum matches; ask for a new invite") from None
 
@@ -145,13 +162,25 @@ def _fields_v1(body: bytes) -> Invite:
     return Invite(key, inviter, name, eps)
 
 
-def _fields_v2(body: bytes) -> Invite:
+def _fields_v2(body: bytes, with_admins: bool = False) -> Invite:
     _, key, nid, epoch, owner, inviter = _V2_HEAD.unpack_from(body)
     name, eps, pos = _name_endpoints(body, _V2_HEAD.size)
     tlen = int.from_bytes(body[pos : pos + 2], "little")
-    if tlen > MAX_TOKEN or pos + 2 + tlen != len(body):
+    end = pos + 2 + tlen
+    if tlen > MAX_TOKEN or end > len(body) or end != len(body) and not with_admins:
         raise ValueError("length")
-    token = decode_token(body[pos + 2 :])
+    token = decode_token(body[pos + 2 : end])
     if token.network.raw != nid:
         raise ValueError("the token is for another network")
-    return Invite(key, NodeId(inviter), name, eps, NodeId(owner), NetworkId(nid), epoch, token)
+    admins: list[tuple[NodeId, tuple[tuple[str, int], ...]]] = []
+    if with_admins:
+        count, pos = body[end], end + 1
+        if not 1 <= count <= MAX_ADMINS:
+            raise ValueError("admin count")
+        for _ in range(count):
+            node = NodeId(body[pos : pos + 32])
+            aeps, pos = decode_endpoints(body, pos + 32, MAX_ADMIN_ENDPOINTS)
+            admins.append((node, tuple(aeps)))
+        if pos != len(body):
+            raise ValueError("length")
+    return Invite(key, NodeId(inviter), name, eps, NodeId(owner), NetworkId(nid), epoch, token, tuple(admins))
