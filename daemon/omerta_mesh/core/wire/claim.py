@@ -22,7 +22,7 @@ from ..errors import DropReason, WireError
 from ..ids import NETWORK_ID_LEN, NetworkId, NodeId
 from ..keys import SIGNATURE_LEN, Identity
 from .certs import MAX_CREDENTIAL
-from .signed import sign_as, verifies, wire_form
+from .signed import decode_signed, sign_as, verifies, wire_form
 
 OWNER = "net.owner"  # the control message that carries one
 CLAIM_VERSION = 1
@@ -61,18 +61,8 @@ def sign_claim(owner: Identity, claim: OwnerClaim) -> OwnerClaim:
 def decode_claim(data: bytes) -> OwnerClaim:
     """Parse a claim. Raises WireError (OWNER_CLAIM_INVALID) for anything outside the layout; the signature is not
     verified here (``OwnerClaim.signature_ok``)."""
-    if len(data) != CLAIM_LEN:
-        raise WireError(DropReason.OWNER_CLAIM_INVALID, f"owner claim of {len(data)} bytes, not {CLAIM_LEN}")
-    data = bytes(data)
-    ver, net, owner, issued, enforce_at = _BODY.unpack_from(data)
-    claim = OwnerClaim(NetworkId(net), NodeId(owner), issued, enforce_at, data[_BODY.size :])
-    if ver != CLAIM_VERSION:
-        raise WireError(DropReason.OWNER_CLAIM_INVALID, f"owner claim version {ver}")
-    try:
-        claim.body()
-    except ValueError as e:
-        raise WireError(DropReason.OWNER_CLAIM_INVALID, str(e)) from None
-    return claim
+    return decode_signed(data, _BODY, CLAIM_VERSION, lambda f, sig: OwnerClaim(NetworkId(f[0]), NodeId(f[1]), f[2], f[3], sig),
+                         DropReason.OWNER_CLAIM_INVALID, "owner claim")
 
 
 def encode_message(claim: OwnerClaim, credential: bytes | None = None) -> bytes:

@@ -19,10 +19,10 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from ..errors import DropReason, WireError
+from ..errors import DropReason
 from ..ids import NETWORK_ID_LEN, NetworkId, NodeId
 from ..keys import SIGNATURE_LEN, Identity
-from .signed import sign_as, verifies, wire_form
+from .signed import decode_signed, sign_as, verifies, wire_form
 
 REKEY = "net.rekey"  # the control message that carries one
 REKEY_VERSION = 1
@@ -68,15 +68,5 @@ def sign_rekey(owner: Identity, rekey: Rekey) -> Rekey:
 def decode_rekey(data: bytes) -> Rekey:
     """Parse a rotation. Raises WireError (REKEY_INVALID) for anything outside the layout; the signature is not
     verified here (``Rekey.signature_ok``)."""
-    if len(data) != REKEY_LEN:
-        raise WireError(DropReason.REKEY_INVALID, f"key rotation of {len(data)} bytes, not {REKEY_LEN}")
-    data = bytes(data)
-    ver, net, epoch, key, grace, issued, issuer = _BODY.unpack_from(data)
-    rk = Rekey(NetworkId(net), epoch, key, grace, issued, NodeId(issuer), data[_BODY.size :])
-    if ver != REKEY_VERSION:
-        raise WireError(DropReason.REKEY_INVALID, f"key rotation version {ver}")
-    try:
-        rk.body()
-    except ValueError as e:
-        raise WireError(DropReason.REKEY_INVALID, str(e)) from None
-    return rk
+    return decode_signed(data, _BODY, REKEY_VERSION, lambda f, sig: Rekey(NetworkId(f[0]), f[1], f[2], f[3], f[4], NodeId(f[5]), sig),
+                         DropReason.REKEY_INVALID, "key rotation")

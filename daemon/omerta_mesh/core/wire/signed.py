@@ -4,10 +4,11 @@ it names may sign it. Keys and signatures are ``keys.Identity`` and ``keys.verif
 
 from __future__ import annotations
 
+import struct
 from dataclasses import replace
-from typing import Protocol, TypeVar
+from typing import Callable, Protocol, TypeVar
 
-from ..errors import UsageError
+from ..errors import DropReason, UsageError, WireError
 from ..ids import NodeId
 from ..keys import SIGNATURE_LEN, Identity, verify_signature
 
@@ -50,3 +51,20 @@ def sign_as(issuer: Identity, item: S, context: bytes, what: str) -> S:
     return replace(item, signature=issuer.sign(context + body))  # type: ignore[type-var]
 
 
+def decode_signed(data: bytes, layout: struct.Struct, version: int, build: Callable[[tuple, bytes], S], reason: DropReason,
+                  what: str) -> S:
+    """A fixed-length signed item: ``layout`` (its first field the version) then the signature; ``build`` makes the
+    item from the other fields and the signature. WireError (``reason``) for a wrong length or version, or a field
+    its ``body`` refuses; the signature is not verified here."""
+    if len(data) != layout.size + SIGNATURE_LEN:
+        raise WireError(reason, f"{what} of {len(data)} bytes, not {layout.size + SIGNATURE_LEN}")
+    data = bytes(data)
+    fields = layout.unpack_from(data)
+    if fields[0] != version:
+        raise WireError(reason, f"{what} version {fields[0]}")
+    item = build(fields[1:], data[layout.size :])
+    try:
+        item.body()
+    except ValueError as e:
+        raise WireError(reason, str(e)) from None
+    return item
