@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import replace
-from typing import Callable, Protocol, TypeVar
+from typing import Any, Callable, Protocol, TypeVar
 
 from ..errors import DropReason, UsageError, WireError
 from ..ids import NodeId
@@ -51,7 +51,7 @@ def sign_as(issuer: Identity, item: S, context: bytes, what: str) -> S:
     return replace(item, signature=issuer.sign(context + body))  # type: ignore[type-var]
 
 
-def decode_signed(data: bytes, layout: struct.Struct, version: int, build: Callable[[tuple, bytes], S], reason: DropReason,
+def decode_signed(data: bytes, layout: struct.Struct, version: int, build: Callable[[tuple[Any, ...], bytes], S], reason: DropReason,
                   what: str) -> S:
     """A fixed-length signed item: ``layout`` (its first field the version) then the signature; ``build`` makes the
     item from the other fields and the signature. WireError (``reason``) for a wrong length or version, or a field
