@@ -71,8 +71,8 @@ class InviteOptions:
 class Members:
     def __init__(self, config: CoreConfig, entropy: Entropy, node_id: NodeId, hs: Handshakes, table: PeerTable,
                  gossip: Gossip, links: Links, sessions: Sessions, punch: Puncher, credentials: Credentials,
-                 identity: Identity | None = None, counters: Counters | None = None, removed: RemovedFn | None = None,
-                 facts: FactsFn | None = None) -> None:
+                 identity: Identity | None = None, counters: Counters | None = None, removed: RemovedFn | None = None, *,
+                 facts: FactsFn) -> None:
         self.cfg = config
         self.removed = removed or (lambda _net, _now, _out: None)  # a node's removal taken: the owner rotates the key (6)
         self.identity = identity  # signs our revocations (remove)
@@ -90,8 +90,7 @@ class Members:
         self.address_claims: dict[bytes, AddrClaim] = {}  # our mesh IPs per network; never rebound either
         self.offers = Offers(self.counters, credentials.wall_offset)  # invites sent to us in-band (3.5), until taken
         self._ask_others: dict[bytes, tuple[float, tuple[tuple[NodeId, tuple[Address, ...]], ...]]] = {}  # (3.3)
-        self.migration = Migration(config, self.counters, identity, credentials, hs.enrolment, self,  # open -> owned (7)
-                                   facts or (lambda: OwnFacts((), False, 0, 0, 0, False)))
+        self.migration = Migration(config, self.counters, credentials, hs.enrolment, self, facts)  # open -> owned (7)
         sessions.greet_open = self.migration.greet
 
     # ------------------------------------------------------------------ networks

@@ -118,7 +118,7 @@ class Mesh:
                                     lambda at: self._timer(Timer.IP_FLUSH, at), self._failed)  # GRO runs of IPSEG
         self.members = Members(config, self.entropy, self.node_id, self.hs, self.table, self.gossip, self.links, self.sessions,
                                self.punch, self.credentials, identity, self.counters,  # networks, membership, removal
-                               lambda net, now, out: self.rotation.after_removal(net, now, out), self._own_facts)
+                               lambda net, now, out: self.rotation.after_removal(net, now, out), facts=self._own_facts)
         self.rotation = Rotation(config, self.counters, self.entropy, identity, self.table, self.hs, self.credentials, self.members)
         self.networks, self.address_claims = self.members.networks, self.members.address_claims  # never rebound
         self.renewal = Renewal(config, self.counters, self.entropy, self.table, self.credentials, self.enrolment, self.members,

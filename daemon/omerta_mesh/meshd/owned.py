@@ -155,12 +155,7 @@ async def network_own(api: "DaemonAPI", req: s.NetworkRequest, ctx: "CallContext
     certificate from this node over their sessions; at ``owned_from`` (``[node] owner_transition`` from now) the network
     is owned by this node, its key is rotated, and nodes without its certificate are left out. Until then it stays
     open. A network created open by an earlier version on this node is claimed at the daemon's start by itself."""
-    net, core = api.resolve_network(req.network), api.node.core
-    st = api.node.store.network_state(net.id) if api.node.store is not None else None
-    if st is not None and st.origin == "joined" and net.owner is None:
-        raise ApiError(Code.REFUSED, f"this node joined network {net.name or net.id} (invited by "
-                                     f"{st.inviter.short() if st.inviter else 'another member'}): only its creator claims it",
-                       f"run `omertactl network own {net.name or net.id}` on the machine that created it")
+    net, core = api.resolve_network(req.network), api.node.core  # (a node that joined it is refused, naming where to run it)
     command(api, lambda now, out: core.members.migration.own(net.id, now, out))
     return _own_result(api, net.id)
 

@@ -27,7 +27,6 @@ from ..counters import Counters
 from ..discovery.gossip import OwnFacts
 from ..errors import DropReason, UsageError, WireError
 from ..ids import NetworkId, NodeId
-from ..keys import Identity
 from ..network import Network
 from ..outbox import Outbox
 from ..peers.peer import Peer
@@ -45,11 +44,12 @@ FIRST = None  # ``expect``: adopt the first claim (a network an earlier version 
 
 
 class Migration:
-    def __init__(self, config: CoreConfig, counters: Counters, identity: Identity | None, credentials: Credentials,
-                 enrolment: Enrolment, members: "Members", facts: Callable[[], OwnFacts]) -> None:
+    def __init__(self, config: CoreConfig, counters: Counters, credentials: Credentials, enrolment: Enrolment,
+                 members: "Members", facts: Callable[[], OwnFacts]) -> None:
         self.cfg = config
         self.counters = counters
-        self.identity = identity
+        self.identity = enrolment.identity  # signs our claims (the certificates too, through enrolment)
+        self.me = enrolment.identity.node_id
         self.credentials = credentials
         self.enrolment = enrolment
         self.members = members
@@ -96,7 +96,10 @@ class Migration:
     def own(self, network_id: NetworkId, now: float, out: Outbox) -> OwnerClaim:
         """Claim the open network (we created it): signed, adopted here, sent with a certificate to every connected member."""
         net = self.members.network(network_id)
-        name, me = net.name or str(net.id), self.enrolment.identity.node_id
+        name, me = net.name or str(net.id), self.me
+        if isinstance(inviter := self._expect.get(net.id.raw), NodeId):
+            raise UsageError(f"this node joined network {name} (invited by {inviter.short()}): only its creator claims it; "
+                             f"run `omertactl network own {name}` on the machine that created it")
         if net.owner is not None:
             raise UsageError(f"network {name} is owned already, by {'this node' if net.owner == me else net.owner.short()}")
         if (held := self._adopted.get(net.id.raw)) is not None:
@@ -104,7 +107,6 @@ class Migration:
                 return held
             raise UsageError(f"network {name} follows {held.issuer.short()}'s owner claim already; it becomes owned at "
                              f"{held.enforce_at} (Unix time)")
-        assert self.identity is not None
         wall = int(now + self.credentials.wall_offset)
         claim = sign_claim(self.identity, OwnerClaim(net.id, me, wall, wall + max(0, int(self.cfg.owner_transition))))
         self._credential[net.id.raw] = self.enrolment.owner_credential(self._owned(net, me), wall, self.cfg.cert_lifetime)
@@ -118,7 +120,7 @@ class Migration:
                                       self.cfg.cert_lifetime, Role.MEMBER, name)
 
     def _send(self, peer: Peer, claim: OwnerClaim, now: float, out: Outbox) -> None:
-        mine = claim.issuer == self.enrolment.identity.node_id
+        mine = claim.issuer == self.me
         out.control(peer, OWNER, encode_message(claim, self._certificate_for(peer.network, claim, peer.node, now) if mine else None))
 
     def greet(self, peer: Peer, now: float, out: Outbox) -> None:
@@ -129,7 +131,7 @@ class Migration:
     # ------------------------------------------------------------------ members
     def receive(self, peer: Peer, body: bytes, now: float, out: Outbox) -> None:
         """``net.owner`` from a member: adopted, held for the user, or dropped and counted (``owner_claim_invalid``)."""
-        net, me = peer.network, self.enrolment.identity.node_id
+        net, me = peer.network, self.me
         try:
             claim, credential = decode_message(body)
             if claim.network != net.id or not claim.signature_ok():
@@ -152,15 +154,16 @@ class Migration:
         waiting = self._waiting.setdefault(net.id.raw, {})
         expect = self._expect.get(net.id.raw, me)  # (absent: nobody's claim is adopted by itself)
         first = expect is FIRST and not any(o != claim.issuer.raw for o in waiting)
-        if held is None and (first or expect in (claim.issuer, peer.node)):  # (the owner's certificate may have come first)
-            self._adopt(net, claim, peer, credential if peer.node == claim.issuer else waiting.get(claim.issuer.raw, (0, None))[1],
-                        now, out)
+        if peer.node != claim.issuer:  # the certificate only comes from the owner; it may have come first, with its claim
+            credential = waiting.get(claim.issuer.raw, (claim, None))[1]
+        if held is None and (first or expect in (claim.issuer, peer.node)):
+            self._adopt(net, claim, peer, credential, now, out)
             return
         new = claim.issuer.raw not in waiting
         if new and len(waiting) >= MAX_WAITING:
             self.counters.drop(DropReason.OWNER_CLAIM_INVALID)
             return
-        waiting[claim.issuer.raw] = (claim, credential if peer.node == claim.issuer else waiting.get(claim.issuer.raw, (0, None))[1])
+        waiting[claim.issuer.raw] = (claim, credential)
         if new:
             self.counters.inc("owner.claims_waiting")
             out.event(ev.OwnerClaimed(net.id, claim.issuer, claim.enforce_at, False, False, held is not None or len(waiting) > 1))
@@ -179,7 +182,7 @@ class Migration:
             raise UsageError(f"no owner claim of {owner.short()} for network {name} has reached this node; the owner "
                              f"makes one with omertactl network own {name}, and it arrives over its session")
         if held is not None:  # the user picks another claim than the one adopted (a conflict): until enforced, it may
-            if held.issuer == self.enrolment.identity.node_id:
+            if held.issuer == self.me:
                 raise UsageError(f"this node claimed network {name} itself; it cannot follow {owner.short()}'s claim")
             self._credential.pop(net.id.raw, None)
         self._adopt(net, claim, None, credential, now, out)
@@ -202,8 +205,7 @@ class Migration:
     def _certified(self, net: Network, claim: OwnerClaim, credential: bytes, now: float, out: Outbox | None) -> None:
         """The owner's certificate for us: kept when it checks out under the claim (a member's or an admin's); told to
         the host (``out``) as the claim again, now certified."""
-        me = self.enrolment.identity.node_id
-        verdict = self.credentials.check(self._owned(net, claim.issuer), me, credential, now)
+        verdict = self.credentials.check(self._owned(net, claim.issuer), self.me, credential, now)
         if not isinstance(verdict, Accepted) or verdict.role is Role.OWNER:
             self.counters.drop(DropReason.CERT_MALFORMED if isinstance(verdict, Accepted) else verdict.reason)
             return
@@ -238,11 +240,10 @@ class Migration:
         self.members.set_credential(owned.id, credential, self.facts, now, out)
         self.counters.inc("owner.enforced")
         out.event(ev.NetworkOwned(owned.id, claim.issuer, credential is not None))
-        me = self.enrolment.identity.node_id
         for p in self.members.table.in_network(owned.id):  # sessions made open: a handshake with certificates now, from
-            if p.connected and me.raw > p.node.raw:  # the side a tie-break keeps as initiator (both at once would race)
+            if p.connected and self.me.raw > p.node.raw:  # the side a tie-break keeps as initiator (both at once would race)
                 self.members.sessions.initiate(p, now, out)
-        if claim.issuer == me:
+        if claim.issuer == self.me:
             self.members.removed(owned, now, out)  # the owner rotates the key: nodes that never upgraded stay out
         return owned
 

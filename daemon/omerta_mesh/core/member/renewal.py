@@ -61,7 +61,8 @@ class Renewal:
         """The earliest renewal due in our owned networks (``renew_at``)."""
         ats = [at for net in self.members.networks.values()
                if net.owner is not None and (at := self.credentials.renew_at(net.id)) is not None]
-        return min([*ats, *filter(None, [self.members.migration.deadline(), self.members.ask_others_at()])], default=None)
+        more = (self.members.migration.deadline(), self.members.ask_others_at())  # (claims enforced, other admins asked)
+        return min([*ats, *(at for at in more if at is not None)], default=None)
 
     def timer(self, now: float, out: Outbox) -> float | None:
         """Ask for every renewal due (the owner signs its own again and sets it), enforce the owner claims due
