@@ -173,6 +173,12 @@ class Enrolment:
 
     def receive_mark(self, net: Network, data: bytes, wall: float) -> DropReason | None:
         """Another admin's use mark; the refusal's reason (for the caller to count), or None when taken or known."""
+        taken = self.take_mark(net, data, wall)
+        return taken if isinstance(taken, DropReason) else None
+
+    def take_mark(self, net: Network, data: bytes, wall: float) -> DropReason | UseMark | None:
+        """``receive_mark``, telling a mark that changed what we hold (to pass on) apart: the mark, the refusal's reason,
+        or None (known, ours, or its token is over)."""
         try:
             mark = decode_mark(data)
         except WireError as e:
@@ -194,6 +200,7 @@ class Enrolment:
         old = seen.marks.get(mark.issuer.raw)
         if old is None or old.uses < mark.uses:
             seen.marks[mark.issuer.raw] = mark
+            return mark
         return None
 
     def marks(self, network: NetworkId) -> list[UseMark]:

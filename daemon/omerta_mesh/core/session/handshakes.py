@@ -436,11 +436,14 @@ class Handshakes:
         if net.owner is None or not body or len(body) % MARK_LEN or len(body) > MARK_LEN * self.cfg.max_token_marks:
             self.counters.drop(DropReason.TOKEN_MARK_INVALID)
             return b""
-        held = {m.encode() for m in self.enrolment.marks(net.id)}
+        fresh = []
         for at in range(0, len(body), MARK_LEN):
-            if (reason := self.enrolment.receive_mark(net, body[at : at + MARK_LEN], now + self.credentials.wall_offset)) is not None:
-                self.counters.drop(reason)
-        return b"".join(m for m in (m.encode() for m in self.enrolment.marks(net.id)) if m not in held)
+            taken = self.enrolment.take_mark(net, body[at : at + MARK_LEN], now + self.credentials.wall_offset)
+            if isinstance(taken, DropReason):
+                self.counters.drop(taken)
+            elif taken is not None:
+                fresh.append(body[at : at + MARK_LEN])
+        return b"".join(fresh)
 
     def _enrol_answer(self, peer: Peer, answer: bytes, now: float) -> EnrolAnswer | None:
         """The admin's answer to our enrolment: keep a credential that checks out, or say why it was refused."""
