@@ -43,8 +43,10 @@ def test_lengths_and_reserved_bits_are_refused() -> None:
             hw.decode_init(bad)
         assert e.value.reason is reason
     assert packet_type(good).value == 1
-    with pytest.raises(WireError):
-        packet_type(bytes([4, 1, 0x01, 0]) + bytes(40))  # transport packets have no flags
+    assert packet_type(bytes([4, 1, 0x01, 0]) + bytes(40)).value == 4  # transport: bit 0 is the cipher (AES-256-GCM)
+    for flags in (0x02, 0x03, 0x80):
+        with pytest.raises(WireError):
+            packet_type(bytes([4, 1, flags, 0]) + bytes(40))  # ... and no other flag
 
 
 def test_credential_section_must_match_its_length() -> None:

@@ -22,6 +22,7 @@ from .counters import Counters
 from .discovery.gossip import Gossip, OwnFacts
 from .entropy import Entropy, SystemEntropy
 from .errors import DropReason, UsageError, WireError
+from .express import Express
 from .ids import NetworkId, NodeId
 from .ipframes import IpFrames, Written
 from .keys import Identity
@@ -114,6 +115,7 @@ class Mesh:
                                  audit or strict_audit)  # the session lifecycle
         self._peer_timers = PeerTimers(self._timers, self.sessions.deadline)
         self.ip = IpFrames(self.counters, config.max_datagram - TRANSPORT_OVERHEAD - RELAY_HEADROOM - 1, config.max_ip_queue)
+        self.express = Express(config, self.counters, self.table, self.links, self.punch, self.ip, self._received)  # one packet
         self.seg_runs = SegmentRuns(config, self.counters, self.table, self.links, self.ip, self._received,
                                     lambda at: self._timer(Timer.IP_FLUSH, at), self._failed)  # GRO runs of IPSEG
         self.members = Members(config, self.entropy, self.node_id, self.hs, self.table, self.gossip, self.links, self.sessions,
@@ -350,7 +352,7 @@ class Mesh:
         if len(data) < TRANSPORT_OVERHEAD:
             raise WireError(DropReason.TRUNCATED, "transport")
         _, ver, receiver, counter = TRANSPORT_HEADER.unpack_from(data)
-        if ver != 1 or data[2] or data[3]:
+        if ver != 1 or data[2] > 1 or data[3]:  # (byte 2: the cipher, wire/packet.py)
             raise WireError(DropReason.BAD_RESERVED)
         hairpin = self.natside.hairpin_back(data, now)  # our own hairpin probe coming back
         if hairpin is not None:

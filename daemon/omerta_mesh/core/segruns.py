@@ -2,9 +2,9 @@
 current path, in its current session (the virtual network's bulk traffic; docs/vnet.md).
 
 ``Mesh.receive_datagrams`` hands every run of two or more datagrams here first. What makes a fragment safe to
-take without the general path is settled once for the run, on its first datagram: a transport header for our
-current session with a proven peer, not expired, arriving on the path and socket the peer is already on (so
-the packet can only make that path fresher: ``Links.heard_on_current``). Then each datagram of the run that
+take without the general path is settled once for the run, on its first datagram (``core/express.py`` ``eligible``): a
+transport header for our current session with a proven peer, not expired, arriving on the path and socket the
+peer is already on (so the packet can only make that path fresher: ``Links.heard_on_current``). Then each datagram of the run that
 carries the same receiver index is opened in that session (the replay window and the authentication of each,
 as on the general path: a fragment is authenticated before it takes reassembly memory) and its IPSEG frame
 goes straight to the reassembly. The first datagram that is something else ends the fast path: a different
@@ -24,6 +24,7 @@ from typing import Callable, Sequence
 from .config import CoreConfig
 from .counters import Counters
 from .errors import DropReason
+from .express import eligible
 from .ipframes import IpFrames
 from .peers.links import Links
 from .peers.paths import PathId
@@ -52,17 +53,10 @@ class SegmentRuns:
     def take(self, datagrams: Sequence[bytes], src: PathId, local: Address | None, now: float) -> int:
         """Open and deliver the leading datagrams of ``datagrams`` that the fast path may take; how many it took
         (0: none, the general path takes them all)."""
-        first = datagrams[0]
-        if len(first) < TRANSPORT_OVERHEAD or first[0] != 4:
+        got = eligible(self.table, self.cfg, self.links, datagrams[0], src, local, now)
+        if got is None:
             return 0
-        kind, ver, receiver, _ = TRANSPORT_HEADER.unpack_from(first)
-        found = self.table.lookup(receiver)
-        if ver != 1 or first[2] or first[3] or found is None:
-            return 0
-        peer, session = found
-        if session is None or session is not peer.current or not peer.proven or peer.local != local \
-                or session.older_than(self.cfg.reject_after_time, now) or not self.links.heard_on_current(peer, src, now):
-            return 0
+        peer, session, receiver = got
         net, node, ip, decrypt, unpack = peer.network.id, peer.node, self.ip, session.decrypt, TRANSPORT_HEADER.unpack_from
         taken = opened = size = 0
         flush_at: float | None = None
@@ -71,7 +65,7 @@ class SegmentRuns:
                 if len(data) < TRANSPORT_OVERHEAD:
                     break
                 kind, ver, index, counter = unpack(data)
-                if index != receiver or kind != 4 or ver != 1 or data[2] or data[3]:
+                if index != receiver or kind != 4 or ver != 1 or data[2] > 1 or data[3]:
                     break
                 taken += 1
                 plain = decrypt(data, counter, now)

@@ -6,6 +6,10 @@ is aioquic's ``transmit()``: hand the IP packets the core received to the virtua
 handle from ``next_deadline()``. The driver holds no protocol logic. ``before_send``, when set, runs before
 each batch of datagrams leaves: the daemon makes the messages its inboxes took durable there, so no
 acknowledgement leaves before what it acknowledges is on disk (one write and fsync per batch).
+
+The express lane (``core/express.py``) is the exception: one IP packet the core seals or opens in an established
+session goes out (``send_express``) or to the virtual network's writer (``ip_one``) at once, and a batch that
+only held such packets is not flushed, because nothing else changed.
 """
 
 from __future__ import annotations
@@ -31,15 +35,18 @@ class Driver:
         self.mesh = mesh
         self.loop = loop
         self.on_event = on_event
-        self.udp = UdpEndpoints(loop, self._on_datagram, self.flush)
+        self.udp = UdpEndpoints(loop, self._on_datagram, self._after_batch)
         self.udp.on_run = self._on_run
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self.audit_failure: AuditViolation | None = None
         self._audit_seen = 0
         self.closed = False
-        # the virtual network's writer: IP packets the core received, drained after every input
+        # the virtual network's writer: IP packets the core received, drained after every input; and its writer of
+        # one packet the express lane opened (core/express.py), at once
         self.ip_sink: Callable[[Sequence[tuple[NetworkId, NodeId, Written]]], None] | None = None
+        self.ip_one: Callable[[NetworkId, NodeId, bytes], None] | None = None
+        self._dirty = False  # a datagram took the general path since the last flush
         # destinations never sent to: the virtual network's own prefixes (a path through the tunnel would loop)
         self.blocked: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
         self._verdicts: dict[str, bool] = {}
@@ -56,14 +63,45 @@ class Driver:
         return time.monotonic()
 
     def _on_datagram(self, data: bytes, src: Address, local: Address) -> None:
-        self.mesh.receive_datagram(data, src, local, time.monotonic())
+        now = time.monotonic()
+        if self.ip_one is not None:  # the express lane first (core/express.py): one packet in, written at once
+            got = self.mesh.express.open(data, src, local, now)
+            if got is not False:
+                if got is True:
+                    self._dirty = True
+                else:
+                    self.ip_one(*got)
+                return
+        self._dirty = True
+        self.mesh.receive_datagram(data, src, local, now)
 
     def _on_run(self, datagrams: list[bytes], src: Address, local: Address) -> None:
+        self._dirty = True
         self.mesh.receive_datagrams(datagrams, src, local, time.monotonic())
+
+    def _after_batch(self) -> None:
+        """After a drained batch of datagrams: a flush, unless the express lane took them all (nothing to send,
+        no event, no timer moved)."""
+        if self._dirty:
+            self.flush()
+
+    def send_express(self, network: NetworkId, node: NodeId, frame: bytes, now: float) -> bool:
+        """One TUN frame (no super-segment) to ``node`` by the express lane, sent at once; False: it did not take
+        it (``Mesh.send_ip`` must, and a flush after). Never with the encryption audit on: it sees every datagram."""
+        mesh = self.mesh
+        if mesh.audit is not None or (got := mesh.express.seal(network, node, frame, now)) is None:
+            return False
+        data, dst, local = got
+        if self.blocked and self._blocked(dst[0]):
+            self.blocked_sends += 1
+        else:
+            self.udp.sendto(data, dst, local)
+        return True
 
     def flush(self) -> None:
         if self.closed:
             return
+        self._dirty = False
         mesh = self.mesh
         if self.ip_sink is not None:
             packets = mesh.ip_packets_to_write()

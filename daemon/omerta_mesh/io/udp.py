@@ -92,6 +92,7 @@ class UdpEndpoints:
         self._default: dict[bool, socket.socket] = {}
         self.stats = UdpStats()
         self._buf = bytearray(MAX_DATAGRAM)
+        self._norms: dict[tuple, Address] = {}  # source addresses as read -> normalised (``_norm``)
         # a GRO run at once (datagrams, src, local); None: one ``on_datagram`` call per datagram
         self.on_run: Callable[[list[bytes], Address, Address], None] | None = None
         self.gso = True  # until the kernel refuses UDP_SEGMENT
@@ -150,7 +151,7 @@ class UdpEndpoints:
         return [a for _, a in self.socks if a not in self.probe_sockets]
 
     def _drain(self, sock: socket.socket, local: Address) -> None:
-        buf = self._buf
+        buf, norms = self._buf, self._norms
         on = self.on_datagram
         n = 0
         until = time.monotonic() + DRAIN_SLICE
@@ -162,7 +163,11 @@ class UdpEndpoints:
             except OSError as e:  # ICMP errors surface here (ECONNREFUSED); nothing to read
                 self._error(e)
                 break
-            src = _norm(addr)
+            src = norms.get(addr)
+            if src is None:  # (the normalised form, remembered: string work per datagram costs, cold)
+                if len(norms) >= 1024:
+                    norms.clear()
+                src = norms[addr] = _norm(addr)
             seg = _GRO.unpack_from(anc[0][2])[0] if anc and anc[0][1] == UDP_GRO and len(anc[0][2]) >= 4 else 0
             if 0 < seg < size:  # a GRO run: datagrams of ``seg`` bytes (the last may be shorter)
                 run = bytes(buf[:size])

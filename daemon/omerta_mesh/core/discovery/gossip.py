@@ -52,8 +52,10 @@ from ..peers.paths import Address, ViaRelay
 from ..peers.peer import Peer
 from ..peers.table import PeerTable
 from ..wire import control as cw
-from ..wire.records import AddrClaim, PeerRecord, Prefix, decode_record, fit_host_keys, sign_record
+from ..wire.records import FEATURE_AES, AddrClaim, PeerRecord, Prefix, decode_record, fit_host_keys, sign_record
 from .store import PREFIX_LEN, Admit, PeerRecordStore
+
+FEATURES = FEATURE_AES  # what our data plane accepts, said in our records (core/wire/records.py)
 
 HOT = 32  # recently learnt records remembered per network for pushing
 PUSHES = 3  # rounds a newly learnt record is pushed in
@@ -203,7 +205,7 @@ class Gossip:
             return False
         rec = PeerRecord(self.node_id, 0, 0, eps, self.name, facts.relay, facts.mapping, facts.filtering, facts.port_delta, relays,
                          addrs=claim, host_keys=self.host_keys, exit=self.exit,
-                         routes=self.routes, credential=cred)
+                         routes=self.routes, credential=cred, features=FEATURES)
         self._sign_own(net, g, rec, wall)
         g.own_key = key
         return True
@@ -367,6 +369,8 @@ class Gossip:
                     self.counters.inc("gossip.duplicates")
                 continue
             accepted.append(rec)
+            if (known := self.table.get(net.id, rec.node)) is not None and known.features != rec.features:
+                known.set_features(rec.features)  # what its data plane accepts (AES-256-GCM), for its sessions
             g.hot.append([rec.node.raw, PUSHES])
             if rec.left:
                 self.counters.inc("gossip.departures")

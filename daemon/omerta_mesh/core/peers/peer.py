@@ -19,6 +19,7 @@ from ..ids import NodeId
 from ..network import Network
 from ..session.reliable import ReliableStream
 from ..session.session import Session
+from ..wire.records import FEATURE_AES
 from .paths import Path, PathId
 
 Address = tuple[str, int]
@@ -103,6 +104,7 @@ class Peer:
     state: PeerState = PeerState.NEW  # the lifecycle (PeerState); change it only with move()
     wanted: bool = False  # someone asked to talk to it: keep the session up
     proven: bool = False  # a transport frame from it decrypted, or we added it ourselves (PeerTable.prove)
+    features: int = 0  # FEATURE_* bits of its signed record (core/wire/records.py): AES-256-GCM towards it
     stats: PeerStats = field(default_factory=PeerStats)
     # --- paths and link health (core/links.py)
     paths: dict[PathId, Path] = field(default_factory=dict)
@@ -160,8 +162,15 @@ class Peer:
     def sessions(self) -> list[Session]:
         return [s for s in (self.current, self.previous, self.next) if s is not None]
 
+    def set_features(self, features: int) -> None:
+        """What its signed record says it accepts (``PeerRecord.features``), applied to its sessions."""
+        self.features = features
+        for s in self.sessions():
+            s.use_aes(bool(features & FEATURE_AES))
+
     def install(self, session: Session) -> list[int]:
         """Put a fresh session in place. Returns the local indexes of sessions that were dropped."""
+        session.use_aes(bool(self.features & FEATURE_AES))
         dropped: list[int] = []
         if session.initiator:
             if self.next is not None:

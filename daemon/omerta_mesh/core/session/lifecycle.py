@@ -279,6 +279,8 @@ class Sessions:
         self._remote.setdefault(session.remote_index, []).append(session)
         self._remote_of[session.local_index] = session.remote_index
         peer.handshake_started_at = None
+        if (rec := self.gossip.record_of(peer.network.id, peer.node)) is not None and rec.features != peer.features:
+            peer.set_features(rec.features)  # (its record came before the session: AES-256-GCM towards it)
         self.links.heard(peer, done.src, now, out)
         if peer.probe_at is None:
             peer.probe_at = now + self.cfg.heartbeat_active

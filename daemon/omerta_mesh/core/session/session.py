@@ -3,21 +3,37 @@
 A peer holds up to three of these (``previous``, ``current``, ``next``; see ``peers/peer.py``), so that
 no packet is lost across a rekey. The session only encrypts and decrypts transport datagrams; choosing
 which session to use, and when to rekey, is the peer's and the mesh's business.
+
+Two ciphers (``wire/packet.py``): ChaCha20-Poly1305 under the Noise transport keys, and AES-256-GCM under keys
+derived from them for AES alone (keyed BLAKE2s of a fixed label: a key is never used by two algorithms). Every
+session opens both (the header's byte 2 says which); it seals with AES once ``use_aes`` is on, which the peer
+turns on when the other side's signed record accepts AES (``Peer.set_features``).
 """
 
 from __future__ import annotations
 
+import hashlib
 from typing import Sequence
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 
 from ..errors import DropReason
-from ..wire.packet import TRANSPORT_HEADER, TRANSPORT_HEADER_LEN, TRANSPORT_OVERHEAD, VERSION, PacketType
+from ..wire.packet import TRANSPORT_AES, TRANSPORT_HEADER_LEN, TRANSPORT_OVERHEAD, VERSION, PacketType
 from .replay import ReplayWindow
 
 _ZERO4 = b"\x00\x00\x00\x00"
 _TYPE = int(PacketType.TRANSPORT)
+_AES_LABEL = b"omerta-mesh transport AES-256-GCM v1"
+
+
+def aes_key(key: bytes) -> bytes:
+    """The AES-256-GCM key of a direction whose Noise transport key is ``key``."""
+    return hashlib.blake2s(_AES_LABEL, key=key).digest()
+
+
+def _aead(key: bytes, aes: bool) -> AESGCM | ChaCha20Poly1305:
+    return AESGCM(aes_key(key)) if aes else ChaCha20Poly1305(key)
 
 
 class Session:
@@ -29,8 +45,10 @@ class Session:
         "send_counter",
         "replay",
         "confirmed",
-        "_send",
+        "aes",
+        "_seal",
         "_recv",
+        "_recv_aes",
         "_send_key",
         "_head",
         "last_sent_at",
@@ -57,12 +75,21 @@ class Session:
         # The initiator may send at once; the responder's session is confirmed by the first packet it
         # receives under it (WireGuard's rule), which also proves the initiator holds the keys.
         self.confirmed = initiator
-        self._send = ChaCha20Poly1305(send_key)
+        self.aes = False  # sealing with AES-256-GCM (``use_aes``); both ciphers are always opened
+        self._seal = ChaCha20Poly1305(send_key).encrypt
         self._recv = ChaCha20Poly1305(recv_key)
+        self._recv_aes = _aead(recv_key, True)
         self._send_key = send_key
-        self._head = TRANSPORT_HEADER.pack(_TYPE, VERSION, remote_index, 0)[:8]  # type, version, 0 0, receiver
+        self._head = bytes((_TYPE, VERSION, 0, 0)) + remote_index.to_bytes(4, "little")  # type, version, flags 0, receiver
         self.last_sent_at = created_at
         self.last_received_at = created_at
+
+    def use_aes(self, on: bool) -> None:
+        """Seal with AES-256-GCM from now on (``on``: the peer's record accepts it), or with ChaCha20-Poly1305."""
+        if on != self.aes:
+            self.aes = on
+            self._seal = _aead(self._send_key, on).encrypt
+            self._head = bytes((_TYPE, VERSION, TRANSPORT_AES if on else 0, 0)) + self._head[4:]
 
     def age(self, now: float) -> float:
         return now - self.created_at
@@ -78,14 +105,14 @@ class Session:
         self.last_sent_at = now
         c = counter.to_bytes(8, "little")
         head = self._head + c
-        return head + self._send.encrypt(_ZERO4 + c, plaintext, head)
+        return head + self._seal(_ZERO4 + c, plaintext, head)
 
     def encrypt_many(self, frames: Sequence[bytes], now: float) -> list[bytes]:
         """``encrypt`` for each frame, in order (the virtual network's fragments: one call, fewer lookups)."""
         counter = self.send_counter
         self.send_counter = counter + len(frames)
         self.last_sent_at = now
-        prefix, seal, out = self._head, self._send.encrypt, []
+        prefix, seal, out = self._head, self._seal, []
         for f in frames:
             c = counter.to_bytes(8, "little")
             head = prefix + c
@@ -98,7 +125,7 @@ class Session:
         if not self.replay.would_accept(counter):
             return DropReason.REPLAYED
         try:
-            plain = self._recv.decrypt(
+            plain = (self._recv_aes if data[2] else self._recv).decrypt(
                 _ZERO4 + counter.to_bytes(8, "little"), data[TRANSPORT_HEADER_LEN:], data[:TRANSPORT_HEADER_LEN]
             )
         except InvalidTag:
@@ -115,7 +142,7 @@ class Session:
             return False
         counter = int.from_bytes(data[8:16], "little")
         try:
-            ChaCha20Poly1305(self._send_key).decrypt(
+            _aead(self._send_key, bool(data[2])).decrypt(
                 _ZERO4 + counter.to_bytes(8, "little"), data[TRANSPORT_HEADER_LEN:], data[:TRANSPORT_HEADER_LEN]
             )
         except InvalidTag:

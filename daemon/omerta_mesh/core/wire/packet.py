@@ -10,21 +10,28 @@ Every datagram begins with a 4-byte header::
 ``type`` selects the layout of the rest (``handshake.py`` for types 1-3, the transport layout below for 4,
 ``relay.py`` for 5). ``version`` is ``VERSION``; a datagram of another version is dropped, which leaves room
 for a successor protocol. The two reserved bytes must be zero, except bits 0 and 1 of byte 2 in a handshake
-(types 1 and 2) of an owned network, which say a credential or an enrolment follows (``handshake.py``).
+(types 1 and 2) of an owned network, which say a credential or an enrolment follows (``handshake.py``), and bit 0
+of byte 2 in transport data (``TRANSPORT_AES``).
 
 Transport data (type 4), 32 bytes of overhead in all::
 
      0                   4                   8                                  16
     +--------+---------+--+------------------+----------------------------------+
-    | 4      | version | 0 0| receiver index  |  counter (u64, little-endian)    |
+    | 4      | version | f 0| receiver index  |  counter (u64, little-endian)    |
     +--------+---------+--+------------------+----------------------------------+
-    | ciphertext of the frame (ChaCha20-Poly1305, AD = these 16 header bytes) ... |
+    | ciphertext of the frame (AEAD, AD = these 16 header bytes) ...               |
     +--------------------------------------------------------------------+--------+
     |                                                      Poly1305 tag (16 bytes) |
     +------------------------------------------------------------------------------+
 
 The receiver index names the receiving side's session (chosen by the receiver during the handshake); the
-counter is the AEAD nonce (4 zero bytes || counter LE) and the replay-window sequence number.
+counter is the AEAD nonce (4 zero bytes || counter LE) and the replay-window sequence number. The AEAD is
+ChaCha20-Poly1305 under the session's key (as Noise's transport messages) when ``f`` (byte 2) is 0, and
+AES-256-GCM when it is ``TRANSPORT_AES`` (1), under a key derived from the session's key for AES alone
+(``session/session.py``): about twice as fast per fragment on CPUs with AES instructions. A sender uses AES only
+towards a node whose signed record lists ``FEATURE_AES`` (``records.py``), so earlier versions, which drop a
+non-zero byte 2, never get one; both ciphers share the session's counter and replay window. The flag is
+authenticated (it is in the AD): flipped, the datagram fails to open.
 """
 
 from __future__ import annotations
@@ -58,7 +65,9 @@ def header(ptype: PacketType) -> bytes:
     return bytes((ptype, VERSION, 0, 0))
 
 
-_FLAGS_ALLOWED = {1: 0x03, 2: 0x03}  # handshakes of owned networks: byte 2 bit 0 CRED, bit 1 ENROL (handshake.py)
+TRANSPORT_AES = 0x01  # transport data: byte 2 says AES-256-GCM
+_FLAGS_ALLOWED = {1: 0x03, 2: 0x03, 4: TRANSPORT_AES}  # handshakes of owned networks: byte 2 bit 0 CRED, bit 1 ENROL
+# (handshake.py); transport data: the cipher
 
 
 def packet_type(data: bytes) -> PacketType:
@@ -92,6 +101,6 @@ def decode_transport(data: bytes) -> TransportHeader:
     t, v, receiver, counter = TRANSPORT_HEADER.unpack_from(data)
     if t != PacketType.TRANSPORT:
         raise WireError(DropReason.UNKNOWN_TYPE, f"type {t} is not transport")
-    if v != VERSION or data[2] or data[3]:
+    if v != VERSION or data[2] & ~TRANSPORT_AES or data[3]:
         raise WireError(DropReason.BAD_RESERVED)
     return TransportHeader(receiver, counter)

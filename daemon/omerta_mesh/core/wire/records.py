@@ -17,6 +17,7 @@ Layout (version 1)::
     section of flag bit 5 (subnet routes): | count (u8, 1-16) | per prefix: | bit 7 IPv6, bits 0-6 length |
         the prefix's first ceil(length / 8) bytes (host bits zero) | |
     section of flag bit 6 (credential, owned networks): | credential (1-595: core/wire/certs.py) |
+    section of flag bit 7 (features): | feature bits (1-8 bytes, little-endian; unknown bits ignored) |
 
 Extending the record: a new optional section takes the next free flag bit (3 to 7) and is written length first,
 after the sections above. A node that does not know the bit skips the section (it is signed like the rest, and
@@ -65,6 +66,11 @@ so it never crowds out host keys or routes: a record with it may be MAX_RECORD +
 certificate and are refused anyway). A section that does not parse as a credential (its layout and bounds:
 ``decode_credential``) makes the record invalid; whether the credential admits the node is the record store's
 question (``discovery/store.py``), asked in owned networks only. Records without the bit parse as before.
+
+The optional *features* (flag bit 7, the last one: so it is a bitmap that later features extend, not a section
+each) say what the node's data plane accepts beyond what every version does. Bit 0 (``FEATURE_AES``): transport
+datagrams sealed with AES-256-GCM (``wire/packet.py``), which a sender uses towards such a node only. Without the
+section a node has none of them, as every earlier version. It counts in MAX_EXTENSIONS (3 bytes).
 """
 
 from __future__ import annotations
@@ -98,6 +104,8 @@ EXIT_V4, EXIT_V6 = 0x01, 0x02
 FLAG_ROUTES = 0x20  # bit 5: the subnet routes section
 MAX_ROUTES = 16
 FLAG_CREDENTIAL = 0x40  # bit 6: the credential section (owned networks), outside MAX_EXTENSIONS
+FLAG_FEATURES = 0x80  # bit 7: the features bitmap
+FEATURE_AES = 0x01  # transport datagrams sealed with AES-256-GCM are accepted (wire/packet.py)
 MAX_EXTENSIONS = 256  # bytes of such sections a record may carry
 MAX_HOST_KEYS = 4
 MAX_RECORD = _HEAD.size + MAX_NAME + 1 + MAX_ENDPOINTS * 19 + 1 + MAX_RELAYS * 32 + _ADDRS.size + MAX_EXTENSIONS + SIG_LEN
@@ -151,6 +159,7 @@ class PeerRecord:
     exit: int = 0  # the exit offer: EXIT_V4 | EXIT_V6 (0: no exit)
     routes: tuple[Prefix, ...] = ()  # advertised subnet routes (optional; fit_routes chose them)
     credential: bytes | None = None  # the node's credential in an owned network (optional)
+    features: int = 0  # FEATURE_* bits (optional section)
 
     def expired(self, wall: float) -> bool:
         return wall >= self.expires
@@ -241,7 +250,7 @@ def _body(rec: PeerRecord) -> bytes:
     name = rec.name.encode("utf-8")
     flags = ((FLAG_RELAY if rec.relay else 0) | (FLAG_LEFT if rec.left else 0) | (FLAG_ADDRS if rec.addrs else 0)
              | (FLAG_HOST_KEYS if rec.host_keys else 0) | (FLAG_EXIT if rec.exit else 0) | (FLAG_ROUTES if rec.routes else 0)
-             | (FLAG_CREDENTIAL if rec.credential else 0))
+             | (FLAG_CREDENTIAL if rec.credential else 0) | (FLAG_FEATURES if rec.features else 0))
     out = bytearray(_HEAD.pack(RECORD_VERSION, rec.node.raw, rec.seq, rec.expires, flags, rec.mapping, rec.filtering, rec.port_delta,
                                len(name)))
     out += name
@@ -259,6 +268,8 @@ def _body(rec: PeerRecord) -> bytes:
         out += _routes_section(rec.routes)
     if rec.credential:
         out += len(rec.credential).to_bytes(2, "little") + rec.credential
+    if rec.features:
+        out += b"\x01\x00" + bytes([rec.features])
     return bytes(out)
 
 
@@ -271,8 +282,9 @@ def sign_record(identity: Identity, network: NetworkId, rec: PeerRecord) -> Peer
                   port_delta=max(-32768, min(32767, rec.port_delta)),
                   addrs=rec.addrs if rec.addrs is not None and (rec.addrs.v4 or rec.addrs.v6) else None,
                   host_keys=fit_host_keys(rec.host_keys), exit=rec.exit & (EXIT_V4 | EXIT_V6),
-                  credential=rec.credential if rec.credential and len(rec.credential) <= MAX_CREDENTIAL else None)
-    used = (len(_host_keys_section(rec.host_keys)) if rec.host_keys else 0) + (3 if rec.exit else 0)
+                  credential=rec.credential if rec.credential and len(rec.credential) <= MAX_CREDENTIAL else None,
+                  features=rec.features & 0xFF)
+    used = (len(_host_keys_section(rec.host_keys)) if rec.host_keys else 0) + (3 if rec.exit else 0) + (3 if rec.features else 0)
     rec = replace(rec, routes=fit_routes(rec.routes, MAX_EXTENSIONS - used))
     body = _body(rec)
     return replace(rec, raw=body + identity.sign(network.raw + body))
@@ -313,6 +325,7 @@ def decode_record(data: bytes, network: NetworkId) -> PeerRecord:
         exit_ = 0
         routes: tuple[Prefix, ...] = ()
         credential: bytes | None = None
+        features = 0
         for bit in (0x08, 0x10, 0x20, 0x40, 0x80):  # known sections are read, those of later extensions skipped
             if flags & bit:
                 n = int.from_bytes(data[pos : pos + 2], "little")
@@ -327,6 +340,10 @@ def decode_record(data: bytes, network: NetworkId) -> PeerRecord:
                 elif bit == FLAG_CREDENTIAL:
                     credential = _credential_section(data[pos + 2 : pos + 2 + n])
                     ext += 2 + n  # (its own budget)
+                elif bit == FLAG_FEATURES:
+                    if not 0 < n <= 8 or pos + 2 + n > len(data):
+                        raise ValueError("features")
+                    features = int.from_bytes(data[pos + 2 : pos + 2 + n], "little")
                 pos += 2 + n
         if pos - ext > MAX_EXTENSIONS:
             raise ValueError("extensions")
@@ -338,7 +355,7 @@ def decode_record(data: bytes, network: NetworkId) -> PeerRecord:
     if not verify_signature(node, network.raw + body, sig):
         raise WireError(DropReason.RECORD_INVALID, "signature does not verify under the record's node id")
     rec = PeerRecord(NodeId(node), seq, expires, tuple(eps), name, bool(flags & FLAG_RELAY), mapping, filtering, delta, relays,
-                     bytes(data), bool(flags & FLAG_LEFT), addrs, host_keys, exit_, routes, credential)
+                     bytes(data), bool(flags & FLAG_LEFT), addrs, host_keys, exit_, routes, credential, features)
     if len(_VERIFIED) >= _VERIFIED_MAX:
         _VERIFIED.clear()
     _VERIFIED[memo_key] = rec
