@@ -202,6 +202,12 @@ def test_ping_and_tcp_between_mesh_ips(lab: Lab, tmp_path: Path, capsys, kind: s
                 f"TCP {mbit:.0f} Mbit/s v4 (iperf3), {mbit6:.0f} Mbit/s v6 (super-segments, IPSEG fragments)")
     c = a.call("status.get")["counters"]
     assert c.get("ip.tx_frames", 0) > 100 and c.get("drop.ip_spoofed", 0) == 0
+    # single packets (pings, ACKs) in the express lane on a direct path; a relay path wraps each one the general way
+    cb = b.call("status.get")["counters"]
+    if relayed:
+        assert c.get("ip.tx_express", 0) == 0, c
+    else:
+        assert c.get("ip.tx_express", 0) > 10 and cb.get("ip.rx_express", 0) > 10, (c, cb)
     # no tunnel inside the tunnel: a mesh IP is never advertised or used as an endpoint (it looped: 900k
     # packets and 550 MB for a 6 MB transfer, when the device's address was advertised like any other)
     assert c["ip.tx_frames"] < 30_000, c

@@ -120,7 +120,7 @@ class Express:
             return False
         peer, session, _ = got
         plain = session.decrypt(data, int.from_bytes(data[8:16], "little"), now)
-        if type(plain) is DropReason:
+        if isinstance(plain, DropReason):
             self.counters.drop(plain)
             return True
         st = peer.stats

@@ -5,8 +5,9 @@ Inputs:  ``receive_datagram(data, src, local, now)``, ``handle_timer(now)``, and
 Outputs: ``datagrams_to_send()`` -> [(dst, local, bytes)], ``next_event()`` -> Event | None,
          ``next_deadline()`` -> float | None.
 The driver calls ``datagrams_to_send`` and ``next_deadline`` after every input, sends what it got, and arms one
-timer. Nothing here touches a socket or a clock: ``now`` is monotonic seconds from the caller (``wall_offset``,
-wall minus monotonic clock, only stamps handshake initiations).
+timer; single IP packets may go by ``express`` (core/express.py), which hands back what it sealed or opened.
+Nothing here touches a socket or a clock: ``now`` is monotonic seconds from the caller (``wall_offset``, wall
+minus monotonic clock, only stamps handshake initiations).
 """
 
 from __future__ import annotations
@@ -286,10 +287,7 @@ class Mesh:
         self._timer(Timer.REQUESTS, self._run(now, lambda out: self.messages.expired_requests(now, out)))
 
     def _timer(self, key: Timer, at: float | None, cancel: bool = False) -> None:
-        if at is not None:
-            self._timers.set(key, at)
-        elif cancel:
-            self._timers.cancel(key)
+        self._timers.put(key, at, cancel)
 
     def _service(self, peer: Peer, now: float) -> None:
         out = Outbox()

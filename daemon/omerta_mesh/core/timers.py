@@ -31,6 +31,13 @@ class DeadlineQueue:
     def cancel(self, key: Hashable) -> None:
         self._at.pop(key, None)
 
+    def put(self, key: Hashable, at: float | None, cancel: bool = False) -> None:
+        """``set`` when ``at`` is a time; when it is None, ``cancel`` if asked, else leave ``key`` as it is."""
+        if at is not None:
+            self.set(key, at)
+        elif cancel:
+            self.cancel(key)
+
     def get(self, key: Hashable) -> float | None:
         return self._at.get(key)
 

@@ -112,6 +112,7 @@ class Gossip:
         self.wall_offset = wall_offset
         self.name = name
         self.host_keys: tuple[bytes, ...] = ()  # our sshd's host keys, published in our records (set_host_keys)
+        self.features = FEATURES  # what our data plane accepts (records.FEATURE_*), said in our records
         self.exit = 0  # our exit offer (records.EXIT_V4 | EXIT_V6), published in our records (meshd/exitnode.py)
         self.routes: tuple[Prefix, ...] = ()  # our advertised subnet routes, published in our records
         self._nets: dict[bytes, _NetGossip] = {}
@@ -198,14 +199,14 @@ class Gossip:
         if net.owner is not None and cred is None:
             return False  # not enrolled yet: every member would refuse a record without a credential (cert_missing)
         key = (eps, facts.relay, facts.mapping, facts.filtering, facts.port_delta, self.name, relays, claim, self.host_keys, self.exit,
-               self.routes, cred)
+               self.routes, cred, self.features)
         wall = now + self.wall_offset
         due = g.own is None or wall >= g.own.expires - self.cfg.record_lifetime + self.cfg.record_refresh
         if not force and g.own_key == key and not due:
             return False
         rec = PeerRecord(self.node_id, 0, 0, eps, self.name, facts.relay, facts.mapping, facts.filtering, facts.port_delta, relays,
                          addrs=claim, host_keys=self.host_keys, exit=self.exit,
-                         routes=self.routes, credential=cred, features=FEATURES)
+                         routes=self.routes, credential=cred, features=self.features)
         self._sign_own(net, g, rec, wall)
         g.own_key = key
         return True
