@@ -24,8 +24,8 @@ class Counters:
     def inc(self, name: str, n: int = 1) -> None:
         self._c[name] += n
 
-    def drop(self, reason: DropReason) -> None:
-        self._c["drop." + reason.value] += 1
+    def drop(self, reason: DropReason, n: int = 1) -> None:
+        self._c["drop." + reason.value] += n
 
     def dropped(self, reason: DropReason) -> int:
         return self._c["drop." + reason.value]

@@ -111,6 +111,23 @@ class IpFrames:
         self._armed = True
         return now + ipseg.FLUSH_AFTER
 
+    def receive_segs(self, network: NetworkId, node: NodeId, frames: list[bytes], now: float) -> float | None:
+        """``receive_seg`` for the IPSEG fragments of a GRO run from member ``node``, in order (one call)."""
+        if network.raw not in self._open:
+            self.counters.drop(DropReason.IP_UNROUTED, len(frames))
+            return None
+        key = (network.raw, node.raw)
+        r = self._segs.get(key)
+        if r is None:
+            r = self._segs[key] = Reassembly()
+        ready = r.add_many(frames, now, lambda e: self.counters.drop(e.reason))
+        if ready:
+            self._queue(network, node, ready)
+        if self._armed or not len(r):
+            return None
+        self._armed = True
+        return now + ipseg.FLUSH_AFTER
+
     def flush(self, now: float, everything: bool = False) -> float | None:
         """Deliver super-segments incomplete for too long, as runs (their lost pieces counted)."""
         for (net, node), r in list(self._segs.items()):

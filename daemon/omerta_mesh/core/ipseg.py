@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from typing import Callable
 
 from .errors import DropReason, WireError
 
@@ -158,6 +159,31 @@ class Reassembly:
                 del self._open[seg]
                 self.complete += 1
                 out.append(b"".join([o.head, *o.pieces]))  # type: ignore[list-item]
+        return out
+
+    def add_many(self, frames: list[bytes], now: float, bad: Callable[[WireError], None]) -> list[bytes | SegmentRun]:
+        """``add`` for each frame in order (a GRO run's fragments), what it refuses handed to ``bad``. The next piece of
+        a super-segment already open, the usual case, is taken here (the same checks as ``add``: its count, index
+        and headers agree with the super-segment's); anything else goes to ``add``."""
+        out: list[bytes | SegmentRun] = []
+        unpack, opened, least = HEAD.unpack_from, self._open, HEAD_LEN + VNET_LEN + 1
+        for frame in frames:
+            if len(frame) >= least:
+                _t, seg, idx, count = unpack(frame)
+                o = opened.get(seg)
+                if o is not None and o.count == count and idx < count and frame.startswith(o.head, HEAD_LEN):
+                    if o.pieces[idx] is None:
+                        o.pieces[idx] = frame[HEAD_LEN + len(o.head) :]
+                        o.got += 1
+                        if o.got == count:
+                            del opened[seg]
+                            self.complete += 1
+                            out.append(b"".join([o.head, *o.pieces]))  # type: ignore[list-item]
+                    continue
+            try:
+                out += self.add(frame, now)
+            except WireError as e:
+                bad(e)
         return out
 
     def flush(self, now: float, everything: bool = False) -> list[bytes | SegmentRun]:

@@ -7,13 +7,15 @@ transport header for our current session with a proven peer, not expired, arrivi
 peer is already on (so the packet can only make that path fresher: ``Links.heard_on_current``). Then each datagram of the run that
 carries the same receiver index is opened in that session (the replay window and the authentication of each,
 as on the general path: a fragment is authenticated before it takes reassembly memory) and its IPSEG frame
-goes straight to the reassembly. The first datagram that is something else ends the fast path: a different
-receiver or a malformed header is left, unopened, to the general path; a frame that opens to anything but
-IPSEG goes to ``received`` (the general path's handling after decryption) and the rest of the run to the
-general path, since that frame may have changed the peer's state.
+goes straight to the reassembly. The first datagram with a different receiver or a malformed header ends the
+fast path: it and the rest are left, unopened, to the general path. The others are opened in one call
+(``Session.open_many``) and their IPSEG frames handed to the reassembly in one call (``IpFrames.receive_segs``);
+a frame that opens to anything but IPSEG, and every frame after it, goes to ``received`` (the general path's
+handling after decryption, in order), since that frame may change the peer's state. (UDP GRO joins datagrams
+of one size, so such a frame, smaller, can only end a run.)
 
 The same work as the general path, once per run instead of once per datagram: the session lookup, the expiry
-and path checks, the statistics, the flush timer. About 45 fragments per 64 KB super-segment; the receiver's
+and path checks, the statistics, the flush timer, the calls per fragment. About 45 fragments per 64 KB super-segment; the receiver's
 per-fragment cost is most of what limits TCP through the tunnel (bench/tunnel.py).
 """
 
@@ -57,36 +59,38 @@ class SegmentRuns:
         if got is None:
             return 0
         peer, session, receiver = got
-        net, node, ip, decrypt, unpack = peer.network.id, peer.node, self.ip, session.decrypt, TRANSPORT_HEADER.unpack_from
-        taken = opened = size = 0
-        flush_at: float | None = None
+        unpack, taken = TRANSPORT_HEADER.unpack_from, 0
+        for data in datagrams:  # the leading run of well-formed headers for this session
+            if len(data) < TRANSPORT_OVERHEAD:
+                break
+            kind, ver, index, _ = unpack(data)
+            if index != receiver or kind != 4 or ver != 1 or data[2] > 1 or data[3]:
+                break
+            taken += 1
+        run = datagrams if taken == len(datagrams) else datagrams[:taken]
+        frames: list[bytes] = []
+        others: list[bytes] = []  # opened to something else, and whatever follows it: the general path's handling
+        size = 0
         try:
-            for data in datagrams:
-                if len(data) < TRANSPORT_OVERHEAD:
-                    break
-                kind, ver, index, counter = unpack(data)
-                if index != receiver or kind != 4 or ver != 1 or data[2] > 1 or data[3]:
-                    break
-                taken += 1
-                plain = decrypt(data, counter, now)
+            for data, plain in zip(run, session.open_many(run, now)):
                 if isinstance(plain, DropReason):
                     self.counters.drop(plain)
                     continue
-                opened += 1
                 size += len(data)
-                if not plain or plain[0] != _IPSEG:  # (empty: a keepalive)
-                    self._account(peer, opened, size)
-                    opened = size = 0
-                    self.received(peer, plain, src, local, now)
-                    break
-                at = ip.receive_seg(net, node, plain, now)
-                if at is not None:
-                    flush_at = at
-        except Exception as e:  # (as on the general path: a malformed frame is a drop, anything else a bug)
+                if plain and plain[0] == _IPSEG and not others:  # (empty: a keepalive)
+                    frames.append(plain)
+                else:
+                    others.append(plain)
+            self._account(peer, len(frames) + len(others), size)
+            if frames and (at := self.ip.receive_segs(peer.network.id, peer.node, frames, now)) is not None:
+                self.arm_flush(at)
+        except Exception as e:  # (as on the general path: anything else is a bug, counted, and we keep serving)
             self.failed(e)
-        self._account(peer, opened, size)
-        if flush_at is not None:
-            self.arm_flush(flush_at)
+        for plain in others:
+            try:
+                self.received(peer, plain, src, local, now)
+            except Exception as e:  # (a malformed frame is a drop, as alone)
+                self.failed(e)
         return taken
 
     @staticmethod
