@@ -69,8 +69,51 @@ def eligible(table: PeerTable, cfg: CoreConfig, links: Links, data: bytes, src: 
     return peer, session, receiver
 
 
+class Lane:
+    """One member's express lane: the peer, its current session and direct path, and our socket towards it, as
+    they were when the lane was made, so that a packet finds them in one lookup (``Express.lane`` for sending,
+    the session's index for receiving). Every use checks, by identity, that they still are the peer's current
+    ones; a lane that no longer fits declines and the general path takes the packet (and a new lane is made)."""
+
+    __slots__ = ("peer", "session", "ep", "local", "path", "network", "node", "express", "noted")
+
+    def __init__(self, express: "Express", peer: Peer, session: Session) -> None:
+        self.express = express
+        self.peer = peer
+        self.session = session
+        self.ep = peer.endpoint
+        self.local = peer.local
+        self.path = peer.paths.get(peer.endpoint) if peer.endpoint is not None else None
+        self.network = peer.network.id
+        self.node = peer.node
+        self.noted = float("-inf")  # when the destination was last noted for hole punching
+
+    def seal(self, frame: bytes, now: float) -> bytes | None:
+        """The datagram for one TUN ``frame`` (virtio-net header and a packet that is no super-segment), sealed in
+        the session for the lane's path; None: take ``Mesh.send_ip``. (Written flat: each call here is paid for
+        cold, once per packet.)"""
+        peer, s, x = self.peer, self.session, self.express
+        if peer.current is not s or peer.endpoint is not self.ep or peer.local is not self.local \
+                or now - peer.last_active > ACTIVE_FOR or len(frame) > x.limit or now >= s.created_at + x.max_age \
+                or s.send_counter >= x.max_messages:
+            return None  # another session or path, idle (send_ip re-arms its heartbeat), too large, or used up
+        pmtu = self.path.pmtu if self.path is not None else None
+        if pmtu is not None and pmtu.mtu is not None and len(frame) - VNET_LEN > pmtu.mtu - TRANSPORT_OVERHEAD - OVERHEAD:
+            return None  # larger than the measured path carries: the general path answers "too big"
+        data = s.encrypt(HEAD.pack(_IPSEG, s.send_counter & 0xFFFFFFFF, 0, 1) + frame, now)
+        st = peer.stats
+        st.bytes_out += len(data)
+        st.packets_out += 1
+        if now - self.noted > 1.0:  # (what Puncher.note_destination keeps changes at most once a second)
+            x.punch.note_destination(self.ep, now)  # type: ignore[arg-type]  # (direct: Express.lane)
+            self.noted = now
+        x.sent += 1
+        return data
+
+
 class Express:
-    __slots__ = ("cfg", "counters", "table", "links", "punch", "ip", "received", "limit", "sent", "delivered")
+    __slots__ = ("cfg", "counters", "table", "links", "punch", "ip", "received", "limit", "max_age", "max_messages",
+                 "sent", "delivered", "_in")
 
     def __init__(self, cfg: CoreConfig, counters: Counters, table: PeerTable, links: Links, punch: Puncher, ip: IpFrames,
                  received: Callable[[Peer, bytes, PathId, Address | None, float], None]) -> None:
@@ -82,56 +125,63 @@ class Express:
         self.ip = ip
         self.received = received  # a frame that opened to something else: the general path after decryption
         self.limit = ip.mtu + 1 - HEAD.size  # the largest TUN frame (virtio-net header and packet) one fragment takes
+        self.max_age, self.max_messages = cfg.reject_after_time, cfg.reject_after_messages
         self.sent = 0  # packets each way by this lane (``counts``: plain integers, cheaper than ``Counters`` here)
         self.delivered = 0
+        self._in: dict[int, Lane] = {}  # receiving: lanes by our session's index
         counters.attach(self.counts)
 
-    def seal(self, network: NetworkId, node: NodeId, frame: bytes, now: float) -> Sealed | None:
-        """The datagram for one TUN ``frame`` (virtio-net header and a packet that is no super-segment) to member
-        ``node``, sealed in its session for its current direct path; None: take ``Mesh.send_ip``. (Written flat:
-        every call and lookup here is paid for cold, once per packet.)"""
+    def lane(self, network: NetworkId, node: NodeId, now: float) -> Lane | None:
+        """A sending lane to member ``node``: it has a sendable current session and a direct current path (a relay
+        path is wrapped per packet: ``Transmit.send``); None otherwise."""
         peer = self.table.get(network, node)
-        if peer is None or now - peer.last_active > ACTIVE_FOR or len(frame) > self.limit:
+        if peer is None or type(peer.endpoint) is not tuple or peer.current is None or peer.sendable_session(now) is None:
             return None
-        ep, s = peer.endpoint, peer.current
-        if type(ep) is not tuple or s is None or now >= s.created_at + self.cfg.reject_after_time \
-                or s.send_counter >= self.cfg.reject_after_messages:
-            return None  # no direct path (none, or a relay: Transmit.send wraps it), or no session to send in now
-        path = peer.paths.get(ep)
-        mtu = path.pmtu.mtu if path is not None and path.pmtu is not None else None
-        if mtu is not None and len(frame) - VNET_LEN > mtu - TRANSPORT_OVERHEAD - OVERHEAD:
-            return None  # larger than the measured path carries: the general path answers "too big"
-        ip = self.ip
-        ip._seg_id = seg = (ip._seg_id + 1) & 0xFFFFFFFF
-        data = s.encrypt(HEAD.pack(_IPSEG, seg, 0, 1) + frame, now)
-        st = peer.stats
-        st.bytes_out += len(data)
-        st.packets_out += 1
-        self.punch.note_destination(ep, now)
-        self.sent += 1
-        return data, ep, peer.local
+        return Lane(self, peer, peer.current)
+
+    def seal(self, network: NetworkId, node: NodeId, frame: bytes, now: float) -> Sealed | None:
+        """``Lane.seal`` through a lane made for this packet: (datagram, destination, our socket), or None."""
+        lane = self.lane(network, node, now)
+        if lane is None or type(ep := lane.ep) is not tuple or (data := lane.seal(frame, now)) is None:
+            return None
+        return data, ep, lane.local
 
     def open(self, data: bytes, src: PathId, local: Address | None, now: float) -> tuple[NetworkId, NodeId, bytes] | bool:
         """One datagram: (network, sending member, virtio-net frame to write) when this lane delivered it; True when
         it took the datagram another way (dropped, or the general path after decryption: flush then); False when
         it did not take it (the general path must: ``Mesh.receive_datagram``)."""
-        got = eligible(self.table, self.cfg, self.links, data, src, local, now)
-        if got is None:
+        if len(data) < TRANSPORT_OVERHEAD or data[0] != 4:
             return False
-        peer, session, _ = got
-        plain = session.decrypt(data, int.from_bytes(data[8:16], "little"), now)
+        lane = self._in.get(int.from_bytes(data[4:8], "little"))
+        if lane is not None:
+            peer, s = lane.peer, lane.session
+            path = lane.path
+            if peer.current is s and src == lane.ep and peer.endpoint is lane.ep and peer.local == local and path is not None \
+                    and peer.paths.get(src) is path and now < s.created_at + self.max_age and data[1] == 1 and data[2] < 2 \
+                    and not data[3]:
+                path.last_rx = now  # (Links.heard_on_current)
+            else:
+                lane = None
+        if lane is None:
+            got = eligible(self.table, self.cfg, self.links, data, src, local, now)
+            if got is None:
+                return False
+            peer, s, index = got
+            if len(self._in) >= 1024:  # (lanes of sessions gone are dropped with the rest, now and then)
+                self._in.clear()
+            lane = self._in[index] = Lane(self, peer, s)
+        plain = s.decrypt(data, int.from_bytes(data[8:16], "little"), now)
         if isinstance(plain, DropReason):
             self.counters.drop(plain)
             return True
         st = peer.stats
         st.bytes_in += len(data)
         st.packets_in += 1
-        net = peer.network.id
         ip = self.ip
         if len(plain) > 7 + VNET_LEN and plain[0] == _IPSEG and plain[5] == 0 and plain[6] == 1 and not ip._in \
-                and ip.is_open(net):
+                and ip.is_open(lane.network):
             self.delivered += 1
-            return net, peer.node, plain[7:]
+            return lane.network, lane.node, plain[7:]
         self.received(peer, plain, src, local, now)
         return True
 

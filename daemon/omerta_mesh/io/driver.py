@@ -17,11 +17,13 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import socket
 import time
 from typing import Callable, Sequence
 
 from ..core.audit import AuditViolation
 from ..core.events import Event
+from ..core.express import Lane
 from ..core.ids import NetworkId, NodeId
 from ..core.ipframes import Written
 from ..core.mesh import Mesh
@@ -84,6 +86,18 @@ class Driver:
         no event, no timer moved)."""
         if self._dirty:
             self.flush()
+
+    def lane(self, network: NetworkId, node: NodeId, now: float) -> tuple[Lane, socket.socket, Address] | None:
+        """An express lane to member ``node`` with the socket its datagrams leave by (core/express.py), for the
+        virtual network to seal and send single packets itself; None when there is none, when its destination is
+        blocked, or with the encryption audit on (it sees every datagram)."""
+        if self.mesh.audit is not None or (lane := self.mesh.express.lane(network, node, now)) is None:
+            return None
+        ep = lane.ep
+        if type(ep) is not tuple or self.blocked and self._blocked(ep[0]):
+            return None
+        sock = self.udp.socket_for(ep, lane.local)
+        return None if sock is None else (lane, sock, ep)
 
     def send_express(self, network: NetworkId, node: NodeId, frame: bytes, now: float) -> bool:
         """One TUN frame (no super-segment) to ``node`` by the express lane, sent at once; False: it did not take

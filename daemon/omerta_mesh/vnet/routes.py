@@ -129,6 +129,14 @@ class Routes:
     def owner(self, addr: Address) -> NodeId | None:
         return self._owner.get(addr)
 
+    def member_route(self, packed: bytes) -> "Forward | None":
+        """The decision for a packed destination (4 or 16 bytes) that is another member's mesh IP; None otherwise."""
+        return self._fast.get(packed)
+
+    def sources(self, node: NodeId) -> tuple[bytes, bytes]:
+        """``node``'s assigned addresses, packed (b"" where it has none): the only inner sources it may send."""
+        return self._src.get(node, (b"", b""))
+
     def addresses(self, node: NodeId) -> tuple[IPv4 | None, IPv6 | None]:
         """(IPv4, IPv6) assigned to ``node`` (None where it has none)."""
         return self._addr_of.get(node, (None, None))
