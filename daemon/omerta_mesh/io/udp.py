@@ -92,6 +92,7 @@ class UdpEndpoints:
         self._default: dict[bool, socket.socket] = {}
         self.stats = UdpStats()
         self._buf = bytearray(MAX_DATAGRAM)
+        self._view = memoryview(self._buf)
         self._norms: dict[tuple, Address] = {}  # source addresses as read -> normalised (``_norm``)
         # a GRO run at once (datagrams, src, local); None: one ``on_datagram`` call per datagram
         self.on_run: Callable[[list[bytes], Address, Address], None] | None = None
@@ -151,7 +152,7 @@ class UdpEndpoints:
         return [a for _, a in self.socks if a not in self.probe_sockets]
 
     def _drain(self, sock: socket.socket, local: Address) -> None:
-        buf, norms = self._buf, self._norms
+        buf, view, norms = self._buf, self._view, self._norms
         on = self.on_datagram
         n = 0
         until = time.monotonic() + DRAIN_SLICE
@@ -170,7 +171,7 @@ class UdpEndpoints:
                 src = norms[addr] = _norm(addr)
             seg = _GRO.unpack_from(anc[0][2])[0] if anc and anc[0][1] == UDP_GRO and len(anc[0][2]) >= 4 else 0
             if 0 < seg < size:  # a GRO run: datagrams of ``seg`` bytes (the last may be shorter)
-                run = bytes(buf[:size])
+                run = bytes(view[:size])
                 datagrams = [run[off : off + seg] for off in range(0, size, seg)]
                 n += len(datagrams)
                 if self.on_run is not None:
@@ -180,7 +181,7 @@ class UdpEndpoints:
                         on(d, src, local)
             else:
                 n += 1
-                on(bytes(buf[:size]), src, local)
+                on(bytes(view[:size]), src, local)  # (one copy: a bytearray slice would be a second)
             if time.monotonic() >= until:
                 self.stats.slices_used += 1
                 break
