@@ -282,3 +282,23 @@ def test_the_syn_filter_reads_the_protocol_and_flags_bytes(v6: bool) -> None:
 @given(st.binary(max_size=80), st.integers(0, 90))
 def test_fuzz_the_syn_filter_never_crashes(data: bytes, off: int) -> None:
     pk.is_tcp_syn(data, off)
+
+
+@pytest.mark.parametrize("v6", [False, True])
+def test_a_pure_ack_is_told_from_data_and_syns(v6: bool) -> None:
+    hdr = bytes(10)  # a virtio-net header in front, as read from the device
+    tcp = struct.pack("!HHIIBBHHH", 40000, 22, 1, 1, 5 << 4, 0x10, 64240, 0, 0)
+    ack = ipv6(tcp, pk.PROTO_TCP) if v6 else ipv4(tcp, pk.PROTO_TCP)
+    with_opts = struct.pack("!HHIIBBHHH", 40000, 22, 1, 1, 8 << 4, 0x10, 64240, 0, 0) + b"\x01\x01\x08\x0a" + bytes(8)
+    sack_ack = ipv6(with_opts, pk.PROTO_TCP) if v6 else ipv4(with_opts, pk.PROTO_TCP)  # options (timestamps), no data
+    assert pk.is_tcp_pure_ack(ack) and pk.is_tcp_pure_ack(hdr + ack, 10) and pk.is_tcp_pure_ack(hdr + sack_ack, 10)
+    data = tcp_syn(b"", v6, flags=0x18)  # PSH ACK with 4 bytes of data
+    syn = tcp_syn(MSS_1460, v6)
+    assert not pk.is_tcp_pure_ack(data) and not pk.is_tcp_pure_ack(hdr + syn, 10)
+    assert not any(pk.is_tcp_pure_ack(ack[:n]) for n in range(len(ack)))  # cut short: never an ACK
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(min_size=1, max_size=80))
+def test_fuzz_the_ack_filter_never_crashes(data: bytes) -> None:
+    pk.is_tcp_pure_ack(data)

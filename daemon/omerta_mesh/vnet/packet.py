@@ -246,6 +246,21 @@ def too_big(packet: bytes | bytearray | memoryview, mtu: int, v4_src: IPv4 | Non
     return None
 
 
+def is_tcp_pure_ack(buf: bytes | bytearray | memoryview, off: int = 0) -> bool:
+    """Whether the TCP packet at ``buf[off:]`` (its protocol byte already seen to be TCP) carries no data and no
+    SYN: an acknowledgement alone. IPv6: only a TCP header right after the fixed header is seen."""
+    n = len(buf) - off
+    if n < 40:
+        return False
+    v = buf[off]
+    if v >> 4 == 4:
+        ihl = (v & 15) * 4
+        t = off + ihl
+        return ihl >= 20 and n >= ihl + 20 and not buf[t + 13] & TCP_SYN and ((buf[off + 2] << 8) | buf[off + 3]) == ihl + (buf[t + 12] >> 4) * 4
+    t = off + 40
+    return n >= 60 and not buf[t + 13] & TCP_SYN and ((buf[off + 4] << 8) | buf[off + 5]) == (buf[t + 12] >> 4) * 4
+
+
 # ------------------------------------------------------------------------------------------- MSS clamping
 def is_tcp_syn(buf: bytes | bytearray | memoryview, off: int = 0) -> bool:
     """Whether the IP packet at ``buf[off:]`` looks like a TCP SYN (or SYN-ACK), from its protocol byte and
