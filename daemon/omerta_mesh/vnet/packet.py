@@ -256,7 +256,8 @@ def is_tcp_pure_ack(buf: bytes | bytearray | memoryview, off: int = 0) -> bool:
     if v >> 4 == 4:
         ihl = (v & 15) * 4
         t = off + ihl
-        return ihl >= 20 and n >= ihl + 20 and not buf[t + 13] & TCP_SYN and ((buf[off + 2] << 8) | buf[off + 3]) == ihl + (buf[t + 12] >> 4) * 4
+        total = (buf[off + 2] << 8) | buf[off + 3]
+        return ihl >= 20 and n >= ihl + 20 and not buf[t + 13] & TCP_SYN and total == ihl + (buf[t + 12] >> 4) * 4
     t = off + 40
     return n >= 60 and not buf[t + 13] & TCP_SYN and ((buf[off + 4] << 8) | buf[off + 5]) == (buf[t + 12] >> 4) * 4
 
