@@ -33,7 +33,6 @@ from .peers.paths import PathId
 from .peers.peer import Peer
 from .peers.table import PeerTable
 from .wire.frames import FrameType
-from .wire.packet import TRANSPORT_HEADER, TRANSPORT_OVERHEAD
 
 Address = tuple[str, int]
 _IPSEG = FrameType.IPSEG.value
@@ -58,21 +57,13 @@ class SegmentRuns:
         got = eligible(self.table, self.cfg, self.links, datagrams[0], src, local, now)
         if got is None:
             return 0
-        peer, session, receiver = got
-        unpack, taken = TRANSPORT_HEADER.unpack_from, 0
-        for data in datagrams:  # the leading run of well-formed headers for this session
-            if len(data) < TRANSPORT_OVERHEAD:
-                break
-            kind, ver, index, _ = unpack(data)
-            if index != receiver or kind != 4 or ver != 1 or data[2] > 1 or data[3]:
-                break
-            taken += 1
-        run = datagrams if taken == len(datagrams) else datagrams[:taken]
+        peer, session, _ = got
         frames: list[bytes] = []
         others: list[bytes] = []  # opened to something else, and whatever follows it: the general path's handling
         size = 0
+        opened = session.open_many(datagrams, now)  # the leading ones with well-formed headers for this session
         try:
-            for data, plain in zip(run, session.open_many(run, now)):
+            for data, plain in zip(datagrams, opened):
                 if isinstance(plain, DropReason):
                     self.counters.drop(plain)
                     continue
@@ -91,7 +82,7 @@ class SegmentRuns:
                 self.received(peer, plain, src, local, now)
             except Exception as e:  # (a malformed frame is a drop, as alone)
                 self.failed(e)
-        return taken
+        return len(opened)
 
     @staticmethod
     def _account(peer: Peer, opened: int, size: int) -> None:

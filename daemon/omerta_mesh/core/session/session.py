@@ -19,7 +19,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 
 from ..errors import DropReason
-from ..wire.packet import TRANSPORT_AES, TRANSPORT_HEADER_LEN, TRANSPORT_OVERHEAD, VERSION, PacketType
+from ..wire.packet import TRANSPORT_AES, TRANSPORT_HEADER, TRANSPORT_HEADER_LEN, TRANSPORT_OVERHEAD, VERSION, PacketType
 from .replay import ReplayWindow
 
 _ZERO4 = b"\x00\x00\x00\x00"
@@ -137,14 +137,20 @@ class Session:
         return plain
 
     def open_many(self, datagrams: Sequence[bytes], now: float) -> list[bytes | DropReason]:
-        """``decrypt`` for each transport datagram (header already checked, ours), in order: a GRO run's fragments
-        (one call, the ciphertext read in place). Each is checked against and then recorded in the replay window."""
+        """``decrypt`` for the leading datagrams of ``datagrams`` whose transport header is well formed and names
+        this session (a GRO run's fragments: one call, the ciphertext read in place), in order; the list ends at the
+        first other one. Each is checked against and then recorded in the replay window."""
         accept, update = self.replay.would_accept, self.replay.check_and_update
         aes, chacha = self._recv_aes.decrypt, self._recv.decrypt
+        ours, unpack = self.local_index, TRANSPORT_HEADER.unpack_from
         out: list[bytes | DropReason] = []
         opened = False
         for d in datagrams:
-            counter = int.from_bytes(d[8:16], "little")
+            if len(d) < TRANSPORT_OVERHEAD:
+                break
+            kind, ver, index, counter = unpack(d)
+            if index != ours or kind != _TYPE or ver != VERSION or d[2] > TRANSPORT_AES or d[3]:
+                break
             if not accept(counter):
                 out.append(DropReason.REPLAYED)
                 continue
