@@ -92,27 +92,12 @@ class IpFrames:
     def receive_seg(self, network: NetworkId, node: NodeId, frame: bytes, now: float) -> float | None:
         """An IPSEG fragment from member ``node`` (authenticated). Returns when to call ``flush`` if that timer
         is not set yet (None: it is, or nothing waits)."""
-        if network.raw not in self._open:
-            self.counters.drop(DropReason.IP_UNROUTED)
-            return None
-        key = (network.raw, node.raw)
-        r = self._segs.get(key)
-        if r is None:
-            r = self._segs[key] = Reassembly()
-        try:
-            ready = r.add(frame, now)
-        except WireError as e:
-            self.counters.drop(e.reason)
-            return None
-        if ready:
-            self._queue(network, node, ready)
-        if self._armed or not len(r):
-            return None
-        self._armed = True
-        return now + ipseg.FLUSH_AFTER
+        return self.receive_segs(network, node, [frame], now)
 
     def receive_segs(self, network: NetworkId, node: NodeId, frames: list[bytes], now: float) -> float | None:
-        """``receive_seg`` for the IPSEG fragments of a GRO run from member ``node``, in order (one call)."""
+        """IPSEG fragments from member ``node`` (authenticated), in order: one, or a GRO run's (one call). Returns
+        when to call ``flush`` if that timer is not set yet (None: it is, or nothing waits); a fragment refused is a
+        counted drop."""
         if network.raw not in self._open:
             self.counters.drop(DropReason.IP_UNROUTED, len(frames))
             return None
