@@ -15,6 +15,13 @@ from omerta_mesh.core.wire import frames as fw
 PING = VNET.pack(0, 0, 0, 0, 0, 0) + bytes([0x45]) + bytes(83)  # a TUN frame: plain virtio-net header, an 84-byte packet
 
 
+def _seal(p: Pair, frame: bytes = PING, node=None) -> tuple[bytes, object, object] | None:
+    """B seals ``frame`` for A (or ``node``) by its lane, as the device reader does: (datagram, path, socket)."""
+    lane = p.b.express.lane(p.net.id, node or p.a.node_id, p.now)
+    data = lane.seal(frame, p.now) if lane is not None else None
+    return None if data is None else (data, lane.ep, lane.local)
+
+
 def _pair(seed: str) -> Pair:
     """A and B connected, A's network opened to a device, B active towards A (a first packet went the general way)."""
     p = Pair(seed)
@@ -31,7 +38,7 @@ def test_a_packet_sealed_and_opened_by_the_lane_is_what_the_general_path_deliver
     p = _pair("x-same")
     peer = p.b.table.get(p.net.id, p.a.node_id)
     sent_before, counter_before = peer.stats.packets_out, peer.current.send_counter
-    got = p.b.express.seal(p.net.id, p.a.node_id, PING, p.now)
+    got = _seal(p)
     assert got is not None
     data, dst, local = got
     assert dst == A_ADDR and local == peer.local and PING[10:] not in data  # sealed, to A's current path
@@ -47,7 +54,7 @@ def test_a_packet_sealed_and_opened_by_the_lane_is_what_the_general_path_deliver
     # the same datagram again: a replay, dropped and counted; taken (True), so the general path never sees it
     assert p.a.express.open(data, B_ADDR, None, p.now) is True
     assert p.a.counters.dropped(DropReason.REPLAYED) == 1
-    forged = bytearray(p.b.express.seal(p.net.id, p.a.node_id, PING, p.now)[0])
+    forged = bytearray(_seal(p)[0])
     forged[-1] ^= 1
     assert p.a.express.open(bytes(forged), B_ADDR, None, p.now) is True
     assert p.a.counters.dropped(DropReason.DECRYPT_FAILED) == 1
@@ -55,7 +62,7 @@ def test_a_packet_sealed_and_opened_by_the_lane_is_what_the_general_path_deliver
 
 def test_what_the_general_path_delivers_from_a_lane_datagram_is_the_same() -> None:
     p = _pair("x-general")
-    data, _, _ = p.b.express.seal(p.net.id, p.a.node_id, PING, p.now)
+    data, _, _ = _seal(p)
     p.a.receive_datagram(data, B_ADDR, None, p.now)  # (a receiver without the lane: wire compatible)
     assert p.a.ip_packets_to_write() == [(p.net.id, p.b.node_id, PING)]
 
@@ -78,7 +85,7 @@ def test_the_lane_declines_what_needs_the_general_path(why: str) -> None:
         frame = PING[:10] + bytes([0x45]) + bytes(599)
     else:
         node = p.b.node_id  # ourselves: no peer
-    assert p.b.express.seal(p.net.id, node, frame, p.now) is None
+    assert _seal(p, frame, node) is None
     assert p.b.counters["ip.tx_express"] == 0
 
 
@@ -90,7 +97,7 @@ def test_datagrams_the_lane_may_not_deliver(why: str) -> None:
         peer = p.b.table.get(p.net.id, p.a.node_id)
         data = peer.current.encrypt(fw.KEEPALIVE_FRAME, p.now)
     else:
-        data, _, _ = p.b.express.seal(p.net.id, p.a.node_id, PING, p.now)
+        data, _, _ = _seal(p)
     if why == "another path":
         src = ("192.0.2.99", 7000)
     elif why == "another socket":

@@ -1,28 +1,31 @@
-"""The express lane: one IP packet each way in an established session, with the least work per packet.
+"""The express lanes: one IP packet each way in an established session, with the least work per packet.
 
 A ping, a TCP ACK, a small UDP datagram: a TUN frame that is no super-segment travels as one IPSEG fragment
 (count 1, the wire format of ``core/ipseg.py``) in one transport datagram. On the general path such a packet
 crosses the vnet layer, ``send_ip``, the fragmenter, the transmit queue, the encryption audit and the driver's
 flush (timers re-armed, events drained) on the way out, and the general receive path, the reassembly and the
 IP queue on the way in. Warm that is ~5 us a side; but a packet that finds the daemon asleep (a ping every
-50 ms) finds the caches cold, and then every function and object on the way costs ten times as much: the path's
-breadth, not its work, made our added RTT 2-3x Nebula's (docs/vnet.md). The express lane does only the work
-that packet needs, and hands the sealed datagram (or the opened frame) straight back to the driver, which sends
-it (writes it) at once and flushes nothing, because nothing else changed.
+50 ms) finds the caches cold, and then every call and object on the way costs several times as much: the path's
+breadth, not its work, made our added RTT 2-3x Nebula's (docs/vnet.md). A ``Lane`` does only the work that
+packet needs: the caller (``meshd/vnet.py``) sends what it sealed, or writes what it opened, at once, and
+nothing is flushed, because nothing else changed.
 
-It takes a packet only when the general path would do exactly the same with it and nothing more:
+A lane is a member's current session and direct path as they were when it was made; every use checks by
+identity that they still are, and takes a packet only when the general path would do exactly the same with it
+and nothing more:
 
-* **Out** (``seal``): the peer has a sendable session and a direct current path, and had application traffic
-  within the last second (else ``send_ip`` marks it active and re-arms its heartbeat: the general path). The
-  packet fits the path (``limit``). Same session counter, same statistics, same hole-punching bookkeeping
-  (``Puncher.note_destination``) as ``Transmit.burst``.
-* **In** (``open``): the checks ``SegmentRuns`` makes for the first datagram of a GRO run (``eligible``): our
-  current session with a proven peer, not expired, on the path and socket the peer is already on. The frame
-  opens to a single-piece IPSEG frame and nothing else waits in the IP queue (so order is kept), for a network
-  a driver writes to. A frame that opens to anything else goes to ``received``: the general path after
-  decryption (the caller flushes then). The replay window and authentication are the session's, as always.
+* **Out** (``Express.lane``, then ``Lane.seal`` per packet): a sendable current session, a direct current path
+  (a relay path is wrapped per packet: ``Transmit.send``), application traffic within the last second (else
+  ``send_ip`` marks the peer active and re-arms its heartbeat), a packet that fits the measured path MTU. The same
+  session counter, statistics and hole-punching bookkeeping (``Puncher.note_destination``) as ``Transmit.burst``.
+* **In** (``Express.open``, lanes by our session's index): the checks ``SegmentRuns`` makes for the first
+  datagram of a GRO run (``eligible``): our current session with a proven peer, not expired, on the path and
+  socket the peer is already on. The frame opens to a single-piece IPSEG frame and nothing waits in the IP queue
+  (so order is kept), for a network a driver writes to. A frame that opens to anything else goes to
+  ``received``: the general path after decryption (the caller flushes then). The replay window and
+  authentication are the session's, as always.
 
-With the encryption audit on, the driver sends nothing by this lane (every datagram must pass the audit).
+With the encryption audit on, the driver makes no sending lanes (every datagram must pass the audit).
 """
 
 from __future__ import annotations
@@ -45,7 +48,6 @@ from .wire.frames import FrameType
 from .wire.packet import TRANSPORT_HEADER, TRANSPORT_OVERHEAD
 
 Address = tuple[str, int]
-Sealed = tuple[bytes, Address, "Address | None"]  # (datagram, destination, our local socket or None)
 _IPSEG = FrameType.IPSEG.value
 ACTIVE_FOR = 1.0  # seconds: a peer with traffic this recent needs no heartbeat re-arm (``Mesh.send_ip``)
 
@@ -138,13 +140,6 @@ class Express:
         if peer is None or type(peer.endpoint) is not tuple or peer.current is None or peer.sendable_session(now) is None:
             return None
         return Lane(self, peer, peer.current)
-
-    def seal(self, network: NetworkId, node: NodeId, frame: bytes, now: float) -> Sealed | None:
-        """``Lane.seal`` through a lane made for this packet: (datagram, destination, our socket), or None."""
-        lane = self.lane(network, node, now)
-        if lane is None or type(ep := lane.ep) is not tuple or (data := lane.seal(frame, now)) is None:
-            return None
-        return data, ep, lane.local
 
     def open(self, data: bytes, src: PathId, local: Address | None, now: float) -> tuple[NetworkId, NodeId, bytes] | bool:
         """One datagram: (network, sending member, virtio-net frame to write) when this lane delivered it; True when

@@ -7,9 +7,9 @@ handle from ``next_deadline()``. The driver holds no protocol logic. ``before_se
 each batch of datagrams leaves: the daemon makes the messages its inboxes took durable there, so no
 acknowledgement leaves before what it acknowledges is on disk (one write and fsync per batch).
 
-The express lane (``core/express.py``) is the exception: one IP packet the core seals or opens in an established
-session goes out (``send_express``) or to the virtual network's writer (``ip_one``) at once, and a batch that
-only held such packets is not flushed, because nothing else changed.
+The express lanes (``core/express.py``) are the exception: one IP packet sealed in a member's lane leaves by the
+socket ``lane`` gave the virtual network, and one the core opened by a lane goes to the virtual network's writer
+(``ip_one``) at once; a batch that only held such packets is not flushed, because nothing else changed.
 """
 
 from __future__ import annotations
@@ -98,19 +98,6 @@ class Driver:
             return None
         sock = self.udp.socket_for(ep, lane.local)
         return None if sock is None else (lane, sock, ep)
-
-    def send_express(self, network: NetworkId, node: NodeId, frame: bytes, now: float) -> bool:
-        """One TUN frame (no super-segment) to ``node`` by the express lane, sent at once; False: it did not take
-        it (``Mesh.send_ip`` must, and a flush after). Never with the encryption audit on: it sees every datagram."""
-        mesh = self.mesh
-        if mesh.audit is not None or (got := mesh.express.seal(network, node, frame, now)) is None:
-            return False
-        data, dst, local = got
-        if self.blocked and self._blocked(dst[0]):
-            self.blocked_sends += 1
-        else:
-            self.udp.sendto(data, dst, local)
-        return True
 
     def flush(self) -> None:
         if self.closed:

@@ -292,8 +292,11 @@ class VirtualNetworks:
         return [p for n in self.nets.values() for p in (n.plan.v4, n.plan.ula)]
 
     def _prefixes(self) -> None:
-        """Our networks' prefixes are never endpoints: set before a device (and its addresses) comes up."""
+        """Our networks' prefixes are never endpoints: set before a device (and its addresses) comes up. (The lanes
+        were made with the destinations allowed before: made again.)"""
         self.node.set_mesh_prefixes(self.prefixes())
+        for n in self.nets.values():
+            n.lanes.clear()
 
     def _persist(self) -> None:
         store = self.node.store
