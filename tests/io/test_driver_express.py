@@ -26,8 +26,8 @@ async def test_one_packet_crosses_by_the_lane_and_an_audited_node_never_uses_it(
             assert sender.core.send_ip(net.id, receiver.node_id, PING, now, True)  # the first: the general way
             sender.driver.flush()
             await eventually(lambda name=name: len(got[name]) == 1, 5, "the first packet")
-        lane, sock, dst = fast.driver.lane(net.id, audited.node_id, fast.driver.now())
-        sock.sendto(lane.seal(PING, fast.driver.now()), dst)  # as the device reader does (meshd/vnet.py)
+        lane = fast.driver.lane(net.id, audited.node_id, fast.driver.now())
+        fast.driver.udp.sendto(lane.seal(PING, fast.driver.now()), lane.ep, lane.local)  # as the device reader does
         await eventually(lambda: len(got["audited"]) == 2, 5, "the express packet")
         assert audited.driver.lane(net.id, fast.node_id, audited.driver.now()) is None  # audited: never a lane
         assert audited.core.audit.violations == [] and audited.core.counters["ip.tx_express"] == 0

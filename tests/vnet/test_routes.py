@@ -105,6 +105,43 @@ def test_inbound_source_must_be_the_senders_address() -> None:
     assert r.inbound_ok(unknown, ipv4(b4, a4)) is DropReason.IP_SPOOFED
 
 
+def test_the_plain_case_is_a_members_own_source_to_our_address_and_nothing_else() -> None:
+    r = routes()
+    a4, a6 = r.addresses(A)
+    b4, b6 = r.addresses(B)
+    c4, c6 = r.addresses(C)
+    hdr = bytes(10)  # a virtio-net header in front, as the express lane hands it over
+    assert r.plain(B, ipv4(b4, a4)) and r.plain(B, hdr + ipv6(b6, a6), 10)
+    for pkt in (ipv4(c4, a4), ipv6(c6, a6),  # B speaking as C
+                ipv4(b4, c4), ipv6(b6, c6),  # to another member: not ours to take
+                ipv4(b4, V4("8.8.8.8")), ipv4(b4, a4)[:-1], ipv4(b4, a4) + b"pad", ipv6(b6, a6)[:-1], b"\x45" + bytes(10)):
+        assert not r.plain(B, pkt)  # (inbound_ok judges these: some it takes, some it refuses)
+    with_options = bytearray(ipv4(b4, a4))
+    with_options[0] = 0x46  # an IPv4 header with options is left to inbound_ok
+    assert not r.plain(B, bytes(with_options))
+    unknown = Identity.generate(SeededEntropy("stranger")).node_id
+    assert not r.plain(unknown, ipv4(b4, a4))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=80), st.sampled_from([4, 6]), st.booleans())
+def test_the_plain_case_is_never_one_inbound_ok_refuses(data: bytes, version: int, fit: bool) -> None:
+    r = routes()
+    a4, a6 = r.addresses(A)
+    b4, b6 = r.addresses(B)
+    n = len(data)
+    if version == 4 and n >= 20:  # B's source and our address (and with ``fit`` the true length): the rest decides
+        size = n.to_bytes(2, "big") if fit else data[2:4]
+        data = bytes([0x45]) + data[1:2] + size + data[4:12] + b4.packed + a4.packed + data[20:]
+    elif version == 6 and n >= 40:
+        size = (n - 40).to_bytes(2, "big") if fit else data[4:6]
+        data = bytes([0x60]) + data[1:4] + size + data[6:8] + b6.packed + a6.packed + data[40:]
+    plain = bool(data) and r.plain(B, data)
+    assert plain == (fit and n >= (20 if version == 4 else 40)) or not fit  # (by chance a random length may fit)
+    if plain:
+        assert r.inbound_ok(B, data) is None
+
+
 def test_own_claim_static_then_kept_then_derived() -> None:
     kept = str(PLAN.v4.network_address + 0x0505)
     static = str(PLAN.v4.network_address + 0x0606)

@@ -54,7 +54,7 @@ from .transmit import Transmit
 from .wire import control as cw
 from .wire import frames as fw
 from .wire import streams as sw
-from .wire.packet import TRANSPORT_HEADER, TRANSPORT_OVERHEAD
+from .wire.packet import TRANSPORT_AES, TRANSPORT_HEADER, TRANSPORT_OVERHEAD
 from .wire.records import AddrClaim, PeerRecord
 from .wire.rekey import REKEY
 from .wire.revocations import Revocation
@@ -350,7 +350,7 @@ class Mesh:
         if len(data) < TRANSPORT_OVERHEAD:
             raise WireError(DropReason.TRUNCATED, "transport")
         _, ver, receiver, counter = TRANSPORT_HEADER.unpack_from(data)
-        if ver != 1 or data[2] > 1 or data[3]:  # (byte 2: the cipher, wire/packet.py)
+        if ver != 1 or data[2] > TRANSPORT_AES or data[3]:  # (byte 2: the cipher, wire/packet.py)
             raise WireError(DropReason.BAD_RESERVED)
         hairpin = self.natside.hairpin_back(data, now)  # our own hairpin probe coming back
         if hairpin is not None:

@@ -57,7 +57,7 @@ class SegmentRuns:
         got = eligible(self.table, self.cfg, self.links, datagrams[0], src, local, now)
         if got is None:
             return 0
-        peer, session, _ = got
+        peer, session = got
         frames: list[bytes] = []
         others: list[bytes] = []  # opened to something else, and whatever follows it: the general path's handling
         size = 0

@@ -7,9 +7,10 @@ handle from ``next_deadline()``. The driver holds no protocol logic. ``before_se
 each batch of datagrams leaves: the daemon makes the messages its inboxes took durable there, so no
 acknowledgement leaves before what it acknowledges is on disk (one write and fsync per batch).
 
-The express lanes (``core/express.py``) are the exception: one IP packet sealed in a member's lane leaves by the
-socket ``lane`` gave the virtual network, and one the core opened by a lane goes to the virtual network's writer
-(``ip_one``) at once; a batch that only held such packets is not flushed, because nothing else changed.
+The express lanes (``core/express.py``) are the exception: one IP packet the virtual network sealed in a member's
+lane (``lane``) leaves at once by ``udp.sendto``, and one the core opened the express way goes to the virtual
+network's writer (``ip_one``) at once; a batch that only held such packets is not flushed, because nothing else
+changed.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-import socket
 import time
 from typing import Callable, Sequence
 
@@ -87,17 +87,13 @@ class Driver:
         if self._dirty:
             self.flush()
 
-    def lane(self, network: NetworkId, node: NodeId, now: float) -> tuple[Lane, socket.socket, Address] | None:
-        """An express lane to member ``node`` with the socket its datagrams leave by (core/express.py), for the
-        virtual network to seal and send single packets itself; None when there is none, when its destination is
-        blocked, or with the encryption audit on (it sees every datagram)."""
+    def lane(self, network: NetworkId, node: NodeId, now: float) -> Lane | None:
+        """An express lane to member ``node`` (core/express.py), for the virtual network to seal single packets in
+        and send them itself (``udp.sendto``); None when there is none, when its destination is blocked, or with
+        the encryption audit on (it sees every datagram)."""
         if self.mesh.audit is not None or (lane := self.mesh.express.lane(network, node, now)) is None:
             return None
-        ep = lane.ep
-        if type(ep) is not tuple or self.blocked and self._blocked(ep[0]):
-            return None
-        sock = self.udp.socket_for(ep, lane.local)
-        return None if sock is None else (lane, sock, ep)
+        return None if self.blocked and self._blocked(lane.ep[0]) else lane
 
     def flush(self) -> None:
         if self.closed:

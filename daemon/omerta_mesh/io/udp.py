@@ -189,17 +189,6 @@ class UdpEndpoints:
         if n:
             self.on_batch()
 
-    def socket_for(self, dst: Address, local: Address | None) -> socket.socket | None:
-        """The socket a datagram to ``dst`` from ``local`` (None: any) leaves by; None when there is none."""
-        return self._sock_for(dst, local)
-
-    def send_failed(self, e: OSError) -> None:
-        """A send on a socket from ``socket_for`` raised ``e``: counted as ``sendto`` counts it."""
-        if isinstance(e, BlockingIOError):
-            self.stats.send_would_block += 1
-        else:
-            self._error(e)
-
     def _sock_for(self, dst: Address, local: Address | None) -> socket.socket | None:
         v6 = ":" in dst[0]
         if local is not None and (":" in local[0]) == v6:

@@ -34,7 +34,6 @@ import asyncio
 import ipaddress
 import logging
 import os
-import socket
 import time
 from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
@@ -74,10 +73,8 @@ class NetVnet:
     routes: Routes
     key: tuple = ()  # fingerprint of the records the routes were built from
     tun: Tun | None = None
-    # the express lanes (core/express.py), cleared whenever the routes or our addresses change: a member's packed
-    # mesh IP -> (lane, socket, destination) for sending; a member's node id -> (its sources, our addresses) for receiving
-    lanes: dict[bytes, tuple[Lane, socket.socket, tuple[str, int]]] = field(default_factory=dict)
-    accepts: dict[bytes, tuple[bytes, bytes, bytes, bytes]] = field(default_factory=dict)
+    # the express lanes (core/express.py) by a member's packed mesh IP, cleared whenever the routes change
+    lanes: dict[bytes, Lane] = field(default_factory=dict)
     v4: ipaddress.IPv4Address | None = None  # our assigned addresses
     v6: ipaddress.IPv6Address | None = None
     error: str | None = None  # why this network has no device, or no IPv6 on it (while TUN is on in general)
@@ -235,7 +232,6 @@ class VirtualNetworks:
             return False
         n.key = key
         n.lanes.clear()
-        n.accepts.clear()
         n.routes = Routes(n.plan, assignment_from_records(n.plan, recs), mesh.node_id, **self._route_options(n.network.id))
         return n.routes.addresses(mesh.node_id) != (n.v4, n.v6)
 
@@ -273,7 +269,6 @@ class VirtualNetworks:
         log.info("network %s: our mesh IPs move from %s, %s to %s, %s (the address assignment changed)",
                  n.network.name or n.network.id, n.v4, n.v6, v4, v6)
         n.v4, n.v6 = v4, v6
-        n.accepts.clear()
         self._persist()
         self._claim(n.network.id, own_claim(n.plan, mesh.node_id, (_s(v4), _s(v6)), self.config.static_for(n.network.name)))
         self.node._flush()
@@ -316,7 +311,7 @@ class VirtualNetworks:
         driver = self.node.driver
         if tun is None or driver is None or driver.closed:
             return
-        lanes, fd, mtu = n.lanes, tun.fd, self.config.mtu + VNET_LEN
+        lanes, fd, mtu, send = n.lanes, tun.fd, self.config.mtu + VNET_LEN, driver.udp.sendto
         now = time.monotonic()  # (the core's clock: Driver.now)
         rest: list[bytes] = []
         for _ in range(READ_BATCH):
@@ -335,11 +330,8 @@ class VirtualNetworks:
                 # TCP: an acknowledgement alone. A SYN has its MSS clamped (``_route``); a data segment sent apart from
                 # the general way's batches doubled TCP's spurious retransmissions at 1% loss (DSACKs, bench/tunnel.py)
                 if lane is not None and ((frame[19] if v4 else frame[16]) != PROTO_TCP or is_tcp_pure_ack(frame, VNET_LEN)) \
-                        and (data := lane[0].seal(frame, now)) is not None:
-                    try:
-                        lane[1].sendto(data, lane[2])
-                    except OSError as e:
-                        driver.udp.send_failed(e)
+                        and (data := lane.seal(frame, now)) is not None:
+                    send(data, lane.ep, lane.local)
                     continue
             rest.append(frame)
         if rest:
@@ -348,7 +340,7 @@ class VirtualNetworks:
     def _route(self, n: NetVnet, frames: list[bytes], now: float) -> None:
         """The general way for frames read from the device: to the owner of the destination (``Mesh.send_ip``), an
         ICMP unreachable from the gateway back into the device, or a counted drop. A single packet sent to a
-        member's mesh IP makes (or renews) that member's express lane."""
+        member's mesh IP makes that member's express lane, when it has none or its session or path changed."""
         tun, driver = n.tun, self.node.driver
         assert tun is not None and driver is not None
         mesh = self.node.core
@@ -380,9 +372,8 @@ class VirtualNetworks:
                     frame = self._clamp(frame, off, mtu if lim is None else min(mtu, lim))
                 if mesh.send_ip(net, d.node, frame, now, vnet) and vnet and frame[1] == 0:
                     key = bytes(pkt[16:20] if pkt[0] >> 4 == 4 else pkt[24:40])
-                    if routes.member_route(key) is not None:
-                        lane = driver.lane(net, d.node, now)
-                        if lane is None:
+                    if ((old := n.lanes.get(key)) is None or not old.current()) and routes.is_member(key):
+                        if (lane := driver.lane(net, d.node, now)) is None:
                             n.lanes.pop(key, None)
                         else:
                             n.lanes[key] = lane
@@ -465,24 +456,17 @@ class VirtualNetworks:
 
     def _write_one(self, net: NetworkId, node: NodeId, frame: bytes) -> None:
         """One virtio-net frame (a packet, no super-segment) the express lane opened, written at once in the plain
-        case: an IPv4 or IPv6 packet with consistent lengths from the member's own mesh IP to ours, not a TCP SYN
-        (anti-spoofing as ``Routes.inbound_ok``, stricter); anything else goes to ``_write``, which judges it."""
+        case (``Routes.plain``: from the member's own mesh IP to ours) when it is no TCP SYN; anything else goes to
+        ``_write``, which judges it (and clamps a SYN's MSS)."""
         n = self.nets.get(net.raw)
-        if n is not None and n.tun is not None and n.tun.vnet_hdr and frame[0] < 2 and not frame[1]:
-            ok = n.accepts.get(node.raw)
-            if ok is None:
-                ok = n.accepts[node.raw] = (*n.routes.sources(node), n.v4.packed if n.v4 else b"", n.v6.packed if n.v6 else b"")
-            size, b = len(frame) - VNET_LEN, frame[VNET_LEN]
-            if b == 0x45 and size >= 20 and (frame[12] << 8 | frame[13]) == size and ok[0] and frame[22:26] == ok[0] \
-                    and frame[26:30] == ok[2] and (frame[19] != PROTO_TCP or not is_tcp_syn(frame, VNET_LEN)) \
-                    or b >> 4 == 6 and size >= 40 and 40 + (frame[14] << 8 | frame[15]) == size and ok[1] \
-                    and frame[18:34] == ok[1] and frame[34:50] == ok[3] and (frame[16] != PROTO_TCP or not is_tcp_syn(frame, VNET_LEN)):
-                try:
-                    os.write(n.tun.fd, frame)
-                    self.node.core.counters.inc("ip.rx_packets")
-                except OSError:
-                    self.node.core.counters.inc("ip.tun_write_failed")
-                return
+        if n is not None and n.tun is not None and n.tun.vnet_hdr and frame[0] < 2 and not frame[1] \
+                and n.routes.plain(node, frame, VNET_LEN) and not is_tcp_syn(frame, VNET_LEN):
+            try:
+                os.write(n.tun.fd, frame)
+                self.node.core.counters.inc("ip.rx_packets")
+            except OSError:
+                self.node.core.counters.inc("ip.tun_write_failed")
+            return
         self._write(((net, node, frame),))
 
     # ------------------------------------------------------------------ read model

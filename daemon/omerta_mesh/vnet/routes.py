@@ -90,6 +90,7 @@ class Drop:
 Decision = Union[Forward, Reply, Drop]
 _NOT_IP = Drop(DropReason.BAD_FRAME)
 _ELSEWHERE = Drop(DropReason.IP_UNROUTED)
+_NONE = (b"", b"")  # a node without assigned addresses
 
 
 class Routes:
@@ -129,13 +130,22 @@ class Routes:
     def owner(self, addr: Address) -> NodeId | None:
         return self._owner.get(addr)
 
-    def member_route(self, packed: bytes) -> "Forward | None":
-        """The decision for a packed destination (4 or 16 bytes) that is another member's mesh IP; None otherwise."""
-        return self._fast.get(packed)
+    def is_member(self, packed: bytes) -> bool:
+        """Whether a packed destination (4 or 16 bytes) is another member's mesh IP."""
+        return packed in self._fast
 
-    def sources(self, node: NodeId) -> tuple[bytes, bytes]:
-        """``node``'s assigned addresses, packed (b"" where it has none): the only inner sources it may send."""
-        return self._src.get(node, (b"", b""))
+    def plain(self, node: NodeId, buf: bytes, off: int = 0) -> bool:
+        """Whether the packet at ``buf[off:]`` from member ``node`` is the plain case ``inbound_ok`` accepts: IPv4
+        without options or IPv6, its length field the packet's, from ``node``'s own mesh IP to ours. (Written flat for
+        the per-packet path; False says nothing: ``inbound_ok`` judges the rest.)"""
+        src4, src6 = self._src.get(node, _NONE)
+        our4, our6 = self._src.get(self.me, _NONE)
+        size, b = len(buf) - off, buf[off]
+        if b == 0x45:
+            return size >= 20 and ((buf[off + 2] << 8) | buf[off + 3]) == size and bool(src4) \
+                and buf[off + 12 : off + 16] == src4 and buf[off + 16 : off + 20] == our4
+        return b >> 4 == 6 and size >= 40 and 40 + ((buf[off + 4] << 8) | buf[off + 5]) == size and bool(src6) \
+            and buf[off + 8 : off + 24] == src6 and buf[off + 24 : off + 40] == our6
 
     def addresses(self, node: NodeId) -> tuple[IPv4 | None, IPv6 | None]:
         """(IPv4, IPv6) assigned to ``node`` (None where it has none)."""
