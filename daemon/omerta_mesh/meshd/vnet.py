@@ -460,7 +460,8 @@ class VirtualNetworks:
         ``_write``, which judges it (and clamps a SYN's MSS)."""
         n = self.nets.get(net.raw)
         if n is not None and n.tun is not None and n.tun.vnet_hdr and frame[0] < 2 and not frame[1] \
-                and n.routes.plain(node, frame, VNET_LEN) and not is_tcp_syn(frame, VNET_LEN):
+                and n.routes.plain(node, frame, VNET_LEN) \
+                and ((frame[19] if frame[10] == 0x45 else frame[16]) != PROTO_TCP or not is_tcp_syn(frame, VNET_LEN)):
             try:
                 os.write(n.tun.fd, frame)
                 self.node.core.counters.inc("ip.rx_packets")
