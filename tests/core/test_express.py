@@ -60,6 +60,13 @@ def test_a_packet_sealed_and_opened_by_the_lane_is_what_the_general_path_deliver
     assert p.a.counters.dropped(DropReason.DECRYPT_FAILED) == 1
 
 
+def test_a_malformed_frame_it_opens_is_a_counted_drop_as_on_the_general_path_not_an_exception() -> None:
+    p = _pair("x-malformed")
+    bad = p.b.table.get(p.net.id, p.a.node_id).current.encrypt(b"\x02", p.now)  # DATA, shorter than its header
+    assert p.a.express.open(bad, B_ADDR, None, p.now) is True  # (seen on a daemon: it raised out of the UDP reader)
+    assert p.a.counters["drop.bad_frame"] == 1 and p.a.counters["drop.internal_error"] == 0
+
+
 def test_what_the_general_path_delivers_from_a_lane_datagram_is_the_same() -> None:
     p = _pair("x-general")
     data, _, _ = _seal(p)

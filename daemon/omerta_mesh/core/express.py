@@ -116,11 +116,12 @@ class Lane:
 
 
 class Express:
-    __slots__ = ("cfg", "counters", "table", "links", "punch", "ip", "received", "limit", "max_age", "max_messages",
-                 "sent", "delivered")
+    __slots__ = ("cfg", "counters", "table", "links", "punch", "ip", "received", "failed", "limit", "max_age",
+                 "max_messages", "sent", "delivered")
 
     def __init__(self, cfg: CoreConfig, counters: Counters, table: PeerTable, links: Links, punch: Puncher, ip: IpFrames,
-                 received: Callable[[Peer, bytes, PathId, Address | None, float], None]) -> None:
+                 received: Callable[[Peer, bytes, PathId, Address | None, float], None],
+                 failed: Callable[[Exception], None]) -> None:
         self.cfg = cfg
         self.counters = counters
         self.table = table
@@ -128,6 +129,7 @@ class Express:
         self.punch = punch
         self.ip = ip
         self.received = received  # a frame that opened to something else: the general path after decryption
+        self.failed = failed  # what its handling raised: counted as on the general path (a drop, or a bug)
         self.limit = ip.mtu + 1 - HEAD.size  # the largest TUN frame (virtio-net header and packet) one fragment takes
         self.max_age, self.max_messages = cfg.reject_after_time, cfg.reject_after_messages
         self.sent = 0  # packets each way by this lane (``counts``: plain integers, cheaper than ``Counters`` here)
@@ -164,7 +166,10 @@ class Express:
                 and ip.is_open(net):
             self.delivered += 1
             return net, peer.node, plain[7:]
-        self.received(peer, plain, src, local, now)
+        try:
+            self.received(peer, plain, src, local, now)
+        except Exception as e:  # (a malformed frame is a drop, as on the general path; never out into the driver)
+            self.failed(e)
         return True
 
     def counts(self) -> dict[str, int]:

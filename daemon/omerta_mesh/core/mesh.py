@@ -116,7 +116,7 @@ class Mesh:
                                  audit or strict_audit)  # the session lifecycle
         self._peer_timers = PeerTimers(self._timers, self.sessions.deadline)
         self.ip = IpFrames(self.counters, config.max_datagram - TRANSPORT_OVERHEAD - RELAY_HEADROOM - 1, config.max_ip_queue)
-        self.express = Express(config, self.counters, self.table, self.links, self.punch, self.ip, self._received)  # one packet
+        self.express = Express(config, self.counters, self.table, self.links, self.punch, self.ip, self._received, self._failed)
         self.seg_runs = SegmentRuns(config, self.counters, self.table, self.links, self.ip, self._received,
                                     lambda at: self._timer(Timer.IP_FLUSH, at), self._failed)  # GRO runs of IPSEG
         self.members = Members(config, self.entropy, self.node_id, self.hs, self.table, self.gossip, self.links, self.sessions,
